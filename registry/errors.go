@@ -1,0 +1,45 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors callers can tell apart with errors.Is.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrInvalid   = errors.New("invalid")
+	ErrHostTaken = errors.New("host already taken")
+	// ErrConflict means a concurrent writer changed the same data; the
+	// caller may read again and retry.
+	ErrConflict = errors.New("conflict")
+)
+
+// HostTakenError says which tenant already owns a host.
+type HostTakenError struct {
+	Host  string
+	Owner string
+}
+
+func (e *HostTakenError) Error() string {
+	return fmt.Sprintf("host %q already belongs to tenant %q", e.Host, e.Owner)
+}
+
+// Is makes errors.Is(err, ErrHostTaken) true.
+func (e *HostTakenError) Is(target error) bool { return target == ErrHostTaken }
+
+// InvalidError names the field that failed validation.
+type InvalidError struct {
+	Field string
+	Msg   string
+}
+
+func (e *InvalidError) Error() string { return fmt.Sprintf("invalid %s: %s", e.Field, e.Msg) }
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *InvalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
