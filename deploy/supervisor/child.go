@@ -1,0 +1,372 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/registry"
+)
+
+const (
+	// readyPoll is the period of /readyz polls while a child starts.
+	readyPoll = 50 * time.Millisecond
+	// registryTimeout bounds each registry write of a child.
+	registryTimeout = 5 * time.Second
+	// waitDelay bounds how long Wait waits for a dead child's output
+	// pipes (held open by any grandchildren) before closing them.
+	waitDelay = 2 * time.Second
+)
+
+// child is one tenant's process slot. Its run goroutine owns the process
+// and all fields below mu; the Supervisor only cancels it, wakes it and
+// reads its status.
+type child struct {
+	s        *Supervisor
+	tenant   registry.Tenant
+	log      *slog.Logger
+	ctx      context.Context
+	cancel   context.CancelFunc
+	prev     []<-chan struct{} // older children of the tenant, still stopping
+	done     chan struct{}     // closed once run has returned and the child is retired
+	wake     chan struct{}     // buffered(1): cut the current backoff short
+	restarts prometheus.Counter
+
+	mu sync.Mutex
+	st ChildStatus
+}
+
+func (s *Supervisor) newChild(ctx context.Context, t registry.Tenant, prev []<-chan struct{}) *child {
+	cctx, cancel := context.WithCancel(ctx)
+	return &child{
+		s:        s,
+		tenant:   t,
+		log:      s.log.With("tenant", t.Name),
+		ctx:      cctx,
+		cancel:   cancel,
+		prev:     prev,
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		restarts: s.met.restarts.WithLabelValues(t.Name),
+		st:       ChildStatus{Tenant: t.Name, State: StateStarting, Since: time.Now()},
+	}
+}
+
+func (c *child) status() ChildStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.st
+}
+
+func (c *child) update(f func(st *ChildStatus)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.st.State
+	f(&c.st)
+	if c.st.State != old {
+		c.st.Since = time.Now()
+	}
+}
+
+func (c *child) setState(s ChildState) { c.update(func(st *ChildStatus) { st.State = s }) }
+
+// wakeUp cuts the backoff short if the child is waiting one out.
+func (c *child) wakeUp() {
+	if c.status().State != StateBackoff {
+		return
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run keeps one process of the tenant alive until c.ctx ends.
+func (c *child) run() {
+	defer c.cancel()
+	defer c.update(func(st *ChildStatus) {
+		st.State, st.PID, st.InstanceID = StateStopped, 0, ""
+	})
+	for _, p := range c.prev {
+		select {
+		case <-p:
+		case <-c.ctx.Done():
+			return
+		}
+	}
+	failures := 0
+	for {
+		served := c.runOnce()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if served >= c.s.cfg.StableAfter {
+			failures = 0
+		}
+		failures++
+		if !c.waitBackoff(backoff(failures, c.s.cfg.BackoffMin, c.s.cfg.BackoffMax)) {
+			return
+		}
+		c.update(func(st *ChildStatus) { st.Restarts++ })
+		c.restarts.Inc()
+	}
+}
+
+// waitBackoff waits for d, a Wake or the end of c.ctx; it reports
+// whether to start again.
+func (c *child) waitBackoff(d time.Duration) bool {
+	select { // drop a Wake that arrived while the child was not waiting
+	case <-c.wake:
+	default:
+	}
+	c.update(func(st *ChildStatus) { st.State, st.PID, st.InstanceID = StateBackoff, 0, "" })
+	c.log.Info("child restarting after backoff", "backoff", d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	case <-c.wake:
+		c.log.Info("child woken; restarting now")
+		return true
+	}
+}
+
+// runOnce starts one process and supervises it until it is gone. It
+// returns how long the process served after becoming ready (0 if it never
+// did).
+func (c *child) runOnce() time.Duration {
+	cfg := &c.s.cfg
+	addr, err := freeAddr(cfg.Host)
+	if err != nil {
+		c.log.Error("pick a port for child failed", "err", err)
+		return 0
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	id := cfg.InstanceIDPrefix + c.tenant.Name + "-" + port
+
+	cmd := cfg.Command(c.tenant, addr)
+	if cmd == nil {
+		c.log.Error("build child command failed: Command returned nil")
+		return 0
+	}
+	if cmd.Process != nil {
+		c.log.Error("build child command failed: Command returned a started command")
+		return 0
+	}
+	setProcAttr(cmd)
+	stdout, stderr := &lineWriter{out: c.s.out}, &lineWriter{out: c.s.out}
+	if cmd.Stdout == nil {
+		cmd.Stdout = stdout
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = stderr
+	}
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = waitDelay
+	}
+	c.update(func(st *ChildStatus) { st.State, st.Addr, st.PID, st.InstanceID = StateStarting, addr, 0, "" })
+	started := time.Now()
+	if err := cmd.Start(); err != nil {
+		c.log.Error("start child failed", "err", err)
+		c.update(func(st *ChildStatus) { st.LastExit = "start failed: " + err.Error() })
+		return 0
+	}
+	pid := cmd.Process.Pid
+	c.s.met.running.Inc()
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait() // the outcome is in cmd.ProcessState
+		stdout.flush()
+		stderr.flush()
+		c.s.met.running.Dec()
+		close(exited)
+	}()
+	c.update(func(st *ChildStatus) { st.PID, st.InstanceID = pid, id })
+	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id)
+
+	exitedNow := func() bool {
+		select {
+		case <-exited:
+			return true
+		default:
+			return false
+		}
+	}
+
+	// Starting: poll /readyz until 200, exit, timeout or stop.
+	deadline := time.NewTimer(cfg.ReadyTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(readyPoll)
+	defer poll.Stop()
+	for {
+		// The exit check after a good answer guards against another
+		// process that took the port our child failed to bind.
+		if c.s.checker.ready(c.ctx, addr, c.tenant.PrimaryHost) && !exitedNow() {
+			break
+		}
+		select {
+		case <-c.ctx.Done():
+			c.stop(cmd, exited)
+			return 0
+		case <-exited:
+			c.logExit("child exited before ready", cmd, started)
+			return 0
+		case <-deadline.C:
+			c.log.Warn("child not ready in time; stopping it", "pid", pid, "ready_timeout", cfg.ReadyTimeout)
+			c.stop(cmd, exited)
+			return 0
+		case <-poll.C:
+		}
+	}
+	readyAt := time.Now()
+	took := readyAt.Sub(started)
+	c.s.met.startSeconds.Observe(took.Seconds())
+	c.setState(StateReady)
+	c.log.Info("child ready", "pid", pid, "addr", addr, "took", took)
+
+	// Ready: register, then keep the registry in line with /readyz.
+	healthy := true
+	registered := c.register(id, addr, healthy)
+	tick := time.NewTicker(cfg.HealthInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			c.deregister(id)
+			c.stop(cmd, exited)
+			return time.Since(readyAt)
+		case <-exited:
+			c.deregister(id)
+			c.logExit("child exited", cmd, started)
+			return time.Since(readyAt)
+		case <-tick.C:
+		}
+		h := c.s.checker.ready(c.ctx, addr, c.tenant.PrimaryHost)
+		if c.ctx.Err() != nil || exitedNow() {
+			continue // handled at the top of the loop
+		}
+		if h != healthy {
+			healthy, registered = h, false
+			if h {
+				c.setState(StateReady)
+				c.log.Info("child healthy again", "pid", pid)
+			} else {
+				c.setState(StateUnhealthy)
+				c.log.Warn("child unhealthy: /readyz check failed", "pid", pid)
+			}
+		}
+		if !registered {
+			registered = c.register(id, addr, healthy)
+		}
+	}
+}
+
+func (c *child) register(id, addr string, healthy bool) bool {
+	ctx, cancel := context.WithTimeout(c.ctx, registryTimeout)
+	defer cancel()
+	in := registry.Instance{ID: id, Tenant: c.tenant.Name, Addr: addr, Healthy: healthy}
+	if err := c.s.cfg.Registry.RegisterInstance(ctx, in); err != nil {
+		if c.ctx.Err() == nil {
+			c.log.Warn("register instance failed; retrying at the next check", "instance", id, "err", err)
+		}
+		return false
+	}
+	c.log.Debug("registered instance", "instance", id, "addr", addr, "healthy", healthy)
+	return true
+}
+
+// deregister runs even when c.ctx has ended: it is the first step of
+// stopping.
+func (c *child) deregister(id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), registryTimeout)
+	defer cancel()
+	if err := c.s.cfg.Registry.DeregisterInstance(ctx, id); err != nil {
+		c.log.Warn("deregister instance failed", "instance", id, "err", err)
+		return
+	}
+	c.log.Debug("deregistered instance", "instance", id)
+}
+
+// stop sends SIGTERM to the child's process group, SIGKILL after
+// StopGrace, and waits for the child to be reaped.
+func (c *child) stop(cmd *exec.Cmd, exited <-chan struct{}) {
+	c.setState(StateStopping)
+	started := time.Now()
+	pid := cmd.Process.Pid
+	select {
+	case <-exited:
+	default:
+		if err := terminate(cmd); err != nil {
+			c.log.Warn("send SIGTERM to child failed", "pid", pid, "err", err)
+		}
+		t := time.NewTimer(c.s.cfg.StopGrace)
+		select {
+		case <-exited:
+		case <-t.C:
+			c.log.Warn("child ignored SIGTERM; killing it", "pid", pid, "stop_grace", c.s.cfg.StopGrace)
+			if err := kill(cmd); err != nil {
+				c.log.Warn("send SIGKILL to child failed", "pid", pid, "err", err)
+			}
+			<-exited
+		}
+		t.Stop()
+	}
+	c.logExit("child stopped", cmd, started)
+}
+
+// logExit logs how the process ended and records it in the status.
+func (c *child) logExit(msg string, cmd *exec.Cmd, since time.Time) {
+	ps := cmd.ProcessState
+	attrs := []any{"pid", cmd.Process.Pid, "after", time.Since(since).Round(time.Millisecond)}
+	desc := "unknown"
+	if ps != nil {
+		desc = ps.String()
+		if sig := exitSignal(ps); sig != "" {
+			attrs = append(attrs, "signal", sig)
+		} else {
+			attrs = append(attrs, "exit_code", ps.ExitCode())
+		}
+	}
+	c.update(func(st *ChildStatus) { st.LastExit = desc })
+	c.log.Info(msg, attrs...)
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+// Another process may take it before the child binds; the child then
+// exits and is restarted on another port after the usual backoff.
+func freeAddr(host string) (string, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", fmt.Errorf("listen on %s: %w", host, err)
+	}
+	addr := ln.Addr().String()
+	if err := ln.Close(); err != nil {
+		return "", fmt.Errorf("close probe listener %s: %w", addr, err)
+	}
+	return addr, nil
+}
+
+// backoff is the delay before the restart after the n-th consecutive
+// failure (n >= 1): min doubled n-1 times, capped at max, with "equal
+// jitter": a uniform pick from [d/2, d].
+func backoff(n int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	if d > max {
+		d = max
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
