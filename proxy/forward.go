@@ -1,0 +1,292 @@
+package proxy
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Headers the proxy owns on forwarded requests.
+const (
+	HeaderTenant    = "X-Campus-Tenant" // the tenant the proxy routed to; client copies are dropped
+	HeaderRequestID = "X-Request-Id"    // kept from the client when well-formed, else generated
+)
+
+// maxAttempts bounds how many instances one request is sent to.
+const maxAttempts = 3
+
+// clientSet are request headers a client must not be able to set: the
+// proxy sets its own.
+var clientSet = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", HeaderTenant}
+
+// newTransport is the one transport shared by every request to every app.
+// Apps are on loopback or a private network: plain HTTP/1.1 with a large
+// idle pool is fastest and keeps connection reuse high.
+func newTransport(cfg Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil, // never send tenant traffic through $HTTP_PROXY
+		DialContext:           d.DialContext,
+		ForceAttemptHTTP2:     false,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   128,              // per app instance: covers bursts without re-dialling
+		IdleConnTimeout:       60 * time.Second, // below the apps' idle timeout, so the proxy closes first
+		ResponseHeaderTimeout: cfg.UpstreamTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass the app's encoding through untouched
+		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       32 << 10,
+	}
+}
+
+func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      rewrite,
+		Transport:    &retryTransport{p: p, base: p.upstream},
+		BufferPool:   &bufferPool{},
+		ErrorHandler: p.upstreamError,
+		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// instanceURL is the target Rewrite sets; retryTransport puts the chosen
+// instance's address in its place for each attempt.
+var instanceURL = &url.URL{Scheme: "http", Host: "instance.invalid"}
+
+// rewrite prepares the outgoing request: the app sees the client's Host,
+// forwarding headers set by the proxy only, the tenant and a request id.
+func rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeFrom(pr.In.Context())
+	pr.SetURL(instanceURL)
+	pr.Out.Host = pr.In.Host
+	// ReverseProxy already drops Forwarded and X-Forwarded-*; the list
+	// makes the rule visible and covers the rest.
+	for _, h := range clientSet {
+		pr.Out.Header.Del(h)
+	}
+	// Some frameworks read "X_Campus_Tenant" as "X-Campus-Tenant".
+	for k := range pr.Out.Header {
+		if strings.ContainsRune(k, '_') && isClientSet(strings.ReplaceAll(k, "_", "-")) {
+			delete(pr.Out.Header, k)
+		}
+	}
+	pr.SetXForwarded()
+	pr.Out.Header.Set(HeaderTenant, ex.tenant.name)
+	pr.Out.Header.Set(HeaderRequestID, ex.requestID)
+}
+
+func isClientSet(name string) bool {
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	for _, h := range clientSet {
+		if h == name {
+			return true
+		}
+	}
+	return false
+}
+
+// retryTransport sends a request to one of the route's instances and, when
+// that is safe, to another one after a failure. It is the only place that
+// picks instances.
+type retryTransport struct {
+	p    *Proxy
+	base http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
+	ctx := out.Context()
+	ex := exchangeFrom(ctx)
+	var tried []*instance
+	err := errNoInstance
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		in := ex.route.pick(tried)
+		if in == nil {
+			break // every instance tried
+		}
+		tried = append(tried, in)
+		req := out
+		if attempt > 1 {
+			req = out.Clone(ctx)
+			if req.Body != nil {
+				req.Body = ex.retryBody()
+			}
+		}
+		req.URL.Host = in.addr
+		ex.useInstance(in)
+
+		var resp *http.Response
+		resp, err = t.base.RoundTrip(req)
+		if err == nil {
+			in.markUp()
+			return resp, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err // the client went away: not the app's fault
+		}
+		why := classify(err)
+		ex.tenant.metrics.errors[why].Inc()
+		if why == reasonDial {
+			in.markDown(time.Now())
+		}
+		retry := attempt < maxAttempts && ex.canRetry(why)
+		t.p.log.LogAttrs(ctx, slog.LevelWarn, "upstream error",
+			slog.String("tenant", ex.tenant.name),
+			slog.String("instance", in.id),
+			slog.String("addr", in.addr),
+			slog.String("reason", why.String()),
+			slog.Int("attempt", attempt),
+			slog.Bool("retry", retry),
+			slog.String("request_id", ex.requestID),
+			slog.Any("err", err),
+		)
+		if !retry {
+			break
+		}
+	}
+	return nil, err
+}
+
+// canRetry reports whether a failed attempt may be repeated on another
+// instance: when no connection was made (any method), or for a safe method
+// without a body. A body the app may have read is never sent again.
+func (ex *exchange) canRetry(why reason) bool {
+	if ex.body != nil && ex.body.consumed() {
+		return false
+	}
+	switch why {
+	case reasonDial:
+		return true // nothing reached the app
+	case reasonTimeout:
+		return false // the app is slow, not gone; don't double the wait
+	default:
+		return safeMethod(ex.r.Method) && ex.r.ContentLength == 0
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions || m == http.MethodTrace
+}
+
+// classify maps a transport error to an upstream error reason.
+func classify(err error) reason {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return reasonDial
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return reasonTimeout
+	}
+	return reasonOther
+}
+
+// upstreamError answers a request whose forwarding failed (after retries).
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	ex := exchangeFrom(r.Context())
+	switch {
+	case r.Context().Err() != nil:
+		ex.status = StatusClientClosed // nobody to answer
+	case ex.body != nil && ex.body.overLimit.Load():
+		p.reply(ex, pageTooLarge, ex.route)
+	case classify(err) == reasonTimeout:
+		p.reply(ex, pageTimeout, ex.route)
+	default:
+		p.reply(ex, pageBadGateway, ex.route)
+	}
+}
+
+// trackedBody wraps a request body so that a retry can tell whether the
+// body was touched, and so that the transport closing it after a failed
+// dial does not stop the next attempt from sending it.
+type trackedBody struct {
+	rc        io.ReadCloser
+	read      atomic.Bool
+	overLimit atomic.Bool // MaxRequestBody exceeded
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	b.read.Store(true)
+	n, err := b.rc.Read(p)
+	var tooLarge *http.MaxBytesError
+	if err != nil && errors.As(err, &tooLarge) {
+		b.overLimit.Store(true)
+	}
+	return n, err
+}
+
+// Close does nothing: the server closes the request body when the handler
+// returns.
+func (b *trackedBody) Close() error { return nil }
+
+func (b *trackedBody) consumed() bool { return b.read.Load() }
+
+// retryBody gives another attempt its own view of the request body.
+// ReverseProxy hands the transport the body in a wrapper that stops reading
+// once closed, and the transport closes it after a failed dial; the next
+// attempt needs a fresh wrapper. finish closes these views as ReverseProxy
+// closes its own, so nothing reads the body after the handler returns.
+func (ex *exchange) retryBody() io.ReadCloser {
+	v := &bodyView{b: ex.body}
+	ex.views = append(ex.views, v)
+	return v
+}
+
+type bodyView struct {
+	b      *trackedBody
+	closed atomic.Bool
+}
+
+var errBodyViewClosed = errors.New("proxy: read of a request body after its attempt ended")
+
+func (v *bodyView) Read(p []byte) (int, error) {
+	if v.closed.Load() {
+		return 0, errBodyViewClosed
+	}
+	return v.b.Read(p)
+}
+
+func (v *bodyView) Close() error {
+	v.closed.Store(true)
+	return nil
+}
+
+// bufferPool lends ReverseProxy its copy buffers.
+type bufferPool struct{ pool sync.Pool }
+
+const copyBufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == copyBufferSize {
+		b.pool.Put(&buf)
+	}
+}
+
+// requestID keeps a client's request id when it is short and plain, so a
+// request can be followed across systems, and makes one otherwise.
+func requestID(client string) string {
+	if client != "" && len(client) <= 128 && strings.IndexFunc(client, badIDRune) < 0 {
+		return client
+	}
+	return rand.Text()
+}
+
+func badIDRune(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.:/+=", r))
+}

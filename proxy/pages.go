@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// page is an answer the proxy gives itself. Message may contain {school},
+// replaced by the tenant's display name (escaped when rendered); pages for
+// unknown hosts never name a tenant and never echo the Host header.
+type page struct {
+	status     int
+	error      string // short English text for the JSON "error" field
+	title      string
+	message    string
+	retryAfter int // seconds; 0: no Retry-After header
+}
+
+var (
+	pageBadHost = &page{status: http.StatusBadRequest, error: "bad request",
+		title:   "This address doesn't look right",
+		message: "Please check the link you followed or the address you typed, and try again."}
+	pageUnknownSchool = &page{status: http.StatusNotFound, error: "unknown school",
+		title:   "School not found",
+		message: "There is no school at this address. Please check the link, or ask your school for the right address."}
+	pageNotFound = &page{status: http.StatusNotFound, error: "not found",
+		title:   "Page not found",
+		message: "The page you asked for doesn't exist at {school}."}
+	pageMaintenance = &page{status: http.StatusServiceUnavailable, error: "school under maintenance",
+		title:      "Down for maintenance",
+		message:    "{school} is down for maintenance. Your records are safe; please try again a little later.",
+		retryAfter: 300}
+	pageUnavailable = &page{status: http.StatusServiceUnavailable, error: "school unavailable",
+		title:      "Just a moment",
+		message:    "{school} is starting up or very busy right now. Please try again in a few seconds.",
+		retryAfter: 5}
+	pageTooLarge = &page{status: http.StatusRequestEntityTooLarge, error: "request too large",
+		title:   "That's too large",
+		message: "What you sent is larger than {school} accepts. Please try a smaller file."}
+	pageBadGateway = &page{status: http.StatusBadGateway, error: "bad gateway",
+		title:   "Something went wrong",
+		message: "We couldn't get an answer from {school} just now. Please try again in a moment."}
+	pageTimeout = &page{status: http.StatusGatewayTimeout, error: "gateway timeout",
+		title:   "This is taking too long",
+		message: "{school} took too long to answer. Please try again in a moment."}
+)
+
+// reply answers the request with pg, as HTML or JSON (when the client
+// prefers it). rt names the school for pages that mention it; nil for
+// unknown hosts.
+func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
+	school := "this school"
+	if rt != nil && rt.displayName != "" {
+		school = rt.displayName
+	}
+	msg := strings.ReplaceAll(pg.message, "{school}", school)
+	if strings.HasPrefix(pg.message, "{school}") && rt == nil {
+		msg = strings.ToUpper(msg[:1]) + msg[1:]
+	}
+
+	var body bytes.Buffer
+	h := ex.w.Header()
+	if wantsJSON(ex.r.Header.Get("Accept")) {
+		h.Set("Content-Type", "application/json")
+		_ = json.NewEncoder(&body).Encode(struct {
+			Error  string `json:"error"`
+			Status int    `json:"status"`
+		}{pg.error, pg.status})
+	} else {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		if err := pageTemplate.Execute(&body, pageData{
+			Status: pg.status, Title: pg.title, Message: msg, RequestID: ex.requestID,
+		}); err != nil {
+			p.log.Error("render error page", "status", pg.status, "err", err)
+		}
+	}
+	h.Set("Content-Length", strconv.Itoa(body.Len()))
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set(HeaderRequestID, ex.requestID)
+	if pg.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(pg.retryAfter))
+	}
+	ex.w.WriteHeader(pg.status)
+	if ex.r.Method != http.MethodHead {
+		_, _ = ex.w.Write(body.Bytes())
+	}
+}
+
+// wantsJSON reports whether an Accept header prefers application/json to
+// text/html (by q-value, then by how specifically each is named). Browsers
+// and clients without an Accept header get HTML.
+func wantsJSON(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	var jsonQ, htmlQ float64
+	var jsonSpec, htmlSpec int
+	for part := range strings.SplitSeq(accept, ",") {
+		mediaType, params, _ := strings.Cut(part, ";")
+		mediaType = strings.ToLower(strings.TrimSpace(mediaType))
+		q := 1.0
+		for param := range strings.SplitSeq(params, ";") {
+			k, v, ok := strings.Cut(param, "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+					q = f
+				}
+			}
+		}
+		if s := mediaMatch(mediaType, "application/json"); s > jsonSpec {
+			jsonSpec, jsonQ = s, q
+		}
+		if s := mediaMatch(mediaType, "text/html"); s > htmlSpec {
+			htmlSpec, htmlQ = s, q
+		}
+	}
+	if jsonSpec == 0 || jsonQ <= 0 {
+		return false
+	}
+	return jsonQ > htmlQ || jsonQ == htmlQ && jsonSpec > htmlSpec
+}
+
+// mediaMatch says how specifically a media range names target: 3 exactly,
+// 2 as type/*, 1 as */*, 0 not at all.
+func mediaMatch(mediaRange, target string) int {
+	switch {
+	case mediaRange == target:
+		return 3
+	case mediaRange == "*/*":
+		return 1
+	case strings.HasSuffix(mediaRange, "/*") && strings.HasPrefix(target, mediaRange[:len(mediaRange)-1]):
+		return 2
+	}
+	return 0
+}
+
+type pageData struct {
+	Status    int
+	Title     string
+	Message   string
+	RequestID string
+}
+
+var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.Title}}</title>
+<style>
+:root{color-scheme:light dark}
+*{box-sizing:border-box}
+body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
+ font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+ background:#f3f5fa;color:#1f2937}
+main{max-width:34rem;margin:1.5rem;padding:2.5rem 2rem;background:#fff;border-radius:16px;
+ box-shadow:0 12px 32px rgba(15,23,42,.08);text-align:center}
+.badge{display:inline-block;padding:.25rem .75rem;border-radius:999px;background:#eef2ff;color:#4338ca;
+ font-size:.8rem;font-weight:600;letter-spacing:.06em}
+h1{font-size:1.55rem;line-height:1.3;margin:1rem 0 .75rem}
+p{margin:0;line-height:1.6;color:#4b5563}
+.ref{margin-top:1.75rem;font-size:.75rem;color:#9ca3af;word-break:break-all}
+@media (prefers-color-scheme:dark){body{background:#0f172a;color:#e5e7eb}
+ main{background:#1e293b;box-shadow:none}.badge{background:#312e81;color:#e0e7ff}p{color:#cbd5e1}}
+</style>
+</head>
+<body>
+<main>
+<span class="badge">{{.Status}}</span>
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
+<p class="ref">Reference: {{.RequestID}}</p>
+</main>
+</body>
+</html>
+`))
