@@ -1,0 +1,517 @@
+// Package consul is the registry backend for HashiCorp Consul.
+//
+// Tenants are JSON documents in the KV store under <prefix>tenants/<name>;
+// host ownership is a second key per host, <prefix>hosts/<host>, whose
+// value is the owning tenant's name. A tenant and all its host keys are
+// created in one /v1/txn whose operations are check-and-set with index 0
+// ("only if absent"), so Consul itself guarantees that two operators
+// racing for a host cannot both get it.
+//
+// App instances are Consul services (default name "campus-app") registered
+// with the local agent, the tenant in their meta and a "tenant-<name>" tag,
+// each with an HTTP check on http://<addr>/readyz: Consul, not the caller,
+// decides health. The agent removes instances that stay critical for
+// DeregisterCriticalAfter.
+//
+// Snapshot and Watch are served by a background watcher (started on first
+// use) running two blocking-query loops, one on the tenants' KV prefix and
+// one on /v1/health/service/<name>, merged into one snapshot whose version
+// moves only when the merged content changes. While Consul is unreachable
+// Watch keeps the last snapshot; when it is back, changes flow again.
+package consul
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/registry"
+)
+
+// Defaults for Config's zero fields.
+const (
+	DefaultPrefix                  = "campus/"
+	DefaultServiceName             = "campus-app"
+	DefaultCheckInterval           = 5 * time.Second
+	DefaultCheckTimeout            = 2 * time.Second
+	DefaultDeregisterCriticalAfter = time.Minute
+	DefaultWatchWait               = 5 * time.Minute
+	DefaultStaleMargin             = 5 * time.Second
+	DefaultRetryMin                = 250 * time.Millisecond
+	DefaultRetryMax                = 15 * time.Second
+	DefaultMaxQueryRate            = 50
+)
+
+// MetaTenant is the service meta key naming an instance's tenant; the
+// instance also carries the tag TagPrefix+tenant.
+const (
+	MetaTenant = "tenant"
+	TagPrefix  = "tenant-"
+)
+
+// maxTxnOps is Consul's limit of operations in one transaction.
+const maxTxnOps = 128
+
+// Config configures a Registry. The zero value works against the agent
+// named by the standard CONSUL_* environment variables.
+type Config struct {
+	// Client, when set, is used as is. Otherwise one is built from API, or
+	// from api.DefaultConfig() (which honours CONSUL_HTTP_ADDR,
+	// CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL, CONSUL_CACERT, …) when API is nil.
+	Client *api.Client
+	API    *api.Config
+
+	// Prefix of every KV key campus writes; default "campus/".
+	Prefix string
+	// ServiceName of app instances; default "campus-app".
+	ServiceName string
+
+	// CheckInterval, CheckTimeout and DeregisterCriticalAfter configure the
+	// /readyz check of registered instances. Consul's agent runs checks at
+	// least every second and reaps critical services after at least a
+	// minute.
+	CheckInterval           time.Duration
+	CheckTimeout            time.Duration
+	DeregisterCriticalAfter time.Duration
+
+	// WatchWait is the wait of each blocking query (default 5m). Consul
+	// may add up to WatchWait/16; a query without an answer after
+	// WatchWait + WatchWait/16 + StaleMargin (default 5s) is abandoned and
+	// retried on a new connection (a reconnect).
+	WatchWait   time.Duration
+	StaleMargin time.Duration
+	// RetryMin and RetryMax bound the capped exponential backoff, with
+	// jitter, between failed queries.
+	RetryMin, RetryMax time.Duration
+	// MaxQueryRate limits each watch loop to this many queries per second
+	// (with a burst of as many), so that a churning Consul degrades into
+	// polling instead of a busy loop, as Consul's documentation asks of
+	// blocking clients. Default 50; negative means unlimited.
+	MaxQueryRate float64
+
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+func (c Config) withDefaults() Config {
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	c.Prefix = strings.TrimLeft(c.Prefix, "/")
+	if !strings.HasSuffix(c.Prefix, "/") {
+		c.Prefix += "/"
+	}
+	if c.ServiceName == "" {
+		c.ServiceName = DefaultServiceName
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.CheckInterval, DefaultCheckInterval)
+	def(&c.CheckTimeout, DefaultCheckTimeout)
+	def(&c.DeregisterCriticalAfter, DefaultDeregisterCriticalAfter)
+	def(&c.WatchWait, DefaultWatchWait)
+	def(&c.StaleMargin, DefaultStaleMargin)
+	def(&c.RetryMin, DefaultRetryMin)
+	def(&c.RetryMax, DefaultRetryMax)
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = c.RetryMin
+	}
+	if c.MaxQueryRate == 0 {
+		c.MaxQueryRate = DefaultMaxQueryRate
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Registry is the Consul backend of registry.Registry.
+type Registry struct {
+	cfg     Config
+	client  *api.Client
+	log     *slog.Logger
+	metrics *metrics
+
+	tenantsPrefix string
+	hostsPrefix   string
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	state   mergeState
+	changed chan struct{} // closed and replaced when the version moves
+}
+
+var _ registry.Registry = (*Registry)(nil)
+
+// New returns a Registry on the Consul agent described by cfg. It does not
+// contact Consul; the watcher starts on the first Snapshot or Watch.
+func New(cfg Config) (*Registry, error) {
+	cfg = cfg.withDefaults()
+	client := cfg.Client
+	if client == nil {
+		ac := cfg.API
+		if ac == nil {
+			ac = api.DefaultConfig()
+		}
+		c, err := api.NewClient(ac)
+		if err != nil {
+			return nil, fmt.Errorf("consul client for %s: %w", ac.Address, err)
+		}
+		client = c
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("consul registry metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{
+		cfg:           cfg,
+		client:        client,
+		log:           cfg.Logger.With("registry", "consul"),
+		metrics:       m,
+		tenantsPrefix: cfg.Prefix + "tenants/",
+		hostsPrefix:   cfg.Prefix + "hosts/",
+		ctx:           ctx,
+		cancel:        cancel,
+		changed:       make(chan struct{}),
+	}
+	r.state.cache = map[string]cachedTenant{}
+	return r, nil
+}
+
+// Client is the Consul API client the registry uses.
+func (r *Registry) Client() *api.Client { return r.client }
+
+// Close stops the watcher. It does not deregister anything.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.cancel()
+	close(r.changed) // wakes Watch callers, who see the registry is closed
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+func (r *Registry) tenantKey(name string) string { return r.tenantsPrefix + name }
+func (r *Registry) hostKey(host string) string   { return r.hostsPrefix + host }
+
+func qopts(ctx context.Context) *api.QueryOptions { return (&api.QueryOptions{}).WithContext(ctx) }
+func wopts(ctx context.Context) *api.WriteOptions { return (&api.WriteOptions{}).WithContext(ctx) }
+
+func invalid(field, format string, args ...any) error {
+	return &registry.InvalidError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// CreateTenant stores t and claims its hosts in one transaction.
+func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registry.Tenant, error) {
+	if err := t.Validate(); err != nil {
+		return registry.Tenant{}, fmt.Errorf("create tenant %q: %w", t.Name, err)
+	}
+	if len(t.Hosts)+1 > maxTxnOps {
+		return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name,
+			invalid("hosts", "a tenant may have at most %d hosts in Consul", maxTxnOps-1))
+	}
+	t.Hosts = slices.Clone(t.Hosts)
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now().UTC()
+	}
+	val, err := json.Marshal(t)
+	if err != nil {
+		return registry.Tenant{}, fmt.Errorf("create tenant %s: encode: %w", t.Name, err)
+	}
+	ops := api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: r.tenantKey(t.Name), Value: val, Index: 0}}}
+	for _, h := range t.Hosts {
+		ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVCAS, Key: r.hostKey(h), Value: []byte(t.Name), Index: 0}})
+	}
+	var whats []string
+	for attempt := 0; attempt < 3; attempt++ {
+		ok, resp, _, err := r.client.Txn().Txn(ops, qopts(ctx))
+		if err != nil {
+			return registry.Tenant{}, fmt.Errorf("create tenant %s in consul: %w", t.Name, err)
+		}
+		if ok {
+			r.log.Info("tenant created", "tenant", t.Name, "hosts", t.Hosts)
+			return t, nil
+		}
+		failed := map[int]bool{}
+		whats = whats[:0]
+		for _, e := range resp.Errors {
+			failed[e.OpIndex] = true
+			whats = append(whats, e.What)
+		}
+		if failed[0] {
+			return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name, registry.ErrExists)
+		}
+		for i, h := range t.Hosts {
+			if !failed[i+1] {
+				continue
+			}
+			owner, found, err := r.hostOwner(ctx, h)
+			if err != nil {
+				return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name, err)
+			}
+			if found {
+				return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name, &registry.HostTakenError{Host: h, Owner: owner})
+			}
+		}
+		// The keys that were in the way are gone again (a concurrent
+		// delete); try once more.
+	}
+	return registry.Tenant{}, fmt.Errorf("create tenant %s: consul rejected the transaction: %s: %w",
+		t.Name, strings.Join(whats, "; "), registry.ErrConflict)
+}
+
+// hostOwner reads which tenant owns host.
+func (r *Registry) hostOwner(ctx context.Context, host string) (string, bool, error) {
+	p, _, err := r.client.KV().Get(r.hostKey(host), qopts(ctx))
+	if err != nil {
+		return "", false, fmt.Errorf("read owner of host %s from consul: %w", host, err)
+	}
+	if p == nil {
+		return "", false, nil
+	}
+	return string(p.Value), true, nil
+}
+
+// Tenant reads one tenant.
+func (r *Registry) Tenant(ctx context.Context, name string) (registry.Tenant, error) {
+	t, _, err := r.getTenant(ctx, name)
+	return t, err
+}
+
+// getTenant reads a tenant and its key's ModifyIndex.
+func (r *Registry) getTenant(ctx context.Context, name string) (registry.Tenant, uint64, error) {
+	if registry.ValidateName(name) != nil {
+		return registry.Tenant{}, 0, fmt.Errorf("tenant %q: %w", name, registry.ErrNotFound)
+	}
+	p, _, err := r.client.KV().Get(r.tenantKey(name), qopts(ctx))
+	if err != nil {
+		return registry.Tenant{}, 0, fmt.Errorf("read tenant %s from consul: %w", name, err)
+	}
+	if p == nil {
+		return registry.Tenant{}, 0, fmt.Errorf("tenant %s: %w", name, registry.ErrNotFound)
+	}
+	t, err := r.decodeTenant(p)
+	if err != nil {
+		return registry.Tenant{}, 0, err
+	}
+	return t, p.ModifyIndex, nil
+}
+
+func (r *Registry) decodeTenant(p *api.KVPair) (registry.Tenant, error) {
+	name := strings.TrimPrefix(p.Key, r.tenantsPrefix)
+	var t registry.Tenant
+	if err := json.Unmarshal(p.Value, &t); err != nil {
+		return registry.Tenant{}, fmt.Errorf("decode tenant key %s: %w", p.Key, err)
+	}
+	if t.Name != name {
+		return registry.Tenant{}, fmt.Errorf("decode tenant key %s: it holds tenant %q", p.Key, t.Name)
+	}
+	return t, nil
+}
+
+// Tenants lists every tenant, sorted by name.
+func (r *Registry) Tenants(ctx context.Context) ([]registry.Tenant, error) {
+	pairs, _, err := r.client.KV().List(r.tenantsPrefix, qopts(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("list tenants from consul: %w", err)
+	}
+	out := make([]registry.Tenant, 0, len(pairs))
+	for _, p := range pairs {
+		if strings.Contains(strings.TrimPrefix(p.Key, r.tenantsPrefix), "/") {
+			continue
+		}
+		t, err := r.decodeTenant(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	slices.SortFunc(out, func(a, b registry.Tenant) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// SetState changes a tenant's state with check-and-set on its key,
+// retrying a few times when another writer got there first.
+func (r *Registry) SetState(ctx context.Context, name string, state registry.State) (registry.Tenant, error) {
+	if !state.Valid() {
+		return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, invalid("state", "%q is not active or suspended", state))
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		t, idx, err := r.getTenant(ctx, name)
+		if err != nil {
+			return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, err)
+		}
+		if t.State == state {
+			return t, nil
+		}
+		t.State = state
+		val, err := json.Marshal(t)
+		if err != nil {
+			return registry.Tenant{}, fmt.Errorf("set state of %s: encode: %w", name, err)
+		}
+		ok, _, err := r.client.KV().CAS(&api.KVPair{Key: r.tenantKey(name), Value: val, ModifyIndex: idx}, wopts(ctx))
+		if err != nil {
+			return registry.Tenant{}, fmt.Errorf("set state of %s in consul: %w", name, err)
+		}
+		if ok {
+			r.log.Info("tenant state set", "tenant", name, "state", state)
+			return t, nil
+		}
+	}
+	return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, registry.ErrConflict)
+}
+
+// DeleteTenant removes a tenant's key and the host keys it owns in one
+// transaction, each delete conditional on the index read just before.
+func (r *Registry) DeleteTenant(ctx context.Context, name string) error {
+	if registry.ValidateName(name) != nil {
+		return fmt.Errorf("delete tenant %q: %w", name, registry.ErrNotFound)
+	}
+	for attempt := 0; attempt < 5; attempt++ {
+		p, _, err := r.client.KV().Get(r.tenantKey(name), qopts(ctx))
+		if err != nil {
+			return fmt.Errorf("delete tenant %s: read from consul: %w", name, err)
+		}
+		if p == nil {
+			return fmt.Errorf("delete tenant %s: %w", name, registry.ErrNotFound)
+		}
+		ops := api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: p.Key, Index: p.ModifyIndex}}}
+		t, err := r.decodeTenant(p)
+		if err != nil {
+			r.log.Warn("deleting an unreadable tenant key; its host keys stay", "tenant", name, "err", err)
+		}
+		for _, h := range t.Hosts {
+			hp, _, err := r.client.KV().Get(r.hostKey(h), qopts(ctx))
+			if err != nil {
+				return fmt.Errorf("delete tenant %s: read owner of %s: %w", name, h, err)
+			}
+			if hp != nil && string(hp.Value) == name {
+				ops = append(ops, &api.TxnOp{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: hp.Key, Index: hp.ModifyIndex}})
+			}
+		}
+		ok, _, _, err := r.client.Txn().Txn(ops, qopts(ctx))
+		if err != nil {
+			return fmt.Errorf("delete tenant %s in consul: %w", name, err)
+		}
+		if ok {
+			r.log.Info("tenant deleted", "tenant", name)
+			return nil
+		}
+	}
+	return fmt.Errorf("delete tenant %s: %w", name, registry.ErrConflict)
+}
+
+// registration builds the agent service registration for an instance.
+func (r *Registry) registration(in registry.Instance) (*api.AgentServiceRegistration, error) {
+	if err := validInstanceID(in.ID); err != nil {
+		return nil, err
+	}
+	if err := registry.ValidateName(in.Tenant); err != nil {
+		return nil, invalid("tenant", "instance %s: %v", in.ID, err)
+	}
+	host, portStr, err := net.SplitHostPort(in.Addr)
+	if err != nil || host == "" {
+		return nil, invalid("addr", "instance %s: %q is not host:port", in.ID, in.Addr)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 1 || port > 65535 {
+		return nil, invalid("addr", "instance %s: bad port in %q", in.ID, in.Addr)
+	}
+	return &api.AgentServiceRegistration{
+		ID:      in.ID,
+		Name:    r.cfg.ServiceName,
+		Tags:    []string{TagPrefix + in.Tenant},
+		Address: host,
+		Port:    port,
+		Meta:    map[string]string{MetaTenant: in.Tenant},
+		Check: &api.AgentServiceCheck{
+			Name:                           "campus app ready",
+			HTTP:                           "http://" + in.Addr + "/readyz",
+			Interval:                       r.cfg.CheckInterval.String(),
+			Timeout:                        r.cfg.CheckTimeout.String(),
+			DeregisterCriticalServiceAfter: r.cfg.DeregisterCriticalAfter.String(),
+		},
+	}, nil
+}
+
+// validInstanceID accepts IDs that are safe in a URL path segment.
+func validInstanceID(id string) error {
+	if id == "" {
+		return invalid("id", "an instance needs an ID")
+	}
+	if len(id) > 200 {
+		return invalid("id", "instance ID longer than 200 characters")
+	}
+	for _, c := range id {
+		if c <= ' ' || c == 0x7f || strings.ContainsRune("/?#%\\", c) {
+			return invalid("id", "instance ID %q has a space, control character or one of / ? # %% \\", id)
+		}
+	}
+	return nil
+}
+
+// RegisterInstance registers (or replaces, by ID) an instance with the
+// local agent. in.Healthy is ignored: the agent's /readyz check decides,
+// and a new check is critical until it first passes.
+func (r *Registry) RegisterInstance(ctx context.Context, in registry.Instance) error {
+	reg, err := r.registration(in)
+	if err != nil {
+		return fmt.Errorf("register instance: %w", err)
+	}
+	if err := r.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+		return fmt.Errorf("register instance %s of %s with consul: %w", in.ID, in.Tenant, err)
+	}
+	r.log.Info("instance registered", "tenant", in.Tenant, "instance", in.ID, "addr", in.Addr)
+	return nil
+}
+
+// DeregisterInstance removes an instance from the local agent; an ID the
+// agent does not know is not an error.
+func (r *Registry) DeregisterInstance(ctx context.Context, id string) error {
+	if err := validInstanceID(id); err != nil {
+		return fmt.Errorf("deregister instance: %w", err)
+	}
+	if err := r.client.Agent().ServiceDeregisterOpts(id, qopts(ctx)); err != nil {
+		if isUnknownService(err) {
+			return nil
+		}
+		return fmt.Errorf("deregister instance %s from consul: %w", id, err)
+	}
+	r.log.Info("instance deregistered", "instance", id)
+	return nil
+}
+
+func isUnknownService(err error) bool {
+	var se api.StatusError
+	if errors.As(err, &se) && se.Code == http.StatusNotFound {
+		return true
+	}
+	return err != nil && strings.Contains(err.Error(), "Unknown service")
+}
