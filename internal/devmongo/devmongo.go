@@ -1,0 +1,196 @@
+// Package devmongo runs an embedded MongoDB-compatible server (FerretDB with
+// its SQLite backend) inside the current process, for `campus dev` and for
+// tests. It is the only package that imports FerretDB: keep it out of
+// anything that does not need a local database server, since linking
+// FerretDB makes binaries large and cold builds slow.
+package devmongo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// DefaultListen is used when Config.Listen is empty. Port 0 lets the
+// kernel pick a free port; Server.URI reports the real one.
+const DefaultListen = "127.0.0.1:0"
+
+// startTimeout bounds Start when ctx has no deadline of its own.
+const startTimeout = 30 * time.Second
+
+// Config configures Start.
+type Config struct {
+	// Dir holds the SQLite files, one per database. It is created if
+	// missing. Required.
+	Dir string
+	// Listen is the TCP address to listen on, e.g. "127.0.0.1:27017".
+	// "127.0.0.1:0" picks a free port. Default DefaultListen.
+	Listen string
+	// Logger receives this package's messages and FerretDB's own at WARN
+	// and above (FerretDB is very chatty at INFO). Nil discards both.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded server.
+type Server struct {
+	uri    string
+	addr   string
+	logger *slog.Logger
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// Start starts the server and returns once it answers a ping. ctx bounds
+// start-up only; the server runs until Close.
+func Start(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("devmongo: Config.Dir is required")
+	}
+	listen := cfg.Listen
+	if listen == "" {
+		listen = DefaultListen
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("devmongo: data dir %q: %w", cfg.Dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("devmongo: create data dir: %w", err)
+	}
+	// FerretDB wants a file: URI naming an existing directory, ending in "/".
+	// Building it with url.URL escapes spaces and other odd characters.
+	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
+
+	fdbLogger := slog.New(minLevel{min: slog.LevelWarn, h: logger.Handler()})
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Logger:    fdbLogger,
+		Handler:   "sqlite",
+		SQLiteURL: sqliteURL,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("devmongo: start FerretDB on %s (data %s): %w", listen, dir, err)
+	}
+
+	// ferretdb.New has already bound the listener, so MongoDBURI reports
+	// the real port even for ":0".
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		uri:    f.MongoDBURI(),
+		logger: logger,
+		cancel: cancel,
+		done:   make(chan struct{}),
+	}
+	if u, err := url.Parse(s.uri); err == nil {
+		s.addr = u.Host
+	}
+	go func() {
+		defer close(s.done)
+		if err := f.Run(runCtx); err != nil {
+			logger.Error("embedded MongoDB stopped", "err", err)
+		}
+	}()
+
+	if err := s.waitReady(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	logger.Info("embedded MongoDB ready", "addr", s.addr, "data", dir)
+	return s, nil
+}
+
+// waitReady pings the server with the driver until it answers.
+func (s *Server) waitReady(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, startTimeout)
+		defer cancel()
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(s.uri).SetServerSelectionTimeout(time.Second))
+	if err != nil {
+		return fmt.Errorf("devmongo: connect to %s: %w", s.addr, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = client.Disconnect(dctx)
+	}()
+	for {
+		err = client.Ping(ctx, nil)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devmongo: waiting for %s to answer: %w", s.addr, errors.Join(ctx.Err(), err))
+		case <-s.done:
+			return fmt.Errorf("devmongo: server on %s stopped during start-up: %w", s.addr, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// URI is the connection string, e.g. "mongodb://127.0.0.1:27017/".
+func (s *Server) URI() string { return s.uri }
+
+// Addr is the host:port the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// Close stops the server and waits until its listener, connections and
+// SQLite files are closed. Connected clients are given up to about three
+// seconds to finish. Safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		<-s.done
+		s.logger.Info("embedded MongoDB stopped", "addr", s.addr)
+	})
+	return nil
+}
+
+// minLevel is a slog.Handler that drops records below min, and FerretDB's
+// dumps of error responses ("Response header: …", "Response message: …"),
+// which it logs at WARN for every failed command (an unsupported
+// endSessions at each client disconnect, every duplicate-key error of
+// findAndModify, …). The client receives those errors anyway.
+type minLevel struct {
+	min slog.Level
+	h   slog.Handler
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.h.Enabled(ctx, l)
+}
+
+func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < slog.LevelError && strings.HasPrefix(r.Message, "Response ") {
+		return nil
+	}
+	return m.h.Handle(ctx, r)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{min: m.min, h: m.h.WithAttrs(as)}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{min: m.min, h: m.h.WithGroup(name)}
+}

@@ -1,0 +1,111 @@
+package devmongo
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+func connect(t *testing.T, uri string) *mongo.Client {
+	t.Helper()
+	c, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return c
+}
+
+func TestStartRestartKeepsData(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	s, err := Start(ctx, Config{Dir: dir, Listen: "127.0.0.1:0", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.URI(), "mongodb://127.0.0.1:") || strings.HasSuffix(s.Addr(), ":0") {
+		t.Fatalf("URI %q / Addr %q do not name the real port", s.URI(), s.Addr())
+	}
+	c := connect(t, s.URI())
+	if _, err := c.Database("d").Collection("c").InsertOne(ctx, bson.D{{Key: "_id", Value: 1}, {Key: "v", Value: "kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Disconnect(ctx)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil { // idempotent
+		t.Fatal(err)
+	}
+	if conn, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("%s still accepts connections after Close", s.Addr())
+	}
+	if strings.Contains(logs.String(), "level=INFO msg=\"Listening") {
+		t.Errorf("FerretDB INFO logs leaked into the logger:\n%s", logs.String())
+	}
+
+	s2, err := Start(ctx, Config{Dir: dir, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s2.Close() })
+	var got struct{ V string }
+	if err := connect(t, s2.URI()).Database("d").Collection("c").FindOne(ctx, bson.D{{Key: "_id", Value: 1}}).Decode(&got); err != nil {
+		t.Fatalf("document written before restart: %v", err)
+	}
+	if got.V != "kept" {
+		t.Fatalf("got %q, want %q", got.V, "kept")
+	}
+
+	// A second server on the same address fails cleanly.
+	if s3, err := Start(ctx, Config{Dir: t.TempDir(), Listen: s2.Addr()}); err == nil {
+		_ = s3.Close()
+		t.Fatalf("second server on %s started", s2.Addr())
+	}
+}
+
+func TestStartNeedsDir(t *testing.T) {
+	if s, err := Start(t.Context(), Config{}); err == nil {
+		_ = s.Close()
+		t.Fatal("Start without Dir succeeded")
+	}
+}
+
+func TestFerretDBLogFilter(t *testing.T) {
+	var buf bytes.Buffer
+	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := slog.New(minLevel{min: slog.LevelWarn, h: base.Handler()}).With("name", "sqlite")
+	l.Info("Listening on TCP")
+	l.Warn("Response message: {errmsg: no such command: 'endSessions'}")
+	l.Warn("disk almost full")
+	l.Error("Response header: closing connection")
+	got := buf.String()
+	for _, tt := range []struct {
+		msg  string
+		kept bool
+	}{
+		{"Listening on TCP", false},
+		{"endSessions", false},
+		{"disk almost full", true},
+		{"closing connection", true},
+	} {
+		if strings.Contains(got, tt.msg) != tt.kept {
+			t.Errorf("%q kept = %v, want %v; log:\n%s", tt.msg, !tt.kept, tt.kept, got)
+		}
+	}
+	if !strings.Contains(got, "name=sqlite") {
+		t.Errorf("attributes lost: %s", got)
+	}
+}

@@ -1,0 +1,278 @@
+// Package store is the data access layer of one tenant: students, admin
+// users, sessions, login throttling and the schema version, all in one
+// MongoDB database chosen when the Store is constructed. No method takes a
+// database name; a Store can only ever touch the database it was built on.
+//
+// Collections: students (int64 _id from counters), counters, users,
+// sessions, login_failures and meta (the schema version). Files: store.go
+// (types, Open/New), schema.go, validate.go, students.go, csvio.go,
+// users.go, sessions.go.
+//
+// The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
+// tests), so it keeps to what both support: no transactions, collations
+// or TTL deletion on FerretDB (expiry is also checked in code). Sorting is
+// by byte order. Text is stored verbatim; escaping is the caller's job,
+// and so is guarding spreadsheets: ExportStudents writes names that begin
+// with '=', '+', '-' or '@' unchanged (registration numbers can only begin
+// with '-' of these), so that export and import round-trip.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// SchemaVersion is the newest schema this binary knows.
+const SchemaVersion = 1
+
+// Errors callers tell apart with errors.Is.
+var (
+	ErrNotFound       = errors.New("not found")
+	ErrDuplicateRegNo = errors.New("a student with this registration number already exists")
+	ErrUserExists     = errors.New("a user with this username already exists")
+	ErrBadCredentials = errors.New("invalid username or password")
+	ErrSchemaTooNew   = errors.New("database schema is newer than this binary knows")
+	ErrNotMigrated    = errors.New("database is not migrated; run `campus manage TENANT migrate`")
+)
+
+// LockedError is returned by Authenticate while a username is locked out
+// after repeated failures. errors.Is(err, ErrBadCredentials) is also true so
+// callers that do not care about the difference treat it as a failure.
+type LockedError struct{ Until time.Time }
+
+func (e *LockedError) Error() string {
+	return "too many failed login attempts; try again later"
+}
+
+func (e *LockedError) Is(target error) bool { return target == ErrBadCredentials }
+
+// FieldErrors maps a form field name (registration_no, first_name,
+// second_name, username, email, password) to a human message.
+type FieldErrors map[string]string
+
+// Error lists the messages in a stable order.
+func (fe FieldErrors) Error() string {
+	fields := slices.Sorted(maps.Keys(fe))
+	parts := make([]string, len(fields))
+	for i, f := range fields {
+		parts[i] = f + ": " + fe[f]
+	}
+	return "invalid input: " + strings.Join(parts, "; ")
+}
+
+// Store is bound to exactly one database.
+type Store struct {
+	db *mongo.Database
+
+	client *mongo.Client // set by Open, disconnected by Close; nil for New
+	opts   Options       // defaults applied
+
+	dummyOnce sync.Once // dummyHash is computed on first use
+	dummyHash []byte
+
+	// For tests of ImportStudents: documents per insertMany, and a hook
+	// run before each batch is inserted.
+	insertBatch  int
+	beforeInsert func(batch int)
+}
+
+// Student is one record of the tenant's register.
+type Student struct {
+	ID             int64     `bson:"_id" json:"id"`
+	RegistrationNo string    `bson:"registration_no" json:"registration_no"`
+	FirstName      string    `bson:"first_name" json:"first_name"`
+	SecondName     string    `bson:"second_name" json:"second_name"`
+	CreatedAt      time.Time `bson:"created_at" json:"created_at"`
+	UpdatedAt      time.Time `bson:"updated_at" json:"updated_at"`
+}
+
+// StudentInput is what a form or a CSV row provides.
+type StudentInput struct {
+	RegistrationNo string
+	FirstName      string
+	SecondName     string
+}
+
+// ListOptions select a page of students. Query matches case-insensitively
+// anywhere in the names or the registration number. Sort is a field name
+// (registration_no, first_name, second_name, id), optionally prefixed with
+// "-" for descending; the default is registration_no.
+type ListOptions struct {
+	Query   string
+	Sort    string
+	Page    int // 1-based; values < 1 mean 1
+	PerPage int // default 50, at most 500
+}
+
+// Page is one page of a list.
+type Page struct {
+	Students []Student
+	Total    int64
+	Page     int
+	PerPage  int
+	Pages    int
+}
+
+// User is an admin (superuser) of this tenant.
+type User struct {
+	ID           string    `bson:"_id"`
+	Username     string    `bson:"username"`
+	Email        string    `bson:"email"`
+	PasswordHash string    `bson:"password_hash"`
+	IsSuperuser  bool      `bson:"is_superuser"`
+	CreatedAt    time.Time `bson:"created_at"`
+	LastLogin    time.Time `bson:"last_login,omitempty"`
+}
+
+// Session is a logged-in admin session. The token given to the browser is
+// never stored; the database keeps its SHA-256.
+type Session struct {
+	UserID    string
+	Username  string
+	CSRFToken string
+	ExpiresAt time.Time
+}
+
+// RowError is one bad CSV row.
+type RowError struct {
+	Line int    // 1-based line number in the file (header is line 1)
+	Msg  string // e.g. "registration_no: must be 1-64 letters, digits, '-', '/' or '.'"
+}
+
+func (e RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Options tune a Store; zero values mean defaults.
+type Options struct {
+	BcryptCost    int           // default bcrypt.DefaultCost (tests use bcrypt.MinCost)
+	SessionTTL    time.Duration // default 8h
+	MaxFailures   int           // failures before lock-out, default 5
+	LockoutPeriod time.Duration // default 5m
+	Now           func() time.Time
+}
+
+// Collection names.
+const (
+	colStudents      = "students"
+	colCounters      = "counters"
+	colUsers         = "users"
+	colSessions      = "sessions"
+	colLoginFailures = "login_failures"
+	colMeta          = "meta"
+)
+
+// databaseNameRe is what MongoDB and FerretDB both accept; registry
+// database names (DNS labels) fit it.
+var databaseNameRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,63}$`)
+
+func (o Options) withDefaults() Options {
+	switch {
+	case o.BcryptCost == 0:
+		o.BcryptCost = bcrypt.DefaultCost
+	case o.BcryptCost < bcrypt.MinCost:
+		o.BcryptCost = bcrypt.MinCost
+	case o.BcryptCost > bcrypt.MaxCost:
+		o.BcryptCost = bcrypt.MaxCost
+	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = 8 * time.Hour
+	}
+	if o.MaxFailures <= 0 {
+		o.MaxFailures = 5
+	}
+	if o.LockoutPeriod <= 0 {
+		o.LockoutPeriod = 5 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Open connects to uri and returns a Store bound to database; Close
+// disconnects the client it created. Errors never contain the URI, which
+// may hold a password.
+func Open(ctx context.Context, uri, database string, opts Options) (*Store, error) {
+	if err := checkDatabaseName(database); err != nil {
+		return nil, err
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		// Parse errors can quote the URI; do not pass them on.
+		return nil, fmt.Errorf("open database %s: invalid MongoDB URI", database)
+	}
+	s := New(client.Database(database), opts)
+	s.client = client
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("open database %s: %w", database, err)
+	}
+	return s, nil
+}
+
+func checkDatabaseName(name string) error {
+	switch {
+	case !databaseNameRe.MatchString(name):
+		return fmt.Errorf("database name %q: must be 1-63 letters, digits, '_' or '-'", name)
+	case name == "admin" || name == "local" || name == "config":
+		return fmt.Errorf("database name %q is reserved by MongoDB", name)
+	}
+	return nil
+}
+
+// New returns a Store over an existing database handle (tests); Close does
+// not disconnect the caller's client.
+func New(db *mongo.Database, opts Options) *Store {
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch}
+}
+
+// Close disconnects the client Open created; it does nothing for New.
+func (s *Store) Close(ctx context.Context) error {
+	if s.client == nil {
+		return nil
+	}
+	if err := s.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("close database %s: %w", s.db.Name(), err)
+	}
+	return nil
+}
+
+// Ping checks that the server answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.Client().Ping(ctx, nil); err != nil {
+		return fmt.Errorf("ping MongoDB: %w", err)
+	}
+	return nil
+}
+
+// DatabaseName is the database this Store is bound to.
+func (s *Store) DatabaseName() string { return s.db.Name() }
+
+func (s *Store) col(name string) *mongo.Collection { return s.db.Collection(name) }
+
+// now returns the current time as MongoDB will store it (UTC, milliseconds),
+// so values returned to callers equal what a later read gives back.
+func (s *Store) now() time.Time { return s.opts.Now().UTC().Truncate(time.Millisecond) }
+
+// d is shorthand for a one-element bson.D.
+func d(key string, value any) bson.D { return bson.D{{Key: key, Value: value}} }
+
+// Drop deletes the whole database of this Store: every student, user and
+// session of the tenant. Used by `campus tenant delete --purge-data`.
+func (s *Store) Drop(ctx context.Context) error {
+	if err := s.db.Drop(ctx); err != nil {
+		return fmt.Errorf("drop database %s: %w", s.db.Name(), err)
+	}
+	return nil
+}

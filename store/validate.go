@@ -1,0 +1,137 @@
+package store
+
+import (
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on input.
+const (
+	MaxRegNoLen       = 64  // characters of a registration number
+	MaxNameLen        = 255 // characters of a first or second name
+	MaxUsernameLen    = 150 // characters of a username
+	MinPasswordLen    = 8   // characters of a password
+	MaxPasswordBytes  = 72  // bcrypt ignores anything longer
+	maxEmailLen       = 254
+	msgRegNo          = "must be 1-64 letters, digits, '-', '/' or '.'"
+	msgUsernameFormat = "must be 1-150 letters, digits and @/./+/-/_ only"
+)
+
+// NormalizeStudent trims and validates input. The FieldErrors are nil when
+// the input is valid.
+func NormalizeStudent(in StudentInput) (StudentInput, FieldErrors) {
+	out := StudentInput{
+		RegistrationNo: strings.TrimSpace(in.RegistrationNo),
+		FirstName:      strings.TrimSpace(in.FirstName),
+		SecondName:     strings.TrimSpace(in.SecondName),
+	}
+	fe := FieldErrors{}
+	if msg := checkRegNo(out.RegistrationNo); msg != "" {
+		fe["registration_no"] = msg
+	}
+	if msg := checkName(out.FirstName); msg != "" {
+		fe["first_name"] = msg
+	}
+	if msg := checkName(out.SecondName); msg != "" {
+		fe["second_name"] = msg
+	}
+	if len(fe) > 0 {
+		return out, fe
+	}
+	return out, nil
+}
+
+func checkRegNo(s string) string {
+	if s == "" {
+		return "is required"
+	}
+	if len(s) > MaxRegNoLen {
+		return msgRegNo
+	}
+	for _, c := range []byte(s) {
+		if !isASCIIAlnum(c) && c != '-' && c != '/' && c != '.' {
+			return msgRegNo
+		}
+	}
+	return ""
+}
+
+func checkName(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case !utf8.ValidString(s):
+		return "is not valid UTF-8 text"
+	case utf8.RuneCountInString(s) > MaxNameLen:
+		return "must be at most 255 characters"
+	case strings.ContainsFunc(s, unicode.IsControl):
+		return "must not contain control characters such as line breaks or tabs"
+	}
+	return ""
+}
+
+func isASCIIAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// normalizeUsername trims a username; usernameKey is what uniqueness and
+// look-ups use.
+func normalizeUsername(s string) string { return strings.TrimSpace(s) }
+
+func usernameKey(s string) string { return strings.ToLower(normalizeUsername(s)) }
+
+// checkUsername allows ASCII letters and digits only (with @.+-_), so that
+// look-alike letters from other scripts cannot imitate another admin.
+func checkUsername(s string) string {
+	if s == "" {
+		return "is required"
+	}
+	if len(s) > MaxUsernameLen {
+		return msgUsernameFormat
+	}
+	for _, c := range []byte(s) {
+		if !isASCIIAlnum(c) && !strings.ContainsRune("@.+-_", rune(c)) {
+			return msgUsernameFormat
+		}
+	}
+	return ""
+}
+
+// checkEmail accepts "" (no email) or one plain address.
+func checkEmail(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > maxEmailLen {
+		return "must be at most 254 characters"
+	}
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Name != "" || a.Address != s {
+		return "must be a valid email address"
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at < 1 || at == len(s)-1 || strings.ContainsAny(s, " \t\r\n<>") {
+		return "must be a valid email address"
+	}
+	return ""
+}
+
+// checkPassword applies the password rules; username is the account's so
+// a password equal to it is refused.
+func checkPassword(password, username string) string {
+	switch {
+	case utf8.RuneCountInString(password) < MinPasswordLen:
+		return "must be at least 8 characters"
+	case len(password) > MaxPasswordBytes:
+		return "must be at most 72 bytes"
+	case !utf8.ValidString(password):
+		return "is not valid UTF-8 text"
+	case strings.IndexFunc(password, func(r rune) bool { return r < '0' || r > '9' }) < 0:
+		return "must not be entirely numeric"
+	case username != "" && strings.EqualFold(password, username):
+		return "must not be the same as the username"
+	}
+	return ""
+}
