@@ -1,0 +1,128 @@
+// Package app is the school web app of ONE tenant: a public list of
+// students and a Django-style admin site, served from the one database the
+// tenant's store is bound to.
+//
+// The server learns its tenant from Config at start-up and never picks a
+// database from a request. It answers only requests whose Host is one of the
+// tenant's hosts (421 Misdirected Request otherwise), so a request routed to
+// the wrong process by mistake finds nothing.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+// DefaultMaxUploadBytes limits an uploaded file (CSV import) when
+// Config.MaxUploadBytes is zero.
+const DefaultMaxUploadBytes = 10 << 20
+
+// Config is everything a tenant's app server needs.
+type Config struct {
+	// Tenant is the one tenant this server serves; its Hosts are the only
+	// Host headers answered.
+	Tenant registry.Tenant
+	// Store is bound to the tenant's database.
+	Store *store.Store
+	// Logger receives one line per request (tenant added by the server).
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the app's metrics; nil means a new registry.
+	Registerer prometheus.Registerer
+	// Gatherer is served on /metrics. Nil means Registerer when that is
+	// also a Gatherer (such as *prometheus.Registry).
+	Gatherer prometheus.Gatherer
+	// SecureCookies forces the Secure attribute on cookies; otherwise it is
+	// set when the request came over TLS or with X-Forwarded-Proto: https.
+	SecureCookies bool
+	// MaxUploadBytes limits uploads (default DefaultMaxUploadBytes).
+	MaxUploadBytes int64
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+type server struct {
+	tenant    registry.Tenant
+	store     *store.Store
+	log       *slog.Logger
+	gatherer  prometheus.Gatherer
+	secure    bool
+	maxUpload int64
+	now       func() time.Time
+
+	views   *views
+	static  *staticFiles
+	metrics *metrics
+
+	// studentsGauge throttles gauge refreshes triggered by reads.
+	gaugeMu sync.Mutex
+	gaugeAt time.Time
+}
+
+// NewServer returns the HTTP handler of one tenant's app.
+func NewServer(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.routes(), nil
+}
+
+func newServer(cfg Config) (*server, error) {
+	if err := cfg.Tenant.Validate(); err != nil {
+		return nil, fmt.Errorf("app: tenant: %w", err)
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("app: a store is required")
+	}
+	s := &server{
+		tenant:    cfg.Tenant,
+		store:     cfg.Store,
+		log:       cfg.Logger,
+		gatherer:  cfg.Gatherer,
+		secure:    cfg.SecureCookies,
+		maxUpload: cfg.MaxUploadBytes,
+		now:       cfg.Now,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	s.log = s.log.With("tenant", cfg.Tenant.Name)
+	if s.maxUpload <= 0 {
+		s.maxUpload = DefaultMaxUploadBytes
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if s.gatherer == nil {
+		g, ok := reg.(prometheus.Gatherer)
+		if !ok {
+			return nil, errors.New("app: Gatherer is required when Registerer is not a Gatherer")
+		}
+		s.gatherer = g
+	}
+	var err error
+	if s.metrics, err = newMetrics(reg, cfg.Tenant.Name); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if s.static, err = loadStatic(); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	if s.views, err = parseViews(s.static.url); err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return s, nil
+}

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/campus-saas/campus/store"
+)
+
+// perPage is the page size of the public and admin lists.
+const perPage = 50
+
+// maxQueryLen bounds the search text.
+const maxQueryLen = 200
+
+// listParams are the query parameters of a list page.
+type listParams struct {
+	Query string
+	Sort  string // validated store sort key; "" means registration_no
+	Page  int
+}
+
+var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "second_name": true, "id": true}
+
+func parseListParams(r *http.Request, sortable bool) listParams {
+	q := r.URL.Query()
+	p := listParams{Query: strings.TrimSpace(q.Get("q")), Page: 1}
+	if len(p.Query) > maxQueryLen {
+		p.Query = p.Query[:maxQueryLen]
+	}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
+		p.Page = n
+	}
+	if sortable {
+		if k := q.Get("sort"); sortKeys[strings.TrimPrefix(k, "-")] {
+			p.Sort = k
+		}
+	}
+	return p
+}
+
+// values encodes the parameters for links, leaving out defaults.
+func (p listParams) values(page int) url.Values {
+	v := url.Values{}
+	if p.Query != "" {
+		v.Set("q", p.Query)
+	}
+	if p.Sort != "" && p.Sort != "registration_no" {
+		v.Set("sort", p.Sort)
+	}
+	if page > 1 {
+		v.Set("page", strconv.Itoa(page))
+	}
+	return v
+}
+
+func (p listParams) link(base string, page int) string {
+	if enc := p.values(page).Encode(); enc != "" {
+		return base + "?" + enc
+	}
+	return base
+}
+
+// listStudents fetches one page (the store turns a page past the end into
+// the last page).
+func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, error) {
+	o := store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: perPage}
+	pg, err := s.store.ListStudents(ctx, o)
+	if err != nil {
+		return pg, fmt.Errorf("list students: %w", err)
+	}
+	if p.Query == "" {
+		s.setStudentsGauge(pg.Total) // a free, exact count
+	}
+	return pg, nil
+}
+
+// pager is the pagination bar of a list.
+type pager struct {
+	First, Last, Total int64
+	Page, Pages        int
+	Prev, Next         string // URLs; empty at the ends
+	Items              []pagerItem
+}
+
+type pagerItem struct {
+	Num     int
+	URL     string
+	Current bool
+	Gap     bool // an ellipsis
+}
+
+func newPager(pg store.Page, p listParams, base string) pager {
+	pr := pager{Total: pg.Total, Page: pg.Page, Pages: pg.Pages}
+	if pg.Page < 1 {
+		pr.Page = 1
+	}
+	if len(pg.Students) > 0 {
+		pr.First = int64(pr.Page-1)*int64(perPage) + 1
+		pr.Last = pr.First + int64(len(pg.Students)) - 1
+	}
+	if pr.Pages <= 1 {
+		return pr
+	}
+	if pr.Page > 1 {
+		pr.Prev = p.link(base, pr.Page-1)
+	}
+	if pr.Page < pr.Pages {
+		pr.Next = p.link(base, pr.Page+1)
+	}
+	gap := false
+	for n := 1; n <= pr.Pages; n++ {
+		if n == 1 || n == pr.Pages || (n >= pr.Page-2 && n <= pr.Page+2) {
+			pr.Items = append(pr.Items, pagerItem{Num: n, URL: p.link(base, n), Current: n == pr.Page})
+			gap = false
+		} else if !gap {
+			pr.Items = append(pr.Items, pagerItem{Gap: true})
+			gap = true
+		}
+	}
+	return pr
+}
+
+// gaugeRefresh is how often reads may refresh the students gauge.
+const gaugeRefresh = 30 * time.Second
+
+func (s *server) setStudentsGauge(n int64) {
+	s.gaugeMu.Lock()
+	s.gaugeAt = s.now()
+	s.gaugeMu.Unlock()
+	s.metrics.students.Set(float64(n))
+}
+
+// refreshStudentsGauge counts the students after a write, or after a read
+// when the gauge is older than gaugeRefresh.
+func (s *server) refreshStudentsGauge(ctx context.Context, force bool) {
+	s.gaugeMu.Lock()
+	due := force || s.now().Sub(s.gaugeAt) >= gaugeRefresh
+	s.gaugeMu.Unlock()
+	if !due {
+		return
+	}
+	n, err := s.store.CountStudents(ctx)
+	if err != nil {
+		s.log.Warn("count students for the gauge", "err", err)
+		return
+	}
+	s.setStudentsGauge(n)
+}
+
+// handlePublicIndex is the public register: every student of this
+// tenant, sorted by registration number, searchable, 50 a page.
+func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
+	p := parseListParams(r, false)
+	pg, err := s.listStudents(r.Context(), p)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if p.Query != "" {
+		s.refreshStudentsGauge(r.Context(), false)
+	}
+	s.render(w, r, http.StatusOK, "public_index", &page{
+		Title: "Students",
+		Data: struct {
+			Students []store.Student
+			Query    string
+			Pager    pager
+		}{pg.Students, p.Query, newPager(pg, p, "/")},
+	})
+}

@@ -1,0 +1,173 @@
+package app
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// requiredViews are the pages the handlers render.
+var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
+	"admin_delete", "admin_delete_selected", "admin_import"}
+
+// views holds every page template, each parsed once at start-up together
+// with the base layout.
+type views struct {
+	pages map[string]*template.Template
+}
+
+// page is what every template receives. Page-specific values are in Data.
+type page struct {
+	Title   string
+	Tenant  string    // the tenant's display name; empty on tenant-neutral pages
+	Admin   bool      // admin layout (navigation, logout)
+	User    string    // logged-in username
+	CSRF    string    // token for the page's forms
+	Flash   *flashMsg // message from the previous request
+	Crumbs  []crumb
+	Data    any
+	neutral bool // say nothing about the tenant (421)
+}
+
+type crumb struct {
+	Label string
+	URL   string // empty for the current page
+}
+
+func parseViews(staticURL func(string) string) (*views, error) {
+	funcs := template.FuncMap{
+		"static":  staticURL,
+		"fieldOf": fieldOf,
+	}
+	// The layout and the partials (files starting with "_") are shared.
+	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse base template: %w", err)
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list templates: %w", err)
+	}
+	v := &views{pages: map[string]*template.Template{}}
+	for _, name := range names {
+		file := path.Base(name)
+		if file == "base.html" || strings.HasPrefix(file, "_") {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(templateFS, name)
+		if err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", file, err)
+		}
+		if t.Lookup("content") == nil {
+			return nil, fmt.Errorf("template %s defines no \"content\"", file)
+		}
+		v.pages[strings.TrimSuffix(file, ".html")] = t
+	}
+	for _, name := range requiredViews {
+		if v.pages[name] == nil {
+			return nil, fmt.Errorf("template %s.html is missing", name)
+		}
+	}
+	return v, nil
+}
+
+// render executes a page into a buffer first, so that a template error
+// becomes a clean 500 rather than half a page.
+func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
+	t, ok := s.views.pages[name]
+	if !ok { // a programming error; parseViews checks the fixed names
+		s.log.Error("render: no such template", "request_id", stateOf(r).id, "template", name)
+		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	if !p.neutral {
+		p.Tenant = s.tenant.DisplayName
+		if sess := stateOf(r).session; sess != nil {
+			p.User = sess.Username
+			if p.CSRF == "" {
+				p.CSRF = sess.CSRFToken
+			}
+		}
+		if p.Admin && r.Method == http.MethodGet {
+			p.Flash = s.takeFlash(w, r)
+		}
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "base.html", p); err != nil {
+		s.log.Error("render template", "request_id", stateOf(r).id, "template", name, "err", err)
+		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+type errorPage struct {
+	Code    int
+	Heading string
+	Message string
+	Link    string
+	LinkTxt string
+}
+
+var errorPages = map[int]errorPage{
+	http.StatusBadRequest: {Heading: "Bad request", Message: "The request could not be understood."},
+	http.StatusForbidden: {Heading: "Forbidden", Message: "The form you sent could not be verified (CSRF check failed). " +
+		"This happens when a page was open for a long time or you logged in or out in another tab. " +
+		"Go back, reload the page and try again.", Link: "/admin/", LinkTxt: "Go to the admin site"},
+	http.StatusNotFound: {Heading: "Page not found", Message: "We could not find the page you asked for.", Link: "/", LinkTxt: "Go to the home page"},
+	http.StatusMethodNotAllowed: {Heading: "Method not allowed", Message: "This address only accepts a form submission. " +
+		"To log out, use the “Log out” button.", Link: "/admin/", LinkTxt: "Go to the admin site"},
+	http.StatusRequestEntityTooLarge: {Heading: "Upload too large", Message: "The file you sent is larger than this site accepts."},
+	http.StatusMisdirectedRequest:    {Heading: "Misdirected request", Message: "This server does not serve the site you asked for."},
+	http.StatusInternalServerError:   {Heading: "Server error", Message: "Something went wrong on our side. Please try again in a moment."},
+	http.StatusServiceUnavailable:    {Heading: "Service unavailable", Message: "The site is not available right now. Please try again in a moment."},
+}
+
+// formField is one labelled input of a form, for the "field" template.
+type formField struct {
+	Name, Label, Value, Error, Help string
+	Max                             int
+}
+
+func fieldOf(name, label, value string, errs map[string]string, help string, max int) formField {
+	return formField{Name: name, Label: label, Value: value, Error: errs[name], Help: help, Max: max}
+}
+
+// renderError answers with a small, styled error page.
+func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
+	e, ok := errorPages[code]
+	if !ok {
+		e = errorPage{Heading: http.StatusText(code)}
+	}
+	e.Code = code
+	p := &page{Title: e.Heading, Data: e, neutral: code == http.StatusMisdirectedRequest}
+	s.render(w, r, code, "error", p)
+}
+
+// serverError logs the cause (never shown to the visitor) and answers 500.
+func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) {
+	st := stateOf(r)
+	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)
+	s.renderError(w, r, http.StatusInternalServerError)
+}
+
+func (s *server) methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		s.renderError(w, r, http.StatusMethodNotAllowed)
+	}
+}
+
+func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.renderError(w, r, http.StatusNotFound)
+}

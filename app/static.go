@@ -1,0 +1,85 @@
+package app
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"time"
+)
+
+// static holds Bootstrap's minified CSS (with its licence header and
+// LICENSE file) and the app's own small CSS and JS. Nothing is ever loaded
+// from a CDN: the site works with no internet.
+//
+//go:embed static
+var staticFS embed.FS
+
+type staticFile struct {
+	body  []byte
+	etag  string // strong ETag: hash of the content
+	ctype string
+}
+
+// staticFiles serves /static/{file} from memory. Pages link to
+// /static/NAME?v=HASH (see url): such URLs change whenever the file does
+// and are cached for a year; other requests revalidate with the ETag.
+type staticFiles struct {
+	files map[string]*staticFile // by URL name
+}
+
+// staticNames maps URL names to files in the embedded tree.
+var staticNames = map[string]string{
+	"bootstrap.min.css":     "static/bootstrap/bootstrap.min.css",
+	"bootstrap-LICENSE.txt": "static/bootstrap/LICENSE",
+	"app.css":               "static/app.css",
+	"app.js":                "static/app.js",
+}
+
+func loadStatic() (*staticFiles, error) {
+	sf := &staticFiles{files: map[string]*staticFile{}}
+	for name, file := range staticNames {
+		body, err := fs.ReadFile(staticFS, file)
+		if err != nil {
+			return nil, fmt.Errorf("load static file %s: %w", file, err)
+		}
+		sum := sha256.Sum256(body)
+		ctype := mime.TypeByExtension(path.Ext(name))
+		if ctype == "" {
+			ctype = "application/octet-stream"
+		}
+		sf.files[name] = &staticFile{body: body, etag: hex.EncodeToString(sum[:8]), ctype: ctype}
+	}
+	return sf, nil
+}
+
+// url is the versioned URL of a static file, for templates.
+func (sf *staticFiles) url(name string) string {
+	f, ok := sf.files[name]
+	if !ok {
+		panic("app: unknown static file " + name) // caught at start-up by template tests
+	}
+	return "/static/" + name + "?v=" + f.etag
+}
+
+func (sf *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f, ok := sf.files[r.PathValue("file")]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("ETag", `"`+f.etag+`"`)
+	h.Set("Content-Type", f.ctype)
+	if r.URL.Query().Get("v") == f.etag {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "public, max-age=300, must-revalidate")
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+}

@@ -1,0 +1,370 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/campus-saas/campus/store"
+)
+
+// msgDuplicateRegNo is shown on the form when the registration number is
+// taken.
+const msgDuplicateRegNo = "A student with this registration number already exists."
+
+const studentsURL = "/admin/students/"
+
+func studentLabel(st store.Student) string {
+	return st.FirstName + " " + st.SecondName + " (" + st.RegistrationNo + ")"
+}
+
+func changeURL(id int64) string { return fmt.Sprintf("/admin/students/%d/change/", id) }
+
+func crumbs(current string, links ...crumb) []crumb {
+	c := append([]crumb{{Label: "Home", URL: "/admin/"}}, links...)
+	return append(c, crumb{Label: current})
+}
+
+var studentsCrumb = crumb{Label: "Students", URL: studentsURL}
+
+// ---- list ----
+
+type column struct {
+	Key, Label string
+	URL        string // link that sorts by this column (toggling direction)
+	Sorted     string // "ascending", "descending" or ""
+}
+
+type studentList struct {
+	Students []store.Student
+	Query    string
+	Pager    pager
+	Columns  []column
+}
+
+var listColumns = []column{
+	{Key: "registration_no", Label: "Registration number"},
+	{Key: "first_name", Label: "First name"},
+	{Key: "second_name", Label: "Second name"},
+}
+
+func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
+	p := parseListParams(r, true)
+	pg, err := s.listStudents(r.Context(), p)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if p.Query != "" {
+		s.refreshStudentsGauge(r.Context(), false)
+	}
+	current := p.Sort
+	if current == "" {
+		current = "registration_no"
+	}
+	cols := make([]column, len(listColumns))
+	for i, c := range listColumns {
+		sp := listParams{Query: p.Query, Sort: c.Key}
+		switch current {
+		case c.Key:
+			c.Sorted = "ascending"
+			sp.Sort = "-" + c.Key
+		case "-" + c.Key:
+			c.Sorted = "descending"
+		}
+		c.URL = sp.link(studentsURL, 1)
+		cols[i] = c
+	}
+	s.render(w, r, http.StatusOK, "admin_list", &page{
+		Title:  "Students",
+		Admin:  true,
+		Crumbs: crumbs("Students"),
+		Data:   studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols},
+	})
+}
+
+// ---- add and change ----
+
+type studentForm struct {
+	ID     int64 // 0 when adding
+	Label  string
+	Values store.StudentInput
+	Errors store.FieldErrors
+}
+
+func formInput(r *http.Request) store.StudentInput {
+	return store.StudentInput{
+		RegistrationNo: r.PostForm.Get("registration_no"),
+		FirstName:      r.PostForm.Get("first_name"),
+		SecondName:     r.PostForm.Get("second_name"),
+	}
+}
+
+var fieldLabels = map[string]string{
+	"registration_no": "Registration number",
+	"first_name":      "First name",
+	"second_name":     "Second name",
+}
+
+// formErrors turns the store's messages ("is required", "must be …") into
+// sentences shown next to each field.
+func formErrors(fe store.FieldErrors) store.FieldErrors {
+	out := store.FieldErrors{}
+	for field, msg := range fe {
+		switch {
+		case msg == "is required":
+			msg = msgRequired
+		case strings.HasPrefix(msg, "is ") || strings.HasPrefix(msg, "must "):
+			label := fieldLabels[field]
+			if label == "" {
+				label = "This field"
+			}
+			msg = label + " " + msg
+			if !strings.HasSuffix(msg, ".") {
+				msg += "."
+			}
+		}
+		out[field] = msg
+	}
+	return out
+}
+
+func (s *server) renderStudentForm(w http.ResponseWriter, r *http.Request, status int, f studentForm) {
+	f.Errors = formErrors(f.Errors)
+	title := "Add student"
+	if f.ID != 0 {
+		title = "Change student"
+	}
+	s.render(w, r, status, "admin_form", &page{
+		Title:  title,
+		Admin:  true,
+		Crumbs: crumbs(title, studentsCrumb),
+		Data:   f,
+	})
+}
+
+// saveError turns a store error into form errors; ok is false when the
+// error is not about the input.
+func saveError(err error) (store.FieldErrors, bool) {
+	var fe store.FieldErrors
+	switch {
+	case errors.Is(err, store.ErrDuplicateRegNo):
+		return store.FieldErrors{"registration_no": msgDuplicateRegNo}, true
+	case errors.As(err, &fe):
+		return fe, true
+	}
+	return nil, false
+}
+
+// afterSave picks the next page from the button pressed, as Django does.
+func afterSave(r *http.Request, id int64) string {
+	switch {
+	case r.PostForm.Has("_addanother"):
+		return "/admin/students/add/"
+	case r.PostForm.Has("_continue"):
+		return changeURL(id)
+	}
+	return studentsURL
+}
+
+func (s *server) handleStudentAddForm(w http.ResponseWriter, r *http.Request) {
+	s.renderStudentForm(w, r, http.StatusOK, studentForm{})
+}
+
+func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
+	f := studentForm{Values: formInput(r)}
+	in, fe := store.NormalizeStudent(f.Values)
+	if len(fe) > 0 {
+		f.Errors = fe
+		s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	st, err := s.store.CreateStudent(r.Context(), in)
+	if err != nil {
+		if fe, ok := saveError(err); ok {
+			f.Errors = fe
+			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		s.serverError(w, r, fmt.Errorf("create student: %w", err))
+		return
+	}
+	s.refreshStudentsGauge(r.Context(), true)
+	s.setFlash(w, r, flashAdded, studentLabel(st))
+	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
+}
+
+// student loads the student named in the URL; its error is answered.
+func (s *server) student(w http.ResponseWriter, r *http.Request) (store.Student, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.renderError(w, r, http.StatusNotFound)
+		return store.Student{}, false
+	}
+	st, err := s.store.Student(r.Context(), id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return st, false
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+		return st, false
+	}
+	return st, true
+}
+
+func (s *server) handleStudentChangeForm(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.student(w, r)
+	if !ok {
+		return
+	}
+	s.renderStudentForm(w, r, http.StatusOK, studentForm{
+		ID:     st.ID,
+		Label:  studentLabel(st),
+		Values: store.StudentInput{RegistrationNo: st.RegistrationNo, FirstName: st.FirstName, SecondName: st.SecondName},
+	})
+}
+
+func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.student(w, r)
+	if !ok {
+		return
+	}
+	f := studentForm{ID: st.ID, Label: studentLabel(st), Values: formInput(r)}
+	in, fe := store.NormalizeStudent(f.Values)
+	if len(fe) > 0 {
+		f.Errors = fe
+		s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	st, err := s.store.UpdateStudent(r.Context(), st.ID, in)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	case err != nil:
+		if fe, ok := saveError(err); ok {
+			f.Errors = fe
+			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
+		return
+	}
+	s.setFlash(w, r, flashChanged, studentLabel(st))
+	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
+}
+
+// ---- delete ----
+
+func (s *server) handleStudentDeleteConfirm(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.student(w, r)
+	if !ok {
+		return
+	}
+	s.render(w, r, http.StatusOK, "admin_delete", &page{
+		Title:  "Are you sure?",
+		Admin:  true,
+		Crumbs: crumbs("Delete", studentsCrumb, crumb{Label: studentLabel(st), URL: changeURL(st.ID)}),
+		Data:   struct{ Student store.Student }{st},
+	})
+}
+
+func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
+	st, ok := s.student(w, r)
+	if !ok {
+		return
+	}
+	err := s.store.DeleteStudent(r.Context(), st.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
+		return
+	}
+	s.refreshStudentsGauge(r.Context(), true)
+	s.setFlash(w, r, flashDeleted, studentLabel(st))
+	http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+}
+
+// maxSelected bounds one bulk action.
+const maxSelected = 500
+
+// handleStudentsDeleteSelected is the list's bulk action: the first POST
+// (from the list's checkboxes) shows a confirmation page, the second (with
+// confirm=yes) deletes.
+func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Request) {
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, v := range r.PostForm["ids"] {
+		id, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || id <= 0 || seen[id] {
+			continue
+		}
+		seen[id] = true
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		s.setFlash(w, r, flashNoneChosen, "")
+		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		return
+	}
+	if len(ids) > maxSelected {
+		s.renderError(w, r, http.StatusBadRequest)
+		return
+	}
+	if r.PostForm.Get("confirm") == "yes" {
+		n, err := s.store.DeleteStudents(r.Context(), ids)
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			return
+		}
+		s.refreshStudentsGauge(r.Context(), true)
+		s.setFlash(w, r, flashBulkDelete, strconv.FormatInt(n, 10))
+		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		return
+	}
+	var students []store.Student
+	for _, id := range ids {
+		st, err := s.store.Student(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+			return
+		}
+		students = append(students, st)
+	}
+	if len(students) == 0 {
+		s.setFlash(w, r, flashNoneChosen, "")
+		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		return
+	}
+	s.render(w, r, http.StatusOK, "admin_delete_selected", &page{
+		Title:  "Are you sure?",
+		Admin:  true,
+		Crumbs: crumbs("Delete multiple students", studentsCrumb),
+		Data:   struct{ Students []store.Student }{students},
+	})
+}
+
+// ---- CSV export ----
+
+func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer
+	if err := s.store.ExportStudents(r.Context(), &buf); err != nil {
+		s.serverError(w, r, fmt.Errorf("export students: %w", err))
+		return
+	}
+	name := fmt.Sprintf("%s-students-%s.csv", s.tenant.Name, s.now().UTC().Format("2006-01-02"))
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Write(buf.Bytes())
+}
