@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+func runApp(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("app", "", "Serve the school app of one tenant from that tenant's database only.")
+	var (
+		lo        logOptions
+		ro        registryOptions
+		mo        mongoOptions
+		tenant    = fs.String("tenant", "", "tenant to serve (required)")
+		listen    = fs.String("listen", "127.0.0.1:8080", "address to listen on")
+		advertise = fs.String("advertise", "", "address the proxy dials, when registering with Consul (default: the listen address)")
+		migrate   = fs.Bool("migrate", false, "migrate the tenant's database before serving")
+		secure    = fs.Bool("secure-cookies", false, "always mark cookies Secure (set when TLS terminates in front of the proxy)")
+		register  = fs.Bool("register", true, "with the Consul registry: register this instance with a /readyz health check, deregister on shutdown")
+	)
+	lo.register(fs)
+	ro.register(fs)
+	mo.register(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if *tenant == "" {
+		return usageErr("--tenant is required")
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments: %s", joinArgs(fs.Args()))
+	}
+	logger, err := lo.logger(e)
+	if err != nil {
+		return err
+	}
+	logger = logger.With("tenant", *tenant)
+
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	reg, err := ro.open(ctx, e, logger, metrics)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	t, err := reg.Tenant(ctx, *tenant)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("tenant %q is not registered; create it with `campus tenant create %s --host HOST`", *tenant, *tenant)
+		}
+		return fmt.Errorf("look up tenant %q: %w", *tenant, err)
+	}
+	if t.State != registry.StateActive {
+		return fmt.Errorf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
+	}
+
+	uri, err := mo.resolve()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, uri, t.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+	if *migrate {
+		from, to, err := st.Migrate(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate database %q: %w", t.Database, err)
+		}
+		if from != to {
+			logger.Info("migrated database", "database", t.Database, "from", from, "to", to)
+		}
+	}
+	if err := st.CheckSchema(ctx); err != nil {
+		return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
+	}
+
+	h, err := app.NewServer(app.Config{
+		Tenant:        t,
+		Store:         st,
+		Logger:        logger,
+		Registerer:    metrics,
+		Gatherer:      metrics,
+		SecureCookies: *secure,
+	})
+	if err != nil {
+		return fmt.Errorf("build app: %w", err)
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "database", t.Database, "hosts", t.Hosts)
+
+	if kind, _ := ro.backend(e); kind == "consul" && *register {
+		addr := *advertise
+		if addr == "" {
+			addr = ln.Addr().String()
+		}
+		stopReg, err := selfRegister(ctx, reg, registry.Instance{
+			ID: fmt.Sprintf("%s-%s", t.Name, addr), Tenant: t.Name, Addr: addr, Healthy: true,
+		}, logger)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stopReg()
+		// On shutdown, leave the catalog first so the proxies stop
+		// sending new requests while this server drains.
+		go func() {
+			<-ctx.Done()
+			stopReg()
+		}()
+	}
+	srv := httpserve.New(h, logger)
+	err = httpserve.Serve(ctx, srv, ln)
+	logger.Info("stopped")
+	return err
+}
+
+// openStore connects to one database with a bounded wait.
+func openStore(ctx context.Context, uri, database string) (*store.Store, error) {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	st, err := store.Open(cctx, uri, database, store.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("connect to MongoDB at %s (database %q): %w", redactURI(uri), database, err)
+	}
+	if err := st.Ping(cctx); err != nil {
+		st.Close(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("reach MongoDB at %s: %w", redactURI(uri), err)
+	}
+	return st, nil
+}

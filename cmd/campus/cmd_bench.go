@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/internal/devmongo"
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/internal/loadgen"
+	"github.com/campus-saas/campus/proxy"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+func runBench(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "routing" {
+		return runBenchRouting(ctx, e, args[1:])
+	}
+	if len(args) > 0 && args[0] == "proxy" {
+		args = args[1:]
+	}
+	fs := newFlags("bench [proxy]", "", `Measure requests per second and latency of the same requests sent directly to an app
+instance and through the proxy, side by side in one run: rounds alternate between the two so
+that the shared machine's noise falls on both. Everything runs on loopback in this process:
+the embedded database (or MONGODB_URI), one app, one proxy, the load generator.
+'campus bench routing' measures route propagation and table rebuilds instead.`)
+	var (
+		mo          mongoOptions
+		duration    = fs.Duration("duration", 3*time.Second, "length of each round")
+		rounds      = fs.Int("rounds", 3, "rounds per target (alternating direct and proxied)")
+		concurrency = fs.Int("concurrency", 16, "concurrent closed-loop clients")
+		students    = fs.Int("students", 50, "students in the benchmark tenant (the public page shows up to 50)")
+	)
+	mo.register(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dir, err := os.MkdirTemp("", "campus-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	uri := ""
+	if mo.uri != "" || mo.uriFile != "" {
+		if uri, err = mo.resolve(); err != nil {
+			return err
+		}
+	} else {
+		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
+		if err != nil {
+			return fmt.Errorf("start embedded database: %w", err)
+		}
+		defer srv.Close()
+		uri = srv.URI()
+	}
+	t, err := registry.NewTenant("bench"+fmt.Sprint(time.Now().UnixNano()%1e6), []string{"bench.school.localhost"}, "Bench School")
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, uri, t.Database)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		st.Drop(context.WithoutCancel(ctx))
+		st.Close(context.WithoutCancel(ctx))
+	}()
+	if _, _, err := st.Migrate(ctx); err != nil {
+		return err
+	}
+	for i := range *students {
+		if _, err := st.CreateStudent(ctx, store.StudentInput{RegistrationNo: fmt.Sprintf("B/%05d", i), FirstName: "First", SecondName: "Second"}); err != nil {
+			return fmt.Errorf("seed students: %w", err)
+		}
+	}
+
+	// One app instance on loopback.
+	appHandler, err := app.NewServer(app.Config{Tenant: t, Store: st, Logger: logger, Registerer: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		return err
+	}
+	appLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go httpserve.Serve(ctx, httpserve.New(appHandler, logger), appLn)
+
+	// One proxy routing the tenant to it.
+	p, err := proxy.New(proxy.Config{Logger: logger, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return err
+	}
+	p.Update(registry.Snapshot{Version: 1, Tenants: []registry.Tenant{t},
+		Instances: []registry.Instance{{ID: "bench-1", Tenant: t.Name, Addr: appLn.Addr().String(), Healthy: true}}})
+	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go httpserve.Serve(ctx, httpserve.New(p, logger), proxyLn)
+
+	fmt.Fprintf(e.stdout, "campus bench: %d rounds of %s per target, %d concurrent clients, GOMAXPROCS=%d\n\n",
+		*rounds, *duration, *concurrency, runtimeProcs())
+	type target struct{ name, addr, path string }
+	var rows []loadgen.Row
+	for _, path := range []string{"/", "/healthz"} {
+		targets := []target{
+			{"direct  " + path, appLn.Addr().String(), path},
+			{"proxied " + path, proxyLn.Addr().String(), path},
+		}
+		sums := make([]loadgen.Result, len(targets))
+		for r := 0; r < *rounds; r++ {
+			for i, tg := range targets {
+				res, err := loadgen.Run(ctx, loadgen.Config{
+					Target: "http://" + tg.addr + tg.path, Host: t.PrimaryHost,
+					Concurrency: *concurrency, Duration: *duration,
+				})
+				if err != nil {
+					return fmt.Errorf("bench %s: %w", tg.name, err)
+				}
+				sums[i] = merge(sums[i], res)
+			}
+		}
+		for i, tg := range targets {
+			rows = append(rows, loadgen.Row{Name: tg.name, Result: sums[i]})
+		}
+	}
+	if err := loadgen.WriteTable(e.stdout, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\nproxied/direct throughput: %s %.2f, %s %.2f\n",
+		"/", rows[1].Result.RPS/rows[0].Result.RPS, "/healthz", rows[3].Result.RPS/rows[2].Result.RPS)
+	return nil
+}
+
+// merge adds up rounds: counts and time sum, rates are recomputed, and
+// latency percentiles are the mean of the rounds' percentiles.
+func merge(a, b loadgen.Result) loadgen.Result {
+	if a.Requests == 0 {
+		return b
+	}
+	n := a.Requests + b.Requests
+	wa, wb := float64(a.Requests)/float64(n), float64(b.Requests)/float64(n)
+	avg := func(x, y time.Duration) time.Duration { return time.Duration(wa*float64(x) + wb*float64(y)) }
+	out := loadgen.Result{
+		Requests: n,
+		Errors:   a.Errors + b.Errors,
+		Non2xx:   a.Non2xx + b.Non2xx,
+		Elapsed:  a.Elapsed + b.Elapsed,
+		P50:      avg(a.P50, b.P50),
+		P90:      avg(a.P90, b.P90),
+		P99:      avg(a.P99, b.P99),
+		Max:      max(a.Max, b.Max),
+	}
+	out.RPS = float64(n) / out.Elapsed.Seconds()
+	return out
+}

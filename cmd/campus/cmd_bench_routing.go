@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/proxy"
+	"github.com/campus-saas/campus/registry"
+)
+
+func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
+
+// runBenchRouting measures how fast registry changes reach the proxy's
+// routing table, and what a table of many tenants costs.
+func runBenchRouting(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("bench routing", "", `Fill a registry with --tenants tenants of one instance each, run a proxy over it, then
+measure: propagation (a tenant created and its instance registered → first 200 through the
+proxy) for --changes new tenants, p50/p99; the proxy's table rebuild time for one change
+among all tenants; and the process's memory. Uses the embedded registry in a temporary
+directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are removed after.`)
+	var (
+		ro      registryOptions
+		tenants = fs.Int("tenants", 10000, "tenants in the registry")
+		changes = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
+	)
+	ro.register(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	kind, err := ro.backend(e)
+	if err != nil {
+		return err
+	}
+	if kind == "embedded" {
+		dir, err := os.MkdirTemp("", "campus-bench-routing-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		ro.data = dir
+	}
+	reg, err := ro.open(ctx, e, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+
+	// Every instance points at one tiny upstream that answers any host.
+	upLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go httpserve.Serve(ctx, httpserve.New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok"))
+	}), logger), upLn)
+	upstream := upLn.Addr().String()
+
+	prefix := fmt.Sprintf("b%x", time.Now().UnixNano()&0xffffff)
+	var created []string
+	defer func() {
+		cctx := context.WithoutCancel(ctx)
+		for _, name := range created {
+			reg.DeregisterInstance(cctx, name)
+			reg.DeleteTenant(cctx, name)
+		}
+	}()
+	add := func(i int) (registry.Tenant, error) {
+		name := fmt.Sprintf("%s-%d", prefix, i)
+		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+		if err != nil {
+			return t, err
+		}
+		if t, err = reg.CreateTenant(ctx, t); err != nil {
+			return t, fmt.Errorf("create tenant %s: %w", name, err)
+		}
+		created = append(created, name)
+		return t, reg.RegisterInstance(ctx, registry.Instance{ID: name, Tenant: name, Addr: upstream, Healthy: true})
+	}
+	fmt.Fprintf(e.stdout, "campus bench routing: %s registry, %d tenants, %d changes\n", kind, *tenants, *changes)
+	start := time.Now()
+	for i := range *tenants {
+		if _, err := add(i); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(e.stdout, "filled registry in %s\n", time.Since(start).Round(time.Millisecond))
+
+	// Rebuild cost, in this process: the first table, then one change
+	// among all tenants (what every later registry event costs).
+	p, err := proxy.New(proxy.Config{Logger: logger, Registerer: prometheus.NewRegistry(), HoldTimeout: -1})
+	if err != nil {
+		return err
+	}
+	snap, err := reg.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	start = time.Now()
+	p.Update(snap)
+	first := time.Since(start)
+	var rebuilds []time.Duration
+	for i := range 5 {
+		s := snap
+		s.Version = snap.Version + uint64(i) + 1
+		s.Instances = slices.Clone(snap.Instances)
+		s.Instances[i].Healthy = !s.Instances[i].Healthy
+		t0 := time.Now()
+		p.Update(s)
+		rebuilds = append(rebuilds, time.Since(t0))
+	}
+
+	// Propagation and memory, against a real `campus proxy` process
+	// watching the same registry.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	proxyAddr, adminAddr, err := twoFreeAddrs()
+	if err != nil {
+		return err
+	}
+	child := exec.CommandContext(ctx, self, "proxy", "--registry", kind, "--data", ro.data,
+		"--consul-prefix", ro.consulPrefix, "--listen", proxyAddr, "--admin-listen", adminAddr,
+		"--hold-timeout", "-1ns", "--log-level", "warn")
+	child.Stderr = e.stderr
+	if err := child.Start(); err != nil {
+		return fmt.Errorf("start campus proxy: %w", err)
+	}
+	defer func() {
+		child.Process.Signal(os.Interrupt)
+		child.Wait()
+	}()
+	client := &http.Client{Timeout: 5 * time.Second}
+	routed := func(host string) bool {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+proxyAddr+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	// Wait until the proxy routes every tenant (the last one created).
+	lastHost := fmt.Sprintf("%s-%d.bench.localhost", prefix, *tenants-1)
+	t0 := time.Now()
+	for !routed(lastHost) {
+		if time.Since(t0) > 2*time.Minute {
+			return fmt.Errorf("campus proxy did not route %d tenants within 2 minutes", *tenants)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fmt.Fprintf(e.stdout, "campus proxy routed all tenants %s after start\n", time.Since(t0).Round(time.Millisecond))
+	rssAtN := rssOf(child.Process.Pid)
+	var lat []time.Duration
+	for i := range *changes {
+		t0 := time.Now()
+		t, err := add(*tenants + i)
+		if err != nil {
+			return err
+		}
+		for !routed(t.PrimaryHost) {
+			if time.Since(t0) > 30*time.Second {
+				return fmt.Errorf("tenant %s not routable after 30s", t.Name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	slices.Sort(rebuilds)
+	pct := func(d []time.Duration, q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
+	fmt.Fprintf(e.stdout, "\n%-48s %s\n", "metric", "value")
+	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p50 (create+register → routed)", pct(lat, 0.50).Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p99", pct(lat, 0.99).Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation max", lat[len(lat)-1].Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s\n", fmt.Sprintf("first table build (%d tenants)", *tenants), first.Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s\n", "table rebuild after one change (median of 5)", rebuilds[len(rebuilds)/2].Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS with %d tenants", *tenants), float64(rssAtN)/1e6)
+	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS after %d more", *changes), float64(rssOf(child.Process.Pid))/1e6)
+	return nil
+}
+
+// twoFreeAddrs returns two loopback addresses that were free a moment ago.
+func twoFreeAddrs() (string, string, error) {
+	var addrs [2]string
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
+	}
+	return addrs[0], addrs[1], nil
+}
+
+// rssOf reads a process's resident set size from /proc (Linux), 0 elsewhere.
+func rssOf(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseInt(f[0], 10, 64)
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}

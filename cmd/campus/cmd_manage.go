@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+const manageHelp = `Usage: campus manage TENANT COMMAND [flags] [args]
+
+Per-tenant management, like Django's manage.py: every command touches exactly
+the named tenant's database, found through the registry.
+
+Commands:
+  migrate                       create collections and indexes; record the schema version
+  createsuperuser               create an admin user (interactive; or --username U --email E
+                                --noinput with the password in $CAMPUS_SUPERUSER_PASSWORD)
+  changepassword USERNAME       set a user's password (asks twice)
+  students import FILE.csv      import students (header: registration_no,first_name,second_name);
+                                any bad row is reported with its line number and nothing is imported
+  students export               write every student as CSV to standard output
+
+Run 'campus manage TENANT COMMAND --help' for a command's flags.
+`
+
+// manageCtx is what every manage command has: the tenant and its store.
+type manageCtx struct {
+	e      *env
+	tenant registry.Tenant
+	store  *store.Store
+}
+
+type manageCommand struct {
+	args string
+	desc string
+	run  func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error
+	// flags registers command-specific flags.
+	flags func(fs *flag.FlagSet)
+}
+
+func runManage(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(e.stdout, manageHelp)
+		if len(args) == 0 {
+			return usageErr("TENANT and COMMAND are required")
+		}
+		return errHelp
+	}
+	if len(args) < 2 {
+		fmt.Fprint(e.stderr, manageHelp)
+		return usageErr("a COMMAND is required after the tenant name")
+	}
+	name, cmdName, rest := args[0], args[1], args[2:]
+	if cmdName == "students" {
+		if len(rest) == 0 {
+			return usageErr("students: want `import FILE.csv` or `export`")
+		}
+		cmdName, rest = "students "+rest[0], rest[1:]
+	}
+	cmds := manageCommands()
+	mc, ok := cmds[cmdName]
+	if !ok {
+		fmt.Fprint(e.stderr, manageHelp)
+		return usageErr("unknown manage command %q", cmdName)
+	}
+	fs := newFlags("manage TENANT "+cmdName, mc.args, mc.desc)
+	var lo logOptions
+	var ro registryOptions
+	var mo mongoOptions
+	lo.register(fs)
+	ro.register(fs)
+	mo.register(fs)
+	if mc.flags != nil {
+		mc.flags(fs)
+	}
+	if err := parseFlags(fs, rest, e); err != nil {
+		return err
+	}
+	logger, err := lo.logger(e)
+	if err != nil {
+		return err
+	}
+	if err := registry.ValidateName(name); err != nil {
+		return usageErr("tenant %v", err)
+	}
+	reg, err := ro.open(ctx, e, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	t, err := reg.Tenant(ctx, name)
+	if err != nil {
+		if errors.Is(err, registry.ErrNotFound) {
+			return fmt.Errorf("unknown tenant %q (see `campus tenant list`)", name)
+		}
+		return fmt.Errorf("look up tenant %q: %w", name, err)
+	}
+	uri, err := mo.resolve()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, uri, t.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st}, fs)
+}
+
+func manageCommands() map[string]manageCommand {
+	var (
+		username, email string
+		noinput         bool
+	)
+	return map[string]manageCommand{
+		"migrate": {
+			desc: "Create collections and indexes in the tenant's database and record the schema version. Safe to run again.",
+			run:  manageMigrate,
+		},
+		"createsuperuser": {
+			desc: "Create an admin user of this tenant. With --noinput the password comes from $CAMPUS_SUPERUSER_PASSWORD.",
+			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&username, "username", "", "username")
+				fs.StringVar(&email, "email", "", "email address (optional)")
+				fs.BoolVar(&noinput, "noinput", false, "do not prompt; needs --username and $CAMPUS_SUPERUSER_PASSWORD")
+			},
+			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+				return manageCreateSuperuser(ctx, m, fs, username, email, noinput)
+			},
+		},
+		"changepassword": {
+			args: "USERNAME",
+			desc: "Set a user's password. Asks for it twice.",
+			run:  manageChangePassword,
+		},
+		"students import": {
+			args: "FILE.csv",
+			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name. Every bad row is reported with its line number, and then nothing is imported.",
+			run:  manageImport,
+		},
+		"students export": {
+			desc: "Write every student as CSV, sorted by registration number, to standard output.",
+			run:  manageExport,
+		},
+	}
+}
+
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments: %s", joinArgs(fs.Args()))
+	}
+	return nil
+}
+
+func manageMigrate(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	from, to, err := m.store.Migrate(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate tenant %q (database %q): %w", m.tenant.Name, m.tenant.Database, err)
+	}
+	if from == to {
+		fmt.Fprintf(m.e.stdout, "Tenant %s: database %q already at schema version %d; nothing to do.\n", m.tenant.Name, m.tenant.Database, to)
+	} else {
+		fmt.Fprintf(m.e.stdout, "Tenant %s: migrated database %q from schema version %d to %d.\n", m.tenant.Name, m.tenant.Database, from, to)
+	}
+	return nil
+}
+
+// superuserPasswordEnv is read by createsuperuser --noinput, as Django reads
+// DJANGO_SUPERUSER_PASSWORD.
+const superuserPasswordEnv = "CAMPUS_SUPERUSER_PASSWORD"
+
+func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, username, email string, noinput bool) error {
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := m.store.CheckSchema(ctx); err != nil {
+		return fmt.Errorf("tenant %q: %w", m.tenant.Name, err)
+	}
+	var password string
+	if noinput {
+		if username == "" {
+			return usageErr("--noinput needs --username")
+		}
+		password = m.e.getenv(superuserPasswordEnv)
+		if password == "" {
+			return usageErr("--noinput needs the password in $%s", superuserPasswordEnv)
+		}
+	} else {
+		p := newPrompter(m.e)
+		var err error
+		if username == "" {
+			if username, err = p.line("Username: "); err != nil {
+				return err
+			}
+		}
+		if email == "" {
+			if email, err = p.line("Email address (optional): "); err != nil {
+				return err
+			}
+		}
+		if password, err = p.newPassword(); err != nil {
+			return err
+		}
+	}
+	u, err := m.store.CreateSuperuser(ctx, username, email, password)
+	if err != nil {
+		return describeUserError(err)
+	}
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at http://%s/admin/\n", u.Username, m.tenant.Name, m.tenant.PrimaryHost)
+	return nil
+}
+
+func manageChangePassword(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return usageErr("changepassword takes exactly one USERNAME")
+	}
+	username := fs.Arg(0)
+	password, err := newPrompter(m.e).newPassword()
+	if err != nil {
+		return err
+	}
+	if err := m.store.SetPassword(ctx, username, password); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("tenant %s has no user %q", m.tenant.Name, username)
+		}
+		return describeUserError(err)
+	}
+	fmt.Fprintf(m.e.stdout, "Password changed for %q at tenant %s.\n", username, m.tenant.Name)
+	return nil
+}
+
+// describeUserError turns field errors into one readable message.
+func describeUserError(err error) error {
+	var fe store.FieldErrors
+	if errors.As(err, &fe) {
+		var b strings.Builder
+		for _, f := range []string{"username", "email", "password"} {
+			if msg, ok := fe[f]; ok {
+				fmt.Fprintf(&b, "\n  %s: %s", f, msg)
+			}
+		}
+		return fmt.Errorf("not saved:%s", b.String())
+	}
+	if errors.Is(err, store.ErrUserExists) {
+		return fmt.Errorf("not saved: %w", err)
+	}
+	return err
+}
+
+func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return usageErr("students import takes exactly one FILE.csv (or - for standard input)")
+	}
+	var r io.Reader = m.e.stdin
+	if path := fs.Arg(0); path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("open CSV: %w", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(r)
+	if err != nil {
+		return fmt.Errorf("read CSV: %w", err)
+	}
+	if len(rowErrs) == 0 {
+		var n int
+		n, rowErrs, err = m.store.ImportStudents(ctx, rows, lines)
+		if err != nil {
+			return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
+		}
+		if len(rowErrs) == 0 {
+			fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", n, m.tenant.Name)
+			return nil
+		}
+	}
+	for _, re := range rowErrs {
+		fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+	}
+	return fmt.Errorf("%d bad rows; nothing was imported", len(rowErrs))
+}
+
+func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(m.e.stdout)
+	if err := m.store.ExportStudents(ctx, w); err != nil {
+		return fmt.Errorf("export tenant %q: %w", m.tenant.Name, err)
+	}
+	return w.Flush()
+}
+
+// prompter asks questions on the terminal, or reads answers line by line
+// from a non-terminal standard input (scripts).
+type prompter struct {
+	e  *env
+	in *bufio.Reader
+}
+
+func newPrompter(e *env) *prompter { return &prompter{e: e, in: bufio.NewReader(e.stdin)} }
+
+func (p *prompter) line(prompt string) (string, error) {
+	fmt.Fprint(p.e.stderr, prompt)
+	s, err := p.in.ReadString('\n')
+	if err != nil && (err != io.EOF || s == "") {
+		return "", fmt.Errorf("read answer: %w", err)
+	}
+	return strings.TrimSpace(s), nil
+}
+
+func (p *prompter) secret(prompt string) (string, error) {
+	if f, ok := p.e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(p.e.stderr, prompt)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(p.e.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read password: %w", err)
+		}
+		return string(b), nil
+	}
+	s, err := p.line(prompt)
+	if err == nil && !isTerminal(p.e.stderr) {
+		fmt.Fprintln(p.e.stderr)
+	}
+	return s, err
+}
+
+func (p *prompter) newPassword() (string, error) {
+	pw, err := p.secret("Password: ")
+	if err != nil {
+		return "", err
+	}
+	again, err := p.secret("Password (again): ")
+	if err != nil {
+		return "", err
+	}
+	if pw != again {
+		return "", errors.New("the two passwords did not match; nothing was changed")
+	}
+	return pw, nil
+}

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/proxy"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/cache"
+)
+
+// proxyOptions are the flags of the proxy, shared by `campus proxy` and
+// `campus dev`.
+type proxyOptions struct {
+	listen          string
+	adminListen     string
+	holdTimeout     time.Duration
+	upstreamTimeout time.Duration
+	stateFile       string
+}
+
+func (o *proxyOptions) register(fs interface {
+	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}) {
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8000", "address the proxy serves tenants on")
+	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8001", "address of /metrics, /healthz and /routes (keep it private)")
+	fs.DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "how long a request waits for a tenant with no running instance before 503")
+	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 30*time.Second, "how long to wait for an app's response headers before 504")
+	fs.StringVar(&o.stateFile, "state-file", "", "keep the last good routing snapshot in this file and route from it when the registry is unreachable at start (recommended with Consul)")
+}
+
+func newMetricsRegistry() *prometheus.Registry {
+	m := prometheus.NewRegistry()
+	m.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func runProxy(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("proxy", "", "Route each request by its Host header to the healthy app instances of exactly one tenant.")
+	var (
+		lo logOptions
+		ro registryOptions
+		po proxyOptions
+	)
+	lo.register(fs)
+	ro.register(fs)
+	po.register(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	logger, err := lo.logger(e)
+	if err != nil {
+		return err
+	}
+	metrics := newMetricsRegistry()
+	reg, err := ro.open(ctx, e, logger, metrics)
+	if err != nil {
+		return err
+	}
+	if po.stateFile != "" {
+		cached, err := cache.New(reg, cache.Config{Path: po.stateFile, Logger: logger})
+		if err != nil {
+			reg.Close()
+			return fmt.Errorf("state file: %w", err)
+		}
+		reg = cached
+	}
+	defer reg.Close()
+	return serveProxy(ctx, logger, metrics, reg, po, nil, nil)
+}
+
+// serveProxy runs the proxy's watch loop and both listeners until ctx ends.
+// extra, when set, runs beside them in the same group (campus dev's
+// supervisor).
+func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Registry, reg registry.Registry, po proxyOptions, waker proxy.Waker, extra func(context.Context) error) error {
+	p, err := proxy.New(proxy.Config{
+		Logger:          logger,
+		Registerer:      metrics,
+		HoldTimeout:     po.holdTimeout,
+		UpstreamTimeout: po.upstreamTimeout,
+		Waker:           waker,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", po.listen)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", po.adminListen)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	logger.Info("proxy listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String())
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.Run(gctx, reg) })
+	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p, logger), ln) })
+	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })
+	if extra != nil {
+		g.Go(func() error { return extra(gctx) })
+	}
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil // a clean shutdown
+	}
+	return err
+}

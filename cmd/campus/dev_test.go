@@ -1,0 +1,583 @@
+package main
+
+// End-to-end tests of the whole system as `campus dev` runs it: the real
+// binary, the embedded database, the supervisor's child processes and the
+// proxy. Every HTTP request goes through the proxy.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// campusBin is the binary under test, built once by TestMain.
+var campusBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "campus-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	campusBin = filepath.Join(dir, "campus")
+	build := exec.Command("go", "build", "-o", campusBin, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build campus:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// devSystem is one running `campus dev`.
+type devSystem struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	data      string
+	proxyPort string
+	adminAddr string
+	mongoURI  string
+	logs      *syncBuffer
+	done      chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startDev(t *testing.T) *devSystem {
+	t.Helper()
+	d := &devSystem{
+		t:         t,
+		data:      t.TempDir(),
+		proxyPort: freePort(t),
+		adminAddr: "127.0.0.1:" + freePort(t),
+		logs:      &syncBuffer{},
+		done:      make(chan error, 1),
+	}
+	mongoAddr := "127.0.0.1:" + freePort(t)
+	d.mongoURI = "mongodb://" + mongoAddr
+	d.cmd = exec.Command(campusBin, "dev",
+		"--data", d.data,
+		"--listen", "127.0.0.1:"+d.proxyPort,
+		"--admin-listen", d.adminAddr,
+		"--mongo-listen", mongoAddr,
+		"--hold-timeout", "3s",
+		"--log-format", "json")
+	d.cmd.Env = cleanEnv()
+	if uri := os.Getenv("MONGODB_URI"); uri != "" {
+		// A real MongoDB: campus dev uses it instead of the embedded one.
+		d.mongoURI = uri
+		d.cmd.Env = append(d.cmd.Env, "MONGODB_URI="+uri)
+	}
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("campus dev output:\n%s", d.logs.String())
+		}
+	})
+	// Ready when every seeded tenant answers through the proxy.
+	for _, host := range []string{"school.localhost", "nairobi.school.localhost", "accra.school.localhost"} {
+		d.waitFor(host, 200, 120*time.Second)
+	}
+	return d
+}
+
+// cleanEnv is the test's environment without settings that would point
+// campus at another registry or database.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "CAMPUS_") || strings.HasPrefix(kv, "MONGODB_URI") || strings.HasPrefix(kv, "CONSUL_") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func (d *devSystem) stop() {
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-d.done:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+		d.t.Error("campus dev did not stop within 30s of SIGINT")
+	}
+}
+
+// campus runs a short-lived campus command against this system.
+func (d *devSystem) campus(env []string, stdin string, args ...string) (string, error) {
+	cmd := exec.Command(campusBin, args...)
+	cmd.Env = append(cleanEnv(), "CAMPUS_DATA="+d.data, "MONGODB_URI="+d.mongoURI)
+	cmd.Env = append(cmd.Env, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// client returns an HTTP client that sends every request to the proxy,
+// whatever the host name, as a browser resolving *.localhost would.
+func (d *devSystem) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	return &http.Client{
+		Jar:     jar,
+		Timeout: 20 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return dialer.DialContext(ctx, network, "127.0.0.1:"+d.proxyPort)
+			},
+			MaxIdleConnsPerHost: 16,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// url is a URL at host on the proxy's port.
+func (d *devSystem) url(host, path string) string {
+	return "http://" + host + ":" + d.proxyPort + path
+}
+
+// get fetches a page with an explicit Host header.
+func (d *devSystem) get(c *http.Client, host, path string) (int, string) {
+	d.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+d.proxyPort+path, nil)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	req.Host = host
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func (d *devSystem) waitFor(host string, code int, within time.Duration) time.Duration {
+	d.t.Helper()
+	c := d.client()
+	start := time.Now()
+	var got int
+	var body string
+	for time.Since(start) < within {
+		if got, body = d.get(c, host, "/"); got == code {
+			return time.Since(start)
+		}
+		select {
+		case err := <-d.done:
+			d.t.Fatalf("campus dev exited: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	d.t.Fatalf("%s: want %d within %s, last got %d: %.300s", host, code, within, got, body)
+	return 0
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"`)
+
+func csrfToken(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf_token in page: %.500s", page)
+	}
+	if m[1] != "" {
+		return m[1]
+	}
+	return m[2]
+}
+
+// browser is one person's session at one school.
+type browser struct {
+	t    *testing.T
+	d    *devSystem
+	c    *http.Client
+	host string
+}
+
+func (d *devSystem) browser(host string) *browser {
+	return &browser{t: d.t, d: d, c: d.client(), host: host}
+}
+
+func (b *browser) do(method, path string, form url.Values) (int, string, *http.Response) {
+	b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.d.url(b.host, path), body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s%s: %v", method, b.host, path, err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data), resp
+}
+
+// post submits a form found at formPath with the page's CSRF token.
+func (b *browser) post(formPath, action string, fields url.Values) (int, string, *http.Response) {
+	b.t.Helper()
+	code, page, _ := b.do(http.MethodGet, formPath, nil)
+	if code != 200 {
+		b.t.Fatalf("GET %s%s: %d %.300s", b.host, formPath, code, page)
+	}
+	if fields == nil {
+		fields = url.Values{}
+	}
+	fields.Set("csrf_token", csrfToken(b.t, page))
+	return b.do(http.MethodPost, action, fields)
+}
+
+func (b *browser) login(user, password string) {
+	b.t.Helper()
+	code, page, resp := b.post("/admin/login/", "/admin/login/", url.Values{"username": {user}, "password": {password}})
+	if code != http.StatusSeeOther && code != http.StatusFound {
+		b.t.Fatalf("login at %s: %d %.500s", b.host, code, page)
+	}
+	if loc := resp.Header.Get("Location"); strings.Contains(loc, "/login") {
+		b.t.Fatalf("login at %s refused (redirected to %s)", b.host, loc)
+	}
+}
+
+func (b *browser) addStudent(regNo, first, second string) {
+	b.t.Helper()
+	code, page, _ := b.post("/admin/students/add/", "/admin/students/add/", url.Values{
+		"registration_no": {regNo}, "first_name": {first}, "second_name": {second},
+	})
+	if code != http.StatusSeeOther && code != http.StatusFound {
+		b.t.Fatalf("add student %s at %s: %d %.500s", regNo, b.host, code, page)
+	}
+}
+
+func TestDevEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test starts the whole system; skipped with -short")
+	}
+	d := startDev(t)
+	const password = "correct-horse-battery"
+
+	for _, tenant := range []string{"nairobi", "accra"} {
+		out, err := d.campus([]string{"CAMPUS_SUPERUSER_PASSWORD=" + password}, "",
+			"manage", tenant, "createsuperuser", "--username", "head-"+tenant, "--email", "head@"+tenant+".example", "--noinput")
+		if err != nil {
+			t.Fatalf("createsuperuser %s: %v\n%s", tenant, err, out)
+		}
+	}
+
+	nairobi := d.browser("nairobi.school.localhost")
+	accra := d.browser("accra.school.localhost")
+	nairobi.login("head-nairobi", password)
+	accra.login("head-accra", password)
+	nairobi.addStudent("NRB/001", "Wanjiru", "Kamau")
+	nairobi.addStudent("NRB/002", "Otieno", "Odhiambo")
+	accra.addStudent("ACC/001", "Kwame", "Mensah")
+
+	t.Run("each school sees only its own students", func(t *testing.T) {
+		cases := []struct {
+			b        *browser
+			path     string
+			want     []string
+			dontWant []string
+		}{
+			{nairobi, "/", []string{"NRB/001", "Wanjiru", "NRB/002"}, []string{"ACC/001", "Kwame"}},
+			{nairobi, "/admin/students/", []string{"NRB/001", "Otieno"}, []string{"ACC/001", "Mensah"}},
+			{accra, "/", []string{"ACC/001", "Kwame"}, []string{"NRB/001", "Wanjiru", "Otieno"}},
+			{accra, "/admin/students/", []string{"ACC/001", "Mensah"}, []string{"NRB/00", "Kamau"}},
+			{d.browser("school.localhost"), "/", nil, []string{"NRB/001", "ACC/001"}},
+		}
+		for _, c := range cases {
+			code, page, _ := c.b.do(http.MethodGet, c.path, nil)
+			if code != 200 {
+				t.Fatalf("%s%s: %d", c.b.host, c.path, code)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(page, w) {
+					t.Errorf("%s%s lacks %q", c.b.host, c.path, w)
+				}
+			}
+			for _, w := range c.dontWant {
+				if strings.Contains(page, w) {
+					t.Errorf("%s%s shows another school's %q", c.b.host, c.path, w)
+				}
+			}
+		}
+	})
+
+	t.Run("host name variants reach the same tenant, unknown hosts get 404", func(t *testing.T) {
+		c := d.client()
+		cases := []struct {
+			host string
+			code int
+			want string
+		}{
+			{"school.localhost:" + d.proxyPort, 200, "Campus School"},
+			{"NAIROBI.school.localhost.", 200, "NRB/001"},
+			{"nairobi.school.localhost:" + d.proxyPort, 200, "NRB/001"},
+			{"Accra.School.Localhost", 200, "ACC/001"},
+			{"unknown.school.localhost", 404, ""},
+			{"localhost", 404, ""},
+		}
+		for _, tc := range cases {
+			code, body := d.get(c, tc.host, "/")
+			if code != tc.code {
+				t.Errorf("Host %q: status %d, want %d", tc.host, code, tc.code)
+			}
+			if tc.want != "" && !strings.Contains(body, tc.want) {
+				t.Errorf("Host %q: page lacks %q", tc.host, tc.want)
+			}
+			if tc.code == 404 {
+				for _, leak := range []string{"NRB/001", "ACC/001", "Nairobi", "Accra", "Campus School"} {
+					if strings.Contains(body, leak) {
+						t.Errorf("Host %q: 404 page leaks %q", tc.host, leak)
+					}
+				}
+			}
+		}
+	})
+
+	t.Run("a session cookie copied to another school is worthless", func(t *testing.T) {
+		u, _ := url.Parse(d.url("nairobi.school.localhost", "/"))
+		var session *http.Cookie
+		for _, ck := range nairobi.c.Jar.Cookies(u) {
+			if ck.Name == "campus_session" {
+				session = ck
+			}
+		}
+		if session == nil {
+			t.Fatal("nairobi login set no campus_session cookie")
+		}
+		thief := d.browser("accra.school.localhost")
+		au, _ := url.Parse(d.url("accra.school.localhost", "/"))
+		thief.c.Jar.SetCookies(au, []*http.Cookie{{Name: "campus_session", Value: session.Value}})
+		code, page, resp := thief.do(http.MethodGet, "/admin/students/", nil)
+		if code == 200 || !strings.Contains(resp.Header.Get("Location"), "/admin/login/") {
+			t.Fatalf("accra with nairobi's cookie: %d, Location %q, want a redirect to login", code, resp.Header.Get("Location"))
+		}
+		if strings.Contains(page, "ACC/001") {
+			t.Fatal("accra admin data shown to nairobi's cookie")
+		}
+	})
+
+	t.Run("killing one app: that school recovers, the others never notice", func(t *testing.T) {
+		pid := appPID(t, d.cmd.Process.Pid, "nairobi")
+		var failures atomic.Int64
+		var requests atomic.Int64
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, host := range []string{"accra.school.localhost", "school.localhost"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := d.client()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					requests.Add(1)
+					if code, body := d.get(c, host, "/"); code != 200 {
+						failures.Add(1)
+						t.Errorf("%s during nairobi's crash: %d %.200s", host, code, body)
+					}
+				}
+			}()
+		}
+		time.Sleep(200 * time.Millisecond)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill nairobi app %d: %v", pid, err)
+		}
+		start := time.Now()
+		// Nairobi is served again within a few seconds (the proxy holds
+		// requests while the supervisor restarts it).
+		c := d.client()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			code, body := d.get(c, "nairobi.school.localhost", "/")
+			if code == 200 && strings.Contains(body, "NRB/001") && appPIDOrZero(d.cmd.Process.Pid, "nairobi") != pid {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nairobi not served again within 15s of its app being killed: %d", code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		recovered := time.Since(start)
+		time.Sleep(300 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		t.Logf("nairobi served again %s after SIGKILL; other schools: %d requests, %d failures", recovered.Round(time.Millisecond), requests.Load(), failures.Load())
+		if requests.Load() < 10 {
+			t.Fatalf("only %d requests to the other schools; the check proves nothing", requests.Load())
+		}
+	})
+
+	t.Run("tenants created and deleted while running", func(t *testing.T) {
+		start := time.Now()
+		out, err := d.campus(nil, "", "tenant", "create", "lagos", "--host", "lagos.school.localhost", "--display-name", "Lagos School")
+		if err != nil {
+			t.Fatalf("tenant create: %v\n%s", err, out)
+		}
+		took := d.waitFor("lagos.school.localhost", 200, 30*time.Second)
+		t.Logf("lagos routable %s after `tenant create` returned (%s including the command)", took.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		if took > 2*time.Second {
+			t.Errorf("a created tenant must be routable within 2s; took %s", took)
+		}
+		out, err = d.campus(nil, "", "tenant", "create", "lagos2", "--host", "LAGOS.school.localhost")
+		if err == nil || !strings.Contains(out, `"lagos"`) {
+			t.Errorf("second claim of lagos's host: err %v, output %q; want a refusal naming the owner", err, out)
+		}
+		out, err = d.campus(nil, "", "tenant", "suspend", "lagos")
+		if err != nil {
+			t.Fatalf("tenant suspend: %v\n%s", err, out)
+		}
+		d.waitFor("lagos.school.localhost", 503, 10*time.Second)
+		out, err = d.campus(nil, "", "tenant", "delete", "lagos")
+		if err != nil {
+			t.Fatalf("tenant delete: %v\n%s", err, out)
+		}
+		d.waitFor("lagos.school.localhost", 404, 5*time.Second)
+	})
+
+	t.Run("admin listener", func(t *testing.T) {
+		resp, err := http.Get("http://" + d.adminAddr + "/routes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var routes any
+		if err := json.NewDecoder(resp.Body).Decode(&routes); err != nil {
+			t.Fatalf("/routes is not JSON: %v", err)
+		}
+		b, _ := json.Marshal(routes)
+		for _, h := range []string{"nairobi.school.localhost", "accra.school.localhost", "school.localhost"} {
+			if !strings.Contains(string(b), h) {
+				t.Errorf("/routes lacks %s", h)
+			}
+		}
+		mresp, err := http.Get("http://" + d.adminAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer mresp.Body.Close()
+		m, _ := io.ReadAll(mresp.Body)
+		if !strings.Contains(string(m), `campus_proxy_requests_total{code="200",tenant="nairobi"}`) {
+			t.Errorf("proxy metrics lack nairobi's requests")
+		}
+	})
+}
+
+// appPID finds the `campus app --tenant NAME` child of the dev process.
+func appPID(t *testing.T, parent int, tenant string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if pid := appPIDOrZero(parent, tenant); pid != 0 {
+			return pid
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no app process for %s under pid %d", tenant, parent)
+	return 0
+}
+
+func appPIDOrZero(parent int, tenant string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) < 4 || args[1] != "app" || !containsSeq(args, "--tenant", tenant) {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// Field 4 of /proc/PID/stat is the parent pid; the command name
+		// (field 2) is in parentheses and may hold spaces.
+		s := string(stat)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+			return pid
+		}
+	}
+	return 0
+}
+
+func containsSeq(args []string, a, b string) bool {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == a && args[i+1] == b {
+			return true
+		}
+	}
+	return false
+}
