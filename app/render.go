@@ -155,11 +155,21 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
 }
 
 // serverError logs the cause (never shown to the visitor) and answers 500.
+// A request whose client went away is not a server error: it is recorded
+// as 499 (nginx's "client closed request") and logged at debug level.
 func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) {
 	st := stateOf(r)
+	if r.Context().Err() != nil {
+		s.log.Debug("client went away", "request_id", st.id, "route", st.route, "err", err)
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)
 	s.renderError(w, r, http.StatusInternalServerError)
 }
+
+// statusClientClosed is recorded for requests whose client disconnected.
+const statusClientClosed = 499
 
 func (s *server) methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
