@@ -16,7 +16,7 @@ import (
 // openConsul opens the Consul registry backend. The agent's address, token
 // and TLS settings come from the standard CONSUL_* environment variables.
 func openConsul(_ context.Context, o *registryOptions, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
-	r, err := consul.New(consul.Config{Prefix: o.consulPrefix, Logger: logger, Registerer: reg})
+	r, err := consul.New(consul.Config{Prefix: o.consulPrefix, CheckInterval: o.consulCheck, Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, fmt.Errorf("open Consul registry: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -67,12 +68,14 @@ type registryOptions struct {
 	kind         string
 	data         string
 	consulPrefix string
+	consulCheck  time.Duration
 }
 
 func (o *registryOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.kind, "registry", "auto", "registry backend: embedded, consul, or auto (consul when CONSUL_HTTP_ADDR is set)")
 	fs.StringVar(&o.data, "data", "./.campus", "data directory of the embedded registry (and of `campus dev`'s database)")
 	fs.StringVar(&o.consulPrefix, "consul-prefix", "campus/", "Consul KV prefix for tenants and hosts")
+	fs.DurationVar(&o.consulCheck, "consul-check-interval", 5*time.Second, "interval of the /readyz health check Consul runs on registered app instances")
 }
 
 // backend resolves "auto".

@@ -1,0 +1,188 @@
+package main
+
+// End-to-end tests of the Consul registry with the real binaries: `campus
+// tenant`, `campus app` (self-registering) and `campus proxy` (with its
+// state file) against the in-repo Consul API server, which can be stopped
+// and started again on the same address.
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/campus-saas/campus/internal/mongotest"
+	"github.com/campus-saas/campus/registry/consul/consultest"
+)
+
+// consulSystem is a Consul server, a MongoDB and the processes started
+// against them.
+type consulSystem struct {
+	t      *testing.T
+	consul *consultest.Server
+	env    []string
+	dir    string
+}
+
+func newConsulSystem(t *testing.T) *consulSystem {
+	srv := consultest.NewServer(t)
+	dir := t.TempDir()
+	return &consulSystem{
+		t:      t,
+		consul: srv,
+		dir:    dir,
+		env: append(cleanEnv(),
+			"CONSUL_HTTP_ADDR="+srv.Addr(),
+			"MONGODB_URI="+mongotest.URI(t),
+			"CAMPUS_CONSUL_PREFIX=e2e-"+filepath.Base(dir)+"/",
+			"CAMPUS_CONSUL_CHECK_INTERVAL=200ms",
+			"CAMPUS_LOG_FORMAT=json",
+		),
+	}
+}
+
+func (s *consulSystem) run(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(campusBin, args...)
+	cmd.Env = s.env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s.t.Fatalf("campus %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// process is a long-running campus command.
+type process struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+}
+
+func (s *consulSystem) start(args ...string) *process {
+	s.t.Helper()
+	p := &process{cmd: exec.Command(campusBin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = s.env
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	s.t.Cleanup(func() {
+		p.stop(syscall.SIGKILL)
+		if s.t.Failed() {
+			s.t.Logf("campus %s:\n%s", strings.Join(args, " "), p.logs.String())
+		}
+	})
+	return p
+}
+
+func (p *process) stop(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// status GETs / at host through the proxy at addr.
+func status(addr, host string) int {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/", nil)
+	req.Host = host
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitStatus(t *testing.T, addr, host string, want int, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	got := 0
+	for time.Since(start) < within {
+		if got = status(addr, host); got == want {
+			return time.Since(start)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("%s via %s: want %d within %s, last %d", host, addr, want, within, got)
+	return 0
+}
+
+func TestConsulEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test starts several processes; skipped with -short")
+	}
+	s := newConsulSystem(t)
+	proxyAddr := "127.0.0.1:" + freePort(t)
+	stateFile := filepath.Join(s.dir, "proxy-state.json")
+	proxyArgs := []string{"proxy", "--listen", proxyAddr, "--admin-listen", "127.0.0.1:" + freePort(t),
+		"--state-file", stateFile, "--hold-timeout", "1s"}
+	proxy := s.start(proxyArgs...)
+
+	s.run("tenant", "create", "lagos", "--host", "lagos.school.localhost")
+	if out := s.run("tenant", "list"); !strings.Contains(out, "lagos.school.localhost") {
+		t.Fatalf("tenant list lacks lagos:\n%s", out)
+	}
+	// The tenant exists but nothing serves it yet.
+	waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
+
+	appAddr := "127.0.0.1:" + freePort(t)
+	app := s.start("app", "--tenant", "lagos", "--listen", appAddr)
+	took := waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
+	t.Logf("lagos routable %s after `campus app` started (registration + first passing check)", took.Round(time.Millisecond))
+
+	t.Run("stopping the app removes it", func(t *testing.T) {
+		app.stop(syscall.SIGTERM)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
+		app = s.start("app", "--tenant", "lagos", "--listen", appAddr)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
+	})
+
+	t.Run("Consul stopped: traffic still routed from the last table", func(t *testing.T) {
+		s.consul.Stop()
+		for range 20 {
+			if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {
+				t.Fatalf("with Consul down: %d, want 200", got)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("proxy restarted while Consul is down routes from the state file", func(t *testing.T) {
+		if _, err := os.Stat(stateFile); err != nil {
+			t.Fatalf("no state file: %v", err)
+		}
+		proxy.stop(syscall.SIGTERM)
+		proxy = s.start(proxyArgs...)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 15*time.Second)
+		if got := status(proxyAddr, "unknown.school.localhost"); got != http.StatusNotFound {
+			t.Fatalf("unknown host from the state file: %d, want 404", got)
+		}
+	})
+
+	t.Run("Consul back: a new tenant becomes routable", func(t *testing.T) {
+		s.consul.Start()
+		s.run("tenant", "create", "ibadan", "--host", "ibadan.school.localhost")
+		s.start("app", "--tenant", "ibadan", "--listen", "127.0.0.1:"+freePort(t))
+		took := waitStatus(t, proxyAddr, "ibadan.school.localhost", 200, 30*time.Second)
+		t.Logf("ibadan routable %s after its app started, Consul having come back", took.Round(time.Millisecond))
+		if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {
+			t.Fatalf("lagos after Consul came back: %d", got)
+		}
+	})
+}
