@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/mongotest"
 )
 
 // campusBin is the binary under test, built once by TestMain.
@@ -45,6 +47,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	if err := mongotest.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stop test database:", err)
+	}
 	os.Exit(code)
 }
 
