@@ -80,3 +80,21 @@ func (p *Proxy) wake(ctx context.Context, ts *tenantState) {
 		p.cfg.Waker.Wake(wctx, ts.name)
 	}()
 }
+
+// awaitFirstTable waits, up to HoldTimeout, for the first table built from
+// the registry and returns the current table (still the empty one when
+// nothing arrived in time).
+func (p *Proxy) awaitFirstTable(ctx context.Context) *table {
+	t := p.table.Load()
+	if t.seq > 0 || p.cfg.HoldTimeout < 0 {
+		return t
+	}
+	timer := time.NewTimer(p.cfg.HoldTimeout)
+	defer timer.Stop()
+	select {
+	case <-t.replaced:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	return p.table.Load()
+}

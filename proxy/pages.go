@@ -38,6 +38,10 @@ var (
 		title:      "Just a moment",
 		message:    "{school} is starting up or very busy right now. Please try again in a few seconds.",
 		retryAfter: 5}
+	pageStarting = &page{status: http.StatusServiceUnavailable, error: "starting",
+		title:      "Just a moment",
+		message:    "This service is starting up. Please try again in a few seconds.",
+		retryAfter: 5}
 	pageTooLarge = &page{status: http.StatusRequestEntityTooLarge, error: "request too large",
 		title:   "That's too large",
 		message: "What you sent is larger than {school} accepts. Please try a smaller file."}

@@ -95,6 +95,7 @@ func TestErrorPages(t *testing.T) {
 
 func TestHeadErrorHasNoBody(t *testing.T) {
 	tp := newTestProxy(t, Config{})
+	tp.Update(registry.Snapshot{Version: 1})
 	resp := tp.do(t, request{method: http.MethodHead, host: "nope.localhost"})
 	if resp.status != 404 || resp.body != "" {
 		t.Fatalf("HEAD: status %d body %q", resp.status, resp.body)

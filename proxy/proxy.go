@@ -138,7 +138,16 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.host = host
-	rt := p.table.Load().routes[host]
+	tbl := p.table.Load()
+	if tbl.seq == 0 {
+		// Before the first table from the registry, no host is known to
+		// be unknown: wait for it rather than answer a school with 404.
+		if tbl = p.awaitFirstTable(r.Context()); tbl.seq == 0 {
+			p.reply(ex, pageStarting, nil)
+			return
+		}
+	}
+	rt := tbl.routes[host]
 	if rt == nil {
 		p.reply(ex, pageUnknownSchool, nil)
 		return
