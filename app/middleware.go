@@ -110,8 +110,13 @@ func (s *server) observe(next http.Handler) http.Handler {
 			s.metrics.requests.WithLabelValues(route, strconv.Itoa(code)).Inc()
 			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			level := slog.LevelInfo
-			if code >= 500 {
+			switch {
+			case code >= 500:
 				level = slog.LevelError
+			case probeRoutes[route]:
+				// Probes and scrapes come every few seconds; they are
+				// only worth a line when something is wrong.
+				level = slog.LevelDebug
 			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", st.id),
@@ -154,6 +159,9 @@ func (s *server) route(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// probeRoutes are logged at debug level when they succeed.
+var probeRoutes = map[string]bool{"GET /healthz": true, "GET /readyz": true, "GET /metrics": true}
 
 // routeAs labels a request with a fixed route name.
 func (s *server) routeAs(label string, h http.HandlerFunc) http.Handler {

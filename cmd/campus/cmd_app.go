@@ -45,6 +45,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	appLogger := logger // the app names its tenant on every line itself
 	logger = logger.With("tenant", *tenant)
 
 	metrics := prometheus.NewRegistry()
@@ -91,7 +92,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	h, err := app.NewServer(app.Config{
 		Tenant:        t,
 		Store:         st,
-		Logger:        logger,
+		Logger:        appLogger,
 		Registerer:    metrics,
 		Gatherer:      metrics,
 		SecureCookies: *secure,
