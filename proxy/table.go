@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,7 +20,9 @@ type table struct {
 	replaced chan struct{}     // closed when a newer table is published (wakes held requests)
 }
 
-// route is one tenant as the request path sees it.
+// route is one tenant as the request path sees it. Like the table, it is
+// never modified once published (only its atomic counter moves), so a
+// rebuild shares the routes of unchanged tenants with the previous table.
 type route struct {
 	tenant      *tenantState
 	displayName string
@@ -44,6 +47,9 @@ type instanceState struct {
 	addr      string
 	inFlight  atomic.Int64
 	downUntil atomic.Int64 // unix nanoseconds; set after a dial failure
+	// Guarded by Proxy.mu (build only).
+	seen  uint64 // seq of the last table built with it
+	inMap bool   // it is Proxy.instances[its ID]
 }
 
 // dialFailureCooldown is how long an instance that refused a connection is
@@ -68,6 +74,10 @@ type tenantState struct {
 	name     string
 	metrics  tenantMetrics
 	lastWake atomic.Int64 // unix nanoseconds of the last Waker call
+
+	// Guarded by Proxy.mu (build only; the request path never reads them).
+	route *route // the tenant's route in the latest table
+	seen  uint64 // seq of the last table built with the tenant
 }
 
 // pick chooses an instance from the pool: the least in-flight requests
@@ -128,26 +138,64 @@ func (p *Proxy) Update(s registry.Snapshot) {
 }
 
 // build makes a new table from s. It runs with p.mu held: it reads and
-// replaces p.tenants and p.instances, the state carried between tables.
+// updates p.tenants and p.instances, the state carried between tables.
+//
+// A rebuild after one registry change among many tenants should cost
+// little more than the new host map: a tenant whose display name, state
+// and instances (ID, address, health, in order) are as in the last table
+// keeps its *route, which is immutable once published and so can be shared
+// by both tables (with its round-robin counter); only changed tenants get
+// a new one. The carried state is updated in place and swept only when
+// something left. BenchmarkUpdate measures it.
 func (p *Proxy) build(s registry.Snapshot, seq uint64) *table {
+	nhosts := 0
+	for i := range s.Tenants {
+		nhosts += len(s.Tenants[i].Hosts)
+	}
 	t := &table{
 		seq:      seq,
 		version:  s.Version,
 		builtAt:  time.Now(),
-		routes:   make(map[string]*route, len(s.Tenants)*2),
+		routes:   make(map[string]*route, nhosts),
 		replaced: make(chan struct{}),
 	}
-	tenants := make(map[string]*tenantState, len(s.Tenants))
-	byName := make(map[string]*route, len(s.Tenants))
-	var conflicted map[string]bool // hosts claimed by two tenants: routed nowhere
-	for _, tn := range s.Tenants {
+	insts := byTenant(s.Instances)
+	var (
+		next       int             // where the next tenant's instances probably start in insts
+		tenantsN   int             // tenants in this table
+		statesN    int             // instance states in this table
+		sweep      bool            // p.instances must be swept even if statesN matches its size
+		conflicted map[string]bool // hosts claimed by two tenants: routed nowhere
+	)
+	for i := range s.Tenants {
+		tn := &s.Tenants[i]
 		ts := p.tenants[tn.Name]
 		if ts == nil {
 			ts = &tenantState{name: tn.Name, metrics: p.metrics.forTenant(tn.Name)}
+			p.tenants[tn.Name] = ts
 		}
-		tenants[tn.Name] = ts
-		rt := &route{tenant: ts, displayName: tn.DisplayName, state: tn.State}
-		byName[tn.Name] = rt
+		var mine []registry.Instance
+		mine, next = instancesOf(insts, tn.Name, next)
+
+		rt := ts.route
+		if ts.seen == seq || !p.unchanged(rt, tn, mine) { // (seen: a tenant listed twice gets two routes)
+			var replaced bool
+			rt, replaced = p.newRoute(ts, tn, mine, seq)
+			sweep = sweep || replaced
+			rt.tenant.metrics.instances.Set(float64(len(rt.pool)))
+		}
+		for _, in := range rt.instances {
+			if in.seen != seq {
+				in.seen = seq
+				statesN++
+			}
+		}
+		if ts.seen != seq {
+			ts.seen = seq
+			tenantsN++
+		}
+		ts.route = rt
+
 		for _, h := range tn.Hosts {
 			host, err := registry.NormalizeHost(h)
 			if err != nil {
@@ -173,34 +221,114 @@ func (p *Proxy) build(s registry.Snapshot, seq uint64) *table {
 		}
 	}
 
-	instances := make(map[string]*instanceState, len(s.Instances))
-	for _, in := range s.Instances {
-		rt := byName[in.Tenant]
-		if rt == nil {
-			continue // instance of a tenant not (or no longer) in the registry
+	// Forget tenants and instances that left (only walk the maps when
+	// something did).
+	if tenantsN != len(p.tenants) {
+		for name, ts := range p.tenants {
+			if ts.seen != seq {
+				delete(p.tenants, name)
+				p.metrics.forget(name)
+			}
 		}
+	}
+	if sweep || statesN != len(p.instances) {
+		for id, st := range p.instances {
+			if st.seen != seq {
+				st.inMap = false
+				delete(p.instances, id)
+			}
+		}
+	}
+	return t
+}
+
+// unchanged reports whether rt, the tenant's route in the last table, is
+// what newRoute would build for tn and its instances now.
+func (p *Proxy) unchanged(rt *route, tn *registry.Tenant, mine []registry.Instance) bool {
+	if rt == nil || rt.displayName != tn.DisplayName || rt.state != tn.State || len(rt.instances) != len(mine) {
+		return false
+	}
+	for i := range mine {
+		in, old := &mine[i], rt.instances[i]
+		if old.id != in.ID || old.addr != in.Addr || old.healthy != in.Healthy || !old.inMap { // inMap: p.instances[in.ID] == old.instanceState
+			return false
+		}
+	}
+	return true
+}
+
+// newRoute builds tn's route over its instances, carrying each instance's
+// state by ID (and address) and recording it in p.instances. It reports
+// whether it replaced there a state already used by this table (an
+// instance ID listed twice): counting states no longer tells whether stale
+// ones are left.
+func (p *Proxy) newRoute(ts *tenantState, tn *registry.Tenant, mine []registry.Instance, seq uint64) (rt *route, replaced bool) {
+	rt = &route{tenant: ts, displayName: tn.DisplayName, state: tn.State}
+	if len(mine) == 0 {
+		return rt, false
+	}
+	all := make([]instance, len(mine)) // one allocation for the route's instances
+	rt.instances = make([]*instance, len(mine))
+	healthy := 0
+	for i := range mine {
+		in := &mine[i]
 		st := p.instances[in.ID]
 		if st == nil || st.addr != in.Addr {
-			st = &instanceState{addr: in.Addr}
+			if st != nil {
+				st.inMap = false
+				replaced = replaced || st.seen == seq
+			}
+			st = &instanceState{addr: in.Addr, inMap: true}
+			p.instances[in.ID] = st
 		}
-		instances[in.ID] = st
-		inst := &instance{id: in.ID, addr: in.Addr, healthy: in.Healthy, instanceState: st}
-		rt.instances = append(rt.instances, inst)
+		all[i] = instance{id: in.ID, addr: in.Addr, healthy: in.Healthy, instanceState: st}
+		rt.instances[i] = &all[i]
 		if in.Healthy {
-			rt.pool = append(rt.pool, inst)
+			healthy++
 		}
 	}
-	for _, rt := range byName {
-		rt.tenant.metrics.instances.Set(float64(len(rt.pool)))
+	if healthy == len(mine) {
+		rt.pool = rt.instances // both are read-only once published
+	} else if healthy > 0 {
+		rt.pool = make([]*instance, 0, healthy)
+		for _, in := range rt.instances {
+			if in.healthy {
+				rt.pool = append(rt.pool, in)
+			}
+		}
 	}
+	return rt, replaced
+}
 
-	for name := range p.tenants {
-		if tenants[name] == nil {
-			p.metrics.forget(name)
-		}
+// byTenant returns instances grouped by tenant, each tenant's in their
+// order in the snapshot: instances itself when it is (registry snapshots
+// are sorted by tenant and ID), else a sorted copy.
+func byTenant(instances []registry.Instance) []registry.Instance {
+	cmp := func(a, b registry.Instance) int { return strings.Compare(a.Tenant, b.Tenant) }
+	if slices.IsSortedFunc(instances, cmp) {
+		return instances
 	}
-	p.tenants, p.instances = tenants, instances
-	return t
+	sorted := slices.Clone(instances)
+	slices.SortStableFunc(sorted, cmp)
+	return sorted
+}
+
+// instancesOf returns the instances of tenant in insts (grouped by tenant)
+// and the index after them. It looks at index hint first: walking tenants
+// in name order, one tenant's instances start where the previous one's
+// ended.
+func instancesOf(insts []registry.Instance, tenant string, hint int) ([]registry.Instance, int) {
+	lo := hint
+	if lo >= len(insts) || insts[lo].Tenant != tenant {
+		lo, _ = slices.BinarySearchFunc(insts, tenant, func(in registry.Instance, t string) int {
+			return strings.Compare(in.Tenant, t)
+		})
+	}
+	hi := lo
+	for hi < len(insts) && insts[hi].Tenant == tenant {
+		hi++
+	}
+	return insts[lo:hi], hi
 }
 
 // sameRouting reports whether two snapshots produce the same table: same

@@ -10,7 +10,9 @@ import (
 // the form used as a routing key: lowercase, without port or trailing dot.
 // It is the only place hosts are normalised; everything else trusts its
 // output. Malformed input (empty, bad characters, bad port, over-long
-// labels) is an error.
+// labels) is an error. A host name that needs no lowercasing comes back
+// without allocating (it or a prefix of it): the proxy calls this on every
+// request and for every host of every table rebuild.
 func NormalizeHost(h string) (string, error) {
 	if h == "" {
 		return "", errors.New("empty host")
@@ -51,14 +53,13 @@ func NormalizeHost(h string) (string, error) {
 	if host == "" || len(host) > 253 {
 		return "", errors.New("bad host length")
 	}
-	var b strings.Builder
-	b.Grow(len(host))
+	upper := false
 	label := 0
 	for i := 0; i < len(host); i++ {
 		c := host[i]
 		switch {
 		case c >= 'A' && c <= 'Z':
-			c += 'a' - 'A'
+			upper = true
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 		case c == '-':
 			if label == 0 || i+1 == len(host) || host[i+1] == '.' {
@@ -69,7 +70,6 @@ func NormalizeHost(h string) (string, error) {
 				return "", errors.New("empty label")
 			}
 			label = 0
-			b.WriteByte(c)
 			continue
 		default:
 			return "", errors.New("invalid character in host")
@@ -78,10 +78,23 @@ func NormalizeHost(h string) (string, error) {
 		if label > 63 {
 			return "", errors.New("label longer than 63 characters")
 		}
-		b.WriteByte(c)
 	}
 	if label == 0 { // "a.." loses one trailing dot, not two
 		return "", errors.New("empty label")
+	}
+	if !upper {
+		// Already lowercase: h itself, or the part of it before a port or
+		// trailing dot. No allocation on the request path.
+		return host, nil
+	}
+	var b strings.Builder
+	b.Grow(len(host))
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
 	}
 	return b.String(), nil
 }

@@ -135,3 +135,30 @@ func FuzzNormalizeHost(f *testing.F) {
 		}
 	})
 }
+
+// The request path normalises every Host header: lowercase names, with or
+// without a port, must not allocate.
+func TestNormalizeHostDoesNotAllocate(t *testing.T) {
+	for _, in := range []string{"nairobi.school.localhost", "nairobi.school.localhost:8000", "school.localhost.", "127.0.0.1:80"} {
+		var out string
+		if n := testing.AllocsPerRun(100, func() { out, _ = NormalizeHost(in) }); n != 0 {
+			t.Errorf("NormalizeHost(%q) = %q: %v allocations, want 0", in, out, n)
+		}
+	}
+	if got, _ := NormalizeHost("Nairobi.School.Localhost"); got != "nairobi.school.localhost" {
+		t.Errorf("upper case not lowered: %q", got)
+	}
+}
+
+func BenchmarkNormalizeHost(b *testing.B) {
+	for _, in := range []string{"nairobi.school.localhost", "nairobi.school.localhost:8000", "Nairobi.School.Localhost"} {
+		b.Run(in, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := NormalizeHost(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

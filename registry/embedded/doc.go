@@ -34,6 +34,27 @@
 // an identical instance, suspending a suspended tenant) does not bump it
 // and wakes nobody.
 //
+// # Reading only what changed
+//
+// A watching proxy reads a snapshot after every change; with 10,000
+// tenants, reading every row took about 45ms and 15 MB of garbage per
+// change. So each tenants and instances row carries ver, the version that
+// last changed it (a host change counts for its tenant), and deletions
+// leave a tombstone (kind, key, ver), both set to version + 1: what the
+// writing transaction commits (write bumps the version once, last). The
+// write statements stamp their rows; triggers stamp what a statement did
+// not and write the tombstones. Living in the file, they cover every
+// writer, even a process still running the previous schema's code, at a
+// price: a write costs about 25% more (0.35 → 0.45ms per write here,
+// mostly SQLite's statement journal), which writes — operator commands,
+// instance registrations — can afford. A handle keeps its latest snapshot;
+// the next one is that snapshot plus the rows with a newer ver, minus the
+// tombstoned keys, merged in order (BenchmarkSnapshotAfterChange: about
+// 0.5ms and 0.6 MB with 10,000 tenants). Tombstones older than
+// DefaultTombstoneKeep versions are pruned (meta.pruned records up to
+// where); a handle whose snapshot is older than that, or that has none,
+// reads everything.
+//
 // # Watch, and the cost of the poll
 //
 // Writes made through a Registry wake its own watchers at once (a channel

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/campus-saas/campus/registry"
@@ -15,6 +17,11 @@ import (
 // write runs fn in a BEGIN IMMEDIATE transaction. When fn reports a
 // change, the version is bumped in the same transaction and, after the
 // commit, this handle's watchers are woken.
+//
+// The bump must stay the last change and happen exactly once: changed
+// rows are stamped with version + 1 (see stamp), and Snapshot relies on
+// those stamps to read only what changed. A transaction that changes
+// nothing is rolled back, stamps included.
 func (r *Registry) write(ctx context.Context, fn func(tx *sql.Tx) (changed bool, err error)) error {
 	select {
 	case <-r.done:
@@ -36,6 +43,17 @@ func (r *Registry) write(ctx context.Context, fn func(tx *sql.Tx) (changed bool,
 	var v uint64
 	if err := tx.QueryRowContext(ctx, `UPDATE meta SET version = version + 1 WHERE id = 1 RETURNING version`).Scan(&v); err != nil {
 		return r.dbErr(ctx, "bump version", err)
+	}
+	if r.keep > 0 && v%r.keep == 0 && v > r.keep {
+		// Forget old deletions. A handle whose cached snapshot is older
+		// than the horizon reads everything again.
+		horizon := v - r.keep
+		if _, err := tx.ExecContext(ctx, `DELETE FROM tombstones WHERE ver <= ?`, horizon); err != nil {
+			return r.dbErr(ctx, "prune tombstones", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE meta SET pruned = max(pruned, ?) WHERE id = 1`, horizon); err != nil {
+			return r.dbErr(ctx, "prune tombstones", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return r.dbErr(ctx, "commit", err)
@@ -73,7 +91,7 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 	t.Hosts = append([]string(nil), t.Hosts...)
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, ver) VALUES (?, ?, ?, ?, ?, ?, `+stamp+`)`,
 			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), t.CreatedAt.UnixNano())
 		if isUniqueViolation(err) {
 			return false, fmt.Errorf("tenant %q: %w", t.Name, registry.ErrExists)
@@ -140,7 +158,7 @@ func (r *Registry) SetState(ctx context.Context, name string, state registry.Sta
 	}
 	var t registry.Tenant
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET state = ? WHERE name = ? AND state != ?`, string(state), name, string(state))
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET state = ?, ver = `+stamp+` WHERE name = ? AND state != ?`, string(state), name, string(state))
 		if err != nil {
 			return false, r.dbErr(ctx, "update state", err)
 		}
@@ -191,8 +209,8 @@ func (r *Registry) RegisterInstance(ctx context.Context, in registry.Instance) e
 	}
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO instances (id, tenant, addr, healthy) VALUES (?, ?, ?, ?)
-			ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, addr = excluded.addr, healthy = excluded.healthy
+			INSERT INTO instances (id, tenant, addr, healthy, ver) VALUES (?, ?, ?, ?, `+stamp+`)
+			ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, addr = excluded.addr, healthy = excluded.healthy, ver = excluded.ver
 			WHERE tenant != excluded.tenant OR addr != excluded.addr OR healthy != excluded.healthy`,
 			in.ID, in.Tenant, in.Addr, in.Healthy)
 		if err != nil {
@@ -300,23 +318,31 @@ func loadTenant(ctx context.Context, tx *sql.Tx, name string) (registry.Tenant, 
 }
 
 // Snapshot implements registry.Registry. Snapshots are cached by version:
-// while nothing changes, callers share one (they must not modify it).
+// while nothing changes, callers share one (they must not modify it). When
+// the version moved, the new snapshot is the cached one plus the rows
+// stamped with a newer version, minus the tombstones newer than it; a
+// change among 10,000 tenants reads a few rows instead of all of them
+// (BenchmarkSnapshotAfterChange). Without a usable cache (the first read,
+// or one older than the tombstone horizon) everything is read.
 func (r *Registry) Snapshot(ctx context.Context) (registry.Snapshot, error) {
 	var s registry.Snapshot
 	err := r.read(ctx, func(tx *sql.Tx) error {
-		var v uint64
-		if err := tx.QueryRowContext(ctx, `SELECT version FROM meta WHERE id = 1`).Scan(&v); err != nil {
+		var v, pruned uint64
+		if err := tx.QueryRowContext(ctx, `SELECT version, pruned FROM meta WHERE id = 1`).Scan(&v, &pruned); err != nil {
 			return r.dbErr(ctx, "read version", err)
 		}
 		r.mu.Lock()
 		cached := r.cache
 		r.mu.Unlock()
-		if cached != nil && cached.Version == v {
-			s = *cached
-			return nil
-		}
 		var err error
-		s, err = loadSnapshot(ctx, tx, v)
+		switch {
+		case cached != nil && cached.Version == v:
+			s = *cached
+		case cached != nil && cached.Version < v && cached.Version >= pruned:
+			s, err = loadChanges(ctx, tx, *cached, v)
+		default:
+			s, err = loadSnapshot(ctx, tx, v)
+		}
 		return err
 	})
 	if err != nil {
@@ -332,14 +358,120 @@ func (r *Registry) Snapshot(ctx context.Context) (registry.Snapshot, error) {
 	return s, nil
 }
 
+// loadChanges reads what changed since base (rows stamped after
+// base.Version, and tombstones) and returns base with the changes applied,
+// as version. Unchanged tenants and instances are shared with base, and a
+// slice with no change is base's own.
+func loadChanges(ctx context.Context, tx *sql.Tx, base registry.Snapshot, version uint64) (registry.Snapshot, error) {
+	s := registry.Snapshot{Version: version, Tenants: base.Tenants, Instances: base.Instances}
+	after := base.Version
+
+	goneTenants, goneInstances := map[string]bool{}, map[string]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT kind, key FROM tombstones WHERE ver > ?`, after)
+	if err != nil {
+		return s, fmt.Errorf("read tombstones: %w", err)
+	}
+	for rows.Next() {
+		var kind, key string
+		if err := rows.Scan(&kind, &key); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("read tombstones: %w", err)
+		}
+		switch kind {
+		case "tenant":
+			goneTenants[key] = true
+		case "instance":
+			goneInstances[key] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("read tombstones: %w", err)
+	}
+
+	tenants, err := readTenants(ctx, tx, `WHERE ver > ?`, after)
+	if err != nil {
+		return s, err
+	}
+	if len(tenants) > 0 || len(goneTenants) > 0 {
+		for _, t := range tenants {
+			goneTenants[t.Name] = true // the old version goes; a re-created tenant comes back
+		}
+		s.Tenants = merge(base.Tenants, tenants, goneTenants,
+			func(t *registry.Tenant) string { return t.Name }, compareTenants)
+	}
+
+	instances, err := readInstances(ctx, tx, `WHERE ver > ?`, after)
+	if err != nil {
+		return s, err
+	}
+	if len(instances) > 0 || len(goneInstances) > 0 {
+		for _, in := range instances {
+			goneInstances[in.ID] = true // it may have moved to another tenant: drop it wherever it was
+		}
+		s.Instances = merge(base.Instances, instances, goneInstances,
+			func(in *registry.Instance) string { return in.ID }, compareInstances)
+	}
+	return s, nil
+}
+
+// merge returns a new slice: base without the elements whose key is in
+// drop, and add merged in. base and add are sorted by cmp; so is the
+// result.
+func merge[T any](base, add []T, drop map[string]bool, key func(*T) string, cmp func(a, b *T) int) []T {
+	out := make([]T, 0, len(base)+len(add))
+	j := 0
+	for i := range base {
+		if drop[key(&base[i])] {
+			continue
+		}
+		for j < len(add) && cmp(&add[j], &base[i]) < 0 {
+			out = append(out, add[j])
+			j++
+		}
+		out = append(out, base[i])
+	}
+	return append(out, add[j:]...)
+}
+
+// The orders of a Snapshot; SQLite's BINARY collation compares like Go.
+func compareTenants(a, b *registry.Tenant) int { return strings.Compare(a.Name, b.Name) }
+
+func compareInstances(a, b *registry.Instance) int {
+	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
 func loadSnapshot(ctx context.Context, tx *sql.Tx, version uint64) (registry.Snapshot, error) {
 	s := registry.Snapshot{Version: version, Tenants: []registry.Tenant{}, Instances: []registry.Instance{}}
-	rows, err := tx.QueryContext(ctx,
-		`SELECT name, display_name, primary_host, db_name, state, created_at FROM tenants ORDER BY name`)
+	tenants, err := readTenants(ctx, tx, "")
 	if err != nil {
-		return s, fmt.Errorf("read tenants: %w", err)
+		return s, err
 	}
-	index := map[string]int{}
+	instances, err := readInstances(ctx, tx, "")
+	if err != nil {
+		return s, err
+	}
+	if tenants != nil {
+		s.Tenants = tenants
+	}
+	if instances != nil {
+		s.Instances = instances
+	}
+	return s, nil
+}
+
+// readTenants reads the tenants selected by where (with args; "" for all),
+// with their hosts, sorted by name.
+func readTenants(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]registry.Tenant, error) {
+	rows, err := tx.QueryContext(ctx,
+		`SELECT name, display_name, primary_host, db_name, state, created_at FROM tenants `+orderedBy(where, "name"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read tenants: %w", err)
+	}
+	var out []registry.Tenant
 	for rows.Next() {
 		var (
 			t     registry.Tenant
@@ -348,51 +480,83 @@ func loadSnapshot(ctx context.Context, tx *sql.Tx, version uint64) (registry.Sna
 		)
 		if err := rows.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &ns); err != nil {
 			rows.Close()
-			return s, fmt.Errorf("read tenants: %w", err)
+			return nil, fmt.Errorf("read tenants: %w", err)
 		}
 		t.State = registry.State(state)
 		t.CreatedAt = time.Unix(0, ns).UTC()
-		index[t.Name] = len(s.Tenants)
-		s.Tenants = append(s.Tenants, t)
+		out = append(out, t)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("read tenants: %w", err)
+		return nil, fmt.Errorf("read tenants: %w", err)
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	if where != "" {
+		slices.SortFunc(out, func(a, b registry.Tenant) int { return compareTenants(&a, &b) })
+	}
+	index := make(map[string]int, len(out))
+	for i := range out {
+		index[out[i].Name] = i
 	}
 
-	rows, err = tx.QueryContext(ctx, `SELECT host, tenant FROM hosts ORDER BY tenant, pos`)
+	q := `SELECT host, tenant FROM hosts ORDER BY tenant, pos`
+	if where != "" {
+		q = `SELECT host, tenant FROM hosts WHERE tenant IN (SELECT name FROM tenants ` + where + `) ORDER BY tenant, pos`
+	}
+	rows, err = tx.QueryContext(ctx, q, args...)
 	if err != nil {
-		return s, fmt.Errorf("read hosts: %w", err)
-	}
-	for rows.Next() {
-		var h, tenant string
-		if err := rows.Scan(&h, &tenant); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("read hosts: %w", err)
-		}
-		if i, ok := index[tenant]; ok {
-			s.Tenants[i].Hosts = append(s.Tenants[i].Hosts, h)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("read hosts: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, `SELECT id, tenant, addr, healthy FROM instances ORDER BY tenant, id`)
-	if err != nil {
-		return s, fmt.Errorf("read instances: %w", err)
+		return nil, fmt.Errorf("read hosts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var in registry.Instance
-		if err := rows.Scan(&in.ID, &in.Tenant, &in.Addr, &in.Healthy); err != nil {
-			return s, fmt.Errorf("read instances: %w", err)
+		var h, tenant string
+		if err := rows.Scan(&h, &tenant); err != nil {
+			return nil, fmt.Errorf("read hosts: %w", err)
 		}
-		s.Instances = append(s.Instances, in)
+		if i, ok := index[tenant]; ok {
+			out[i].Hosts = append(out[i].Hosts, h)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("read instances: %w", err)
+		return nil, fmt.Errorf("read hosts: %w", err)
 	}
-	return s, nil
+	return out, nil
+}
+
+// readInstances reads the instances selected by where (with args; "" for
+// all), sorted by tenant and ID.
+func readInstances(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]registry.Instance, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, tenant, addr, healthy FROM instances `+orderedBy(where, "tenant, id"), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read instances: %w", err)
+	}
+	defer rows.Close()
+	var out []registry.Instance
+	for rows.Next() {
+		var in registry.Instance
+		if err := rows.Scan(&in.ID, &in.Tenant, &in.Addr, &in.Healthy); err != nil {
+			return nil, fmt.Errorf("read instances: %w", err)
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read instances: %w", err)
+	}
+	if where != "" {
+		slices.SortFunc(out, func(a, b registry.Instance) int { return compareInstances(&a, &b) })
+	}
+	return out, nil
+}
+
+// orderedBy completes a query: a full read is ordered by SQLite, walking
+// the index of order; a filtered one is sorted by the caller, or SQLite
+// would walk that same index through every row instead of the few the
+// filter's index finds.
+func orderedBy(where, order string) string {
+	if where == "" {
+		return "ORDER BY " + order
+	}
+	return where
 }
