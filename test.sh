@@ -8,6 +8,23 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# The browser tests (e2e/) drive Debian's Chromium. Install it when it is
+# missing, so that this one command works on a fresh machine. Without it the
+# browser tests FAIL (they never skip by themselves); CAMPUS_SKIP_BROWSER=1
+# skips them on purpose.
+if [[ " $* " != *" -short "* && "${CAMPUS_SKIP_BROWSER:-}" != 1 && -z "${CAMPUS_CHROMIUM:-}" && ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "== installing Chromium for the browser tests (apt-get install chromium)"
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; then
+      echo "!!! COULD NOT INSTALL CHROMIUM: the browser tests in e2e/ will FAIL." >&2
+    fi
+  else
+    echo "!!! /usr/bin/chromium IS MISSING and this script cannot install it (it needs root and apt-get)." >&2
+    echo "!!! Install it (sudo apt-get install -y chromium), or the browser tests in e2e/ will FAIL." >&2
+    echo "!!! To skip them on purpose: CAMPUS_SKIP_BROWSER=1 ./test.sh" >&2
+  fi
+fi
+
 echo "== go vet"
 go vet ./...
 

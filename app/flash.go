@@ -38,8 +38,8 @@ var flashFormats = map[flashKind]string{
 	flashAdded:      "The student “%s” was added successfully.",
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
-	flashBulkDelete: "Successfully deleted %s students.",
-	flashImported:   "Successfully imported %s students.",
+	flashBulkDelete: "Successfully deleted %s.", // "3 students", see studentCount
+	flashImported:   "Successfully imported %s.",
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 }

@@ -28,6 +28,7 @@ type importData struct {
 	Rows      int    // valid rows
 	Sample    []store.StudentInput
 	RowErrors []store.RowError // first importMaxErrors
+	BadRows   int              // rows with errors, all of them
 	MoreErrs  int
 	Payload   string // base64 of the file, for the confirm form
 }
@@ -103,13 +104,14 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(dbErrs) == 0 {
 			s.refreshStudentsGauge(r.Context(), true)
-			s.setFlash(w, r, flashImported, strconv.Itoa(n))
+			s.setFlash(w, r, flashImported, studentCount(n))
 			http.Redirect(w, r, studentsURL, http.StatusSeeOther)
 			return
 		}
 		rowErrs = dbErrs
 	}
 	d.Sample = rows[:min(len(rows), importPreviewRows)]
+	d.BadRows = len(rowErrs)
 	if len(rowErrs) > importMaxErrors {
 		d.MoreErrs = len(rowErrs) - importMaxErrors
 		rowErrs = rowErrs[:importMaxErrors]

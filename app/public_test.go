@@ -16,7 +16,7 @@ func TestPublicPageShowsOnlyThisTenant(t *testing.T) {
 
 	ra := a.browser().get("/")
 	wantCode(t, ra, http.StatusOK)
-	wantBody(t, ra, "<h1 class=\"mb-3\">School of alpha</h1>", "Alice", "Alphason", "A-100",
+	wantBody(t, ra, "<h1 class=\"mb-1\">School of alpha</h1>", "Alice", "Alphason", "A-100",
 		`<th scope="col">ID</th>`, `<th scope="col">First</th>`, `<th scope="col">Last</th>`, `<th scope="col">Registration Number</th>`)
 	wantNoBody(t, ra, "Bob", "B-200", "School of beta")
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -46,6 +47,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 	funcs := template.FuncMap{
 		"static":  staticURL,
 		"fieldOf": fieldOf,
+		"num":     formatCount,
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -141,6 +143,41 @@ type formField struct {
 
 func fieldOf(name, label, value string, errs map[string]string, help string, max int) formField {
 	return formField{Name: name, Label: label, Value: value, Error: errs[name], Help: help, Max: max}
+}
+
+// formatCount writes a count for people, with thousands separated:
+// 5000 → "5,000".
+func formatCount(n any) string {
+	var s string
+	switch v := n.(type) {
+	case int:
+		s = strconv.Itoa(v)
+	case int64:
+		s = strconv.FormatInt(v, 10)
+	default:
+		return fmt.Sprint(n)
+	}
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+// studentCount is "1 student", "5,000 students".
+func studentCount[N int | int64](n N) string {
+	if n == 1 {
+		return "1 student"
+	}
+	return formatCount(int64(n)) + " students"
 }
 
 // renderError answers with a small, styled error page.

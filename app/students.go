@@ -325,7 +325,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 			return
 		}
 		s.refreshStudentsGauge(r.Context(), true)
-		s.setFlash(w, r, flashBulkDelete, strconv.FormatInt(n, 10))
+		s.setFlash(w, r, flashBulkDelete, studentCount(n))
 		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
 		return
 	}

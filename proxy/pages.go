@@ -78,6 +78,7 @@ func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		if err := pageTemplate.Execute(&body, pageData{
 			Status: pg.status, Title: pg.title, Message: msg, RequestID: ex.requestID,
+			Retry: rt != nil && pg.status >= 500,
 		}); err != nil {
 			p.log.Error("render error page", "status", pg.status, "err", err)
 		}
@@ -148,8 +149,13 @@ type pageData struct {
 	Title     string
 	Message   string
 	RequestID string
+	Retry     bool // offer to try again (the school is there, but not answering)
 }
 
+// pageTemplate draws the proxy's own pages to look like the app's error
+// pages (app/templates/error.html): Bootstrap 5's type, colours and panel,
+// copied into inline CSS, since the proxy serves no files and a page for an
+// unknown host must not load anything from anywhere.
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -158,27 +164,32 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <meta name="robots" content="noindex">
 <title>{{.Title}}</title>
 <style>
-:root{color-scheme:light dark}
-*{box-sizing:border-box}
-body{margin:0;min-height:100vh;display:flex;align-items:center;justify-content:center;
- font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
- background:#f3f5fa;color:#1f2937}
-main{max-width:34rem;margin:1.5rem;padding:2.5rem 2rem;background:#fff;border-radius:16px;
- box-shadow:0 12px 32px rgba(15,23,42,.08);text-align:center}
-.badge{display:inline-block;padding:.25rem .75rem;border-radius:999px;background:#eef2ff;color:#4338ca;
- font-size:.8rem;font-weight:600;letter-spacing:.06em}
-h1{font-size:1.55rem;line-height:1.3;margin:1rem 0 .75rem}
-p{margin:0;line-height:1.6;color:#4b5563}
-.ref{margin-top:1.75rem;font-size:.75rem;color:#9ca3af;word-break:break-all}
-@media (prefers-color-scheme:dark){body{background:#0f172a;color:#e5e7eb}
- main{background:#1e293b;box-shadow:none}.badge{background:#312e81;color:#e0e7ff}p{color:#cbd5e1}}
+*,*::before,*::after{box-sizing:border-box}
+body{margin:0;min-height:100vh;padding:10vh 1rem 2rem;background:#fff;color:#212529;
+ font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue","Noto Sans","Liberation Sans",Arial,sans-serif;
+ font-size:1rem;line-height:1.5;-webkit-text-size-adjust:100%}
+main{max-width:34rem;margin:0 auto;padding:3rem 1.5rem;text-align:center;background:#f8f9fa;
+ border:1px solid #dee2e6;border-radius:.5rem}
+.code{display:inline-block;margin:0 0 .5rem;padding:.35em .65em;border-radius:50rem;background:#6c757d;color:#fff;
+ font-size:1rem;font-weight:700;line-height:1;letter-spacing:.06em}
+h1{margin:.5rem 0 .75rem;font-size:1.75rem;font-weight:500;line-height:1.2}
+p{margin:0}
+a{color:#0a58ca}
+a:hover{color:#084298}
+a:focus-visible{outline:3px solid #0a58ca;outline-offset:2px}
+.again{margin-top:1rem}
+.ref{margin-top:1.5rem;font-size:.875rem;color:#595c5f;overflow-wrap:anywhere}
+@media (min-width:576px){main{padding:3rem}}
 </style>
 </head>
 <body>
 <main>
-<span class="badge">{{.Status}}</span>
+<p class="code">{{.Status}}</p>
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
+{{- if .Retry}}
+<p class="again"><a href="">Try again</a></p>
+{{- end}}
 <p class="ref">Reference: {{.RequestID}}</p>
 </main>
 </body>
