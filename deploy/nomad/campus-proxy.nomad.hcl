@@ -1,0 +1,109 @@
+# The Campus proxy on every Nomad client (a system job): routes each request
+# by its Host header to the healthy app instances of exactly one tenant,
+# which it finds in Consul. Stateless; put a load balancer (or DNS) in front
+# of the clients' port 8000.
+#
+#   nomad job run -var image=registry.example.org/campus:1.0 campus-proxy.nomad.hcl
+#
+# Assumes a Consul agent on every client, reachable from containers at the
+# client's address on port 8500 (Consul's client_addr includes it). Guide:
+# deploy/nomad/README.md.
+
+variable "image" {
+  type        = string
+  description = "the Campus image (built from the repository's Dockerfile)"
+  default     = "campus:latest"
+}
+
+variable "datacenters" {
+  type    = list(string)
+  default = ["*"]
+}
+
+variable "http_port" {
+  type        = number
+  description = "port the proxy serves tenants on, on every client"
+  default     = 8000
+}
+
+variable "admin_port" {
+  type        = number
+  description = "port of /metrics, /healthz and /routes: keep it private (firewall)"
+  default     = 8001
+}
+
+job "campus-proxy" {
+  type        = "system"
+  datacenters = var.datacenters
+
+  update {
+    max_parallel     = 1
+    min_healthy_time = "10s"
+    healthy_deadline = "2m"
+  }
+
+  group "proxy" {
+    network {
+      port "http" {
+        static = var.http_port
+        to     = 8000
+      }
+      port "admin" {
+        static = var.admin_port
+        to     = 8001
+      }
+    }
+
+    # Prometheus finds the proxies through this service and scrapes
+    # metrics_port (deploy/prometheus/prometheus.yml, job campus-proxy).
+    service {
+      name     = "campus-proxy"
+      provider = "consul"
+      port     = "http"
+      tags     = ["campus"]
+
+      meta {
+        metrics_port = "${NOMAD_HOST_PORT_admin}"
+      }
+
+      check {
+        name     = "proxy /healthz"
+        type     = "http"
+        port     = "admin"
+        path     = "/healthz"
+        interval = "10s"
+        timeout  = "3s"
+
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
+      }
+    }
+
+    task "proxy" {
+      driver = "docker"
+
+      config {
+        image           = var.image
+        ports           = ["http", "admin"]
+        args            = ["proxy", "--listen", "0.0.0.0:8000", "--admin-listen", "0.0.0.0:8001"]
+        readonly_rootfs = true
+        cap_drop        = ["all"]
+      }
+
+      env {
+        CAMPUS_REGISTRY   = "consul"
+        CONSUL_HTTP_ADDR  = "${attr.unique.network.ip-address}:8500"
+        CAMPUS_LOG_FORMAT = "json"
+      }
+
+      kill_timeout = "20s"
+
+      resources {
+        cpu    = 500
+        memory = 256
+      }
+    }
+  }
+}
