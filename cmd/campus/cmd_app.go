@@ -7,9 +7,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
@@ -48,8 +45,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	appLogger := logger // the app names its tenant on every line itself
 	logger = logger.With("tenant", *tenant)
 
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newMetricsRegistry()
 
 	reg, err := ro.open(ctx, e, logger, metrics)
 	if err != nil {
