@@ -1,0 +1,241 @@
+package engines
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// ConsulOptions configures a dev agent.
+type ConsulOptions struct {
+	// ACL enables ACLs with default_policy "deny" and bootstraps them;
+	// Consul.Token is then the bootstrap (management) token.
+	ACL bool
+	// Dir holds the agent's data and log; default a new temporary folder.
+	Dir string
+}
+
+// Consul is a running dev-mode Consul agent on loopback, or an external
+// agent named by CONSUL_HTTP_ADDR (see ConsulForTest).
+type Consul struct {
+	// Addr is the HTTP API address, host:port.
+	Addr string
+	// Token is the management token (empty without ACLs).
+	Token string
+
+	opts  ConsulOptions
+	ports []int // http, server, serf-lan, serf-wan
+	mu    sync.Mutex
+	proc  *process // nil for an external agent
+}
+
+// StartConsul starts a dev agent on free loopback ports and waits until it
+// has a leader (and, with ACLs, a bootstrapped management token).
+func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
+	bin, err := Binary("consul")
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dir == "" {
+		if opts.Dir, err = os.MkdirTemp("", "campus-consul-"); err != nil {
+			return nil, fmt.Errorf("consul: data folder: %w", err)
+		}
+	}
+	c := &Consul{opts: opts}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if c.ports, err = freePorts(4); err != nil {
+			return nil, err
+		}
+		if lastErr = c.start(ctx, bin); lastErr == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (c *Consul) start(ctx context.Context, bin string) error {
+	c.Addr = "127.0.0.1:" + strconv.Itoa(c.ports[0])
+	args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+		"-http-port", strconv.Itoa(c.ports[0]), "-server-port", strconv.Itoa(c.ports[1]),
+		"-serf-lan-port", strconv.Itoa(c.ports[2]), "-serf-wan-port", strconv.Itoa(c.ports[3]),
+		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
+		"-log-level", "warn", "-disable-host-node-id",
+	}
+	if c.opts.ACL {
+		args = append(args, "-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = false }`)
+	}
+	p, err := startProcess(bin, args, c.opts.Dir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	client, err := api.NewClient(&api.Config{Address: c.Addr})
+	if err != nil {
+		p.stop()
+		return fmt.Errorf("consul: client: %w", err)
+	}
+	err = p.waitUntil(ctx, "consul agent on "+c.Addr, func(ctx context.Context) error {
+		leader, err := client.Status().Leader()
+		if err != nil {
+			return err
+		}
+		if leader == "" {
+			return errors.New("no leader yet")
+		}
+		return nil
+	})
+	if err == nil && c.opts.ACL {
+		err = p.waitUntil(ctx, "consul acl bootstrap on "+c.Addr, func(ctx context.Context) error {
+			tok, _, err := client.ACL().Bootstrap()
+			if err != nil {
+				return err
+			}
+			c.Token = tok.SecretID
+			return nil
+		})
+	}
+	if err != nil {
+		p.stop()
+		return err
+	}
+	c.mu.Lock()
+	c.proc = p
+	c.mu.Unlock()
+	return nil
+}
+
+// Client returns an API client for the agent with the given token ("" is
+// anonymous).
+func (c *Consul) Client(token string) *api.Client {
+	client, err := api.NewClient(c.Config(token))
+	if err != nil {
+		panic(fmt.Sprintf("consul client for %s: %v", c.Addr, err)) // only a malformed address fails
+	}
+	return client
+}
+
+// Config returns an API configuration for the agent with the given token.
+func (c *Consul) Config(token string) *api.Config {
+	return &api.Config{Address: c.Addr, Token: token}
+}
+
+// Stop stops the agent. A dev agent keeps everything in memory, so its
+// state is gone.
+func (c *Consul) Stop() {
+	c.mu.Lock()
+	p := c.proc
+	c.proc = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.stop()
+	}
+}
+
+// Restart stops the agent and starts a fresh one on the same ports: an
+// outage, after which every KV and catalog entry is gone and Consul's raft
+// index starts again from the beginning (it goes backwards for a watcher).
+// With ACLs, Token is the new management token.
+func (c *Consul) Restart(ctx context.Context) error {
+	if c.proc == nil && c.ports == nil {
+		return errors.New("consul: cannot restart an external agent")
+	}
+	c.Stop()
+	bin, err := Binary("consul")
+	if err != nil {
+		return err
+	}
+	// The ports were just released; another process may take one, so try
+	// a few times before giving up.
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		if lastErr = c.start(ctx, bin); lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return lastErr
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return lastErr
+}
+
+// Log returns what the agent has written so far.
+func (c *Consul) Log() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil {
+		return ""
+	}
+	return c.proc.log.String()
+}
+
+// ConsulForTest returns a dev agent for one test, stopped at its end; with
+// CONSUL_HTTP_ADDR set (and opts.ACL false), the agent it names, with
+// CONSUL_HTTP_TOKEN as Token. A test that shares an agent must use key
+// prefixes and service names of its own.
+func ConsulForTest(tb testing.TB, opts ConsulOptions) *Consul {
+	tb.Helper()
+	if addr := os.Getenv("CONSUL_HTTP_ADDR"); addr != "" && !opts.ACL {
+		return &Consul{Addr: strings.TrimPrefix(addr, "http://"), Token: os.Getenv("CONSUL_HTTP_TOKEN")}
+	}
+	if opts.Dir == "" {
+		opts.Dir = tb.TempDir()
+	}
+	c, err := StartConsul(context.Background(), opts)
+	if err != nil {
+		tb.Fatalf("start a real Consul agent: %v", err)
+	}
+	tb.Cleanup(c.Stop)
+	return c
+}
+
+// Shared is one agent per test binary, started on first use (with ACLs
+// when the first caller asks for them) and stopped by StopShared, which a
+// TestMain calls after m.Run. Tests on it must use key prefixes and service
+// names of their own.
+type Shared struct {
+	Options ConsulOptions
+	once    sync.Once
+	c       *Consul
+	err     error
+}
+
+// Get returns the shared agent, starting it on first use.
+func (s *Shared) Get(tb testing.TB) *Consul {
+	tb.Helper()
+	s.once.Do(func() {
+		if addr := os.Getenv("CONSUL_HTTP_ADDR"); addr != "" && !s.Options.ACL {
+			s.c = &Consul{Addr: strings.TrimPrefix(addr, "http://"), Token: os.Getenv("CONSUL_HTTP_TOKEN")}
+			return
+		}
+		s.c, s.err = StartConsul(context.Background(), s.Options)
+	})
+	if s.err != nil {
+		tb.Fatalf("start a real Consul agent: %v", s.err)
+	}
+	return s.c
+}
+
+// Stop stops the shared agent if it was started.
+func (s *Shared) Stop() {
+	if s.c != nil {
+		s.c.Stop()
+		if s.Options.Dir == "" && s.c.opts.Dir != "" {
+			os.RemoveAll(s.c.opts.Dir)
+		}
+	}
+}
