@@ -41,9 +41,10 @@ const (
 	// TenantVar is the per-tenant dashboard's variable.
 	TenantVar = "tenant"
 	// JobApp and JobProxy are the Prometheus job names of
-	// deploy/prometheus/prometheus.yml; JobApp is also the Consul service
-	// the apps register as (consul.DefaultServiceName).
-	JobApp   = consul.DefaultServiceName
+	// deploy/prometheus/prometheus.yml; JobApp is also the Consul tag every
+	// app service carries (consul.ServiceTag; the services themselves are
+	// named campus-app-<tenant>).
+	JobApp   = consul.ServiceTag
 	JobProxy = "campus-proxy"
 )
 
@@ -148,7 +149,7 @@ func fleet() *dashboard.DashboardBuilder {
 			q(fmt.Sprintf("rate(%s[$__rate_interval])", proxy.MetricTableUpdates), "{{job}} {{instance}}"))).
 		WithRow(row(&p, "Registry (Consul)")).
 		WithPanel(p.series("Registry watch errors", "ops", 12,
-			"Failed blocking queries on Consul, by source (KV tenants or the campus-app health).",
+			"Failed blocking queries on Consul, by source (KV tenants, health checks, nodes, node services).",
 			q(fmt.Sprintf("sum by (%s) (rate(%s[$__rate_interval]))", labelSource, consul.MetricWatchErrors), "{{source}}"))).
 		WithPanel(p.series("Registry snapshot age", "s", 12,
 			"Seconds since each process last received a registry snapshot from Consul.",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -237,5 +238,130 @@ func (s *Shared) Stop() {
 		if s.Options.Dir == "" && s.c.opts.Dir != "" {
 			os.RemoveAll(s.c.opts.Dir)
 		}
+	}
+}
+
+// Relay is a TCP relay in front of a server that can be told to hang: while
+// hung it accepts connections and passes no bytes either way, the way a
+// half-dead load balancer or a stuck agent looks to a client. It is how
+// tests produce a blocking query that never returns, which a healthy real
+// server never does.
+type Relay struct {
+	Addr   string
+	target string
+	ln     net.Listener
+
+	mu    sync.Mutex
+	hung  bool
+	wake  chan struct{} // closed when hung turns false
+	conns map[net.Conn]bool
+}
+
+// NewRelay relays a new loopback port to target until the test ends.
+func NewRelay(tb testing.TB, target string) *Relay {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatalf("relay: %v", err)
+	}
+	r := &Relay{Addr: ln.Addr().String(), target: target, ln: ln, wake: make(chan struct{}), conns: map[net.Conn]bool{}}
+	close(r.wake)
+	go r.serve()
+	tb.Cleanup(r.close)
+	return r
+}
+
+// Hang stops (true) or resumes (false) every byte through the relay.
+func (r *Relay) Hang(on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on == r.hung {
+		return
+	}
+	r.hung = on
+	if on {
+		r.wake = make(chan struct{})
+	} else {
+		close(r.wake)
+	}
+}
+
+func (r *Relay) gate() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.wake
+}
+
+func (r *Relay) serve() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		go r.relay(c)
+	}
+}
+
+func (r *Relay) track(c net.Conn, on bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.conns == nil {
+		return false
+	}
+	if on {
+		r.conns[c] = true
+	} else {
+		delete(r.conns, c)
+	}
+	return true
+}
+
+func (r *Relay) relay(client net.Conn) {
+	server, err := net.Dial("tcp", r.target)
+	if err != nil {
+		client.Close()
+		return
+	}
+	if !r.track(client, true) || !r.track(server, true) {
+		client.Close()
+		server.Close()
+		return
+	}
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		defer func() { done <- struct{}{} }()
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				<-r.gate() // hold the bytes while hung
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}
+	go pipe(server, client)
+	go pipe(client, server)
+	<-done
+	client.Close()
+	server.Close()
+	<-done
+	r.track(client, false)
+	r.track(server, false)
+}
+
+func (r *Relay) close() {
+	r.ln.Close()
+	r.Hang(false)
+	r.mu.Lock()
+	conns := r.conns
+	r.conns = nil
+	r.mu.Unlock()
+	for c := range conns {
+		c.Close()
 	}
 }

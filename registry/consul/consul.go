@@ -7,17 +7,20 @@
 // ("only if absent"), so Consul itself guarantees that two operators
 // racing for a host cannot both get it.
 //
-// App instances are Consul services (default name "campus-app") registered
-// with the local agent, the tenant in their meta and a "tenant-<name>" tag,
-// each with an HTTP check on http://<addr>/readyz: Consul, not the caller,
-// decides health. The agent removes instances that stay critical for
-// DeregisterCriticalAfter.
+// App instances are Consul services named ServicePrefix+tenant (default
+// "campus-app-<tenant>"), registered with the local agent, each with an HTTP
+// check on http://<addr>/readyz: Consul, not the caller, decides health. The
+// agent removes instances that stay critical for DeregisterCriticalAfter. The
+// tenant of an instance is read from its service name only: with Consul ACLs
+// (see acl.go), only the tenant's own token may register that name.
 //
 // Snapshot and Watch are served by a background watcher (started on first
-// use) running two blocking-query loops, one on the tenants' KV prefix and
-// one on /v1/health/service/<name>, merged into one snapshot whose version
-// moves only when the merged content changes. While Consul is unreachable
-// Watch keeps the last snapshot; when it is back, changes flow again.
+// use) following a handful of blocking queries whatever the number of
+// tenants (the tenants' KV prefix, every health check, the node list and
+// each node's services; see watch.go), merged into one snapshot whose
+// version moves only when the merged content changes. While Consul is
+// unreachable Watch keeps the last snapshot; when it is back, changes flow
+// again.
 package consul
 
 import (
@@ -43,7 +46,7 @@ import (
 // Defaults for Config's zero fields.
 const (
 	DefaultPrefix                  = "campus/"
-	DefaultServiceName             = "campus-app"
+	DefaultServicePrefix           = "campus-app-"
 	DefaultCheckInterval           = 5 * time.Second
 	DefaultCheckTimeout            = 2 * time.Second
 	DefaultDeregisterCriticalAfter = time.Minute
@@ -54,12 +57,17 @@ const (
 	DefaultMaxQueryRate            = 50
 )
 
-// MetaTenant is the service meta key naming an instance's tenant; the
-// instance also carries the tag TagPrefix+tenant.
+// Every app service carries the tag ServiceTag and the meta MetaTenant, for
+// people and for Prometheus's service discovery. Neither is trusted: the
+// registry takes an instance's tenant from its service name alone.
 const (
+	ServiceTag = "campus-app"
 	MetaTenant = "tenant"
-	TagPrefix  = "tenant-"
 )
+
+// ErrPermissionDenied wraps a write that Consul's ACLs refused inside a
+// transaction (outside one, the api.StatusError says 403).
+var ErrPermissionDenied = errors.New("permission denied by Consul ACLs")
 
 // maxTxnOps is Consul's limit of operations in one transaction.
 const maxTxnOps = 128
@@ -75,8 +83,10 @@ type Config struct {
 
 	// Prefix of every KV key campus writes; default "campus/".
 	Prefix string
-	// ServiceName of app instances; default "campus-app".
-	ServiceName string
+	// ServicePrefix of app services: tenant T's instances are the service
+	// ServicePrefix+T (default "campus-app-"), so that a Consul ACL rule on
+	// that exact name decides who may register an instance of T.
+	ServicePrefix string
 
 	// CheckInterval, CheckTimeout and DeregisterCriticalAfter configure the
 	// /readyz check of registered instances. Consul's agent runs checks at
@@ -113,8 +123,8 @@ func (c Config) withDefaults() Config {
 	if !strings.HasSuffix(c.Prefix, "/") {
 		c.Prefix += "/"
 	}
-	if c.ServiceName == "" {
-		c.ServiceName = DefaultServiceName
+	if c.ServicePrefix == "" {
+		c.ServicePrefix = DefaultServicePrefix
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -196,6 +206,9 @@ func New(cfg Config) (*Registry, error) {
 		changed:       make(chan struct{}),
 	}
 	r.state.cache = map[string]cachedTenant{}
+	r.state.src = map[string]*sourceState{}
+	r.state.services = map[string][]*api.AgentService{}
+	r.state.loops = map[string]context.CancelFunc{}
 	return r, nil
 }
 
@@ -264,6 +277,9 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 		for _, e := range resp.Errors {
 			failed[e.OpIndex] = true
 			whats = append(whats, e.What)
+			if strings.Contains(e.What, "Permission denied") {
+				return registry.Tenant{}, fmt.Errorf("create tenant %s: %s: %w", t.Name, e.What, ErrPermissionDenied)
+			}
 		}
 		if failed[0] {
 			return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name, registry.ErrExists)
@@ -446,8 +462,8 @@ func (r *Registry) registration(in registry.Instance) (*api.AgentServiceRegistra
 	}
 	return &api.AgentServiceRegistration{
 		ID:      in.ID,
-		Name:    r.cfg.ServiceName,
-		Tags:    []string{TagPrefix + in.Tenant},
+		Name:    r.ServiceName(in.Tenant),
+		Tags:    []string{ServiceTag},
 		Address: host,
 		Port:    port,
 		Meta:    map[string]string{MetaTenant: in.Tenant},

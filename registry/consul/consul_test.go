@@ -1,18 +1,21 @@
 package consul_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,11 +23,28 @@ import (
 	"github.com/hashicorp/consul/api"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
-	"github.com/campus-saas/campus/registry/consul/consultest"
 	"github.com/campus-saas/campus/registry/registrytest"
 )
+
+// Every test here runs against a real Consul agent (v1.16.3, built by
+// internal/engines): one shared dev agent for the package, and another with
+// ACLs (default deny) for the ACL tests, each test under a KV prefix and
+// service prefix of its own. Tests that stop or restart an agent start one
+// of their own. With CONSUL_HTTP_ADDR set, the shared agent is that one.
+var (
+	agent    = &engines.Shared{}
+	aclAgent = &engines.Shared{Options: engines.ConsulOptions{ACL: true}}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	agent.Stop()
+	aclAgent.Stop()
+	os.Exit(code)
+}
 
 // harness runs the contract suite on Registries built from the Config that
 // open returns; Second opens another Registry with the same Config, as
@@ -60,14 +80,42 @@ func mustNew(t testing.TB, cfg consul.Config) *consul.Registry {
 	return r
 }
 
-// fakeConfig is a Config for a consultest server, with fast checks and
-// retries.
-func fakeConfig(srv *consultest.Server) consul.Config {
+// space is a test's own corner of an agent: a KV prefix and a service
+// prefix nobody else uses, removed when the test ends.
+type space struct {
+	agent         *engines.Consul
+	token         string
+	prefix        string
+	servicePrefix string
+}
+
+func newSpace(t testing.TB, a *engines.Consul, token string) space {
+	t.Helper()
+	run := "t" + randomHex(t)
+	sp := space{agent: a, token: token, prefix: run + "/", servicePrefix: run + "-app-"}
+	t.Cleanup(func() {
+		c := a.Client(a.Token)
+		c.KV().DeleteTree(sp.prefix, nil)
+		if svcs, err := c.Agent().Services(); err == nil {
+			for id, s := range svcs {
+				if strings.HasPrefix(s.Service, sp.servicePrefix) {
+					c.Agent().ServiceDeregister(id)
+				}
+			}
+		}
+	})
+	return sp
+}
+
+// config is a Config for the space, with fast checks and retries.
+func (sp space) config() consul.Config {
 	return consul.Config{
-		API:           &api.Config{Address: srv.Addr()},
-		CheckInterval: 50 * time.Millisecond,
+		API:           sp.agent.Config(sp.token),
+		Prefix:        sp.prefix,
+		ServicePrefix: sp.servicePrefix,
+		CheckInterval: time.Second, // Consul's minimum
 		RetryMin:      20 * time.Millisecond,
-		RetryMax:      200 * time.Millisecond,
+		RetryMax:      500 * time.Millisecond,
 		Logger:        quiet,
 	}
 }
@@ -75,37 +123,10 @@ func fakeConfig(srv *consultest.Server) consul.Config {
 // quiet logs warnings and errors only.
 var quiet = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-func TestContractFakeServer(t *testing.T) {
+func TestContract(t *testing.T) {
+	a := agent.Get(t)
 	registrytest.Run(t, harness(func(t *testing.T) consul.Config {
-		return fakeConfig(consultest.NewServer(t))
-	}))
-}
-
-// TestContractRealAgent runs the same suite against the agent named by
-// CONSUL_HTTP_ADDR (and CONSUL_HTTP_TOKEN …), under a prefix and service
-// name of its own that it removes afterwards.
-func TestContractRealAgent(t *testing.T) {
-	if os.Getenv("CONSUL_HTTP_ADDR") == "" {
-		t.Skip("real-agent contract run skipped: CONSUL_HTTP_ADDR is not set, so no Consul agent is configured")
-	}
-	run := "campustest-" + randomHex(t)
-	client, err := api.NewClient(api.DefaultConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := client.KV().DeleteTree(run+"/", nil); err != nil {
-			t.Errorf("cleanup %s/: %v", run, err)
-		}
-	})
-	registrytest.Run(t, harness(func(t *testing.T) consul.Config {
-		return consul.Config{
-			Prefix:        run + "/",
-			ServiceName:   run,
-			CheckInterval: time.Second, // Consul's minimum
-			RetryMax:      time.Second,
-			Logger:        quiet,
-		}
+		return newSpace(t, a, a.Token).config()
 	}))
 }
 
@@ -117,17 +138,34 @@ func randomHex(t testing.TB) string {
 	return hex.EncodeToString(b)
 }
 
-// newFake starts a fake agent and a Registry on it with its own metrics.
-func newFake(t *testing.T, tweak ...func(*consul.Config)) (*consultest.Server, *consul.Registry, *prometheus.Registry) {
+// newReal returns a Registry in a space of its own on the shared agent,
+// with its own metrics.
+func newReal(t *testing.T, tweak ...func(*consul.Config)) (space, *consul.Registry, *prometheus.Registry) {
 	t.Helper()
-	srv := consultest.NewServer(t)
-	cfg := fakeConfig(srv)
+	a := agent.Get(t)
+	return newOn(t, newSpace(t, a, a.Token), tweak...)
+}
+
+func newOn(t *testing.T, sp space, tweak ...func(*consul.Config)) (space, *consul.Registry, *prometheus.Registry) {
+	t.Helper()
+	cfg := sp.config()
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	for _, f := range tweak {
 		f(&cfg)
 	}
-	return srv, mustNew(t, cfg), reg
+	return sp, mustNew(t, cfg), reg
+}
+
+// ownAgent starts a dev agent for one test that stops or restarts it.
+func ownAgent(t *testing.T) *engines.Consul {
+	t.Helper()
+	c, err := engines.StartConsul(ctxT(t, 2*time.Minute), engines.ConsulOptions{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start a real Consul agent: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	return c
 }
 
 func ctxT(t *testing.T, d time.Duration) context.Context {
@@ -151,7 +189,12 @@ func tenant(t testing.TB, name string, hosts ...string) registry.Tenant {
 // waitSnap watches r until cond holds.
 func waitSnap(t *testing.T, r registry.Registry, what string, cond func(registry.Snapshot) bool) registry.Snapshot {
 	t.Helper()
-	ctx := ctxT(t, 10*time.Second)
+	return waitSnapWithin(t, r, 30*time.Second, what, cond)
+}
+
+func waitSnapWithin(t *testing.T, r registry.Registry, d time.Duration, what string, cond func(registry.Snapshot) bool) registry.Snapshot {
+	t.Helper()
+	ctx := ctxT(t, d)
 	snap, err := r.Watch(ctx, 0)
 	if err != nil {
 		t.Fatalf("Watch(0): %v", err)
@@ -199,7 +242,12 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) flo
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitUntilWithin(t, 30*time.Second, what, cond)
+}
+
+func waitUntilWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -212,7 +260,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // hosts: whatever wins, no host has two owners, every host key names a
 // tenant that lists it, and losers left nothing behind.
 func TestHostRaceTxn(t *testing.T) {
-	srv := consultest.NewServer(t)
+	a := agent.Get(t)
+	sp := newSpace(t, a, a.Token)
 	pool := []string{"a.race.localhost", "b.race.localhost", "c.race.localhost", "d.race.localhost"}
 	const n = 16
 	errs := make([]error, n)
@@ -222,7 +271,7 @@ func TestHostRaceTxn(t *testing.T) {
 	for i := range n {
 		// Tenant i wants two hosts of the pool, overlapping its neighbours.
 		tenants[i] = tenant(t, fmt.Sprintf("race%d", i), pool[i%4], pool[(i+1+i/4)%4])
-		r := mustNew(t, fakeConfig(srv))
+		r := mustNew(t, sp.config())
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -254,11 +303,8 @@ func TestHostRaceTxn(t *testing.T) {
 	if winners == 0 {
 		t.Fatalf("nobody won: %v", errs)
 	}
-	c, err := api.NewClient(&api.Config{Address: srv.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pairs, _, err := c.KV().List("campus/", nil)
+	c := a.Client(a.Token)
+	pairs, _, err := c.KV().List(sp.prefix, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,9 +314,9 @@ func TestHostRaceTxn(t *testing.T) {
 	}
 	var want []string
 	for h, o := range owner {
-		want = append(want, "campus/hosts/"+h)
-		want = append(want, "campus/tenants/"+o)
-		hp, _, _ := c.KV().Get("campus/hosts/"+h, nil)
+		want = append(want, sp.prefix+"hosts/"+h)
+		want = append(want, sp.prefix+"tenants/"+o)
+		hp, _, _ := c.KV().Get(sp.prefix+"hosts/"+h, nil)
 		if hp == nil || string(hp.Value) != o {
 			t.Errorf("host key %s = %v, want owner %s", h, hp, o)
 		}
@@ -280,19 +326,19 @@ func TestHostRaceTxn(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Errorf("KV after the race:\n %q\nwant\n %q", keys, want)
 	}
-	t.Logf("%d of %d creates won; %d transactions", winners, n, srv.Requests("/v1/txn"))
+	t.Logf("%d of %d creates won", winners, n)
 }
 
 // TestWatchWakesOnKVWrite measures how long Watch takes to return after a
 // tenant key is written straight into Consul's KV.
 func TestWatchWakesOnKVWrite(t *testing.T) {
-	srv, r, _ := newFake(t)
-	ctx := ctxT(t, 10*time.Second)
+	sp, r, _ := newReal(t)
+	ctx := ctxT(t, 30*time.Second)
 	snap, err := r.Snapshot(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := api.NewClient(&api.Config{Address: srv.Addr()})
+	c := sp.agent.Client(sp.token)
 	done := make(chan time.Time, 1)
 	go func() {
 		if _, err := r.Watch(ctx, snap.Version); err == nil {
@@ -302,7 +348,7 @@ func TestWatchWakesOnKVWrite(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // let the watcher block; its wake-up is what is measured
 	val, _ := json.Marshal(tenant(t, "direct"))
 	start := time.Now()
-	if _, err := c.KV().Put(&api.KVPair{Key: "campus/tenants/direct", Value: val}, nil); err != nil {
+	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix + "tenants/direct", Value: val}, nil); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -316,16 +362,16 @@ func TestWatchWakesOnKVWrite(t *testing.T) {
 // TestUnchangedWriteKeepsVersion rewrites a tenant key with the same value
 // (Consul's index moves, the content does not): the version stays.
 func TestUnchangedWriteKeepsVersion(t *testing.T) {
-	srv, r, reg := newFake(t)
-	ctx := ctxT(t, 10*time.Second)
+	sp, r, reg := newReal(t)
+	ctx := ctxT(t, 30*time.Second)
 	created, err := r.CreateTenant(ctx, tenant(t, "same"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	snap := waitSnap(t, r, "tenant", hasTenant("same"))
 
-	c, _ := api.NewClient(&api.Config{Address: srv.Addr()})
-	p, _, err := c.KV().Get("campus/tenants/same", nil)
+	c := sp.agent.Client(sp.token)
+	p, _, err := c.KV().Get(sp.prefix+"tenants/same", nil)
 	if err != nil || p == nil {
 		t.Fatalf("read back: %v %v", p, err)
 	}
@@ -334,7 +380,11 @@ func TestUnchangedWriteKeepsVersion(t *testing.T) {
 	if _, err := c.KV().Put(&api.KVPair{Key: p.Key, Value: val}, nil); err != nil {
 		t.Fatal(err)
 	}
-	written := float64(srv.Index())
+	p, _, err = c.KV().Get(p.Key, nil)
+	if err != nil || p == nil {
+		t.Fatalf("read back the rewrite: %v %v", p, err)
+	}
+	written := float64(p.ModifyIndex)
 	waitUntil(t, "the watcher to see the rewrite", func() bool {
 		return metricValue(t, reg, consul.MetricLastIndex, "kv") >= written
 	})
@@ -356,16 +406,18 @@ func TestUnchangedWriteKeepsVersion(t *testing.T) {
 // snapshot and errors are counted; when it is back a new tenant appears
 // in the same Registry.
 func TestConsulDownAndBack(t *testing.T) {
-	srv, r, reg := newFake(t)
-	ctx := ctxT(t, 20*time.Second)
+	a := ownAgent(t)
+	sp, r, reg := newOn(t, newSpace(t, a, ""))
+	ctx := ctxT(t, 2*time.Minute)
 	if _, err := r.CreateTenant(ctx, tenant(t, "before")); err != nil {
 		t.Fatal(err)
 	}
 	last := waitSnap(t, r, "tenant before the outage", hasTenant("before"))
 
-	srv.Stop()
-	waitUntil(t, "watch errors counted for both sources", func() bool {
-		return metricValue(t, reg, consul.MetricWatchErrors, "kv") > 0 && metricValue(t, reg, consul.MetricWatchErrors, "health") > 0
+	a.Stop()
+	waitUntil(t, "watch errors counted for every source", func() bool {
+		return metricValue(t, reg, consul.MetricWatchErrors, "kv") > 0 && metricValue(t, reg, consul.MetricWatchErrors, "checks") > 0 &&
+			metricValue(t, reg, consul.MetricWatchErrors, "nodes") > 0
 	})
 	got, err := r.Watch(ctx, 0)
 	if err != nil || got.Version != last.Version || !hasTenant("before")(got) {
@@ -380,8 +432,11 @@ func TestConsulDownAndBack(t *testing.T) {
 		t.Fatal("Snapshot succeeded while Consul is down; want an error")
 	}
 
-	srv.Start()
-	other := mustNew(t, fakeConfig(srv))
+	// A dev agent keeps nothing: the one that comes back is empty.
+	if err := a.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := mustNew(t, sp.config())
 	if _, err := other.CreateTenant(ctx, tenant(t, "after")); err != nil {
 		t.Fatal(err)
 	}
@@ -392,16 +447,21 @@ func TestConsulDownAndBack(t *testing.T) {
 // abandoned after WatchWait plus margin, counted as a reconnect, and the
 // watcher recovers when answers come again.
 func TestStaleQueryReconnects(t *testing.T) {
-	srv, r, reg := newFake(t, func(c *consul.Config) {
+	a := agent.Get(t)
+	sp := newSpace(t, a, a.Token)
+	relay := engines.NewRelay(t, a.Addr)
+	viaRelay := sp
+	viaRelay.agent = &engines.Consul{Addr: relay.Addr}
+	_, r, reg := newOn(t, viaRelay, func(c *consul.Config) {
 		c.WatchWait = 100 * time.Millisecond
 		c.StaleMargin = 100 * time.Millisecond
 	})
 	waitSnap(t, r, "first snapshot", func(registry.Snapshot) bool { return true })
-	srv.Hang(true)
+	relay.Hang(true)
 	waitUntil(t, "a reconnect", func() bool { return metricValue(t, reg, consul.MetricWatchReconnects, "") > 0 })
-	srv.Hang(false)
-	other := mustNew(t, fakeConfig(srv))
-	if _, err := other.CreateTenant(ctxT(t, 5*time.Second), tenant(t, "fresh")); err != nil {
+	relay.Hang(false)
+	other := mustNew(t, sp.config())
+	if _, err := other.CreateTenant(ctxT(t, 30*time.Second), tenant(t, "fresh")); err != nil {
 		t.Fatal(err)
 	}
 	waitSnap(t, r, "tenant after the hang", hasTenant("fresh"))
@@ -410,63 +470,76 @@ func TestStaleQueryReconnects(t *testing.T) {
 	}
 }
 
-// TestIndexBackwardsResets restores an older raft snapshot: indexes go
-// backwards, the watcher follows the restored state and then sees writes
-// made at indexes below the ones it had seen.
+// TestIndexBackwardsResets restores an older raft snapshot on a real
+// agent: Consul's index goes backwards, and the watcher follows the
+// restored state instead of dropping every answer below the index it had.
 func TestIndexBackwardsResets(t *testing.T) {
 	// A query that reaches Consul just after the restore, with the old high
-	// index, blocks for its whole wait (as on a real server); a short wait
-	// bounds that. Without the reset, every answer below the old index
-	// would be dropped and the restored state never shown.
-	srv, r, _ := newFake(t, func(c *consul.Config) { c.WatchWait = 300 * time.Millisecond })
-	ctx := ctxT(t, 10*time.Second)
+	// index, may block for its whole wait; a short wait bounds that.
+	a := ownAgent(t)
+	sp, r, reg := newOn(t, newSpace(t, a, ""), func(c *consul.Config) { c.WatchWait = 300 * time.Millisecond })
+	ctx := ctxT(t, 2*time.Minute)
 	if _, err := r.CreateTenant(ctx, tenant(t, "kept")); err != nil {
 		t.Fatal(err)
 	}
-	cp := srv.Checkpoint()
-	for _, n := range []string{"lost1", "lost2", "lost3"} {
-		if _, err := r.CreateTenant(ctx, tenant(t, n)); err != nil {
+	c := a.Client("")
+	saved, _, err := c.Snapshot().Save(nil)
+	if err != nil {
+		t.Fatalf("save a raft snapshot: %v", err)
+	}
+	cp, err := io.ReadAll(saved)
+	saved.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough writes that the index the watcher holds is well above the
+	// snapshot's.
+	for i := range 20 {
+		if _, err := r.CreateTenant(ctx, tenant(t, fmt.Sprintf("lost%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitSnap(t, r, "tenants before the restore", hasTenant("lost3"))
-	high := srv.Index()
+	waitSnapWithin(t, r, time.Minute, "tenants before the restore", hasTenant("lost19"))
+	high := metricValue(t, reg, consul.MetricLastIndex, "kv")
 
-	srv.Restore(cp)
-	waitSnap(t, r, "restored state", func(s registry.Snapshot) bool { return !hasTenant("lost3")(s) && hasTenant("kept")(s) })
-	if _, err := r.CreateTenant(ctx, tenant(t, "new")); err != nil {
+	if err := c.Snapshot().Restore(nil, bytes.NewReader(cp)); err != nil {
+		t.Fatalf("restore the raft snapshot: %v", err)
+	}
+	waitSnapWithin(t, r, time.Minute, "restored state", func(s registry.Snapshot) bool { return !hasTenant("lost19")(s) && hasTenant("kept")(s) })
+	if got := metricValue(t, reg, consul.MetricLastIndex, "kv"); got >= high {
+		t.Fatalf("test setup: the KV index after the restore is %v, not below %v: Consul did not go backwards", got, high)
+	}
+	other := mustNew(t, sp.config())
+	if _, err := other.CreateTenant(ctx, tenant(t, "new")); err != nil {
 		t.Fatal(err)
 	}
-	if srv.Index() >= high {
-		t.Fatalf("test setup: index %d after restore is not below %d", srv.Index(), high)
-	}
-	waitSnap(t, r, "tenant written below the old index", hasTenant("new"))
+	waitSnapWithin(t, r, time.Minute, "tenant written after the restore", hasTenant("new"))
 }
 
 // TestInstanceRegistration checks what the agent is told.
 func TestInstanceRegistration(t *testing.T) {
-	srv, r, _ := newFake(t)
-	ctx := ctxT(t, 10*time.Second)
-	in := registry.Instance{ID: "nairobi-1", Tenant: "nairobi", Addr: "127.0.0.1:9001", Healthy: true}
+	sp, r, _ := newReal(t)
+	ctx := ctxT(t, 30*time.Second)
+	in := registry.Instance{ID: sp.servicePrefix + "nairobi-1", Tenant: "nairobi", Addr: "127.0.0.1:9", Healthy: true}
 	if err := r.RegisterInstance(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	c, _ := api.NewClient(&api.Config{Address: srv.Addr()})
-	svc, _, err := c.Agent().Service("nairobi-1", nil)
+	c := sp.agent.Client(sp.token)
+	svc, _, err := c.Agent().Service(in.ID, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if svc.Service != consul.DefaultServiceName || svc.Address != "127.0.0.1" || svc.Port != 9001 ||
-		svc.Meta[consul.MetaTenant] != "nairobi" || !slices.Equal(svc.Tags, []string{"tenant-nairobi"}) {
+	if svc.Service != sp.servicePrefix+"nairobi" || svc.Address != "127.0.0.1" || svc.Port != 9 ||
+		svc.Meta[consul.MetaTenant] != "nairobi" || !slices.Equal(svc.Tags, []string{consul.ServiceTag}) {
 		t.Errorf("agent service = %+v", svc)
 	}
-	checks, _, err := c.Health().Checks(consul.DefaultServiceName, nil)
-	if err == nil && len(checks) > 0 && checks[0].Status != api.HealthCritical {
-		t.Errorf("a new instance's check is %s, want critical until /readyz answers", checks[0].Status)
+	checks, _, err := c.Health().Checks(sp.servicePrefix+"nairobi", nil)
+	if err != nil || len(checks) != 1 || checks[0].Status != api.HealthCritical {
+		t.Errorf("checks of a new instance = %v, %v; want one, critical until /readyz answers", checks, err)
 	}
-	// Nothing listens on :9001: the instance is listed, unhealthy.
+	// Nothing listens on :9: the instance is listed, unhealthy.
 	waitSnap(t, r, "unhealthy instance", func(s registry.Snapshot) bool {
-		return len(s.Instances) == 1 && s.Instances[0] == registry.Instance{ID: "nairobi-1", Tenant: "nairobi", Addr: "127.0.0.1:9001"}
+		return len(s.Instances) == 1 && s.Instances[0] == registry.Instance{ID: in.ID, Tenant: "nairobi", Addr: "127.0.0.1:9"}
 	})
 
 	for _, bad := range []registry.Instance{
@@ -483,14 +556,41 @@ func TestInstanceRegistration(t *testing.T) {
 	}
 }
 
+// TestTenantComesFromServiceName: an instance is its service name's
+// tenant, whatever meta and tags it carries, and a service outside the
+// prefix is nobody's instance.
+func TestTenantComesFromServiceName(t *testing.T) {
+	sp, r, _ := newReal(t)
+	c := sp.agent.Client(sp.token)
+	for _, reg := range []*api.AgentServiceRegistration{
+		// Registered as accra's service but claiming nairobi in meta and tag.
+		{ID: sp.servicePrefix + "liar", Name: sp.servicePrefix + "accra", Address: "127.0.0.1", Port: 7,
+			Tags: []string{consul.ServiceTag, "tenant-nairobi"}, Meta: map[string]string{consul.MetaTenant: "nairobi"}},
+		// Not an app service at all.
+		{ID: sp.servicePrefix + "other", Name: sp.prefix + "nairobi", Address: "127.0.0.1", Port: 8,
+			Tags: []string{consul.ServiceTag}, Meta: map[string]string{consul.MetaTenant: "nairobi"}},
+		// A name that is no tenant name.
+		{ID: sp.servicePrefix + "bad", Name: sp.servicePrefix + "Not_A_Tenant", Address: "127.0.0.1", Port: 9},
+	} {
+		if err := c.Agent().ServiceRegister(reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap := waitSnap(t, r, "the liar's instance", func(s registry.Snapshot) bool { return len(s.Instances) > 0 })
+	if want := []registry.Instance{{ID: sp.servicePrefix + "liar", Tenant: "accra", Addr: "127.0.0.1:7", Healthy: true}}; !slices.Equal(snap.Instances, want) {
+		t.Fatalf("instances = %+v, want %+v", snap.Instances, want)
+	}
+}
+
 // TestKeepRegistered: registers, re-registers after the agent forgets
-// (restart), deregisters when the context ends.
+// (a restart without its data), deregisters when the context ends.
 func TestKeepRegistered(t *testing.T) {
-	srv, r, _ := newFake(t)
+	a := ownAgent(t)
+	_, r, _ := newOn(t, newSpace(t, a, ""))
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(app.Close)
 	in := registry.Instance{ID: "accra-1", Tenant: "accra", Addr: app.Listener.Addr().String()}
-	c, _ := api.NewClient(&api.Config{Address: srv.Addr()})
+	c := a.Client("")
 	known := func() bool { _, _, err := c.Agent().Service(in.ID, nil); return err == nil }
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -498,16 +598,15 @@ func TestKeepRegistered(t *testing.T) {
 	go func() { done <- r.KeepRegistered(ctx, in, 20*time.Millisecond) }()
 	t.Cleanup(cancel)
 
-	waitSnap(t, r, "healthy instance", func(s registry.Snapshot) bool {
+	waitSnapWithin(t, r, time.Minute, "healthy instance", func(s registry.Snapshot) bool {
 		return len(s.Instances) == 1 && s.Instances[0].Healthy
 	})
-	srv.ForgetServices()
-	before := srv.Requests("/v1/agent/service/register")
-	waitUntil(t, "re-registration after the agent forgot", func() bool {
-		return srv.Requests("/v1/agent/service/register") > before && known()
-	})
-	waitSnap(t, r, "instance back and healthy", func(s registry.Snapshot) bool {
-		return len(s.Instances) == 1 && s.Instances[0].Healthy
+	if err := a.Restart(ctxT(t, 2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntilWithin(t, time.Minute, "re-registration after the agent forgot", known)
+	waitSnapWithin(t, r, time.Minute, "instance back and healthy", func(s registry.Snapshot) bool {
+		return len(s.Instances) == 1 && s.Instances[0].Healthy && s.Instances[0].Tenant == "accra"
 	})
 
 	cancel()
@@ -516,7 +615,7 @@ func TestKeepRegistered(t *testing.T) {
 		if err != nil {
 			t.Fatalf("KeepRegistered returned %v", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("KeepRegistered did not return after cancel")
 	}
 	if known() {
@@ -530,7 +629,7 @@ func TestKeepRegistered(t *testing.T) {
 
 // TestClose: Watch callers wake with ErrClosed.
 func TestClose(t *testing.T) {
-	_, r, _ := newFake(t)
+	_, r, _ := newReal(t)
 	snap := waitSnap(t, r, "first snapshot", func(registry.Snapshot) bool { return true })
 	errc := make(chan error, 1)
 	go func() { _, err := r.Watch(context.Background(), snap.Version); errc <- err }()
@@ -593,8 +692,8 @@ func TestPropagationLatency(t *testing.T) {
 		rate float64
 	}{{"default rate limit", 0}, {"unlimited", -1}} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, r, _ := newFake(t, func(c *consul.Config) { c.MaxQueryRate = tc.rate })
-			lat := propagation(t, r, mustNew(t, fakeConfig(srv)), 300)
+			sp, r, _ := newReal(t, func(c *consul.Config) { c.MaxQueryRate = tc.rate })
+			lat := propagation(t, r, mustNew(t, sp.config()), 300)
 			t.Logf("300 changes: p50 %v, p99 %v, max %v", pct(lat, 0.5), pct(lat, 0.99), lat[len(lat)-1])
 		})
 	}
@@ -606,11 +705,12 @@ func BenchmarkPropagation(b *testing.B) {
 		rate float64
 	}{{"default", 0}, {"unlimited", -1}} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := consultest.NewServer(b)
-			cfg := fakeConfig(srv)
+			a := agent.Get(b)
+			sp := newSpace(b, a, a.Token)
+			cfg := sp.config()
 			cfg.MaxQueryRate = tc.rate
 			r := mustNew(b, cfg)
-			writer := mustNew(b, fakeConfig(srv))
+			writer := mustNew(b, sp.config())
 			b.ResetTimer()
 			lat := propagation(b, r, writer, b.N)
 			b.ReportMetric(float64(pct(lat, 0.5).Microseconds())/1000, "p50-ms")

@@ -8,13 +8,13 @@ import (
 
 // Metric names, for dashboards and alerts.
 const (
-	// MetricWatchErrors counts failed watch queries, by source ("kv" or
-	// "health").
+	// MetricWatchErrors counts failed watch queries, by source ("kv",
+	// "checks", "nodes" or "node").
 	MetricWatchErrors = "campus_registry_watch_errors_total"
 	// MetricWatchReconnects counts blocking queries abandoned because no
 	// answer came within WatchWait plus its margin (a stale connection).
 	MetricWatchReconnects = "campus_registry_watch_reconnects_total"
-	// MetricLastUpdate is the Unix time of the older of the two sources'
+	// MetricLastUpdate is the Unix time of the oldest of the sources'
 	// last successful answers: time() minus it is the watcher's staleness.
 	MetricLastUpdate = "campus_registry_last_update_timestamp_seconds"
 	// MetricLastIndex is the last Consul index seen, by source.
@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricWatchErrors,
-			Help: "Failed Consul watch queries, by source (kv, health).",
+			Help: "Failed Consul watch queries, by source (kv, checks, nodes, node).",
 		}, []string{"source"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricWatchReconnects,
@@ -47,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Last Consul index (X-Consul-Index) seen by the watcher, by source.",
 		}, []string{"source"}),
 	}
-	for _, s := range []string{sourceKV.String(), sourceHealth.String()} {
+	for _, s := range []string{srcKV, srcChecks, srcNodes, srcNode} {
 		m.errors.WithLabelValues(s)
 		m.lastIndex.WithLabelValues(s)
 	}

@@ -16,32 +16,54 @@ import (
 	"github.com/campus-saas/campus/registry"
 )
 
-// source is one of the two watched Consul resources.
-type source int
-
+// The watcher follows a handful of blocking queries, however many tenants
+// there are:
+//
+//   - "kv":     the tenants' KV prefix;
+//   - "checks": /v1/health/state/any, every health check in the datacenter;
+//   - "nodes":  /v1/catalog/nodes, the datacenter's nodes;
+//   - "node":   /v1/catalog/node-services/<node>, one loop per node (one
+//     per machine that runs apps), each node's services with addresses.
+//
+// Instances are the node services whose name is ServicePrefix+<tenant>:
+// the tenant comes from the service name, which Consul ACLs tie to the
+// tenant's token, never from meta or tags, which any registrant can set.
+// Per-tenant service names are what makes ACLs possible (rules are per
+// service name), and this is why the watch does not query one service's
+// health: with 10,000 tenants that would be 10,000 blocking queries.
+//
+// Source names, also the "source" label of the watch metrics.
 const (
-	sourceKV     source = iota // KV list of <prefix>tenants/
-	sourceHealth               // /v1/health/service/<ServiceName>
-	numSources
+	srcKV     = "kv"
+	srcChecks = "checks"
+	srcNodes  = "nodes"
+	srcNode   = "node"
 )
-
-func (s source) String() string { return [...]string{"kv", "health"}[s] }
 
 // ErrClosed is returned by Snapshot and Watch after Close.
 var ErrClosed = errors.New("consul registry closed")
 
+// sourceState is what the watcher holds of one source.
+type sourceState struct {
+	have    bool
+	applied uint64    // Consul index of the data applied
+	lastOK  time.Time // last successful answer
+}
+
 // mergeState is the watcher's view, guarded by Registry.mu.
 type mergeState struct {
-	have    [numSources]bool
-	applied [numSources]uint64    // Consul index of the data applied per source
-	lastOK  [numSources]time.Time // last successful answer per source
+	src map[string]*sourceState // by source key: kv, checks, nodes, node/<name>
 
-	tenants   []registry.Tenant
+	tenants  []registry.Tenant
+	cache    map[string]cachedTenant // tenant key → decoded value
+	checks   api.HealthChecks
+	nodes    []string                       // sorted
+	services map[string][]*api.AgentService // node → its campus app services
+	loops    map[string]context.CancelFunc  // node → its loop
+
 	instances []registry.Instance
-	cache     map[string]cachedTenant // tenant key → decoded value
-
-	version uint64
-	snap    *registry.Snapshot // nil until both sources answered once
+	version   uint64
+	snap      *registry.Snapshot // nil until every source answered once
 }
 
 // cachedTenant keeps a decoded tenant for as long as its key's ModifyIndex
@@ -52,6 +74,8 @@ type cachedTenant struct {
 	ok     bool
 }
 
+func nodeKey(node string) string { return srcNode + "/" + node }
+
 // start launches the watch loops once, unless the registry is closed.
 func (r *Registry) start() {
 	r.mu.Lock()
@@ -60,29 +84,51 @@ func (r *Registry) start() {
 		return
 	}
 	r.started = true
-	for s := range numSources {
+	for _, key := range []string{srcKV, srcChecks, srcNodes} {
 		r.wg.Add(1)
-		go r.loop(s)
+		go r.loop(r.ctx, key)
 	}
 }
 
-// fetch runs one query for src and returns its index and a function that
-// applies the answer; the function must be called with r.mu held.
-func (r *Registry) fetch(src source, q *api.QueryOptions) (uint64, func(force bool), error) {
-	switch src {
-	case sourceKV:
+// fetch runs one query for the source key and returns its index and a
+// function that applies the answer; the function must be called with r.mu
+// held.
+func (r *Registry) fetch(key string, q *api.QueryOptions) (uint64, func(force bool), error) {
+	switch key {
+	case srcKV:
 		pairs, meta, err := r.client.KV().List(r.tenantsPrefix, q)
 		if err != nil {
 			return 0, nil, fmt.Errorf("list %s: %w", r.tenantsPrefix, err)
 		}
 		return meta.LastIndex, func(force bool) { r.applyKVLocked(pairs, meta.LastIndex, force) }, nil
-	default:
-		entries, meta, err := r.client.Health().Service(r.cfg.ServiceName, "", false, q)
+	case srcChecks:
+		checks, meta, err := r.client.Health().State(api.HealthAny, q)
 		if err != nil {
-			return 0, nil, fmt.Errorf("health of service %s: %w", r.cfg.ServiceName, err)
+			return 0, nil, fmt.Errorf("health checks: %w", err)
 		}
-		return meta.LastIndex, func(force bool) { r.applyHealthLocked(entries, meta.LastIndex, force) }, nil
+		return meta.LastIndex, func(force bool) { r.applyChecksLocked(checks, meta.LastIndex, force) }, nil
+	case srcNodes:
+		nodes, meta, err := r.client.Catalog().Nodes(q)
+		if err != nil {
+			return 0, nil, fmt.Errorf("catalog nodes: %w", err)
+		}
+		return meta.LastIndex, func(force bool) { r.applyNodesLocked(nodes, meta.LastIndex, force) }, nil
+	default:
+		node := strings.TrimPrefix(key, srcNode+"/")
+		list, meta, err := r.client.Catalog().NodeServiceList(node, q)
+		if err != nil {
+			return 0, nil, fmt.Errorf("services of node %s: %w", node, err)
+		}
+		return meta.LastIndex, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
 	}
+}
+
+// metricSource is the bounded "source" label of a source key.
+func metricSource(key string) string {
+	if strings.HasPrefix(key, srcNode+"/") {
+		return srcNode
+	}
+	return key
 }
 
 // staleAfter is how long a blocking query may go unanswered before the
@@ -91,35 +137,44 @@ func (r *Registry) staleAfter() time.Duration {
 	return r.cfg.WatchWait + r.cfg.WatchWait/16 + r.cfg.StaleMargin
 }
 
-// loop follows one source with blocking queries until Close.
-func (r *Registry) loop(src source) {
+// loop follows one source with blocking queries until ctx ends (Close,
+// or, for a node loop, the node leaving the catalog).
+func (r *Registry) loop(ctx context.Context, key string) {
 	defer r.wg.Done()
-	log := r.log.With("source", src.String())
+	log := r.log.With("source", key)
+	label := metricSource(key)
 	lim := newLimiter(r.cfg.MaxQueryRate)
 	bo := backoff{min: r.cfg.RetryMin, max: r.cfg.RetryMax}
 	var index uint64
+	resync := false // the next answer replaces the state whatever its index
 	for {
-		if !lim.wait(r.ctx) {
+		if !lim.wait(ctx) {
 			return
 		}
-		qctx, cancel := context.WithTimeout(r.ctx, r.staleAfter())
+		qctx, cancel := context.WithTimeout(ctx, r.staleAfter())
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: r.cfg.WatchWait, AllowStale: true}).WithContext(qctx)
-		newIndex, apply, err := r.fetch(src, q)
+		newIndex, apply, err := r.fetch(key, q)
 		stale := errors.Is(qctx.Err(), context.DeadlineExceeded)
 		cancel()
-		if r.ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		if err != nil {
+			// After a failure, read once without blocking: the agent may
+			// have come back with lower indexes (a restart, a restore),
+			// and a query blocking on the old index would wait its whole
+			// WatchWait while writes below that index go unseen. That
+			// first answer is applied even if its index is lower.
+			index, resync = 0, true
 			if stale {
 				r.metrics.reconnects.Inc()
 				log.Warn("no answer from consul in time; reconnecting", "waited", r.staleAfter(), "index", index)
 				continue
 			}
-			r.metrics.errors.WithLabelValues(src.String()).Inc()
+			r.metrics.errors.WithLabelValues(label).Inc()
 			d := bo.next()
 			log.Warn("consul watch failed; keeping the last snapshot", "err", err, "retry_in", d.Round(time.Millisecond), "failures", bo.n)
-			if !sleep(r.ctx, d) {
+			if !sleep(ctx, d) {
 				return
 			}
 			continue
@@ -132,63 +187,81 @@ func (r *Registry) loop(src source) {
 		// tombstone reaping, …) resets the loop. The answer itself is the
 		// current state, so it is applied as is and the next query blocks
 		// on its index.
-		reset := newIndex < index
-		if reset {
+		reset := newIndex < index || resync
+		if newIndex < index {
 			log.Info("consul index went backwards; resetting", "from", index, "to", newIndex)
 		}
+		resync = false
 		r.mu.Lock()
-		apply(reset)
-		r.state.lastOK[src] = time.Now()
-		r.updateFreshnessLocked()
+		if ctx.Err() == nil { // a node loop stopped meanwhile applies nothing
+			apply(reset)
+			r.sourceLocked(key).lastOK = time.Now()
+			r.updateFreshnessLocked()
+		}
 		r.mu.Unlock()
-		r.metrics.lastIndex.WithLabelValues(src.String()).Set(float64(newIndex))
+		if label != srcNode {
+			r.metrics.lastIndex.WithLabelValues(label).Set(float64(newIndex))
+		}
 		// Sanity rule from the same documentation: never block on index 0.
 		index = max(newIndex, 1)
 	}
 }
 
-// updateFreshnessLocked sets the last-update gauge to the older of the two
-// sources' last answers, so a single stuck loop shows.
-func (r *Registry) updateFreshnessLocked() {
-	oldest := r.state.lastOK[0]
-	for _, t := range r.state.lastOK[1:] {
-		if t.Before(oldest) {
-			oldest = t
-		}
+func (r *Registry) sourceLocked(key string) *sourceState {
+	s := r.state.src[key]
+	if s == nil {
+		s = &sourceState{}
+		r.state.src[key] = s
 	}
-	if !oldest.IsZero() {
-		r.metrics.lastUpdate.Set(float64(oldest.UnixNano()) / 1e9)
-	}
+	return s
 }
 
-// LastUpdate is when the older of the two watch loops last heard from
-// Consul (zero before both have).
-func (r *Registry) LastUpdate() time.Time {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	oldest := r.state.lastOK[0]
-	for _, t := range r.state.lastOK[1:] {
-		if t.Before(oldest) {
-			oldest = t
+// oldestLocked is the oldest last answer over every source, zero while
+// one has never answered.
+func (r *Registry) oldestLocked() time.Time {
+	var oldest time.Time
+	for _, s := range r.state.src {
+		if s.lastOK.IsZero() {
+			return time.Time{}
+		}
+		if oldest.IsZero() || s.lastOK.Before(oldest) {
+			oldest = s.lastOK
 		}
 	}
 	return oldest
 }
 
-// accept reports whether an answer at index may replace what src holds:
-// older answers (a lagging server behind AllowStale, or a Snapshot read
-// that overtook the loop) are dropped unless the loop was reset.
-func (r *Registry) acceptLocked(src source, index uint64, force bool) bool {
-	st := &r.state
-	if st.have[src] && index < st.applied[src] && !force {
+// updateFreshnessLocked sets the last-update gauge to the oldest of the
+// sources' last answers, so a single stuck loop shows.
+func (r *Registry) updateFreshnessLocked() {
+	if oldest := r.oldestLocked(); !oldest.IsZero() {
+		r.metrics.lastUpdate.Set(float64(oldest.UnixNano()) / 1e9)
+	}
+}
+
+// LastUpdate is when the oldest of the watch loops last heard from Consul
+// (zero before all have).
+func (r *Registry) LastUpdate() time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.oldestLocked()
+}
+
+// acceptLocked reports whether an answer at index may replace what the
+// source holds: older answers (a lagging server behind AllowStale, or a
+// Snapshot read that overtook the loop) are dropped unless the loop was
+// reset.
+func (r *Registry) acceptLocked(key string, index uint64, force bool) bool {
+	s := r.sourceLocked(key)
+	if s.have && index < s.applied && !force {
 		return false
 	}
-	st.have[src], st.applied[src] = true, index
+	s.have, s.applied = true, index
 	return true
 }
 
 func (r *Registry) applyKVLocked(pairs api.KVPairs, index uint64, force bool) {
-	if !r.acceptLocked(sourceKV, index, force) {
+	if !r.acceptLocked(srcKV, index, force) {
 		return
 	}
 	cache := make(map[string]cachedTenant, len(pairs))
@@ -216,43 +289,134 @@ func (r *Registry) applyKVLocked(pairs api.KVPairs, index uint64, force bool) {
 	r.publishLocked()
 }
 
-func (r *Registry) applyHealthLocked(entries []*api.ServiceEntry, index uint64, force bool) {
-	if !r.acceptLocked(sourceHealth, index, force) {
+func (r *Registry) applyChecksLocked(checks api.HealthChecks, index uint64, force bool) {
+	if !r.acceptLocked(srcChecks, index, force) {
 		return
 	}
-	instances := make([]registry.Instance, 0, len(entries))
-	for _, e := range entries {
-		if e.Service == nil || e.Service.Meta[MetaTenant] == "" {
+	r.state.checks = checks
+	r.publishLocked()
+}
+
+// applyNodesLocked starts a loop for each node that joined and stops the
+// loop of each node that left.
+func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool) {
+	if !r.acceptLocked(srcNodes, index, force) {
+		return
+	}
+	names := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		names = append(names, n.Node)
+	}
+	slices.Sort(names)
+	names = slices.Compact(names)
+	st := &r.state
+	for node, stop := range st.loops {
+		if !slices.Contains(names, node) {
+			stop()
+			delete(st.loops, node)
+			delete(st.services, node)
+			delete(st.src, nodeKey(node))
+		}
+	}
+	for _, node := range names {
+		if _, ok := st.loops[node]; ok || r.closed || !r.started {
 			continue
 		}
-		addr := e.Service.Address
-		if addr == "" && e.Node != nil {
-			addr = e.Node.Address
-		}
-		instances = append(instances, registry.Instance{
-			ID:      e.Service.ID,
-			Tenant:  e.Service.Meta[MetaTenant],
-			Addr:    net.JoinHostPort(addr, strconv.Itoa(e.Service.Port)),
-			Healthy: e.Checks.AggregatedStatus() == api.HealthPassing,
-		})
+		ctx, cancel := context.WithCancel(r.ctx)
+		st.loops[node] = cancel
+		r.wg.Add(1)
+		go r.loop(ctx, nodeKey(node))
 	}
-	slices.SortFunc(instances, func(a, b registry.Instance) int {
+	st.nodes = names
+	r.publishLocked()
+}
+
+func (r *Registry) applyNodeLocked(node string, list *api.CatalogNodeServiceList, index uint64, force bool) {
+	if !slices.Contains(r.state.nodes, node) || !r.acceptLocked(nodeKey(node), index, force) {
+		return
+	}
+	var svcs []*api.AgentService
+	if list != nil {
+		for _, s := range list.Services {
+			if _, ok := r.tenantOfService(s.Service); ok {
+				if s.Address == "" && list.Node != nil {
+					s.Address = list.Node.Address
+				}
+				svcs = append(svcs, s)
+			}
+		}
+	}
+	r.state.services[node] = svcs
+	r.publishLocked()
+}
+
+// tenantOfService returns the tenant whose app service is name.
+func (r *Registry) tenantOfService(name string) (string, bool) {
+	t, ok := strings.CutPrefix(name, r.cfg.ServicePrefix)
+	if !ok || registry.ValidateName(t) != nil {
+		return "", false
+	}
+	return t, true
+}
+
+// ServiceName is the Consul service name of tenant's app instances.
+func (r *Registry) ServiceName(tenant string) string { return r.cfg.ServicePrefix + tenant }
+
+// readyLocked reports whether every source, every node's included, has
+// answered once.
+func (r *Registry) readyLocked() bool {
+	for _, key := range []string{srcKV, srcChecks, srcNodes} {
+		if s := r.state.src[key]; s == nil || !s.have {
+			return false
+		}
+	}
+	for _, node := range r.state.nodes {
+		if s := r.state.src[nodeKey(node)]; s == nil || !s.have {
+			return false
+		}
+	}
+	return true
+}
+
+// instancesLocked merges the nodes' services with the checks: an instance
+// is healthy when its own checks and its node's checks all pass.
+func (r *Registry) instancesLocked() []registry.Instance {
+	type id struct{ node, service string }
+	checks := map[id]api.HealthChecks{}
+	for _, c := range r.state.checks {
+		k := id{c.Node, c.ServiceID}
+		checks[k] = append(checks[k], c)
+	}
+	var out []registry.Instance
+	for _, node := range r.state.nodes {
+		for _, s := range r.state.services[node] {
+			tenant, _ := r.tenantOfService(s.Service)
+			all := append(slices.Clone(checks[id{node, ""}]), checks[id{node, s.ID}]...)
+			out = append(out, registry.Instance{
+				ID:      s.ID,
+				Tenant:  tenant,
+				Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
+				Healthy: all.AggregatedStatus() == api.HealthPassing,
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b registry.Instance) int {
 		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
-	r.state.instances = instances
-	r.publishLocked()
+	return out
 }
 
-// publishLocked makes a new snapshot version when both sources have
+// publishLocked makes a new snapshot version when every source has
 // answered and the merged content differs from the last snapshot.
 func (r *Registry) publishLocked() {
 	st := &r.state
-	if !st.have[sourceKV] || !st.have[sourceHealth] {
+	if !r.readyLocked() {
 		return
 	}
+	st.instances = r.instancesLocked()
 	if st.snap != nil && tenantsEqual(st.snap.Tenants, st.tenants) && slices.Equal(st.snap.Instances, st.instances) {
 		return
 	}
@@ -270,7 +434,7 @@ func tenantsEqual(a, b []registry.Tenant) bool {
 	})
 }
 
-// Snapshot reads both sources from Consul now (read-your-writes for the
+// Snapshot reads every source from Consul now (read-your-writes for the
 // caller), merges them into the watcher's state and returns the result.
 // It fails when Consul cannot be read; Watch keeps serving the last
 // snapshot meanwhile.
@@ -279,18 +443,47 @@ func (r *Registry) Snapshot(ctx context.Context) (registry.Snapshot, error) {
 		return registry.Snapshot{}, ErrClosed
 	}
 	r.start()
-	var apply [numSources]func(bool)
-	for s := range numSources {
-		_, a, err := r.fetch(s, qopts(ctx))
+	for attempt := 0; ; attempt++ {
+		snap, err := r.readAll(ctx)
+		if !errors.Is(err, errNodesMoved) || attempt == 3 {
+			return snap, err
+		}
+	}
+}
+
+// errNodesMoved: a node joined while a Snapshot read the others.
+var errNodesMoved = fmt.Errorf("consul snapshot: the node list changed while it was read: %w", registry.ErrConflict)
+
+func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
+	var applies []func(bool)
+	for _, key := range []string{srcKV, srcChecks, srcNodes} {
+		_, a, err := r.fetch(key, qopts(ctx))
 		if err != nil {
 			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
 		}
-		apply[s] = a
+		applies = append(applies, a)
+	}
+	r.mu.Lock()
+	for _, a := range applies {
+		a(false)
+	}
+	nodes := slices.Clone(r.state.nodes)
+	r.mu.Unlock()
+	applies = applies[:0]
+	for _, node := range nodes {
+		_, a, err := r.fetch(nodeKey(node), qopts(ctx))
+		if err != nil {
+			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
+		}
+		applies = append(applies, a)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for s := range numSources {
-		apply[s](false)
+	for _, a := range applies {
+		a(false)
+	}
+	if r.state.snap == nil {
+		return registry.Snapshot{}, errNodesMoved
 	}
 	return *r.state.snap, nil
 }
