@@ -1,11 +1,13 @@
 package main
 
 // End-to-end tests of the Consul registry with the real binaries: `campus
-// tenant`, `campus app` (self-registering) and `campus proxy` (with its
-// state file) against the in-repo Consul API server, which can be stopped
-// and started again on the same address.
+// tenant`, `campus token`, `campus app` (self-registering with its tenant's
+// token) and `campus proxy` (read-only token, state file) against a real
+// Consul server with ACLs (default deny) that keeps its state on disk, so
+// that it can be stopped and started again on the same address.
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,34 +17,66 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/internal/mongotest"
-	"github.com/campus-saas/campus/registry/consul/consultest"
 )
 
 // consulSystem is a Consul server, a MongoDB and the processes started
 // against them.
 type consulSystem struct {
 	t      *testing.T
-	consul *consultest.Server
-	env    []string
+	consul *engines.Consul
+	env    []string // the operator's: CONSUL_HTTP_TOKEN is the management token
 	dir    string
 }
 
 func newConsulSystem(t *testing.T) *consulSystem {
-	srv := consultest.NewServer(t)
 	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := engines.StartConsul(ctx, engines.ConsulOptions{ACL: true, Persistent: true, Dir: filepath.Join(dir, "consul")})
+	if err != nil {
+		t.Fatalf("start a real Consul server: %v", err)
+	}
+	t.Cleanup(srv.Stop)
 	return &consulSystem{
 		t:      t,
 		consul: srv,
 		dir:    dir,
 		env: append(cleanEnv(),
-			"CONSUL_HTTP_ADDR="+srv.Addr(),
+			"CONSUL_HTTP_ADDR="+srv.Addr,
+			"CONSUL_HTTP_TOKEN="+srv.Token,
 			"MONGODB_URI="+mongotest.URI(t),
 			"CAMPUS_CONSUL_PREFIX=e2e-"+filepath.Base(dir)+"/",
 			"CAMPUS_CONSUL_CHECK_INTERVAL=200ms",
 			"CAMPUS_LOG_FORMAT=json",
 		),
 	}
+}
+
+// token runs a `campus token` command and returns the token it printed.
+func (s *consulSystem) token(args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command(campusBin, append([]string{"token"}, args...)...)
+	cmd.Env = s.env
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("campus token %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// withToken is the environment of the system with another Consul token.
+func (s *consulSystem) withToken(token string) []string {
+	env := []string{"CONSUL_HTTP_TOKEN=" + token}
+	for _, kv := range s.env {
+		if !strings.HasPrefix(kv, "CONSUL_HTTP_TOKEN=") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func (s *consulSystem) run(args ...string) string {
@@ -65,8 +99,13 @@ type process struct {
 
 func (s *consulSystem) start(args ...string) *process {
 	s.t.Helper()
+	return s.startWith(s.env, args...)
+}
+
+func (s *consulSystem) startWith(env []string, args ...string) *process {
+	s.t.Helper()
 	p := &process{cmd: exec.Command(campusBin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = s.env
+	p.cmd.Env = env
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		s.t.Fatal(err)
@@ -132,9 +171,12 @@ func TestConsulEndToEnd(t *testing.T) {
 	stateFile := filepath.Join(s.dir, "proxy-state.json")
 	proxyArgs := []string{"proxy", "--listen", proxyAddr, "--admin-listen", "127.0.0.1:" + freePort(t),
 		"--state-file", stateFile, "--hold-timeout", "1s"}
-	proxy := s.start(proxyArgs...)
+	proxyEnv := s.withToken(s.token("proxy"))
+	proxy := s.startWith(proxyEnv, proxyArgs...)
 
 	s.run("tenant", "create", "lagos", "--host", "lagos.school.localhost")
+	s.run("tenant", "create", "accra", "--host", "accra.school.localhost")
+	lagosEnv := s.withToken(s.token("tenant", "lagos"))
 	if out := s.run("tenant", "list"); !strings.Contains(out, "lagos.school.localhost") {
 		t.Fatalf("tenant list lacks lagos:\n%s", out)
 	}
@@ -142,14 +184,33 @@ func TestConsulEndToEnd(t *testing.T) {
 	waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
 
 	appAddr := "127.0.0.1:" + freePort(t)
-	app := s.start("app", "--tenant", "lagos", "--listen", appAddr)
+	app := s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", appAddr)
 	took := waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
 	t.Logf("lagos routable %s after `campus app` started (registration + first passing check)", took.Round(time.Millisecond))
+
+	t.Run("lagos's token cannot serve accra", func(t *testing.T) {
+		// An app for accra started with lagos's token: Consul refuses its
+		// registration, so accra's host is never routed to it.
+		evil := s.startWith(lagosEnv, "app", "--tenant", "accra", "--listen", "127.0.0.1:"+freePort(t))
+		deadline := time.Now().Add(60 * time.Second)
+		for !strings.Contains(evil.logs.String(), "Permission denied") {
+			if time.Now().After(deadline) {
+				t.Fatalf("no refused registration in the accra app's log:\n%s", evil.logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		for range 10 {
+			if got := status(proxyAddr, "accra.school.localhost"); got != http.StatusServiceUnavailable {
+				t.Fatalf("accra.school.localhost with only a lagos-token app for it: %d, want 503 (no instance)", got)
+			}
+		}
+		evil.stop(syscall.SIGTERM)
+	})
 
 	t.Run("stopping the app removes it", func(t *testing.T) {
 		app.stop(syscall.SIGTERM)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
-		app = s.start("app", "--tenant", "lagos", "--listen", appAddr)
+		app = s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", appAddr)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
 	})
 
@@ -168,7 +229,7 @@ func TestConsulEndToEnd(t *testing.T) {
 			t.Fatalf("no state file: %v", err)
 		}
 		proxy.stop(syscall.SIGTERM)
-		proxy = s.start(proxyArgs...)
+		proxy = s.startWith(proxyEnv, proxyArgs...)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 15*time.Second)
 		if got := status(proxyAddr, "unknown.school.localhost"); got != http.StatusNotFound {
 			t.Fatalf("unknown host from the state file: %d, want 404", got)
@@ -176,9 +237,14 @@ func TestConsulEndToEnd(t *testing.T) {
 	})
 
 	t.Run("Consul back: a new tenant becomes routable", func(t *testing.T) {
-		s.consul.Start()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := s.consul.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
 		s.run("tenant", "create", "ibadan", "--host", "ibadan.school.localhost")
-		s.start("app", "--tenant", "ibadan", "--listen", "127.0.0.1:"+freePort(t))
+		s.startWith(s.withToken(s.token("tenant", "ibadan")),
+			"app", "--tenant", "ibadan", "--listen", "127.0.0.1:"+freePort(t))
 		took := waitStatus(t, proxyAddr, "ibadan.school.localhost", 200, 30*time.Second)
 		t.Logf("ibadan routable %s after its app started, Consul having come back", took.Round(time.Millisecond))
 		if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,11 @@ type ConsulOptions struct {
 	ACL bool
 	// Dir holds the agent's data and log; default a new temporary folder.
 	Dir string
+	// Persistent runs a single-node server that keeps its state in Dir
+	// (-server -bootstrap-expect 1) instead of a -dev agent that keeps
+	// everything in memory: Restart is then an outage after which the
+	// tenants, services and tokens are still there.
+	Persistent bool
 }
 
 // Consul is a running dev-mode Consul agent on loopback, or an external
@@ -50,6 +56,9 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 			return nil, fmt.Errorf("consul: data folder: %w", err)
 		}
 	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("consul: data folder: %w", err)
+	}
 	c := &Consul{opts: opts}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -68,12 +77,17 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 
 func (c *Consul) start(ctx context.Context, bin string) error {
 	c.Addr = "127.0.0.1:" + strconv.Itoa(c.ports[0])
-	args := []string{"agent", "-dev", "-bind", "127.0.0.1", "-client", "127.0.0.1",
+	mode := []string{"-dev"}
+	if c.opts.Persistent {
+		mode = []string{"-server", "-bootstrap-expect", "1", "-data-dir", filepath.Join(c.opts.Dir, "data"), "-ui=false"}
+	}
+	args := append([]string{"agent"}, mode...)
+	args = append(args, "-bind", "127.0.0.1", "-client", "127.0.0.1",
 		"-http-port", strconv.Itoa(c.ports[0]), "-server-port", strconv.Itoa(c.ports[1]),
 		"-serf-lan-port", strconv.Itoa(c.ports[2]), "-serf-wan-port", strconv.Itoa(c.ports[3]),
 		"-dns-port", "-1", "-grpc-port", "-1", "-grpc-tls-port", "-1",
 		"-log-level", "warn", "-disable-host-node-id",
-	}
+	)
 	if c.opts.ACL {
 		args = append(args, "-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = false }`)
 	}
@@ -98,7 +112,7 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 		}
 		return nil
 	})
-	if err == nil && c.opts.ACL {
+	if err == nil && c.opts.ACL && c.Token == "" {
 		err = p.waitUntil(ctx, "consul acl bootstrap on "+c.Addr, func(ctx context.Context) error {
 			tok, _, err := client.ACL().Bootstrap()
 			if err != nil {
@@ -106,6 +120,16 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 			}
 			c.Token = tok.SecretID
 			return nil
+		})
+	}
+	if err == nil && c.opts.ACL {
+		// The agent's own token, with which it syncs its node and its
+		// services' deregistrations to the catalog (acl.tokens.agent in
+		// production; there a token with node write, here the
+		// management token).
+		err = p.waitUntil(ctx, "consul agent token on "+c.Addr, func(ctx context.Context) error {
+			_, err := client.Agent().UpdateAgentACLToken(c.Token, &api.WriteOptions{Token: c.Token})
+			return err
 		})
 	}
 	if err != nil {
@@ -145,15 +169,20 @@ func (c *Consul) Stop() {
 	}
 }
 
-// Restart stops the agent and starts a fresh one on the same ports: an
-// outage, after which every KV and catalog entry is gone and Consul's raft
-// index starts again from the beginning (it goes backwards for a watcher).
-// With ACLs, Token is the new management token.
+// Restart stops the agent and starts it again on the same ports: an outage.
+// A dev agent comes back empty, every KV and catalog entry gone and Consul's
+// raft index starting again from the beginning (it goes backwards for a
+// watcher); a Persistent one comes back with its state.
+// With ACLs, Token is the new management token (a Persistent agent keeps
+// the one it had).
 func (c *Consul) Restart(ctx context.Context) error {
 	if c.proc == nil && c.ports == nil {
 		return errors.New("consul: cannot restart an external agent")
 	}
 	c.Stop()
+	if !c.opts.Persistent {
+		c.Token = "" // a new dev agent is bootstrapped anew
+	}
 	bin, err := Binary("consul")
 	if err != nil {
 		return err
