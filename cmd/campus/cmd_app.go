@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		migrate   = fs.Bool("migrate", false, "migrate the tenant's database before serving")
 		secure    = fs.Bool("secure-cookies", false, "always mark cookies Secure (set when TLS terminates in front of the proxy)")
 		register  = fs.Bool("register", true, "with the Consul registry: register this instance with a /readyz health check, deregister on shutdown")
+		record    = fs.String("tenant-record", "", "the tenant's registry record as JSON, handed over by a supervisor: the app then opens no registry at all (campus dev)")
 	)
 	lo.register(fs)
 	ro.register(fs)
@@ -47,17 +49,25 @@ func runApp(ctx context.Context, e *env, args []string) error {
 
 	metrics := newMetricsRegistry()
 
-	reg, err := ro.open(ctx, e, logger, metrics)
-	if err != nil {
-		return err
-	}
-	defer reg.Close()
-	t, err := reg.Tenant(ctx, *tenant)
-	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) {
-			return fmt.Errorf("tenant %q is not registered; create it with `campus tenant create %s --host HOST`", *tenant, *tenant)
+	var (
+		t   registry.Tenant
+		reg registry.Registry // nil when the supervisor handed over the record
+	)
+	if *record != "" {
+		if t, err = tenantFromRecord(*record, *tenant); err != nil {
+			return err
 		}
-		return fmt.Errorf("look up tenant %q: %w", *tenant, err)
+	} else {
+		if reg, err = ro.open(ctx, e, logger, metrics); err != nil {
+			return err
+		}
+		defer reg.Close()
+		if t, err = reg.Tenant(ctx, *tenant); err != nil {
+			if errors.Is(err, registry.ErrNotFound) {
+				return fmt.Errorf("tenant %q is not registered; create it with `campus tenant create %s --host HOST`", *tenant, *tenant)
+			}
+			return fmt.Errorf("look up tenant %q: %w", *tenant, err)
+		}
 	}
 	if t.State != registry.StateActive {
 		return fmt.Errorf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
@@ -102,7 +112,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	}
 	logger.Info("serving", "addr", ln.Addr().String(), "database", t.Database, "hosts", t.Hosts)
 
-	if kind, _ := ro.backend(e); kind == "consul" && *register {
+	if kind, _ := ro.backend(e); reg != nil && kind == "consul" && *register {
 		addr := *advertise
 		if addr == "" {
 			addr = ln.Addr().String()
@@ -141,4 +151,20 @@ func openStore(ctx context.Context, uri, database string) (*store.Store, error) 
 		return nil, fmt.Errorf("reach MongoDB at %s: %w", redactURI(uri), err)
 	}
 	return st, nil
+}
+
+// tenantFromRecord decodes the record a supervisor handed over with
+// --tenant-record and checks it names the tenant of --tenant.
+func tenantFromRecord(record, name string) (registry.Tenant, error) {
+	var t registry.Tenant
+	if err := json.Unmarshal([]byte(record), &t); err != nil {
+		return registry.Tenant{}, usageErr("--tenant-record: not a tenant record: %v", err)
+	}
+	if err := t.Validate(); err != nil {
+		return registry.Tenant{}, usageErr("--tenant-record: %v", err)
+	}
+	if t.Name != name {
+		return registry.Tenant{}, usageErr("--tenant-record is tenant %q, not --tenant %q", t.Name, name)
+	}
+	return t, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,6 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer reg.Close()
-	backend, _ := ro.backend(e)
 
 	if !*noSeed {
 		if err := seed(ctx, reg, dataDir, logger); err != nil {
@@ -119,19 +119,24 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	}
 	sup, err := supervisor.New(supervisor.Config{
 		Registry: reg,
+		// A child gets its tenant's record, not a registry: it cannot
+		// register instances or touch other tenants through Campus (the
+		// supervisor alone registers it), and its environment is the
+		// allowlist plus its database URI, nothing else of ours.
 		Command: func(t registry.Tenant, listen string) *exec.Cmd {
+			rec, err := json.Marshal(t)
+			if err != nil {
+				return nil // a Tenant always encodes
+			}
 			cmd := exec.Command(self, "app",
 				"--tenant", t.Name,
+				"--tenant-record", string(rec),
 				"--listen", listen,
-				"--registry", backend,
-				"--data", dataDir,
-				"--consul-prefix", ro.consulPrefix,
-				"--register=false",
 				"--migrate",
 				"--log-level", lo.level,
 				"--log-format", childLogFormat(lo.format, e),
 			)
-			cmd.Env = append(childEnv(os.Environ()), "MONGODB_URI="+uri)
+			cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
 			return cmd
 		},
 		// Each supervisor clears stale instances of its own prefix at start,
@@ -161,19 +166,6 @@ func hostname() string {
 		return strings.ReplaceAll(n, ".", "-")
 	}
 	return "local"
-}
-
-// childEnv drops variables that would make a child read another database
-// than the one campus dev hands it.
-func childEnv(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if strings.HasPrefix(kv, "MONGODB_URI=") || strings.HasPrefix(kv, "MONGODB_URI_FILE=") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
 }
 
 // childLogFormat keeps the children's logs in the parent's format.

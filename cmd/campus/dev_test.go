@@ -26,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/internal/mongotest"
 )
 
@@ -62,6 +63,40 @@ func freePort(t *testing.T) string {
 	}
 	defer ln.Close()
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// plantedSecrets are in campus dev's environment, as they might be in an
+// operator's shell.
+var plantedSecrets = []string{
+	"AWS_SECRET_ACCESS_KEY=planted-cloud-secret",
+	"CONSUL_HTTP_TOKEN=planted-consul-token",
+	"CAMPUS_PLANTED=planted-campus-setting",
+}
+
+// childPIDs lists the processes whose parent is pid.
+func childPIDs(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("read /proc: %v", err)
+	}
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may contain spaces.
+		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // devSystem is one running `campus dev`.
@@ -112,7 +147,9 @@ func startDev(t *testing.T) *devSystem {
 		"--mongo-listen", mongoAddr,
 		"--hold-timeout", "3s",
 		"--log-format", "json")
-	d.cmd.Env = cleanEnv()
+	// Secrets in the operator's shell, which no app child may inherit
+	// (TestDevEndToEnd checks).
+	d.cmd.Env = append(cleanEnv(), plantedSecrets...)
 	if uri := os.Getenv("MONGODB_URI"); uri != "" {
 		// A real MongoDB: campus dev uses it instead of the embedded one.
 		d.mongoURI = uri
@@ -338,6 +375,41 @@ func TestDevEndToEnd(t *testing.T) {
 	nairobi.addStudent("NRB/001", "Wanjiru", "Kamau")
 	nairobi.addStudent("NRB/002", "Otieno", "Odhiambo")
 	accra.addStudent("ACC/001", "Kwame", "Mensah")
+
+	t.Run("an app child's environment holds only allowlisted variables", func(t *testing.T) {
+		kids := childPIDs(t, d.cmd.Process.Pid)
+		apps := 0
+		for _, pid := range kids {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			args := strings.Split(string(cmdline), "\x00")
+			if len(args) < 2 || args[1] != "app" {
+				continue
+			}
+			apps++
+			raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+			if err != nil {
+				t.Fatalf("read the environment of app %d: %v", pid, err)
+			}
+			for _, kv := range strings.Split(string(raw), "\x00") {
+				name, _, _ := strings.Cut(kv, "=")
+				if kv == "" || name == "MONGODB_URI" || supervisor.ChildEnvAllowed(name) {
+					continue
+				}
+				t.Errorf("app %d (%s) inherited %s", pid, strings.Join(args[1:4], " "), name)
+			}
+			for _, planted := range plantedSecrets {
+				if bytes.Contains(raw, []byte(planted[strings.IndexByte(planted, '=')+1:])) {
+					t.Errorf("app %d has the planted %s", pid, planted)
+				}
+			}
+			if bytes.Contains(cmdline, []byte("--data")) || bytes.Contains(cmdline, []byte("--registry")) {
+				t.Errorf("app %d was handed a registry: %q", pid, args)
+			}
+		}
+		if apps < 3 {
+			t.Fatalf("found %d app children of campus dev (pid %d) among %v, want the 3 schools'", apps, d.cmd.Process.Pid, kids)
+		}
+	})
 
 	t.Run("each school sees only its own students", func(t *testing.T) {
 		cases := []struct {

@@ -163,6 +163,10 @@ func (c *child) runOnce() time.Duration {
 		c.log.Error("build child command failed: Command returned a started command")
 		return 0
 	}
+	if cmd.Env == nil {
+		// Never the whole environment of the supervisor.
+		cmd.Env = ChildEnv(nil)
+	}
 	setProcAttr(cmd)
 	stdout, stderr := &lineWriter{out: c.s.out}, &lineWriter{out: c.s.out}
 	if cmd.Stdout == nil {

@@ -38,8 +38,9 @@ type Config struct {
 	Registry registry.Registry
 	// Command builds the command of one child serving tenant t on the
 	// listen address (host:port). The supervisor sets SysProcAttr (own
-	// process group, Pdeathsig on Linux) and, where nil, Stdout and
-	// Stderr; the command must not have been started.
+	// process group, Pdeathsig on Linux) and, where nil, Stdout, Stderr
+	// and Env (to ChildEnv(nil): a child never inherits the supervisor's
+	// whole environment); the command must not have been started.
 	Command func(t registry.Tenant, listen string) *exec.Cmd
 	// Host is the loopback address children listen on (default
 	// 127.0.0.1).
