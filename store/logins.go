@@ -241,16 +241,15 @@ func (s *Store) clearFailures(ctx context.Context, userKey string) (int64, error
 }
 
 // Unlock lifts every lock-out of a user (all addresses) and forgets its
-// failed logins; ErrNotFound for an unknown user. It returns how many
-// counted attempts were cleared.
-func (s *Store) Unlock(ctx context.Context, username string) (int64, error) {
+// failed logins; ErrNotFound for an unknown user. Counters of client
+// addresses (across usernames) are left alone.
+func (s *Store) Unlock(ctx context.Context, username string) error {
 	u, err := s.userByKey(ctx, usernameKey(username))
 	if err != nil {
-		return 0, fmt.Errorf("unlock: %w", err)
+		return fmt.Errorf("unlock: %w", err)
 	}
-	n, err := s.clearFailures(ctx, usernameKey(u.Username))
-	if err != nil {
-		return n, fmt.Errorf("unlock: %w", err)
+	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
+		return fmt.Errorf("unlock: %w", err)
 	}
-	return n, nil
+	return nil
 }

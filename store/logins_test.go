@@ -63,15 +63,11 @@ func TestLockoutBurst(t *testing.T) {
 		t.Error("the password was checked while locked out")
 	}
 
-	if _, err := s.Unlock(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+	if err := s.Unlock(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Unlock(unknown) = %v, want ErrNotFound", err)
 	}
-	n, err := s.Unlock(ctx, "ADMIN")
-	if err != nil {
+	if err := s.Unlock(ctx, "ADMIN"); err != nil {
 		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Error("Unlock cleared nothing")
 	}
 	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatalf("right password after Unlock: %v", err)
