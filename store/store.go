@@ -6,7 +6,7 @@
 // Collections: students (int64 _id from counters), counters, users,
 // sessions, login_failures and meta (the schema version). Files: store.go
 // (types, Open/New), schema.go, validate.go, students.go, csvio.go,
-// users.go, sessions.go.
+// users.go, logins.go (login throttling), sessions.go.
 //
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
