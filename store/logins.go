@@ -46,7 +46,11 @@ import (
 // flight counts as a failure until it succeeds; a success gives its slots
 // back (and resets its pair). Slots expire (expires_at) and are swept
 // before every attempt; a lock-out sets the expiry of all slots of the
-// counter to the end of the lock.
+// counter to the end of the lock. (One residual race, on FerretDB only: its
+// deleteMany is a query followed by deletes by _id, so a sweep or reset
+// that read a slot just before another deleter removed it and a new attempt
+// re-reserved the same _id would delete the new slot, allowing one extra
+// attempt. MongoDB re-checks the filter for every document it deletes.)
 //
 // Keys: "p|<username>|<address>", "a|<address>", "u|<username>". Neither
 // usernames nor address keys contain '|' or '#', so a key prefix names
