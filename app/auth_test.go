@@ -127,24 +127,100 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 
 func TestLockout(t *testing.T) {
 	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 3, LockoutPeriod: 5 * time.Minute}})
-	b := e.browser()
+	b := e.browserFrom("203.0.113.7")
 	var last response
 	for i := 0; i < 3; i++ {
 		last = b.tryLogin(testUser, "wrong-password-1")
 	}
-	wantBody(t, last, "Too many failed login attempts. Try again in 5 minutes.")
-	// Even the right password is refused while locked.
+	wantBody(t, last, msgBadLogin)
+	// Even the right password is refused while locked, with the same page.
 	r := b.tryLogin(testUser, testPassword)
-	wantBody(t, r, "Too many failed login attempts. Try again in 5 minutes.")
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, msgBadLogin)
 	if findSetCookie(r, sessionCookie) != nil {
 		t.Fatal("logged in while locked out")
 	}
+	if !strings.Contains(e.logs.String(), "login refused: locked out") {
+		t.Error("the lock-out is not in the log")
+	}
+	wantNoLog(t, e, testPassword, "wrong-password-1")
 	e.clock.Add(4*time.Minute + 30*time.Second)
-	wantBody(t, b.tryLogin(testUser, testPassword), "Try again in 1 minute.")
+	wantBody(t, b.tryLogin(testUser, testPassword), msgBadLogin)
 	e.clock.Add(time.Minute)
 	b.login()
 	if got := e.loginFailures(); got != 5 {
 		t.Errorf("login failures metric %v, want 5", got)
+	}
+}
+
+// wantNoLog fails if the app's log contains any of subs.
+func wantNoLog(t *testing.T, e *env, subs ...string) {
+	t.Helper()
+	for _, sub := range subs {
+		if strings.Contains(e.logs.String(), sub) {
+			t.Errorf("the log contains %q", sub)
+		}
+	}
+}
+
+// Failures from one client address (as the proxy names it in
+// X-Forwarded-For) lock that address out, not the admin at another one;
+// without the header the peer address counts.
+func TestLockoutPerAddress(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 3, LockoutPeriod: time.Hour}})
+	attacker := e.browserFrom("203.0.113.7")
+	for range 5 {
+		wantBody(t, attacker.tryLogin(testUser, "wrong-password-1"), msgBadLogin)
+	}
+	if r := attacker.tryLogin(testUser, testPassword); r.code != http.StatusOK || findSetCookie(r, sessionCookie) != nil {
+		t.Fatalf("the attacker's address is not locked: %d", r.code)
+	}
+	e.browserFrom("198.51.100.20").login() // the real admin, elsewhere
+	e.browser().login()                    // no header: 127.0.0.1, the test client
+	if !strings.Contains(e.logs.String(), `"client":"203.0.113.7"`) {
+		t.Errorf("failures not logged with the client address:\n%s", e.logs)
+	}
+
+	// The last value is the one the nearest proxy added.
+	spoofer := e.browserFrom("198.51.100.20, 203.0.113.7")
+	if r := spoofer.tryLogin(testUser, testPassword); findSetCookie(r, sessionCookie) != nil {
+		t.Fatal("a client-sent first X-Forwarded-For value escaped the lock-out")
+	}
+}
+
+// A locked account, a wrong password and an unknown username give the same
+// page with the same status.
+func TestLoginFailurePagesIdentical(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 2}})
+	locker := e.browserFrom("203.0.113.1")
+	for range 2 {
+		locker.tryLogin(testUser, "wrong-password-1")
+	}
+	pages := map[string]response{
+		"locked":  locker.tryLogin(testUser, testPassword),
+		"wrong":   e.browserFrom("203.0.113.2").tryLogin(testUser, "wrong-password-2"),
+		"unknown": e.browserFrom("203.0.113.3").tryLogin("nobody", testPassword),
+	}
+	norm := func(r response, username string) string {
+		body := csrfRE.ReplaceAllString(r.body, `name="csrf_token" value="TOKEN"`)
+		body = strings.ReplaceAll(body, `value="`+username+`"`, `value="USER"`)
+		return fmt.Sprintf("%d\n%s", r.code, body)
+	}
+	want := norm(pages["wrong"], testUser)
+	for name, r := range pages {
+		username := testUser
+		if name == "unknown" {
+			username = "nobody"
+		}
+		if findSetCookie(r, sessionCookie) != nil {
+			t.Errorf("%s: a session cookie was set", name)
+		}
+		wantCode(t, r, http.StatusOK)
+		wantBody(t, r, msgBadLogin)
+		wantNoBody(t, r, "Too many", "locked", "Try again")
+		if got := norm(r, username); got != want {
+			t.Errorf("%s and wrong-password pages differ:\n%s\n----\n%s", name, got, want)
+		}
 	}
 }
 

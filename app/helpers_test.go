@@ -164,9 +164,17 @@ type browser struct {
 	host string
 	jar  *cookiejar.Jar
 	c    *http.Client
+	from string // X-Forwarded-For of every request, as the proxy sets it; "" for none
 }
 
 func (e *env) browser() *browser { return e.browserAt(e.host()) }
+
+// browserFrom is a browser behind the proxy at client address addr.
+func (e *env) browserFrom(addr string) *browser {
+	b := e.browserAt(e.host())
+	b.from = addr
+	return b
+}
 
 func (e *env) browserAt(host string) *browser {
 	jar, err := cookiejar.New(nil)
@@ -201,6 +209,9 @@ func (b *browser) url(path string) string { return "http://" + b.host + path }
 
 func (b *browser) do(req *http.Request) response {
 	b.t.Helper()
+	if b.from != "" {
+		req.Header.Set("X-Forwarded-For", b.from)
+	}
 	resp, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)

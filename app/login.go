@@ -3,13 +3,17 @@ package app
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/campus-saas/campus/store"
 )
 
-// Messages of the login form. A failure never says which part was wrong.
+// Messages of the login form. A failure never says which part was wrong,
+// nor whether the attempt was refused because of a lock-out: a wrong
+// password, an unknown username and a locked account get the same page.
 const (
 	msgBadLogin = "Please enter a correct username and password."
 	msgRequired = "This field is required."
@@ -22,12 +26,35 @@ type loginData struct {
 	Errors   map[string]string
 }
 
-func lockedMessage(minutes int) string {
-	unit := "minutes"
-	if minutes == 1 {
-		unit = "minute"
+// clientAddress is the address login failures are counted by (see
+// store.Authenticate). Behind the campus proxy it is the X-Forwarded-For
+// the proxy set: the proxy deletes every client-sent X-Forwarded-For (and
+// Forwarded, X-Real-Ip) and sets exactly one value, the address of the
+// peer it accepted the connection from (proxy/forward.go, rewrite). The
+// app trusts that header as it trusts the tenant header: apps listen on
+// loopback or a private network that only the proxies reach. Should
+// several values arrive anyway (another proxy in front that appends), only
+// the last is used, the one added next to the app: anything before it may
+// have come from the client. A header that is not an IP address counts as
+// the one shared "unknown" address. Without the header (a direct request)
+// it is the peer's address.
+func clientAddress(r *http.Request) string {
+	if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
+		last := vs[len(vs)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		ip, err := netip.ParseAddr(strings.TrimSpace(last))
+		if err != nil {
+			return ""
+		}
+		return ip.String()
 	}
-	return fmt.Sprintf("Too many failed login attempts. Try again in %d %s.", minutes, unit)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, d loginData) {
@@ -80,20 +107,20 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	u, err := s.store.Authenticate(r.Context(), d.Username, password)
+	client := clientAddress(r)
+	u, err := s.store.Authenticate(r.Context(), d.Username, password, client)
 	var locked *store.LockedError
 	switch {
-	case errors.As(err, &locked):
-		s.metrics.loginFailures.Inc()
-		mins := int(locked.Until.Sub(s.now()).Minutes() + 0.999)
-		d.Error = lockedMessage(max(mins, 1))
-		s.log.Info("login refused: locked out", "request_id", st.id)
-		s.renderLogin(w, r, d)
-		return
-	case errors.Is(err, store.ErrBadCredentials):
+	case errors.Is(err, store.ErrBadCredentials): // *LockedError too
 		s.metrics.loginFailures.Inc()
 		d.Error = msgBadLogin
-		s.log.Info("login failed", "request_id", st.id)
+		// Neither the username (people type passwords into it) nor the
+		// password is logged.
+		if errors.As(err, &locked) {
+			s.log.Info("login refused: locked out", "request_id", st.id, "client", client)
+		} else {
+			s.log.Info("login failed", "request_id", st.id, "client", client)
+		}
 		s.renderLogin(w, r, d)
 		return
 	case err != nil:

@@ -134,6 +134,13 @@ func TestForwardedHeaders(t *testing.T) {
 			"X_campus_tenant":   {"accra"},
 			"X-Request-Id":      {"trace-123:abc"},
 		}, "trace-123:abc"},
+		// The app counts login failures by the X-Forwarded-For it gets:
+		// no client-sent value, list or spelling may reach it.
+		{"spoofed X-Forwarded-For lists and spellings", http.Header{
+			"X-Forwarded-For": {"6.6.6.6, 7.7.7.7", "8.8.8.8"},
+			"X_Forwarded_For": {"6.6.6.6"},
+			"X-Forwarded_For": {"6.6.6.6"},
+		}, ""},
 		{"unusable request id is replaced", http.Header{"X-Request-Id": {"has spaces and <tags>"}}, ""},
 	}
 	for _, tt := range tests {
@@ -149,6 +156,8 @@ func TestForwardedHeaders(t *testing.T) {
 				"Forwarded":         nil,
 				"X-Real-Ip":         nil,
 				"X_campus_tenant":   nil,
+				"X_forwarded_for":   nil,
+				"X-Forwarded_for":   nil,
 			}
 			for k, v := range want {
 				if got := h.Values(k); strings.Join(got, ",") != strings.Join(v, ",") {

@@ -6,7 +6,7 @@
 // Collections: students (int64 _id from counters), counters, users,
 // sessions, login_failures and meta (the schema version). Files: store.go
 // (types, Open/New), schema.go, validate.go, students.go, csvio.go,
-// users.go, sessions.go.
+// users.go, logins.go (login throttling), sessions.go.
 //
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
@@ -47,8 +47,9 @@ var (
 	ErrNotMigrated    = errors.New("database is not migrated; run `campus manage TENANT migrate`")
 )
 
-// LockedError is returned by Authenticate while a username is locked out
-// after repeated failures. errors.Is(err, ErrBadCredentials) is also true so
+// LockedError is returned by Authenticate while a username (from an
+// address), an address or a username everywhere is locked out after
+// repeated failures. errors.Is(err, ErrBadCredentials) is also true so
 // callers that do not care about the difference treat it as a failure.
 type LockedError struct{ Until time.Time }
 
@@ -86,6 +87,9 @@ type Store struct {
 	// run before each batch is inserted.
 	insertBatch  int
 	beforeInsert func(batch int)
+
+	// For tests of Authenticate: run right before a password is checked.
+	beforeCheck func()
 }
 
 // Student is one record of the tenant's register.
@@ -157,9 +161,15 @@ func (e RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.M
 type Options struct {
 	BcryptCost    int           // default bcrypt.DefaultCost (tests use bcrypt.MinCost)
 	SessionTTL    time.Duration // default 8h
-	MaxFailures   int           // failures before lock-out, default 5
-	LockoutPeriod time.Duration // default 5m
-	Now           func() time.Time
+	MaxFailures   int           // failures of one username from one address before lock-out, default 5
+	LockoutPeriod time.Duration // how long such a lock-out lasts, default 5m
+	// Failures per FailureWindow from one address (any usernames) and for
+	// one username (any addresses); defaults 30 and 300 per hour. Keep the
+	// address limit well below the username limit (see logins.go).
+	MaxAddressFailures int
+	MaxUserFailures    int
+	FailureWindow      time.Duration
+	Now                func() time.Time
 }
 
 // Collection names.
@@ -189,10 +199,19 @@ func (o Options) withDefaults() Options {
 		o.SessionTTL = 8 * time.Hour
 	}
 	if o.MaxFailures <= 0 {
-		o.MaxFailures = 5
+		o.MaxFailures = defaultMaxFailures
 	}
 	if o.LockoutPeriod <= 0 {
-		o.LockoutPeriod = 5 * time.Minute
+		o.LockoutPeriod = defaultLockoutPeriod
+	}
+	if o.MaxAddressFailures <= 0 {
+		o.MaxAddressFailures = defaultMaxAddressFailures
+	}
+	if o.MaxUserFailures <= 0 {
+		o.MaxUserFailures = defaultMaxUserFailures
+	}
+	if o.FailureWindow <= 0 {
+		o.FailureWindow = defaultFailureWindow
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -14,23 +13,11 @@ import (
 	"golang.org/x/crypto/bcrypt"
 )
 
-// failureMemory is how long a run of failed logins is remembered after the
-// last failure (or after a lock-out ends).
-const failureMemory = 24 * time.Hour
-
 // userDoc is a User as stored: username_lower carries the unique index
 // that makes usernames case-insensitively unique.
 type userDoc struct {
 	User          `bson:",inline"`
 	UsernameLower string `bson:"username_lower"`
-}
-
-// failureDoc counts consecutive failed logins for one username key.
-type failureDoc struct {
-	Key         string    `bson:"_id"`
-	Count       int       `bson:"count"`
-	LockedUntil time.Time `bson:"locked_until,omitempty"`
-	ExpiresAt   time.Time `bson:"expires_at"`
 }
 
 // CreateSuperuser creates an admin. Errors: FieldErrors (username, email,
@@ -97,7 +84,7 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) erro
 	if _, err := s.col(colSessions).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
 		return fmt.Errorf("set password of %q: end sessions: %w", u.Username, err)
 	}
-	if _, err := s.col(colLoginFailures).DeleteOne(ctx, d("_id", usernameKey(u.Username))); err != nil {
+	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
 		return fmt.Errorf("set password of %q: clear lock-out: %w", u.Username, err)
 	}
 	return nil
@@ -141,48 +128,64 @@ func (s *Store) dummy() []byte {
 	return s.dummyHash
 }
 
-// Authenticate checks a password. It returns ErrBadCredentials for any
-// wrong username or password (indistinguishable, similar timing) and a
-// *LockedError while locked out. Failures are counted per username, known
-// or not; MaxFailures in a row lock the username for LockoutPeriod
-// (the failure that reaches the limit already returns *LockedError). A
-// success resets the count and records last_login.
-func (s *Store) Authenticate(ctx context.Context, username, password string) (User, error) {
+// Authenticate checks a password for an attempt from the client address
+// from (an IP address; see AddressKey). It returns ErrBadCredentials for
+// any wrong username or password (indistinguishable, similar timing) and a
+// *LockedError while a counter of the attempt is full (see logins.go):
+// MaxFailures failures of one username from one address, MaxAddressFailures
+// from one address or MaxUserFailures for one username. The failure that
+// fills a counter already returns *LockedError, and while locked even the
+// right password is refused, without being checked. Unknown usernames are
+// counted like known ones. A success resets the (username, address) count
+// and records last_login.
+func (s *Store) Authenticate(ctx context.Context, username, password, from string) (User, error) {
 	now := s.now()
 	key := usernameKey(username)
-	// Strings that cannot be usernames are not tracked: no account can be
-	// locked through them.
+	// Strings that cannot be usernames are counted by address only: no
+	// account can be locked through them.
 	tracked := checkUsername(key) == ""
+	cs := s.loginCounters(key, tracked, AddressKey(from))
 
-	if tracked {
-		var f failureDoc
-		err := s.col(colLoginFailures).FindOne(ctx, d("_id", key)).Decode(&f)
-		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-			return User{}, fmt.Errorf("authenticate: read failures: %w", err)
+	if err := s.sweepSlots(ctx, now); err != nil {
+		return User{}, fmt.Errorf("authenticate: %w", err)
+	}
+	slots, err := s.reserveAll(ctx, cs, now)
+	if err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
+			// Cost a refusal like a check, so timing does not tell it apart.
+			_ = bcrypt.CompareHashAndPassword(s.dummy(), []byte(password))
+			return User{}, err
 		}
-		if f.LockedUntil.After(now) {
-			return User{}, &LockedError{Until: f.LockedUntil}
-		}
+		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
 
 	var u User
 	hash := s.dummy()
 	found := false
 	if tracked {
-		var err error
 		u, err = s.userByKey(ctx, key)
 		switch {
 		case err == nil:
 			hash, found = []byte(u.PasswordHash), true
 		case !errors.Is(err, ErrNotFound):
-			return User{}, fmt.Errorf("authenticate: %w", err)
+			return User{}, errors.Join(fmt.Errorf("authenticate: %w", err), s.release(ctx, slots))
 		}
+	}
+	if s.beforeCheck != nil {
+		s.beforeCheck()
 	}
 	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
 
 	if found && match {
-		if _, err := s.col(colLoginFailures).DeleteOne(ctx, d("_id", key)); err != nil {
+		// found implies tracked, so cs[0] is the pair: its run of
+		// failures ends. The address and username counters only get
+		// this attempt's slots back.
+		if _, err := s.col(colLoginFailures).DeleteMany(ctx, cs[0].slots()); err != nil {
 			return User{}, fmt.Errorf("authenticate: reset failures: %w", err)
+		}
+		if err := s.release(ctx, slots[1:]); err != nil {
+			return User{}, fmt.Errorf("authenticate: %w", err)
 		}
 		if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("last_login", now))); err != nil {
 			return User{}, fmt.Errorf("authenticate: record last login: %w", err)
@@ -190,45 +193,12 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 		u.LastLogin = now
 		return u, nil
 	}
-	if tracked {
-		if err := s.recordFailure(ctx, key, now); err != nil {
+	if err := s.failed(ctx, cs, now); err != nil {
+		var le *LockedError
+		if errors.As(err, &le) {
 			return User{}, err
 		}
+		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
 	return User{}, ErrBadCredentials
-}
-
-// recordFailure counts one failed login for key and returns a *LockedError
-// when that reaches MaxFailures.
-func (s *Store) recordFailure(ctx context.Context, key string, now time.Time) error {
-	// Forget expired runs (TTL deletion is lazy, and FerretDB has none).
-	if _, err := s.col(colLoginFailures).DeleteMany(ctx, d("expires_at", d("$lte", now))); err != nil {
-		return fmt.Errorf("authenticate: expire failures: %w", err)
-	}
-	var f failureDoc
-	err := retryUpsert(func() error {
-		return s.col(colLoginFailures).FindOneAndUpdate(ctx, d("_id", key),
-			bson.D{
-				{Key: "$inc", Value: d("count", 1)},
-				{Key: "$set", Value: d("expires_at", now.Add(failureMemory))},
-			},
-			options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
-		).Decode(&f)
-	})
-	if err != nil {
-		return fmt.Errorf("authenticate: count failure: %w", err)
-	}
-	if f.Count < s.opts.MaxFailures {
-		return nil
-	}
-	until := now.Add(s.opts.LockoutPeriod)
-	_, err = s.col(colLoginFailures).UpdateOne(ctx, d("_id", key), d("$set", bson.D{
-		{Key: "count", Value: 0},
-		{Key: "locked_until", Value: until},
-		{Key: "expires_at", Value: until.Add(failureMemory)},
-	}))
-	if err != nil {
-		return fmt.Errorf("authenticate: lock out: %w", err)
-	}
-	return &LockedError{Until: until}
 }

@@ -14,6 +14,9 @@ import (
 
 const goodPassword = "correct horse 9"
 
+// testAddr is the client address of tests that use only one.
+const testAddr = "192.0.2.1"
+
 func TestCreateSuperuserValidation(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, Options{})
@@ -95,10 +98,10 @@ func TestUsers(t *testing.T) {
 	if err := s.SetPassword(ctx, "admin", "12345678"); !errors.As(err, &fe) || fe["password"] == "" {
 		t.Fatalf("SetPassword(numeric) = %v, want FieldErrors{password}", err)
 	}
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); err != nil {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatal(err)
 	}
-	u, _ := s.Authenticate(ctx, "admin", goodPassword)
+	u, _ := s.Authenticate(ctx, "admin", goodPassword, testAddr)
 	tok, _, err := s.CreateSession(ctx, u)
 	if err != nil {
 		t.Fatal(err)
@@ -106,10 +109,10 @@ func TestUsers(t *testing.T) {
 	if err := s.SetPassword(ctx, "Admin", "new password 2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); !errors.Is(err, ErrBadCredentials) {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("old password after SetPassword = %v", err)
 	}
-	if _, err := s.Authenticate(ctx, "admin", "new password 2"); err != nil {
+	if _, err := s.Authenticate(ctx, "admin", "new password 2", testAddr); err != nil {
 		t.Fatalf("new password: %v", err)
 	}
 	if _, err := s.Session(ctx, tok); !errors.Is(err, ErrNotFound) {
@@ -128,7 +131,7 @@ func TestAuthenticate(t *testing.T) {
 	}
 	clk.Advance(time.Minute)
 
-	u, err := s.Authenticate(ctx, " principal ", goodPassword)
+	u, err := s.Authenticate(ctx, " principal ", goodPassword, testAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func TestAuthenticate(t *testing.T) {
 		{"not a username", "a b\x00c", goodPassword},
 		{"long password", "principal", strings.Repeat("x", 100)},
 	} {
-		_, err := s.Authenticate(ctx, tt.user, tt.pw)
+		_, err := s.Authenticate(ctx, tt.user, tt.pw, testAddr)
 		if err != ErrBadCredentials { // the very same error, not a distinguishable wrapper
 			t.Errorf("%s: err = %v, want ErrBadCredentials", tt.name, err)
 		}
@@ -163,7 +166,7 @@ func TestLockout(t *testing.T) {
 		t.Fatal(err)
 	}
 	fail := func(user string) error {
-		_, err := s.Authenticate(ctx, user, "wrong password 1")
+		_, err := s.Authenticate(ctx, user, "wrong password 1", testAddr)
 		return err
 	}
 
@@ -173,7 +176,7 @@ func TestLockout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); err != nil {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -191,12 +194,12 @@ func TestLockout(t *testing.T) {
 	}
 	// Even the right password is refused while locked.
 	clk.Advance(9 * time.Minute)
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); !errors.As(err, &le) {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); !errors.As(err, &le) {
 		t.Fatalf("right password while locked = %v, want *LockedError", err)
 	}
 	// After the period the right password works again.
 	clk.Advance(time.Minute + time.Second)
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); err != nil {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatalf("after the lock-out: %v", err)
 	}
 
@@ -210,7 +213,7 @@ func TestLockout(t *testing.T) {
 		t.Fatalf("third failure for an unknown user = %v, want *LockedError", err)
 	}
 	// Other usernames are not affected.
-	if _, err := s.Authenticate(ctx, "admin", goodPassword); err != nil {
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatalf("admin locked by ghost's failures: %v", err)
 	}
 	// A run of failures is forgotten a day after the last one.
@@ -335,13 +338,13 @@ func TestSessionsCrossTenant(t *testing.T) {
 	mustCreate(t, b, "X-1", "Same", "RegNo") // not a duplicate across tenants
 
 	for range a.opts.MaxFailures {
-		_, _ = a.Authenticate(ctx, "admin", "wrong password 1")
+		_, _ = a.Authenticate(ctx, "admin", "wrong password 1", testAddr)
 	}
 	var le *LockedError
-	if _, err := a.Authenticate(ctx, "admin", goodPassword); !errors.As(err, &le) {
+	if _, err := a.Authenticate(ctx, "admin", goodPassword, testAddr); !errors.As(err, &le) {
 		t.Fatalf("tenant A not locked: %v", err)
 	}
-	if _, err := b.Authenticate(ctx, "admin", goodPassword); err != nil {
+	if _, err := b.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
 		t.Fatalf("tenant A's lock-out locked tenant B's admin: %v", err)
 	}
 }
@@ -350,7 +353,7 @@ func TestSessionsCrossTenant(t *testing.T) {
 // that of an unknown username (at the default bcrypt cost); they should be
 // close, so timing does not reveal which usernames exist.
 func BenchmarkAuthenticateFailure(b *testing.B) {
-	s := New(mongotest.Database(b), Options{MaxFailures: 1 << 30})
+	s := New(mongotest.Database(b), Options{MaxFailures: 1 << 30, MaxAddressFailures: 1 << 30, MaxUserFailures: 1 << 30})
 	if _, _, err := s.Migrate(b.Context()); err != nil {
 		b.Fatal(err)
 	}
@@ -360,7 +363,7 @@ func BenchmarkAuthenticateFailure(b *testing.B) {
 	for _, user := range []string{"admin", "nobody"} {
 		b.Run(user, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := s.Authenticate(b.Context(), user, "wrong password 1"); err != ErrBadCredentials {
+				if _, err := s.Authenticate(b.Context(), user, "wrong password 1", testAddr); err != ErrBadCredentials {
 					b.Fatal(err)
 				}
 			}

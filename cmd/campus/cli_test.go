@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,6 +213,42 @@ func TestTenantAndManageCommands(t *testing.T) {
 			t.Fatalf("mismatched passwords: exit %d, %q", r.code, r.stderr)
 		}
 		c.run("new-password-1\nnew-password-1\n", nil, "manage", nairobi, "changepassword", "head")
+	})
+
+	t.Run("unlock", func(t *testing.T) {
+		ctx := context.Background()
+		st := store.New(mongotest.Client(t).Database(nairobi), store.Options{MaxFailures: 3})
+		for range 3 {
+			_, _ = st.Authenticate(ctx, "head", "wrong-password-1", "203.0.113.9")
+		}
+		var le *store.LockedError
+		if _, err := st.Authenticate(ctx, "head", "new-password-1", "203.0.113.9"); !errors.As(err, &le) {
+			t.Fatalf("head not locked out: %v", err)
+		}
+		tests := []struct {
+			name   string
+			args   []string
+			code   int
+			output string
+		}{
+			{"unknown user", []string{"ghost"}, 1, "tenant " + nairobi + ` has no user "ghost"`},
+			{"no username", nil, 2, "exactly one USERNAME"},
+			{"two usernames", []string{"head", "clerk"}, 2, "exactly one USERNAME"},
+			{"locked user", []string{"HEAD"}, 0, `Unlocked "HEAD" at tenant ` + nairobi + ": no lock-outs left"},
+			{"again", []string{"head"}, 0, `Unlocked "head"`},
+		}
+		for _, tt := range tests {
+			r := c.run("", nil, append([]string{"manage", nairobi, "unlock"}, tt.args...)...)
+			if r.code != tt.code || !strings.Contains(r.stdout+r.stderr, tt.output) {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and %q", tt.name, r.code, r.stdout, r.stderr, tt.code, tt.output)
+			}
+		}
+		if _, err := st.Authenticate(ctx, "head", "new-password-1", "203.0.113.9"); err != nil {
+			t.Fatalf("right password after unlock: %v", err)
+		}
+		if r := c.ok("manage", nairobi, "unlock", "--help"); !strings.Contains(r.stdout+r.stderr, "all addresses") {
+			t.Errorf("unlock --help: %q %q", r.stdout, r.stderr)
+		}
 	})
 
 	t.Run("CSV import with a bad row imports nothing", func(t *testing.T) {

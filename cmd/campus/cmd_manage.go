@@ -26,6 +26,8 @@ Commands:
   createsuperuser               create an admin user (interactive; or --username U --email E
                                 --noinput with the password in $CAMPUS_SUPERUSER_PASSWORD)
   changepassword USERNAME       set a user's password (asks twice)
+  unlock USERNAME               lift a user's login lock-outs (from every address) and forget
+                                the user's failed logins
   students import FILE.csv      import students (header: registration_no,first_name,second_name);
                                 any bad row is reported with its line number and nothing is imported
   students export               write every student as CSV to standard output
@@ -143,6 +145,12 @@ func manageCommands() map[string]manageCommand {
 			desc: "Set a user's password. Asks for it twice.",
 			run:  manageChangePassword,
 		},
+		"unlock": {
+			args: "USERNAME",
+			desc: "Lift every login lock-out of a user, from all addresses, and forget the user's failed logins. " +
+				"Failures counted against a client address (any username) are kept.",
+			run: manageUnlock,
+		},
 		"students import": {
 			args: "FILE.csv",
 			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name. Every bad row is reported with its line number, and then nothing is imported.",
@@ -239,6 +247,21 @@ func manageChangePassword(ctx context.Context, m *manageCtx, fs *flag.FlagSet) e
 		return describeUserError(err)
 	}
 	fmt.Fprintf(m.e.stdout, "Password changed for %q at tenant %s.\n", username, m.tenant.Name)
+	return nil
+}
+
+func manageUnlock(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+	if fs.NArg() != 1 {
+		return usageErr("unlock takes exactly one USERNAME")
+	}
+	username := fs.Arg(0)
+	if err := m.store.Unlock(ctx, username); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("tenant %s has no user %q", m.tenant.Name, username)
+		}
+		return fmt.Errorf("unlock %q at tenant %s: %w", username, m.tenant.Name, err)
+	}
+	fmt.Fprintf(m.e.stdout, "Unlocked %q at tenant %s: no lock-outs left, failed logins forgotten.\n", username, m.tenant.Name)
 	return nil
 }
 

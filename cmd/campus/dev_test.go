@@ -286,10 +286,11 @@ func csrfToken(t *testing.T, page string) string {
 
 // browser is one person's session at one school.
 type browser struct {
-	t    *testing.T
-	d    *devSystem
-	c    *http.Client
-	host string
+	t      *testing.T
+	d      *devSystem
+	c      *http.Client
+	host   string
+	header http.Header // sent with every request
 }
 
 func (d *devSystem) browser(host string) *browser {
@@ -305,6 +306,9 @@ func (b *browser) do(method, path string, form url.Values) (int, string, *http.R
 	req, err := http.NewRequest(method, b.d.url(b.host, path), body)
 	if err != nil {
 		b.t.Fatal(err)
+	}
+	for k, v := range b.header {
+		req.Header[k] = v
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -495,6 +499,34 @@ func TestDevEndToEnd(t *testing.T) {
 		if strings.Contains(page, "ACC/001") {
 			t.Fatal("accra admin data shown to nairobi's cookie")
 		}
+	})
+
+	t.Run("logins: a client-sent X-Forwarded-For does not escape a lock-out; unlock lifts it", func(t *testing.T) {
+		out, err := d.campus([]string{"CAMPUS_SUPERUSER_PASSWORD=" + password}, "",
+			"manage", "accra", "createsuperuser", "--username", "guard", "--noinput")
+		if err != nil {
+			t.Fatalf("createsuperuser: %v\n%s", err, out)
+		}
+		// Every attempt claims another address; the app must count the
+		// one the proxy saw.
+		attacker := d.browser("accra.school.localhost")
+		try := func(i int, pw string) (int, string) {
+			attacker.header = http.Header{"X-Forwarded-For": {fmt.Sprintf("198.51.100.%d", i)}}
+			code, page, _ := attacker.post("/admin/login/", "/admin/login/", url.Values{"username": {"guard"}, "password": {pw}})
+			return code, page
+		}
+		for i := range 5 {
+			if code, page := try(i, "wrong-password-1"); code != http.StatusOK || !strings.Contains(page, "Please enter a correct username and password.") {
+				t.Fatalf("wrong password %d: %d %.300s", i, code, page)
+			}
+		}
+		if code, _ := try(99, password); code != http.StatusOK {
+			t.Fatalf("the right password from a spoofed address after 5 failures: %d, want the login page again", code)
+		}
+		if out, err := d.campus(nil, "", "manage", "accra", "unlock", "guard"); err != nil || !strings.Contains(out, "Unlocked") {
+			t.Fatalf("unlock: %v\n%s", err, out)
+		}
+		d.browser("accra.school.localhost").login("guard", password)
 	})
 
 	t.Run("killing one app: that school recovers, the others never notice", func(t *testing.T) {
