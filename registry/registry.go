@@ -118,7 +118,7 @@ type Registry interface {
 	// updated tenant. A deleted tenant is not changed: ErrWrongState.
 	SetState(ctx context.Context, name string, state State) (Tenant, error)
 	// MarkDeleted soft-deletes an active or suspended tenant: state
-	// deleted, DeletedAt now, PurgeAfter as given. ID, name and hosts stay
+	// deleted, DeletedAt now, PurgeAfter as given (now if earlier). ID, name and hosts stay
 	// claimed. Errors: ErrNotFound, ErrWrongState, ErrInvalid.
 	MarkDeleted(ctx context.Context, name string, purgeAfter time.Time) (Tenant, error)
 	// RestoreTenant makes a deleted tenant active again, with the same ID

@@ -152,13 +152,13 @@ func CheckSetState(t Tenant, to State) (Tenant, error) {
 }
 
 // CheckMarkDeleted returns t soft-deleted at now, to be purged after
-// purgeAfter.
+// purgeAfter (now, when purgeAfter is earlier).
 func CheckMarkDeleted(t Tenant, now, purgeAfter time.Time) (Tenant, error) {
 	if t.State != StateActive && t.State != StateSuspended {
 		return Tenant{}, fmt.Errorf("tenant %s is %s, not active or suspended: %w", t.Name, t.State, ErrWrongState)
 	}
 	if purgeAfter.Before(now) {
-		return Tenant{}, invalid("purge_after", "%s is in the past", purgeAfter.Format(time.RFC3339))
+		purgeAfter = now // retention over at once: purge may remove it now
 	}
 	t.State, t.DeletedAt, t.PurgeAfter = StateDeleted, now, purgeAfter
 	return t, nil

@@ -210,8 +210,8 @@ func TestStateChanges(t *testing.T) {
 	if _, err := CheckMarkDeleted(del, now, now.Add(time.Hour)); !errors.Is(err, ErrWrongState) {
 		t.Errorf("deleting a deleted tenant: %v, want ErrWrongState", err)
 	}
-	if _, err := CheckMarkDeleted(active, now, now.Add(-time.Hour)); !errors.Is(err, ErrInvalid) {
-		t.Errorf("purge_after in the past: %v, want ErrInvalid", err)
+	if past, err := CheckMarkDeleted(active, now, now.Add(-time.Hour)); err != nil || !past.PurgeAfter.Equal(now) {
+		t.Errorf("purge_after in the past: %+v, %v; want purge_after = now", past, err)
 	}
 	if _, err := CheckSetState(del, StateActive); !errors.Is(err, ErrWrongState) {
 		t.Errorf("resuming a deleted tenant: %v, want ErrWrongState", err)

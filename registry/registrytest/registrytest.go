@@ -1096,8 +1096,12 @@ func testSoftDeleteAndRestore(t *testing.T, e *env) {
 	if _, err := e.r.MarkDeleted(e.ctx(), name, purgeAfter); err != nil {
 		t.Fatalf("MarkDeleted of a suspended tenant: %v", err)
 	}
-	if _, err := e.r.MarkDeleted(e.ctx(), e.name("past"), time.Now().Add(-time.Hour)); err == nil {
-		t.Errorf("MarkDeleted with purge_after in the past succeeded")
+	if _, err := e.r.RestoreTenant(e.ctx(), name); err != nil {
+		t.Fatal(err)
+	}
+	past, err := e.r.MarkDeleted(e.ctx(), name, time.Now().Add(-time.Hour))
+	if err != nil || past.PurgeAfter.Before(past.DeletedAt) || past.Validate() != nil {
+		t.Errorf("MarkDeleted with purge_after in the past: %+v, %v; want purge_after = deleted_at", past, err)
 	}
 }
 
