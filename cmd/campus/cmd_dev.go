@@ -18,6 +18,7 @@ import (
 	"github.com/campus-saas/campus/internal/devmongo"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
 )
 
 // seedTenants are created on the first run of `campus dev`.
@@ -108,7 +109,15 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	for _, t := range tenants {
+		if !t.State.Routed() { // creating or deleted: not ours to migrate
+			continue
+		}
 		if err := migrateTenant(ctx, uri, t, logger); err != nil {
+			if errors.Is(err, store.ErrWrongTenant) {
+				// Its app refuses to start too; the other schools run.
+				logger.Error("not serving tenant", "tenant", t.Name, "err", err)
+				continue
+			}
 			return err
 		}
 	}
@@ -213,9 +222,9 @@ func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *s
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	from, to, err := st.Migrate(ctx)
+	from, to, err := st.MigrateTenant(ctx, t.ID)
 	if err != nil {
-		return fmt.Errorf("migrate tenant %s (database %q): %w", t.Name, t.Database, err)
+		return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
 	}
 	if from != to {
 		logger.Info("migrated tenant database", "tenant", t.Name, "database", t.Database, "from", from, "to", to)
