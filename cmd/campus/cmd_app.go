@@ -72,6 +72,9 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	if *migrate {
 		from, to, err := st.MigrateTenant(ctx, t.ID)
 		if err != nil {
@@ -148,8 +151,21 @@ func notServedError(t registry.Tenant) error {
 // process ever serves or changes the data of another tenant, such as an
 // earlier school of the same name.
 func checkTenantDatabase(ctx context.Context, st *store.Store, t registry.Tenant) error {
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	if err := st.CheckTenant(ctx, t.ID); err != nil {
 		return tenantDatabaseError(t, err)
+	}
+	return nil
+}
+
+// checkHasID refuses a tenant record from before tenant IDs that could not
+// be given one (Consul, read-only token).
+func checkHasID(t registry.Tenant) error {
+	if t.ID == "" {
+		return fmt.Errorf("tenant %q has no ID yet (registered before tenant IDs existed); "+
+			"`campus tenant show %s` with write access to the registry assigns one", t.Name, t.Name)
 	}
 	return nil
 }

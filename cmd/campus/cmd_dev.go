@@ -112,6 +112,13 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		if !t.State.Routed() { // creating or deleted: not ours to migrate
 			continue
 		}
+		if t.ID == "" { // registered before tenant IDs: reading it assigns one
+			withID, err := reg.Tenant(ctx, t.Name)
+			if err != nil {
+				return fmt.Errorf("tenant %s: %w", t.Name, err)
+			}
+			t = withID
+		}
 		if err := migrateTenant(ctx, uri, t, logger); err != nil {
 			if errors.Is(err, store.ErrWrongTenant) {
 				// Its app refuses to start too; the other schools run.
@@ -217,6 +224,9 @@ func seed(ctx context.Context, reg registry.Registry, dataDir string, logger *sl
 }
 
 func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *slog.Logger) error {
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, uri, t.Database)
 	if err != nil {
 		return err

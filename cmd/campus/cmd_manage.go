@@ -125,6 +125,9 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	defer st.Close(context.WithoutCancel(ctx))
 	// migrate stamps an unstamped database (and refuses another tenant's);
 	// every other command needs the stamp to be this tenant's.
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	if cmdName != "migrate" {
 		if err := checkTenantDatabase(ctx, st, t); err != nil {
 			return err

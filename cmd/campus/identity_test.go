@@ -147,6 +147,12 @@ func TestDeleteKeepsDataAndTheNameUntilPurge(t *testing.T) {
 		if r := c.run("", map[string]string{superuserPasswordEnv: testPassword}, "manage", lagos, "createsuperuser", "--username", "eve", "--noinput"); r.code == 0 {
 			t.Fatal("createsuperuser on a deleted tenant succeeded")
 		}
+		// What stays possible: migrate (an image upgrade's init) and export
+		// (handing a school its data).
+		c.ok("manage", lagos, "migrate")
+		if out := c.ok("manage", lagos, "students", "export").stdout; !strings.Contains(out, "L/1") {
+			t.Fatalf("export of a deleted tenant: %q", out)
+		}
 		if r := c.run("", nil, "tenant", "resume", lagos); r.code == 0 || !strings.Contains(r.stderr, "restore") {
 			t.Fatalf("resume of a deleted tenant: exit %d %q", r.code, r.stderr)
 		}

@@ -304,11 +304,19 @@ func (r *Registry) hostOwner(ctx context.Context, host string) (string, bool, er
 
 // Tenant reads one tenant. A tenant stored before tenant IDs existed gets
 // its ID here, written back with check-and-set, so that whoever asks first
-// (an app starting, an operator) sees the ID every later reader sees.
+// (an app starting, an operator) sees the ID every later reader sees. When
+// the write fails (a read-only token), the tenant comes back without an ID.
 func (r *Registry) Tenant(ctx context.Context, name string) (registry.Tenant, error) {
 	t, _, err := r.getTenant(ctx, name)
 	if err == nil && t.ID == "" {
-		return r.update(ctx, name, "assign an ID to", func(t registry.Tenant) (registry.Tenant, error) { return t, nil })
+		withID, uerr := r.update(ctx, name, "assign an ID to", func(t registry.Tenant) (registry.Tenant, error) { return t, nil })
+		if uerr != nil {
+			// A reader whose token may not write KV still gets the tenant;
+			// without an ID, no app serves it (see campus app).
+			r.log.Warn("tenant has no ID and one could not be stored", "tenant", name, "err", uerr)
+			return t, nil
+		}
+		return withID, nil
 	}
 	return t, err
 }
