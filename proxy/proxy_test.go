@@ -373,6 +373,41 @@ func TestSuspendedTenantMaintenance(t *testing.T) {
 	}
 }
 
+// TestDeletedAndCreatingTenantsAreUnknown: a tenant deleted with its data
+// kept, or still being created, keeps its hosts in the registry, but the
+// proxy answers them exactly like hosts of no school: 404, no name, no
+// instance contacted, no wake-up.
+func TestDeletedAndCreatingTenantsAreUnknown(t *testing.T) {
+	waker := newRecordingWaker()
+	tp := newTestProxy(t, Config{Waker: waker})
+	up := newUpstream(t, "lagos", "l1")
+	deleted := tenant(t, "lagos", "Lagos Secret School", "lagos.school.localhost")
+	deleted.State, deleted.DeletedAt, deleted.PurgeAfter = registry.StateDeleted, time.Now(), time.Now().Add(time.Hour)
+	creating := tenant(t, "kano", "Kano Secret School", "kano.school.localhost")
+	creating.State = registry.StateCreating
+	tp.Update(registry.Snapshot{Version: 1, Tenants: []registry.Tenant{creating, deleted}, Instances: []registry.Instance{up.instance()}})
+	unknown := tp.do(t, request{host: "nobody.school.localhost"})
+	for _, host := range []string{"lagos.school.localhost", "kano.school.localhost"} {
+		resp := tp.do(t, request{host: host})
+		if resp.status != http.StatusNotFound || !strings.Contains(resp.body, "School not found") || unknown.status != http.StatusNotFound {
+			t.Errorf("%s: status %d, want 404 with the unknown-host page; body:\n%s", host, resp.status, resp.body)
+		}
+		assertNoTenantData(t, resp.body)
+		if strings.Contains(resp.body, "Secret School") {
+			t.Errorf("%s: the page names the school:\n%s", host, resp.body)
+		}
+	}
+	if up.hits.Load() != 0 || len(waker.calls()) != 0 {
+		t.Errorf("app hits %d, wake calls %v; want none", up.hits.Load(), waker.calls())
+	}
+	// Restored: routed again.
+	deleted.State, deleted.DeletedAt, deleted.PurgeAfter = registry.StateActive, time.Time{}, time.Time{}
+	tp.Update(registry.Snapshot{Version: 2, Tenants: []registry.Tenant{creating, deleted}, Instances: []registry.Instance{up.instance()}})
+	if resp := tp.do(t, request{host: "lagos.school.localhost"}); resp.status != http.StatusOK {
+		t.Fatalf("restored tenant: status %d, want 200", resp.status)
+	}
+}
+
 func TestHoldTimesOutWith503(t *testing.T) {
 	waker := newRecordingWaker()
 	tp := newTestProxy(t, Config{HoldTimeout: 50 * time.Millisecond, Waker: waker})

@@ -169,6 +169,11 @@ func (p *Proxy) build(s registry.Snapshot, seq uint64) *table {
 	)
 	for i := range s.Tenants {
 		tn := &s.Tenants[i]
+		if !tn.State.Routed() {
+			// Being created or deleted (data kept): the registry keeps its
+			// hosts claimed, and they answer like unknown hosts.
+			continue
+		}
 		ts := p.tenants[tn.Name]
 		if ts == nil {
 			ts = &tenantState{name: tn.Name, metrics: p.metrics.forTenant(tn.Name)}

@@ -14,6 +14,10 @@ var (
 	// ErrConflict means a concurrent writer changed the same data; the
 	// caller may read again and retry.
 	ErrConflict = errors.New("conflict")
+	// ErrWrongState means the change is not allowed in the tenant's
+	// current state (restoring a tenant that is not deleted, resuming a
+	// deleted one, …).
+	ErrWrongState = errors.New("not allowed in the tenant's state")
 )
 
 // HostTakenError says which tenant already owns a host.

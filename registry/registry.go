@@ -7,6 +7,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -20,15 +21,39 @@ const (
 	// StateSuspended tenants keep their data and hosts, but the proxy
 	// answers their hosts with a maintenance page and no app runs.
 	StateSuspended State = "suspended"
+	// StateCreating tenants are being created by `campus tenant create`:
+	// name, ID and hosts are claimed, the database is being migrated. They
+	// are not routed (their hosts answer 404 like unknown hosts) and no
+	// app runs. A create that was interrupted leaves one; `campus tenant
+	// purge` removes it.
+	StateCreating State = "creating"
+	// StateDeleted tenants were deleted with their data kept for a
+	// retention period (DeletedAt, PurgeAfter). They are not routed (404
+	// like unknown hosts) and no app runs, but they keep their ID, hosts
+	// and name until purged, so that RestoreTenant always brings back the
+	// same school and nobody else can take over its hosts or name.
+	StateDeleted State = "deleted"
 )
 
 // Valid reports whether s is a known state.
-func (s State) Valid() bool { return s == StateActive || s == StateSuspended }
+func (s State) Valid() bool {
+	return s == StateActive || s == StateSuspended || s == StateCreating || s == StateDeleted
+}
+
+// Routed reports whether the proxy routes the hosts of a tenant in state s
+// (to its app, or to the maintenance page). Hosts of tenants in other
+// states answer like unknown hosts.
+func (s State) Routed() bool { return s == StateActive || s == StateSuspended }
 
 // Tenant is one school. Name is immutable and doubles as the default
-// database name. Hosts are normalised (see NormalizeHost), unique across all
-// tenants, and include PrimaryHost.
+// database name. ID is minted by the backend at creation, never changed
+// and never re-used: a tenant deleted and created again under the same
+// name is another tenant with another ID (tenant databases are stamped with
+// it; see store.MigrateTenant). Hosts are normalised (see NormalizeHost),
+// unique across all tenants, and include PrimaryHost. DeletedAt and
+// PurgeAfter are set exactly when State is StateDeleted.
 type Tenant struct {
+	ID          string    `json:"id"`
 	Name        string    `json:"name"`
 	DisplayName string    `json:"display_name"`
 	Hosts       []string  `json:"hosts"`
@@ -36,6 +61,15 @@ type Tenant struct {
 	Database    string    `json:"database"`
 	State       State     `json:"state"`
 	CreatedAt   time.Time `json:"created_at"`
+	DeletedAt   time.Time `json:"deleted_at,omitzero"`
+	PurgeAfter  time.Time `json:"purge_after,omitzero"`
+}
+
+// Equal compares every field; times with time.Time.Equal.
+func (t Tenant) Equal(u Tenant) bool {
+	return t.ID == u.ID && t.Name == u.Name && t.DisplayName == u.DisplayName && slices.Equal(t.Hosts, u.Hosts) &&
+		t.PrimaryHost == u.PrimaryHost && t.Database == u.Database && t.State == u.State &&
+		t.CreatedAt.Equal(u.CreatedAt) && t.DeletedAt.Equal(u.DeletedAt) && t.PurgeAfter.Equal(u.PurgeAfter)
 }
 
 // HasHost reports whether host (already normalised) is one of t's hosts.
@@ -70,18 +104,35 @@ type Snapshot struct {
 // sharing one data directory.
 type Registry interface {
 	// CreateTenant stores a new tenant. The tenant must already be
-	// normalised and valid (see NewTenant); CreatedAt is set by the
-	// backend when zero. Errors: ErrInvalid, ErrExists, *HostTakenError.
+	// normalised and valid (see NewTenant); ID (a new one from NewID) and
+	// CreatedAt are set by the backend when zero. A name is taken as long
+	// as its record exists, deleted or not. Errors: ErrInvalid, ErrExists,
+	// *HostTakenError.
 	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
 	// Tenant returns one tenant, or an error wrapping ErrNotFound.
 	Tenant(ctx context.Context, name string) (Tenant, error)
 	// Tenants returns every tenant, sorted by name.
 	Tenants(ctx context.Context) ([]Tenant, error)
-	// SetState changes a tenant's state and returns the updated tenant.
+	// SetState changes a tenant's state to active or suspended (from
+	// active, suspended or creating; see CheckSetState) and returns the
+	// updated tenant. A deleted tenant is not changed: ErrWrongState.
 	SetState(ctx context.Context, name string, state State) (Tenant, error)
-	// DeleteTenant removes a tenant and releases its hosts. Instances are
-	// not removed: whoever runs them deregisters them.
+	// MarkDeleted soft-deletes an active or suspended tenant: state
+	// deleted, DeletedAt now, PurgeAfter as given (now if earlier). ID, name and hosts stay
+	// claimed. Errors: ErrNotFound, ErrWrongState, ErrInvalid.
+	MarkDeleted(ctx context.Context, name string, purgeAfter time.Time) (Tenant, error)
+	// RestoreTenant makes a deleted tenant active again, with the same ID
+	// and hosts, and clears DeletedAt and PurgeAfter. Errors: ErrNotFound,
+	// ErrWrongState.
+	RestoreTenant(ctx context.Context, name string) (Tenant, error)
+	// DeleteTenant removes a tenant's record, whatever its state, and
+	// releases its hosts. Instances are not removed: whoever runs them
+	// deregisters them.
 	DeleteTenant(ctx context.Context, name string) error
+	// PurgeTenant is DeleteTenant on the condition that the tenant's ID
+	// is id: a tenant re-created under the same name meanwhile is left
+	// alone (an error wrapping ErrNotFound).
+	PurgeTenant(ctx context.Context, name, id string) error
 
 	// RegisterInstance adds or replaces (by ID) an instance.
 	RegisterInstance(ctx context.Context, in Instance) error

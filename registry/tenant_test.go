@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestNewTenant(t *testing.T) {
@@ -98,7 +99,7 @@ func TestNewTenant(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	good := func() Tenant {
-		return Tenant{Name: "nairobi", DisplayName: "Nairobi", Hosts: []string{"nairobi.school.localhost", "n.example"},
+		return Tenant{ID: "0123456789abcdef0123456789abcdef", Name: "nairobi", DisplayName: "Nairobi", Hosts: []string{"nairobi.school.localhost", "n.example"},
 			PrimaryHost: "n.example", Database: "nairobi", State: StateSuspended}
 	}
 	if err := good().Validate(); err != nil {
@@ -123,7 +124,15 @@ func TestValidate(t *testing.T) {
 		{"reserved database", func(t *Tenant) { t.Database = "local" }, "database"},
 		{"bad database", func(t *Tenant) { t.Database = "a/b" }, "database"},
 		{"empty state", func(t *Tenant) { t.State = "" }, "state"},
-		{"unknown state", func(t *Tenant) { t.State = "deleted" }, "state"},
+		{"unknown state", func(t *Tenant) { t.State = "gone" }, "state"},
+		{"no ID", func(t *Tenant) { t.ID = "" }, "id"},
+		{"ID not hex", func(t *Tenant) { t.ID = "0123456789ABCDEF0123456789abcdef" }, "id"},
+		{"ID too short", func(t *Tenant) { t.ID = "0123" }, "id"},
+		{"deleted without timestamps", func(t *Tenant) { t.State = StateDeleted }, "state"},
+		{"deleted, purge before delete", func(t *Tenant) {
+			t.State, t.DeletedAt, t.PurgeAfter = StateDeleted, time.Now(), time.Now().Add(-time.Hour)
+		}, "purge_after"},
+		{"timestamps but not deleted", func(t *Tenant) { t.DeletedAt, t.PurgeAfter = time.Now(), time.Now() }, "state"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -157,14 +166,82 @@ func TestHostTakenError(t *testing.T) {
 }
 
 func TestStateValid(t *testing.T) {
-	for s, want := range map[State]bool{StateActive: true, StateSuspended: true, "": false, "Active": false, "deleted": false} {
+	for s, want := range map[State]bool{StateActive: true, StateSuspended: true, StateCreating: true, StateDeleted: true, "": false, "Active": false, "gone": false} {
 		if got := s.Valid(); got != want {
 			t.Errorf("State(%q).Valid() = %v, want %v", s, got, want)
 		}
 	}
+	for s, want := range map[State]bool{StateActive: true, StateSuspended: true, StateCreating: false, StateDeleted: false, "": false} {
+		if got := s.Routed(); got != want {
+			t.Errorf("State(%q).Routed() = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestNewIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := NewID()
+		if err := ValidateID(id); err != nil {
+			t.Fatal(err)
+		}
+		if seen[id] {
+			t.Fatalf("NewID repeated %s", id)
+		}
+		seen[id] = true
+	}
+	a, _ := NewTenant("lagos", []string{"lagos.example"}, "")
+	b, _ := NewTenant("lagos", []string{"lagos.example"}, "")
+	if a.ID == "" || a.ID == b.ID {
+		t.Fatalf("NewTenant IDs %q and %q: want two different IDs for the same input", a.ID, b.ID)
+	}
+}
+
+func TestStateChanges(t *testing.T) {
+	now := time.Now()
+	active, err := NewTenant("lagos", []string{"lagos.example"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	del, err := CheckMarkDeleted(active, now, now.Add(time.Hour))
+	if err != nil || del.State != StateDeleted || !del.DeletedAt.Equal(now) || del.ID != active.ID || del.Validate() != nil {
+		t.Fatalf("CheckMarkDeleted = %+v, %v", del, err)
+	}
+	if _, err := CheckMarkDeleted(del, now, now.Add(time.Hour)); !errors.Is(err, ErrWrongState) {
+		t.Errorf("deleting a deleted tenant: %v, want ErrWrongState", err)
+	}
+	if past, err := CheckMarkDeleted(active, now, now.Add(-time.Hour)); err != nil || !past.PurgeAfter.Equal(now) {
+		t.Errorf("purge_after in the past: %+v, %v; want purge_after = now", past, err)
+	}
+	if _, err := CheckSetState(del, StateActive); !errors.Is(err, ErrWrongState) {
+		t.Errorf("resuming a deleted tenant: %v, want ErrWrongState", err)
+	}
+	if _, err := CheckSetState(active, StateDeleted); !errors.Is(err, ErrInvalid) {
+		t.Errorf("SetState(deleted): %v, want ErrInvalid", err)
+	}
+	back, err := CheckRestore(del)
+	if err != nil || !back.Equal(active) {
+		t.Fatalf("CheckRestore = %+v, %v; want %+v", back, err, active)
+	}
+	if _, err := CheckRestore(active); !errors.Is(err, ErrWrongState) {
+		t.Errorf("restoring an active tenant: %v, want ErrWrongState", err)
+	}
+	creating := active
+	creating.State = StateCreating
+	if _, err := CheckMarkDeleted(creating, now, now.Add(time.Hour)); !errors.Is(err, ErrWrongState) {
+		t.Errorf("deleting a tenant being created: %v, want ErrWrongState", err)
+	}
+	if got, err := CheckSetState(creating, StateActive); err != nil || got.State != StateActive {
+		t.Errorf("activating a created tenant: %+v, %v", got, err)
+	}
+	moved := active
+	moved.ID = NewID()
+	if err := CheckUpdate(active, moved); !errors.Is(err, ErrInvalid) {
+		t.Errorf("CheckUpdate with another ID: %v, want ErrInvalid", err)
+	}
 }
 
 func sameTenant(a, b Tenant) bool {
-	return a.Name == b.Name && a.DisplayName == b.DisplayName && slices.Equal(a.Hosts, b.Hosts) &&
+	return ValidateID(a.ID) == nil && a.Name == b.Name && a.DisplayName == b.DisplayName && slices.Equal(a.Hosts, b.Hosts) &&
 		a.PrimaryHost == b.PrimaryHost && a.Database == b.Database && a.State == b.State && a.CreatedAt.Equal(b.CreatedAt)
 }

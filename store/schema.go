@@ -5,11 +5,114 @@ import (
 	"errors"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 const schemaDocID = "schema"
+
+// tenantDocID is the meta document that stamps the database with the ID
+// of the registry tenant it belongs to: {_id: "tenant", tenant_id: ID}.
+// It is inserted once and never changed, so that a database can never be
+// served, migrated or managed for another tenant, not even one created
+// later under the same name.
+const tenantDocID = "tenant"
+
+// ErrWrongTenant means the database is stamped with another tenant's ID;
+// errors.As gives the *TenantMismatchError.
+var ErrWrongTenant = errors.New("database belongs to another tenant")
+
+// ErrNotStamped means the database carries no tenant ID yet: a database
+// from before tenant IDs, or never migrated. MigrateTenant stamps it.
+var ErrNotStamped = errors.New("database is not stamped with a tenant ID; run `campus manage TENANT migrate`")
+
+// TenantMismatchError names both IDs.
+type TenantMismatchError struct {
+	Database string
+	Want     string // the tenant the caller serves
+	Got      string // the tenant the database is stamped for
+}
+
+func (e *TenantMismatchError) Error() string {
+	return fmt.Sprintf("database %s is stamped for tenant ID %s, not for tenant ID %s: it belongs to another tenant (perhaps an earlier tenant of the same name)",
+		e.Database, e.Got, e.Want)
+}
+
+// Is makes errors.Is(err, ErrWrongTenant) true.
+func (e *TenantMismatchError) Is(target error) bool { return target == ErrWrongTenant }
+
+// TenantID returns the tenant ID the database is stamped with, or "".
+func (s *Store) TenantID(ctx context.Context) (string, error) {
+	var doc struct {
+		TenantID string `bson:"tenant_id"`
+	}
+	err := s.col(colMeta).FindOne(ctx, d("_id", tenantDocID)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read tenant ID of %s: %w", s.DatabaseName(), err)
+	}
+	return doc.TenantID, nil
+}
+
+// CheckTenant returns nil when the database is stamped with tenantID, a
+// *TenantMismatchError when it is stamped with another, and an error
+// wrapping ErrNotStamped when it is not stamped.
+func (s *Store) CheckTenant(ctx context.Context, tenantID string) error {
+	if tenantID == "" {
+		return errors.New("check tenant: empty tenant ID")
+	}
+	got, err := s.TenantID(ctx)
+	switch {
+	case err != nil:
+		return err
+	case got == "":
+		return fmt.Errorf("database %s: %w", s.DatabaseName(), ErrNotStamped)
+	case got != tenantID:
+		return &TenantMismatchError{Database: s.DatabaseName(), Want: tenantID, Got: got}
+	}
+	return nil
+}
+
+// stamp records tenantID in an unstamped database, or checks the stamp.
+// The insert is atomic (unique _id), so two processes stamping one database
+// with different IDs cannot both succeed.
+func (s *Store) stamp(ctx context.Context, tenantID string) error {
+	_, err := s.col(colMeta).InsertOne(ctx, bson.D{{Key: "_id", Value: tenantDocID}, {Key: "tenant_id", Value: tenantID}})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("stamp %s with tenant ID: %w", s.DatabaseName(), err)
+	}
+	return s.CheckTenant(ctx, tenantID)
+}
+
+// MigrateTenant is Migrate for the tenant with ID tenantID: a database
+// stamped for another tenant is refused before anything is written
+// (*TenantMismatchError); an unstamped one (new, or from before tenant
+// IDs) is stamped with tenantID first.
+func (s *Store) MigrateTenant(ctx context.Context, tenantID string) (from, to int, err error) {
+	if tenantID == "" {
+		return 0, 0, errors.New("migrate: empty tenant ID")
+	}
+	if err := s.CheckTenant(ctx, tenantID); err != nil && !errors.Is(err, ErrNotStamped) {
+		return 0, 0, fmt.Errorf("migrate: %w", err)
+	}
+	if err := s.stamp(ctx, tenantID); err != nil {
+		return 0, 0, fmt.Errorf("migrate: %w", err)
+	}
+	return s.Migrate(ctx)
+}
+
+// Empty reports whether the database has no collections at all: nobody
+// has written to it (or it does not exist yet).
+func (s *Store) Empty(ctx context.Context) (bool, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return false, fmt.Errorf("list collections of %s: %w", s.DatabaseName(), err)
+	}
+	return len(names) == 0, nil
+}
 
 // index is one index Migrate makes sure exists.
 type index struct {
@@ -57,7 +160,8 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 }
 
 // Migrate creates collections and indexes and records SchemaVersion;
-// idempotent. Returns the version before and after. A database migrated by
+// idempotent. It does not stamp the database with a tenant ID; commands
+// serving a registry tenant use MigrateTenant. Returns the version before and after. A database migrated by
 // a newer binary is left alone and ErrSchemaTooNew returned.
 func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	from, err = s.schemaVersion(ctx)

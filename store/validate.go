@@ -135,3 +135,25 @@ func checkPassword(password, username string) string {
 	}
 	return ""
 }
+
+// ValidateSuperuser checks what CreateSuperuser would check of its input
+// without a database: callers that must not write anything before all
+// input is known good (campus tenant create --superuser) call it first.
+// The FieldErrors are nil when the input is valid.
+func ValidateSuperuser(username, email, password string) FieldErrors {
+	username, email = normalizeUsername(username), strings.TrimSpace(email)
+	fe := FieldErrors{}
+	if msg := checkUsername(username); msg != "" {
+		fe["username"] = msg
+	}
+	if msg := checkEmail(email); msg != "" {
+		fe["email"] = msg
+	}
+	if msg := checkPassword(password, username); msg != "" {
+		fe["password"] = msg
+	}
+	if len(fe) > 0 {
+		return fe
+	}
+	return nil
+}

@@ -302,10 +302,17 @@ func TestTenantAndManageCommands(t *testing.T) {
 		if !strings.Contains(out, "kept") {
 			t.Fatalf("delete without --purge-data: %q", out)
 		}
-		if r := c.run("", nil, "tenant", "show", accra); r.code == 0 {
-			t.Fatal("deleted tenant still shown")
+		if out := c.ok("tenant", "show", accra).stdout; !strings.Contains(out, "deleted") {
+			t.Fatalf("deleted tenant shown as %q", out)
 		}
-		// Its host is free again.
+		// Its name and host stay reserved until purged.
+		if r := c.run("", nil, "tenant", "create", accra, "--host", accra+".school.localhost"); r.code == 0 {
+			t.Fatal("create of a deleted tenant's name succeeded")
+		}
+		c.ok("tenant", "purge", accra, "--yes")
+		if r := c.run("", nil, "tenant", "show", accra); r.code == 0 {
+			t.Fatal("purged tenant still shown")
+		}
 		c.ok("tenant", "create", accra, "--host", accra+".school.localhost")
 	})
 }

@@ -70,7 +70,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if t.State != registry.StateActive {
-		return fmt.Errorf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
+		return notServedError(t)
 	}
 
 	uri, err := mo.resolve()
@@ -82,14 +82,20 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	if *migrate {
-		from, to, err := st.Migrate(ctx)
+		from, to, err := st.MigrateTenant(ctx, t.ID)
 		if err != nil {
-			return fmt.Errorf("migrate database %q: %w", t.Database, err)
+			return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
 		}
 		if from != to {
 			logger.Info("migrated database", "database", t.Database, "from", from, "to", to)
 		}
+	}
+	if err := checkTenantDatabase(ctx, st, t); err != nil {
+		return err
 	}
 	if err := st.CheckSchema(ctx); err != nil {
 		return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
@@ -136,6 +142,56 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	err = httpserve.Serve(ctx, srv, ln)
 	logger.Info("stopped")
 	return err
+}
+
+// notServedError says why a tenant that is not active gets no app.
+func notServedError(t registry.Tenant) error {
+	switch t.State {
+	case registry.StateDeleted:
+		return fmt.Errorf("tenant %q is deleted (data kept until %s); bring it back with `campus tenant restore %s`",
+			t.Name, t.PurgeAfter.Format(time.RFC3339), t.Name)
+	case registry.StateCreating:
+		return fmt.Errorf("tenant %q is still being created (if its create was interrupted: `campus tenant purge %s`)", t.Name, t.Name)
+	}
+	return fmt.Errorf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
+}
+
+// checkTenantDatabase is the start-up check of `campus app` and `campus
+// manage`: the database must be stamped with the tenant's ID, so that no
+// process ever serves or changes the data of another tenant, such as an
+// earlier school of the same name.
+func checkTenantDatabase(ctx context.Context, st *store.Store, t registry.Tenant) error {
+	if err := checkHasID(t); err != nil {
+		return err
+	}
+	if err := st.CheckTenant(ctx, t.ID); err != nil {
+		return tenantDatabaseError(t, err)
+	}
+	return nil
+}
+
+// checkHasID refuses a tenant record from before tenant IDs that could not
+// be given one (Consul, read-only token).
+func checkHasID(t registry.Tenant) error {
+	if t.ID == "" {
+		return fmt.Errorf("tenant %q has no ID yet (registered before tenant IDs existed); "+
+			"`campus tenant show %s` with write access to the registry assigns one", t.Name, t.Name)
+	}
+	return nil
+}
+
+// tenantDatabaseError explains a stamp that does not match.
+func tenantDatabaseError(t registry.Tenant, err error) error {
+	var tm *store.TenantMismatchError
+	switch {
+	case errors.As(err, &tm):
+		return fmt.Errorf("refusing database %q for tenant %q (ID %s), which is neither served nor changed: %w",
+			t.Database, t.Name, t.ID, tm)
+	case errors.Is(err, store.ErrNotStamped):
+		return fmt.Errorf("database %q of tenant %q is not stamped with the tenant's ID %s; stamp it with `campus manage %s migrate` (or start the app with --migrate): %w",
+			t.Database, t.Name, t.ID, t.Name, store.ErrNotStamped)
+	}
+	return fmt.Errorf("tenant %q: %w", t.Name, err)
 }
 
 // openStore connects to one database with a bounded wait.

@@ -19,6 +19,7 @@ import (
 	"github.com/campus-saas/campus/internal/devmongo"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
 )
 
 // seedTenants are created on the first run of `campus dev`.
@@ -108,7 +109,22 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	for _, t := range tenants {
+		if !t.State.Routed() { // creating or deleted: not ours to migrate
+			continue
+		}
+		if t.ID == "" { // registered before tenant IDs: reading it assigns one
+			withID, err := reg.Tenant(ctx, t.Name)
+			if err != nil {
+				return fmt.Errorf("tenant %s: %w", t.Name, err)
+			}
+			t = withID
+		}
 		if err := migrateTenant(ctx, uri, t, logger); err != nil {
+			if errors.Is(err, store.ErrWrongTenant) {
+				// Its app refuses to start too; the other schools run.
+				logger.Error("not serving tenant", "tenant", t.Name, "err", err)
+				continue
+			}
 			return err
 		}
 	}
@@ -200,14 +216,17 @@ func seed(ctx context.Context, reg registry.Registry, dataDir string, logger *sl
 }
 
 func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *slog.Logger) error {
+	if err := checkHasID(t); err != nil {
+		return err
+	}
 	st, err := openStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	from, to, err := st.Migrate(ctx)
+	from, to, err := st.MigrateTenant(ctx, t.ID)
 	if err != nil {
-		return fmt.Errorf("migrate tenant %s (database %q): %w", t.Name, t.Database, err)
+		return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
 	}
 	if from != to {
 		logger.Info("migrated tenant database", "tenant", t.Name, "database", t.Database, "from", from, "to", to)

@@ -19,10 +19,14 @@ import (
 const manageHelp = `Usage: campus manage TENANT COMMAND [flags] [args]
 
 Per-tenant management, like Django's manage.py: every command touches exactly
-the named tenant's database, found through the registry.
+the named tenant's database, found through the registry, and refuses a
+database stamped for another tenant ID. On a deleted tenant (data kept) only
+'migrate' and 'students export' work; none works on a tenant being created.
 
 Commands:
-  migrate                       create collections and indexes; record the schema version
+  migrate                       create collections and indexes; record the schema version;
+                                stamp the database with the tenant's ID (refused if it is
+                                stamped for another tenant)
   createsuperuser               create an admin user (interactive; or --username U --email E
                                 --noinput with the password in $CAMPUS_SUPERUSER_PASSWORD)
   changepassword USERNAME       set a user's password (asks twice)
@@ -107,6 +111,11 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("look up tenant %q: %w", name, err)
 	}
+	switch {
+	case t.State == registry.StateCreating,
+		t.State == registry.StateDeleted && cmdName != "students export" && cmdName != "migrate":
+		return notServedError(t)
+	}
 	uri, err := mo.resolve()
 	if err != nil {
 		return err
@@ -116,6 +125,16 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
+	// migrate stamps an unstamped database (and refuses another tenant's);
+	// every other command needs the stamp to be this tenant's.
+	if err := checkHasID(t); err != nil {
+		return err
+	}
+	if cmdName != "migrate" {
+		if err := checkTenantDatabase(ctx, st, t); err != nil {
+			return err
+		}
+	}
 	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st}, fs)
 }
 
@@ -174,9 +193,9 @@ func manageMigrate(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	from, to, err := m.store.Migrate(ctx)
+	from, to, err := m.store.MigrateTenant(ctx, m.tenant.ID)
 	if err != nil {
-		return fmt.Errorf("migrate tenant %q (database %q): %w", m.tenant.Name, m.tenant.Database, err)
+		return tenantDatabaseError(m.tenant, fmt.Errorf("migrate database %q: %w", m.tenant.Database, err))
 	}
 	if from == to {
 		fmt.Fprintf(m.e.stdout, "Tenant %s: database %q already at schema version %d; nothing to do.\n", m.tenant.Name, m.tenant.Database, to)

@@ -311,10 +311,11 @@ func (s *Supervisor) retire(c *child) {
 	close(c.done)
 }
 
-// sameTenant reports whether a running child of a may keep serving b.
+// sameTenant reports whether a running child of a may keep serving b. A
+// tenant re-created under the same name (another ID) gets a new child.
 // State is not compared: the caller only asks about active tenants.
 func sameTenant(a, b registry.Tenant) bool {
-	return a.Name == b.Name && a.Database == b.Database && a.DisplayName == b.DisplayName &&
+	return a.ID == b.ID && a.Name == b.Name && a.Database == b.Database && a.DisplayName == b.DisplayName &&
 		a.PrimaryHost == b.PrimaryHost && slices.Equal(a.Hosts, b.Hosts) && a.CreatedAt.Equal(b.CreatedAt)
 }
 

@@ -243,6 +243,9 @@ func invalid(field, format string, args ...any) error {
 
 // CreateTenant stores t and claims its hosts in one transaction.
 func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registry.Tenant, error) {
+	if t.ID == "" {
+		t.ID = registry.NewID()
+	}
 	if err := t.Validate(); err != nil {
 		return registry.Tenant{}, fmt.Errorf("create tenant %q: %w", t.Name, err)
 	}
@@ -315,9 +318,22 @@ func (r *Registry) hostOwner(ctx context.Context, host string) (string, bool, er
 	return string(p.Value), true, nil
 }
 
-// Tenant reads one tenant.
+// Tenant reads one tenant. A tenant stored before tenant IDs existed gets
+// its ID here, written back with check-and-set, so that whoever asks first
+// (an app starting, an operator) sees the ID every later reader sees. When
+// the write fails (a read-only token), the tenant comes back without an ID.
 func (r *Registry) Tenant(ctx context.Context, name string) (registry.Tenant, error) {
 	t, _, err := r.getTenant(ctx, name)
+	if err == nil && t.ID == "" {
+		withID, uerr := r.update(ctx, name, "assign an ID to", func(t registry.Tenant) (registry.Tenant, error) { return t, nil })
+		if uerr != nil {
+			// A reader whose token may not write KV still gets the tenant;
+			// without an ID, no app serves it (see campus app).
+			r.log.Warn("tenant has no ID and one could not be stored", "tenant", name, "err", uerr)
+			return t, nil
+		}
+		return withID, nil
+	}
 	return t, err
 }
 
@@ -376,37 +392,79 @@ func (r *Registry) Tenants(ctx context.Context) ([]registry.Tenant, error) {
 // SetState changes a tenant's state with check-and-set on its key,
 // retrying a few times when another writer got there first.
 func (r *Registry) SetState(ctx context.Context, name string, state registry.State) (registry.Tenant, error) {
-	if !state.Valid() {
-		return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, invalid("state", "%q is not active or suspended", state))
-	}
+	return r.update(ctx, name, "set state of", func(t registry.Tenant) (registry.Tenant, error) {
+		return registry.CheckSetState(t, state)
+	})
+}
+
+// MarkDeleted soft-deletes a tenant; its host keys stay.
+func (r *Registry) MarkDeleted(ctx context.Context, name string, purgeAfter time.Time) (registry.Tenant, error) {
+	now := time.Now().UTC()
+	purgeAfter = purgeAfter.UTC()
+	return r.update(ctx, name, "delete (data kept)", func(t registry.Tenant) (registry.Tenant, error) {
+		return registry.CheckMarkDeleted(t, now, purgeAfter)
+	})
+}
+
+// RestoreTenant makes a deleted tenant active again.
+func (r *Registry) RestoreTenant(ctx context.Context, name string) (registry.Tenant, error) {
+	return r.update(ctx, name, "restore", registry.CheckRestore)
+}
+
+// update changes a tenant's JSON document with check-and-set on its key,
+// retrying a few times when another writer got there first. A document
+// without an ID (written before IDs existed) gets one.
+func (r *Registry) update(ctx context.Context, name, what string, change func(registry.Tenant) (registry.Tenant, error)) (registry.Tenant, error) {
 	for attempt := 0; attempt < 5; attempt++ {
 		t, idx, err := r.getTenant(ctx, name)
 		if err != nil {
-			return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, err)
+			return registry.Tenant{}, fmt.Errorf("%s tenant %s: %w", what, name, err)
 		}
-		if t.State == state {
-			return t, nil
+		stored := t
+		if t.ID == "" {
+			t.ID = registry.NewID()
 		}
-		t.State = state
-		val, err := json.Marshal(t)
+		after, err := change(t)
 		if err != nil {
-			return registry.Tenant{}, fmt.Errorf("set state of %s: encode: %w", name, err)
+			return registry.Tenant{}, fmt.Errorf("%s tenant %s: %w", what, name, err)
+		}
+		if after.Equal(stored) {
+			return stored, nil
+		}
+		if err := registry.CheckUpdate(t, after); err != nil {
+			return registry.Tenant{}, fmt.Errorf("%s tenant %s: %w", what, name, err)
+		}
+		val, err := json.Marshal(after)
+		if err != nil {
+			return registry.Tenant{}, fmt.Errorf("%s tenant %s: encode: %w", what, name, err)
 		}
 		ok, _, err := r.client.KV().CAS(&api.KVPair{Key: r.tenantKey(name), Value: val, ModifyIndex: idx}, wopts(ctx))
 		if err != nil {
-			return registry.Tenant{}, fmt.Errorf("set state of %s in consul: %w", name, err)
+			return registry.Tenant{}, fmt.Errorf("%s tenant %s in consul: %w", what, name, err)
 		}
 		if ok {
-			r.log.Info("tenant state set", "tenant", name, "state", state)
-			return t, nil
+			r.log.Info("tenant updated", "tenant", name, "id", after.ID, "state", after.State)
+			return after, nil
 		}
 	}
-	return registry.Tenant{}, fmt.Errorf("set state of %s: %w", name, registry.ErrConflict)
+	return registry.Tenant{}, fmt.Errorf("%s tenant %s: %w", what, name, registry.ErrConflict)
 }
 
 // DeleteTenant removes a tenant's key and the host keys it owns in one
 // transaction, each delete conditional on the index read just before.
 func (r *Registry) DeleteTenant(ctx context.Context, name string) error {
+	return r.deleteTenant(ctx, name, "")
+}
+
+// PurgeTenant is DeleteTenant if the tenant's ID is id.
+func (r *Registry) PurgeTenant(ctx context.Context, name, id string) error {
+	if id == "" {
+		return fmt.Errorf("purge tenant %s: %w", name, invalid("id", "empty"))
+	}
+	return r.deleteTenant(ctx, name, id)
+}
+
+func (r *Registry) deleteTenant(ctx context.Context, name, id string) error {
 	if registry.ValidateName(name) != nil {
 		return fmt.Errorf("delete tenant %q: %w", name, registry.ErrNotFound)
 	}
@@ -420,6 +478,9 @@ func (r *Registry) DeleteTenant(ctx context.Context, name string) error {
 		}
 		ops := api.TxnOps{{KV: &api.KVTxnOp{Verb: api.KVDeleteCAS, Key: p.Key, Index: p.ModifyIndex}}}
 		t, err := r.decodeTenant(p)
+		if id != "" && (err != nil || t.ID != id) {
+			return fmt.Errorf("purge tenant %s (ID %s): the tenant of that name has ID %q: %w", name, id, t.ID, registry.ErrNotFound)
+		}
 		if err != nil {
 			r.log.Warn("deleting an unreadable tenant key; its host keys stay", "tenant", name, "err", err)
 		}

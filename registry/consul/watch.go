@@ -427,11 +427,7 @@ func (r *Registry) publishLocked() {
 }
 
 func tenantsEqual(a, b []registry.Tenant) bool {
-	return slices.EqualFunc(a, b, func(x, y registry.Tenant) bool {
-		return x.Name == y.Name && x.DisplayName == y.DisplayName && slices.Equal(x.Hosts, y.Hosts) &&
-			x.PrimaryHost == y.PrimaryHost && x.Database == y.Database && x.State == y.State &&
-			x.CreatedAt.Equal(y.CreatedAt)
-	})
+	return slices.EqualFunc(a, b, registry.Tenant.Equal)
 }
 
 // Snapshot reads every source from Consul now (read-your-writes for the

@@ -29,7 +29,7 @@ const (
 
 // schemaVersion is stored in PRAGMA user_version: the number of entries
 // of migrations applied.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // DefaultTombstoneKeep is how many versions deletions stay readable as
 // tombstones: a handle whose cached snapshot is older than that reads the
@@ -285,6 +285,20 @@ var migrations = [][]string{
 		END`,
 		`CREATE TRIGGER instances_renamed AFTER UPDATE OF id ON instances WHEN OLD.id != NEW.id BEGIN
 			INSERT OR REPLACE INTO tombstones (kind, key, ver) VALUES ('instance', OLD.id, ` + stamp + `);
+		END`,
+	},
+	{ // 3: tenant identity and soft delete. Tenants from before get an ID
+		// here, once; the index makes IDs unique for good measure.
+		`ALTER TABLE tenants ADD COLUMN id TEXT NOT NULL DEFAULT ''`,
+		`UPDATE tenants SET id = lower(hex(randomblob(16))), ver = ` + stamp + ` WHERE id = ''`,
+		`UPDATE meta SET version = version + 1 WHERE id = 1 AND EXISTS (SELECT 1 FROM tenants WHERE ver = version + 1)`,
+		`CREATE UNIQUE INDEX tenants_id ON tenants (id)`,
+		`ALTER TABLE tenants ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0`,  // Unix nanoseconds; 0 when not deleted
+		`ALTER TABLE tenants ADD COLUMN purge_after INTEGER NOT NULL DEFAULT 0`, // likewise
+		`DROP TRIGGER tenants_updated`,
+		`CREATE TRIGGER tenants_updated AFTER UPDATE OF name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after ON tenants
+		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
+			UPDATE tenants SET ver = ` + stamp + ` WHERE name = NEW.name;
 		END`,
 	},
 }

@@ -151,10 +151,19 @@ func TestMigrateFromSchema1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Version != 7 || len(s.Tenants) != 2 || len(s.Instances) != 1 ||
+	// Version 8: schema 3 gave the tenants their IDs, a change.
+	if s.Version != 8 || len(s.Tenants) != 2 || len(s.Instances) != 1 ||
 		!reflect.DeepEqual(s.Tenants[0].Hosts, []string{"accra.school.localhost", "accra.example"}) ||
 		s.Tenants[1].State != registry.StateSuspended {
 		t.Fatalf("snapshot after the upgrade = %+v", s)
+	}
+	for _, tn := range s.Tenants {
+		if err := tn.Validate(); err != nil {
+			t.Errorf("tenant %s after the upgrade: %v", tn.Name, err)
+		}
+	}
+	if s.Tenants[0].ID == s.Tenants[1].ID {
+		t.Errorf("the upgrade gave both tenants ID %s", s.Tenants[0].ID)
 	}
 	recreate, _ := registry.NewTenant("accra", []string{"accra.example"}, "")
 	steps := []struct {

@@ -81,18 +81,22 @@ func (r *Registry) dbErr(ctx context.Context, what string, err error) error {
 
 // CreateTenant implements registry.Registry.
 func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registry.Tenant, error) {
-	if err := t.Validate(); err != nil {
-		return registry.Tenant{}, fmt.Errorf("create tenant %q: %w", t.Name, err)
+	if t.ID == "" {
+		t.ID = registry.NewID()
 	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now()
 	}
-	t.CreatedAt = time.Unix(0, t.CreatedAt.UnixNano()).UTC() // as it reads back
+	t.CreatedAt = fromNanos(toNanos(t.CreatedAt)) // as it reads back
+	t.DeletedAt, t.PurgeAfter = fromNanos(toNanos(t.DeletedAt)), fromNanos(toNanos(t.PurgeAfter))
+	if err := t.Validate(); err != nil {
+		return registry.Tenant{}, fmt.Errorf("create tenant %q: %w", t.Name, err)
+	}
 	t.Hosts = append([]string(nil), t.Hosts...)
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, ver) VALUES (?, ?, ?, ?, ?, ?, `+stamp+`)`,
-			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), t.CreatedAt.UnixNano())
+			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, `+stamp+`)`,
+			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), toNanos(t.CreatedAt), t.ID, toNanos(t.DeletedAt), toNanos(t.PurgeAfter))
 		if isUniqueViolation(err) {
 			return false, fmt.Errorf("tenant %q: %w", t.Name, registry.ErrExists)
 		}
@@ -152,33 +156,120 @@ func (r *Registry) Tenants(ctx context.Context) ([]registry.Tenant, error) {
 
 // SetState implements registry.Registry.
 func (r *Registry) SetState(ctx context.Context, name string, state registry.State) (registry.Tenant, error) {
-	if !state.Valid() {
-		return registry.Tenant{}, fmt.Errorf("set state of tenant %q: %w", name,
-			&registry.InvalidError{Field: "state", Msg: fmt.Sprintf("%q is not active or suspended", state)})
-	}
-	var t registry.Tenant
-	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET state = ?, ver = `+stamp+` WHERE name = ? AND state != ?`, string(state), name, string(state))
-		if err != nil {
-			return false, r.dbErr(ctx, "update state", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return false, r.dbErr(ctx, "update state", err)
-		}
-		t, err = loadTenant(ctx, tx, name) // ErrNotFound when there is none
-		return n > 0, err
-	})
+	t, err := r.update(ctx, name, func(t registry.Tenant) (registry.Tenant, error) { return registry.CheckSetState(t, state) })
 	if err != nil {
 		return registry.Tenant{}, fmt.Errorf("set state of tenant %q: %w", name, err)
 	}
 	return t, nil
 }
 
+// MarkDeleted implements registry.Registry.
+func (r *Registry) MarkDeleted(ctx context.Context, name string, purgeAfter time.Time) (registry.Tenant, error) {
+	now := fromNanos(toNanos(time.Now()))
+	purgeAfter = fromNanos(toNanos(purgeAfter))
+	t, err := r.update(ctx, name, func(t registry.Tenant) (registry.Tenant, error) {
+		return registry.CheckMarkDeleted(t, now, purgeAfter)
+	})
+	if err != nil {
+		return registry.Tenant{}, fmt.Errorf("delete tenant %q (data kept): %w", name, err)
+	}
+	return t, nil
+}
+
+// RestoreTenant implements registry.Registry.
+func (r *Registry) RestoreTenant(ctx context.Context, name string) (registry.Tenant, error) {
+	t, err := r.update(ctx, name, registry.CheckRestore)
+	if err != nil {
+		return registry.Tenant{}, fmt.Errorf("restore tenant %q: %w", name, err)
+	}
+	return t, nil
+}
+
+// update reads a tenant, applies change and writes the result, if it
+// differs, in one write transaction.
+func (r *Registry) update(ctx context.Context, name string, change func(registry.Tenant) (registry.Tenant, error)) (registry.Tenant, error) {
+	var t registry.Tenant
+	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
+		before, err := loadTenant(ctx, tx, name) // ErrNotFound when there is none
+		if err != nil {
+			return false, err
+		}
+		after, err := change(before)
+		if err != nil {
+			return false, err
+		}
+		if after.Equal(before) {
+			t = before
+			return false, nil
+		}
+		if err := registry.CheckUpdate(before, after); err != nil {
+			return false, err
+		}
+		_, err = tx.ExecContext(ctx,
+			`UPDATE tenants SET display_name = ?, state = ?, deleted_at = ?, purge_after = ?, ver = `+stamp+` WHERE name = ?`,
+			after.DisplayName, string(after.State), toNanos(after.DeletedAt), toNanos(after.PurgeAfter), name)
+		if err != nil {
+			return false, r.dbErr(ctx, "update tenant", err)
+		}
+		t = after
+		return true, nil
+	})
+	return t, err
+}
+
+// toNanos stores a time as Unix nanoseconds; the zero time as 0.
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromNanos reads what toNanos stored.
+func fromNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
 // DeleteTenant implements registry.Registry. Deleting an unknown tenant is
 // an error wrapping registry.ErrNotFound.
 func (r *Registry) DeleteTenant(ctx context.Context, name string) error {
-	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
+	if err := r.deleteTenant(ctx, name, ""); err != nil {
+		return fmt.Errorf("delete tenant %q: %w", name, err)
+	}
+	return nil
+}
+
+// PurgeTenant implements registry.Registry.
+func (r *Registry) PurgeTenant(ctx context.Context, name, id string) error {
+	if id == "" {
+		return fmt.Errorf("purge tenant %q: %w", name, &registry.InvalidError{Field: "id", Msg: "empty"})
+	}
+	if err := r.deleteTenant(ctx, name, id); err != nil {
+		return fmt.Errorf("purge tenant %q (ID %s): %w", name, id, err)
+	}
+	return nil
+}
+
+// deleteTenant removes name and its hosts; only if its ID is id, unless
+// id is "".
+func (r *Registry) deleteTenant(ctx context.Context, name, id string) error {
+	return r.write(ctx, func(tx *sql.Tx) (bool, error) {
+		if id != "" {
+			var got string
+			err := tx.QueryRowContext(ctx, `SELECT id FROM tenants WHERE name = ?`, name).Scan(&got)
+			if errors.Is(err, sql.ErrNoRows) {
+				return false, registry.ErrNotFound
+			}
+			if err != nil {
+				return false, r.dbErr(ctx, "read tenant", err)
+			}
+			if got != id {
+				return false, fmt.Errorf("the tenant of that name now has ID %s: %w", got, registry.ErrNotFound)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM hosts WHERE tenant = ?`, name); err != nil {
 			return false, r.dbErr(ctx, "release hosts", err)
 		}
@@ -195,10 +286,6 @@ func (r *Registry) DeleteTenant(ctx context.Context, name string) error {
 		}
 		return true, nil
 	})
-	if err != nil {
-		return fmt.Errorf("delete tenant %q: %w", name, err)
-	}
-	return nil
 }
 
 // RegisterInstance implements registry.Registry. Registering an instance
@@ -282,23 +369,33 @@ func (r *Registry) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return fn(tx)
 }
 
-func loadTenant(ctx context.Context, tx *sql.Tx, name string) (registry.Tenant, error) {
+// tenantColumns are what scanTenant reads.
+const tenantColumns = `name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after`
+
+// scanTenant reads one row of tenantColumns (without hosts).
+func scanTenant(row interface{ Scan(...any) error }) (registry.Tenant, error) {
 	var (
-		t     registry.Tenant
-		state string
-		ns    int64
+		t                  registry.Tenant
+		state              string
+		created, del, purg int64
 	)
-	err := tx.QueryRowContext(ctx,
-		`SELECT name, display_name, primary_host, db_name, state, created_at FROM tenants WHERE name = ?`, name).
-		Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &ns)
+	if err := row.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &created, &t.ID, &del, &purg); err != nil {
+		return registry.Tenant{}, err
+	}
+	t.State = registry.State(state)
+	t.CreatedAt = time.Unix(0, created).UTC()
+	t.DeletedAt, t.PurgeAfter = fromNanos(del), fromNanos(purg)
+	return t, nil
+}
+
+func loadTenant(ctx context.Context, tx *sql.Tx, name string) (registry.Tenant, error) {
+	t, err := scanTenant(tx.QueryRowContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return registry.Tenant{}, registry.ErrNotFound
 	}
 	if err != nil {
 		return registry.Tenant{}, fmt.Errorf("read tenant: %w", err)
 	}
-	t.State = registry.State(state)
-	t.CreatedAt = time.Unix(0, ns).UTC()
 	rows, err := tx.QueryContext(ctx, `SELECT host FROM hosts WHERE tenant = ? ORDER BY pos`, name)
 	if err != nil {
 		return registry.Tenant{}, fmt.Errorf("read hosts: %w", err)
@@ -467,23 +564,17 @@ func loadSnapshot(ctx context.Context, tx *sql.Tx, version uint64) (registry.Sna
 // with their hosts, sorted by name.
 func readTenants(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]registry.Tenant, error) {
 	rows, err := tx.QueryContext(ctx,
-		`SELECT name, display_name, primary_host, db_name, state, created_at FROM tenants `+orderedBy(where, "name"), args...)
+		`SELECT `+tenantColumns+` FROM tenants `+orderedBy(where, "name"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read tenants: %w", err)
 	}
 	var out []registry.Tenant
 	for rows.Next() {
-		var (
-			t     registry.Tenant
-			state string
-			ns    int64
-		)
-		if err := rows.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &ns); err != nil {
+		t, err := scanTenant(rows)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("read tenants: %w", err)
 		}
-		t.State = registry.State(state)
-		t.CreatedAt = time.Unix(0, ns).UTC()
 		out = append(out, t)
 	}
 	rows.Close()

@@ -91,6 +91,10 @@ func Run(t *testing.T, h Harness) {
 		{"HostRace", testHostRace},
 		{"SetState", testSetState},
 		{"DeleteTenant", testDeleteTenant},
+		{"TenantID", testTenantID},
+		{"SoftDeleteAndRestore", testSoftDeleteAndRestore},
+		{"PurgeTenant", testPurgeTenant},
+		{"CreatingState", testCreatingState},
 		{"Instances", testInstances},
 		{"Health", testHealth},
 		{"SecondHandleSeesWrites", testSecondHandleSeesWrites},
@@ -299,11 +303,7 @@ func findInstance(s registry.Snapshot, id string) (registry.Instance, bool) {
 }
 
 // equalTenant compares every field; times with Equal.
-func equalTenant(a, b registry.Tenant) bool {
-	return a.Name == b.Name && a.DisplayName == b.DisplayName && slices.Equal(a.Hosts, b.Hosts) &&
-		a.PrimaryHost == b.PrimaryHost && a.Database == b.Database && a.State == b.State &&
-		a.CreatedAt.Equal(b.CreatedAt)
-}
+func equalTenant(a, b registry.Tenant) bool { return a.Equal(b) }
 
 func testTenantRoundTrip(t *testing.T, e *env) {
 	name := e.name("roundtrip")
@@ -965,4 +965,190 @@ func deepCopy(s registry.Snapshot) registry.Snapshot {
 	}
 	c.Instances = slices.Clone(s.Instances)
 	return c
+}
+
+// testTenantID: every tenant has an ID, minted by the backend when the
+// caller gives none, kept by every later change, and a name deleted and
+// created again gets another one.
+func testTenantID(t *testing.T, e *env) {
+	name := e.name("id")
+	in := e.tenant(name)
+	in.ID = ""
+	created := e.create(e.r, in)
+	if err := registry.ValidateID(created.ID); err != nil {
+		t.Fatalf("CreateTenant without an ID returned ID %q: %v", created.ID, err)
+	}
+	for i, r := range []registry.Registry{e.r, e.r2} {
+		got, err := r.Tenant(e.ctx(), name)
+		if err != nil || got.ID != created.ID {
+			t.Fatalf("handle %d: Tenant(%s) ID = %q, %v; want %q", i+1, name, got.ID, err, created.ID)
+		}
+	}
+	snap := e.waitFor(e.r2, "the tenant in the snapshot", func(s registry.Snapshot) bool { _, ok := findTenant(s, name); return ok })
+	if got, _ := findTenant(snap, name); got.ID != created.ID {
+		t.Fatalf("snapshot ID = %q, want %q", got.ID, created.ID)
+	}
+	for _, st := range []registry.State{registry.StateSuspended, registry.StateActive} {
+		got, err := e.r2.SetState(e.ctx(), name, st)
+		if err != nil || got.ID != created.ID {
+			t.Fatalf("SetState(%s): ID %q, %v; want %q", st, got.ID, err, created.ID)
+		}
+	}
+	del, err := e.r.MarkDeleted(e.ctx(), name, time.Now().Add(time.Hour))
+	if err != nil || del.ID != created.ID {
+		t.Fatalf("MarkDeleted: ID %q, %v; want %q", del.ID, err, created.ID)
+	}
+	back, err := e.r.RestoreTenant(e.ctx(), name)
+	if err != nil || back.ID != created.ID {
+		t.Fatalf("RestoreTenant: ID %q, %v; want %q", back.ID, err, created.ID)
+	}
+
+	other := e.create(e.r, e.tenant(e.name("id2")))
+	if other.ID == created.ID {
+		t.Fatalf("two tenants share ID %s", other.ID)
+	}
+
+	if err := e.r.DeleteTenant(e.ctx(), name); err != nil {
+		t.Fatal(err)
+	}
+	again := e.tenant(name)
+	again.ID = ""
+	reborn := e.create(e.r2, again)
+	if reborn.ID == "" || reborn.ID == created.ID {
+		t.Fatalf("tenant %s deleted and created again has ID %q, the old one was %q: want a new ID", name, reborn.ID, created.ID)
+	}
+	if got, err := e.r.Tenant(e.ctx(), name); err != nil || got.ID != reborn.ID {
+		t.Fatalf("Tenant(%s) after re-create: ID %q, %v; want %q", name, got.ID, err, reborn.ID)
+	}
+}
+
+// testSoftDeleteAndRestore: a deleted tenant keeps its record, ID, name
+// and hosts (nobody else can take them) until purged, cannot be resumed,
+// and comes back as it was.
+func testSoftDeleteAndRestore(t *testing.T, e *env) {
+	name := e.name("soft")
+	www := "www." + host(name)
+	created := e.create(e.r, e.tenant(name, host(name), www))
+
+	purgeAfter := time.Now().Add(30 * 24 * time.Hour)
+	before := time.Now()
+	del, err := e.r2.MarkDeleted(e.ctx(), name, purgeAfter)
+	if err != nil {
+		t.Fatalf("MarkDeleted(%s): %v", name, err)
+	}
+	if del.State != registry.StateDeleted || del.ID != created.ID || !slices.Equal(del.Hosts, created.Hosts) ||
+		!del.PurgeAfter.Equal(purgeAfter.Round(0)) && del.PurgeAfter.Sub(purgeAfter).Abs() > time.Microsecond ||
+		del.DeletedAt.Before(before.Add(-time.Minute)) || del.DeletedAt.After(time.Now().Add(time.Minute)) {
+		t.Fatalf("MarkDeleted returned %+v; want state deleted, ID %s, hosts %v, purge after %v", del, created.ID, created.Hosts, purgeAfter)
+	}
+	for i, r := range []registry.Registry{e.r, e.r2} {
+		got, err := r.Tenant(e.ctx(), name)
+		if err != nil || !equalTenant(got, del) {
+			t.Fatalf("handle %d: Tenant(%s) = %+v, %v; want %+v", i+1, name, got, err, del)
+		}
+	}
+	e.waitFor(e.r, "the deleted tenant in the snapshot", func(s registry.Snapshot) bool {
+		got, ok := findTenant(s, name)
+		return ok && equalTenant(got, del)
+	})
+
+	// Its name and hosts stay claimed.
+	if _, err := e.r.CreateTenant(e.ctx(), e.tenant(name, "new."+host(name))); !errors.Is(err, registry.ErrExists) {
+		t.Errorf("CreateTenant(%s) while it is deleted: %v, want ErrExists", name, err)
+	}
+	thief := e.name("softthief")
+	e.cleanupTenant(thief)
+	var ht *registry.HostTakenError
+	if _, err := e.r2.CreateTenant(e.ctx(), e.tenant(thief, www)); !errors.As(err, &ht) || ht.Owner != name {
+		t.Errorf("CreateTenant claiming %s of deleted %s: %v, want HostTakenError owned by it", www, name, err)
+	}
+
+	// Not resumed, suspended or deleted again by mistake.
+	for _, st := range []registry.State{registry.StateActive, registry.StateSuspended} {
+		if _, err := e.r.SetState(e.ctx(), name, st); !errors.Is(err, registry.ErrWrongState) {
+			t.Errorf("SetState(%s, %s) of a deleted tenant: %v, want ErrWrongState", name, st, err)
+		}
+	}
+	if _, err := e.r.MarkDeleted(e.ctx(), name, purgeAfter); !errors.Is(err, registry.ErrWrongState) {
+		t.Errorf("MarkDeleted of a deleted tenant: %v, want ErrWrongState", err)
+	}
+	if _, err := e.r.MarkDeleted(e.ctx(), e.name("missing"), purgeAfter); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("MarkDeleted(missing): %v, want ErrNotFound", err)
+	}
+
+	back, err := e.r.RestoreTenant(e.ctx(), name)
+	if err != nil || !equalTenant(back, created) {
+		t.Fatalf("RestoreTenant = %+v, %v; want the tenant as created: %+v", back, err, created)
+	}
+	if got, err := e.r2.Tenant(e.ctx(), name); err != nil || !equalTenant(got, created) {
+		t.Fatalf("after restore, Tenant(%s) = %+v, %v; want %+v", name, got, err, created)
+	}
+	if _, err := e.r.RestoreTenant(e.ctx(), name); !errors.Is(err, registry.ErrWrongState) {
+		t.Errorf("RestoreTenant of an active tenant: %v, want ErrWrongState", err)
+	}
+	if _, err := e.r.RestoreTenant(e.ctx(), e.name("missing")); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("RestoreTenant(missing): %v, want ErrNotFound", err)
+	}
+	// A suspended tenant can be deleted too, and a restored one again.
+	if _, err := e.r.SetState(e.ctx(), name, registry.StateSuspended); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.r.MarkDeleted(e.ctx(), name, purgeAfter); err != nil {
+		t.Fatalf("MarkDeleted of a suspended tenant: %v", err)
+	}
+	if _, err := e.r.RestoreTenant(e.ctx(), name); err != nil {
+		t.Fatal(err)
+	}
+	past, err := e.r.MarkDeleted(e.ctx(), name, time.Now().Add(-time.Hour))
+	if err != nil || past.PurgeAfter.Before(past.DeletedAt) || past.Validate() != nil {
+		t.Errorf("MarkDeleted with purge_after in the past: %+v, %v; want purge_after = deleted_at", past, err)
+	}
+}
+
+// testPurgeTenant: PurgeTenant removes only the tenant with the given ID.
+func testPurgeTenant(t *testing.T, e *env) {
+	name := e.name("purge")
+	created := e.create(e.r, e.tenant(name))
+	if _, err := e.r.MarkDeleted(e.ctx(), name, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r2.PurgeTenant(e.ctx(), name, registry.NewID()); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("PurgeTenant with another ID: %v, want ErrNotFound", err)
+	}
+	if got, err := e.r.Tenant(e.ctx(), name); err != nil || got.ID != created.ID {
+		t.Fatalf("PurgeTenant with another ID removed the tenant: %+v, %v", got, err)
+	}
+	if err := e.r2.PurgeTenant(e.ctx(), name, created.ID); err != nil {
+		t.Fatalf("PurgeTenant(%s, %s): %v", name, created.ID, err)
+	}
+	if _, err := e.r.Tenant(e.ctx(), name); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("after PurgeTenant: Tenant(%s) error %v, want ErrNotFound", name, err)
+	}
+	if err := e.r.PurgeTenant(e.ctx(), name, created.ID); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("second PurgeTenant: %v, want ErrNotFound", err)
+	}
+	// Hosts are free for a new tenant of the same name, with a new ID.
+	reborn := e.create(e.r2, e.tenant(name))
+	if reborn.ID == created.ID {
+		t.Fatalf("re-created tenant got the purged one's ID")
+	}
+}
+
+// testCreatingState: a tenant may be created in state creating (claimed,
+// not routed) and then activated with SetState.
+func testCreatingState(t *testing.T, e *env) {
+	name := e.name("creating")
+	in := e.tenant(name)
+	in.State = registry.StateCreating
+	created := e.create(e.r, in)
+	if created.State != registry.StateCreating {
+		t.Fatalf("CreateTenant(creating) state = %s", created.State)
+	}
+	if _, err := e.r.MarkDeleted(e.ctx(), name, time.Now().Add(time.Hour)); !errors.Is(err, registry.ErrWrongState) {
+		t.Errorf("MarkDeleted of a tenant being created: %v, want ErrWrongState", err)
+	}
+	got, err := e.r2.SetState(e.ctx(), name, registry.StateActive)
+	if err != nil || got.State != registry.StateActive || got.ID != created.ID {
+		t.Fatalf("SetState(active) of a created tenant: %+v, %v", got, err)
+	}
 }
