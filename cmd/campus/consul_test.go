@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -169,7 +170,17 @@ func TestConsulEndToEnd(t *testing.T) {
 	s := newConsulSystem(t)
 	proxyAddr := "127.0.0.1:" + freePort(t)
 	stateFile := filepath.Join(s.dir, "proxy-state.json")
-	proxyArgs := []string{"proxy", "--listen", proxyAddr, "--admin-listen", "127.0.0.1:" + freePort(t),
+	adminAddr := "127.0.0.1:" + freePort(t)
+	routes := func() string {
+		resp, err := http.Get("http://" + adminAddr + "/routes")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	proxyArgs := []string{"proxy", "--listen", proxyAddr, "--admin-listen", adminAddr,
 		"--state-file", stateFile, "--hold-timeout", "1s"}
 	proxyEnv := s.withToken(s.token("proxy"))
 	proxy := s.startWith(proxyEnv, proxyArgs...)
@@ -210,12 +221,31 @@ func TestConsulEndToEnd(t *testing.T) {
 	t.Run("stopping the app removes it", func(t *testing.T) {
 		app.stop(syscall.SIGTERM)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
-		app = s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", appAddr)
+		// A new process on a new address, as a new container would get.
+		app = s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", "127.0.0.1:"+freePort(t))
 		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
 	})
 
-	t.Run("Consul stopped: traffic still routed from the last table", func(t *testing.T) {
-		s.consul.Stop()
+	t.Run("Consul crashed: traffic still routed from the last table", func(t *testing.T) {
+		// Crash Consul only once the proxy's table has held a healthy
+		// lagos instance for a while: a crash at any moment freezes the
+		// table as it was, flaps included.
+		stableSince := time.Time{}
+		deadline := time.Now().Add(30 * time.Second)
+		for stableSince.IsZero() || time.Since(stableSince) < time.Second {
+			if time.Now().After(deadline) {
+				t.Fatalf("lagos never stayed healthy in the proxy's table:\n%s", routes())
+			}
+			if strings.Contains(routes(), `"healthy": true`) {
+				if stableSince.IsZero() {
+					stableSince = time.Now()
+				}
+			} else {
+				stableSince = time.Time{}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.consul.Kill()
 		for range 20 {
 			if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {
 				t.Fatalf("with Consul down: %d, want 200", got)

@@ -84,7 +84,7 @@ func collections(t *testing.T, name string) []string {
 func canLogIn(t *testing.T, name, username string) bool {
 	t.Helper()
 	st := store.New(mongotest.Client(t).Database(name), store.Options{})
-	_, err := st.Authenticate(context.Background(), username, testPassword)
+	_, err := st.Authenticate(context.Background(), username, testPassword, "192.0.2.1")
 	if err != nil && !errors.Is(err, store.ErrBadCredentials) {
 		t.Fatal(err)
 	}

@@ -169,6 +169,19 @@ func (c *Consul) Stop() {
 	}
 }
 
+// Kill ends the agent with SIGKILL: a crash, with no graceful leave (a
+// leave marks the node, and so every service on it, critical).
+func (c *Consul) Kill() {
+	c.mu.Lock()
+	p := c.proc
+	c.proc = nil
+	c.mu.Unlock()
+	if p != nil && !p.exited() {
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
 // Restart stops the agent and starts it again on the same ports: an outage.
 // A dev agent comes back empty, every KV and catalog entry gone and Consul's
 // raft index starting again from the beginning (it goes backwards for a

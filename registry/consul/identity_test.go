@@ -15,19 +15,19 @@ import (
 // check-and-set, and every later read (and the next change) sees the same
 // ID.
 func TestLegacyTenantGetsAnID(t *testing.T) {
-	srv, r, _ := newFake(t)
-	ctx := ctxT(t, 10*time.Second)
+	sp, r, _ := newReal(t)
+	ctx := ctxT(t, 30*time.Second)
 	legacy := map[string]any{
 		"name": "old", "display_name": "Old School", "hosts": []string{"old.school.localhost"},
 		"primary_host": "old.school.localhost", "database": "old", "state": "active",
 		"created_at": time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC),
 	}
 	val, _ := json.Marshal(legacy)
-	c, _ := api.NewClient(&api.Config{Address: srv.Addr()})
-	if _, err := c.KV().Put(&api.KVPair{Key: "campus/tenants/old", Value: val}, nil); err != nil {
+	c := sp.agent.Client(sp.token)
+	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix+"tenants/old", Value: val}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.KV().Put(&api.KVPair{Key: "campus/hosts/old.school.localhost", Value: []byte("old")}, nil); err != nil {
+	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix+"hosts/old.school.localhost", Value: []byte("old")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	first, err := r.Tenant(ctx, "old")
@@ -43,7 +43,7 @@ func TestLegacyTenantGetsAnID(t *testing.T) {
 		t.Fatalf("MarkDeleted: %+v, %v", del, err)
 	}
 	// The document keeps the old fields and now has the ID.
-	p, _, err := c.KV().Get("campus/tenants/old", nil)
+	p, _, err := c.KV().Get(sp.prefix+"tenants/old", nil)
 	if err != nil || p == nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestLegacyTenantGetsAnID(t *testing.T) {
 	if err := r.PurgeTenant(ctx, "old", first.ID); err != nil {
 		t.Fatal(err)
 	}
-	if p, _, _ := c.KV().Get("campus/hosts/old.school.localhost", nil); p != nil {
+	if p, _, _ := c.KV().Get(sp.prefix+"hosts/old.school.localhost", nil); p != nil {
 		t.Fatal("purge left the host key")
 	}
 }
