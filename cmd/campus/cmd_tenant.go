@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/store"
 )
 
@@ -248,6 +249,9 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 		if err := reg.PurgeTenant(uctx, claimed.Name, claimed.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
 			undoErrs = append(undoErrs, err)
 		}
+		if err := tc.revokeToken(uctx, reg, claimed.Name); err != nil {
+			undoErrs = append(undoErrs, err)
+		}
 		if len(undoErrs) > 0 {
 			return fmt.Errorf("cannot create tenant %q: %s: %w; undoing it failed too (%v): remove what is left with `campus tenant purge %s`",
 				name, what, cause, errors.Join(undoErrs...), name)
@@ -265,6 +269,11 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 	if superuser != "" {
 		if _, err := st.CreateSuperuser(ctx, superuser, email, password); err != nil {
 			return fail("create superuser", describeUserError(err), true)
+		}
+	}
+	if tc.creds(reg) != nil {
+		if err := tc.issueToken(ctx, reg, claimed.Name); err != nil {
+			return fail("issue the tenant's Consul ACL token", err, true)
 		}
 	}
 	if h := createHooks.beforeActivate; h != nil {
@@ -538,6 +547,9 @@ func (tc *tenantCmd) delete(ctx context.Context, reg registry.Registry, fs *flag
 			return fmt.Errorf("delete tenant %q: %w", name, err)
 		}
 	}
+	if err := tc.revokeToken(ctx, reg, t.Name); err != nil {
+		return fmt.Errorf("delete tenant %q: it is deleted, but: %w (run `campus tenant delete %s` again)", name, err, name)
+	}
 	if purge {
 		return tc.purgeOne(ctx, reg, t)
 	}
@@ -566,6 +578,10 @@ func (tc *tenantCmd) restore(ctx context.Context, reg registry.Registry, fs *fla
 	}
 	fmt.Fprintf(tc.e.stdout, "Restored tenant %s (ID %s): served again at %s with its data in database %q.\n",
 		t.Name, t.ID, strings.Join(t.Hosts, ", "), t.Database)
+	if tc.creds(reg) != nil {
+		// Its old token was revoked by the delete: its apps need the new one.
+		return tc.issueToken(ctx, reg, t.Name)
+	}
 	return nil
 }
 
@@ -654,6 +670,9 @@ func (tc *tenantCmd) purgeOne(ctx context.Context, reg registry.Registry, t regi
 	if err := reg.PurgeTenant(ctx, t.Name, t.ID); err != nil {
 		return fmt.Errorf("purge tenant %q: database dropped, but: %w", t.Name, err)
 	}
+	if err := tc.revokeToken(ctx, reg, t.Name); err != nil {
+		return fmt.Errorf("purge tenant %q: purged, but: %w", t.Name, err)
+	}
 	fmt.Fprintf(tc.e.stdout, "Purged tenant %s (ID %s): database %q dropped; name and hosts %s are free.\n",
 		t.Name, t.ID, t.Database, strings.Join(t.Hosts, ", "))
 	return nil
@@ -663,4 +682,42 @@ func writeJSON(e *env, v any) error {
 	enc := json.NewEncoder(e.stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// tenantCredentials is implemented by registries that issue each tenant a
+// credential of its own (Consul with ACLs: see registry/consul/acl.go).
+type tenantCredentials interface {
+	TenantToken(ctx context.Context, tenant string, rotate bool) (string, error)
+	RevokeTenantToken(ctx context.Context, tenant string) error
+}
+
+func (tc *tenantCmd) creds(reg registry.Registry) tenantCredentials {
+	c, _ := reg.(tenantCredentials)
+	return c
+}
+
+// issueToken creates the tenant's app token. Without Consul ACLs there is
+// nothing to issue, and the operator is told what that means.
+func (tc *tenantCmd) issueToken(ctx context.Context, reg registry.Registry, name string) error {
+	_, err := tc.creds(reg).TenantToken(ctx, name, false)
+	if errors.Is(err, consul.ErrACLDisabled) {
+		fmt.Fprintf(tc.e.stderr, "warning: Consul runs without ACLs, so any process that reaches it can register an app for %s; enable ACLs (docs/PRODUCTION.md)\n", name)
+		return nil
+	}
+	if err == nil {
+		fmt.Fprintf(tc.e.stdout, "Its apps' Consul token: campus token tenant %s\n", name)
+	}
+	return err
+}
+
+// revokeToken revokes the tenant's app token, if the registry issues any.
+func (tc *tenantCmd) revokeToken(ctx context.Context, reg registry.Registry, name string) error {
+	c := tc.creds(reg)
+	if c == nil {
+		return nil
+	}
+	if err := c.RevokeTenantToken(ctx, name); err != nil && !errors.Is(err, consul.ErrACLDisabled) {
+		return fmt.Errorf("revoke the Consul ACL token of %s: %w", name, err)
+	}
+	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/consul/api"
+
 	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/internal/mongotest"
 )
@@ -279,6 +281,24 @@ func TestConsulEndToEnd(t *testing.T) {
 		t.Logf("ibadan routable %s after its app started, Consul having come back", took.Round(time.Millisecond))
 		if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {
 			t.Fatalf("lagos after Consul came back: %d", got)
+		}
+	})
+	t.Run("deleting a tenant revokes its token; its app is no longer routed", func(t *testing.T) {
+		ibadanToken := s.token("tenant", "ibadan")
+		s.run("tenant", "delete", "ibadan")
+		waitStatus(t, proxyAddr, "ibadan.school.localhost", http.StatusNotFound, 20*time.Second)
+		c := s.consul.Client(ibadanToken)
+		err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "ibadan-again", Name: "campus-app-ibadan", Address: "127.0.0.1", Port: 9})
+		if err == nil {
+			t.Fatal("a deleted tenant's token still registers its service")
+		}
+		// Restored, it gets a new token; the old one stays dead.
+		s.run("tenant", "restore", "ibadan")
+		if fresh := s.token("tenant", "ibadan"); fresh == ibadanToken {
+			t.Fatal("restore handed back the revoked token")
+		}
+		if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "ibadan-again", Name: "campus-app-ibadan", Address: "127.0.0.1", Port: 9}); err == nil {
+			t.Fatal("the revoked token registers again after restore")
 		}
 	})
 }
