@@ -126,22 +126,23 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 		return err
 	}
 	logger.Info("proxy listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String())
+	stopRegistration := func() {}
 	if po.consulReg != nil && po.registerSelf {
-		stop, err := selfRegisterProxy(ctx, po, adminLn.Addr(), logger)
-		if err != nil {
+		if stopRegistration, err = selfRegisterProxy(ctx, po, adminLn.Addr(), logger); err != nil {
 			ln.Close()
 			adminLn.Close()
 			return err
 		}
-		defer stop()
-		// On shutdown, leave the catalog first, while the listeners drain.
-		go func() {
-			<-ctx.Done()
-			stop()
-		}()
+		defer stopRegistration()
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// On shutdown (or a failure), leave the catalog first, while the
+	// listeners drain. gctx also ends when Wait returns.
+	go func() {
+		<-gctx.Done()
+		stopRegistration()
+	}()
 	g.Go(func() error { return p.Run(gctx, reg) })
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p, logger), ln) })
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })
