@@ -19,6 +19,7 @@ import (
 	"github.com/campus-saas/campus/internal/devmongo"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/store"
 )
 
@@ -50,6 +51,11 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if backend, err := ro.backend(e); err != nil {
+		return err
+	} else if err := po.checkRegistration(backend); err != nil {
 		return err
 	}
 	logger, err := lo.logger(e)
@@ -98,6 +104,8 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer reg.Close()
+	po.consulReg, _ = reg.(*consul.Registry)
+	po.checkInterval = ro.consulCheck
 
 	if !*noSeed {
 		if err := seed(ctx, reg, dataDir, logger); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/cache"
+	"github.com/campus-saas/campus/registry/consul"
 )
 
 // proxyOptions are the flags of the proxy, shared by `campus proxy` and
@@ -26,17 +27,27 @@ type proxyOptions struct {
 	holdTimeout     time.Duration
 	upstreamTimeout time.Duration
 	stateFile       string
+	registerSelf    bool
+	adminAdvertise  string
+	checkInterval   time.Duration
+
+	// consulReg, set by the command when its registry is Consul, is
+	// where the proxy registers itself (with registerSelf).
+	consulReg *consul.Registry
 }
 
 func (o *proxyOptions) register(fs interface {
 	StringVar(*string, string, string, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	BoolVar(*bool, string, bool, string)
 }) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8000", "address the proxy serves tenants on")
 	fs.StringVar(&o.adminListen, "admin-listen", "127.0.0.1:8001", "address of /metrics, /healthz and /routes (keep it private)")
 	fs.DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "how long a request waits for a tenant with no running instance before 503")
 	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 30*time.Second, "how long to wait for an app's response headers before 504")
 	fs.StringVar(&o.stateFile, "state-file", "", "keep the last good routing snapshot in this file and route from it when the registry is unreachable at start (recommended with Consul)")
+	fs.BoolVar(&o.registerSelf, "register", true, "with the Consul registry: register this proxy as service "+proxyServiceName+" at its admin address (for Prometheus) with a /healthz check, deregister on shutdown")
+	fs.StringVar(&o.adminAdvertise, "admin-advertise", "", "admin address Consul and Prometheus dial, when registering with Consul (default: the admin listen address, which must then not be a wildcard)")
 }
 
 func newMetricsRegistry() *prometheus.Registry {
@@ -61,6 +72,13 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	backend, err := ro.backend(e)
+	if err != nil {
+		return err
+	}
+	if err := po.checkRegistration(backend); err != nil {
+		return err
+	}
 	logger, err := lo.logger(e)
 	if err != nil {
 		return err
@@ -70,6 +88,8 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	po.consulReg, _ = reg.(*consul.Registry)
+	po.checkInterval = ro.consulCheck
 	if po.stateFile != "" {
 		cached, err := cache.New(reg, cache.Config{Path: po.stateFile, Logger: logger})
 		if err != nil {
@@ -106,8 +126,23 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 		return err
 	}
 	logger.Info("proxy listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String())
+	stopRegistration := func() {}
+	if po.consulReg != nil && po.registerSelf {
+		if stopRegistration, err = selfRegisterProxy(ctx, po, adminLn.Addr(), logger); err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+		defer stopRegistration()
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
+	// On shutdown (or a failure), leave the catalog first, while the
+	// listeners drain. gctx also ends when Wait returns.
+	go func() {
+		<-gctx.Done()
+		stopRegistration()
+	}()
 	g.Go(func() error { return p.Run(gctx, reg) })
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p, logger), ln) })
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })

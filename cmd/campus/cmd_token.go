@@ -26,9 +26,6 @@ Commands:
 Deleting a tenant with --purge-data, or purging it, revokes its token.
 `
 
-// proxyServiceName is the Consul service a proxy registers as.
-const proxyServiceName = "campus-proxy"
-
 func runToken(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(e.stdout, tokenHelp)

@@ -219,7 +219,6 @@ func TestDashboardQueries(t *testing.T) {
 	for _, want := range []string{
 		proxy.MetricRequests, proxy.MetricRequestDuration, proxy.MetricTenantInstances, proxy.MetricRoutes,
 		proxy.MetricTableLastUpdate, consul.MetricWatchErrors, app.MetricStudents, supervisor.MetricRestartsTotal,
-		"process_start_time_seconds",
 	} {
 		if !used[want] {
 			t.Errorf("no dashboard shows %s", want)

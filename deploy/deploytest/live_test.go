@@ -1,15 +1,16 @@
 package deploytest
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,62 +20,59 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	consulapi "github.com/hashicorp/consul/api"
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"github.com/prometheus/common/promslog"
-	"github.com/prometheus/prometheus/discovery"
-	promconsul "github.com/prometheus/prometheus/discovery/consul"
-	"github.com/prometheus/prometheus/discovery/targetgroup"
-	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/campus-saas/campus/deploy/grafana"
-	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
-	"github.com/campus-saas/campus/registry/consul/consultest"
 )
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
 
-// TestLiveSystem runs what the deployment files describe, on this machine:
+// TestLiveSystem runs what the deployment files describe, on this machine,
+// on a real Consul agent (internal/engines):
 //
-//  1. `campus dev` (its embedded MongoDB-compatible server stands in for
-//     the mongo service, and its supervisor exposes the supervisor metrics);
+//  1. `campus dev` with the Consul registry and no tenants of its own (its
+//     embedded MongoDB-compatible server stands in for the mongo service;
+//     its supervisor runs a second app per tenant once campus-init has
+//     registered them, and its proxy registers itself);
 //  2. the compose services, each with its own command, environment, secrets
-//     and configs, addresses rewritten to loopback ports, against a
-//     stand-in Consul agent: campus-init (twice: it must be idempotent), one
-//     app per tenant, the proxy (and its Consul service definition);
+//     and configs, addresses rewritten to loopback ports: campus-init
+//     (twice: it must be idempotent), one app per tenant, the proxy (which
+//     registers itself);
 //  3. an app started as the Nomad job starts it, registered as Nomad
 //     registers it;
-//  4. Prometheus's own Consul discovery and relabelling over those
-//     registrations, scraping what they yield;
+//  4. a real Prometheus with deploy/prometheus/prometheus.yml (addresses
+//     substituted), which must find every proxy and app through Consul and
+//     answer every query of every dashboard panel with at least one series,
+//     before any 5xx or restart has happened; then a crashed dev child,
+//     which the restart panels must count;
 //
 // and checks the health checks pass, each tenant's host reaches that
-// tenant, and every metric and label the dashboards query is exposed.
+// tenant, every metric and label the dashboards query is exposed, and a
+// proxy leaves Consul when it shuts down.
 func TestLiveSystem(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts campus dev and the compose services")
+		t.Skip("starts campus dev, the compose services, Consul and Prometheus")
 	}
 	needCampus(t)
 	p := loadCompose(t)
 	cfg := loadPrometheus(t)
 	tenants := readTenants(t)
-	fake := consultest.NewServer(t)
-	cc, err := consulapi.NewClient(&consulapi.Config{Address: fake.Addr()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := engines.ConsulForTest(t, engines.ConsulOptions{})
+	cc := agent.Client(agent.Token)
 	seen := exposed{}
 
 	// 1. campus dev.
-	dev := startDev(t)
+	dev := startDev(t, agent)
 	mongoURI := "mongodb://" + dev.mongo + "/"
 
 	// 2. The compose services.
-	c := newComposeRun(t, p, fake.Addr(), mongoURI)
+	c := newComposeRun(t, p, agent.Addr, mongoURI)
 
 	t.Run("campus-init", func(t *testing.T) {
 		for i := range 2 {
@@ -86,8 +84,7 @@ func TestLiveSystem(t *testing.T) {
 				t.Errorf("second run did not find every tenant registered:\n%s", r.stdout)
 			}
 		}
-		r := runCampus(t, []string{"tenant", "list", "--json"},
-			map[string]string{"CAMPUS_REGISTRY": "consul", "CONSUL_HTTP_ADDR": fake.Addr()}, 30*time.Second)
+		r := runCampus(t, []string{"tenant", "list", "--json"}, consulEnv(agent), 30*time.Second)
 		var got []registry.Tenant
 		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 			t.Fatalf("campus tenant list --json: %v\n%s%s", err, r.stdout, r.stderr)
@@ -115,18 +112,20 @@ func TestLiveSystem(t *testing.T) {
 			c.waitHealthy(t, appPrefix+tl.name)
 		}
 		// Each app registered itself: service campus-app, meta tenant,
-		// at its advertised address, check passing.
-		err := eventually(30*time.Second, func() error {
+		// at its advertised address, check passing (beside the instances
+		// campus dev's supervisor registers).
+		err := eventually(60*time.Second, func() error {
 			entries, _, err := cc.Health().Service(consul.DefaultServiceName, "", true, nil)
 			if err != nil {
 				return err
 			}
-			got := map[string]string{}
+			got := map[string][]string{}
 			for _, e := range entries {
-				got[e.Service.Meta[consul.MetaTenant]] = joinHostPort(e.Service.Address, e.Service.Port)
+				tn := e.Service.Meta[consul.MetaTenant]
+				got[tn] = append(got[tn], joinHostPort(e.Service.Address, e.Service.Port))
 			}
 			for _, tl := range tenants {
-				if want := c.addr(appPrefix+tl.name, appPort); got[tl.name] != want {
+				if want := c.addr(appPrefix+tl.name, appPort); !slices.Contains(got[tl.name], want) {
 					return fmt.Errorf("passing %s instances by tenant %v; want %s at %s", consul.DefaultServiceName, got, tl.name, want)
 				}
 			}
@@ -140,29 +139,19 @@ func TestLiveSystem(t *testing.T) {
 		t.FailNow()
 	}
 
+	// Every tenant has its compose app and a campus dev child.
+	twoEach := map[string]int{}
+	for _, tl := range tenants {
+		twoEach[tl.name] = 2
+	}
 	t.Run("proxy", func(t *testing.T) {
 		c.start(t, "proxy")
 		c.waitHealthy(t, "proxy")
-		// Consul loads deploy/compose/consul/campus-proxy.json; register the
-		// same definition with the stand-in agent.
-		def := readConsulProxyService(t)
-		r := c.replacer("consul")
-		reg := &consulapi.AgentServiceRegistration{
-			ID: def.ID, Name: def.Name, Tags: def.Tags, Meta: map[string]string{},
-			Check: &consulapi.AgentServiceCheck{HTTP: r.Replace(def.Check.HTTP), Interval: "1s", Timeout: def.Check.Timeout},
-		}
-		host, portStr := splitAddr(t, r.Replace(joinHostPort(def.Address, def.Port)))
-		reg.Address = host
-		reg.Port, _ = strconv.Atoi(portStr)
-		for k, v := range def.Meta {
-			reg.Meta[k] = v
-		}
-		_, metricsPort := splitAddr(t, r.Replace(def.Address+":"+def.Meta[metricsPortMeta]))
-		reg.Meta[metricsPortMeta] = metricsPort
-		if err := cc.Agent().ServiceRegister(reg); err != nil {
-			t.Fatal(err)
-		}
-		waitRoutesN(t, c.addr("proxy", "8001"), tenants, nil)
+		// Both proxies registered themselves, at their admin addresses,
+		// with a passing /healthz check.
+		waitProxiesRegistered(t, cc, []string{c.addr("proxy", "8001"), dev.admin})
+		waitRoutesN(t, c.addr("proxy", "8001"), tenants, twoEach)
+		waitRoutesN(t, dev.admin, tenants, twoEach)
 		checkRouting(t, c.addr("proxy", "8000"), tenants)
 	})
 	if t.Failed() {
@@ -171,6 +160,7 @@ func TestLiveSystem(t *testing.T) {
 
 	// 3. A Nomad-started app of one tenant, next to its compose app.
 	nomadTenant := tenants[len(tenants)-1].name
+	nomadAddr := ""
 	top := t
 	t.Run("nomad app", func(t *testing.T) {
 		dir := top.TempDir()
@@ -181,7 +171,7 @@ func TestLiveSystem(t *testing.T) {
 			runtimeValues{"NOMAD_SECRETS_DIR": dir, "attr.unique.network.ip-address": "127.0.0.1"})
 		g, task := onlyTask(t, j)
 		listen := freeAddr(t)
-		r := strings.NewReplacer("127.0.0.1:8500", fake.Addr(), "0.0.0.0:"+strconv.FormatInt(g.ports["http"].to, 10), listen)
+		r := strings.NewReplacer("127.0.0.1:8500", agent.Addr, "0.0.0.0:"+strconv.FormatInt(g.ports["http"].to, 10), listen)
 		env := map[string]string{}
 		for k, v := range task.env {
 			env[k] = r.Replace(v)
@@ -198,8 +188,10 @@ func TestLiveSystem(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want := map[string]int{nomadTenant: 2}
+		want := maps.Clone(twoEach)
+		want[nomadTenant] = 3
 		waitRoutesN(t, c.addr("proxy", "8001"), tenants, want)
+		nomadAddr = listen
 		checkRouting(t, c.addr("proxy", "8000"), tenants)
 		seen.add(scrapeLabels(t, "http://"+listen+"/metrics"))
 	})
@@ -207,8 +199,8 @@ func TestLiveSystem(t *testing.T) {
 		t.FailNow()
 	}
 
-	// Traffic, so that per-request series exist; a crashed dev child, so
-	// that the supervisor counts a restart.
+	// Traffic through both proxies, so that per-request series exist; no
+	// request gets a 5xx.
 	devTenants, err := dev.tenants()
 	if err != nil {
 		t.Fatal(err)
@@ -218,34 +210,34 @@ func TestLiveSystem(t *testing.T) {
 	for _, proxyAddr := range []string{c.addr("proxy", "8000"), dev.proxy} {
 		get(t, proxyAddr, "unknown.example.org", "/")
 	}
-	dev.crashChild(t)
 
-	// 4. Prometheus's discovery over the registrations.
-	t.Run("prometheus discovery", func(t *testing.T) {
-		for _, job := range []struct {
-			name  string
-			count int
-		}{{grafana.JobApp, len(tenants) + 1}, {grafana.JobProxy, 1}} {
-			sc, sd := scrapeJob(t, cfg, job.name)
-			targets := discover(t, sd, fake.Addr(), job.count)
-			for _, tg := range targets {
-				ls, keep := relabelTarget(sc, targetLabelsFromSD(sc.JobName, tg))
-				if !keep {
-					t.Errorf("job %s dropped target %v", job.name, tg)
-					continue
-				}
-				families := scrape(t, sc.Scheme+"://"+ls[model.AddressLabel]+sc.MetricsPath)
-				switch job.name {
-				case grafana.JobApp:
-					checkTenantLabels(t, families, ls["tenant"])
-				case grafana.JobProxy:
-					if _, ok := families[proxy.MetricRoutes]; !ok {
-						t.Errorf("job %s scrapes %s, which has no %s: not the proxy's admin port", job.name, ls[model.AddressLabel], proxy.MetricRoutes)
-					}
-				}
-				seen.add(familyLabelsOf(families))
-			}
-		}
+	// 4. Prometheus, as deploy/prometheus/prometheus.yml configures it.
+	prom := startPrometheus(t, p, agent.Addr)
+	appTargets, err := instanceAddrs(c.addr("proxy", "8001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(appTargets, nomadAddr) || len(appTargets) != 2*len(tenants)+1 {
+		t.Fatalf("the proxy routes to %v; want each tenant's compose app and dev child, and the Nomad app %s", appTargets, nomadAddr)
+	}
+	t.Run("prometheus targets", func(t *testing.T) {
+		waitTargets(t, prom, map[string][]string{
+			grafana.JobApp:   appTargets,
+			grafana.JobProxy: {c.addr("proxy", "8001"), dev.admin},
+		}, tenants)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Run("prometheus dashboards", func(t *testing.T) {
+		checkDashboardsInPrometheus(t, prom, tenants)
+	})
+
+	// A crashed dev child comes back on a new port; the supervisor counts
+	// the restart, and so does the restart panel.
+	t.Run("restart", func(t *testing.T) {
+		crashed := dev.crashChild(t)
+		checkRestartCounted(t, prom, crashed)
 	})
 
 	t.Run("dashboards", func(t *testing.T) {
@@ -254,18 +246,17 @@ func TestLiveSystem(t *testing.T) {
 		for _, addr := range dev.appAddrs(t) {
 			seen.add(scrapeLabels(t, "http://"+addr+"/metrics"))
 		}
-		err := eventually(60*time.Second, func() error {
-			f := scrapeLabels(t, "http://"+dev.admin+"/metrics")
-			if _, ok := f[supervisor.MetricRestartsTotal]; !ok {
-				return fmt.Errorf("campus dev does not expose %s after a child crashed", supervisor.MetricRestartsTotal)
-			}
-			seen.add(f)
-			return nil
-		})
-		if err != nil {
-			t.Error(err)
-		}
+		seen.add(scrapeLabels(t, "http://"+nomadAddr+"/metrics"))
 		checkExposed(t, seen, jobTargetLabels(cfg))
+	})
+
+	// A proxy that shuts down leaves the catalog.
+	t.Run("proxy deregisters", func(t *testing.T) {
+		c.procs["proxy"].stop()
+		if err := c.procs["proxy"].err; err != nil {
+			t.Errorf("the proxy did not exit cleanly on SIGTERM: %v", err)
+		}
+		waitProxiesRegistered(t, cc, []string{dev.admin})
 	})
 }
 
@@ -276,28 +267,43 @@ type devSystem struct {
 	proxy, admin, mongo string
 }
 
-func startDev(t *testing.T) *devSystem {
+// startDev starts `campus dev` on the Consul agent, with no tenants of its
+// own: its supervisor starts an app for each tenant registered there, and
+// its proxy registers itself. It returns once the admin listener answers
+// (the embedded database is up before it).
+func startDev(t *testing.T, agent *engines.Consul) *devSystem {
 	t.Helper()
 	d := &devSystem{proxy: freeAddr(t), admin: freeAddr(t), mongo: freeAddr(t)}
 	d.proc = start(t, "campus dev", []string{campusBin, "dev", "--data", t.TempDir(),
 		"--listen", d.proxy, "--admin-listen", d.admin, "--mongo-listen", d.mongo,
-		"--registry", "embedded", "--log-format", "json"}, nil)
+		"--registry", "consul", "--no-seed", "--consul-check-interval", "1s",
+		"--log-format", "json"}, consulEnv(agent))
 	if err := eventually(3*time.Minute, func() error {
 		if d.proc.exited() {
 			return fmt.Errorf("campus dev exited: %v", d.proc.err)
 		}
-		ts, err := d.tenants()
+		resp, err := httpClient.Get("http://" + d.admin + "/healthz")
 		if err != nil {
 			return err
 		}
-		if len(ts) == 0 {
-			return fmt.Errorf("no tenant routed yet")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/healthz: %s", resp.Status)
 		}
-		return routesReady(d.admin, ts, nil)
+		return nil
 	}); err != nil {
 		t.Fatalf("campus dev: %v", err)
 	}
 	return d
+}
+
+// consulEnv is the environment of a campus command on the agent.
+func consulEnv(agent *engines.Consul) map[string]string {
+	env := map[string]string{"CAMPUS_REGISTRY": "consul", "CONSUL_HTTP_ADDR": agent.Addr}
+	if agent.Token != "" {
+		env["CONSUL_HTTP_TOKEN"] = agent.Token
+	}
+	return env
 }
 
 // tenants are the tenants dev routes (it seeds its own), from /routes.
@@ -323,12 +329,22 @@ func (d *devSystem) tenants() ([]tenantLine, error) {
 	return out, nil
 }
 
-// appAddrs are the addresses of dev's app children, from /routes.
+// appAddrs are the addresses of the app instances dev's proxy routes to
+// (its children and the others registered in Consul), from /routes.
 func (d *devSystem) appAddrs(t *testing.T) []string {
 	t.Helper()
-	rt, err := getRoutes(d.admin)
+	addrs, err := instanceAddrs(d.admin)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return addrs
+}
+
+// instanceAddrs are the addresses of every instance a proxy routes to.
+func instanceAddrs(admin string) ([]string, error) {
+	rt, err := getRoutes(admin)
+	if err != nil {
+		return nil, err
 	}
 	set := map[string]bool{}
 	for _, ri := range rt.Hosts {
@@ -336,11 +352,15 @@ func (d *devSystem) appAddrs(t *testing.T) []string {
 			set[in.Addr] = true
 		}
 	}
-	return sortedKeys(set)
+	return sortedKeys(set), nil
 }
 
-// crashChild kills one of dev's app children, as a crash would.
-func (d *devSystem) crashChild(t *testing.T) {
+// devChild is an app child of campus dev.
+type devChild struct{ tenant, listen string }
+
+// crashChild kills one of dev's app children, as a crash would, and says
+// which.
+func (d *devSystem) crashChild(t *testing.T) devChild {
 	t.Helper()
 	pid := d.proc.cmd.Process.Pid
 	entries, err := os.ReadDir("/proc")
@@ -364,13 +384,19 @@ func (d *devSystem) crashChild(t *testing.T) {
 		}
 		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
 		if strings.Contains(string(cmdline), "\x00app\x00") {
+			args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+			c := devChild{tenant: flagValue(args, "--tenant"), listen: flagValue(args, "--listen")}
+			if c.tenant == "" || c.listen == "" {
+				t.Fatalf("dev child %d: no --tenant and --listen in %q", child, args)
+			}
 			if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
 				t.Fatalf("kill dev child %d: %v", child, err)
 			}
-			return
+			return c
 		}
 	}
 	t.Fatalf("campus dev (pid %d) has no app child", pid)
+	return devChild{}
 }
 
 // ---- the compose services, locally ----
@@ -610,62 +636,6 @@ func checkRouting(t *testing.T, proxyAddr string, tenants []tenantLine) {
 }
 
 // ---- Prometheus ----
-
-// discover runs Prometheus's Consul discovery (the code Prometheus runs)
-// with the job's settings against the stand-in agent, until it reports
-// count targets.
-func discover(t *testing.T, sd *promconsul.SDConfig, consulAddr string, count int) []model.LabelSet {
-	t.Helper()
-	conf := *sd
-	conf.Server = consulAddr
-	conf.Datacenter = "dc1" // the stand-in has no /v1/agent/self to ask
-	reg := prometheus.NewRegistry()
-	metrics := conf.NewDiscovererMetrics(reg, discovery.NewRefreshMetrics(reg))
-	if err := metrics.Register(); err != nil {
-		t.Fatal(err)
-	}
-	defer metrics.Unregister()
-	d, err := conf.NewDiscoverer(discovery.DiscovererOptions{Logger: promslog.NewNopLogger(), Metrics: metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	ch := make(chan []*targetgroup.Group)
-	go d.Run(ctx, ch)
-	var last []model.LabelSet
-	for {
-		select {
-		case groups := <-ch:
-			last = nil
-			for _, g := range groups {
-				for _, tgt := range g.Targets {
-					ls := tgt.Clone()
-					for k, v := range g.Labels {
-						if _, ok := ls[k]; !ok {
-							ls[k] = v
-						}
-					}
-					last = append(last, ls)
-				}
-			}
-			if len(last) == count {
-				return last
-			}
-		case <-ctx.Done():
-			t.Fatalf("Consul discovery of %v: %d targets, want %d: %v", sd.Services, len(last), count, last)
-		}
-	}
-}
-
-func targetLabelsFromSD(job string, ls model.LabelSet) labels.Labels {
-	b := labels.NewBuilder(labels.EmptyLabels())
-	for k, v := range ls {
-		b.Set(string(k), string(v))
-	}
-	b.Set(model.JobLabel, job)
-	return b.Labels()
-}
 
 func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
 	t.Helper()

@@ -332,6 +332,9 @@ func TestNomadProxyJob(t *testing.T) {
 	if task.driver != "docker" || len(task.args) == 0 || task.args[0] != "proxy" {
 		t.Fatalf("task %s: driver %q args %q, want the campus image running `campus proxy`", task.name, task.driver, task.args)
 	}
+	if !slices.Contains(task.args, "--register=false") {
+		t.Errorf("task %s: args %q lack --register=false: Nomad registers the service, and a proxy on 0.0.0.0 with its own registration refuses to start", task.name, task.args)
+	}
 	listen := flagValue(task.args, "--listen")
 	admin := flagValue(task.args, "--admin-listen")
 	if port(listen) != g.ports["http"].to || port(admin) != g.ports["admin"].to {

@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"encoding/json"
 	"os"
 	"slices"
 	"strconv"
@@ -22,9 +21,8 @@ import (
 )
 
 const (
-	prometheusFile     = "deploy/prometheus/prometheus.yml"
-	consulProxyService = "deploy/compose/consul/campus-proxy.json"
-	metricsPortMeta    = "metrics_port"
+	prometheusFile  = "deploy/prometheus/prometheus.yml"
+	metricsPortMeta = "metrics_port"
 )
 
 func loadPrometheus(t *testing.T) *config.Config {
@@ -72,23 +70,6 @@ type consulService struct {
 		Interval string `json:"interval"`
 		Timeout  string `json:"timeout,omitempty"`
 	} `json:"check"`
-}
-
-func readConsulProxyService(t *testing.T) consulService {
-	t.Helper()
-	raw, err := os.ReadFile(repoPath(consulProxyService))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var def struct {
-		Service consulService `json:"service"`
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&def); err != nil {
-		t.Fatalf("%s: %v", consulProxyService, err)
-	}
-	return def.Service
 }
 
 // targetLabels builds the labels Prometheus's Consul discovery gives one
@@ -158,9 +139,15 @@ func TestPrometheusConfig(t *testing.T) {
 	if !slices.Equal(appSD.Services, []string{consul.DefaultServiceName}) {
 		t.Errorf("job %s discovers %v; the apps register as %q", grafana.JobApp, appSD.Services, consul.DefaultServiceName)
 	}
-	proxyDef := readConsulProxyService(t)
-	if !slices.Equal(proxySD.Services, []string{proxyDef.Name}) {
-		t.Errorf("job %s discovers %v; %s registers %q", grafana.JobProxy, proxySD.Services, consulProxyService, proxyDef.Name)
+	// The proxies register themselves as campus-proxy (TestLiveSystem
+	// watches them do it); in compose at the address Prometheus dials.
+	if !slices.Equal(proxySD.Services, []string{grafana.JobProxy}) {
+		t.Errorf("job %s discovers %v; the proxies register as %q", grafana.JobProxy, proxySD.Services, grafana.JobProxy)
+	}
+	proxyCmd := p.Services["proxy"].Command
+	advertise, admin := flagValue(proxyCmd, "--admin-advertise"), flagValue(proxyCmd, "--admin-listen")
+	if host, _, _ := strings.Cut(advertise, ":"); host != "proxy" || port(advertise) != port(admin) || port(admin) == 0 {
+		t.Errorf("compose proxy: --admin-advertise %q, want the service name proxy and the port of --admin-listen %q", advertise, admin)
 	}
 	if !appJob.HonorLabels {
 		t.Errorf("job %s: honor_labels must be true, or the apps' own tenant label becomes exported_tenant", grafana.JobApp)
@@ -194,7 +181,8 @@ func TestPrometheusConfig(t *testing.T) {
 			wantAddr string
 			want     map[string]string
 		}{
-			{"compose proxy (campus-proxy.json)", proxyJob, proxyDef, "172.18.0.2", "proxy:8001", nil},
+			{"compose proxy (self-registered)", proxyJob, consulService{ID: "campus-proxy-proxy:8001", Name: "campus-proxy", Address: "proxy", Port: 8001,
+				Tags: []string{"campus"}, Meta: map[string]string{metricsPortMeta: "8001"}}, "172.18.0.2", "proxy:8001", nil},
 			{"nomad proxy", proxyJob, consulService{ID: "_nomad-task-1", Name: "campus-proxy", Address: "10.0.0.5", Port: 8000,
 				Meta: map[string]string{metricsPortMeta: "8001"}}, "10.0.0.5", "10.0.0.5:8001", nil},
 			{"compose app", appJob, consulService{ID: "nairobi-app-nairobi:8080", Name: consul.DefaultServiceName, Address: "app-nairobi", Port: 8080,

@@ -54,7 +54,6 @@ const (
 	metricUp = "up"
 	// client_golang's process and Go collectors, registered by every campus
 	// process.
-	metricProcessStart    = "process_start_time_seconds"
 	metricProcessCPU      = "process_cpu_seconds_total"
 	metricProcessResident = "process_resident_memory_bytes"
 	metricGoGoroutines    = "go_goroutines"
@@ -119,7 +118,7 @@ func fleet() *dashboard.DashboardBuilder {
 			q(all, "{{tenant}}"))).
 		WithPanel(p.series("Error ratio by tenant (5xx)", "percentunit", 12,
 			"Share of each tenant's requests answered with a 5xx status by the proxy.",
-			q(errs+" / "+all, "{{tenant}}"))).
+			q(orZero(errs, all)+" / "+all, "{{tenant}}"))).
 		WithPanel(p.series("Latency through the proxy", "s", 12,
 			"Quantiles over every tenant's requests, in seconds.",
 			quantiles(proxy.MetricRequestDuration, "")...)).
@@ -174,10 +173,9 @@ func tenant() *dashboard.DashboardBuilder {
 		WithRow(row(&p, "Overview")).
 		WithPanel(p.stat("Students", "short", 6, fmt.Sprintf("max(%s{%s})", app.MetricStudents, sel))).
 		WithPanel(p.stat("Healthy instances", "short", 6, fmt.Sprintf("max(%s{%s})", proxy.MetricTenantInstances, sel))).
-		WithPanel(p.stat("Error ratio (5xx)", "percentunit", 6, errs+" / "+all)).
+		WithPanel(p.stat("Error ratio (5xx)", "percentunit", 6, orZero(errs, all)+" / "+all)).
 		WithPanel(p.stat("Restarts in range", "short", 6,
-			fmt.Sprintf("(sum(changes(%s{%s}[$__range])) or vector(0)) + (sum(increase(%s{%s}[$__range])) or vector(0))",
-				metricProcessStart, appSel, supervisor.MetricRestartsTotal, sel))).
+			fmt.Sprintf("sum(increase(%s{%s}[$__range]))", supervisor.MetricRestartsTotal, sel))).
 		WithRow(row(&p, "Requests")).
 		WithPanel(p.series("Requests per second by status (proxy)", "reqps", 12, "",
 			q(fmt.Sprintf("sum by (%s) (rate(%s{%s}[$__rate_interval]))", labelCode, proxy.MetricRequests, sel), "{{code}}"))).
@@ -190,7 +188,7 @@ func tenant() *dashboard.DashboardBuilder {
 				labelRoute, app.MetricRequestDuration, bucket, sel), "{{route}}"))).
 		WithPanel(p.series("Errors", "ops", 12,
 			"5xx answers, failed attempts to reach the app by reason, and failed admin logins.",
-			q(errs, "5xx"),
+			q(orZero(errs, all), "5xx"),
 			q(fmt.Sprintf("sum by (%s) (rate(%s{%s}[$__rate_interval]))", labelReason, proxy.MetricUpstreamErrors, sel), "upstream {{reason}}"),
 			q(fmt.Sprintf("sum(rate(%s{%s}[$__rate_interval]))", app.MetricLoginFailures, sel), "login failures"))).
 		WithPanel(p.series("Students", "short", 12, "", q(fmt.Sprintf("max(%s{%s})", app.MetricStudents, sel), "students"))).
@@ -199,8 +197,7 @@ func tenant() *dashboard.DashboardBuilder {
 			q(fmt.Sprintf("max(%s{%s})", proxy.MetricTenantInstances, sel), "healthy (proxy)"),
 			q(fmt.Sprintf("sum(%s{%s})", metricUp, appSel), "up (Prometheus)"))).
 		WithPanel(p.series("Process restarts", "short", 8,
-			"Restarts seen as a new process start time (Docker, Nomad) and counted by the campus dev supervisor.",
-			q(fmt.Sprintf("sum(changes(%s{%s}[$__rate_interval]))", metricProcessStart, appSel), "new start time"),
+			"Restarts of the tenant's app processes counted by the campus dev supervisor, whichever port a restarted process comes back on. Docker and Nomad count their own restarts: without a supervisor this panel has no data.",
 			q(fmt.Sprintf("sum(increase(%s{%s}[$__rate_interval]))", supervisor.MetricRestartsTotal, sel), "supervisor restarts"))).
 		WithPanel(p.series("Memory (resident)", "bytes", 8, "",
 			q(fmt.Sprintf("%s{%s}", metricProcessResident, appSel), "{{instance}}"))).
@@ -211,6 +208,13 @@ func tenant() *dashboard.DashboardBuilder {
 }
 
 // ---- building blocks ----
+
+// orZero is errs, or 0 for every series of all where errs has none: a rate
+// of 5xx answers has no series until a first 5xx, and a panel should show
+// 0 rather than "No data". all must aggregate by the same labels as errs.
+func orZero(errs, all string) string {
+	return fmt.Sprintf("(%s or (%s * 0))", errs, all)
+}
 
 func base(uid, title, description string) *dashboard.DashboardBuilder {
 	return dashboard.NewDashboardBuilder(title).

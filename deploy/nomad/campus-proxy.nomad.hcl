@@ -56,6 +56,8 @@ job "campus-proxy" {
 
     # Prometheus finds the proxies through this service and scrapes
     # metrics_port (deploy/prometheus/prometheus.yml, job campus-proxy).
+    # Nomad registers it, so the proxy's own registration is off
+    # (--register=false).
     service {
       name     = "campus-proxy"
       provider = "consul"
@@ -87,7 +89,7 @@ job "campus-proxy" {
       config {
         image           = var.image
         ports           = ["http", "admin"]
-        args            = ["proxy", "--listen", "0.0.0.0:8000", "--admin-listen", "0.0.0.0:8001"]
+        args            = ["proxy", "--listen", "0.0.0.0:8000", "--admin-listen", "0.0.0.0:8001", "--register=false"]
         readonly_rootfs = true
         cap_drop        = ["all"]
       }
