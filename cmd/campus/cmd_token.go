@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/campus-saas/campus/registry/consul"
 )
@@ -21,7 +23,14 @@ Commands:
                           working at once). Give it to that tenant's apps only,
                           as CONSUL_HTTP_TOKEN (Nomad: a variable; compose: a
                           secret file, CONSUL_HTTP_TOKEN_FILE).
-  proxy                   print a new read-only token for proxies.
+  proxy                   print a new token for proxies: reads the registry,
+                          registers only the campus-proxy service.
+  reader                  print a new read-only token (Prometheus's Consul
+                          service discovery).
+
+--secret-file FILE (tenant, proxy, reader): make the UUID in FILE the token
+instead of printing a new one (compose: secrets made by secrets.sh). Running it
+again changes nothing; for a tenant, its other tokens are revoked.
 
 Deleting a tenant with --purge-data, or purging it, revokes its token.
 `
@@ -45,11 +54,14 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		fs = newFlags("token tenant", "NAME", "Print (or, with --rotate, replace) the Consul ACL token of one tenant's apps.")
 		fs.BoolVar(&rotate, "rotate", false, "replace the tenant's token with a new one")
 	case "proxy":
-		fs = newFlags("token proxy", "", "Print a new read-only Consul ACL token for proxies.")
+		fs = newFlags("token proxy", "", "Print a new Consul ACL token for proxies: read the registry, register the campus-proxy service.")
+	case "reader":
+		fs = newFlags("token reader", "", "Print a new read-only Consul ACL token (Prometheus's service discovery).")
 	default:
 		fmt.Fprint(e.stderr, tokenHelp)
 		return usageErr("unknown token command %q", args[0])
 	}
+	secretFile := fs.String("secret-file", "", "make the UUID in this file the token (idempotent) instead of printing a new one")
 	lo.register(fs)
 	ro.register(fs)
 	if err := parseFlags(fs, args[1:], e); err != nil {
@@ -70,8 +82,22 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	}
 	defer reg.Close()
 	cr := reg.(*consul.Registry)
+	chosen := ""
+	if *secretFile != "" {
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("--secret-file: %w", err)
+		}
+		if chosen = strings.TrimSpace(string(b)); chosen == "" {
+			return fmt.Errorf("--secret-file %s is empty", *secretFile)
+		}
+		if rotate {
+			return usageErr("--rotate and --secret-file: choose one")
+		}
+	}
 	var secret string
-	if args[0] == "tenant" {
+	switch args[0] {
+	case "tenant":
 		name, err := oneName(fs)
 		if err != nil {
 			return err
@@ -79,17 +105,25 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		if _, err := reg.Tenant(ctx, name); err != nil {
 			return fmt.Errorf("token of tenant %s: %w", name, err)
 		}
-		secret, err = cr.TenantToken(ctx, name, rotate)
+		if chosen != "" {
+			err = cr.SetTenantToken(ctx, name, chosen)
+		} else {
+			secret, err = cr.TenantToken(ctx, name, rotate)
+		}
 		if err != nil {
 			return tokenErr(err)
 		}
-	} else {
+	default:
 		if fs.NArg() > 0 {
 			return usageErr("unexpected arguments: %s", joinArgs(fs.Args()))
 		}
-		if secret, err = cr.ProxyToken(ctx, proxyServiceName); err != nil {
+		if secret, err = cr.ProxyToken(ctx, proxyServiceName, args[0] == "proxy", chosen); err != nil {
 			return tokenErr(err)
 		}
+	}
+	if chosen != "" {
+		fmt.Fprintf(e.stdout, "%s token set from %s\n", args[0], *secretFile) // never the secret itself
+		return nil
 	}
 	fmt.Fprintln(e.stdout, secret)
 	return nil

@@ -14,6 +14,16 @@
 #   mongodb_uri_<tenant>     campus-<tenant>, readWrite on database <tenant>
 #                            only: that tenant's app service and nothing else
 #   grafana_admin_password   Grafana's admin user
+#   consul_management_token  Consul's initial management token (ACLs on,
+#                            default deny): the consul service, campus-init
+#                            and the cli service only
+#   consul_token_proxy       the proxies' Consul token: read the registry,
+#                            register service campus-proxy
+#   consul_token_prometheus  read-only, for Prometheus's service discovery
+#   consul_token_<tenant>    that tenant's app token: registers only service
+#                            campus-app-<tenant>, reads only its own tenant
+#                            record; that tenant's app service and nothing
+#                            else. campus-init binds each to its policy.
 #
 # The directory is made 0700 so that no other user of the host can read it.
 # The files themselves are 0644: Docker Compose bind-mounts them into
@@ -34,6 +44,15 @@ random() {
 	od -An -tx1 -N32 /dev/urandom | tr -d ' \n'
 }
 
+# uuid prints a random (version 4) UUID: Consul takes token secrets only in
+# that form.
+uuid() {
+	h=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+	v=$(printf '%x' $(( (0x$(echo "$h" | cut -c17-18) & 0x3f) | 0x80 )))
+	echo "$h" | cut -c1-8 | tr -d '\n'
+	printf -- '-%s-4%s-%s%s-%s' "$(echo "$h" | cut -c9-12)" "$(echo "$h" | cut -c14-16)" "$v" "$(echo "$h" | cut -c19-20)" "$(echo "$h" | cut -c21-32)"
+}
+
 # put NAME VALUE writes DIR/NAME unless it exists.
 put() {
 	if [ -e "$dir/$1" ]; then
@@ -52,6 +71,9 @@ chmod 0700 "$dir"
 put mongo_root_password "$(random)"
 put grafana_admin_password "$(random)"
 put mongodb_uri_admin "mongodb://campus-admin:$(random)@$mongo/admin?authSource=admin"
+put consul_management_token "$(uuid)"
+put consul_token_proxy "$(uuid)"
+put consul_token_prometheus "$(uuid)"
 
 n=0
 while read -r name hosts display || [ -n "${name:-}" ]; do
@@ -63,6 +85,7 @@ while read -r name hosts display || [ -n "${name:-}" ]; do
 		;;
 	esac
 	put "mongodb_uri_$name" "mongodb://campus-$name:$(random)@$mongo/$name?authSource=$name"
+	put "consul_token_$name" "$(uuid)"
 	n=$((n + 1))
 done <"$tenants"
 

@@ -279,12 +279,20 @@ func TestComposeTenants(t *testing.T) {
 		if !slices.Equal([]string(s.Command), want) {
 			t.Errorf("%s: command %q, want %q", s.Name, s.Command, want)
 		}
-		secret := "mongodb_uri_" + tl.name
-		if len(s.Secrets) != 1 || s.Secrets[0].Source != secret || s.Secrets[0].Target != "mongodb_uri" {
-			t.Errorf("%s: secrets %+v, want only %s as mongodb_uri", s.Name, s.Secrets, secret)
+		// Its own database credential and its own Consul token, nothing else.
+		secret, token := "mongodb_uri_"+tl.name, "consul_token_"+tl.name
+		if len(s.Secrets) != 2 || s.Secrets[0].Source != secret || s.Secrets[0].Target != "mongodb_uri" ||
+			s.Secrets[1].Source != token || s.Secrets[1].Target != "consul_token" {
+			t.Errorf("%s: secrets %+v, want only %s as mongodb_uri and %s as consul_token", s.Name, s.Secrets, secret, token)
 		}
 		if v := s.Environment["MONGODB_URI_FILE"]; v == nil || *v != "/run/secrets/mongodb_uri" {
 			t.Errorf("%s: MONGODB_URI_FILE must name its secret /run/secrets/mongodb_uri", s.Name)
+		}
+		if v := s.Environment["CONSUL_HTTP_TOKEN_FILE"]; v == nil || *v != "/run/secrets/consul_token" {
+			t.Errorf("%s: CONSUL_HTTP_TOKEN_FILE must name its secret /run/secrets/consul_token", s.Name)
+		}
+		if v := s.Environment["CONSUL_HTTP_TOKEN"]; v != nil {
+			t.Errorf("%s: a Consul token in clear in the environment", s.Name)
 		}
 		if !mongoUsers[secret] {
 			t.Errorf("mongo-users does not get %s: the tenant would have no database user", secret)

@@ -63,7 +63,7 @@ func TestLiveSystem(t *testing.T) {
 	p := loadCompose(t)
 	cfg := loadPrometheus(t)
 	tenants := readTenants(t)
-	agent := engines.ConsulForTest(t, engines.ConsulOptions{})
+	agent := engines.ConsulForTest(t, engines.ConsulOptions{ACL: true}) // as compose runs it
 	cc := agent.Client(agent.Token)
 	seen := exposed{}
 
@@ -72,7 +72,7 @@ func TestLiveSystem(t *testing.T) {
 	mongoURI := "mongodb://" + dev.mongo + "/"
 
 	// 2. The compose services.
-	c := newComposeRun(t, p, agent.Addr, mongoURI)
+	c := newComposeRun(t, p, agent.Addr, agent.Token, mongoURI)
 
 	t.Run("campus-init", func(t *testing.T) {
 		for i := range 2 {
@@ -111,22 +111,22 @@ func TestLiveSystem(t *testing.T) {
 		for _, tl := range tenants {
 			c.waitHealthy(t, appPrefix+tl.name)
 		}
-		// Each app registered itself: service campus-app, meta tenant,
-		// at its advertised address, check passing (beside the instances
+		// Each app registered itself with its own tenant's token: service
+		// campus-app-<tenant>, at its advertised address, check passing (beside the instances
 		// campus dev's supervisor registers).
 		err := eventually(60*time.Second, func() error {
-			entries, _, err := cc.Health().Service(consul.DefaultServiceName, "", true, nil)
-			if err != nil {
-				return err
-			}
-			got := map[string][]string{}
-			for _, e := range entries {
-				tn := e.Service.Meta[consul.MetaTenant]
-				got[tn] = append(got[tn], joinHostPort(e.Service.Address, e.Service.Port))
-			}
 			for _, tl := range tenants {
-				if want := c.addr(appPrefix+tl.name, appPort); !slices.Contains(got[tl.name], want) {
-					return fmt.Errorf("passing %s instances by tenant %v; want %s at %s", consul.DefaultServiceName, got, tl.name, want)
+				service := consul.DefaultServicePrefix + tl.name
+				entries, _, err := cc.Health().Service(service, "", true, nil)
+				if err != nil {
+					return err
+				}
+				var got []string
+				for _, e := range entries {
+					got = append(got, joinHostPort(e.Service.Address, e.Service.Port))
+				}
+				if want := c.addr(appPrefix+tl.name, appPort); !slices.Contains(got, want) {
+					return fmt.Errorf("passing %s instances at %v; want one at %s", service, got, want)
 				}
 			}
 			return nil
@@ -167,6 +167,16 @@ func TestLiveSystem(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "mongodb_uri"), []byte(mongoURI), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// The tenant's Consul token, as the Nomad Variable holds it; Nomad
+		// registers the service with the token the job was submitted with.
+		token, err := os.ReadFile(c.secrets["consul_token_"+nomadTenant])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "consul_token"), token, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nomad := agent.Client(string(token))
 		j := parseNomadJob(t, nomadAppJob, map[string]string{"tenant": nomadTenant},
 			runtimeValues{"NOMAD_SECRETS_DIR": dir, "attr.unique.network.ip-address": "127.0.0.1"})
 		g, task := onlyTask(t, j)
@@ -181,7 +191,7 @@ func TestLiveSystem(t *testing.T) {
 		s := g.services[0]
 		host, portStr := splitAddr(t, listen)
 		portNum, _ := strconv.Atoi(portStr)
-		if err := cc.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+		if err := nomad.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
 			ID: "_nomad-task-" + randomID() + "-group-app-" + s.name + "-http", Name: s.name, Tags: s.tags, Meta: s.meta,
 			Address: host, Port: portNum,
 			Check: &consulapi.AgentServiceCheck{HTTP: "http://" + listen + s.checks[0].path, Interval: "1s", Timeout: "3s"},
@@ -212,7 +222,7 @@ func TestLiveSystem(t *testing.T) {
 	}
 
 	// 4. Prometheus, as deploy/prometheus/prometheus.yml configures it.
-	prom := startPrometheus(t, p, agent.Addr)
+	prom := startPrometheus(t, p, agent.Addr, c.secrets)
 	appTargets, err := instanceAddrs(c.addr("proxy", "8001"))
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +420,7 @@ type composeRun struct {
 	procs   map[string]*process
 }
 
-func newComposeRun(t *testing.T, p *types.Project, consulAddr, mongoURI string) *composeRun {
+func newComposeRun(t *testing.T, p *types.Project, consulAddr, managementToken, mongoURI string) *composeRun {
 	t.Helper()
 	c := &composeRun{top: t, p: p, consul: consulAddr, addrs: map[string]map[string]string{},
 		secrets: map[string]string{}, procs: map[string]*process{}}
@@ -428,8 +438,13 @@ func newComposeRun(t *testing.T, p *types.Project, consulAddr, mongoURI string) 
 	dir := t.TempDir()
 	for name := range p.Secrets {
 		v := randomID()
-		if strings.HasPrefix(name, "mongodb_uri_") {
+		switch {
+		case strings.HasPrefix(name, "mongodb_uri_"):
 			v = mongoURI // the stand-in server has no users
+		case name == "consul_management_token":
+			v = managementToken // the agent's, as the consul service's would be
+		case strings.HasPrefix(name, "consul_token_"):
+			v = randomUUID() // Consul takes only UUIDs as secrets
 		}
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte(v), 0o600); err != nil {
@@ -481,6 +496,11 @@ func (c *composeRun) replacer(service string) *strings.Replacer {
 				target = "/run/secrets/" + target
 			}
 			m[target] = c.secrets[sec.Source]
+		}
+		// A script that names the secrets folder (campus-init's
+		// SECRETS_DIR) finds the files there by their source names.
+		if v := s.Environment["SECRETS_DIR"]; v != nil && len(s.Secrets) > 0 {
+			m[*v] = filepath.Dir(c.secrets[s.Secrets[0].Source])
 		}
 		for _, cf := range s.Configs {
 			m[cf.Target] = c.p.Configs[cf.Source].File
@@ -714,6 +734,14 @@ func splitAddr(t *testing.T, addr string) (string, string) {
 		t.Fatalf("%q is not host:port", addr)
 	}
 	return addr[:i], addr[i+1:]
+}
+
+func randomUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func randomID() string {

@@ -386,24 +386,27 @@ func TestNomadAppJob(t *testing.T) {
 		t.Fatalf("%d services, want 1", len(g.services))
 	}
 	s := g.services[0]
-	if s.name != consul.DefaultServiceName || s.meta[consul.MetaTenant] != "lagos" || !slices.Contains(s.tags, consul.TagPrefix+"lagos") {
-		t.Errorf("service %q meta %v tags %v; the registry reads %q with meta %s=<tenant> and tag %s<tenant>",
-			s.name, s.meta, s.tags, consul.DefaultServiceName, consul.MetaTenant, consul.TagPrefix)
+	if s.name != consul.DefaultServicePrefix+"lagos" || !slices.Contains(s.tags, consul.ServiceTag) {
+		t.Errorf("service %q tags %v; the registry routes lagos only to service %slagos (Prometheus selects tag %s)",
+			s.name, s.tags, consul.DefaultServicePrefix, consul.ServiceTag)
 	}
 	if len(s.checks) != 1 || s.checks[0] != (nomadCheck{typ: "http", path: "/readyz", port: "http"}) {
 		t.Errorf("checks %+v, want http /readyz on port http", s.checks)
 	}
 	// The credential: a Nomad Variable only this job reads, rendered into
 	// the task's secrets directory, named by MONGODB_URI_FILE.
-	if len(task.templates) != 1 {
-		t.Fatalf("%d templates, want the MongoDB credential", len(task.templates))
+	// So is the tenant's Consul token.
+	if len(task.templates) != 2 {
+		t.Fatalf("%d templates, want the MongoDB credential and the Consul token", len(task.templates))
 	}
-	tpl := task.templates[0]
-	if tpl.destination != task.env["MONGODB_URI_FILE"] || !strings.HasPrefix(tpl.destination, "/secrets/") {
-		t.Errorf("template writes %q, MONGODB_URI_FILE=%q: want the same file in the secrets directory", tpl.destination, task.env["MONGODB_URI_FILE"])
-	}
-	if !strings.Contains(tpl.data, `nomadVar "nomad/jobs/`+j.id+`"`) || !strings.Contains(tpl.data, ".mongodb_uri") {
-		t.Errorf("template %q: want item mongodb_uri of Nomad Variable nomad/jobs/%s", tpl.data, j.id)
+	for i, want := range []struct{ env, item string }{{"MONGODB_URI_FILE", ".mongodb_uri"}, {"CONSUL_HTTP_TOKEN_FILE", ".consul_token"}} {
+		tpl := task.templates[i]
+		if tpl.destination != task.env[want.env] || !strings.HasPrefix(tpl.destination, "/secrets/") {
+			t.Errorf("template writes %q, %s=%q: want the same file in the secrets directory", tpl.destination, want.env, task.env[want.env])
+		}
+		if !strings.Contains(tpl.data, `nomadVar "nomad/jobs/`+j.id+`"`) || !strings.Contains(tpl.data, want.item) {
+			t.Errorf("template %q: want item %s of Nomad Variable nomad/jobs/%s", tpl.data, want.item, j.id)
+		}
 	}
 	for k, v := range task.env {
 		if uriWithPassword.MatchString(v) || (secretName.MatchString(k) && !strings.HasSuffix(k, "_FILE")) {
@@ -506,7 +509,9 @@ func TestNomadGuide(t *testing.T) {
 		t.Errorf("%s runs the jobs %d times; want both jobs", nomadGuide, n)
 	}
 	for _, want := range []string{
-		`nomad var put -out=none "nomad/jobs/campus-app-$T" mongodb_uri=@`,
+		`nomad var put -out=none "nomad/jobs/campus-app-$T" \` + "\n" + `  mongodb_uri=@"$d/mongodb_uri_$T" consul_token=@"$d/consul_token_$T"`,
+		`campus token tenant "$T"`,
+		`CONSUL_HTTP_TOKEN_FILE="$d/consul_token_$T" \` + "\n" + `  nomad job run`,
 		`mongosh --nodb --quiet --file ` + mongoUsersJS,
 		`campus tenant create "$T" --host "$HOST"`,
 		`nomad job run -var tenant="$T"`,

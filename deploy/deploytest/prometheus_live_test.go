@@ -59,7 +59,7 @@ type promSubstitution struct{ what, old, new string }
 // container paths of any rule files (mounted by compose) to their files in
 // the repository. It fails when a string to replace is gone and when,
 // parsed with Prometheus's config package, anything else differs.
-func promConfigForTest(t *testing.T, p *types.Project, consulAddr, promAddr string) string {
+func promConfigForTest(t *testing.T, p *types.Project, consulAddr, promAddr string, secrets map[string]string) string {
 	t.Helper()
 	raw, err := os.ReadFile(repoPath(prometheusFile))
 	if err != nil {
@@ -77,6 +77,19 @@ func promConfigForTest(t *testing.T, p *types.Project, consulAddr, promAddr stri
 	for _, m := range promMounts(p) {
 		if m.target != "/etc/prometheus/prometheus.yml" && strings.Contains(orig, m.target) {
 			subs = append(subs, promSubstitution{"the mounted rule file " + m.target, m.target, m.source})
+		}
+	}
+	// Secrets (the Consul token) reach it under /run/secrets.
+	for _, sec := range p.Services["prometheus"].Secrets {
+		target := sec.Target
+		if target == "" {
+			target = sec.Source
+		}
+		if !strings.HasPrefix(target, "/") {
+			target = "/run/secrets/" + target
+		}
+		if strings.Contains(orig, target) {
+			subs = append(subs, promSubstitution{"the secret " + target, target, secrets[sec.Source]})
 		}
 	}
 	got := orig
@@ -146,6 +159,12 @@ func undoSubstitutions(t *testing.T, have, want *config.Config, consulAddr, prom
 				}
 				if w, ok := ws.ServiceDiscoveryConfigs[j].(*promconsul.SDConfig); ok {
 					sd.Server = w.Server
+					if a, wa := sd.HTTPClientConfig.Authorization, w.HTTPClientConfig.Authorization; a != nil && wa != nil {
+						if a.CredentialsFile == wa.CredentialsFile {
+							t.Errorf("job %s: the Consul token file %q was not substituted", sc.JobName, a.CredentialsFile)
+						}
+						a.CredentialsFile = wa.CredentialsFile
+					}
 				}
 			case discovery.StaticConfig:
 				w, ok := ws.ServiceDiscoveryConfigs[j].(discovery.StaticConfig)
@@ -256,10 +275,10 @@ func ruleGroupsIn(t *testing.T, cfgText string) int {
 
 // startPrometheus runs the real Prometheus on prometheus.yml as
 // substituted by promConfigForTest, and checks it loaded every rule group.
-func startPrometheus(t *testing.T, p *types.Project, consulAddr string) *engines.Prometheus {
+func startPrometheus(t *testing.T, p *types.Project, consulAddr string, secrets map[string]string) *engines.Prometheus {
 	t.Helper()
 	listen := freeAddr(t)
-	path := promConfigForTest(t, p, consulAddr, listen)
+	path := promConfigForTest(t, p, consulAddr, listen, secrets)
 	prom := engines.PrometheusForTest(t, engines.PrometheusOptions{ConfigFile: path, Listen: listen})
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -86,6 +86,7 @@ func targetLabels(job string, svc consulService, nodeAddr string) labels.Labels 
 	lb.Set("__meta_consul_service_address", svc.Address)
 	lb.Set("__meta_consul_service_port", strconv.Itoa(svc.Port))
 	lb.Set("__meta_consul_service_id", svc.ID)
+	lb.Set("__meta_consul_service", svc.Name)
 	lb.Set("__meta_consul_tags", ","+strings.Join(svc.Tags, ",")+",")
 	for k, v := range svc.Meta {
 		lb.Set("__meta_consul_service_metadata_"+k, v)
@@ -136,8 +137,16 @@ func TestPrometheusConfig(t *testing.T) {
 
 	appJob, appSD := scrapeJob(t, cfg, grafana.JobApp)
 	proxyJob, proxySD := scrapeJob(t, cfg, grafana.JobProxy)
-	if !slices.Equal(appSD.Services, []string{consul.DefaultServiceName}) {
-		t.Errorf("job %s discovers %v; the apps register as %q", grafana.JobApp, appSD.Services, consul.DefaultServiceName)
+	// The apps register as campus-app-<tenant>, each with tag campus-app.
+	if len(appSD.Services) != 0 || !slices.Equal(appSD.ServiceTags, []string{consul.ServiceTag}) {
+		t.Errorf("job %s discovers services %v with tags %v; the apps register as %s<tenant> with tag %q",
+			grafana.JobApp, appSD.Services, appSD.ServiceTags, consul.DefaultServicePrefix, consul.ServiceTag)
+	}
+	// Both read Consul with the read-only token of compose's secret.
+	for _, sd := range []*promconsul.SDConfig{appSD, proxySD} {
+		if a := sd.HTTPClientConfig.Authorization; a == nil || a.CredentialsFile != "/run/secrets/consul_token_prometheus" {
+			t.Errorf("consul_sd of %s: authorization %+v, want credentials_file /run/secrets/consul_token_prometheus", sd.Server, a)
+		}
 	}
 	// The proxies register themselves as campus-proxy (TestLiveSystem
 	// watches them do it); in compose at the address Prometheus dials.
@@ -185,12 +194,16 @@ func TestPrometheusConfig(t *testing.T) {
 				Tags: []string{"campus"}, Meta: map[string]string{metricsPortMeta: "8001"}}, "172.18.0.2", "proxy:8001", nil},
 			{"nomad proxy", proxyJob, consulService{ID: "_nomad-task-1", Name: "campus-proxy", Address: "10.0.0.5", Port: 8000,
 				Meta: map[string]string{metricsPortMeta: "8001"}}, "10.0.0.5", "10.0.0.5:8001", nil},
-			{"compose app", appJob, consulService{ID: "nairobi-app-nairobi:8080", Name: consul.DefaultServiceName, Address: "app-nairobi", Port: 8080,
-				Tags: []string{consul.TagPrefix + "nairobi"}, Meta: map[string]string{consul.MetaTenant: "nairobi"}}, "172.18.0.2",
+			{"compose app", appJob, consulService{ID: "nairobi-app-nairobi:8080", Name: consul.DefaultServicePrefix + "nairobi", Address: "app-nairobi", Port: 8080,
+				Tags: []string{consul.ServiceTag}, Meta: map[string]string{consul.MetaTenant: "nairobi"}}, "172.18.0.2",
 				"app-nairobi:8080", map[string]string{"tenant": "nairobi"}},
-			{"nomad app", appJob, consulService{ID: "_nomad-task-2", Name: consul.DefaultServiceName, Address: "10.0.0.6", Port: 23456,
-				Meta: map[string]string{consul.MetaTenant: "accra"}}, "10.0.0.6",
+			{"nomad app", appJob, consulService{ID: "_nomad-task-2", Name: consul.DefaultServicePrefix + "accra", Address: "10.0.0.6", Port: 23456,
+				Tags: []string{consul.ServiceTag}}, "10.0.0.6",
 				"10.0.0.6:23456", map[string]string{"tenant": "accra"}},
+			// The tenant label comes from the service name, never from meta.
+			{"app claiming another tenant in meta", appJob, consulService{ID: "x", Name: consul.DefaultServicePrefix + "accra", Address: "10.0.0.7", Port: 1,
+				Tags: []string{consul.ServiceTag}, Meta: map[string]string{consul.MetaTenant: "nairobi"}}, "10.0.0.7",
+				"10.0.0.7:1", map[string]string{"tenant": "accra"}},
 		} {
 			got, keep := relabelTarget(tc.job, targetLabels(tc.job.JobName, tc.svc, tc.node))
 			if !keep {

@@ -128,11 +128,15 @@ func TestSecretsScript(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := runSecrets(t, dir, map[string]string{"TENANTS_FILE": conf})
-		if strings.TrimSpace(r.stdout) != "created "+filepath.Join(dir, "mongodb_uri_lagos") {
-			t.Errorf("adding a tenant printed %q, want only its new credential", r.stdout)
+		if want := "created " + filepath.Join(dir, "mongodb_uri_lagos") + "\ncreated " + filepath.Join(dir, "consul_token_lagos"); strings.TrimSpace(r.stdout) != want {
+			t.Errorf("adding a tenant printed %q, want only its new credential and token", r.stdout)
 		}
 		after := readDir(t, dir)
+		if !uuidRE.MatchString(after["consul_token_lagos"]) {
+			t.Errorf("consul_token_lagos = %q, want a UUID (Consul takes no other secret)", after["consul_token_lagos"])
+		}
 		delete(after, "mongodb_uri_lagos")
+		delete(after, "consul_token_lagos")
 		if !mapsEqual(after, files) {
 			t.Errorf("adding a tenant changed other secrets")
 		}
@@ -395,10 +399,10 @@ func TestInitScript(t *testing.T) {
 			if tl.display != "" {
 				create = append(create, "--display-name", tl.display)
 			}
-			return [][]string{{"tenant", "show", tl.name}, create}
+			return [][]string{{"tenant", "show", tl.name}, create, tokenArgs(tl.name)}
 		}},
 		{"existing tenants", "0", func(tl tenantLine) [][]string {
-			return [][]string{{"tenant", "show", tl.name}, {"manage", tl.name, "migrate"}}
+			return [][]string{{"tenant", "show", tl.name}, {"manage", tl.name, "migrate"}, tokenArgs(tl.name)}
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -431,6 +435,10 @@ func TestInitScript(t *testing.T) {
 			for _, tl := range tenants {
 				want = append(want, tc.want(tl)...)
 			}
+			// Then the proxies' and Prometheus's tokens.
+			want = append(want,
+				[]string{"token", "proxy", "--secret-file", "/run/secrets/consul_token_proxy"},
+				[]string{"token", "reader", "--secret-file", "/run/secrets/consul_token_prometheus"})
 			if !slices.EqualFunc(got, want, slices.Equal[[]string]) {
 				t.Fatalf("campus-init.sh ran\n  %q\nwant\n  %q", got, want)
 			}
@@ -439,4 +447,12 @@ func TestInitScript(t *testing.T) {
 			}
 		})
 	}
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// tokenArgs is how campus-init binds a tenant's Consul token from its
+// compose secret.
+func tokenArgs(tenant string) []string {
+	return []string{"token", "tenant", tenant, "--secret-file", "/run/secrets/consul_token_" + tenant}
 }

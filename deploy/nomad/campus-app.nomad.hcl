@@ -3,16 +3,22 @@
 # job; a job per tenant keeps service semantics: rolling updates, health-
 # based deployments, rescheduling, and a tenant stopped alone.)
 #
-#   nomad job run -var tenant=nairobi -var image=registry.example.org/campus:1.0 campus-app.nomad.hcl
+#   CONSUL_HTTP_TOKEN=$(campus token tenant nairobi) \
+#     nomad job run -var tenant=nairobi -var image=registry.example.org/campus:1.0 campus-app.nomad.hcl
 #
-# The tenant must exist in the registry (`campus tenant create`) and its
-# MongoDB connection string, for a user allowed only its own database, must
-# be in the Nomad Variable nomad/jobs/campus-app-<tenant>, item mongodb_uri.
-# Only this job can read it. Steps: deploy/nomad/README.md.
+# The tenant must exist in the registry (`campus tenant create`). The Nomad
+# Variable nomad/jobs/campus-app-<tenant>, which only this job can read, holds
+# its MongoDB connection string (item mongodb_uri, for a user allowed only its
+# own database) and its Consul ACL token (item consul_token, from `campus
+# token tenant <tenant>`). Steps: deploy/nomad/README.md.
 #
-# Nomad registers each instance in Consul as service campus-app with meta
-# tenant=<tenant> and a /readyz check: the proxies route to it, Prometheus
-# scrapes it. The app's own registration is therefore off (--register=false).
+# Nomad registers each instance in Consul as service campus-app-<tenant>
+# (tag campus-app) with a /readyz check: the proxies route to it, Prometheus
+# scrapes it. Consul ACLs allow that name only to the tenant's own token, so
+# the job is submitted with it (CONSUL_HTTP_TOKEN above, Nomad's
+# -consul-token: Nomad checks it may write the job's services). The app's own
+# registration is off (--register=false); it reads its tenant record with
+# the same token.
 
 variable "tenant" {
   type        = string
@@ -69,10 +75,10 @@ job "campus-app" {
     }
 
     service {
-      name     = "campus-app"
+      name     = "campus-app-${var.tenant}"
       provider = "consul"
       port     = "http"
-      tags     = ["campus", "tenant-${var.tenant}"]
+      tags     = ["campus-app"]
 
       meta {
         tenant = var.tenant
@@ -109,6 +115,7 @@ job "campus-app" {
         CAMPUS_LISTEN     = "0.0.0.0:8080"
         CAMPUS_LOG_FORMAT = "json"
         MONGODB_URI_FILE  = "${NOMAD_SECRETS_DIR}/mongodb_uri"
+        CONSUL_HTTP_TOKEN_FILE = "${NOMAD_SECRETS_DIR}/consul_token"
       }
 
       # The tenant's database credential, from Nomad Variables into the
@@ -121,6 +128,18 @@ job "campus-app" {
         perms       = "0400"
         data        = <<-EOT
         {{- with nomadVar "nomad/jobs/campus-app-${var.tenant}" }}{{ .mongodb_uri }}{{ end -}}
+        EOT
+      }
+
+      # The tenant's Consul ACL token, the same way.
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul_token"
+        change_mode = "restart"
+        uid         = 65532
+        gid         = 65532
+        perms       = "0400"
+        data        = <<-EOT
+        {{- with nomadVar "nomad/jobs/campus-app-${var.tenant}" }}{{ .consul_token }}{{ end -}}
         EOT
       }
 

@@ -95,9 +95,23 @@ job "campus-proxy" {
       }
 
       env {
-        CAMPUS_REGISTRY   = "consul"
-        CONSUL_HTTP_ADDR  = "${attr.unique.network.ip-address}:8500"
-        CAMPUS_LOG_FORMAT = "json"
+        CAMPUS_REGISTRY        = "consul"
+        CONSUL_HTTP_ADDR       = "${attr.unique.network.ip-address}:8500"
+        CAMPUS_LOG_FORMAT      = "json"
+        CONSUL_HTTP_TOKEN_FILE = "${NOMAD_SECRETS_DIR}/consul_token"
+      }
+
+      # The proxies' Consul ACL token (`campus token proxy`): reads the
+      # registry, writes nothing of it.
+      template {
+        destination = "${NOMAD_SECRETS_DIR}/consul_token"
+        change_mode = "restart"
+        uid         = 65532
+        gid         = 65532
+        perms       = "0400"
+        data        = <<-EOT
+        {{- with nomadVar "nomad/jobs/campus-proxy" }}{{ .consul_token }}{{ end -}}
+        EOT
       }
 
       kill_timeout = "20s"

@@ -40,17 +40,22 @@ func (r *Registry) TenantRules(tenant string) string {
 		r.ServiceName(tenant), r.tenantKey(tenant))
 }
 
-// ProxyRules are the ACL rules of a proxy's read-only token: it reads the
-// tenants (and, to resolve them, the host keys), the node list, every check
-// and the app services. It writes nothing but its own service registration,
-// proxyService.
-func (r *Registry) ProxyRules(proxyService string) string {
+// ProxyRules are the ACL rules of a proxy's token (write true): it reads
+// the tenants (and the host keys), the node list, every check and the app
+// services, and writes nothing but its own service registration,
+// proxyService. With write false, the rules of a read-only token for
+// Prometheus: the same reads, proxyService read, and the agent (whose
+// datacenter Prometheus's Consul discovery asks for).
+func (r *Registry) ProxyRules(proxyService string, write bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"read\"\n}\n", r.cfg.Prefix)
 	fmt.Fprintf(&b, "node_prefix \"\" {\n  policy = \"read\"\n}\n")
 	fmt.Fprintf(&b, "service_prefix %q {\n  policy = \"read\"\n}\n", r.cfg.ServicePrefix)
-	if proxyService != "" {
+	if write {
 		fmt.Fprintf(&b, "service %q {\n  policy = \"write\"\n}\n", proxyService)
+	} else {
+		fmt.Fprintf(&b, "service %q {\n  policy = \"read\"\n}\n", proxyService)
+		fmt.Fprintf(&b, "agent_prefix \"\" {\n  policy = \"read\"\n}\n")
 	}
 	return b.String()
 }
@@ -77,6 +82,21 @@ func aclError(err error) error {
 // one (the old ones stop working at once). The caller's token must be
 // allowed acl = "write".
 func (r *Registry) TenantToken(ctx context.Context, tenant string, rotate bool) (string, error) {
+	return r.tenantToken(ctx, tenant, rotate, "")
+}
+
+// SetTenantToken makes secretID (a UUID chosen by the deployment, e.g. a
+// Docker secret) tenant's one token, creating it when missing and revoking
+// any other token of the tenant. Running it again changes nothing.
+func (r *Registry) SetTenantToken(ctx context.Context, tenant, secretID string) error {
+	if err := validSecretID(secretID); err != nil {
+		return fmt.Errorf("tenant token of %s: %w", tenant, err)
+	}
+	_, err := r.tenantToken(ctx, tenant, false, secretID)
+	return err
+}
+
+func (r *Registry) tenantToken(ctx context.Context, tenant string, rotate bool, secretID string) (string, error) {
 	if err := registry.ValidateName(tenant); err != nil {
 		return "", fmt.Errorf("tenant token: %w", err)
 	}
@@ -90,29 +110,59 @@ func (r *Registry) TenantToken(ctx context.Context, tenant string, rotate bool) 
 	if err != nil {
 		return "", fmt.Errorf("tenant token of %s: list tokens: %w", tenant, aclError(err))
 	}
+	var keep string // AccessorID of the token that stays
 	if !rotate {
 		for _, e := range existing {
 			tok, _, err := acl.TokenRead(e.AccessorID, qopts(ctx))
 			if err != nil {
 				return "", fmt.Errorf("tenant token of %s: read token: %w", tenant, aclError(err))
 			}
-			return tok.SecretID, nil
+			if secretID == "" {
+				return tok.SecretID, nil // the one it has
+			}
+			if tok.SecretID == secretID {
+				keep = tok.AccessorID
+			}
 		}
 	}
-	tok, _, err := acl.TokenCreate(&api.ACLToken{
-		Description: tenantTokenDescription(tenant),
-		Policies:    []*api.ACLTokenPolicyLink{{ID: pol.ID}},
-	}, w)
-	if err != nil {
-		return "", fmt.Errorf("tenant token of %s: create token: %w", tenant, aclError(err))
+	secret := secretID
+	if keep == "" {
+		tok, _, err := acl.TokenCreate(&api.ACLToken{
+			SecretID:    secretID, // empty: Consul chooses
+			Description: tenantTokenDescription(tenant),
+			Policies:    []*api.ACLTokenPolicyLink{{ID: pol.ID}},
+		}, w)
+		if err != nil {
+			return "", fmt.Errorf("tenant token of %s: create token: %w", tenant, aclError(err))
+		}
+		keep, secret = tok.AccessorID, tok.SecretID
+		r.log.Info("tenant token issued", "tenant", tenant, "accessor", tok.AccessorID, "rotated", rotate && len(existing) > 0)
 	}
 	for _, e := range existing {
+		if e.AccessorID == keep {
+			continue
+		}
 		if _, err := acl.TokenDelete(e.AccessorID, w); err != nil {
 			return "", fmt.Errorf("tenant token of %s: revoke the old token: %w", tenant, aclError(err))
 		}
 	}
-	r.log.Info("tenant token issued", "tenant", tenant, "accessor", tok.AccessorID, "rotated", rotate && len(existing) > 0)
-	return tok.SecretID, nil
+	return secret, nil
+}
+
+// validSecretID: Consul takes only UUIDs as secret IDs.
+func validSecretID(s string) error {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return invalid("secret", "a Consul token secret is a UUID (8-4-4-4-12 hex digits)")
+	}
+	for i, c := range s {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			continue
+		}
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return invalid("secret", "a Consul token secret is a UUID (8-4-4-4-12 hex digits)")
+		}
+	}
+	return nil
 }
 
 // ensurePolicy reads tenant's policy, creating it when missing and
@@ -173,30 +223,51 @@ func (r *Registry) RevokeTenantToken(ctx context.Context, tenant string) error {
 	return nil
 }
 
-// ProxyToken creates a read-only token for proxies (ProxyRules) under the
-// policy ServicePrefix+"_proxies" (an underscore, so no tenant's policy can
-// have that name) and returns its SecretID.
-func (r *Registry) ProxyToken(ctx context.Context, proxyService string) (string, error) {
+// ProxyToken returns the SecretID of a token for proxies (ProxyRules with
+// write: read the registry, register proxyService) under the policy
+// ServicePrefix+"_proxies", or without write a read-only token
+// (Prometheus's) under ServicePrefix+"_readers". Policy names have an
+// underscore, so no tenant's policy can take one. With secretID (a UUID
+// chosen by the deployment), that token is created once and reused.
+func (r *Registry) ProxyToken(ctx context.Context, proxyService string, write bool, secretID string) (string, error) {
 	acl := r.client.ACL()
-	name := r.cfg.ServicePrefix + "_proxies"
-	rules := r.ProxyRules(proxyService)
+	name, desc := r.cfg.ServicePrefix+"_proxies", "campus: proxies read the registry"
+	if !write {
+		name, desc = r.cfg.ServicePrefix+"_readers", "campus: read the registry (Prometheus)"
+	}
+	if secretID != "" {
+		if err := validSecretID(secretID); err != nil {
+			return "", fmt.Errorf("%s token: %w", name, err)
+		}
+	}
+	rules := r.ProxyRules(proxyService, write)
 	pol, _, err := acl.PolicyReadByName(name, qopts(ctx))
 	if err != nil && !isNotFound(err) {
-		return "", fmt.Errorf("proxy policy: read: %w", aclError(err))
+		return "", fmt.Errorf("policy %s: read: %w", name, aclError(err))
 	}
 	if pol == nil {
-		if pol, _, err = acl.PolicyCreate(&api.ACLPolicy{Name: name, Description: "campus: proxies read the registry", Rules: rules}, wopts(ctx)); err != nil {
-			return "", fmt.Errorf("proxy policy: create: %w", aclError(err))
+		if pol, _, err = acl.PolicyCreate(&api.ACLPolicy{Name: name, Description: desc, Rules: rules}, wopts(ctx)); err != nil {
+			return "", fmt.Errorf("policy %s: create: %w", name, aclError(err))
 		}
 	} else if pol.Rules != rules {
 		pol.Rules = rules
 		if pol, _, err = acl.PolicyUpdate(pol, wopts(ctx)); err != nil {
-			return "", fmt.Errorf("proxy policy: update: %w", aclError(err))
+			return "", fmt.Errorf("policy %s: update: %w", name, aclError(err))
 		}
 	}
-	tok, _, err := acl.TokenCreate(&api.ACLToken{Description: "campus proxy", Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, wopts(ctx))
+	if secretID != "" {
+		if self, _, err := acl.TokenReadSelf(&api.QueryOptions{Token: secretID}); err == nil && self != nil {
+			for _, l := range self.Policies {
+				if l.ID == pol.ID {
+					return secretID, nil
+				}
+			}
+			return "", fmt.Errorf("%s token: that secret is already a token with other policies; choose another", name)
+		}
+	}
+	tok, _, err := acl.TokenCreate(&api.ACLToken{SecretID: secretID, Description: desc, Policies: []*api.ACLTokenPolicyLink{{ID: pol.ID}}}, wopts(ctx))
 	if err != nil {
-		return "", fmt.Errorf("proxy token: create: %w", aclError(err))
+		return "", fmt.Errorf("%s token: create: %w", name, aclError(err))
 	}
 	return tok.SecretID, nil
 }

@@ -105,7 +105,7 @@ func TestACLTenantTokenRegistersOnlyItsTenant(t *testing.T) {
 
 	// What a proxy sees, with its read-only token: both nairobi
 	// instances are nairobi's, accra has none.
-	proxyToken, err := op.ProxyToken(ctx, "")
+	proxyToken, err := op.ProxyToken(ctx, "campus-proxy", true, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,6 +165,48 @@ func TestACLRotateAndRevoke(t *testing.T) {
 	if err != nil || fresh == rotated || fresh == old {
 		t.Fatalf("token after revoke: %v (re-used: %v)", err, fresh == rotated || fresh == old)
 	}
+}
+
+// TestACLSetTenantToken: a deployment-chosen secret becomes the tenant's
+// one token, again and again without change; a malformed one is refused.
+func TestACLSetTenantToken(t *testing.T) {
+	sp, op := aclSpace(t)
+	ctx := ctxT(t, time.Minute)
+	if _, err := op.CreateTenant(ctx, tenant(t, "kumasi")); err != nil {
+		t.Fatal(err)
+	}
+	random, err := op.TenantToken(ctx, "kumasi", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chosen = "0f2c3a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b"
+	for range 2 {
+		if err := op.SetTenantToken(ctx, "kumasi", chosen); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := op.TenantToken(ctx, "kumasi", false); err != nil || got != chosen {
+		t.Fatalf("TenantToken after SetTenantToken = %q, %v; want the chosen secret", got, err)
+	}
+	in := registry.Instance{ID: "kumasi-1", Tenant: "kumasi", Addr: "127.0.0.1:8"}
+	if err := sp.as(t, random).RegisterInstance(ctx, in); err == nil {
+		t.Error("the replaced random token still registers")
+	}
+	if err := sp.as(t, chosen).RegisterInstance(ctx, in); err != nil {
+		t.Errorf("the chosen token: %v", err)
+	}
+	if err := op.SetTenantToken(ctx, "kumasi", "not-a-uuid"); !errors.Is(err, registry.ErrInvalid) {
+		t.Errorf("SetTenantToken(not-a-uuid) = %v, want ErrInvalid", err)
+	}
+	// A reader token reads and registers nothing.
+	reader, err := op.ProxyToken(ctx, "campus-proxy", false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.as(t, reader).RegisterInstance(ctx, registry.Instance{ID: "r-1", Tenant: "kumasi", Addr: "127.0.0.1:9"}); !denied(err) {
+		t.Errorf("a reader token registering: %v, want permission denied", err)
+	}
+	waitSnap(t, sp.as(t, reader), "kumasi's instance seen by a reader", func(s registry.Snapshot) bool { return len(s.Instances) == 1 })
 }
 
 // TestACLDisabled: the token functions say so on an agent without ACLs.
