@@ -3,8 +3,11 @@
 #   ./test.sh            everything
 #   ./test.sh -short     skips the end-to-end tests that start whole systems
 # Tests that touch data use the embedded FerretDB server, or a real MongoDB
-# when MONGODB_URI is set. The Consul contract suite also runs against a real
-# agent when CONSUL_HTTP_ADDR is set.
+# when MONGODB_URI is set. Everything that speaks to Consul or Prometheus runs
+# against the real servers, which this script builds from the Go module proxy
+# once per machine (internal/engines/build.sh; cached under
+# ~/.cache/campus/engines); CONSUL_HTTP_ADDR points the shared-agent suites at
+# an external agent instead.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -24,6 +27,19 @@ if [[ " $* " != *" -short "* && "${CAMPUS_SKIP_BROWSER:-}" != 1 && -z "${CAMPUS_
     echo "!!! To skip them on purpose: CAMPUS_SKIP_BROWSER=1 ./test.sh" >&2
   fi
 fi
+
+echo "== real engines: Consul v1.16.3 and Prometheus (built once per machine, then cached)"
+if ! engines=$(internal/engines/build.sh consul prometheus); then
+  echo "!!! BUILDING THE REAL CONSUL OR PROMETHEUS FAILED (see above): the tests that need them cannot run." >&2
+  exit 1
+fi
+while IFS='=' read -r name path; do
+  case $name in
+    consul) export CAMPUS_CONSUL_BIN=$path ;;
+    prometheus) export CAMPUS_PROMETHEUS_BIN=$path ;;
+  esac
+  echo "   $name: $path ($("$path" --version 2>/dev/null | head -1 || "$path" version | head -1))"
+done <<<"$engines"
 
 echo "== go vet"
 go vet ./...

@@ -34,6 +34,12 @@ import (
 // ACLs (default deny) for the ACL tests, each test under a KV prefix and
 // service prefix of its own. Tests that stop or restart an agent start one
 // of their own. With CONSUL_HTTP_ADDR set, the shared agent is that one.
+//
+// The faults that once needed an in-repo fake agent come from real ones: an
+// outage is a stopped agent, an index that goes backwards is a raft
+// snapshot restore, an agent that forgot its services is a restarted one,
+// and a blocking query that never answers is an engines.Relay told to hang.
+// The fake (registry/consul/consultest) is retired.
 var (
 	agent    = &engines.Shared{}
 	aclAgent = &engines.Shared{Options: engines.ConsulOptions{ACL: true}}
