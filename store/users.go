@@ -23,21 +23,11 @@ type userDoc struct {
 // CreateSuperuser creates an admin. Errors: FieldErrors (username, email,
 // password), ErrUserExists (usernames are compared case-insensitively).
 func (s *Store) CreateSuperuser(ctx context.Context, username, email, password string) (User, error) {
-	username = normalizeUsername(username)
-	email = strings.TrimSpace(email)
-	fe := FieldErrors{}
-	if msg := checkUsername(username); msg != "" {
-		fe["username"] = msg
-	}
-	if msg := checkEmail(email); msg != "" {
-		fe["email"] = msg
-	}
-	if msg := checkPassword(password, username); msg != "" {
-		fe["password"] = msg
-	}
-	if len(fe) > 0 {
+	if fe := ValidateSuperuser(username, email, password); fe != nil {
 		return User{}, fe
 	}
+	username = normalizeUsername(username)
+	email = strings.TrimSpace(email)
 	key := usernameKey(username)
 	n, err := s.col(colUsers).CountDocuments(ctx, d("username_lower", key), options.Count().SetLimit(1))
 	if err != nil {

@@ -258,6 +258,10 @@ func printBanner(e *env, po proxyOptions, tenants []registry.Tenant) {
 	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. Create a superuser from another terminal:\n")
 	fmt.Fprintf(e.stdout, "  campus manage nairobi createsuperuser\n")
 	fmt.Fprintf(e.stdout, "Proxy metrics and routes: http://%s/metrics  http://%s/routes\n", po.adminListen, po.adminListen)
+	fmt.Fprintf(e.stdout, "\nThis is a development mode for one trusted machine: each school has its own app process,\n"+
+		"but the embedded database and registry have no per-school credentials and every process runs\n"+
+		"as you. Production isolation (a database user and a Consul token per school, a container per\n"+
+		"app) is in docs/PRODUCTION.md; what each layer guarantees is in docs/ARCHITECTURE.md.\n")
 	fmt.Fprintf(e.stdout, "Press Ctrl-C to stop.\n\n")
 }
 

@@ -413,6 +413,9 @@ func TestDevEndToEnd(t *testing.T) {
 		if apps < 3 {
 			t.Fatalf("found %d app children of campus dev (pid %d) among %v, want the 3 schools'", apps, d.cmd.Process.Pid, kids)
 		}
+		if !strings.Contains(d.logs.String(), "This is a development mode for one trusted machine") {
+			t.Error("campus dev's start-up text does not say it is a development mode")
+		}
 	})
 
 	t.Run("each school sees only its own students", func(t *testing.T) {
