@@ -33,13 +33,14 @@ if ! engines=$(internal/engines/build.sh consul prometheus); then
   echo "!!! BUILDING THE REAL CONSUL OR PROMETHEUS FAILED (see above): the tests that need them cannot run." >&2
   exit 1
 fi
-while IFS='=' read -r name path; do
+for line in $engines; do
+  name=${line%%=*} path=${line#*=}
   case $name in
     consul) export CAMPUS_CONSUL_BIN=$path ;;
     prometheus) export CAMPUS_PROMETHEUS_BIN=$path ;;
   esac
-  echo "   $name: $path ($("$path" --version 2>/dev/null | head -1 || "$path" version | head -1))"
-done <<<"$engines"
+  echo "   $name: $path ($("$path" --version </dev/null 2>&1 | head -1))"
+done
 
 echo "== go vet"
 go vet ./...

@@ -644,7 +644,7 @@ func TestDevEndToEnd(t *testing.T) {
 // appPID finds the `campus app --tenant NAME` child of the dev process.
 func appPID(t *testing.T, parent int, tenant string) int {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if pid := appPIDOrZero(parent, tenant); pid != 0 {
 			return pid

@@ -250,7 +250,7 @@ func TestNoFileNoBackend(t *testing.T) {
 func TestLiveFirstIsTransparent(t *testing.T) {
 	e := newEnv(t)
 	c := e.cached(t)
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 60*time.Second)
 	if _, err := c.CreateTenant(ctx, tenant(t, "gamma")); err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestLiveFirstIsTransparent(t *testing.T) {
 	if c.Serving() {
 		t.Fatal("serving the file with a live backend")
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		st, err := cache.Load(e.path)
 		if err == nil && has(st.Snapshot, "gamma") && st.Snapshot.Version == s.Version {

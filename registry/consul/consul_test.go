@@ -648,7 +648,7 @@ func TestClose(t *testing.T) {
 		if !errors.Is(err, consul.ErrClosed) {
 			t.Fatalf("Watch after Close = %v, want ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Watch still blocked after Close")
 	}
 	if _, err := r.Snapshot(context.Background()); !errors.Is(err, consul.ErrClosed) {

@@ -178,7 +178,7 @@ func TestCrossProcessWatch(t *testing.T) {
 	}
 	c := startChild(t, dir, "fromchild", "fromchild.school.localhost")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	type woke struct {
 		snap registry.Snapshot
@@ -383,7 +383,7 @@ func TestCloseEndsWatch(t *testing.T) {
 		errc <- err
 	}()
 	// Wait until the watcher runs the poller, then close under it.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		r.mu.Lock()
 		polling := r.polling
@@ -404,7 +404,7 @@ func TestCloseEndsWatch(t *testing.T) {
 		if err == nil {
 			t.Fatal("Watch returned no error after Close")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatal("Watch still blocked after Close")
 	}
 	if _, err := r.Watch(context.Background(), snap.Version); err == nil {
@@ -423,7 +423,7 @@ func TestPollerStopsWhenIdle(t *testing.T) {
 	if _, err := r.Watch(ctx, snap.Version); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Watch = %v", err)
 	}
-	deadline := time.Now().Add(pollerLinger + 5*time.Second)
+	deadline := time.Now().Add(pollerLinger + 60*time.Second)
 	for {
 		r.mu.Lock()
 		polling := r.polling
@@ -445,7 +445,7 @@ func TestPollerStopsWhenIdle(t *testing.T) {
 	var werr error
 	go func() {
 		defer wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		got, werr = r.Watch(ctx, snap.Version)
 	}()
