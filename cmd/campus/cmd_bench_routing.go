@@ -33,8 +33,9 @@ among all tenants; and the process's memory. Uses the embedded registry in a tem
 directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are removed after.`)
 	var (
 		ro      registryOptions
-		tenants = fs.Int("tenants", 10000, "tenants in the registry")
-		changes = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
+		tenants   = fs.Int("tenants", 10000, "tenants in the registry")
+		changes   = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
+		fillCheck = fs.Duration("fill-check-interval", 0, "with Consul: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")
 	)
 	ro.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -56,11 +57,22 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		defer os.RemoveAll(dir)
 		ro.data = dir
 	}
+	measured := ro
+	if kind == "consul" && *fillCheck > 0 {
+		ro.consulCheck = *fillCheck
+	}
 	reg, err := ro.open(ctx, e, logger, nil)
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
+	changeReg := reg
+	if measured.consulCheck != ro.consulCheck {
+		if changeReg, err = measured.open(ctx, e, logger, nil); err != nil {
+			return err
+		}
+		defer changeReg.Close()
+	}
 
 	// Every instance points at one tiny upstream that answers any host.
 	upLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -83,7 +95,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 			reg.DeleteTenant(cctx, name)
 		}
 	}()
-	add := func(i int) (registry.Tenant, error) {
+	add := func(reg registry.Registry, i int) (registry.Tenant, error) {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
 		if err != nil {
@@ -98,7 +110,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	fmt.Fprintf(e.stdout, "campus bench routing: %s registry, %d tenants, %d changes\n", kind, *tenants, *changes)
 	start := time.Now()
 	for i := range *tenants {
-		if _, err := add(i); err != nil {
+		if _, err := add(reg, i); err != nil {
 			return err
 		}
 	}
@@ -174,7 +186,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	var lat []time.Duration
 	for i := range *changes {
 		t0 := time.Now()
-		t, err := add(*tenants + i)
+		t, err := add(changeReg, *tenants+i)
 		if err != nil {
 			return err
 		}
