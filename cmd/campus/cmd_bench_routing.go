@@ -32,7 +32,7 @@ proxy) for --changes new tenants, p50/p99; the proxy's table rebuild time for on
 among all tenants; and the process's memory. Uses the embedded registry in a temporary
 directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are removed after.`)
 	var (
-		ro      registryOptions
+		ro        registryOptions
 		tenants   = fs.Int("tenants", 10000, "tenants in the registry")
 		changes   = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
 		fillCheck = fs.Duration("fill-check-interval", 0, "with Consul: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")

@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -116,20 +113,21 @@ func selfRegisterProxy(ctx context.Context, po proxyOptions, admin net.Addr, log
 	if err != nil {
 		return nil, err
 	}
-	return registerProxy(ctx, po.consulReg.Client(), reg, logger), nil
+	return registerProxy(ctx, po.consulReg, reg, logger), nil
 }
 
 // registerProxy registers the proxy with the local Consul agent and keeps
 // it registered (an agent restarted without its data forgets services)
 // until the returned stop function is called, which deregisters it. stop
 // waits for the deregistration, at most about 5 s.
-func registerProxy(ctx context.Context, client *api.Client, reg *api.AgentServiceRegistration, logger *slog.Logger) func() {
+func registerProxy(ctx context.Context, cr *consul.Registry, reg *api.AgentServiceRegistration, logger *slog.Logger) func() {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
-	log := logger.With("service", reg.Name, "id", reg.ID)
 	go func() {
 		defer close(done)
-		keepProxyRegistered(ctx, client, reg, proxyKeepEvery, log)
+		if err := cr.KeepServiceRegistered(ctx, reg, proxyKeepEvery, logger); err != nil {
+			logger.Warn("proxy registration", "err", err)
+		}
 	}()
 	var once sync.Once
 	return func() {
@@ -138,54 +136,4 @@ func registerProxy(ctx context.Context, client *api.Client, reg *api.AgentServic
 			<-done
 		})
 	}
-}
-
-func keepProxyRegistered(ctx context.Context, client *api.Client, reg *api.AgentServiceRegistration, every time.Duration, log *slog.Logger) {
-	registered := false
-	retry := consul.DefaultRetryMin
-	for ctx.Err() == nil {
-		wait := every
-		if !registered {
-			if err := client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
-				if ctx.Err() != nil {
-					break
-				}
-				wait, retry = retry, min(2*retry, every)
-				log.Warn("registering the proxy with consul failed; retrying", "err", err, "retry_in", wait)
-			} else {
-				registered, retry = true, consul.DefaultRetryMin
-				log.Info("proxy registered in Consul", "addr", net.JoinHostPort(reg.Address, strconv.Itoa(reg.Port)))
-			}
-		} else {
-			_, _, err := client.Agent().Service(reg.ID, (&api.QueryOptions{}).WithContext(ctx))
-			switch {
-			case err == nil, ctx.Err() != nil:
-			case unknownService(err):
-				log.Warn("the consul agent forgot the proxy; registering it again")
-				registered = false
-				continue
-			default:
-				log.Warn("asking the consul agent about the proxy failed", "err", err)
-			}
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := client.Agent().ServiceDeregisterOpts(reg.ID, (&api.QueryOptions{}).WithContext(dctx)); err != nil && !unknownService(err) {
-		log.Warn("deregistering the proxy from consul failed", "err", err)
-		return
-	}
-	log.Info("proxy deregistered from Consul")
-}
-
-func unknownService(err error) bool {
-	var se api.StatusError
-	if errors.As(err, &se) && se.Code == http.StatusNotFound {
-		return true
-	}
-	return err != nil && strings.Contains(err.Error(), "Unknown service")
 }

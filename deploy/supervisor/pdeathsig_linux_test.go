@@ -66,5 +66,5 @@ func TestChildDiesWithKilledSupervisor(t *testing.T) {
 		t.Fatalf("kill supervisor process: %v", err)
 	}
 	<-supDone
-	waitFor(t, 5*time.Second, "the orphaned child to die", func() bool { return !alive(pid) })
+	waitFor(t, 60*time.Second, "the orphaned child to die", func() bool { return !alive(pid) })
 }

@@ -77,7 +77,7 @@ func TestActiveTenantsGetHealthyInstances(t *testing.T) {
 	if n := testutil.CollectAndCount(h.prom, MetricStartSeconds); n != 1 {
 		t.Errorf("%s series = %d, want 1", MetricStartSeconds, n)
 	}
-	waitFor(t, 5*time.Second, "children's stdout copied to Output", func() bool {
+	waitFor(t, 60*time.Second, "children's stdout copied to Output", func() bool {
 		out := h.out.String()
 		return strings.Contains(out, "child nairobi listening on") && strings.Contains(out, "child accra listening on")
 	})
@@ -205,7 +205,7 @@ func TestTenantCreatedWhileRunningIsStarted(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.start()
-	waitFor(t, 5*time.Second, "supervisor started", func() bool {
+	waitFor(t, 60*time.Second, "supervisor started", func() bool {
 		return len(h.logs.linesWith(`"msg":"supervisor started"`)) == 1
 	})
 	if st := h.sup.Status(); len(st) != 0 {
@@ -242,7 +242,7 @@ func TestInactiveTenantIsStoppedAndDeregistered(t *testing.T) {
 			if err := tt.action(context.Background(), h.reg, "nairobi"); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 10*time.Second, "nairobi's child gone", func() bool {
+			waitFor(t, 60*time.Second, "nairobi's child gone", func() bool {
 				_, listed := h.status("nairobi")
 				return !alive(pid) && len(h.instances("nairobi")) == 0 && !listed
 			})
@@ -273,20 +273,20 @@ func TestChildIgnoringSIGTERMIsKilled(t *testing.T) {
 	if _, err := h.reg.SetState(context.Background(), "nairobi", registry.StateSuspended); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "instance deregistered", func() bool { return len(h.instances("nairobi")) == 0 })
+	waitFor(t, 60*time.Second, "instance deregistered", func() bool { return len(h.instances("nairobi")) == 0 })
 	// Deregistration comes before any signal, so the process (which
 	// ignores SIGTERM) is still there.
 	if !alive(pid) {
 		t.Error("child died before its instance was deregistered, or despite ignoring SIGTERM")
 	}
-	waitFor(t, 10*time.Second, "child killed", func() bool { return !alive(pid) })
+	waitFor(t, 60*time.Second, "child killed", func() bool { return !alive(pid) })
 	if took := time.Since(suspended); took < grace {
 		t.Errorf("child died %s after suspension, before StopGrace %s", took, grace)
 	}
 	if lines := h.logs.linesWith(`"msg":"child ignored SIGTERM; killing it"`, `"tenant":"nairobi"`); len(lines) != 1 {
 		t.Errorf("want one SIGKILL warning, got %q", lines)
 	}
-	waitFor(t, 5*time.Second, "'child stopped' log with signal", func() bool {
+	waitFor(t, 60*time.Second, "'child stopped' log with signal", func() bool {
 		return len(h.logs.linesWith(`"msg":"child stopped"`, `"signal":"killed"`, `"tenant":"nairobi"`)) == 1
 	})
 }
@@ -343,7 +343,7 @@ func TestWakeEndsBackoff(t *testing.T) {
 	h.setMode("nairobi", mode{crashFirst: 1})
 	h.createTenant("nairobi")
 	h.start()
-	waitFor(t, 10*time.Second, "backoff after the first crash", func() bool {
+	waitFor(t, 60*time.Second, "backoff after the first crash", func() bool {
 		st, _ := h.status("nairobi")
 		return st.State == StateBackoff
 	})
@@ -374,7 +374,7 @@ func TestStaleInstancesAreDeregistered(t *testing.T) {
 		}
 	}
 	h.start()
-	waitFor(t, 5*time.Second, "stale instance deregistered", func() bool {
+	waitFor(t, 60*time.Second, "stale instance deregistered", func() bool {
 		for _, in := range h.instances("ghost") {
 			if in.ID == stale.ID {
 				return false
@@ -424,7 +424,7 @@ func TestCancelRunStopsEverything(t *testing.T) {
 	if st := h.sup.Status(); len(st) != 0 {
 		t.Errorf("Status after Run returned = %+v", st)
 	}
-	waitFor(t, 5*time.Second, "goroutines back to the count before Run", func() bool {
+	waitFor(t, 60*time.Second, "goroutines back to the count before Run", func() bool {
 		return runtime.NumGoroutine() <= before
 	})
 	if err := h.sup.Run(context.Background()); err == nil {

@@ -24,10 +24,10 @@ func TestLegacyTenantGetsAnID(t *testing.T) {
 	}
 	val, _ := json.Marshal(legacy)
 	c := sp.agent.Client(sp.token)
-	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix+"tenants/old", Value: val}, nil); err != nil {
+	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix + "tenants/old", Value: val}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix+"hosts/old.school.localhost", Value: []byte("old")}, nil); err != nil {
+	if _, err := c.KV().Put(&api.KVPair{Key: sp.prefix + "hosts/old.school.localhost", Value: []byte("old")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	first, err := r.Tenant(ctx, "old")
