@@ -109,7 +109,10 @@ func TestNoHoldWhenDisabled(t *testing.T) {
 	if resp := tp.do(t, request{host: "nairobi.school.localhost"}); resp.status != 503 {
 		t.Fatalf("status %d, want 503", resp.status)
 	}
-	if time.Since(start) > 2*time.Second {
-		t.Error("a negative HoldTimeout should not hold requests")
+	// A held request would wait out the whole hold (DefaultHoldTimeout
+	// with a zero Config); an answer before that was not held, however
+	// slow the machine.
+	if took := time.Since(start); took >= DefaultHoldTimeout {
+		t.Errorf("answered after %s: a negative HoldTimeout should not hold requests", took)
 	}
 }

@@ -194,11 +194,11 @@ func TestConsulEndToEnd(t *testing.T) {
 		t.Fatalf("tenant list lacks lagos:\n%s", out)
 	}
 	// The tenant exists but nothing serves it yet.
-	waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
+	waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 60*time.Second)
 
 	appAddr := "127.0.0.1:" + freePort(t)
 	app := s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", appAddr)
-	took := waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
+	took := waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 60*time.Second)
 	t.Logf("lagos routable %s after `campus app` started (registration + first passing check)", took.Round(time.Millisecond))
 
 	t.Run("lagos's token cannot serve accra", func(t *testing.T) {
@@ -222,10 +222,10 @@ func TestConsulEndToEnd(t *testing.T) {
 
 	t.Run("stopping the app removes it", func(t *testing.T) {
 		app.stop(syscall.SIGTERM)
-		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 10*time.Second)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 60*time.Second)
 		// A new process on a new address, as a new container would get.
 		app = s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", "127.0.0.1:"+freePort(t))
-		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 20*time.Second)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 60*time.Second)
 	})
 
 	t.Run("Consul crashed: traffic still routed from the last table", func(t *testing.T) {
@@ -262,7 +262,7 @@ func TestConsulEndToEnd(t *testing.T) {
 		}
 		proxy.stop(syscall.SIGTERM)
 		proxy = s.startWith(proxyEnv, proxyArgs...)
-		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 15*time.Second)
+		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 60*time.Second)
 		if got := status(proxyAddr, "unknown.school.localhost"); got != http.StatusNotFound {
 			t.Fatalf("unknown host from the state file: %d, want 404", got)
 		}
@@ -277,7 +277,7 @@ func TestConsulEndToEnd(t *testing.T) {
 		s.run("tenant", "create", "ibadan", "--host", "ibadan.school.localhost")
 		s.startWith(s.withToken(s.token("tenant", "ibadan")),
 			"app", "--tenant", "ibadan", "--listen", "127.0.0.1:"+freePort(t))
-		took := waitStatus(t, proxyAddr, "ibadan.school.localhost", 200, 30*time.Second)
+		took := waitStatus(t, proxyAddr, "ibadan.school.localhost", 200, 60*time.Second)
 		t.Logf("ibadan routable %s after its app started, Consul having come back", took.Round(time.Millisecond))
 		if got := status(proxyAddr, "lagos.school.localhost"); got != 200 {
 			t.Fatalf("lagos after Consul came back: %d", got)
@@ -286,7 +286,7 @@ func TestConsulEndToEnd(t *testing.T) {
 	t.Run("deleting a tenant revokes its token; its app is no longer routed", func(t *testing.T) {
 		ibadanToken := s.token("tenant", "ibadan")
 		s.run("tenant", "delete", "ibadan")
-		waitStatus(t, proxyAddr, "ibadan.school.localhost", http.StatusNotFound, 20*time.Second)
+		waitStatus(t, proxyAddr, "ibadan.school.localhost", http.StatusNotFound, 60*time.Second)
 		c := s.consul.Client(ibadanToken)
 		err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "ibadan-again", Name: "campus-app-ibadan", Address: "127.0.0.1", Port: 9})
 		if err == nil {
