@@ -316,3 +316,26 @@ func TestTenantAndManageCommands(t *testing.T) {
 		c.ok("tenant", "create", accra, "--host", accra+".school.localhost")
 	})
 }
+
+// TestTokenCommandRefusals: `campus token` refuses what it cannot do, with
+// a usage error (exit 2) and a message that says why.
+func TestTokenCommandRefusals(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"token"}, "a COMMAND is required"},
+		{"unknown command", []string{"token", "steal"}, `unknown token command "steal"`},
+		{"embedded registry has no tokens", []string{"token", "tenant", "default"}, "the embedded registry has no tokens"},
+		{"proxy token on the embedded registry", []string{"token", "proxy"}, "the embedded registry has no tokens"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := c.run("", nil, tc.args...)
+			if r.code != 2 || !strings.Contains(r.stdout+r.stderr, tc.want) {
+				t.Fatalf("campus %s: exit %d, output %q; want exit 2 and %q", strings.Join(tc.args, " "), r.code, r.stdout+r.stderr, tc.want)
+			}
+		})
+	}
+}

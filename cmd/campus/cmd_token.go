@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -48,7 +49,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		ro     registryOptions
 		rotate bool
 	)
-	var fs = newFlags("token "+args[0], "", "")
+	var fs *flag.FlagSet
 	switch args[0] {
 	case "tenant":
 		fs = newFlags("token tenant", "NAME", "Print (or, with --rotate, replace) the Consul ACL token of one tenant's apps.")
