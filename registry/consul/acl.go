@@ -102,7 +102,8 @@ func (r *Registry) tenantToken(ctx context.Context, tenant string, rotate bool, 
 	}
 	acl := r.client.ACL()
 	w := wopts(ctx)
-	pol, err := r.ensurePolicy(ctx, tenant)
+	pol, err := r.ensurePolicy(ctx, r.TenantPolicyName(tenant),
+		"campus: register only the app service of tenant "+tenant, r.TenantRules(tenant))
 	if err != nil {
 		return "", err
 	}
@@ -165,31 +166,24 @@ func validSecretID(s string) error {
 	return nil
 }
 
-// ensurePolicy reads tenant's policy, creating it when missing and
+// ensurePolicy reads the policy name, creating it when missing and
 // correcting its rules when they differ (an old prefix, a hand edit).
-func (r *Registry) ensurePolicy(ctx context.Context, tenant string) (*api.ACLPolicy, error) {
+func (r *Registry) ensurePolicy(ctx context.Context, name, desc, rules string) (*api.ACLPolicy, error) {
 	acl := r.client.ACL()
-	name := r.TenantPolicyName(tenant)
-	rules := r.TenantRules(tenant)
 	pol, _, err := acl.PolicyReadByName(name, qopts(ctx))
 	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("tenant policy %s: read: %w", name, aclError(err))
+		return nil, fmt.Errorf("policy %s: read: %w", name, aclError(err))
 	}
 	if pol == nil {
-		pol, _, err = acl.PolicyCreate(&api.ACLPolicy{
-			Name:        name,
-			Description: "campus: register only the app service of tenant " + tenant,
-			Rules:       rules,
-		}, wopts(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("tenant policy %s: create: %w", name, aclError(err))
+		if pol, _, err = acl.PolicyCreate(&api.ACLPolicy{Name: name, Description: desc, Rules: rules}, wopts(ctx)); err != nil {
+			return nil, fmt.Errorf("policy %s: create: %w", name, aclError(err))
 		}
 		return pol, nil
 	}
 	if pol.Rules != rules {
 		pol.Rules = rules
 		if pol, _, err = acl.PolicyUpdate(pol, wopts(ctx)); err != nil {
-			return nil, fmt.Errorf("tenant policy %s: update rules: %w", name, aclError(err))
+			return nil, fmt.Errorf("policy %s: update rules: %w", name, aclError(err))
 		}
 	}
 	return pol, nil
@@ -240,20 +234,9 @@ func (r *Registry) ProxyToken(ctx context.Context, proxyService string, write bo
 			return "", fmt.Errorf("%s token: %w", name, err)
 		}
 	}
-	rules := r.ProxyRules(proxyService, write)
-	pol, _, err := acl.PolicyReadByName(name, qopts(ctx))
-	if err != nil && !isNotFound(err) {
-		return "", fmt.Errorf("policy %s: read: %w", name, aclError(err))
-	}
-	if pol == nil {
-		if pol, _, err = acl.PolicyCreate(&api.ACLPolicy{Name: name, Description: desc, Rules: rules}, wopts(ctx)); err != nil {
-			return "", fmt.Errorf("policy %s: create: %w", name, aclError(err))
-		}
-	} else if pol.Rules != rules {
-		pol.Rules = rules
-		if pol, _, err = acl.PolicyUpdate(pol, wopts(ctx)); err != nil {
-			return "", fmt.Errorf("policy %s: update: %w", name, aclError(err))
-		}
+	pol, err := r.ensurePolicy(ctx, name, desc, r.ProxyRules(proxyService, write))
+	if err != nil {
+		return "", err
 	}
 	if secretID != "" {
 		if self, _, err := acl.TokenReadSelf(&api.QueryOptions{Token: secretID}); err == nil && self != nil {
