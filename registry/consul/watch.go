@@ -61,9 +61,10 @@ type mergeState struct {
 	services map[string][]*api.AgentService // node → its campus app services
 	loops    map[string]context.CancelFunc  // node → its loop
 
-	instances []registry.Instance
-	version   uint64
-	snap      *registry.Snapshot // nil until every source answered once
+	instances      []registry.Instance
+	instancesDirty bool // checks, nodes or services moved since instances was merged
+	version        uint64
+	snap           *registry.Snapshot // nil until every source answered once
 }
 
 // cachedTenant keeps a decoded tenant for as long as its key's ModifyIndex
@@ -294,6 +295,7 @@ func (r *Registry) applyChecksLocked(checks api.HealthChecks, index uint64, forc
 		return
 	}
 	r.state.checks = checks
+	r.state.instancesDirty = true
 	r.publishLocked()
 }
 
@@ -328,6 +330,7 @@ func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool)
 		go r.loop(ctx, nodeKey(node))
 	}
 	st.nodes = names
+	r.state.instancesDirty = true
 	r.publishLocked()
 }
 
@@ -347,6 +350,7 @@ func (r *Registry) applyNodeLocked(node string, list *api.CatalogNodeServiceList
 		}
 	}
 	r.state.services[node] = svcs
+	r.state.instancesDirty = true
 	r.publishLocked()
 }
 
@@ -416,7 +420,11 @@ func (r *Registry) publishLocked() {
 	if !r.readyLocked() {
 		return
 	}
-	st.instances = r.instancesLocked()
+	// Merging services with checks costs O(instances); a tenant write
+	// does not need it.
+	if st.instancesDirty {
+		st.instances, st.instancesDirty = r.instancesLocked(), false
+	}
 	if st.snap != nil && tenantsEqual(st.snap.Tenants, st.tenants) && slices.Equal(st.snap.Instances, st.instances) {
 		return
 	}
