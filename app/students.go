@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,8 @@ type studentList struct {
 	Query    string
 	Pager    pager
 	Columns  []column
+	Export   string // export link with the search applied
+	ExportNB string // the same without a byte order mark
 }
 
 var listColumns = []column{
@@ -82,7 +85,8 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data:   studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols},
+		Data:   studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols,
+			Export: exportURL(p.Query, true), ExportNB: exportURL(p.Query, false)},
 	})
 }
 
@@ -356,9 +360,32 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 
 // ---- CSV export ----
 
+// exportURL is the export link of a list: the list's search applied;
+// bom false leaves out the byte order mark.
+func exportURL(query string, bom bool) string {
+	v := url.Values{}
+	if query != "" {
+		v.Set("q", query)
+	}
+	if !bom {
+		v.Set("bom", "0")
+	}
+	if enc := v.Encode(); enc != "" {
+		return exportPath + "?" + enc
+	}
+	return exportPath
+}
+
+const exportPath = "/admin/students/export/"
+
+// handleStudentsExport writes the students matching ?q= (all without it)
+// as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
+// Zoë and 伊藤 right.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
+	p := parseListParams(r, false)
+	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
 	var buf bytes.Buffer
-	if err := s.store.ExportStudents(r.Context(), &buf); err != nil {
+	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
 		s.serverError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}

@@ -33,8 +33,9 @@ Commands:
   unlock USERNAME               lift a user's login lock-outs (from every address) and forget
                                 the user's failed logins
   students import FILE.csv      import students (header: registration_no,first_name,second_name);
-                                any bad row is reported with its line number and nothing is imported
-  students export               write every student as CSV to standard output
+                                any bad row is reported with its line number and nothing is imported;
+                                --update changes students already there, --dry-run writes nothing
+  students export               write students as CSV to standard output (--no-bom, --search Q)
 
 Run 'campus manage TENANT COMMAND --help' for a command's flags.
 `
@@ -142,6 +143,8 @@ func manageCommands() map[string]manageCommand {
 	var (
 		username, email string
 		noinput         bool
+		update, dryRun  bool
+		export          store.ExportOptions
 	)
 	return map[string]manageCommand{
 		"migrate": {
@@ -172,12 +175,27 @@ func manageCommands() map[string]manageCommand {
 		},
 		"students import": {
 			args: "FILE.csv",
-			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name. Every bad row is reported with its line number, and then nothing is imported.",
-			run:  manageImport,
+			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name " +
+				"(or Reg No, First Name, Surname…; separated by commas, semicolons or tabs; UTF-8 or Windows-1252). " +
+				"Every bad row is reported with its line number, and then nothing is imported.",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&update, "update", false, "update students whose registration number is in the file (otherwise such rows are errors)")
+				fs.BoolVar(&dryRun, "dry-run", false, "check the file against the database and print what would change; write nothing")
+			},
+			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+				return manageImport(ctx, m, fs, update, dryRun)
+			},
 		},
 		"students export": {
-			desc: "Write every student as CSV, sorted by registration number, to standard output.",
-			run:  manageExport,
+			desc: "Write students as CSV, sorted by registration number, to standard output, with a UTF-8 byte order mark " +
+				"(for Excel) and formula-like cells guarded with a leading quote.",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&export.NoBOM, "no-bom", false, "leave out the UTF-8 byte order mark")
+				fs.StringVar(&export.Query, "search", "", "only students matching this search (as the admin list's search box)")
+			},
+			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+				return manageExport(ctx, m, fs, export)
+			},
 		},
 	}
 }
@@ -302,7 +320,7 @@ func describeUserError(err error) error {
 	return err
 }
 
-func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, dryRun bool) error {
 	if fs.NArg() != 1 {
 		return usageErr("students import takes exactly one FILE.csv (or - for standard input)")
 	}
@@ -315,33 +333,50 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		defer f.Close()
 		r = f
 	}
-	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(r)
+	parsed, err := store.ParseStudentsFile(r)
 	if err != nil {
 		return fmt.Errorf("read CSV: %w", err)
 	}
-	if len(rowErrs) == 0 {
-		var n int
-		n, rowErrs, err = m.store.ImportStudents(ctx, rows, lines)
-		if err != nil {
-			return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
-		}
-		if len(rowErrs) == 0 {
-			fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", n, m.tenant.Name)
-			return nil
-		}
+	if parsed.Encoding == store.EncodingWindows1252 {
+		fmt.Fprintf(m.e.stderr, "note: the file is not UTF-8; it was read as Windows-1252. %s\n", store.MsgSaveAsUTF8)
 	}
-	for _, re := range rowErrs {
-		fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+	mode := store.ImportAdd
+	if update {
+		mode = store.ImportUpdate
 	}
-	return fmt.Errorf("%d bad rows; nothing was imported", len(rowErrs))
+	plan, err := m.store.PlanImport(ctx, parsed.Rows, parsed.Lines, parsed.Errors, mode)
+	if err != nil {
+		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
+	}
+	if len(plan.Errors) > 0 {
+		for _, re := range plan.Errors {
+			fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+		}
+		return fmt.Errorf("%d bad rows (%d fine); nothing was imported", len(plan.Errors), plan.Valid())
+	}
+	if dryRun {
+		fmt.Fprintf(m.e.stdout, "Dry run for tenant %s: %d new, %d changed, %d unchanged; nothing was written.\n",
+			m.tenant.Name, len(plan.New), len(plan.Changed), plan.Unchanged)
+		return nil
+	}
+	res, err := m.store.ApplyImport(ctx, plan)
+	if err != nil {
+		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
+	}
+	if update {
+		fmt.Fprintf(m.e.stdout, "Imported into tenant %s: %d new, %d updated, %d unchanged.\n", m.tenant.Name, res.Added, res.Updated, plan.Unchanged)
+		return nil
+	}
+	fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", res.Added, m.tenant.Name)
+	return nil
 }
 
-func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
 	w := bufio.NewWriter(m.e.stdout)
-	if err := m.store.ExportStudents(ctx, w); err != nil {
+	if err := m.store.ExportStudents(ctx, w, o); err != nil {
 		return fmt.Errorf("export tenant %q: %w", m.tenant.Name, err)
 	}
 	return w.Flush()
