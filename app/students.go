@@ -85,7 +85,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data:   studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols,
+		Data: studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols,
 			Export: exportURL(p.Query, true), ExportNB: exportURL(p.Query, false)},
 	})
 }
