@@ -205,13 +205,13 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 func (s *server) student(w http.ResponseWriter, r *http.Request) (store.Student, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return store.Student{}, false
 	}
 	st, err := s.store.Student(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return st, false
 	case err != nil:
 		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
@@ -247,7 +247,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 	st, err := s.store.UpdateStudent(r.Context(), st.ID, in)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return
 	case err != nil:
 		if fe, ok := saveError(err); ok {
@@ -285,7 +285,7 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 	err := s.store.DeleteStudent(r.Context(), st.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return
 	case err != nil:
 		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))

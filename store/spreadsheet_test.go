@@ -220,3 +220,24 @@ func TestNamesOfInvisibleCharactersRefused(t *testing.T) {
 		}
 	}
 }
+
+// A tenant's setting lives in its database: another tenant's is untouched.
+func TestSettingsPerTenant(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a, b := newStore(t, Options{}), newStore(t, Options{})
+	if st, err := a.Settings(ctx); err != nil || st.PublicListStaffOnly {
+		t.Fatalf("default settings = %+v, %v; want a public list", st, err)
+	}
+	for _, v := range []bool{true, true, false, true} {
+		if err := a.SetPublicListStaffOnly(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := a.Settings(ctx); st.PublicListStaffOnly != v {
+			t.Fatalf("after setting %v: %+v", v, st)
+		}
+	}
+	if st, _ := b.Settings(ctx); st.PublicListStaffOnly {
+		t.Fatal("tenant A's staff-only setting changed tenant B")
+	}
+}
