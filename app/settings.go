@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"net/http"
-
 )
 
 // Per-tenant settings. They are kept in the tenant's own database (see
@@ -74,5 +73,3 @@ func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
 	s.setFlash(w, r, flashSettings, "")
 	http.Redirect(w, r, settingsURL, http.StatusSeeOther)
 }
-
-
