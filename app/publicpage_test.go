@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/campus-saas/campus/store"
 )
 
 // The public list never shows the internal ID.
@@ -106,3 +108,52 @@ func TestInvisibleNameRefused(t *testing.T) {
 		t.Fatal("an invisible name was saved")
 	}
 }
+
+// Save, delete and bulk delete return to the list as it was: search,
+// sort and page kept. The back field can only name a list page.
+func TestAdminKeepsListState(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{})
+	for i := range 120 {
+		e.addStudent(fmt.Sprintf("K-%03d", i), "Kept", fmt.Sprintf("Name%03d", i))
+	}
+	e.addStudent("Z-1", "Other", "Person")
+	b := e.browser()
+	b.login()
+	list := "/admin/students/?q=kept&sort=-second_name&page=2"
+	r := b.get(list)
+	wantCode(t, r, http.StatusOK)
+	back := "back=" + url.QueryEscape("page=2&q=kept&sort=-second_name")
+	wantBody(t, r, "?"+strings.ReplaceAll(back, "&", "&amp;"), `name="back" value="page=2&amp;q=kept&amp;sort=-second_name"`,
+		`name="sort" value="-second_name"`)
+
+	// Save from the change page: back to page 2 of the sorted search.
+	st, _ := e.store.ListStudents(t.Context(), storeOpts("K-060"))
+	id := st.Students[0].ID
+	change := fmt.Sprintf("/admin/students/%d/change/?%s", id, back)
+	p := b.get(change)
+	wantBody(t, p, `name="back" value="page=2&amp;q=kept&amp;sort=-second_name"`)
+	r = b.post(fmt.Sprintf("/admin/students/%d/change/", id), url.Values{"csrf_token": {csrfOf(t, p.body)},
+		"back": {regexpValue(t, p.body, "back")}, "registration_no": {"K-060"}, "first_name": {"Kept"}, "second_name": {"Renamed"}, "_save": {"1"}})
+	if r.code != http.StatusSeeOther || r.location() != "/admin/students/?page=2&q=kept&sort=-second_name" {
+		t.Fatalf("after save: %d %q", r.code, r.location())
+	}
+	// Bulk delete: the confirmation carries it on, the redirect lands there.
+	r = b.get(list)
+	c := b.post("/admin/students/delete-selected/", url.Values{"csrf_token": {csrfOf(t, r.body)},
+		"back": {regexpValue(t, r.body, "back")}, "ids": {fmt.Sprint(id)}})
+	wantBody(t, c, `name="back" value="page=2&amp;q=kept&amp;sort=-second_name"`)
+	r = b.post("/admin/students/delete-selected/", url.Values{"csrf_token": {csrfOf(t, c.body)}, "confirm": {"yes"},
+		"back": {regexpValue(t, c.body, "back")}, "ids": {fmt.Sprint(id)}})
+	if r.code != http.StatusSeeOther || r.location() != "/admin/students/?page=2&q=kept&sort=-second_name" {
+		t.Fatalf("after bulk delete: %d %q", r.code, r.location())
+	}
+	// A back field naming anything else is reduced to a list page.
+	p = b.get(fmt.Sprintf("/admin/students/%d/change/", e.addStudent("K-999", "A", "B").ID))
+	r = b.post(fmt.Sprintf("/admin/students/%d/change/", e.addStudent("K-998", "A", "B").ID), url.Values{"csrf_token": {csrfOf(t, p.body)},
+		"back": {"next=//evil.example/&sort=password"}, "registration_no": {"K-998"}, "first_name": {"A"}, "second_name": {"C"}})
+	if r.location() != "/admin/students/" {
+		t.Fatalf("a forged back field redirected to %q", r.location())
+	}
+}
+
+func storeOpts(q string) store.ListOptions { return store.ListOptions{Query: q} }
