@@ -46,7 +46,7 @@ type studentList struct {
 	Columns  []column
 	Back     backLink // this page, for links to a student and the bulk delete form
 	Export   string   // export link with the search applied
-	ExportNB string // the same without a byte order mark
+	ExportNB string   // the same without a byte order mark
 }
 
 var listColumns = []column{
