@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -45,6 +47,7 @@ type manageCtx struct {
 	e      *env
 	tenant registry.Tenant
 	store  *store.Store
+	public publicURL // where the tenant's site is reached
 }
 
 type manageCommand struct {
@@ -68,6 +71,10 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return usageErr("a COMMAND is required after the tenant name")
 	}
 	name, cmdName, rest := args[0], args[1], args[2:]
+	if isHelpArg(cmdName) || cmdName == "students" && len(rest) > 0 && isHelpArg(rest[0]) {
+		fmt.Fprint(e.stdout, manageHelp)
+		return errHelp
+	}
 	if cmdName == "students" {
 		if len(rest) == 0 {
 			return usageErr("students: want `import FILE.csv` or `export`")
@@ -78,15 +85,18 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	mc, ok := cmds[cmdName]
 	if !ok {
 		fmt.Fprint(e.stderr, manageHelp)
-		return usageErr("unknown manage command %q", cmdName)
+		return usageErr("unknown manage command %q%s", cmdName, didYouMean(cmdName, slices.Collect(maps.Keys(cmds))))
 	}
 	fs := newFlags("manage TENANT "+cmdName, mc.args, mc.desc)
 	var lo logOptions
 	var ro registryOptions
 	var mo mongoOptions
+	var pu publicURLOptions
 	lo.register(fs)
 	ro.register(fs)
 	mo.register(fs)
+	pu.register(fs)
+	ro.mustExist = true // manage only works on tenants that are there
 	if mc.flags != nil {
 		mc.flags(fs)
 	}
@@ -100,6 +110,10 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	if err := registry.ValidateName(name); err != nil {
 		return usageErr("tenant %v", err)
 	}
+	public, err := pu.resolve(ro.data)
+	if err != nil {
+		return err
+	}
 	reg, err := ro.open(ctx, e, logger, nil)
 	if err != nil {
 		return err
@@ -108,17 +122,20 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	t, err := reg.Tenant(ctx, name)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
-			return fmt.Errorf("unknown tenant %q (see `campus tenant list`)", name)
+			return fmt.Errorf("unknown tenant %q %s (see `campus tenant list`)", name, ro.where(e))
 		}
-		return fmt.Errorf("look up tenant %q: %w", name, err)
+		return fmt.Errorf("look up tenant %q %s: %w", name, ro.where(e), err)
 	}
 	switch {
 	case t.State == registry.StateCreating,
 		t.State == registry.StateDeleted && cmdName != "students export" && cmdName != "migrate":
 		return notServedError(t)
 	}
-	uri, err := mo.resolve()
+	uri, from, err := mo.source(ro.data)
 	if err != nil {
+		return err
+	}
+	if err := probeMongo(ctx, uri, from, ro.data); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, uri, t.Database)
@@ -136,7 +153,7 @@ func runManage(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st}, fs)
+	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
 }
 
 func manageCommands() map[string]manageCommand {
@@ -244,19 +261,8 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 			return usageErr("--noinput needs the password in $%s", superuserPasswordEnv)
 		}
 	} else {
-		p := newPrompter(m.e)
 		var err error
-		if username == "" {
-			if username, err = p.line("Username: "); err != nil {
-				return err
-			}
-		}
-		if email == "" {
-			if email, err = p.line("Email address (optional): "); err != nil {
-				return err
-			}
-		}
-		if password, err = p.newPassword(); err != nil {
+		if username, email, password, err = askSuperuser(ctx, m, username, email); err != nil {
 			return err
 		}
 	}
@@ -264,7 +270,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at http://%s/admin/\n", u.Username, m.tenant.Name, m.tenant.PrimaryHost)
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.tenantURL(m.tenant.PrimaryHost, "/admin/"))
 	return nil
 }
 
@@ -417,6 +423,9 @@ func (p *prompter) secret(prompt string) (string, error) {
 	return s, err
 }
 
+// errPasswordMismatch: the password and its repetition differ.
+var errPasswordMismatch = errors.New("the two passwords did not match; nothing was changed")
+
 func (p *prompter) newPassword() (string, error) {
 	pw, err := p.secret("Password: ")
 	if err != nil {
@@ -427,7 +436,7 @@ func (p *prompter) newPassword() (string, error) {
 		return "", err
 	}
 	if pw != again {
-		return "", errors.New("the two passwords did not match; nothing was changed")
+		return "", errPasswordMismatch
 	}
 	return pw, nil
 }
