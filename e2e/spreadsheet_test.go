@@ -119,7 +119,7 @@ func TestSpreadsheetRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 
 	legacy, err := charmap.Windows1252.NewEncoder().String(
-		"Reg No;First Name;Surname\r\nKUM/1;Zoë;Müller\r\nKUM/2;François;Nuñez\r\nKUM/3;=HYPERLINK(\"http://evil.example\");Owusu\r\n")
+		"Reg No;First Name;Surname\r\nKUM/1;Zoë;Müller\r\nKUM/2;François;Nuñez\r\nKUM/3;\"=HYPERLINK(\"\"http://evil.example\"\")\";Owusu\r\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestSpreadsheetRoundTrip(t *testing.T) {
 	}
 
 	// Edited in a spreadsheet and saved as CSV UTF-8 with semicolons.
-	edited := strings.NewReplacer(",", ";", "Müller", "Müller-伊藤").Replace(strings.ReplaceAll(text, `"'=HYPERLINK(""http://evil.example"")"`, `"'=HYPERLINK(""http://evil.example"")"`))
+	edited := strings.NewReplacer(",", ";", "Müller", "Müller-伊藤").Replace(text)
 	editedFile := filepath.Join(dir, "edited.csv")
 	if err := os.WriteFile(editedFile, []byte(edited), 0o644); err != nil {
 		t.Fatal(err)
