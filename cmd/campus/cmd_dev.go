@@ -307,6 +307,13 @@ func selfName() string {
 	if err != nil {
 		return "campus"
 	}
+	// `go run ./cmd/campus dev` runs a temporary binary that is gone
+	// afterwards: the second terminal runs the same way.
+	if strings.Contains(self, string(filepath.Separator)+"go-build") {
+		if st, err := os.Stat(filepath.Join("cmd", "campus")); err == nil && st.IsDir() {
+			return "go run ./cmd/campus"
+		}
+	}
 	if p, err := exec.LookPath("campus"); err == nil {
 		if a, b := evalPath(p), evalPath(self); a == b {
 			return "campus"
