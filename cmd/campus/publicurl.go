@@ -198,10 +198,13 @@ func probeMongo(ctx context.Context, uri, from, dataDir string) error {
 	if i := strings.IndexAny(rest, "/?"); i >= 0 {
 		rest = rest[:i]
 	}
+	if strings.Contains(strings.ToLower(rest), "%2f") || strings.HasPrefix(rest, "/") {
+		return nil // a Unix socket: left to the driver
+	}
 	var lastErr error
 	for _, h := range strings.Split(rest, ",") {
 		if _, _, err := net.SplitHostPort(h); err != nil {
-			h = net.JoinHostPort(h, "27017")
+			h = net.JoinHostPort(strings.Trim(h, "[]"), "27017")
 		}
 		d := net.Dialer{Timeout: probeTimeout}
 		c, err := d.DialContext(ctx, "tcp", h)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -284,5 +285,41 @@ func TestCLIImportUpdate(t *testing.T) {
 	}
 	if out := c.ok("manage", other, "students", "export").stdout; strings.Contains(out, "U/") {
 		t.Fatalf("the other tenant's export holds these students: %q", out)
+	}
+}
+
+func TestProbeMongo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := closed.Addr().String()
+	closed.Close()
+	for _, tc := range []struct {
+		uri string
+		ok  bool
+	}{
+		{"mongodb://" + ln.Addr().String(), true},
+		{"mongodb://user:secret@" + ln.Addr().String() + "/db?authSource=admin", true},
+		{"mongodb://" + dead + "," + ln.Addr().String(), true}, // one member answers
+		{fmt.Sprintf("mongodb://[::1]:%d", port), false},       // listening on IPv4 only
+		{"mongodb://" + dead, false},
+		{"mongodb://user:secret@" + dead, false},
+		{"mongodb+srv://cluster.example", true}, // left to the driver
+		{"mongodb://%2Ftmp%2Fmongo.sock", true}, // a Unix socket: left to the driver
+	} {
+		err := probeMongo(t.Context(), tc.uri, "test", t.TempDir())
+		if (err == nil) != tc.ok {
+			t.Errorf("probeMongo(%s) = %v, want ok %v", tc.uri, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "secret") {
+			t.Errorf("the error shows the password: %v", err)
+		}
 	}
 }
