@@ -73,6 +73,7 @@ func TestImportPreviewAndUpdate(t *testing.T) {
 		if b.count(`#import-confirm`) != 0 {
 			t.Error("a preview with duplicates offers to import")
 		}
+		b.audit("import preview with errors")
 		if got := exportedRows(t, sys, "mombasa"); got != 2 {
 			t.Fatalf("%d students after the preview, want 2", got)
 		}
@@ -94,6 +95,7 @@ func TestImportPreviewAndUpdate(t *testing.T) {
 			t.Errorf("an unchanged student is listed as changed:\n%s", changes)
 		}
 		b.see("Chiamaka") // the new row
+		b.audit("update preview")
 		if got := exportedRows(t, sys, "mombasa"); got != 2 {
 			t.Fatalf("%d students after the update preview, want 2", got)
 		}
@@ -216,6 +218,7 @@ func TestLongNameOnPhone(t *testing.T) {
 	b.open(eldoret.url(sys, "/admin/students/999999/change/"), http.StatusNotFound, "stale-student")
 	b.see("Page not found", "no student at this address", "Log out")
 	b.noSideways("admin 404")
+	b.audit("admin 404")
 	b.open(eldoret.url(sys, "/admin/nothing"), http.StatusNotFound, "stale-admin-link")
 	b.see("no page at this address", "Eldoret Hills School administration")
 }
@@ -230,6 +233,7 @@ func TestStaffOnlyList(t *testing.T) {
 	staff.login(sys, nakuru)
 	staff.addStudent(sys, nakuru, student{"NKR/001", "Pendo", "Wekesa"}, "_save")
 	staff.open(nakuru.url(sys, "/admin/settings/"), http.StatusOK, "settings")
+	staff.audit("settings page")
 	staff.step("staff only", chromedp.Click(chromedp.CSS("#public_list_staff")))
 	staff.press(`#settings-form button[type=submit]`, http.StatusOK, "settings-saved")
 	if got := staff.textOf("#flash"); got != "The settings were saved." {
@@ -247,6 +251,7 @@ func TestStaffOnlyList(t *testing.T) {
 	anon.open(nakuru.url(sys, "/"), http.StatusOK, "staff-only")
 	anon.see("The student register is for staff only", "log in to the admin site")
 	anon.noSideways("staff-only page")
+	anon.audit("staff-only page")
 	html := value(anon, "read the HTML", chromedp.Evaluate[string](`document.documentElement.outerHTML`))
 	if strings.Contains(html, "NKR/001") || strings.Contains(html, "Pendo") {
 		t.Error("the staff-only page's HTML holds a student")
@@ -261,4 +266,32 @@ func TestStaffOnlyList(t *testing.T) {
 	other := newTab(t, sys, desktop)
 	other.open(sys.url("accra.school.localhost", "/"), http.StatusOK, "accra-public")
 	other.dontSee("for staff only")
+}
+
+// TestSaveKeepsListState: from page 2 of a sorted search, opening a
+// student and saving lands on that same page of that search.
+func TestSaveKeepsListState(t *testing.T) {
+	sys := system(t)
+	seedCampusSchool(t, sys)
+	b := newTab(t, sys, desktop)
+	b.login(sys, campusSchool)
+	list := "/admin/students/?q=CS%2F24&sort=-first_name&page=2"
+	b.open(campusSchool.url(sys, list), http.StatusOK, "page-2-sorted")
+	first := b.textOf(`#changelist tbody tr:first-child th[scope=row] a`)
+	b.press(`#changelist tbody tr:first-child th[scope=row] a`, http.StatusOK, "change-from-page-2")
+	if got := b.attr(`#id_registration_no`, "value"); got != first {
+		t.Fatalf("opened %q, want %q", got, first)
+	}
+	b.press(`button[name=_save]`, http.StatusOK, "saved-back-on-page-2")
+	b.see("was changed successfully", " matching “CS/24”")
+	loc := value(b, "read the address", chromedp.Evaluate[string](`location.pathname + location.search`))
+	if loc != "/admin/students/?page=2&q=CS%2F24&sort=-first_name" {
+		t.Errorf("after save the list is at %q", loc)
+	}
+	if got := b.textOf(`.pagination [aria-current=page]`); got != "2" {
+		t.Errorf("after save the current page is %q, want 2", got)
+	}
+	if got := b.attr("#q", "value"); got != "CS/24" {
+		t.Errorf("after save the search box holds %q", got)
+	}
 }
