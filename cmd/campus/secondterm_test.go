@@ -181,6 +181,7 @@ func TestDidYouMean(t *testing.T) {
 		{[]string{"tenant", "lst"}, `did you mean "list"?`},
 		{[]string{"manage", "default", "migrat"}, `did you mean "migrate"?`},
 		{[]string{"manage", "default", "createsuperusr"}, `did you mean "createsuperuser"?`},
+		{[]string{"token", "proxi"}, `did you mean "proxy"?`},
 	} {
 		r := c.run("", nil, tc.args...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
