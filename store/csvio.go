@@ -93,7 +93,7 @@ func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowEr
 
 // ParseStudentsFile reads a student CSV as spreadsheets save it: UTF-8
 // with or without a byte order mark, UTF-16 with one, or Windows-1252
-// when the bytes are not valid UTF-8; fields separated by ',', ';' or tab
+// when the bytes are not valid UTF-8 and no BOM says UTF-8; fields separated by ',', ';' or tab
 // (whichever the header uses most); CRLF line ends and blank lines. Header
 // names are matched case-, space- and underscore-insensitively, with
 // aliases such as "Reg No", "Given name" and "Surname". A cell that
@@ -179,6 +179,10 @@ func decodeText(raw []byte) (string, string, error) {
 	switch {
 	case bytes.HasPrefix(raw, []byte("\xEF\xBB\xBF")):
 		raw = raw[3:]
+		if !utf8.Valid(raw) {
+			return "", "", fmt.Errorf("the file starts as UTF-8 text (with a byte order mark) but line %d is not UTF-8. %s",
+				invalidLine(raw), MsgSaveAsUTF8)
+		}
 	case bytes.HasPrefix(raw, []byte("\xFF\xFE")), bytes.HasPrefix(raw, []byte("\xFE\xFF")):
 		dec := unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder()
 		b, err := dec.Bytes(raw)
@@ -195,6 +199,22 @@ func decodeText(raw []byte) (string, string, error) {
 		return "", "", errors.New("the file is not UTF-8 text and could not be read as Windows-1252 either. " + MsgSaveAsUTF8)
 	}
 	return string(b), EncodingWindows1252, nil
+}
+
+// invalidLine is the 1-based line of the first byte that is not UTF-8.
+func invalidLine(b []byte) int {
+	line := 1
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		b = b[size:]
+	}
+	return line
 }
 
 // detectDelimiter picks ',', ';' or tab: whichever the first non-blank

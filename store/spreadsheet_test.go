@@ -46,6 +46,7 @@ func TestParseStudentsFileSpreadsheets(t *testing.T) {
 			rows: []StudentInput{{"A-1", "'Ami", "O'Brien"}}, enc: EncodingUTF8, delim: ','},
 		{name: "unknown column names the aliases", in: "registration_no,first_name,second_name,email\n", fileError: "Reg No"},
 		{name: "two aliases of one column", in: "surname,last name,regno\n", fileError: "twice"},
+		{name: "BOM, then bytes that are not UTF-8", in: "\uFEFFregistration_no,first_name,second_name\nA-1,Zo\xEB,X\n", fileError: "line 2 is not UTF-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
