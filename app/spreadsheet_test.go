@@ -49,6 +49,12 @@ func TestImportUpdateMode(t *testing.T) {
 		t.Fatalf("after the update import: %+v, %d students", st, e.count())
 	}
 
+	// The same file again: nothing to do, nothing offered.
+	r = uploadCSV(t, b, "update", "Reg No;First Name;Surname\nU-1;Amina;Otieno\nU-2;Kofi;Mensah\nU-3;New;Pupil\n")
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, "0 new", "0 changed", "3 unchanged", "there is nothing to import")
+	wantNoBody(t, r, `name="payload"`)
+
 	// A preview confirmed after someone else changed a student it changes
 	// is not applied: a fresh preview instead.
 	r = uploadCSV(t, b, "update", "registration_no,first_name,second_name\nU-1,Amina,Third\n")
