@@ -126,7 +126,7 @@ type index struct {
 }
 
 func indexes() []index {
-	return []index{
+	return append([]index{
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    d("registration_no", 1),
 			Options: options.Index().SetName("registration_no_unique").SetUnique(true),
@@ -141,7 +141,7 @@ func indexes() []index {
 		}},
 		{collection: colSessions, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
 		{collection: colLoginFailures, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
-	}
+	}, staffHistoryIndexes()...) // schema version 2, schema_v2.go
 }
 
 // schemaVersion reads the recorded version; 0 means never migrated.
@@ -176,6 +176,10 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		if err := s.createIndex(ctx, ix); err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 		}
+	}
+	// Schema version 2 (schema_v2.go): staff roles, history, resets.
+	if err := s.migrateStaffRoles(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	// $max never lowers the version, should a newer binary migrate at
 	// the same time.
