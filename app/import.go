@@ -103,6 +103,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(dbErrs) == 0 {
+			s.record(r, store.StudentsImported(actor(r), n))
 			s.refreshStudentsGauge(r.Context(), true)
 			s.setFlash(w, r, flashImported, studentCount(n))
 			http.Redirect(w, r, studentsURL, http.StatusSeeOther)

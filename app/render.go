@@ -17,7 +17,9 @@ var templateFS embed.FS
 
 // requiredViews are the pages the handlers render.
 var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
-	"admin_delete", "admin_delete_selected", "admin_import"}
+	"admin_delete", "admin_delete_selected", "admin_import",
+	// staff, passwords and history (users.go, password.go, history.go)
+	"admin_home", "admin_users", "admin_user_form", "admin_password", "admin_reset", "admin_history"}
 
 // views holds every page template, each parsed once at start-up together
 // with the base layout.
@@ -48,6 +50,9 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		"static":  staticURL,
 		"fieldOf": fieldOf,
 		"num":     formatCount,
+		// staff, passwords and history
+		"when":       formatWhen,
+		"fieldLabel": fieldLabel,
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")

@@ -192,6 +192,7 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("create student: %w", err))
 		return
 	}
+	s.record(r, store.StudentAdded(actor(r), st))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashAdded, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
@@ -233,6 +234,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	before := st
 	f := studentForm{ID: st.ID, Label: studentLabel(st), Values: formInput(r)}
 	in, fe := store.NormalizeStudent(f.Values)
 	if len(fe) > 0 {
@@ -254,6 +256,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
 		return
 	}
+	s.record(r, store.StudentChanged(actor(r), before, st))
 	s.setFlash(w, r, flashChanged, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
 }
@@ -287,6 +290,7 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
 		return
 	}
+	s.record(r, store.StudentDeleted(actor(r), st, false))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashDeleted, studentLabel(st))
 	http.Redirect(w, r, studentsURL, http.StatusSeeOther)
@@ -319,11 +323,22 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	if r.PostForm.Get("confirm") == "yes" {
+		// What the students were, for their history.
+		gone, err := s.store.StudentsByID(r.Context(), ids)
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			return
+		}
 		n, err := s.store.DeleteStudents(r.Context(), ids)
 		if err != nil {
 			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
+		entries := make([]store.HistoryEntry, len(gone))
+		for i, st := range gone {
+			entries[i] = store.StudentDeleted(actor(r), st, true)
+		}
+		s.record(r, entries...)
 		s.refreshStudentsGauge(r.Context(), true)
 		s.setFlash(w, r, flashBulkDelete, studentCount(n))
 		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
