@@ -35,6 +35,9 @@ Commands:
   students import FILE.csv      import students (header: registration_no,first_name,second_name);
                                 any bad row is reported with its line number and nothing is imported
   students export               write every student as CSV to standard output
+  resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
+  history                       write the history of students (who did what, when) to standard
+                                output (--format csv|json)
 
 Run 'campus manage TENANT COMMAND --help' for a command's flags.
 `
@@ -143,7 +146,7 @@ func manageCommands() map[string]manageCommand {
 		username, email string
 		noinput         bool
 	)
-	return map[string]manageCommand{
+	cmds := map[string]manageCommand{
 		"migrate": {
 			desc: "Create collections and indexes in the tenant's database and record the schema version. Safe to run again.",
 			run:  manageMigrate,
@@ -180,6 +183,8 @@ func manageCommands() map[string]manageCommand {
 			run:  manageExport,
 		},
 	}
+	staffManageCommands(cmds) // resetlink, history (cmd_manage_staff.go)
+	return cmds
 }
 
 func noArgs(fs *flag.FlagSet) error {
@@ -246,7 +251,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at http://%s/admin/\n", u.Username, m.tenant.Name, m.tenant.PrimaryHost)
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, tenantURL(m.tenant, "/admin/"))
 	return nil
 }
 
@@ -327,6 +332,12 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		}
 		if len(rowErrs) == 0 {
 			fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", n, m.tenant.Name)
+			if n == 0 {
+				return nil
+			}
+			if err := m.store.RecordHistory(ctx, store.StudentsImported(store.CommandLine, n)); err != nil {
+				return fmt.Errorf("the %d students are imported, but the import could not be recorded in the history: %w", n, err)
+			}
 			return nil
 		}
 	}
