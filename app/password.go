@@ -70,9 +70,13 @@ func (s *server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.renderPassword(w, r, http.StatusUnprocessableEntity, d)
 		return
 	}
-	err := s.store.ChangePassword(r.Context(), st.token, old, p1)
+	err := s.store.ChangePassword(r.Context(), st.token, clientAddress(r), old, p1)
 	var fe store.FieldErrors
+	var locked *store.LockedError
 	switch {
+	case errors.As(err, &locked):
+		s.log.Info("password change refused: locked out", "request_id", st.id, "user_id", st.session.UserID)
+		d.Errors["old_password"] = "Too many wrong passwords. Try again later."
 	case errors.Is(err, store.ErrWrongPassword):
 		s.log.Info("password change refused: wrong old password", "request_id", st.id, "user_id", st.session.UserID)
 		d.Errors["old_password"] = msgWrongOldPassword

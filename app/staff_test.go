@@ -330,7 +330,7 @@ func TestHistoryRecorded(t *testing.T) {
 
 	hist := b.get(fmt.Sprintf("/admin/students/%d/history/", id))
 	wantCode(t, hist, http.StatusOK)
-	wantBody(t, hist, "Added", "Changed", "secretary", "<del>Zoe</del> → <ins>Zoë</ins>")
+	wantBody(t, hist, "Added", "Changed", "secretary", "<del>Zoe</del> → <ins class=\"text-decoration-none\">Zoë</ins>")
 	if strings.Count(hist.body, "First name:") != 2 {
 		t.Errorf("want First name in the add and the change entry:\n%s", hist.body)
 	}

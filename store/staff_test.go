@@ -150,11 +150,11 @@ func TestChangePassword(t *testing.T) {
 	other, _, _ := s.CreateSession(ctx, u)
 	const newPassword = "new-secret-99"
 
-	if err := s.ChangePassword(ctx, current, "wrong-old-1", newPassword); !errors.Is(err, ErrWrongPassword) {
+	if err := s.ChangePassword(ctx, current, testAddr, "wrong-old-1", newPassword); !errors.Is(err, ErrWrongPassword) {
 		t.Fatalf("wrong old password: %v", err)
 	}
 	var fe FieldErrors
-	if err := s.ChangePassword(ctx, current, staffPassword, "123456789"); !errors.As(err, &fe) || fe["password"] == "" {
+	if err := s.ChangePassword(ctx, current, testAddr, staffPassword, "123456789"); !errors.As(err, &fe) || fe["password"] == "" {
 		t.Fatalf("numeric new password: %v", err)
 	}
 	if _, err := s.Session(ctx, other); err != nil {
@@ -163,10 +163,10 @@ func TestChangePassword(t *testing.T) {
 	if _, err := s.Authenticate(ctx, "secretary", staffPassword, testAddr); err != nil {
 		t.Fatalf("a refused change changed the password: %v", err)
 	}
-	if err := s.ChangePassword(ctx, "not-a-token", staffPassword, newPassword); !errors.Is(err, ErrNotFound) {
+	if err := s.ChangePassword(ctx, "not-a-token", testAddr, staffPassword, newPassword); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("without a session: %v", err)
 	}
-	if err := s.ChangePassword(ctx, current, staffPassword, newPassword); err != nil {
+	if err := s.ChangePassword(ctx, current, testAddr, staffPassword, newPassword); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Session(ctx, current); err != nil {
@@ -452,5 +452,28 @@ func TestStudentsByID(t *testing.T) {
 	got, err := s.StudentsByID(t.Context(), []int64{a.ID, 999})
 	if err != nil || len(got) != 1 || got[0].ID != a.ID {
 		t.Fatalf("StudentsByID = %+v, %v", got, err)
+	}
+}
+
+// Guesses of the old password are counted like failed logins: the form
+// cannot be used to guess a password faster than the login page.
+func TestChangePasswordThrottled(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, Options{MaxFailures: 3})
+	u := mustStaff(t, s, "secretary")
+	tok, _, _ := s.CreateSession(ctx, u)
+	for i := range 3 {
+		err := s.ChangePassword(ctx, tok, testAddr, "guess-number-"+string(rune('a'+i)), "new-secret-99")
+		if !errors.Is(err, ErrBadCredentials) && !errors.Is(err, ErrWrongPassword) {
+			t.Fatalf("guess %d: %v", i, err)
+		}
+	}
+	var le *LockedError
+	if err := s.ChangePassword(ctx, tok, testAddr, staffPassword, "new-secret-99"); !errors.As(err, &le) {
+		t.Fatalf("after 3 wrong guesses the right old password: %v; want a lock-out", err)
+	}
+	if _, err := s.Authenticate(ctx, "secretary", staffPassword, testAddr); !errors.As(err, &le) {
+		t.Fatalf("the login page is not locked too: %v", err)
 	}
 }

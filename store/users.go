@@ -129,20 +129,30 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) erro
 
 // ChangePassword is a logged-in user changing their own password: the
 // session named by token must be live, oldPassword must be the user's
-// current password (ErrWrongPassword), newPassword must keep the rules
-// (FieldErrors{"password"}). Every other session of the user ends; the
-// one named by token continues.
-func (s *Store) ChangePassword(ctx context.Context, token, oldPassword, newPassword string) error {
+// current password, checked by Authenticate from the client address from
+// (so guesses through this form are throttled and counted like logins;
+// ErrWrongPassword, or a *LockedError while locked), newPassword must
+// keep the rules (FieldErrors{"password"}). Every other session of the
+// user ends; the one named by token continues.
+func (s *Store) ChangePassword(ctx context.Context, token, from, oldPassword, newPassword string) error {
 	sess, err := s.Session(ctx, token)
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	u, err := s.UserByID(ctx, sess.UserID)
-	if err != nil {
-		return fmt.Errorf("change password: %w", err)
+	if msg := checkPassword(newPassword, sess.Username); msg != "" {
+		return FieldErrors{"password": msg}
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(oldPassword)) != nil {
+	u, err := s.Authenticate(ctx, sess.Username, oldPassword, from)
+	var le *LockedError
+	switch {
+	case errors.As(err, &le):
+		return err
+	case errors.Is(err, ErrBadCredentials):
 		return ErrWrongPassword
+	case err != nil:
+		return fmt.Errorf("change password: %w", err)
+	case u.ID != sess.UserID: // cannot happen: usernames are unique and fixed
+		return fmt.Errorf("change password: session and user disagree: %w", ErrNotFound)
 	}
 	id, _ := tokenID(token)
 	return s.setPassword(ctx, u, newPassword, id)
