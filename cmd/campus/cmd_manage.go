@@ -32,12 +32,12 @@ Commands:
   changepassword USERNAME       set a user's password (asks twice)
   unlock USERNAME               lift a user's login lock-outs (from every address) and forget
                                 the user's failed logins
-  students import FILE.csv      import students (header: registration_no,first_name,second_name);
-                                any bad row is reported with its line number and nothing is imported
-  students export               write every student as CSV to standard output
   resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
   history                       write the history of students (who did what, when) to standard
                                 output (--format csv|json)
+  students import FILE.csv      import students (header: registration_no,first_name,second_name);
+                                any bad row is reported with its line number and nothing is imported
+  students export               write every student as CSV to standard output
 
 Run 'campus manage TENANT COMMAND --help' for a command's flags.
 `
@@ -77,6 +77,7 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		cmdName, rest = "students "+rest[0], rest[1:]
 	}
 	cmds := manageCommands()
+	staffManageCommands(cmds) // resetlink, history (cmd_manage_staff.go)
 	mc, ok := cmds[cmdName]
 	if !ok {
 		fmt.Fprint(e.stderr, manageHelp)
@@ -146,7 +147,7 @@ func manageCommands() map[string]manageCommand {
 		username, email string
 		noinput         bool
 	)
-	cmds := map[string]manageCommand{
+	return map[string]manageCommand{
 		"migrate": {
 			desc: "Create collections and indexes in the tenant's database and record the schema version. Safe to run again.",
 			run:  manageMigrate,
@@ -183,8 +184,6 @@ func manageCommands() map[string]manageCommand {
 			run:  manageExport,
 		},
 	}
-	staffManageCommands(cmds) // resetlink, history (cmd_manage_staff.go)
-	return cmds
 }
 
 func noArgs(fs *flag.FlagSet) error {
@@ -251,7 +250,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, tenantURL(m.tenant, "/admin/"))
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at http://%s/admin/\n", u.Username, m.tenant.Name, m.tenant.PrimaryHost)
 	return nil
 }
 
@@ -332,13 +331,7 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		}
 		if len(rowErrs) == 0 {
 			fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", n, m.tenant.Name)
-			if n == 0 {
-				return nil
-			}
-			if err := m.store.RecordHistory(ctx, store.StudentsImported(store.CommandLine, n)); err != nil {
-				return fmt.Errorf("the %d students are imported, but the import could not be recorded in the history: %w", n, err)
-			}
-			return nil
+			return recordCLIImport(ctx, m, n)
 		}
 	}
 	for _, re := range rowErrs {

@@ -61,7 +61,7 @@ func manageResetLink(ctx context.Context, m *manageCtx, fs *flag.FlagSet, expire
 	}
 	fmt.Fprintf(m.e.stderr, "One-time password reset link for %q at tenant %s, valid until %s:\n",
 		username, m.tenant.Name, until.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(m.e.stdout, tenantURL(m.tenant, app.ResetPath(token)))
+	fmt.Fprintln(m.e.stdout, tenantLink(m.tenant, app.ResetPath(token)))
 	return nil
 }
 
@@ -77,4 +77,16 @@ func manageHistory(ctx context.Context, m *manageCtx, fs *flag.FlagSet, format s
 		return fmt.Errorf("history of tenant %q: %w", m.tenant.Name, err)
 	}
 	return w.Flush()
+}
+
+// recordCLIImport records an import of n students by the command line in
+// the tenant's history (nothing for n == 0).
+func recordCLIImport(ctx context.Context, m *manageCtx, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := m.store.RecordHistory(ctx, store.StudentsImported(store.CommandLine, n)); err != nil {
+		return fmt.Errorf("the %d students are imported, but the import could not be recorded in the history: %w", n, err)
+	}
+	return nil
 }

@@ -2,10 +2,11 @@ package main
 
 import "github.com/campus-saas/campus/registry"
 
-// tenantURL is the one place that makes a URL of a tenant's site for
-// people to open (the admin login after createsuperuser, a password reset
-// link): the tenant's primary host. It does not know the proxy's port or
-// scheme yet; a public-URL setting shared with the proxy belongs here.
-func tenantURL(t registry.Tenant, path string) string {
+// tenantLink is the URL of path on a tenant's primary host, for links
+// printed to people (resetlink). It knows neither the proxy's port nor its
+// scheme: when the public-URL setting (publicURL.tenantURL, branch
+// admin-data) is merged, replace its one use by m.public.tenantURL and
+// delete this file.
+func tenantLink(t registry.Tenant, path string) string {
 	return "http://" + t.PrimaryHost + path
 }
