@@ -15,6 +15,9 @@ import (
 // history of students. Entries are written by the student handlers
 // through record, after the change succeeded.
 
+// staffViews are the pages of users.go, password.go and this file.
+var staffViews = []string{"admin_home", "admin_users", "admin_user_form", "admin_password", "admin_reset", "admin_history"}
+
 // recentActions is how many entries the admin home lists.
 const recentActions = 10
 

@@ -17,9 +17,7 @@ var templateFS embed.FS
 
 // requiredViews are the pages the handlers render.
 var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
-	"admin_delete", "admin_delete_selected", "admin_import",
-	// staff, passwords and history (users.go, password.go, history.go)
-	"admin_home", "admin_users", "admin_user_form", "admin_password", "admin_reset", "admin_history"}
+	"admin_delete", "admin_delete_selected", "admin_import"}
 
 // views holds every page template, each parsed once at start-up together
 // with the base layout.
@@ -78,7 +76,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		}
 		v.pages[strings.TrimSuffix(file, ".html")] = t
 	}
-	for _, name := range requiredViews {
+	for _, name := range append(requiredViews, staffViews...) {
 		if v.pages[name] == nil {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}

@@ -12,19 +12,6 @@ import "net/http"
 // is guarded without anyone remembering to guard it.
 func (s *server) routes() http.Handler {
 	admin := http.NewServeMux()
-	admin.Handle("POST /admin/logout/{$}", s.route(http.HandlerFunc(s.handleLogout)))
-	admin.Handle("GET /admin/logout/{$}", s.route(s.methodNotAllowed(http.MethodPost)))
-	admin.Handle("GET /admin/students/{$}", s.route(http.HandlerFunc(s.handleStudentList)))
-	admin.Handle("GET /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAddForm)))
-	admin.Handle("POST /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAdd)))
-	admin.Handle("GET /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChangeForm)))
-	admin.Handle("POST /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChange)))
-	admin.Handle("GET /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDeleteConfirm)))
-	admin.Handle("POST /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDelete)))
-	admin.Handle("POST /admin/students/delete-selected/{$}", s.route(http.HandlerFunc(s.handleStudentsDeleteSelected)))
-	admin.Handle("GET /admin/students/export/{$}", s.route(http.HandlerFunc(s.handleStudentsExport)))
-	admin.Handle("GET /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImportForm)))
-	admin.Handle("POST /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImport)))
 	// Admin home, history, own password, and users (superusers only: every
 	// /admin/users/ URL, known or not, goes through superuserOnly).
 	admin.Handle("GET /admin/{$}", s.route(http.HandlerFunc(s.handleAdminHome)))
@@ -41,6 +28,19 @@ func (s *server) routes() http.Handler {
 	users.Handle("/admin/users/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleNotFound)))
 	admin.Handle("/admin/users/", s.route(s.superuserOnly(users)))
 
+	admin.Handle("POST /admin/logout/{$}", s.route(http.HandlerFunc(s.handleLogout)))
+	admin.Handle("GET /admin/logout/{$}", s.route(s.methodNotAllowed(http.MethodPost)))
+	admin.Handle("GET /admin/students/{$}", s.route(http.HandlerFunc(s.handleStudentList)))
+	admin.Handle("GET /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAddForm)))
+	admin.Handle("POST /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAdd)))
+	admin.Handle("GET /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChangeForm)))
+	admin.Handle("POST /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChange)))
+	admin.Handle("GET /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDeleteConfirm)))
+	admin.Handle("POST /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDelete)))
+	admin.Handle("POST /admin/students/delete-selected/{$}", s.route(http.HandlerFunc(s.handleStudentsDeleteSelected)))
+	admin.Handle("GET /admin/students/export/{$}", s.route(http.HandlerFunc(s.handleStudentsExport)))
+	admin.Handle("GET /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImportForm)))
+	admin.Handle("POST /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImport)))
 	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleNotFound)))
 
 	site := http.NewServeMux()

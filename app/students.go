@@ -234,7 +234,6 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	before := st
 	f := studentForm{ID: st.ID, Label: studentLabel(st), Values: formInput(r)}
 	in, fe := store.NormalizeStudent(f.Values)
 	if len(fe) > 0 {
@@ -242,6 +241,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
+	before := st // for the history
 	st, err := s.store.UpdateStudent(r.Context(), st.ID, in)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
