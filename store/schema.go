@@ -172,14 +172,14 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
 	}
+	// Staff roles, history, resets (schema_v2.go).
+	if err := s.migrateStaffRoles(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
 	for _, ix := range indexes() {
 		if err := s.createIndex(ctx, ix); err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 		}
-	}
-	// Schema version 2 (schema_v2.go): staff roles, history, resets.
-	if err := s.migrateStaffRoles(ctx); err != nil {
-		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	// $max never lowers the version, should a newer binary migrate at
 	// the same time.

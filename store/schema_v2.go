@@ -9,7 +9,9 @@ import (
 )
 
 // Schema version 2: staff roles, the history of students and one-time
-// password reset tokens.
+// password reset tokens. New collections: history (users.go, history.go;
+// back it up) and password_resets (resets.go; short-lived secrets, like
+// sessions and login_failures, need no backup).
 //
 //   - users get is_active; users from version 1 (all superusers) become
 //     active. The step is idempotent: it only touches users without the

@@ -4,11 +4,9 @@
 // database name; a Store can only ever touch the database it was built on.
 //
 // Collections: students (int64 _id from counters), counters, users,
-// sessions, login_failures, meta (the schema version), history (who
-// changed which student) and password_resets (one-time tokens, hashed).
-// Files: store.go (types, Open/New), schema.go, schema_v2.go,
-// validate.go, students.go, csvio.go, users.go (staff and superusers),
-// logins.go (login throttling), sessions.go, resets.go, history.go.
+// sessions, login_failures and meta (the schema version). Files: store.go
+// (types, Open/New), schema.go, validate.go, students.go, csvio.go,
+// users.go, logins.go (login throttling), sessions.go.
 //
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
