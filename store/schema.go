@@ -141,7 +141,7 @@ func indexes() []index {
 		}},
 		{collection: colSessions, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
 		{collection: colLoginFailures, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
-	}, staffHistoryIndexes()...) // schema version 2, schema_v2.go
+	}, staffHistoryIndexes()...) // schema_staff.go
 }
 
 // schemaVersion reads the recorded version; 0 means never migrated.
@@ -172,7 +172,7 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
 	}
-	// Staff roles, history, resets (schema_v2.go).
+	// Staff roles, history, resets (schema_staff.go).
 	if err := s.migrateStaffRoles(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}

@@ -196,7 +196,7 @@ const (
 	colSessions      = "sessions"
 	colLoginFailures = "login_failures"
 	colMeta          = "meta"
-	// Added with staff roles (schema version 2): the audit trail of
+	// Added with staff roles (schema_staff.go): the audit trail of
 	// students, and one-time password reset tokens (SHA-256 only). Backups
 	// keep history; sessions, login_failures and password_resets are
 	// short-lived secrets and need not be backed up.

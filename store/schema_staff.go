@@ -8,7 +8,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// Schema version 2: staff roles, the history of students and one-time
+// The staff schema step (SchemaVersion 2 on this branch; it runs at every
+// Migrate, so its number may change in a merge): staff roles, the history
+// of students and one-time
 // password reset tokens. New collections: history (users.go, history.go;
 // back it up) and password_resets (resets.go; short-lived secrets, like
 // sessions and login_failures, need no backup).
