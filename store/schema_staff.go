@@ -10,10 +10,9 @@ import (
 
 // The staff schema step (SchemaVersion 2 on this branch; it runs at every
 // Migrate, so its number may change in a merge): staff roles, the history
-// of students and one-time
-// password reset tokens. New collections: history (users.go, history.go;
-// back it up) and password_resets (resets.go; short-lived secrets, like
-// sessions and login_failures, need no backup).
+// of students and one-time password reset tokens. New collections: history
+// (history.go; back it up) and password_resets (resets.go; short-lived
+// secrets, like sessions and login_failures, need no backup).
 //
 //   - users get is_active; users from version 1 (all superusers) become
 //     active. The step is idempotent: it only touches users without the
