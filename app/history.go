@@ -50,7 +50,10 @@ func historyRows(entries []store.HistoryEntry) []historyRow {
 	rows := make([]historyRow, len(entries))
 	for i, e := range entries {
 		rows[i] = historyRow{HistoryEntry: e}
-		if e.StudentID != 0 && (e.Action == store.ActionAdd || e.Action == store.ActionChange) {
+		switch {
+		case e.TargetUserID != "":
+			rows[i].Link = userChangeURL(e.TargetUserID)
+		case e.StudentID != 0 && (e.Action == store.ActionAdd || e.Action == store.ActionChange):
 			rows[i].Link = changeURL(e.StudentID)
 		}
 	}
@@ -71,7 +74,9 @@ type homeData struct {
 }
 
 func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
-	recent, err := s.store.RecentHistory(r.Context(), recentActions)
+	superuser := stateOf(r).session.IsSuperuser
+	// Staff see what happened to students; superusers to users too.
+	recent, err := s.store.RecentHistory(r.Context(), recentActions, superuser)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -79,7 +84,7 @@ func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "admin_home", &page{
 		Title: "Site administration",
 		Admin: true,
-		Data:  homeData{Superuser: stateOf(r).session.IsSuperuser, Recent: historyRows(recent)},
+		Data:  homeData{Superuser: superuser, Recent: historyRows(recent)},
 	})
 }
 

@@ -349,7 +349,7 @@ func TestHistoryRecorded(t *testing.T) {
 
 	home := admin.get("/admin/")
 	wantBody(t, home, "Deleted", "Deleted (bulk)", "Imported", "2 students", "Imp One (I-1)", "Zoë Achieng (H-1)", "secretary")
-	recent, _ := e.store.RecentHistory(t.Context(), 10)
+	recent, _ := e.store.RecentHistory(t.Context(), 10, false)
 	var actions []string
 	for _, en := range recent {
 		actions = append(actions, string(en.Action)+" by "+en.Username)
@@ -358,6 +358,9 @@ func TestHistoryRecorded(t *testing.T) {
 	if strings.Join(actions, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("recent actions:\n %v\nwant\n %v", actions, want)
 	}
+	// Superusers also see what happened to user accounts; staff do not.
+	wantBody(t, home, "user secretary")
+	wantNoBody(t, b.get("/admin/"), "user secretary")
 	// The deleted student's history stays readable: who deleted it.
 	gone := b.get(fmt.Sprintf("/admin/students/%d/history/", id))
 	wantCode(t, gone, http.StatusOK)

@@ -166,6 +166,7 @@ func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
+	s.record(r, store.UserAdded(actor(r), u))
 	s.log.Info("user added", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID, "superuser", u.IsSuperuser)
 	s.setFlash(w, r, flashUserAdded, u.Username)
 	http.Redirect(w, r, usersURL, http.StatusSeeOther)
@@ -231,6 +232,7 @@ func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("update user: %w", err))
 		return
 	}
+	s.record(r, store.UserChanged(actor(r), u, nu))
 	s.log.Info("user changed", "request_id", stateOf(r).id, "user_id", nu.ID, "by", stateOf(r).session.UserID,
 		"superuser", nu.IsSuperuser, "active", nu.IsActive)
 	s.setFlash(w, r, flashUserChanged, nu.Username)
@@ -255,6 +257,7 @@ func (s *server) handleUserResetLink(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("issue reset link: %w", err))
 		return
 	}
+	s.record(r, store.ResetLinkIssued(actor(r), u))
 	s.log.Info("password reset link issued", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID)
 	f.ResetLink, f.ResetExpires = s.siteURL(r, ResetPath(token)), expires
 	s.renderUserForm(w, r, http.StatusOK, f)

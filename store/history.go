@@ -14,7 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
-// History: who did what to which student, when, Django's LogEntry. The
+// History: who did what to which student (and which user account), when,
+// Django's LogEntry. The
 // collection history lives in the tenant's database like everything else
 // of the Store, so one tenant's history can never show another's. Callers
 // record an entry after the change succeeded (there are no transactions
@@ -32,6 +33,7 @@ const (
 	ActionDelete     Action = "delete"
 	ActionBulkDelete Action = "bulk_delete" // one entry per student deleted
 	ActionImport     Action = "import"      // one entry per import
+	ActionResetLink  Action = "reset_link"  // a password reset link issued for a user
 )
 
 // Label is the action for people.
@@ -47,6 +49,8 @@ func (a Action) Label() string {
 		return "Deleted (bulk)"
 	case ActionImport:
 		return "Imported"
+	case ActionResetLink:
+		return "Reset link issued"
 	}
 	return string(a)
 }
@@ -80,6 +84,9 @@ type HistoryEntry struct {
 	Object    string        `bson:"object" json:"object"` // the student as shown, or "12 students"
 	Changes   []FieldChange `bson:"changes,omitempty" json:"changes,omitempty"`
 	Count     int           `bson:"count,omitempty" json:"count,omitempty"` // students imported
+	// TargetUserID is set on entries about a user account (added,
+	// changed, reset link) instead of StudentID.
+	TargetUserID string `bson:"target_user_id,omitempty" json:"target_user_id,omitempty"`
 }
 
 // studentFields are the fields a history entry compares, in form order.
@@ -148,6 +155,46 @@ func StudentsImported(a Actor, n int) HistoryEntry {
 	return e
 }
 
+func userObject(u User) string { return "user " + u.Username }
+
+func userFields(u User) [][2]string {
+	return [][2]string{
+		{"email", u.Email},
+		{"role", u.Role()},
+		{"active", strconv.FormatBool(u.IsActive)},
+	}
+}
+
+// UserAdded is the entry of a new user account (email, role, active).
+func UserAdded(a Actor, u User) HistoryEntry {
+	e := a.entry(ActionAdd)
+	e.TargetUserID, e.Object = u.ID, userObject(u)
+	for _, f := range userFields(u) {
+		e.Changes = append(e.Changes, FieldChange{Field: f[0], After: f[1]})
+	}
+	return e
+}
+
+// UserChanged is the entry of a change of a user account by a superuser.
+func UserChanged(a Actor, before, after User) HistoryEntry {
+	e := a.entry(ActionChange)
+	e.TargetUserID, e.Object = after.ID, userObject(after)
+	bf, af := userFields(before), userFields(after)
+	for i := range bf {
+		if bf[i][1] != af[i][1] {
+			e.Changes = append(e.Changes, FieldChange{Field: bf[i][0], Before: bf[i][1], After: af[i][1]})
+		}
+	}
+	return e
+}
+
+// ResetLinkIssued is the entry of a password reset link issued for u.
+func ResetLinkIssued(a Actor, u User) HistoryEntry {
+	e := a.entry(ActionResetLink)
+	e.TargetUserID, e.Object = u.ID, userObject(u)
+	return e
+}
+
 // RecordHistory stores entries, stamping each with an id and the time.
 func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) error {
 	if len(entries) == 0 {
@@ -188,12 +235,17 @@ func (s *Store) StudentsByID(ctx context.Context, ids []int64) ([]Student, error
 	return out, nil
 }
 
-// RecentHistory returns the n newest entries, newest first.
-func (s *Store) RecentHistory(ctx context.Context, n int) ([]HistoryEntry, error) {
+// RecentHistory returns the n newest entries, newest first; entries about
+// user accounts only when withUsers (for superusers).
+func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]HistoryEntry, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	return s.findHistory(ctx, bson.D{}, -1, int64(n))
+	filter := bson.D{}
+	if !withUsers {
+		filter = d("target_user_id", d("$exists", false))
+	}
+	return s.findHistory(ctx, filter, -1, int64(n))
 }
 
 // StudentHistory returns every entry about one student, oldest first.

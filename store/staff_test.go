@@ -311,13 +311,13 @@ func TestResetAndHistoryCrossTenant(t *testing.T) {
 	if err := a.RecordHistory(ctx, StudentAdded(Actor{Username: "secretary"}, st)); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.RecentHistory(ctx, 10); err != nil || len(got) != 0 {
+	if got, err := b.RecentHistory(ctx, 10, true); err != nil || len(got) != 0 {
 		t.Fatalf("tenant B's recent actions = %v, %v; want none", got, err)
 	}
 	if got, err := b.StudentHistory(ctx, st.ID); err != nil || len(got) != 0 {
 		t.Fatalf("tenant B's history of A's student = %v, %v", got, err)
 	}
-	if got, _ := a.RecentHistory(ctx, 10); len(got) != 1 {
+	if got, _ := a.RecentHistory(ctx, 10, true); len(got) != 1 {
 		t.Fatalf("tenant A's recent actions = %v", got)
 	}
 }
@@ -380,7 +380,7 @@ func TestHistory(t *testing.T) {
 		t.Error("an entry without a user was recorded")
 	}
 
-	recent, err := s.RecentHistory(ctx, 3)
+	recent, err := s.RecentHistory(ctx, 3, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +475,39 @@ func TestChangePasswordThrottled(t *testing.T) {
 	}
 	if _, err := s.Authenticate(ctx, "secretary", staffPassword, testAddr); !errors.As(err, &le) {
 		t.Fatalf("the login page is not locked too: %v", err)
+	}
+}
+
+// Changes of user accounts are recorded with what changed, and left out
+// of the recent actions shown to staff.
+func TestUserHistory(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, Options{})
+	who := Actor{UserID: "u1", Username: "head"}
+	u := mustStaff(t, s, "secretary")
+	after := u
+	after.IsSuperuser, after.IsActive = true, false
+	st := mustCreate(t, s, "R-1", "Ada", "Obi")
+	if err := s.RecordHistory(ctx, UserAdded(who, u), UserChanged(who, u, after), ResetLinkIssued(who, u), StudentAdded(who, st)); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.RecentHistory(ctx, 10, true)
+	if err != nil || len(all) != 4 {
+		t.Fatalf("recent with users = %d, %v", len(all), err)
+	}
+	var changed HistoryEntry
+	for _, e := range all {
+		if e.Action == ActionChange {
+			changed = e
+		}
+	}
+	want := []FieldChange{{Field: "role", Before: "staff", After: "superuser"}, {Field: "active", Before: "true", After: "false"}}
+	if changed.TargetUserID != u.ID || changed.Object != "user secretary" || !slices.Equal(changed.Changes, want) {
+		t.Errorf("user change entry = %+v", changed)
+	}
+	staffView, err := s.RecentHistory(ctx, 10, false)
+	if err != nil || len(staffView) != 1 || staffView[0].StudentID != st.ID {
+		t.Fatalf("recent without users = %+v, %v; want only the student", staffView, err)
 	}
 }

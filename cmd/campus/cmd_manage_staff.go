@@ -59,6 +59,11 @@ func manageResetLink(ctx context.Context, m *manageCtx, fs *flag.FlagSet, expire
 	if err != nil {
 		return fmt.Errorf("reset link for %q at tenant %s: %w", username, m.tenant.Name, err)
 	}
+	if u, err := m.store.ResetTokenUser(ctx, token); err == nil {
+		if err := m.store.RecordHistory(ctx, store.ResetLinkIssued(store.CommandLine, u)); err != nil {
+			return fmt.Errorf("reset link for %q at tenant %s: record it in the history: %w", username, m.tenant.Name, err)
+		}
+	}
 	fmt.Fprintf(m.e.stderr, "One-time password reset link for %q at tenant %s, valid until %s:\n",
 		username, m.tenant.Name, until.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintln(m.e.stdout, tenantLink(m.tenant, app.ResetPath(token)))

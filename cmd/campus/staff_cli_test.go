@@ -62,13 +62,17 @@ func TestResetLinkAndHistoryCommands(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &entries); err != nil {
 			t.Fatalf("history json: %v\n%s", err, out)
 		}
-		if len(entries) != 1 || entries[0].Action != store.ActionImport || entries[0].Count != 1 || entries[0].Username != store.CommandLine.Username {
-			t.Fatalf("history = %+v; want the one import of createSchool, by the command line", entries)
+		if len(entries) != 2 || entries[0].Action != store.ActionImport || entries[0].Count != 1 || entries[0].Username != store.CommandLine.Username ||
+			entries[1].Action != store.ActionResetLink || entries[1].Object != "user head" {
+			t.Fatalf("history = %+v; want the import of createSchool and the reset link, by the command line", entries)
 		}
 		csv := c.ok("manage", nairobi, "history").stdout
 		lines := strings.Split(strings.TrimSpace(csv), "\n")
-		if len(lines) != 2 || !strings.HasPrefix(lines[0], "at,username,action") || !strings.Contains(lines[1], ",import,") {
+		if len(lines) != 3 || !strings.HasPrefix(lines[0], "at,username,action") || !strings.Contains(lines[1], ",import,") {
 			t.Fatalf("history csv:\n%s", csv)
+		}
+		if out := c.ok("manage", accra, "history", "--format", "json").stdout; strings.Contains(out, "reset_link") {
+			t.Fatalf("accra's history shows nairobi's reset link:\n%s", out)
 		}
 		if r := c.run("", nil, "manage", nairobi, "history", "--format", "xml"); r.code == 0 {
 			t.Error("--format xml accepted")
