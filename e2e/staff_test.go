@@ -158,13 +158,18 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 		defer head.as(t)()
 		head.open(sch.url(sys, "/admin/"), http.StatusOK, "home-recent")
 		recent := head.textOf("#recent-actions")
-		for _, want := range []string{"Changed", "Zoë Achieng (STF/1)", "Added", clerk} {
+		for _, want := range []string{"Changed", "Zoë Achieng (STF/1)", "Added", clerk, "Reset link issued", "user clerk"} {
 			if !strings.Contains(recent, want) {
 				t.Errorf("recent actions lack %q:\n%s", want, recent)
 			}
 		}
-		head.press(`#recent-actions a`, http.StatusOK, "student-from-recent")
-		head.press(`a[href$="/history/"]`, http.StatusOK, "student-history")
+		defer staff.as(t)()
+		staffLogin(staff, clerkPass3, "staff-again") // the reset ended its session
+		staff.open(sch.url(sys, "/admin/"), http.StatusOK, "home-recent-staff")
+		staff.see("Zoë Achieng (STF/1)")
+		staff.dontSee("user clerk", "Reset link issued")
+		head.press(`#recent-actions a[href^="/admin/students/"]`, http.StatusOK, "student-from-recent")
+		head.press(`#history-link`, http.StatusOK, "student-history")
 		head.audit("student history")
 		head.see("Change history", "Zoë Achieng (STF/1)", "Added", "Changed", clerk, "First name: Zoe → Zoë")
 	})
