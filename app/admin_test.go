@@ -50,10 +50,10 @@ func TestAdminRequiresLogin(t *testing.T) {
 		t.Fatalf("login with next: %d %q", r.code, r.location())
 	}
 	wantBody(t, b.get("/admin/students/?q=ada"), "Lovelace")
-	// Logged in, /admin/ is the students list.
-	if r := b.get("/admin/"); r.code != http.StatusFound || r.location() != "/admin/students/" {
-		t.Errorf("/admin/: %d %q", r.code, r.location())
-	}
+	// Logged in, /admin/ is the admin home.
+	home := b.get("/admin/")
+	wantCode(t, home, http.StatusOK)
+	wantBody(t, home, "Site administration", `href="/admin/students/"`, "Recent actions")
 	wantCode(t, b.get("/admin/no/such/page/"), http.StatusNotFound)
 }
 

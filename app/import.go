@@ -144,6 +144,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 			res, err := s.store.ApplyImport(r.Context(), plan)
 			switch {
 			case err == nil:
+				s.record(r, store.StudentsImported(actor(r), res.Added+res.Updated))
 				s.refreshStudentsGauge(r.Context(), true)
 				s.setFlash(w, r, flashImported, importedText(mode, res))
 				http.Redirect(w, r, studentsURL, http.StatusSeeOther)

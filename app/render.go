@@ -31,6 +31,7 @@ type page struct {
 	Tenant  string    // the tenant's display name; empty on tenant-neutral pages
 	Admin   bool      // admin layout (navigation, logout)
 	User    string    // logged-in username
+	Super   bool      // the logged-in user is a superuser (users, site settings)
 	CSRF    string    // token for the page's forms
 	Flash   *flashMsg // message from the previous request
 	Crumbs  []crumb
@@ -48,6 +49,9 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		"static":  staticURL,
 		"fieldOf": fieldOf,
 		"num":     formatCount,
+		// staff, passwords and history
+		"when":       formatWhen,
+		"fieldLabel": fieldLabel,
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -73,7 +77,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		}
 		v.pages[strings.TrimSuffix(file, ".html")] = t
 	}
-	for _, name := range requiredViews {
+	for _, name := range append(requiredViews, staffViews...) {
 		if v.pages[name] == nil {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}
@@ -94,6 +98,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.Tenant = s.tenant.DisplayName
 		if sess := stateOf(r).session; sess != nil {
 			p.User = sess.Username
+			p.Super = sess.IsSuperuser
 			if p.CSRF == "" {
 				p.CSRF = sess.CSRFToken
 			}

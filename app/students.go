@@ -200,6 +200,7 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("create student: %w", err))
 		return
 	}
+	s.record(r, store.StudentAdded(actor(r), st))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashAdded, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
@@ -249,6 +250,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
+	before := st // for the history
 	st, err := s.store.UpdateStudent(r.Context(), st.ID, in)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -263,6 +265,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
 		return
 	}
+	s.record(r, store.StudentChanged(actor(r), before, st))
 	s.setFlash(w, r, flashChanged, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
 }
@@ -299,6 +302,7 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
 		return
 	}
+	s.record(r, store.StudentDeleted(actor(r), st, false))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashDeleted, studentLabel(st))
 	http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
@@ -331,11 +335,22 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	if r.PostForm.Get("confirm") == "yes" {
+		// What the students were, for their history.
+		gone, err := s.store.StudentsByID(r.Context(), ids)
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			return
+		}
 		n, err := s.store.DeleteStudents(r.Context(), ids)
 		if err != nil {
 			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
+		entries := make([]store.HistoryEntry, len(gone))
+		for i, st := range gone {
+			entries[i] = store.StudentDeleted(actor(r), st, true)
+		}
+		s.record(r, entries...)
 		s.refreshStudentsGauge(r.Context(), true)
 		s.setFlash(w, r, flashBulkDelete, studentCount(n))
 		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)

@@ -34,6 +34,9 @@ Commands:
   changepassword USERNAME       set a user's password (asks twice)
   unlock USERNAME               lift a user's login lock-outs (from every address) and forget
                                 the user's failed logins
+  resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
+  history                       write the history of students (who did what, when) to standard
+                                output (--format csv|json)
   students import FILE.csv      import students (header: registration_no,first_name,second_name);
                                 any bad row is reported with its line number and nothing is imported;
                                 --update changes students already there, --dry-run writes nothing
@@ -82,6 +85,7 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		cmdName, rest = "students "+rest[0], rest[1:]
 	}
 	cmds := manageCommands()
+	staffManageCommands(cmds) // resetlink, history (cmd_manage_staff.go)
 	mc, ok := cmds[cmdName]
 	if !ok {
 		fmt.Fprint(e.stderr, manageHelp)
@@ -371,10 +375,10 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 	}
 	if update {
 		fmt.Fprintf(m.e.stdout, "Imported into tenant %s: %d new, %d updated, %d unchanged.\n", m.tenant.Name, res.Added, res.Updated, plan.Unchanged)
-		return nil
+		return recordCLIImport(ctx, m, res.Added+res.Updated)
 	}
 	fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", res.Added, m.tenant.Name)
-	return nil
+	return recordCLIImport(ctx, m, res.Added)
 }
 
 func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {
