@@ -64,7 +64,7 @@ func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowEr
 		return nil, nil, nil, err
 	}
 
-	firstLine := map[string]int{} // registration number → line of its first row
+	firstLine := map[string]int{} // registration number key (regNoKey) → line of its first row
 	for n := 0; ; {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -93,10 +93,10 @@ func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowEr
 			SecondName:     rec[pos["second_name"]],
 		})
 		if fe == nil {
-			if prev, ok := firstLine[in.RegistrationNo]; ok {
-				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, prev)}
+			if prev, ok := firstLine[regNoKey(in.RegistrationNo)]; ok {
+				fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, prev)}
 			} else {
-				firstLine[in.RegistrationNo] = line
+				firstLine[regNoKey(in.RegistrationNo)] = line
 			}
 		}
 		if fe != nil {
@@ -163,14 +163,14 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 
 	var rowErrs []RowError
 	clean := make([]StudentInput, len(rows))
-	firstRow := map[string]int{} // registration number → index of its first row
+	firstRow := map[string]int{} // registration number key (regNoKey) → index of its first row
 	for i, in := range rows {
 		in, fe := NormalizeStudent(in)
 		if fe == nil {
-			if prev, ok := firstRow[in.RegistrationNo]; ok {
-				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, lineOf(prev))}
+			if prev, ok := firstRow[regNoKey(in.RegistrationNo)]; ok {
+				fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, lineOf(prev))}
 			} else {
-				firstRow[in.RegistrationNo] = i
+				firstRow[regNoKey(in.RegistrationNo)] = i
 			}
 		}
 		if fe != nil {
@@ -179,13 +179,19 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 		clean[i] = in
 	}
 
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
 	existing, err := s.existingRegNos(ctx, firstRow)
 	if err != nil {
 		return 0, nil, fmt.Errorf("import students: %w", err)
 	}
-	for _, regNo := range existing {
-		rowErrs = append(rowErrs, RowError{Line: lineOf(firstRow[regNo]),
-			Msg: fmt.Sprintf("registration_no: %q already exists", regNo)})
+	for key, stored := range existing {
+		i := firstRow[key]
+		msg := fmt.Sprintf("registration_no: %q already exists", clean[i].RegistrationNo)
+		if stored != clean[i].RegistrationNo {
+			msg = fmt.Sprintf("registration_no: %q already exists as %q (registration numbers are compared without case)", clean[i].RegistrationNo, stored)
+		}
+		rowErrs = append(rowErrs, RowError{Line: lineOf(i), Msg: msg})
 	}
 	if len(rowErrs) > 0 {
 		sortRowErrors(rowErrs)
@@ -205,10 +211,10 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 		if s.beforeInsert != nil {
 			s.beforeInsert(start / s.insertBatch)
 		}
-		docs := make([]Student, len(batch))
+		docs := make([]studentDoc, len(batch))
 		for j, in := range batch {
-			docs[j] = Student{ID: first + int64(start+j), RegistrationNo: in.RegistrationNo,
-				FirstName: in.FirstName, SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now}
+			docs[j] = newStudentDoc(Student{ID: first + int64(start+j), RegistrationNo: in.RegistrationNo,
+				FirstName: in.FirstName, SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now})
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
 			// Every ID in [first, last] was reserved for this call, so the
@@ -228,31 +234,38 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 	return len(clean), nil, nil
 }
 
-// existingRegNos returns which of the registration numbers exist already.
-func (s *Store) existingRegNos(ctx context.Context, set map[string]int) ([]string, error) {
+// existingRegNos returns which of the registration number keys exist
+// already, each with the registration number as stored.
+func (s *Store) existingRegNos(ctx context.Context, set map[string]int) (map[string]string, error) {
 	all := make([]string, 0, len(set))
 	for r := range set {
 		all = append(all, r)
 	}
-	var found []string
+	found := map[string]string{}
 	for start := 0; start < len(all); start += lookupBatch {
 		batch := all[start:min(start+lookupBatch, len(all))]
-		cur, err := s.col(colStudents).Find(ctx, d("registration_no", d("$in", batch)),
+		cur, err := s.col(colStudents).Find(ctx, d(fieldRegNoKey, d("$in", batch)),
 			options.Find().SetProjection(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 0}}))
 		if err != nil {
-			return nil, fmt.Errorf("look up registration numbers: %w", err)
+			return nil, timeoutError("look up registration numbers", err)
 		}
 		var docs []struct {
 			RegNo string `bson:"registration_no"`
 		}
 		if err := cur.All(ctx, &docs); err != nil {
-			return nil, fmt.Errorf("look up registration numbers: %w", err)
+			return nil, timeoutError("look up registration numbers", err)
 		}
 		for _, doc := range docs {
-			found = append(found, doc.RegNo)
+			found[regNoKey(doc.RegNo)] = doc.RegNo
 		}
 	}
 	return found, nil
+}
+
+// repeatsMsg is the message of a row whose registration number (in any
+// case) is on an earlier line of the same file.
+func repeatsMsg(regNo string, line int) string {
+	return fmt.Sprintf("%q repeats line %d (registration numbers are compared without case)", regNo, line)
 }
 
 func sortRowErrors(errs []RowError) {
@@ -263,6 +276,8 @@ func sortRowErrors(errs []RowError) {
 // registration number. Values are written verbatim (ParseStudentsCSV reads
 // them back unchanged); see the package documentation about spreadsheets.
 func (s *Store) ExportStudents(ctx context.Context, w io.Writer) error {
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
 	cur, err := s.col(colStudents).Find(ctx, bson.D{},
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {

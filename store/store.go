@@ -35,7 +35,11 @@ import (
 )
 
 // SchemaVersion is the newest schema this binary knows.
-const SchemaVersion = 1
+//
+// Version 2 (migrate_v2.go) adds the folded keys of students (fold.go):
+// case- and accent-insensitive search and sorting, and registration
+// numbers unique regardless of case.
+const SchemaVersion = 2
 
 // Errors callers tell apart with errors.Is.
 var (
@@ -90,6 +94,11 @@ type Store struct {
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
+
+	// For tests of the schema 2 migration (migrate_v2.go): run before each
+	// batch copied and before the swap; an error stops the migration there.
+	beforeCopyBatch func(batch int) error
+	beforeSwap      func() error
 }
 
 // Student is one record of the tenant's register.
@@ -170,6 +179,13 @@ type Options struct {
 	MaxUserFailures    int
 	FailureWindow      time.Duration
 	Now                func() time.Time
+
+	// Deadlines of database work (bound.go): QueryTimeout for one
+	// request's reads and writes (default 5s), BulkTimeout for imports,
+	// exports and migrations (default 2m). A caller's earlier deadline
+	// wins.
+	QueryTimeout time.Duration
+	BulkTimeout  time.Duration
 }
 
 // Collection names.
@@ -215,6 +231,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = defaultQueryTimeout
+	}
+	if o.BulkTimeout <= 0 {
+		o.BulkTimeout = defaultBulkTimeout
 	}
 	return o
 }
