@@ -55,7 +55,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, true)
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
-		s.serverError(w, r, err)
+		s.listError(w, r, err)
 		return
 	}
 	if p.Query != "" {

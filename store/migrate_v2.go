@@ -150,7 +150,11 @@ func (s *Store) copyStudentsV2(ctx context.Context) error {
 		return fmt.Errorf("read students: %w", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	batch := make([]studentDoc, 0, copyBatch)
+	size := copyBatch
+	if s.copyBatch > 0 {
+		size = s.copyBatch
+	}
+	batch := make([]studentDoc, 0, size)
 	n := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -174,7 +178,7 @@ func (s *Store) copyStudentsV2(ctx context.Context) error {
 			return fmt.Errorf("decode student: %w", err)
 		}
 		batch = append(batch, newStudentDoc(st))
-		if len(batch) == copyBatch {
+		if len(batch) == size {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -221,7 +225,8 @@ func (s *Store) createRegNoKeyIndex(ctx context.Context) error {
 	if err == nil {
 		return nil
 	}
-	if !mongo.IsDuplicateKeyError(err) {
+	// FerretDB's SQLite backend answers InternalError, not E11000.
+	if !mongo.IsDuplicateKeyError(err) && !strings.Contains(err.Error(), "UNIQUE constraint failed") {
 		return fmt.Errorf("create index %s: %w", regNoKeyIndex, err)
 	}
 	conflicts, truncated, rerr := s.regNoConflicts(ctx)

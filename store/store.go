@@ -99,6 +99,7 @@ type Store struct {
 	// batch copied and before the swap; an error stops the migration there.
 	beforeCopyBatch func(batch int) error
 	beforeSwap      func() error
+	copyBatch       int // documents per copied batch; 0 means copyBatch
 }
 
 // Student is one record of the tenant's register.
