@@ -206,6 +206,7 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 		return 0, nil, fmt.Errorf("import students: %w", err)
 	}
 	now := s.now()
+	inserted := make([]*studentDoc, 0, len(clean))
 	for start := 0; start < len(clean); start += s.insertBatch {
 		batch := clean[start:min(start+s.insertBatch, len(clean))]
 		if s.beforeInsert != nil {
@@ -217,6 +218,7 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 				FirstName: in.FirstName, SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now})
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
+			defer s.journal(ctx, journalEntry{Kind: entryReload}, nil) //nolint:errcheck // models reload at worst later
 			// Every ID in [first, last] was reserved for this call, so the
 			// range is exactly what it inserted.
 			last := first + int64(len(clean)) - 1
@@ -230,6 +232,14 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 			}
 			return 0, nil, fmt.Errorf("import students: nothing imported: %w", err)
 		}
+		for j := range docs {
+			inserted = append(inserted, &docs[j])
+		}
+	}
+	// Other processes reload; this one adds the rows it has.
+	err = s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(inserted) })
+	if err != nil {
+		return len(clean), nil, fmt.Errorf("import students: imported %d, but %w", len(clean), err)
 	}
 	return len(clean), nil, nil
 }
@@ -242,6 +252,19 @@ func (s *Store) existingRegNos(ctx context.Context, set map[string]int) (map[str
 		all = append(all, r)
 	}
 	found := map[string]string{}
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return nil, fmt.Errorf("look up registration numbers: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		for key := range set {
+			if id, ok := s.rm.snap.byKey[key]; ok {
+				found[key] = s.rm.snap.byID[id].RegistrationNo
+			}
+		}
+		return found, nil
+	}
 	for start := 0; start < len(all); start += lookupBatch {
 		batch := all[start:min(start+lookupBatch, len(all))]
 		cur, err := s.col(colStudents).Find(ctx, d(fieldRegNoKey, d("$in", batch)),

@@ -207,6 +207,11 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	if err := s.migrateStudentsV2(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
+	if from < 2 {
+		if err := s.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
+			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+		}
+	}
 	for _, ix := range indexes() {
 		if err := s.createIndex(ctx, ix); err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)

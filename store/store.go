@@ -100,6 +100,12 @@ type Store struct {
 	beforeCopyBatch func(batch int) error
 	beforeSwap      func() error
 	copyBatch       int // documents per copied batch; 0 means copyBatch
+
+	// The read model of students (readmodel.go) and whether the server
+	// is FerretDB (asked once).
+	rm         *readModel
+	ferretOnce sync.Once
+	isFerret   bool
 }
 
 // Student is one record of the tenant's register.
@@ -187,6 +193,9 @@ type Options struct {
 	// wins.
 	QueryTimeout time.Duration
 	BulkTimeout  time.Duration
+	// ReadModel chooses where student reads go (readmodel.go): by
+	// default to memory on FerretDB and to the indexes on MongoDB.
+	ReadModel ReadModelMode
 }
 
 // Collection names.
@@ -276,7 +285,7 @@ func checkDatabaseName(name string) error {
 // New returns a Store over an existing database handle (tests); Close does
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel()}
 }
 
 // Close disconnects the client Open created; it does nothing for New.

@@ -47,6 +47,19 @@ func newStudentDoc(st Student) studentDoc {
 func (s *Store) regNoExists(ctx context.Context, regNo string, exceptID int64) (bool, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return false, fmt.Errorf("look up registration number: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		for _, doc := range s.rm.snap.byID { // conflicting twins: check all when the key is held
+			if doc.RegNoKey == regNoKey(regNo) && doc.ID != exceptID {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
 	filter := bson.D{{Key: fieldRegNoKey, Value: regNoKey(regNo)}}
 	if exceptID != 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", exceptID)})
@@ -85,11 +98,15 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 		SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	if _, err := s.col(colStudents).InsertOne(ctx, newStudentDoc(st)); err != nil {
+	doc := newStudentDoc(st)
+	if _, err := s.col(colStudents).InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
 		}
 		return Student{}, fmt.Errorf("create student: %w", err)
+	}
+	if err := s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil); err != nil {
+		return st, fmt.Errorf("create student %d: saved, but %w", st.ID, err)
 	}
 	return st, nil
 }
@@ -98,6 +115,18 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return Student{}, fmt.Errorf("read student %d: %w", id, err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		doc, ok := s.rm.snap.byID[id]
+		if !ok {
+			return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
+		}
+		return doc.Student, nil
+	}
 	var st Student
 	err := s.col(colStudents).FindOne(ctx, d("_id", id)).Decode(&st)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -146,6 +175,10 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	case err != nil:
 		return Student{}, fmt.Errorf("update student %d: %w", id, err)
 	}
+	doc = newStudentDoc(st)
+	if err := s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil); err != nil {
+		return st, fmt.Errorf("update student %d: saved, but %w", id, err)
+	}
 	return st, nil
 }
 
@@ -159,6 +192,9 @@ func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("student %d: %w", id, ErrNotFound)
+	}
+	if err := s.journal(ctx, journalEntry{Kind: entryDelete, IDs: []int64{id}}, nil); err != nil {
+		return fmt.Errorf("delete student %d: deleted, but %w", id, err)
 	}
 	return nil
 }
@@ -175,6 +211,9 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64) (int64, error) 
 	if err != nil {
 		return 0, fmt.Errorf("delete %d students: %w", len(ids), err)
 	}
+	if err := s.journal(ctx, journalEntry{Kind: entryDelete, IDs: ids}, nil); err != nil {
+		return res.DeletedCount, fmt.Errorf("delete %d students: deleted, but %w", len(ids), err)
+	}
 	return res.DeletedCount, nil
 }
 
@@ -182,6 +221,14 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64) (int64, error) 
 func (s *Store) CountStudents(ctx context.Context) (int64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return 0, fmt.Errorf("count students: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		return int64(len(s.rm.snap.byID)), nil
+	}
 	n, err := s.col(colStudents).CountDocuments(ctx, bson.D{})
 	if err != nil {
 		return 0, timeoutError("count students", err)
@@ -234,6 +281,13 @@ func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
 		perPage = DefaultPerPage
 	}
 	perPage = min(perPage, MaxPerPage)
+	if s.useModel(ctx) {
+		pg, err := s.listFromModel(ctx, o, perPage)
+		if err != nil {
+			return Page{}, fmt.Errorf("list students: %w", err)
+		}
+		return pg, nil
+	}
 	filter := searchFilter(o.Query)
 
 	total, err := s.col(colStudents).CountDocuments(ctx, filter)
