@@ -12,8 +12,8 @@ import (
 // Default deadlines of database work; see Options.QueryTimeout and
 // Options.BulkTimeout.
 const (
-	defaultQueryTimeout = 5 * time.Second
-	defaultBulkTimeout  = 2 * time.Minute
+	defaultQueryTimeout = 10 * time.Second
+	defaultBulkTimeout  = 10 * time.Minute
 )
 
 // ErrTimeout means the database did not answer within the deadline: the

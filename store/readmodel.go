@@ -1,12 +1,14 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,6 +89,14 @@ const (
 )
 
 type snapshot struct {
+	// text is every search field, each after a '\n' (which folded text
+	// never holds), in order[ordID]; at[i] is where the i-th begins.
+	// A search runs bytes.Index over it instead of a loop of
+	// strings.Contains: several times faster at 100,000 students.
+	text  []byte
+	at    []int
+	posOf [numOrders][]int32 // posOf[o][i] = order[o][i].pos
+
 	byID     map[int64]*studentDoc
 	byKey    map[string]int64 // registration number key → id (one of them when in conflict)
 	order    [numOrders][]*studentDoc
@@ -128,13 +138,72 @@ func less(o int, a, b *studentDoc) int {
 }
 
 func (sn *snapshot) put(doc *studentDoc) {
-	sn.remove(doc.ID)
+	sn.removeOnly(doc.ID)
 	sn.byID[doc.ID] = doc
 	sn.byKey[doc.RegNoKey] = doc.ID
 	for o := range numOrders {
 		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
 	}
+	sn.index()
+}
+
+// index rebuilds text and at, and numbers the students by their place in
+// order[ordID] (studentDoc.pos).
+func (sn *snapshot) index() {
+	docs := sn.order[ordID]
+	size := 0
+	for _, doc := range docs {
+		size += len(doc.Search) + 1
+	}
+	text := make([]byte, 0, size)
+	at := make([]int, len(docs))
+	for i, doc := range docs {
+		doc.pos = i
+		text = append(text, '\n')
+		at[i] = len(text)
+		text = append(text, doc.Search...)
+	}
+	sn.text, sn.at = text, at
+	for o := range numOrders {
+		posOf := make([]int32, len(sn.order[o]))
+		for i, doc := range sn.order[o] {
+			posOf[i] = int32(doc.pos)
+		}
+		sn.posOf[o] = posOf
+	}
+}
+
+// matching marks, by pos, the students whose search field holds every word.
+func (sn *snapshot) matching(words []string) []uint64 {
+	longest := words[0]
+	for _, w := range words[1:] {
+		if len(w) > len(longest) {
+			longest = w
+		}
+	}
+	docs := sn.order[ordID]
+	bits := make([]uint64, (len(docs)+63)/64)
+	needle := []byte(longest)
+	for from := 0; from < len(sn.text); {
+		i := bytes.Index(sn.text[from:], needle)
+		if i < 0 {
+			break
+		}
+		k, found := slices.BinarySearch(sn.at, from+i)
+		if !found {
+			k--
+		}
+		if matchesAll(docs[k].Search, words) {
+			bits[k/64] |= 1 << (k % 64)
+		}
+		if k+1 < len(sn.at) {
+			from = sn.at[k+1]
+		} else {
+			break
+		}
+	}
+	return bits
 }
 
 // putMany is put for many students: past a few hundred, sorting again
@@ -155,10 +224,15 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 		all = append(all, doc)
 	}
 	fresh := buildSnapshot(all, sn.seq, sn.checked)
-	sn.order = fresh.order
+	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
 }
 
 func (sn *snapshot) remove(id int64) {
+	sn.removeOnly(id)
+	sn.index()
+}
+
+func (sn *snapshot) removeOnly(id int64) {
 	old, ok := sn.byID[id]
 	if !ok {
 		return
@@ -193,6 +267,7 @@ func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 		wg.Go(func() { slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) }) })
 	}
 	wg.Wait()
+	sn.index()
 	return sn
 }
 
@@ -449,44 +524,68 @@ func (s *Store) listFromModel(ctx context.Context, o ListOptions, perPage int) (
 	if err := s.model(ctx); err != nil {
 		return Page{}, err
 	}
-	words := searchWords(o.Query)
-	ord, desc := modelOrder(o.Sort)
 	s.rm.mu.RLock()
 	defer s.rm.mu.RUnlock()
-	all := s.rm.snap.order[ord]
+	return s.rm.snap.page(o, perPage), nil
+}
+
+// page is one page of a list from the snapshot: deep pages cost nothing
+// without a query; a query is one pass over the folded search fields.
+func (sn *snapshot) page(o ListOptions, perPage int) Page {
+	words := searchWords(o.Query)
+	ord, desc := modelOrder(o.Sort)
+	all := sn.order[ord]
 	at := func(i int) *studentDoc {
 		if desc {
 			return all[len(all)-1-i]
 		}
 		return all[i]
 	}
-	var total int64
-	var matches []*studentDoc // only when searching
 	if len(words) == 0 {
-		total = int64(len(all))
-	} else {
-		for i := range all {
-			doc := at(i)
-			if matchesAll(doc.Search, words) {
-				matches = append(matches, doc)
-			}
+		total := int64(len(all))
+		pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
+		page := min(max(o.Page, 1), pages)
+		start := (page - 1) * perPage
+		end := min(start+perPage, len(all))
+		students := make([]Student, 0, max(0, end-start))
+		for i := start; i < end; i++ {
+			students = append(students, at(i).Student)
 		}
-		total = int64(len(matches))
+		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+	}
+	// Searching: mark the matches, then walk the order's positions (one
+	// int32 array, no pointer chasing) twice: count, then take the page.
+	bits := sn.matching(words)
+	posOf := sn.posOf[ord]
+	hit := func(i int) bool {
+		if desc {
+			i = len(posOf) - 1 - i
+		}
+		p := posOf[i]
+		return bits[p/64]&(1<<(p%64)) != 0
+	}
+	var total int64
+	for _, w := range bits {
+		total += int64(bitCount(w))
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
-	start := int64(page-1) * int64(perPage)
-	end := min(start+int64(perPage), total)
-	students := make([]Student, 0, max(0, end-start))
-	for i := start; i < end; i++ {
-		if len(words) == 0 {
-			students = append(students, at(int(i)).Student)
-		} else {
-			students = append(students, matches[i].Student)
+	skip := (page - 1) * perPage
+	students := make([]Student, 0, perPage)
+	for i := 0; i < len(posOf) && len(students) < perPage; i++ {
+		if !hit(i) {
+			continue
 		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		students = append(students, at(i).Student)
 	}
-	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}, nil
+	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
 }
+
+func bitCount(w uint64) int { return bits.OnesCount64(w) }
 
 func matchesAll(search string, words []string) bool {
 	for _, w := range words {

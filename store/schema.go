@@ -123,6 +123,9 @@ type index struct {
 	// creates a plain index instead and expiry relies on the checks in
 	// code and the sweeps in CreateSession and recordFailure.
 	ttl bool
+	// onlyIndexing marks an index that serves queries only (no
+	// uniqueness): not made where reads go to the read model.
+	onlyIndexing bool
 }
 
 func indexes() []index {
@@ -139,19 +142,19 @@ func indexes() []index {
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    bson.D{{Key: fieldRegNoKey, Value: 1}, {Key: "_id", Value: 1}},
 			Options: options.Index().SetName("registration_no_key_id"),
-		}},
+		}, onlyIndexing: true},
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    bson.D{{Key: fieldFirstNameKey, Value: 1}, {Key: "_id", Value: 1}},
 			Options: options.Index().SetName("first_name_key_id"),
-		}},
+		}, onlyIndexing: true},
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    bson.D{{Key: fieldSecondNameKey, Value: 1}, {Key: "_id", Value: 1}},
 			Options: options.Index().SetName("second_name_key_id"),
-		}},
+		}, onlyIndexing: true},
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    d(fieldSearch, 1),
 			Options: options.Index().SetName("search"),
-		}},
+		}, onlyIndexing: true},
 		{collection: colUsers, model: mongo.IndexModel{
 			Keys:    d("username_lower", 1),
 			Options: options.Index().SetName("username_lower_unique").SetUnique(true),
@@ -213,6 +216,9 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		}
 	}
 	for _, ix := range indexes() {
+		if ix.onlyIndexing && s.useModel(ctx) {
+			continue // FerretDB would only maintain it, never use it
+		}
 		if err := s.createIndex(ctx, ix); err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 		}

@@ -188,8 +188,8 @@ type Options struct {
 	Now                func() time.Time
 
 	// Deadlines of database work (bound.go): QueryTimeout for one
-	// request's reads and writes (default 5s), BulkTimeout for imports,
-	// exports and migrations (default 2m). A caller's earlier deadline
+	// request's reads and writes (default 10s), BulkTimeout for imports,
+	// exports, migrations and loading the read model (default 10m). A caller's earlier deadline
 	// wins.
 	QueryTimeout time.Duration
 	BulkTimeout  time.Duration
