@@ -158,7 +158,7 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, false)
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
-		s.listError(w, r, err)
+		s.dbError(w, r, err)
 		return
 	}
 	if p.Query != "" {
@@ -174,10 +174,10 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// listError answers a failed list: 503 with Retry-After when the database
+// dbError answers a failed database call: 503 with Retry-After when the database
 // did not answer within the deadline (the request was fine; the database
 // is busy), the usual 500 otherwise.
-func (s *server) listError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *server) dbError(w http.ResponseWriter, r *http.Request, err error) {
 	if store.IsTimeout(err) && r.Context().Err() == nil {
 		st := stateOf(r)
 		s.log.Warn("database too slow", "request_id", st.id, "route", st.route, "err", err)

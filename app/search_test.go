@@ -66,7 +66,7 @@ func TestSearchAsPeopleExpectThroughTheApp(t *testing.T) {
 // A list whose query outlives the store's deadline answers 503 with
 // Retry-After, promptly, not 500.
 func TestSlowListAnswers503(t *testing.T) {
-	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{QueryTimeout: 5 * time.Millisecond}})
+	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{QueryTimeout: 5 * time.Millisecond, ReadModel: store.ReadModelOff}})
 	filler := store.New(e.db.(*mongo.Database), store.Options{})
 	rows := make([]store.StudentInput, 5000)
 	for i := range rows {

@@ -55,7 +55,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, true)
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
-		s.listError(w, r, err)
+		s.dbError(w, r, err)
 		return
 	}
 	if p.Query != "" {
@@ -189,7 +189,7 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 			return
 		}
-		s.serverError(w, r, fmt.Errorf("create student: %w", err))
+		s.dbError(w, r, fmt.Errorf("create student: %w", err))
 		return
 	}
 	s.refreshStudentsGauge(r.Context(), true)
@@ -210,7 +210,7 @@ func (s *server) student(w http.ResponseWriter, r *http.Request) (store.Student,
 		s.renderError(w, r, http.StatusNotFound)
 		return st, false
 	case err != nil:
-		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+		s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
 		return st, false
 	}
 	return st, true
@@ -251,7 +251,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 			return
 		}
-		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
+		s.dbError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
 		return
 	}
 	s.setFlash(w, r, flashChanged, studentLabel(st))
@@ -284,7 +284,7 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusNotFound)
 		return
 	case err != nil:
-		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
+		s.dbError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
 		return
 	}
 	s.refreshStudentsGauge(r.Context(), true)
@@ -321,7 +321,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 	if r.PostForm.Get("confirm") == "yes" {
 		n, err := s.store.DeleteStudents(r.Context(), ids)
 		if err != nil {
-			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
 		s.refreshStudentsGauge(r.Context(), true)
@@ -336,7 +336,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 			continue
 		}
 		if err != nil {
-			s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+			s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
 			return
 		}
 		students = append(students, st)
@@ -359,7 +359,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	if err := s.store.ExportStudents(r.Context(), &buf); err != nil {
-		s.serverError(w, r, fmt.Errorf("export students: %w", err))
+		s.dbError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}
 	name := fmt.Sprintf("%s-students-%s.csv", s.tenant.Name, s.now().UTC().Format("2006-01-02"))

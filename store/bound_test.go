@@ -34,7 +34,9 @@ func fill(t *testing.T, s *Store, n int) {
 // deadline, with an error that says so, instead of running on.
 func TestDeadlineStopsSlowQuery(t *testing.T) {
 	t.Parallel()
-	s := newStore(t, Options{})
+	// The database's own queries (the read model would answer from
+	// memory; its load is bounded separately, see below).
+	s := newStore(t, Options{ReadModel: ReadModelOff})
 	fill(t, s, 5000)
 	// Without a deadline the query takes far longer than the one below
 	// (the sorted search reads and sorts every document on FerretDB).
@@ -55,6 +57,12 @@ func TestDeadlineStopsSlowQuery(t *testing.T) {
 	defer cancel()
 	if _, err := s.ListStudents(ctx, ListOptions{Query: "nobody", Sort: "first_name"}); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("search under a 5ms caller deadline = %v, want ErrTimeout", err)
+	}
+	// With the read model, a request waits for the model's first load
+	// within its own deadline only.
+	m := New(s.db, Options{ReadModel: ReadModelOn, QueryTimeout: 5 * time.Millisecond})
+	if _, err := m.ListStudents(t.Context(), ListOptions{}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("list while the read model loads, 5ms deadline = %v, want ErrTimeout", err)
 	}
 }
 

@@ -279,14 +279,17 @@ func (s *Store) useModel(ctx context.Context) bool {
 	case ReadModelOff:
 		return false
 	}
-	s.ferretOnce.Do(func() {
+	s.ferretMu.Lock()
+	defer s.ferretMu.Unlock()
+	if !s.ferretKnown { // asked until answered: one failure must not decide
 		var info bson.M
-		cctx, cancel := s.bound(context.WithoutCancel(ctx))
+		cctx, cancel := withDeadline(context.WithoutCancel(ctx), max(s.opts.QueryTimeout, 10*time.Second))
 		defer cancel()
 		if err := s.db.Client().Database("admin").RunCommand(cctx, d("buildInfo", 1)).Decode(&info); err == nil {
 			_, s.isFerret = info["ferretdbVersion"]
+			s.ferretKnown = true
 		}
-	})
+	}
 	return s.isFerret
 }
 
@@ -476,7 +479,9 @@ func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapsho
 	if !s.useModel(ctx) {
 		return nil
 	}
-	ctx, cancel := s.bound(context.WithoutCancel(ctx))
+	// The write is done: journal it even if the client has left, and
+	// give it time (other processes depend on it).
+	ctx, cancel := withDeadline(context.WithoutCancel(ctx), s.opts.BulkTimeout)
 	defer cancel()
 	e.Author, e.At = s.rm.author, s.opts.Now().UTC()
 	seq, err := s.journalEnd(ctx, 0)

@@ -3,15 +3,20 @@
 // MongoDB database chosen when the Store is constructed. No method takes a
 // database name; a Store can only ever touch the database it was built on.
 //
-// Collections: students (int64 _id from counters), counters, users,
-// sessions, login_failures and meta (the schema version). Files: store.go
-// (types, Open/New), schema.go, validate.go, students.go, csvio.go,
-// users.go, logins.go (login throttling), sessions.go.
+// Collections: students (int64 _id handed out by claims in id_claims,
+// ids.go; with folded keys for search, sorting and case-insensitive
+// uniqueness, fold.go), counters (hints), users, sessions,
+// login_failures, meta (the schema version) and students_journal (the
+// order of student writes, for the read model of readmodel.go, which
+// answers student reads from memory on FerretDB, where no index is used).
+// Files: store.go (types, Open/New), schema.go, migrate_v2.go, validate.go,
+// fold.go, students.go, ids.go, readmodel.go, bound.go (deadlines),
+// csvio.go, users.go, logins.go (login throttling), sessions.go.
 //
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
 // or TTL deletion on FerretDB (expiry is also checked in code). Sorting is
-// by byte order. Text is stored verbatim; escaping is the caller's job,
+// by the folded keys' byte order (case and accents ignored). Text is stored verbatim; escaping is the caller's job,
 // and so is guarding spreadsheets: ExportStudents writes names that begin
 // with '=', '+', '-' or '@' unchanged (registration numbers can only begin
 // with '-' of these), so that export and import round-trip.
@@ -103,9 +108,10 @@ type Store struct {
 
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
-	rm         *readModel
-	ferretOnce sync.Once
-	isFerret   bool
+	rm          *readModel
+	ferretMu    sync.Mutex
+	ferretKnown bool
+	isFerret    bool
 }
 
 // Student is one record of the tenant's register.
