@@ -113,6 +113,9 @@ type readModel struct {
 	loading chan struct{} // closed when the running load ends; nil when none
 	loadErr error
 	pending map[int64]func(*snapshot) // own bulk entries: seq → how to apply from memory
+
+	fmu    sync.Mutex
+	flight *flight // the running look at the journal, nil when none
 }
 
 func newReadModel() *readModel {
@@ -311,7 +314,7 @@ func (s *Store) model(ctx context.Context) error {
 			if now.Sub(loadedAt) > modelMaxAge {
 				s.startLoad() // safety net, in the background
 			}
-			if err := s.catchUp(ctx); err != nil {
+			if err := s.sharedCatchUp(ctx); err != nil {
 				return err
 			}
 			rm.mu.RLock()
@@ -418,6 +421,49 @@ func (s *Store) journalEnd(ctx context.Context, from int64) (int64, error) {
 		seq++
 	}
 	return seq, nil
+}
+
+// flight is one look at the journal that concurrent reads share.
+type flight struct {
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// sharedCatchUp is catchUp for a read: a look that started after the read
+// arrived sees every write finished before it, so the read waits for that
+// one instead of asking again. A hammered school then costs the database
+// about one small look-up at a time, and no read misses an earlier write.
+func (s *Store) sharedCatchUp(ctx context.Context) error {
+	rm := s.rm
+	arrived := time.Now()
+	for {
+		rm.fmu.Lock()
+		f := rm.flight
+		if f == nil {
+			f = &flight{started: time.Now(), done: make(chan struct{})}
+			rm.flight = f
+			rm.fmu.Unlock()
+			cctx, cancel := s.bound(context.WithoutCancel(ctx))
+			f.err = s.catchUp(cctx)
+			cancel()
+			rm.fmu.Lock()
+			rm.flight = nil
+			rm.fmu.Unlock()
+			close(f.done)
+			return f.err
+		}
+		rm.fmu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return timeoutError("read the journal", ctx.Err())
+		}
+		if f.started.After(arrived) {
+			return f.err
+		}
+		// It started before this read arrived: look again.
+	}
 }
 
 // catchUp applies the journal entries the model has not seen.
