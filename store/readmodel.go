@@ -501,7 +501,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 		}
 		sn.seq++
 		switch {
-		case rm.pending[sn.seq] != nil:
+		case e.Author == rm.author && rm.pending[sn.seq] != nil:
 			rm.pending[sn.seq](sn)
 			delete(rm.pending, sn.seq)
 		case e.Kind == entryPut && e.Student != nil:
