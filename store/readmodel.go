@@ -300,6 +300,9 @@ func (s *Store) useModel(ctx context.Context) bool {
 // loading it first if needed. The caller holds no lock; the snapshot may
 // only be read under s.rm.mu.RLock.
 func (s *Store) model(ctx context.Context) error {
+	if err := ctx.Err(); err != nil { // the client left, or no time is left: do nothing
+		return timeoutError("read students", err)
+	}
 	rm := s.rm
 	for {
 		now := s.opts.Now()
