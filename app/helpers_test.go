@@ -104,6 +104,9 @@ func newEnv(t *testing.T, name string, o envOptions) *env {
 	clk := &clock{now: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
 	so := o.storeOpts
 	so.BcryptCost = bcrypt.MinCost
+	if so.QueryTimeout == 0 {
+		so.QueryTimeout = 2 * time.Minute // a busy machine, -race: no deadline in the way
+	}
 	so.Now = clk.Now
 	st := store.New(db, so)
 	if !o.noMigrate {

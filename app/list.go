@@ -29,10 +29,9 @@ var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "sec
 
 func parseListParams(r *http.Request, sortable bool) listParams {
 	q := r.URL.Query()
-	p := listParams{Query: strings.TrimSpace(q.Get("q")), Page: 1}
-	if len(p.Query) > maxQueryLen {
-		p.Query = p.Query[:maxQueryLen]
-	}
+	// Any bytes may arrive: NUL, invalid UTF-8, a character cut by the
+	// length limit. CleanQuery keeps what can be searched for.
+	p := listParams{Query: store.CleanQuery(q.Get("q"), maxQueryLen), Page: 1}
 	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
 		p.Page = n
 	}
@@ -159,7 +158,7 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, false)
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
-		s.serverError(w, r, err)
+		s.dbError(w, r, err)
 		return
 	}
 	if p.Query != "" {
@@ -173,4 +172,18 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 			Pager    pager
 		}{pg.Students, p.Query, newPager(pg, p, "/")},
 	})
+}
+
+// dbError answers a failed database call: 503 with Retry-After when the database
+// did not answer within the deadline (the request was fine; the database
+// is busy), the usual 500 otherwise.
+func (s *server) dbError(w http.ResponseWriter, r *http.Request, err error) {
+	if store.IsTimeout(err) && r.Context().Err() == nil {
+		st := stateOf(r)
+		s.log.Warn("database too slow", "request_id", st.id, "route", st.route, "err", err)
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, r, http.StatusServiceUnavailable)
+		return
+	}
+	s.serverError(w, r, err)
 }

@@ -59,7 +59,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, true)
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
-		s.serverError(w, r, err)
+		s.dbError(w, r, err)
 		return
 	}
 	if p.Query != "" {
@@ -197,7 +197,7 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 			return
 		}
-		s.serverError(w, r, fmt.Errorf("create student: %w", err))
+		s.dbError(w, r, fmt.Errorf("create student: %w", err))
 		return
 	}
 	s.record(r, store.StudentAdded(actor(r), st))
@@ -219,7 +219,7 @@ func (s *server) student(w http.ResponseWriter, r *http.Request) (store.Student,
 		s.adminNotFound(w, r, msgAdminNoStudent)
 		return st, false
 	case err != nil:
-		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+		s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
 		return st, false
 	}
 	return st, true
@@ -262,7 +262,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 			return
 		}
-		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
+		s.dbError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
 		return
 	}
 	s.record(r, store.StudentChanged(actor(r), before, st))
@@ -299,7 +299,7 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 		s.adminNotFound(w, r, msgAdminNoStudent)
 		return
 	case err != nil:
-		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
+		s.dbError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
 		return
 	}
 	s.record(r, store.StudentDeleted(actor(r), st, false))
@@ -343,7 +343,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		}
 		n, err := s.store.DeleteStudents(r.Context(), ids)
 		if err != nil {
-			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
 		entries := make([]store.HistoryEntry, len(gone))
@@ -363,7 +363,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 			continue
 		}
 		if err != nil {
-			s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+			s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
 			return
 		}
 		students = append(students, st)
@@ -412,7 +412,7 @@ func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
 	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
 	var buf bytes.Buffer
 	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
-		s.serverError(w, r, fmt.Errorf("export students: %w", err))
+		s.dbError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}
 	name := fmt.Sprintf("%s-students-%s.csv", s.tenant.Name, s.now().UTC().Format("2006-01-02"))

@@ -157,9 +157,9 @@ func ParseStudentsFile(r io.Reader) (ParsedCSV, error) {
 			SecondName:     unguardCell(rec[pos["second_name"]]),
 		})
 		if fe == nil {
-			key := importRegNoKey(in.RegistrationNo)
+			key := regNoKey(in.RegistrationNo)
 			if prev, ok := firstLine[key]; ok {
-				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, prev)}
+				fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, prev)}
 			} else {
 				firstLine[key] = line
 			}
@@ -375,10 +375,6 @@ func (p ImportPlan) Fingerprint() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// importRegNoKey is what two rows of one file must not share. Registration
-// numbers are ASCII; matching ignores case, as a person reading them does.
-func importRegNoKey(s string) string { return strings.ToUpper(s) }
-
 // PlanImport checks rows (as ParseStudentsFile returns them, with its
 // row errors fileErrs) against the database and returns what importing
 // them in mode would do. Rows are validated again, so unchecked rows are
@@ -407,9 +403,9 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 	for i, in := range rows {
 		in, fe := NormalizeStudent(in)
 		if fe == nil {
-			key := importRegNoKey(in.RegistrationNo)
+			key := regNoKey(in.RegistrationNo)
 			if prev, ok := firstRow[key]; ok {
-				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, prev)}
+				fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, prev)}
 			} else {
 				firstRow[key] = lineOf(i)
 			}
@@ -421,22 +417,28 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 		good = append(good, row{lineOf(i), in})
 	}
 
-	regNos := make([]string, len(good))
+	keys := make([]string, len(good))
 	for i, g := range good {
-		regNos[i] = g.in.RegistrationNo
+		keys[i] = regNoKey(g.in.RegistrationNo)
 	}
-	existing, err := s.studentsByRegNo(ctx, regNos)
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
+	existing, err := s.studentsByRegNo(ctx, keys)
 	if err != nil {
 		return plan, fmt.Errorf("plan import: %w", err)
 	}
 	for _, g := range good {
-		cur, found := existing[importRegNoKey(g.in.RegistrationNo)]
+		cur, found := existing[regNoKey(g.in.RegistrationNo)]
 		switch {
 		case !found:
 			plan.New = append(plan.New, ImportRow{Line: g.line, Input: g.in})
 		case mode == ImportAdd:
+			as := ""
+			if cur.RegistrationNo != g.in.RegistrationNo {
+				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
+			}
 			plan.Errors = append(plan.Errors, RowError{Line: g.line,
-				Msg: fmt.Sprintf("registration_no: %q already exists (choose “update existing students” to change it)", g.in.RegistrationNo)})
+				Msg: fmt.Sprintf("registration_no: %q already exists%s (choose “update existing students” to change it)", g.in.RegistrationNo, as)})
 		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
 			plan.Unchanged++
 		default:
@@ -448,21 +450,35 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 }
 
 // studentsByRegNo returns the students with the given registration
-// numbers, keyed by importRegNoKey.
-func (s *Store) studentsByRegNo(ctx context.Context, regNos []string) (map[string]Student, error) {
+// number keys (regNoKey), keyed by them: from the read model on FerretDB,
+// by the indexed key field on MongoDB.
+func (s *Store) studentsByRegNo(ctx context.Context, keys []string) (map[string]Student, error) {
 	found := map[string]Student{}
-	for start := 0; start < len(regNos); start += lookupBatch {
-		batch := regNos[start:min(start+lookupBatch, len(regNos))]
-		cur, err := s.col(colStudents).Find(ctx, d("registration_no", d("$in", batch)))
-		if err != nil {
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
 			return nil, fmt.Errorf("look up registration numbers: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		for _, key := range keys {
+			if id, ok := s.rm.snap.byKey[key]; ok {
+				found[key] = s.rm.snap.byID[id].Student
+			}
+		}
+		return found, nil
+	}
+	for start := 0; start < len(keys); start += lookupBatch {
+		batch := keys[start:min(start+lookupBatch, len(keys))]
+		cur, err := s.col(colStudents).Find(ctx, d(fieldRegNoKey, d("$in", batch)))
+		if err != nil {
+			return nil, timeoutError("look up registration numbers", err)
 		}
 		var docs []Student
 		if err := cur.All(ctx, &docs); err != nil {
-			return nil, fmt.Errorf("look up registration numbers: %w", err)
+			return nil, timeoutError("look up registration numbers", err)
 		}
 		for _, st := range docs {
-			found[importRegNoKey(st.RegistrationNo)] = st
+			found[regNoKey(st.RegistrationNo)] = st
 		}
 	}
 	return found, nil
@@ -485,6 +501,8 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 	if len(plan.Errors) > 0 {
 		return ImportResult{}, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
 	}
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
 	var first int64
 	if len(plan.New) > 0 {
 		var err error
@@ -496,6 +514,8 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 		if len(plan.New) == 0 {
 			return err
 		}
+		// Whatever was written and undone, read models load afresh.
+		defer s.journal(ctx, journalEntry{Kind: entryReload}, nil) //nolint:errcheck // models reload at worst later
 		// Every ID in [first, last] was reserved for this call, so the
 		// range is exactly what it inserted.
 		last := first + int64(len(plan.New)) - 1
@@ -507,15 +527,16 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 		return err
 	}
 	now := s.now()
+	written := make([]*studentDoc, 0, len(plan.New)+len(plan.Changed))
 	for start := 0; start < len(plan.New); start += s.insertBatch {
 		batch := plan.New[start:min(start+s.insertBatch, len(plan.New))]
 		if s.beforeInsert != nil {
 			s.beforeInsert(start / s.insertBatch)
 		}
-		docs := make([]Student, len(batch))
+		docs := make([]studentDoc, len(batch))
 		for j, r := range batch {
-			docs[j] = Student{ID: first + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
-				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now}
+			docs[j] = newStudentDoc(Student{ID: first + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
+				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now})
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
 			err = undoInserts(err)
@@ -524,21 +545,22 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 			}
 			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
 		}
+		for j := range docs {
+			written = append(written, &docs[j])
+		}
 	}
 	for i, c := range plan.Changed {
 		// Matching on the values the plan saw makes a concurrent edit a
 		// miss rather than a lost update.
+		st := c.Current
+		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName, now
+		doc := newStudentDoc(st)
 		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
 			{Key: "_id", Value: c.Current.ID},
 			{Key: "registration_no", Value: c.Current.RegistrationNo},
 			{Key: "first_name", Value: c.Current.FirstName},
 			{Key: "second_name", Value: c.Current.SecondName},
-		}, d("$set", bson.D{
-			{Key: "registration_no", Value: c.Input.RegistrationNo},
-			{Key: "first_name", Value: c.Input.FirstName},
-			{Key: "second_name", Value: c.Input.SecondName},
-			{Key: "updated_at", Value: now},
-		}))
+		}, d("$set", studentKeysSet(doc)))
 		if err == nil && res.MatchedCount == 0 {
 			err = fmt.Errorf("student %d (%s): %w", c.Current.ID, c.Current.RegistrationNo, ErrImportStale)
 		}
@@ -547,22 +569,28 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 				err = errors.Join(ErrDuplicateRegNo, err)
 			}
 			err = s.undoUpdates(ctx, plan.Changed[:i], err)
+			if len(plan.New) == 0 {
+				defer s.journal(ctx, journalEntry{Kind: entryReload}, nil) //nolint:errcheck // models reload at worst later
+			}
 			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", undoInserts(err))
 		}
+		written = append(written, &doc)
 	}
-	return ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}, nil
+	// Other processes reload; this one puts the rows it wrote.
+	res := ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}
+	if len(written) > 0 {
+		if err := s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) }); err != nil {
+			return res, fmt.Errorf("import students: imported %d, but %w", len(written), err)
+		}
+	}
+	return res, nil
 }
 
 // undoUpdates puts back the values the students had before ApplyImport.
 func (s *Store) undoUpdates(ctx context.Context, done []ImportChange, err error) error {
 	ctx = context.WithoutCancel(ctx)
 	for _, c := range done {
-		_, uerr := s.col(colStudents).UpdateOne(ctx, d("_id", c.Current.ID), d("$set", bson.D{
-			{Key: "registration_no", Value: c.Current.RegistrationNo},
-			{Key: "first_name", Value: c.Current.FirstName},
-			{Key: "second_name", Value: c.Current.SecondName},
-			{Key: "updated_at", Value: c.Current.UpdatedAt},
-		}))
+		_, uerr := s.col(colStudents).UpdateOne(ctx, d("_id", c.Current.ID), d("$set", studentKeysSet(newStudentDoc(c.Current))))
 		if uerr != nil {
 			err = errors.Join(err, fmt.Errorf("undo update of student %d: %w", c.Current.ID, uerr))
 		}
@@ -589,6 +617,27 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 	return res.Added, nil, nil
 }
 
+// studentKeysSet is the $set of a student's editable fields with their
+// folded keys and search field.
+func studentKeysSet(doc studentDoc) bson.D {
+	return bson.D{
+		{Key: "registration_no", Value: doc.RegistrationNo},
+		{Key: "first_name", Value: doc.FirstName},
+		{Key: "second_name", Value: doc.SecondName},
+		{Key: fieldRegNoKey, Value: doc.RegNoKey},
+		{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
+		{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
+		{Key: fieldSearch, Value: doc.Search},
+		{Key: "updated_at", Value: doc.UpdatedAt},
+	}
+}
+
+// repeatsMsg is the message of a row whose registration number (in any
+// case) is on an earlier line of the same file.
+func repeatsMsg(regNo string, line int) string {
+	return fmt.Sprintf("%q repeats line %d (registration numbers are compared without case)", regNo, line)
+}
+
 func sortRowErrors(errs []RowError) {
 	slices.SortStableFunc(errs, func(a, b RowError) int { return a.Line - b.Line })
 }
@@ -607,6 +656,8 @@ type ExportOptions struct {
 // starting with '=', '+', '-', '@', tab or CR) are prefixed with a quote;
 // ParseStudentsFile takes it off again, so export and import round-trip.
 func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions) error {
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
 	cur, err := s.col(colStudents).Find(ctx, searchFilter(o.Query),
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {

@@ -123,6 +123,9 @@ type index struct {
 	// creates a plain index instead and expiry relies on the checks in
 	// code and the sweeps in CreateSession and recordFailure.
 	ttl bool
+	// onlyIndexing marks an index that serves queries only (no
+	// uniqueness): not made where reads go to the read model.
+	onlyIndexing bool
 }
 
 func indexes() []index {
@@ -131,6 +134,27 @@ func indexes() []index {
 			Keys:    d("registration_no", 1),
 			Options: options.Index().SetName("registration_no_unique").SetUnique(true),
 		}},
+		// Schema 2: one index per sort order of the lists (the _id
+		// tie-break included, so that MongoDB sorts by walking the index)
+		// and one on the search field, which MongoDB scans instead of the
+		// documents for a regex. The unique index on registration_no_key
+		// is made by createRegNoKeyIndex.
+		{collection: colStudents, model: mongo.IndexModel{
+			Keys:    bson.D{{Key: fieldRegNoKey, Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("registration_no_key_id"),
+		}, onlyIndexing: true},
+		{collection: colStudents, model: mongo.IndexModel{
+			Keys:    bson.D{{Key: fieldFirstNameKey, Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("first_name_key_id"),
+		}, onlyIndexing: true},
+		{collection: colStudents, model: mongo.IndexModel{
+			Keys:    bson.D{{Key: fieldSecondNameKey, Value: 1}, {Key: "_id", Value: 1}},
+			Options: options.Index().SetName("second_name_key_id"),
+		}, onlyIndexing: true},
+		{collection: colStudents, model: mongo.IndexModel{
+			Keys:    d(fieldSearch, 1),
+			Options: options.Index().SetName("search"),
+		}, onlyIndexing: true},
 		{collection: colUsers, model: mongo.IndexModel{
 			Keys:    d("username_lower", 1),
 			Options: options.Index().SetName("username_lower_unique").SetUnique(true),
@@ -159,11 +183,22 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 	return doc.Version, nil
 }
 
-// Migrate creates collections and indexes and records SchemaVersion;
-// idempotent. It does not stamp the database with a tenant ID; commands
-// serving a registry tenant use MigrateTenant. Returns the version before and after. A database migrated by
-// a newer binary is left alone and ErrSchemaTooNew returned.
+// Migrate converts old documents (migrate_v2.go), creates collections and
+// indexes and records SchemaVersion; idempotent, and a run that stopped
+// midway is finished by the next. It does not stamp the database with a
+// tenant ID; commands serving a registry tenant use MigrateTenant. Returns
+// the version before and after. A database migrated by a newer binary is
+// left alone and ErrSchemaTooNew returned.
+//
+// Students whose registration numbers differ only in case do not fail the
+// migration: everything is migrated and the version recorded (the app
+// serves), and the error returned wraps ErrRegNoConflicts with the report
+// (*RegNoConflictError); callers that serve log it and go on, `campus
+// manage T migrate` prints it and exits non-zero. The next Migrate, once
+// the conflicts are resolved, creates the missing unique index.
 func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
 	from, err = s.schemaVersion(ctx)
 	if err != nil {
 		return 0, 0, err
@@ -172,14 +207,29 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
 	}
+	if err := s.migrateStudentsV2(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
+	if from < 2 {
+		if err := s.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
+			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+		}
+	}
 	// Staff roles, history, resets (schema_staff.go).
 	if err := s.migrateStaffRoles(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	for _, ix := range indexes() {
+		if ix.onlyIndexing && s.useModel(ctx) {
+			continue // FerretDB would only maintain it, never use it
+		}
 		if err := s.createIndex(ctx, ix); err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 		}
+	}
+	conflicts := s.createRegNoKeyIndex(ctx)
+	if conflicts != nil && !errors.Is(conflicts, ErrRegNoConflicts) {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), conflicts)
 	}
 	// $max never lowers the version, should a newer binary migrate at
 	// the same time.
@@ -187,6 +237,9 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		d("$max", d("version", SchemaVersion)), options.UpdateOne().SetUpsert(true))
 	if err != nil {
 		return from, from, fmt.Errorf("migrate %s: record schema version: %w", s.DatabaseName(), err)
+	}
+	if conflicts != nil {
+		return from, SchemaVersion, fmt.Errorf("migrate: %w", conflicts)
 	}
 	return from, SchemaVersion, nil
 }

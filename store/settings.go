@@ -51,3 +51,15 @@ func (s *Store) SetPublicListStaffOnly(ctx context.Context, staffOnly bool) erro
 	}
 	return nil
 }
+
+// retryUpsert retries f on a duplicate key error: two upserts of one new
+// document at once can both try to insert it, and one loses.
+func retryUpsert(f func() error) error {
+	var err error
+	for range 3 {
+		if err = f(); !mongo.IsDuplicateKeyError(err) {
+			return err
+		}
+	}
+	return err
+}

@@ -3,18 +3,24 @@
 // MongoDB database chosen when the Store is constructed. No method takes a
 // database name; a Store can only ever touch the database it was built on.
 //
-// Collections: students (int64 _id from counters), counters, users,
-// sessions, login_failures and meta (the schema version). Files: store.go
-// (types, Open/New), schema.go, validate.go, students.go, csvio.go,
-// users.go, logins.go (login throttling), sessions.go.
+// Collections: students (int64 _id handed out by claims in id_claims,
+// ids.go; with folded keys for search, sorting and case-insensitive
+// uniqueness, fold.go), counters (hints), users, sessions,
+// login_failures, meta (the schema version) and students_journal (the
+// order of student writes, for the read model of readmodel.go, which
+// answers student reads from memory on FerretDB, where no index is used).
+// Files: store.go (types, Open/New), schema.go, migrate_v2.go, validate.go,
+// fold.go, students.go, ids.go, readmodel.go, bound.go (deadlines),
+// csvio.go, users.go, logins.go (login throttling), sessions.go.
 //
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
 // or TTL deletion on FerretDB (expiry is also checked in code). Sorting is
-// by byte order. Text is stored verbatim; escaping is the caller's job.
-// ExportStudents guards spreadsheets: cells that begin with '=', '+', '-',
-// '@', tab or CR get a leading quote, which ParseStudentsFile takes off
-// again, so that export and import round-trip.
+// by the folded keys' byte order (case and accents ignored). Text is
+// stored verbatim; escaping is the caller's job. ExportStudents guards
+// spreadsheets: cells that begin with '=', '+', '-', '@', tab or CR get a
+// leading quote, which ParseStudentsFile takes off again, so that export
+// and import round-trip.
 package store
 
 import (
@@ -35,6 +41,11 @@ import (
 )
 
 // SchemaVersion is the newest schema this binary knows.
+//
+// Version 2 adds the folded keys of students (migrate_v2.go, fold.go):
+// case- and accent-insensitive search and sorting, and registration
+// numbers unique regardless of case; and staff roles, history and reset
+// tokens (schema_staff.go).
 const SchemaVersion = 2
 
 // Errors callers tell apart with errors.Is.
@@ -92,6 +103,19 @@ type Store struct {
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
+
+	// For tests of the schema 2 migration (migrate_v2.go): run before each
+	// batch copied and before the swap; an error stops the migration there.
+	beforeCopyBatch func(batch int) error
+	beforeSwap      func() error
+	copyBatch       int // documents per copied batch; 0 means copyBatch
+
+	// The read model of students (readmodel.go) and whether the server
+	// is FerretDB (asked once).
+	rm          *readModel
+	ferretMu    sync.Mutex
+	ferretKnown bool
+	isFerret    bool
 }
 
 // Student is one record of the tenant's register.
@@ -186,6 +210,16 @@ type Options struct {
 	MaxUserFailures    int
 	FailureWindow      time.Duration
 	Now                func() time.Time
+
+	// Deadlines of database work (bound.go): QueryTimeout for one
+	// request's reads and writes (default 10s), BulkTimeout for imports,
+	// exports, migrations and loading the read model (default 10m). A caller's earlier deadline
+	// wins.
+	QueryTimeout time.Duration
+	BulkTimeout  time.Duration
+	// ReadModel chooses where student reads go (readmodel.go): by
+	// default to memory on FerretDB and to the indexes on MongoDB.
+	ReadModel ReadModelMode
 }
 
 // Collection names.
@@ -238,6 +272,12 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = defaultQueryTimeout
+	}
+	if o.BulkTimeout <= 0 {
+		o.BulkTimeout = defaultBulkTimeout
+	}
 	return o
 }
 
@@ -275,7 +315,7 @@ func checkDatabaseName(name string) error {
 // New returns a Store over an existing database handle (tests); Close does
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel()}
 }
 
 // Close disconnects the client Open created; it does nothing for New.

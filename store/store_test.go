@@ -41,6 +41,9 @@ func newStore(t *testing.T, opts Options) *Store {
 	if opts.BcryptCost == 0 {
 		opts.BcryptCost = bcrypt.MinCost
 	}
+	if opts.QueryTimeout == 0 {
+		opts.QueryTimeout = 2 * time.Minute // a busy machine, -race: no deadline in the way
+	}
 	s := New(mongotest.Database(t), opts)
 	if _, _, err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)

@@ -18,48 +18,51 @@ const (
 	MaxPerPage     = 500
 )
 
-// sortFields maps ListOptions.Sort names to document fields.
+// sortFields maps ListOptions.Sort names to document fields: the folded
+// keys, so that order ignores case and accents.
 var sortFields = map[string]string{
-	"registration_no": "registration_no",
-	"first_name":      "first_name",
-	"second_name":     "second_name",
+	"registration_no": fieldRegNoKey,
+	"first_name":      fieldFirstNameKey,
+	"second_name":     fieldSecondNameKey,
 	"id":              "_id",
 }
 
-// allocateIDs reserves n consecutive student IDs and returns the first.
-// IDs start at 1, like a SQL sequence; a failed insert leaves a gap.
-func (s *Store) allocateIDs(ctx context.Context, n int) (int64, error) {
-	var doc struct {
-		Seq int64 `bson:"seq"`
-	}
-	err := retryUpsert(func() error {
-		return s.col(colCounters).FindOneAndUpdate(ctx, d("_id", colStudents),
-			d("$inc", d("seq", int64(n))),
-			options.FindOneAndUpdate().SetUpsert(true).SetReturnDocument(options.After),
-		).Decode(&doc)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("allocate %d student ids: %w", n, err)
-	}
-	return doc.Seq - int64(n) + 1, nil
+// studentDoc is a student as stored: the record and its derived fields.
+type studentDoc struct {
+	Student       `bson:",inline"`
+	RegNoKey      string `bson:"registration_no_key"`
+	FirstNameKey  string `bson:"first_name_key"`
+	SecondNameKey string `bson:"second_name_key"`
+	Search        string `bson:"search"`
+
+	pos int // place in the read model's order by id (readmodel.go)
 }
 
-// retryUpsert runs an upsert again when it lost the race to insert the
-// document (both tried to insert the same _id); the retry then updates.
-func retryUpsert(f func() error) error {
-	var err error
-	for range 3 {
-		if err = f(); !mongo.IsDuplicateKeyError(err) {
-			return err
-		}
-	}
-	return err
+func newStudentDoc(st Student) studentDoc {
+	return studentDoc{Student: st, RegNoKey: regNoKey(st.RegistrationNo),
+		FirstNameKey: Fold(st.FirstName), SecondNameKey: Fold(st.SecondName),
+		Search: searchText(st.RegistrationNo, st.FirstName, st.SecondName)}
 }
 
 // regNoExists reports whether a student other than exceptID (0: none) has
-// the registration number.
+// the registration number, in any case.
 func (s *Store) regNoExists(ctx context.Context, regNo string, exceptID int64) (bool, error) {
-	filter := bson.D{{Key: "registration_no", Value: regNo}}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return false, fmt.Errorf("look up registration number: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		for _, doc := range s.rm.snap.byID { // conflicting twins: check all when the key is held
+			if doc.RegNoKey == regNoKey(regNo) && doc.ID != exceptID {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	filter := bson.D{{Key: fieldRegNoKey, Value: regNoKey(regNo)}}
 	if exceptID != 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", exceptID)})
 	}
@@ -95,17 +98,37 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 	now := s.now()
 	st := Student{ID: id, RegistrationNo: in.RegistrationNo, FirstName: in.FirstName,
 		SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now}
-	if _, err := s.col(colStudents).InsertOne(ctx, st); err != nil {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	doc := newStudentDoc(st)
+	if _, err := s.col(colStudents).InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
 		}
 		return Student{}, fmt.Errorf("create student: %w", err)
+	}
+	if err := s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil); err != nil {
+		return st, fmt.Errorf("create student %d: saved, but %w", st.ID, err)
 	}
 	return st, nil
 }
 
 // Student returns one student or ErrNotFound.
 func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return Student{}, fmt.Errorf("read student %d: %w", id, err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		doc, ok := s.rm.snap.byID[id]
+		if !ok {
+			return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
+		}
+		return doc.Student, nil
+	}
 	var st Student
 	err := s.col(colStudents).FindOne(ctx, d("_id", id)).Decode(&st)
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -129,12 +152,19 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	} else if exists {
 		return Student{}, dupRegNo(in.RegistrationNo)
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var st Student
+	doc := newStudentDoc(Student{RegistrationNo: in.RegistrationNo, FirstName: in.FirstName, SecondName: in.SecondName})
 	err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", id),
 		d("$set", bson.D{
 			{Key: "registration_no", Value: in.RegistrationNo},
 			{Key: "first_name", Value: in.FirstName},
 			{Key: "second_name", Value: in.SecondName},
+			{Key: fieldRegNoKey, Value: doc.RegNoKey},
+			{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
+			{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
+			{Key: fieldSearch, Value: doc.Search},
 			{Key: "updated_at", Value: s.now()},
 		}),
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
@@ -147,17 +177,26 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	case err != nil:
 		return Student{}, fmt.Errorf("update student %d: %w", id, err)
 	}
+	doc = newStudentDoc(st)
+	if err := s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil); err != nil {
+		return st, fmt.Errorf("update student %d: saved, but %w", id, err)
+	}
 	return st, nil
 }
 
 // DeleteStudent deletes one student or returns ErrNotFound.
 func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", id))
 	if err != nil {
 		return fmt.Errorf("delete student %d: %w", id, err)
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("student %d: %w", id, ErrNotFound)
+	}
+	if err := s.journal(ctx, journalEntry{Kind: entryDelete, IDs: []int64{id}}, nil); err != nil {
+		return fmt.Errorf("delete student %d: deleted, but %w", id, err)
 	}
 	return nil
 }
@@ -168,35 +207,52 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64) (int64, error) 
 	if len(ids) == 0 {
 		return 0, nil
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	res, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", ids)))
 	if err != nil {
 		return 0, fmt.Errorf("delete %d students: %w", len(ids), err)
+	}
+	if err := s.journal(ctx, journalEntry{Kind: entryDelete, IDs: ids}, nil); err != nil {
+		return res.DeletedCount, fmt.Errorf("delete %d students: deleted, but %w", len(ids), err)
 	}
 	return res.DeletedCount, nil
 }
 
 // CountStudents counts every student.
 func (s *Store) CountStudents(ctx context.Context) (int64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return 0, fmt.Errorf("count students: %w", err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		return int64(len(s.rm.snap.byID)), nil
+	}
 	n, err := s.col(colStudents).CountDocuments(ctx, bson.D{})
 	if err != nil {
-		return 0, fmt.Errorf("count students: %w", err)
+		return 0, timeoutError("count students", err)
 	}
 	return n, nil
 }
 
-// searchFilter matches q literally and case-insensitively anywhere in the
-// registration number or the names.
+// searchFilter matches students whose search field contains every word
+// of q (folded: case and accents do not matter), literally.
 func searchFilter(q string) bson.D {
-	q = strings.TrimSpace(q)
-	if q == "" {
+	words := searchWords(q)
+	if len(words) == 0 {
 		return bson.D{}
 	}
-	re := bson.Regex{Pattern: regexp.QuoteMeta(q), Options: "i"}
-	return d("$or", bson.A{
-		d("registration_no", re),
-		d("first_name", re),
-		d("second_name", re),
-	})
+	all := make(bson.A, len(words))
+	for i, w := range words {
+		all[i] = d(fieldSearch, bson.Regex{Pattern: regexp.QuoteMeta(w)})
+	}
+	if len(all) == 1 {
+		return all[0].(bson.D)
+	}
+	return d("$and", all)
 }
 
 // sortSpec turns ListOptions.Sort into a sort document with _id as the
@@ -208,7 +264,7 @@ func sortSpec(sort string) bson.D {
 	}
 	field, ok := sortFields[sort]
 	if !ok {
-		field, dir = "registration_no", 1
+		field, dir = fieldRegNoKey, 1
 	}
 	if field == "_id" {
 		return d("_id", dir)
@@ -217,18 +273,28 @@ func sortSpec(sort string) bson.D {
 }
 
 // ListStudents returns one page of the students matching o.Query. A page
-// past the end gives the last page.
+// past the end gives the last page. A database that does not answer
+// within the store's query timeout gives an error wrapping ErrTimeout.
 func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	perPage := o.PerPage
 	if perPage < 1 {
 		perPage = DefaultPerPage
 	}
 	perPage = min(perPage, MaxPerPage)
+	if s.useModel(ctx) {
+		pg, err := s.listFromModel(ctx, o, perPage)
+		if err != nil {
+			return Page{}, fmt.Errorf("list students: %w", err)
+		}
+		return pg, nil
+	}
 	filter := searchFilter(o.Query)
 
 	total, err := s.col(colStudents).CountDocuments(ctx, filter)
 	if err != nil {
-		return Page{}, fmt.Errorf("list students: count: %w", err)
+		return Page{}, timeoutError("list students: count", err)
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
@@ -238,11 +304,11 @@ func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
 		SetSkip(int64(page-1)*int64(perPage)).
 		SetLimit(int64(perPage)))
 	if err != nil {
-		return Page{}, fmt.Errorf("list students: %w", err)
+		return Page{}, timeoutError("list students", err)
 	}
 	students := []Student{}
 	if err := cur.All(ctx, &students); err != nil {
-		return Page{}, fmt.Errorf("list students: read: %w", err)
+		return Page{}, timeoutError("list students: read", err)
 	}
 	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}, nil
 }

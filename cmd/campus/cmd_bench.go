@@ -24,6 +24,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "routing" {
 		return runBenchRouting(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "school" {
+		return runBenchSchool(ctx, e, args[1:])
+	}
 	if len(args) > 0 && args[0] == "proxy" {
 		args = args[1:]
 	}

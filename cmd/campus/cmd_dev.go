@@ -249,6 +249,12 @@ func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *s
 	}
 	defer st.Close(context.WithoutCancel(ctx))
 	from, to, err := st.MigrateTenant(ctx, t.ID)
+	if errors.Is(err, store.ErrRegNoConflicts) {
+		// Migrated except for one index: serve, and say what to do.
+		logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
+			"tenant", t.Name, "database", t.Database, "report", err.Error())
+		err = nil
+	}
 	if err != nil {
 		return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
 	}

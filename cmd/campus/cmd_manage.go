@@ -233,6 +233,11 @@ func manageMigrate(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		return err
 	}
 	from, to, err := m.store.MigrateTenant(ctx, m.tenant.ID)
+	if errors.Is(err, store.ErrRegNoConflicts) {
+		fmt.Fprintf(m.e.stdout, "Tenant %s: migrated database %q from schema version %d to %d, but registration numbers are not yet unique regardless of case.\n",
+			m.tenant.Name, m.tenant.Database, from, to)
+		return fmt.Errorf("tenant %s: %w", m.tenant.Name, err)
+	}
 	if err != nil {
 		return tenantDatabaseError(m.tenant, fmt.Errorf("migrate database %q: %w", m.tenant.Database, err))
 	}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/internal/devmongo"
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/internal/loadgen"
+	"github.com/campus-saas/campus/proxy"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+// runBenchSchool is `campus bench school`: one big school and a few small
+// ones behind one proxy, measured through the proxy.
+func runBenchSchool(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("bench school", "", `Measure a big school through the proxy: fill one tenant with --students students by a
+CSV import (timed, as `+"`campus manage T import`"+` or the admin's import page would), then load
+the public page, a deep page, searches (one word, several words, a registration number) and
+the admin list sorted by each column both ways, and print p50/p99 per request. While the big
+school is loaded, a small school beside it is measured too (its latency idle and under the
+neighbour's load). Everything runs on loopback in this process: the embedded database (or
+MONGODB_URI), one app per school, one proxy, the load generator.`)
+	var (
+		mo          mongoOptions
+		students    = fs.Int("students", 100_000, "students in the big school (one import of at most 100,000 rows)")
+		duration    = fs.Duration("duration", 3*time.Second, "length of each measurement")
+		concurrency = fs.Int("concurrency", 8, "concurrent closed-loop clients on the big school")
+	)
+	mo.register(fs)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if *students < 1 || *students > store.MaxImportRows {
+		return usageErr("--students must be 1-%d", store.MaxImportRows)
+	}
+	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	dir, err := os.MkdirTemp("", "campus-bench-school-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	uri := ""
+	backend := "MongoDB (MONGODB_URI)"
+	if mo.uri != "" || mo.uriFile != "" {
+		if uri, err = mo.resolve(); err != nil {
+			return err
+		}
+	} else {
+		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
+		if err != nil {
+			return fmt.Errorf("start embedded database: %w", err)
+		}
+		defer srv.Close()
+		uri = srv.URI()
+		backend = "embedded FerretDB v1.24.2 (SQLite)"
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	suffix := fmt.Sprint(time.Now().UnixNano() % 1e6)
+	big, err := benchSchool(ctx, uri, "big"+suffix, logger)
+	if err != nil {
+		return err
+	}
+	defer big.close()
+	small, err := benchSchool(ctx, uri, "small"+suffix, logger)
+	if err != nil {
+		return err
+	}
+	defer small.close()
+	if _, _, err := small.st.ImportStudents(ctx, benchRows(50), nil); err != nil {
+		return fmt.Errorf("fill the small school: %w", err)
+	}
+
+	p, err := proxy.New(proxy.Config{Logger: logger, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		return err
+	}
+	p.Update(registry.Snapshot{Version: 1, Tenants: []registry.Tenant{big.t, small.t}, Instances: []registry.Instance{
+		{ID: "big-1", Tenant: big.t.Name, Addr: big.addr, Healthy: true},
+		{ID: "small-1", Tenant: small.t.Name, Addr: small.addr, Healthy: true},
+	}})
+	proxyLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	go httpserve.Serve(ctx, httpserve.New(p, logger), proxyLn)
+	proxyURL := "http://" + proxyLn.Addr().String()
+
+	fmt.Fprintf(e.stdout, "campus bench school: %d students, %s, %s per measurement, %d concurrent clients, GOMAXPROCS=%d\n\n",
+		*students, backend, *duration, *concurrency, runtimeProcs())
+
+	// The import, as another process would do it (its own Store): the
+	// app's read model then loads the school again, timed separately.
+	var csv strings.Builder
+	csv.WriteString("registration_no,first_name,second_name\n")
+	for _, r := range benchRows(*students) {
+		fmt.Fprintf(&csv, "%s,%s,%s\n", r.RegistrationNo, r.FirstName, r.SecondName)
+	}
+	importer, err := openStore(ctx, uri, big.t.Database)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(strings.NewReader(csv.String()))
+	if err != nil || len(rowErrs) > 0 {
+		return fmt.Errorf("parse the CSV: %v %v", err, rowErrs)
+	}
+	n, rowErrs, err := importer.ImportStudents(ctx, rows, lines)
+	importTime := time.Since(start)
+	importer.Close(context.WithoutCancel(ctx))
+	if err != nil || len(rowErrs) > 0 || n != *students {
+		return fmt.Errorf("import: %d rows, %v, %v", n, rowErrs, err)
+	}
+	fmt.Fprintf(e.stdout, "import of %d CSV rows (parse, check, insert): %s (goal ≤ 30s)\n", n, importTime.Round(time.Millisecond))
+	start = time.Now()
+	if err := waitOK(ctx, proxyURL+"/", big.t.PrimaryHost, 5*time.Minute); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "first public page after the import (the app reads the school again): %s\n\n", time.Since(start).Round(time.Millisecond))
+
+	lastPage := (*students + 49) / 50
+	regNo := url.QueryEscape(benchRegNo(*students / 2))
+	type scenario struct{ name, path string }
+	public := []scenario{
+		{"public /", "/"},
+		{"public page 2", "/?page=2"},
+		{fmt.Sprintf("public page %d (middle)", lastPage/2), fmt.Sprintf("/?page=%d", lastPage/2)},
+		{fmt.Sprintf("public page %d (last)", lastPage), fmt.Sprintf("/?page=%d", lastPage)},
+		{"search one word (amina)", "/?q=amina"},
+		{"search one word, accents (zoe)", "/?q=zoe"},
+		{"search two words (amina otieno)", "/?q=amina+otieno"},
+		{"search two words, deep page", "/?q=amina+otieno&page=20"},
+		{"search reg no", "/?q=" + regNo},
+		{"search no match", "/?q=nobody+here"},
+	}
+	var admin []scenario
+	for _, col := range []string{"registration_no", "first_name", "second_name"} {
+		for _, dir := range []string{"", "-"} {
+			admin = append(admin, scenario{"admin sort " + dir + col, "/admin/students/?sort=" + dir + col})
+			admin = append(admin, scenario{"admin sort " + dir + col + " page 1000", "/admin/students/?sort=" + dir + col + "&page=1000"})
+		}
+	}
+	admin = append(admin, scenario{"admin search amina, sort -second_name", "/admin/students/?q=amina&sort=-second_name"})
+	adminClient, err := big.adminClient(ctx, *concurrency)
+	if err != nil {
+		return err
+	}
+
+	// The small school idle, as the reference.
+	idle, err := loadgen.Run(ctx, loadgen.Config{Target: proxyURL + "/", Host: small.t.PrimaryHost, Concurrency: 1, Duration: *duration})
+	if err != nil {
+		return err
+	}
+	var rowsOut []loadgen.Row
+	var neighbour loadgen.Result
+	for _, group := range []struct {
+		sc     []scenario
+		client *http.Client
+	}{{public, nil}, {admin, adminClient}} {
+		for _, sc := range group.sc {
+			var wg sync.WaitGroup
+			var nb loadgen.Result
+			wg.Go(func() {
+				nb, _ = loadgen.Run(ctx, loadgen.Config{Target: proxyURL + "/", Host: small.t.PrimaryHost, Concurrency: 1, Duration: *duration})
+			})
+			res, err := loadgen.Run(ctx, loadgen.Config{Target: proxyURL + sc.path, Host: big.t.PrimaryHost,
+				Concurrency: *concurrency, Duration: *duration, Client: group.client})
+			wg.Wait()
+			if err != nil {
+				return fmt.Errorf("bench %s: %w", sc.name, err)
+			}
+			rowsOut = append(rowsOut, loadgen.Row{Name: sc.name, Result: res})
+			neighbour = merge(neighbour, nb)
+		}
+	}
+	fmt.Fprintf(e.stdout, "big school through the proxy (goal: p50 ≤ 50ms, p99 ≤ 200ms; non-2xx must be 0)\n")
+	if err := loadgen.WriteTable(e.stdout, rowsOut); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\nsmall school beside it (GET /, 1 client)\n")
+	if err := loadgen.WriteTable(e.stdout, []loadgen.Row{
+		{Name: "small school, big one idle", Result: idle},
+		{Name: "small school, big one loaded", Result: neighbour},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "small school loaded/idle: p50 %.2f, p99 %.2f\n", ratio(neighbour.P50, idle.P50), ratio(neighbour.P99, idle.P99))
+	return nil
+}
+
+// benchTenant is one school of the bench: its store and its app.
+type benchTenant struct {
+	t     registry.Tenant
+	st    *store.Store
+	addr  string
+	close func()
+}
+
+func benchSchool(ctx context.Context, uri, name string, logger *slog.Logger) (*benchTenant, error) {
+	t, err := registry.NewTenant(name, []string{name + ".school.localhost"}, "School "+name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, uri, t.Database)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := st.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	h, err := app.NewServer(app.Config{Tenant: t, Store: st, Logger: logger, Registerer: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	go httpserve.Serve(sctx, httpserve.New(h, logger), ln)
+	return &benchTenant{t: t, st: st, addr: ln.Addr().String(), close: func() {
+		cancel()
+		st.Drop(context.WithoutCancel(ctx))
+		st.Close(context.WithoutCancel(ctx))
+	}}, nil
+}
+
+// adminClient is an HTTP client that sends a superuser's session cookie.
+func (b *benchTenant) adminClient(ctx context.Context, concurrency int) (*http.Client, error) {
+	u, err := b.st.CreateSuperuser(ctx, "bench", "", "bench-password-1")
+	if err != nil {
+		return nil, fmt.Errorf("create the bench superuser: %w", err)
+	}
+	token, _, err := b.st.CreateSession(ctx, u)
+	if err != nil {
+		return nil, fmt.Errorf("create the bench session: %w", err)
+	}
+	tr := &http.Transport{MaxIdleConns: concurrency, MaxIdleConnsPerHost: concurrency, DisableCompression: true}
+	return &http.Client{Transport: cookieTransport{rt: tr, cookie: "campus_session=" + token}, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, nil
+}
+
+type cookieTransport struct {
+	rt     http.RoundTripper
+	cookie string
+}
+
+func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Cookie", c.cookie)
+	return c.rt.RoundTrip(r)
+}
+
+// waitOK polls url (with Host host) until it answers 200.
+func waitOK(ctx context.Context, target, host string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+		if err != nil {
+			return err
+		}
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (Host %s) did not answer 200 within %s", target, host, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var (
+	benchFirst  = []string{"Amina", "Kofi", "Zoë", "Wanjiru", "Chidi", "Ama", "Émile", "Thandiwe", "Juan", "Nia", "Otieno", "Fatou", "Kwame", "Lerato", "Yaw", "Aïcha"}
+	benchSecond = []string{"Otieno", "Mensah", "Ñúñez", "Kamau", "Okafor", "Owusu", "Diallo", "Nkosi", "Mwangi", "Boateng", "Achieng", "Traoré", "Banda", "Mutua", "Adeyemi", "Moyo", "Njoroge"}
+)
+
+func benchRegNo(i int) string { return fmt.Sprintf("U/2026/%06d", i) }
+
+// benchRows are n students with names from short lists (so that one-word
+// searches match many, two-word searches fewer) and unique reg nos.
+func benchRows(n int) []store.StudentInput {
+	rows := make([]store.StudentInput, n)
+	for i := range rows {
+		rows[i] = store.StudentInput{RegistrationNo: benchRegNo(i), FirstName: benchFirst[i%len(benchFirst)],
+			SecondName: fmt.Sprintf("%s%d", benchSecond[(i/len(benchFirst))%len(benchSecond)], i%97)}
+	}
+	return rows
+}

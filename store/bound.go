@@ -1,0 +1,59 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// Default deadlines of database work; see Options.QueryTimeout and
+// Options.BulkTimeout.
+const (
+	defaultQueryTimeout = 10 * time.Second
+	defaultBulkTimeout  = 10 * time.Minute
+)
+
+// ErrTimeout means the database did not answer within the deadline: the
+// store's own (Options.QueryTimeout) or the caller's. Callers answer 503,
+// not 500: the request was fine, the database too slow.
+var ErrTimeout = errors.New("the database did not answer in time")
+
+// bound gives ctx the store's query deadline unless it already has an
+// earlier one. The driver sends what is left of the deadline to the server
+// as maxTimeMS (FerretDB honours it for find, aggregate and findAndModify,
+// so counts too), and the server stops the query there: neither a client
+// that left nor a runaway query keeps the database busy.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withDeadline(ctx, s.opts.QueryTimeout)
+}
+
+// boundBulk is bound for whole-collection work: imports, exports,
+// migrations.
+func (s *Store) boundBulk(ctx context.Context) (context.Context, context.CancelFunc) {
+	return withDeadline(ctx, s.opts.BulkTimeout)
+}
+
+func withDeadline(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// IsTimeout reports whether err is a deadline of database work.
+func IsTimeout(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err)
+}
+
+// timeoutError wraps err with what was being done, and with ErrTimeout
+// when it is a deadline (the server's MaxTimeMSExpired, code 50, too).
+func timeoutError(doing string, err error) error {
+	var se mongo.ServerError
+	if IsTimeout(err) || (errors.As(err, &se) && se.HasErrorCode(50)) {
+		return fmt.Errorf("%s: %w", doing, errors.Join(ErrTimeout, err))
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}

@@ -1,0 +1,100 @@
+package store
+
+import (
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
+)
+
+// Derived fields kept in every student document (schema version 2), so
+// that search and sorting ignore case and accents and the registration
+// number is unique regardless of case. They are written by
+// newStudentDoc and setStudentFields, never by hand.
+const (
+	fieldRegNoKey      = "registration_no_key" // registration number, lower-case
+	fieldFirstNameKey  = "first_name_key"      // Fold(first_name)
+	fieldSecondNameKey = "second_name_key"     // Fold(second_name)
+	fieldSearch        = "search"              // Fold of all three, space-separated
+)
+
+// maxSearchWords bounds the words of one query; more are ignored.
+const maxSearchWords = 8
+
+// Fold returns s as search and sorting compare it: decomposed, with the
+// combining marks removed (é → e, Ñ → N), lower-cased and recomposed.
+// Invalid UTF-8 and control characters are dropped. Letters that do not
+// decompose (ø, ß, ł) are kept as they are, lower-cased.
+func Fold(s string) string {
+	s = strings.ToValidUTF8(s, "")
+	// A transform.Chain keeps state, so each call builds its own.
+	t := transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+	out, _, err := transform.String(t, s)
+	if err != nil {
+		out = s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, out)
+}
+
+// regNoKey is what registration-number uniqueness compares: registration
+// numbers are ASCII (checkRegNo), so lower-casing is exact.
+func regNoKey(regNo string) string { return strings.ToLower(regNo) }
+
+// searchText is the search field of a student.
+func searchText(regNo, first, second string) string {
+	return Fold(regNo + " " + first + " " + second)
+}
+
+// searchWords splits a query into folded words, without repeats; every
+// word must occur in a student's search field for the student to match.
+func searchWords(q string) []string {
+	var words []string
+	for _, w := range strings.Fields(Fold(q)) {
+		if len(words) == maxSearchWords {
+			break
+		}
+		if !containsString(words, w) {
+			words = append(words, w)
+		}
+	}
+	return words
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// CleanQuery makes any text safe to search for: invalid UTF-8 and
+// control characters (NUL included) are removed, spaces trimmed, and the
+// result cut to at most maxBytes bytes on a character boundary.
+func CleanQuery(q string, maxBytes int) string {
+	q = strings.ToValidUTF8(q, "")
+	q = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, q)
+	q = strings.TrimSpace(q)
+	if len(q) > maxBytes {
+		cut := maxBytes
+		for cut > 0 && !utf8.RuneStart(q[cut]) {
+			cut--
+		}
+		q = strings.TrimSpace(q[:cut])
+	}
+	return q
+}

@@ -1,0 +1,669 @@
+package store
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The read model answers the student reads (lists, search, counts, one
+// student, registration number look-ups) from memory on servers that
+// cannot use an index for them. FerretDB v1's SQLite backend pushes down
+// nothing but an equality on a string or ObjectID _id, and sorts only by
+// $natural on capped collections: every other find, sort, skip and count
+// reads and decodes the whole collection (seconds at 100,000 students;
+// docs/BENCHMARKS.md). MongoDB uses the schema 2 indexes instead.
+//
+// Consistency across processes (several app instances, campus manage):
+// every write to students appends an entry to the students_journal
+// collection, whose _id "j:N" is unique, so entries are totally ordered
+// and none is lost; a read first applies the entries it has not seen (one
+// look-up of a small collection when there are none). An entry carries the
+// written student, or the deleted IDs, or "reload" for bulk changes
+// (imports, migrations), which the writing process applies from memory and
+// the others by reading the collection again. Entries older than
+// journalKeep are pruned; a model that has not looked at the journal for
+// half that long loads the collection again, so it cannot miss a pruned
+// entry. Code that writes to the students collection must call
+// s.journal: without it, other processes see the change only at their
+// next full load (at most modelMaxAge later).
+//
+// A full load of 100,000 students takes seconds on FerretDB; it runs in
+// the background with its own deadline, and requests wait for it within
+// theirs (the first requests after start may answer 503).
+type ReadModelMode int
+
+// Read model modes (Options.ReadModel).
+const (
+	ReadModelAuto ReadModelMode = iota // on for FerretDB, off for MongoDB
+	ReadModelOn
+	ReadModelOff
+)
+
+const (
+	colJournal     = "students_journal"
+	journalKeep    = 10 * time.Minute
+	modelMaxAge    = 30 * time.Minute // reloaded in the background after this
+	maxJournalWalk = 10_000
+)
+
+// journal entry kinds.
+const (
+	entryPut    = "put"
+	entryDelete = "del"
+	entryReload = "reload"
+)
+
+type journalEntry struct {
+	ID      string      `bson:"_id"`
+	Kind    string      `bson:"kind"`
+	Author  string      `bson:"author"`
+	At      time.Time   `bson:"at"`
+	Student *studentDoc `bson:"student,omitempty"`
+	IDs     []int64     `bson:"ids,omitempty"`
+}
+
+func journalID(seq int64) string { return "j:" + strconv.FormatInt(seq, 10) }
+
+// sort orders of the model, as in sortFields.
+const (
+	ordRegNo = iota
+	ordFirst
+	ordSecond
+	ordID
+	numOrders
+)
+
+type snapshot struct {
+	// text is every search field, each after a '\n' (which folded text
+	// never holds), in order[ordID]; at[i] is where the i-th begins.
+	// A search runs bytes.Index over it instead of a loop of
+	// strings.Contains: several times faster at 100,000 students.
+	text  []byte
+	at    []int
+	posOf [numOrders][]int32 // posOf[o][i] = order[o][i].pos
+
+	byID     map[int64]*studentDoc
+	byKey    map[string]int64 // registration number key → id (one of them when in conflict)
+	order    [numOrders][]*studentDoc
+	seq      int64     // last journal entry applied
+	checked  time.Time // last look at the journal
+	loadedAt time.Time
+}
+
+type readModel struct {
+	author string // this process's Store, in journal entries
+
+	mu      sync.RWMutex
+	snap    *snapshot     // nil until loaded
+	loading chan struct{} // closed when the running load ends; nil when none
+	loadErr error
+	pending map[int64]func(*snapshot) // own bulk entries: seq → how to apply from memory
+
+	fmu    sync.Mutex
+	flight *flight // the running look at the journal, nil when none
+}
+
+func newReadModel() *readModel {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &readModel{author: hex.EncodeToString(b), pending: map[int64]func(*snapshot){}}
+}
+
+func less(o int, a, b *studentDoc) int {
+	var c int
+	switch o {
+	case ordRegNo:
+		c = strings.Compare(a.RegNoKey, b.RegNoKey)
+	case ordFirst:
+		c = strings.Compare(a.FirstNameKey, b.FirstNameKey)
+	case ordSecond:
+		c = strings.Compare(a.SecondNameKey, b.SecondNameKey)
+	}
+	if c != 0 {
+		return c
+	}
+	return cmp.Compare(a.ID, b.ID)
+}
+
+func (sn *snapshot) put(doc *studentDoc) {
+	sn.removeOnly(doc.ID)
+	sn.byID[doc.ID] = doc
+	sn.byKey[doc.RegNoKey] = doc.ID
+	for o := range numOrders {
+		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
+		sn.order[o] = slices.Insert(sn.order[o], i, doc)
+	}
+	sn.index()
+}
+
+// index rebuilds text and at, and numbers the students by their place in
+// order[ordID] (studentDoc.pos).
+func (sn *snapshot) index() {
+	docs := sn.order[ordID]
+	size := 0
+	for _, doc := range docs {
+		size += len(doc.Search) + 1
+	}
+	text := make([]byte, 0, size)
+	at := make([]int, len(docs))
+	for i, doc := range docs {
+		doc.pos = i
+		text = append(text, '\n')
+		at[i] = len(text)
+		text = append(text, doc.Search...)
+	}
+	sn.text, sn.at = text, at
+	for o := range numOrders {
+		posOf := make([]int32, len(sn.order[o]))
+		for i, doc := range sn.order[o] {
+			posOf[i] = int32(doc.pos)
+		}
+		sn.posOf[o] = posOf
+	}
+}
+
+// matching marks, by pos, the students whose search field holds every word.
+func (sn *snapshot) matching(words []string) []uint64 {
+	longest := words[0]
+	for _, w := range words[1:] {
+		if len(w) > len(longest) {
+			longest = w
+		}
+	}
+	docs := sn.order[ordID]
+	bits := make([]uint64, (len(docs)+63)/64)
+	needle := []byte(longest)
+	for from := 0; from < len(sn.text); {
+		i := bytes.Index(sn.text[from:], needle)
+		if i < 0 {
+			break
+		}
+		k, found := slices.BinarySearch(sn.at, from+i)
+		if !found {
+			k--
+		}
+		if matchesAll(docs[k].Search, words) {
+			bits[k/64] |= 1 << (k % 64)
+		}
+		if k+1 < len(sn.at) {
+			from = sn.at[k+1]
+		} else {
+			break
+		}
+	}
+	return bits
+}
+
+// putMany is put for many students: past a few hundred, sorting again
+// is cheaper than inserting one by one.
+func (sn *snapshot) putMany(docs []*studentDoc) {
+	if len(docs) < 500 {
+		for _, doc := range docs {
+			sn.put(doc)
+		}
+		return
+	}
+	for _, doc := range docs {
+		sn.byID[doc.ID] = doc
+		sn.byKey[doc.RegNoKey] = doc.ID
+	}
+	all := make([]*studentDoc, 0, len(sn.byID))
+	for _, doc := range sn.byID {
+		all = append(all, doc)
+	}
+	fresh := buildSnapshot(all, sn.seq, sn.checked)
+	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
+}
+
+func (sn *snapshot) remove(id int64) {
+	sn.removeOnly(id)
+	sn.index()
+}
+
+func (sn *snapshot) removeOnly(id int64) {
+	old, ok := sn.byID[id]
+	if !ok {
+		return
+	}
+	delete(sn.byID, id)
+	if sn.byKey[old.RegNoKey] == id {
+		delete(sn.byKey, old.RegNoKey)
+		for _, other := range sn.byID { // a conflicting twin keeps the key
+			if other.RegNoKey == old.RegNoKey {
+				sn.byKey[old.RegNoKey] = other.ID
+				break
+			}
+		}
+	}
+	for o := range numOrders {
+		if i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) }); found {
+			sn.order[o] = slices.Delete(sn.order[o], i, i+1)
+		}
+	}
+}
+
+func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
+	sn := &snapshot{byID: make(map[int64]*studentDoc, len(docs)), byKey: make(map[string]int64, len(docs)),
+		seq: seq, checked: now, loadedAt: now}
+	for _, doc := range docs {
+		sn.byID[doc.ID] = doc
+		sn.byKey[doc.RegNoKey] = doc.ID
+	}
+	var wg sync.WaitGroup
+	for o := range numOrders {
+		sn.order[o] = slices.Clone(docs)
+		wg.Go(func() { slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) }) })
+	}
+	wg.Wait()
+	sn.index()
+	return sn
+}
+
+// useModel reports whether reads go to the read model.
+func (s *Store) useModel(ctx context.Context) bool {
+	switch s.opts.ReadModel {
+	case ReadModelOn:
+		return true
+	case ReadModelOff:
+		return false
+	}
+	s.ferretMu.Lock()
+	defer s.ferretMu.Unlock()
+	if !s.ferretKnown { // asked until answered: one failure must not decide
+		var info bson.M
+		cctx, cancel := withDeadline(context.WithoutCancel(ctx), max(s.opts.QueryTimeout, 10*time.Second))
+		defer cancel()
+		if err := s.db.Client().Database("admin").RunCommand(cctx, d("buildInfo", 1)).Decode(&info); err == nil {
+			_, s.isFerret = info["ferretdbVersion"]
+			s.ferretKnown = true
+		}
+	}
+	return s.isFerret
+}
+
+// model returns the read model brought up to date with the journal,
+// loading it first if needed. The caller holds no lock; the snapshot may
+// only be read under s.rm.mu.RLock.
+func (s *Store) model(ctx context.Context) error {
+	if err := ctx.Err(); err != nil { // the client left, or no time is left: do nothing
+		return timeoutError("read students", err)
+	}
+	rm := s.rm
+	for {
+		now := s.opts.Now()
+		rm.mu.RLock()
+		sn, loading := rm.snap, rm.loading
+		var checked, loadedAt time.Time
+		if sn != nil {
+			checked, loadedAt = sn.checked, sn.loadedAt
+		}
+		rm.mu.RUnlock()
+		if sn != nil && now.Sub(checked) < journalKeep/2 {
+			if now.Sub(loadedAt) > modelMaxAge {
+				s.startLoad() // safety net, in the background
+			}
+			if err := s.sharedCatchUp(ctx); err != nil {
+				return err
+			}
+			rm.mu.RLock()
+			current := rm.snap == sn && !sn.checked.IsZero()
+			rm.mu.RUnlock()
+			if current {
+				return nil
+			}
+			continue // a reload entry: load again
+		}
+		if loading == nil {
+			loading = s.startLoad()
+		}
+		select {
+		case <-loading:
+		case <-ctx.Done():
+			return timeoutError("load the students into memory", ctx.Err())
+		}
+		rm.mu.RLock()
+		err := rm.loadErr
+		fresh := rm.snap != nil && s.opts.Now().Sub(rm.snap.checked) < journalKeep/2
+		rm.mu.RUnlock()
+		if err != nil && !fresh {
+			return fmt.Errorf("load the students into memory: %w", err)
+		}
+	}
+}
+
+// startLoad starts a full load unless one runs, and returns its channel.
+func (s *Store) startLoad() chan struct{} {
+	rm := s.rm
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.loading != nil {
+		return rm.loading
+	}
+	done := make(chan struct{})
+	rm.loading = done
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.BulkTimeout)
+		defer cancel()
+		sn, err := s.loadSnapshot(ctx)
+		rm.mu.Lock()
+		if err == nil && (rm.snap == nil || sn.seq >= rm.snap.seq) {
+			rm.snap = sn
+		}
+		rm.loadErr = err
+		rm.loading = nil
+		rm.mu.Unlock()
+		close(done)
+	}()
+	return done
+}
+
+// loadSnapshot reads the journal position, then every student: entries
+// appended meanwhile are applied again by catchUp, which is harmless.
+func (s *Store) loadSnapshot(ctx context.Context) (*snapshot, error) {
+	seq, err := s.journalEnd(ctx, 0)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.col(colStudents).Find(ctx, bson.D{})
+	if err != nil {
+		return nil, timeoutError("read students", err)
+	}
+	var docs []*studentDoc
+	for cur.Next(ctx) {
+		doc := new(studentDoc)
+		if err := cur.Decode(doc); err != nil {
+			cur.Close(ctx)
+			return nil, fmt.Errorf("decode student: %w", err)
+		}
+		if doc.Search == "" { // not migrated yet: derive the keys
+			*doc = newStudentDoc(doc.Student)
+		}
+		docs = append(docs, doc)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, timeoutError("read students", err)
+	}
+	cur.Close(ctx)
+	return buildSnapshot(docs, seq, s.opts.Now()), nil
+}
+
+// journalEnd returns the last journal sequence number at or after from:
+// from the hint, then walking to the last existing entry.
+func (s *Store) journalEnd(ctx context.Context, from int64) (int64, error) {
+	var hint struct {
+		Seq int64 `bson:"seq"`
+	}
+	err := s.col(colCounters).FindOne(ctx, d("_id", "journal_end")).Decode(&hint)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, timeoutError("read the journal end", err)
+	}
+	seq := max(from, hint.Seq)
+	for range maxJournalWalk {
+		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(seq+1)), options.FindOne().SetProjection(d("_id", 1))).Err()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return seq, nil
+		}
+		if err != nil {
+			return 0, timeoutError("read the journal", err)
+		}
+		seq++
+	}
+	return seq, nil
+}
+
+// flight is one look at the journal that concurrent reads share.
+type flight struct {
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// sharedCatchUp is catchUp for a read: a look that started after the read
+// arrived sees every write finished before it, so the read waits for that
+// one instead of asking again. A hammered school then costs the database
+// about one small look-up at a time, and no read misses an earlier write.
+func (s *Store) sharedCatchUp(ctx context.Context) error {
+	rm := s.rm
+	arrived := time.Now()
+	for {
+		rm.fmu.Lock()
+		f := rm.flight
+		if f == nil {
+			f = &flight{started: time.Now(), done: make(chan struct{})}
+			rm.flight = f
+			rm.fmu.Unlock()
+			cctx, cancel := s.bound(context.WithoutCancel(ctx))
+			f.err = s.catchUp(cctx)
+			cancel()
+			rm.fmu.Lock()
+			rm.flight = nil
+			rm.fmu.Unlock()
+			close(f.done)
+			return f.err
+		}
+		rm.fmu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return timeoutError("read the journal", ctx.Err())
+		}
+		if f.started.After(arrived) {
+			return f.err
+		}
+		// It started before this read arrived: look again.
+	}
+}
+
+// catchUp applies the journal entries the model has not seen.
+func (s *Store) catchUp(ctx context.Context) error {
+	rm := s.rm
+	// Usually there is nothing new: look without holding up readers.
+	rm.mu.RLock()
+	next := rm.snap.seq + 1
+	rm.mu.RUnlock()
+	err := s.col(colJournal).FindOne(ctx, d("_id", journalID(next)), options.FindOne().SetProjection(d("_id", 1))).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		now := s.opts.Now()
+		rm.mu.Lock()
+		if rm.snap.seq+1 == next && now.After(rm.snap.checked) && !rm.snap.checked.IsZero() {
+			rm.snap.checked = now
+		}
+		rm.mu.Unlock()
+		return nil
+	}
+	if err != nil {
+		return timeoutError("read the journal", err)
+	}
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	sn := rm.snap
+	for range maxJournalWalk {
+		var e journalEntry
+		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(sn.seq+1))).Decode(&e)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			sn.checked = s.opts.Now()
+			return nil
+		}
+		if err != nil {
+			return timeoutError("read the journal", err)
+		}
+		sn.seq++
+		switch {
+		case e.Author == rm.author && rm.pending[sn.seq] != nil:
+			rm.pending[sn.seq](sn)
+			delete(rm.pending, sn.seq)
+		case e.Kind == entryPut && e.Student != nil:
+			sn.put(e.Student)
+		case e.Kind == entryDelete:
+			for _, id := range e.IDs {
+				sn.remove(id)
+			}
+		default: // reload, or an entry this binary does not know
+			sn.checked = time.Time{} // the next read loads again
+			return nil
+		}
+	}
+	return nil
+}
+
+// journal records a write to students for every read model, this one
+// included. apply, when not nil, applies a reload entry to this process's
+// model from memory. Errors are returned wrapped: the write itself is done.
+func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapshot)) error {
+	if !s.useModel(ctx) {
+		return nil
+	}
+	// The write is done: journal it even if the client has left, and
+	// give it time (other processes depend on it).
+	ctx, cancel := withDeadline(context.WithoutCancel(ctx), s.opts.BulkTimeout)
+	defer cancel()
+	e.Author, e.At = s.rm.author, s.opts.Now().UTC()
+	seq, err := s.journalEnd(ctx, 0)
+	if err != nil {
+		return fmt.Errorf("journal the change: %w", err)
+	}
+	for range maxJournalWalk {
+		seq++
+		e.ID = journalID(seq)
+		if apply != nil {
+			s.rm.mu.Lock()
+			s.rm.pending[seq] = apply
+			s.rm.mu.Unlock()
+		}
+		_, err := s.col(colJournal).InsertOne(ctx, e)
+		if err == nil {
+			break
+		}
+		if apply != nil {
+			s.rm.mu.Lock()
+			delete(s.rm.pending, seq)
+			s.rm.mu.Unlock()
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("journal the change: %w", err)
+		}
+	}
+	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))
+	if seq%100 == 0 {
+		_, _ = s.col(colJournal).DeleteMany(ctx, d("at", d("$lt", e.At.Add(-journalKeep))))
+	}
+	s.rm.mu.RLock()
+	loaded := s.rm.snap != nil
+	s.rm.mu.RUnlock()
+	if loaded {
+		if err := s.catchUp(ctx); err != nil {
+			return fmt.Errorf("apply the change: %w", err)
+		}
+	}
+	return nil
+}
+
+// listFromModel is ListStudents answered by the read model.
+func (s *Store) listFromModel(ctx context.Context, o ListOptions, perPage int) (Page, error) {
+	if err := s.model(ctx); err != nil {
+		return Page{}, err
+	}
+	s.rm.mu.RLock()
+	defer s.rm.mu.RUnlock()
+	return s.rm.snap.page(o, perPage), nil
+}
+
+// page is one page of a list from the snapshot: deep pages cost nothing
+// without a query; a query is one pass over the folded search fields.
+func (sn *snapshot) page(o ListOptions, perPage int) Page {
+	words := searchWords(o.Query)
+	ord, desc := modelOrder(o.Sort)
+	all := sn.order[ord]
+	at := func(i int) *studentDoc {
+		if desc {
+			return all[len(all)-1-i]
+		}
+		return all[i]
+	}
+	if len(words) == 0 {
+		total := int64(len(all))
+		pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
+		page := min(max(o.Page, 1), pages)
+		start := (page - 1) * perPage
+		end := min(start+perPage, len(all))
+		students := make([]Student, 0, max(0, end-start))
+		for i := start; i < end; i++ {
+			students = append(students, at(i).Student)
+		}
+		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+	}
+	// Searching: mark the matches, then walk the order's positions (one
+	// int32 array, no pointer chasing) twice: count, then take the page.
+	bits := sn.matching(words)
+	posOf := sn.posOf[ord]
+	hit := func(i int) bool {
+		if desc {
+			i = len(posOf) - 1 - i
+		}
+		p := posOf[i]
+		return bits[p/64]&(1<<(p%64)) != 0
+	}
+	var total int64
+	for _, w := range bits {
+		total += int64(bitCount(w))
+	}
+	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
+	page := min(max(o.Page, 1), pages)
+	skip := (page - 1) * perPage
+	students := make([]Student, 0, perPage)
+	for i := 0; i < len(posOf) && len(students) < perPage; i++ {
+		if !hit(i) {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		students = append(students, at(i).Student)
+	}
+	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+}
+
+func bitCount(w uint64) int { return bits.OnesCount64(w) }
+
+func matchesAll(search string, words []string) bool {
+	for _, w := range words {
+		if !strings.Contains(search, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func modelOrder(sort string) (int, bool) {
+	desc := false
+	if rest, ok := strings.CutPrefix(sort, "-"); ok {
+		sort, desc = rest, true
+	}
+	switch sort {
+	case "first_name":
+		return ordFirst, desc
+	case "second_name":
+		return ordSecond, desc
+	case "id":
+		return ordID, desc
+	case "registration_no":
+		return ordRegNo, desc
+	}
+	return ordRegNo, false
+}

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"slices"
+	"testing"
+)
+
+// Two Stores on one database, as two app instances: every write through
+// one is seen by the other's read model at its next read.
+func TestReadModelSeesOtherWriters(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := New(a.db, Options{ReadModel: ReadModelOn})
+	list := func(s *Store, q string) []string {
+		t.Helper()
+		pg, err := s.ListStudents(ctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	x := mustCreate(t, a, "X-1", "Amina", "Otieno")
+	if got := list(b, ""); !slices.Equal(got, []string{"X-1"}) {
+		t.Fatalf("b after a's create: %v", got)
+	}
+	if _, err := a.UpdateStudent(ctx, x.ID, StudentInput{"X-1", "Zoë", "Ñúñez"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(b, "zoe nunez"); !slices.Equal(got, []string{"X-1"}) {
+		t.Fatalf("b's search after a's update: %v", got)
+	}
+	if got := list(b, "amina"); len(got) != 0 {
+		t.Fatalf("b still finds the old name: %v", got)
+	}
+	if _, errs, err := b.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
+		t.Fatal(errs, err)
+	}
+	if got := list(a, ""); !slices.Equal(got, []string{"I-1", "I-2", "X-1"}) {
+		t.Fatalf("a after b's import: %v", got)
+	}
+	if _, err := b.CreateStudent(ctx, StudentInput{"x-1", "Case", "Clash"}); err == nil {
+		t.Fatal("b accepted x-1 beside a's X-1")
+	}
+	if err := b.DeleteStudent(ctx, x.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := list(a, ""); !slices.Equal(got, []string{"I-1", "I-2"}) {
+		t.Fatalf("a after b's delete: %v", got)
+	}
+	if _, err := a.Student(ctx, x.ID); err == nil {
+		t.Fatal("a still has the deleted student")
+	}
+	if n, _ := a.CountStudents(ctx); n != 2 {
+		t.Fatalf("a counts %d", n)
+	}
+}
+
+// The same list and search answers from the read model and from the
+// database queries (the MongoDB path, also correct on FerretDB, only slow).
+func TestReadModelMatchesQueries(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	mem := newStore(t, Options{ReadModel: ReadModelOn})
+	db := New(mem.db, Options{ReadModel: ReadModelOff})
+	for i, n := range []StudentInput{{"C-3", "Amina", "Odhiambo"}, {"a-1", "Kofi", "Mensah"}, {"B-2", "amina", "Zulu"},
+		{"E-5", "Zanele", "Amin"}, {"D-4", "Kofi", "Boateng"}, {"F-6", "Zoë", "Ñúñez"}, {"G-7", "Émile", "Otieno"}} {
+		_ = i
+		mustCreate(t, mem, n.RegistrationNo, n.FirstName, n.SecondName)
+	}
+	for _, sort := range []string{"", "registration_no", "-registration_no", "first_name", "-first_name", "second_name", "-second_name", "id", "-id", "bogus"} {
+		for _, q := range []string{"", "amin", "kofi", "zoe", "e", "nobody", "amina odhiambo"} {
+			for _, page := range []int{1, 2, 9} {
+				o := ListOptions{Query: q, Sort: sort, Page: page, PerPage: 2}
+				p1, err1 := mem.ListStudents(ctx, o)
+				p2, err2 := db.ListStudents(ctx, o)
+				if err1 != nil || err2 != nil {
+					t.Fatal(err1, err2)
+				}
+				if !slices.Equal(regNos(p1), regNos(p2)) || p1.Total != p2.Total || p1.Page != p2.Page || p1.Pages != p2.Pages {
+					t.Errorf("%+v: model %v %d/%d/%d, queries %v %d/%d/%d", o, regNos(p1), p1.Total, p1.Page, p1.Pages,
+						regNos(p2), p2.Total, p2.Page, p2.Pages)
+				}
+			}
+		}
+	}
+}
