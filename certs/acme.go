@@ -226,7 +226,18 @@ func newCappedIssuer(acme *certmagic.ACMEIssuer, cfg ACMEConfig, routes Routes) 
 }
 
 // Issue places one ACME order for the CSR's names, within the limits.
+// Its errors stop certmagic's own retries (ErrNoRetry): the back-off here
+// decides when a host is ordered again, so a handshake fails fast instead
+// of waiting through minutes of retries.
 func (iss *cappedIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	cert, err := iss.issue(ctx, csr)
+	if err != nil {
+		return nil, certmagic.ErrNoRetry{Err: err}
+	}
+	return cert, nil
+}
+
+func (iss *cappedIssuer) issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
 	for _, name := range csr.DNSNames {
 		if _, ok := iss.routes.TenantOf(name); !ok {
 			iss.errors.WithLabelValues(ReasonRefused).Inc()
