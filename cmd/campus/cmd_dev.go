@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,6 +46,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	ro.register(fs)
 	mo.register(fs)
 	po.register(fs)
+	po.tls.register(fs, true)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -67,6 +67,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return fmt.Errorf("data directory %q: %w", ro.data, err)
 	}
 	ro.data = dataDir
+	po.tls.dataDir, po.out = dataDir, e.stdout
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -243,17 +244,14 @@ func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *s
 }
 
 func printBanner(e *env, po proxyOptions, tenants []registry.Tenant) {
-	port := ""
-	if _, p, err := net.SplitHostPort(po.listen); err == nil && p != "80" {
-		port = ":" + p
-	}
+	scheme, port := po.publicURLBase()
 	fmt.Fprintf(e.stdout, "\nCampus is starting. Schools:\n")
 	for _, t := range tenants {
 		state := ""
 		if t.State != registry.StateActive {
 			state = " (" + string(t.State) + ")"
 		}
-		fmt.Fprintf(e.stdout, "  %-10s http://%s%s/%s\n", t.Name, t.PrimaryHost, port, state)
+		fmt.Fprintf(e.stdout, "  %-10s %s://%s%s/%s\n", t.Name, scheme, t.PrimaryHost, port, state)
 	}
 	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. Create a superuser from another terminal:\n")
 	fmt.Fprintf(e.stdout, "  campus manage nairobi createsuperuser\n")
