@@ -70,7 +70,7 @@ type Manager struct {
 	magic   *certmagic.Config
 	cache   *certmagic.Cache
 	acme    *certmagic.ACMEIssuer
-	metrics *handshakeMetrics
+	metrics *sourceMetrics
 }
 
 // NewManager builds a Manager. It starts certmagic's maintenance goroutine
@@ -118,16 +118,12 @@ func NewManager(cfg ACMEConfig) (*Manager, error) {
 		TrustedRoots:            cfg.TrustedRoots,
 		Logger:                  zap.NewNop(),
 	})
-	issuer, err := newCappedIssuer(m.acme, cfg, m.routes)
-	if err != nil {
+	var err error
+	if m.metrics, err = newSourceMetrics(cfg.Registerer, cfg.Routes, m.expiry); err != nil {
 		m.cache.Stop()
 		return nil, err
 	}
-	magic.Issuers = []certmagic.Issuer{issuer}
-	if m.metrics, err = newHandshakeMetrics(cfg.Registerer, cfg.Routes, m.expiry); err != nil {
-		m.cache.Stop()
-		return nil, err
-	}
+	magic.Issuers = []certmagic.Issuer{newCappedIssuer(m.acme, cfg, m.routes, m.metrics)}
 	return m, nil
 }
 
@@ -197,32 +193,17 @@ type failure struct {
 	until time.Time
 }
 
-func newCappedIssuer(acme *certmagic.ACMEIssuer, cfg ACMEConfig, routes Routes) (*cappedIssuer, error) {
-	iss := &cappedIssuer{
+func newCappedIssuer(acme *certmagic.ACMEIssuer, cfg ACMEConfig, routes Routes, m *sourceMetrics) *cappedIssuer {
+	return &cappedIssuer{
 		ACMEIssuer: acme,
 		routes:     routes,
 		log:        cfg.Logger,
 		limiter:    rate.NewLimiter(rate.Every(time.Hour/time.Duration(cfg.OrdersPerHour)), cfg.OrdersPerHour),
 		backoff:    cfg.FailureBackoff,
 		failures:   map[string]failure{},
-		orders: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: MetricACMEOrders, Help: "ACME orders placed by this proxy.",
-		}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricACMEErrors, Help: "ACME orders that failed or were not placed, by reason.",
-		}, []string{LabelReason}),
+		orders:     m.orders,
+		errors:     m.errors,
 	}
-	for _, r := range []string{ReasonFailed, ReasonCapped, ReasonBackoff, ReasonRefused} {
-		iss.errors.WithLabelValues(r)
-	}
-	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{iss.orders, iss.errors} {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register ACME metrics: %w", err)
-			}
-		}
-	}
-	return iss, nil
 }
 
 // Issue places one ACME order for the CSR's names, within the limits.

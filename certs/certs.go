@@ -123,20 +123,35 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// handshakeMetrics are shared by both sources.
-type handshakeMetrics struct {
+// sourceMetrics are registered by both sources (a DevCA places no ACME
+// orders: its counters stay 0), so that dashboards and alerts see the same
+// series whichever source a proxy uses.
+type sourceMetrics struct {
 	refused prometheus.Counter
+	orders  prometheus.Counter
+	errors  *prometheus.CounterVec
 }
 
-func newHandshakeMetrics(reg prometheus.Registerer, routes Routes, expiry func(string) (time.Time, bool)) (*handshakeMetrics, error) {
-	m := &handshakeMetrics{refused: prometheus.NewCounter(prometheus.CounterOpts{
-		Name: MetricHandshakesRefused,
-		Help: "TLS handshakes refused because the server name is no school's host.",
-	})}
+func newSourceMetrics(reg prometheus.Registerer, routes Routes, expiry func(string) (time.Time, bool)) (*sourceMetrics, error) {
+	m := &sourceMetrics{
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricHandshakesRefused,
+			Help: "TLS handshakes refused because the server name is no school's host.",
+		}),
+		orders: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricACMEOrders, Help: "ACME orders placed by this proxy.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricACMEErrors, Help: "ACME orders that failed or were not placed, by reason.",
+		}, []string{LabelReason}),
+	}
+	for _, r := range []string{ReasonFailed, ReasonCapped, ReasonBackoff, ReasonRefused} {
+		m.errors.WithLabelValues(r)
+	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.refused, newExpiryCollector(routes, expiry)} {
+	for _, c := range []prometheus.Collector{m.refused, m.orders, m.errors, newExpiryCollector(routes, expiry)} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register certificate metrics: %w", err)
 		}

@@ -38,7 +38,7 @@ type DevCA struct {
 	key     *ecdsa.PrivateKey
 	certPEM []byte
 	routes  Routes
-	metrics *handshakeMetrics
+	metrics *sourceMetrics
 
 	mu     sync.Mutex
 	leaves map[string]*tls.Certificate // by host
@@ -83,7 +83,7 @@ func LoadOrCreateDevCA(dir string, routes Routes, reg prometheus.Registerer) (*D
 		return nil, fmt.Errorf("development CA certificate: %w", err)
 	}
 	ca := &DevCA{cert: cert, key: key, certPEM: certPEM, routes: routes, leaves: map[string]*tls.Certificate{}}
-	if ca.metrics, err = newHandshakeMetrics(reg, routes, ca.expiry); err != nil {
+	if ca.metrics, err = newSourceMetrics(reg, routes, ca.expiry); err != nil {
 		return nil, err
 	}
 	return ca, nil
