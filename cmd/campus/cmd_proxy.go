@@ -125,6 +125,9 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 	if err != nil {
 		return err
 	}
+	if err := metrics.Register(p.StateCollector()); err != nil {
+		return fmt.Errorf("register tenant state metric: %w", err)
+	}
 	ln, err := net.Listen("tcp", po.listen)
 	if err != nil {
 		return err
