@@ -242,6 +242,9 @@ func TestLiveSystem(t *testing.T) {
 	t.Run("prometheus dashboards", func(t *testing.T) {
 		checkDashboardsInPrometheus(t, prom, tenants)
 	})
+	t.Run("prometheus alert rules", func(t *testing.T) {
+		checkRulesEvaluate(t, prom)
+	})
 
 	// A crashed dev child comes back on a new port; the supervisor counts
 	// the restart, and so does the restart panel.
