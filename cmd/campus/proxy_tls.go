@@ -31,6 +31,7 @@ type tlsOptions struct {
 	storage       string
 	certDir       string
 	hsts          string
+	redirect      bool
 	dataDir       string // set by the command: --data
 }
 
@@ -49,6 +50,7 @@ func (o *tlsOptions) register(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.certDir, "cert-dir", "", "folder of --cert-storage file (default: <--data>/certs)")
 	}
 	fs.StringVar(&o.hsts, "hsts", "max-age=31536000", "Strict-Transport-Security value sent over HTTPS; empty: none")
+	fs.BoolVar(&o.redirect, "https-redirect", true, "with HTTPS on: answer plain-HTTP requests (other than ACME challenges) with a redirect to HTTPS; false serves them as before")
 }
 
 func (o *tlsOptions) enabled() bool {
@@ -78,7 +80,10 @@ func (o *tlsOptions) setup(p *proxy.Proxy, metrics prometheus.Registerer, logger
 	if err != nil {
 		return nil, usageErr("--tls-listen %q: %v", o.listen, err)
 	}
-	redirect := p.RedirectToHTTPS(port)
+	var redirect http.Handler = p
+	if o.redirect {
+		redirect = p.RedirectToHTTPS(port)
+	}
 	if o.dev {
 		dir := filepath.Join(o.dataDir, "ca")
 		ca, err := certs.LoadOrCreateDevCA(dir, p, metrics)
