@@ -127,13 +127,22 @@ func NewManager(cfg ACMEConfig) (*Manager, error) {
 	return m, nil
 }
 
-// decide is certmagic's on-demand DecisionFunc: the routing table alone.
+// decide is certmagic's on-demand DecisionFunc: the routing table, and
+// no order for a name no public CA issues for (*.localhost, .internal, IP
+// addresses): those would only fail and count against the rate limits.
 func (m *Manager) decide(_ context.Context, name string) error {
 	if _, ok := m.routes.TenantOf(name); !ok {
 		return fmt.Errorf("%q: %w", name, ErrUnknownHost)
 	}
+	if !Eligible(name) {
+		return fmt.Errorf("%q is a local name no public CA issues for (use campus dev --tls for those)", name)
+	}
 	return nil
 }
+
+// Eligible reports whether an ACME CA can issue for host; the proxy keeps
+// serving the others over plain HTTP rather than redirecting them.
+func Eligible(host string) bool { return certmagic.SubjectQualifiesForPublicCert(host) }
 
 // GetCertificate serves a school's certificate (loading it from storage
 // or ordering it when needed) and refuses any other server name before

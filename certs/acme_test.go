@@ -112,7 +112,7 @@ func startEdge(t *testing.T, httpLn net.Listener, pb *pebbleServer, storage cert
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		h := m.HTTPHandler(p.RedirectToHTTPS(strconv.Itoa(port(tlsLn))))
+		h := m.HTTPHandler(p.RedirectToHTTPS(strconv.Itoa(port(tlsLn)), Eligible))
 		_ = httpserve.Serve(ctx, httpserve.New(h, logger), httpLn)
 	}()
 	go func() {
@@ -275,9 +275,11 @@ func TestUnknownHostGetsNoCertificateAndNoOrder(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 90*24*time.Hour)
 	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, nil)
-	e.proxy.Update(snapshot(1, school{name: "accra", hosts: []string{"accra.campus.test"}, addr: startSchoolApp(t, "accra")}))
+	e.proxy.Update(snapshot(1, school{name: "accra", hosts: []string{"accra.campus.test", "accra.school.localhost"}, addr: startSchoolApp(t, "accra")}))
 
-	for _, name := range []string{"unknown.campus.test", "ACCRA.campus.test.evil", "", "127.0.0.1", "campus.test"} {
+	// accra.school.localhost is a school's host, but no public CA issues
+	// for it: no order either.
+	for _, name := range []string{"unknown.campus.test", "ACCRA.campus.test.evil", "", "127.0.0.1", "campus.test", "accra.school.localhost"} {
 		if _, err := handshake(e.tlsAddr, name, pb.Roots); err == nil {
 			t.Errorf("server name %q: handshake succeeded", name)
 		}

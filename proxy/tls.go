@@ -70,16 +70,18 @@ func (p *Proxy) ServeTLS(opts TLSOptions) http.Handler {
 // bodies are kept). httpsPort is left out of the URL when it is "443".
 // Hosts that are no school's get the 404 of unknown hosts, so the redirect
 // says nothing about which names exist. ACME HTTP-01 challenges are
-// answered before this handler (certs.Manager.HTTPHandler).
-func (p *Proxy) RedirectToHTTPS(httpsPort string) http.Handler {
+// answered before this handler (certs.Manager.HTTPHandler). eligible, if
+// set, says which hosts can have a certificate at all (a public CA does not
+// issue for *.localhost): the others are served over plain HTTP as before.
+func (p *Proxy) RedirectToHTTPS(httpsPort string, eligible func(host string) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, err := registry.NormalizeHost(r.Host)
 		if err != nil {
 			http.Error(w, "400 Bad Request: malformed Host", http.StatusBadRequest)
 			return
 		}
-		if _, ok := p.TenantOf(host); !ok {
-			p.ServeHTTP(w, r) // the proxy's own unknown-host page
+		if _, ok := p.TenantOf(host); !ok || (eligible != nil && !eligible(host)) {
+			p.ServeHTTP(w, r) // unknown: the proxy's own 404 page; not eligible: plain HTTP
 			return
 		}
 		target := host

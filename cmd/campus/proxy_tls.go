@@ -82,7 +82,11 @@ func (o *tlsOptions) setup(p *proxy.Proxy, metrics prometheus.Registerer, logger
 	}
 	var redirect http.Handler = p
 	if o.redirect {
-		redirect = p.RedirectToHTTPS(port)
+		var eligible func(string) bool // the dev CA issues for every school host
+		if !o.dev {
+			eligible = certs.Eligible
+		}
+		redirect = p.RedirectToHTTPS(port, eligible)
 	}
 	if o.dev {
 		dir := filepath.Join(o.dataDir, "ca")
