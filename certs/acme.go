@@ -215,6 +215,12 @@ func newCappedIssuer(acme *certmagic.ACMEIssuer, cfg ACMEConfig, routes Routes, 
 	}
 }
 
+// PreCheck is the ACME issuer's, never interactive: certmagic would
+// otherwise read an email address from stdin when none is configured.
+func (iss *cappedIssuer) PreCheck(ctx context.Context, names []string, _ bool) error {
+	return iss.ACMEIssuer.PreCheck(ctx, names, false)
+}
+
 // Issue places one ACME order for the CSR's names, within the limits.
 // Its errors stop certmagic's own retries (ErrNoRetry): the back-off here
 // decides when a host is ordered again, so a handshake fails fast instead
