@@ -17,7 +17,7 @@ var templateFS embed.FS
 
 // requiredViews are the pages the handlers render.
 var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
-	"admin_delete", "admin_delete_selected", "admin_import"}
+	"admin_delete", "admin_delete_selected", "admin_import", "admin_settings", "admin_not_found", "public_private"}
 
 // views holds every page template, each parsed once at start-up together
 // with the base layout.
@@ -217,4 +217,26 @@ func (s *server) methodNotAllowed(allow string) http.HandlerFunc {
 
 func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusNotFound)
+}
+
+// Messages of the admin's 404 page.
+const (
+	msgAdminNoPage    = "There is no page at this address in the administration. The link may be out of date or mistyped."
+	msgAdminNoStudent = "There is no student at this address. The student may have been deleted, or the link is out of date."
+)
+
+// handleAdminNotFound answers an unknown admin address inside the admin
+// layout (navigation, logout), with a way back.
+func (s *server) handleAdminNotFound(w http.ResponseWriter, r *http.Request) {
+	s.adminNotFound(w, r, msgAdminNoPage)
+}
+
+// adminNotFound is the admin's 404 page with a helpful message.
+func (s *server) adminNotFound(w http.ResponseWriter, r *http.Request, msg string) {
+	s.render(w, r, http.StatusNotFound, "admin_not_found", &page{
+		Title:  "Page not found",
+		Admin:  true,
+		Crumbs: crumbs("Page not found"),
+		Data:   errorPage{Code: http.StatusNotFound, Heading: "Page not found", Message: msg},
+	})
 }

@@ -26,10 +26,13 @@ func (s *server) routes() http.Handler {
 	admin.Handle("GET /admin/students/export/{$}", s.route(http.HandlerFunc(s.handleStudentsExport)))
 	admin.Handle("GET /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImportForm)))
 	admin.Handle("POST /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImport)))
-	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleNotFound)))
+	// Site settings (admin-data).
+	admin.Handle("GET /admin/settings/{$}", s.route(http.HandlerFunc(s.handleSettingsForm)))
+	admin.Handle("POST /admin/settings/{$}", s.route(http.HandlerFunc(s.handleSettings)))
+	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
 
 	site := http.NewServeMux()
-	site.Handle("GET /{$}", s.route(http.HandlerFunc(s.handlePublicIndex)))
+	site.Handle("GET /{$}", s.route(s.publicGate(http.HandlerFunc(s.handlePublicIndex))))
 	site.Handle("GET /static/{file}", s.route(s.static))
 	site.Handle("GET /admin/login/{$}", s.route(s.withSession(http.HandlerFunc(s.handleLoginForm))))
 	site.Handle("POST /admin/login/{$}", s.route(s.withSession(s.csrfAnonymous(http.HandlerFunc(s.handleLogin)))))

@@ -11,10 +11,10 @@
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
 // or TTL deletion on FerretDB (expiry is also checked in code). Sorting is
-// by byte order. Text is stored verbatim; escaping is the caller's job,
-// and so is guarding spreadsheets: ExportStudents writes names that begin
-// with '=', '+', '-' or '@' unchanged (registration numbers can only begin
-// with '-' of these), so that export and import round-trip.
+// by byte order. Text is stored verbatim; escaping is the caller's job.
+// ExportStudents guards spreadsheets: cells that begin with '=', '+', '-',
+// '@', tab or CR get a leading quote, which ParseStudentsFile takes off
+// again, so that export and import round-trip.
 package store
 
 import (

@@ -150,17 +150,16 @@ var (
 	_ tlsSource = (*certs.DevCA)(nil)
 )
 
-// publicURLBase is the scheme and ":port" (empty for the scheme's default
-// port) that printed school URLs use: https and the TLS listener's port
-// when HTTPS is on, else http and --listen's. It is the hook for a shared
-// public-URL setting: printed URLs should come from here.
-func (po proxyOptions) publicURLBase() (scheme, port string) {
-	scheme, addr, def := "http", po.listen, "80"
-	if po.tls.enabled() {
-		scheme, addr, def = "https", po.tls.listen, "443"
+// servedPublicURL is the scheme and port a proxy with these options
+// serves schools at: https on the TLS listener's port when HTTPS is on,
+// else plain HTTP on --listen's (publicURLFromListen).
+func (po proxyOptions) servedPublicURL() publicURL {
+	if !po.tls.enabled() {
+		return publicURLFromListen(po.listen)
 	}
-	if _, p, err := net.SplitHostPort(addr); err == nil && p != def {
-		port = ":" + p
+	p := publicURL{scheme: "https"}
+	if _, port, err := net.SplitHostPort(po.tls.listen); err == nil && port != "443" {
+		p.port = port
 	}
-	return scheme, port
+	return p
 }
