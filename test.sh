@@ -46,11 +46,11 @@ echo "== go vet"
 go vet ./...
 
 # Packages whose code is mostly concurrency run under the race detector.
-race_pkgs=(./registry/... ./proxy/... ./deploy/... ./internal/loadgen/...)
+race_pkgs=(./registry/... ./proxy/... ./deploy/... ./internal/loadgen/... ./certs/...)
 echo "== go test -race ${race_pkgs[*]}"
 go test -count=1 -race "$@" "${race_pkgs[@]}"
 
-other_pkgs=$(go list ./... | grep -v -E '/(registry|proxy|deploy|internal/loadgen)(/|$)')
+other_pkgs=$(go list ./... | grep -v -E '/(registry|proxy|deploy|internal/loadgen|certs)(/|$)')
 echo "== go test (the rest)"
 # shellcheck disable=SC2086
 go test -count=1 -timeout 30m "$@" $other_pkgs

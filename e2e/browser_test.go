@@ -79,6 +79,12 @@ var desktop = viewport{1280, 900}
 // runs it with, and stops it when the test ends.
 func newTab(t *testing.T, sys *devSystem, vp viewport) *tab {
 	t.Helper()
+	return newTabWith(t, sys, vp)
+}
+
+// newTabWith is newTab with extra Chromium options.
+func newTabWith(t *testing.T, sys *devSystem, vp viewport, extra ...chromedp.ExecAllocatorOption) *tab {
+	t.Helper()
 	path := chromiumPath(t)
 	profile, err := os.MkdirTemp("", "campus-chromium-")
 	if err != nil {
@@ -105,6 +111,7 @@ func newTab(t *testing.T, sys *devSystem, vp viewport) *tab {
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(vp.width, vp.height),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {

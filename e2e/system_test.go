@@ -97,7 +97,11 @@ func freePort() (string, error) {
 	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
 }
 
-func startDev() (*devSystem, error) {
+func startDev() (*devSystem, error) { return startDevWith("campus-dev.log") }
+
+// startDevWith starts a `campus dev` logging to logName in the output
+// folder, with extra flags.
+func startDevWith(logName string, extra ...string) (*devSystem, error) {
 	data, err := os.MkdirTemp("", "campus-e2e-data-")
 	if err != nil {
 		return nil, err
@@ -115,7 +119,7 @@ func startDev() (*devSystem, error) {
 		data:      data,
 		proxyPort: ports[0],
 		mongoURI:  "mongodb://127.0.0.1:" + ports[2],
-		logPath:   filepath.Join(outputDir(), "campus-dev.log"),
+		logPath:   filepath.Join(outputDir(), logName),
 		done:      make(chan error, 1),
 	}
 	if d.logFile, err = os.Create(d.logPath); err != nil {
@@ -128,6 +132,7 @@ func startDev() (*devSystem, error) {
 		"--mongo-listen", "127.0.0.1:"+ports[2],
 		"--hold-timeout", "3s",
 		"--log-format", "json")
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	d.cmd.Env = cleanEnv()
 	if uri := os.Getenv("MONGODB_URI"); uri != "" {
 		d.mongoURI = uri

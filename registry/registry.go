@@ -134,6 +134,23 @@ type Registry interface {
 	// alone (an error wrapping ErrNotFound).
 	PurgeTenant(ctx context.Context, name, id string) error
 
+	// --- Custom domains (issue 14: `campus tenant host add/remove`) ---
+
+	// AddHost gives an active or suspended tenant one more host name
+	// (normalised by the backend; see CheckAddHost), claimed as
+	// atomically as CreateTenant claims hosts: a host owned by another
+	// tenant, even a deleted one, is *HostTakenError. Adding a host the
+	// tenant already has changes nothing. Errors: ErrNotFound,
+	// ErrWrongState, ErrInvalid, *HostTakenError.
+	AddHost(ctx context.Context, tenant, host string) (Tenant, error)
+	// RemoveHost releases one of a tenant's hosts (not its primary host;
+	// see CheckRemoveHost); the proxy stops routing it (404) and serving
+	// its certificate. Errors: ErrNotFound (tenant or host), ErrInvalid,
+	// ErrWrongState.
+	RemoveHost(ctx context.Context, tenant, host string) (Tenant, error)
+
+	// --- end of custom domains ---
+
 	// RegisterInstance adds or replaces (by ID) an instance.
 	RegisterInstance(ctx context.Context, in Instance) error
 	// DeregisterInstance removes an instance; removing an unknown ID is

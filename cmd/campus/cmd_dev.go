@@ -47,6 +47,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	ro.register(fs)
 	mo.register(fs)
 	po.register(fs)
+	po.tls.register(fs, true)
 	pu.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
@@ -68,6 +69,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return fmt.Errorf("data directory %q: %w", ro.data, err)
 	}
 	ro.data = dataDir
+	po.tls.dataDir, po.out = dataDir, e.stdout
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -76,7 +78,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer unlock()
-	public := publicURLFromListen(po.listen)
+	public := po.servedPublicURL() // https on the TLS port with --tls
 	if pu.raw != "" {
 		if public, err = parsePublicURL(pu.raw); err != nil {
 			return usageErr("--public-url: %v", err)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +36,11 @@ type proxyOptions struct {
 	// consulReg, set by the command when its registry is Consul, is
 	// where the proxy registers itself (with registerSelf).
 	consulReg *consul.Registry
+
+	// HTTPS (proxy_tls.go); out receives what a person must read at start
+	// (the dev CA's trust instructions).
+	tls tlsOptions
+	out io.Writer
 }
 
 func (o *proxyOptions) register(fs interface {
@@ -67,10 +74,12 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	lo.register(fs)
 	ro.register(fs)
 	po.register(fs)
+	po.tls.register(fs, false)
 	pu.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
+	po.tls.dataDir, po.out = ro.data, e.stdout
 	if err := noArgs(fs); err != nil {
 		return err
 	}
@@ -126,6 +135,9 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 	if err != nil {
 		return err
 	}
+	if err := metrics.Register(p.StateCollector()); err != nil {
+		return fmt.Errorf("register tenant state metric: %w", err)
+	}
 	ln, err := net.Listen("tcp", po.listen)
 	if err != nil {
 		return err
@@ -134,6 +146,30 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 	if err != nil {
 		ln.Close()
 		return err
+	}
+	handler := http.Handler(p)
+	var (
+		tlsLn net.Listener
+		ts    *tlsSetup
+	)
+	if po.tls.enabled() {
+		if ts, err = po.tls.setup(p, metrics, logger, po.consulReg); err == nil {
+			tlsLn, err = net.Listen("tcp", po.tls.listen)
+			if err != nil {
+				ts.stop()
+			}
+		}
+		if err != nil {
+			ln.Close()
+			adminLn.Close()
+			return err
+		}
+		defer ts.stop()
+		handler = ts.httpHandler // ACME challenges, then a redirect to HTTPS
+		if ts.notice != "" && po.out != nil {
+			fmt.Fprintf(po.out, "%s\n\n", ts.notice)
+		}
+		logger.Info("proxy listening for HTTPS", "addr", tlsLn.Addr().String(), "hsts", po.tls.hsts)
 	}
 	logger.Info("proxy listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String())
 	stopRegistration := func() {}
@@ -154,7 +190,11 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 		stopRegistration()
 	}()
 	g.Go(func() error { return p.Run(gctx, reg) })
-	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p, logger), ln) })
+	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(handler, logger), ln) })
+	if tlsLn != nil {
+		h := p.ServeTLS(proxy.TLSOptions{HSTS: po.tls.hsts})
+		g.Go(func() error { return httpserve.ServeTLS(gctx, httpserve.New(h, logger), tlsLn, ts.config) })
+	}
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })
 	if extra != nil {
 		g.Go(func() error { return extra(gctx) })

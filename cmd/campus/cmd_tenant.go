@@ -44,7 +44,7 @@ Commands:
   purge NAME | --expired drop a deleted tenant's database and remove it, releasing
                          its name and hosts (--expired: every deleted tenant whose
                          retention has ended)
-
+` + tenantHostUsage + `
 Run 'campus tenant COMMAND --help' for a command's flags.
 `
 
@@ -124,6 +124,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 				return tc.delete(ctx, reg, fs, retention, purge, yes)
 			}},
 		"restore": {"NAME", "Serve a deleted tenant again, with the same ID, data and hosts.", nil, (*tenantCmd).restore},
+		"host":    {"add|remove NAME HOST", "Add a host name (custom domain) to a tenant, or remove one that is not its primary host.", nil, (*tenantCmd).host},
 		"purge": {"NAME | --expired", "Drop the database of a deleted tenant and remove the tenant, releasing its name and hosts (cannot be undone). " +
 			"With --expired, do so for every deleted tenant whose retention has ended, without asking (for cron). " +
 			"Also removes what an interrupted `campus tenant create` left.",

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,7 +129,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startDev(t *testing.T) *devSystem {
+func startDev(t *testing.T, extraArgs ...string) *devSystem {
 	t.Helper()
 	d := &devSystem{
 		t:         t,
@@ -147,6 +148,7 @@ func startDev(t *testing.T) *devSystem {
 		"--mongo-listen", mongoAddr,
 		"--hold-timeout", "3s",
 		"--log-format", "json")
+	d.cmd.Args = append(d.cmd.Args, extraArgs...)
 	// Secrets in the operator's shell, which no app child may inherit
 	// (TestDevEndToEnd checks).
 	d.cmd.Env = append(cleanEnv(), plantedSecrets...)
@@ -166,9 +168,14 @@ func startDev(t *testing.T) *devSystem {
 			t.Logf("campus dev output:\n%s", d.logs.String())
 		}
 	})
-	// Ready when every seeded tenant answers through the proxy.
+	// Ready when every seeded tenant answers through the proxy (with
+	// --tls, plain HTTP answers with a redirect to HTTPS).
+	ready := http.StatusOK
+	if slices.Contains(extraArgs, "--tls") {
+		ready = http.StatusMovedPermanently
+	}
 	for _, host := range []string{"school.localhost", "nairobi.school.localhost", "accra.school.localhost"} {
-		d.waitFor(host, 200, 120*time.Second)
+		d.waitFor(host, ready, 120*time.Second)
 	}
 	return d
 }

@@ -422,11 +422,11 @@ var listenPort = regexp.MustCompile(`^127\.0\.0\.1:[0-9]+$`)
 func portZero(args []string, env map[string]string) ([]string, map[string]string) {
 	args = slices.Clone(args)
 	for i := 1; i < len(args); i++ {
-		if (args[i-1] == "--listen" || args[i-1] == "--admin-listen") && listenPort.MatchString(args[i]) {
+		if (args[i-1] == "--listen" || args[i-1] == "--admin-listen" || args[i-1] == "--tls-listen") && listenPort.MatchString(args[i]) {
 			args[i] = "127.0.0.1:0"
 		}
 	}
-	for _, k := range []string{"CAMPUS_LISTEN", "CAMPUS_ADMIN_LISTEN"} {
+	for _, k := range []string{"CAMPUS_LISTEN", "CAMPUS_ADMIN_LISTEN", "CAMPUS_TLS_LISTEN"} {
 		if v, ok := env[k]; ok && listenPort.MatchString(v) {
 			env[k] = "127.0.0.1:0"
 		}

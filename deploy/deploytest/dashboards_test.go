@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/certs"
 	"github.com/campus-saas/campus/deploy/grafana"
 	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/proxy"
@@ -171,6 +172,8 @@ func knownMetrics() map[string]bool {
 		app.MetricRequests, app.MetricRequestDuration, app.MetricStudents, app.MetricLoginFailures,
 		supervisor.MetricChildrenRunning, supervisor.MetricRestartsTotal, supervisor.MetricStartSeconds,
 		consul.MetricWatchErrors, consul.MetricWatchReconnects, consul.MetricLastUpdate, consul.MetricLastIndex,
+		certs.MetricCertExpiry, certs.MetricACMEOrders, certs.MetricACMEErrors, certs.MetricHandshakesRefused,
+		proxy.MetricTenantState,
 		"up", "process_start_time_seconds", "process_cpu_seconds_total", "process_resident_memory_bytes", "go_goroutines",
 	} {
 		m[n] = true

@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -217,6 +218,7 @@ func TestLiveSystem(t *testing.T) {
 	}
 	checkRouting(t, c.addr("proxy", "8000"), tenants)
 	checkRouting(t, dev.proxy, devTenants)
+	dev.handshakes(t, devTenants)
 	for _, proxyAddr := range []string{c.addr("proxy", "8000"), dev.proxy} {
 		get(t, proxyAddr, "unknown.example.org", "/")
 	}
@@ -241,6 +243,9 @@ func TestLiveSystem(t *testing.T) {
 	}
 	t.Run("prometheus dashboards", func(t *testing.T) {
 		checkDashboardsInPrometheus(t, prom, tenants)
+	})
+	t.Run("prometheus alert rules", func(t *testing.T) {
+		checkRulesEvaluate(t, prom)
 	})
 
 	// A crashed dev child comes back on a new port; the supervisor counts
@@ -275,6 +280,7 @@ func TestLiveSystem(t *testing.T) {
 type devSystem struct {
 	proc                *process
 	proxy, admin, mongo string
+	tls                 string // HTTPS listener (dev CA), for the certificate metrics
 }
 
 // startDev starts `campus dev` on the Consul agent, with no tenants of its
@@ -283,9 +289,14 @@ type devSystem struct {
 // (the embedded database is up before it).
 func startDev(t *testing.T, agent *engines.Consul) *devSystem {
 	t.Helper()
-	d := &devSystem{proxy: freeAddr(t), admin: freeAddr(t), mongo: freeAddr(t)}
+	d := &devSystem{proxy: freeAddr(t), admin: freeAddr(t), mongo: freeAddr(t), tls: freeAddr(t)}
+	// HTTPS with the dev CA, plain HTTP still served (not redirected), so
+	// that the dev proxy exposes the certificate metrics the dashboards
+	// and alerts read (the compose proxy runs without HTTPS here: see
+	// composeRun.argv).
 	d.proc = start(t, "campus dev", []string{campusBin, "dev", "--data", t.TempDir(),
 		"--listen", d.proxy, "--admin-listen", d.admin, "--mongo-listen", d.mongo,
+		"--tls", "--tls-listen", d.tls, "--https-redirect=false",
 		"--registry", "consul", "--no-seed", "--consul-check-interval", "1s",
 		"--log-format", "json"}, consulEnv(agent))
 	if err := eventually(3*time.Minute, func() error {
@@ -317,6 +328,25 @@ func consulEnv(agent *engines.Consul) map[string]string {
 }
 
 // tenants are the tenants dev routes (it seeds its own), from /routes.
+// handshakes opens a TLS connection to the dev proxy for every host of
+// tenants, so that it holds (and reports the expiry of) their certificates.
+func (d *devSystem) handshakes(t *testing.T, tenants []tenantLine) {
+	t.Helper()
+	for _, tl := range tenants {
+		for _, h := range tl.hosts {
+			conn, err := tls.Dial("tcp", d.tls, &tls.Config{ServerName: h, InsecureSkipVerify: true})
+			if err != nil {
+				t.Errorf("TLS handshake for %s with the dev proxy: %v", h, err)
+				continue
+			}
+			if got := conn.ConnectionState().PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != h {
+				t.Errorf("dev proxy: certificate for %s names %v", h, got)
+			}
+			conn.Close()
+		}
+	}
+}
+
 func (d *devSystem) tenants() ([]tenantLine, error) {
 	rt, err := getRoutes(d.admin)
 	if err != nil {
@@ -524,7 +554,15 @@ func (c *composeRun) argv(t *testing.T, service string) ([]string, map[string]st
 		argv = []string{campusBin} // the image's ENTRYPOINT
 	}
 	argv = append(argv, rewriteAll(s.Command, r)...)
-	return argv, serviceEnv(s, r)
+	env := serviceEnv(s, r)
+	if _, ok := env["CAMPUS_TLS_LISTEN"]; ok {
+		// HTTPS off: its certificates come from an ACME directory on the
+		// internet, and plain HTTP would only redirect. HTTPS is tested end
+		// to end in certs/ (Pebble) and cmd/campus (TestDevTLS); the dev
+		// proxy here runs it with its local CA.
+		env["CAMPUS_TLS_LISTEN"] = ""
+	}
+	return argv, env
 }
 
 func (c *composeRun) runOnce(t *testing.T, service string, timeout time.Duration) result {

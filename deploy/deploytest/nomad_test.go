@@ -340,6 +340,13 @@ func TestNomadProxyJob(t *testing.T) {
 	if port(listen) != g.ports["http"].to || port(admin) != g.ports["admin"].to {
 		t.Errorf("--listen %s --admin-listen %s do not match ports http→%d admin→%d", listen, admin, g.ports["http"].to, g.ports["admin"].to)
 	}
+	// HTTPS (issue 14): 80 and 443 on every client, TLS in the proxy.
+	if tlsListen := flagValue(task.args, "--tls-listen"); tlsListen == "" || port(tlsListen) != g.ports["https"].to {
+		t.Errorf("--tls-listen %q does not match port https→%d", tlsListen, g.ports["https"].to)
+	}
+	if g.ports["http"].static != 80 || g.ports["https"].static != 443 {
+		t.Errorf("ports http %d https %d, want 80 and 443 by default", g.ports["http"].static, g.ports["https"].static)
+	}
 	if len(g.services) != 1 {
 		t.Fatalf("%d services, want 1", len(g.services))
 	}

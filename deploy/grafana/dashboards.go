@@ -24,6 +24,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/timeseries"
 
 	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/certs"
 	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry/consul"
@@ -146,6 +147,16 @@ func fleet() *dashboard.DashboardBuilder {
 			q("time() - "+proxy.MetricTableLastUpdate, "{{instance}}"))).
 		WithPanel(p.series("Routing table updates", "ops", 12, "",
 			q(fmt.Sprintf("rate(%s[$__rate_interval])", proxy.MetricTableUpdates), "{{job}} {{instance}}"))).
+		// HTTPS (issue 14): certificates the proxies hold, ACME orders.
+		WithRow(row(&p, "HTTPS certificates")).
+		WithPanel(p.series("Days until certificate expiry by tenant", "d", 12,
+			"Earliest expiry of the certificates the proxies hold for each tenant's hosts. Renewal starts with a third of the lifetime left; the CampusCertificateExpiresSoon alert fires under 14 days.",
+			q(fmt.Sprintf("(min by (%s) (%s) - time()) / 86400", labelTenant, certs.MetricCertExpiry), "{{tenant}}"))).
+		WithPanel(p.series("ACME orders and errors", "ops", 12,
+			"Orders placed; orders that failed or were not placed (capped: orders-per-hour cap; backoff: the host failed recently; refused: no longer a school's host); handshakes refused for unknown server names.",
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", certs.MetricACMEOrders), "orders"),
+			q(fmt.Sprintf("sum by (%s) (rate(%s[$__rate_interval]))", labelReason, certs.MetricACMEErrors), "error {{reason}}"),
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", certs.MetricHandshakesRefused), "handshakes refused"))).
 		WithRow(row(&p, "Registry (Consul)")).
 		WithPanel(p.series("Registry watch errors", "ops", 12,
 			"Failed blocking queries on Consul, by source (KV tenants, health checks, nodes, node services).",

@@ -1,7 +1,7 @@
 # The Campus proxy on every Nomad client (a system job): routes each request
 # by its Host header to the healthy app instances of exactly one tenant,
-# which it finds in Consul. Stateless; put a load balancer (or DNS) in front
-# of the clients' port 8000.
+# which it finds in Consul. Stateless; put a TCP load balancer (or DNS) in
+# front of the clients' ports 80 and 443 (HTTPS terminates in the proxy).
 #
 #   nomad job run -var image=registry.example.org/campus:1.0 campus-proxy.nomad.hcl
 #
@@ -22,8 +22,26 @@ variable "datacenters" {
 
 variable "http_port" {
   type        = number
-  description = "port the proxy serves tenants on, on every client"
-  default     = 8000
+  description = "port of plain HTTP on every client: ACME HTTP-01 challenges, and a redirect to HTTPS"
+  default     = 80
+}
+
+variable "https_port" {
+  type        = number
+  description = "port the proxy serves tenants on over HTTPS, on every client"
+  default     = 443
+}
+
+variable "acme_directory" {
+  type        = string
+  description = "ACME directory certificates are ordered from, on demand, for registered school hosts only"
+  default     = "https://acme-v02.api.letsencrypt.org/directory"
+}
+
+variable "acme_email" {
+  type        = string
+  description = "contact of the ACME account (expiry and policy notices)"
+  default     = ""
 }
 
 variable "admin_port" {
@@ -47,6 +65,10 @@ job "campus-proxy" {
       port "http" {
         static = var.http_port
         to     = 8000
+      }
+      port "https" {
+        static = var.https_port
+        to     = 8443
       }
       port "admin" {
         static = var.admin_port
@@ -88,8 +110,8 @@ job "campus-proxy" {
 
       config {
         image           = var.image
-        ports           = ["http", "admin"]
-        args            = ["proxy", "--listen", "0.0.0.0:8000", "--admin-listen", "0.0.0.0:8001", "--register=false"]
+        ports           = ["http", "https", "admin"]
+        args            = ["proxy", "--listen", "0.0.0.0:8000", "--tls-listen", "0.0.0.0:8443", "--admin-listen", "0.0.0.0:8001", "--register=false"]
         readonly_rootfs = true
         cap_drop        = ["all"]
       }
@@ -99,10 +121,14 @@ job "campus-proxy" {
         CONSUL_HTTP_ADDR       = "${attr.unique.network.ip-address}:8500"
         CAMPUS_LOG_FORMAT      = "json"
         CONSUL_HTTP_TOKEN_FILE = "${NOMAD_SECRETS_DIR}/consul_token"
+        # HTTPS: certificates on demand, kept in Consul KV (every proxy
+        # shares them; Consul locks make one order per certificate).
+        CAMPUS_ACME_DIRECTORY = var.acme_directory
+        CAMPUS_ACME_EMAIL     = var.acme_email
       }
 
       # The proxies' Consul ACL token (`campus token proxy`): reads the
-      # registry, writes nothing of it.
+      # registry, writes nothing of it but the certificate store.
       template {
         destination = "${NOMAD_SECRETS_DIR}/consul_token"
         change_mode = "restart"

@@ -53,12 +53,21 @@ func (r *Registry) ProxyRules(proxyService string, write bool) string {
 	fmt.Fprintf(&b, "service_prefix %q {\n  policy = \"read\"\n}\n", r.cfg.ServicePrefix)
 	if write {
 		fmt.Fprintf(&b, "service %q {\n  policy = \"write\"\n}\n", proxyService)
+		// HTTPS (issue 14): the shared certificate store and its locks
+		// (certs.ConsulStorage under CertsPrefix), nothing else of KV.
+		fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"write\"\n}\n", r.CertsPrefix())
+		fmt.Fprintf(&b, "session_prefix \"\" {\n  policy = \"write\"\n}\n")
 	} else {
 		fmt.Fprintf(&b, "service %q {\n  policy = \"read\"\n}\n", proxyService)
 		fmt.Fprintf(&b, "agent_prefix \"\" {\n  policy = \"read\"\n}\n")
 	}
 	return b.String()
 }
+
+// CertsPrefix is where proxies keep TLS certificates in KV
+// (certs.ConsulStorage; its locks under CertsPrefix()+"-locks/"): beside
+// the registry's keys, never under tenants/ or hosts/.
+func (r *Registry) CertsPrefix() string { return r.cfg.Prefix + "certs" }
 
 // ErrACLDisabled is returned by the token functions when the Consul agent
 // runs without ACLs: then any client may register any service, and the

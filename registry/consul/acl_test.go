@@ -125,6 +125,17 @@ func TestACLTenantTokenRegistersOnlyItsTenant(t *testing.T) {
 	if _, err := proxy.SetState(ctx, "accra", registry.StateSuspended); !denied(err) {
 		t.Errorf("the proxy's token suspending a tenant: %v, want permission denied", err)
 	}
+	if _, err := proxy.AddHost(ctx, "accra", "records.accra.test"); !denied(err) {
+		t.Errorf("the proxy's token adding a host: %v, want permission denied", err)
+	}
+	// It writes the shared certificate store (HTTPS), and only that.
+	pc := sp.agent.Client(proxyToken)
+	if _, err := pc.KV().Put(&api.KVPair{Key: op.CertsPrefix() + "/certificates/x.crt", Value: []byte("pem")}, nil); err != nil {
+		t.Errorf("the proxy's token writing the certificate store: %v", err)
+	}
+	if _, err := pc.KV().Put(&api.KVPair{Key: sp.prefix + "hosts/records.accra.test", Value: []byte("nairobi")}, nil); !denied(err) {
+		t.Errorf("the proxy's token writing a host key: %v, want permission denied", err)
+	}
 }
 
 // TestACLRotateAndRevoke: a rotated token replaces the old one at once; a

@@ -104,6 +104,10 @@ func Run(t *testing.T, h Harness) {
 		{"VersionGrows", testVersionGrows},
 		{"SnapshotSorted", testSnapshotSorted},
 		{"SnapshotImmutable", testSnapshotImmutable},
+		// Custom domains (hosts.go).
+		{"AddRemoveHost", testAddRemoveHost},
+		{"AddHostOfAnotherTenant", testAddHostOfAnotherTenant},
+		{"AddHostRace", testAddHostRace},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
