@@ -349,3 +349,63 @@ func TestBackupRefusals(t *testing.T) {
 		t.Errorf("after a suspend backup the tenant is %s, want active", st)
 	}
 }
+
+// backup --all (what cron and the Nomad periodic job run): every tenant,
+// one failure does not stop the others, retention keeps the newest.
+func TestBackupAllWithRetention(t *testing.T) {
+	c := newCLI(t)
+	a, b, broken := uniqueTenant(t, "ba"), uniqueTenant(t, "bb"), uniqueTenant(t, "bx")
+	purgeAtEnd(c, a, b, broken)
+	c.createSchool(a, "head", "A/1")
+	c.createSchool(b, "head", "B/1")
+	c.createSchool(broken, "head", "X/1")
+	// broken's database claims to be a's: it is not backed up as broken's.
+	if _, err := mongotest.Client(t).Database(broken).Collection("meta").UpdateOne(context.Background(),
+		bson.D{{Key: "_id", Value: "tenant"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "tenant_id", Value: c.tenant(a).ID}}}}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	old := []string{a + "-20250101T000000Z.campus.gz", a + "-20250102T000000Z.campus.gz", a + "-20250103T000000Z.campus.gz"}
+	keepAlways := []string{"notes.txt", a + "-x-20240101T000000Z.campus.gz"}
+	os.MkdirAll(filepath.Join(dir, a), 0o700)
+	for _, f := range append(slices.Clone(old), keepAlways...) {
+		os.WriteFile(filepath.Join(dir, a, f), []byte("old"), 0o600)
+	}
+	r := c.run("", nil, "tenant", "backup", "--all", "--dir", dir, "--keep", "2")
+	if r.code != 1 || !strings.Contains(r.stderr, "1 tenants were not backed up ("+broken+")") || !strings.Contains(r.stdout, "Backed up 2 tenants") {
+		t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, n := range []string{a, b} {
+		files, _ := filepath.Glob(filepath.Join(dir, n, n+"-2*.campus.gz"))
+		var fresh string
+		for _, f := range files {
+			if !strings.Contains(f, "-2025") {
+				fresh = f
+			}
+		}
+		if fresh == "" {
+			t.Fatalf("no new archive of %s in %v", n, files)
+		}
+		r := c.run("", nil, "tenant", "restore", fresh, "--as", "v-"+n[:10], "--host", "v-"+n[:10]+".school.localhost")
+		if r.code != 0 {
+			t.Errorf("the archive of %s does not restore: %s", n, r.stderr)
+		}
+		purgeAtEnd(c, "v-"+n[:10])
+	}
+	left, _ := os.ReadDir(filepath.Join(dir, a))
+	var names []string
+	for _, e := range left {
+		names = append(names, e.Name())
+	}
+	if slices.Contains(names, old[0]) || slices.Contains(names, old[1]) || !slices.Contains(names, old[2]) {
+		t.Errorf("retention --keep 2 left %v; want the newest old one and the new one", names)
+	}
+	for _, f := range keepAlways {
+		if !slices.Contains(names, f) {
+			t.Errorf("retention removed %s, which is not an archive of %s", f, a)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, broken, "*")); len(files) != 0 {
+		t.Errorf("a refused backup left %v", files)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type backupFlags struct {
 	output       string
 	consistency  string
 	drainTimeout time.Duration
+	all          bool
+	dir          string
+	keep         int
 	as           string
 	hosts        stringList
 	displayName  string
@@ -51,6 +55,9 @@ func (b *backupFlags) registerBackup(fs *flag.FlagSet) {
 	fs.StringVar(&b.output, "o", "", "archive file to write (- for standard output) (default NAME-YYYYMMDDTHHMMSSZ.campus.gz)")
 	fs.StringVar(&b.consistency, "consistency", "auto", "auto, snapshot (MongoDB replica set only), suspend (maintenance page during the backup) or live")
 	fs.DurationVar(&b.drainTimeout, "drain-timeout", 10*time.Second, "with --consistency suspend: how long to wait for the tenant's apps to stop before reading anyway")
+	fs.BoolVar(&b.all, "all", false, "back up every tenant (not those being created) into --dir, one after another; a failure is reported and the others go on")
+	fs.StringVar(&b.dir, "dir", "", "with --all: folder of the archives, one subfolder per tenant (DIR/NAME/NAME-YYYYMMDDTHHMMSSZ.campus.gz)")
+	fs.IntVar(&b.keep, "keep", 14, "with --all: archives kept per tenant, newest first (older ones are removed after a successful backup; a purged tenant's folder is never touched)")
 }
 
 func (b *backupFlags) registerRestore(fs *flag.FlagSet) {
@@ -75,24 +82,116 @@ func connectMongo(ctx context.Context, uri string) (*mongo.Client, error) {
 	return client, nil
 }
 
+func parseConsistency(s string) (backup.Consistency, error) {
+	switch s {
+	case "auto":
+		return "", nil
+	case "snapshot":
+		return backup.Snapshot, nil
+	case "live":
+		return backup.Live, nil
+	case "suspend":
+		return backup.Suspended, nil
+	}
+	return "", usageErr("--consistency %q: want auto, snapshot, suspend or live", s)
+}
+
 func (tc *tenantCmd) backup(ctx context.Context, reg registry.Registry, fs *flag.FlagSet, b *backupFlags) error {
+	if _, err := parseConsistency(b.consistency); err != nil {
+		return err
+	}
+	if b.all {
+		return tc.backupAll(ctx, reg, fs, b)
+	}
+	if b.dir != "" {
+		return usageErr("--dir goes with --all; use -o FILE for one tenant")
+	}
 	name, err := oneName(fs)
 	if err != nil {
 		return err
 	}
-	var want backup.Consistency
-	switch b.consistency {
-	case "auto":
-	case "snapshot":
-		want = backup.Snapshot
-	case "live":
-		want = backup.Live
-	case "suspend":
-		want = backup.Suspended
-	default:
-		return usageErr("--consistency %q: want auto, snapshot, suspend or live", b.consistency)
-	}
 	t, err := lookUp(ctx, reg, name)
+	if err != nil {
+		return err
+	}
+	return tc.backupOne(ctx, reg, t, b.output, b)
+}
+
+// backupAll backs up every tenant into b.dir and keeps the newest b.keep
+// archives of each (for cron and the Nomad periodic job).
+func (tc *tenantCmd) backupAll(ctx context.Context, reg registry.Registry, fs *flag.FlagSet, b *backupFlags) error {
+	switch {
+	case fs.NArg() > 0:
+		return usageErr("--all takes no NAME")
+	case b.dir == "":
+		return usageErr("--all needs --dir")
+	case b.output != "":
+		return usageErr("--all writes into --dir, not -o")
+	case b.keep < 1:
+		return usageErr("--keep must be at least 1")
+	}
+	all, err := reg.Tenants(ctx)
+	if err != nil {
+		return fmt.Errorf("read registry: %w", err)
+	}
+	var failed []string
+	n := 0
+	for _, t := range all {
+		if t.State == registry.StateCreating {
+			continue
+		}
+		err := func() error {
+			dir := filepath.Join(b.dir, t.Name)
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("back up tenant %q: %w", t.Name, err)
+			}
+			if err := tc.backupOne(ctx, reg, t, filepath.Join(dir, defaultArchiveName(t.Name, time.Now())), b); err != nil {
+				return err
+			}
+			return pruneArchives(dir, t.Name, b.keep, tc.e.stdout)
+		}()
+		if err != nil {
+			fmt.Fprintf(tc.e.stderr, "campus tenant backup: %v\n", err)
+			failed = append(failed, t.Name)
+			continue
+		}
+		n++
+	}
+	fmt.Fprintf(tc.e.stdout, "Backed up %d tenants into %s.\n", n, b.dir)
+	if len(failed) > 0 {
+		return fmt.Errorf("%d tenants were not backed up (%s); the others were", len(failed), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// pruneArchives keeps the newest keep archives of tenant in dir (their
+// names sort by time) and removes the older ones.
+func pruneArchives(dir, tenant string, keep int, out io.Writer) error {
+	matches, err := filepath.Glob(filepath.Join(dir, tenant+"-*.campus.gz"))
+	if err != nil {
+		return err
+	}
+	var mine []string
+	for _, m := range matches {
+		stamp := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(m), tenant+"-"), ".campus.gz")
+		if _, err := time.Parse("20060102T150405Z", stamp); err == nil {
+			mine = append(mine, m)
+		}
+	}
+	slices.Sort(mine)
+	for len(mine) > keep {
+		if err := os.Remove(mine[0]); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+		fmt.Fprintf(out, "Removed %s (more than %d archives of %s).\n", mine[0], keep, tenant)
+		mine = mine[1:]
+	}
+	return nil
+}
+
+// backupOne writes the archive of t to path (- for standard output).
+func (tc *tenantCmd) backupOne(ctx context.Context, reg registry.Registry, t registry.Tenant, path string, b *backupFlags) error {
+	want, err := parseConsistency(b.consistency)
 	if err != nil {
 		return err
 	}
@@ -127,7 +226,6 @@ func (tc *tenantCmd) backup(ctx context.Context, reg registry.Registry, fs *flag
 		defer resume()
 	}
 
-	path := b.output
 	if path == "" {
 		path = defaultArchiveName(t.Name, time.Now())
 	}
@@ -144,7 +242,7 @@ func (tc *tenantCmd) backup(ctx context.Context, reg registry.Registry, fs *flag
 		return fmt.Errorf("%w; no archive was written", err)
 	}
 	report := tc.e.stdout
-	if b.output == "-" {
+	if path == "-" {
 		report = tc.e.stderr
 	}
 	dest := path
