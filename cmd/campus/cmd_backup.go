@@ -518,6 +518,10 @@ func restoreTarget(ctx context.Context, reg registry.Registry, src registry.Tena
 	} else {
 		existing, err := reg.Tenant(ctx, src.Name)
 		switch {
+		case err == nil && existing.ID == src.ID && existing.State == registry.StateDeleted:
+			return registry.Tenant{}, fmt.Errorf("restore: tenant %q (ID %s) is deleted but its data is kept until %s: bring it back as it is with "+
+				"`campus tenant restore %s` (the name, not a file), or remove it with `campus tenant purge %s` first to restore the archive; nothing was restored",
+				src.Name, src.ID, existing.PurgeAfter.Format(time.RFC3339), src.Name, src.Name)
 		case err == nil && existing.ID == src.ID:
 			return registry.Tenant{}, fmt.Errorf("restore: tenant %q (ID %s) still exists (%s); a restore never writes over a school's data. "+
 				"Restore it beside it with --as NEWNAME, or remove it first with `campus tenant delete %s --purge-data`; nothing was restored",
