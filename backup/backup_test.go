@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -327,5 +330,35 @@ func TestExcluded(t *testing.T) {
 		if got := Excluded(name); got != want {
 			t.Errorf("Excluded(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// An archive crafted with a valid checksum but a malformed document passes
+// Verify (which trusts the checksum for documents) and fails in Load; the
+// caller then drops the database (cmd/campus tests that nothing is kept).
+func TestCraftedDocumentFailsInLoad(t *testing.T) {
+	a := newSchool(t, "craft")
+	a.fill(t, "C", 3)
+	archive, _ := dump(t, a)
+	plain := string(gunzip(t, archive))
+	lines := strings.SplitAfter(plain, "\n")
+	body := strings.Join(lines[:len(lines)-2], "")
+	body = strings.Replace(body, `{"doc":{"_id":{"$numberLong":"1"}`, `{"doc":{"_id":{"$numberLong":"x1"}`, 1)
+	var c Trailer
+	sum := sha256.Sum256([]byte(body))
+	v, err := Verify(bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c = v.Trailer
+	c.SHA256 = hex.EncodeToString(sum[:])
+	tr, _ := json.Marshal(map[string]any{"trailer": c})
+	crafted := regzip([]byte(body + string(tr) + "\n"))
+	if _, err := Verify(bytes.NewReader(crafted)); err != nil {
+		t.Fatalf("Verify: %v (the crafted archive should pass the checksum)", err)
+	}
+	_, err = Load(t.Context(), bytes.NewReader(crafted), mongotest.Database(t), LoadOptions{})
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Load: %v, want ErrCorrupt", err)
 	}
 }

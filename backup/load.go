@@ -46,7 +46,8 @@ type LoadOptions struct {
 // checked is a new, empty database, and returns the archive's summary.
 // It verifies the archive again as it goes (the file may have changed
 // since Verify); on any error some documents may have been written, and
-// the caller drops db. Load writes into db alone.
+// the caller drops db. Load writes into db alone. Reading and parsing run
+// in one goroutine, inserting in another, so that the two overlap.
 func Load(ctx context.Context, r io.Reader, db *mongo.Database, opts LoadOptions) (Summary, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 1000
@@ -55,56 +56,99 @@ func Load(ctx context.Context, r io.Reader, db *mongo.Database, opts LoadOptions
 	if err != nil {
 		return Summary{}, err
 	}
-	batch := make([]any, 0, opts.BatchSize)
-	batchOf := ""
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if opts.BeforeBatch != nil {
-			if err := opts.BeforeBatch(batchOf, len(batch)); err != nil {
-				return err
-			}
-		}
-		if _, err := db.Collection(batchOf).InsertMany(ctx, batch, options.InsertMany().SetOrdered(true)); err != nil {
-			return fmt.Errorf("restore into %s: insert into %s: %w", db.Name(), batchOf, err)
-		}
-		batch = batch[:0]
-		return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// A batch of one collection; docs may be empty for an empty one.
+	type batch struct {
+		collection string
+		create     bool
+		docs       []any
 	}
-	for {
-		ext, err := d.next()
-		if errors.Is(err, io.EOF) {
-			if err := flush(); err != nil {
-				return Summary{}, err
-			}
-			return d.summary(), nil
-		}
-		if err != nil {
-			return Summary{}, err
-		}
-		if d.cur != batchOf {
-			if err := flush(); err != nil {
-				return Summary{}, err
-			}
-			batchOf = d.cur
-			// An empty collection is restored as an empty collection.
-			if err := db.CreateCollection(ctx, d.cur); err != nil {
-				return Summary{}, fmt.Errorf("restore into %s: create collection %s: %w", db.Name(), d.cur, err)
+	batches := make(chan batch, 2)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		send := func(b batch) bool {
+			select {
+			case batches <- b:
+				return true
+			case <-ctx.Done():
+				return false
 			}
 		}
-		if ext == nil {
+		cur := batch{}
+		for {
+			ext, err := d.next()
+			if errors.Is(err, io.EOF) {
+				if cur.collection != "" {
+					send(cur)
+				}
+				readErr <- nil
+				return
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if d.cur != cur.collection {
+				if cur.collection != "" && !send(cur) {
+					readErr <- ctx.Err()
+					return
+				}
+				// An empty collection is restored as an empty collection.
+				cur = batch{collection: d.cur, create: true}
+			}
+			if ext == nil {
+				continue
+			}
+			raw, err := parseDoc(d.cur, ext)
+			if err != nil {
+				readErr <- corrupt(d.lineNo, "%v", err)
+				return
+			}
+			cur.docs = append(cur.docs, raw)
+			if len(cur.docs) == opts.BatchSize {
+				if !send(cur) {
+					readErr <- ctx.Err()
+					return
+				}
+				cur = batch{collection: d.cur}
+			}
+		}
+	}()
+	var writeErr error
+	for b := range batches {
+		if writeErr != nil {
+			continue // drain, then report
+		}
+		if b.create {
+			if err := db.CreateCollection(ctx, b.collection); err != nil {
+				writeErr = fmt.Errorf("restore into %s: create collection %s: %w", db.Name(), b.collection, err)
+				cancel()
+				continue
+			}
+		}
+		if len(b.docs) == 0 {
 			continue
 		}
-		raw, err := parseDoc(d.cur, ext)
-		if err != nil {
-			return Summary{}, corrupt(d.lineNo, "%v", err)
-		}
-		batch = append(batch, raw)
-		if len(batch) == opts.BatchSize {
-			if err := flush(); err != nil {
-				return Summary{}, err
+		if opts.BeforeBatch != nil {
+			if err := opts.BeforeBatch(b.collection, len(b.docs)); err != nil {
+				writeErr = err
+				cancel()
+				continue
 			}
 		}
+		if _, err := db.Collection(b.collection).InsertMany(ctx, b.docs, options.InsertMany().SetOrdered(true)); err != nil {
+			writeErr = fmt.Errorf("restore into %s: insert into %s: %w", db.Name(), b.collection, err)
+			cancel()
+		}
 	}
+	rerr := <-readErr
+	if writeErr != nil {
+		return Summary{}, writeErr
+	}
+	if rerr != nil {
+		return Summary{}, rerr
+	}
+	return d.summary(), nil
 }
