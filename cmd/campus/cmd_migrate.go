@@ -92,11 +92,15 @@ func (m *fleetMigrator) run(ctx context.Context, tenants []registry.Tenant) []mi
 		})
 	}
 	for i := range tenants {
-		select {
-		case jobs <- i:
-		case <-ctx.Done():
+		sent := false
+		if ctx.Err() == nil {
+			select {
+			case jobs <- i:
+				sent = true
+			case <-ctx.Done():
+			}
 		}
-		if ctx.Err() != nil {
+		if !sent {
 			for j := i; j < len(tenants); j++ {
 				results[j] = migrateResult{Tenant: tenants[j].Name, Status: migrateFailed, Err: fmt.Errorf("not started: %w", ctx.Err())}
 			}

@@ -185,3 +185,21 @@ func TestProgressBarOnATerminal(t *testing.T) {
 		t.Errorf("plain output:\n%q", b.String())
 	}
 }
+
+// An interrupted run (Ctrl-C) reports the tenants it did not start as
+// failed, so the summary asks for another run.
+func TestMigrateInterruptedReportsTheRest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m := &fleetMigrator{parallel: 2}
+	res := m.run(ctx, []registry.Tenant{{Name: "a"}, {Name: "b"}, {Name: "c"}})
+	for _, r := range res {
+		if r.Status != migrateFailed || !errors.Is(r.Err, context.Canceled) {
+			t.Errorf("%s: %s %v, want failed: not started", r.Tenant, r.Status, r.Err)
+		}
+	}
+	var b strings.Builder
+	if err := migrateSummary(&b, res, 0, 2); err == nil || !strings.Contains(err.Error(), "3 of 3 tenants failed") {
+		t.Errorf("summary error %v\n%s", err, b.String())
+	}
+}
