@@ -24,7 +24,10 @@
 // line (uncompressed, newlines included). An archive is valid only when it
 // ends with a trailer whose counts and checksum match what precedes it and
 // nothing follows; Verify checks that without writing anything, so a
-// truncated or altered archive is refused before a restore starts.
+// truncated or altered archive is refused before a restore starts. (Verify
+// trusts the checksum for the documents themselves; Load parses each one
+// as it writes it, so a crafted archive with a valid checksum and a
+// malformed document fails there, and the caller undoes the restore.)
 //
 // The tenant record is the registry's JSON of registry.Tenant, so fields
 // added to it later travel without a format change; a reader decodes the
