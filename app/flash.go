@@ -25,6 +25,7 @@ const (
 	flashImported   flashKind = "imported"
 	flashLoggedOut  flashKind = "logged_out"
 	flashNoneChosen flashKind = "none_selected"
+	flashSettings   flashKind = "settings_saved"
 )
 
 // flashMsg is a message ready for the page; Level is a Bootstrap alert
@@ -42,6 +43,7 @@ var flashFormats = map[flashKind]string{
 	flashImported:   "Successfully imported %s.",
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
+	flashSettings:   "The settings were saved.",
 }
 
 var flashLevels = map[flashKind]string{flashLoggedOut: "info", flashNoneChosen: "warning"}

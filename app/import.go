@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,10 +13,14 @@ import (
 	"github.com/campus-saas/campus/store"
 )
 
-// CSV import from the browser: upload → preview (row errors, a sample) →
-// confirm. Nothing is written before the confirmation, and the confirmation
-// carries the file itself (base64 in a hidden field), so no server-side
-// state is kept between the two steps.
+// CSV import from the browser: upload → preview → confirm. The preview is
+// the store's ImportPlan: every check the confirmation makes (the file's
+// rows, duplicates within it and against the database), so the two never
+// disagree. Nothing is written before the confirmation, and the
+// confirmation carries the file itself (base64 in a hidden field) and the
+// plan's fingerprint, so no server-side state is kept between the two
+// steps, and a confirmation applies exactly what was previewed: if the
+// students changed in between, a fresh preview is shown instead.
 
 const (
 	importPreviewRows = 10
@@ -25,16 +30,38 @@ const (
 type importData struct {
 	MaxSize   string
 	Error     string // about the file as a whole
-	Rows      int    // valid rows
-	Sample    []store.StudentInput
-	RowErrors []store.RowError // first importMaxErrors
-	BadRows   int              // rows with errors, all of them
+	Notice    string // the data changed since the preview
+	Mode      store.ImportMode
+	Update    bool // Mode == store.ImportUpdate
+	Encoding  string
+	Delimiter string
+	SaveHelp  string // how to save as CSV UTF-8, when the file was not UTF-8
+
+	Rows      int // rows without errors
+	New       int
+	Changed   int
+	Unchanged int
+	Sample    []store.StudentInput // first new rows
+	Changes   []importChangeView   // first changed rows
+	RowErrors []store.RowError     // first importMaxErrors
+	BadRows   int                  // rows with errors, all of them
 	MoreErrs  int
 	Payload   string // base64 of the file, for the confirm form
+	Plan      string // the plan's fingerprint, for the confirm form
 }
+
+type importChangeView struct {
+	Line     int
+	RegNo    string
+	Fields   []importFieldChange
+	StudentU string // change page of the student
+}
+
+type importFieldChange struct{ Label, Old, New string }
 
 func (s *server) renderImport(w http.ResponseWriter, r *http.Request, status int, d importData) {
 	d.MaxSize = s.maxUploadSize()
+	d.Update = d.Mode == store.ImportUpdate
 	s.render(w, r, status, "admin_import", &page{
 		Title:  "Import students",
 		Admin:  true,
@@ -44,7 +71,11 @@ func (s *server) renderImport(w http.ResponseWriter, r *http.Request, status int
 }
 
 func (s *server) handleStudentsImportForm(w http.ResponseWriter, r *http.Request) {
-	s.renderImport(w, r, http.StatusOK, importData{})
+	mode := store.ImportAdd
+	if r.URL.Query().Get("mode") == string(store.ImportUpdate) {
+		mode = store.ImportUpdate
+	}
+	s.renderImport(w, r, http.StatusOK, importData{Mode: mode})
 }
 
 // importFile returns the uploaded file, or the one carried by the
@@ -85,47 +116,109 @@ func (s *server) maxUploadSize() string {
 }
 
 func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
+	mode := store.ImportAdd
+	if r.PostForm.Get("mode") == string(store.ImportUpdate) {
+		mode = store.ImportUpdate
+	}
 	data, msg := s.importFile(r)
 	if msg != "" {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Error: msg})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: msg})
 		return
 	}
-	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(bytes.NewReader(data))
+	parsed, err := store.ParseStudentsFile(bytes.NewReader(data))
 	if err != nil {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Error: "The file could not be read as CSV: " + err.Error()})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: "The file could not be read as CSV: " + err.Error()})
 		return
 	}
-	d := importData{Rows: len(rows)}
-	if len(rowErrs) == 0 && len(rows) > 0 && r.PostForm.Get("confirm") == "yes" {
-		n, dbErrs, err := s.store.ImportStudents(r.Context(), rows, lines)
-		if err != nil {
-			s.serverError(w, r, fmt.Errorf("import %d students: %w", len(rows), err))
-			return
-		}
-		if len(dbErrs) == 0 {
-			s.refreshStudentsGauge(r.Context(), true)
-			s.setFlash(w, r, flashImported, studentCount(n))
-			http.Redirect(w, r, studentsURL, http.StatusSeeOther)
-			return
-		}
-		rowErrs = dbErrs
+	plan, err := s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode)
+	if err != nil {
+		s.serverError(w, r, fmt.Errorf("plan import of %d rows: %w", len(parsed.Rows), err))
+		return
 	}
-	d.Sample = rows[:min(len(rows), importPreviewRows)]
+	d := importData{Mode: mode}
+	if r.PostForm.Get("confirm") == "yes" && len(plan.Errors) == 0 && plan.Valid() > 0 {
+		if r.PostForm.Get("plan") != plan.Fingerprint() {
+			d.Notice = "The students changed since the preview (someone edited, added or deleted some). " +
+				"Nothing was imported. Check this new preview and confirm again."
+		} else {
+			res, err := s.store.ApplyImport(r.Context(), plan)
+			switch {
+			case err == nil:
+				s.record(r, store.StudentsImported(actor(r), res.Added+res.Updated))
+				s.refreshStudentsGauge(r.Context(), true)
+				s.setFlash(w, r, flashImported, importedText(mode, res))
+				http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+				return
+			case errors.Is(err, store.ErrImportStale), errors.Is(err, store.ErrDuplicateRegNo):
+				s.log.Info("import raced another writer; previewing again", "request_id", stateOf(r).id, "err", err)
+				if plan, err = s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode); err != nil {
+					s.serverError(w, r, fmt.Errorf("plan import of %d rows: %w", len(parsed.Rows), err))
+					return
+				}
+				d.Notice = "Someone changed the students while the import ran. Nothing was imported. " +
+					"Check this new preview and confirm again."
+			default:
+				s.serverError(w, r, fmt.Errorf("import %d rows: %w", plan.Valid(), err))
+				return
+			}
+		}
+	}
+	fillImportPreview(&d, parsed, plan)
+	status := http.StatusOK
+	switch {
+	case len(plan.Errors) > 0:
+		status = http.StatusUnprocessableEntity
+	case plan.Valid() == 0:
+		d.Error = "The file has no student rows."
+		status = http.StatusUnprocessableEntity
+	case len(plan.New)+len(plan.Changed) == 0:
+		d.Error = "Every row matches a student as they are now: there is nothing to import."
+	default:
+		d.Payload = base64.StdEncoding.EncodeToString(data)
+		d.Plan = plan.Fingerprint()
+	}
+	s.renderImport(w, r, status, d)
+}
+
+// importedText is the flash after an import: "2 students", or in update
+// mode "3 students (1 new, 2 updated)".
+func importedText(mode store.ImportMode, res store.ImportResult) string {
+	n := res.Added + res.Updated
+	if mode != store.ImportUpdate {
+		return studentCount(n)
+	}
+	return fmt.Sprintf("%s (%s new, %s updated)", studentCount(n), formatCount(res.Added), formatCount(res.Updated))
+}
+
+func fillImportPreview(d *importData, parsed store.ParsedCSV, plan store.ImportPlan) {
+	d.Encoding = parsed.Encoding
+	d.Delimiter = store.DelimiterName(parsed.Delimiter)
+	if parsed.Encoding == store.EncodingWindows1252 {
+		d.SaveHelp = store.MsgSaveAsUTF8
+	}
+	d.Rows, d.New, d.Changed, d.Unchanged = plan.Valid(), len(plan.New), len(plan.Changed), plan.Unchanged
+	for _, row := range plan.New[:min(len(plan.New), importPreviewRows)] {
+		d.Sample = append(d.Sample, row.Input)
+	}
+	for _, c := range plan.Changed[:min(len(plan.Changed), importPreviewRows)] {
+		v := importChangeView{Line: c.Line, RegNo: c.Current.RegistrationNo, StudentU: changeURL(c.Current.ID)}
+		for _, f := range c.ChangedFields() {
+			old, new := c.Current.RegistrationNo, c.Input.RegistrationNo
+			switch f {
+			case "first_name":
+				old, new = c.Current.FirstName, c.Input.FirstName
+			case "second_name":
+				old, new = c.Current.SecondName, c.Input.SecondName
+			}
+			v.Fields = append(v.Fields, importFieldChange{Label: fieldLabels[f], Old: old, New: new})
+		}
+		d.Changes = append(d.Changes, v)
+	}
+	rowErrs := plan.Errors
 	d.BadRows = len(rowErrs)
 	if len(rowErrs) > importMaxErrors {
 		d.MoreErrs = len(rowErrs) - importMaxErrors
 		rowErrs = rowErrs[:importMaxErrors]
 	}
 	d.RowErrors = rowErrs
-	status := http.StatusOK
-	switch {
-	case len(rowErrs) > 0:
-		status = http.StatusUnprocessableEntity
-	case len(rows) == 0:
-		d.Error = "The file has no student rows."
-		status = http.StatusUnprocessableEntity
-	default:
-		d.Payload = base64.StdEncoding.EncodeToString(data)
-	}
-	s.renderImport(w, r, status, d)
 }

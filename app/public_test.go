@@ -17,8 +17,8 @@ func TestPublicPageShowsOnlyThisTenant(t *testing.T) {
 	ra := a.browser().get("/")
 	wantCode(t, ra, http.StatusOK)
 	wantBody(t, ra, "<h1 class=\"mb-1\">School of alpha</h1>", "Alice", "Alphason", "A-100",
-		`<th scope="col">ID</th>`, `<th scope="col">First</th>`, `<th scope="col">Last</th>`, `<th scope="col">Registration Number</th>`)
-	wantNoBody(t, ra, "Bob", "B-200", "School of beta")
+		`<th scope="col">Registration number</th>`, `<th scope="col">First name</th>`, `<th scope="col">Second name</th>`)
+	wantNoBody(t, ra, "Bob", "B-200", "School of beta", `<th scope="col">ID</th>`)
 
 	rb := b.browser().get("/")
 	wantBody(t, rb, "Bob", "B-200")

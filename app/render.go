@@ -17,7 +17,7 @@ var templateFS embed.FS
 
 // requiredViews are the pages the handlers render.
 var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
-	"admin_delete", "admin_delete_selected", "admin_import"}
+	"admin_delete", "admin_delete_selected", "admin_import", "admin_settings", "admin_not_found", "public_private"}
 
 // views holds every page template, each parsed once at start-up together
 // with the base layout.
@@ -31,6 +31,7 @@ type page struct {
 	Tenant  string    // the tenant's display name; empty on tenant-neutral pages
 	Admin   bool      // admin layout (navigation, logout)
 	User    string    // logged-in username
+	Super   bool      // the logged-in user is a superuser (users, site settings)
 	CSRF    string    // token for the page's forms
 	Flash   *flashMsg // message from the previous request
 	Crumbs  []crumb
@@ -48,6 +49,9 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		"static":  staticURL,
 		"fieldOf": fieldOf,
 		"num":     formatCount,
+		// staff, passwords and history
+		"when":       formatWhen,
+		"fieldLabel": fieldLabel,
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -73,7 +77,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		}
 		v.pages[strings.TrimSuffix(file, ".html")] = t
 	}
-	for _, name := range requiredViews {
+	for _, name := range append(requiredViews, staffViews...) {
 		if v.pages[name] == nil {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}
@@ -94,6 +98,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		p.Tenant = s.tenant.DisplayName
 		if sess := stateOf(r).session; sess != nil {
 			p.User = sess.Username
+			p.Super = sess.IsSuperuser
 			if p.CSRF == "" {
 				p.CSRF = sess.CSRFToken
 			}
@@ -217,4 +222,26 @@ func (s *server) methodNotAllowed(allow string) http.HandlerFunc {
 
 func (s *server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	s.renderError(w, r, http.StatusNotFound)
+}
+
+// Messages of the admin's 404 page.
+const (
+	msgAdminNoPage    = "There is no page at this address in the administration. The link may be out of date or mistyped."
+	msgAdminNoStudent = "There is no student at this address. The student may have been deleted, or the link is out of date."
+)
+
+// handleAdminNotFound answers an unknown admin address inside the admin
+// layout (navigation, logout), with a way back.
+func (s *server) handleAdminNotFound(w http.ResponseWriter, r *http.Request) {
+	s.adminNotFound(w, r, msgAdminNoPage)
+}
+
+// adminNotFound is the admin's 404 page with a helpful message.
+func (s *server) adminNotFound(w http.ResponseWriter, r *http.Request, msg string) {
+	s.render(w, r, http.StatusNotFound, "admin_not_found", &page{
+		Title:  "Page not found",
+		Admin:  true,
+		Crumbs: crumbs("Page not found"),
+		Data:   errorPage{Code: http.StatusNotFound, Heading: "Page not found", Message: msg},
+	})
 }

@@ -12,7 +12,22 @@ import "net/http"
 // is guarded without anyone remembering to guard it.
 func (s *server) routes() http.Handler {
 	admin := http.NewServeMux()
-	admin.Handle("GET /admin/{$}", s.route(s.redirectTo(studentsURL)))
+	// Admin home, history, own password, and users (superusers only: every
+	// /admin/users/ URL, known or not, goes through superuserOnly).
+	admin.Handle("GET /admin/{$}", s.route(http.HandlerFunc(s.handleAdminHome)))
+	admin.Handle("GET /admin/students/{id}/history/{$}", s.route(http.HandlerFunc(s.handleStudentHistory)))
+	admin.Handle("GET /admin/password/{$}", s.route(http.HandlerFunc(s.handlePasswordForm)))
+	admin.Handle("POST /admin/password/{$}", s.route(http.HandlerFunc(s.handlePasswordChange)))
+	users := http.NewServeMux()
+	users.Handle("GET /admin/users/{$}", s.route(http.HandlerFunc(s.handleUserList)))
+	users.Handle("GET /admin/users/add/{$}", s.route(http.HandlerFunc(s.handleUserAddForm)))
+	users.Handle("POST /admin/users/add/{$}", s.route(http.HandlerFunc(s.handleUserAdd)))
+	users.Handle("GET /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChangeForm)))
+	users.Handle("POST /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChange)))
+	users.Handle("POST /admin/users/{id}/resetlink/{$}", s.route(http.HandlerFunc(s.handleUserResetLink)))
+	users.Handle("/admin/users/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
+	admin.Handle("/admin/users/", s.route(s.superuserOnly(users)))
+
 	admin.Handle("POST /admin/logout/{$}", s.route(http.HandlerFunc(s.handleLogout)))
 	admin.Handle("GET /admin/logout/{$}", s.route(s.methodNotAllowed(http.MethodPost)))
 	admin.Handle("GET /admin/students/{$}", s.route(http.HandlerFunc(s.handleStudentList)))
@@ -26,13 +41,19 @@ func (s *server) routes() http.Handler {
 	admin.Handle("GET /admin/students/export/{$}", s.route(http.HandlerFunc(s.handleStudentsExport)))
 	admin.Handle("GET /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImportForm)))
 	admin.Handle("POST /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImport)))
-	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleNotFound)))
+	// Site settings: superusers only, like users.
+	admin.Handle("GET /admin/settings/{$}", s.route(s.superuserOnly(http.HandlerFunc(s.handleSettingsForm))))
+	admin.Handle("POST /admin/settings/{$}", s.route(s.superuserOnly(http.HandlerFunc(s.handleSettings))))
+	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
 
 	site := http.NewServeMux()
-	site.Handle("GET /{$}", s.route(http.HandlerFunc(s.handlePublicIndex)))
+	site.Handle("GET /{$}", s.route(s.publicGate(http.HandlerFunc(s.handlePublicIndex))))
 	site.Handle("GET /static/{file}", s.route(s.static))
 	site.Handle("GET /admin/login/{$}", s.route(s.withSession(http.HandlerFunc(s.handleLoginForm))))
 	site.Handle("POST /admin/login/{$}", s.route(s.withSession(s.csrfAnonymous(http.HandlerFunc(s.handleLogin)))))
+	// A one-time reset link is used without a session (password.go).
+	site.Handle("GET /admin/password-reset/{$}", s.route(s.withSession(http.HandlerFunc(s.handleResetForm))))
+	site.Handle("POST /admin/password-reset/{$}", s.route(s.withSession(s.csrfAnonymous(http.HandlerFunc(s.handleReset)))))
 	site.Handle("/admin/", s.route(s.adminOnly(admin)))
 	site.Handle("/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleNotFound)))
 

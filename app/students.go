@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -43,6 +44,9 @@ type studentList struct {
 	Query    string
 	Pager    pager
 	Columns  []column
+	Back     backLink // this page, for links to a student and the bulk delete form
+	Export   string   // export link with the search applied
+	ExportNB string   // the same without a byte order mark
 }
 
 var listColumns = []column{
@@ -82,7 +86,8 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data:   studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols},
+		Data: studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+			Export: exportURL(p.Query, true), ExportNB: exportURL(p.Query, false)},
 	})
 }
 
@@ -93,6 +98,7 @@ type studentForm struct {
 	Label  string
 	Values store.StudentInput
 	Errors store.FieldErrors
+	Back   backLink // the list to return to
 }
 
 func formInput(r *http.Request) store.StudentInput {
@@ -159,23 +165,25 @@ func saveError(err error) (store.FieldErrors, bool) {
 	return nil, false
 }
 
-// afterSave picks the next page from the button pressed, as Django does.
+// afterSave picks the next page from the button pressed, as Django does,
+// keeping the list's search, sort and page.
 func afterSave(r *http.Request, id int64) string {
+	back := backFrom(r)
 	switch {
 	case r.PostForm.Has("_addanother"):
-		return "/admin/students/add/"
+		return "/admin/students/add/" + back.Suffix()
 	case r.PostForm.Has("_continue"):
-		return changeURL(id)
+		return changeURL(id) + back.Suffix()
 	}
-	return studentsURL
+	return back.List()
 }
 
 func (s *server) handleStudentAddForm(w http.ResponseWriter, r *http.Request) {
-	s.renderStudentForm(w, r, http.StatusOK, studentForm{})
+	s.renderStudentForm(w, r, http.StatusOK, studentForm{Back: backFrom(r)})
 }
 
 func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
-	f := studentForm{Values: formInput(r)}
+	f := studentForm{Values: formInput(r), Back: backFrom(r)}
 	in, fe := store.NormalizeStudent(f.Values)
 	if len(fe) > 0 {
 		f.Errors = fe
@@ -192,6 +200,7 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("create student: %w", err))
 		return
 	}
+	s.record(r, store.StudentAdded(actor(r), st))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashAdded, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
@@ -201,13 +210,13 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 func (s *server) student(w http.ResponseWriter, r *http.Request) (store.Student, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return store.Student{}, false
 	}
 	st, err := s.store.Student(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return st, false
 	case err != nil:
 		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
@@ -225,6 +234,7 @@ func (s *server) handleStudentChangeForm(w http.ResponseWriter, r *http.Request)
 		ID:     st.ID,
 		Label:  studentLabel(st),
 		Values: store.StudentInput{RegistrationNo: st.RegistrationNo, FirstName: st.FirstName, SecondName: st.SecondName},
+		Back:   backFrom(r),
 	})
 }
 
@@ -233,17 +243,18 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := studentForm{ID: st.ID, Label: studentLabel(st), Values: formInput(r)}
+	f := studentForm{ID: st.ID, Label: studentLabel(st), Values: formInput(r), Back: backFrom(r)}
 	in, fe := store.NormalizeStudent(f.Values)
 	if len(fe) > 0 {
 		f.Errors = fe
 		s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
+	before := st // for the history
 	st, err := s.store.UpdateStudent(r.Context(), st.ID, in)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return
 	case err != nil:
 		if fe, ok := saveError(err); ok {
@@ -254,6 +265,7 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
 		return
 	}
+	s.record(r, store.StudentChanged(actor(r), before, st))
 	s.setFlash(w, r, flashChanged, studentLabel(st))
 	http.Redirect(w, r, afterSave(r, st.ID), http.StatusSeeOther)
 }
@@ -269,7 +281,10 @@ func (s *server) handleStudentDeleteConfirm(w http.ResponseWriter, r *http.Reque
 		Title:  "Are you sure?",
 		Admin:  true,
 		Crumbs: crumbs("Delete", studentsCrumb, crumb{Label: studentLabel(st), URL: changeURL(st.ID)}),
-		Data:   struct{ Student store.Student }{st},
+		Data: struct {
+			Student store.Student
+			Back    backLink
+		}{st, backFrom(r)},
 	})
 }
 
@@ -281,15 +296,16 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 	err := s.store.DeleteStudent(r.Context(), st.ID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		s.renderError(w, r, http.StatusNotFound)
+		s.adminNotFound(w, r, msgAdminNoStudent)
 		return
 	case err != nil:
 		s.serverError(w, r, fmt.Errorf("delete student %d: %w", st.ID, err))
 		return
 	}
+	s.record(r, store.StudentDeleted(actor(r), st, false))
 	s.refreshStudentsGauge(r.Context(), true)
 	s.setFlash(w, r, flashDeleted, studentLabel(st))
-	http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+	http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 }
 
 // maxSelected bounds one bulk action.
@@ -311,7 +327,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 	}
 	if len(ids) == 0 {
 		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 		return
 	}
 	if len(ids) > maxSelected {
@@ -319,14 +335,25 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	if r.PostForm.Get("confirm") == "yes" {
+		// What the students were, for their history.
+		gone, err := s.store.StudentsByID(r.Context(), ids)
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
+			return
+		}
 		n, err := s.store.DeleteStudents(r.Context(), ids)
 		if err != nil {
 			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
+		entries := make([]store.HistoryEntry, len(gone))
+		for i, st := range gone {
+			entries[i] = store.StudentDeleted(actor(r), st, true)
+		}
+		s.record(r, entries...)
 		s.refreshStudentsGauge(r.Context(), true)
 		s.setFlash(w, r, flashBulkDelete, studentCount(n))
-		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 		return
 	}
 	var students []store.Student
@@ -343,22 +370,48 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 	}
 	if len(students) == 0 {
 		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, studentsURL, http.StatusSeeOther)
+		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 		return
 	}
 	s.render(w, r, http.StatusOK, "admin_delete_selected", &page{
 		Title:  "Are you sure?",
 		Admin:  true,
 		Crumbs: crumbs("Delete multiple students", studentsCrumb),
-		Data:   struct{ Students []store.Student }{students},
+		Data: struct {
+			Students []store.Student
+			Back     backLink
+		}{students, backFrom(r)},
 	})
 }
 
 // ---- CSV export ----
 
+// exportURL is the export link of a list: the list's search applied;
+// bom false leaves out the byte order mark.
+func exportURL(query string, bom bool) string {
+	v := url.Values{}
+	if query != "" {
+		v.Set("q", query)
+	}
+	if !bom {
+		v.Set("bom", "0")
+	}
+	if enc := v.Encode(); enc != "" {
+		return exportPath + "?" + enc
+	}
+	return exportPath
+}
+
+const exportPath = "/admin/students/export/"
+
+// handleStudentsExport writes the students matching ?q= (all without it)
+// as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
+// Zoë and 伊藤 right.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
+	p := parseListParams(r, false)
+	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
 	var buf bytes.Buffer
-	if err := s.store.ExportStudents(r.Context(), &buf); err != nil {
+	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
 		s.serverError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}

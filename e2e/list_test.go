@@ -136,11 +136,15 @@ func TestAdminList(t *testing.T) {
 	if got := b.textOf("#flash"); got != "Successfully deleted 3 students." {
 		t.Errorf("after the bulk delete: %q", got)
 	}
-	b.see("124 students")
+	// Back on the list as it was: the search is kept.
+	b.see("1 matching “LEAVER”", "ZZ/LEAVER/00001")
+	if got := b.attr("#q", "value"); got != "LEAVER" {
+		t.Errorf("after the bulk delete the search box holds %q", got)
+	}
 
 	// Pressing the bulk button with nothing selected changes nothing.
 	b.press(`#changelist button[type=submit]`, http.StatusOK, "bulk-none-selected")
-	b.see("Students must be selected in order to perform actions on them.", "124 students")
+	b.see("Students must be selected in order to perform actions on them.", "1 matching “LEAVER”")
 
 	b.open(campusSchool.url(sys, "/admin/students/?q=LEAVER"), http.StatusOK, "last-leaver")
 	b.step("select the last", chromedp.Click(chromedp.CSS(`#changelist tbody input.row-select`)))

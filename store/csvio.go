@@ -1,25 +1,31 @@
 package store
 
 import (
-	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/encoding/unicode"
 )
 
 // MaxImportRows is the most data rows one CSV file may hold.
 const MaxImportRows = 100_000
 
 // csvColumns is the header ExportStudents writes and ParseStudentsCSV
-// expects (in any order).
+// expects (in any order; see headerAliases for the other names accepted).
 var csvColumns = []string{"registration_no", "first_name", "second_name"}
 
 const (
@@ -27,44 +33,102 @@ const (
 	lookupBatch        = 5000 // registration numbers per $in look-up
 )
 
+// headerAliases maps a header cell, lower-cased with spaces, underscores,
+// hyphens, dots and '#' removed (headerKey), to its column.
+var headerAliases = map[string]string{
+	"registrationno": "registration_no", "registrationnumber": "registration_no", "registration": "registration_no",
+	"regno": "registration_no", "regnumber": "registration_no", "regnum": "registration_no", "regnr": "registration_no",
+	"firstname": "first_name", "first": "first_name", "givenname": "first_name", "given": "first_name",
+	"forename": "first_name", "forenames": "first_name", "firstnames": "first_name",
+	"secondname": "second_name", "second": "second_name", "surname": "second_name", "lastname": "second_name",
+	"last": "second_name", "familyname": "second_name", "family": "second_name",
+}
+
+func headerKey(h string) string {
+	return strings.Map(func(r rune) rune {
+		if strings.ContainsRune(" _-.#\u00a0", r) {
+			return -1
+		}
+		return r
+	}, strings.ToLower(strings.TrimSpace(h)))
+}
+
+// Encodings ParseStudentsFile reports.
+const (
+	EncodingUTF8        = "UTF-8"
+	EncodingUTF16       = "UTF-16"
+	EncodingWindows1252 = "Windows-1252"
+)
+
+// MsgSaveAsUTF8 tells people how to save a spreadsheet as CSV UTF-8.
+const MsgSaveAsUTF8 = `To be sure names are read right, save the file as "CSV UTF-8": in Excel, File › Save As › ` +
+	`"CSV UTF-8 (Comma delimited) (*.csv)"; in LibreOffice, File › Save As › "Text CSV", ` +
+	`tick "Edit filter settings" and choose "Unicode (UTF-8)".`
+
+// ParsedCSV is a student CSV file read and checked row by row (without the
+// database; see PlanImport).
+type ParsedCSV struct {
+	Rows      []StudentInput // the valid rows
+	Lines     []int          // Lines[i] is the 1-based line Rows[i] starts on
+	Errors    []RowError     // bad rows, in file order
+	Encoding  string         // EncodingUTF8, EncodingUTF16 or EncodingWindows1252
+	Delimiter rune           // ',', ';' or '\t'
+}
+
 // ParseStudentsCSV reads a CSV with a header row naming registration_no,
-// first_name, second_name (any order, extra columns refused). It returns
-// the valid rows and an error per bad row; rows duplicated within the file
-// are bad rows too. A UTF-8 byte order mark, CRLF line ends and blank
-// lines are accepted. The error is for problems with the file as a whole:
-// no or a bad header, more than MaxImportRows rows, a read failure. A CSV
-// syntax error (such as a stray quote) is reported as a RowError and ends
-// parsing there. Callers that go on to ImportStudents want
-// ParseStudentsCSVLines, which also returns each row's line.
+// first_name, second_name (any order, aliases accepted, extra columns
+// refused). It returns the valid rows and an error per bad row; rows
+// duplicated within the file are bad rows too. See ParseStudentsFile.
 func ParseStudentsCSV(r io.Reader) ([]StudentInput, []RowError, error) {
-	rows, _, rowErrs, err := ParseStudentsCSVLines(r)
-	return rows, rowErrs, err
+	p, err := ParseStudentsFile(r)
+	return p.Rows, p.Errors, err
 }
 
 // ParseStudentsCSVLines is ParseStudentsCSV that also returns the 1-based
-// line on which each valid row starts, for ImportStudents.
+// line on which each valid row starts.
 func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowErrs []RowError, err error) {
-	br := bufio.NewReader(r)
-	if bom, _ := br.Peek(3); string(bom) == "\uFEFF" {
-		_, _ = br.Discard(3)
+	p, err := ParseStudentsFile(r)
+	return p.Rows, p.Lines, p.Errors, err
+}
+
+// ParseStudentsFile reads a student CSV as spreadsheets save it: UTF-8
+// with or without a byte order mark, UTF-16 with one, or Windows-1252
+// when the bytes are not valid UTF-8 and no BOM says UTF-8; fields separated by ',', ';' or tab
+// (whichever the header uses most); CRLF line ends and blank lines. Header
+// names are matched case-, space- and underscore-insensitively, with
+// aliases such as "Reg No", "Given name" and "Surname". A cell that
+// ExportStudents guarded against formulas ("'=…") gets its quote back
+// off. The error is for problems with the file as a whole: no or a bad
+// header, more than MaxImportRows rows, a read failure. A CSV syntax error
+// (such as a stray quote) is reported as a RowError and ends parsing there.
+func ParseStudentsFile(r io.Reader) (ParsedCSV, error) {
+	raw, err := io.ReadAll(r)
+	if err != nil {
+		return ParsedCSV{}, fmt.Errorf("read CSV: %w", err)
 	}
-	cr := csv.NewReader(br)
+	text, enc, err := decodeText(raw)
+	if err != nil {
+		return ParsedCSV{}, err
+	}
+	p := ParsedCSV{Encoding: enc, Delimiter: detectDelimiter(text)}
+	cr := csv.NewReader(strings.NewReader(text))
+	cr.Comma = p.Delimiter
 	cr.FieldsPerRecord = -1 // checked per row, as a RowError
 	cr.ReuseRecord = true
 
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, nil, errors.New("the file is empty; the first row must be the header registration_no,first_name,second_name")
+		return p, errors.New("the file is empty; the first row must be the header registration_no,first_name,second_name")
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read header: %w", err)
+		return p, fmt.Errorf("read header: %w", err)
 	}
 	pos, err := headerPositions(header)
 	if err != nil {
-		return nil, nil, nil, err
+		return p, err
 	}
 
-	firstLine := map[string]int{} // registration number → line of its first row
+	firstLine := map[string]int{} // registration number key → line of its first row
 	for n := 0; ; {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -73,56 +137,129 @@ func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowEr
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				rowErrs = append(rowErrs, RowError{Line: pe.StartLine, Msg: "not valid CSV: " + pe.Err.Error()})
+				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: "not valid CSV: " + pe.Err.Error()})
 				break
 			}
-			return nil, nil, nil, fmt.Errorf("read CSV: %w", err)
+			return p, fmt.Errorf("read CSV: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
 		if n++; n > MaxImportRows {
-			return nil, nil, nil, fmt.Errorf("the file has more than %d rows; split it into smaller files", MaxImportRows)
+			return p, fmt.Errorf("the file has more than %d rows; split it into smaller files", MaxImportRows)
 		}
 		if len(rec) != len(csvColumns) {
-			rowErrs = append(rowErrs, RowError{Line: line,
+			p.Errors = append(p.Errors, RowError{Line: line,
 				Msg: fmt.Sprintf("expected %d fields, found %d", len(csvColumns), len(rec))})
 			continue
 		}
 		in, fe := NormalizeStudent(StudentInput{
-			RegistrationNo: rec[pos["registration_no"]],
-			FirstName:      rec[pos["first_name"]],
-			SecondName:     rec[pos["second_name"]],
+			RegistrationNo: unguardCell(rec[pos["registration_no"]]),
+			FirstName:      unguardCell(rec[pos["first_name"]]),
+			SecondName:     unguardCell(rec[pos["second_name"]]),
 		})
 		if fe == nil {
-			if prev, ok := firstLine[in.RegistrationNo]; ok {
+			key := importRegNoKey(in.RegistrationNo)
+			if prev, ok := firstLine[key]; ok {
 				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, prev)}
 			} else {
-				firstLine[in.RegistrationNo] = line
+				firstLine[key] = line
 			}
 		}
 		if fe != nil {
-			rowErrs = append(rowErrs, RowError{Line: line, Msg: rowMessage(fe)})
+			p.Errors = append(p.Errors, RowError{Line: line, Msg: rowMessage(fe)})
 			continue
 		}
-		rows = append(rows, in)
-		lines = append(lines, line)
+		p.Rows = append(p.Rows, in)
+		p.Lines = append(p.Lines, line)
 	}
-	return rows, lines, rowErrs, nil
+	return p, nil
 }
 
-// headerPositions maps each column name to its index; names are matched
-// case-insensitively after trimming.
+// decodeText turns the file's bytes into UTF-8 text without a BOM.
+func decodeText(raw []byte) (string, string, error) {
+	switch {
+	case bytes.HasPrefix(raw, []byte("\xEF\xBB\xBF")):
+		raw = raw[3:]
+		if !utf8.Valid(raw) {
+			return "", "", fmt.Errorf("the file starts as UTF-8 text (with a byte order mark) but line %d is not UTF-8. %s",
+				invalidLine(raw), MsgSaveAsUTF8)
+		}
+	case bytes.HasPrefix(raw, []byte("\xFF\xFE")), bytes.HasPrefix(raw, []byte("\xFE\xFF")):
+		dec := unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder()
+		b, err := dec.Bytes(raw)
+		if err != nil {
+			return "", "", errors.New("the file says it is UTF-16 text but is not. " + MsgSaveAsUTF8)
+		}
+		return string(b), EncodingUTF16, nil
+	}
+	if utf8.Valid(raw) {
+		return string(raw), EncodingUTF8, nil
+	}
+	b, err := charmap.Windows1252.NewDecoder().Bytes(raw)
+	if err != nil || !utf8.Valid(b) {
+		return "", "", errors.New("the file is not UTF-8 text and could not be read as Windows-1252 either. " + MsgSaveAsUTF8)
+	}
+	return string(b), EncodingWindows1252, nil
+}
+
+// invalidLine is the 1-based line of the first byte that is not UTF-8.
+func invalidLine(b []byte) int {
+	line := 1
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size <= 1 {
+			return line
+		}
+		if r == '\n' {
+			line++
+		}
+		b = b[size:]
+	}
+	return line
+}
+
+// detectDelimiter picks ',', ';' or tab: whichever the first non-blank
+// line (the header) holds most of outside quotes; ',' on a tie.
+func detectDelimiter(text string) rune {
+	line := ""
+	for l := range strings.Lines(text) {
+		if strings.TrimSpace(l) != "" {
+			line = l
+			break
+		}
+	}
+	counts := map[rune]int{}
+	quoted := false
+	for _, c := range line {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case !quoted && (c == ',' || c == ';' || c == '\t'):
+			counts[c]++
+		}
+	}
+	best := ','
+	for _, c := range []rune{';', '\t'} {
+		if counts[c] > counts[best] {
+			best = c
+		}
+	}
+	return best
+}
+
+// headerPositions maps each column to its index.
 func headerPositions(header []string) (map[string]int, error) {
 	want := strings.Join(csvColumns, ",")
 	pos := map[string]int{}
 	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if !strings.Contains(","+want+",", ","+h+",") || h == "" {
-			return nil, fmt.Errorf("header column %d %q is not one of %s", i+1, header[i], want)
+		col, ok := headerAliases[headerKey(h)]
+		if !ok {
+			return nil, fmt.Errorf("header column %d %q is not one of %s (other names accepted: "+
+				"Registration No, Reg No, First name, Given name, Second name, Surname, Last name)", i+1, header[i], want)
 		}
-		if _, dup := pos[h]; dup {
-			return nil, fmt.Errorf("header names column %q twice", h)
+		if _, dup := pos[col]; dup {
+			return nil, fmt.Errorf("header names column %q twice", col)
 		}
-		pos[h] = i
+		pos[col] = i
 	}
 	for _, c := range csvColumns {
 		if _, ok := pos[c]; !ok {
@@ -143,16 +280,117 @@ func rowMessage(fe FieldErrors) string {
 	return strings.Join(parts, "; ")
 }
 
-// ImportStudents inserts all rows or none: rows whose registration number
-// already exists in the database are reported as RowErrors (lines are
-// taken from lines[i] for rows[i]; with lines nil, row i is taken to be on
-// line i+2, below a header) and nothing is inserted. Rows are validated
-// again, so invalid or repeated rows are RowErrors too. If an insert fails
-// midway (another writer took a registration number meanwhile), the
-// students this call inserted are deleted and the error returned.
-func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines []int) (int, []RowError, error) {
+// ---- spreadsheet formula guard ----
+
+// formulaStart reports whether a spreadsheet would read a cell starting
+// with c as a formula (or, for tab and CR, shift it).
+func formulaStart(c byte) bool { return strings.IndexByte("=+-@\t\r", c) >= 0 }
+
+// guardCell neutralises a cell a spreadsheet would run as a formula by
+// prefixing a quote (OWASP's advice). Cells that already start with quotes
+// followed by such a character get one more, so that unguardCell gives
+// back exactly the original.
+func guardCell(s string) string {
+	t := strings.TrimLeft(s, "'")
+	if t != "" && formulaStart(t[0]) {
+		return "'" + s
+	}
+	return s
+}
+
+// unguardCell undoes guardCell.
+func unguardCell(s string) string {
+	t := strings.TrimLeft(s, "'")
+	if len(t) < len(s) && t != "" && formulaStart(t[0]) {
+		return s[1:]
+	}
+	return s
+}
+
+// ---- import plan ----
+
+// ImportMode says what an import does with rows whose registration number
+// exists already.
+type ImportMode string
+
+const (
+	ImportAdd    ImportMode = "add"    // such rows are errors; only new students
+	ImportUpdate ImportMode = "update" // such rows update the student (matched on registration number)
+)
+
+// ImportRow is a row that adds a student.
+type ImportRow struct {
+	Line  int
+	Input StudentInput
+}
+
+// ImportChange is a row that changes an existing student.
+type ImportChange struct {
+	Line    int
+	Current Student      // as it is in the database now
+	Input   StudentInput // what the row says
+}
+
+// ChangedFields names the fields the row changes, in column order.
+func (c ImportChange) ChangedFields() []string {
+	var f []string
+	if c.Current.RegistrationNo != c.Input.RegistrationNo {
+		f = append(f, "registration_no")
+	}
+	if c.Current.FirstName != c.Input.FirstName {
+		f = append(f, "first_name")
+	}
+	if c.Current.SecondName != c.Input.SecondName {
+		f = append(f, "second_name")
+	}
+	return f
+}
+
+// ImportPlan is everything an import would do, worked out without writing:
+// the preview shows it and ApplyImport carries out exactly it.
+type ImportPlan struct {
+	Mode      ImportMode
+	New       []ImportRow
+	Changed   []ImportChange
+	Unchanged int
+	Errors    []RowError // file and database errors, sorted by line; any error means nothing is written
+}
+
+// Valid is the number of rows without errors.
+func (p ImportPlan) Valid() int { return len(p.New) + len(p.Changed) + p.Unchanged }
+
+// Fingerprint identifies what the plan writes: a confirmation made on a
+// preview is refused when the plan worked out again differs.
+func (p ImportPlan) Fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p.Mode, p.Unchanged, len(p.Errors))
+	for _, r := range p.New {
+		fmt.Fprintf(h, "n\x00%s\x00%s\x00%s\x00", r.Input.RegistrationNo, r.Input.FirstName, r.Input.SecondName)
+	}
+	for _, c := range p.Changed {
+		fmt.Fprintf(h, "c\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00", c.Current.ID,
+			c.Current.RegistrationNo, c.Current.FirstName, c.Current.SecondName,
+			c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// importRegNoKey is what two rows of one file must not share. Registration
+// numbers are ASCII; matching ignores case, as a person reading them does.
+func importRegNoKey(s string) string { return strings.ToUpper(s) }
+
+// PlanImport checks rows (as ParseStudentsFile returns them, with its
+// row errors fileErrs) against the database and returns what importing
+// them in mode would do. Rows are validated again, so unchecked rows are
+// safe to pass. lines[i] is the line of rows[i] (nil: row i is on line
+// i+2, below a header).
+func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int, fileErrs []RowError, mode ImportMode) (ImportPlan, error) {
+	if mode != ImportUpdate {
+		mode = ImportAdd
+	}
+	plan := ImportPlan{Mode: mode, Errors: slices.Clone(fileErrs)}
 	if len(rows) > MaxImportRows {
-		return 0, nil, fmt.Errorf("import students: %d rows, at most %d", len(rows), MaxImportRows)
+		return plan, fmt.Errorf("plan import: %d rows, at most %d", len(rows), MaxImportRows)
 	}
 	lineOf := func(i int) int {
 		if i < len(lines) {
@@ -160,115 +398,226 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 		}
 		return i + 2
 	}
-
-	var rowErrs []RowError
-	clean := make([]StudentInput, len(rows))
-	firstRow := map[string]int{} // registration number → index of its first row
+	type row struct {
+		line int
+		in   StudentInput
+	}
+	var good []row
+	firstRow := map[string]int{} // key → line of its first row
 	for i, in := range rows {
 		in, fe := NormalizeStudent(in)
 		if fe == nil {
-			if prev, ok := firstRow[in.RegistrationNo]; ok {
-				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, lineOf(prev))}
+			key := importRegNoKey(in.RegistrationNo)
+			if prev, ok := firstRow[key]; ok {
+				fe = FieldErrors{"registration_no": fmt.Sprintf("%q repeats line %d", in.RegistrationNo, prev)}
 			} else {
-				firstRow[in.RegistrationNo] = i
+				firstRow[key] = lineOf(i)
 			}
 		}
 		if fe != nil {
-			rowErrs = append(rowErrs, RowError{Line: lineOf(i), Msg: rowMessage(fe)})
+			plan.Errors = append(plan.Errors, RowError{Line: lineOf(i), Msg: rowMessage(fe)})
+			continue
 		}
-		clean[i] = in
+		good = append(good, row{lineOf(i), in})
 	}
 
-	existing, err := s.existingRegNos(ctx, firstRow)
+	regNos := make([]string, len(good))
+	for i, g := range good {
+		regNos[i] = g.in.RegistrationNo
+	}
+	existing, err := s.studentsByRegNo(ctx, regNos)
 	if err != nil {
-		return 0, nil, fmt.Errorf("import students: %w", err)
+		return plan, fmt.Errorf("plan import: %w", err)
 	}
-	for _, regNo := range existing {
-		rowErrs = append(rowErrs, RowError{Line: lineOf(firstRow[regNo]),
-			Msg: fmt.Sprintf("registration_no: %q already exists", regNo)})
+	for _, g := range good {
+		cur, found := existing[importRegNoKey(g.in.RegistrationNo)]
+		switch {
+		case !found:
+			plan.New = append(plan.New, ImportRow{Line: g.line, Input: g.in})
+		case mode == ImportAdd:
+			plan.Errors = append(plan.Errors, RowError{Line: g.line,
+				Msg: fmt.Sprintf("registration_no: %q already exists (choose “update existing students” to change it)", g.in.RegistrationNo)})
+		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
+			plan.Unchanged++
+		default:
+			plan.Changed = append(plan.Changed, ImportChange{Line: g.line, Current: cur, Input: g.in})
+		}
 	}
-	if len(rowErrs) > 0 {
-		sortRowErrors(rowErrs)
-		return 0, rowErrs, nil
-	}
-	if len(clean) == 0 {
-		return 0, nil, nil
-	}
+	sortRowErrors(plan.Errors)
+	return plan, nil
+}
 
-	first, err := s.allocateIDs(ctx, len(clean))
-	if err != nil {
-		return 0, nil, fmt.Errorf("import students: %w", err)
+// studentsByRegNo returns the students with the given registration
+// numbers, keyed by importRegNoKey.
+func (s *Store) studentsByRegNo(ctx context.Context, regNos []string) (map[string]Student, error) {
+	found := map[string]Student{}
+	for start := 0; start < len(regNos); start += lookupBatch {
+		batch := regNos[start:min(start+lookupBatch, len(regNos))]
+		cur, err := s.col(colStudents).Find(ctx, d("registration_no", d("$in", batch)))
+		if err != nil {
+			return nil, fmt.Errorf("look up registration numbers: %w", err)
+		}
+		var docs []Student
+		if err := cur.All(ctx, &docs); err != nil {
+			return nil, fmt.Errorf("look up registration numbers: %w", err)
+		}
+		for _, st := range docs {
+			found[importRegNoKey(st.RegistrationNo)] = st
+		}
+	}
+	return found, nil
+}
+
+// ErrImportStale is returned by ApplyImport when a student the plan
+// changes was changed by someone else after the plan was made.
+var ErrImportStale = errors.New("a student changed since the preview")
+
+// ImportResult counts what ApplyImport wrote.
+type ImportResult struct{ Added, Updated int }
+
+// ApplyImport carries out a plan without errors: it inserts the new rows
+// and updates the changed students, all or nothing. An update only applies
+// to a student still as the plan saw it; otherwise (ErrImportStale), or if
+// an insert fails (another writer took a registration number:
+// ErrDuplicateRegNo), what this call wrote is undone and the error
+// returned.
+func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult, error) {
+	if len(plan.Errors) > 0 {
+		return ImportResult{}, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
+	}
+	var first int64
+	if len(plan.New) > 0 {
+		var err error
+		if first, err = s.allocateIDs(ctx, len(plan.New)); err != nil {
+			return ImportResult{}, fmt.Errorf("import students: %w", err)
+		}
+	}
+	undoInserts := func(err error) error {
+		if len(plan.New) == 0 {
+			return err
+		}
+		// Every ID in [first, last] was reserved for this call, so the
+		// range is exactly what it inserted.
+		last := first + int64(len(plan.New)) - 1
+		_, derr := s.col(colStudents).DeleteMany(context.WithoutCancel(ctx),
+			d("_id", bson.D{{Key: "$gte", Value: first}, {Key: "$lte", Value: last}}))
+		if derr != nil {
+			err = errors.Join(err, fmt.Errorf("undo partial import: %w", derr))
+		}
+		return err
 	}
 	now := s.now()
-	for start := 0; start < len(clean); start += s.insertBatch {
-		batch := clean[start:min(start+s.insertBatch, len(clean))]
+	for start := 0; start < len(plan.New); start += s.insertBatch {
+		batch := plan.New[start:min(start+s.insertBatch, len(plan.New))]
 		if s.beforeInsert != nil {
 			s.beforeInsert(start / s.insertBatch)
 		}
 		docs := make([]Student, len(batch))
-		for j, in := range batch {
-			docs[j] = Student{ID: first + int64(start+j), RegistrationNo: in.RegistrationNo,
-				FirstName: in.FirstName, SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now}
+		for j, r := range batch {
+			docs[j] = Student{ID: first + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
+				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now}
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
-			// Every ID in [first, last] was reserved for this call, so the
-			// range is exactly what it inserted.
-			last := first + int64(len(clean)) - 1
-			_, derr := s.col(colStudents).DeleteMany(context.WithoutCancel(ctx),
-				d("_id", bson.D{{Key: "$gte", Value: first}, {Key: "$lte", Value: last}}))
-			if derr != nil {
-				err = errors.Join(err, fmt.Errorf("undo partial import: %w", derr))
-			}
+			err = undoInserts(err)
 			if mongo.IsDuplicateKeyError(err) {
 				err = errors.Join(ErrDuplicateRegNo, err)
 			}
-			return 0, nil, fmt.Errorf("import students: nothing imported: %w", err)
+			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
 		}
 	}
-	return len(clean), nil, nil
+	for i, c := range plan.Changed {
+		// Matching on the values the plan saw makes a concurrent edit a
+		// miss rather than a lost update.
+		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
+			{Key: "_id", Value: c.Current.ID},
+			{Key: "registration_no", Value: c.Current.RegistrationNo},
+			{Key: "first_name", Value: c.Current.FirstName},
+			{Key: "second_name", Value: c.Current.SecondName},
+		}, d("$set", bson.D{
+			{Key: "registration_no", Value: c.Input.RegistrationNo},
+			{Key: "first_name", Value: c.Input.FirstName},
+			{Key: "second_name", Value: c.Input.SecondName},
+			{Key: "updated_at", Value: now},
+		}))
+		if err == nil && res.MatchedCount == 0 {
+			err = fmt.Errorf("student %d (%s): %w", c.Current.ID, c.Current.RegistrationNo, ErrImportStale)
+		}
+		if err != nil {
+			if mongo.IsDuplicateKeyError(err) {
+				err = errors.Join(ErrDuplicateRegNo, err)
+			}
+			err = s.undoUpdates(ctx, plan.Changed[:i], err)
+			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", undoInserts(err))
+		}
+	}
+	return ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}, nil
 }
 
-// existingRegNos returns which of the registration numbers exist already.
-func (s *Store) existingRegNos(ctx context.Context, set map[string]int) ([]string, error) {
-	all := make([]string, 0, len(set))
-	for r := range set {
-		all = append(all, r)
-	}
-	var found []string
-	for start := 0; start < len(all); start += lookupBatch {
-		batch := all[start:min(start+lookupBatch, len(all))]
-		cur, err := s.col(colStudents).Find(ctx, d("registration_no", d("$in", batch)),
-			options.Find().SetProjection(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 0}}))
-		if err != nil {
-			return nil, fmt.Errorf("look up registration numbers: %w", err)
-		}
-		var docs []struct {
-			RegNo string `bson:"registration_no"`
-		}
-		if err := cur.All(ctx, &docs); err != nil {
-			return nil, fmt.Errorf("look up registration numbers: %w", err)
-		}
-		for _, doc := range docs {
-			found = append(found, doc.RegNo)
+// undoUpdates puts back the values the students had before ApplyImport.
+func (s *Store) undoUpdates(ctx context.Context, done []ImportChange, err error) error {
+	ctx = context.WithoutCancel(ctx)
+	for _, c := range done {
+		_, uerr := s.col(colStudents).UpdateOne(ctx, d("_id", c.Current.ID), d("$set", bson.D{
+			{Key: "registration_no", Value: c.Current.RegistrationNo},
+			{Key: "first_name", Value: c.Current.FirstName},
+			{Key: "second_name", Value: c.Current.SecondName},
+			{Key: "updated_at", Value: c.Current.UpdatedAt},
+		}))
+		if uerr != nil {
+			err = errors.Join(err, fmt.Errorf("undo update of student %d: %w", c.Current.ID, uerr))
 		}
 	}
-	return found, nil
+	return err
+}
+
+// ImportStudents adds all rows or none: PlanImport in ImportAdd mode,
+// then ApplyImport when the plan has no errors. Rows whose registration
+// number already exists, invalid and repeated rows are RowErrors and
+// nothing is inserted.
+func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines []int) (int, []RowError, error) {
+	plan, err := s.PlanImport(ctx, rows, lines, nil, ImportAdd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("import students: %w", err)
+	}
+	if len(plan.Errors) > 0 {
+		return 0, plan.Errors, nil
+	}
+	res, err := s.ApplyImport(ctx, plan)
+	if err != nil {
+		return 0, nil, err
+	}
+	return res.Added, nil, nil
 }
 
 func sortRowErrors(errs []RowError) {
 	slices.SortStableFunc(errs, func(a, b RowError) int { return a.Line - b.Line })
 }
 
-// ExportStudents writes every student as CSV with a header row, sorted by
-// registration number. Values are written verbatim (ParseStudentsCSV reads
-// them back unchanged); see the package documentation about spreadsheets.
-func (s *Store) ExportStudents(ctx context.Context, w io.Writer) error {
-	cur, err := s.col(colStudents).Find(ctx, bson.D{},
+// ---- export ----
+
+// ExportOptions choose what ExportStudents writes. The zero value writes
+// every student, with a byte order mark.
+type ExportOptions struct {
+	Query string // only students matching this search, as the list's search box
+	NoBOM bool   // leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
+}
+
+// ExportStudents writes students as CSV with a header row, sorted by
+// registration number. Cells a spreadsheet would run as a formula (those
+// starting with '=', '+', '-', '@', tab or CR) are prefixed with a quote;
+// ParseStudentsFile takes it off again, so export and import round-trip.
+func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions) error {
+	cur, err := s.col(colStudents).Find(ctx, searchFilter(o.Query),
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
+	if !o.NoBOM {
+		if _, err := io.WriteString(w, "\uFEFF"); err != nil {
+			return fmt.Errorf("export students: %w", err)
+		}
+	}
 	cw := csv.NewWriter(w)
 	if err := cw.Write(csvColumns); err != nil {
 		return fmt.Errorf("export students: %w", err)
@@ -278,7 +627,7 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer) error {
 		if err := cur.Decode(&st); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
 		}
-		if err := cw.Write([]string{st.RegistrationNo, st.FirstName, st.SecondName}); err != nil {
+		if err := cw.Write([]string{guardCell(st.RegistrationNo), guardCell(st.FirstName), guardCell(st.SecondName)}); err != nil {
 			return fmt.Errorf("export students: %w", err)
 		}
 	}
@@ -290,4 +639,17 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("export students: %w", err)
 	}
 	return nil
+}
+
+// DelimiterName names a delimiter for people.
+func DelimiterName(r rune) string {
+	switch r {
+	case ';':
+		return "semicolons"
+	case '\t':
+		return "tabs"
+	case ',':
+		return "commas"
+	}
+	return strconv.QuoteRune(r)
 }

@@ -220,11 +220,11 @@ func TestExportImportRoundTrip(t *testing.T) {
 		mustCreate(t, src, in.RegistrationNo, in.FirstName, in.SecondName)
 	}
 	var buf bytes.Buffer
-	if err := src.ExportStudents(ctx, &buf); err != nil {
+	if err := src.ExportStudents(ctx, &buf, ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	exported := buf.String()
-	if !strings.HasPrefix(exported, "registration_no,first_name,second_name\n-4,") {
+	if !strings.HasPrefix(exported, "\uFEFFregistration_no,first_name,second_name\n'-4,'+1,'@sum\n") {
 		t.Fatalf("export does not start with the header and the lowest reg no:\n%s", exported)
 	}
 
@@ -234,7 +234,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 		t.Fatalf("import of the export = %d, %v, %v", n, rowErrs, err)
 	}
 	var again bytes.Buffer
-	if err := dst.ExportStudents(ctx, &again); err != nil {
+	if err := dst.ExportStudents(ctx, &again, ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if again.String() != exported {
@@ -246,7 +246,7 @@ func TestExportEmpty(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, Options{})
 	var buf bytes.Buffer
-	if err := s.ExportStudents(t.Context(), &buf); err != nil {
+	if err := s.ExportStudents(t.Context(), &buf, ExportOptions{NoBOM: true}); err != nil {
 		t.Fatal(err)
 	}
 	if buf.String() != "registration_no,first_name,second_name\n" {

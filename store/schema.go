@@ -126,7 +126,7 @@ type index struct {
 }
 
 func indexes() []index {
-	return []index{
+	return append([]index{
 		{collection: colStudents, model: mongo.IndexModel{
 			Keys:    d("registration_no", 1),
 			Options: options.Index().SetName("registration_no_unique").SetUnique(true),
@@ -141,7 +141,7 @@ func indexes() []index {
 		}},
 		{collection: colSessions, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
 		{collection: colLoginFailures, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
-	}
+	}, staffHistoryIndexes()...) // schema_staff.go
 }
 
 // schemaVersion reads the recorded version; 0 means never migrated.
@@ -171,6 +171,10 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	if from > SchemaVersion {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
+	}
+	// Staff roles, history, resets (schema_staff.go).
+	if err := s.migrateStaffRoles(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	for _, ix := range indexes() {
 		if err := s.createIndex(ctx, ix); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -64,14 +65,18 @@ func (s *Store) CreateSession(ctx context.Context, u User) (token string, sess S
 	if _, err := s.col(colSessions).InsertOne(ctx, doc); err != nil {
 		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, err)
 	}
-	return token, doc.session(), nil
+	sess = doc.session()
+	sess.IsSuperuser = u.IsSuperuser
+	return token, sess, nil
 }
 
 func (doc sessionDoc) session() Session {
 	return Session{UserID: doc.UserID, Username: doc.Username, CSRFToken: doc.CSRFToken, ExpiresAt: doc.ExpiresAt}
 }
 
-// Session looks a token up; unknown or expired tokens give ErrNotFound.
+// Session looks a token up; unknown or expired tokens, and tokens of a
+// user who is gone or inactive, give ErrNotFound. The role comes from the
+// user as it is now.
 func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	id, ok := tokenID(token)
 	if !ok {
@@ -88,7 +93,29 @@ func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	if !doc.ExpiresAt.After(s.now()) {
 		return Session{}, fmt.Errorf("session: expired: %w", ErrNotFound)
 	}
-	return doc.session(), nil
+	u, err := s.UserByID(ctx, doc.UserID)
+	if err != nil {
+		return Session{}, fmt.Errorf("session: %w", err)
+	}
+	if !u.IsActive {
+		return Session{}, fmt.Errorf("session: user is inactive: %w", ErrNotFound)
+	}
+	sess := doc.session()
+	sess.IsSuperuser = u.IsSuperuser
+	return sess, nil
+}
+
+// endSessions deletes every session of a user except the one whose stored
+// id is keep ("" for none).
+func (s *Store) endSessions(ctx context.Context, userID, keep string) error {
+	filter := bson.D{{Key: "user_id", Value: userID}}
+	if keep != "" {
+		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", keep)})
+	}
+	if _, err := s.col(colSessions).DeleteMany(ctx, filter); err != nil {
+		return fmt.Errorf("end sessions: %w", err)
+	}
+	return nil
 }
 
 // DeleteSession ends a session; unknown tokens are not an error.

@@ -11,10 +11,10 @@
 // The store works on MongoDB and on FerretDB's SQLite backend (dev mode,
 // tests), so it keeps to what both support: no transactions, collations
 // or TTL deletion on FerretDB (expiry is also checked in code). Sorting is
-// by byte order. Text is stored verbatim; escaping is the caller's job,
-// and so is guarding spreadsheets: ExportStudents writes names that begin
-// with '=', '+', '-' or '@' unchanged (registration numbers can only begin
-// with '-' of these), so that export and import round-trip.
+// by byte order. Text is stored verbatim; escaping is the caller's job.
+// ExportStudents guards spreadsheets: cells that begin with '=', '+', '-',
+// '@', tab or CR get a leading quote, which ParseStudentsFile takes off
+// again, so that export and import round-trip.
 package store
 
 import (
@@ -35,7 +35,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this binary knows.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Errors callers tell apart with errors.Is.
 var (
@@ -45,6 +45,8 @@ var (
 	ErrBadCredentials = errors.New("invalid username or password")
 	ErrSchemaTooNew   = errors.New("database schema is newer than this binary knows")
 	ErrNotMigrated    = errors.New("database is not migrated; run `campus manage TENANT migrate`")
+	ErrResetInvalid   = errors.New("the password reset link is invalid, expired or already used")
+	ErrWrongPassword  = errors.New("the current password is not correct")
 )
 
 // LockedError is returned by Authenticate while a username (from an
@@ -129,24 +131,38 @@ type Page struct {
 	Pages    int
 }
 
-// User is an admin (superuser) of this tenant.
+// User is a member of this tenant's staff. A superuser manages users as
+// well as students; staff (IsSuperuser false) manage students only. An
+// inactive user cannot log in and has no sessions (see users.go).
 type User struct {
 	ID           string    `bson:"_id"`
 	Username     string    `bson:"username"`
 	Email        string    `bson:"email"`
 	PasswordHash string    `bson:"password_hash"`
 	IsSuperuser  bool      `bson:"is_superuser"`
+	IsActive     bool      `bson:"is_active"`
 	CreatedAt    time.Time `bson:"created_at"`
 	LastLogin    time.Time `bson:"last_login,omitempty"`
 }
 
+// Role is "superuser" or "staff", for people.
+func (u User) Role() string {
+	if u.IsSuperuser {
+		return "superuser"
+	}
+	return "staff"
+}
+
 // Session is a logged-in admin session. The token given to the browser is
-// never stored; the database keeps its SHA-256.
+// never stored; the database keeps its SHA-256. IsSuperuser is read from
+// the user at every look-up, never from the session document, so a change
+// of role applies to sessions already open.
 type Session struct {
-	UserID    string
-	Username  string
-	CSRFToken string
-	ExpiresAt time.Time
+	UserID      string
+	Username    string
+	IsSuperuser bool
+	CSRFToken   string
+	ExpiresAt   time.Time
 }
 
 // RowError is one bad CSV row.
@@ -180,6 +196,12 @@ const (
 	colSessions      = "sessions"
 	colLoginFailures = "login_failures"
 	colMeta          = "meta"
+	// Added with staff roles (schema_staff.go): the audit trail of
+	// students, and one-time password reset tokens (SHA-256 only). Backups
+	// keep history; sessions, login_failures and password_resets are
+	// short-lived secrets and need not be backed up.
+	colHistory        = "history"
+	colPasswordResets = "password_resets"
 )
 
 // databaseNameRe is what MongoDB and FerretDB both accept; registry

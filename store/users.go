@@ -20,14 +20,27 @@ type userDoc struct {
 	UsernameLower string `bson:"username_lower"`
 }
 
-// CreateSuperuser creates an admin. Errors: FieldErrors (username, email,
-// password), ErrUserExists (usernames are compared case-insensitively).
+// NewUser is what a superuser (or createsuperuser) gives for a new user.
+type NewUser struct {
+	Username, Email, Password string
+	IsSuperuser               bool
+}
+
+// CreateSuperuser creates an active superuser. Errors: FieldErrors
+// (username, email, password), ErrUserExists (usernames are compared
+// case-insensitively).
 func (s *Store) CreateSuperuser(ctx context.Context, username, email, password string) (User, error) {
-	if fe := ValidateSuperuser(username, email, password); fe != nil {
+	return s.CreateUser(ctx, NewUser{Username: username, Email: email, Password: password, IsSuperuser: true})
+}
+
+// CreateUser creates an active user, staff or superuser, with the same
+// rules and errors as CreateSuperuser.
+func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
+	if fe := ValidateSuperuser(nu.Username, nu.Email, nu.Password); fe != nil {
 		return User{}, fe
 	}
-	username = normalizeUsername(username)
-	email = strings.TrimSpace(email)
+	username := normalizeUsername(nu.Username)
+	email := strings.TrimSpace(nu.Email)
 	key := usernameKey(username)
 	n, err := s.col(colUsers).CountDocuments(ctx, d("username_lower", key), options.Count().SetLimit(1))
 	if err != nil {
@@ -36,13 +49,13 @@ func (s *Store) CreateSuperuser(ctx context.Context, username, email, password s
 	if n > 0 {
 		return User{}, fmt.Errorf("create user %q: %w", username, ErrUserExists)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(nu.Password), s.opts.BcryptCost)
 	if err != nil {
 		return User{}, fmt.Errorf("create user: hash password: %w", err)
 	}
 	u := User{
 		ID: bson.NewObjectID().Hex(), Username: username, Email: email,
-		PasswordHash: string(hash), IsSuperuser: true, CreatedAt: s.now(),
+		PasswordHash: string(hash), IsSuperuser: nu.IsSuperuser, IsActive: true, CreatedAt: s.now(),
 	}
 	if _, err := s.col(colUsers).InsertOne(ctx, userDoc{User: u, UsernameLower: key}); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -53,14 +66,102 @@ func (s *Store) CreateSuperuser(ctx context.Context, username, email, password s
 	return u, nil
 }
 
+// UserChange is what a superuser may change of a user. The username is
+// fixed: history entries and sessions name users by it.
+type UserChange struct {
+	Email       string
+	IsSuperuser bool
+	IsActive    bool
+}
+
+// UpdateUser changes a user's email, role and active flag (FieldErrors
+// {"email"} for a bad address, ErrNotFound for an unknown id).
+// Deactivating a user ends every session of the user and voids the user's
+// password reset links.
+func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User, error) {
+	u, err := s.UserByID(ctx, id)
+	if err != nil {
+		return User{}, fmt.Errorf("update user: %w", err)
+	}
+	email := strings.TrimSpace(ch.Email)
+	if msg := checkEmail(email); msg != "" {
+		return User{}, FieldErrors{"email": msg}
+	}
+	set := bson.D{{Key: "email", Value: email}, {Key: "is_superuser", Value: ch.IsSuperuser}, {Key: "is_active", Value: ch.IsActive}}
+	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", set)); err != nil {
+		return User{}, fmt.Errorf("update user %q: %w", u.Username, err)
+	}
+	u.Email, u.IsSuperuser, u.IsActive = email, ch.IsSuperuser, ch.IsActive
+	if !u.IsActive {
+		if err := s.endSessions(ctx, u.ID, ""); err != nil {
+			return User{}, fmt.Errorf("deactivate user %q: %w", u.Username, err)
+		}
+		if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
+			return User{}, fmt.Errorf("deactivate user %q: void reset links: %w", u.Username, err)
+		}
+	}
+	return u, nil
+}
+
+// UserByID returns a user (ErrNotFound for ids that name nobody here).
+func (s *Store) UserByID(ctx context.Context, id string) (User, error) {
+	var u User
+	err := s.col(colUsers).FindOne(ctx, d("_id", id)).Decode(&u)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return User{}, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("read user %q: %w", id, err)
+	}
+	return u, nil
+}
+
 // SetPassword changes a user's password (FieldErrors{"password"} when it
 // breaks the rules, ErrNotFound for an unknown user), ends the user's
-// sessions and lifts any lock-out.
+// sessions, voids the user's reset links and lifts any lock-out.
 func (s *Store) SetPassword(ctx context.Context, username, password string) error {
 	u, err := s.userByKey(ctx, usernameKey(username))
 	if err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
+	return s.setPassword(ctx, u, password, "")
+}
+
+// ChangePassword is a logged-in user changing their own password: the
+// session named by token must be live, oldPassword must be the user's
+// current password, checked by Authenticate from the client address from
+// (so guesses through this form are throttled and counted like logins;
+// ErrWrongPassword, or a *LockedError while locked), newPassword must
+// keep the rules (FieldErrors{"password"}). Every other session of the
+// user ends; the one named by token continues.
+func (s *Store) ChangePassword(ctx context.Context, token, from, oldPassword, newPassword string) error {
+	sess, err := s.Session(ctx, token)
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	if msg := checkPassword(newPassword, sess.Username); msg != "" {
+		return FieldErrors{"password": msg}
+	}
+	u, err := s.Authenticate(ctx, sess.Username, oldPassword, from)
+	var le *LockedError
+	switch {
+	case errors.As(err, &le):
+		return err
+	case errors.Is(err, ErrBadCredentials):
+		return ErrWrongPassword
+	case err != nil:
+		return fmt.Errorf("change password: %w", err)
+	case u.ID != sess.UserID: // cannot happen: usernames are unique and fixed
+		return fmt.Errorf("change password: session and user disagree: %w", ErrNotFound)
+	}
+	id, _ := tokenID(token)
+	return s.setPassword(ctx, u, newPassword, id)
+}
+
+// setPassword checks and stores a new password of u, then ends every
+// session of u except keepSession (a stored session id, or ""), voids
+// u's reset links and clears u's lock-outs.
+func (s *Store) setPassword(ctx context.Context, u User, password, keepSession string) error {
 	if msg := checkPassword(password, u.Username); msg != "" {
 		return FieldErrors{"password": msg}
 	}
@@ -71,8 +172,11 @@ func (s *Store) SetPassword(ctx context.Context, username, password string) erro
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("password_hash", string(hash)))); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.Username, err)
 	}
-	if _, err := s.col(colSessions).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
-		return fmt.Errorf("set password of %q: end sessions: %w", u.Username, err)
+	if err := s.endSessions(ctx, u.ID, keepSession); err != nil {
+		return fmt.Errorf("set password of %q: %w", u.Username, err)
+	}
+	if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
+		return fmt.Errorf("set password of %q: void reset links: %w", u.Username, err)
 	}
 	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
 		return fmt.Errorf("set password of %q: clear lock-out: %w", u.Username, err)
@@ -127,7 +231,7 @@ func (s *Store) dummy() []byte {
 // fills a counter already returns *LockedError, and while locked even the
 // right password is refused, without being checked. Unknown usernames are
 // counted like known ones. A success resets the (username, address) count
-// and records last_login.
+// and records last_login. An inactive user is refused like an unknown one.
 func (s *Store) Authenticate(ctx context.Context, username, password, from string) (User, error) {
 	now := s.now()
 	key := usernameKey(username)
@@ -156,8 +260,11 @@ func (s *Store) Authenticate(ctx context.Context, username, password, from strin
 	if tracked {
 		u, err = s.userByKey(ctx, key)
 		switch {
-		case err == nil:
+		case err == nil && u.IsActive:
 			hash, found = []byte(u.PasswordHash), true
+		case err == nil:
+			// Inactive: checked against the dummy like an unknown
+			// username, so neither the answer nor its timing tells.
 		case !errors.Is(err, ErrNotFound):
 			return User{}, errors.Join(fmt.Errorf("authenticate: %w", err), s.release(ctx, slots))
 		}

@@ -68,8 +68,21 @@ func checkName(s string) string {
 		return "must be at most 255 characters"
 	case strings.ContainsFunc(s, unicode.IsControl):
 		return "must not contain control characters such as line breaks or tabs"
+	case !strings.ContainsFunc(s, isVisible):
+		return "must contain letters: it has only invisible characters (such as zero-width spaces or direction marks)"
 	}
 	return ""
+}
+
+// invisibleLetters are letters (category Lo) that fonts draw as blanks.
+const invisibleLetters = "\u115F\u1160\u3164\uFFA0\u2800"
+
+// isVisible reports whether r draws something: not a format character
+// (Cf: U+200B, U+202E…), separator (Z*), combining mark alone, or a
+// blank filler letter.
+func isVisible(r rune) bool {
+	return !unicode.In(r, unicode.Cf, unicode.Z, unicode.Mn, unicode.Me) && !unicode.IsSpace(r) &&
+		!strings.ContainsRune(invisibleLetters, r)
 }
 
 func isASCIIAlnum(c byte) bool {

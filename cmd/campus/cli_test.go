@@ -269,7 +269,7 @@ func TestTenantAndManageCommands(t *testing.T) {
 		if out := c.ok("manage", nairobi, "students", "import", path).stdout; !strings.Contains(out, "Imported 2") {
 			t.Fatalf("import: %q", out)
 		}
-		out := c.ok("manage", nairobi, "students", "export").stdout
+		out := c.ok("manage", nairobi, "students", "export", "--no-bom").stdout
 		want := "registration_no,first_name,second_name\nN/1,Wanjiru,Kamau\nN/2,Otieno,Odhiambo\n"
 		if out != want {
 			t.Fatalf("export:\n%s\nwant:\n%s", out, want)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +39,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		ro          registryOptions
 		mo          mongoOptions
 		po          proxyOptions
+		pu          publicURLOptions
 		mongoListen = fs.String("mongo-listen", "127.0.0.1:27017", "address of the embedded MongoDB-compatible server")
 		noSeed      = fs.Bool("no-seed", false, "do not create the default tenants on first run")
 	)
@@ -47,6 +47,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	ro.register(fs)
 	mo.register(fs)
 	po.register(fs)
+	pu.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -75,6 +76,13 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer unlock()
+	public := publicURLFromListen(po.listen)
+	if pu.raw != "" {
+		if public, err = parsePublicURL(pu.raw); err != nil {
+			return usageErr("--public-url: %v", err)
+		}
+	}
+	state := devState{PublicURL: public.String()}
 
 	// The database: a real MongoDB when one is configured, else the
 	// embedded server.
@@ -95,7 +103,11 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		}
 		defer srv.Close()
 		uri = srv.URI()
+		state.MongoURI = uri // no password: safe to record for other terminals
 		logger.Info("embedded MongoDB-compatible server ready", "uri", uri, "dir", filepath.Join(dataDir, "mongo"))
+	}
+	if err := writeDevState(dataDir, state); err != nil {
+		return err
 	}
 
 	metrics := newMetricsRegistry()
@@ -175,7 +187,11 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	if err != nil {
 		return err
 	}
-	printBanner(e, po, tenants)
+	external := ""
+	if state.MongoURI == "" {
+		external = uri
+	}
+	printBanner(e, po, public, dataDir, external, tenants)
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err
@@ -242,27 +258,85 @@ func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *s
 	return nil
 }
 
-func printBanner(e *env, po proxyOptions, tenants []registry.Tenant) {
-	port := ""
-	if _, p, err := net.SplitHostPort(po.listen); err == nil && p != "80" {
-		port = ":" + p
-	}
+func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMongo string, tenants []registry.Tenant) {
 	fmt.Fprintf(e.stdout, "\nCampus is starting. Schools:\n")
 	for _, t := range tenants {
 		state := ""
 		if t.State != registry.StateActive {
 			state = " (" + string(t.State) + ")"
 		}
-		fmt.Fprintf(e.stdout, "  %-10s http://%s%s/%s\n", t.Name, t.PrimaryHost, port, state)
+		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.tenantURL(t.PrimaryHost, "/"), state)
 	}
-	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. Create a superuser from another terminal:\n")
-	fmt.Fprintf(e.stdout, "  campus manage nairobi createsuperuser\n")
+	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. To create a superuser, run in a second terminal:\n")
+	for _, line := range secondTerminal(dataDir, externalMongo) {
+		fmt.Fprintf(e.stdout, "  %s\n", line)
+	}
+	fmt.Fprintf(e.stdout, "  %s manage nairobi createsuperuser\n", selfName())
 	fmt.Fprintf(e.stdout, "Proxy metrics and routes: http://%s/metrics  http://%s/routes\n", po.adminListen, po.adminListen)
 	fmt.Fprintf(e.stdout, "\nThis is a development mode for one trusted machine: each school has its own app process,\n"+
 		"but the embedded database and registry have no per-school credentials and every process runs\n"+
 		"as you. Production isolation (a database user and a Consul token per school, a container per\n"+
 		"app) is in docs/PRODUCTION.md; what each layer guarantees is in docs/ARCHITECTURE.md.\n")
 	fmt.Fprintf(e.stdout, "Press Ctrl-C to stop.\n\n")
+}
+
+// secondTerminal are the lines that put another terminal where this
+// `campus dev` is: the folder, the data folder when it is not the default
+// one there, and the database when it is not the embedded one (whose
+// address dev.json records).
+func secondTerminal(dataDir, externalMongo string) []string {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return []string{"export CAMPUS_DATA=" + shellQuote(dataDir)}
+	}
+	lines := []string{"cd " + shellQuote(cwd)}
+	if dataDir != filepath.Join(cwd, ".campus") {
+		lines = append(lines, "export CAMPUS_DATA="+shellQuote(dataDir))
+	}
+	if externalMongo != "" {
+		// The URI may hold a password: the line names it, never prints it.
+		lines = append(lines, "export MONGODB_URI='…'   # the MongoDB URI this terminal uses: "+redactURI(externalMongo))
+	}
+	return lines
+}
+
+// selfName is how to run this binary from another terminal: "campus" when
+// that is what $PATH finds, else its absolute path.
+func selfName() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "campus"
+	}
+	// `go run ./cmd/campus dev` runs a temporary binary that is gone
+	// afterwards: the second terminal runs the same way.
+	if strings.Contains(self, string(filepath.Separator)+"go-build") {
+		if st, err := os.Stat(filepath.Join("cmd", "campus")); err == nil && st.IsDir() {
+			return "go run ./cmd/campus"
+		}
+	}
+	if p, err := exec.LookPath("campus"); err == nil {
+		if a, b := evalPath(p), evalPath(self); a == b {
+			return "campus"
+		}
+	}
+	return shellQuote(self)
+}
+
+func evalPath(p string) string {
+	if r, err := filepath.EvalSymlinks(p); err == nil {
+		return r
+	}
+	return p
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:=@,", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // lockDataDir makes sure only one `campus dev` uses a data directory: two

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -32,9 +34,13 @@ Commands:
   changepassword USERNAME       set a user's password (asks twice)
   unlock USERNAME               lift a user's login lock-outs (from every address) and forget
                                 the user's failed logins
+  resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
+  history                       write the history of students (who did what, when) to standard
+                                output (--format csv|json)
   students import FILE.csv      import students (header: registration_no,first_name,second_name);
-                                any bad row is reported with its line number and nothing is imported
-  students export               write every student as CSV to standard output
+                                any bad row is reported with its line number and nothing is imported;
+                                --update changes students already there, --dry-run writes nothing
+  students export               write students as CSV to standard output (--no-bom, --search Q)
 
 Run 'campus manage TENANT COMMAND --help' for a command's flags.
 `
@@ -44,6 +50,7 @@ type manageCtx struct {
 	e      *env
 	tenant registry.Tenant
 	store  *store.Store
+	public publicURL // where the tenant's site is reached
 }
 
 type manageCommand struct {
@@ -67,6 +74,10 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return usageErr("a COMMAND is required after the tenant name")
 	}
 	name, cmdName, rest := args[0], args[1], args[2:]
+	if isHelpArg(cmdName) || cmdName == "students" && len(rest) > 0 && isHelpArg(rest[0]) {
+		fmt.Fprint(e.stdout, manageHelp)
+		return errHelp
+	}
 	if cmdName == "students" {
 		if len(rest) == 0 {
 			return usageErr("students: want `import FILE.csv` or `export`")
@@ -74,18 +85,22 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		cmdName, rest = "students "+rest[0], rest[1:]
 	}
 	cmds := manageCommands()
+	staffManageCommands(cmds) // resetlink, history (cmd_manage_staff.go)
 	mc, ok := cmds[cmdName]
 	if !ok {
 		fmt.Fprint(e.stderr, manageHelp)
-		return usageErr("unknown manage command %q", cmdName)
+		return usageErr("unknown manage command %q%s", cmdName, didYouMean(cmdName, slices.Collect(maps.Keys(cmds))))
 	}
 	fs := newFlags("manage TENANT "+cmdName, mc.args, mc.desc)
 	var lo logOptions
 	var ro registryOptions
 	var mo mongoOptions
+	var pu publicURLOptions
 	lo.register(fs)
 	ro.register(fs)
 	mo.register(fs)
+	pu.register(fs)
+	ro.mustExist = true // manage only works on tenants that are there
 	if mc.flags != nil {
 		mc.flags(fs)
 	}
@@ -99,6 +114,10 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	if err := registry.ValidateName(name); err != nil {
 		return usageErr("tenant %v", err)
 	}
+	public, err := pu.resolve(ro.data)
+	if err != nil {
+		return err
+	}
 	reg, err := ro.open(ctx, e, logger, nil)
 	if err != nil {
 		return err
@@ -107,17 +126,20 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	t, err := reg.Tenant(ctx, name)
 	if err != nil {
 		if errors.Is(err, registry.ErrNotFound) {
-			return fmt.Errorf("unknown tenant %q (see `campus tenant list`)", name)
+			return fmt.Errorf("unknown tenant %q %s (see `campus tenant list`)", name, ro.where(e))
 		}
-		return fmt.Errorf("look up tenant %q: %w", name, err)
+		return fmt.Errorf("look up tenant %q %s: %w", name, ro.where(e), err)
 	}
 	switch {
 	case t.State == registry.StateCreating,
 		t.State == registry.StateDeleted && cmdName != "students export" && cmdName != "migrate":
 		return notServedError(t)
 	}
-	uri, err := mo.resolve()
+	uri, from, err := mo.source(ro.data)
 	if err != nil {
+		return err
+	}
+	if err := probeMongo(ctx, uri, from, ro.data); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, uri, t.Database)
@@ -135,13 +157,15 @@ func runManage(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st}, fs)
+	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
 }
 
 func manageCommands() map[string]manageCommand {
 	var (
 		username, email string
 		noinput         bool
+		update, dryRun  bool
+		export          store.ExportOptions
 	)
 	return map[string]manageCommand{
 		"migrate": {
@@ -172,12 +196,27 @@ func manageCommands() map[string]manageCommand {
 		},
 		"students import": {
 			args: "FILE.csv",
-			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name. Every bad row is reported with its line number, and then nothing is imported.",
-			run:  manageImport,
+			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name " +
+				"(or Reg No, First Name, Surname…; separated by commas, semicolons or tabs; UTF-8 or Windows-1252). " +
+				"Every bad row is reported with its line number, and then nothing is imported.",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&update, "update", false, "update students whose registration number is in the file (otherwise such rows are errors)")
+				fs.BoolVar(&dryRun, "dry-run", false, "check the file against the database and print what would change; write nothing")
+			},
+			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+				return manageImport(ctx, m, fs, update, dryRun)
+			},
 		},
 		"students export": {
-			desc: "Write every student as CSV, sorted by registration number, to standard output.",
-			run:  manageExport,
+			desc: "Write students as CSV, sorted by registration number, to standard output, with a UTF-8 byte order mark " +
+				"(for Excel) and formula-like cells guarded with a leading quote.",
+			flags: func(fs *flag.FlagSet) {
+				fs.BoolVar(&export.NoBOM, "no-bom", false, "leave out the UTF-8 byte order mark")
+				fs.StringVar(&export.Query, "search", "", "only students matching this search (as the admin list's search box)")
+			},
+			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+				return manageExport(ctx, m, fs, export)
+			},
 		},
 	}
 }
@@ -226,19 +265,8 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 			return usageErr("--noinput needs the password in $%s", superuserPasswordEnv)
 		}
 	} else {
-		p := newPrompter(m.e)
 		var err error
-		if username == "" {
-			if username, err = p.line("Username: "); err != nil {
-				return err
-			}
-		}
-		if email == "" {
-			if email, err = p.line("Email address (optional): "); err != nil {
-				return err
-			}
-		}
-		if password, err = p.newPassword(); err != nil {
+		if username, email, password, err = askSuperuser(ctx, m, username, email); err != nil {
 			return err
 		}
 	}
@@ -246,7 +274,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at http://%s/admin/\n", u.Username, m.tenant.Name, m.tenant.PrimaryHost)
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.tenantURL(m.tenant.PrimaryHost, "/admin/"))
 	return nil
 }
 
@@ -302,7 +330,7 @@ func describeUserError(err error) error {
 	return err
 }
 
-func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, dryRun bool) error {
 	if fs.NArg() != 1 {
 		return usageErr("students import takes exactly one FILE.csv (or - for standard input)")
 	}
@@ -315,33 +343,50 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		defer f.Close()
 		r = f
 	}
-	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(r)
+	parsed, err := store.ParseStudentsFile(r)
 	if err != nil {
 		return fmt.Errorf("read CSV: %w", err)
 	}
-	if len(rowErrs) == 0 {
-		var n int
-		n, rowErrs, err = m.store.ImportStudents(ctx, rows, lines)
-		if err != nil {
-			return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
-		}
-		if len(rowErrs) == 0 {
-			fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", n, m.tenant.Name)
-			return nil
-		}
+	if parsed.Encoding == store.EncodingWindows1252 {
+		fmt.Fprintf(m.e.stderr, "note: the file is not UTF-8; it was read as Windows-1252. %s\n", store.MsgSaveAsUTF8)
 	}
-	for _, re := range rowErrs {
-		fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+	mode := store.ImportAdd
+	if update {
+		mode = store.ImportUpdate
 	}
-	return fmt.Errorf("%d bad rows; nothing was imported", len(rowErrs))
+	plan, err := m.store.PlanImport(ctx, parsed.Rows, parsed.Lines, parsed.Errors, mode)
+	if err != nil {
+		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
+	}
+	if len(plan.Errors) > 0 {
+		for _, re := range plan.Errors {
+			fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+		}
+		return fmt.Errorf("%d bad rows (%d fine); nothing was imported", len(plan.Errors), plan.Valid())
+	}
+	if dryRun {
+		fmt.Fprintf(m.e.stdout, "Dry run for tenant %s: %d new, %d changed, %d unchanged; nothing was written.\n",
+			m.tenant.Name, len(plan.New), len(plan.Changed), plan.Unchanged)
+		return nil
+	}
+	res, err := m.store.ApplyImport(ctx, plan)
+	if err != nil {
+		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
+	}
+	if update {
+		fmt.Fprintf(m.e.stdout, "Imported into tenant %s: %d new, %d updated, %d unchanged.\n", m.tenant.Name, res.Added, res.Updated, plan.Unchanged)
+		return recordCLIImport(ctx, m, res.Added+res.Updated)
+	}
+	fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", res.Added, m.tenant.Name)
+	return recordCLIImport(ctx, m, res.Added)
 }
 
-func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
+func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
 	w := bufio.NewWriter(m.e.stdout)
-	if err := m.store.ExportStudents(ctx, w); err != nil {
+	if err := m.store.ExportStudents(ctx, w, o); err != nil {
 		return fmt.Errorf("export tenant %q: %w", m.tenant.Name, err)
 	}
 	return w.Flush()
@@ -382,6 +427,9 @@ func (p *prompter) secret(prompt string) (string, error) {
 	return s, err
 }
 
+// errPasswordMismatch: the password and its repetition differ.
+var errPasswordMismatch = errors.New("the two passwords did not match; nothing was changed")
+
 func (p *prompter) newPassword() (string, error) {
 	pw, err := p.secret("Password: ")
 	if err != nil {
@@ -392,7 +440,7 @@ func (p *prompter) newPassword() (string, error) {
 		return "", err
 	}
 	if pw != again {
-		return "", errors.New("the two passwords did not match; nothing was changed")
+		return "", errPasswordMismatch
 	}
 	return pw, nil
 }

@@ -27,8 +27,10 @@ version (` + "`campus manage T migrate`" + ` for many tenants at once), --parall
 suspended and deleted tenants (data kept) are migrated; tenants being created are not. A tenant whose
 database is stamped for its ID and already at the schema version is skipped; a tenant that fails is
 reported and stays at its schema version, the others go on; run it again to finish: migrated tenants are skipped.
-By default apps keep serving while their database is migrated: the steps of this schema only add
-indexes, which the running (older) apps do not notice. --drain suspends each active tenant being
+--force migrates tenants already at the version too (the steps are idempotent).
+By default apps keep serving while their database is migrated: the steps of this schema (1: indexes;
+2: history and reset-token indexes, is_active set on existing users) are additive, and older apps
+running meanwhile do not notice them. --drain suspends each active tenant being
 migrated (maintenance page; campus dev's supervisor stops its apps) and resumes it afterwards, for
 steps that older apps must not see half done. A progress bar is shown on a terminal, one line per
 migrated or failed tenant otherwise, then a summary table.`
@@ -58,6 +60,7 @@ type fleetMigrator struct {
 	drain        bool
 	drainTimeout time.Duration
 	timeout      time.Duration // per tenant
+	force        bool          // migrate tenants already at the version too
 	// progress is called (serially) after each tenant.
 	progress func(done, total int, r migrateResult)
 	// warn receives notes about draining.
@@ -129,6 +132,7 @@ func (m *fleetMigrator) one(ctx context.Context, t registry.Tenant) (r migrateRe
 	// The fast path: stamped for this tenant and at the schema version.
 	err := st.CheckTenant(ctx, t.ID)
 	switch {
+	case err == nil && m.force:
 	case err == nil:
 		serr := st.CheckSchema(ctx)
 		if serr == nil {
@@ -190,6 +194,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	drain := fs.Bool("drain", false, "suspend each active tenant while its database is migrated, resume it after")
 	drainTimeout := fs.Duration("drain-timeout", 30*time.Second, "with --drain: how long to wait for a tenant's apps to stop")
 	timeout := fs.Duration("timeout", 30*time.Minute, "time limit for one tenant's migration")
+	force := fs.Bool("force", false, "also migrate tenants already at the schema version (its steps are idempotent)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -225,7 +230,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	start := time.Now()
 	bar := newProgress(e.stderr, isTerminal(e.stderr))
 	m := &fleetMigrator{client: client, reg: reg, parallel: *parallel, drain: *drain, drainTimeout: *drainTimeout,
-		timeout: *timeout, progress: bar.update, warn: e.stderr}
+		timeout: *timeout, force: *force, progress: bar.update, warn: e.stderr}
 	results := m.run(ctx, tenants)
 	bar.finish()
 	return migrateSummary(e.stdout, results, time.Since(start), *parallel)

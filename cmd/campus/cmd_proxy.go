@@ -63,13 +63,19 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 		ro registryOptions
 		po proxyOptions
 	)
+	var pu publicURLOptions
 	lo.register(fs)
 	ro.register(fs)
 	po.register(fs)
+	pu.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
+		return err
+	}
+	public, err := pu.resolve(ro.data)
+	if err != nil {
 		return err
 	}
 	backend, err := ro.backend(e)
@@ -83,6 +89,10 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The proxy serves what it listens on; the public URL (shared with
+	// the CLI through $CAMPUS_PUBLIC_URL) is how people reach it, maybe
+	// through a load balancer: logged so that the two can be compared.
+	logger.Info("tenant links", "public_url", public.String(), "listen", po.listen)
 	metrics := newMetricsRegistry()
 	reg, err := ro.open(ctx, e, logger, metrics)
 	if err != nil {

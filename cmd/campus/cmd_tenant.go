@@ -6,6 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -61,6 +63,7 @@ type tenantCmd struct {
 	lo     logOptions
 	ro     registryOptions
 	mo     mongoOptions
+	pu     publicURLOptions
 	asJSON bool
 }
 
@@ -149,7 +152,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 	s, ok := subs[args[0]]
 	if !ok {
 		fmt.Fprint(e.stderr, tenantHelp)
-		return usageErr("unknown tenant command %q", args[0])
+		return usageErr("unknown tenant command %q%s", args[0], didYouMean(args[0], slices.Collect(maps.Keys(subs))))
 	}
 	tc := &tenantCmd{e: e}
 	fs := newFlags("tenant "+args[0], s.args, s.desc)
@@ -157,6 +160,11 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 	tc.ro.register(fs)
 	if args[0] == "create" || args[0] == "delete" || args[0] == "purge" || args[0] == "backup" || args[0] == "restore" {
 		tc.mo.register(fs)
+	}
+	if args[0] == "create" {
+		tc.pu.register(fs)
+	} else {
+		tc.ro.mustExist = true // only create may start a new registry
 	}
 	if args[0] == "list" || args[0] == "show" {
 		fs.BoolVar(&tc.asJSON, "json", false, "print JSON")
@@ -227,8 +235,14 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 		return err
 	}
 	t.State = registry.StateCreating
-	uri, err := tc.mo.resolve()
+	if _, err := tc.pu.resolve(tc.ro.data); err != nil {
+		return err
+	}
+	uri, from, err := tc.mo.source(tc.ro.data)
 	if err != nil {
+		return err
+	}
+	if err := probeMongo(ctx, uri, from, tc.ro.data); err != nil {
 		return err
 	}
 	if err := checkFree(ctx, reg, t); err != nil {
@@ -300,7 +314,11 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 	}
 	fmt.Fprintf(tc.e.stdout, "Created tenant %s (%s), ID %s, database %q, hosts %s.\n", claimed.Name, claimed.DisplayName, claimed.ID, claimed.Database, strings.Join(claimed.Hosts, ", "))
 	if superuser != "" {
-		fmt.Fprintf(tc.e.stdout, "Superuser %q can log in at http://%s/admin/\n", superuser, claimed.PrimaryHost)
+		public, err := tc.pu.resolve(tc.ro.data)
+		if err != nil {
+			public = defaultPublicURL // checked before anything was written; cannot fail here
+		}
+		fmt.Fprintf(tc.e.stdout, "Superuser %q can log in at %s\n", superuser, public.tenantURL(claimed.PrimaryHost, "/admin/"))
 	} else {
 		fmt.Fprintf(tc.e.stdout, "Next: campus manage %s createsuperuser\n", claimed.Name)
 	}
@@ -661,8 +679,11 @@ func (tc *tenantCmd) purgeExpired(ctx context.Context, reg registry.Registry) er
 // never data without a tenant. A database stamped for another tenant ID
 // is not dropped.
 func (tc *tenantCmd) purgeOne(ctx context.Context, reg registry.Registry, t registry.Tenant) error {
-	uri, err := tc.mo.resolve()
+	uri, from, err := tc.mo.source(tc.ro.data)
 	if err != nil {
+		return err
+	}
+	if err := probeMongo(ctx, uri, from, tc.ro.data); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, uri, t.Database)

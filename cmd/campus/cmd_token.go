@@ -60,7 +60,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		fs = newFlags("token reader", "", "Print a new read-only Consul ACL token (Prometheus's service discovery).")
 	default:
 		fmt.Fprint(e.stderr, tokenHelp)
-		return usageErr("unknown token command %q", args[0])
+		return usageErr("unknown token command %q%s", args[0], didYouMean(args[0], []string{"tenant", "proxy", "reader"}))
 	}
 	secretFile := fs.String("secret-file", "", "make the UUID in this file the token (idempotent) instead of printing a new one")
 	lo.register(fs)

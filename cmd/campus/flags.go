@@ -56,8 +56,11 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 
 // parseFlags parses args, then fills every flag not given on the command
 // line from its environment variable. Flags win over the environment.
+//
+// --help prints the command's usage on standard output (exit 0); a bad
+// flag is an error that points to --help, on standard error.
 func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard) // errors are returned, help printed below
 	// Flags may come before or after positional arguments
 	// (`campus tenant create lagos --host lagos.school.localhost`); a "--"
 	// ends flag parsing.
@@ -65,9 +68,11 @@ func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				fs.SetOutput(e.stdout)
+				fs.Usage()
 				return errHelp
 			}
-			return fmt.Errorf("%w: %v", errUsage, err)
+			return fmt.Errorf("%w: %v (see `%s --help`)", errUsage, err, fs.Name())
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {

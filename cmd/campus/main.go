@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -43,7 +46,7 @@ func commands() map[string]command {
 		"migrate":     {"Migrate every tenant's database (--all), resumable, --parallel at a time", runMigrate},
 		"bench":       {"Measure the proxy against direct app access and print a table", runBench},
 		"healthcheck": {"Exit 0 when a URL answers 2xx (for container health checks)", runHealthcheck},
-		"version":     {"Print the version", runVersion},
+		"version":     {"Print the version and the commit it was built from", runVersion},
 	}
 }
 
@@ -78,7 +81,7 @@ func run(ctx context.Context, e *env, args []string) int {
 	}
 	c, ok := cmds[args[0]]
 	if !ok {
-		fmt.Fprintf(e.stderr, "campus: unknown command %q\n\n", args[0])
+		fmt.Fprintf(e.stderr, "campus: unknown command %q%s\n\n", args[0], didYouMean(args[0], slices.Collect(maps.Keys(cmds))))
 		usage(e.stderr, cmds)
 		return 2
 	}
@@ -121,9 +124,93 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, "campus", version)
+	fmt.Fprintln(e.stdout, versionLine(version, readBuildInfo()))
 	return nil
 }
+
+// readBuildInfo is debug.ReadBuildInfo, replaceable in tests.
+var readBuildInfo = func() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
+}
+
+// versionLine is "campus VERSION (commit C, TIME[, modified]) GO": the
+// version set with -ldflags, else the module version; the commit from the
+// VCS stamp Go puts in the build info.
+func versionLine(ldVersion string, bi *debug.BuildInfo) string {
+	v := ldVersion
+	if bi == nil {
+		return "campus " + v + " (no build information)"
+	}
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var commit, when, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = ", modified"
+			}
+		}
+	}
+	if commit == "" {
+		return fmt.Sprintf("campus %s (commit unknown: built without version control information) %s", v, bi.GoVersion)
+	}
+	if len(commit) > 12 {
+		commit = commit[:12]
+	}
+	if when != "" {
+		when = ", " + when
+	}
+	return fmt.Sprintf("campus %s (commit %s%s%s) %s", v, commit, when, modified, bi.GoVersion)
+}
+
+// didYouMean suggests the known name closest to an unknown one:
+// `; did you mean "tenant"?`, or "" when none is close.
+func didYouMean(name string, known []string) string {
+	slices.Sort(known)
+	best, bestD := "", 0
+	for _, k := range known {
+		d := editDistance(strings.ToLower(name), k)
+		if (best == "" || d < bestD) && (d <= max(1, len(k)/3) || strings.HasPrefix(k, strings.ToLower(name)) && len(name) >= 2) {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// isHelpArg reports whether a positional argument asks for help.
+func isHelpArg(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }
 
 // usageErr formats a usage error.
 func usageErr(format string, args ...any) error {

@@ -69,6 +69,11 @@ type registryOptions struct {
 	data         string
 	consulPrefix string
 	consulCheck  time.Duration
+
+	// mustExist, set by commands that only use what is there (manage,
+	// tenant list…), refuses to create an embedded registry: such a
+	// command in the wrong folder says so instead of making an empty one.
+	mustExist bool
 }
 
 func (o *registryOptions) register(fs *flag.FlagSet) {
@@ -105,6 +110,11 @@ func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger,
 	dir, err := filepath.Abs(o.data)
 	if err != nil {
 		return nil, fmt.Errorf("data directory %q: %w", o.data, err)
+	}
+	if o.mustExist {
+		if err := checkDataFolder(dir); err != nil {
+			return nil, err
+		}
 	}
 	r, err := embedded.Open(dir)
 	if err != nil {
@@ -159,4 +169,17 @@ func redactURI(uri string) string {
 		}
 	}
 	return u.String()
+}
+
+// where names the registry a command used, for messages: the data
+// folder, or Consul's address.
+func (o *registryOptions) where(e *env) string {
+	if kind, _ := o.backend(e); kind == "consul" {
+		return "in Consul at " + e.getenv("CONSUL_HTTP_ADDR")
+	}
+	abs, err := filepath.Abs(o.data)
+	if err != nil {
+		abs = o.data
+	}
+	return "in the data folder " + abs
 }

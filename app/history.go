@@ -1,0 +1,145 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/campus-saas/campus/store"
+)
+
+// The admin home (what the user can manage, recent actions) and the
+// history of students. Entries are written by the student handlers
+// through record, after the change succeeded.
+
+// staffViews are the pages of users.go, password.go and this file.
+var staffViews = []string{"admin_home", "admin_users", "admin_user_form", "admin_password", "admin_reset", "admin_history"}
+
+// recentActions is how many entries the admin home lists.
+const recentActions = 10
+
+// actor is the logged-in user, for history entries.
+func actor(r *http.Request) store.Actor {
+	sess := stateOf(r).session
+	if sess == nil { // the admin routes always have one; never record "nobody"
+		return store.Actor{Username: "(unknown)"}
+	}
+	return store.Actor{UserID: sess.UserID, Username: sess.Username}
+}
+
+// record stores history entries. The change is already made, so a failure
+// cannot undo it: it is logged as an error (with what was lost) and the
+// request goes on. A client that goes away meanwhile does not stop it.
+func (s *server) record(r *http.Request, entries ...store.HistoryEntry) {
+	if err := s.store.RecordHistory(context.WithoutCancel(r.Context()), entries...); err != nil {
+		s.log.Error("history entry lost", "request_id", stateOf(r).id, "route", stateOf(r).route,
+			"entries", len(entries), "action", string(entries[0].Action), "err", err)
+	}
+}
+
+// historyRow is an entry ready for a page.
+type historyRow struct {
+	store.HistoryEntry
+	Link string // the student's change page, for entries of live students
+}
+
+func historyRows(entries []store.HistoryEntry) []historyRow {
+	rows := make([]historyRow, len(entries))
+	for i, e := range entries {
+		rows[i] = historyRow{HistoryEntry: e}
+		switch {
+		case e.TargetUserID != "":
+			rows[i].Link = userChangeURL(e.TargetUserID)
+		case e.StudentID != 0 && (e.Action == store.ActionAdd || e.Action == store.ActionChange):
+			rows[i].Link = changeURL(e.StudentID)
+		}
+	}
+	return rows
+}
+
+// fieldLabel names a student field for people.
+func fieldLabel(field string) string {
+	if l, ok := fieldLabels[field]; ok {
+		return l
+	}
+	return field
+}
+
+type homeData struct {
+	Superuser bool
+	Recent    []historyRow
+}
+
+func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
+	superuser := stateOf(r).session.IsSuperuser
+	// Staff see what happened to students; superusers to users too.
+	recent, err := s.store.RecentHistory(r.Context(), recentActions, superuser)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "admin_home", &page{
+		Title: "Site administration",
+		Admin: true,
+		Data:  homeData{Superuser: superuser, Recent: historyRows(recent)},
+	})
+}
+
+type studentHistory struct {
+	ID      int64
+	Label   string
+	Exists  bool
+	Entries []historyRow
+}
+
+// handleStudentHistory lists what happened to one student, oldest first.
+// A deleted student's history stays readable here (who deleted it, and
+// what it was).
+func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	}
+	entries, err := s.store.StudentHistory(r.Context(), id)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	d := studentHistory{ID: id, Entries: historyRows(entries)}
+	st, err := s.store.Student(r.Context(), id)
+	switch {
+	case err == nil:
+		d.Exists, d.Label = true, studentLabel(st)
+	case !errors.Is(err, store.ErrNotFound):
+		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
+		return
+	case len(entries) == 0:
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	default:
+		d.Label = entries[len(entries)-1].Object
+	}
+	links := []crumb{studentsCrumb}
+	if d.Exists {
+		links = append(links, crumb{Label: d.Label, URL: changeURL(id)})
+	}
+	s.render(w, r, http.StatusOK, "admin_history", &page{
+		Title:  "Change history",
+		Admin:  true,
+		Crumbs: crumbs("History", links...),
+		Data:   d,
+	})
+}
+
+// formatWhen is a moment for people, in UTC: "1 Mar 2025, 09:00 UTC";
+// "" for the zero time.
+func formatWhen(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("2 Jan 2006, 15:04 UTC")
+}

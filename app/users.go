@@ -1,0 +1,284 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/campus-saas/campus/store"
+)
+
+// Users: superusers add, edit and deactivate the school's staff. Every
+// /admin/users/ URL goes through superuserOnly (routes.go), so a staff
+// member gets 403 on all of them, whatever the links on the page say.
+
+const usersURL = "/admin/users/"
+
+var usersCrumb = crumb{Label: "Users", URL: usersURL}
+
+func userChangeURL(id string) string { return usersURL + url.PathEscape(id) + "/change/" }
+
+// Flash kinds of this file and of password.go, registered with the others
+// (flash.go) here so that the two files do not have to change together.
+const (
+	flashUserAdded       flashKind = "user_added"
+	flashUserChanged     flashKind = "user_changed"
+	flashPasswordChanged flashKind = "password_changed"
+	flashPasswordReset   flashKind = "password_reset"
+)
+
+func init() {
+	flashFormats[flashUserAdded] = "The user “%s” was added successfully. They can log in now."
+	flashFormats[flashUserChanged] = "The user “%s” was changed successfully."
+	flashFormats[flashPasswordChanged] = "Your password was changed. Your other sessions have been logged out."
+	flashFormats[flashPasswordReset] = "Your password has been set. You may log in now."
+	flashLevels[flashPasswordReset] = "success"
+}
+
+// forbidden answers a staff member who asked for a superuser's page.
+func (s *server) forbidden(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("permission denied", "request_id", stateOf(r).id, "route", stateOf(r).route, "user_id", stateOf(r).session.UserID)
+	s.render(w, r, http.StatusForbidden, "error", &page{Title: "Permission denied", Admin: true, Data: errorPage{
+		Code:    http.StatusForbidden,
+		Heading: "Permission denied",
+		Message: "Only superusers can manage users and site settings. Ask a superuser of your school if you need this.",
+		Link:    "/admin/", LinkTxt: "Go to the admin home",
+	}})
+}
+
+// superuserOnly refuses staff (403). It runs inside adminOnly: there is
+// always a session.
+func (s *server) superuserOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if sess := stateOf(r).session; sess == nil || !sess.IsSuperuser {
+			s.forbidden(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ---- list ----
+
+func (s *server) handleUserList(w http.ResponseWriter, r *http.Request) {
+	users, err := s.store.Users(r.Context())
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, "admin_users", &page{
+		Title:  "Users",
+		Admin:  true,
+		Crumbs: crumbs("Users"),
+		Data:   struct{ Users []store.User }{users},
+	})
+}
+
+// ---- add ----
+
+type userForm struct {
+	ID          string // "" when adding
+	Username    string
+	Email       string
+	IsSuperuser bool
+	IsActive    bool
+	Self        bool // the user edits their own account
+	LastLogin   time.Time
+	Errors      map[string]string
+	// ResetLink is a freshly issued one-time link, shown once.
+	ResetLink    string
+	ResetExpires time.Time
+}
+
+var userFieldLabels = map[string]string{
+	"username": "Username", "email": "Email address", "password": "Password",
+}
+
+// userErrors turns the store's messages into sentences.
+func userErrors(fe store.FieldErrors) map[string]string {
+	out := map[string]string{}
+	for field, msg := range fe {
+		switch {
+		case msg == "is required":
+			msg = msgRequired
+		case strings.HasPrefix(msg, "is ") || strings.HasPrefix(msg, "must "):
+			label := userFieldLabels[field]
+			if label == "" {
+				label = "This field"
+			}
+			msg = label + " " + msg + "."
+		}
+		out[field] = msg
+	}
+	return out
+}
+
+func (s *server) renderUserForm(w http.ResponseWriter, r *http.Request, status int, f userForm) {
+	title, crumbLabel := "Add user", "Add user"
+	if f.ID != "" {
+		title, crumbLabel = "Change user", f.Username
+	}
+	s.render(w, r, status, "admin_user_form", &page{
+		Title:  title,
+		Admin:  true,
+		Crumbs: crumbs(crumbLabel, usersCrumb),
+		Data:   f,
+	})
+}
+
+func (s *server) handleUserAddForm(w http.ResponseWriter, r *http.Request) {
+	s.renderUserForm(w, r, http.StatusOK, userForm{IsActive: true})
+}
+
+func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
+	f := userForm{
+		Username:    strings.TrimSpace(r.PostForm.Get("username")),
+		Email:       strings.TrimSpace(r.PostForm.Get("email")),
+		IsSuperuser: r.PostForm.Get("is_superuser") == "on",
+		IsActive:    true,
+	}
+	p1, p2 := r.PostForm.Get("password1"), r.PostForm.Get("password2")
+	if p1 != p2 {
+		f.Errors = map[string]string{"password2": msgPasswordMismatch}
+		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	u, err := s.store.CreateUser(r.Context(), store.NewUser{Username: f.Username, Email: f.Email, Password: p1, IsSuperuser: f.IsSuperuser})
+	var fe store.FieldErrors
+	switch {
+	case errors.Is(err, store.ErrUserExists):
+		f.Errors = map[string]string{"username": "A user with that username already exists."}
+	case errors.As(err, &fe):
+		f.Errors = userErrors(fe)
+		if m, ok := f.Errors["password"]; ok {
+			delete(f.Errors, "password")
+			f.Errors["password1"] = m
+		}
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("create user: %w", err))
+		return
+	}
+	if f.Errors != nil {
+		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	s.record(r, store.UserAdded(actor(r), u))
+	s.log.Info("user added", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID, "superuser", u.IsSuperuser)
+	s.setFlash(w, r, flashUserAdded, u.Username)
+	http.Redirect(w, r, usersURL, http.StatusSeeOther)
+}
+
+// ---- change ----
+
+// user loads the user named in the URL; its error is answered.
+func (s *server) user(w http.ResponseWriter, r *http.Request) (store.User, bool) {
+	u, err := s.store.UserByID(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return u, false
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("load user: %w", err))
+		return u, false
+	}
+	return u, true
+}
+
+func (s *server) userFormOf(r *http.Request, u store.User) userForm {
+	return userForm{ID: u.ID, Username: u.Username, Email: u.Email, IsSuperuser: u.IsSuperuser,
+		IsActive: u.IsActive, Self: u.ID == stateOf(r).session.UserID, LastLogin: u.LastLogin}
+}
+
+func (s *server) handleUserChangeForm(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	s.renderUserForm(w, r, http.StatusOK, s.userFormOf(r, u))
+}
+
+func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	f := s.userFormOf(r, u)
+	f.Email = strings.TrimSpace(r.PostForm.Get("email"))
+	f.IsSuperuser = r.PostForm.Get("is_superuser") == "on"
+	f.IsActive = r.PostForm.Get("is_active") == "on"
+	// Nobody locks themselves out: a superuser keeps their own role and
+	// stays active (another superuser can change them).
+	if f.Self && (!f.IsSuperuser || !f.IsActive) {
+		f.Errors = map[string]string{"is_superuser": "You cannot remove your own superuser status or deactivate yourself; ask another superuser."}
+		f.IsSuperuser, f.IsActive = u.IsSuperuser, u.IsActive
+		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	}
+	nu, err := s.store.UpdateUser(r.Context(), u.ID, store.UserChange{Email: f.Email, IsSuperuser: f.IsSuperuser, IsActive: f.IsActive})
+	var fe store.FieldErrors
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	case errors.As(err, &fe):
+		f.Errors = userErrors(fe)
+		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("update user: %w", err))
+		return
+	}
+	s.record(r, store.UserChanged(actor(r), u, nu))
+	s.log.Info("user changed", "request_id", stateOf(r).id, "user_id", nu.ID, "by", stateOf(r).session.UserID,
+		"superuser", nu.IsSuperuser, "active", nu.IsActive)
+	s.setFlash(w, r, flashUserChanged, nu.Username)
+	http.Redirect(w, r, usersURL, http.StatusSeeOther)
+}
+
+// handleUserResetLink issues a one-time password reset link for the user
+// and shows it once, for the superuser to pass on.
+func (s *server) handleUserResetLink(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	f := s.userFormOf(r, u)
+	token, expires, err := s.store.CreateResetToken(r.Context(), u.Username, 0)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		f.Errors = map[string]string{"reset": "An inactive user cannot get a reset link; make the user active first."}
+		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
+		return
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("issue reset link: %w", err))
+		return
+	}
+	s.record(r, store.ResetLinkIssued(actor(r), u))
+	s.log.Info("password reset link issued", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID)
+	f.ResetLink, f.ResetExpires = s.siteURL(r, ResetPath(token)), expires
+	s.renderUserForm(w, r, http.StatusOK, f)
+}
+
+// ResetPath is the path of a password reset link; the token goes in the
+// query, which no request log records.
+func ResetPath(token string) string {
+	return resetURL + "?" + url.Values{"token": {token}}.Encode()
+}
+
+// siteURL is an absolute URL of path on the tenant's primary host, with
+// the scheme and port the request came in on (the proxy's).
+func (s *server) siteURL(r *http.Request, path string) string {
+	scheme := "http"
+	if s.secureCookie(r) {
+		scheme = "https"
+	}
+	host := s.tenant.PrimaryHost
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" {
+		host = net.JoinHostPort(host, port)
+	}
+	return scheme + "://" + host + path
+}

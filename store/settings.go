@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// settingsDocID is the meta document holding the tenant's own settings.
+// They live in the tenant's database, not in the registry: the app that
+// serves the tenant reads them with the one database handle it has (no
+// registry write rights, no other tenant's data in reach), and they move
+// with the tenant's data in a backup or restore.
+const settingsDocID = "settings"
+
+// Settings are what a school's admins choose for their site.
+type Settings struct {
+	// PublicListStaffOnly hides the student list from anonymous visitors:
+	// only logged-in staff see it.
+	PublicListStaffOnly bool `bson:"public_list_staff_only"`
+}
+
+// Settings returns the tenant's settings; a database without any gives
+// the defaults (the list is public).
+func (s *Store) Settings(ctx context.Context) (Settings, error) {
+	var st Settings
+	err := s.col(colMeta).FindOne(ctx, d("_id", settingsDocID)).Decode(&st)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Settings{}, nil
+	}
+	if err != nil {
+		return Settings{}, fmt.Errorf("read settings: %w", err)
+	}
+	return st, nil
+}
+
+// SetPublicListStaffOnly sets who may see the student list.
+func (s *Store) SetPublicListStaffOnly(ctx context.Context, staffOnly bool) error {
+	err := retryUpsert(func() error {
+		_, err := s.col(colMeta).UpdateOne(ctx, d("_id", settingsDocID),
+			d("$set", bson.D{{Key: "public_list_staff_only", Value: staffOnly}}),
+			options.UpdateOne().SetUpsert(true))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save settings: %w", err)
+	}
+	return nil
+}
