@@ -31,6 +31,9 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     CGO_ENABLED=0 GOOS=linux go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION}" \
       -o /out/campus ./cmd/campus
+# The mount point of the backup volume, owned by the runtime user so that
+# a new named volume is writable by it (docker-compose.yml, service backup).
+RUN mkdir -p /out/backups
 
 FROM gcr.io/distroless/static-debian12:debug-nonroot AS tools
 COPY --from=build /out/campus /usr/local/bin/campus
@@ -39,6 +42,7 @@ ENTRYPOINT ["/usr/local/bin/campus"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS runtime
 COPY --from=build /out/campus /usr/local/bin/campus
+COPY --from=build --chown=65532:65532 /out/backups /backups
 USER nonroot:nonroot
 # 8000 proxy, 8001 proxy admin (/metrics, /healthz, /routes: keep private),
 # 8080 app.

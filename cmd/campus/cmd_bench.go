@@ -27,6 +27,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "school" {
 		return runBenchSchool(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return runBenchMigrate(ctx, e, args[1:]) // cmd_bench_backup.go
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		return runBenchBackup(ctx, e, args[1:]) // cmd_bench_backup.go
+	}
 	if len(args) > 0 && args[0] == "proxy" {
 		args = args[1:]
 	}
@@ -34,7 +40,9 @@ func runBench(ctx context.Context, e *env, args []string) error {
 instance and through the proxy, side by side in one run: rounds alternate between the two so
 that the shared machine's noise falls on both. Everything runs on loopback in this process:
 the embedded database (or MONGODB_URI), one app, one proxy, the load generator.
-'campus bench routing' measures route propagation and table rebuilds instead.`)
+'campus bench routing' measures route propagation and table rebuilds instead; 'campus bench school'
+the pages of a big school; 'campus bench migrate' and 'campus bench backup' the fleet migration
+and one school's backup and restore.`)
 	var (
 		mo          mongoOptions
 		duration    = fs.Duration("duration", 3*time.Second, "length of each round")

@@ -41,6 +41,12 @@ Commands:
                          reserved for it until purged. --purge-data removes it
                          and its database at once
   restore NAME           serve a deleted tenant again: same ID, data and hosts
+  backup NAME [-o FILE] [--consistency auto|snapshot|suspend|live]
+                         write an archive of one school (record, students, users,
+                         history; no sessions or one-time tokens), checksummed
+  restore FILE [--as NEW] [--host H]
+                         restore an archive, all or nothing: the same tenant (same
+                         ID) after a purge, or with --as a new one with a new ID
   purge NAME | --expired drop a deleted tenant's database and remove it, releasing
                          its name and hosts (--expired: every deleted tenant whose
                          retention has ended)
@@ -84,6 +90,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 		retention   time.Duration
 		deleted     bool
 		expired     bool
+		bf          backupFlags // backup, restore FILE: cmd_backup.go
 	)
 	subs := map[string]sub{
 		"create": {"NAME", "Register a tenant with one or more host names (the first is primary) and migrate its database.",
@@ -123,8 +130,15 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
 				return tc.delete(ctx, reg, fs, retention, purge, yes)
 			}},
-		"restore": {"NAME", "Serve a deleted tenant again, with the same ID, data and hosts.", nil, (*tenantCmd).restore},
-		"host":    {"add|remove NAME HOST", "Add a host name (custom domain) to a tenant, or remove one that is not its primary host.", nil, (*tenantCmd).host},
+		"host": {"add|remove NAME HOST", "Add a host name (custom domain) to a tenant, or remove one that is not its primary host.", nil, (*tenantCmd).host},
+		"restore": {"NAME | FILE [--as NEWNAME]", restoreDesc, bf.registerRestore,
+			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
+				return tc.restoreNameOrArchive(ctx, reg, fs, &bf)
+			}},
+		"backup": {"NAME", backupDesc, bf.registerBackup,
+			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
+				return tc.backup(ctx, reg, fs, &bf)
+			}},
 		"purge": {"NAME | --expired", "Drop the database of a deleted tenant and remove the tenant, releasing its name and hosts (cannot be undone). " +
 			"With --expired, do so for every deleted tenant whose retention has ended, without asking (for cron). " +
 			"Also removes what an interrupted `campus tenant create` left.",
@@ -145,7 +159,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("tenant "+args[0], s.args, s.desc)
 	tc.lo.register(fs)
 	tc.ro.register(fs)
-	if args[0] == "create" || args[0] == "delete" || args[0] == "purge" {
+	if args[0] == "create" || args[0] == "delete" || args[0] == "purge" || args[0] == "backup" || args[0] == "restore" {
 		tc.mo.register(fs)
 	}
 	if args[0] == "create" {

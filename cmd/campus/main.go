@@ -43,6 +43,7 @@ func commands() map[string]command {
 		"tenant":      {"Create, list, show, suspend, resume and delete tenants", runTenant},
 		"token":       {"Print or rotate Consul ACL tokens: one per tenant's apps, read-only for proxies", runToken},
 		"manage":      {"Per-tenant management: migrate, createsuperuser, changepassword, students import/export", runManage},
+		"migrate":     {"Migrate every tenant's database (--all), resumable, --parallel at a time", runMigrate},
 		"bench":       {"Measure the proxy against direct app access and print a table", runBench},
 		"healthcheck": {"Exit 0 when a URL answers 2xx (for container health checks)", runHealthcheck},
 		"version":     {"Print the version and the commit it was built from", runVersion},
