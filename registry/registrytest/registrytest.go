@@ -104,6 +104,9 @@ func Run(t *testing.T, h Harness) {
 		{"VersionGrows", testVersionGrows},
 		{"SnapshotSorted", testSnapshotSorted},
 		{"SnapshotImmutable", testSnapshotImmutable},
+		// Scale to zero (issue 12): scale.go
+		{"IdleTimeout", testIdleTimeout},
+		{"Wakes", testWakes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
