@@ -35,15 +35,15 @@ const (
 // and all fields below mu; the Supervisor only cancels it, wakes it and
 // reads its status.
 type child struct {
-	s        *Supervisor
-	tenant   registry.Tenant
-	log      *slog.Logger
-	ctx      context.Context
-	cancel   context.CancelFunc
-	prev     []<-chan struct{} // older children of the tenant, still stopping
-	done     chan struct{}     // closed once run has returned and the child is retired
-	wake     chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
-	restarts prometheus.Counter
+	s         *Supervisor
+	tenant    registry.Tenant
+	log       *slog.Logger
+	ctx       context.Context
+	cancel    context.CancelFunc
+	prev      []<-chan struct{} // older children of the tenant, still stopping
+	done      chan struct{}     // closed once run has returned and the child is retired
+	wake      chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
+	restarts  prometheus.Counter
 	lastWake  atomic.Int64 // unix nanoseconds of the last Wake; 0: none
 	idleAfter atomic.Int64 // the tenant's idle timeout (time.Duration); 0: never
 

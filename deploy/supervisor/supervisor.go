@@ -150,13 +150,13 @@ type Supervisor struct {
 	out     *syncWriter
 	checker *checker
 
-	gate    *gate
+	gate *gate
 
 	mu       sync.Mutex
 	running  bool
-	children map[string]*child // the wanted child of each active tenant
-	retiring map[*child]string // children being stopped, by tenant
-	known    map[string]bool   // tenants of the last snapshot
+	children map[string]*child    // the wanted child of each active tenant
+	retiring map[*child]string    // children being stopped, by tenant
+	known    map[string]bool      // tenants of the last snapshot
 	pending  map[string]time.Time // recent wakes of tenants not yet known
 }
 
