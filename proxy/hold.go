@@ -242,4 +242,3 @@ func (ws Wakers) Wake(ctx context.Context, tenant string) {
 		w.Wake(ctx, tenant)
 	}
 }
-
