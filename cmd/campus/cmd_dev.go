@@ -40,6 +40,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		ro          registryOptions
 		mo          mongoOptions
 		po          proxyOptions
+		so          scaleOptions
 		mongoListen = fs.String("mongo-listen", "127.0.0.1:27017", "address of the embedded MongoDB-compatible server")
 		noSeed      = fs.Bool("no-seed", false, "do not create the default tenants on first run")
 	)
@@ -47,10 +48,14 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	ro.register(fs)
 	mo.register(fs)
 	po.register(fs)
+	so.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := so.check(); err != nil {
 		return err
 	}
 	if backend, err := ro.backend(e); err != nil {
@@ -141,7 +146,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	sup, err := supervisor.New(supervisor.Config{
+	supCfg := supervisor.Config{
 		Registry: reg,
 		// A child gets its tenant's record, not a registry: it cannot
 		// register instances or touch other tenants through Campus (the
@@ -171,7 +176,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		StopGrace:  httpserve.ShutdownTimeout + time.Second,
 		Logger:     logger.With("component", "supervisor"),
 		Registerer: metrics,
-	})
+	}
+	so.apply(&supCfg, &po)
+	sup, err := supervisor.New(supCfg)
 	if err != nil {
 		return err
 	}
