@@ -16,7 +16,8 @@ import (
 //     instance. ServeHTTP calls hold.
 //  2. hold asks the Waker (if any) to start the tenant — at most once per
 //     wakeInterval per tenant, in a goroutine, so the request never waits
-//     on the Waker itself.
+//     on the Waker itself — and asks again every wakeInterval while it
+//     waits.
 //  3. hold waits until a newer routing table is published (every table has
 //     a channel that Update closes when it replaces the table), then looks
 //     the host up again. It returns as soon as the route has an instance,
@@ -49,6 +50,10 @@ func (p *Proxy) hold(ctx context.Context, host string, rt *route) *route {
 	}()
 	timer := time.NewTimer(p.cfg.HoldTimeout)
 	defer timer.Stop()
+	// Wake again while waiting (rate-limited per tenant): a wake may be
+	// lost (a supervisor restarting) or come too soon after the last one.
+	again := time.NewTicker(wakeInterval)
+	defer again.Stop()
 	for {
 		t := p.table.Load()
 		rt = t.routes[host]
@@ -57,6 +62,8 @@ func (p *Proxy) hold(ctx context.Context, host string, rt *route) *route {
 		}
 		select {
 		case <-t.replaced:
+		case <-again.C:
+			p.wake(ctx, rt.tenant)
 		case <-timer.C:
 			return rt
 		case <-ctx.Done():

@@ -24,6 +24,17 @@ func runBench(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "routing" {
 		return runBenchRouting(ctx, e, args[1:])
 	}
+	// Scale to zero (issue 12): cmd_bench_coldstart.go, cmd_bench_density.go.
+	if len(args) > 0 {
+		switch args[0] {
+		case "coldstart":
+			return runBenchColdstart(ctx, e, args[1:])
+		case "stampede":
+			return runBenchStampede(ctx, e, args[1:])
+		case "density":
+			return runBenchDensity(ctx, e, args[1:])
+		}
+	}
 	if len(args) > 0 && args[0] == "proxy" {
 		args = args[1:]
 	}

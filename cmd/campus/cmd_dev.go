@@ -152,22 +152,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		// register instances or touch other tenants through Campus (the
 		// supervisor alone registers it), and its environment is the
 		// allowlist plus its database URI, nothing else of ours.
-		Command: func(t registry.Tenant, listen string) *exec.Cmd {
-			rec, err := json.Marshal(t)
-			if err != nil {
-				return nil // a Tenant always encodes
-			}
-			cmd := exec.Command(self, "app",
-				"--tenant", t.Name,
-				"--tenant-record", string(rec),
-				"--listen", listen,
-				"--migrate",
-				"--log-level", lo.level,
-				"--log-format", childLogFormat(lo.format, e),
-			)
-			cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
-			return cmd
-		},
+		Command: appCommand(self, uri, lo.level, childLogFormat(lo.format, e)),
 		// Each supervisor clears stale instances of its own prefix at start,
 		// so the prefix names this machine (supervisors may share Consul).
 		InstanceIDPrefix: "dev-" + hostname() + "-",
@@ -186,6 +171,27 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err
+}
+
+// appCommand is the command of one supervised `campus app`: the tenant's
+// record, its database URI, nothing else.
+func appCommand(self, uri, logLevel, logFormat string) func(t registry.Tenant, listen string) *exec.Cmd {
+	return func(t registry.Tenant, listen string) *exec.Cmd {
+		rec, err := json.Marshal(t)
+		if err != nil {
+			return nil // a Tenant always encodes
+		}
+		cmd := exec.Command(self, "app",
+			"--tenant", t.Name,
+			"--tenant-record", string(rec),
+			"--listen", listen,
+			"--migrate",
+			"--log-level", logLevel,
+			"--log-format", logFormat,
+		)
+		cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
+		return cmd
+	}
 }
 
 func hostname() string {
