@@ -180,49 +180,18 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	_, port, _ := net.SplitHostPort(addr)
 	id := cfg.InstanceIDPrefix + c.tenant.Name + "-" + port
 
-	cmd := cfg.Command(c.tenant, addr)
-	if cmd == nil {
-		c.log.Error("build child command failed: Command returned nil")
-		return 0, time.Time{}
-	}
-	if cmd.Process != nil {
-		c.log.Error("build child command failed: Command returned a started command")
-		return 0, time.Time{}
-	}
-	if cmd.Env == nil {
-		// Never the whole environment of the supervisor.
-		cmd.Env = ChildEnv(nil)
-	}
-	setProcAttr(cmd)
-	stdout, stderr := &lineWriter{out: c.s.out}, &lineWriter{out: c.s.out}
-	if cmd.Stdout == nil {
-		cmd.Stdout = stdout
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = stderr
-	}
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = waitDelay
-	}
 	c.update(func(st *ChildStatus) { st.State, st.Addr, st.PID, st.InstanceID = StateStarting, addr, 0, "" })
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, pooled, err := c.s.launch(c.tenant, addr)
+	if err != nil {
 		c.log.Error("start child failed", "err", err)
 		c.update(func(st *ChildStatus) { st.LastExit = "start failed: " + err.Error() })
 		return 0, time.Time{}
 	}
+	cmd, exited := p.cmd, p.exited
 	pid := cmd.Process.Pid
-	c.s.met.running.Inc()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the outcome is in cmd.ProcessState
-		stdout.flush()
-		stderr.flush()
-		c.s.met.running.Dec()
-		close(exited)
-	}()
 	c.update(func(st *ChildStatus) { st.PID, st.InstanceID = pid, id })
-	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id)
+	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id, "pooled", pooled)
 
 	exitedNow := func() bool {
 		select {

@@ -32,6 +32,10 @@ const (
 	// MetricStartsWaiting is a gauge of starts waiting for a slot
 	// (Config.MaxStarts).
 	MetricStartsWaiting = "campus_supervisor_starts_waiting"
+	// MetricPoolReady is a gauge of pre-started processes bound to no
+	// tenant yet; MetricPoolBoundTotal counts those bound to one.
+	MetricPoolReady      = "campus_supervisor_pool_ready"
+	MetricPoolBoundTotal = "campus_supervisor_pool_bound_total"
 )
 
 type metrics struct {
@@ -45,6 +49,8 @@ type metrics struct {
 	idleStops        prometheus.Counter
 	livenessRestarts prometheus.Counter
 	startsWaiting    prometheus.Gauge
+	poolReady        prometheus.Gauge
+	poolBound        prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -87,12 +93,21 @@ func newMetrics() *metrics {
 			Name: MetricStartsWaiting,
 			Help: "App starts waiting for a start slot (the per-machine start cap).",
 		}),
+		poolReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: MetricPoolReady,
+			Help: "Pre-started app processes bound to no tenant yet.",
+		}),
+		poolBound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricPoolBoundTotal,
+			Help: "Pre-started app processes bound to a tenant (for the rest of their life).",
+		}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.running, m.restarts, m.startSeconds,
-		m.tenants, m.coldStarts, m.wakeSeconds, m.idleStops, m.livenessRestarts, m.startsWaiting} {
+		m.tenants, m.coldStarts, m.wakeSeconds, m.idleStops, m.livenessRestarts, m.startsWaiting,
+		m.poolReady, m.poolBound} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

@@ -103,6 +103,9 @@ type Config struct {
 	// WakeSource, when not nil, is watched for wake requests (usually the
 	// Registry itself, whose RequestWake proxies on other machines call).
 	WakeSource WakeSource
+	// Pool keeps pre-started processes that hold no tenant, bound to one
+	// at start time (see pool.go); its zero value is no pool.
+	Pool PoolConfig
 }
 
 // ChildState is where a child is in its life cycle.
@@ -151,6 +154,7 @@ type Supervisor struct {
 	checker *checker
 
 	gate *gate
+	pool chan *proc // ready unbound processes; nil without a pool
 
 	mu       sync.Mutex
 	running  bool
@@ -198,13 +202,21 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.IdleTimeout < 0 {
 		return nil, fmt.Errorf("supervisor: IdleTimeout %s is negative", cfg.IdleTimeout)
 	}
+	if cfg.Pool.Size < 0 || cfg.Pool.Size > 0 && (cfg.Pool.Command == nil || cfg.Pool.Assignment == nil) {
+		return nil, errors.New("supervisor: a Pool needs a Size >= 0, and Command and Assignment when Size > 0")
+	}
 	met := newMetrics()
 	if cfg.Registerer != nil {
 		if err := met.register(cfg.Registerer); err != nil {
 			return nil, fmt.Errorf("supervisor: register metrics: %w", err)
 		}
 	}
+	var pool chan *proc
+	if cfg.Pool.Size > 0 {
+		pool = make(chan *proc, cfg.Pool.Size)
+	}
 	return &Supervisor{
+		pool:     pool,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		met:      met,
@@ -257,6 +269,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		"idle_timeout", s.cfg.IdleTimeout, "start_idle", s.cfg.StartIdle, "max_starts", s.cfg.MaxStarts)
 	if s.cfg.WakeSource != nil {
 		wg.Go(func() { s.watchWakes(ctx) })
+	}
+	if s.pool != nil {
+		wg.Go(func() { s.runPool(ctx) })
 	}
 
 	failures := 0
