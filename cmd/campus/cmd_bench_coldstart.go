@@ -25,6 +25,8 @@ is idle again. A warm request (the next one, same tenant) is measured beside eac
 		wakes     = fs.Int("wakes", 100, "cold starts to measure")
 		path      = fs.String("path", "/", "path requested (/ reads the database)")
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
+		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
+		compare   = fs.Bool("compare", false, "measure without a pool and with --pool (default 2), in alternating rounds")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -36,43 +38,70 @@ is idle again. A warm request (the next one, same tenant) is measured beside eac
 	if *tenants < 1 || *wakes < 1 {
 		return usageErr("--tenants and --wakes must be at least 1")
 	}
-	s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: registry.MinIdleTimeout, health: 200 * time.Millisecond,
-		maxStarts: *maxStarts, holdTimeout: time.Minute, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
-	if err != nil {
-		return err
+	type run struct {
+		name       string
+		sys        *scaleSystem
+		cold, warm durations
+		failed     int
 	}
-	defer s.close()
-
-	fmt.Fprintf(e.stderr, "measuring %d cold starts...\n", *wakes)
-	var cold, warm durations
-	failed := 0
-	for i := 0; i < *wakes; i++ {
-		t := s.tenants[i%len(s.tenants)]
-		if err := s.waitStates(ctx, []registry.Tenant{t}, time.Minute, supervisor.StateIdle); err != nil {
+	var runs []*run
+	sizes := []int{*pool}
+	if *compare {
+		sizes = []int{0, max(*pool, 2)}
+	}
+	for _, size := range sizes {
+		s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: registry.MinIdleTimeout, health: 200 * time.Millisecond,
+			maxStarts: *maxStarts, holdTimeout: time.Minute, pool: size, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
+		if err != nil {
 			return err
 		}
-		d, code, err := s.get(ctx, t, *path)
-		if err != nil || code != http.StatusOK {
-			failed++
-			fmt.Fprintf(e.stderr, "cold request for %s: status %d, %v\n", t.Name, code, err)
-			continue
+		defer s.close()
+		name := "no pool"
+		if size > 0 {
+			name = fmt.Sprintf("pool of %d", size)
 		}
-		cold = append(cold, d)
-		if d, code, err := s.get(ctx, t, *path); err == nil && code == http.StatusOK {
-			warm = append(warm, d)
+		runs = append(runs, &run{name: name, sys: s})
+	}
+
+	fmt.Fprintf(e.stderr, "measuring %d cold starts per system...\n", *wakes)
+	for i := 0; i < *wakes; i++ {
+		for _, r := range runs { // alternating, so that the machine's noise falls on every system
+			s := r.sys
+			t := s.tenants[i%len(s.tenants)]
+			if err := s.waitStates(ctx, []registry.Tenant{t}, time.Minute, supervisor.StateIdle); err != nil {
+				return err
+			}
+			s.waitPool(ctx)
+			d, code, err := s.get(ctx, t, *path)
+			if err != nil || code != http.StatusOK {
+				r.failed++
+				fmt.Fprintf(e.stderr, "%s: cold request for %s: status %d, %v\n", r.name, t.Name, code, err)
+				continue
+			}
+			r.cold = append(r.cold, d)
+			if d, code, err := s.get(ctx, t, *path); err == nil && code == http.StatusOK {
+				r.warm = append(r.warm, d)
+			}
 		}
 	}
-	fmt.Fprintf(e.stdout, "campus bench coldstart: %d wakes over %d tenants, GET %s, GOMAXPROCS=%d, max starts %d\n\n",
+	fmt.Fprintf(e.stdout, "campus bench coldstart: %d wakes per system over %d tenants, GET %s, GOMAXPROCS=%d, max starts %d\n\n",
 		*wakes, *tenants, *path, runtimeProcs(), *maxStarts)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "request\tn\tfailed\tp50\tp90\tp99\tmax\t")
-	fmt.Fprintf(w, "cold (idle tenant → 200)\t%d\t%d\t%s\t%s\t%s\t%s\t\n", len(cold), failed, msf(cold.pct(50)), msf(cold.pct(90)), msf(cold.pct(99)), msf(cold.max()))
-	fmt.Fprintf(w, "warm (the next request)\t%d\t\t%s\t%s\t%s\t%s\t\n", len(warm), msf(warm.pct(50)), msf(warm.pct(90)), msf(warm.pct(99)), msf(warm.max()))
+	fmt.Fprintln(w, "system\trequest\tn\tfailed\tp50\tp90\tp99\tmax\tstart→ready (mean)\t")
+	failed := 0
+	for _, r := range runs {
+		failed += r.failed
+		startMean := "-"
+		if sum, n := histogram(r.sys, supervisor.MetricStartSeconds); n > 0 {
+			startMean = msf(time.Duration(sum / float64(n) * float64(time.Second)))
+		}
+		fmt.Fprintf(w, "%s\tcold (idle tenant → 200)\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", r.name, len(r.cold), r.failed,
+			msf(r.cold.pct(50)), msf(r.cold.pct(90)), msf(r.cold.pct(99)), msf(r.cold.max()), startMean)
+		fmt.Fprintf(w, "%s\twarm (the next request)\t%d\t\t%s\t%s\t%s\t%s\t\t\n", r.name, len(r.warm),
+			msf(r.warm.pct(50)), msf(r.warm.pct(90)), msf(r.warm.pct(99)), msf(r.warm.max()))
+	}
 	if err := w.Flush(); err != nil {
 		return err
-	}
-	if sum, n := histogram(s, supervisor.MetricStartSeconds); n > 0 {
-		fmt.Fprintf(e.stdout, "\nsupervisor: process start → first 200 from /readyz: mean %s over %d starts\n", msf(time.Duration(sum/float64(n)*float64(time.Second))), n)
 	}
 	fmt.Fprintf(e.stdout, "goal: cold p50 ≤ 50 ms, p99 ≤ 150 ms\n")
 	if failed > 0 {

@@ -36,6 +36,7 @@ type scaleSystemConfig struct {
 	maxStarts   int
 	holdTimeout time.Duration
 	health      time.Duration // the supervisor's HealthInterval (0: its default)
+	pool        int           // pre-started processes (supervisor.PoolConfig.Size)
 	mo          mongoOptions
 	logger      *slog.Logger
 	progress    io.Writer
@@ -49,6 +50,7 @@ type scaleSystem struct {
 	tenants   []registry.Tenant
 	metrics   *prometheus.Registry
 	client    *http.Client
+	poolSize  int
 	close     func()
 }
 
@@ -89,7 +91,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 	}
 	cleanup = append(cleanup, func() { reg.Close() })
 
-	s := &scaleSystem{reg: reg, metrics: prometheus.NewRegistry()}
+	s := &scaleSystem{reg: reg, metrics: prometheus.NewRegistry(), poolSize: cfg.pool}
 	fmt.Fprintf(cfg.progress, "registering %d tenants...\n", cfg.tenants)
 	run := fmt.Sprint(time.Now().UnixNano() % 1e6)
 	for i := range cfg.tenants {
@@ -122,6 +124,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		Activity:         act,
 		StartIdle:        true,
 		MaxStarts:        cfg.maxStarts,
+		Pool:             appPool(self, uri, "error", "json", cfg.pool),
 	})
 	if err != nil {
 		return nil, err
@@ -207,6 +210,39 @@ func (s *scaleSystem) waitStates(ctx context.Context, ts []registry.Tenant, time
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// waitPool waits (up to a few seconds) for the pool, if any, to be full
+// again, so that every measured wake finds a pre-started process.
+func (s *scaleSystem) waitPool(ctx context.Context) {
+	if s.poolSize == 0 {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if v, ok := gauge(s, supervisor.MetricPoolReady); ok && int(v) >= s.poolSize {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gauge reads a gauge of the system's metrics.
+func gauge(s *scaleSystem, name string) (float64, bool) {
+	mfs, err := s.metrics.Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // pids are the processes of the system: this one and every app.

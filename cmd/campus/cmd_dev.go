@@ -163,6 +163,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		Registerer: metrics,
 	}
 	so.apply(&supCfg, &po)
+	supCfg.Pool = appPool(self, uri, lo.level, childLogFormat(lo.format, e), so.pool)
 	sup, err := supervisor.New(supCfg)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ type scaleOptions struct {
 	startIdle        bool
 	maxStarts        int
 	livenessFailures int
+	pool             int
 }
 
 // defaultIdleTimeout is campus dev's --idle-timeout.
@@ -27,6 +28,7 @@ func (o *scaleOptions) register(fs interface {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", defaultIdleTimeout, "stop a tenant's app after this long without a request; the next request starts it again (0: never; campus tenant set T --idle-timeout overrides it per tenant)")
 	fs.BoolVar(&o.startIdle, "start-idle", false, "start no app until its tenant gets a request (tenants whose idle timeout is not 0)")
 	fs.IntVar(&o.maxStarts, "max-starts", supervisor.DefaultMaxStarts, "apps starting at once at most; tenants with waiting requests go first")
+	fs.IntVar(&o.pool, "pool", 0, "keep this many app processes pre-started, holding no tenant, each bound to one tenant when it starts (faster cold starts)")
 	fs.IntVar(&o.livenessFailures, "liveness-failures", supervisor.DefaultLivenessFailures, "kill and restart an app that leaves this many health checks in a row unanswered (negative: never)")
 }
 
@@ -36,6 +38,9 @@ func (o *scaleOptions) check() error {
 	}
 	if o.idleTimeout > 0 && o.idleTimeout < time.Second {
 		return usageErr("--idle-timeout %s: must be 0 (never) or at least 1s", o.idleTimeout)
+	}
+	if o.pool < 0 {
+		return usageErr("--pool %d: must be 0 or more", o.pool)
 	}
 	if o.maxStarts < 1 {
 		return usageErr("--max-starts %d: must be at least 1", o.maxStarts)
