@@ -191,14 +191,14 @@ func (p *Proxy) Activity(tenant string) (inFlight int64, last time.Time) {
 // Route statuses in /routes.
 const (
 	RouteRunning   = "running"   // a healthy instance serves it
-	RouteStarting  = "starting"  // no healthy instance; requests are held or it was woken within startingFor
+	RouteStarting  = "starting"  // no healthy instance; requests are held (or it was woken within startingFor)
 	RouteIdle      = "idle"      // no healthy instance, nobody waiting: scaled to zero
 	RouteUnhealthy = "unhealthy" // instances registered, none healthy, nobody waiting
 )
 
-// startingFor is how long after a wake a tenant with no instance shows as
-// starting.
-const startingFor = 30 * time.Second
+// startingFor is how long after a wake a tenant with no instance (and no
+// request held any more) still shows as starting.
+const startingFor = wakeInterval
 
 // routeStatus is rt's scale-to-zero status; "" for a tenant not served
 // (suspended).

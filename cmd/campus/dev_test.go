@@ -130,6 +130,12 @@ func (s *syncBuffer) String() string {
 
 func startDev(t *testing.T) *devSystem {
 	t.Helper()
+	return startDevWith(t)
+}
+
+// startDevWith is startDev with extra flags for campus dev.
+func startDevWith(t *testing.T, extra ...string) *devSystem {
+	t.Helper()
 	d := &devSystem{
 		t:         t,
 		data:      t.TempDir(),
@@ -147,6 +153,7 @@ func startDev(t *testing.T) *devSystem {
 		"--mongo-listen", mongoAddr,
 		"--hold-timeout", "3s",
 		"--log-format", "json")
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	// Secrets in the operator's shell, which no app child may inherit
 	// (TestDevEndToEnd checks).
 	d.cmd.Env = append(cleanEnv(), plantedSecrets...)
