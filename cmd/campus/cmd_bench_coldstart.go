@@ -51,7 +51,7 @@ is idle again. A warm request (the next one, same tenant) is measured beside eac
 	}
 	for _, size := range sizes {
 		s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: registry.MinIdleTimeout, health: 200 * time.Millisecond,
-			maxStarts: *maxStarts, holdTimeout: time.Minute, pool: size, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
+			maxStarts: *maxStarts, holdTimeout: time.Minute, pool: size, migrate: -1, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
 		if err != nil {
 			return err
 		}
@@ -121,6 +121,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		path      = fs.String("path", "/", "path requested")
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 		hold      = fs.Duration("hold-timeout", 5*time.Minute, "the proxy's hold timeout")
+		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -133,7 +134,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		return usageErr("--tenants must be at least 1")
 	}
 	s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: time.Hour,
-		maxStarts: *maxStarts, holdTimeout: *hold, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
+		maxStarts: *maxStarts, holdTimeout: *hold, pool: *pool, migrate: -1, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
 	if err != nil {
 		return err
 	}

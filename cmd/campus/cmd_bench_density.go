@@ -23,7 +23,8 @@ wakes --busy of them and keeps them under light load (one request per --interval
 --duration, then prints the memory of the whole system (RSS and PSS of this process, which
 holds the embedded database, registry, supervisor and proxy, plus every app), the private
 memory per app, the latency at the busy tenants, and the CPU the system uses when no request
-comes (health checks only). Same system as 'campus bench coldstart'.`)
+comes (health checks only). Same system as 'campus bench coldstart'. Only the busy tenants get a
+database (the embedded server keeps one SQLite file per database).`)
 	var (
 		mo        mongoOptions
 		tenants   = fs.Int("tenants", 10000, "tenants registered")
@@ -45,7 +46,7 @@ comes (health checks only). Same system as 'campus bench coldstart'.`)
 		return usageErr("want 1 <= --busy <= --tenants")
 	}
 	s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: time.Hour,
-		maxStarts: *maxStarts, holdTimeout: 5 * time.Minute, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
+		maxStarts: *maxStarts, holdTimeout: 5 * time.Minute, migrate: *busy, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
 	if err != nil {
 		return err
 	}
