@@ -12,16 +12,16 @@
 // answered then. The name of the job comes from the registry's tenant name
 // alone, so a wake for A can only ever scale A's job.
 //
-// What is implemented here is the decision (Waker) over a small Scaler
-// interface. The production Scaler is a thin adapter over
-// github.com/hashicorp/nomad/api (MPL-2.0):
-//
-//	client.Jobs().Scale(jobID, "app", &count, reason, false, nil, &api.WriteOptions{})
-//
-// with a Nomad ACL token whose policy grants only the scale-job capability
-// on the tenants' namespace (namespace "campus-apps" { capabilities =
-// ["scale-job", "read-job"] }); it is not written yet (the module is not in
-// go.mod). Scaling back to 0 is the other half: a loop beside the proxies
+// Waker is the decision, over a small Scaler interface; API is the Scaler
+// over github.com/hashicorp/nomad/api (MPL-2.0): Jobs().ScaleStatus and
+// Jobs().Scale, with a Nomad ACL token whose policy grants only
+// namespace "campus-apps" { capabilities = ["read-job", "scale-job"] }.
+// Nomad's ACLs cannot limit scale-job to one job, so that token can scale
+// any app job of the namespace: it belongs to the proxies, and the Waker
+// only ever names the job of a tenant the registry says is active. Not
+// done: wiring into cmd/ (a `campus proxy` flag), and a test on a real
+// Nomad (Nomad >= 1.7 is not open source; API is checked against the
+// documented HTTP endpoints on a recording server). Scaling back to 0 is the other half: a loop beside the proxies
 // (who see the traffic: proxy.(*Proxy).Activity) scales an idle tenant's
 // group to 0 after its idle timeout (registry.Tenant.IdleAfter). See
 // docs/ARCHITECTURE.md, "Scale to zero".
