@@ -122,6 +122,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 		hold      = fs.Duration("hold-timeout", 5*time.Minute, "the proxy's hold timeout")
 		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
+		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's /readyz check interval")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -134,7 +135,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		return usageErr("--tenants must be at least 1")
 	}
 	s, err := startScaleSystem(ctx, scaleSystemConfig{tenants: *tenants, idleTimeout: time.Hour,
-		maxStarts: *maxStarts, holdTimeout: *hold, pool: *pool, migrate: -1, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
+		maxStarts: *maxStarts, holdTimeout: *hold, pool: *pool, migrate: -1, health: *health, mo: mo, logger: benchScaleLogger(e), progress: e.stderr})
 	if err != nil {
 		return err
 	}
@@ -165,8 +166,8 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 	close(gate)
 	wg.Wait()
 	last := time.Since(start)
-	fmt.Fprintf(e.stdout, "campus bench stampede: %d idle tenants, one GET %s each at once, GOMAXPROCS=%d, max starts %d\n\n",
-		*tenants, *path, runtimeProcs(), *maxStarts)
+	fmt.Fprintf(e.stdout, "campus bench stampede: %d idle tenants, one GET %s each at once, GOMAXPROCS=%d, max starts %d, pool %d, health interval %s\n\n",
+		*tenants, *path, runtimeProcs(), *maxStarts, *pool, *health)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "tenants\t200\tfailed\ttime to last\tp50\tp90\tp99\t")
 	fmt.Fprintf(w, "%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", *tenants, len(lat), failed, msf(last), msf(lat.pct(50)), msf(lat.pct(90)), msf(lat.pct(99)))
