@@ -78,6 +78,10 @@ type RouteInfo struct {
 	DisplayName string         `json:"display_name"`
 	State       string         `json:"state"`
 	Instances   []InstanceInfo `json:"instances"`
+	// Scale to zero (issue 12): running, starting, idle or unhealthy for
+	// an active tenant (see routeStatus), and the requests held for it.
+	Status string `json:"status,omitempty"`
+	Held   int64  `json:"held,omitempty"`
 }
 
 // InstanceInfo describes one instance in /routes.
@@ -107,7 +111,7 @@ func (p *Proxy) serveRoutes(w http.ResponseWriter, r *http.Request) {
 	seen := map[*instance]bool{}
 	for host, rt := range t.routes {
 		info := RouteInfo{Tenant: rt.tenant.name, DisplayName: rt.displayName, State: string(rt.state),
-			Instances: []InstanceInfo{}}
+			Instances: []InstanceInfo{}, Status: routeStatus(rt, time.Unix(0, now)), Held: rt.tenant.held.Load()}
 		for _, in := range rt.instances {
 			n := in.inFlight.Load()
 			info.Instances = append(info.Instances, InstanceInfo{ID: in.id, Addr: in.addr, Healthy: in.healthy,

@@ -75,6 +75,7 @@ type Proxy struct {
 	log      *slog.Logger
 	gatherer prometheus.Gatherer // set when the proxy made its own registry
 	metrics  *metrics
+	scale    scaleMetrics // hold.go
 	unknown  *tenantState // counts requests for unknown and malformed hosts
 	rp       *httputil.ReverseProxy
 	upstream *http.Transport
@@ -119,6 +120,9 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
 	}
 	p.metrics = m
+	if p.scale, err = newScaleMetrics(cfg.Registerer); err != nil { // hold.go
+		return nil, fmt.Errorf("register proxy metrics: %w", err)
+	}
 	p.unknown = &tenantState{name: UnknownTenant, metrics: m.forTenant(UnknownTenant)}
 	p.upstream = newTransport(cfg)
 	p.rp = p.newReverseProxy()
@@ -259,6 +263,7 @@ func (p *Proxy) finish(ex *exchange) {
 	elapsed := time.Since(ex.start)
 	ex.tenant.metrics.requests.WithLabelValues(codeLabel(status)).Inc()
 	ex.tenant.metrics.duration.Observe(elapsed.Seconds())
+	ex.tenant.touch(ex.start.Add(elapsed)) // scale to zero: see hold.go
 
 	level, msg := slog.LevelInfo, "request"
 	switch {

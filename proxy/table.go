@@ -74,6 +74,10 @@ type tenantState struct {
 	name     string
 	metrics  tenantMetrics
 	lastWake atomic.Int64 // unix nanoseconds of the last Waker call
+	// Scale to zero (issue 12; hold.go): requests held now, and when the
+	// last request ended (unix nanoseconds), for Activity.
+	held     atomic.Int64
+	lastDone atomic.Int64
 
 	// Guarded by Proxy.mu (build only; the request path never reads them).
 	route *route // the tenant's route in the latest table

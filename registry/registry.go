@@ -63,13 +63,20 @@ type Tenant struct {
 	CreatedAt   time.Time `json:"created_at"`
 	DeletedAt   time.Time `json:"deleted_at,omitzero"`
 	PurgeAfter  time.Time `json:"purge_after,omitzero"`
+
+	// IdleTimeout (scale to zero, issue 12) overrides the supervisor's
+	// idle timeout for this tenant: "" uses the supervisor's default, "0s"
+	// never stops it, otherwise a duration of at least a second as
+	// time.Duration.String writes it. See ParseIdleTimeout.
+	IdleTimeout string `json:"idle_timeout,omitempty"`
 }
 
 // Equal compares every field; times with time.Time.Equal.
 func (t Tenant) Equal(u Tenant) bool {
 	return t.ID == u.ID && t.Name == u.Name && t.DisplayName == u.DisplayName && slices.Equal(t.Hosts, u.Hosts) &&
 		t.PrimaryHost == u.PrimaryHost && t.Database == u.Database && t.State == u.State &&
-		t.CreatedAt.Equal(u.CreatedAt) && t.DeletedAt.Equal(u.DeletedAt) && t.PurgeAfter.Equal(u.PurgeAfter)
+		t.CreatedAt.Equal(u.CreatedAt) && t.DeletedAt.Equal(u.DeletedAt) && t.PurgeAfter.Equal(u.PurgeAfter) &&
+		t.IdleTimeout == u.IdleTimeout
 }
 
 // HasHost reports whether host (already normalised) is one of t's hosts.
@@ -163,6 +170,24 @@ type Registry interface {
 	// returns the new snapshot. It returns ctx.Err() when ctx ends first.
 	// Watch(ctx, 0) returns immediately.
 	Watch(ctx context.Context, after uint64) (Snapshot, error)
+
+	// --- Scale to zero (issue 12); see scale.go ---
+
+	// SetIdleTimeout sets a tenant's IdleTimeout override (normalised
+	// with ParseIdleTimeout; "" clears it) and returns the updated
+	// tenant. Errors: ErrNotFound, ErrInvalid.
+	SetIdleTimeout(ctx context.Context, name, idle string) (Tenant, error)
+	// RequestWake records that a request is waiting for tenant, for
+	// whoever starts its instances (see WatchWakes). It is a claim, not
+	// an order: the receiver starts only a tenant the registry says is
+	// active. It does not change Snapshot's version.
+	RequestWake(ctx context.Context, tenant string) error
+	// WatchWakes blocks until a wake newer than the cursor after is
+	// recorded and returns those wakes (one per tenant, latest) and the
+	// new cursor. WatchWakes(ctx, 0) returns at once with no wakes and the
+	// current cursor, so that a new watcher does not replay old wakes. It
+	// returns ctx.Err() when ctx ends first.
+	WatchWakes(ctx context.Context, after uint64) ([]Wake, uint64, error)
 
 	Close() error
 }

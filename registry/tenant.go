@@ -131,6 +131,11 @@ func (t Tenant) Validate() error {
 	} else if !t.DeletedAt.IsZero() || !t.PurgeAfter.IsZero() {
 		return invalid("state", "only a deleted tenant has deleted_at and purge_after")
 	}
+	if n, err := ParseIdleTimeout(t.IdleTimeout); err != nil {
+		return err
+	} else if n != t.IdleTimeout {
+		return invalid("idle_timeout", "%q is not normalised (%q)", t.IdleTimeout, n)
+	}
 	return nil
 }
 
@@ -174,12 +179,12 @@ func CheckRestore(t Tenant) (Tenant, error) {
 }
 
 // CheckUpdate reports whether after may replace before: only the state,
-// its timestamps and the display name may change.
+// its timestamps, the display name and the idle timeout may change.
 func CheckUpdate(before, after Tenant) error {
 	if after.ID != before.ID || after.Name != before.Name || after.Database != before.Database ||
 		after.PrimaryHost != before.PrimaryHost || !slices.Equal(after.Hosts, before.Hosts) ||
 		!after.CreatedAt.Equal(before.CreatedAt) {
-		return invalid("tenant", "only the state and display name of tenant %s may change", before.Name)
+		return invalid("tenant", "only the state, display name and idle timeout of tenant %s may change", before.Name)
 	}
 	return after.Validate()
 }

@@ -21,17 +21,23 @@ import (
 )
 
 func runBench(ctx context.Context, e *env, args []string) error {
-	if len(args) > 0 && args[0] == "routing" {
-		return runBenchRouting(ctx, e, args[1:])
-	}
-	if len(args) > 0 && args[0] == "school" {
-		return runBenchSchool(ctx, e, args[1:])
-	}
-	if len(args) > 0 && args[0] == "migrate" {
-		return runBenchMigrate(ctx, e, args[1:]) // cmd_bench_backup.go
-	}
-	if len(args) > 0 && args[0] == "backup" {
-		return runBenchBackup(ctx, e, args[1:]) // cmd_bench_backup.go
+	if len(args) > 0 {
+		switch args[0] {
+		case "routing":
+			return runBenchRouting(ctx, e, args[1:])
+		case "school": // cmd_bench_school.go
+			return runBenchSchool(ctx, e, args[1:])
+		case "migrate": // cmd_bench_backup.go
+			return runBenchMigrate(ctx, e, args[1:])
+		case "backup": // cmd_bench_backup.go
+			return runBenchBackup(ctx, e, args[1:])
+		case "coldstart": // scale to zero: cmd_bench_coldstart.go
+			return runBenchColdstart(ctx, e, args[1:])
+		case "stampede": // cmd_bench_coldstart.go
+			return runBenchStampede(ctx, e, args[1:])
+		case "density": // cmd_bench_density.go
+			return runBenchDensity(ctx, e, args[1:])
+		}
 	}
 	if len(args) > 0 && args[0] == "proxy" {
 		args = args[1:]

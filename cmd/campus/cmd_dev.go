@@ -40,6 +40,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		mo          mongoOptions
 		po          proxyOptions
 		pu          publicURLOptions
+		so          scaleOptions
 		mongoListen = fs.String("mongo-listen", "127.0.0.1:27017", "address of the embedded MongoDB-compatible server")
 		noSeed      = fs.Bool("no-seed", false, "do not create the default tenants on first run")
 	)
@@ -49,10 +50,14 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	po.register(fs)
 	po.tls.register(fs, true)
 	pu.register(fs)
+	so.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if err := so.check(); err != nil {
 		return err
 	}
 	if backend, err := ro.backend(e); err != nil {
@@ -155,28 +160,13 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	sup, err := supervisor.New(supervisor.Config{
+	supCfg := supervisor.Config{
 		Registry: reg,
 		// A child gets its tenant's record, not a registry: it cannot
 		// register instances or touch other tenants through Campus (the
 		// supervisor alone registers it), and its environment is the
 		// allowlist plus its database URI, nothing else of ours.
-		Command: func(t registry.Tenant, listen string) *exec.Cmd {
-			rec, err := json.Marshal(t)
-			if err != nil {
-				return nil // a Tenant always encodes
-			}
-			cmd := exec.Command(self, "app",
-				"--tenant", t.Name,
-				"--tenant-record", string(rec),
-				"--listen", listen,
-				"--migrate",
-				"--log-level", lo.level,
-				"--log-format", childLogFormat(lo.format, e),
-			)
-			cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
-			return cmd
-		},
+		Command: appCommand(self, uri, lo.level, childLogFormat(lo.format, e)),
 		// Each supervisor clears stale instances of its own prefix at start,
 		// so the prefix names this machine (supervisors may share Consul).
 		InstanceIDPrefix: "dev-" + hostname() + "-",
@@ -185,7 +175,10 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		StopGrace:  httpserve.ShutdownTimeout + time.Second,
 		Logger:     logger.With("component", "supervisor"),
 		Registerer: metrics,
-	})
+	}
+	so.apply(&supCfg, &po)
+	supCfg.Pool = appPool(self, uri, lo.level, childLogFormat(lo.format, e), so.pool)
+	sup, err := supervisor.New(supCfg)
 	if err != nil {
 		return err
 	}
@@ -197,6 +190,27 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err
+}
+
+// appCommand is the command of one supervised `campus app`: the tenant's
+// record, its database URI, nothing else.
+func appCommand(self, uri, logLevel, logFormat string) func(t registry.Tenant, listen string) *exec.Cmd {
+	return func(t registry.Tenant, listen string) *exec.Cmd {
+		rec, err := json.Marshal(t)
+		if err != nil {
+			return nil // a Tenant always encodes
+		}
+		cmd := exec.Command(self, "app",
+			"--tenant", t.Name,
+			"--tenant-record", string(rec),
+			"--listen", listen,
+			"--migrate",
+			"--log-level", logLevel,
+			"--log-format", logFormat,
+		)
+		cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
+		return cmd
+	}
 }
 
 func hostname() string {

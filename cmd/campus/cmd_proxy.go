@@ -41,6 +41,12 @@ type proxyOptions struct {
 	// (the dev CA's trust instructions).
 	tls tlsOptions
 	out io.Writer
+	// Scale to zero (issue 12): wakeViaRegistry (campus proxy --wake)
+	// asks for idle tenants to be started through the registry; onProxy,
+	// when set, gets the proxy once made (campus dev gives it to the
+	// supervisor as its Activity).
+	wakeViaRegistry bool
+	onProxy         func(*proxy.Proxy)
 }
 
 func (o *proxyOptions) register(fs interface {
@@ -76,6 +82,7 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	po.register(fs)
 	po.tls.register(fs, false)
 	pu.register(fs)
+	fs.BoolVar(&po.wakeViaRegistry, "wake", true, "ask for a tenant with no running instance to be started, through the registry (scale to zero: the supervisors watch these requests)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -118,7 +125,11 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 		reg = cached
 	}
 	defer reg.Close()
-	return serveProxy(ctx, logger, metrics, reg, po, nil, nil)
+	var waker proxy.Waker
+	if po.wakeViaRegistry {
+		waker = proxy.RegistryWaker{Registry: reg, Logger: logger}
+	}
+	return serveProxy(ctx, logger, metrics, reg, po, waker, nil)
 }
 
 // serveProxy runs the proxy's watch loop and both listeners until ctx ends.
@@ -137,6 +148,9 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 	}
 	if err := metrics.Register(p.StateCollector()); err != nil {
 		return fmt.Errorf("register tenant state metric: %w", err)
+	}
+	if po.onProxy != nil {
+		po.onProxy(p)
 	}
 	ln, err := net.Listen("tcp", po.listen)
 	if err != nil {

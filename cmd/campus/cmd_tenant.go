@@ -47,6 +47,9 @@ Commands:
   restore FILE [--as NEW] [--host H]
                          restore an archive, all or nothing: the same tenant (same
                          ID) after a purge, or with --as a new one with a new ID
+  set NAME --idle-timeout D
+                         stop the tenant's app after D without requests (0: never;
+                         "default": the supervisor's --idle-timeout)
   purge NAME | --expired drop a deleted tenant's database and remove it, releasing
                          its name and hosts (--expired: every deleted tenant whose
                          retention has ended)
@@ -91,6 +94,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 		deleted     bool
 		expired     bool
 		bf          backupFlags // backup, restore FILE: cmd_backup.go
+		idleTimeout string
 	)
 	subs := map[string]sub{
 		"create": {"NAME", "Register a tenant with one or more host names (the first is primary) and migrate its database.",
@@ -138,6 +142,13 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 		"backup": {"NAME", backupDesc, bf.registerBackup,
 			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
 				return tc.backup(ctx, reg, fs, &bf)
+			}},
+		"set": {"NAME --idle-timeout D", "Change a tenant's settings (scale to zero: cmd_tenant_scale.go).",
+			func(fs *flag.FlagSet) {
+				fs.StringVar(&idleTimeout, "idle-timeout", "", `stop the tenant's app after this long without a request (like 15m; 0: never; "default": the supervisor's --idle-timeout)`)
+			},
+			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
+				return tc.set(ctx, reg, fs, idleTimeout)
 			}},
 		"purge": {"NAME | --expired", "Drop the database of a deleted tenant and remove the tenant, releasing its name and hosts (cannot be undone). " +
 			"With --expired, do so for every deleted tenant whose retention has ended, without asking (for cron). " +
@@ -448,9 +459,11 @@ func (tc *tenantCmd) list(ctx context.Context, reg registry.Registry, fs *flag.F
 		return w.Flush()
 	}
 	up := healthyByTenant(snap)
-	fmt.Fprintln(w, "NAME\tSTATE\tINSTANCES\tDATABASE\tHOSTS\tID\tDISPLAY NAME")
+	run := runStatus(snap)
+	fmt.Fprintln(w, "NAME\tSTATE\tRUN\tINSTANCES\tIDLE TIMEOUT\tDATABASE\tHOSTS\tID\tDISPLAY NAME")
 	for _, t := range tenants {
-		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.State, up[t.Name], t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.State, run(t), up[t.Name], idleTimeoutLabel(t),
+			t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
 	}
 	return w.Flush()
 }

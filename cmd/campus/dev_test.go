@@ -129,7 +129,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startDev(t *testing.T, extraArgs ...string) *devSystem {
+func startDev(t *testing.T, extra ...string) *devSystem {
 	t.Helper()
 	d := &devSystem{
 		t:         t,
@@ -148,7 +148,7 @@ func startDev(t *testing.T, extraArgs ...string) *devSystem {
 		"--mongo-listen", mongoAddr,
 		"--hold-timeout", "3s",
 		"--log-format", "json")
-	d.cmd.Args = append(d.cmd.Args, extraArgs...)
+	d.cmd.Args = append(d.cmd.Args, extra...)
 	// Secrets in the operator's shell, which no app child may inherit
 	// (TestDevEndToEnd checks).
 	d.cmd.Env = append(cleanEnv(), plantedSecrets...)
@@ -171,7 +171,7 @@ func startDev(t *testing.T, extraArgs ...string) *devSystem {
 	// Ready when every seeded tenant answers through the proxy (with
 	// --tls, plain HTTP answers with a redirect to HTTPS).
 	ready := http.StatusOK
-	if slices.Contains(extraArgs, "--tls") {
+	if slices.Contains(extra, "--tls") {
 		ready = http.StatusMovedPermanently
 	}
 	for _, host := range []string{"school.localhost", "nairobi.school.localhost", "accra.school.localhost"} {

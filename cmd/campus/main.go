@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"dev":         {"Run the whole system on one machine (embedded database, registry, supervisor, proxy)", runDev},
 		"proxy":       {"Run the tenant-routing reverse proxy", runProxy},
 		"app":         {"Run the school app for one tenant", runApp},
+		"app-pool":    {"Wait, holding no tenant, to be bound to one and run its app (the supervisor's pool; reads one line on stdin)", runAppPool},
 		"tenant":      {"Create, list, show, suspend, resume and delete tenants", runTenant},
 		"token":       {"Print or rotate Consul ACL tokens: one per tenant's apps, read-only for proxies", runToken},
 		"manage":      {"Per-tenant management: migrate, createsuperuser, changepassword, students import/export", runManage},

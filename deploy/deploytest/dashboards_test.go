@@ -171,6 +171,10 @@ func knownMetrics() map[string]bool {
 		proxy.MetricTenantInstances, proxy.MetricTableUpdates, proxy.MetricTableLastUpdate, proxy.MetricInFlight,
 		app.MetricRequests, app.MetricRequestDuration, app.MetricStudents, app.MetricLoginFailures,
 		supervisor.MetricChildrenRunning, supervisor.MetricRestartsTotal, supervisor.MetricStartSeconds,
+		// Scale to zero (issue 12).
+		supervisor.MetricTenants, supervisor.MetricColdStartsTotal, supervisor.MetricWakeSeconds,
+		supervisor.MetricIdleStopsTotal, supervisor.MetricLivenessRestartsTotal, supervisor.MetricStartsWaiting,
+		proxy.MetricHeldRequests, proxy.MetricWakesTotal,
 		consul.MetricWatchErrors, consul.MetricWatchReconnects, consul.MetricLastUpdate, consul.MetricLastIndex,
 		certs.MetricCertExpiry, certs.MetricACMEOrders, certs.MetricACMEErrors, certs.MetricHandshakesRefused,
 		proxy.MetricTenantState,
@@ -222,6 +226,8 @@ func TestDashboardQueries(t *testing.T) {
 	for _, want := range []string{
 		proxy.MetricRequests, proxy.MetricRequestDuration, proxy.MetricTenantInstances, proxy.MetricRoutes,
 		proxy.MetricTableLastUpdate, consul.MetricWatchErrors, app.MetricStudents, supervisor.MetricRestartsTotal,
+		supervisor.MetricTenants, supervisor.MetricColdStartsTotal, supervisor.MetricWakeSeconds,
+		supervisor.MetricLivenessRestartsTotal, proxy.MetricHeldRequests,
 	} {
 		if !used[want] {
 			t.Errorf("no dashboard shows %s", want)

@@ -67,6 +67,7 @@ const (
 	labelReason = proxy.LabelReason
 	labelRoute  = "route"  // app.MetricRequests, app.MetricRequestDuration
 	labelSource = "source" // consul.MetricWatchErrors
+	labelState  = "state"  // supervisor.MetricTenants
 	bucket      = "_bucket"
 )
 
@@ -163,7 +164,29 @@ func fleet() *dashboard.DashboardBuilder {
 			q(fmt.Sprintf("sum by (%s) (rate(%s[$__rate_interval]))", labelSource, consul.MetricWatchErrors), "{{source}}"))).
 		WithPanel(p.series("Registry snapshot age", "s", 12,
 			"Seconds since each process last received a registry snapshot from Consul.",
-			q("time() - "+consul.MetricLastUpdate, "{{job}} {{instance}}")))
+			q("time() - "+consul.MetricLastUpdate, "{{job}} {{instance}}"))).
+		// Scale to zero and liveness (issue 12).
+		WithRow(row(&p, "Scale to zero")).
+		WithPanel(p.series("Tenants by state (supervisors)", "short", 12,
+			"Tenant slots of the supervisors: running = ready + unhealthy; idle tenants have no process (scaled to zero) and start on their next request.",
+			q(fmt.Sprintf("sum by (%s) (%s)", labelState, supervisor.MetricTenants), "{{state}}"))).
+		WithPanel(p.series("Cold starts and idle stops", "ops", 12,
+			"Starts that answered a request for an idle tenant, and apps stopped for being idle.",
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", supervisor.MetricColdStartsTotal), "cold starts"),
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", supervisor.MetricIdleStopsTotal), "idle stops"))).
+		WithPanel(p.series("Time from wake to ready", "s", 12,
+			"From a request's wake of an idle tenant to its app being ready and registered (the proxy then forwards the held requests).",
+			quantiles(supervisor.MetricWakeSeconds, "")...)).
+		WithPanel(p.series("Held requests and waiting starts", "short", 12,
+			"Requests the proxies hold for a tenant with no instance, and starts waiting for a slot (the per-machine start cap).",
+			q(fmt.Sprintf("sum(%s)", proxy.MetricHeldRequests), "held requests"),
+			q(fmt.Sprintf("sum(%s)", supervisor.MetricStartsWaiting), "starts waiting"))).
+		WithPanel(p.series("Liveness restarts", "short", 12,
+			"Hung apps (health checks unanswered) killed and replaced by the supervisors.",
+			q(fmt.Sprintf("sum(increase(%s[$__rate_interval]))", supervisor.MetricLivenessRestartsTotal), "liveness restarts"))).
+		WithPanel(p.series("Wakes sent by the proxies", "ops", 12,
+			"Calls of the proxies' waker (the local supervisor, or a wake request through the registry), at most about one per second per tenant.",
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", proxy.MetricWakesTotal), "wakes")))
 }
 
 func tenant() *dashboard.DashboardBuilder {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +17,13 @@ import (
 )
 
 const (
-	// readyPoll is the period of /readyz polls while a child starts.
-	readyPoll = 50 * time.Millisecond
+	// readyPoll is the period of /readyz polls while a child starts,
+	// after fastPollFor of polls every fastPoll (an app is ready tens of
+	// milliseconds after it starts: a cold start should not wait for a
+	// slow poll).
+	readyPoll   = 50 * time.Millisecond
+	fastPoll    = 3 * time.Millisecond
+	fastPollFor = time.Second
 	// registryTimeout bounds each registry write of a child.
 	registryTimeout = 5 * time.Second
 	// waitDelay bounds how long Wait waits for a dead child's output
@@ -29,15 +35,17 @@ const (
 // and all fields below mu; the Supervisor only cancels it, wakes it and
 // reads its status.
 type child struct {
-	s        *Supervisor
-	tenant   registry.Tenant
-	log      *slog.Logger
-	ctx      context.Context
-	cancel   context.CancelFunc
-	prev     []<-chan struct{} // older children of the tenant, still stopping
-	done     chan struct{}     // closed once run has returned and the child is retired
-	wake     chan struct{}     // buffered(1): cut the current backoff short
-	restarts prometheus.Counter
+	s         *Supervisor
+	tenant    registry.Tenant
+	log       *slog.Logger
+	ctx       context.Context
+	cancel    context.CancelFunc
+	prev      []<-chan struct{} // older children of the tenant, still stopping
+	done      chan struct{}     // closed once run has returned and the child is retired
+	wake      chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
+	restarts  prometheus.Counter
+	lastWake  atomic.Int64 // unix nanoseconds of the last Wake; 0: none
+	idleAfter atomic.Int64 // the tenant's idle timeout (time.Duration); 0: never
 
 	mu sync.Mutex
 	st ChildStatus
@@ -45,7 +53,8 @@ type child struct {
 
 func (s *Supervisor) newChild(ctx context.Context, t registry.Tenant, prev []<-chan struct{}) *child {
 	cctx, cancel := context.WithCancel(ctx)
-	return &child{
+	s.met.tenants.WithLabelValues(string(StateStarting)).Inc()
+	c := &child{
 		s:        s,
 		tenant:   t,
 		log:      s.log.With("tenant", t.Name),
@@ -57,6 +66,8 @@ func (s *Supervisor) newChild(ctx context.Context, t registry.Tenant, prev []<-c
 		restarts: s.met.restarts.WithLabelValues(t.Name),
 		st:       ChildStatus{Tenant: t.Name, State: StateStarting, Since: time.Now()},
 	}
+	c.idleAfter.Store(int64(t.IdleAfter(s.cfg.IdleTimeout)))
+	return c
 }
 
 func (c *child) status() ChildStatus {
@@ -72,21 +83,14 @@ func (c *child) update(f func(st *ChildStatus)) {
 	f(&c.st)
 	if c.st.State != old {
 		c.st.Since = time.Now()
+		c.s.met.tenants.WithLabelValues(string(old)).Dec()
+		if c.st.State != StateStopped {
+			c.s.met.tenants.WithLabelValues(string(c.st.State)).Inc()
+		}
 	}
 }
 
 func (c *child) setState(s ChildState) { c.update(func(st *ChildStatus) { st.State = s }) }
-
-// wakeUp cuts the backoff short if the child is waiting one out.
-func (c *child) wakeUp() {
-	if c.status().State != StateBackoff {
-		return
-	}
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
 
 // run keeps one process of the tenant alive until c.ctx ends.
 func (c *child) run() {
@@ -101,12 +105,27 @@ func (c *child) run() {
 			return
 		}
 	}
+	cold := false // this start answers a wake of an idle tenant
+	if c.startsIdle() {
+		if !c.waitIdle(time.Now().Add(-pendingWakeTTL)) {
+			return
+		}
+		cold = true
+	}
 	failures := 0
 	for {
-		served := c.runOnce()
+		served, idleSince := c.runOnce(cold)
 		if c.ctx.Err() != nil {
 			return
 		}
+		if !idleSince.IsZero() {
+			failures, cold = 0, true
+			if !c.waitIdle(idleSince) {
+				return
+			}
+			continue
+		}
+		cold = false
 		if served >= c.s.cfg.StableAfter {
 			failures = 0
 		}
@@ -143,60 +162,36 @@ func (c *child) waitBackoff(d time.Duration) bool {
 
 // runOnce starts one process and supervises it until it is gone. It
 // returns how long the process served after becoming ready (0 if it never
-// did).
-func (c *child) runOnce() time.Duration {
+// did) and, when it was stopped for being idle, when that stop began.
+// cold says the start answers a wake of an idle tenant (for the metrics).
+func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	cfg := &c.s.cfg
+	release, ok := c.s.gate.acquire(c.ctx, c)
+	if !ok {
+		return 0, time.Time{}
+	}
+	defer release()
+	wokenAt := time.Unix(0, c.lastWake.Load())
 	addr, err := freeAddr(cfg.Host)
 	if err != nil {
 		c.log.Error("pick a port for child failed", "err", err)
-		return 0
+		return 0, time.Time{}
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	id := cfg.InstanceIDPrefix + c.tenant.Name + "-" + port
 
-	cmd := cfg.Command(c.tenant, addr)
-	if cmd == nil {
-		c.log.Error("build child command failed: Command returned nil")
-		return 0
-	}
-	if cmd.Process != nil {
-		c.log.Error("build child command failed: Command returned a started command")
-		return 0
-	}
-	if cmd.Env == nil {
-		// Never the whole environment of the supervisor.
-		cmd.Env = ChildEnv(nil)
-	}
-	setProcAttr(cmd)
-	stdout, stderr := &lineWriter{out: c.s.out}, &lineWriter{out: c.s.out}
-	if cmd.Stdout == nil {
-		cmd.Stdout = stdout
-	}
-	if cmd.Stderr == nil {
-		cmd.Stderr = stderr
-	}
-	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = waitDelay
-	}
 	c.update(func(st *ChildStatus) { st.State, st.Addr, st.PID, st.InstanceID = StateStarting, addr, 0, "" })
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
+	p, pooled, err := c.s.launch(c.tenant, addr)
+	if err != nil {
 		c.log.Error("start child failed", "err", err)
 		c.update(func(st *ChildStatus) { st.LastExit = "start failed: " + err.Error() })
-		return 0
+		return 0, time.Time{}
 	}
+	cmd, exited := p.cmd, p.exited
 	pid := cmd.Process.Pid
-	c.s.met.running.Inc()
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait() // the outcome is in cmd.ProcessState
-		stdout.flush()
-		stderr.flush()
-		c.s.met.running.Dec()
-		close(exited)
-	}()
 	c.update(func(st *ChildStatus) { st.PID, st.InstanceID = pid, id })
-	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id)
+	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id, "pooled", pooled)
 
 	exitedNow := func() bool {
 		select {
@@ -210,8 +205,9 @@ func (c *child) runOnce() time.Duration {
 	// Starting: poll /readyz until 200, exit, timeout or stop.
 	deadline := time.NewTimer(cfg.ReadyTimeout)
 	defer deadline.Stop()
-	poll := time.NewTicker(readyPoll)
+	poll := time.NewTicker(fastPoll)
 	defer poll.Stop()
+	slow := time.After(fastPollFor)
 	for {
 		// The exit check after a good answer guards against another
 		// process that took the port our child failed to bind.
@@ -221,14 +217,16 @@ func (c *child) runOnce() time.Duration {
 		select {
 		case <-c.ctx.Done():
 			c.stop(cmd, exited)
-			return 0
+			return 0, time.Time{}
 		case <-exited:
 			c.logExit("child exited before ready", cmd, started)
-			return 0
+			return 0, time.Time{}
 		case <-deadline.C:
 			c.log.Warn("child not ready in time; stopping it", "pid", pid, "ready_timeout", cfg.ReadyTimeout)
 			c.stop(cmd, exited)
-			return 0
+			return 0, time.Time{}
+		case <-slow:
+			poll.Reset(readyPoll)
 		case <-poll.C:
 		}
 	}
@@ -236,28 +234,58 @@ func (c *child) runOnce() time.Duration {
 	took := readyAt.Sub(started)
 	c.s.met.startSeconds.Observe(took.Seconds())
 	c.setState(StateReady)
-	c.log.Info("child ready", "pid", pid, "addr", addr, "took", took)
-
-	// Ready: register, then keep the registry in line with /readyz.
+	// Registered before the start slot is given up, so that a capped
+	// stampede serves the first tenants first.
 	healthy := true
 	registered := c.register(id, addr, healthy)
+	release()
+	if cold {
+		c.s.met.coldStarts.Inc()
+		c.s.met.wakeSeconds.Observe(time.Since(wokenAt).Seconds())
+	}
+	c.log.Info("child ready", "pid", pid, "addr", addr, "took", took, "cold", cold)
+
+	// Ready: keep the registry in line with /readyz; stop when idle,
+	// replace when hung.
 	tick := time.NewTicker(cfg.HealthInterval)
 	defer tick.Stop()
+	unanswered := 0
 	for {
 		select {
 		case <-c.ctx.Done():
 			c.deregister(id)
 			c.stop(cmd, exited)
-			return time.Since(readyAt)
+			return time.Since(readyAt), time.Time{}
 		case <-exited:
 			c.deregister(id)
 			c.logExit("child exited", cmd, started)
-			return time.Since(readyAt)
+			return time.Since(readyAt), time.Time{}
 		case <-tick.C:
 		}
-		h := c.s.checker.ready(c.ctx, addr, c.tenant.PrimaryHost)
+		if d := c.idleFor(readyAt); d > 0 {
+			began := time.Now()
+			if c.stopIdle(id, cmd, exited, d, started) {
+				return time.Since(readyAt), began
+			}
+			registered = false // re-registered below
+		}
+		h, answered := c.s.checker.probe(c.ctx, addr, c.tenant.PrimaryHost)
 		if c.ctx.Err() != nil || exitedNow() {
 			continue // handled at the top of the loop
+		}
+		if answered {
+			unanswered = 0
+		} else if unanswered++; cfg.LivenessFailures > 0 && unanswered >= cfg.LivenessFailures {
+			c.log.Warn("child hung: /readyz unanswered; killing and replacing it", "pid", pid, "checks", unanswered)
+			c.s.met.livenessRestarts.Inc()
+			c.deregister(id)
+			c.setState(StateStopping)
+			if err := kill(cmd); err != nil {
+				c.log.Warn("send SIGKILL to child failed", "pid", pid, "err", err)
+			}
+			<-exited
+			c.logExit("hung child killed", cmd, started)
+			return time.Since(readyAt), time.Time{}
 		}
 		if h != healthy {
 			healthy, registered = h, false
@@ -273,6 +301,27 @@ func (c *child) runOnce() time.Duration {
 			registered = c.register(id, addr, healthy)
 		}
 	}
+}
+
+// stopIdle stops an idle child: deregister, let proxies notice, and stop
+// it gracefully unless a request came meanwhile (then it reports false and
+// the caller registers it again).
+func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle time.Duration, started time.Time) bool {
+	c.log.Info("tenant idle; stopping child", "pid", cmd.Process.Pid, "idle_for", idle.Round(time.Second),
+		"idle_timeout", time.Duration(c.idleAfter.Load()))
+	c.deregister(id)
+	decided := time.Now()
+	if !sleep(c.ctx, idleDrain) {
+		return false // c.ctx ended: the caller stops it
+	}
+	inFlight, last := c.s.cfg.Activity.Activity(c.tenant.Name)
+	if inFlight > 0 || !last.Before(decided) || c.wokenSince(decided) {
+		c.log.Info("request during idle stop; keeping child")
+		return false
+	}
+	c.s.met.idleStops.Inc()
+	c.stop(cmd, exited)
+	return true
 }
 
 func (c *child) register(id, addr string, healthy bool) bool {

@@ -38,10 +38,14 @@ const (
 	envIgnoreTerm    = "CAMPUS_SUPERVISOR_TEST_IGNORE_TERM"    // "1": ignore SIGTERM
 	envNeverReady    = "CAMPUS_SUPERVISOR_TEST_NEVER_READY"    // "1": /readyz always 503
 	envUnhealthyFile = "CAMPUS_SUPERVISOR_TEST_UNHEALTHY_FILE" // /readyz 503 while this file exists
+	envPool          = "CAMPUS_SUPERVISOR_TEST_POOL"           // "1": wait for an assignment on stdin (pool_test.go)
 )
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envChild) == "1" {
+		if os.Getenv(envPool) == "1" {
+			os.Exit(poolChildMain())
+		}
 		os.Exit(childMain(os.Args[1:]))
 	}
 	if dir := os.Getenv(envSupervisor); dir != "" {

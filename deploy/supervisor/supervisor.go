@@ -79,6 +79,33 @@ type Config struct {
 	// by whole line so that children do not interleave within a line
 	// (default os.Stderr).
 	Output io.Writer
+
+	// Scale to zero and liveness (issue 12; see scale.go).
+
+	// IdleTimeout is how long a tenant may go without a request before
+	// its child is stopped, unless the tenant's own IdleTimeout overrides
+	// it (registry.Tenant.IdleAfter). 0 means never. Idle stop needs
+	// Activity.
+	IdleTimeout time.Duration
+	// Activity tells whether a tenant is being used (nil: no idle stop).
+	Activity Activity
+	// StartIdle leaves tenants that may idle (IdleAfter > 0) stopped at
+	// start until a Wake, instead of starting every active tenant.
+	StartIdle bool
+	// MaxStarts caps the children starting at once (from start to ready)
+	// on this machine; woken tenants (requests waiting) go first
+	// (default DefaultMaxStarts).
+	MaxStarts int
+	// LivenessFailures is how many /readyz checks in a row a ready child
+	// may leave unanswered (timeout, refused; a 503 is an answer) before
+	// it is killed and started again (default 3; negative: never).
+	LivenessFailures int
+	// WakeSource, when not nil, is watched for wake requests (usually the
+	// Registry itself, whose RequestWake proxies on other machines call).
+	WakeSource WakeSource
+	// Pool keeps pre-started processes that hold no tenant, bound to one
+	// at start time (see pool.go); its zero value is no pool.
+	Pool PoolConfig
 }
 
 // ChildState is where a child is in its life cycle.
@@ -95,6 +122,9 @@ const (
 	StateUnhealthy ChildState = "unhealthy"
 	// StateBackoff: no process; waiting to restart (see Wake).
 	StateBackoff ChildState = "backoff"
+	// StateIdle: no process; the tenant was idle (or starts idle) and
+	// waits for a Wake (scale to zero).
+	StateIdle ChildState = "idle"
 	// StateStopping: deregistered, the process is being stopped because
 	// the tenant is no longer active or the supervisor is shutting down.
 	StateStopping ChildState = "stopping"
@@ -123,10 +153,15 @@ type Supervisor struct {
 	out     *syncWriter
 	checker *checker
 
+	gate *gate
+	pool chan *proc // ready unbound processes; nil without a pool
+
 	mu       sync.Mutex
 	running  bool
-	children map[string]*child // the wanted child of each active tenant
-	retiring map[*child]string // children being stopped, by tenant
+	children map[string]*child    // the wanted child of each active tenant
+	retiring map[*child]string    // children being stopped, by tenant
+	known    map[string]bool      // tenants of the last snapshot
+	pending  map[string]time.Time // recent wakes of tenants not yet known
 }
 
 // New checks cfg, fills in defaults and registers the metrics.
@@ -158,20 +193,40 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Output == nil {
 		cfg.Output = os.Stderr
 	}
+	if cfg.MaxStarts <= 0 {
+		cfg.MaxStarts = DefaultMaxStarts
+	}
+	if cfg.LivenessFailures == 0 {
+		cfg.LivenessFailures = DefaultLivenessFailures
+	}
+	if cfg.IdleTimeout < 0 {
+		return nil, fmt.Errorf("supervisor: IdleTimeout %s is negative", cfg.IdleTimeout)
+	}
+	if cfg.Pool.Size < 0 || cfg.Pool.Size > 0 && (cfg.Pool.Command == nil || cfg.Pool.Assignment == nil) {
+		return nil, errors.New("supervisor: a Pool needs a Size >= 0, and Command and Assignment when Size > 0")
+	}
 	met := newMetrics()
 	if cfg.Registerer != nil {
 		if err := met.register(cfg.Registerer); err != nil {
 			return nil, fmt.Errorf("supervisor: register metrics: %w", err)
 		}
 	}
+	var pool chan *proc
+	if cfg.Pool.Size > 0 {
+		pool = make(chan *proc, cfg.Pool.Size)
+	}
 	return &Supervisor{
+		pool:     pool,
 		cfg:      cfg,
 		log:      cfg.Logger,
 		met:      met,
 		out:      &syncWriter{w: cfg.Output},
 		checker:  newChecker(cfg.HealthInterval),
+		gate:     newGate(cfg.MaxStarts),
 		children: map[string]*child{},
 		retiring: map[*child]string{},
+		known:    map[string]bool{},
+		pending:  map[string]time.Time{},
 	}, nil
 }
 
@@ -210,7 +265,14 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		wg.Wait()
 		s.log.Info("supervisor stopped")
 	}()
-	s.log.Info("supervisor started", "instance_id_prefix", s.cfg.InstanceIDPrefix)
+	s.log.Info("supervisor started", "instance_id_prefix", s.cfg.InstanceIDPrefix,
+		"idle_timeout", s.cfg.IdleTimeout, "start_idle", s.cfg.StartIdle, "max_starts", s.cfg.MaxStarts)
+	if s.cfg.WakeSource != nil {
+		wg.Go(func() { s.watchWakes(ctx) })
+	}
+	if s.pool != nil {
+		wg.Go(func() { s.runPool(ctx) })
+	}
 
 	failures := 0
 	for {
@@ -260,6 +322,7 @@ func (s *Supervisor) reconcile(ctx context.Context, wg *sync.WaitGroup, snap reg
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.known = known
 	for name, c := range s.children {
 		t, ok := desired[name]
 		switch {
@@ -270,6 +333,7 @@ func (s *Supervisor) reconcile(ctx context.Context, wg *sync.WaitGroup, snap reg
 		case !sameTenant(c.tenant, t):
 			c.log.Info("tenant changed; replacing child")
 		default:
+			c.idleAfter.Store(int64(t.IdleAfter(s.cfg.IdleTimeout)))
 			continue
 		}
 		c.cancel()
@@ -292,6 +356,10 @@ func (s *Supervisor) reconcile(ctx context.Context, wg *sync.WaitGroup, snap reg
 			}
 		}
 		c := s.newChild(ctx, t, prev)
+		if at, ok := s.pending[name]; ok {
+			delete(s.pending, name)
+			c.wakeUp(at)
+		}
 		s.children[name] = c
 		wg.Go(func() {
 			defer s.retire(c)
@@ -319,18 +387,27 @@ func sameTenant(a, b registry.Tenant) bool {
 		a.PrimaryHost == b.PrimaryHost && slices.Equal(a.Hosts, b.Hosts) && a.CreatedAt.Equal(b.CreatedAt)
 }
 
-// Wake asks for tenant's child to be started now if it is waiting out a
-// restart backoff: the scale-to-zero hook for a request that found no
-// instance. It never blocks and ignores unknown tenants.
+// Wake asks for tenant's child to be started now: an idle child starts,
+// one waiting out a restart backoff starts at once, one waiting for a
+// start slot goes ahead of children nobody waits for. It is the
+// scale-to-zero hook for a request that found no instance (the proxy's
+// Waker). It never blocks. A tenant that is not active in the registry is
+// never started: the wake is only a claim. One the supervisor has not seen
+// yet (just created) is remembered for a few seconds.
 func (s *Supervisor) Wake(ctx context.Context, tenant string) {
 	if ctx.Err() != nil {
 		return
 	}
+	now := time.Now()
 	s.mu.Lock()
 	c := s.children[tenant]
+	if c == nil && !s.known[tenant] && registry.ValidateName(tenant) == nil {
+		s.rememberWakeLocked(tenant, now)
+	}
 	s.mu.Unlock()
 	if c != nil {
-		c.wakeUp()
+		c.wakeUp(now)
+		s.gate.promote(c)
 	}
 }
 

@@ -57,6 +57,10 @@ func (r *Registry) ProxyRules(proxyService string, write bool) string {
 		// (certs.ConsulStorage under CertsPrefix), nothing else of KV.
 		fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"write\"\n}\n", r.CertsPrefix())
 		fmt.Fprintf(&b, "session_prefix \"\" {\n  policy = \"write\"\n}\n")
+		// Scale to zero (issue 12): a proxy asks for a tenant to be woken
+		// by writing <prefix>wake/<tenant>; the supervisor trusts only the
+		// tenant's record, so this key grants no more than a request would.
+		fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"write\"\n}\n", r.wakePrefix())
 	} else {
 		fmt.Fprintf(&b, "service %q {\n  policy = \"read\"\n}\n", proxyService)
 		fmt.Fprintf(&b, "agent_prefix \"\" {\n  policy = \"read\"\n}\n")

@@ -29,7 +29,7 @@ const (
 
 // schemaVersion is stored in PRAGMA user_version: the number of entries
 // of migrations applied.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // DefaultTombstoneKeep is how many versions deletions stay readable as
 // tombstones: a handle whose cached snapshot is older than that reads the
@@ -300,6 +300,22 @@ var migrations = [][]string{
 		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
 			UPDATE tenants SET ver = ` + stamp + ` WHERE name = NEW.name;
 		END`,
+	},
+	{ // 4: scale to zero (issue 12): the idle-timeout override of a tenant
+		// ('' = the supervisor's default) and the wake requests, which do
+		// not move the snapshot version (see scale.go)
+		`ALTER TABLE tenants ADD COLUMN idle_timeout TEXT NOT NULL DEFAULT ''`,
+		`DROP TRIGGER tenants_updated`,
+		`CREATE TRIGGER tenants_updated AFTER UPDATE OF name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout ON tenants
+		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
+			UPDATE tenants SET ver = ` + stamp + ` WHERE name = NEW.name;
+		END`,
+		`CREATE TABLE wakes (
+			tenant TEXT PRIMARY KEY,
+			seq    INTEGER NOT NULL,
+			at     INTEGER NOT NULL -- Unix nanoseconds
+		) STRICT`,
+		`CREATE INDEX wakes_seq ON wakes (seq)`,
 	},
 }
 

@@ -95,8 +95,8 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 	t.Hosts = append([]string(nil), t.Hosts...)
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, `+stamp+`)`,
-			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), toNanos(t.CreatedAt), t.ID, toNanos(t.DeletedAt), toNanos(t.PurgeAfter))
+			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+stamp+`)`,
+			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), toNanos(t.CreatedAt), t.ID, toNanos(t.DeletedAt), toNanos(t.PurgeAfter), t.IdleTimeout)
 		if isUniqueViolation(err) {
 			return false, fmt.Errorf("tenant %q: %w", t.Name, registry.ErrExists)
 		}
@@ -206,8 +206,8 @@ func (r *Registry) update(ctx context.Context, name string, change func(registry
 			return false, err
 		}
 		_, err = tx.ExecContext(ctx,
-			`UPDATE tenants SET display_name = ?, state = ?, deleted_at = ?, purge_after = ?, ver = `+stamp+` WHERE name = ?`,
-			after.DisplayName, string(after.State), toNanos(after.DeletedAt), toNanos(after.PurgeAfter), name)
+			`UPDATE tenants SET display_name = ?, state = ?, deleted_at = ?, purge_after = ?, idle_timeout = ?, ver = `+stamp+` WHERE name = ?`,
+			after.DisplayName, string(after.State), toNanos(after.DeletedAt), toNanos(after.PurgeAfter), after.IdleTimeout, name)
 		if err != nil {
 			return false, r.dbErr(ctx, "update tenant", err)
 		}
@@ -370,7 +370,7 @@ func (r *Registry) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // tenantColumns are what scanTenant reads.
-const tenantColumns = `name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after`
+const tenantColumns = `name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout`
 
 // scanTenant reads one row of tenantColumns (without hosts).
 func scanTenant(row interface{ Scan(...any) error }) (registry.Tenant, error) {
@@ -379,7 +379,7 @@ func scanTenant(row interface{ Scan(...any) error }) (registry.Tenant, error) {
 		state              string
 		created, del, purg int64
 	)
-	if err := row.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &created, &t.ID, &del, &purg); err != nil {
+	if err := row.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &created, &t.ID, &del, &purg, &t.IdleTimeout); err != nil {
 		return registry.Tenant{}, err
 	}
 	t.State = registry.State(state)

@@ -108,6 +108,9 @@ func Run(t *testing.T, h Harness) {
 		{"AddRemoveHost", testAddRemoveHost},
 		{"AddHostOfAnotherTenant", testAddHostOfAnotherTenant},
 		{"AddHostRace", testAddHostRace},
+		// Scale to zero (issue 12): scale.go
+		{"IdleTimeout", testIdleTimeout},
+		{"Wakes", testWakes},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/exec"
+	"runtime"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+// Scale to zero (issue 12): `campus app-pool`, a pre-started app process
+// of the supervisor's pool (deploy/supervisor/pool.go). It starts with no
+// tenant, no record, no credential and no database connection, reads ONE
+// assignment line on stdin — the tenant's record and that tenant's
+// database URI — and then is `campus app` for that tenant for the rest of
+// its life. stdin is never read again.
+
+// poolAssignment is the line the supervisor writes.
+type poolAssignment struct {
+	Tenant   registry.Tenant `json:"tenant"`
+	Listen   string          `json:"listen"`
+	MongoURI string          `json:"mongodb_uri"`
+	LogLevel string          `json:"log_level"`
+	LogFmt   string          `json:"log_format"`
+}
+
+// maxAssignment bounds the assignment line.
+const maxAssignment = 1 << 20
+
+func runAppPool(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("app-pool", "", "Wait, holding no tenant, for one assignment line on stdin (from the supervisor), then serve that tenant as `campus app` does.")
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	warmUp()
+	a, err := readAssignment(e.stdin)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while unbound
+		}
+		return err
+	}
+	rec, err := json.Marshal(a.Tenant)
+	if err != nil {
+		return fmt.Errorf("encode tenant record: %w", err)
+	}
+	// The URI is the only secret, and it is this tenant's: it reaches the
+	// app through its environment lookup, as MONGODB_URI would.
+	bound := *e
+	bound.stdin = strings.NewReader("")
+	bound.getenv = func(k string) string {
+		if k == "MONGODB_URI" {
+			return a.MongoURI
+		}
+		return e.getenv(k)
+	}
+	return runApp(ctx, &bound, []string{
+		"--tenant", a.Tenant.Name,
+		"--tenant-record", string(rec),
+		"--listen", a.Listen,
+		"--migrate",
+		"--log-level", a.LogLevel,
+		"--log-format", a.LogFmt,
+	})
+}
+
+// warmUp does, before any tenant is known, the start-up work of an app
+// that depends on no tenant: it builds and throws away an app handler for
+// a placeholder that is no tenant (no record of the registry, a store
+// that was never opened and is never used), so that the code, the
+// embedded static files and the templates are paged in and their
+// one-time costs paid while the process waits in the pool.
+func warmUp() {
+	placeholder := registry.Tenant{ID: registry.NewID(), Name: "pool-warmup", DisplayName: "Pool warm-up",
+		Hosts: []string{"pool-warmup.invalid"}, PrimaryHost: "pool-warmup.invalid", Database: "pool-warmup",
+		State: registry.StateActive}
+	reg := prometheus.NewRegistry()
+	_, _ = app.NewServer(app.Config{Tenant: placeholder, Store: &store.Store{}, Logger: slog.New(slog.DiscardHandler),
+		Registerer: reg, Gatherer: reg})
+	runtime.GC()
+}
+
+func readAssignment(r io.Reader) (poolAssignment, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, maxAssignment)).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return poolAssignment{}, fmt.Errorf("read assignment on stdin: %w", err)
+	}
+	var a poolAssignment
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return poolAssignment{}, fmt.Errorf("read assignment: %w", err)
+	}
+	if err := registry.ValidateName(a.Tenant.Name); err != nil || a.Listen == "" || a.MongoURI == "" {
+		return poolAssignment{}, errors.New("read assignment: a tenant, a listen address and a database URI are required")
+	}
+	if a.LogLevel == "" {
+		a.LogLevel = "info"
+	}
+	if a.LogFmt == "" {
+		a.LogFmt = "json"
+	}
+	return a, nil
+}
+
+// appPool is the supervisor's pool of `campus app-pool` processes.
+func appPool(self, uri, logLevel, logFormat string, size int) supervisor.PoolConfig {
+	return supervisor.PoolConfig{
+		Size: size,
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(self, "app-pool")
+			cmd.Env = supervisor.ChildEnv(nil) // no URI, no tenant: the allowlist only
+			return cmd
+		},
+		Assignment: func(t registry.Tenant, listen string) ([]byte, error) {
+			return json.Marshal(poolAssignment{Tenant: t, Listen: listen, MongoURI: uri, LogLevel: logLevel, LogFmt: logFormat})
+		},
+	}
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/internal/devmongo"
+	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/proxy"
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/embedded"
+)
+
+// Scale to zero (issue 12): the system the `campus bench coldstart`,
+// `stampede` and `density` commands measure: what `campus dev` runs (the
+// embedded database, an embedded registry, the supervisor with real
+// `campus app` children, the proxy), all on loopback, in a temporary data
+// directory, with --tenants tenants that start idle.
+
+type scaleSystemConfig struct {
+	tenants     int
+	idleTimeout time.Duration
+	maxStarts   int
+	holdTimeout time.Duration
+	health      time.Duration // the supervisor's HealthInterval (0: its default)
+	pool        int           // pre-started processes (supervisor.PoolConfig.Size)
+	migrate     int           // tenants whose database is created first, as tenant create does (-1: all)
+	mo          mongoOptions
+	logger      *slog.Logger
+	progress    io.Writer
+}
+
+type scaleSystem struct {
+	reg       *embedded.Registry
+	sup       *supervisor.Supervisor
+	proxy     *proxy.Proxy
+	proxyAddr string
+	tenants   []registry.Tenant
+	metrics   *prometheus.Registry
+	client    *http.Client
+	poolSize  int
+	close     func()
+}
+
+func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSystem, err error) {
+	var cleanup []func()
+	closeAll := func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	dir, err := os.MkdirTemp("", "campus-bench-scale-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+
+	uri := ""
+	if cfg.mo.uri != "" || cfg.mo.uriFile != "" {
+		if uri, err = cfg.mo.resolve(); err != nil {
+			return nil, err
+		}
+	} else {
+		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: cfg.logger})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded database: %w", err)
+		}
+		cleanup = append(cleanup, func() { srv.Close() })
+		uri = srv.URI()
+	}
+	reg, err := embedded.Open(filepath.Join(dir, "registry"))
+	if err != nil {
+		return nil, fmt.Errorf("open registry: %w", err)
+	}
+	cleanup = append(cleanup, func() { reg.Close() })
+
+	s := &scaleSystem{reg: reg, metrics: prometheus.NewRegistry(), poolSize: cfg.pool}
+	fmt.Fprintf(cfg.progress, "registering %d tenants...\n", cfg.tenants)
+	run := fmt.Sprint(time.Now().UnixNano() % 1e6)
+	for i := range cfg.tenants {
+		name := fmt.Sprintf("b%s-%05d", run, i)
+		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+		if err != nil {
+			return nil, err
+		}
+		if t, err = reg.CreateTenant(ctx, t); err != nil {
+			return nil, fmt.Errorf("create tenant %s: %w", name, err)
+		}
+		s.tenants = append(s.tenants, t)
+	}
+	// `campus tenant create` migrates a tenant's database when it creates
+	// it: a school that wakes at 8 a.m. has one already.
+	n := cfg.migrate
+	if n < 0 || n > len(s.tenants) {
+		n = len(s.tenants)
+	}
+	fmt.Fprintf(cfg.progress, "creating %d tenant databases...\n", n)
+	for _, t := range s.tenants[:n] {
+		if err := migrateTenant(ctx, uri, t, cfg.logger); err != nil {
+			return nil, err
+		}
+	}
+
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find own executable: %w", err)
+	}
+	act := &lateActivity{}
+	s.sup, err = supervisor.New(supervisor.Config{
+		Registry:         reg,
+		Command:          appCommand(self, uri, "error", "json"),
+		InstanceIDPrefix: "bench-",
+		HealthInterval:   cfg.health,
+		StopGrace:        5 * time.Second,
+		Logger:           cfg.logger,
+		Registerer:       s.metrics,
+		Output:           io.Discard,
+		IdleTimeout:      cfg.idleTimeout,
+		Activity:         act,
+		StartIdle:        true,
+		MaxStarts:        cfg.maxStarts,
+		Pool:             appPool(self, uri, "error", "json", cfg.pool),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.proxy, err = proxy.New(proxy.Config{Logger: cfg.logger, Registerer: s.metrics, HoldTimeout: cfg.holdTimeout, Waker: s.sup})
+	if err != nil {
+		return nil, err
+	}
+	act.p.Store(s.proxy)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s.proxyAddr = ln.Addr().String()
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.sup.Run(rctx) })
+	wg.Go(func() { _ = s.proxy.Run(rctx, reg) })
+	wg.Go(func() { _ = httpserve.Serve(rctx, httpserve.New(s.proxy, cfg.logger), ln) })
+	cleanup = append(cleanup, func() { cancel(); wg.Wait() })
+
+	s.client = &http.Client{
+		Timeout: cfg.holdTimeout + time.Minute,
+		Transport: &http.Transport{
+			Proxy:               nil,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 4096,
+			IdleConnTimeout:     time.Minute,
+		},
+	}
+	cleanup = append(cleanup, s.client.CloseIdleConnections)
+	s.close = closeAll
+
+	// Every tenant idle before anything is measured.
+	if err := s.waitStates(ctx, s.tenants, time.Minute, supervisor.StateIdle); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// get sends GET path for tenant t through the proxy and returns the time
+// to the whole answer.
+func (s *scaleSystem) get(ctx context.Context, t registry.Tenant, path string) (time.Duration, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.proxyAddr+path, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	req.Host = t.PrimaryHost
+	start := time.Now()
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return time.Since(start), 0, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return time.Since(start), resp.StatusCode, err
+}
+
+// waitStates waits until every tenant's slot is in one of states.
+func (s *scaleSystem) waitStates(ctx context.Context, ts []registry.Tenant, timeout time.Duration, states ...supervisor.ChildState) error {
+	want := map[string]bool{}
+	for _, t := range ts {
+		want[t.Name] = true
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		n := 0
+		for _, st := range s.sup.Status() {
+			if want[st.Tenant] && slices.Contains(states, st.State) {
+				n++
+			}
+		}
+		if n >= len(want) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d tenants %v after %s", n, len(want), states, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// waitPool waits (up to a few seconds) for the pool, if any, to be full
+// again, so that every measured wake finds a pre-started process.
+func (s *scaleSystem) waitPool(ctx context.Context) {
+	if s.poolSize == 0 {
+		return
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if v, ok := gauge(s, supervisor.MetricPoolReady); ok && int(v) >= s.poolSize {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// gauge reads a gauge of the system's metrics.
+func gauge(s *scaleSystem, name string) (float64, bool) {
+	mfs, err := s.metrics.Gather()
+	if err != nil {
+		return 0, false
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				if g := m.GetGauge(); g != nil {
+					return g.GetValue(), true
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// pids are the processes of the system: this one and every app.
+func (s *scaleSystem) pids() []int {
+	out := []int{os.Getpid()}
+	for _, st := range s.sup.Status() {
+		if st.PID != 0 {
+			out = append(out, st.PID)
+		}
+	}
+	return out
+}
+
+// durations summarises latencies.
+type durations []time.Duration
+
+func (d durations) pct(p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p/100*float64(len(s))+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func (d durations) max() time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	return slices.Max(d)
+}
+
+func msf(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+// benchScaleLogger shows only errors: the runs stop apps on purpose.
+func benchScaleLogger(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+}
+
+var errBenchFailed = errors.New("bench: some requests failed (see the table)")
