@@ -40,13 +40,15 @@
 // Every collection of the tenant's database, listed at backup time, except
 // those in Excluded: sessions, login attempts and one-time tokens (a
 // restored school starts with everybody logged out and no reset link
-// valid), and MongoDB's own system.* collections. The meta collection is
+// valid), the read model's change journal (derived from students), and
+// MongoDB's own system.* collections. The meta collection is
 // kept, except its tenant-ID stamp: a restore stamps the database for the
 // tenant it restores into (the same ID, or a new one with --as). Indexes
 // are not archived: a restore runs the schema migration, which creates
-// them. Collections are written in name order, except counters and meta,
-// which come last: the student ID counter is read after the students, so
-// a restored school never hands out an ID that a restored student has.
+// them. Collections are written in name order, except id_claims, counters
+// and meta, which come last: the student ID claims and counter are read
+// after the students, so a restored school never hands out an ID that a
+// restored student has.
 //
 // # Consistency
 //
