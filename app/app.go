@@ -5,7 +5,9 @@
 // The server learns its tenant from Config at start-up and never picks a
 // database from a request. It answers only requests whose Host is one of the
 // tenant's hosts (421 Misdirected Request otherwise), so a request routed to
-// the wrong process by mistake finds nothing.
+// the wrong process by mistake finds nothing. The hosts may change while it
+// runs (custom domains, Config.Hosts); the tenant's name, ID and database
+// never do.
 package app
 
 import (
@@ -31,6 +33,11 @@ type Config struct {
 	// Tenant is the one tenant this server serves; its Hosts are the only
 	// Host headers answered.
 	Tenant registry.Tenant
+	// Hosts, when set, is asked on every request for the tenant's current
+	// record (`campus tenant host add|remove` while the app runs); only its
+	// Hosts, PrimaryHost and DisplayName are used, and a record of another
+	// tenant (name or ID) is ignored. Nil means Tenant, fixed.
+	Hosts func() registry.Tenant
 	// Store is bound to the tenant's database.
 	Store *store.Store
 	// Logger receives one line per request (tenant added by the server).
@@ -51,7 +58,8 @@ type Config struct {
 }
 
 type server struct {
-	tenant    registry.Tenant
+	tenant    registry.Tenant // name, ID and database: fixed for life
+	hosts     func() registry.Tenant
 	store     *store.Store
 	log       *slog.Logger
 	gatherer  prometheus.Gatherer
@@ -66,6 +74,20 @@ type server struct {
 	// studentsGauge throttles gauge refreshes triggered by reads.
 	gaugeMu sync.Mutex
 	gaugeAt time.Time
+}
+
+// current is the tenant with its current hosts and display name: those of
+// Config.Hosts when it names the same tenant (name and ID), else those of
+// start-up.
+func (s *server) current() registry.Tenant {
+	t := s.tenant
+	if s.hosts == nil {
+		return t
+	}
+	if u := s.hosts(); u.Name == t.Name && u.ID == t.ID && len(u.Hosts) > 0 {
+		t.Hosts, t.PrimaryHost, t.DisplayName = u.Hosts, u.PrimaryHost, u.DisplayName
+	}
+	return t
 }
 
 // NewServer returns the HTTP handler of one tenant's app.
@@ -86,6 +108,7 @@ func newServer(cfg Config) (*server, error) {
 	}
 	s := &server{
 		tenant:    cfg.Tenant,
+		hosts:     cfg.Hosts,
 		store:     cfg.Store,
 		log:       cfg.Logger,
 		gatherer:  cfg.Gatherer,

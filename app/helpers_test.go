@@ -89,6 +89,7 @@ type envOptions struct {
 	noMigrate   bool
 	noSuperuser bool
 	maxUpload   int64
+	hosts       func() registry.Tenant // Config.Hosts
 }
 
 // newEnv starts tenant name (hosts name.school.localhost and
@@ -128,6 +129,7 @@ func newEnv(t *testing.T, name string, o envOptions) *env {
 		Registerer:     reg,
 		Now:            clk.Now,
 		MaxUploadBytes: o.maxUpload,
+		Hosts:          o.hosts,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -192,7 +192,7 @@ func (s *server) requireTenantHeader(next http.Handler) http.Handler {
 func (s *server) requireTenantHost(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host, err := registry.NormalizeHost(r.Host)
-		if err != nil || !s.tenant.HasHost(host) {
+		if err != nil || !s.current().HasHost(host) {
 			s.misdirected(w, r, "host is not one of the tenant's")
 			return
 		}

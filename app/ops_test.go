@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,5 +305,48 @@ func TestNewServerValidatesConfig(t *testing.T) {
 	}
 	if _, err := NewServer(Config{Tenant: registry.Tenant{Name: "acme"}, Store: &store.Store{}}); err == nil {
 		t.Error("a tenant without hosts accepted")
+	}
+}
+
+// TestHostsFollowTheRecord: a host added to the tenant while the app runs
+// is answered, a removed one gets 421, and a record of another tenant (a
+// neighbour's, or this name re-created with another ID) changes nothing.
+func TestHostsFollowTheRecord(t *testing.T) {
+	var cur atomic.Pointer[registry.Tenant]
+	a := newEnv(t, "alpha", envOptions{hosts: func() registry.Tenant { return *cur.Load() }})
+	start := a.tenant
+	cur.Store(&start)
+	const custom = "records.alpha.example"
+	served := func(host string) int { return a.browserAt(host).get("/").code }
+
+	if got := served(custom); got != http.StatusMisdirectedRequest {
+		t.Fatalf("custom host before host add: %d, want 421", got)
+	}
+	added := start
+	added.Hosts = append(slices.Clone(start.Hosts), custom)
+	added.DisplayName = "Alpha Academy"
+	cur.Store(&added)
+	r := a.browserAt(custom).get("/")
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, "Alpha Academy")
+
+	removed := added
+	removed.Hosts = []string{start.PrimaryHost, custom}
+	cur.Store(&removed)
+	if got := served("www.alpha.example"); got != http.StatusMisdirectedRequest {
+		t.Errorf("removed host: %d, want 421", got)
+	}
+
+	for _, foreign := range []registry.Tenant{
+		{ID: "another-id", Name: "alpha", Hosts: []string{"beta.school.localhost"}, PrimaryHost: "beta.school.localhost"},
+		{ID: start.ID, Name: "beta", Hosts: []string{"beta.school.localhost"}, PrimaryHost: "beta.school.localhost"},
+	} {
+		cur.Store(&foreign)
+		if got := served("beta.school.localhost"); got != http.StatusMisdirectedRequest {
+			t.Errorf("record of %s/%s: another school's host answered %d, want 421", foreign.Name, foreign.ID, got)
+		}
+		if got := served(start.PrimaryHost); got != http.StatusOK {
+			t.Errorf("record of %s/%s: own primary host %d, want 200 (start-up hosts kept)", foreign.Name, foreign.ID, got)
+		}
 	}
 }

@@ -95,7 +95,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	if !p.neutral {
-		p.Tenant = s.tenant.DisplayName
+		p.Tenant = s.current().DisplayName
 		if sess := stateOf(r).session; sess != nil {
 			p.User = sess.Username
 			p.Super = sess.IsSuperuser

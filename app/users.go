@@ -276,7 +276,7 @@ func (s *server) siteURL(r *http.Request, path string) string {
 	if s.secureCookie(r) {
 		scheme = "https"
 	}
-	host := s.tenant.PrimaryHost
+	host := s.current().PrimaryHost
 	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" {
 		host = net.JoinHostPort(host, port)
 	}

@@ -27,6 +27,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		secure    = fs.Bool("secure-cookies", false, "always mark cookies Secure (set when TLS terminates in front of the proxy)")
 		register  = fs.Bool("register", true, "with the Consul registry: register this instance with a /readyz health check, deregister on shutdown")
 		record    = fs.String("tenant-record", "", "the tenant's registry record as JSON, handed over by a supervisor: the app then opens no registry at all (campus dev)")
+		refresh   = fs.Duration("tenant-refresh", 10*time.Second, "with a registry: how often to re-read the tenant's record, so hosts added or removed (`campus tenant host`) are answered without a restart (0: never)")
 	)
 	lo.register(fs)
 	ro.register(fs)
@@ -107,8 +108,10 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
 	}
 
+	follow := newTenantFollower(t) // app_follow.go
 	h, err := app.NewServer(app.Config{
 		Tenant:        t,
+		Hosts:         follow.Current,
 		Store:         st,
 		Logger:        appLogger,
 		Registerer:    metrics,
@@ -144,9 +147,22 @@ func runApp(ctx context.Context, e *env, args []string) error {
 			stopReg()
 		}()
 	}
+	serveCtx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	if reg != nil && *refresh > 0 {
+		go func() {
+			if err := follow.run(serveCtx, reg, *refresh, logger); err != nil {
+				logger.Error("stopping", "err", err)
+				stop(err)
+			}
+		}()
+	}
 	srv := httpserve.New(h, logger)
-	err = httpserve.Serve(ctx, srv, ln)
+	err = httpserve.Serve(serveCtx, srv, ln)
 	logger.Info("stopped")
+	if cause := context.Cause(serveCtx); errors.Is(cause, errTenantReplaced) {
+		return cause
+	}
 	return err
 }
 
