@@ -40,7 +40,9 @@ func TestTenantFollower(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- f.run(runCtx, reg, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	go func() {
+		done <- f.run(runCtx, reg, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}()
 	waitHosts := func(want ...string) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)

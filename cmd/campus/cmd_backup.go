@@ -446,25 +446,7 @@ func (tc *tenantCmd) restoreArchive(ctx context.Context, reg registry.Registry, 
 		return createError(ctx, reg, t, err)
 	}
 	fail := func(step string, cause error, dropDB bool) error {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		var undoErrs []error
-		if dropDB {
-			if err := st.Drop(uctx); err != nil {
-				undoErrs = append(undoErrs, err)
-			}
-		}
-		if err := reg.PurgeTenant(uctx, claimed.Name, claimed.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
-			undoErrs = append(undoErrs, err)
-		}
-		if err := tc.revokeToken(uctx, reg, claimed.Name); err != nil {
-			undoErrs = append(undoErrs, err)
-		}
-		if len(undoErrs) > 0 {
-			return fmt.Errorf("%s: %s: %w; undoing it failed too (%v): remove what is left with `campus tenant purge %s`",
-				what, step, cause, errors.Join(undoErrs...), claimed.Name)
-		}
-		return fmt.Errorf("%s: %s: %w; nothing was kept", what, step, cause)
+		return tc.undoClaim(ctx, reg, st, claimed, what+": "+step, cause, dropDB)
 	}
 	if err := checkEmptyDatabase(ctx, st, t.Name); err != nil {
 		return fail("database check", err, false)

@@ -278,25 +278,7 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 	}
 	// From here on, everything written is ours and is undone on failure.
 	fail := func(what string, cause error, dropDB bool) error {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		var undoErrs []error
-		if dropDB {
-			if err := st.Drop(uctx); err != nil {
-				undoErrs = append(undoErrs, err)
-			}
-		}
-		if err := reg.PurgeTenant(uctx, claimed.Name, claimed.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
-			undoErrs = append(undoErrs, err)
-		}
-		if err := tc.revokeToken(uctx, reg, claimed.Name); err != nil {
-			undoErrs = append(undoErrs, err)
-		}
-		if len(undoErrs) > 0 {
-			return fmt.Errorf("cannot create tenant %q: %s: %w; undoing it failed too (%v): remove what is left with `campus tenant purge %s`",
-				name, what, cause, errors.Join(undoErrs...), name)
-		}
-		return fmt.Errorf("cannot create tenant %q: %s: %w; nothing was kept", name, what, cause)
+		return tc.undoClaim(ctx, reg, st, claimed, fmt.Sprintf("cannot create tenant %q: %s", name, what), cause, dropDB)
 	}
 	// Checked again now that the name is ours: nobody may have written to
 	// the database meanwhile.
@@ -769,4 +751,29 @@ func (tc *tenantCmd) revokeToken(ctx context.Context, reg registry.Registry, nam
 		return fmt.Errorf("revoke the Consul ACL token of %s: %w", name, err)
 	}
 	return nil
+}
+
+// undoClaim undoes what a create or restore wrote after claiming tenant
+// claimed (its database when dropDB, its record, its token) and returns
+// cause, prefixed with what failed, saying whether the undo succeeded.
+func (tc *tenantCmd) undoClaim(ctx context.Context, reg registry.Registry, st *store.Store, claimed registry.Tenant, failed string, cause error, dropDB bool) error {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	var undoErrs []error
+	if dropDB {
+		if err := st.Drop(uctx); err != nil {
+			undoErrs = append(undoErrs, err)
+		}
+	}
+	if err := reg.PurgeTenant(uctx, claimed.Name, claimed.ID); err != nil && !errors.Is(err, registry.ErrNotFound) {
+		undoErrs = append(undoErrs, err)
+	}
+	if err := tc.revokeToken(uctx, reg, claimed.Name); err != nil {
+		undoErrs = append(undoErrs, err)
+	}
+	if len(undoErrs) > 0 {
+		return fmt.Errorf("%s: %w; undoing it failed too (%v): remove what is left with `campus tenant purge %s`",
+			failed, cause, errors.Join(undoErrs...), claimed.Name)
+	}
+	return fmt.Errorf("%s: %w; nothing was kept", failed, cause)
 }
