@@ -385,7 +385,8 @@ func (r *Registry) readyLocked() bool {
 }
 
 // instancesLocked merges the nodes' services with the checks: an instance
-// is healthy when its own checks and its node's checks all pass.
+// is healthy when it has a check of its own and its own checks and its
+// node's checks all pass.
 func (r *Registry) instancesLocked() []registry.Instance {
 	type id struct{ node, service string }
 	checks := map[id]api.HealthChecks{}
@@ -397,12 +398,17 @@ func (r *Registry) instancesLocked() []registry.Instance {
 	for _, node := range r.state.nodes {
 		for _, s := range r.state.services[node] {
 			tenant, _ := r.tenantOfService(s.Service)
-			all := append(slices.Clone(checks[id{node, ""}]), checks[id{node, s.ID}]...)
+			// Healthy needs the instance's own check, passing: the node's
+			// checks alone (serfHealth) say nothing of the app, and the
+			// node's service list can be merged before the checks answer
+			// that lists a new instance's (critical) check.
+			own := checks[id{node, s.ID}]
+			all := append(slices.Clone(checks[id{node, ""}]), own...)
 			out = append(out, registry.Instance{
 				ID:      s.ID,
 				Tenant:  tenant,
 				Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
-				Healthy: all.AggregatedStatus() == api.HealthPassing,
+				Healthy: len(own) > 0 && all.AggregatedStatus() == api.HealthPassing,
 			})
 		}
 	}
