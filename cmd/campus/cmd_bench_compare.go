@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/campus-saas/campus/internal/loadgen"
@@ -30,9 +31,11 @@ type compareConfig struct {
 	logger      *slog.Logger
 }
 
-// benchTarget is one way to reach the app.
+// benchTarget is one way to reach the app; pids are the processes whose
+// CPU time is the proxy's (none for direct).
 type benchTarget struct {
 	name, addr string
+	pids       func() []int
 }
 
 // runCompare measures GET cfg.path sent straight to the app, through a
@@ -43,29 +46,29 @@ type benchTarget struct {
 func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	targets := []benchTarget{{"direct", cfg.appAddr}}
+	targets := []benchTarget{{"direct", cfg.appAddr, nil}}
 
-	campusAddr, stopCampus, err := startCampusProxy(ctx, cfg)
+	campusAddr, campusPid, stopCampus, err := startCampusProxy(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer stopCampus()
-	targets = append(targets, benchTarget{"campus proxy", campusAddr})
+	targets = append(targets, benchTarget{"campus proxy", campusAddr, func() []int { return []int{campusPid} }})
 	for _, other := range []struct {
 		name, bin string
-		start     func(context.Context, compareConfig, string) (string, func(), error)
+		start     func(context.Context, compareConfig, string) (string, int, func(), error)
 	}{{"nginx", "nginx", startNginx}, {"haproxy", "haproxy", startHAProxy}} {
 		bin, err := exec.LookPath(other.bin)
 		if err != nil {
 			fmt.Fprintf(e.stdout, "note: %s not installed (apt-get install -y %s): not measured\n", other.name, other.bin)
 			continue
 		}
-		addr, stop, err := other.start(ctx, cfg, bin)
+		addr, pid, stop, err := other.start(ctx, cfg, bin)
 		if err != nil {
 			return fmt.Errorf("start %s: %w", other.name, err)
 		}
 		defer stop()
-		targets = append(targets, benchTarget{other.name, addr})
+		targets = append(targets, benchTarget{other.name, addr, func() []int { return processTree(pid) }})
 	}
 	for _, tg := range targets[1:] {
 		if err := waitRouted(ctx, tg.addr, cfg.tenant.PrimaryHost, cfg.path); err != nil {
@@ -76,12 +79,22 @@ func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 		cfg.path, cfg.rounds, cfg.duration, cfg.concurrency, cfg.client, runtimeProcs())
 
 	sums := make([]loadgen.Result, len(targets))
+	proxyCPU := make([]time.Duration, len(targets))
+	appCPU := make([]time.Duration, len(targets))
+	self := os.Getpid()
 	for range cfg.rounds {
 		for i, tg := range targets {
+			var pids []int
+			if tg.pids != nil {
+				pids = tg.pids()
+			}
+			p0, a0 := cpuTime(pids...), cpuTime(self)
 			res, err := measure(ctx, cfg, tg.addr)
 			if err != nil {
 				return fmt.Errorf("bench %s: %w", tg.name, err)
 			}
+			proxyCPU[i] += cpuTime(pids...) - p0
+			appCPU[i] += cpuTime(self) - a0
 			sums[i] = merge(sums[i], res)
 		}
 	}
@@ -93,12 +106,71 @@ func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout)
+	perReq := func(d time.Duration, n int) string {
+		if n == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1fµs", float64(d)/float64(n)/float64(time.Microsecond))
+	}
+	fmt.Fprintf(e.stdout, "CPU time per request (from /proc; the app runs in this process):\n")
+	for i, tg := range targets {
+		proxy := "-"
+		if tg.pids != nil {
+			proxy = perReq(proxyCPU[i], sums[i].Requests)
+		}
+		fmt.Fprintf(e.stdout, "  %-14s proxy %-9s app %s\n", tg.name, proxy, perReq(appCPU[i], sums[i].Requests))
+	}
+	fmt.Fprintln(e.stdout)
 	for i, tg := range targets[1:] {
 		s := sums[i+1]
 		fmt.Fprintf(e.stdout, "%-14s proxied/direct: throughput %.2f, p50 latency %.2f, p99 latency %.2f\n",
 			tg.name, s.RPS/sums[0].RPS, ratio(s.P50, sums[0].P50), ratio(s.P99, sums[0].P99))
 	}
 	return nil
+}
+
+// cpuTime is the user plus system CPU time of processes so far, from
+// /proc/PID/stat (Linux; 0 elsewhere), in clock ticks of 10ms.
+func cpuTime(pids ...int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which is in parentheses.
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return total
+}
+
+// processTree is pid and its direct children (nginx's workers).
+func processTree(pid int) []int {
+	out := []int{pid}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", child))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
 }
 
 // measure runs one round against addr with the configured client.
@@ -168,30 +240,30 @@ func parseWrk(out string) (loadgen.Result, error) {
 // startCampusProxy runs `campus proxy` over an embedded registry holding
 // the bench tenant and its instance, logging at info (the access log on)
 // to a file.
-func startCampusProxy(ctx context.Context, cfg compareConfig) (string, func(), error) {
+func startCampusProxy(ctx context.Context, cfg compareConfig) (string, int, func(), error) {
 	ro := registryOptions{kind: "embedded", data: filepath.Join(cfg.dir, "registry")}
 	reg, err := ro.open(ctx, nil, cfg.logger, nil)
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	defer reg.Close()
 	if _, err := reg.CreateTenant(ctx, cfg.tenant); err != nil {
-		return "", nil, fmt.Errorf("create bench tenant: %w", err)
+		return "", 0, nil, fmt.Errorf("create bench tenant: %w", err)
 	}
 	if err := reg.RegisterInstance(ctx, registry.Instance{ID: "bench-1", Tenant: cfg.tenant.Name, Addr: cfg.appAddr, Healthy: true}); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr, admin, err := twoFreeAddrs()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	logFile, err := os.Create(filepath.Join(cfg.dir, "campus-proxy.log"))
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, self, "proxy", "--registry", "embedded", "--data", ro.data,
 		"--listen", addr, "--admin-listen", admin, "--log-level", "info", "--log-format", "json")
@@ -200,9 +272,9 @@ func startCampusProxy(ctx context.Context, cfg compareConfig) (string, func(), e
 	cmd.WaitDelay = 20 * time.Second
 	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		return "", nil, fmt.Errorf("start campus proxy: %w", err)
+		return "", 0, nil, fmt.Errorf("start campus proxy: %w", err)
 	}
-	return addr, func() {
+	return addr, cmd.Process.Pid, func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 		logFile.Close()
@@ -211,14 +283,14 @@ func startCampusProxy(ctx context.Context, cfg compareConfig) (string, func(), e
 
 // startNginx runs nginx in the foreground with upstream keep-alive and a
 // buffered access log (its tuned, usual production shape).
-func startNginx(ctx context.Context, cfg compareConfig, bin string) (string, func(), error) {
+func startNginx(ctx context.Context, cfg compareConfig, bin string) (string, int, func(), error) {
 	dir := filepath.Join(cfg.dir, "nginx")
 	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr, _, err := twoFreeAddrs()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	conf := fmt.Sprintf(`daemon off;
 worker_processes auto;
@@ -249,22 +321,23 @@ http {
 `, dir, cfg.appAddr, addr, cfg.tenant.PrimaryHost)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	return addr, startChild(ctx, bin, "-p", dir, "-c", path), nil
+	pid, stop := startChild(ctx, bin, "-p", dir, "-c", path)
+	return addr, pid, stop, nil
 }
 
 // startHAProxy runs HAProxy in the foreground, Host-routed, reusing
 // upstream connections. It logs nothing (it logs only to syslog, when
 // told).
-func startHAProxy(ctx context.Context, cfg compareConfig, bin string) (string, func(), error) {
+func startHAProxy(ctx context.Context, cfg compareConfig, bin string) (string, int, func(), error) {
 	dir := filepath.Join(cfg.dir, "haproxy")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	addr, _, err := twoFreeAddrs()
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	conf := fmt.Sprintf(`global
 	maxconn 4096
@@ -287,20 +360,21 @@ backend none
 `, addr, cfg.tenant.PrimaryHost, cfg.appAddr)
 	path := filepath.Join(dir, "haproxy.cfg")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
-	return addr, startChild(ctx, bin, "-db", "-f", path), nil
+	pid, stop := startChild(ctx, bin, "-db", "-f", path)
+	return addr, pid, stop, nil
 }
 
 // startChild starts a foreground server; the returned function stops it.
 // A server that fails to start shows up in waitRouted.
-func startChild(ctx context.Context, bin string, args ...string) func() {
+func startChild(ctx context.Context, bin string, args ...string) (int, func()) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {
-		return func() {}
+		return 0, func() {}
 	}
-	return func() {
+	return cmd.Process.Pid, func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
