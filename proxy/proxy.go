@@ -266,7 +266,7 @@ func (p *Proxy) finish(ex *exchange) {
 		status = http.StatusOK // nothing written: net/http sends an empty 200
 	}
 	elapsed := time.Since(ex.start)
-	ex.tenant.metrics.requests.WithLabelValues(codeLabel(status)).Inc()
+	ex.tenant.metrics.request(status)
 	ex.tenant.metrics.duration.Observe(elapsed.Seconds())
 
 	log, level, msg := p.access, slog.LevelInfo, "request"

@@ -41,6 +41,7 @@ the embedded database (or MONGODB_URI), one app, one proxy, the load generator.
 		students    = fs.Int("students", 50, "students in the benchmark tenant (the public page shows up to 50)")
 		compare     = fs.Bool("compare", false, "instead: GET /healthz direct, through a `campus proxy` process, and through nginx and HAProxy when installed (each its own process), side by side")
 		client      = fs.String("client", "auto", "load generator of --compare: wrk, loadgen (in this process), or auto (wrk when installed)")
+		baseline    = fs.String("baseline", "", "with --compare: also run the proxy of this other campus binary (e.g. built from an older commit), for before/after in one run")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -117,7 +118,7 @@ the embedded database (or MONGODB_URI), one app, one proxy, the load generator.
 			return usageErr("--client %q: want wrk, loadgen or auto", *client)
 		}
 		return runCompare(ctx, e, compareConfig{dir: dir, tenant: t, appAddr: appLn.Addr().String(), path: "/healthz",
-			client: c, duration: *duration, rounds: *rounds, concurrency: *concurrency, logger: logger})
+			client: c, duration: *duration, rounds: *rounds, concurrency: *concurrency, logger: logger, baseline: *baseline})
 	}
 
 	// One proxy routing the tenant to it.

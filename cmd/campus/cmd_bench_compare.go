@@ -29,6 +29,7 @@ type compareConfig struct {
 	rounds      int
 	concurrency int
 	logger      *slog.Logger
+	baseline    string // another campus binary whose proxy runs beside (before/after)
 }
 
 // benchTarget is one way to reach the app; pids are the processes whose
@@ -48,12 +49,30 @@ func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 	defer cancel()
 	targets := []benchTarget{{"direct", cfg.appAddr, nil}}
 
-	campusAddr, campusPid, stopCampus, err := startCampusProxy(ctx, cfg)
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	campusAddr, campusPid, stopCampus, err := startCampusProxy(ctx, cfg, self)
 	if err != nil {
 		return err
 	}
 	defer stopCampus()
 	targets = append(targets, benchTarget{"campus proxy", campusAddr, func() []int { return []int{campusPid} }})
+	if cfg.baseline != "" {
+		dir := filepath.Join(cfg.dir, "baseline")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		base := cfg
+		base.dir = dir
+		addr, pid, stop, err := startCampusProxy(ctx, base, cfg.baseline)
+		if err != nil {
+			return fmt.Errorf("baseline %s: %w", cfg.baseline, err)
+		}
+		defer stop()
+		targets = append(targets, benchTarget{"campus baseline", addr, func() []int { return []int{pid} }})
+	}
 	for _, other := range []struct {
 		name, bin string
 		start     func(context.Context, compareConfig, string) (string, int, func(), error)
@@ -81,20 +100,20 @@ func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 	sums := make([]loadgen.Result, len(targets))
 	proxyCPU := make([]time.Duration, len(targets))
 	appCPU := make([]time.Duration, len(targets))
-	self := os.Getpid()
+	me := os.Getpid()
 	for range cfg.rounds {
 		for i, tg := range targets {
 			var pids []int
 			if tg.pids != nil {
 				pids = tg.pids()
 			}
-			p0, a0 := cpuTime(pids...), cpuTime(self)
+			p0, a0 := cpuTime(pids...), cpuTime(me)
 			res, err := measure(ctx, cfg, tg.addr)
 			if err != nil {
 				return fmt.Errorf("bench %s: %w", tg.name, err)
 			}
 			proxyCPU[i] += cpuTime(pids...) - p0
-			appCPU[i] += cpuTime(self) - a0
+			appCPU[i] += cpuTime(me) - a0
 			sums[i] = merge(sums[i], res)
 		}
 	}
@@ -237,10 +256,10 @@ func parseWrk(out string) (loadgen.Result, error) {
 	return r, nil
 }
 
-// startCampusProxy runs `campus proxy` over an embedded registry holding
+// startCampusProxy runs `bin proxy` (a campus binary) over an embedded registry holding
 // the bench tenant and its instance, logging at info (the access log on)
 // to a file.
-func startCampusProxy(ctx context.Context, cfg compareConfig) (string, int, func(), error) {
+func startCampusProxy(ctx context.Context, cfg compareConfig, bin string) (string, int, func(), error) {
 	ro := registryOptions{kind: "embedded", data: filepath.Join(cfg.dir, "registry")}
 	reg, err := ro.open(ctx, nil, cfg.logger, nil)
 	if err != nil {
@@ -253,10 +272,6 @@ func startCampusProxy(ctx context.Context, cfg compareConfig) (string, int, func
 	if err := reg.RegisterInstance(ctx, registry.Instance{ID: "bench-1", Tenant: cfg.tenant.Name, Addr: cfg.appAddr, Healthy: true}); err != nil {
 		return "", 0, nil, err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", 0, nil, err
-	}
 	addr, admin, err := twoFreeAddrs()
 	if err != nil {
 		return "", 0, nil, err
@@ -265,7 +280,7 @@ func startCampusProxy(ctx context.Context, cfg compareConfig) (string, int, func
 	if err != nil {
 		return "", 0, nil, err
 	}
-	cmd := exec.CommandContext(ctx, self, "proxy", "--registry", "embedded", "--data", ro.data,
+	cmd := exec.CommandContext(ctx, bin, "proxy", "--registry", "embedded", "--data", ro.data,
 		"--listen", addr, "--admin-listen", admin, "--log-level", "info", "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
