@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"sync"
@@ -38,10 +39,36 @@ type syncTransport struct {
 	reap *time.Timer          // closes expired idle connections; nil when none is idle
 }
 
+// maxResponseHeader bounds what an app may send before its response's
+// body (net/http.Transport's MaxResponseHeaderBytes plays this part).
+const maxResponseHeader = 1 << 20
+
+var errHeaderTooLarge = errors.New("app's response headers exceed 1 MiB")
+
+// limitReader fails reads beyond n bytes; n is set for each response's
+// headers and lifted for its body.
+type limitReader struct {
+	r io.Reader
+	n int64
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errHeaderTooLarge
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
 // upConn is one connection to an app instance.
 type upConn struct {
 	addr   string
 	conn   net.Conn
+	limit  *limitReader // under br
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	idleAt time.Time
@@ -105,6 +132,7 @@ func (t *syncTransport) roundTrip(c *upConn, req *http.Request) (*http.Response,
 		return nil, err
 	}
 	c.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	c.limit.n = maxResponseHeader + int64(c.br.Buffered())
 	var resp *http.Response
 	for {
 		if _, err := c.br.Peek(1); err != nil {
@@ -126,6 +154,7 @@ func (t *syncTransport) roundTrip(c *upConn, req *http.Request) (*http.Response,
 		break
 	}
 	c.conn.SetReadDeadline(time.Time{})
+	c.limit.n = math.MaxInt64 // the body: as long as the app says
 	if ctx.Err() != nil {
 		// The AfterFunc may have run before the line above undid it.
 		stop()
@@ -214,7 +243,8 @@ func (t *syncTransport) get(ctx context.Context, addr string) (*upConn, bool, er
 	if err != nil {
 		return nil, false, err
 	}
-	return &upConn{addr: addr, conn: conn, br: bufio.NewReaderSize(conn, 32<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+	limit := &limitReader{r: conn}
+	return &upConn{addr: addr, conn: conn, limit: limit, br: bufio.NewReaderSize(limit, 32<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
 }
 
 // put makes c idle.

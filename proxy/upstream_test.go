@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,5 +162,41 @@ func TestUpstreamLateExtraBytesNotForwarded(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want 200 \"ok\"", i, r.status, r.body)
 		}
 		<-sent // on loopback the bytes are in the proxy's socket once written
+	}
+}
+
+// TestUpstreamHugeHeadersRefused: an app whose response headers never end
+// gets the client a 502, not a proxy that reads them forever.
+func TestUpstreamHugeHeadersRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+					return
+				}
+				fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
+				line := "X-Filler: " + strings.Repeat("x", 1000) + "\r\n"
+				for range 3000 { // 3 MB of headers
+					if _, err := fmt.Fprint(c, line); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	tp := newTestProxy(t, Config{})
+	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: ln.Addr().String(), Healthy: true})
+	if r := tp.do(t, request{host: host}); r.status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", r.status)
 	}
 }
