@@ -212,6 +212,7 @@ var (
 	wrkPercentile = regexp.MustCompile(`(?m)^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$`)
 	wrkRequests   = regexp.MustCompile(`(?m)^\s+(\d+) requests in ([\d.]+)(us|ms|s|m)`)
 	wrkRPS        = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
+	wrkMax        = regexp.MustCompile(`(?m)^[ \t]+Latency[ \t]+\S+[ \t]+\S+[ \t]+([\d.]+)(us|ms|s)`)
 	wrkNon2xx     = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses: (\d+)`)
 	wrkErrors     = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
 )
@@ -243,6 +244,9 @@ func parseWrk(out string) (loadgen.Result, error) {
 		case "99":
 			r.P99 = d
 		}
+	}
+	if m := wrkMax.FindStringSubmatch(out); m != nil {
+		r.Max = wrkDuration(m[1], m[2])
 	}
 	if n := wrkNon2xx.FindStringSubmatch(out); n != nil {
 		r.Non2xx, _ = strconv.Atoi(n[1])

@@ -128,8 +128,18 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		created = append(created, name)
 		lastCreate = time.Since(t0)
 		defer func() { lastRegister = time.Since(t0) - lastCreate }()
-		// As the supervisor does: Healthy only once /readyz answered.
-		return t, reg.RegisterInstance(ctx, registry.Instance{ID: name, Tenant: name, Addr: upstream, Healthy: ready(ctx, upstream)})
+		// As the supervisor does: Healthy only once /readyz answered, and
+		// each call bounded (an agent swamped by checks can stall one).
+		in := registry.Instance{ID: name, Tenant: name, Addr: upstream, Healthy: ready(ctx, upstream)}
+		for attempt := 1; ; attempt++ {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = reg.RegisterInstance(rctx, in)
+			cancel()
+			if err == nil || attempt == 3 || ctx.Err() != nil {
+				return t, err
+			}
+			logger.Warn("register instance: retrying", "instance", name, "err", err)
+		}
 	}
 	fmt.Fprintf(e.stdout, "campus bench routing: %s registry, %d tenants, %d changes\n", kind, *tenants, *changes)
 	start := time.Now()
