@@ -108,6 +108,9 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	prefix := fmt.Sprintf("b%x", time.Now().UnixNano()&0xffffff)
 	var created []string
 	defer func() {
+		if *ownConsul {
+			return // the agent and everything in it go away with it
+		}
 		cctx := context.WithoutCancel(ctx)
 		for _, name := range created {
 			reg.DeregisterInstance(cctx, name)
