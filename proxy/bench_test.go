@@ -18,6 +18,10 @@ import (
 func BenchmarkProxy(b *testing.B) {
 	page := []byte(strings.Repeat("<tr><td>Amina</td><td>Grade 7</td></tr>\n", 40)) // ~1.6 KB
 	up := newUpstreamFunc(b, "nairobi", "n1", func(w http.ResponseWriter, r *http.Request, _ []byte) {
+		if r.URL.Path == "/healthz" { // as small as the app's
+			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(page)
 	})
@@ -31,6 +35,8 @@ func BenchmarkProxy(b *testing.B) {
 	for _, bc := range []struct{ name, url string }{
 		{"direct", up.URL + "/students"},
 		{"proxied", tp.front.URL + "/students"},
+		{"direct-healthz", up.URL + "/healthz"},
+		{"proxied-healthz", tp.front.URL + "/healthz"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

@@ -52,7 +52,7 @@ func newTransport(cfg Config) *http.Transport {
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite:      rewrite,
-		Transport:    &retryTransport{p: p, base: p.upstream},
+		Transport:    &retryTransport{p: p, base: p.upstream, sync: newSyncTransport(p.cfg)},
 		BufferPool:   &bufferPool{},
 		ErrorHandler: p.upstreamError,
 		ErrorLog:     slog.NewLogLogger(p.log.Handler(), slog.LevelWarn),
@@ -101,6 +101,7 @@ func isClientSet(name string) bool {
 type retryTransport struct {
 	p    *Proxy
 	base http.RoundTripper
+	sync *syncTransport // the common requests (see upstream.go)
 }
 
 func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
@@ -108,6 +109,10 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 	ex := exchangeFrom(ctx)
 	var tried []*instance
 	err := errNoInstance
+	base := t.base
+	if t.sync.handles(out) {
+		base = t.sync
+	}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		in := ex.route.pick(tried)
 		if in == nil {
@@ -125,7 +130,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		ex.useInstance(in)
 
 		var resp *http.Response
-		resp, err = t.base.RoundTrip(req)
+		resp, err = base.RoundTrip(req)
 		if err == nil {
 			in.markUp()
 			return resp, nil

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -105,6 +106,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // leaves.
 type tenantMetrics struct {
 	requests  *prometheus.CounterVec // curried with the tenant; code varies per request
+	byCode    *codeCounters          // requests' children of the usual codes, once used
 	duration  prometheus.Observer
 	errors    [len(reasons)]prometheus.Counter
 	instances prometheus.Gauge
@@ -113,6 +115,7 @@ type tenantMetrics struct {
 func (m *metrics) forTenant(name string) tenantMetrics {
 	tm := tenantMetrics{
 		requests: m.requests.MustCurryWith(prometheus.Labels{LabelTenant: name}),
+		byCode:   &codeCounters{},
 		duration: m.duration.WithLabelValues(name),
 	}
 	for i, r := range reasons {
@@ -122,6 +125,44 @@ func (m *metrics) forTenant(name string) tenantMetrics {
 		tm.instances = m.tenantInstances.WithLabelValues(name)
 	}
 	return tm
+}
+
+// request counts one answered request: for the usual codes without a
+// label lookup after the first (the child is kept once resolved; forget
+// drops it with the tenant's tenantState).
+func (tm *tenantMetrics) request(code int) {
+	slot := 0
+	if code >= 0 && code < len(codeSlots) {
+		slot = int(codeSlots[code])
+	}
+	if slot == 0 {
+		tm.requests.WithLabelValues(codeLabel(code)).Inc()
+		return
+	}
+	c := tm.byCode.c[slot].Load()
+	if c == nil {
+		counter := tm.requests.WithLabelValues(codeLabel(code))
+		c = &counter
+		tm.byCode.c[slot].Store(c)
+	}
+	(*c).Inc()
+}
+
+// usualCodes are the status codes whose counters a tenant keeps at hand.
+var usualCodes = [...]int{200, 201, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404, 405,
+	413, 421, 429, StatusClientClosed, 500, 502, 503, 504}
+
+// codeSlots maps a status code to its slot in codeCounters (0: none).
+var codeSlots = func() (s [600]uint8) {
+	for i, c := range usualCodes {
+		s[c] = uint8(i + 1)
+	}
+	return s
+}()
+
+// codeCounters holds one tenant's request counters of the usual codes.
+type codeCounters struct {
+	c [len(usualCodes) + 1]atomic.Pointer[prometheus.Counter]
 }
 
 // forget deletes every label child of a tenant that left the table.

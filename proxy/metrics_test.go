@@ -107,3 +107,36 @@ func TestNewRejectsDuplicateRegistration(t *testing.T) {
 	}
 	p.Update(registry.Snapshot{Version: 1})
 }
+
+// TestRequestCountersAfterTenantReturns: a tenant's request counters
+// (kept at hand per tenant) go with it when it leaves the table; when it
+// comes back, its requests are counted in a visible series again, and
+// never in another tenant's.
+func TestRequestCountersAfterTenantReturns(t *testing.T) {
+	a, b := newUpstream(t, "nairobi", "n1"), newUpstream(t, "accra", "a1")
+	tp := newTestProxy(t, Config{})
+	both := registry.Snapshot{Version: 1,
+		Tenants: []registry.Tenant{tenant(t, "nairobi", "N", "nairobi.school.localhost"),
+			tenant(t, "accra", "A", "accra.school.localhost")},
+		Instances: []registry.Instance{a.instance(), b.instance()}}
+	tp.Update(both)
+	tp.do(t, request{host: "nairobi.school.localhost"})
+	tp.do(t, request{host: "accra.school.localhost"})
+	onlyAccra := both
+	onlyAccra.Version, onlyAccra.Tenants, onlyAccra.Instances = 2, both.Tenants[1:], both.Instances[1:]
+	tp.Update(onlyAccra)
+	back := both
+	back.Version = 3
+	tp.Update(back)
+	tp.do(t, request{host: "nairobi.school.localhost"})
+	tp.do(t, request{host: "accra.school.localhost"})
+	want := `
+# HELP campus_proxy_requests_total Requests answered by the proxy, by tenant and HTTP status (499: client went away).
+# TYPE campus_proxy_requests_total counter
+campus_proxy_requests_total{code="200",tenant="accra"} 2
+campus_proxy_requests_total{code="200",tenant="nairobi"} 1
+`
+	if err := testutil.CollectAndCompare(tp.metrics.requests, strings.NewReader(want), MetricRequests); err != nil {
+		t.Error(err)
+	}
+}

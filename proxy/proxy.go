@@ -51,6 +51,11 @@ type Waker interface {
 // Config configures a Proxy. Zero values get the defaults above.
 type Config struct {
 	Logger *slog.Logger // default slog.Default()
+	// AccessLog receives the "request" line of every request that went
+	// well (aborted and failed ones go to Logger); default Logger. Give it
+	// a handler over an AccessLog writer, so that a request costs no write
+	// system call, and close that writer after the listeners have drained.
+	AccessLog *slog.Logger
 	// Registerer receives the proxy's metrics; nil means a private registry
 	// (never the global one).
 	Registerer prometheus.Registerer
@@ -73,6 +78,7 @@ type Config struct {
 type Proxy struct {
 	cfg      Config
 	log      *slog.Logger
+	access   *slog.Logger
 	gatherer prometheus.Gatherer // set when the proxy made its own registry
 	metrics  *metrics
 	scale    scaleMetrics // hold.go
@@ -96,6 +102,9 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = cfg.Logger
+	}
 	if cfg.HoldTimeout == 0 {
 		cfg.HoldTimeout = DefaultHoldTimeout
 	}
@@ -113,7 +122,7 @@ func New(cfg Config) (*Proxy, error) {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, gatherer = reg, reg
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, gatherer: gatherer,
+	p := &Proxy{cfg: cfg, log: cfg.Logger, access: cfg.AccessLog, gatherer: gatherer,
 		tenants: map[string]*tenantState{}, instances: map[string]*instanceState{}}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -261,19 +270,19 @@ func (p *Proxy) finish(ex *exchange) {
 		status = http.StatusOK // nothing written: net/http sends an empty 200
 	}
 	elapsed := time.Since(ex.start)
-	ex.tenant.metrics.requests.WithLabelValues(codeLabel(status)).Inc()
+	ex.tenant.metrics.request(status)
 	ex.tenant.metrics.duration.Observe(elapsed.Seconds())
 	ex.tenant.touch(ex.start.Add(elapsed)) // scale to zero: see hold.go
 
-	level, msg := slog.LevelInfo, "request"
+	log, level, msg := p.access, slog.LevelInfo, "request"
 	switch {
 	case aborted == http.ErrAbortHandler:
-		level, msg = slog.LevelWarn, "request aborted: the app's response broke off"
+		log, level, msg = p.log, slog.LevelWarn, "request aborted: the app's response broke off"
 		ex.tenant.metrics.errors[reasonOther].Inc()
 	case aborted != nil:
-		level, msg = slog.LevelError, fmt.Sprintf("request panicked: %v", aborted)
+		log, level, msg = p.log, slog.LevelError, fmt.Sprintf("request panicked: %v", aborted)
 	}
-	if p.log.Enabled(ex.r.Context(), level) {
+	if log.Enabled(ex.r.Context(), level) {
 		host := ex.host
 		if host == "" {
 			host = truncate(ex.r.Host, 100)
@@ -282,7 +291,7 @@ func (p *Proxy) finish(ex *exchange) {
 		if ex.inst != nil {
 			instance = ex.inst.id
 		}
-		p.log.LogAttrs(ex.r.Context(), level, msg,
+		log.LogAttrs(ex.r.Context(), level, msg,
 			slog.String("tenant", ex.tenant.name),
 			slog.String("host", host),
 			slog.String("method", ex.r.Method),

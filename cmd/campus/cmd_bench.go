@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -55,6 +56,9 @@ and one school's backup and restore.`)
 		rounds      = fs.Int("rounds", 3, "rounds per target (alternating direct and proxied)")
 		concurrency = fs.Int("concurrency", 16, "concurrent closed-loop clients")
 		students    = fs.Int("students", 50, "students in the benchmark tenant (the public page shows up to 50)")
+		compare     = fs.Bool("compare", false, "instead: GET /healthz direct, through a `campus proxy` process, and through nginx and HAProxy when installed (each its own process), side by side")
+		client      = fs.String("client", "auto", "load generator of --compare: wrk, loadgen (in this process), or auto (wrk when installed)")
+		baseline    = fs.String("baseline", "", "with --compare: also run the proxy of this other campus binary (e.g. built from an older commit), for before/after in one run")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -118,6 +122,21 @@ and one school's backup and restore.`)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go httpserve.Serve(ctx, httpserve.New(appHandler, logger), appLn)
+
+	if *compare {
+		c := *client
+		if c == "auto" {
+			c = "loadgen"
+			if _, err := exec.LookPath("wrk"); err == nil {
+				c = "wrk"
+			}
+		}
+		if c != "wrk" && c != "loadgen" {
+			return usageErr("--client %q: want wrk, loadgen or auto", *client)
+		}
+		return runCompare(ctx, e, compareConfig{dir: dir, tenant: t, appAddr: appLn.Addr().String(), path: "/healthz",
+			client: c, duration: *duration, rounds: *rounds, concurrency: *concurrency, logger: logger, baseline: *baseline})
+	}
 
 	// One proxy routing the tenant to it.
 	p, err := proxy.New(proxy.Config{Logger: logger, Registerer: prometheus.NewRegistry()})

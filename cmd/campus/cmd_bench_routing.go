@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
@@ -35,6 +36,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		ro        registryOptions
 		tenants   = fs.Int("tenants", 10000, "tenants in the registry")
 		changes   = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
+		ownConsul = fs.Bool("start-consul", false, "with --registry consul: start a real Consul dev agent (built by internal/engines into ~/.cache/campus/engines) for this run instead of using CONSUL_HTTP_ADDR")
 		fillCheck = fs.Duration("fill-check-interval", 0, "with Consul: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")
 	)
 	ro.register(fs)
@@ -45,6 +47,23 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if *ownConsul {
+		ro.kind = "consul"
+		dir, err := os.MkdirTemp("", "campus-bench-consul-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		agent, err := engines.StartConsul(ctx, engines.ConsulOptions{Dir: dir})
+		if err != nil {
+			return fmt.Errorf("start a Consul agent (internal/engines/build.sh builds it): %w", err)
+		}
+		defer agent.Stop()
+		// This process's registries and the campus proxy child read it.
+		os.Setenv("CONSUL_HTTP_ADDR", agent.Addr)
+		os.Unsetenv("CONSUL_HTTP_TOKEN")
+		fmt.Fprintf(e.stdout, "started Consul dev agent at %s\n", agent.Addr)
+	}
 	kind, err := ro.backend(e)
 	if err != nil {
 		return err
@@ -89,23 +108,41 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	prefix := fmt.Sprintf("b%x", time.Now().UnixNano()&0xffffff)
 	var created []string
 	defer func() {
+		if *ownConsul {
+			return // the agent and everything in it go away with it
+		}
 		cctx := context.WithoutCancel(ctx)
 		for _, name := range created {
 			reg.DeregisterInstance(cctx, name)
 			reg.DeleteTenant(cctx, name)
 		}
 	}()
+	var lastCreate, lastRegister time.Duration // of the last add
 	add := func(reg registry.Registry, i int) (registry.Tenant, error) {
 		name := fmt.Sprintf("%s-%d", prefix, i)
 		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
 		if err != nil {
 			return t, err
 		}
+		t0 := time.Now()
 		if t, err = reg.CreateTenant(ctx, t); err != nil {
 			return t, fmt.Errorf("create tenant %s: %w", name, err)
 		}
 		created = append(created, name)
-		return t, reg.RegisterInstance(ctx, registry.Instance{ID: name, Tenant: name, Addr: upstream, Healthy: true})
+		lastCreate = time.Since(t0)
+		defer func() { lastRegister = time.Since(t0) - lastCreate }()
+		// As the supervisor does: Healthy only once /readyz answered, and
+		// each call bounded (an agent swamped by checks can stall one).
+		in := registry.Instance{ID: name, Tenant: name, Addr: upstream, Healthy: ready(ctx, upstream)}
+		for attempt := 1; ; attempt++ {
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err = reg.RegisterInstance(rctx, in)
+			cancel()
+			if err == nil || attempt == 3 || ctx.Err() != nil {
+				return t, err
+			}
+			logger.Warn("register instance: retrying", "instance", name, "err", err)
+		}
 	}
 	fmt.Fprintf(e.stdout, "campus bench routing: %s registry, %d tenants, %d changes\n", kind, *tenants, *changes)
 	start := time.Now()
@@ -183,7 +220,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	}
 	fmt.Fprintf(e.stdout, "campus proxy routed all tenants %s after start\n", time.Since(t0).Round(time.Millisecond))
 	rssAtN := rssOf(child.Process.Pid)
-	var lat []time.Duration
+	var lat, creates, registers []time.Duration
 	for i := range *changes {
 		t0 := time.Now()
 		t, err := add(changeReg, *tenants+i)
@@ -197,20 +234,41 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 			time.Sleep(time.Millisecond)
 		}
 		lat = append(lat, time.Since(t0))
+		creates, registers = append(creates, lastCreate), append(registers, lastRegister)
 	}
 	slices.Sort(lat)
 	slices.Sort(rebuilds)
+	slices.Sort(creates)
+	slices.Sort(registers)
 	pct := func(d []time.Duration, q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
 	fmt.Fprintf(e.stdout, "\n%-48s %s\n", "metric", "value")
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p50 (create+register → routed)", pct(lat, 0.50).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p99", pct(lat, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation max", lat[len(lat)-1].Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which CreateTenant call p50 / p99", pct(creates, 0.50).Round(100*time.Microsecond), pct(creates, 0.99).Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which /readyz + RegisterInstance p50 / p99", pct(registers, 0.50).Round(100*time.Microsecond), pct(registers, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", fmt.Sprintf("first table build (%d tenants)", *tenants), first.Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "table rebuild after one change (median of 5)", rebuilds[len(rebuilds)/2].Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS with %d tenants", *tenants), float64(rssAtN)/1e6)
 	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS after %d more", *changes), float64(rssOf(child.Process.Pid))/1e6)
 	return nil
 }
+
+// ready reports whether addr's /readyz answers 200 now.
+func ready(ctx context.Context, addr string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := readyClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var readyClient = &http.Client{Timeout: 2 * time.Second}
 
 // twoFreeAddrs returns two loopback addresses that were free a moment ago.
 func twoFreeAddrs() (string, string, error) {

@@ -187,6 +187,12 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		external = uri
 	}
 	printBanner(e, po, public, dataDir, external, tenants)
+	accessLog, flushAccessLog, err := openAccessLog(e, &lo)
+	if err != nil {
+		return err
+	}
+	defer flushAccessLog() // after serveProxy: the listeners have drained
+	po.accessLog = accessLog
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err

@@ -32,6 +32,7 @@ type proxyOptions struct {
 	registerSelf    bool
 	adminAdvertise  string
 	checkInterval   time.Duration
+	accessLog       *slog.Logger // the proxy's request lines (see openAccessLog); nil: the logger
 
 	// consulReg, set by the command when its registry is Consul, is
 	// where the proxy registers itself (with registerSelf).
@@ -109,6 +110,12 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	// the CLI through $CAMPUS_PUBLIC_URL) is how people reach it, maybe
 	// through a load balancer: logged so that the two can be compared.
 	logger.Info("tenant links", "public_url", public.String(), "listen", po.listen)
+	accessLog, flushAccessLog, err := openAccessLog(e, &lo)
+	if err != nil {
+		return err
+	}
+	defer flushAccessLog() // after serveProxy: the listeners have drained
+	po.accessLog = accessLog
 	metrics := newMetricsRegistry()
 	reg, err := ro.open(ctx, e, logger, metrics)
 	if err != nil {
@@ -138,6 +145,7 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Registry, reg registry.Registry, po proxyOptions, waker proxy.Waker, extra func(context.Context) error) error {
 	p, err := proxy.New(proxy.Config{
 		Logger:          logger,
+		AccessLog:       po.accessLog,
 		Registerer:      metrics,
 		HoldTimeout:     po.holdTimeout,
 		UpstreamTimeout: po.upstreamTimeout,
@@ -218,4 +226,18 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 		return nil // a clean shutdown
 	}
 	return err
+}
+
+// openAccessLog returns the proxy's access logger: the format and level of
+// lo, on stderr through a proxy.AccessLog buffer, so that a request costs
+// no write system call. The returned function flushes and closes the
+// buffer; call it once the proxy's listeners have drained.
+func openAccessLog(e *env, lo *logOptions) (*slog.Logger, func(), error) {
+	buf := proxy.NewAccessLog(e.stderr, 0, 0)
+	logger, err := lo.loggerTo(e, buf)
+	if err != nil {
+		buf.Close()
+		return nil, nil, err
+	}
+	return logger, func() { _ = buf.Close() }, nil
 }

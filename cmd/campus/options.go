@@ -32,6 +32,11 @@ func (o *logOptions) register(fs *flag.FlagSet) {
 // logger builds the command's slog logger: JSON when stderr is not a
 // terminal, text when it is.
 func (o *logOptions) logger(e *env) (*slog.Logger, error) {
+	return o.loggerTo(e, e.stderr)
+}
+
+// loggerTo is logger writing to w (the format still follows stderr).
+func (o *logOptions) loggerTo(e *env, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
 		return nil, usageErr("--log-level %q: want debug, info, warn or error", o.level)
@@ -46,9 +51,9 @@ func (o *logOptions) logger(e *env) (*slog.Logger, error) {
 	}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(e.stderr, hopts)), nil
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
 	case "text":
-		return slog.New(slog.NewTextHandler(e.stderr, hopts)), nil
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
 	default:
 		return nil, usageErr("--log-format %q: want auto, text or json", o.format)
 	}

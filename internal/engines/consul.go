@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -230,7 +229,7 @@ func (c *Consul) Log() string {
 // CONSUL_HTTP_ADDR set (and opts.ACL false), the agent it names, with
 // CONSUL_HTTP_TOKEN as Token. A test that shares an agent must use key
 // prefixes and service names of its own.
-func ConsulForTest(tb testing.TB, opts ConsulOptions) *Consul {
+func ConsulForTest(tb TB, opts ConsulOptions) *Consul {
 	tb.Helper()
 	if addr := os.Getenv("CONSUL_HTTP_ADDR"); addr != "" && !opts.ACL {
 		return &Consul{Addr: strings.TrimPrefix(addr, "http://"), Token: os.Getenv("CONSUL_HTTP_TOKEN")}
@@ -258,7 +257,7 @@ type Shared struct {
 }
 
 // Get returns the shared agent, starting it on first use.
-func (s *Shared) Get(tb testing.TB) *Consul {
+func (s *Shared) Get(tb TB) *Consul {
 	tb.Helper()
 	s.once.Do(func() {
 		if addr := os.Getenv("CONSUL_HTTP_ADDR"); addr != "" && !s.Options.ACL {
@@ -300,7 +299,7 @@ type Relay struct {
 }
 
 // NewRelay relays a new loopback port to target until the test ends.
-func NewRelay(tb testing.TB, target string) *Relay {
+func NewRelay(tb TB, target string) *Relay {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

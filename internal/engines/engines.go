@@ -183,3 +183,13 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TB is the part of testing.TB the *ForTest helpers use. It is declared
+// here so that this package does not import testing: `campus bench
+// routing --start-consul` links it into the campus binary.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+	TempDir() string
+}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -130,7 +129,7 @@ func (p *Prometheus) start(ctx context.Context, bin string) error {
 // PrometheusForTest starts Prometheus for one test (its folder under
 // tb.TempDir unless opts.Dir is set) and stops it at the test's end. A
 // missing binary or a configuration that does not load fails the test.
-func PrometheusForTest(tb testing.TB, opts PrometheusOptions) *Prometheus {
+func PrometheusForTest(tb TB, opts PrometheusOptions) *Prometheus {
 	tb.Helper()
 	if opts.Dir == "" {
 		opts.Dir = tb.TempDir()

@@ -555,12 +555,23 @@ func validInstanceID(id string) error {
 }
 
 // RegisterInstance registers (or replaces, by ID) an instance with the
-// local agent. in.Healthy is ignored: the agent's /readyz check decides,
-// and a new check is critical until it first passes.
+// local agent, with an HTTP check on its /readyz that the agent runs every
+// CheckInterval and that alone decides its health from then on.
+//
+// in.Healthy is the caller's word that it has just seen the instance's
+// /readyz answer 200 (the supervisor says so only after its own probe): the
+// check then starts passing and the instance is routed at once, instead of
+// after the agent's first check run (up to a CheckInterval later). Without
+// it the check starts critical, so an instance nobody has seen ready is
+// never routed before the agent has. Either way, an instance whose app
+// stops answering goes critical at the next check run.
 func (r *Registry) RegisterInstance(ctx context.Context, in registry.Instance) error {
 	reg, err := r.registration(in)
 	if err != nil {
 		return fmt.Errorf("register instance: %w", err)
+	}
+	if in.Healthy {
+		reg.Check.Status = api.HealthPassing
 	}
 	if err := r.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
 		return fmt.Errorf("register instance %s of %s with consul: %w", in.ID, in.Tenant, err)

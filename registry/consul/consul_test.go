@@ -526,7 +526,9 @@ func TestIndexBackwardsResets(t *testing.T) {
 func TestInstanceRegistration(t *testing.T) {
 	sp, r, _ := newReal(t)
 	ctx := ctxT(t, 30*time.Second)
-	in := registry.Instance{ID: sp.servicePrefix + "nairobi-1", Tenant: "nairobi", Addr: "127.0.0.1:9", Healthy: true}
+	// Not Healthy: the caller has not seen its /readyz pass (see
+	// TestRegisteredPassingIsRoutedAtOnce for the other case).
+	in := registry.Instance{ID: sp.servicePrefix + "nairobi-1", Tenant: "nairobi", Addr: "127.0.0.1:9"}
 	if err := r.RegisterInstance(ctx, in); err != nil {
 		t.Fatal(err)
 	}
@@ -571,7 +573,8 @@ func TestTenantComesFromServiceName(t *testing.T) {
 	for _, reg := range []*api.AgentServiceRegistration{
 		// Registered as accra's service but claiming nairobi in meta and tag.
 		{ID: sp.servicePrefix + "liar", Name: sp.servicePrefix + "accra", Address: "127.0.0.1", Port: 7,
-			Tags: []string{consul.ServiceTag, "tenant-nairobi"}, Meta: map[string]string{consul.MetaTenant: "nairobi"}},
+			Tags: []string{consul.ServiceTag, "tenant-nairobi"}, Meta: map[string]string{consul.MetaTenant: "nairobi"},
+			Check: &api.AgentServiceCheck{TTL: "10m", Status: api.HealthPassing}},
 		// Not an app service at all.
 		{ID: sp.servicePrefix + "other", Name: sp.prefix + "nairobi", Address: "127.0.0.1", Port: 8,
 			Tags: []string{consul.ServiceTag}, Meta: map[string]string{consul.MetaTenant: "nairobi"}},

@@ -3,7 +3,9 @@ package consul
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -20,6 +22,11 @@ const DefaultKeepEvery = 10 * time.Second
 // its data forgets services) and registers it again if not. While Consul
 // is unreachable it retries with backoff; the caller keeps serving.
 //
+// in.Healthy is ignored: before each registration KeepRegistered probes
+// the instance's /readyz itself, as the agent's check would, and registers
+// the check passing only if that probe answered 2xx (routed at once), else
+// critical (routed once the agent's check passes).
+//
 // It blocks until ctx ends and returns the final deregistration's error,
 // or at once an error wrapping registry.ErrInvalid for a bad instance.
 // `campus app` runs it in a goroutine for self-registration.
@@ -32,7 +39,9 @@ func (r *Registry) KeepRegistered(ctx context.Context, in registry.Instance, eve
 }
 
 // KeepServiceRegistered is KeepRegistered for any service registration
-// (the proxies register themselves as campus-proxy with it).
+// (the proxies register themselves as campus-proxy with it). A check with
+// an HTTP URL is probed before each registration and starts passing only
+// if the probe answered 2xx.
 func (r *Registry) KeepServiceRegistered(ctx context.Context, reg *api.AgentServiceRegistration, every time.Duration, log *slog.Logger) error {
 	if every <= 0 {
 		every = DefaultKeepEvery
@@ -42,7 +51,7 @@ func (r *Registry) KeepServiceRegistered(ctx context.Context, reg *api.AgentServ
 	for ctx.Err() == nil {
 		wait := every
 		if !registered {
-			if err := r.client.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
+			if err := r.client.Agent().ServiceRegisterOpts(r.probed(ctx, reg), api.ServiceRegisterOpts{}.WithContext(ctx)); err != nil {
 				if ctx.Err() != nil {
 					break
 				}
@@ -75,4 +84,45 @@ func (r *Registry) KeepServiceRegistered(ctx context.Context, reg *api.AgentServ
 	}
 	log.Info("deregistered from consul", "service", reg.Name, "id", reg.ID)
 	return nil
+}
+
+// probed returns reg with its check's initial status set from one probe
+// of the check's HTTP URL, made now by this process: passing on a 2xx
+// answer within CheckTimeout, else critical (Consul's default). reg itself
+// is not modified.
+func (r *Registry) probed(ctx context.Context, reg *api.AgentServiceRegistration) *api.AgentServiceRegistration {
+	if reg.Check == nil || reg.Check.HTTP == "" {
+		return reg
+	}
+	out, check := *reg, *reg.Check
+	check.Status = api.HealthCritical
+	if probeHTTP(ctx, check.HTTP, r.cfg.CheckTimeout) {
+		check.Status = api.HealthPassing
+	}
+	out.Check = &check
+	return &out
+}
+
+// probeClient makes the registration probes: no proxy from the
+// environment, no redirects followed (like a Consul check, 2xx passes).
+var probeClient = &http.Client{
+	Transport:     &http.Transport{Proxy: nil, DisableKeepAlives: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// probeHTTP reports whether a GET of url answers 2xx within timeout.
+func probeHTTP(ctx context.Context, url string, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := probeClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return resp.StatusCode >= 200 && resp.StatusCode < 300
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+	"golang.org/x/time/rate"
 
 	"github.com/campus-saas/campus/registry"
 )
@@ -149,8 +151,8 @@ func (r *Registry) loop(ctx context.Context, key string) {
 	var index uint64
 	resync := false // the next answer replaces the state whatever its index
 	for {
-		if !lim.wait(ctx) {
-			return
+		if lim.Wait(ctx) != nil {
+			return // ctx ended
 		}
 		qctx, cancel := context.WithTimeout(ctx, r.staleAfter())
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: r.cfg.WatchWait, AllowStale: true}).WithContext(qctx)
@@ -383,7 +385,8 @@ func (r *Registry) readyLocked() bool {
 }
 
 // instancesLocked merges the nodes' services with the checks: an instance
-// is healthy when its own checks and its node's checks all pass.
+// is healthy when it has a check of its own and its own checks and its
+// node's checks all pass.
 func (r *Registry) instancesLocked() []registry.Instance {
 	type id struct{ node, service string }
 	checks := map[id]api.HealthChecks{}
@@ -395,12 +398,17 @@ func (r *Registry) instancesLocked() []registry.Instance {
 	for _, node := range r.state.nodes {
 		for _, s := range r.state.services[node] {
 			tenant, _ := r.tenantOfService(s.Service)
-			all := append(slices.Clone(checks[id{node, ""}]), checks[id{node, s.ID}]...)
+			// Healthy needs the instance's own check, passing: the node's
+			// checks alone (serfHealth) say nothing of the app, and the
+			// node's service list can be merged before the checks answer
+			// that lists a new instance's (critical) check.
+			own := checks[id{node, s.ID}]
+			all := append(slices.Clone(checks[id{node, ""}]), own...)
 			out = append(out, registry.Instance{
 				ID:      s.ID,
 				Tenant:  tenant,
 				Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
-				Healthy: all.AggregatedStatus() == api.HealthPassing,
+				Healthy: len(own) > 0 && all.AggregatedStatus() == api.HealthPassing,
 			})
 		}
 	}
@@ -542,35 +550,13 @@ func (b *backoff) next() time.Duration {
 
 func (b *backoff) reset() { b.n = 0 }
 
-// limiter is a token bucket: rate tokens a second, burst of as many.
-type limiter struct {
-	rate, tokens float64
-	last         time.Time
-}
-
-func newLimiter(rate float64) *limiter {
-	if rate <= 0 {
-		return nil
+// newLimiter paces one watch loop at perSecond queries a second, with a
+// burst of as many (at least one); perSecond <= 0 means unlimited.
+func newLimiter(perSecond float64) *rate.Limiter {
+	if perSecond <= 0 {
+		return rate.NewLimiter(rate.Inf, 1)
 	}
-	return &limiter{rate: rate, tokens: rate, last: time.Now()}
-}
-
-// wait takes a token, sleeping if there is none; false when ctx ended.
-func (l *limiter) wait(ctx context.Context) bool {
-	if l == nil {
-		return ctx.Err() == nil
-	}
-	now := time.Now()
-	l.tokens = min(l.rate, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	l.last = now
-	if l.tokens >= 1 {
-		l.tokens--
-		return ctx.Err() == nil
-	}
-	d := time.Duration((1 - l.tokens) / l.rate * float64(time.Second))
-	l.tokens = 0
-	l.last = now.Add(d)
-	return sleep(ctx, d)
+	return rate.NewLimiter(rate.Limit(perSecond), max(1, int(math.Ceil(perSecond))))
 }
 
 // sleep waits for d; false when ctx ended first.
