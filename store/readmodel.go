@@ -43,8 +43,16 @@ import (
 // next full load (at most modelMaxAge later).
 //
 // A full load of 100,000 students takes seconds on FerretDB; it runs in
-// the background with its own deadline, and requests wait for it within
-// theirs (the first requests after start may answer 503).
+// the background with its own deadline. Only the very first load of a
+// process makes requests wait for it (within their deadline: they may
+// answer 503). A later one (another process's import or migration, or a
+// model idle for longer than journalKeep/2) leaves the previous snapshot
+// marked stale: a read waits for the load up to staleWait (at most half
+// its time left), so that a small import is seen at once; past that it is
+// answered from the stale snapshot, still kept up to date with the
+// journal's single-student entries, until the new one replaces it (at
+// most staleServe; then reads wait as for the first load). During that
+// time the bulk change is not visible yet in this process.
 type ReadModelMode int
 
 // Read model modes (Options.ReadModel).
@@ -59,6 +67,8 @@ const (
 	journalKeep    = 10 * time.Minute
 	modelMaxAge    = 30 * time.Minute // reloaded in the background after this
 	maxJournalWalk = 10_000
+	staleServe     = modelMaxAge     // longest a stale snapshot answers while loads fail
+	staleWait      = 5 * time.Second // a read waits this long (at most half its time left) for a reload before it is served stale
 )
 
 // journal entry kinds.
@@ -103,7 +113,12 @@ type snapshot struct {
 	seq      int64     // last journal entry applied
 	checked  time.Time // last look at the journal
 	loadedAt time.Time
+	// staleSince is when the snapshot was found to miss a bulk change
+	// (zero: it does not): it answers until a full load replaces it.
+	staleSince time.Time
 }
+
+func (sn *snapshot) stale() bool { return !sn.staleSince.IsZero() }
 
 type readModel struct {
 	author string // this process's Store, in journal entries
@@ -313,7 +328,46 @@ func (s *Store) model(ctx context.Context) error {
 			checked, loadedAt = sn.checked, sn.loadedAt
 		}
 		rm.mu.RUnlock()
-		if sn != nil && now.Sub(checked) < journalKeep/2 {
+		if sn != nil && now.Sub(checked) >= journalKeep/2 {
+			// It may have missed pruned entries: load again, and serve it
+			// as stale meanwhile.
+			rm.mu.Lock()
+			if rm.snap == sn && !sn.stale() {
+				sn.staleSince = now
+			}
+			rm.mu.Unlock()
+		}
+		rm.mu.RLock()
+		var staleSince time.Time
+		if sn != nil {
+			staleSince = sn.staleSince
+		}
+		rm.mu.RUnlock()
+		if sn != nil && !staleSince.IsZero() && now.Sub(staleSince) < staleServe {
+			// The one running, or a new one if the last failed. A short
+			// load (a small import) is waited for, so that a read after
+			// it sees it; a long one is not.
+			loading := s.startLoad()
+			wait := staleWait
+			if dl, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(dl)/2)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-loading:
+				t.Stop()
+				continue
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return timeoutError("load the students into memory", ctx.Err())
+			}
+			if err := s.sharedCatchUp(ctx); err != nil {
+				return err
+			}
+			return nil
+		}
+		if sn != nil && staleSince.IsZero() {
 			if now.Sub(loadedAt) > modelMaxAge {
 				s.startLoad() // safety net, in the background
 			}
@@ -321,12 +375,12 @@ func (s *Store) model(ctx context.Context) error {
 				return err
 			}
 			rm.mu.RLock()
-			current := rm.snap == sn && !sn.checked.IsZero()
+			current := rm.snap == sn && !sn.stale()
 			rm.mu.RUnlock()
 			if current {
 				return nil
 			}
-			continue // a reload entry: load again
+			continue // replaced meanwhile, or stale after a reload entry: look again
 		}
 		if loading == nil {
 			loading = s.startLoad()
@@ -338,7 +392,7 @@ func (s *Store) model(ctx context.Context) error {
 		}
 		rm.mu.RLock()
 		err := rm.loadErr
-		fresh := rm.snap != nil && s.opts.Now().Sub(rm.snap.checked) < journalKeep/2
+		fresh := rm.snap != nil && s.opts.Now().Sub(rm.snap.checked) < journalKeep/2 && !rm.snap.stale()
 		rm.mu.RUnlock()
 		if err != nil && !fresh {
 			return fmt.Errorf("load the students into memory: %w", err)
@@ -348,9 +402,14 @@ func (s *Store) model(ctx context.Context) error {
 
 // startLoad starts a full load unless one runs, and returns its channel.
 func (s *Store) startLoad() chan struct{} {
+	s.rm.mu.Lock()
+	defer s.rm.mu.Unlock()
+	return s.startLoadLocked()
+}
+
+// startLoadLocked is startLoad with s.rm.mu held.
+func (s *Store) startLoadLocked() chan struct{} {
 	rm := s.rm
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	if rm.loading != nil {
 		return rm.loading
 	}
@@ -361,8 +420,16 @@ func (s *Store) startLoad() chan struct{} {
 		defer cancel()
 		sn, err := s.loadSnapshot(ctx)
 		rm.mu.Lock()
-		if err == nil && (rm.snap == nil || sn.seq >= rm.snap.seq) {
+		if err == nil {
+			// Even when the old snapshot has applied later entries: the
+			// next catchUp applies them to this one (entries are
+			// idempotent), and a stale one must go.
 			rm.snap = sn
+			for seq := range rm.pending {
+				if seq <= sn.seq { // in the collection it read
+					delete(rm.pending, seq)
+				}
+			}
 		}
 		rm.loadErr = err
 		rm.loading = nil
@@ -375,6 +442,9 @@ func (s *Store) startLoad() chan struct{} {
 // loadSnapshot reads the journal position, then every student: entries
 // appended meanwhile are applied again by catchUp, which is harmless.
 func (s *Store) loadSnapshot(ctx context.Context) (*snapshot, error) {
+	if s.beforeLoad != nil {
+		s.beforeLoad()
+	}
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -506,7 +576,9 @@ func (s *Store) catchUp(ctx context.Context) error {
 		switch {
 		case e.Author == rm.author && rm.pending[sn.seq] != nil:
 			rm.pending[sn.seq](sn)
-			delete(rm.pending, sn.seq)
+			if rm.loading == nil { // else kept: the load may end before this entry
+				delete(rm.pending, sn.seq)
+			}
 		case e.Kind == entryPut && e.Student != nil:
 			sn.put(e.Student)
 		case e.Kind == entryDelete:
@@ -514,8 +586,10 @@ func (s *Store) catchUp(ctx context.Context) error {
 				sn.remove(id)
 			}
 		default: // reload, or an entry this binary does not know
-			sn.checked = time.Time{} // the next read loads again
-			return nil
+			if !sn.stale() {
+				sn.staleSince = s.opts.Now() // served until a full load replaces it
+			}
+			s.startLoadLocked()
 		}
 	}
 	return nil

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Two Stores on one database, as two app instances: every write through
@@ -83,5 +86,76 @@ func TestReadModelMatchesQueries(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// After another process's import, a loaded model keeps answering from its
+// previous snapshot while it loads the school again (no 503 for the
+// length of a full load), still applies single writes meanwhile, and
+// shows the import once the load ends. A Store on another database never
+// sees any of it.
+func TestReadModelServesStaleDuringReload(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := New(a.db, Options{ReadModel: ReadModelOn})
+	other := newStore(t, Options{ReadModel: ReadModelOn})
+	mustCreate(t, a, "S-1", "Amina", "Otieno")
+	list := func(s *Store, q string) []string {
+		t.Helper()
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		pg, err := s.ListStudents(lctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	if got := list(a, ""); !slices.Equal(got, []string{"S-1"}) {
+		t.Fatalf("a before: %v", got)
+	}
+	release := make(chan struct{})
+	var loads atomic.Int32
+	a.beforeLoad = func() {
+		loads.Add(1)
+		<-release
+	}
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	if _, errs, err := b.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
+		t.Fatal(errs, err)
+	}
+	// The load is held: the read is answered from the previous snapshot
+	// (the old code waited for the load and timed out here).
+	if got := list(a, ""); !slices.Equal(got, []string{"S-1"}) {
+		t.Fatalf("a during the reload: %v, want the previous snapshot", got)
+	}
+	if loads.Load() == 0 {
+		t.Fatal("no reload started after the other process's import")
+	}
+	// A single write by the other process is still seen meanwhile.
+	mustCreate(t, b, "S-2", "Zoë", "Ñúñez")
+	if got := list(a, "zoe"); !slices.Equal(got, []string{"S-2"}) {
+		t.Fatalf("a's search during the reload: %v", got)
+	}
+	close(release)
+	want := []string{"I-1", "I-2", "S-1", "S-2"}
+	deadline := time.Now().Add(time.Minute)
+	for got := list(a, ""); !slices.Equal(got, want); got = list(a, "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a after the reload: %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := a.CountStudents(ctx); err != nil || n != 4 {
+		t.Fatalf("a counts %d, %v", n, err)
+	}
+	if got := list(other, ""); len(got) != 0 {
+		t.Fatalf("a store on another database sees %v", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,8 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		students    = fs.Int("students", 100_000, "students in the big school (one import of at most 100,000 rows)")
 		duration    = fs.Duration("duration", 3*time.Second, "length of each measurement")
 		concurrency = fs.Int("concurrency", 8, "concurrent closed-loop clients on the big school")
+		syncFull    = fs.Bool("sqlite-sync-full", false, "embedded database: fsync at every commit (SQLite synchronous=FULL) instead of NORMAL")
+		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (database included) to this file")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -51,6 +54,17 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		return usageErr("--students must be 1-%d", store.MaxImportRows)
 	}
 	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("create the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("start the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	dir, err := os.MkdirTemp("", "campus-bench-school-")
 	if err != nil {
 		return err
@@ -63,13 +77,17 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 			return err
 		}
 	} else {
-		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
+		sync, syncName := devmongo.SyncNormal, "synchronous=NORMAL"
+		if *syncFull {
+			sync, syncName = devmongo.SyncFull, "synchronous=FULL"
+		}
+		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger, Sync: sync})
 		if err != nil {
 			return fmt.Errorf("start embedded database: %w", err)
 		}
 		defer srv.Close()
 		uri = srv.URI()
-		backend = "embedded FerretDB v1.24.2 (SQLite)"
+		backend = "embedded FerretDB v1.24.2 (SQLite, " + syncName + ")"
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
