@@ -116,6 +116,51 @@ type snapshot struct {
 	// staleSince is when the snapshot was found to miss a bulk change
 	// (zero: it does not): it answers until a full load replaces it.
 	staleSince time.Time
+
+	// The last searches' matches, most recent last, emptied by index at
+	// every change. A snapshot belongs to one Store (one database): the
+	// cache is never shared across schools.
+	cmu     sync.Mutex
+	matches []cachedMatch
+}
+
+// matchCacheSize is how many searches a snapshot remembers: paging
+// through results and a few popular queries (~12 KB each at 100,000).
+const matchCacheSize = 32
+
+type cachedMatch struct {
+	key   string // the sorted words, '\n'-joined
+	bits  []uint64
+	total int64
+}
+
+// match is matching, remembered: the bitset returned is shared and must
+// not be modified.
+func (sn *snapshot) match(words []string) ([]uint64, int64) {
+	sorted := slices.Clone(words)
+	slices.Sort(sorted)
+	key := strings.Join(sorted, "\n")
+	sn.cmu.Lock()
+	for i, m := range sn.matches {
+		if m.key == key {
+			sn.matches = append(slices.Delete(sn.matches, i, i+1), m)
+			sn.cmu.Unlock()
+			return m.bits, m.total
+		}
+	}
+	sn.cmu.Unlock()
+	bits := sn.matching(words)
+	var total int64
+	for _, w := range bits {
+		total += int64(bitCount(w))
+	}
+	sn.cmu.Lock()
+	if len(sn.matches) >= matchCacheSize {
+		sn.matches = slices.Delete(sn.matches, 0, 1)
+	}
+	sn.matches = append(sn.matches, cachedMatch{key: key, bits: bits, total: total})
+	sn.cmu.Unlock()
+	return bits, total
 }
 
 func (sn *snapshot) stale() bool { return !sn.staleSince.IsZero() }
@@ -183,6 +228,9 @@ func (sn *snapshot) index() {
 		text = append(text, doc.Search...)
 	}
 	sn.text, sn.at = text, at
+	sn.cmu.Lock()
+	sn.matches = nil // positions and fields changed
+	sn.cmu.Unlock()
 	for o := range numOrders {
 		posOf := make([]int32, len(sn.order[o]))
 		for i, doc := range sn.order[o] {
@@ -243,6 +291,9 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	}
 	fresh := buildSnapshot(all, sn.seq, sn.checked)
 	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
+	sn.cmu.Lock()
+	sn.matches = nil
+	sn.cmu.Unlock()
 }
 
 func (sn *snapshot) remove(id int64) {
@@ -683,7 +734,7 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	}
 	// Searching: mark the matches, then walk the order's positions (one
 	// int32 array, no pointer chasing) twice: count, then take the page.
-	bits := sn.matching(words)
+	bits, total := sn.match(words)
 	posOf := sn.posOf[ord]
 	hit := func(i int) bool {
 		if desc {
@@ -691,10 +742,6 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		}
 		p := posOf[i]
 		return bits[p/64]&(1<<(p%64)) != 0
-	}
-	var total int64
-	for _, w := range bits {
-		total += int64(bitCount(w))
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)

@@ -159,3 +159,55 @@ func TestReadModelServesStaleDuringReload(t *testing.T) {
 		t.Fatalf("a store on another database sees %v", got)
 	}
 }
+
+// Remembered searches are forgotten at every change: a repeated search
+// after a create, an update, a delete or an import answers the new data.
+func TestReadModelSearchCacheFollowsWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, Options{ReadModel: ReadModelOn})
+	search := func(q string) []string {
+		t.Helper()
+		pg, err := s.ListStudents(ctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	a := mustCreate(t, s, "A-1", "Amina", "Otieno")
+	for _, step := range []struct {
+		name  string
+		write func()
+		q     string
+		want  []string
+	}{
+		{"first", func() {}, "amina otieno", []string{"A-1"}},
+		{"same words, other order", func() {}, "otieno amina", []string{"A-1"}},
+		{"create", func() { mustCreate(t, s, "A-2", "Amina", "Otieno") }, "amina otieno", []string{"A-1", "A-2"}},
+		{"update", func() {
+			if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{"A-1", "Zoë", "Otieno"}); err != nil {
+				t.Fatal(err)
+			}
+		}, "otieno amina", []string{"A-2"}},
+		{"import", func() {
+			if _, errs, err := s.ImportStudents(ctx, []StudentInput{{"A-3", "Amina", "Otieno"}}, nil); err != nil || errs != nil {
+				t.Fatal(errs, err)
+			}
+		}, "amina otieno", []string{"A-2", "A-3"}},
+		{"delete", func() {
+			if err := s.DeleteStudent(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, "otieno", []string{"A-2", "A-3"}},
+	} {
+		if step.name == "delete" {
+			if got := search("otieno"); len(got) != 3 { // remembered before the delete
+				t.Fatalf("before the delete: %v", got)
+			}
+		}
+		step.write()
+		if got := search(step.q); !slices.Equal(got, step.want) {
+			t.Errorf("%s: search %q = %v, want %v", step.name, step.q, got, step.want)
+		}
+	}
+}
