@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -89,7 +90,7 @@ func TestReadModelMatchesQueries(t *testing.T) {
 	}
 }
 
-// After another process's import, a loaded model keeps answering from its
+// After another process's bulk change, a loaded model keeps answering from its
 // previous snapshot while it loads the school again (no 503 for the
 // length of a full load), still applies single writes meanwhile, and
 // shows the import once the load ends. A Store on another database never
@@ -127,8 +128,16 @@ func TestReadModelServesStaleDuringReload(t *testing.T) {
 			close(release)
 		}
 	}()
-	if _, errs, err := b.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
-		t.Fatal(errs, err)
+	// A bulk change journaled as "reload" (as a migration does): rows
+	// written straight to the collection.
+	for i, in := range []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}} {
+		doc := newStudentDoc(Student{ID: int64(1000 + i), RegistrationNo: in.RegistrationNo, FirstName: in.FirstName, SecondName: in.SecondName})
+		if _, err := b.col(colStudents).InsertOne(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
+		t.Fatal(err)
 	}
 	// The load is held: the read is answered from the previous snapshot
 	// (the old code waited for the load and timed out here).
@@ -209,5 +218,45 @@ func TestReadModelSearchCacheFollowsWrites(t *testing.T) {
 		if got := search(step.q); !slices.Equal(got, step.want) {
 			t.Errorf("%s: search %q = %v, want %v", step.name, step.q, got, step.want)
 		}
+	}
+}
+
+// Another process's import reaches a loaded model through the journal's
+// packed entries (several chunks here), without loading the school again.
+func TestReadModelAppliesPackedImport(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := New(a.db, Options{ReadModel: ReadModelOn})
+	mustCreate(t, a, "S-1", "Amina", "Otieno")
+	if n, err := a.CountStudents(ctx); err != nil || n != 1 {
+		t.Fatalf("a counts %d, %v", n, err)
+	}
+	var loads atomic.Int32
+	a.beforeLoad = func() { loads.Add(1) }
+	rows := make([]StudentInput, 2*packChunk+1)
+	for i := range rows {
+		rows[i] = StudentInput{RegistrationNo: fmt.Sprintf("P-%05d", i), FirstName: "Kofi", SecondName: fmt.Sprintf("Mensah%d", i%7)}
+	}
+	rows[len(rows)-1].FirstName = "Zoë"
+	if n, errs, err := b.ImportStudents(ctx, rows, nil); err != nil || errs != nil || n != len(rows) {
+		t.Fatal(n, errs, err)
+	}
+	if n, err := a.CountStudents(ctx); err != nil || n != int64(len(rows)+1) {
+		t.Fatalf("a counts %d after the import, want %d (%v)", n, len(rows)+1, err)
+	}
+	pg, err := a.ListStudents(ctx, ListOptions{Query: "zoe"})
+	if err != nil || !slices.Equal(regNos(pg), []string{rows[len(rows)-1].RegistrationNo}) {
+		t.Fatalf("a's search for the last row: %v, %v", regNos(pg), err)
+	}
+	pg, err = a.ListStudents(ctx, ListOptions{Query: "p-00000"})
+	if err != nil || !slices.Equal(regNos(pg), []string{"P-00000"}) {
+		t.Fatalf("a's search for the first row: %v, %v", regNos(pg), err)
+	}
+	if _, err := a.CreateStudent(ctx, StudentInput{"p-00001", "Case", "Clash"}); err == nil {
+		t.Fatal("a accepted p-00001 beside b's imported P-00001")
+	}
+	if n := loads.Load(); n != 0 {
+		t.Errorf("a loaded the school %d times; the packed entries should do", n)
 	}
 }
