@@ -579,7 +579,7 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 	// Other processes reload; this one puts the rows it wrote.
 	res := ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}
 	if len(written) > 0 {
-		if err := s.journalPacked(ctx, written); err != nil {
+		if err := s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) }); err != nil {
 			return res, fmt.Errorf("import students: imported %d, but %w", len(written), err)
 		}
 	}

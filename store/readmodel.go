@@ -76,20 +76,7 @@ const (
 	entryPut    = "put"
 	entryDelete = "del"
 	entryReload = "reload"
-	// entryPutMany carries many written students (an import) packed in
-	// one binary field: FerretDB decodes one string instead of thousands
-	// of documents, so other processes apply an import of 100,000 rows
-	// several times faster than they would load the school again.
-	entryPutMany = "putmany"
 )
-
-// packChunk is how many students one putmany entry carries (well under
-// the 16 MB document limit even with the longest names).
-const packChunk = 4000
-
-type packedStudents struct {
-	Students []Student `bson:"s"`
-}
 
 type journalEntry struct {
 	ID      string      `bson:"_id"`
@@ -98,33 +85,6 @@ type journalEntry struct {
 	At      time.Time   `bson:"at"`
 	Student *studentDoc `bson:"student,omitempty"`
 	IDs     []int64     `bson:"ids,omitempty"`
-	Packed  []byte      `bson:"packed,omitempty"` // entryPutMany: BSON of packedStudents
-}
-
-func packStudents(docs []*studentDoc) ([]byte, error) {
-	p := packedStudents{Students: make([]Student, len(docs))}
-	for i, doc := range docs {
-		p.Students[i] = doc.Student
-	}
-	b, err := bson.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("pack %d students: %w", len(docs), err)
-	}
-	return b, nil
-}
-
-func unpackStudents(b []byte) ([]*studentDoc, error) {
-	var p packedStudents
-	if err := bson.Unmarshal(b, &p); err != nil {
-		return nil, fmt.Errorf("unpack students: %w", err)
-	}
-	docs := make([]studentDoc, len(p.Students))
-	out := make([]*studentDoc, len(p.Students))
-	for i, st := range p.Students {
-		docs[i] = newStudentDoc(st)
-		out[i] = &docs[i]
-	}
-	return out, nil
 }
 
 func journalID(seq int64) string { return "j:" + strconv.FormatInt(seq, 10) }
@@ -597,96 +557,93 @@ type flight struct {
 // sharedCatchUp is catchUp for a read: a look that started after the read
 // arrived sees every write finished before it, so the read waits for that
 // one instead of asking again. A hammered school then costs the database
-// about one small look-up at a time, and no read misses an earlier write.
+// about one small look-up at a time, and no read misses an earlier write,
+// unless applying it takes longer than staleWait (a big import from
+// another process): the read is then answered from the snapshot as it is.
 func (s *Store) sharedCatchUp(ctx context.Context) error {
 	rm := s.rm
 	arrived := time.Now()
+	// A long catch-up (a big import's entries) is not waited for past
+	// staleWait: the read is answered from the snapshot as it is.
+	wait := staleWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		rm.fmu.Lock()
 		f := rm.flight
 		if f == nil {
 			f = &flight{started: time.Now(), done: make(chan struct{})}
 			rm.flight = f
-			rm.fmu.Unlock()
-			cctx, cancel := s.bound(context.WithoutCancel(ctx))
-			f.err = s.catchUp(cctx)
-			cancel()
-			rm.fmu.Lock()
-			rm.flight = nil
-			rm.fmu.Unlock()
-			close(f.done)
-			return f.err
+			go func() {
+				// Bulk time: it may apply a big import; it outlives the read.
+				cctx, cancel := withDeadline(context.Background(), s.opts.BulkTimeout)
+				f.err = s.catchUp(cctx)
+				cancel()
+				rm.fmu.Lock()
+				rm.flight = nil
+				rm.fmu.Unlock()
+				close(f.done)
+			}()
 		}
 		rm.fmu.Unlock()
 		select {
 		case <-f.done:
+		case <-timer.C:
+			return nil
 		case <-ctx.Done():
 			return timeoutError("read the journal", ctx.Err())
 		}
-		if f.started.After(arrived) {
+		if !f.started.Before(arrived) {
 			return f.err
 		}
 		// It started before this read arrived: look again.
 	}
 }
 
-// catchUp applies the journal entries the model has not seen.
+// catchUp applies the journal entries the model has not seen. They are
+// read without holding the model's lock (readers go on meanwhile), then
+// applied under it, those that follow the snapshot's position only.
 func (s *Store) catchUp(ctx context.Context) error {
 	rm := s.rm
-	// Usually there is nothing new: look without holding up readers.
 	rm.mu.RLock()
-	next := rm.snap.seq + 1
+	from := rm.snap.seq + 1
 	rm.mu.RUnlock()
-	err := s.col(colJournal).FindOne(ctx, d("_id", journalID(next)), options.FindOne().SetProjection(d("_id", 1))).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		now := s.opts.Now()
-		rm.mu.Lock()
-		if rm.snap.seq+1 == next && now.After(rm.snap.checked) && !rm.snap.checked.IsZero() {
-			rm.snap.checked = now
-		}
-		rm.mu.Unlock()
-		return nil
-	}
-	if err != nil {
-		return timeoutError("read the journal", err)
-	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	sn := rm.snap
-	// Consecutive putmany entries are applied at once (one rebuild).
-	var many []*studentDoc
-	flush := func() {
-		if len(many) > 0 {
-			sn.putMany(many)
-			many = nil
-		}
-	}
-	defer flush() // before the unlock: sn.seq already counts them
-	for range maxJournalWalk {
+	var entries []journalEntry
+	for seq := from; len(entries) < maxJournalWalk; seq++ {
 		var e journalEntry
-		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(sn.seq+1))).Decode(&e)
+		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(seq))).Decode(&e)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			sn.checked = s.opts.Now()
-			return nil
+			break
 		}
 		if err != nil {
 			return timeoutError("read the journal", err)
 		}
-		sn.seq++
-		if e.Kind == entryPutMany && e.Packed != nil {
-			docs, err := unpackStudents(e.Packed)
-			if err == nil {
-				many = append(many, docs...)
-				continue
-			}
-			e.Kind = entryReload // unreadable: load again
+		entries = append(entries, e)
+	}
+	if s.beforeApply != nil && len(entries) > 0 {
+		s.beforeApply()
+	}
+	now := s.opts.Now()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	sn := rm.snap
+	for i, e := range entries {
+		seq := from + int64(i)
+		if seq <= sn.seq {
+			continue // applied meanwhile by another catch-up
 		}
-		flush()
+		if seq != sn.seq+1 {
+			return nil // a gap (a fresh load swapped in): look again next time
+		}
+		sn.seq = seq
 		switch {
-		case e.Author == rm.author && rm.pending[sn.seq] != nil:
-			rm.pending[sn.seq](sn)
+		case e.Author == rm.author && rm.pending[seq] != nil:
+			rm.pending[seq](sn)
 			if rm.loading == nil { // else kept: the load may end before this entry
-				delete(rm.pending, sn.seq)
+				delete(rm.pending, seq)
 			}
 		case e.Kind == entryPut && e.Student != nil:
 			sn.put(e.Student)
@@ -696,10 +653,13 @@ func (s *Store) catchUp(ctx context.Context) error {
 			}
 		default: // reload, or an entry this binary does not know
 			if !sn.stale() {
-				sn.staleSince = s.opts.Now() // served until a full load replaces it
+				sn.staleSince = now // served until a full load replaces it
 			}
 			s.startLoadLocked()
 		}
+	}
+	if sn.seq == from+int64(len(entries))-1 && now.After(sn.checked) && len(entries) < maxJournalWalk {
+		sn.checked = now // it has seen the journal's end
 	}
 	return nil
 }
@@ -717,31 +677,6 @@ func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapsho
 	defer cancel()
 	if err := s.appendEntry(ctx, e, apply); err != nil {
 		return err
-	}
-	return s.catchUpIfLoaded(ctx)
-}
-
-// journalPacked journals many written students as putmany entries of
-// packChunk students, then applies them to this process's model. If one
-// cannot be written, a reload entry follows the ones that were.
-func (s *Store) journalPacked(ctx context.Context, docs []*studentDoc) error {
-	if !s.useModel(ctx) {
-		return nil
-	}
-	ctx, cancel := withDeadline(context.WithoutCancel(ctx), s.opts.BulkTimeout)
-	defer cancel()
-	for start := 0; start < len(docs); start += packChunk {
-		b, err := packStudents(docs[start:min(start+packChunk, len(docs))])
-		if err == nil {
-			err = s.appendEntry(ctx, journalEntry{Kind: entryPutMany, Packed: b}, nil)
-		}
-		if err != nil {
-			if rerr := s.appendEntry(ctx, journalEntry{Kind: entryReload}, nil); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-			_ = s.catchUpIfLoaded(ctx)
-			return err
-		}
 	}
 	return s.catchUpIfLoaded(ctx)
 }

@@ -181,7 +181,7 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "the import visible through the app (journal): %s wall, %s CPU (%d polls, %d not 200)\n\n",
+	fmt.Fprintf(e.stdout, "the import visible through the app (it loads the school again, serving the previous snapshot meanwhile): %s wall, %s CPU (%d polls, %d not 200)\n\n",
 		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), polls, non200)
 	// Beside it, what a full load costs (a new process, or a model that
 	// missed the journal): a fresh Store counting the students.
