@@ -201,6 +201,10 @@ func less(o int, a, b *studentDoc) int {
 }
 
 func (sn *snapshot) put(doc *studentDoc) {
+	if old, ok := sn.byID[doc.ID]; ok && len(sn.at) == len(sn.order[ordID]) {
+		sn.replace(old, doc)
+		return
+	}
 	sn.removeOnly(doc.ID)
 	sn.byID[doc.ID] = doc
 	sn.byKey[doc.RegNoKey] = doc.ID
@@ -209,6 +213,53 @@ func (sn *snapshot) put(doc *studentDoc) {
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
 	}
 	sn.index()
+}
+
+// replace is put for a student already there (an update): its place by
+// id is kept, so only its own search text and its places in the other
+// orders change, without rebuilding the index (30 ms at 100,000, under the
+// model's write lock).
+func (sn *snapshot) replace(old, doc *studentDoc) {
+	if old.RegNoKey != doc.RegNoKey {
+		sn.removeOnly(old.ID) // the key's bookkeeping, twins included
+		sn.byID[doc.ID] = old // back, for the orders below
+		sn.byKey[doc.RegNoKey] = doc.ID
+		for o := range numOrders { // removeOnly took it out of every order
+			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
+			sn.order[o] = slices.Insert(sn.order[o], i, old)
+		}
+	}
+	sn.byID[doc.ID] = doc
+	sn.byKey[doc.RegNoKey] = doc.ID
+	pos := old.pos
+	doc.pos = pos
+	for o := range numOrders {
+		i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
+		if !found {
+			panic("read model: a student missing from an order")
+		}
+		sn.order[o] = slices.Delete(sn.order[o], i, i+1)
+		sn.posOf[o] = slices.Delete(sn.posOf[o], i, i+1)
+		j, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
+		sn.order[o] = slices.Insert(sn.order[o], j, doc)
+		sn.posOf[o] = slices.Insert(sn.posOf[o], j, int32(pos))
+	}
+	start, end := sn.at[pos], len(sn.text)
+	if pos+1 < len(sn.at) {
+		end = sn.at[pos+1] - 1
+	}
+	if delta := len(doc.Search) - (end - start); delta == 0 {
+		copy(sn.text[start:end], doc.Search) // readers are locked out
+	} else {
+		text := make([]byte, 0, len(sn.text)+delta)
+		sn.text = append(append(append(text, sn.text[:start]...), doc.Search...), sn.text[end:]...)
+		for k := pos + 1; k < len(sn.at); k++ {
+			sn.at[k] += delta
+		}
+	}
+	sn.cmu.Lock()
+	sn.matches = nil
+	sn.cmu.Unlock()
 }
 
 // index rebuilds text and at, and numbers the students by their place in

@@ -48,3 +48,22 @@ func BenchmarkModelPage(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkModelPut measures applying one student's write to a model of
+// 100,000 (the model's write lock is held meanwhile): go test ./store
+// -run '^$' -bench ModelPut.
+func BenchmarkModelPut(b *testing.B) {
+	docs := make([]*studentDoc, 100_000)
+	for i := range docs {
+		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i), FirstName: "Amina", SecondName: fmt.Sprintf("Otieno%d", i%97)})
+		docs[i] = &doc
+	}
+	sn := buildSnapshot(docs, 0, time.Now())
+	names := []string{"Zoë", "Zoë Wanjiru"} // the search text changes length each time
+	i := 0
+	for b.Loop() {
+		i++
+		doc := newStudentDoc(Student{ID: 50_000, RegistrationNo: "U/2026/049999", FirstName: names[i%2], SecondName: "Ñúñez"})
+		sn.put(&doc)
+	}
+}

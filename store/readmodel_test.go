@@ -265,3 +265,67 @@ func TestReadModelSlowCatchUpDoesNotHoldReads(t *testing.T) {
 		}
 	}
 }
+
+// An update applied in place (snapshot.replace) leaves the snapshot as a
+// fresh build of the same students would be: orders, search text and
+// positions, and the answers of page.
+func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
+	t.Parallel()
+	mk := func(id int64, reg, first, second string) *studentDoc {
+		doc := newStudentDoc(Student{ID: id, RegistrationNo: reg, FirstName: first, SecondName: second})
+		return &doc
+	}
+	base := func() []*studentDoc {
+		return []*studentDoc{mk(1, "C-3", "Amina", "Odhiambo"), mk(2, "A-1", "Kofi", "Mensah"), mk(3, "B-2", "Zoë", "Zulu"),
+			mk(4, "E-5", "Zanele", "Amin"), mk(5, "D-4", "Kofi", "Boateng")}
+	}
+	for _, tc := range []struct {
+		name string
+		doc  *studentDoc
+	}{
+		{"longer name, first", mk(1, "C-3", "Aminata Wanjiru", "Odhiambo")},
+		{"shorter name, middle", mk(3, "B-2", "Z", "Z")},
+		{"last, moves in every order", mk(5, "A-0", "Aaron", "Aardvark")},
+		{"new registration number", mk(2, "Z-9", "Kofi", "Mensah")},
+		{"same values", mk(4, "E-5", "Zanele", "Amin")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sn := buildSnapshot(base(), 0, time.Now())
+			sn.page(ListOptions{Query: "amin"}, 2) // remembered, must be forgotten
+			sn.put(tc.doc)
+			var want []*studentDoc
+			for _, d := range base() {
+				if d.ID == tc.doc.ID {
+					d = mk(tc.doc.ID, tc.doc.RegistrationNo, tc.doc.FirstName, tc.doc.SecondName)
+				}
+				want = append(want, d)
+			}
+			fresh := buildSnapshot(want, 0, time.Now())
+			if string(sn.text) != string(fresh.text) || !slices.Equal(sn.at, fresh.at) {
+				t.Fatalf("text %q at %v, want %q at %v", sn.text, sn.at, fresh.text, fresh.at)
+			}
+			for o := range numOrders {
+				if !slices.Equal(sn.posOf[o], fresh.posOf[o]) {
+					t.Errorf("order %d: posOf %v, want %v", o, sn.posOf[o], fresh.posOf[o])
+				}
+				for i := range sn.order[o] {
+					if sn.order[o][i].ID != fresh.order[o][i].ID || sn.order[o][i].pos != fresh.order[o][i].pos {
+						t.Errorf("order %d place %d: id %d pos %d, want id %d pos %d", o, i, sn.order[o][i].ID, sn.order[o][i].pos,
+							fresh.order[o][i].ID, fresh.order[o][i].pos)
+					}
+				}
+			}
+			if len(sn.byKey) != len(fresh.byKey) || sn.byKey[tc.doc.RegNoKey] != tc.doc.ID {
+				t.Errorf("byKey %v, want %v", sn.byKey, fresh.byKey)
+			}
+			for _, q := range []string{"", "amin", "kofi", "z", "zulu", "aardvark"} {
+				for _, sort := range []string{"", "-first_name", "second_name"} {
+					o := ListOptions{Query: q, Sort: sort}
+					if got, w := regNos(sn.page(o, 2)), regNos(fresh.page(o, 2)); !slices.Equal(got, w) {
+						t.Errorf("%+v: %v, want %v", o, got, w)
+					}
+				}
+			}
+		})
+	}
+}
