@@ -43,8 +43,16 @@ import (
 // next full load (at most modelMaxAge later).
 //
 // A full load of 100,000 students takes seconds on FerretDB; it runs in
-// the background with its own deadline, and requests wait for it within
-// theirs (the first requests after start may answer 503).
+// the background with its own deadline. Only the very first load of a
+// process makes requests wait for it (within their deadline: they may
+// answer 503). A later one (another process's import or migration, or a
+// model idle for longer than journalKeep/2) leaves the previous snapshot
+// marked stale: a read waits for the load up to staleWait (at most half
+// its time left), so that a small import is seen at once; past that it is
+// answered from the stale snapshot, still kept up to date with the
+// journal's single-student entries, until the new one replaces it (at
+// most staleServe; then reads wait as for the first load). During that
+// time the bulk change is not visible yet in this process.
 type ReadModelMode int
 
 // Read model modes (Options.ReadModel).
@@ -59,6 +67,8 @@ const (
 	journalKeep    = 10 * time.Minute
 	modelMaxAge    = 30 * time.Minute // reloaded in the background after this
 	maxJournalWalk = 10_000
+	staleServe     = modelMaxAge     // longest a stale snapshot answers while loads fail
+	staleWait      = 5 * time.Second // a read waits this long (at most half its time left) for a reload before it is served stale
 )
 
 // journal entry kinds.
@@ -103,7 +113,57 @@ type snapshot struct {
 	seq      int64     // last journal entry applied
 	checked  time.Time // last look at the journal
 	loadedAt time.Time
+	// staleSince is when the snapshot was found to miss a bulk change
+	// (zero: it does not): it answers until a full load replaces it.
+	staleSince time.Time
+
+	// The last searches' matches, most recent last, emptied by index at
+	// every change. A snapshot belongs to one Store (one database): the
+	// cache is never shared across schools.
+	cmu     sync.Mutex
+	matches []cachedMatch
 }
+
+// matchCacheSize is how many searches a snapshot remembers: paging
+// through results and a few popular queries (~12 KB each at 100,000).
+const matchCacheSize = 32
+
+type cachedMatch struct {
+	key   string // the sorted words, '\n'-joined
+	bits  []uint64
+	total int64
+}
+
+// match is matching, remembered: the bitset returned is shared and must
+// not be modified.
+func (sn *snapshot) match(words []string) ([]uint64, int64) {
+	sorted := slices.Clone(words)
+	slices.Sort(sorted)
+	key := strings.Join(sorted, "\n")
+	sn.cmu.Lock()
+	for i, m := range sn.matches {
+		if m.key == key {
+			sn.matches = append(slices.Delete(sn.matches, i, i+1), m)
+			sn.cmu.Unlock()
+			return m.bits, m.total
+		}
+	}
+	sn.cmu.Unlock()
+	bits := sn.matching(words)
+	var total int64
+	for _, w := range bits {
+		total += int64(bitCount(w))
+	}
+	sn.cmu.Lock()
+	if len(sn.matches) >= matchCacheSize {
+		sn.matches = slices.Delete(sn.matches, 0, 1)
+	}
+	sn.matches = append(sn.matches, cachedMatch{key: key, bits: bits, total: total})
+	sn.cmu.Unlock()
+	return bits, total
+}
+
+func (sn *snapshot) stale() bool { return !sn.staleSince.IsZero() }
 
 type readModel struct {
 	author string // this process's Store, in journal entries
@@ -141,6 +201,10 @@ func less(o int, a, b *studentDoc) int {
 }
 
 func (sn *snapshot) put(doc *studentDoc) {
+	if old, ok := sn.byID[doc.ID]; ok && len(sn.at) == len(sn.order[ordID]) {
+		sn.replace(old, doc)
+		return
+	}
 	sn.removeOnly(doc.ID)
 	sn.byID[doc.ID] = doc
 	sn.byKey[doc.RegNoKey] = doc.ID
@@ -149,6 +213,53 @@ func (sn *snapshot) put(doc *studentDoc) {
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
 	}
 	sn.index()
+}
+
+// replace is put for a student already there (an update): its place by
+// id is kept, so only its own search text and its places in the other
+// orders change, without rebuilding the index (30 ms at 100,000, under the
+// model's write lock).
+func (sn *snapshot) replace(old, doc *studentDoc) {
+	if old.RegNoKey != doc.RegNoKey {
+		sn.removeOnly(old.ID) // the key's bookkeeping, twins included
+		sn.byID[doc.ID] = old // back, for the orders below
+		sn.byKey[doc.RegNoKey] = doc.ID
+		for o := range numOrders { // removeOnly took it out of every order
+			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
+			sn.order[o] = slices.Insert(sn.order[o], i, old)
+		}
+	}
+	sn.byID[doc.ID] = doc
+	sn.byKey[doc.RegNoKey] = doc.ID
+	pos := old.pos
+	doc.pos = pos
+	for o := range numOrders {
+		i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
+		if !found {
+			panic("read model: a student missing from an order")
+		}
+		sn.order[o] = slices.Delete(sn.order[o], i, i+1)
+		sn.posOf[o] = slices.Delete(sn.posOf[o], i, i+1)
+		j, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
+		sn.order[o] = slices.Insert(sn.order[o], j, doc)
+		sn.posOf[o] = slices.Insert(sn.posOf[o], j, int32(pos))
+	}
+	start, end := sn.at[pos], len(sn.text)
+	if pos+1 < len(sn.at) {
+		end = sn.at[pos+1] - 1
+	}
+	if delta := len(doc.Search) - (end - start); delta == 0 {
+		copy(sn.text[start:end], doc.Search) // readers are locked out
+	} else {
+		text := make([]byte, 0, len(sn.text)+delta)
+		sn.text = append(append(append(text, sn.text[:start]...), doc.Search...), sn.text[end:]...)
+		for k := pos + 1; k < len(sn.at); k++ {
+			sn.at[k] += delta
+		}
+	}
+	sn.cmu.Lock()
+	sn.matches = nil
+	sn.cmu.Unlock()
 }
 
 // index rebuilds text and at, and numbers the students by their place in
@@ -168,6 +279,9 @@ func (sn *snapshot) index() {
 		text = append(text, doc.Search...)
 	}
 	sn.text, sn.at = text, at
+	sn.cmu.Lock()
+	sn.matches = nil // positions and fields changed
+	sn.cmu.Unlock()
 	for o := range numOrders {
 		posOf := make([]int32, len(sn.order[o]))
 		for i, doc := range sn.order[o] {
@@ -228,6 +342,9 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	}
 	fresh := buildSnapshot(all, sn.seq, sn.checked)
 	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
+	sn.cmu.Lock()
+	sn.matches = nil
+	sn.cmu.Unlock()
 }
 
 func (sn *snapshot) remove(id int64) {
@@ -313,7 +430,46 @@ func (s *Store) model(ctx context.Context) error {
 			checked, loadedAt = sn.checked, sn.loadedAt
 		}
 		rm.mu.RUnlock()
-		if sn != nil && now.Sub(checked) < journalKeep/2 {
+		if sn != nil && now.Sub(checked) >= journalKeep/2 {
+			// It may have missed pruned entries: load again, and serve it
+			// as stale meanwhile.
+			rm.mu.Lock()
+			if rm.snap == sn && !sn.stale() {
+				sn.staleSince = now
+			}
+			rm.mu.Unlock()
+		}
+		rm.mu.RLock()
+		var staleSince time.Time
+		if sn != nil {
+			staleSince = sn.staleSince
+		}
+		rm.mu.RUnlock()
+		if sn != nil && !staleSince.IsZero() && now.Sub(staleSince) < staleServe {
+			// The one running, or a new one if the last failed. A short
+			// load (a small import) is waited for, so that a read after
+			// it sees it; a long one is not.
+			loading := s.startLoad()
+			wait := staleWait
+			if dl, ok := ctx.Deadline(); ok {
+				wait = min(wait, time.Until(dl)/2)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-loading:
+				t.Stop()
+				continue
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return timeoutError("load the students into memory", ctx.Err())
+			}
+			if err := s.sharedCatchUp(ctx); err != nil {
+				return err
+			}
+			return nil
+		}
+		if sn != nil && staleSince.IsZero() {
 			if now.Sub(loadedAt) > modelMaxAge {
 				s.startLoad() // safety net, in the background
 			}
@@ -321,12 +477,12 @@ func (s *Store) model(ctx context.Context) error {
 				return err
 			}
 			rm.mu.RLock()
-			current := rm.snap == sn && !sn.checked.IsZero()
+			current := rm.snap == sn && !sn.stale()
 			rm.mu.RUnlock()
 			if current {
 				return nil
 			}
-			continue // a reload entry: load again
+			continue // replaced meanwhile, or stale after a reload entry: look again
 		}
 		if loading == nil {
 			loading = s.startLoad()
@@ -338,7 +494,7 @@ func (s *Store) model(ctx context.Context) error {
 		}
 		rm.mu.RLock()
 		err := rm.loadErr
-		fresh := rm.snap != nil && s.opts.Now().Sub(rm.snap.checked) < journalKeep/2
+		fresh := rm.snap != nil && s.opts.Now().Sub(rm.snap.checked) < journalKeep/2 && !rm.snap.stale()
 		rm.mu.RUnlock()
 		if err != nil && !fresh {
 			return fmt.Errorf("load the students into memory: %w", err)
@@ -348,9 +504,14 @@ func (s *Store) model(ctx context.Context) error {
 
 // startLoad starts a full load unless one runs, and returns its channel.
 func (s *Store) startLoad() chan struct{} {
+	s.rm.mu.Lock()
+	defer s.rm.mu.Unlock()
+	return s.startLoadLocked()
+}
+
+// startLoadLocked is startLoad with s.rm.mu held.
+func (s *Store) startLoadLocked() chan struct{} {
 	rm := s.rm
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
 	if rm.loading != nil {
 		return rm.loading
 	}
@@ -361,8 +522,16 @@ func (s *Store) startLoad() chan struct{} {
 		defer cancel()
 		sn, err := s.loadSnapshot(ctx)
 		rm.mu.Lock()
-		if err == nil && (rm.snap == nil || sn.seq >= rm.snap.seq) {
+		if err == nil {
+			// Even when the old snapshot has applied later entries: the
+			// next catchUp applies them to this one (entries are
+			// idempotent), and a stale one must go.
 			rm.snap = sn
+			for seq := range rm.pending {
+				if seq <= sn.seq { // in the collection it read
+					delete(rm.pending, seq)
+				}
+			}
 		}
 		rm.loadErr = err
 		rm.loading = nil
@@ -375,6 +544,9 @@ func (s *Store) startLoad() chan struct{} {
 // loadSnapshot reads the journal position, then every student: entries
 // appended meanwhile are applied again by catchUp, which is harmless.
 func (s *Store) loadSnapshot(ctx context.Context) (*snapshot, error) {
+	if s.beforeLoad != nil {
+		s.beforeLoad()
+	}
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -436,77 +608,94 @@ type flight struct {
 // sharedCatchUp is catchUp for a read: a look that started after the read
 // arrived sees every write finished before it, so the read waits for that
 // one instead of asking again. A hammered school then costs the database
-// about one small look-up at a time, and no read misses an earlier write.
+// about one small look-up at a time, and no read misses an earlier write,
+// unless applying it takes longer than staleWait (a big import from
+// another process): the read is then answered from the snapshot as it is.
 func (s *Store) sharedCatchUp(ctx context.Context) error {
 	rm := s.rm
 	arrived := time.Now()
+	// A long catch-up (a big import's entries) is not waited for past
+	// staleWait: the read is answered from the snapshot as it is.
+	wait := staleWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	for {
 		rm.fmu.Lock()
 		f := rm.flight
 		if f == nil {
 			f = &flight{started: time.Now(), done: make(chan struct{})}
 			rm.flight = f
-			rm.fmu.Unlock()
-			cctx, cancel := s.bound(context.WithoutCancel(ctx))
-			f.err = s.catchUp(cctx)
-			cancel()
-			rm.fmu.Lock()
-			rm.flight = nil
-			rm.fmu.Unlock()
-			close(f.done)
-			return f.err
+			go func() {
+				// Bulk time: it may apply a big import; it outlives the read.
+				cctx, cancel := withDeadline(context.Background(), s.opts.BulkTimeout)
+				f.err = s.catchUp(cctx)
+				cancel()
+				rm.fmu.Lock()
+				rm.flight = nil
+				rm.fmu.Unlock()
+				close(f.done)
+			}()
 		}
 		rm.fmu.Unlock()
 		select {
 		case <-f.done:
+		case <-timer.C:
+			return nil
 		case <-ctx.Done():
 			return timeoutError("read the journal", ctx.Err())
 		}
-		if f.started.After(arrived) {
+		if !f.started.Before(arrived) {
 			return f.err
 		}
 		// It started before this read arrived: look again.
 	}
 }
 
-// catchUp applies the journal entries the model has not seen.
+// catchUp applies the journal entries the model has not seen. They are
+// read without holding the model's lock (readers go on meanwhile), then
+// applied under it, those that follow the snapshot's position only.
 func (s *Store) catchUp(ctx context.Context) error {
 	rm := s.rm
-	// Usually there is nothing new: look without holding up readers.
 	rm.mu.RLock()
-	next := rm.snap.seq + 1
+	from := rm.snap.seq + 1
 	rm.mu.RUnlock()
-	err := s.col(colJournal).FindOne(ctx, d("_id", journalID(next)), options.FindOne().SetProjection(d("_id", 1))).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		now := s.opts.Now()
-		rm.mu.Lock()
-		if rm.snap.seq+1 == next && now.After(rm.snap.checked) && !rm.snap.checked.IsZero() {
-			rm.snap.checked = now
-		}
-		rm.mu.Unlock()
-		return nil
-	}
-	if err != nil {
-		return timeoutError("read the journal", err)
-	}
-	rm.mu.Lock()
-	defer rm.mu.Unlock()
-	sn := rm.snap
-	for range maxJournalWalk {
+	var entries []journalEntry
+	for seq := from; len(entries) < maxJournalWalk; seq++ {
 		var e journalEntry
-		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(sn.seq+1))).Decode(&e)
+		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(seq))).Decode(&e)
 		if errors.Is(err, mongo.ErrNoDocuments) {
-			sn.checked = s.opts.Now()
-			return nil
+			break
 		}
 		if err != nil {
 			return timeoutError("read the journal", err)
 		}
-		sn.seq++
+		entries = append(entries, e)
+	}
+	if s.beforeApply != nil && len(entries) > 0 {
+		s.beforeApply()
+	}
+	now := s.opts.Now()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	sn := rm.snap
+	for i, e := range entries {
+		seq := from + int64(i)
+		if seq <= sn.seq {
+			continue // applied meanwhile by another catch-up
+		}
+		if seq != sn.seq+1 {
+			return nil // a gap (a fresh load swapped in): look again next time
+		}
+		sn.seq = seq
 		switch {
-		case e.Author == rm.author && rm.pending[sn.seq] != nil:
-			rm.pending[sn.seq](sn)
-			delete(rm.pending, sn.seq)
+		case e.Author == rm.author && rm.pending[seq] != nil:
+			rm.pending[seq](sn)
+			if rm.loading == nil { // else kept: the load may end before this entry
+				delete(rm.pending, seq)
+			}
 		case e.Kind == entryPut && e.Student != nil:
 			sn.put(e.Student)
 		case e.Kind == entryDelete:
@@ -514,9 +703,14 @@ func (s *Store) catchUp(ctx context.Context) error {
 				sn.remove(id)
 			}
 		default: // reload, or an entry this binary does not know
-			sn.checked = time.Time{} // the next read loads again
-			return nil
+			if !sn.stale() {
+				sn.staleSince = now // served until a full load replaces it
+			}
+			s.startLoadLocked()
 		}
+	}
+	if sn.seq == from+int64(len(entries))-1 && now.After(sn.checked) && len(entries) < maxJournalWalk {
+		sn.checked = now // it has seen the journal's end
 	}
 	return nil
 }
@@ -532,6 +726,27 @@ func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapsho
 	// give it time (other processes depend on it).
 	ctx, cancel := withDeadline(context.WithoutCancel(ctx), s.opts.BulkTimeout)
 	defer cancel()
+	if err := s.appendEntry(ctx, e, apply); err != nil {
+		return err
+	}
+	return s.catchUpIfLoaded(ctx)
+}
+
+// catchUpIfLoaded applies the journal to this process's model, if loaded.
+func (s *Store) catchUpIfLoaded(ctx context.Context) error {
+	s.rm.mu.RLock()
+	loaded := s.rm.snap != nil
+	s.rm.mu.RUnlock()
+	if loaded {
+		if err := s.catchUp(ctx); err != nil {
+			return fmt.Errorf("apply the change: %w", err)
+		}
+	}
+	return nil
+}
+
+// appendEntry appends e to the journal, as the next entry.
+func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*snapshot)) error {
 	e.Author, e.At = s.rm.author, s.opts.Now().UTC()
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
@@ -561,14 +776,6 @@ func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapsho
 	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))
 	if seq%100 == 0 {
 		_, _ = s.col(colJournal).DeleteMany(ctx, d("at", d("$lt", e.At.Add(-journalKeep))))
-	}
-	s.rm.mu.RLock()
-	loaded := s.rm.snap != nil
-	s.rm.mu.RUnlock()
-	if loaded {
-		if err := s.catchUp(ctx); err != nil {
-			return fmt.Errorf("apply the change: %w", err)
-		}
 	}
 	return nil
 }
@@ -609,7 +816,7 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	}
 	// Searching: mark the matches, then walk the order's positions (one
 	// int32 array, no pointer chasing) twice: count, then take the page.
-	bits := sn.matching(words)
+	bits, total := sn.match(words)
 	posOf := sn.posOf[ord]
 	hit := func(i int) bool {
 		if desc {
@@ -617,10 +824,6 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		}
 		p := posOf[i]
 		return bits[p/64]&(1<<(p%64)) != 0
-	}
-	var total int64
-	for _, w := range bits {
-		total += int64(bitCount(w))
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)

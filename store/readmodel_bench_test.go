@@ -32,5 +32,38 @@ func BenchmarkModelPage(b *testing.B) {
 				}
 			}
 		})
+		if o.Query == "" {
+			continue
+		}
+		// The same search, never remembered (a new query each time).
+		b.Run(fmt.Sprintf("uncached,q=%q,sort=%q,page=%d", o.Query, o.Sort, o.Page), func(b *testing.B) {
+			for b.Loop() {
+				sn.cmu.Lock()
+				sn.matches = nil
+				sn.cmu.Unlock()
+				if pg := sn.page(o, 50); pg.Total == 0 && o.Query != "nobody here" {
+					b.Fatal("no students")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkModelPut measures applying one student's write to a model of
+// 100,000 (the model's write lock is held meanwhile): go test ./store
+// -run '^$' -bench ModelPut.
+func BenchmarkModelPut(b *testing.B) {
+	docs := make([]*studentDoc, 100_000)
+	for i := range docs {
+		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i), FirstName: "Amina", SecondName: fmt.Sprintf("Otieno%d", i%97)})
+		docs[i] = &doc
+	}
+	sn := buildSnapshot(docs, 0, time.Now())
+	names := []string{"Zoë", "Zoë Wanjiru"} // the search text changes length each time
+	i := 0
+	for b.Loop() {
+		i++
+		doc := newStudentDoc(Student{ID: 50_000, RegistrationNo: "U/2026/049999", FirstName: names[i%2], SecondName: "Ñúñez"})
+		sn.put(&doc)
 	}
 }

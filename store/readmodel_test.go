@@ -1,8 +1,11 @@
 package store
 
 import (
+	"context"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Two Stores on one database, as two app instances: every write through
@@ -83,5 +86,246 @@ func TestReadModelMatchesQueries(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// After another process's bulk change, a loaded model keeps answering from its
+// previous snapshot while it loads the school again (no 503 for the
+// length of a full load), still applies single writes meanwhile, and
+// shows the import once the load ends. A Store on another database never
+// sees any of it.
+func TestReadModelServesStaleDuringReload(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := New(a.db, Options{ReadModel: ReadModelOn})
+	other := newStore(t, Options{ReadModel: ReadModelOn})
+	mustCreate(t, a, "S-1", "Amina", "Otieno")
+	list := func(s *Store, q string) []string {
+		t.Helper()
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		pg, err := s.ListStudents(lctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	if got := list(a, ""); !slices.Equal(got, []string{"S-1"}) {
+		t.Fatalf("a before: %v", got)
+	}
+	release := make(chan struct{})
+	var loads atomic.Int32
+	a.beforeLoad = func() {
+		loads.Add(1)
+		<-release
+	}
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	// A bulk change journaled as "reload" (as a migration does): rows
+	// written straight to the collection.
+	for i, in := range []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}} {
+		doc := newStudentDoc(Student{ID: int64(1000 + i), RegistrationNo: in.RegistrationNo, FirstName: in.FirstName, SecondName: in.SecondName})
+		if _, err := b.col(colStudents).InsertOne(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The load is held: the read is answered from the previous snapshot
+	// (the old code waited for the load and timed out here).
+	if got := list(a, ""); !slices.Equal(got, []string{"S-1"}) {
+		t.Fatalf("a during the reload: %v, want the previous snapshot", got)
+	}
+	if loads.Load() == 0 {
+		t.Fatal("no reload started after the other process's import")
+	}
+	// A single write by the other process is still seen meanwhile.
+	mustCreate(t, b, "S-2", "Zoë", "Ñúñez")
+	if got := list(a, "zoe"); !slices.Equal(got, []string{"S-2"}) {
+		t.Fatalf("a's search during the reload: %v", got)
+	}
+	close(release)
+	want := []string{"I-1", "I-2", "S-1", "S-2"}
+	deadline := time.Now().Add(time.Minute)
+	for got := list(a, ""); !slices.Equal(got, want); got = list(a, "") {
+		if time.Now().After(deadline) {
+			t.Fatalf("a after the reload: %v, want %v", got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n, err := a.CountStudents(ctx); err != nil || n != 4 {
+		t.Fatalf("a counts %d, %v", n, err)
+	}
+	if got := list(other, ""); len(got) != 0 {
+		t.Fatalf("a store on another database sees %v", got)
+	}
+}
+
+// Remembered searches are forgotten at every change: a repeated search
+// after a create, an update, a delete or an import answers the new data.
+func TestReadModelSearchCacheFollowsWrites(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, Options{ReadModel: ReadModelOn})
+	search := func(q string) []string {
+		t.Helper()
+		pg, err := s.ListStudents(ctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	a := mustCreate(t, s, "A-1", "Amina", "Otieno")
+	for _, step := range []struct {
+		name  string
+		write func()
+		q     string
+		want  []string
+	}{
+		{"first", func() {}, "amina otieno", []string{"A-1"}},
+		{"same words, other order", func() {}, "otieno amina", []string{"A-1"}},
+		{"create", func() { mustCreate(t, s, "A-2", "Amina", "Otieno") }, "amina otieno", []string{"A-1", "A-2"}},
+		{"update", func() {
+			if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{"A-1", "Zoë", "Otieno"}); err != nil {
+				t.Fatal(err)
+			}
+		}, "otieno amina", []string{"A-2"}},
+		{"import", func() {
+			if _, errs, err := s.ImportStudents(ctx, []StudentInput{{"A-3", "Amina", "Otieno"}}, nil); err != nil || errs != nil {
+				t.Fatal(errs, err)
+			}
+		}, "amina otieno", []string{"A-2", "A-3"}},
+		{"delete", func() {
+			if err := s.DeleteStudent(ctx, a.ID); err != nil {
+				t.Fatal(err)
+			}
+		}, "otieno", []string{"A-2", "A-3"}},
+	} {
+		if step.name == "delete" {
+			if got := search("otieno"); len(got) != 3 { // remembered before the delete
+				t.Fatalf("before the delete: %v", got)
+			}
+		}
+		step.write()
+		if got := search(step.q); !slices.Equal(got, step.want) {
+			t.Errorf("%s: search %q = %v, want %v", step.name, step.q, got, step.want)
+		}
+	}
+}
+
+// A catch-up that takes long (applying a big import) does not hold reads:
+// past staleWait they are answered from the snapshot as it is, and see
+// the change once it is applied.
+func TestReadModelSlowCatchUpDoesNotHoldReads(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := New(a.db, Options{ReadModel: ReadModelOn})
+	mustCreate(t, a, "S-1", "Amina", "Otieno")
+	if n, err := a.CountStudents(ctx); err != nil || n != 1 {
+		t.Fatalf("a counts %d, %v", n, err)
+	}
+	release := make(chan struct{})
+	var held atomic.Int32
+	a.beforeApply = func() {
+		if held.Add(1) == 1 {
+			<-release
+		}
+	}
+	defer func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	}()
+	mustCreate(t, b, "S-2", "Kofi", "Mensah")
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := a.CountStudents(lctx)
+	if err != nil || n != 1 {
+		t.Fatalf("a during the held catch-up: %d, %v (want the snapshot as it is: 1)", n, err)
+	}
+	close(release)
+	deadline := time.Now().Add(time.Minute)
+	for n != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a counts %d after the catch-up, want 2", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+		if n, err = a.CountStudents(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An update applied in place (snapshot.replace) leaves the snapshot as a
+// fresh build of the same students would be: orders, search text and
+// positions, and the answers of page.
+func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
+	t.Parallel()
+	mk := func(id int64, reg, first, second string) *studentDoc {
+		doc := newStudentDoc(Student{ID: id, RegistrationNo: reg, FirstName: first, SecondName: second})
+		return &doc
+	}
+	base := func() []*studentDoc {
+		return []*studentDoc{mk(1, "C-3", "Amina", "Odhiambo"), mk(2, "A-1", "Kofi", "Mensah"), mk(3, "B-2", "Zoë", "Zulu"),
+			mk(4, "E-5", "Zanele", "Amin"), mk(5, "D-4", "Kofi", "Boateng")}
+	}
+	for _, tc := range []struct {
+		name string
+		doc  *studentDoc
+	}{
+		{"longer name, first", mk(1, "C-3", "Aminata Wanjiru", "Odhiambo")},
+		{"shorter name, middle", mk(3, "B-2", "Z", "Z")},
+		{"last, moves in every order", mk(5, "A-0", "Aaron", "Aardvark")},
+		{"new registration number", mk(2, "Z-9", "Kofi", "Mensah")},
+		{"same values", mk(4, "E-5", "Zanele", "Amin")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sn := buildSnapshot(base(), 0, time.Now())
+			sn.page(ListOptions{Query: "amin"}, 2) // remembered, must be forgotten
+			sn.put(tc.doc)
+			var want []*studentDoc
+			for _, d := range base() {
+				if d.ID == tc.doc.ID {
+					d = mk(tc.doc.ID, tc.doc.RegistrationNo, tc.doc.FirstName, tc.doc.SecondName)
+				}
+				want = append(want, d)
+			}
+			fresh := buildSnapshot(want, 0, time.Now())
+			if string(sn.text) != string(fresh.text) || !slices.Equal(sn.at, fresh.at) {
+				t.Fatalf("text %q at %v, want %q at %v", sn.text, sn.at, fresh.text, fresh.at)
+			}
+			for o := range numOrders {
+				if !slices.Equal(sn.posOf[o], fresh.posOf[o]) {
+					t.Errorf("order %d: posOf %v, want %v", o, sn.posOf[o], fresh.posOf[o])
+				}
+				for i := range sn.order[o] {
+					if sn.order[o][i].ID != fresh.order[o][i].ID || sn.order[o][i].pos != fresh.order[o][i].pos {
+						t.Errorf("order %d place %d: id %d pos %d, want id %d pos %d", o, i, sn.order[o][i].ID, sn.order[o][i].pos,
+							fresh.order[o][i].ID, fresh.order[o][i].pos)
+					}
+				}
+			}
+			if len(sn.byKey) != len(fresh.byKey) || sn.byKey[tc.doc.RegNoKey] != tc.doc.ID {
+				t.Errorf("byKey %v, want %v", sn.byKey, fresh.byKey)
+			}
+			for _, q := range []string{"", "amin", "kofi", "z", "zulu", "aardvark"} {
+				for _, sort := range []string{"", "-first_name", "second_name"} {
+					o := ListOptions{Query: q, Sort: sort}
+					if got, w := regNos(sn.page(o, 2)), regNos(fresh.page(o, 2)); !slices.Equal(got, w) {
+						t.Errorf("%+v: %v, want %v", o, got, w)
+					}
+				}
+			}
+		})
 	}
 }

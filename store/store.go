@@ -104,6 +104,11 @@ type Store struct {
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
 
+	// For tests of the read model: run at the start of each full load,
+	// and before journal entries read are applied.
+	beforeLoad  func()
+	beforeApply func()
+
 	// For tests of the schema 2 migration (migrate_v2.go): run before each
 	// batch copied and before the swap; an error stops the migration there.
 	beforeCopyBatch func(batch int) error

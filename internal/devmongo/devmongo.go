@@ -40,6 +40,41 @@ type Config struct {
 	// Logger receives this package's messages and FerretDB's own at WARN
 	// and above (FerretDB is very chatty at INFO). Nil discards both.
 	Logger *slog.Logger
+	// Sync is SQLite's synchronous setting for every database file:
+	// SyncNormal (the default) or SyncFull. See SyncNormal.
+	Sync Sync
+}
+
+// Sync is SQLite's PRAGMA synchronous, in WAL mode (which FerretDB
+// v1.24.2 always sets).
+type Sync int
+
+const (
+	// SyncNormal does not fsync at each commit, only at checkpoints: a
+	// commit is durable against a crash of the process, but a power loss
+	// or OS crash can lose the last commits (never corrupt the files).
+	// It is what an embedded development server needs, and it makes each
+	// commit several times cheaper (docs/BENCHMARKS.md, "Big schools").
+	SyncNormal Sync = iota
+	// SyncFull fsyncs the WAL at every commit (SQLite's and FerretDB's
+	// default): a committed write survives a power loss.
+	SyncFull
+)
+
+// sqliteURL is the FerretDB SQLite URL for dir. FerretDB adds its own
+// defaults (busy_timeout, journal_mode(wal), auto_vacuum(none)) to the
+// pragmas it is given; synchronous is passed through to every
+// connection by the SQLite driver.
+func sqliteURL(dir string, sync Sync) string {
+	mode := "normal"
+	if sync == SyncFull {
+		mode = "full"
+	}
+	// FerretDB wants a file: URI naming an existing directory, ending in "/".
+	// Building it with url.URL escapes spaces and other odd characters.
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/",
+		RawQuery: url.Values{"_pragma": {"synchronous(" + mode + ")"}}.Encode()}
+	return u.String()
 }
 
 // Server is a running embedded server.
@@ -75,16 +110,13 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("devmongo: create data dir: %w", err)
 	}
-	// FerretDB wants a file: URI naming an existing directory, ending in "/".
-	// Building it with url.URL escapes spaces and other odd characters.
-	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(dir) + "/"}).String()
 
 	fdbLogger := slog.New(minLevel{min: slog.LevelWarn, h: logger.Handler()})
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Logger:    fdbLogger,
 		Handler:   "sqlite",
-		SQLiteURL: sqliteURL,
+		SQLiteURL: sqliteURL(dir, cfg.Sync),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("devmongo: start FerretDB on %s (data %s): %w", listen, dir, err)

@@ -109,3 +109,42 @@ func TestFerretDBLogFilter(t *testing.T) {
 		t.Errorf("attributes lost: %s", got)
 	}
 }
+
+func TestSQLiteURL(t *testing.T) {
+	for _, tc := range []struct {
+		dir  string
+		sync Sync
+		want string
+	}{
+		{"/data/mongo", SyncNormal, "file:///data/mongo/?_pragma=synchronous%28normal%29"},
+		{"/data/mongo", SyncFull, "file:///data/mongo/?_pragma=synchronous%28full%29"},
+		{"/a dir/x", SyncNormal, "file:///a%20dir/x/?_pragma=synchronous%28normal%29"},
+	} {
+		if got := sqliteURL(tc.dir, tc.sync); got != tc.want {
+			t.Errorf("sqliteURL(%q, %d) = %q, want %q", tc.dir, tc.sync, got, tc.want)
+		}
+	}
+}
+
+// Both synchronous settings start and keep data across a restart.
+func TestStartWithSyncFull(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	for i, sync := range []Sync{SyncFull, SyncNormal} {
+		s, err := Start(ctx, Config{Dir: dir, Sync: sync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := connect(t, s.URI())
+		col := c.Database("d").Collection("c")
+		if _, err := col.InsertOne(ctx, bson.D{{Key: "_id", Value: i}}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := col.CountDocuments(ctx, bson.D{})
+		if err != nil || n != int64(i+1) {
+			t.Fatalf("sync %d: %d documents, %v", sync, n, err)
+		}
+		_ = c.Disconnect(ctx)
+		_ = s.Close()
+	}
+}
