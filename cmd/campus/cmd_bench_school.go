@@ -13,7 +13,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,19 +146,19 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 	// database included), since a busy machine stretches wall time. The
 	// browser's preview and confirmation each parse and plan; the
 	// confirmation also applies.
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), processCPU()
 	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(strings.NewReader(csv.String()))
 	if err != nil || len(rowErrs) > 0 {
 		return fmt.Errorf("parse the CSV: %v %v", err, rowErrs)
 	}
-	parsed, cpu1 := time.Now(), cpuTime()
+	parsed, cpu1 := time.Now(), processCPU()
 	plan, err := importer.PlanImport(ctx, rows, lines, nil, store.ImportAdd)
 	if err != nil || len(plan.Errors) > 0 || len(plan.New) != *students {
 		return fmt.Errorf("plan the import: %d new, %v, %v", len(plan.New), plan.Errors, err)
 	}
-	planned, cpu2 := time.Now(), cpuTime()
+	planned, cpu2 := time.Now(), processCPU()
 	res, err := importer.ApplyImport(ctx, plan)
-	applied, cpu3 := time.Now(), cpuTime()
+	applied, cpu3 := time.Now(), processCPU()
 	importer.Close(context.WithoutCancel(ctx))
 	if err != nil || res.Added != *students {
 		return fmt.Errorf("import: %d rows, %v", res.Added, err)
@@ -174,7 +173,7 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		(2*planned.Sub(start) + applied.Sub(planned)).Round(time.Millisecond))
 	// The app learns of the import from the journal and loads the school
 	// again, answering from its previous snapshot meanwhile.
-	start, cpu0 = time.Now(), cpuTime()
+	start, cpu0 = time.Now(), processCPU()
 	lastReg := benchRegNo(*students - 1)
 	// The results table is there only when the search finds the student.
 	polls, non200, err := waitBody(ctx, proxyURL+"/?q="+url.QueryEscape(lastReg), big.t.PrimaryHost, `id="students"`, 5*time.Minute)
@@ -182,20 +181,20 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		return err
 	}
 	fmt.Fprintf(e.stdout, "the import visible through the app (it loads the school again, serving the previous snapshot meanwhile): %s wall, %s CPU (%d polls, %d not 200)\n\n",
-		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), polls, non200)
+		time.Since(start).Round(time.Millisecond), (processCPU() - cpu0).Round(time.Millisecond), polls, non200)
 	// Beside it, what a full load costs (a new process, or a model that
 	// missed the journal): a fresh Store counting the students.
 	fresh, err := openStore(ctx, uri, big.t.Database)
 	if err != nil {
 		return err
 	}
-	start, cpu0 = time.Now(), cpuTime()
+	start, cpu0 = time.Now(), processCPU()
 	count, err := fresh.CountStudents(ctx)
 	for tries := 0; err != nil && tries < 30 && ctx.Err() == nil; tries++ { // a request's deadline is shorter than the load
 		count, err = fresh.CountStudents(ctx)
 	}
 	fmt.Fprintf(e.stdout, "full load of the school into a new read model, for comparison: %s wall, %s CPU (%d students, %v)\n\n",
-		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu0).Round(time.Millisecond), count, err)
+		time.Since(start).Round(time.Millisecond), (processCPU() - cpu0).Round(time.Millisecond), count, err)
 	fresh.Close(context.WithoutCancel(ctx))
 
 	lastPage := (*students + 49) / 50
@@ -329,15 +328,6 @@ func (c cookieTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Cookie", c.cookie)
 	return c.rt.RoundTrip(r)
-}
-
-// cpuTime is the CPU time (user and system) this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // waitBody polls target (with Host host) until a 200 answer holds want,
