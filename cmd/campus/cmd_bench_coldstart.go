@@ -122,7 +122,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 		hold      = fs.Duration("hold-timeout", 5*time.Minute, "the proxy's hold timeout")
 		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
-		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's /readyz check interval")
+		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's liveness (/healthz) check interval")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {

@@ -25,7 +25,7 @@ import (
 //     slot.
 //   - Start cap: at most Config.MaxStarts children start at once; woken
 //     ones (requests waiting) take a free slot before the others.
-//   - Liveness: Config.LivenessFailures unanswered /readyz checks in a row
+//   - Liveness: Config.LivenessFailures unanswered health checks in a row
 //     and a ready child is killed (SIGKILL: a stopped or deadlocked process
 //     would not act on SIGTERM) and started again.
 
@@ -46,6 +46,10 @@ const (
 
 // DefaultMaxStarts is the default start cap: two per CPU, at least 4.
 var DefaultMaxStarts = max(4, 2*runtime.NumCPU())
+
+// DefaultMaxChecks is the default cap of concurrent health checks of ready
+// children: two per CPU, at least 4.
+var DefaultMaxChecks = max(4, 2*runtime.NumCPU())
 
 // Activity reports whether a tenant is in use. The proxy implements it
 // (campus dev runs both in one process): requests in flight to the
