@@ -86,3 +86,10 @@ func (a *lateActivity) Activity(tenant string) (int64, time.Time) {
 	}
 	return p.Activity(tenant)
 }
+
+// RoutesTo implements supervisor.Router: before the proxy exists nothing
+// is routed.
+func (a *lateActivity) RoutesTo(tenant, id string) bool {
+	p := a.p.Load()
+	return p != nil && p.RoutesTo(tenant, id)
+}

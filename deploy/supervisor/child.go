@@ -322,8 +322,11 @@ func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle 
 		"idle_timeout", time.Duration(c.idleAfter.Load()))
 	c.deregister(id)
 	decided := time.Now()
-	if !sleep(c.ctx, idleDrain) {
-		return false // c.ctx ended: the caller stops it
+	// The proxy must have stopped routing to it (else a request could be
+	// dialled after the listener closed: a 502), then a moment for
+	// requests that picked it just before.
+	if !c.awaitUnrouted(id) || !sleep(c.ctx, idleDrain) {
+		return false // kept (the caller registers it again), or c.ctx ended: the caller stops it
 	}
 	inFlight, last := c.s.cfg.Activity.Activity(c.tenant.Name)
 	if inFlight > 0 || !last.Before(decided) || c.wokenSince(decided) {

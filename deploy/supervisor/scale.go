@@ -59,6 +59,44 @@ type Activity interface {
 	Activity(tenant string) (inFlight int64, last time.Time)
 }
 
+// Router is an Activity that can also tell whether its proxy still routes
+// new requests to an instance (the proxy implements it). With one, the
+// idle stop waits, after deregistering, until the proxy has dropped the
+// instance before it stops the process; without one it only waits
+// idleDrain.
+type Router interface {
+	RoutesTo(tenant, instanceID string) bool
+}
+
+// unrouteTimeout bounds the idle stop's wait for the proxy to drop the
+// instance; after it, the child is kept (and registered again) rather than
+// stopped under a proxy that may still send it requests.
+const unrouteTimeout = 30 * time.Second
+
+// unroutePoll is the period of that wait's RoutesTo calls.
+const unroutePoll = 5 * time.Millisecond
+
+// awaitUnrouted waits until the Activity (a Router) no longer routes to
+// instance id; it reports false if that did not happen within
+// unrouteTimeout or c.ctx ended.
+func (c *child) awaitUnrouted(id string) bool {
+	r, ok := c.s.cfg.Activity.(Router)
+	if !ok {
+		return true
+	}
+	deadline := time.Now().Add(unrouteTimeout)
+	for r.RoutesTo(c.tenant.Name, id) {
+		if time.Now().After(deadline) {
+			c.log.Warn("proxy still routes to the deregistered instance; keeping the child", "instance", id, "waited", unrouteTimeout)
+			return false
+		}
+		if !sleep(c.ctx, unroutePoll) {
+			return false
+		}
+	}
+	return true
+}
+
 // WakeSource delivers wake requests; registry.Registry implements it.
 type WakeSource interface {
 	WatchWakes(ctx context.Context, after uint64) ([]registry.Wake, uint64, error)
