@@ -188,6 +188,28 @@ func (p *Proxy) Activity(tenant string) (inFlight int64, last time.Time) {
 	return inFlight, last
 }
 
+// RoutesTo reports whether the proxy's latest routing table still lists
+// instance id of tenant (healthy or not), i.e. whether a new request could
+// still be sent to it. The supervisor's idle stop deregisters an instance,
+// then waits for this to turn false before it stops the process, so that
+// no request is dialled to a closed listener (supervisor.Router). Requests
+// that picked the instance from an older table are in flight: the app
+// drains them when it is stopped gracefully.
+func (p *Proxy) RoutesTo(tenant, id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := p.tenants[tenant]
+	if ts == nil || ts.route == nil {
+		return false
+	}
+	for _, in := range ts.route.instances {
+		if in.id == id {
+			return true
+		}
+	}
+	return false
+}
+
 // Route statuses in /routes.
 const (
 	RouteRunning   = "running"   // a healthy instance serves it

@@ -122,7 +122,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 		hold      = fs.Duration("hold-timeout", 5*time.Minute, "the proxy's hold timeout")
 		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
-		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's /readyz check interval")
+		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's liveness (/healthz) check interval")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -147,6 +147,8 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		lat    durations
 		failed int
 		wg     sync.WaitGroup
+		// failures by status ("error": no answer)
+		failures = map[string]int{}
 	)
 	start := time.Now()
 	gate := make(chan struct{})
@@ -158,6 +160,11 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 			defer mu.Unlock()
 			if err != nil || code != http.StatusOK {
 				failed++
+				why := fmt.Sprint(code)
+				if err != nil {
+					why = "error"
+				}
+				failures[why]++
 				return
 			}
 			lat = append(lat, d)
@@ -178,10 +185,33 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		fmt.Fprintf(e.stdout, "\nsupervisor: process start → first 200 from /readyz: mean %s over %d starts (%.0f starts/s)\n",
 			msf(time.Duration(sum/float64(n)*float64(time.Second))), n, float64(n)/last.Seconds())
 	}
+	fmt.Fprintf(e.stdout, "supervisor: liveness restarts %.0f\n", counterSum(s, supervisor.MetricLivenessRestartsTotal))
 	if failed > 0 {
+		fmt.Fprintf(e.stdout, "failed requests by status: %v\n", failures)
 		return errBenchFailed
 	}
 	return nil
+}
+
+// counterSum returns the sum of a counter of the system's metrics over
+// its labels.
+func counterSum(s *scaleSystem, name string) float64 {
+	mfs, err := s.metrics.Gather()
+	if err != nil {
+		return 0
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if c := m.GetCounter(); c != nil {
+				sum += c.GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 // histogram returns the sum and count of a histogram of the system's

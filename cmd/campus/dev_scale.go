@@ -16,6 +16,7 @@ type scaleOptions struct {
 	livenessFailures int
 	pool             int
 	healthInterval   time.Duration
+	readyInterval    time.Duration
 }
 
 // defaultIdleTimeout is campus dev's --idle-timeout.
@@ -29,7 +30,8 @@ func (o *scaleOptions) register(fs interface {
 	fs.DurationVar(&o.idleTimeout, "idle-timeout", defaultIdleTimeout, "stop a tenant's app after this long without a request; the next request starts it again (0: never; campus tenant set T --idle-timeout overrides it per tenant)")
 	fs.BoolVar(&o.startIdle, "start-idle", false, "start no app until its tenant gets a request (tenants whose idle timeout is not 0)")
 	fs.IntVar(&o.maxStarts, "max-starts", supervisor.DefaultMaxStarts, "apps starting at once at most; tenants with waiting requests go first")
-	fs.DurationVar(&o.healthInterval, "health-interval", supervisor.DefaultHealthInterval, "how often the supervisor checks each app's /readyz (each check pings the app's database: lengthen it with many apps)")
+	fs.DurationVar(&o.healthInterval, "health-interval", supervisor.DefaultHealthInterval, "how often the supervisor checks that each app is alive (/healthz, no database; jittered)")
+	fs.DurationVar(&o.readyInterval, "readiness-interval", supervisor.DefaultReadinessInterval, "how often the supervisor checks that each running app is ready (/readyz pings its database; jittered; an unready app is checked every --health-interval)")
 	fs.IntVar(&o.pool, "pool", 0, "keep this many app processes pre-started, holding no tenant, each bound to one tenant when it starts (faster cold starts)")
 	fs.IntVar(&o.livenessFailures, "liveness-failures", supervisor.DefaultLivenessFailures, "kill and restart an app that leaves this many health checks in a row unanswered (negative: never)")
 }
@@ -43,6 +45,9 @@ func (o *scaleOptions) check() error {
 	}
 	if o.healthInterval < 100*time.Millisecond {
 		return usageErr("--health-interval %s: must be at least 100ms", o.healthInterval)
+	}
+	if o.readyInterval < o.healthInterval {
+		return usageErr("--readiness-interval %s: must be at least --health-interval %s", o.readyInterval, o.healthInterval)
 	}
 	if o.pool < 0 {
 		return usageErr("--pool %d: must be 0 or more", o.pool)
@@ -63,6 +68,7 @@ func (o *scaleOptions) apply(cfg *supervisor.Config, po *proxyOptions) {
 	cfg.MaxStarts = o.maxStarts
 	cfg.LivenessFailures = o.livenessFailures
 	cfg.HealthInterval = o.healthInterval
+	cfg.ReadinessInterval = o.readyInterval
 	// Proxies on other machines (campus proxy --wake) ask through the
 	// registry.
 	cfg.WakeSource = cfg.Registry
@@ -79,4 +85,11 @@ func (a *lateActivity) Activity(tenant string) (int64, time.Time) {
 		return 1, time.Now()
 	}
 	return p.Activity(tenant)
+}
+
+// RoutesTo implements supervisor.Router: before the proxy exists nothing
+// is routed.
+func (a *lateActivity) RoutesTo(tenant, id string) bool {
+	p := a.p.Load()
+	return p != nil && p.RoutesTo(tenant, id)
 }

@@ -245,10 +245,12 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	}
 	c.log.Info("child ready", "pid", pid, "addr", addr, "took", took, "cold", cold)
 
-	// Ready: keep the registry in line with /readyz; stop when idle,
-	// replace when hung.
-	tick := time.NewTicker(cfg.HealthInterval)
+	// Ready: a cheap liveness check every HealthInterval, a readiness
+	// check every ReadinessInterval (see check.go); keep the registry in
+	// line with readiness; stop when idle, replace when hung.
+	tick := time.NewTimer(firstIn(cfg.HealthInterval))
 	defer tick.Stop()
+	nextReadiness := readyAt.Add(jitter(cfg.ReadinessInterval))
 	unanswered := 0
 	for {
 		select {
@@ -262,6 +264,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			return time.Since(readyAt), time.Time{}
 		case <-tick.C:
 		}
+		tick.Reset(jitter(cfg.HealthInterval))
 		if d := c.idleFor(readyAt); d > 0 {
 			began := time.Now()
 			if c.stopIdle(id, cmd, exited, d, started) {
@@ -269,14 +272,22 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			}
 			registered = false // re-registered below
 		}
-		h, answered := c.s.checker.probe(c.ctx, addr, c.tenant.PrimaryHost)
+		readiness := !healthy || !time.Now().Before(nextReadiness)
+		path := pathHealthy
+		if readiness {
+			path, nextReadiness = pathReady, time.Now().Add(jitter(cfg.ReadinessInterval))
+		}
+		h, answered := c.s.checker.steady(c.ctx, addr, c.tenant.PrimaryHost, path)
 		if c.ctx.Err() != nil || exitedNow() {
 			continue // handled at the top of the loop
+		}
+		if !readiness {
+			h = healthy // liveness only: readiness is what the last /readyz said
 		}
 		if answered {
 			unanswered = 0
 		} else if unanswered++; cfg.LivenessFailures > 0 && unanswered >= cfg.LivenessFailures {
-			c.log.Warn("child hung: /readyz unanswered; killing and replacing it", "pid", pid, "checks", unanswered)
+			c.log.Warn("child hung: health checks unanswered; killing and replacing it", "pid", pid, "checks", unanswered)
 			c.s.met.livenessRestarts.Inc()
 			c.deregister(id)
 			c.setState(StateStopping)
@@ -311,8 +322,11 @@ func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle 
 		"idle_timeout", time.Duration(c.idleAfter.Load()))
 	c.deregister(id)
 	decided := time.Now()
-	if !sleep(c.ctx, idleDrain) {
-		return false // c.ctx ended: the caller stops it
+	// The proxy must have stopped routing to it (else a request could be
+	// dialled after the listener closed: a 502), then a moment for
+	// requests that picked it just before.
+	if !c.awaitUnrouted(id) || !sleep(c.ctx, idleDrain) {
+		return false // kept (the caller registers it again), or c.ctx ended: the caller stops it
 	}
 	inFlight, last := c.s.cfg.Activity.Activity(c.tenant.Name)
 	if inFlight > 0 || !last.Before(decided) || c.wokenSince(decided) {

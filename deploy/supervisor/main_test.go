@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -82,7 +83,16 @@ func childMain(args []string) int {
 		return 1
 	}
 	mux := http.NewServeMux()
+	var readyHits, healthyHits atomic.Int64
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		healthyHits.Add(1)
+		io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("GET /hits", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %d", readyHits.Load(), healthyHits.Load())
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		readyHits.Add(1)
 		if os.Getenv(envNeverReady) == "1" {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -209,13 +219,16 @@ func newHarness(t *testing.T, configure func(*Config)) *harness {
 		InstanceIDPrefix: testPrefix,
 		ReadyTimeout:     15 * time.Second,
 		HealthInterval:   100 * time.Millisecond,
-		StopGrace:        5 * time.Second,
-		BackoffMin:       200 * time.Millisecond,
-		BackoffMax:       2 * time.Second,
-		StableAfter:      time.Minute,
-		Logger:           slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Registerer:       h.prom,
-		Output:           h.out,
+		// Readiness as often as liveness, so that tests see /readyz
+		// changes at once (check_test.go tests the real split).
+		ReadinessInterval: 100 * time.Millisecond,
+		StopGrace:         5 * time.Second,
+		BackoffMin:        200 * time.Millisecond,
+		BackoffMax:        2 * time.Second,
+		StableAfter:       time.Minute,
+		Logger:            slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Registerer:        h.prom,
+		Output:            h.out,
 	}
 	if configure != nil {
 		configure(&cfg)

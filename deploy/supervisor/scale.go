@@ -25,7 +25,7 @@ import (
 //     slot.
 //   - Start cap: at most Config.MaxStarts children start at once; woken
 //     ones (requests waiting) take a free slot before the others.
-//   - Liveness: Config.LivenessFailures unanswered /readyz checks in a row
+//   - Liveness: Config.LivenessFailures unanswered health checks in a row
 //     and a ready child is killed (SIGKILL: a stopped or deadlocked process
 //     would not act on SIGTERM) and started again.
 
@@ -47,12 +47,54 @@ const (
 // DefaultMaxStarts is the default start cap: two per CPU, at least 4.
 var DefaultMaxStarts = max(4, 2*runtime.NumCPU())
 
+// DefaultMaxChecks is the default cap of concurrent health checks of ready
+// children: two per CPU, at least 4.
+var DefaultMaxChecks = max(4, 2*runtime.NumCPU())
+
 // Activity reports whether a tenant is in use. The proxy implements it
 // (campus dev runs both in one process): requests in flight to the
 // tenant's instances (uploads and long downloads included, until their
 // last byte), and when the last one finished.
 type Activity interface {
 	Activity(tenant string) (inFlight int64, last time.Time)
+}
+
+// Router is an Activity that can also tell whether its proxy still routes
+// new requests to an instance (the proxy implements it). With one, the
+// idle stop waits, after deregistering, until the proxy has dropped the
+// instance before it stops the process; without one it only waits
+// idleDrain.
+type Router interface {
+	RoutesTo(tenant, instanceID string) bool
+}
+
+// unrouteTimeout bounds the idle stop's wait for the proxy to drop the
+// instance; after it, the child is kept (and registered again) rather than
+// stopped under a proxy that may still send it requests.
+const unrouteTimeout = 30 * time.Second
+
+// unroutePoll is the period of that wait's RoutesTo calls.
+const unroutePoll = 5 * time.Millisecond
+
+// awaitUnrouted waits until the Activity (a Router) no longer routes to
+// instance id; it reports false if that did not happen within
+// unrouteTimeout or c.ctx ended.
+func (c *child) awaitUnrouted(id string) bool {
+	r, ok := c.s.cfg.Activity.(Router)
+	if !ok {
+		return true
+	}
+	deadline := time.Now().Add(unrouteTimeout)
+	for r.RoutesTo(c.tenant.Name, id) {
+		if time.Now().After(deadline) {
+			c.log.Warn("proxy still routes to the deregistered instance; keeping the child", "instance", id, "waited", unrouteTimeout)
+			return false
+		}
+		if !sleep(c.ctx, unroutePoll) {
+			return false
+		}
+	}
+	return true
 }
 
 // WakeSource delivers wake requests; registry.Registry implements it.

@@ -225,7 +225,7 @@ func TestHungChildIsReplaced(t *testing.T) {
 	if n := counter(t, h.sup.met.livenessRestarts); n != 1 {
 		t.Errorf("liveness restarts = %v, want 1", n)
 	}
-	if lines := h.logs.linesWith(`"msg":"child hung: /readyz unanswered; killing and replacing it"`); len(lines) != 1 {
+	if lines := h.logs.linesWith(`"msg":"child hung: health checks unanswered; killing and replacing it"`); len(lines) != 1 {
 		t.Errorf("%d 'child hung' log lines, want 1", len(lines))
 	}
 }

@@ -25,10 +25,13 @@ const (
 	DefaultInstanceIDPrefix = "dev-"
 	DefaultReadyTimeout     = 30 * time.Second
 	DefaultHealthInterval   = 2 * time.Second
-	DefaultStopGrace        = 10 * time.Second
-	DefaultBackoffMin       = 250 * time.Millisecond
-	DefaultBackoffMax       = 30 * time.Second
-	DefaultStableAfter      = 30 * time.Second
+	// DefaultReadinessInterval is the default period of /readyz checks
+	// of a ready child (see check.go).
+	DefaultReadinessInterval = 30 * time.Second
+	DefaultStopGrace         = 10 * time.Second
+	DefaultBackoffMin        = 250 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultStableAfter       = 30 * time.Second
 )
 
 // Config is what New needs. Registry and Command are required.
@@ -55,9 +58,18 @@ type Config struct {
 	// /readyz; a child that misses it is stopped and restarted (default
 	// 30s).
 	ReadyTimeout time.Duration
-	// HealthInterval is the period of /readyz checks of a ready child
-	// (default 2s).
+	// HealthInterval is the period of the liveness checks (/healthz, no
+	// database) of a ready child, jittered (default 2s; see check.go).
 	HealthInterval time.Duration
+	// ReadinessInterval is the period of the readiness checks (/readyz,
+	// a database ping) of a ready child, jittered; an unhealthy child is
+	// checked every HealthInterval (default DefaultReadinessInterval, and
+	// never less than HealthInterval).
+	ReadinessInterval time.Duration
+	// MaxChecks caps the health checks of ready children running at once
+	// on this machine (default DefaultMaxChecks). Start polls are not
+	// counted: a check never delays a start.
+	MaxChecks int
 	// StopGrace is how long a child has to exit after SIGTERM before its
 	// process group gets SIGKILL (default 10s).
 	StopGrace time.Duration
@@ -180,6 +192,11 @@ func New(cfg Config) (*Supervisor, error) {
 	}
 	setDefault(&cfg.ReadyTimeout, DefaultReadyTimeout)
 	setDefault(&cfg.HealthInterval, DefaultHealthInterval)
+	setDefault(&cfg.ReadinessInterval, DefaultReadinessInterval)
+	cfg.ReadinessInterval = max(cfg.ReadinessInterval, cfg.HealthInterval)
+	if cfg.MaxChecks <= 0 {
+		cfg.MaxChecks = DefaultMaxChecks
+	}
 	setDefault(&cfg.StopGrace, DefaultStopGrace)
 	setDefault(&cfg.BackoffMin, DefaultBackoffMin)
 	setDefault(&cfg.BackoffMax, DefaultBackoffMax)
@@ -221,7 +238,7 @@ func New(cfg Config) (*Supervisor, error) {
 		log:      cfg.Logger,
 		met:      met,
 		out:      &syncWriter{w: cfg.Output},
-		checker:  newChecker(cfg.HealthInterval),
+		checker:  newChecker(cfg.HealthInterval, cfg.MaxChecks),
 		gate:     newGate(cfg.MaxStarts),
 		children: map[string]*child{},
 		retiring: map[*child]string{},

@@ -26,15 +26,14 @@ import (
 // Activity.
 func withProxy(t *testing.T, configure func(*Config)) (*harness, string) {
 	t.Helper()
-	var p *proxy.Proxy
+	ref := &proxyRef{}
 	h := newHarness(t, func(c *Config) {
 		if configure != nil {
 			configure(c)
 		}
-		c.Activity = activityFunc(func(tenant string) (int64, time.Time) { return p.Activity(tenant) })
+		c.Activity = ref
 	})
-	var err error
-	p, err = proxy.New(proxy.Config{
+	p, err := proxy.New(proxy.Config{
 		Logger:      slog.New(slog.DiscardHandler),
 		Registerer:  prometheus.NewRegistry(),
 		HoldTimeout: time.Minute,
@@ -43,6 +42,7 @@ func withProxy(t *testing.T, configure func(*Config)) (*harness, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ref.p.Store(p)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = p.Run(ctx, h.reg) }()
@@ -51,10 +51,6 @@ func withProxy(t *testing.T, configure func(*Config)) (*harness, string) {
 	t.Cleanup(front.Close)
 	return h, front.URL
 }
-
-type activityFunc func(string) (int64, time.Time)
-
-func (f activityFunc) Activity(tenant string) (int64, time.Time) { return f(tenant) }
 
 func fetch(ctx context.Context, url, host, path string) (int, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
