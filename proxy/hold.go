@@ -168,20 +168,12 @@ func (ts *tenantState) touch(t time.Time) {
 func (p *Proxy) Activity(tenant string) (inFlight int64, last time.Time) {
 	p.mu.Lock()
 	ts := p.tenants[tenant]
-	var rt *route
-	if ts != nil {
-		rt = ts.route
-	}
 	p.mu.Unlock()
 	if ts == nil {
 		return 0, time.Time{}
 	}
-	inFlight = ts.held.Load()
-	if rt != nil {
-		for _, in := range rt.instances {
-			inFlight += in.inFlight.Load()
-		}
-	}
+	// On an instance, whether or not the latest table still lists it.
+	inFlight = ts.held.Load() + ts.active.Load()
 	if n := ts.lastDone.Load(); n != 0 {
 		last = time.Unix(0, n)
 	}

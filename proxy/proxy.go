@@ -245,6 +245,8 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 func (ex *exchange) useInstance(in *instance) {
 	if ex.inst != nil {
 		ex.inst.inFlight.Add(-1)
+	} else {
+		ex.tenant.active.Add(1)
 	}
 	ex.inst = in
 	in.inFlight.Add(1)
@@ -260,6 +262,7 @@ func (p *Proxy) finish(ex *exchange) {
 	}
 	if ex.inst != nil {
 		ex.inst.inFlight.Add(-1)
+		ex.tenant.active.Add(-1)
 	}
 	p.metrics.inFlight.Dec()
 	status := ex.w.status

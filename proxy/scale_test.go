@@ -60,6 +60,21 @@ func TestActivityCountsRequestsUntilTheirLastByte(t *testing.T) {
 	if n, last := tp.Activity("accra"); n != 0 || !last.IsZero() {
 		t.Errorf("nairobi's download shows as accra's activity: %d, %v", n, last)
 	}
+	// The supervisor deregisters an idle instance before it stops it: a
+	// download already running on it still counts, although the table
+	// no longer lists it.
+	tp.Update(registry.Snapshot{Version: 2,
+		Tenants: []registry.Tenant{
+			tenant(t, "accra", "Accra", "accra.school.localhost"),
+			tenant(t, "nairobi", "Nairobi", "nairobi.school.localhost"),
+		},
+		Instances: []registry.Instance{accra.instance()}})
+	if n, _ := tp.Activity("nairobi"); n != 1 {
+		t.Fatalf("mid-download, instance dropped from the table: Activity = %d, want 1", n)
+	}
+	if n, _ := tp.Activity("accra"); n != 0 {
+		t.Errorf("nairobi's download shows as accra's activity after the update: %d", n)
+	}
 	before := time.Now()
 	close(release)
 	if resp := <-done; resp.status != http.StatusOK {

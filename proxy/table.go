@@ -78,6 +78,10 @@ type tenantState struct {
 	// last request ended (unix nanoseconds), for Activity.
 	held     atomic.Int64
 	lastDone atomic.Int64
+	// Requests on one of the tenant's instances now, whichever table
+	// that instance came from (one dropped from the table meanwhile
+	// included): an idle stop must not cut a download short.
+	active atomic.Int64
 
 	// Guarded by Proxy.mu (build only; the request path never reads them).
 	route *route // the tenant's route in the latest table
