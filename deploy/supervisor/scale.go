@@ -102,9 +102,9 @@ type WakeSource interface {
 	WatchWakes(ctx context.Context, after uint64) ([]registry.Wake, uint64, error)
 }
 
-// watchWakes passes the wakes of the WakeSource to Wake until ctx ends.
-func (s *Supervisor) watchWakes(ctx context.Context) {
-	var cursor uint64
+// watchWakes passes the wakes of the WakeSource newer than cursor to Wake
+// until ctx ends.
+func (s *Supervisor) watchWakes(ctx context.Context, cursor uint64) {
 	failures := 0
 	for {
 		wakes, next, err := s.cfg.WakeSource.WatchWakes(ctx, cursor)

@@ -285,7 +285,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	s.log.Info("supervisor started", "instance_id_prefix", s.cfg.InstanceIDPrefix,
 		"idle_timeout", s.cfg.IdleTimeout, "start_idle", s.cfg.StartIdle, "max_starts", s.cfg.MaxStarts)
 	if s.cfg.WakeSource != nil {
-		wg.Go(func() { s.watchWakes(ctx) })
+		// The cursor is taken before the first snapshot is acted on, so
+		// a wake requested once a tenant shows as idle is never taken
+		// for an old one (a failure here is retried by watchWakes).
+		_, cursor, _ := s.cfg.WakeSource.WatchWakes(ctx, 0)
+		wg.Go(func() { s.watchWakes(ctx, cursor) })
 	}
 	if s.pool != nil {
 		wg.Go(func() { s.runPool(ctx) })
