@@ -76,19 +76,11 @@ and one school's backup and restore.`)
 	}
 	defer os.RemoveAll(dir)
 
-	uri := ""
-	if mo.uri != "" || mo.uriFile != "" {
-		if uri, err = mo.resolve(); err != nil {
-			return err
-		}
-	} else {
-		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
-		if err != nil {
-			return fmt.Errorf("start embedded database: %w", err)
-		}
-		defer srv.Close()
-		uri = srv.URI()
+	uri, _, stopDB, err := mo.benchDatabase(ctx, dir, logger)
+	if err != nil {
+		return err
 	}
+	defer stopDB()
 	t, err := registry.NewTenant("bench"+fmt.Sprint(time.Now().UnixNano()%1e6), []string{"bench.school.localhost"}, "Bench School")
 	if err != nil {
 		return err
@@ -214,4 +206,19 @@ func merge(a, b loadgen.Result) loadgen.Result {
 	}
 	out.RPS = float64(n) / out.Elapsed.Seconds()
 	return out
+}
+
+// benchDatabase is the database a bench runs on: MONGODB_URI (or
+// --mongodb-uri) when given, else an embedded FerretDB under dir. stop
+// stops what it started (nothing for an external database).
+func (o *mongoOptions) benchDatabase(ctx context.Context, dir string, logger *slog.Logger) (uri, backend string, stop func(), err error) {
+	if o.uri != "" || o.uriFile != "" {
+		uri, err = o.resolve()
+		return uri, "MongoDB (MONGODB_URI)", func() {}, err
+	}
+	srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
+	if err != nil {
+		return "", "", nil, fmt.Errorf("start embedded database: %w", err)
+	}
+	return srv.URI(), "embedded FerretDB v1.24.2 (SQLite)", func() { srv.Close() }, nil
 }

@@ -19,7 +19,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/campus-saas/campus/internal/devmongo"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
 	"github.com/campus-saas/campus/store"
@@ -51,21 +50,14 @@ func newBenchWorld(ctx context.Context, mo *mongoOptions) (*benchWorld, error) {
 		}
 		os.RemoveAll(dir)
 	}
-	if mo.uri != "" || mo.uriFile != "" {
-		if w.uri, err = mo.resolve(); err != nil {
-			w.close()
-			return nil, err
-		}
-	} else {
-		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: logger})
-		if err != nil {
-			w.close()
-			return nil, fmt.Errorf("start embedded database: %w", err)
-		}
-		closers = append(closers, func() { srv.Close() })
-		w.uri = srv.URI()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	uri, _, stopDB, err := mo.benchDatabase(ctx, dir, logger)
+	if err != nil {
+		w.close()
+		return nil, err
 	}
+	closers = append(closers, stopDB)
+	w.uri = uri
 	reg, err := embedded.Open(filepath.Join(dir, "registry"))
 	if err != nil {
 		w.close()

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/deploy/supervisor"
-	"github.com/campus-saas/campus/internal/devmongo"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
@@ -73,19 +72,11 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 	}
 	cleanup = append(cleanup, func() { os.RemoveAll(dir) })
 
-	uri := ""
-	if cfg.mo.uri != "" || cfg.mo.uriFile != "" {
-		if uri, err = cfg.mo.resolve(); err != nil {
-			return nil, err
-		}
-	} else {
-		srv, err := devmongo.Start(ctx, devmongo.Config{Dir: filepath.Join(dir, "mongo"), Listen: "127.0.0.1:0", Logger: cfg.logger})
-		if err != nil {
-			return nil, fmt.Errorf("start embedded database: %w", err)
-		}
-		cleanup = append(cleanup, func() { srv.Close() })
-		uri = srv.URI()
+	uri, _, stopDB, err := cfg.mo.benchDatabase(ctx, dir, cfg.logger)
+	if err != nil {
+		return nil, err
 	}
+	cleanup = append(cleanup, stopDB)
 	reg, err := embedded.Open(filepath.Join(dir, "registry"))
 	if err != nil {
 		return nil, fmt.Errorf("open registry: %w", err)
