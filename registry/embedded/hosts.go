@@ -23,16 +23,12 @@ func (r *Registry) AddHost(ctx context.Context, tenant, host string) (registry.T
 			t = before
 			return false, err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO hosts (host, tenant, pos) VALUES (?, ?, (SELECT coalesce(max(pos), -1) + 1 FROM hosts WHERE tenant = ?))`, h, tenant, tenant)
-		if isUniqueViolation(err) {
-			var owner string
-			if err := tx.QueryRowContext(ctx, `SELECT tenant FROM hosts WHERE host = ?`, h).Scan(&owner); err != nil {
-				return false, r.dbErr(ctx, "find owner of host "+h, err)
-			}
-			return false, &registry.HostTakenError{Host: h, Owner: owner}
+		var pos int
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(pos), -1) + 1 FROM hosts WHERE tenant = ?`, tenant).Scan(&pos); err != nil {
+			return false, r.dbErr(ctx, "next host position of "+tenant, err)
 		}
-		if err != nil {
-			return false, r.dbErr(ctx, "insert host "+h, err)
+		if err := r.claimHost(ctx, tx, h, tenant, pos); err != nil {
+			return false, err
 		}
 		t = after
 		return true, nil

@@ -105,16 +105,8 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 		}
 		// The PRIMARY KEY on host decides who owns it, across processes.
 		for i, h := range t.Hosts {
-			_, err := tx.ExecContext(ctx, `INSERT INTO hosts (host, tenant, pos) VALUES (?, ?, ?)`, h, t.Name, i)
-			if isUniqueViolation(err) {
-				var owner string
-				if err := tx.QueryRowContext(ctx, `SELECT tenant FROM hosts WHERE host = ?`, h).Scan(&owner); err != nil {
-					return false, r.dbErr(ctx, "find owner of host "+h, err)
-				}
-				return false, &registry.HostTakenError{Host: h, Owner: owner}
-			}
-			if err != nil {
-				return false, r.dbErr(ctx, "insert host "+h, err)
+			if err := r.claimHost(ctx, tx, h, t.Name, i); err != nil {
+				return false, err
 			}
 		}
 		return true, nil
@@ -650,4 +642,22 @@ func orderedBy(where, order string) string {
 		return "ORDER BY " + order
 	}
 	return where
+}
+
+// claimHost inserts host for tenant at position pos. The hosts table's
+// PRIMARY KEY decides who owns a host, across processes: a host already
+// taken is a *registry.HostTakenError naming its owner.
+func (r *Registry) claimHost(ctx context.Context, tx *sql.Tx, host, tenant string, pos int) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (host, tenant, pos) VALUES (?, ?, ?)`, host, tenant, pos)
+	if isUniqueViolation(err) {
+		var owner string
+		if err := tx.QueryRowContext(ctx, `SELECT tenant FROM hosts WHERE host = ?`, host).Scan(&owner); err != nil {
+			return r.dbErr(ctx, "find owner of host "+host, err)
+		}
+		return &registry.HostTakenError{Host: host, Owner: owner}
+	}
+	if err != nil {
+		return r.dbErr(ctx, "insert host "+host, err)
+	}
+	return nil
 }
