@@ -134,24 +134,7 @@ func testAddHostRace(t *testing.T, e *env) {
 	}
 	close(start)
 	wg.Wait()
-	winner := ""
-	for i, err := range errs {
-		if err == nil {
-			if winner != "" {
-				t.Fatalf("both %s and %s added %s", winner, names[i], contested)
-			}
-			winner = names[i]
-		}
-	}
-	if winner == "" {
-		t.Fatalf("nobody added %s: %v", contested, errs)
-	}
-	for i, err := range errs {
-		var ht *registry.HostTakenError
-		if err != nil && (!errors.As(err, &ht) || ht.Owner != winner) {
-			t.Errorf("%s: %v, want HostTakenError owned by %s", names[i], err, winner)
-		}
-	}
+	winner := hostRaceWinner(t, names, errs, contested)
 	s := e.waitFor(e.r, "the winner's host", func(s registry.Snapshot) bool {
 		tn, ok := findTenant(s, winner)
 		return ok && tn.HasHost(contested)

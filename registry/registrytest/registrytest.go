@@ -513,25 +513,10 @@ func testHostRace(t *testing.T, e *env) {
 	close(start)
 	wg.Wait()
 
-	winner := ""
-	for i, err := range errs {
-		if err == nil {
-			if winner != "" {
-				t.Fatalf("both %s and %s claimed %s", winner, names[i], contested)
-			}
-			winner = names[i]
-		}
-	}
-	if winner == "" {
-		t.Fatalf("no tenant claimed %s: errors %v", contested, errs)
-	}
+	winner := hostRaceWinner(t, names, errs, contested)
 	for i, err := range errs {
 		if err == nil {
 			continue
-		}
-		var ht *registry.HostTakenError
-		if !errors.As(err, &ht) || ht.Host != contested || ht.Owner != winner {
-			t.Errorf("%s: error = %v, want HostTakenError{%s, %s}", names[i], err, contested, winner)
 		}
 		if _, err := e.r.Tenant(e.ctx(), names[i]); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("loser %s was stored (Tenant error = %v)", names[i], err)
@@ -1158,4 +1143,31 @@ func testCreatingState(t *testing.T, e *env) {
 	if err != nil || got.State != registry.StateActive || got.ID != created.ID {
 		t.Fatalf("SetState(active) of a created tenant: %+v, %v", got, err)
 	}
+}
+
+// hostRaceWinner checks the outcome of names[i] racing to claim host
+// contested (errs[i] each one's error): exactly one won, and every other
+// got a HostTakenError naming the host and the winner. It returns the
+// winner.
+func hostRaceWinner(t *testing.T, names []string, errs []error, contested string) string {
+	t.Helper()
+	winner := ""
+	for i, err := range errs {
+		if err == nil {
+			if winner != "" {
+				t.Fatalf("both %s and %s claimed %s", winner, names[i], contested)
+			}
+			winner = names[i]
+		}
+	}
+	if winner == "" {
+		t.Fatalf("no tenant claimed %s: errors %v", contested, errs)
+	}
+	for i, err := range errs {
+		var ht *registry.HostTakenError
+		if err != nil && (!errors.As(err, &ht) || ht.Host != contested || ht.Owner != winner) {
+			t.Errorf("%s: error = %v, want HostTakenError{%s, %s}", names[i], err, contested, winner)
+		}
+	}
+	return winner
 }
