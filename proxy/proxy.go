@@ -71,6 +71,17 @@ type Config struct {
 	MaxRequestBody int64
 	// Waker, if set, is told about requests for tenants with no instance.
 	Waker Waker
+
+	// Lookup, if set, is asked about a host with no route, or whose active
+	// tenant has no healthy instance, before the request is answered 404
+	// or held (lookup.go). It must be the registry that Run watches.
+	Lookup registry.HostLookup
+	// LookupRate bounds lookups per second (burst as many); default
+	// DefaultLookupRate.
+	LookupRate float64
+	// LookupNegativeTTL is how long a host a lookup did not route is not
+	// looked up again; default DefaultLookupNegativeTTL, negative: none.
+	LookupNegativeTTL time.Duration
 }
 
 // Proxy routes requests by Host to the tenant's app instances. It is an
@@ -89,11 +100,14 @@ type Proxy struct {
 	table       atomic.Pointer[table] // never nil
 	seenVersion atomic.Uint64         // latest snapshot version given to Update
 	watchErr    atomic.Pointer[string]
+	lookups     *lookups // nil without Config.Lookup
 
 	mu           sync.Mutex // serialises Update; guards the fields below
 	lastSnapshot registry.Snapshot
 	tenants      map[string]*tenantState   // by name, carried between tables
 	instances    map[string]*instanceState // by instance ID, carried between tables
+	applied      uint64                    // version of the last snapshot Update finished with
+	appliedCh    chan struct{}             // closed and replaced when Update finishes
 }
 
 // New returns a Proxy with an empty routing table: every host is unknown
@@ -117,13 +131,19 @@ func New(cfg Config) (*Proxy, error) {
 	if cfg.MaxRequestBody <= 0 {
 		cfg.MaxRequestBody = DefaultMaxRequestBody
 	}
+	if cfg.LookupRate <= 0 {
+		cfg.LookupRate = DefaultLookupRate
+	}
+	if cfg.LookupNegativeTTL == 0 {
+		cfg.LookupNegativeTTL = DefaultLookupNegativeTTL
+	}
 	var gatherer prometheus.Gatherer
 	if cfg.Registerer == nil {
 		reg := prometheus.NewRegistry()
 		cfg.Registerer, gatherer = reg, reg
 	}
 	p := &Proxy{cfg: cfg, log: cfg.Logger, access: cfg.AccessLog, gatherer: gatherer,
-		tenants: map[string]*tenantState{}, instances: map[string]*instanceState{}}
+		tenants: map[string]*tenantState{}, instances: map[string]*instanceState{}, appliedCh: make(chan struct{})}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
@@ -131,6 +151,11 @@ func New(cfg Config) (*Proxy, error) {
 	p.metrics = m
 	if p.scale, err = newScaleMetrics(cfg.Registerer); err != nil { // hold.go
 		return nil, fmt.Errorf("register proxy metrics: %w", err)
+	}
+	if cfg.Lookup != nil {
+		if p.lookups, err = newLookups(cfg, cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("register proxy metrics: %w", err)
+		}
 	}
 	p.unknown = &tenantState{name: UnknownTenant, metrics: m.forTenant(UnknownTenant)}
 	p.upstream = newTransport(cfg)
@@ -161,6 +186,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rt := tbl.routes[host]
+	if p.lookups != nil && (rt == nil || rt.state == registry.StateActive && len(rt.pool) == 0) {
+		// Maybe the registry knows more than the watch has brought yet.
+		if t := p.lookupHost(r.Context(), host); t != nil {
+			rt = t.routes[host]
+		}
+	}
 	if rt == nil {
 		p.reply(ex, pageUnknownSchool, nil)
 		return

@@ -128,6 +128,11 @@ func (rt *route) pick(tried []*instance) *instance {
 func (p *Proxy) Update(s registry.Snapshot) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer func() { // wake lookups waiting for this version (lookup.go)
+		p.applied = max(p.applied, s.Version)
+		close(p.appliedCh)
+		p.appliedCh = make(chan struct{})
+	}()
 	p.seenVersion.Store(s.Version)
 	old := p.table.Load()
 	if old.seq > 0 && sameRouting(p.lastSnapshot, s) {

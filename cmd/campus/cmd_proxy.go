@@ -48,6 +48,10 @@ type proxyOptions struct {
 	// supervisor as its Activity).
 	wakeViaRegistry bool
 	onProxy         func(*proxy.Proxy)
+	// Lookups on a miss (issue 11): with a registry that has them
+	// (Consul), a host with no route or no healthy instance is read from
+	// the registry at once, at most lookupRate times a second (<0: never).
+	lookupRate float64
 }
 
 func (o *proxyOptions) register(fs interface {
@@ -83,6 +87,7 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	po.register(fs)
 	po.tls.register(fs, false)
 	pu.register(fs)
+	fs.Float64Var(&po.lookupRate, "lookup-rate", proxy.DefaultLookupRate, "with a registry that can read one host at once (Consul): at most this many such reads a second, for requests whose host has no route or no healthy instance yet (negative: none)")
 	fs.BoolVar(&po.wakeViaRegistry, "wake", true, "ask for a tenant with no running instance to be started, through the registry (scale to zero: the supervisors watch these requests)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
@@ -150,6 +155,8 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 		HoldTimeout:     po.holdTimeout,
 		UpstreamTimeout: po.upstreamTimeout,
 		Waker:           waker,
+		Lookup:          hostLookupOf(reg, po.lookupRate),
+		LookupRate:      po.lookupRate,
 	})
 	if err != nil {
 		return err
@@ -240,4 +247,18 @@ func openAccessLog(e *env, lo *logOptions) (*slog.Logger, func(), error) {
 		return nil, nil, err
 	}
 	return logger, func() { _ = buf.Close() }, nil
+}
+
+// hostLookupOf is reg's host lookup (proxy.Config.Lookup), nil when reg
+// has none (the embedded registry) or rate < 0. The state file's wrapper
+// passes its backend's through.
+func hostLookupOf(reg registry.Registry, rate float64) registry.HostLookup {
+	if rate < 0 {
+		return nil
+	}
+	if c, ok := reg.(*cache.Registry); ok && !c.Lookups() {
+		return nil
+	}
+	hl, _ := reg.(registry.HostLookup)
+	return hl
 }

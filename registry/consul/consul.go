@@ -171,7 +171,10 @@ type Registry struct {
 	changed chan struct{} // closed and replaced when the version moves
 }
 
-var _ registry.Registry = (*Registry)(nil)
+var (
+	_ registry.Registry   = (*Registry)(nil)
+	_ registry.HostLookup = (*Registry)(nil)
+)
 
 // New returns a Registry on the Consul agent described by cfg. It does not
 // contact Consul; the watcher starts on the first Snapshot or Watch.
@@ -209,6 +212,8 @@ func New(cfg Config) (*Registry, error) {
 	r.state.src = map[string]*sourceState{}
 	r.state.services = map[string][]*api.AgentService{}
 	r.state.loops = map[string]context.CancelFunc{}
+	r.state.tenantPins = map[string]tenantPin{}
+	r.state.instPins = map[svcKey]instPin{}
 	return r, nil
 }
 

@@ -63,8 +63,13 @@ type mergeState struct {
 	services map[string][]*api.AgentService // node → its campus app services
 	loops    map[string]context.CancelFunc  // node → its loop
 
+	// What LookupHost read that is newer than the watch's lists, kept
+	// until the lists are at least as new (lookup.go).
+	tenantPins map[string]tenantPin // tenant key → record
+	instPins   map[svcKey]instPin
+
 	instances      []registry.Instance
-	instancesDirty bool // checks, nodes or services moved since instances was merged
+	instancesDirty bool // checks, nodes, services or pins moved since instances was merged
 	version        uint64
 	snap           *registry.Snapshot // nil until every source answered once
 }
@@ -268,20 +273,27 @@ func (r *Registry) applyKVLocked(pairs api.KVPairs, index uint64, force bool) {
 		return
 	}
 	cache := make(map[string]cachedTenant, len(pairs))
-	tenants := make([]registry.Tenant, 0, len(pairs))
 	for _, p := range pairs {
 		if strings.Contains(strings.TrimPrefix(p.Key, r.tenantsPrefix), "/") {
 			continue
 		}
 		c, ok := r.state.cache[p.Key]
 		if !ok || c.modify != p.ModifyIndex {
-			t, err := r.decodeTenant(p)
-			if err != nil {
-				r.log.Warn("ignoring unreadable tenant key", "key", p.Key, "err", err)
-			}
-			c = cachedTenant{modify: p.ModifyIndex, t: t, ok: err == nil}
+			c = r.cachedTenant(p)
 		}
 		cache[p.Key] = c
+	}
+	// A record read by LookupHost after the list's index stays until a
+	// list at least as new comes (after an index reset, none is older).
+	for key, pin := range r.state.tenantPins {
+		if force || index >= pin.modify {
+			delete(r.state.tenantPins, key)
+			continue
+		}
+		cache[key] = pin.cachedTenant
+	}
+	tenants := make([]registry.Tenant, 0, len(cache))
+	for _, c := range cache {
 		if c.ok {
 			tenants = append(tenants, c.t)
 		}
@@ -292,11 +304,24 @@ func (r *Registry) applyKVLocked(pairs api.KVPairs, index uint64, force bool) {
 	r.publishLocked()
 }
 
+// cachedTenant decodes a tenant key (the one decoding of the watch and of
+// LookupHost); an unreadable one is logged and kept out of snapshots.
+func (r *Registry) cachedTenant(p *api.KVPair) cachedTenant {
+	t, err := r.decodeTenant(p)
+	if err != nil {
+		r.log.Warn("ignoring unreadable tenant key", "key", p.Key, "err", err)
+	}
+	return cachedTenant{modify: p.ModifyIndex, t: t, ok: err == nil}
+}
+
 func (r *Registry) applyChecksLocked(checks api.HealthChecks, index uint64, force bool) {
 	if !r.acceptLocked(srcChecks, index, force) {
 		return
 	}
 	r.state.checks = checks
+	if force {
+		clear(r.state.instPins) // their indexes say nothing after a reset
+	}
 	r.state.instancesDirty = true
 	r.publishLocked()
 }
@@ -352,6 +377,9 @@ func (r *Registry) applyNodeLocked(node string, list *api.CatalogNodeServiceList
 		}
 	}
 	r.state.services[node] = svcs
+	if force {
+		clear(r.state.instPins)
+	}
 	r.state.instancesDirty = true
 	r.publishLocked()
 }
@@ -384,33 +412,29 @@ func (r *Registry) readyLocked() bool {
 	return true
 }
 
-// instancesLocked merges the nodes' services with the checks: an instance
-// is healthy when it has a check of its own and its own checks and its
-// node's checks all pass.
+// instancesLocked merges the nodes' services with the checks (see
+// instanceOf), and the instances LookupHost read that the lists have not
+// caught up with yet.
 func (r *Registry) instancesLocked() []registry.Instance {
-	type id struct{ node, service string }
-	checks := map[id]api.HealthChecks{}
+	checks := map[svcKey]api.HealthChecks{}
 	for _, c := range r.state.checks {
-		k := id{c.Node, c.ServiceID}
+		k := svcKey{c.Node, c.ServiceID}
 		checks[k] = append(checks[k], c)
 	}
+	r.coverPinsLocked()
 	var out []registry.Instance
 	for _, node := range r.state.nodes {
 		for _, s := range r.state.services[node] {
-			tenant, _ := r.tenantOfService(s.Service)
-			// Healthy needs the instance's own check, passing: the node's
-			// checks alone (serfHealth) say nothing of the app, and the
-			// node's service list can be merged before the checks answer
-			// that lists a new instance's (critical) check.
-			own := checks[id{node, s.ID}]
-			all := append(slices.Clone(checks[id{node, ""}]), own...)
-			out = append(out, registry.Instance{
-				ID:      s.ID,
-				Tenant:  tenant,
-				Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
-				Healthy: len(own) > 0 && all.AggregatedStatus() == api.HealthPassing,
-			})
+			if _, pinned := r.state.instPins[svcKey{node, s.ID}]; pinned {
+				continue
+			}
+			if in, ok := r.instanceOf(s, checks[svcKey{node, s.ID}], checks[svcKey{node, ""}]); ok {
+				out = append(out, in)
+			}
 		}
+	}
+	for _, pin := range r.state.instPins {
+		out = append(out, pin.in)
 	}
 	slices.SortFunc(out, func(a, b registry.Instance) int {
 		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
@@ -419,6 +443,32 @@ func (r *Registry) instancesLocked() []registry.Instance {
 		return strings.Compare(a.ID, b.ID)
 	})
 	return out
+}
+
+// svcKey names one service instance (or, with an empty service, a node's
+// own checks).
+type svcKey struct{ node, service string }
+
+// instanceOf is the one rule, for the watch and LookupHost alike, that
+// turns a Consul service into an instance: its tenant comes from the
+// service name alone (false when the name is no app service); its address
+// is the service's (the caller fills in the node's when empty); it is
+// healthy when it has a check of its own and its own checks and its node's
+// checks all pass. The node's checks alone (serfHealth) say nothing of the
+// app, and a node's service list can be merged before the checks answer
+// that lists a new instance's (critical) check.
+func (r *Registry) instanceOf(s *api.AgentService, own, node api.HealthChecks) (registry.Instance, bool) {
+	tenant, ok := r.tenantOfService(s.Service)
+	if !ok {
+		return registry.Instance{}, false
+	}
+	all := append(slices.Clone(node), own...)
+	return registry.Instance{
+		ID:      s.ID,
+		Tenant:  tenant,
+		Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
+		Healthy: len(own) > 0 && all.AggregatedStatus() == api.HealthPassing,
+	}, true
 }
 
 // publishLocked makes a new snapshot version when every source has
