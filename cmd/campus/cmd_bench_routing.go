@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul"
 )
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }
@@ -33,11 +35,13 @@ proxy) for --changes new tenants, p50/p99; the proxy's table rebuild time for on
 among all tenants; and the process's memory. Uses the embedded registry in a temporary
 directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are removed after.`)
 	var (
-		ro        registryOptions
-		tenants   = fs.Int("tenants", 10000, "tenants in the registry")
-		changes   = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
-		ownConsul = fs.Bool("start-consul", false, "with --registry consul: start a real Consul dev agent (built by internal/engines into ~/.cache/campus/engines) for this run instead of using CONSUL_HTTP_ADDR")
-		fillCheck = fs.Duration("fill-check-interval", 0, "with Consul: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")
+		ro          registryOptions
+		tenants     = fs.Int("tenants", 10000, "tenants in the registry")
+		changes     = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
+		ownConsul   = fs.Bool("start-consul", false, "with --registry consul: start a real Consul dev agent (built by internal/engines into ~/.cache/campus/engines) for this run instead of using CONSUL_HTTP_ADDR")
+		fillCheck   = fs.Duration("fill-check-interval", 0, "with Consul and --fill-nodes 0: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")
+		fillNodes   = fs.Int("fill-nodes", 10, "with Consul: register the --tenants background instances in the catalog, passing, spread over this many external nodes (as a fleet of machines holds them; consul-esm style) instead of as HTTP checks on the one agent; 0: on the agent, as before. The measured --changes are always agent-registered with their /readyz check")
+		fillWorkers = fs.Int("fill-workers", 8, "with --fill-nodes: tenants created and registered at once while filling")
 	)
 	ro.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -144,12 +148,26 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 			logger.Warn("register instance: retrying", "instance", name, "err", err)
 		}
 	}
+	var fill *catalogFill
+	if cr, ok := reg.(*consul.Registry); ok && *fillNodes > 0 {
+		fill = &catalogFill{reg: cr, nodes: *fillNodes}
+		if !*ownConsul {
+			defer fill.remove(context.WithoutCancel(ctx))
+		}
+	}
 	fmt.Fprintf(e.stdout, "campus bench routing: %s registry, %d tenants, %d changes\n", kind, *tenants, *changes)
 	start := time.Now()
-	for i := range *tenants {
-		if _, err := add(reg, i); err != nil {
+	if fill == nil {
+		for i := range *tenants {
+			if _, err := add(reg, i); err != nil {
+				return err
+			}
+		}
+	} else {
+		if err := fillCatalog(ctx, reg, fill, prefix, upstream, *tenants, *fillWorkers, &created); err != nil {
 			return err
 		}
+		fmt.Fprintf(e.stdout, "fill: %d instances in the catalog on %d external nodes, passing\n", *tenants, *fillNodes)
 	}
 	fmt.Fprintf(e.stdout, "filled registry in %s\n", time.Since(start).Round(time.Millisecond))
 
@@ -251,7 +269,40 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "table rebuild after one change (median of 5)", rebuilds[len(rebuilds)/2].Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS with %d tenants", *tenants), float64(rssAtN)/1e6)
 	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS after %d more", *changes), float64(rssOf(child.Process.Pid))/1e6)
+	if lk := scrapeByLabel(ctx, adminAddr, proxy.MetricHostLookups); len(lk) > 0 {
+		fmt.Fprintf(e.stdout, "%-48s %s\n", "campus proxy host lookups on a miss, by result", lk)
+	}
 	return nil
+}
+
+// scrapeByLabel reads a labelled counter from a /metrics page as
+// "value=count ..." (label values in page order); "" when absent.
+func scrapeByLabel(ctx context.Context, addr, name string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return ""
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		labels, value, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		if _, v, ok := strings.Cut(labels, "=\""); ok {
+			out = append(out, strings.TrimSuffix(v, "\"")+"="+value)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // ready reports whether addr's /readyz answers 200 now.
