@@ -177,7 +177,15 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	if err != nil {
 		return err
 	}
-	snap, err := reg.Snapshot(ctx)
+	// A registry of its own for the snapshot, closed after: its watcher
+	// would otherwise keep re-reading every list on every change, beside
+	// the proxy's (the registrants of the changes do not watch).
+	snapReg, err := ro.open(ctx, e, logger, nil)
+	if err != nil {
+		return err
+	}
+	snap, err := snapReg.Snapshot(ctx)
+	snapReg.Close()
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,9 @@ import (
 )
 
 // LookupHost (registry.HostLookup) reads one host from Consul now: its
-// owner from <prefix>hosts/<host>, that tenant's record, and, when the
-// record routes the host, the health of its service
-// (/v1/health/service/<ServicePrefix><tenant>). Three small reads,
+// owner from <prefix>hosts/<host>, then at once that tenant's record and
+// the health of its service (/v1/health/service/<ServicePrefix><tenant>),
+// used only when the record routes the host. Three small reads,
 // whatever the number of tenants, where the watch must re-read whole
 // lists to see the same change.
 //
@@ -47,7 +47,19 @@ func (r *Registry) LookupHost(ctx context.Context, host string) (registry.HostLo
 		return none()
 	}
 	owner := string(hp.Value)
+	// The record and the service's health at once: two round trips in
+	// all. The health read is wasted when the record does not route host.
+	var (
+		entries []*api.ServiceEntry
+		herr    error
+		hdone   = make(chan struct{})
+	)
+	go func() {
+		defer close(hdone)
+		entries, _, herr = r.client.Health().Service(r.ServiceName(owner), "", false, qopts(ctx))
+	}()
 	tp, _, err := r.client.KV().Get(r.tenantKey(owner), qopts(ctx))
+	<-hdone
 	if err != nil {
 		return registry.HostLookupResult{}, fmt.Errorf("look up host %s: read tenant %s from consul: %w", host, owner, err)
 	}
@@ -62,11 +74,10 @@ func (r *Registry) LookupHost(ctx context.Context, host string) (registry.HostLo
 	// in the watch's table): a host key left behind by a move routes
 	// nothing.
 	routed := c.t.State.Routed() && c.t.HasHost(host)
-	var entries []*api.ServiceEntry
-	if routed {
-		if entries, _, err = r.client.Health().Service(r.ServiceName(owner), "", false, qopts(ctx)); err != nil {
-			return registry.HostLookupResult{}, fmt.Errorf("look up host %s: read instances of %s from consul: %w", host, owner, err)
-		}
+	if !routed {
+		entries = nil
+	} else if herr != nil {
+		return registry.HostLookupResult{}, fmt.Errorf("look up host %s: read instances of %s from consul: %w", host, owner, herr)
 	}
 
 	r.mu.Lock()
