@@ -88,6 +88,7 @@ func (r *Registry) LookupHost(ctx context.Context, host string) (registry.HostLo
 	r.pinTenantLocked(tp.Key, c)
 	healthy := 0
 	now := time.Now()
+	var pinned []registry.Instance
 	for _, e := range entries {
 		if e.Service == nil || e.Node == nil || e.Service.Service != r.ServiceName(owner) {
 			continue
@@ -116,7 +117,18 @@ func (r *Registry) LookupHost(ctx context.Context, host string) (registry.HostLo
 		if in.Healthy {
 			healthy++
 		}
-		r.pinInstanceLocked(svcKey{e.Node.Node, s.ID}, instPin{in: in, svc: s.ModifyIndex, checks: checksAt, at: now})
+		if r.pinInstanceLocked(svcKey{e.Node.Node, s.ID}, instPin{in: in, svc: s.ModifyIndex, checks: checksAt, at: now}) {
+			pinned = append(pinned, in)
+		}
+	}
+	if len(pinned) > 0 {
+		if r.state.instancesDirty {
+			// publishLocked merges everything again, pins included.
+		} else {
+			// The merged list is current: splice the pins in rather than
+			// merge 10,000 services and checks again for one tenant.
+			r.state.instances = spliceInstances(r.state.instances, pinned)
+		}
 	}
 	r.publishLocked()
 	res := registry.HostLookupResult{Version: r.state.version}
@@ -163,14 +175,35 @@ func (r *Registry) pinTenantLocked(key string, c cachedTenant) {
 	r.state.tenants = ts
 }
 
-// pinInstanceLocked merges an instance into the state unless the lists
-// already hold it at least as new.
-func (r *Registry) pinInstanceLocked(k svcKey, pin instPin) {
+// pinInstanceLocked pins an instance unless the lists already hold it at
+// least as new, and reports whether it did.
+func (r *Registry) pinInstanceLocked(k svcKey, pin instPin) bool {
 	if r.coveredLocked(k, pin) {
-		return
+		return false
 	}
 	r.state.instPins[k] = pin
-	r.state.instancesDirty = true
+	return true
+}
+
+// spliceInstances returns a copy of instances (sorted by tenant and ID)
+// with each of add replacing the instance of the same tenant and ID, or
+// inserted in order.
+func spliceInstances(instances, add []registry.Instance) []registry.Instance {
+	out := slices.Clone(instances)
+	for _, in := range add {
+		i, found := slices.BinarySearchFunc(out, in, func(a, b registry.Instance) int {
+			if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		if found {
+			out[i] = in
+		} else {
+			out = slices.Insert(out, i, in)
+		}
+	}
+	return out
 }
 
 // coveredLocked reports whether the watch's lists hold instance k at

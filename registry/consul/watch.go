@@ -101,33 +101,37 @@ func (r *Registry) start() {
 // fetch runs one query for the source key and returns its index and a
 // function that applies the answer; the function must be called with r.mu
 // held.
-func (r *Registry) fetch(key string, q *api.QueryOptions) (uint64, func(force bool), error) {
+func (r *Registry) fetch(key string, q *api.QueryOptions) (uint64, int, func(force bool), error) {
 	switch key {
 	case srcKV:
 		pairs, meta, err := r.client.KV().List(r.tenantsPrefix, q)
 		if err != nil {
-			return 0, nil, fmt.Errorf("list %s: %w", r.tenantsPrefix, err)
+			return 0, 0, nil, fmt.Errorf("list %s: %w", r.tenantsPrefix, err)
 		}
-		return meta.LastIndex, func(force bool) { r.applyKVLocked(pairs, meta.LastIndex, force) }, nil
+		return meta.LastIndex, len(pairs), func(force bool) { r.applyKVLocked(pairs, meta.LastIndex, force) }, nil
 	case srcChecks:
 		checks, meta, err := r.client.Health().State(api.HealthAny, q)
 		if err != nil {
-			return 0, nil, fmt.Errorf("health checks: %w", err)
+			return 0, 0, nil, fmt.Errorf("health checks: %w", err)
 		}
-		return meta.LastIndex, func(force bool) { r.applyChecksLocked(checks, meta.LastIndex, force) }, nil
+		return meta.LastIndex, len(checks), func(force bool) { r.applyChecksLocked(checks, meta.LastIndex, force) }, nil
 	case srcNodes:
 		nodes, meta, err := r.client.Catalog().Nodes(q)
 		if err != nil {
-			return 0, nil, fmt.Errorf("catalog nodes: %w", err)
+			return 0, 0, nil, fmt.Errorf("catalog nodes: %w", err)
 		}
-		return meta.LastIndex, func(force bool) { r.applyNodesLocked(nodes, meta.LastIndex, force) }, nil
+		return meta.LastIndex, 0, func(force bool) { r.applyNodesLocked(nodes, meta.LastIndex, force) }, nil
 	default:
 		node := strings.TrimPrefix(key, srcNode+"/")
 		list, meta, err := r.client.Catalog().NodeServiceList(node, q)
 		if err != nil {
-			return 0, nil, fmt.Errorf("services of node %s: %w", node, err)
+			return 0, 0, nil, fmt.Errorf("services of node %s: %w", node, err)
 		}
-		return meta.LastIndex, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
+		n := 0
+		if list != nil {
+			n = len(list.Services)
+		}
+		return meta.LastIndex, n, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
 	}
 }
 
@@ -161,7 +165,7 @@ func (r *Registry) loop(ctx context.Context, key string) {
 		}
 		qctx, cancel := context.WithTimeout(ctx, r.staleAfter())
 		q := (&api.QueryOptions{WaitIndex: index, WaitTime: r.cfg.WatchWait, AllowStale: true}).WithContext(qctx)
-		newIndex, apply, err := r.fetch(key, q)
+		newIndex, items, apply, err := r.fetch(key, q)
 		stale := errors.Is(qctx.Err(), context.DeadlineExceeded)
 		cancel()
 		if ctx.Err() != nil {
@@ -212,6 +216,13 @@ func (r *Registry) loop(ctx context.Context, key string) {
 		}
 		// Sanity rule from the same documentation: never block on index 0.
 		index = max(newIndex, 1)
+		// A list of n entries costs Consul and this process O(n) to send
+		// and decode again, whatever changed: under churn, read it at most
+		// every n × ListPace, so that changes coalesce into fewer reads
+		// (LookupHost brings a new host's route meanwhile).
+		if pace := time.Duration(items) * r.cfg.ListPace; pace > 0 && !sleep(ctx, pace) {
+			return
+		}
 	}
 }
 
@@ -519,7 +530,7 @@ var errNodesMoved = fmt.Errorf("consul snapshot: the node list changed while it 
 func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 	var applies []func(bool)
 	for _, key := range []string{srcKV, srcChecks, srcNodes} {
-		_, a, err := r.fetch(key, qopts(ctx))
+		_, _, a, err := r.fetch(key, qopts(ctx))
 		if err != nil {
 			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
 		}
@@ -533,7 +544,7 @@ func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 	r.mu.Unlock()
 	applies = applies[:0]
 	for _, node := range nodes {
-		_, a, err := r.fetch(nodeKey(node), qopts(ctx))
+		_, _, a, err := r.fetch(nodeKey(node), qopts(ctx))
 		if err != nil {
 			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
 		}
