@@ -221,6 +221,7 @@ func New(cfg Config) (*Registry, error) {
 	r.state.cache = map[string]cachedTenant{}
 	r.state.src = map[string]*sourceState{}
 	r.state.services = map[string][]*api.AgentService{}
+	r.state.checks = map[string]api.HealthChecks{}
 	r.state.loops = map[string]context.CancelFunc{}
 	r.state.tenantPins = map[string]tenantPin{}
 	r.state.instPins = map[svcKey]instPin{}

@@ -207,11 +207,11 @@ func spliceInstances(instances, add []registry.Instance) []registry.Instance {
 }
 
 // coveredLocked reports whether the watch's lists hold instance k at
-// least as new as pin: the checks list at or after the pinned checks'
-// index, and the node's service list at or after the service's (or the
-// node list at or after it without the node: the node left).
+// least as new as pin: the node's checks at or after the pinned checks'
+// index and its service list at or after the service's; or the node list
+// at or after the service's without the node (the node left).
 func (r *Registry) coveredLocked(k svcKey, pin instPin) bool {
-	chk := r.state.src[srcChecks]
+	chk := r.state.src[checksKey(k.node)]
 	if chk == nil || !chk.have || chk.applied < pin.checks {
 		return false
 	}

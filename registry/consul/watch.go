@@ -18,14 +18,17 @@ import (
 	"github.com/campus-saas/campus/registry"
 )
 
-// The watcher follows a handful of blocking queries, however many tenants
-// there are:
+// The watcher follows a few blocking queries, however many tenants there
+// are:
 //
 //   - "kv":     the tenants' KV prefix;
-//   - "checks": /v1/health/state/any, every health check in the datacenter;
 //   - "nodes":  /v1/catalog/nodes, the datacenter's nodes;
 //   - "node":   /v1/catalog/node-services/<node>, one loop per node (one
-//     per machine that runs apps), each node's services with addresses.
+//     per machine that runs apps), each node's services with addresses;
+//   - "checks": /v1/health/node/<node>, one loop per node, each node's
+//     health checks. Per node rather than /v1/health/state/any: a check
+//     that changes on one machine re-reads that machine's checks, not the
+//     whole datacenter's (issue 11: 10,000 instances on many machines).
 //
 // Instances are the node services whose name is ServicePrefix+<tenant>:
 // the tenant comes from the service name, which Consul ACLs tie to the
@@ -57,8 +60,8 @@ type mergeState struct {
 	src map[string]*sourceState // by source key: kv, checks, nodes, node/<name>
 
 	tenants  []registry.Tenant
-	cache    map[string]cachedTenant // tenant key → decoded value
-	checks   api.HealthChecks
+	cache    map[string]cachedTenant        // tenant key → decoded value
+	checks   map[string]api.HealthChecks    // node → its checks
 	nodes    []string                       // sorted
 	services map[string][]*api.AgentService // node → its campus app services
 	loops    map[string]context.CancelFunc  // node → its loop
@@ -82,7 +85,8 @@ type cachedTenant struct {
 	ok     bool
 }
 
-func nodeKey(node string) string { return srcNode + "/" + node }
+func nodeKey(node string) string   { return srcNode + "/" + node }
+func checksKey(node string) string { return srcChecks + "/" + node }
 
 // start launches the watch loops once, unless the registry is closed.
 func (r *Registry) start() {
@@ -92,7 +96,7 @@ func (r *Registry) start() {
 		return
 	}
 	r.started = true
-	for _, key := range []string{srcKV, srcChecks, srcNodes} {
+	for _, key := range []string{srcKV, srcNodes} {
 		r.wg.Add(1)
 		go r.loop(r.ctx, key)
 	}
@@ -109,36 +113,36 @@ func (r *Registry) fetch(key string, q *api.QueryOptions) (uint64, int, func(for
 			return 0, 0, nil, fmt.Errorf("list %s: %w", r.tenantsPrefix, err)
 		}
 		return meta.LastIndex, len(pairs), func(force bool) { r.applyKVLocked(pairs, meta.LastIndex, force) }, nil
-	case srcChecks:
-		checks, meta, err := r.client.Health().State(api.HealthAny, q)
-		if err != nil {
-			return 0, 0, nil, fmt.Errorf("health checks: %w", err)
-		}
-		return meta.LastIndex, len(checks), func(force bool) { r.applyChecksLocked(checks, meta.LastIndex, force) }, nil
 	case srcNodes:
 		nodes, meta, err := r.client.Catalog().Nodes(q)
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("catalog nodes: %w", err)
 		}
 		return meta.LastIndex, 0, func(force bool) { r.applyNodesLocked(nodes, meta.LastIndex, force) }, nil
-	default:
-		node := strings.TrimPrefix(key, srcNode+"/")
-		list, meta, err := r.client.Catalog().NodeServiceList(node, q)
-		if err != nil {
-			return 0, 0, nil, fmt.Errorf("services of node %s: %w", node, err)
-		}
-		n := 0
-		if list != nil {
-			n = len(list.Services)
-		}
-		return meta.LastIndex, n, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
 	}
+	if node, ok := strings.CutPrefix(key, srcChecks+"/"); ok {
+		checks, meta, err := r.client.Health().Node(node, q)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("health checks of node %s: %w", node, err)
+		}
+		return meta.LastIndex, len(checks), func(force bool) { r.applyChecksLocked(node, checks, meta.LastIndex, force) }, nil
+	}
+	node := strings.TrimPrefix(key, srcNode+"/")
+	list, meta, err := r.client.Catalog().NodeServiceList(node, q)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("services of node %s: %w", node, err)
+	}
+	n := 0
+	if list != nil {
+		n = len(list.Services)
+	}
+	return meta.LastIndex, n, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
 }
 
 // metricSource is the bounded "source" label of a source key.
 func metricSource(key string) string {
-	if strings.HasPrefix(key, srcNode+"/") {
-		return srcNode
+	if src, _, ok := strings.Cut(key, "/"); ok {
+		return src // node or checks
 	}
 	return key
 }
@@ -211,7 +215,7 @@ func (r *Registry) loop(ctx context.Context, key string) {
 			r.updateFreshnessLocked()
 		}
 		r.mu.Unlock()
-		if label != srcNode {
+		if label == key { // kv, nodes: one loop each
 			r.metrics.lastIndex.WithLabelValues(label).Set(float64(newIndex))
 		}
 		// Sanity rule from the same documentation: never block on index 0.
@@ -325,11 +329,11 @@ func (r *Registry) cachedTenant(p *api.KVPair) cachedTenant {
 	return cachedTenant{modify: p.ModifyIndex, t: t, ok: err == nil}
 }
 
-func (r *Registry) applyChecksLocked(checks api.HealthChecks, index uint64, force bool) {
-	if !r.acceptLocked(srcChecks, index, force) {
+func (r *Registry) applyChecksLocked(node string, checks api.HealthChecks, index uint64, force bool) {
+	if !slices.Contains(r.state.nodes, node) || !r.acceptLocked(checksKey(node), index, force) {
 		return
 	}
-	r.state.checks = checks
+	r.state.checks[node] = checks
 	if force {
 		clear(r.state.instPins) // their indexes say nothing after a reset
 	}
@@ -355,7 +359,9 @@ func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool)
 			stop()
 			delete(st.loops, node)
 			delete(st.services, node)
+			delete(st.checks, node)
 			delete(st.src, nodeKey(node))
+			delete(st.src, checksKey(node))
 		}
 	}
 	for _, node := range names {
@@ -363,9 +369,10 @@ func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool)
 			continue
 		}
 		ctx, cancel := context.WithCancel(r.ctx)
-		st.loops[node] = cancel
-		r.wg.Add(1)
+		st.loops[node] = cancel // stops both loops of the node
+		r.wg.Add(2)
 		go r.loop(ctx, nodeKey(node))
+		go r.loop(ctx, checksKey(node))
 	}
 	st.nodes = names
 	r.state.instancesDirty = true
@@ -410,14 +417,16 @@ func (r *Registry) ServiceName(tenant string) string { return r.cfg.ServicePrefi
 // readyLocked reports whether every source, every node's included, has
 // answered once.
 func (r *Registry) readyLocked() bool {
-	for _, key := range []string{srcKV, srcChecks, srcNodes} {
+	for _, key := range []string{srcKV, srcNodes} {
 		if s := r.state.src[key]; s == nil || !s.have {
 			return false
 		}
 	}
 	for _, node := range r.state.nodes {
-		if s := r.state.src[nodeKey(node)]; s == nil || !s.have {
-			return false
+		for _, key := range []string{nodeKey(node), checksKey(node)} {
+			if s := r.state.src[key]; s == nil || !s.have {
+				return false
+			}
 		}
 	}
 	return true
@@ -428,9 +437,11 @@ func (r *Registry) readyLocked() bool {
 // caught up with yet.
 func (r *Registry) instancesLocked() []registry.Instance {
 	checks := map[svcKey]api.HealthChecks{}
-	for _, c := range r.state.checks {
-		k := svcKey{c.Node, c.ServiceID}
-		checks[k] = append(checks[k], c)
+	for _, node := range r.state.nodes {
+		for _, c := range r.state.checks[node] {
+			k := svcKey{c.Node, c.ServiceID}
+			checks[k] = append(checks[k], c)
+		}
 	}
 	r.coverPinsLocked()
 	var out []registry.Instance
@@ -529,7 +540,7 @@ var errNodesMoved = fmt.Errorf("consul snapshot: the node list changed while it 
 
 func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 	var applies []func(bool)
-	for _, key := range []string{srcKV, srcChecks, srcNodes} {
+	for _, key := range []string{srcKV, srcNodes} {
 		_, _, a, err := r.fetch(key, qopts(ctx))
 		if err != nil {
 			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
@@ -544,11 +555,13 @@ func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 	r.mu.Unlock()
 	applies = applies[:0]
 	for _, node := range nodes {
-		_, _, a, err := r.fetch(nodeKey(node), qopts(ctx))
-		if err != nil {
-			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
+		for _, key := range []string{nodeKey(node), checksKey(node)} {
+			_, _, a, err := r.fetch(key, qopts(ctx))
+			if err != nil {
+				return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
+			}
+			applies = append(applies, a)
 		}
-		applies = append(applies, a)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
