@@ -222,6 +222,8 @@ func New(cfg Config) (*Registry, error) {
 	r.state.src = map[string]*sourceState{}
 	r.state.services = map[string][]*api.AgentService{}
 	r.state.checks = map[string]api.HealthChecks{}
+	r.state.nodeInst = map[string][]registry.Instance{}
+	r.state.dirtyNodes = map[string]bool{}
 	r.state.loops = map[string]context.CancelFunc{}
 	r.state.tenantPins = map[string]tenantPin{}
 	r.state.instPins = map[svcKey]instPin{}

@@ -71,6 +71,9 @@ type mergeState struct {
 	tenantPins map[string]tenantPin // tenant key → record
 	instPins   map[svcKey]instPin
 
+	nodeInst   map[string][]registry.Instance // node → its merged instances
+	dirtyNodes map[string]bool                // nodes whose services or checks moved since
+
 	instances      []registry.Instance
 	instancesDirty bool // checks, nodes, services or pins moved since instances was merged
 	version        uint64
@@ -334,6 +337,7 @@ func (r *Registry) applyChecksLocked(node string, checks api.HealthChecks, index
 		return
 	}
 	r.state.checks[node] = checks
+	r.state.dirtyNodes[node] = true
 	if force {
 		clear(r.state.instPins) // their indexes say nothing after a reset
 	}
@@ -360,6 +364,7 @@ func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool)
 			delete(st.loops, node)
 			delete(st.services, node)
 			delete(st.checks, node)
+			delete(st.nodeInst, node)
 			delete(st.src, nodeKey(node))
 			delete(st.src, checksKey(node))
 		}
@@ -395,6 +400,7 @@ func (r *Registry) applyNodeLocked(node string, list *api.CatalogNodeServiceList
 		}
 	}
 	r.state.services[node] = svcs
+	r.state.dirtyNodes[node] = true
 	if force {
 		clear(r.state.instPins)
 	}
@@ -436,26 +442,29 @@ func (r *Registry) readyLocked() bool {
 // instanceOf), and the instances LookupHost read that the lists have not
 // caught up with yet.
 func (r *Registry) instancesLocked() []registry.Instance {
-	checks := map[svcKey]api.HealthChecks{}
-	for _, node := range r.state.nodes {
-		for _, c := range r.state.checks[node] {
-			k := svcKey{c.Node, c.ServiceID}
-			checks[k] = append(checks[k], c)
-		}
-	}
+	st := &r.state
 	r.coverPinsLocked()
-	var out []registry.Instance
-	for _, node := range r.state.nodes {
-		for _, s := range r.state.services[node] {
-			if _, pinned := r.state.instPins[svcKey{node, s.ID}]; pinned {
-				continue
-			}
-			if in, ok := r.instanceOf(s, checks[svcKey{node, s.ID}], checks[svcKey{node, ""}]); ok {
+	n := len(st.instPins)
+	for _, node := range st.nodes {
+		if _, ok := st.nodeInst[node]; !ok || st.dirtyNodes[node] {
+			st.nodeInst[node] = r.nodeInstancesLocked(node)
+		}
+		n += len(st.nodeInst[node])
+	}
+	clear(st.dirtyNodes)
+	out := make([]registry.Instance, 0, n)
+	for _, node := range st.nodes {
+		if len(st.instPins) == 0 {
+			out = append(out, st.nodeInst[node]...)
+			continue
+		}
+		for _, in := range st.nodeInst[node] {
+			if _, pinned := st.instPins[svcKey{node, in.ID}]; !pinned {
 				out = append(out, in)
 			}
 		}
 	}
-	for _, pin := range r.state.instPins {
+	for _, pin := range st.instPins {
 		out = append(out, pin.in)
 	}
 	slices.SortFunc(out, func(a, b registry.Instance) int {
@@ -464,6 +473,24 @@ func (r *Registry) instancesLocked() []registry.Instance {
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	return out
+}
+
+// nodeInstancesLocked merges one node's services with its checks. It runs
+// only for a node whose services or checks moved: the other nodes' merges
+// are kept (with 10,000 instances on many machines, one machine's change
+// costs that machine's instances, not the fleet's).
+func (r *Registry) nodeInstancesLocked(node string) []registry.Instance {
+	checks := map[string]api.HealthChecks{} // by service ID; "" for the node's own
+	for _, c := range r.state.checks[node] {
+		checks[c.ServiceID] = append(checks[c.ServiceID], c)
+	}
+	var out []registry.Instance
+	for _, s := range r.state.services[node] {
+		if in, ok := r.instanceOf(s, checks[s.ID], checks[""]); ok {
+			out = append(out, in)
+		}
+	}
 	return out
 }
 
