@@ -37,7 +37,7 @@ import (
 
 // Defaults of the lookup settings.
 const (
-	DefaultLookupRate        = 20 // lookups per second, with a burst of as many
+	DefaultLookupRate        = 50 // lookups per second, with a burst of as many (3 small Consul reads each)
 	DefaultLookupNegativeTTL = time.Second
 	lookupTimeout            = 2 * time.Second
 	maxNegative              = 4096 // hosts remembered as not routed
