@@ -51,7 +51,7 @@ func newTransport(cfg Config) *http.Transport {
 
 func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      rewrite,
+		Rewrite:      p.rewrite,
 		Transport:    &retryTransport{p: p, base: p.upstream, sync: newSyncTransport(p.cfg)},
 		BufferPool:   &bufferPool{},
 		ErrorHandler: p.upstreamError,
@@ -64,8 +64,9 @@ func (p *Proxy) newReverseProxy() *httputil.ReverseProxy {
 var instanceURL = &url.URL{Scheme: "http", Host: "instance.invalid"}
 
 // rewrite prepares the outgoing request: the app sees the client's Host,
-// forwarding headers set by the proxy only, the tenant and a request id.
-func rewrite(pr *httputil.ProxyRequest) {
+// forwarding headers set by the proxy only (clientaddr.go), the tenant and
+// a request id.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	ex := exchangeFrom(pr.In.Context())
 	pr.SetURL(instanceURL)
 	pr.Out.Host = pr.In.Host
@@ -80,7 +81,16 @@ func rewrite(pr *httputil.ProxyRequest) {
 			delete(pr.Out.Header, k)
 		}
 	}
-	pr.SetXForwarded()
+	client, https := p.client(pr.In)
+	if client.IsValid() {
+		pr.Out.Header.Set("X-Forwarded-For", client.String())
+	}
+	pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+	if https {
+		pr.Out.Header.Set("X-Forwarded-Proto", "https")
+	} else {
+		pr.Out.Header.Set("X-Forwarded-Proto", "http")
+	}
 	pr.Out.Header.Set(HeaderTenant, ex.tenant.name)
 	pr.Out.Header.Set(HeaderRequestID, ex.requestID)
 }

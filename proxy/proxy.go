@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"path"
 	"strings"
 	"sync"
@@ -71,6 +72,10 @@ type Config struct {
 	MaxRequestBody int64
 	// Waker, if set, is told about requests for tenants with no instance.
 	Waker Waker
+	// TrustedProxies are the load balancers and TLS terminators in front
+	// of the proxy whose X-Forwarded-For and X-Forwarded-Proto are
+	// believed (clientaddr.go); nobody's by default.
+	TrustedProxies []netip.Prefix
 
 	// Lookup, if set, is asked about a host with no route, or whose active
 	// tenant has no healthy instance, before the request is answered 404

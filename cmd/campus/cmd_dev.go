@@ -62,7 +62,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	}
 	if backend, err := ro.backend(e); err != nil {
 		return err
-	} else if err := po.checkRegistration(backend); err != nil {
+	} else if err := po.check(backend); err != nil {
 		return err
 	}
 	logger, err := lo.logger(e)

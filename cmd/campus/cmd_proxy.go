@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,7 +33,9 @@ type proxyOptions struct {
 	registerSelf    bool
 	adminAdvertise  string
 	checkInterval   time.Duration
-	accessLog       *slog.Logger // the proxy's request lines (see openAccessLog); nil: the logger
+	trustedProxies  string         // --trusted-proxies
+	trusted         []netip.Prefix // parsed by check
+	accessLog       *slog.Logger   // the proxy's request lines (see openAccessLog); nil: the logger
 
 	// consulReg, set by the command when its registry is Consul, is
 	// where the proxy registers itself (with registerSelf).
@@ -66,6 +69,7 @@ func (o *proxyOptions) register(fs interface {
 	fs.StringVar(&o.stateFile, "state-file", "", "keep the last good routing snapshot in this file and route from it when the registry is unreachable at start (recommended with Consul)")
 	fs.BoolVar(&o.registerSelf, "register", true, "with the Consul registry: register this proxy as service "+proxyServiceName+" at its admin address (for Prometheus) with a /healthz check, deregister on shutdown")
 	fs.StringVar(&o.adminAdvertise, "admin-advertise", "", "admin address Consul and Prometheus dial, when registering with Consul (default: the admin listen address, which must then not be a wildcard)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the load balancers or TLS terminators in front of the proxy: only their X-Forwarded-For and X-Forwarded-Proto are believed (the login lock-out then counts each visitor, not the balancer); default nobody's")
 }
 
 func newMetricsRegistry() *prometheus.Registry {
@@ -104,7 +108,7 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := po.checkRegistration(backend); err != nil {
+	if err := po.check(backend); err != nil {
 		return err
 	}
 	logger, err := lo.logger(e)
@@ -149,6 +153,7 @@ func runProxy(ctx context.Context, e *env, args []string) error {
 // supervisor).
 func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Registry, reg registry.Registry, po proxyOptions, waker proxy.Waker, extra func(context.Context) error) error {
 	p, err := proxy.New(proxy.Config{
+		TrustedProxies:  po.trusted,
 		Logger:          logger,
 		AccessLog:       po.accessLog,
 		Registerer:      metrics,

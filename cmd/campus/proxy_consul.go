@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry/consul"
 )
 
@@ -50,12 +51,18 @@ func errWildcardAdmin(addr string) error {
 	return usageErr("the admin listener %s is a wildcard address that Consul and Prometheus cannot dial: set --admin-advertise to the host:port they reach it at, or --register=false", addr)
 }
 
-// checkRegistration refuses, before anything starts, a proxy that would
-// register a wildcard admin address in Consul.
-func (o *proxyOptions) checkRegistration(backend string) error {
+// check refuses, before anything starts, a proxy that would register a
+// wildcard admin address in Consul, or whose --trusted-proxies do not
+// parse (it keeps the parsed list).
+func (o *proxyOptions) check(backend string) error {
 	if backend == "consul" && o.registerSelf && o.adminAdvertise == "" && wildcardHost(o.adminListen) {
 		return errWildcardAdmin(o.adminListen)
 	}
+	trusted, err := proxy.ParseTrustedProxies(o.trustedProxies)
+	if err != nil {
+		return usageErr("--trusted-proxies: %v", err)
+	}
+	o.trusted = trusted
 	return nil
 }
 
