@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -262,6 +263,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		lat = append(lat, time.Since(t0))
 		creates, registers = append(creates, lastCreate), append(registers, lastRegister)
 	}
+	slowest := slowestChanges(lat, 3)
 	slices.Sort(lat)
 	slices.Sort(rebuilds)
 	slices.Sort(creates)
@@ -271,6 +273,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p50 (create+register → routed)", pct(lat, 0.50).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p99", pct(lat, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation max", lat[len(lat)-1].Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "%-48s %s\n", "… slowest changes (#: time)", slowest)
 	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which CreateTenant call p50 / p99", pct(creates, 0.50).Round(100*time.Microsecond), pct(creates, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which /readyz + RegisterInstance p50 / p99", pct(registers, 0.50).Round(100*time.Microsecond), pct(registers, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", fmt.Sprintf("first table build (%d tenants)", *tenants), first.Round(100*time.Microsecond))
@@ -359,4 +362,19 @@ func rssOf(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// slowestChanges lists the n slowest of lat (in change order) as
+// "#i: d, ...", to tell a warm-up from a steady tail.
+func slowestChanges(lat []time.Duration, n int) string {
+	idx := make([]int, len(lat))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(lat[b], lat[a]) })
+	var out []string
+	for _, i := range idx[:min(n, len(idx))] {
+		out = append(out, fmt.Sprintf("#%d: %s", i+1, lat[i].Round(100*time.Microsecond)))
+	}
+	return strings.Join(out, ", ")
 }

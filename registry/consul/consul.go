@@ -55,7 +55,7 @@ const (
 	DefaultRetryMin                = 250 * time.Millisecond
 	DefaultRetryMax                = 15 * time.Second
 	DefaultMaxQueryRate            = 50
-	DefaultListPace                = 50 * time.Microsecond
+	DefaultListPace                = 200 * time.Microsecond
 )
 
 // Every app service carries the tag ServiceTag and the meta MetaTenant, for
@@ -113,9 +113,11 @@ type Config struct {
 	MaxQueryRate float64
 	// ListPace paces the re-reads of each whole list the watcher follows
 	// by its size: after an answer of n entries (tenants, checks, a node's
-	// services), the next query waits n × ListPace (default 50µs: half a
-	// second at 10,000 tenants, nothing noticeable at 100). Changes that
-	// come meanwhile are read together. Negative: no pacing.
+	// services), the next query waits n × ListPace (default 200µs: 2 s
+	// at 10,000 tenants, 0.2 s at 1,000, 20 ms at 100). Changes that come
+	// meanwhile are read together; a new host's route does not wait for
+	// it (LookupHost), other changes (suspend, delete, an instance going
+	// critical) may wait that long more under churn. Negative: no pacing.
 	ListPace time.Duration
 
 	Logger     *slog.Logger

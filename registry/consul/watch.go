@@ -226,7 +226,7 @@ func (r *Registry) loop(ctx context.Context, key string) {
 		// A list of n entries costs Consul and this process O(n) to send
 		// and decode again, whatever changed: under churn, read it at most
 		// every n × ListPace, so that changes coalesce into fewer reads
-		// (LookupHost brings a new host's route meanwhile).
+		// (LookupHost brings a new host's route meanwhile; see Config.ListPace).
 		if pace := time.Duration(items) * r.cfg.ListPace; pace > 0 && !sleep(ctx, pace) {
 			return
 		}
