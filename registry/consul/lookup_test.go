@@ -375,3 +375,43 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 	}
 	return addr[:i], port
 }
+
+// TestLookupOncePerHost: many requests for one unknown host, at once and
+// then one after the other, make one lookup (singleflight, then the
+// negative cache), or one more per negative-cache period on a slow machine.
+func TestLookupOncePerHost(t *testing.T) {
+	sp, _, _ := newReal(t)
+	counter := &hostCounter{base: http.DefaultTransport, prefix: sp.prefix}
+	cfg := sp.config()
+	apiCfg := *cfg.API
+	apiCfg.HttpClient = &http.Client{Transport: counter}
+	cfg.API = &apiCfg
+	r := mustNew(t, cfg)
+	get, metrics := lookupProxy(t, r, 1000)
+	const host = "nobody.school.localhost"
+	start := time.Now()
+	before := counter.reads.Load()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if code, _ := get(host); code != http.StatusNotFound {
+				t.Errorf("GET %s: %d, want 404", host, code)
+			}
+		}()
+	}
+	wg.Wait()
+	for range 20 {
+		if code, _ := get(host); code != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", host, code)
+		}
+	}
+	reads := counter.reads.Load() - before
+	allowed := 1 + int64(time.Since(start)/proxy.DefaultLookupNegativeTTL)
+	t.Logf("40 requests for one host in %v: %d lookups (allowed %d), %v answered from the negative cache",
+		time.Since(start).Round(time.Millisecond), reads, allowed, metricValue(t, metrics, proxy.MetricHostLookups, proxy.LookupCached))
+	if reads < 1 || reads > allowed {
+		t.Errorf("%d lookups for one host, want 1 to %d", reads, allowed)
+	}
+}
