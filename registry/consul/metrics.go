@@ -17,7 +17,8 @@ const (
 	// MetricLastUpdate is the Unix time of the oldest of the sources'
 	// last successful answers: time() minus it is the watcher's staleness.
 	MetricLastUpdate = "campus_registry_last_update_timestamp_seconds"
-	// MetricLastIndex is the last Consul index seen, by source.
+	// MetricLastIndex is the last Consul index seen, by source: "kv" and
+	// "nodes" (the per-node "node" and "checks" loops are many, and stay 0).
 	MetricLastIndex = "campus_registry_last_index"
 )
 
