@@ -263,6 +263,24 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		lat = append(lat, time.Since(t0))
 		creates, registers = append(creates, lastCreate), append(registers, lastRegister)
 	}
+	// The other way, which only the watch brings (a lookup never unroutes
+	// a host the table has): a tenant deleted → its host answers 404.
+	var gone []time.Duration
+	for i := range min(10, *changes) {
+		name := fmt.Sprintf("%s-%d", prefix, *tenants+i)
+		t0 := time.Now()
+		if _, err := changeReg.MarkDeleted(ctx, name, time.Now().Add(time.Hour)); err != nil {
+			return fmt.Errorf("delete tenant %s: %w", name, err)
+		}
+		for routed(name + ".bench.localhost") {
+			if time.Since(t0) > 30*time.Second {
+				return fmt.Errorf("tenant %s still routed 30s after its delete", name)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		gone = append(gone, time.Since(t0))
+	}
+	slices.Sort(gone)
 	slowest := slowestChanges(lat, 3)
 	slices.Sort(lat)
 	slices.Sort(rebuilds)
@@ -274,6 +292,9 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p99", pct(lat, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation max", lat[len(lat)-1].Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "… slowest changes (#: time)", slowest)
+	if len(gone) > 0 {
+		fmt.Fprintf(e.stdout, "%-48s %s / %s\n", fmt.Sprintf("delete → 404 (watch only) p50 / max of %d", len(gone)), pct(gone, 0.50).Round(100*time.Microsecond), gone[len(gone)-1].Round(100*time.Microsecond))
+	}
 	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which CreateTenant call p50 / p99", pct(creates, 0.50).Round(100*time.Microsecond), pct(creates, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which /readyz + RegisterInstance p50 / p99", pct(registers, 0.50).Round(100*time.Microsecond), pct(registers, 0.99).Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", fmt.Sprintf("first table build (%d tenants)", *tenants), first.Round(100*time.Microsecond))
