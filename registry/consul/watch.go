@@ -1,6 +1,7 @@
 package consul
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -452,28 +453,86 @@ func (r *Registry) instancesLocked() []registry.Instance {
 		n += len(st.nodeInst[node])
 	}
 	clear(st.dirtyNodes)
-	out := make([]registry.Instance, 0, n)
+	// Each node's list is sorted: merge them (and the pins) instead of
+	// sorting 10,000 instances again.
+	lists := make([][]registry.Instance, 0, len(st.nodes)+1)
 	for _, node := range st.nodes {
-		if len(st.instPins) == 0 {
-			out = append(out, st.nodeInst[node]...)
-			continue
+		list := st.nodeInst[node]
+		if len(st.instPins) > 0 {
+			list = slices.DeleteFunc(slices.Clone(list), func(in registry.Instance) bool {
+				_, pinned := st.instPins[svcKey{node, in.ID}]
+				return pinned
+			})
 		}
-		for _, in := range st.nodeInst[node] {
-			if _, pinned := st.instPins[svcKey{node, in.ID}]; !pinned {
-				out = append(out, in)
-			}
+		lists = append(lists, list)
+	}
+	if len(st.instPins) > 0 {
+		pins := make([]registry.Instance, 0, len(st.instPins))
+		for _, pin := range st.instPins {
+			pins = append(pins, pin.in)
+		}
+		slices.SortFunc(pins, compareInstances)
+		lists = append(lists, pins)
+	}
+	return mergeSorted(lists, n)
+}
+
+// compareInstances orders instances as snapshots list them: by tenant,
+// then ID.
+func compareInstances(a, b registry.Instance) int {
+	if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+		return c
+	}
+	return strings.Compare(a.ID, b.ID)
+}
+
+// mergeSorted merges lists, each sorted by compareInstances, into one
+// sorted list (stable: equal instances keep the order of their lists).
+func mergeSorted(lists [][]registry.Instance, n int) []registry.Instance {
+	out := make([]registry.Instance, 0, n)
+	h := &instanceHeap{}
+	for i, l := range lists {
+		if len(l) > 0 {
+			h.heads = append(h.heads, head{list: i})
 		}
 	}
-	for _, pin := range st.instPins {
-		out = append(out, pin.in)
-	}
-	slices.SortFunc(out, func(a, b registry.Instance) int {
-		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
-			return c
+	h.lists = lists
+	heap.Init(h)
+	for h.Len() > 0 {
+		top := &h.heads[0]
+		out = append(out, lists[top.list][top.pos])
+		top.pos++
+		if top.pos == len(lists[top.list]) {
+			heap.Pop(h)
+		} else {
+			heap.Fix(h, 0)
 		}
-		return strings.Compare(a.ID, b.ID)
-	})
+	}
 	return out
+}
+
+type head struct{ list, pos int }
+
+// instanceHeap is a min-heap of the lists' next instances.
+type instanceHeap struct {
+	lists [][]registry.Instance
+	heads []head
+}
+
+func (h *instanceHeap) Len() int { return len(h.heads) }
+func (h *instanceHeap) Less(i, j int) bool {
+	a, b := h.heads[i], h.heads[j]
+	if c := compareInstances(h.lists[a.list][a.pos], h.lists[b.list][b.pos]); c != 0 {
+		return c < 0
+	}
+	return a.list < b.list
+}
+func (h *instanceHeap) Swap(i, j int) { h.heads[i], h.heads[j] = h.heads[j], h.heads[i] }
+func (h *instanceHeap) Push(x any)    { h.heads = append(h.heads, x.(head)) }
+func (h *instanceHeap) Pop() any {
+	x := h.heads[len(h.heads)-1]
+	h.heads = h.heads[:len(h.heads)-1]
+	return x
 }
 
 // nodeInstancesLocked merges one node's services with its checks. It runs
@@ -491,6 +550,7 @@ func (r *Registry) nodeInstancesLocked(node string) []registry.Instance {
 			out = append(out, in)
 		}
 	}
+	slices.SortStableFunc(out, compareInstances)
 	return out
 }
 
