@@ -11,7 +11,9 @@ import (
 // TestMergeSorted: merging per-node sorted lists gives what sorting them
 // all together gives.
 func TestMergeSorted(t *testing.T) {
-	in := func(tenant, id string) registry.Instance { return registry.Instance{ID: id, Tenant: tenant, Addr: "127.0.0.1:1"} }
+	in := func(tenant, id string) registry.Instance {
+		return registry.Instance{ID: id, Tenant: tenant, Addr: "127.0.0.1:1"}
+	}
 	random := func(n, lists int) [][]registry.Instance {
 		out := make([][]registry.Instance, lists)
 		for i := range n {
