@@ -1,0 +1,5 @@
+package systemtest
+
+import "fmt"
+
+var sprintf = fmt.Sprintf
