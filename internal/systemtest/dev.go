@@ -47,6 +47,10 @@ type DevOptions struct {
 	StopTimeout time.Duration
 }
 
+// devTailBytes is how much of campus dev's log a failed test shows: its
+// JSON lines are long, and the cause is often minutes before the end.
+const devTailBytes = 64 << 10
+
 // Dev is one running `campus dev`.
 type Dev struct {
 	*Process
@@ -120,7 +124,7 @@ func StartDev(ctx context.Context, o DevOptions) (*Dev, error) {
 		o.StopTimeout = 30 * time.Second
 	}
 	d.Process, err = Start("campus dev", argv, Options{Dir: o.Dir, Env: env, Log: o.Log,
-		StopSignal: o.StopSignal, StopTimeout: o.StopTimeout})
+		StopSignal: o.StopSignal, StopTimeout: o.StopTimeout, TailBytes: devTailBytes})
 	if err != nil {
 		d.removeData()
 		return nil, err
