@@ -104,7 +104,7 @@ func TestDevScaleToZero(t *testing.T) {
 	read := 0
 	deadline := time.Now().Add(60 * time.Second)
 	for read == 0 && time.Now().Before(deadline) {
-		for _, pid := range poolPIDs(d.cmd.Process.Pid) {
+		for _, pid := range poolPIDs(d.Pid()) {
 			env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 			if err != nil {
 				continue // gone meanwhile

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // `campus dev` prints links with the port its proxy serves, and the exact
@@ -48,7 +50,7 @@ func TestDevSecondTerminal(t *testing.T) {
 	// MONGODB_URI, no CAMPUS_DATA), then the lines as printed.
 	sh := exec.Command("/bin/sh", "-c", "cd / && "+strings.Join(lines, " && "))
 	sh.Dir = t.TempDir()
-	sh.Env = cleanEnv()
+	sh.Env = systemtest.CleanEnv()
 	if uri := os.Getenv("MONGODB_URI"); uri != "" {
 		sh.Env = append(sh.Env, "MONGODB_URI="+uri) // what the printed export line asks for
 	}
@@ -63,7 +65,7 @@ func TestDevSecondTerminal(t *testing.T) {
 	// The wrong folder: nothing created, the folder named.
 	wrong := exec.Command(campusBin, "manage", "nairobi", "createsuperuser")
 	wrong.Dir = t.TempDir()
-	wrong.Env = cleanEnv()
+	wrong.Env = systemtest.CleanEnv()
 	out, err = wrong.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no Campus data folder at "+filepath.Join(wrong.Dir, ".campus")) {
 		t.Fatalf("from the wrong folder: %v\n%s", err, out)

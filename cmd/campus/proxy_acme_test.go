@@ -5,13 +5,13 @@ import (
 	"encoding/pem"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/campus-saas/campus/internal/pebbletest"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // TestProxyACME runs the real `campus proxy` binary with HTTPS on, against
@@ -35,32 +35,13 @@ func TestProxyACME(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &syncBuffer{}
-	cmd := exec.Command(campusBin, "proxy",
+	systemtest.StartForTest(t, "campus proxy", []string{campusBin, "proxy",
 		"--registry", "embedded", "--data", c.env["CAMPUS_DATA"],
-		"--listen", "127.0.0.1:"+httpPort, "--admin-listen", "127.0.0.1:"+freePort(t),
-		"--tls-listen", "127.0.0.1:"+tlsPort,
+		"--listen", "127.0.0.1:" + httpPort, "--admin-listen", "127.0.0.1:" + freePort(t),
+		"--tls-listen", "127.0.0.1:" + tlsPort,
 		"--acme-directory", pb.URL, "--acme-ca-roots", rootsFile, "--acme-email", "ops@campus.test",
-		"--log-format", "json")
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("campus proxy output:\n%s", logs.String())
-		}
-	})
+		"--log-format", "json"},
+		systemtest.Options{Env: systemtest.CleanEnv(), StopSignal: os.Interrupt, StopTimeout: 30 * time.Second})
 	tlsAddr := "127.0.0.1:" + tlsPort
 
 	handshake := func(serverName string) (*tls.ConnectionState, error) {
