@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/proxy"
 )
 
@@ -47,36 +48,13 @@ func (d *devSystem) tenantRun(tenant string) string {
 // poolPIDs are the unbound `campus app-pool` children of campus dev.
 func poolPIDs(parent int) []int {
 	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if len(args) == 2 && args[1] == "app-pool" && appParent(pid) == parent {
-			out = append(out, pid)
+	kids, _ := systemtest.Children(parent)
+	for _, k := range kids {
+		if len(k.Args) == 2 && k.Args[1] == "app-pool" {
+			out = append(out, k.Pid)
 		}
 	}
 	return out
-}
-
-func appParent(pid int) int {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
 }
 
 // TestDevScaleToZero: campus dev with --start-idle, a short idle timeout

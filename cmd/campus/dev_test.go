@@ -15,9 +15,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,25 +64,13 @@ var plantedSecrets = []string{
 // childPIDs lists the processes whose parent is pid.
 func childPIDs(t *testing.T, pid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	kids, err := systemtest.Children(pid)
 	if err != nil {
-		t.Fatalf("read /proc: %v", err)
+		t.Fatal(err)
 	}
 	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may contain spaces.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
+	for _, k := range kids {
+		out = append(out, k.Pid)
 	}
 	return out
 }
@@ -566,30 +552,10 @@ func appPID(t *testing.T, parent int, tenant string) int {
 }
 
 func appPIDOrZero(parent int, tenant string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) < 4 || args[1] != "app" || !containsSeq(args, "--tenant", tenant) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Field 4 of /proc/PID/stat is the parent pid; the command name
-		// (field 2) is in parentheses and may hold spaces.
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			return pid
+	kids, _ := systemtest.Children(parent)
+	for _, k := range kids {
+		if len(k.Args) >= 4 && k.Args[1] == "app" && containsSeq(k.Args, "--tenant", tenant) {
+			return k.Pid
 		}
 	}
 	return 0

@@ -391,34 +391,18 @@ type devChild struct{ tenant, listen string }
 func (d *devSystem) crashChild(t *testing.T) devChild {
 	t.Helper()
 	pid := d.Pid()
-	entries, err := os.ReadDir("/proc")
+	kids, err := d.Children()
 	if err != nil {
 		t.Fatalf("find campus dev's children: %v", err)
 	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces.
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(cmdline), "\x00app\x00") {
-			args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-			c := devChild{tenant: flagValue(args, "--tenant"), listen: flagValue(args, "--listen")}
+	for _, k := range kids {
+		if slices.Contains(k.Args, "app") {
+			c := devChild{tenant: flagValue(k.Args, "--tenant"), listen: flagValue(k.Args, "--listen")}
 			if c.tenant == "" || c.listen == "" {
-				t.Fatalf("dev child %d: no --tenant and --listen in %q", child, args)
+				t.Fatalf("dev child %d: no --tenant and --listen in %q", k.Pid, k.Args)
 			}
-			if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
-				t.Fatalf("kill dev child %d: %v", child, err)
+			if err := syscall.Kill(k.Pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill dev child %d: %v", k.Pid, err)
 			}
 			return c
 		}

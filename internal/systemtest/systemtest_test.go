@@ -3,6 +3,9 @@ package systemtest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,7 +105,7 @@ type fakeTB struct {
 
 func (f *fakeTB) Cleanup(fn func())               { f.cleanups = append(f.cleanups, fn) }
 func (f *fakeTB) Failed() bool                    { return f.failed }
-func (f *fakeTB) Logf(format string, args ...any) { f.logged += sprintf(format, args...) }
+func (f *fakeTB) Logf(format string, args ...any) { f.logged += fmt.Sprintf(format, args...) }
 
 func TestEventually(t *testing.T) {
 	n := 0
@@ -131,5 +134,37 @@ func TestFreePortsDistinct(t *testing.T) {
 			t.Fatalf("ports %v: %d repeated or invalid", ps, p)
 		}
 		seen[p] = true
+	}
+}
+
+func TestChildren(t *testing.T) {
+	p, err := Start("parent", []string{"sh", "-c", "sleep 61 & sleep 62 & echo forked; wait"}, Options{StopSignal: syscall.SIGKILL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	var kids []Child
+	if err := Eventually(time.Minute, func() error {
+		if kids, err = p.Children(); err != nil {
+			return err
+		}
+		if len(kids) != 2 {
+			return fmt.Errorf("%d children, want 2: %+v", len(kids), kids)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range kids {
+		got = append(got, strings.Join(k.Args, " "))
+		syscall.Kill(k.Pid, syscall.SIGKILL)
+	}
+	slices.Sort(got)
+	if want := []string{"sleep 61", "sleep 62"}; !slices.Equal(got, want) {
+		t.Errorf("children %q, want %q", got, want)
+	}
+	if own, err := Children(os.Getpid()); err != nil || slices.ContainsFunc(own, func(c Child) bool { return c.Pid == kids[0].Pid }) {
+		t.Errorf("the test's own children %+v (%v) include a grandchild", own, err)
 	}
 }

@@ -1,5 +1,0 @@
-package systemtest
-
-import "fmt"
-
-var sprintf = fmt.Sprintf
