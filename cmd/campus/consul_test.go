@@ -177,12 +177,13 @@ func TestConsulEndToEnd(t *testing.T) {
 		// An app for accra started with lagos's token: Consul refuses its
 		// registration, so accra's host is never routed to it.
 		evil := s.startWith(lagosEnv, "app", "--tenant", "accra", "--listen", "127.0.0.1:"+freePort(t))
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(evil.Output(), "Permission denied") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no refused registration in the accra app's log:\n%s", evil.Output())
+		if systemtest.Eventually(60*time.Second, func() error {
+			if !strings.Contains(evil.Output(), "Permission denied") {
+				return errors.New("not refused yet")
 			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		}) != nil {
+			t.Fatalf("no refused registration in the accra app's log:\n%s", evil.Output())
 		}
 		for range 10 {
 			if got := status(proxyAddr, "accra.school.localhost"); got != http.StatusServiceUnavailable {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -101,12 +102,13 @@ func TestDevScaleToZero(t *testing.T) {
 	}
 
 	// nairobi idles away; accra (never) stays.
-	deadline = time.Now().Add(60 * time.Second)
-	for d.tenantRun("nairobi") != "idle" {
-		if time.Now().After(deadline) {
-			t.Fatalf("nairobi not idle within 60s (tenant list says %s)", d.tenantRun("nairobi"))
+	if systemtest.Eventually(60*time.Second, func() error {
+		if d.tenantRun("nairobi") != "idle" {
+			return errors.New("not idle")
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("nairobi not idle within 60s (tenant list says %s)", d.tenantRun("nairobi"))
 	}
 	if st := d.routeStatus("nairobi.school.localhost"); st != proxy.RouteIdle {
 		t.Errorf("/routes: nairobi %q, want idle", st)

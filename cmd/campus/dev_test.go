@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -540,15 +541,16 @@ func TestDevEndToEnd(t *testing.T) {
 // appPID finds the `campus app --tenant NAME` child of the dev process.
 func appPID(t *testing.T, parent int, tenant string) int {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if pid := appPIDOrZero(parent, tenant); pid != 0 {
-			return pid
+	pid := 0
+	if systemtest.Eventually(60*time.Second, func() error {
+		if pid = appPIDOrZero(parent, tenant); pid == 0 {
+			return errors.New("none yet")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("no app process for %s under pid %d", tenant, parent)
 	}
-	t.Fatalf("no app process for %s under pid %d", tenant, parent)
-	return 0
+	return pid
 }
 
 func appPIDOrZero(parent int, tenant string) int {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,15 +81,15 @@ func TestDevSecondTerminal(t *testing.T) {
 // waitForOutput waits until campus dev's output holds s and returns it.
 func (d *devSystem) waitForOutput(s string, timeout time.Duration) string {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := d.logs.String()
-		if strings.Contains(out, s) {
-			return out
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := d.WaitUntil(ctx, fmt.Sprintf("campus dev printing %q within %v", s, timeout), func(context.Context) error {
+		if !strings.Contains(d.Output(), s) {
+			return errors.New("not printed yet")
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("campus dev did not print %q within %v", s, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	}); err != nil {
+		d.t.Fatal(err)
 	}
+	return d.Output()
 }

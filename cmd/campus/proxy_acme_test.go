@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,19 +56,15 @@ func TestProxyACME(t *testing.T) {
 	}
 	waitCert := func(serverName string) {
 		t.Helper()
-		deadline := time.Now().Add(120 * time.Second)
-		for {
-			st, err := handshake(serverName)
-			if err == nil {
-				if got := st.PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != serverName {
-					t.Fatalf("certificate for %s names %v", serverName, got)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no certificate from Pebble for %s within 120 s: %v", serverName, err)
-			}
-			time.Sleep(300 * time.Millisecond)
+		var st *tls.ConnectionState
+		if err := systemtest.Eventually(120*time.Second, func() (err error) {
+			st, err = handshake(serverName)
+			return err
+		}); err != nil {
+			t.Fatalf("no certificate from Pebble for %s within 120 s: %v", serverName, err)
+		}
+		if got := st.PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != serverName {
+			t.Fatalf("certificate for %s names %v", serverName, got)
 		}
 	}
 	waitCert(host)
@@ -101,15 +98,13 @@ func TestProxyACME(t *testing.T) {
 	c.ok("tenant", "host", "add", name, custom)
 	waitCert(custom)
 	c.ok("tenant", "host", "remove", name, custom)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	if systemtest.Eventually(60*time.Second, func() error {
 		if _, err := handshake(custom); err != nil {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the removed host is still served after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
+		return errors.New("still served")
+	}) != nil {
+		t.Fatal("the removed host is still served after 60 s")
 	}
 	if n := pb.Orders(); n != 2 {
 		t.Errorf("%d orders, want 2", n)
