@@ -13,12 +13,10 @@ package engines
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -53,11 +51,11 @@ func Binary(name string) (string, error) {
 	if p := binPath[name]; p != "" {
 		return p, nil
 	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("engines: cannot locate build.sh")
+	root, err := systemtest.RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("engines: locate build.sh: %w", err)
 	}
-	script := filepath.Join(filepath.Dir(file), "build.sh")
+	script := filepath.Join(root, "internal", "engines", "build.sh")
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("bash", script, name)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
