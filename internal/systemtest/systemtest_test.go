@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -134,6 +135,32 @@ func TestFreePortsDistinct(t *testing.T) {
 			t.Fatalf("ports %v: %d repeated or invalid", ps, p)
 		}
 		seen[p] = true
+	}
+}
+
+// The ports a test is given are never ones the kernel hands to a server
+// listening on port 0 (see FreePorts).
+func TestFreePortsOutsideEphemeralRange(t *testing.T) {
+	lo, hi := reservedRange()
+	if lo == hi {
+		t.Skip("no /proc/sys/net/ipv4/ip_local_port_range here: FreePorts falls back to the kernel's choice")
+	}
+	ps, err := FreePorts(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p < lo || p >= hi {
+			t.Errorf("port %d outside [%d, %d): the kernel may give it to a port-0 listener", p, lo, hi)
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if k := l.Addr().(*net.TCPAddr).Port; k >= lo && k < hi {
+		t.Errorf("the kernel gave port %d, inside FreePorts' range [%d, %d)", k, lo, hi)
 	}
 }
 
