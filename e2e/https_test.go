@@ -38,7 +38,11 @@ func TestHTTPSInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start campus dev --tls: %v", err)
 	}
-	t.Cleanup(sys.stop)
+	t.Cleanup(func() {
+		if err := sys.stop(); err != nil {
+			t.Error(err)
+		}
+	})
 
 	caPEM, err := os.ReadFile(filepath.Join(sys.data, "ca", certs.DevCACertFile))
 	if err != nil {

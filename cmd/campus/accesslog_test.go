@@ -4,17 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
 )
@@ -48,21 +47,9 @@ func TestProxyAccessLogKeptOnShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "proxy.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(campusBin, "proxy", "--registry", "embedded", "--data", dir,
-		"--listen", addr, "--admin-listen", admin, "--log-format", "json")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	p := systemtest.StartForTest(t, "campus proxy", []string{campusBin, "proxy", "--registry", "embedded", "--data", dir,
+		"--listen", addr, "--admin-listen", admin, "--log-format", "json"},
+		systemtest.Options{StopSignal: syscall.SIGINT, StopTimeout: time.Minute})
 
 	get := func(path string) int {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
@@ -74,12 +61,13 @@ func TestProxyAccessLogKeptOnShutdown(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	deadline := time.Now().Add(time.Minute)
-	for get("/warm-up") != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("campus proxy does not route lagos")
+	if err := systemtest.Eventually(time.Minute, func() error {
+		if get("/warm-up") != 200 {
+			return errors.New("not routed")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatal("campus proxy does not route lagos")
 	}
 	const n = 30
 	for i := range n {
@@ -87,21 +75,15 @@ func TestProxyAccessLogKeptOnShutdown(t *testing.T) {
 			t.Fatalf("request %d: %d", i, s)
 		}
 	}
-	cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("campus proxy exited: %v", err)
-		}
-	case <-time.After(time.Minute):
+	if err := p.Stop(); err != nil {
 		t.Fatal("campus proxy did not stop")
 	}
-	b, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
+	if err := p.Err(); err != nil {
+		t.Fatalf("campus proxy exited: %v", err)
 	}
+	b := p.Output()
 	seen := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	sc := bufio.NewScanner(strings.NewReader(b))
 	for sc.Scan() {
 		var line struct{ Msg, Tenant, Path string }
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "request" && line.Tenant == "lagos" {

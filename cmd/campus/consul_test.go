@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/internal/mongotest"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // consulSystem is a Consul server, a MongoDB and the processes started
@@ -46,7 +48,7 @@ func newConsulSystem(t *testing.T) *consulSystem {
 		t:      t,
 		consul: srv,
 		dir:    dir,
-		env: append(cleanEnv(),
+		env: append(systemtest.CleanEnv(),
 			"CONSUL_HTTP_ADDR="+srv.Addr,
 			"CONSUL_HTTP_TOKEN="+srv.Token,
 			"MONGODB_URI="+mongotest.URI(t),
@@ -93,49 +95,18 @@ func (s *consulSystem) run(args ...string) string {
 	return string(out)
 }
 
-// process is a long-running campus command.
-type process struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-}
-
-func (s *consulSystem) start(args ...string) *process {
+func (s *consulSystem) start(args ...string) *systemtest.Process {
 	s.t.Helper()
 	return s.startWith(s.env, args...)
 }
 
-func (s *consulSystem) startWith(env []string, args ...string) *process {
+// startWith runs a long-running campus command with env until the test
+// ends (SIGKILL: a crash, no graceful leave), logging its output when the
+// test failed.
+func (s *consulSystem) startWith(env []string, args ...string) *systemtest.Process {
 	s.t.Helper()
-	p := &process{cmd: exec.Command(campusBin, args...), logs: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	s.t.Cleanup(func() {
-		p.stop(syscall.SIGKILL)
-		if s.t.Failed() {
-			s.t.Logf("campus %s:\n%s", strings.Join(args, " "), p.logs.String())
-		}
-	})
-	return p
-}
-
-func (p *process) stop(sig syscall.Signal) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
+	return systemtest.StartForTest(s.t, "campus "+strings.Join(args, " "), append([]string{campusBin}, args...),
+		systemtest.Options{Env: env, StopSignal: syscall.SIGKILL, StopTimeout: 20 * time.Second})
 }
 
 // status GETs / at host through the proxy at addr.
@@ -155,14 +126,15 @@ func waitStatus(t *testing.T, addr, host string, want int, within time.Duration)
 	t.Helper()
 	start := time.Now()
 	got := 0
-	for time.Since(start) < within {
-		if got = status(addr, host); got == want {
-			return time.Since(start)
+	if systemtest.Eventually(within, func() error {
+		if got = status(addr, host); got != want {
+			return errors.New("not yet")
 		}
-		time.Sleep(25 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("%s via %s: want %d within %s, last %d", host, addr, want, within, got)
 	}
-	t.Fatalf("%s via %s: want %d within %s, last %d", host, addr, want, within, got)
-	return 0
+	return time.Since(start)
 }
 
 func TestConsulEndToEnd(t *testing.T) {
@@ -205,23 +177,24 @@ func TestConsulEndToEnd(t *testing.T) {
 		// An app for accra started with lagos's token: Consul refuses its
 		// registration, so accra's host is never routed to it.
 		evil := s.startWith(lagosEnv, "app", "--tenant", "accra", "--listen", "127.0.0.1:"+freePort(t))
-		deadline := time.Now().Add(60 * time.Second)
-		for !strings.Contains(evil.logs.String(), "Permission denied") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no refused registration in the accra app's log:\n%s", evil.logs.String())
+		if systemtest.Eventually(60*time.Second, func() error {
+			if !strings.Contains(evil.Output(), "Permission denied") {
+				return errors.New("not refused yet")
 			}
-			time.Sleep(50 * time.Millisecond)
+			return nil
+		}) != nil {
+			t.Fatalf("no refused registration in the accra app's log:\n%s", evil.Output())
 		}
 		for range 10 {
 			if got := status(proxyAddr, "accra.school.localhost"); got != http.StatusServiceUnavailable {
 				t.Fatalf("accra.school.localhost with only a lagos-token app for it: %d, want 503 (no instance)", got)
 			}
 		}
-		evil.stop(syscall.SIGTERM)
+		evil.StopWith(syscall.SIGTERM, 20*time.Second)
 	})
 
 	t.Run("stopping the app removes it", func(t *testing.T) {
-		app.stop(syscall.SIGTERM)
+		app.StopWith(syscall.SIGTERM, 20*time.Second)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", http.StatusServiceUnavailable, 60*time.Second)
 		// A new process on a new address, as a new container would get.
 		app = s.startWith(lagosEnv, "app", "--tenant", "lagos", "--listen", "127.0.0.1:"+freePort(t))
@@ -260,7 +233,7 @@ func TestConsulEndToEnd(t *testing.T) {
 		if _, err := os.Stat(stateFile); err != nil {
 			t.Fatalf("no state file: %v", err)
 		}
-		proxy.stop(syscall.SIGTERM)
+		proxy.StopWith(syscall.SIGTERM, 20*time.Second)
 		proxy = s.startWith(proxyEnv, proxyArgs...)
 		waitStatus(t, proxyAddr, "lagos.school.localhost", 200, 60*time.Second)
 		if got := status(proxyAddr, "unknown.school.localhost"); got != http.StatusNotFound {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/proxy"
 )
 
@@ -47,36 +49,13 @@ func (d *devSystem) tenantRun(tenant string) string {
 // poolPIDs are the unbound `campus app-pool` children of campus dev.
 func poolPIDs(parent int) []int {
 	var out []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-		if len(args) == 2 && args[1] == "app-pool" && appParent(pid) == parent {
-			out = append(out, pid)
+	kids, _ := systemtest.Children(parent)
+	for _, k := range kids {
+		if len(k.Args) == 2 && k.Args[1] == "app-pool" {
+			out = append(out, k.Pid)
 		}
 	}
 	return out
-}
-
-func appParent(pid int) int {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return 0
-	}
-	s := string(stat)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(fields) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(fields[1])
-	return ppid
 }
 
 // TestDevScaleToZero: campus dev with --start-idle, a short idle timeout
@@ -104,7 +83,7 @@ func TestDevScaleToZero(t *testing.T) {
 	read := 0
 	deadline := time.Now().Add(60 * time.Second)
 	for read == 0 && time.Now().Before(deadline) {
-		for _, pid := range poolPIDs(d.cmd.Process.Pid) {
+		for _, pid := range poolPIDs(d.Pid()) {
 			env, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 			if err != nil {
 				continue // gone meanwhile
@@ -123,12 +102,13 @@ func TestDevScaleToZero(t *testing.T) {
 	}
 
 	// nairobi idles away; accra (never) stays.
-	deadline = time.Now().Add(60 * time.Second)
-	for d.tenantRun("nairobi") != "idle" {
-		if time.Now().After(deadline) {
-			t.Fatalf("nairobi not idle within 60s (tenant list says %s)", d.tenantRun("nairobi"))
+	if systemtest.Eventually(60*time.Second, func() error {
+		if d.tenantRun("nairobi") != "idle" {
+			return errors.New("not idle")
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("nairobi not idle within 60s (tenant list says %s)", d.tenantRun("nairobi"))
 	}
 	if st := d.routeStatus("nairobi.school.localhost"); st != proxy.RouteIdle {
 		t.Errorf("/routes: nairobi %q, want idle", st)

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,11 +16,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,26 +26,21 @@ import (
 
 	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/internal/mongotest"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // campusBin is the binary under test, built once by TestMain.
 var campusBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "campus-bin-")
+	bin, err := systemtest.BuildCampus()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	campusBin = filepath.Join(dir, "campus")
-	build := exec.Command("go", "build", "-o", campusBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build campus:", err)
 		os.Exit(1)
 	}
+	campusBin = bin.Path
 	code := m.Run()
-	os.RemoveAll(dir)
+	bin.Remove()
 	if err := mongotest.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stop test database:", err)
 	}
@@ -58,12 +50,8 @@ func TestMain(m *testing.M) {
 // freePort returns a loopback port that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	addr := systemtest.FreeAddr(t)
+	return addr[strings.LastIndexByte(addr, ':')+1:]
 }
 
 // plantedSecrets are in campus dev's environment, as they might be in an
@@ -77,140 +65,49 @@ var plantedSecrets = []string{
 // childPIDs lists the processes whose parent is pid.
 func childPIDs(t *testing.T, pid int) []int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
+	kids, err := systemtest.Children(pid)
 	if err != nil {
-		t.Fatalf("read /proc: %v", err)
+		t.Fatal(err)
 	}
 	var out []int
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may contain spaces.
-		fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
-			out = append(out, child)
-		}
+	for _, k := range kids {
+		out = append(out, k.Pid)
 	}
 	return out
 }
 
-// devSystem is one running `campus dev`.
+// devSystem is one running `campus dev` (systemtest.Dev) and the test
+// that started it.
 type devSystem struct {
+	*systemtest.Dev
 	t         *testing.T
-	cmd       *exec.Cmd
 	data      string
 	proxyPort string
 	adminAddr string
 	mongoURI  string
-	logs      *syncBuffer
-	done      chan error
+	logs      *systemtest.Buffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
+// startDev starts campus dev for the test with extra flags, in an
+// environment holding secrets of the operator's shell, which no app child
+// may inherit (TestDevEndToEnd checks). It returns once every seeded
+// tenant answers through the proxy (with --tls, plain HTTP answers with a
+// redirect to HTTPS); a real MongoDB in MONGODB_URI is used instead of the
+// embedded one.
 func startDev(t *testing.T, extra ...string) *devSystem {
 	t.Helper()
-	d := &devSystem{
-		t:         t,
-		data:      t.TempDir(),
-		proxyPort: freePort(t),
-		adminAddr: "127.0.0.1:" + freePort(t),
-		logs:      &syncBuffer{},
-		done:      make(chan error, 1),
-	}
-	mongoAddr := "127.0.0.1:" + freePort(t)
-	d.mongoURI = "mongodb://" + mongoAddr
-	d.cmd = exec.Command(campusBin, "dev",
-		"--data", d.data,
-		"--listen", "127.0.0.1:"+d.proxyPort,
-		"--admin-listen", d.adminAddr,
-		"--mongo-listen", mongoAddr,
-		"--hold-timeout", "3s",
-		"--log-format", "json")
-	d.cmd.Args = append(d.cmd.Args, extra...)
-	// Secrets in the operator's shell, which no app child may inherit
-	// (TestDevEndToEnd checks).
-	d.cmd.Env = append(cleanEnv(), plantedSecrets...)
-	if uri := os.Getenv("MONGODB_URI"); uri != "" {
-		// A real MongoDB: campus dev uses it instead of the embedded one.
-		d.mongoURI = uri
-		d.cmd.Env = append(d.cmd.Env, "MONGODB_URI="+uri)
-	}
-	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.done <- d.cmd.Wait() }()
-	t.Cleanup(func() {
-		d.stop()
-		if t.Failed() {
-			t.Logf("campus dev output:\n%s", d.logs.String())
-		}
+	dev := systemtest.DevForTest(t, systemtest.DevOptions{
+		Bin:      campusBin,
+		Args:     append([]string{"--hold-timeout", "3s"}, extra...),
+		ExtraEnv: plantedSecrets,
 	})
-	// Ready when every seeded tenant answers through the proxy (with
-	// --tls, plain HTTP answers with a redirect to HTTPS).
-	ready := http.StatusOK
-	if slices.Contains(extra, "--tls") {
-		ready = http.StatusMovedPermanently
-	}
-	for _, host := range []string{"school.localhost", "nairobi.school.localhost", "accra.school.localhost"} {
-		d.waitFor(host, ready, 120*time.Second)
-	}
-	return d
-}
-
-// cleanEnv is the test's environment without settings that would point
-// campus at another registry or database.
-func cleanEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "CAMPUS_") || strings.HasPrefix(kv, "MONGODB_URI") || strings.HasPrefix(kv, "CONSUL_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return out
-}
-
-func (d *devSystem) stop() {
-	if d.cmd.ProcessState != nil {
-		return
-	}
-	d.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-d.done:
-	case <-time.After(30 * time.Second):
-		d.cmd.Process.Kill()
-		<-d.done
-		d.t.Error("campus dev did not stop within 30s of SIGINT")
-	}
+	return &devSystem{Dev: dev, t: t, data: dev.Data, proxyPort: dev.ProxyPort, adminAddr: dev.AdminAddr,
+		mongoURI: dev.MongoURI, logs: dev.Buffer()}
 }
 
 // campus runs a short-lived campus command against this system.
 func (d *devSystem) campus(env []string, stdin string, args ...string) (string, error) {
-	cmd := exec.Command(campusBin, args...)
-	cmd.Env = append(cleanEnv(), "CAMPUS_DATA="+d.data, "MONGODB_URI="+d.mongoURI)
+	cmd := d.Command(context.Background(), args...)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdin = strings.NewReader(stdin)
 	out, err := cmd.CombinedOutput()
@@ -257,24 +154,18 @@ func (d *devSystem) get(c *http.Client, host, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// waitFor polls host through the proxy until it answers code, and returns
+// how long that took; it fails the test after within or when campus dev
+// exits.
 func (d *devSystem) waitFor(host string, code int, within time.Duration) time.Duration {
 	d.t.Helper()
-	c := d.client()
 	start := time.Now()
-	var got int
-	var body string
-	for time.Since(start) < within {
-		if got, body = d.get(c, host, "/"); got == code {
-			return time.Since(start)
-		}
-		select {
-		case err := <-d.done:
-			d.t.Fatalf("campus dev exited: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	if err := d.WaitStatus(ctx, host, "/", code); err != nil {
+		d.t.Fatalf("%v", err)
 	}
-	d.t.Fatalf("%s: want %d within %s, last got %d: %.300s", host, code, within, got, body)
-	return 0
+	return time.Since(start)
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"`)
@@ -388,7 +279,7 @@ func TestDevEndToEnd(t *testing.T) {
 	accra.addStudent("ACC/001", "Kwame", "Mensah")
 
 	t.Run("an app child's environment holds only allowlisted variables", func(t *testing.T) {
-		kids := childPIDs(t, d.cmd.Process.Pid)
+		kids := childPIDs(t, d.Pid())
 		apps := 0
 		for _, pid := range kids {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -418,7 +309,7 @@ func TestDevEndToEnd(t *testing.T) {
 			}
 		}
 		if apps < 3 {
-			t.Fatalf("found %d app children of campus dev (pid %d) among %v, want the 3 schools'", apps, d.cmd.Process.Pid, kids)
+			t.Fatalf("found %d app children of campus dev (pid %d) among %v, want the 3 schools'", apps, d.Pid(), kids)
 		}
 		if !strings.Contains(d.logs.String(), "This is a development mode for one trusted machine") {
 			t.Error("campus dev's start-up text does not say it is a development mode")
@@ -540,7 +431,7 @@ func TestDevEndToEnd(t *testing.T) {
 	})
 
 	t.Run("killing one app: that school recovers, the others never notice", func(t *testing.T) {
-		pid := appPID(t, d.cmd.Process.Pid, "nairobi")
+		pid := appPID(t, d.Pid(), "nairobi")
 		var failures atomic.Int64
 		var requests atomic.Int64
 		stop := make(chan struct{})
@@ -575,7 +466,7 @@ func TestDevEndToEnd(t *testing.T) {
 		deadline := time.Now().Add(15 * time.Second)
 		for {
 			code, body := d.get(c, "nairobi.school.localhost", "/")
-			if code == 200 && strings.Contains(body, "NRB/001") && appPIDOrZero(d.cmd.Process.Pid, "nairobi") != pid {
+			if code == 200 && strings.Contains(body, "NRB/001") && appPIDOrZero(d.Pid(), "nairobi") != pid {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -650,42 +541,23 @@ func TestDevEndToEnd(t *testing.T) {
 // appPID finds the `campus app --tenant NAME` child of the dev process.
 func appPID(t *testing.T, parent int, tenant string) int {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if pid := appPIDOrZero(parent, tenant); pid != 0 {
-			return pid
+	pid := 0
+	if systemtest.Eventually(60*time.Second, func() error {
+		if pid = appPIDOrZero(parent, tenant); pid == 0 {
+			return errors.New("none yet")
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}) != nil {
+		t.Fatalf("no app process for %s under pid %d", tenant, parent)
 	}
-	t.Fatalf("no app process for %s under pid %d", tenant, parent)
-	return 0
+	return pid
 }
 
 func appPIDOrZero(parent int, tenant string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) < 4 || args[1] != "app" || !containsSeq(args, "--tenant", tenant) {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// Field 4 of /proc/PID/stat is the parent pid; the command name
-		// (field 2) is in parentheses and may hold spaces.
-		s := string(stat)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
-			return pid
+	kids, _ := systemtest.Children(parent)
+	for _, k := range kids {
+		if len(k.Args) >= 4 && k.Args[1] == "app" && containsSeq(k.Args, "--tenant", tenant) {
+			return k.Pid
 		}
 	}
 	return 0

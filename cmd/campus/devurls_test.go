@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // `campus dev` prints links with the port its proxy serves, and the exact
@@ -48,7 +53,7 @@ func TestDevSecondTerminal(t *testing.T) {
 	// MONGODB_URI, no CAMPUS_DATA), then the lines as printed.
 	sh := exec.Command("/bin/sh", "-c", "cd / && "+strings.Join(lines, " && "))
 	sh.Dir = t.TempDir()
-	sh.Env = cleanEnv()
+	sh.Env = systemtest.CleanEnv()
 	if uri := os.Getenv("MONGODB_URI"); uri != "" {
 		sh.Env = append(sh.Env, "MONGODB_URI="+uri) // what the printed export line asks for
 	}
@@ -63,7 +68,7 @@ func TestDevSecondTerminal(t *testing.T) {
 	// The wrong folder: nothing created, the folder named.
 	wrong := exec.Command(campusBin, "manage", "nairobi", "createsuperuser")
 	wrong.Dir = t.TempDir()
-	wrong.Env = cleanEnv()
+	wrong.Env = systemtest.CleanEnv()
 	out, err = wrong.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "no Campus data folder at "+filepath.Join(wrong.Dir, ".campus")) {
 		t.Fatalf("from the wrong folder: %v\n%s", err, out)
@@ -76,15 +81,15 @@ func TestDevSecondTerminal(t *testing.T) {
 // waitForOutput waits until campus dev's output holds s and returns it.
 func (d *devSystem) waitForOutput(s string, timeout time.Duration) string {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		out := d.logs.String()
-		if strings.Contains(out, s) {
-			return out
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := d.WaitUntil(ctx, fmt.Sprintf("campus dev printing %q within %v", s, timeout), func(context.Context) error {
+		if !strings.Contains(d.Output(), s) {
+			return errors.New("not printed yet")
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("campus dev did not print %q within %v", s, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	}); err != nil {
+		d.t.Fatal(err)
 	}
+	return d.Output()
 }

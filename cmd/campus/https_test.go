@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/certs"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // httpsClient sends every request to the proxy's HTTPS port, with the
@@ -36,22 +39,24 @@ func httpsClient(addr string, roots *x509.CertPool) *http.Client {
 // waitHTTPS polls url until it answers code.
 func waitHTTPS(t *testing.T, c *http.Client, url string, code int) *http.Response {
 	t.Helper()
-	deadline := time.Now().Add(120 * time.Second)
-	for {
-		resp, err := c.Get(url)
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			resp.Body = io.NopCloser(bytes.NewReader(b))
-			if resp.StatusCode == code {
-				return resp
-			}
+	var resp *http.Response
+	err := systemtest.Eventually(120*time.Second, func() error {
+		var err error
+		if resp, err = c.Get(url); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %d within 120 s (last: %v)", url, code, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(b))
+		if resp.StatusCode != code {
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: no %d within 120 s (last: %v)", url, code, err)
 	}
+	return resp
 }
 
 // TestDevTLS: `campus dev --tls` serves every school over HTTPS (HTTP/2)
@@ -150,17 +155,15 @@ func TestDevTLS(t *testing.T) {
 	if out, err := d.campus(nil, "", "tenant", "host", "remove", "nairobi", custom); err != nil {
 		t.Fatalf("host remove: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	if systemtest.Eventually(60*time.Second, func() error {
 		conn, err := tls.Dial("tcp", tlsAddr, &tls.Config{ServerName: custom, RootCAs: roots})
 		if err != nil {
-			break
+			return nil
 		}
 		conn.Close()
-		if time.Now().After(deadline) {
-			t.Fatal("a removed host is still served over HTTPS after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
+		return errors.New("still served")
+	}) != nil {
+		t.Fatal("a removed host is still served over HTTPS after 60 s")
 	}
 	if code, _ := d.get(d.client(), custom, "/"); code != http.StatusNotFound {
 		t.Errorf("a removed host over plain HTTP: %d, want 404", code)

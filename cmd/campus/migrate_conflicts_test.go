@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/campus-saas/campus/internal/mongotest"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // A school whose schema 1 data holds registration numbers that differ
@@ -46,12 +46,7 @@ func TestMigrateReportsCaseDuplicates(t *testing.T) {
 	}
 
 	// The app still serves the school (and both students).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := systemtest.FreeAddr(t)
 	actx, cancel := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	var stderr bytes.Buffer

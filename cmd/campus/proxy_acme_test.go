@@ -3,15 +3,16 @@ package main
 import (
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/campus-saas/campus/internal/pebbletest"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // TestProxyACME runs the real `campus proxy` binary with HTTPS on, against
@@ -35,32 +36,13 @@ func TestProxyACME(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &syncBuffer{}
-	cmd := exec.Command(campusBin, "proxy",
+	systemtest.StartForTest(t, "campus proxy", []string{campusBin, "proxy",
 		"--registry", "embedded", "--data", c.env["CAMPUS_DATA"],
-		"--listen", "127.0.0.1:"+httpPort, "--admin-listen", "127.0.0.1:"+freePort(t),
-		"--tls-listen", "127.0.0.1:"+tlsPort,
+		"--listen", "127.0.0.1:" + httpPort, "--admin-listen", "127.0.0.1:" + freePort(t),
+		"--tls-listen", "127.0.0.1:" + tlsPort,
 		"--acme-directory", pb.URL, "--acme-ca-roots", rootsFile, "--acme-email", "ops@campus.test",
-		"--log-format", "json")
-	cmd.Env = cleanEnv()
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("campus proxy output:\n%s", logs.String())
-		}
-	})
+		"--log-format", "json"},
+		systemtest.Options{Env: systemtest.CleanEnv(), StopSignal: os.Interrupt, StopTimeout: 30 * time.Second})
 	tlsAddr := "127.0.0.1:" + tlsPort
 
 	handshake := func(serverName string) (*tls.ConnectionState, error) {
@@ -74,19 +56,15 @@ func TestProxyACME(t *testing.T) {
 	}
 	waitCert := func(serverName string) {
 		t.Helper()
-		deadline := time.Now().Add(120 * time.Second)
-		for {
-			st, err := handshake(serverName)
-			if err == nil {
-				if got := st.PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != serverName {
-					t.Fatalf("certificate for %s names %v", serverName, got)
-				}
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no certificate from Pebble for %s within 120 s: %v", serverName, err)
-			}
-			time.Sleep(300 * time.Millisecond)
+		var st *tls.ConnectionState
+		if err := systemtest.Eventually(120*time.Second, func() (err error) {
+			st, err = handshake(serverName)
+			return err
+		}); err != nil {
+			t.Fatalf("no certificate from Pebble for %s within 120 s: %v", serverName, err)
+		}
+		if got := st.PeerCertificates[0].DNSNames; len(got) != 1 || got[0] != serverName {
+			t.Fatalf("certificate for %s names %v", serverName, got)
 		}
 	}
 	waitCert(host)
@@ -120,15 +98,13 @@ func TestProxyACME(t *testing.T) {
 	c.ok("tenant", "host", "add", name, custom)
 	waitCert(custom)
 	c.ok("tenant", "host", "remove", name, custom)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	if systemtest.Eventually(60*time.Second, func() error {
 		if _, err := handshake(custom); err != nil {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the removed host is still served after 60 s")
-		}
-		time.Sleep(100 * time.Millisecond)
+		return errors.New("still served")
+	}) != nil {
+		t.Fatal("the removed host is still served after 60 s")
 	}
 	if n := pb.Orders(); n != 2 {
 		t.Errorf("%d orders, want 2", n)

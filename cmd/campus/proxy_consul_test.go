@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/internal/engines"
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 func TestProxyAdvertise(t *testing.T) {
@@ -82,7 +83,7 @@ func TestProxyRegistersInConsul(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var errb syncBuffer
+	var errb systemtest.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &bytes.Buffer{}, stderr: &errb, getenv: func(k string) string {
 		switch k {
 		case "CONSUL_HTTP_ADDR":

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 func TestParsePublicURLAndTenantURL(t *testing.T) {
@@ -105,12 +107,7 @@ func TestSecondTerminalErrors(t *testing.T) {
 	name := uniqueTenant(t, "nodb")
 	t.Cleanup(func() { c.run("", nil, "tenant", "delete", name, "--purge-data", "--yes") })
 	c.ok("tenant", "create", name, "--host", name+".school.localhost")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := "mongodb://" + ln.Addr().String()
-	ln.Close()
+	dead := "mongodb://" + systemtest.FreeAddr(t)
 	for _, tc := range []struct {
 		name string
 		env  map[string]string
@@ -296,12 +293,7 @@ func TestProbeMongo(t *testing.T) {
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := closed.Addr().String()
-	closed.Close()
+	dead := systemtest.FreeAddr(t)
 	for _, tc := range []struct {
 		uri string
 		ok  bool

@@ -27,6 +27,7 @@ import (
 
 	"github.com/campus-saas/campus/deploy/grafana"
 	"github.com/campus-saas/campus/internal/engines"
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
@@ -267,8 +268,8 @@ func TestLiveSystem(t *testing.T) {
 
 	// A proxy that shuts down leaves the catalog.
 	t.Run("proxy deregisters", func(t *testing.T) {
-		c.procs["proxy"].stop()
-		if err := c.procs["proxy"].err; err != nil {
+		c.procs["proxy"].Stop()
+		if err := c.procs["proxy"].Err(); err != nil {
 			t.Errorf("the proxy did not exit cleanly on SIGTERM: %v", err)
 		}
 		waitProxiesRegistered(t, cc, []string{dev.admin})
@@ -278,7 +279,7 @@ func TestLiveSystem(t *testing.T) {
 // ---- campus dev ----
 
 type devSystem struct {
-	proc                *process
+	*systemtest.Dev
 	proxy, admin, mongo string
 	tls                 string // HTTPS listener (dev CA), for the certificate metrics
 }
@@ -289,33 +290,20 @@ type devSystem struct {
 // (the embedded database is up before it).
 func startDev(t *testing.T, agent *engines.Consul) *devSystem {
 	t.Helper()
-	d := &devSystem{proxy: freeAddr(t), admin: freeAddr(t), mongo: freeAddr(t), tls: freeAddr(t)}
+	tlsAddr := freeAddr(t)
 	// HTTPS with the dev CA, plain HTTP still served (not redirected), so
 	// that the dev proxy exposes the certificate metrics the dashboards
 	// and alerts read (the compose proxy runs without HTTPS here: see
 	// composeRun.argv).
-	d.proc = start(t, "campus dev", []string{campusBin, "dev", "--data", t.TempDir(),
-		"--listen", d.proxy, "--admin-listen", d.admin, "--mongo-listen", d.mongo,
-		"--tls", "--tls-listen", d.tls, "--https-redirect=false",
-		"--registry", "consul", "--no-seed", "--consul-check-interval", "1s",
-		"--log-format", "json"}, consulEnv(agent))
-	if err := eventually(3*time.Minute, func() error {
-		if d.proc.exited() {
-			return fmt.Errorf("campus dev exited: %v", d.proc.err)
-		}
-		resp, err := httpClient.Get("http://" + d.admin + "/healthz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("/healthz: %s", resp.Status)
-		}
-		return nil
-	}); err != nil {
-		t.Fatalf("campus dev: %v", err)
-	}
-	return d
+	dev := systemtest.DevForTest(t, systemtest.DevOptions{
+		Bin: needCampus(t),
+		Dir: t.TempDir(),
+		Env: environ(t, consulEnv(agent)),
+		Args: []string{"--tls", "--tls-listen", tlsAddr, "--https-redirect=false",
+			"--registry", "consul", "--no-seed", "--consul-check-interval", "1s"},
+		StopSignal: syscall.SIGTERM,
+	})
+	return &devSystem{Dev: dev, proxy: dev.ProxyAddr, admin: dev.AdminAddr, mongo: dev.MongoAddr, tls: tlsAddr}
 }
 
 // consulEnv is the environment of a campus command on the agent.
@@ -402,35 +390,19 @@ type devChild struct{ tenant, listen string }
 // which.
 func (d *devSystem) crashChild(t *testing.T) devChild {
 	t.Helper()
-	pid := d.proc.cmd.Process.Pid
-	entries, err := os.ReadDir("/proc")
+	pid := d.Pid()
+	kids, err := d.Children()
 	if err != nil {
 		t.Fatalf("find campus dev's children: %v", err)
 	}
-	for _, e := range entries {
-		child, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid …; comm may hold spaces.
-		rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
-		f := strings.Fields(rest)
-		if len(f) < 2 || f[1] != strconv.Itoa(pid) {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if strings.Contains(string(cmdline), "\x00app\x00") {
-			args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-			c := devChild{tenant: flagValue(args, "--tenant"), listen: flagValue(args, "--listen")}
+	for _, k := range kids {
+		if slices.Contains(k.Args, "app") {
+			c := devChild{tenant: flagValue(k.Args, "--tenant"), listen: flagValue(k.Args, "--listen")}
 			if c.tenant == "" || c.listen == "" {
-				t.Fatalf("dev child %d: no --tenant and --listen in %q", child, args)
+				t.Fatalf("dev child %d: no --tenant and --listen in %q", k.Pid, k.Args)
 			}
-			if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
-				t.Fatalf("kill dev child %d: %v", child, err)
+			if err := syscall.Kill(k.Pid, syscall.SIGKILL); err != nil {
+				t.Fatalf("kill dev child %d: %v", k.Pid, err)
 			}
 			return c
 		}
@@ -447,13 +419,13 @@ type composeRun struct {
 	consul  string
 	addrs   map[string]map[string]string // service → container port → local address
 	secrets map[string]string            // secret → local file
-	procs   map[string]*process
+	procs   map[string]*systemtest.Process
 }
 
 func newComposeRun(t *testing.T, p *types.Project, consulAddr, managementToken, mongoURI string) *composeRun {
 	t.Helper()
 	c := &composeRun{top: t, p: p, consul: consulAddr, addrs: map[string]map[string]string{},
-		secrets: map[string]string{}, procs: map[string]*process{}}
+		secrets: map[string]string{}, procs: map[string]*systemtest.Process{}}
 	for name, s := range p.Services {
 		if !isCampus(s) {
 			continue
@@ -585,12 +557,12 @@ func (c *composeRun) waitHealthy(t *testing.T, service string) {
 	waitCampusHealthy(t, c.procs[service], url)
 }
 
-func waitCampusHealthy(t *testing.T, proc *process, url string) {
+func waitCampusHealthy(t *testing.T, proc *systemtest.Process, url string) {
 	t.Helper()
 	var last result
 	err := eventually(90*time.Second, func() error {
-		if proc.exited() {
-			return fmt.Errorf("%s exited: %v", proc.name, proc.err)
+		if proc.Exited() {
+			return fmt.Errorf("%s exited: %v", proc.Name, proc.Err())
 		}
 		last = runCampus(t, []string{"healthcheck", url}, nil, 10*time.Second)
 		if last.code != 0 {
@@ -599,7 +571,7 @@ func waitCampusHealthy(t *testing.T, proc *process, url string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("%s never became healthy: %v", proc.name, err)
+		t.Fatalf("%s never became healthy: %v", proc.Name, err)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,9 +12,10 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 var (
@@ -28,26 +28,22 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
+	root, err := systemtest.RepoRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	repoRoot = root
-	dir, err := os.MkdirTemp("", "deploytest-bin-")
+	// A failed build fails the tests that need the binary (needCampus),
+	// not the static checks of the deployment files.
+	bin, err := systemtest.BuildCampus("CGO_ENABLED=0")
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	campusBin = filepath.Join(dir, "campus")
-	build := exec.Command("go", "build", "-o", campusBin, "./cmd/campus")
-	build.Dir = repoRoot
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("go build ./cmd/campus: %v\n%s", err, out)
+		buildErr = err
+	} else {
+		campusBin = bin.Path
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	bin.Remove()
 	os.Exit(code)
 }
 
@@ -205,106 +201,18 @@ func sortedKeys[V any](m map[string]V) []string {
 }
 
 // freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr(t testing.TB) string {
+func freeAddr(t testing.TB) string { return systemtest.FreeAddr(t) }
+
+// start runs argv until the test ends (SIGTERM, then SIGKILL after 10s), in
+// a fresh directory with exactly env (see environ). Its output is logged
+// when the test fails.
+func start(t *testing.T, name string, argv []string, env map[string]string) *systemtest.Process {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// process is a long-running command started by a test.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
-	err  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// start runs argv until the test ends (SIGTERM, then SIGKILL after 10s).
-// Its output is logged when the test fails.
-func start(t *testing.T, name string, argv []string, env map[string]string) *process {
-	t.Helper()
-	p := &process{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir = t.TempDir()
-	p.cmd.Env = environ(t, env)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("---- output of %s (%s) ----\n%s", name, strings.Join(argv, " "), tail(p.out.String(), 6000))
-		}
-	})
-	return p
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) stop() {
-	if p.exited() {
-		return
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
+	return systemtest.StartForTest(t, name, argv, systemtest.Options{Dir: t.TempDir(), Env: environ(t, env)})
 }
 
 // eventually polls f until it returns nil or the deadline passes, and
 // returns f's last error.
 func eventually(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return systemtest.Eventually(timeout, f)
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/campus-saas/campus/deploy/grafana"
 	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/internal/engines"
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/proxy"
 )
 
@@ -282,7 +283,7 @@ func startPrometheus(t *testing.T, p *types.Project, consulAddr string, secrets 
 	prom := engines.PrometheusForTest(t, engines.PrometheusOptions{ConfigFile: path, Listen: listen})
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("---- Prometheus log ----\n%s", tail(prom.Log(), 6000))
+			t.Logf("---- Prometheus log ----\n%s", systemtest.Tail(prom.Log(), 6000))
 		}
 	})
 	text, err := os.ReadFile(path)

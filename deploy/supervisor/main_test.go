@@ -3,7 +3,6 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
 )
@@ -430,23 +430,8 @@ func isLinux() bool {
 	return err == nil
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is a goroutine-safe bytes.Buffer (the supervisor's log).
+type syncBuffer struct{ systemtest.Buffer }
 
 // logLines returns the decoded-enough log lines whose msg is msg.
 func (b *syncBuffer) linesWith(substrs ...string) []string {

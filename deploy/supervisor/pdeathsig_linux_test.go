@@ -3,11 +3,11 @@ package supervisor
 import (
 	"context"
 	"os"
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
 )
@@ -30,21 +30,9 @@ func TestChildDiesWithKilledSupervisor(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sup := exec.Command(os.Args[0])
-	sup.Env = append(os.Environ(), envSupervisor+"="+dir)
-	out := &syncBuffer{}
-	sup.Stdout, sup.Stderr = out, out
-	if err := sup.Start(); err != nil {
-		t.Fatalf("start supervisor process: %v", err)
-	}
-	supDone := make(chan struct{})
-	go func() { sup.Wait(); close(supDone) }()
-	t.Cleanup(func() {
-		sup.Process.Kill()
-		<-supDone
-		if t.Failed() {
-			t.Logf("supervisor process output:\n%s", out)
-		}
+	sup := systemtest.StartForTest(t, "supervisor process", []string{os.Args[0]}, systemtest.Options{
+		Env:        append(os.Environ(), envSupervisor+"="+dir),
+		StopSignal: syscall.SIGKILL,
 	})
 
 	var pid int
@@ -62,9 +50,9 @@ func TestChildDiesWithKilledSupervisor(t *testing.T) {
 		}
 	})
 
-	if err := sup.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := sup.Signal(syscall.SIGKILL); err != nil {
 		t.Fatalf("kill supervisor process: %v", err)
 	}
-	<-supDone
+	<-sup.Done()
 	waitFor(t, 60*time.Second, "the orphaned child to die", func() bool { return !alive(pid) })
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/consul/api"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // ConsulOptions configures a dev agent.
@@ -40,7 +42,7 @@ type Consul struct {
 	opts  ConsulOptions
 	ports []int // http, server, serf-lan, serf-wan
 	mu    sync.Mutex
-	proc  *process // nil for an external agent
+	proc  *systemtest.Process // nil for an external agent
 }
 
 // StartConsul starts a dev agent on free loopback ports and waits until it
@@ -61,7 +63,7 @@ func StartConsul(ctx context.Context, opts ConsulOptions) (*Consul, error) {
 	c := &Consul{opts: opts}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if c.ports, err = freePorts(4); err != nil {
+		if c.ports, err = systemtest.FreePorts(4); err != nil {
 			return nil, err
 		}
 		if lastErr = c.start(ctx, bin); lastErr == nil {
@@ -98,10 +100,10 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 	defer cancel()
 	client, err := api.NewClient(&api.Config{Address: c.Addr})
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return fmt.Errorf("consul: client: %w", err)
 	}
-	err = p.waitUntil(ctx, "consul agent on "+c.Addr, func(ctx context.Context) error {
+	err = p.WaitUntil(ctx, "consul agent on "+c.Addr, func(ctx context.Context) error {
 		leader, err := client.Status().Leader()
 		if err != nil {
 			return err
@@ -112,7 +114,7 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 		return nil
 	})
 	if err == nil && c.opts.ACL && c.Token == "" {
-		err = p.waitUntil(ctx, "consul acl bootstrap on "+c.Addr, func(ctx context.Context) error {
+		err = p.WaitUntil(ctx, "consul acl bootstrap on "+c.Addr, func(ctx context.Context) error {
 			tok, _, err := client.ACL().Bootstrap()
 			if err != nil {
 				return err
@@ -126,13 +128,13 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 		// services' deregistrations to the catalog (acl.tokens.agent in
 		// production; there a token with node write, here the
 		// management token).
-		err = p.waitUntil(ctx, "consul agent token on "+c.Addr, func(ctx context.Context) error {
+		err = p.WaitUntil(ctx, "consul agent token on "+c.Addr, func(ctx context.Context) error {
 			_, err := client.Agent().UpdateAgentACLToken(c.Token, &api.WriteOptions{Token: c.Token})
 			return err
 		})
 	}
 	if err != nil {
-		p.stop()
+		p.Stop()
 		return err
 	}
 	c.mu.Lock()
@@ -164,7 +166,7 @@ func (c *Consul) Stop() {
 	c.proc = nil
 	c.mu.Unlock()
 	if p != nil {
-		p.stop()
+		p.Stop()
 	}
 }
 
@@ -175,9 +177,8 @@ func (c *Consul) Kill() {
 	p := c.proc
 	c.proc = nil
 	c.mu.Unlock()
-	if p != nil && !p.exited() {
-		p.cmd.Process.Kill()
-		<-p.done
+	if p != nil {
+		p.StopWith(os.Kill, time.Minute)
 	}
 }
 
@@ -222,7 +223,7 @@ func (c *Consul) Log() string {
 	if c.proc == nil {
 		return ""
 	}
-	return c.proc.log.String()
+	return c.proc.Output()
 }
 
 // ConsulForTest returns a dev agent for one test, stopped at its end; with

@@ -13,17 +13,15 @@ package engines
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // BinaryEnv names, per engine, the environment variable that overrides the
@@ -53,16 +51,16 @@ func Binary(name string) (string, error) {
 	if p := binPath[name]; p != "" {
 		return p, nil
 	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		return "", errors.New("engines: cannot locate build.sh")
+	root, err := systemtest.RepoRoot()
+	if err != nil {
+		return "", fmt.Errorf("engines: locate build.sh: %w", err)
 	}
-	script := filepath.Join(filepath.Dir(file), "build.sh")
+	script := filepath.Join(root, "internal", "engines", "build.sh")
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("bash", script, name)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("engines: building %s with %s: %v\n%s", name, script, err, tail(stderr.String(), 4000))
+		return "", fmt.Errorf("engines: building %s with %s: %v\n%s", name, script, err, systemtest.Tail(stderr.String(), 4000))
 	}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		if p, ok := strings.CutPrefix(line, name+"="); ok {
@@ -73,115 +71,16 @@ func Binary(name string) (string, error) {
 	return "", fmt.Errorf("engines: %s printed no %s= line:\n%s", script, name, stdout.String())
 }
 
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
-// freePorts returns n distinct loopback TCP ports that were free a moment
-// ago. Servers that fail to bind one are started again on new ports.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// process is a started engine: its command, log and exit.
-type process struct {
-	cmd  *exec.Cmd
-	log  *lockedBuffer
-	done chan struct{}
-	err  error
-}
-
-func startProcess(bin string, args []string, dir string) (*process, error) {
-	p := &process{cmd: exec.Command(bin, args...), log: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	// Only what the engine needs of ours: no tokens or secrets of the
-	// caller's environment.
-	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir}
-	setProcAttr(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
-	return p, nil
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop asks the process to end and kills it if it has not within 15 s.
-func (p *process) stop() {
-	if p.exited() {
-		return
-	}
-	p.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-p.done:
-	case <-time.After(15 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// waitUntil polls ready every 50 ms until it returns nil, the process exits,
-// or ctx ends.
-func (p *process) waitUntil(ctx context.Context, what string, ready func(context.Context) error) error {
-	var last error
-	for {
-		if last = ready(ctx); last == nil {
-			return nil
-		}
-		if p.exited() {
-			return fmt.Errorf("%s: the process exited (%v) before it was ready:\n%s", what, p.err, tail(p.log.String(), 4000))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: not ready (%v) when %v:\n%s", what, last, ctx.Err(), tail(p.log.String(), 4000))
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+// startProcess starts an engine in dir with only what it needs of our
+// environment (no tokens or secrets of the caller's), interrupted to stop
+// and killed 15 s later, and killed with the test binary (Linux).
+func startProcess(bin string, args []string, dir string) (*systemtest.Process, error) {
+	return systemtest.Start(filepath.Base(bin), append([]string{bin}, args...), systemtest.Options{
+		Dir:         dir,
+		Env:         []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "TMPDIR=" + dir},
+		StopSignal:  os.Interrupt,
+		StopTimeout: 15 * time.Second,
+	})
 }
 
 // TB is the part of testing.TB the *ForTest helpers use. It is declared

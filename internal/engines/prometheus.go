@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // PrometheusOptions configures a Prometheus server.
@@ -38,8 +40,8 @@ type Prometheus struct {
 
 	opts PrometheusOptions
 	mu   sync.Mutex
-	proc *process
-	log  *lockedBuffer // of the last start, kept after Stop
+	proc *systemtest.Process
+	log  *systemtest.Process // of the last start, kept after Stop
 }
 
 // StartPrometheus starts Prometheus with opts.ConfigFile, its TSDB in a
@@ -71,7 +73,7 @@ func StartPrometheus(ctx context.Context, opts PrometheusOptions) (*Prometheus, 
 	for attempt := 0; attempt < attempts; attempt++ {
 		p.Addr = opts.Listen
 		if p.Addr == "" {
-			ports, err := freePorts(1)
+			ports, err := systemtest.FreePorts(1)
 			if err != nil {
 				return nil, err
 			}
@@ -101,7 +103,7 @@ func (p *Prometheus) start(ctx context.Context, bin string) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	hc := &http.Client{Timeout: 5 * time.Second}
-	err = proc.waitUntil(ctx, "prometheus on "+p.Addr, func(ctx context.Context) error {
+	err = proc.WaitUntil(ctx, "prometheus on "+p.Addr, func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.Addr+"/-/ready", nil)
 		if err != nil {
 			return err
@@ -117,11 +119,11 @@ func (p *Prometheus) start(ctx context.Context, bin string) error {
 		return nil
 	})
 	if err != nil {
-		proc.stop()
+		proc.Stop()
 		return err
 	}
 	p.mu.Lock()
-	p.proc, p.log = proc, proc.log
+	p.proc, p.log = proc, proc
 	p.mu.Unlock()
 	return nil
 }
@@ -177,7 +179,7 @@ func (p *Prometheus) get(ctx context.Context, path string, query url.Values) (*a
 	}
 	var r apiResponse
 	if err := json.Unmarshal(body, &r); err != nil {
-		return nil, fmt.Errorf("%s: %s", resp.Status, tail(string(body), 500))
+		return nil, fmt.Errorf("%s: %s", resp.Status, systemtest.Tail(string(body), 500))
 	}
 	if r.Status != "success" {
 		return &r, fmt.Errorf("%s: %s: %s", resp.Status, r.ErrorType, r.Error)
@@ -296,7 +298,7 @@ func (p *Prometheus) Log() string {
 	if p.log == nil {
 		return ""
 	}
-	return p.log.String()
+	return p.log.Output()
 }
 
 // Stop stops the server.
@@ -306,6 +308,6 @@ func (p *Prometheus) Stop() {
 	p.proc = nil
 	p.mu.Unlock()
 	if proc != nil {
-		proc.stop()
+		proc.Stop()
 	}
 }

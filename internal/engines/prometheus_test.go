@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/campus-saas/campus/internal/systemtest"
 )
 
 // TestPrometheus starts the real server on a configuration that scrapes
@@ -18,7 +20,7 @@ func TestPrometheus(t *testing.T) {
 		t.Skip("starts Prometheus")
 	}
 	dir := t.TempDir()
-	ports, err := freePorts(1)
+	ports, err := systemtest.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}

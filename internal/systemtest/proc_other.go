@@ -1,6 +1,6 @@
 //go:build !linux
 
-package engines
+package systemtest
 
 import "os/exec"
 
