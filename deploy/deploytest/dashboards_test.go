@@ -174,7 +174,7 @@ func knownMetrics() map[string]bool {
 		// Scale to zero (issue 12).
 		supervisor.MetricTenants, supervisor.MetricColdStartsTotal, supervisor.MetricWakeSeconds,
 		supervisor.MetricIdleStopsTotal, supervisor.MetricLivenessRestartsTotal, supervisor.MetricStartsWaiting,
-		proxy.MetricHeldRequests, proxy.MetricWakesTotal,
+		proxy.MetricHeldRequests, proxy.MetricWakesTotal, proxy.MetricHostLookups,
 		consul.MetricWatchErrors, consul.MetricWatchReconnects, consul.MetricLastUpdate, consul.MetricLastIndex,
 		certs.MetricCertExpiry, certs.MetricACMEOrders, certs.MetricACMEErrors, certs.MetricHandshakesRefused,
 		proxy.MetricTenantState,

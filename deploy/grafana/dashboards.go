@@ -165,6 +165,9 @@ func fleet() *dashboard.DashboardBuilder {
 		WithPanel(p.series("Registry snapshot age", "s", 12,
 			"Seconds since each process last received a registry snapshot from Consul.",
 			q("time() - "+consul.MetricLastUpdate, "{{job}} {{instance}}"))).
+		WithPanel(p.series("Host lookups on a miss", "ops", 12,
+			"A request for a host the proxy's table does not route yet (or whose tenant has no healthy instance) asks Consul for that one host. routed: a new tenant or instance found before the watch delivered it; unknown/no_instance: nothing to route; limited: refused by --lookup-rate (a flood of unknown hosts); cached: a host found unroutable within the last second; error: Consul did not answer.",
+			q(fmt.Sprintf("sum by (%s) (rate(%s[$__rate_interval]))", proxy.LabelResult, proxy.MetricHostLookups), "{{result}}"))).
 		// Scale to zero and liveness (issue 12).
 		WithRow(row(&p, "Scale to zero")).
 		WithPanel(p.series("Tenants by state (supervisors)", "short", 12,
