@@ -106,6 +106,8 @@ type snapshot struct {
 	text  []byte
 	at    []int
 	posOf [numOrders][]int32 // posOf[o][i] = order[o][i].pos
+	ids   []int64            // ids[pos]: order[ordID]'s IDs, for the index's candidates
+	tri   *trigramIndex      // the search texts' trigrams (searchindex.go)
 
 	byID     map[int64]*studentDoc
 	byKey    map[string]int64 // registration number key → id (one of them when in conflict)
@@ -212,6 +214,7 @@ func (sn *snapshot) put(doc *studentDoc) {
 		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
 	}
+	sn.tri.add(doc.ID, doc.Search)
 	sn.index()
 }
 
@@ -223,6 +226,7 @@ func (sn *snapshot) replace(old, doc *studentDoc) {
 	if old.RegNoKey != doc.RegNoKey {
 		sn.removeOnly(old.ID) // the key's bookkeeping, twins included
 		sn.byID[doc.ID] = old // back, for the orders below
+		sn.tri.add(old.ID, old.Search)
 		sn.byKey[doc.RegNoKey] = doc.ID
 		for o := range numOrders { // removeOnly took it out of every order
 			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
@@ -243,6 +247,10 @@ func (sn *snapshot) replace(old, doc *studentDoc) {
 		j, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], j, doc)
 		sn.posOf[o] = slices.Insert(sn.posOf[o], j, int32(pos))
+	}
+	if old.Search != doc.Search {
+		sn.tri.remove(old.ID, old.Search)
+		sn.tri.add(doc.ID, doc.Search)
 	}
 	start, end := sn.at[pos], len(sn.text)
 	if pos+1 < len(sn.at) {
@@ -272,13 +280,15 @@ func (sn *snapshot) index() {
 	}
 	text := make([]byte, 0, size)
 	at := make([]int, len(docs))
+	ids := make([]int64, len(docs))
 	for i, doc := range docs {
 		doc.pos = i
+		ids[i] = doc.ID
 		text = append(text, '\n')
 		at[i] = len(text)
 		text = append(text, doc.Search...)
 	}
-	sn.text, sn.at = text, at
+	sn.text, sn.at, sn.ids = text, at, ids
 	sn.cmu.Lock()
 	sn.matches = nil // positions and fields changed
 	sn.cmu.Unlock()
@@ -291,8 +301,36 @@ func (sn *snapshot) index() {
 	}
 }
 
-// matching marks, by pos, the students whose search field holds every word.
+// matching marks, by pos, the students whose search field holds every
+// word: the index's candidates, checked; or, when every word is shorter
+// than a trigram, a pass over every text.
 func (sn *snapshot) matching(words []string) []uint64 {
+	ids, ok := sn.tri.candidates(words)
+	if !ok {
+		return sn.scan(words)
+	}
+	docs := sn.order[ordID]
+	bits := make([]uint64, (len(docs)+63)/64)
+	k := 0
+	for _, id := range ids { // ascending, as sn.ids: gallop from the last place
+		step := 1
+		for k+step < len(sn.ids) && sn.ids[k+step] < id {
+			step *= 2
+		}
+		i, found := slices.BinarySearch(sn.ids[k:min(k+step+1, len(sn.ids))], id)
+		k += i
+		if !found {
+			panic("read model: an indexed student missing from the order by id")
+		}
+		if matchesAll(docs[k].Search, words) {
+			bits[k/64] |= 1 << (k % 64)
+		}
+	}
+	return bits
+}
+
+// scan is matching without the index: bytes.Index over every search text.
+func (sn *snapshot) scan(words []string) []uint64 {
 	longest := words[0]
 	for _, w := range words[1:] {
 		if len(w) > len(longest) {
@@ -341,7 +379,7 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 		all = append(all, doc)
 	}
 	fresh := buildSnapshot(all, sn.seq, sn.checked)
-	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
+	sn.order, sn.text, sn.at, sn.posOf, sn.ids, sn.tri = fresh.order, fresh.text, fresh.at, fresh.posOf, fresh.ids, fresh.tri
 	sn.cmu.Lock()
 	sn.matches = nil
 	sn.cmu.Unlock()
@@ -358,6 +396,7 @@ func (sn *snapshot) removeOnly(id int64) {
 		return
 	}
 	delete(sn.byID, id)
+	sn.tri.remove(old.ID, old.Search)
 	if sn.byKey[old.RegNoKey] == id {
 		delete(sn.byKey, old.RegNoKey)
 		for _, other := range sn.byID { // a conflicting twin keeps the key
@@ -384,7 +423,12 @@ func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 	var wg sync.WaitGroup
 	for o := range numOrders {
 		sn.order[o] = slices.Clone(docs)
-		wg.Go(func() { slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) }) })
+		wg.Go(func() {
+			slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) })
+			if o == ordID {
+				sn.tri = buildTrigramIndex(sn.order[o])
+			}
+		})
 	}
 	wg.Wait()
 	sn.index()

@@ -49,6 +49,40 @@ func BenchmarkModelPage(b *testing.B) {
 	}
 }
 
+// BenchmarkModelMatch compares an uncached search's matching through the
+// trigram index with the full pass over every search text it replaced
+// (before/after), at 100,000 students: go test ./store -run '^$' -bench
+// ModelMatch -benchmem.
+func BenchmarkModelMatch(b *testing.B) {
+	first := []string{"Amina", "Kofi", "Zoë", "Wanjiru", "Chidi", "Ama", "Émile", "Thandiwe", "Juan", "Nia", "Otieno", "Fatou", "Kwame", "Lerato", "Yaw", "Aïcha"}
+	second := []string{"Otieno", "Mensah", "Ñúñez", "Kamau", "Okafor", "Owusu", "Diallo", "Nkosi", "Mwangi", "Boateng", "Achieng", "Traoré", "Banda", "Mutua", "Adeyemi", "Moyo", "Njoroge"}
+	docs := make([]*studentDoc, 100_000)
+	for i := range docs {
+		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i),
+			FirstName: first[i%len(first)], SecondName: fmt.Sprintf("%s%d", second[(i/len(first))%len(second)], i%97)})
+		docs[i] = &doc
+	}
+	start := time.Now()
+	sn := buildSnapshot(docs, 0, time.Now())
+	b.Logf("built the snapshot (index included) of %d students in %s", len(docs), time.Since(start))
+	start = time.Now()
+	buildTrigramIndex(sn.order[ordID])
+	b.Logf("built the trigram index alone in %s", time.Since(start))
+	for _, q := range []string{"amina", "zoe", "amina otieno", "u/2026/050000", "nobody here", "nunez13", "ya"} {
+		words := searchWords(q)
+		b.Run(fmt.Sprintf("index,q=%q", q), func(b *testing.B) {
+			for b.Loop() {
+				sn.matching(words)
+			}
+		})
+		b.Run(fmt.Sprintf("fullpass,q=%q", q), func(b *testing.B) {
+			for b.Loop() {
+				sn.scan(words)
+			}
+		})
+	}
+}
+
 // BenchmarkModelPut measures applying one student's write to a model of
 // 100,000 (the model's write lock is held meanwhile): go test ./store
 // -run '^$' -bench ModelPut.
