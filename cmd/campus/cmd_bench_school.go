@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +44,8 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		duration    = fs.Duration("duration", 3*time.Second, "length of each measurement")
 		concurrency = fs.Int("concurrency", 8, "concurrent closed-loop clients on the big school")
 		syncFull    = fs.Bool("sqlite-sync-full", false, "embedded database: fsync at every commit (SQLite synchronous=FULL) instead of NORMAL")
-		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of the whole run (database included) to this file")
+		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of this process (database, proxy, clients; the app too with --app-process=false) to this file")
+		appProcess  = fs.Bool("app-process", true, "run the big school's app as its own `campus app` process, as `campus dev` does (false: in this process, beside the database, the proxy and the clients)")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -99,6 +102,15 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		return err
 	}
 	defer big.close()
+	var child *appChild // the big school's app, when in its own process
+	if *appProcess {
+		big.stopApp() // the child serves it instead
+		if child, err = startAppChild(ctx, big.t, uri, e.stderr); err != nil {
+			return err
+		}
+		defer child.stop()
+		big.addr = child.addr
+	}
 	small, err := benchSchool(ctx, uri, "small"+suffix, logger)
 	if err != nil {
 		return err
@@ -123,8 +135,13 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 	go httpserve.Serve(ctx, httpserve.New(p, logger), proxyLn)
 	proxyURL := "http://" + proxyLn.Addr().String()
 
-	fmt.Fprintf(e.stdout, "campus bench school: %d students, %s, %s per measurement, %d concurrent clients, GOMAXPROCS=%d\n\n",
+	fmt.Fprintf(e.stdout, "campus bench school: %d students, %s, %s per measurement, %d concurrent clients, GOMAXPROCS=%d\n",
 		*students, backend, *duration, *concurrency, runtimeProcs())
+	if child != nil {
+		fmt.Fprintf(e.stdout, "the big school's app in its own process (`campus app`, as campus dev runs it); database, proxy, small school and clients in this one; CPU below is this process + the app's\n\n")
+	} else {
+		fmt.Fprintf(e.stdout, "everything in this process (--app-process=false): one heap, one GC, one scheduler\n\n")
+	}
 
 	// The import, as another process would do it (its own Store): the
 	// app's read model then loads the school again, timed separately.
@@ -146,19 +163,19 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 	// database included), since a busy machine stretches wall time. The
 	// browser's preview and confirmation each parse and plan; the
 	// confirmation also applies.
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0 := time.Now(), benchCPU(child)
 	rows, lines, rowErrs, err := store.ParseStudentsCSVLines(strings.NewReader(csv.String()))
 	if err != nil || len(rowErrs) > 0 {
 		return fmt.Errorf("parse the CSV: %v %v", err, rowErrs)
 	}
-	parsed, cpu1 := time.Now(), processCPU()
+	parsed, cpu1 := time.Now(), benchCPU(child)
 	plan, err := importer.PlanImport(ctx, rows, lines, nil, store.ImportAdd)
 	if err != nil || len(plan.Errors) > 0 || len(plan.New) != *students {
 		return fmt.Errorf("plan the import: %d new, %v, %v", len(plan.New), plan.Errors, err)
 	}
-	planned, cpu2 := time.Now(), processCPU()
+	planned, cpu2 := time.Now(), benchCPU(child)
 	res, err := importer.ApplyImport(ctx, plan)
-	applied, cpu3 := time.Now(), processCPU()
+	applied, cpu3 := time.Now(), benchCPU(child)
 	importer.Close(context.WithoutCancel(ctx))
 	if err != nil || res.Added != *students {
 		return fmt.Errorf("import: %d rows, %v", res.Added, err)
@@ -173,7 +190,7 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		(2*planned.Sub(start) + applied.Sub(planned)).Round(time.Millisecond))
 	// The app learns of the import from the journal and loads the school
 	// again, answering from its previous snapshot meanwhile.
-	start, cpu0 = time.Now(), processCPU()
+	start, cpu0 = time.Now(), benchCPU(child)
 	lastReg := benchRegNo(*students - 1)
 	// The results table is there only when the search finds the student.
 	polls, non200, err := waitBody(ctx, proxyURL+"/?q="+url.QueryEscape(lastReg), big.t.PrimaryHost, `id="students"`, 5*time.Minute)
@@ -181,45 +198,68 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 		return err
 	}
 	fmt.Fprintf(e.stdout, "the import visible through the app (it loads the school again, serving the previous snapshot meanwhile): %s wall, %s CPU (%d polls, %d not 200)\n\n",
-		time.Since(start).Round(time.Millisecond), (processCPU() - cpu0).Round(time.Millisecond), polls, non200)
+		time.Since(start).Round(time.Millisecond), (benchCPU(child) - cpu0).Round(time.Millisecond), polls, non200)
 	// Beside it, what a full load costs (a new process, or a model that
 	// missed the journal): a fresh Store counting the students.
 	fresh, err := openStore(ctx, uri, big.t.Database)
 	if err != nil {
 		return err
 	}
-	start, cpu0 = time.Now(), processCPU()
+	start, cpu0 = time.Now(), benchCPU(child)
 	count, err := fresh.CountStudents(ctx)
 	for tries := 0; err != nil && tries < 30 && ctx.Err() == nil; tries++ { // a request's deadline is shorter than the load
 		count, err = fresh.CountStudents(ctx)
 	}
 	fmt.Fprintf(e.stdout, "full load of the school into a new read model, for comparison: %s wall, %s CPU (%d students, %v)\n\n",
-		time.Since(start).Round(time.Millisecond), (processCPU() - cpu0).Round(time.Millisecond), count, err)
+		time.Since(start).Round(time.Millisecond), (benchCPU(child) - cpu0).Round(time.Millisecond), count, err)
 	fresh.Close(context.WithoutCancel(ctx))
 
 	lastPage := (*students + 49) / 50
 	regNo := url.QueryEscape(benchRegNo(*students / 2))
-	type scenario struct{ name, path string }
+	// A row is one path repeated (a search then hits the read model's
+	// cache of recent searches) or, "varied", a seeded set of more paths
+	// than that cache holds, each in turn: what new visitors cost.
+	type scenario struct {
+		name  string
+		paths []string
+	}
+	one := func(name, path string) scenario { return scenario{name, []string{path}} }
+	pages := func(prefix string) []string {
+		var out []string
+		for _, p := range variedPages(rand.New(rand.NewPCG(7, uint64(len(prefix)))), lastPage, benchVariety) {
+			out = append(out, fmt.Sprintf("%spage=%d", prefix, p))
+		}
+		return out
+	}
 	public := []scenario{
-		{"public /", "/"},
-		{"public page 2", "/?page=2"},
-		{fmt.Sprintf("public page %d (middle)", lastPage/2), fmt.Sprintf("/?page=%d", lastPage/2)},
-		{fmt.Sprintf("public page %d (last)", lastPage), fmt.Sprintf("/?page=%d", lastPage)},
-		{"search one word (amina)", "/?q=amina"},
-		{"search one word, accents (zoe)", "/?q=zoe"},
-		{"search two words (amina otieno)", "/?q=amina+otieno"},
-		{"search two words, deep page", "/?q=amina+otieno&page=20"},
-		{"search reg no", "/?q=" + regNo},
-		{"search no match", "/?q=nobody+here"},
+		one("public /", "/"),
+		one("public page 2", "/?page=2"),
+		one(fmt.Sprintf("public page %d (middle)", lastPage/2), fmt.Sprintf("/?page=%d", lastPage/2)),
+		one(fmt.Sprintf("public page %d (last)", lastPage), fmt.Sprintf("/?page=%d", lastPage)),
+		{"varied: public pages (256 of 1-" + strconv.Itoa(lastPage) + ")", pages("/?")},
+		one("repeated: search one word (amina)", "/?q=amina"),
+		one("repeated: search one word, accents (zoe)", "/?q=zoe"),
+		one("repeated: search two words (amina otieno)", "/?q=amina+otieno"),
+		one("repeated: search two words, deep page", "/?q=amina+otieno&page=20"),
+		one("repeated: search reg no", "/?q="+regNo),
+		one("repeated: search no match", "/?q=nobody+here"),
+	}
+	for _, v := range variedSearches(*students) {
+		public = append(public, scenario{v.name, v.paths})
 	}
 	var admin []scenario
 	for _, col := range []string{"registration_no", "first_name", "second_name"} {
 		for _, dir := range []string{"", "-"} {
-			admin = append(admin, scenario{"admin sort " + dir + col, "/admin/students/?sort=" + dir + col})
-			admin = append(admin, scenario{"admin sort " + dir + col + " page 1000", "/admin/students/?sort=" + dir + col + "&page=1000"})
+			admin = append(admin, one("admin sort "+dir+col, "/admin/students/?sort="+dir+col))
+			admin = append(admin, scenario{"admin sort " + dir + col + ", varied deep pages", pages("/admin/students/?sort=" + dir + col + "&")})
 		}
 	}
-	admin = append(admin, scenario{"admin search amina, sort -second_name", "/admin/students/?q=amina&sort=-second_name"})
+	admin = append(admin, one("repeated: admin search amina, sort -second_name", "/admin/students/?q=amina&sort=-second_name"))
+	var adminSearch []string
+	for _, p := range variedSearches(*students)[0].paths {
+		adminSearch = append(adminSearch, "/admin/students/"+p[1:]+"&sort=-second_name")
+	}
+	admin = append(admin, scenario{"varied: admin search one word, sort -second_name", adminSearch})
 	adminClient, err := big.adminClient(ctx, *concurrency)
 	if err != nil {
 		return err
@@ -242,7 +282,11 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 			wg.Go(func() {
 				nb, _ = loadgen.Run(ctx, loadgen.Config{Target: proxyURL + "/", Host: small.t.PrimaryHost, Concurrency: 1, Duration: *duration})
 			})
-			res, err := loadgen.Run(ctx, loadgen.Config{Target: proxyURL + sc.path, Host: big.t.PrimaryHost,
+			var targets []string
+			for _, p := range sc.paths {
+				targets = append(targets, proxyURL+p)
+			}
+			res, err := loadgen.Run(ctx, loadgen.Config{Targets: targets, Host: big.t.PrimaryHost,
 				Concurrency: *concurrency, Duration: *duration, Client: group.client})
 			wg.Wait()
 			if err != nil {
@@ -269,10 +313,11 @@ MONGODB_URI), one app per school, one proxy, the load generator.`)
 
 // benchTenant is one school of the bench: its store and its app.
 type benchTenant struct {
-	t     registry.Tenant
-	st    *store.Store
-	addr  string
-	close func()
+	t       registry.Tenant
+	st      *store.Store
+	addr    string
+	stopApp func() // stops the in-process app only
+	close   func()
 }
 
 func benchSchool(ctx context.Context, uri, name string, logger *slog.Logger) (*benchTenant, error) {
@@ -297,7 +342,7 @@ func benchSchool(ctx context.Context, uri, name string, logger *slog.Logger) (*b
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	go httpserve.Serve(sctx, httpserve.New(h, logger), ln)
-	return &benchTenant{t: t, st: st, addr: ln.Addr().String(), close: func() {
+	return &benchTenant{t: t, st: st, addr: ln.Addr().String(), stopApp: cancel, close: func() {
 		cancel()
 		st.Drop(context.WithoutCancel(ctx))
 		st.Close(context.WithoutCancel(ctx))
@@ -406,3 +451,7 @@ func benchRows(n int) []store.StudentInput {
 	}
 	return rows
 }
+
+// benchCPU is this process's CPU time, plus the big school's app's when
+// it runs in its own process.
+func benchCPU(child *appChild) time.Duration { return processCPU() + child.cpu() }
