@@ -378,7 +378,8 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	for _, doc := range sn.byID {
 		all = append(all, doc)
 	}
-	fresh := buildSnapshot(all, sn.seq, sn.checked)
+	fresh := buildSnapshot(all, sn.seq, sn.checked) // its own copies of the students
+	sn.byID, sn.byKey = fresh.byID, fresh.byKey
 	sn.order, sn.text, sn.at, sn.posOf, sn.ids, sn.tri = fresh.order, fresh.text, fresh.at, fresh.posOf, fresh.ids, fresh.tri
 	sn.cmu.Lock()
 	sn.matches = nil
@@ -413,7 +414,12 @@ func (sn *snapshot) removeOnly(id int64) {
 	}
 }
 
+// buildSnapshot indexes copies of docs (compactDocs: the snapshot owns
+// its students; the caller's are not used).
 func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
+	if compactStudents {
+		docs = compactDocs(docs)
+	}
 	sn := &snapshot{byID: make(map[int64]*studentDoc, len(docs)), byKey: make(map[string]int64, len(docs)),
 		seq: seq, checked: now, loadedAt: now}
 	for _, doc := range docs {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -99,5 +100,33 @@ func BenchmarkModelPut(b *testing.B) {
 		i++
 		doc := newStudentDoc(Student{ID: 50_000, RegistrationNo: "U/2026/049999", FirstName: names[i%2], SecondName: "Ñúñez"})
 		sn.put(&doc)
+	}
+}
+
+// BenchmarkSnapshotGC measures a full garbage collection while a school
+// of 100,000 students is in memory (what every GC cycle of the app must
+// mark), the students as decoded (eight objects each) and compacted
+// (compactDocs). Run each in its own process, so that neither sees the
+// other's heap: go test ./store -run '^$' -bench 'SnapshotGC/compact=false'
+// -benchtime 20x, then the same with compact=true.
+func BenchmarkSnapshotGC(b *testing.B) {
+	for _, compact := range []bool{false, true} {
+		b.Run(fmt.Sprintf("compact=%v", compact), func(b *testing.B) {
+			compactStudents = compact
+			defer func() { compactStudents = true }()
+			docs := make([]*studentDoc, 100_000)
+			for i := range docs {
+				doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i),
+					FirstName: fmt.Sprintf("Amina%d", i%89), SecondName: fmt.Sprintf("Otieno%d", i%97)})
+				docs[i] = &doc
+			}
+			sn := buildSnapshot(docs, 0, time.Now())
+			docs = nil
+			runtime.GC()
+			for b.Loop() {
+				runtime.GC()
+			}
+			runtime.KeepAlive(sn)
+		})
 	}
 }
