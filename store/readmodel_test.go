@@ -337,6 +337,9 @@ func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
 				if !slices.Equal(sn.posOf[o], fresh.posOf[o]) {
 					t.Errorf("order %d: posOf %v, want %v", o, sn.posOf[o], fresh.posOf[o])
 				}
+				if !slices.Equal(sn.rank[o], fresh.rank[o]) {
+					t.Errorf("order %d: rank %v, want %v", o, sn.rank[o], fresh.rank[o])
+				}
 				for i := range sn.order[o] {
 					if sn.order[o][i].ID != fresh.order[o][i].ID || sn.order[o][i].pos != fresh.order[o][i].pos {
 						t.Errorf("order %d place %d: id %d pos %d, want id %d pos %d", o, i, sn.order[o][i].ID, sn.order[o][i].pos,

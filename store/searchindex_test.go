@@ -146,3 +146,40 @@ func TestSearchIndexCrossTenant(t *testing.T) {
 		t.Fatalf("school B's search: %v", got)
 	}
 }
+
+// A search's page taken by sorting the matches' places (few matches, deep
+// pages) is the page taken by walking the order, in every order, both
+// ways, on every page, before and after writes.
+func TestPageByRanksMatchesWalk(t *testing.T) {
+	t.Parallel()
+	sn := buildSnapshot(indexDocs(), 0, time.Now())
+	check := func(step string) {
+		t.Helper()
+		for _, q := range indexQueries {
+			words := searchWords(q)
+			bits, total := sn.match(words)
+			if total == 0 {
+				continue
+			}
+			for _, sort := range []string{"registration_no", "-registration_no", "first_name", "-first_name", "second_name", "-second_name", "id", "-id"} {
+				ord, desc := modelOrder(sort)
+				for _, perPage := range []int{1, 3, 50} {
+					for skip := 0; skip <= int(total); skip += perPage {
+						walk := sn.pageByWalk(bits, ord, desc, skip, perPage)
+						ranks := sn.pageByRanks(bits, total, ord, desc, skip, perPage)
+						if !slices.Equal(regNos(Page{Students: walk}), regNos(Page{Students: ranks})) {
+							t.Errorf("%s: %q %s skip %d: by ranks %v, by walk %v", step, q, sort, skip,
+								regNos(Page{Students: ranks}), regNos(Page{Students: walk}))
+						}
+					}
+				}
+			}
+		}
+	}
+	check("built")
+	sn.put(mkDoc(3, "A-0", "Aaron", "Zulu")) // moves in every order
+	sn.put(mkDoc(1, "C-3", "Amina Wanjiru", "Odhiambo"))
+	sn.put(mkDoc(77, "B-77", "Kofi", "Amina"))
+	sn.remove(5)
+	check("after writes")
+}
