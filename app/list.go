@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -168,9 +169,10 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 		Title: "Students",
 		Data: struct {
 			Students []store.Student
+			Rows     template.HTML
 			Query    string
 			Pager    pager
-		}{pg.Students, p.Query, newPager(pg, p, "/")},
+		}{pg.Students, publicRows(pg.Students), p.Query, newPager(pg, p, "/")},
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -41,6 +42,7 @@ type column struct {
 
 type studentList struct {
 	Students []store.Student
+	Rows     template.HTML // adminRows (list_rows.go)
 	Query    string
 	Pager    pager
 	Columns  []column
@@ -86,7 +88,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data: studentList{Students: pg.Students, Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix()), Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
 			Export: exportURL(p.Query, true), ExportNB: exportURL(p.Query, false)},
 	})
 }

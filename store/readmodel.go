@@ -106,6 +106,9 @@ type snapshot struct {
 	text  []byte
 	at    []int
 	posOf [numOrders][]int32 // posOf[o][i] = order[o][i].pos
+	rank  [numOrders][]int32 // rank[o][pos] = i where posOf[o][i] == pos: a student's place in each order
+	ids   []int64            // ids[pos]: order[ordID]'s IDs, for the index's candidates
+	tri   *trigramIndex      // the search texts' trigrams (searchindex.go)
 
 	byID     map[int64]*studentDoc
 	byKey    map[string]int64 // registration number key → id (one of them when in conflict)
@@ -212,6 +215,7 @@ func (sn *snapshot) put(doc *studentDoc) {
 		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
 	}
+	sn.tri.add(doc.ID, doc.Search)
 	sn.index()
 }
 
@@ -223,6 +227,7 @@ func (sn *snapshot) replace(old, doc *studentDoc) {
 	if old.RegNoKey != doc.RegNoKey {
 		sn.removeOnly(old.ID) // the key's bookkeeping, twins included
 		sn.byID[doc.ID] = old // back, for the orders below
+		sn.tri.add(old.ID, old.Search)
 		sn.byKey[doc.RegNoKey] = doc.ID
 		for o := range numOrders { // removeOnly took it out of every order
 			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
@@ -243,6 +248,13 @@ func (sn *snapshot) replace(old, doc *studentDoc) {
 		j, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], j, doc)
 		sn.posOf[o] = slices.Insert(sn.posOf[o], j, int32(pos))
+		for r := min(i, j); r <= max(i, j); r++ { // the places that moved
+			sn.rank[o][sn.posOf[o][r]] = int32(r)
+		}
+	}
+	if old.Search != doc.Search {
+		sn.tri.remove(old.ID, old.Search)
+		sn.tri.add(doc.ID, doc.Search)
 	}
 	start, end := sn.at[pos], len(sn.text)
 	if pos+1 < len(sn.at) {
@@ -272,27 +284,59 @@ func (sn *snapshot) index() {
 	}
 	text := make([]byte, 0, size)
 	at := make([]int, len(docs))
+	ids := make([]int64, len(docs))
 	for i, doc := range docs {
 		doc.pos = i
+		ids[i] = doc.ID
 		text = append(text, '\n')
 		at[i] = len(text)
 		text = append(text, doc.Search...)
 	}
-	sn.text, sn.at = text, at
+	sn.text, sn.at, sn.ids = text, at, ids
 	sn.cmu.Lock()
 	sn.matches = nil // positions and fields changed
 	sn.cmu.Unlock()
 	for o := range numOrders {
 		posOf := make([]int32, len(sn.order[o]))
+		rank := make([]int32, len(sn.order[o]))
 		for i, doc := range sn.order[o] {
 			posOf[i] = int32(doc.pos)
+			rank[doc.pos] = int32(i)
 		}
-		sn.posOf[o] = posOf
+		sn.posOf[o], sn.rank[o] = posOf, rank
 	}
 }
 
-// matching marks, by pos, the students whose search field holds every word.
+// matching marks, by pos, the students whose search field holds every
+// word: the index's candidates, checked; or, when every word is shorter
+// than a trigram, a pass over every text.
 func (sn *snapshot) matching(words []string) []uint64 {
+	ids, ok := sn.tri.candidates(words)
+	if !ok {
+		return sn.scan(words)
+	}
+	docs := sn.order[ordID]
+	bits := make([]uint64, (len(docs)+63)/64)
+	k := 0
+	for _, id := range ids { // ascending, as sn.ids: gallop from the last place
+		step := 1
+		for k+step < len(sn.ids) && sn.ids[k+step] < id {
+			step *= 2
+		}
+		i, found := slices.BinarySearch(sn.ids[k:min(k+step+1, len(sn.ids))], id)
+		k += i
+		if !found {
+			panic("read model: an indexed student missing from the order by id")
+		}
+		if matchesAll(docs[k].Search, words) {
+			bits[k/64] |= 1 << (k % 64)
+		}
+	}
+	return bits
+}
+
+// scan is matching without the index: bytes.Index over every search text.
+func (sn *snapshot) scan(words []string) []uint64 {
 	longest := words[0]
 	for _, w := range words[1:] {
 		if len(w) > len(longest) {
@@ -340,8 +384,9 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	for _, doc := range sn.byID {
 		all = append(all, doc)
 	}
-	fresh := buildSnapshot(all, sn.seq, sn.checked)
-	sn.order, sn.text, sn.at, sn.posOf = fresh.order, fresh.text, fresh.at, fresh.posOf
+	fresh := buildSnapshot(all, sn.seq, sn.checked) // its own copies of the students
+	sn.byID, sn.byKey = fresh.byID, fresh.byKey
+	sn.order, sn.text, sn.at, sn.posOf, sn.rank, sn.ids, sn.tri = fresh.order, fresh.text, fresh.at, fresh.posOf, fresh.rank, fresh.ids, fresh.tri
 	sn.cmu.Lock()
 	sn.matches = nil
 	sn.cmu.Unlock()
@@ -358,6 +403,7 @@ func (sn *snapshot) removeOnly(id int64) {
 		return
 	}
 	delete(sn.byID, id)
+	sn.tri.remove(old.ID, old.Search)
 	if sn.byKey[old.RegNoKey] == id {
 		delete(sn.byKey, old.RegNoKey)
 		for _, other := range sn.byID { // a conflicting twin keeps the key
@@ -374,7 +420,12 @@ func (sn *snapshot) removeOnly(id int64) {
 	}
 }
 
+// buildSnapshot indexes copies of docs (compactDocs: the snapshot owns
+// its students; the caller's are not used).
 func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
+	if compactStudents {
+		docs = compactDocs(docs)
+	}
 	sn := &snapshot{byID: make(map[int64]*studentDoc, len(docs)), byKey: make(map[string]int64, len(docs)),
 		seq: seq, checked: now, loadedAt: now}
 	for _, doc := range docs {
@@ -384,7 +435,12 @@ func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 	var wg sync.WaitGroup
 	for o := range numOrders {
 		sn.order[o] = slices.Clone(docs)
-		wg.Go(func() { slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) }) })
+		wg.Go(func() {
+			slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) })
+			if o == ordID {
+				sn.tri = buildTrigramIndex(sn.order[o])
+			}
+		})
 	}
 	wg.Wait()
 	sn.index()
@@ -814,32 +870,73 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		}
 		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
 	}
-	// Searching: mark the matches, then walk the order's positions (one
-	// int32 array, no pointer chasing) twice: count, then take the page.
 	bits, total := sn.match(words)
-	posOf := sn.posOf[ord]
-	hit := func(i int) bool {
-		if desc {
-			i = len(posOf) - 1 - i
-		}
-		p := posOf[i]
-		return bits[p/64]&(1<<(p%64)) != 0
-	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
 	skip := (page - 1) * perPage
+	var students []Student
+	switch {
+	case total == 0:
+		students = []Student{}
+	case byRanks(total, skip+perPage, len(all)):
+		students = sn.pageByRanks(bits, total, ord, desc, skip, perPage)
+	default:
+		students = sn.pageByWalk(bits, ord, desc, skip, perPage)
+	}
+	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+}
+
+// byRanks reports whether a page of a search is cheaper to take by
+// sorting the matches' places (total·log total) than by walking the order
+// until need matches are passed (need·n/total places, on average): few
+// matches, or a deep page.
+func byRanks(total int64, need, n int) bool {
+	return total*int64(bits.Len64(uint64(total))+1) < int64(need)*int64(n)/total
+}
+
+// pageByWalk walks the order's positions (one int32 array, no pointer
+// chasing) and takes the page's matches.
+func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage int) []Student {
+	all, posOf := sn.order[ord], sn.posOf[ord]
 	students := make([]Student, 0, perPage)
-	for i := 0; i < len(posOf) && len(students) < perPage; i++ {
-		if !hit(i) {
+	for k := 0; k < len(posOf) && len(students) < perPage; k++ {
+		i := k
+		if desc {
+			i = len(posOf) - 1 - k
+		}
+		p := posOf[i]
+		if bits[p/64]&(1<<(p%64)) == 0 {
 			continue
 		}
 		if skip > 0 {
 			skip--
 			continue
 		}
-		students = append(students, at(i).Student)
+		students = append(students, all[i].Student)
 	}
-	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+	return students
+}
+
+// pageByRanks sorts the matches' places in the order and takes the page.
+func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, skip, perPage int) []Student {
+	all, rank := sn.order[ord], sn.rank[ord]
+	ranks := make([]int32, 0, total)
+	for w, word := range set {
+		for word != 0 {
+			ranks = append(ranks, rank[w*64+bits.TrailingZeros64(word)])
+			word &= word - 1
+		}
+	}
+	slices.Sort(ranks)
+	students := make([]Student, 0, perPage)
+	for k := skip; k < len(ranks) && len(students) < perPage; k++ {
+		r := ranks[k]
+		if desc {
+			r = ranks[len(ranks)-1-k]
+		}
+		students = append(students, all[r].Student)
+	}
+	return students
 }
 
 func bitCount(w uint64) int { return bits.OnesCount64(w) }

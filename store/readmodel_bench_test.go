@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -49,6 +50,40 @@ func BenchmarkModelPage(b *testing.B) {
 	}
 }
 
+// BenchmarkModelMatch compares an uncached search's matching through the
+// trigram index with the full pass over every search text it replaced
+// (before/after), at 100,000 students: go test ./store -run '^$' -bench
+// ModelMatch -benchmem.
+func BenchmarkModelMatch(b *testing.B) {
+	first := []string{"Amina", "Kofi", "Zoë", "Wanjiru", "Chidi", "Ama", "Émile", "Thandiwe", "Juan", "Nia", "Otieno", "Fatou", "Kwame", "Lerato", "Yaw", "Aïcha"}
+	second := []string{"Otieno", "Mensah", "Ñúñez", "Kamau", "Okafor", "Owusu", "Diallo", "Nkosi", "Mwangi", "Boateng", "Achieng", "Traoré", "Banda", "Mutua", "Adeyemi", "Moyo", "Njoroge"}
+	docs := make([]*studentDoc, 100_000)
+	for i := range docs {
+		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i),
+			FirstName: first[i%len(first)], SecondName: fmt.Sprintf("%s%d", second[(i/len(first))%len(second)], i%97)})
+		docs[i] = &doc
+	}
+	start := time.Now()
+	sn := buildSnapshot(docs, 0, time.Now())
+	b.Logf("built the snapshot (index included) of %d students in %s", len(docs), time.Since(start))
+	start = time.Now()
+	buildTrigramIndex(sn.order[ordID])
+	b.Logf("built the trigram index alone in %s", time.Since(start))
+	for _, q := range []string{"amina", "zoe", "amina otieno", "u/2026/050000", "nobody here", "nunez13", "ya", "u/2026"} {
+		words := searchWords(q)
+		b.Run(fmt.Sprintf("index,q=%q", q), func(b *testing.B) {
+			for b.Loop() {
+				sn.matching(words)
+			}
+		})
+		b.Run(fmt.Sprintf("fullpass,q=%q", q), func(b *testing.B) {
+			for b.Loop() {
+				sn.scan(words)
+			}
+		})
+	}
+}
+
 // BenchmarkModelPut measures applying one student's write to a model of
 // 100,000 (the model's write lock is held meanwhile): go test ./store
 // -run '^$' -bench ModelPut.
@@ -65,5 +100,33 @@ func BenchmarkModelPut(b *testing.B) {
 		i++
 		doc := newStudentDoc(Student{ID: 50_000, RegistrationNo: "U/2026/049999", FirstName: names[i%2], SecondName: "Ñúñez"})
 		sn.put(&doc)
+	}
+}
+
+// BenchmarkSnapshotGC measures a full garbage collection while a school
+// of 100,000 students is in memory (what every GC cycle of the app must
+// mark), the students as decoded (eight objects each) and compacted
+// (compactDocs). Run each in its own process, so that neither sees the
+// other's heap: go test ./store -run '^$' -bench 'SnapshotGC/compact=false'
+// -benchtime 20x, then the same with compact=true.
+func BenchmarkSnapshotGC(b *testing.B) {
+	for _, compact := range []bool{false, true} {
+		b.Run(fmt.Sprintf("compact=%v", compact), func(b *testing.B) {
+			compactStudents = compact
+			defer func() { compactStudents = true }()
+			docs := make([]*studentDoc, 100_000)
+			for i := range docs {
+				doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("U/2026/%06d", i),
+					FirstName: fmt.Sprintf("Amina%d", i%89), SecondName: fmt.Sprintf("Otieno%d", i%97)})
+				docs[i] = &doc
+			}
+			sn := buildSnapshot(docs, 0, time.Now())
+			docs = nil
+			runtime.GC()
+			for b.Loop() {
+				runtime.GC()
+			}
+			runtime.KeepAlive(sn)
+		})
 	}
 }

@@ -33,6 +33,7 @@ const (
 // Config describes one load run.
 type Config struct {
 	Target      string        // URL to GET; its host must be loopback (127.0.0.0/8, ::1, localhost, *.localhost)
+	Targets     []string      // if set, instead of Target: each request GETs the next of these, in turn (each checked as Target)
 	Host        string        // Host header to send instead of the URL's (e.g. nairobi.school.localhost)
 	Concurrency int           // workers, each with one request in flight (default 8, at most 1024)
 	Duration    time.Duration // stop after this long (default 5s, at most 10m)
@@ -58,8 +59,14 @@ type Result struct {
 // short when Duration ends are not counted. If ctx ends first, Run returns
 // what it measured so far with ctx's error.
 func Run(ctx context.Context, cfg Config) (Result, error) {
-	if err := checkTarget(cfg.Target); err != nil {
-		return Result{}, err
+	targets := cfg.Targets
+	if len(targets) == 0 {
+		targets = []string{cfg.Target}
+	}
+	for _, t := range targets {
+		if err := checkTarget(t); err != nil {
+			return Result{}, err
+		}
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
@@ -93,8 +100,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range workers {
 		w := &workers[i]
 		wg.Go(func() {
-			for claimed.Add(1) <= int64(cfg.MaxRequests) && runCtx.Err() == nil {
-				w.do(runCtx, client, cfg)
+			for n := claimed.Add(1); n <= int64(cfg.MaxRequests) && runCtx.Err() == nil; n = claimed.Add(1) {
+				w.do(runCtx, client, cfg, targets[(n-1)%int64(len(targets))])
 			}
 		})
 	}
@@ -127,8 +134,8 @@ type worker struct {
 	latencies                []time.Duration
 }
 
-func (w *worker) do(ctx context.Context, client *http.Client, cfg Config) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.Target, nil)
+func (w *worker) do(ctx context.Context, client *http.Client, cfg Config, target string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		w.requests++
 		w.errors++

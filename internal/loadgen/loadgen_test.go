@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,6 +42,30 @@ func TestRun(t *testing.T) {
 	}
 	if !(0 < res.P50 && res.P50 <= res.P90 && res.P90 <= res.P99 && res.P99 <= res.Max) || res.RPS <= 0 {
 		t.Errorf("latencies out of order or missing: %+v", res)
+	}
+}
+
+// Targets are sent in turn, each as often as the others; one that is
+// not loopback refuses the whole run.
+func TestRunTargetsInTurn(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.RequestURI()]++
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	targets := []string{srv.URL + "/?q=a", srv.URL + "/?q=b", srv.URL + "/?page=3"}
+	res, err := Run(context.Background(), Config{Targets: targets, Concurrency: 3, Duration: time.Minute, MaxRequests: 90})
+	if err != nil || res.Requests != 90 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if len(seen) != 3 || seen["/?q=a"] != 30 || seen["/?q=b"] != 30 || seen["/?page=3"] != 30 {
+		t.Errorf("requests per target %v, want 30 each", seen)
+	}
+	if _, err := Run(context.Background(), Config{Targets: append(targets, "http://example.com/"), MaxRequests: 1}); err == nil {
+		t.Error("a non-loopback target among others was accepted")
 	}
 }
 

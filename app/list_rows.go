@@ -1,0 +1,73 @@
+package app
+
+import (
+	"html/template"
+	"strconv"
+	"strings"
+
+	"github.com/campus-saas/campus/store"
+)
+
+// The rows of the student lists (50 a page, the hot path of a big school)
+// are written here rather than by a {{range}} in the template: there,
+// every field of every row costs reflection (a field look-up by name and
+// a call of html/template's escaper through reflect.Value.Call), the
+// largest share of a list request's CPU in the profile of `campus bench
+// school`. The output is byte for byte what the templates wrote
+// (TestListRowsAsTemplates renders both): every value goes through
+// htmlEscape, which is html/template's own escaping for text and quoted
+// attributes; the only value in a URL is the back suffix, which
+// url.Values.Encode made of URL-safe characters already.
+
+// htmlEscape is html/template's escaping of text and of quoted attribute
+// values (its htmlReplacementTable).
+var htmlEscape = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;")
+
+// publicRows are the rows of the public register's table.
+func publicRows(students []store.Student) template.HTML {
+	var b strings.Builder
+	b.Grow(len(students) * 120)
+	for _, st := range students {
+		b.WriteString("\n    <tr>\n      <td class=\"regno\">")
+		htmlEscape.WriteString(&b, st.RegistrationNo)
+		b.WriteString("</td>\n      <td>")
+		htmlEscape.WriteString(&b, st.FirstName)
+		b.WriteString("</td>\n      <td>")
+		htmlEscape.WriteString(&b, st.SecondName)
+		b.WriteString("</td>\n    </tr>")
+	}
+	return template.HTML(b.String())
+}
+
+// adminRows are the rows of the admin list's table; suffix is the back
+// link's (backLink.Suffix).
+func adminRows(students []store.Student, suffix string) template.HTML {
+	var b strings.Builder
+	b.Grow(len(students) * 420)
+	suffix = htmlEscape.Replace(suffix)
+	for _, st := range students {
+		id := strconv.FormatInt(st.ID, 10)
+		b.WriteString("\n    <tr>\n      <td><input class=\"form-check-input row-select\" type=\"checkbox\" name=\"ids\" value=\"")
+		b.WriteString(id)
+		b.WriteString("\" id=\"select-")
+		b.WriteString(id)
+		b.WriteString("\"\n                 aria-label=\"Select ")
+		htmlEscape.WriteString(&b, st.FirstName)
+		b.WriteString(" ")
+		htmlEscape.WriteString(&b, st.SecondName)
+		b.WriteString(" (")
+		htmlEscape.WriteString(&b, st.RegistrationNo)
+		b.WriteString(")\"></td>\n      <th scope=\"row\"><a href=\"/admin/students/")
+		b.WriteString(id)
+		b.WriteString("/change/")
+		b.WriteString(suffix)
+		b.WriteString("\">")
+		htmlEscape.WriteString(&b, st.RegistrationNo)
+		b.WriteString("</a></th>\n      <td>")
+		htmlEscape.WriteString(&b, st.FirstName)
+		b.WriteString("</td>\n      <td>")
+		htmlEscape.WriteString(&b, st.SecondName)
+		b.WriteString("</td>\n    </tr>")
+	}
+	return template.HTML(b.String())
+}

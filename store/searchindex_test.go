@@ -1,0 +1,185 @@
+package store
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+)
+
+// indexQueries are searches that exercise the index: accents, several
+// words, registration numbers, words shorter than a trigram (alone and
+// beside long ones), words whose trigrams occur only apart, no match.
+var indexQueries = []string{
+	"amina", "amin", "zoe", "zoë", "ZOE", "nunez", "Ñúñez", "amina otieno", "otieno amina", "kofi mensah",
+	"c-3", "C-3", "a-1", "u/2026/000042", "u/2026/00004", "e", "zo", "z z", "a mensah", "e emile",
+	"aminaodh", "minami", "otieno amina zulu", "nobody", "nobody here", "é", "ø", "ßa", "od am",
+}
+
+func mkDoc(id int64, reg, first, second string) *studentDoc {
+	doc := newStudentDoc(Student{ID: id, RegistrationNo: reg, FirstName: first, SecondName: second})
+	return &doc
+}
+
+func indexDocs() []*studentDoc {
+	docs := []*studentDoc{mkDoc(1, "C-3", "Amina", "Odhiambo"), mkDoc(2, "A-1", "Kofi", "Mensah"), mkDoc(3, "B-2", "Zoë", "Zulu"),
+		mkDoc(4, "E-5", "Zanele", "Amin"), mkDoc(5, "D-4", "Kofi", "Boateng"), mkDoc(6, "F-6", "Zoë", "Ñúñez"),
+		mkDoc(7, "G-7", "Émile", "Otieno"), mkDoc(8, "H-8", "Mina", "Ami"), mkDoc(9, "I-9", "Ø", "Straße"), mkDoc(10, "J-10", "Z", "Z")}
+	for i := range 40 {
+		docs = append(docs, mkDoc(int64(11+i), fmt.Sprintf("U/2026/%06d", 40+i), []string{"Amina", "Kofi", "Zoë", "Émile"}[i%4],
+			[]string{"Otieno", "Mensah", "Ñúñez"}[i%3]))
+	}
+	return docs
+}
+
+// checkIndex fails unless every query's matches through the index are
+// those of the full pass, and the index is what a fresh build gives.
+func checkIndex(t *testing.T, step string, sn *snapshot) {
+	t.Helper()
+	for _, q := range indexQueries {
+		words := searchWords(q)
+		if got, want := sn.matching(words), sn.scan(words); !slices.Equal(got, want) {
+			t.Errorf("%s: %q: index %b, full pass %b", step, q, got, want)
+		}
+	}
+	fresh := buildTrigramIndex(sn.order[ordID])
+	if !maps.EqualFunc(sn.tri.post, fresh.post, slices.Equal) {
+		t.Errorf("%s: the index kept up to date differs from a fresh build", step)
+	}
+	if !slices.Equal(sn.ids, fresh0IDs(sn)) {
+		t.Errorf("%s: ids %v, want the order by id", step, sn.ids)
+	}
+}
+
+func fresh0IDs(sn *snapshot) []int64 {
+	var ids []int64
+	for _, doc := range sn.order[ordID] {
+		ids = append(ids, doc.ID)
+	}
+	return ids
+}
+
+// The index gives exactly the full pass's matches, built and then kept up
+// to date by updates (same length, other length, new registration
+// number), creates (last and in the middle), deletes and bulk puts.
+func TestTrigramIndexMatchesFullPass(t *testing.T) {
+	t.Parallel()
+	sn := buildSnapshot(indexDocs(), 0, time.Now())
+	checkIndex(t, "built", sn)
+	for _, step := range []struct {
+		name  string
+		apply func()
+	}{
+		{"update, same length", func() { sn.put(mkDoc(1, "C-3", "Amine", "Odhiambo")) }},
+		{"update, other text", func() { sn.put(mkDoc(2, "A-1", "Zoë Wanjiru", "Ñúñez")) }},
+		{"update, new registration number", func() { sn.put(mkDoc(3, "Z-99", "Amina", "Otieno")) }},
+		{"update to short names", func() { sn.put(mkDoc(4, "E", "a", "z")) }},
+		{"create, last", func() { sn.put(mkDoc(100, "K-100", "Minami", "Aminaodh")) }},
+		{"create, middle", func() { sn.put(mkDoc(55, "K-55", "Kofi", "Amina")) }},
+		{"delete", func() { sn.remove(7) }},
+		{"delete, last", func() { sn.remove(100) }},
+		{"delete, missing", func() { sn.remove(12345) }},
+		{"bulk put", func() {
+			var docs []*studentDoc
+			for i := range 600 {
+				docs = append(docs, mkDoc(int64(1000+i), fmt.Sprintf("V-%d", i), "Nia", fmt.Sprintf("Kamau%d", i)))
+			}
+			docs = append(docs, mkDoc(5, "D-4", "Kofi", "Otieno")) // an update among them
+			sn.putMany(docs)
+		}},
+		{"after the bulk put, update", func() { sn.put(mkDoc(1001, "V-1", "Zoë", "Kamau1")) }},
+		{"after the bulk put, delete", func() { sn.remove(1002) }},
+	} {
+		step.apply()
+		checkIndex(t, step.name, sn)
+	}
+}
+
+// Two schools' indexes are their own, even for the same student IDs (each
+// database numbers its students from 1): a search in one school never
+// finds the other's students, before or after writes to either.
+func TestSearchIndexCrossTenant(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := newStore(t, Options{ReadModel: ReadModelOn})
+	b := newStore(t, Options{ReadModel: ReadModelOn})
+	sa := mustCreate(t, a, "A-1", "Amina", "Otieno")
+	mustCreate(t, b, "B-1", "Kofi", "Mensah")
+	search := func(s *Store, q string) []string {
+		t.Helper()
+		pg, err := s.ListStudents(ctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+	check := func(step string) {
+		t.Helper()
+		for _, q := range []string{"amina", "otieno", "amina otieno", "a-1", "zoe", "nunez", "kofi", "mensah", "b-1", "a", "1"} {
+			for _, got := range search(a, q) {
+				if got[0] != 'A' {
+					t.Errorf("%s: school A's search %q found %s", step, q, got)
+				}
+			}
+			for _, got := range search(b, q) {
+				if got[0] != 'B' {
+					t.Errorf("%s: school B's search %q found %s", step, q, got)
+				}
+			}
+		}
+	}
+	check("loaded")
+	if got := search(a, "amina"); !slices.Equal(got, []string{"A-1"}) {
+		t.Fatalf("school A's own search: %v", got)
+	}
+	if _, err := a.UpdateStudent(ctx, sa.ID, StudentInput{"A-1", "Zoë", "Ñúñez"}); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, a, "A-2", "Kofi", "Mensah")
+	mustCreate(t, b, "B-2", "Amina", "Zulu")
+	check("after writes")
+	if got := search(a, "nunez zoe"); !slices.Equal(got, []string{"A-1"}) {
+		t.Fatalf("school A's search after the update: %v", got)
+	}
+	if got := search(b, "kofi"); !slices.Equal(got, []string{"B-1"}) {
+		t.Fatalf("school B's search: %v", got)
+	}
+}
+
+// A search's page taken by sorting the matches' places (few matches, deep
+// pages) is the page taken by walking the order, in every order, both
+// ways, on every page, before and after writes.
+func TestPageByRanksMatchesWalk(t *testing.T) {
+	t.Parallel()
+	sn := buildSnapshot(indexDocs(), 0, time.Now())
+	check := func(step string) {
+		t.Helper()
+		for _, q := range indexQueries {
+			words := searchWords(q)
+			bits, total := sn.match(words)
+			if total == 0 {
+				continue
+			}
+			for _, sort := range []string{"registration_no", "-registration_no", "first_name", "-first_name", "second_name", "-second_name", "id", "-id"} {
+				ord, desc := modelOrder(sort)
+				for _, perPage := range []int{1, 3, 50} {
+					for skip := 0; skip <= int(total); skip += perPage {
+						walk := sn.pageByWalk(bits, ord, desc, skip, perPage)
+						ranks := sn.pageByRanks(bits, total, ord, desc, skip, perPage)
+						if !slices.Equal(regNos(Page{Students: walk}), regNos(Page{Students: ranks})) {
+							t.Errorf("%s: %q %s skip %d: by ranks %v, by walk %v", step, q, sort, skip,
+								regNos(Page{Students: ranks}), regNos(Page{Students: walk}))
+						}
+					}
+				}
+			}
+		}
+	}
+	check("built")
+	sn.put(mkDoc(3, "A-0", "Aaron", "Zulu")) // moves in every order
+	sn.put(mkDoc(1, "C-3", "Amina Wanjiru", "Odhiambo"))
+	sn.put(mkDoc(77, "B-77", "Kofi", "Amina"))
+	sn.remove(5)
+	check("after writes")
+}
