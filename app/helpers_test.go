@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/campus-saas/campus/internal/mongotest"
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
 )
@@ -52,22 +53,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 // syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = systemtest.Buffer
 
 // env is one tenant's app over its own fresh database, served on
 // 127.0.0.1 by httptest.

@@ -72,13 +72,7 @@ func TestLookupRoutesBeforeTheWatch(t *testing.T) {
 	get, _ := lookupProxy(t, r, 10)
 	ctx := ctxT(t, time.Minute)
 	tn := tenant(t, "early")
-	if _, err := writer.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
-	app := fakeApp(t, "app of early", true)
-	if err := writer.RegisterInstance(ctx, registry.Instance{ID: "early-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
-		t.Fatal(err)
-	}
+	createServing(ctx, t, writer, tn, "")
 	for i := range 20 {
 		if code, body := get(tn.PrimaryHost); code != http.StatusOK || body != "app of early" {
 			t.Fatalf("request %d for %s: %d %q, want 200 from its app", i+1, tn.PrimaryHost, code, body)
@@ -96,13 +90,7 @@ func TestLookupDoesNotOutliveNewerData(t *testing.T) {
 	get, _ := lookupProxy(t, r, 10)
 	ctx := ctxT(t, time.Minute)
 	tn := tenant(t, "pinned")
-	if _, err := writer.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
-	app := fakeApp(t, "app of pinned", true)
-	if err := writer.RegisterInstance(ctx, registry.Instance{ID: "pinned-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
-		t.Fatal(err)
-	}
+	createServing(ctx, t, writer, tn, "")
 	until := time.Now().Add(3 * time.Second) // several watcher answers
 	for n := 1; time.Now().Before(until); n++ {
 		if code, body := get(tn.PrimaryHost); code != http.StatusOK || body != "app of pinned" {
@@ -110,7 +98,7 @@ func TestLookupDoesNotOutliveNewerData(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := writer.DeregisterInstance(ctx, "pinned-1"); err != nil {
+	if err := writer.DeregisterInstance(ctx, tn.Name+"-1"); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the deregistered instance to leave the route", func() bool {
@@ -248,13 +236,7 @@ func TestLookupHostMoved(t *testing.T) {
 	const shared = "moving.school.localhost"
 	a, b := tenant(t, "mv-a", "mv-a.school.localhost", shared), tenant(t, "mv-b")
 	for _, tn := range []registry.Tenant{a, b} {
-		if _, err := writer.CreateTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-		app := fakeApp(t, "app of "+tn.Name, true)
-		if err := writer.RegisterInstance(ctx, registry.Instance{ID: tn.Name + "-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
-			t.Fatal(err)
-		}
+		createServing(ctx, t, writer, tn, "")
 	}
 	waitUntil(t, shared+" routed to A", func() bool { _, body := get(shared); return body == "app of mv-a" })
 	if _, err := writer.RemoveHost(ctx, a.Name, shared); err != nil {
@@ -311,13 +293,7 @@ func TestLookupFlood(t *testing.T) {
 	r := mustNew(t, cfg)
 	ctx := ctxT(t, time.Minute)
 	tn := tenant(t, "flooded")
-	if _, err := writer.CreateTenant(ctx, tn); err != nil {
-		t.Fatal(err)
-	}
-	app := fakeApp(t, "app of flooded", true)
-	if err := writer.RegisterInstance(ctx, registry.Instance{ID: "flooded-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
-		t.Fatal(err)
-	}
+	createServing(ctx, t, writer, tn, "")
 	get, metrics := lookupProxy(t, r, perSecond)
 	waitUntil(t, "the tenant routed", func() bool { code, _ := get(tn.PrimaryHost); return code == http.StatusOK })
 	routes := metricValue(t, metrics, proxy.MetricRoutes, "")
@@ -413,5 +389,21 @@ func TestLookupOncePerHost(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), reads, allowed, metricValue(t, metrics, proxy.MetricHostLookups, proxy.LookupCached))
 	if reads < 1 || reads > allowed {
 		t.Errorf("%d lookups for one host, want 1 to %d", reads, allowed)
+	}
+}
+
+// createServing creates tn through writer and registers one healthy
+// instance of it, an app that answers body ("app of NAME" when "").
+func createServing(ctx context.Context, t *testing.T, writer registry.Registry, tn registry.Tenant, body string) {
+	t.Helper()
+	if _, err := writer.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	if body == "" {
+		body = "app of " + tn.Name
+	}
+	app := fakeApp(t, body, true)
+	if err := writer.RegisterInstance(ctx, registry.Instance{ID: tn.Name + "-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
+		t.Fatal(err)
 	}
 }
