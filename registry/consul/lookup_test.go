@@ -34,9 +34,18 @@ func frozen(c *consul.Config) { c.MaxQueryRate = 0.001 }
 // proxy's metrics.
 func lookupProxy(t *testing.T, r *consul.Registry, perSecond float64) (func(host string) (int, string), *prometheus.Registry) {
 	t.Helper()
+	return frontProxy(t, r, proxy.Config{Lookup: r, LookupRate: perSecond})
+}
+
+// frontProxy runs a proxy over r with cfg (no hold, its own metrics,
+// logs discarded) until the test ends, and returns a GET of / on a host
+// through it (safe from any goroutine) and the proxy's metrics. It returns
+// once the proxy has its first table.
+func frontProxy(t *testing.T, r registry.Registry, cfg proxy.Config) (func(host string) (int, string), *prometheus.Registry) {
+	t.Helper()
 	metrics := prometheus.NewRegistry()
-	p, err := proxy.New(proxy.Config{Logger: slog.New(slog.DiscardHandler), HoldTimeout: -1,
-		Registerer: metrics, Lookup: r, LookupRate: perSecond})
+	cfg.Logger, cfg.HoldTimeout, cfg.Registerer = slog.New(slog.DiscardHandler), -1, metrics
+	p, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package consul_test
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -33,31 +32,13 @@ func fakeApp(t *testing.T, name string, ready bool) *httptest.Server {
 
 func addrOf(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// routedProxy runs a proxy over r (no hold: no instance is a 503 at once)
-// and returns a function that GETs / on a host through it.
+// routedProxy runs a proxy over r without lookups (no hold: no instance
+// is a 503 at once) and returns a function that GETs / on a host through
+// it.
 func routedProxy(t *testing.T, r registry.Registry) func(host string) (int, string) {
 	t.Helper()
-	p, err := proxy.New(proxy.Config{Logger: slog.New(slog.DiscardHandler), HoldTimeout: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Run(ctx, r) }()
-	t.Cleanup(func() { cancel(); <-done })
-	front := httptest.NewServer(p)
-	t.Cleanup(front.Close)
-	return func(host string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
-		req.Host = host
-		resp, err := front.Client().Do(req)
-		if err != nil {
-			t.Fatalf("GET %s through the proxy: %v", host, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get, _ := frontProxy(t, r, proxy.Config{})
+	return get
 }
 
 func instanceIs(id string, healthy bool) func(registry.Snapshot) bool {
