@@ -68,32 +68,18 @@ func TestUpstreamStaleIdleConnection(t *testing.T) {
 // connection; the extra bytes never become the answer to the next
 // request.
 func TestUpstreamExtraBytesNotForwarded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	addr := rawApp(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
-						"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
-				}
-			}()
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"+
+				"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
 		}
-	}()
+	})
 	tp := newTestProxy(t, Config{})
-	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: ln.Addr().String(), Healthy: true})
+	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: addr, Healthy: true})
 	for i := range 5 {
 		if r := tp.do(t, request{host: host}); r.status != 200 || r.body != "ok" {
 			t.Fatalf("request %d: %d %q, want 200 \"ok\"", i, r.status, r.body)
@@ -128,35 +114,21 @@ func TestUpstreamPoolsPerInstance(t *testing.T) {
 // connection after its response was complete (while it is idle) are
 // never taken for the answer to the next request.
 func TestUpstreamLateExtraBytesNotForwarded(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	sent := make(chan struct{}, 10)
-	go func() {
+	addr := rawApp(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := http.ReadRequest(br); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-					time.Sleep(50 * time.Millisecond) // the proxy has finished with the response
-					fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
-					sent <- struct{}{}
-				}
-			}()
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			time.Sleep(50 * time.Millisecond) // the proxy has finished with the response
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+			sent <- struct{}{}
 		}
-	}()
+	})
 	tp := newTestProxy(t, Config{})
-	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: ln.Addr().String(), Healthy: true})
+	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: addr, Healthy: true})
 	for i := range 3 {
 		if r := tp.do(t, request{host: host}); r.status != 200 || r.body != "ok" {
 			t.Fatalf("request %d: %d %q, want 200 \"ok\"", i, r.status, r.body)
@@ -168,6 +140,30 @@ func TestUpstreamLateExtraBytesNotForwarded(t *testing.T) {
 // TestUpstreamHugeHeadersRefused: an app whose response headers never end
 // gets the client a 502, not a proxy that reads them forever.
 func TestUpstreamHugeHeadersRefused(t *testing.T) {
+	addr := rawApp(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Filler: " + strings.Repeat("x", 1000) + "\r\n"
+		for range 3000 { // 3 MB of headers
+			if _, err := fmt.Fprint(c, line); err != nil {
+				return
+			}
+		}
+	})
+	tp := newTestProxy(t, Config{})
+	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: addr, Healthy: true})
+	if r := tp.do(t, request{host: host}); r.status != http.StatusBadGateway {
+		t.Fatalf("status %d, want 502", r.status)
+	}
+}
+
+// rawApp is an app written at the byte level, for answers no well-behaved
+// server sends: serve gets each accepted connection, closed after it
+// returns. It returns the app's address.
+func rawApp(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -181,22 +177,9 @@ func TestUpstreamHugeHeadersRefused(t *testing.T) {
 			}
 			go func() {
 				defer c.Close()
-				if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
-					return
-				}
-				fmt.Fprint(c, "HTTP/1.1 200 OK\r\n")
-				line := "X-Filler: " + strings.Repeat("x", 1000) + "\r\n"
-				for range 3000 { // 3 MB of headers
-					if _, err := fmt.Fprint(c, line); err != nil {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
-	tp := newTestProxy(t, Config{})
-	host := oneTenant(t, tp, "lagos", registry.Instance{ID: "l1", Tenant: "lagos", Addr: ln.Addr().String(), Healthy: true})
-	if r := tp.do(t, request{host: host}); r.status != http.StatusBadGateway {
-		t.Fatalf("status %d, want 502", r.status)
-	}
+	return ln.Addr().String()
 }
