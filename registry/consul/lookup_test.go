@@ -294,12 +294,7 @@ func (c *hostCounter) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestLookupFlood(t *testing.T) {
 	const perSecond = 5
 	sp, writer, _ := newReal(t)
-	counter := &hostCounter{base: http.DefaultTransport, prefix: sp.prefix}
-	cfg := sp.config()
-	apiCfg := *cfg.API
-	apiCfg.HttpClient = &http.Client{Transport: counter}
-	cfg.API = &apiCfg
-	r := mustNew(t, cfg)
+	r, counter := countedRegistry(t, sp)
 	ctx := ctxT(t, time.Minute)
 	tn := tenant(t, "flooded")
 	createServing(ctx, t, writer, tn, "")
@@ -366,12 +361,7 @@ func splitAddr(t *testing.T, addr string) (string, int) {
 // negative cache), or one more per negative-cache period on a slow machine.
 func TestLookupOncePerHost(t *testing.T) {
 	sp, _, _ := newReal(t)
-	counter := &hostCounter{base: http.DefaultTransport, prefix: sp.prefix}
-	cfg := sp.config()
-	apiCfg := *cfg.API
-	apiCfg.HttpClient = &http.Client{Transport: counter}
-	cfg.API = &apiCfg
-	r := mustNew(t, cfg)
+	r, counter := countedRegistry(t, sp)
 	get, metrics := lookupProxy(t, r, 1000)
 	const host = "nobody.school.localhost"
 	start := time.Now()
@@ -415,4 +405,16 @@ func createServing(ctx context.Context, t *testing.T, writer registry.Registry, 
 	if err := writer.RegisterInstance(ctx, registry.Instance{ID: tn.Name + "-1", Tenant: tn.Name, Addr: addrOf(app), Healthy: true}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countedRegistry is a registry on sp whose Consul reads of host keys are
+// counted.
+func countedRegistry(t *testing.T, sp space) (*consul.Registry, *hostCounter) {
+	t.Helper()
+	counter := &hostCounter{base: http.DefaultTransport, prefix: sp.prefix}
+	cfg := sp.config()
+	apiCfg := *cfg.API
+	apiCfg.HttpClient = &http.Client{Transport: counter}
+	cfg.API = &apiCfg
+	return mustNew(t, cfg), counter
 }
