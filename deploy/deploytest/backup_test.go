@@ -2,7 +2,6 @@ package deploytest
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -90,23 +89,7 @@ func TestNomadBackupJob(t *testing.T) {
 		dest = v.AsString()
 	}
 	checkBackupArgs(t, nomadBackupJob, task.args, dest)
-	if len(task.templates) != 2 {
-		t.Fatalf("%d templates, want the MongoDB credential and the Consul token", len(task.templates))
-	}
-	for i, want := range []struct{ env, item string }{{"MONGODB_URI_FILE", ".mongodb_uri"}, {"CONSUL_HTTP_TOKEN_FILE", ".consul_token"}} {
-		tpl := task.templates[i]
-		if tpl.destination != task.env[want.env] || !strings.HasPrefix(tpl.destination, "/secrets/") {
-			t.Errorf("template writes %q, %s=%q: want the same file in the secrets directory", tpl.destination, want.env, task.env[want.env])
-		}
-		if !strings.Contains(tpl.data, `nomadVar "nomad/jobs/`+j.id+`"`) || !strings.Contains(tpl.data, want.item) {
-			t.Errorf("template %q: want item %s of Nomad Variable nomad/jobs/%s", tpl.data, want.item, j.id)
-		}
-	}
-	for k, v := range task.env {
-		if uriWithPassword.MatchString(v) || (secretName.MatchString(k) && !strings.HasSuffix(k, "_FILE")) {
-			t.Errorf("env %s holds a secret in clear", k)
-		}
-	}
+	checkSecretTemplates(t, j, task)
 	env := map[string]string{}
 	for k, v := range task.env {
 		env[k] = containerRewrites.Replace(v)

@@ -403,23 +403,7 @@ func TestNomadAppJob(t *testing.T) {
 	// The credential: a Nomad Variable only this job reads, rendered into
 	// the task's secrets directory, named by MONGODB_URI_FILE.
 	// So is the tenant's Consul token.
-	if len(task.templates) != 2 {
-		t.Fatalf("%d templates, want the MongoDB credential and the Consul token", len(task.templates))
-	}
-	for i, want := range []struct{ env, item string }{{"MONGODB_URI_FILE", ".mongodb_uri"}, {"CONSUL_HTTP_TOKEN_FILE", ".consul_token"}} {
-		tpl := task.templates[i]
-		if tpl.destination != task.env[want.env] || !strings.HasPrefix(tpl.destination, "/secrets/") {
-			t.Errorf("template writes %q, %s=%q: want the same file in the secrets directory", tpl.destination, want.env, task.env[want.env])
-		}
-		if !strings.Contains(tpl.data, `nomadVar "nomad/jobs/`+j.id+`"`) || !strings.Contains(tpl.data, want.item) {
-			t.Errorf("template %q: want item %s of Nomad Variable nomad/jobs/%s", tpl.data, want.item, j.id)
-		}
-	}
-	for k, v := range task.env {
-		if uriWithPassword.MatchString(v) || (secretName.MatchString(k) && !strings.HasSuffix(k, "_FILE")) {
-			t.Errorf("env %s holds a secret in clear", k)
-		}
-	}
+	checkSecretTemplates(t, j, task)
 	if flagValue(task.args, "--mongodb-uri") != "" {
 		t.Errorf("args %q: --mongodb-uri shows in ps; use MONGODB_URI_FILE", task.args)
 	}
@@ -530,4 +514,29 @@ func TestNomadGuide(t *testing.T) {
 	// The tenant's campus command is accepted as written.
 	checkAccepted(t, nomadGuide, []string{"tenant", "create", "lagos", "--host", "lagos.school.example.org"},
 		map[string]string{"CAMPUS_REGISTRY": "consul", "CONSUL_HTTP_ADDR": "127.0.0.1:1", "MONGODB_URI_FILE": "/nonexistent"})
+}
+
+// checkSecretTemplates checks that task gets its MongoDB credential and
+// Consul token only from job j's own Nomad Variable, rendered into its
+// secrets directory and named by the _FILE variables, and that no
+// variable of its environment holds a secret in clear.
+func checkSecretTemplates(t *testing.T, j nomadJob, task nomadTask) {
+	t.Helper()
+	if len(task.templates) != 2 {
+		t.Fatalf("%d templates, want the MongoDB credential and the Consul token", len(task.templates))
+	}
+	for i, want := range []struct{ env, item string }{{"MONGODB_URI_FILE", ".mongodb_uri"}, {"CONSUL_HTTP_TOKEN_FILE", ".consul_token"}} {
+		tpl := task.templates[i]
+		if tpl.destination != task.env[want.env] || !strings.HasPrefix(tpl.destination, "/secrets/") {
+			t.Errorf("template writes %q, %s=%q: want the same file in the secrets directory", tpl.destination, want.env, task.env[want.env])
+		}
+		if !strings.Contains(tpl.data, `nomadVar "nomad/jobs/`+j.id+`"`) || !strings.Contains(tpl.data, want.item) {
+			t.Errorf("template %q: want item %s of Nomad Variable nomad/jobs/%s", tpl.data, want.item, j.id)
+		}
+	}
+	for k, v := range task.env {
+		if uriWithPassword.MatchString(v) || (secretName.MatchString(k) && !strings.HasSuffix(k, "_FILE")) {
+			t.Errorf("env %s holds a secret in clear", k)
+		}
+	}
 }
