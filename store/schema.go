@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -207,6 +208,18 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
 	}
+	if from == SchemaVersion {
+		// Every app start migrates: a current database must cost a few
+		// metadata look-ups, not a pass over its students (on FerretDB
+		// each of the steps below reads the whole collection).
+		complete, err := s.indexesComplete(ctx)
+		if err != nil {
+			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+		}
+		if complete {
+			return from, from, nil
+		}
+	}
 	if err := s.migrateStudentsV2(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
@@ -242,6 +255,53 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, SchemaVersion, fmt.Errorf("migrate: %w", conflicts)
 	}
 	return from, SchemaVersion, nil
+}
+
+// indexesComplete reports whether every index Migrate makes exists, by
+// name (the version is recorded only after the rest of the migration,
+// so a current version with every index means nothing is left to do).
+// A change to indexes() therefore needs no new schema version: a missing
+// index sends the next start through the whole migration.
+func (s *Store) indexesComplete(ctx context.Context) (bool, error) {
+	want := map[string][]string{colStudents: {regNoKeyIndex}}
+	for _, ix := range indexes() {
+		if ix.onlyIndexing && s.useModel(ctx) {
+			continue
+		}
+		name := "expires_at" // a TTL index is this or expires_at_ttl (createIndex)
+		if !ix.ttl {
+			name = indexName(ix.model.Options)
+		}
+		want[ix.collection] = append(want[ix.collection], name)
+	}
+	for col, names := range want {
+		specs, err := s.col(col).Indexes().ListSpecifications(ctx)
+		if err != nil {
+			return false, fmt.Errorf("list indexes of %s: %w", col, err)
+		}
+		have := map[string]bool{}
+		for _, sp := range specs {
+			have[strings.TrimSuffix(sp.Name, "_ttl")] = true
+		}
+		for _, n := range names {
+			if !have[n] {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
+}
+
+// indexName is the name an index's options set.
+func indexName(b *options.IndexOptionsBuilder) string {
+	var o options.IndexOptions
+	for _, set := range b.List() {
+		_ = set(&o)
+	}
+	if o.Name == nil {
+		return ""
+	}
+	return *o.Name
 }
 
 func (s *Store) createIndex(ctx context.Context, ix index) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/campus-saas/campus/internal/mongotest"
@@ -153,5 +154,39 @@ func TestOpenErrorHidesURI(t *testing.T) {
 		if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("error reveals the password: %q", err)
 		}
+	}
+}
+
+// Migrate on a current database touches no student (every app start
+// migrates: it must not grow with the school), and still makes an index
+// that has gone missing.
+func TestMigrateCurrent(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := newStore(t, Options{})
+	mustCreate(t, s, "A-1", "Ann", "Lee")
+	// A document no migration of a current database looks at: a full
+	// pass would convert it (it has no folded keys).
+	if _, err := s.col(colStudents).InsertOne(ctx, d("_id", int64(99))); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var raw bson.M
+	if err := s.col(colStudents).FindOne(ctx, d("_id", int64(99))).Decode(&raw); err != nil || raw[fieldSearch] != nil {
+		t.Fatalf("Migrate of a current database rewrote the students: %v, %v", raw, err)
+	}
+	if _, err := s.col(colStudents).DeleteOne(ctx, d("_id", int64(99))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.col(colStudents).Indexes().DropOne(ctx, regNoKeyIndex); err != nil {
+		t.Fatal(err)
+	}
+	if from, to, err := s.Migrate(ctx); err != nil || from != SchemaVersion || to != SchemaVersion {
+		t.Fatalf("Migrate with an index missing = %d, %d, %v", from, to, err)
+	}
+	if ok, err := s.indexesComplete(ctx); !ok || err != nil {
+		t.Fatalf("after Migrate: indexes complete = %v, %v", ok, err)
 	}
 }
