@@ -40,15 +40,21 @@ import (
 // half that long loads the collection again, so it cannot miss a pruned
 // entry. Code that writes to the students collection must call
 // s.journal: without it, other processes see the change only at their
-// next full load (at most modelMaxAge later).
+// next full load (at most modelMaxAge later). The journal fails closed: it
+// is written while the kind of server is not known yet, and an append
+// that fails is retried (as a reload) in the background until it succeeds
+// or the Store closes; the write is never reported as failed for it.
 //
 // A full load of 100,000 students takes seconds on FerretDB; it runs in
-// the background with its own deadline. Only the very first load of a
-// process makes requests wait for it (within their deadline: they may
+// the background with its own deadline, and starts from the model's saved
+// copy when there is a usable one (modelsnap.go: a fraction of a second),
+// reading the collection only when there is not. Only the very first load
+// of a process makes requests wait for it (within their deadline: they may
 // answer 503). A later one (another process's import or migration, or a
 // model idle for longer than journalKeep/2) leaves the previous snapshot
 // marked stale: a read waits for the load up to staleWait (at most half
-// its time left), so that a small import is seen at once; past that it is
+// its time left; staleWaitBig for a big school), so that a small import is
+// seen at once; past that it is
 // answered from the stale snapshot, still kept up to date with the
 // journal's single-student entries, until the new one replaces it (at
 // most staleServe; then reads wait as for the first load). During that
@@ -69,6 +75,11 @@ const (
 	maxJournalWalk = 10_000
 	staleServe     = modelMaxAge     // longest a stale snapshot answers while loads fail
 	staleWait      = 5 * time.Second // a read waits this long (at most half its time left) for a reload before it is served stale
+	// A big school's reads wait this long instead: a read after another
+	// process's import of its own sees it (the load of a small school
+	// takes milliseconds), a big school's visitors do not wait for a load.
+	staleWaitBig = 100 * time.Millisecond
+	bigModel     = 10_000
 )
 
 // journal entry kinds.
@@ -85,6 +96,9 @@ type journalEntry struct {
 	At      time.Time   `bson:"at"`
 	Student *studentDoc `bson:"student,omitempty"`
 	IDs     []int64     `bson:"ids,omitempty"`
+	// Snapshot, on a reload entry: its writer saves its read model at
+	// this entry right after (modelsnap.go), so a load waits for that.
+	Snapshot bool `bson:"snapshot,omitempty"`
 }
 
 func journalID(seq int64) string { return "j:" + strconv.FormatInt(seq, 10) }
@@ -449,11 +463,27 @@ func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 
 // useModel reports whether reads go to the read model.
 func (s *Store) useModel(ctx context.Context) bool {
+	use, _ := s.modelKind(ctx)
+	return use
+}
+
+// journals reports whether writes to students are journaled: wherever a
+// read model may be used, including while the kind of server is not known
+// yet (a write then must not be missed by the other processes' models;
+// on MongoDB an entry costs one small insert and is pruned).
+func (s *Store) journals(ctx context.Context) bool {
+	use, known := s.modelKind(ctx)
+	return use || !known
+}
+
+// modelKind reports whether reads go to the read model, and whether that
+// is known (the server answered what it is, or the options decide).
+func (s *Store) modelKind(ctx context.Context) (use, known bool) {
 	switch s.opts.ReadModel {
 	case ReadModelOn:
-		return true
+		return true, true
 	case ReadModelOff:
-		return false
+		return false, true
 	}
 	s.ferretMu.Lock()
 	defer s.ferretMu.Unlock()
@@ -461,12 +491,19 @@ func (s *Store) useModel(ctx context.Context) bool {
 		var info bson.M
 		cctx, cancel := withDeadline(context.WithoutCancel(ctx), max(s.opts.QueryTimeout, 10*time.Second))
 		defer cancel()
-		if err := s.db.Client().Database("admin").RunCommand(cctx, d("buildInfo", 1)).Decode(&info); err == nil {
+		var err error
+		if s.beforeKind != nil {
+			err = s.beforeKind()
+		}
+		if err == nil {
+			err = s.db.Client().Database("admin").RunCommand(cctx, d("buildInfo", 1)).Decode(&info)
+		}
+		if err == nil {
 			_, s.isFerret = info["ferretdbVersion"]
 			s.ferretKnown = true
 		}
 	}
-	return s.isFerret
+	return s.isFerret, s.ferretKnown
 }
 
 // model returns the read model brought up to date with the journal,
@@ -507,6 +544,11 @@ func (s *Store) model(ctx context.Context) error {
 			// it sees it; a long one is not.
 			loading := s.startLoad()
 			wait := staleWait
+			rm.mu.RLock()
+			if len(sn.byID) >= bigModel {
+				wait = staleWaitBig
+			}
+			rm.mu.RUnlock()
 			if dl, ok := ctx.Deadline(); ok {
 				wait = min(wait, time.Until(dl)/2)
 			}
@@ -573,10 +615,10 @@ func (s *Store) startLoadLocked() chan struct{} {
 	}
 	done := make(chan struct{})
 	rm.loading = done
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.opts.BulkTimeout)
+	started := s.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, s.opts.BulkTimeout)
 		defer cancel()
-		sn, err := s.loadSnapshot(ctx)
+		sn, save, refused, err := s.loadSnapshot(ctx)
 		rm.mu.Lock()
 		if err == nil {
 			// Even when the old snapshot has applied later entries: the
@@ -593,16 +635,44 @@ func (s *Store) startLoadLocked() chan struct{} {
 		rm.loading = nil
 		rm.mu.Unlock()
 		close(done)
-	}()
+		if save {
+			s.saveModel(ctx, sn, refused)
+		}
+	})
+	if !started { // closed
+		rm.loadErr = errStoreClosed
+		rm.loading = nil
+		close(done)
+	}
 	return done
 }
 
-// loadSnapshot reads the journal position, then every student: entries
-// appended meanwhile are applied again by catchUp, which is harmless.
-func (s *Store) loadSnapshot(ctx context.Context) (*snapshot, error) {
+// loadSnapshot loads the model: from its saved copy when that checks out
+// (modelsnap.go), else from the collection. save reports whether the
+// model should be saved (loaded from the collection, or a long tail), and
+// refused which saved generation it replaces whatever its position (one
+// found unusable; "-": none).
+func (s *Store) loadSnapshot(ctx context.Context) (sn *snapshot, save bool, refused string, err error) {
 	if s.beforeLoad != nil {
 		s.beforeLoad()
 	}
+	sn, tail, refused, serr := s.loadSaved(ctx)
+	if s.afterLoadSaved != nil {
+		s.afterLoadSaved(serr)
+	}
+	if serr == nil {
+		return sn, tail >= snapResaveTail, "", nil
+	}
+	if ctx.Err() != nil {
+		return nil, false, "", serr
+	}
+	sn, err = s.loadCollection(ctx)
+	return sn, err == nil, refused, err
+}
+
+// loadCollection reads the journal position, then every student: entries
+// appended meanwhile are applied again by catchUp, which is harmless.
+func (s *Store) loadCollection(ctx context.Context) (*snapshot, error) {
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
 		return nil, err
@@ -684,16 +754,21 @@ func (s *Store) sharedCatchUp(ctx context.Context) error {
 		if f == nil {
 			f = &flight{started: time.Now(), done: make(chan struct{})}
 			rm.flight = f
-			go func() {
+			run := func(ctx context.Context) {
 				// Bulk time: it may apply a big import; it outlives the read.
-				cctx, cancel := withDeadline(context.Background(), s.opts.BulkTimeout)
+				cctx, cancel := withDeadline(ctx, s.opts.BulkTimeout)
 				f.err = s.catchUp(cctx)
 				cancel()
 				rm.fmu.Lock()
 				rm.flight = nil
 				rm.fmu.Unlock()
 				close(f.done)
-			}()
+			}
+			if !s.background(run) {
+				rm.flight = nil
+				rm.fmu.Unlock()
+				return errStoreClosed
+			}
 		}
 		rm.fmu.Unlock()
 		select {
@@ -752,12 +827,7 @@ func (s *Store) catchUp(ctx context.Context) error {
 			if rm.loading == nil { // else kept: the load may end before this entry
 				delete(rm.pending, seq)
 			}
-		case e.Kind == entryPut && e.Student != nil:
-			sn.put(e.Student)
-		case e.Kind == entryDelete:
-			for _, id := range e.IDs {
-				sn.remove(id)
-			}
+		case applyEntry(sn, e):
 		default: // reload, or an entry this binary does not know
 			if !sn.stale() {
 				sn.staleSince = now // served until a full load replaces it
@@ -771,21 +841,113 @@ func (s *Store) catchUp(ctx context.Context) error {
 	return nil
 }
 
+// applyEntry applies a single-student entry (put, delete) to sn, and
+// reports whether e was one.
+func applyEntry(sn *snapshot, e journalEntry) bool {
+	switch {
+	case e.Kind == entryPut && e.Student != nil:
+		sn.put(e.Student)
+	case e.Kind == entryDelete:
+		for _, id := range e.IDs {
+			sn.remove(id)
+		}
+	default:
+		return false
+	}
+	return true
+}
+
 // journal records a write to students for every read model, this one
 // included. apply, when not nil, applies a reload entry to this process's
-// model from memory. Errors are returned wrapped: the write itself is done.
-func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapshot)) error {
-	if !s.useModel(ctx) {
-		return nil
+// model from memory. It has no error: the write is committed, and must
+// not be reported as failed. An entry that cannot be appended is appended
+// again in the background as a reload (its content could be older than a
+// later write by then), and this process's model loads afresh; Close
+// waits for it. A reload with apply, on a model that is current, is
+// followed by saving the model (modelsnap.go), which the entry announces.
+func (s *Store) journal(ctx context.Context, e journalEntry, apply func(*snapshot)) {
+	if !s.journals(ctx) {
+		return
 	}
 	// The write is done: journal it even if the client has left, and
 	// give it time (other processes depend on it).
 	ctx, cancel := withDeadline(context.WithoutCancel(ctx), s.opts.BulkTimeout)
 	defer cancel()
-	if err := s.appendEntry(ctx, e, apply); err != nil {
-		return err
+	if e.Kind == entryReload && apply != nil {
+		s.rm.mu.RLock()
+		e.Snapshot = s.rm.snap != nil && !s.rm.snap.stale()
+		s.rm.mu.RUnlock()
 	}
-	return s.catchUpIfLoaded(ctx)
+	seq, err := s.appendEntry(ctx, e, apply)
+	if err != nil {
+		s.journalLater()
+		return
+	}
+	if err := s.catchUpIfLoaded(ctx); err != nil {
+		return // the next read catches up
+	}
+	if e.Snapshot {
+		s.rm.mu.RLock()
+		sn := s.rm.snap
+		current := sn != nil && !sn.stale() && sn.seq >= seq
+		s.rm.mu.RUnlock()
+		if current {
+			s.saveModel(ctx, sn, "")
+		}
+	}
+}
+
+// journalLater is journal's fallback: this process's model is marked
+// stale (it loads afresh, and sees the write), and a reload entry is
+// appended in the background until it succeeds or the Store closes.
+func (s *Store) journalLater() {
+	s.rm.mu.Lock()
+	if s.rm.snap != nil && !s.rm.snap.stale() {
+		s.rm.snap.staleSince = s.opts.Now()
+	}
+	s.rm.mu.Unlock()
+	s.retries.Add(1)
+	started := s.background(func(ctx context.Context) {
+		defer s.retries.Done()
+		wait := 100 * time.Millisecond
+		for {
+			actx, cancel := withDeadline(ctx, s.opts.QueryTimeout)
+			_, err := s.appendEntry(actx, journalEntry{Kind: entryReload}, nil)
+			cancel()
+			if err == nil {
+				return
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+	})
+	if !started {
+		s.retries.Done()
+	}
+}
+
+// saveModel saves sn, if it is still this process's current model.
+// Failures are not errors: a process that finds no usable saved model
+// loads the collection.
+func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
+	tenantID, err := s.TenantID(ctx)
+	if err != nil || tenantID == "" {
+		return
+	}
+	s.rm.mu.RLock()
+	if s.rm.snap != sn || sn.stale() {
+		s.rm.mu.RUnlock()
+		return
+	}
+	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, len(sn.byID)
+	s.rm.mu.RUnlock()
+	_ = s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused)
 }
 
 // catchUpIfLoaded applies the journal to this process's model, if loaded.
@@ -801,12 +963,18 @@ func (s *Store) catchUpIfLoaded(ctx context.Context) error {
 	return nil
 }
 
-// appendEntry appends e to the journal, as the next entry.
-func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*snapshot)) error {
+// appendEntry appends e to the journal, as the next entry, and returns
+// its position.
+func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*snapshot)) (int64, error) {
+	if s.beforeAppend != nil {
+		if err := s.beforeAppend(); err != nil {
+			return 0, err
+		}
+	}
 	e.Author, e.At = s.rm.author, s.opts.Now().UTC()
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
-		return fmt.Errorf("journal the change: %w", err)
+		return 0, fmt.Errorf("journal the change: %w", err)
 	}
 	for range maxJournalWalk {
 		seq++
@@ -826,14 +994,14 @@ func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*sna
 			s.rm.mu.Unlock()
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return fmt.Errorf("journal the change: %w", err)
+			return 0, fmt.Errorf("journal the change: %w", err)
 		}
 	}
 	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))
 	if seq%100 == 0 {
 		_, _ = s.col(colJournal).DeleteMany(ctx, d("at", d("$lt", e.At.Add(-journalKeep))))
 	}
-	return nil
+	return seq, nil
 }
 
 // listFromModel is ListStudents answered by the read model.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -164,9 +165,7 @@ func TestReadModelServesStaleDuringReload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
-		t.Fatal(err)
-	}
+	b.journal(ctx, journalEntry{Kind: entryReload}, nil)
 	// The load is held: the read is answered from the previous snapshot
 	// (the old code waited for the load and timed out here).
 	if got := list(a, ""); !slices.Equal(got, []string{"S-1"}) {
@@ -359,5 +358,63 @@ func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The journal fails closed: a write made while the kind of server is not
+// known yet is journaled (it reaches another process's model), and one
+// whose journal append fails is still reported as done, and reaches the
+// other process once the append succeeds in the background.
+func TestJournalFailsClosed(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	reader := newStore(t, Options{ReadModel: ReadModelOn})
+	if _, err := reader.ListStudents(ctx, ListOptions{}); err != nil { // loaded
+		t.Fatal(err)
+	}
+	list := func(q string) []string {
+		t.Helper()
+		pg, err := reader.ListStudents(ctx, ListOptions{Query: q})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return regNos(pg)
+	}
+
+	unknown := New(reader.db, Options{QueryTimeout: time.Minute}) // ReadModelAuto: asks the server
+	unknown.beforeKind = func() error { return errors.New("the server did not answer buildInfo") }
+	mustCreate(t, unknown, "K-1", "Kofi", "Mensah")
+	if _, known := unknown.modelKind(ctx); known {
+		t.Fatal("the kind of server is known: the test does not test anything")
+	}
+	if got := list("kofi"); !slices.Equal(got, []string{"K-1"}) {
+		t.Fatalf("another process after a write made before the kind was known: %v", got)
+	}
+
+	failing := New(reader.db, Options{ReadModel: ReadModelOn, QueryTimeout: time.Minute})
+	var fails atomic.Int32
+	fails.Store(3)
+	failing.beforeAppend = func() error {
+		if fails.Add(-1) >= 0 {
+			return errors.New("the journal is unreachable")
+		}
+		return nil
+	}
+	if _, err := failing.CreateStudent(ctx, StudentInput{"F-1", "Ama", "Owusu"}); err != nil {
+		t.Fatalf("a committed write reported as failed: %v", err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for got := list("ama"); !slices.Equal(got, []string{"F-1"}); got = list("ama") {
+		if time.Now().After(deadline) {
+			t.Fatalf("another process never saw the write whose append failed: %v", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := failing.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Closed: nothing runs in the background any more.
+	if failing.background(func(context.Context) {}) {
+		t.Fatal("background work started after Close")
 	}
 }

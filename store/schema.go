@@ -224,9 +224,7 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	if from < 2 {
-		if err := s.journal(ctx, journalEntry{Kind: entryReload}, nil); err != nil {
-			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
-		}
+		s.journal(ctx, journalEntry{Kind: entryReload}, nil)
 	}
 	// Staff roles, history, resets (schema_staff.go).
 	if err := s.migrateStaffRoles(ctx); err != nil {

@@ -115,12 +115,48 @@ type Store struct {
 	beforeSwap      func() error
 	copyBatch       int // documents per copied batch; 0 means copyBatch
 
+	// For tests of the saved read model (modelsnap.go) and the journal:
+	// told why the saved model was not used (nil: it was); run before
+	// asking the server's kind and before each journal append (an error
+	// fails them).
+	afterLoadSaved func(error)
+	beforeKind     func() error
+	beforeAppend   func() error
+
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
 	rm          *readModel
 	ferretMu    sync.Mutex
 	ferretKnown bool
 	isFerret    bool
+
+	// Background work (model loads, catch-ups, saves, journal retries):
+	// life ends at Close, which waits for it.
+	life    context.Context
+	stop    context.CancelFunc
+	bgMu    sync.Mutex
+	closed  bool
+	bg      sync.WaitGroup
+	retries sync.WaitGroup // the journal entries still to append: Close gives them until its ctx ends
+}
+
+// errStoreClosed answers reads that need background work after Close.
+var errStoreClosed = errors.New("the store is closed")
+
+// background runs f in a goroutine that Close cancels and waits for; it
+// reports false (and runs nothing) once the Store is closed.
+func (s *Store) background(f func(ctx context.Context)) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		f(s.life)
+	}()
+	return true
 }
 
 // Student is one record of the tenant's register.
@@ -320,11 +356,28 @@ func checkDatabaseName(name string) error {
 // New returns a Store over an existing database handle (tests); Close does
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel()}
+	life, stop := context.WithCancel(context.Background())
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), life: life, stop: stop}
 }
 
-// Close disconnects the client Open created; it does nothing for New.
+// Close ends the Store's background work and disconnects the client Open
+// created (not the caller's, for New). A journal entry still to append
+// is given until ctx ends; loads and catch-ups are cancelled at once.
 func (s *Store) Close(ctx context.Context) error {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
+	appended := make(chan struct{})
+	go func() {
+		s.retries.Wait()
+		close(appended)
+	}()
+	select {
+	case <-appended:
+	case <-ctx.Done():
+	}
+	s.stop()
+	s.bg.Wait()
 	if s.client == nil {
 		return nil
 	}

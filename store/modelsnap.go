@@ -1,0 +1,405 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The read model's saved copy. A process that starts (scale to zero makes
+// that the common case) would otherwise read and decode every student
+// before its first answer: seconds at 100,000 on FerretDB. Instead the
+// model, compressed, is kept in the school's own database, in the
+// students_snapshot collection: a head document (format, tenant ID, journal
+// position, generation, size, SHA-256) and the chunks of one generation.
+// A starting process reads the head and the chunks by _id (a handful of
+// look-ups FerretDB answers without a scan), checks them, and applies the
+// journal entries after the saved position; anything that does not check
+// out is not used, and the model is loaded from the students collection
+// as before, then saved again.
+//
+// Why the database and not a file: the snapshot is then per school by
+// construction (a Store can only touch its own database), every process
+// that can write students can write it (the app child has no data folder
+// of its own; `campus manage` runs elsewhere), it needs no cleanup when a
+// school is purged, and it follows the database to another machine. It
+// is derived data: backups leave it out (backup/archive.go).
+//
+// What is never served: a snapshot of another tenant (the head's tenant
+// ID must equal the database's stamp, so a copy of school A's snapshot in
+// school B's database is refused even when their student IDs are the
+// same); a torn one (chunks of another generation, a missing chunk, or a
+// SHA-256 that does not match: the payload is checked before it is
+// decompressed); a stale one (a journal position beyond the journal's
+// end, an entry after it pruned, or a bulk change after it: its tail is
+// replayed in full or the snapshot is not used).
+//
+// Who writes it: a process that loaded the model from the collection, and
+// a process that applied its own import (so that the apps, told to reload
+// by the journal, find the import saved instead of reading 100,000 rows;
+// the reload entry says a snapshot follows, and they wait a moment for
+// it). A head only moves forward (a newer journal position wins).
+const (
+	colSnapshot    = "students_snapshot"
+	snapHeadID     = "head"
+	snapFormat     = 1
+	snapChunkSize  = 4 << 20 // bytes per chunk document (FerretDB and MongoDB take 16 MiB)
+	snapMaxTail    = 2000    // journal entries replayed on a snapshot; more: load the collection
+	snapResaveTail = 200     // a tail this long is saved again after loading, in the background
+	snapWaitFor    = 10 * time.Second
+)
+
+var errSnapshotUnusable = errors.New("saved read model not usable")
+
+type snapHead struct {
+	ID       string    `bson:"_id"`
+	Format   int       `bson:"format"`
+	TenantID string    `bson:"tenant_id"`
+	Seq      int64     `bson:"seq"`
+	Gen      string    `bson:"gen"`
+	Chunks   int       `bson:"chunks"`
+	Size     int       `bson:"size"`
+	Sum      []byte    `bson:"sha256"`
+	Count    int       `bson:"count"`
+	At       time.Time `bson:"at"`
+}
+
+type snapChunk struct {
+	ID   string `bson:"_id"`
+	Gen  string `bson:"gen"`
+	Data []byte `bson:"data"`
+}
+
+func snapChunkID(gen string, i int) string { return fmt.Sprintf("c:%s:%d", gen, i) }
+
+// zstd coders are safe for concurrent use and costly to make.
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+// encodeSnapshot serializes sn: the students in ID order, then the other
+// orders as places in that one. tenantID and seq are repeated inside, so
+// that the checked payload itself says whose and how recent it is.
+func encodeSnapshot(sn *snapshot, tenantID string) []byte {
+	docs := sn.order[ordID]
+	b := make([]byte, 0, 64+len(docs)*96)
+	b = append(b, "campus-students"...)
+	b = binary.AppendUvarint(b, snapFormat)
+	b = appendString(b, tenantID)
+	b = binary.AppendVarint(b, sn.seq)
+	b = binary.AppendUvarint(b, uint64(len(docs)))
+	for _, doc := range docs {
+		b = binary.AppendVarint(b, doc.ID)
+		b = binary.AppendVarint(b, doc.CreatedAt.UnixNano())
+		b = binary.AppendVarint(b, doc.UpdatedAt.UnixNano())
+		for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName, doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search} {
+			b = appendString(b, s)
+		}
+	}
+	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
+		for _, doc := range sn.order[o] {
+			b = binary.AppendUvarint(b, uint64(doc.pos))
+		}
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
+}
+
+// snapReader reads what encodeSnapshot wrote; the first error sticks.
+type snapReader struct {
+	all string // the payload as one string: the students' strings are its substrings
+	off int
+	err error
+}
+
+func (r *snapReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint([]byte(r.all[r.off:min(len(r.all), r.off+binary.MaxVarintLen64)]))
+	if n <= 0 {
+		r.err = errors.New("bad number")
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *snapReader) varint() int64 {
+	u := r.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
+}
+
+func (r *snapReader) str() string {
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(r.all)-r.off) {
+		if r.err == nil {
+			r.err = errors.New("string past the end")
+		}
+		return ""
+	}
+	s := r.all[r.off : r.off+int(n)]
+	r.off += int(n)
+	return s
+}
+
+// decodeSnapshot builds a snapshot from a payload, checking that it is
+// tenantID's at seq and consistent (every order a permutation).
+func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (*snapshot, error) {
+	r := &snapReader{all: string(payload)}
+	const magic = "campus-students"
+	if !bytes.HasPrefix(payload, []byte(magic)) {
+		return nil, errors.New("not a saved read model")
+	}
+	r.off = len(magic)
+	if f := r.uvarint(); f != snapFormat {
+		return nil, fmt.Errorf("format %d", f)
+	}
+	if got := r.str(); got != tenantID {
+		return nil, fmt.Errorf("payload of tenant ID %q", got)
+	}
+	if got := r.varint(); got != seq {
+		return nil, fmt.Errorf("payload at journal position %d, head says %d", got, seq)
+	}
+	n := r.uvarint()
+	if r.err != nil || n > uint64(len(payload)) {
+		return nil, errors.New("bad count")
+	}
+	slab := make([]studentDoc, n)
+	docs := make([]*studentDoc, n)
+	for i := range slab {
+		doc := &slab[i]
+		doc.ID = r.varint()
+		doc.CreatedAt = time.Unix(0, r.varint()).UTC()
+		doc.UpdatedAt = time.Unix(0, r.varint()).UTC()
+		doc.RegistrationNo, doc.FirstName, doc.SecondName = r.str(), r.str(), r.str()
+		doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search = r.str(), r.str(), r.str(), r.str()
+		doc.pos = i
+		docs[i] = doc
+		if i > 0 && docs[i-1].ID >= doc.ID {
+			return nil, errors.New("students out of order")
+		}
+	}
+	sn := &snapshot{byID: make(map[int64]*studentDoc, n), byKey: make(map[string]int64, n),
+		seq: seq, checked: now, loadedAt: now}
+	for _, doc := range docs {
+		sn.byID[doc.ID] = doc
+		sn.byKey[doc.RegNoKey] = doc.ID
+	}
+	sn.order[ordID] = docs
+	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
+		seen := make([]bool, n)
+		order := make([]*studentDoc, n)
+		for i := range order {
+			p := r.uvarint()
+			if r.err != nil || p >= n || seen[p] {
+				return nil, errors.New("bad order")
+			}
+			seen[p] = true
+			order[i] = docs[p]
+		}
+		sn.order[o] = order
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.off != len(r.all) {
+		return nil, errors.New("trailing bytes")
+	}
+	sn.tri = buildTrigramIndex(docs)
+	sn.index()
+	return sn, nil
+}
+
+// saveSnapshot writes sn (which the caller must not change meanwhile: it
+// holds s.rm.mu at least for reading) as the school's saved read model,
+// unless a newer one is saved already.
+// writeSnapshot saves blob as the model at seq, unless a model at a later
+// position is saved already; a head of generation refused (one a load
+// found unusable) is replaced whatever its position.
+func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, count int, blob []byte, refused string) error {
+	g := make([]byte, 8)
+	_, _ = rand.Read(g)
+	gen := hex.EncodeToString(g)
+	sum := sha256.Sum256(blob)
+	col := s.col(colSnapshot)
+	chunks := 0
+	for off := 0; off < len(blob) || chunks == 0; off += snapChunkSize {
+		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, Data: blob[off:min(off+snapChunkSize, len(blob))]}
+		if _, err := col.InsertOne(ctx, c); err != nil {
+			return fmt.Errorf("save the read model: %w", err)
+		}
+		chunks++
+	}
+	head := snapHead{ID: snapHeadID, Format: snapFormat, TenantID: tenantID, Seq: seq, Gen: gen, Chunks: chunks,
+		Size: len(blob), Sum: sum[:], Count: count, At: s.now()}
+	// Forward only: the filter matches a head at an older position, or
+	// none (then the upsert inserts it; a newer head makes it a duplicate).
+	older := bson.A{d("seq", d("$lt", seq))}
+	if refused != "" {
+		older = append(older, d("gen", refused))
+	}
+	_, err := col.ReplaceOne(ctx, bson.D{{Key: "_id", Value: snapHeadID}, {Key: "$or", Value: older}}, head, options.Replace().SetUpsert(true))
+	won := err == nil
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		_, _ = col.DeleteMany(ctx, d("gen", gen))
+		return fmt.Errorf("save the read model: %w", err)
+	}
+	if !won {
+		_, err = col.DeleteMany(ctx, d("gen", gen))
+	} else {
+		_, err = col.DeleteMany(ctx, bson.D{{Key: "_id", Value: d("$ne", snapHeadID)}, {Key: "gen", Value: d("$ne", gen)}})
+	}
+	if err != nil {
+		return fmt.Errorf("save the read model: remove old chunks: %w", err)
+	}
+	return nil
+}
+
+// readSnapshot reads and checks the saved read model: nil, nil when
+// there is none.
+func (s *Store) readSnapshot(ctx context.Context, tenantID string) (*snapHead, *snapshot, error) {
+	var head snapHead
+	err := s.col(colSnapshot).FindOne(ctx, d("_id", snapHeadID)).Decode(&head)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, timeoutError("read the saved read model", err)
+	}
+	switch {
+	case head.Format != snapFormat:
+		return &head, nil, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
+	case head.TenantID != tenantID:
+		return &head, nil, fmt.Errorf("%w: saved for tenant ID %q, the database is stamped %q", errSnapshotUnusable, head.TenantID, tenantID)
+	case head.Chunks < 1 || head.Size < 0 || head.Size > head.Chunks*snapChunkSize:
+		return &head, nil, fmt.Errorf("%w: bad head", errSnapshotUnusable)
+	}
+	blob := make([]byte, 0, head.Size)
+	for i := range head.Chunks {
+		var c snapChunk
+		err := s.col(colSnapshot).FindOne(ctx, d("_id", snapChunkID(head.Gen, i))).Decode(&c)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return &head, nil, fmt.Errorf("%w: chunk %d missing (torn or replaced)", errSnapshotUnusable, i)
+		}
+		if err != nil {
+			return &head, nil, timeoutError("read the saved read model", err)
+		}
+		if c.Gen != head.Gen {
+			return &head, nil, fmt.Errorf("%w: chunk %d of another generation", errSnapshotUnusable, i)
+		}
+		blob = append(blob, c.Data...)
+	}
+	if sum := sha256.Sum256(blob); len(blob) != head.Size || !bytes.Equal(sum[:], head.Sum) {
+		return &head, nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
+	}
+	raw, err := zdec.DecodeAll(blob, nil)
+	if err != nil {
+		return &head, nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
+	}
+	sn, err := decodeSnapshot(raw, tenantID, head.Seq, s.opts.Now())
+	if err != nil {
+		return &head, nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
+	}
+	return &head, sn, nil
+}
+
+// loadSaved returns the saved read model brought up to the journal's end,
+// or an error saying why it cannot be used (the caller then loads the
+// collection). A reload entry after the saved position that announces a
+// snapshot is waited for (up to snapWaitFor): its writer saves right
+// after journaling it.
+func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused string, err error) {
+	defer func() {
+		if err != nil && refused == "" {
+			refused = "-" // none to replace, but unusable: save
+		}
+	}()
+	tenantID, err := s.TenantID(ctx)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	if tenantID == "" {
+		return nil, 0, "", fmt.Errorf("%w: the database is not stamped with a tenant ID", errSnapshotUnusable)
+	}
+	deadline := time.Now().Add(snapWaitFor)
+	for {
+		head, sn, err := s.readSnapshot(ctx, tenantID)
+		if err != nil {
+			if head != nil {
+				return nil, 0, head.Gen, err
+			}
+			return nil, 0, "", err
+		}
+		if sn == nil {
+			return nil, 0, "", fmt.Errorf("%w: none saved", errSnapshotUnusable)
+		}
+		end, err := s.journalEnd(ctx, 0)
+		if err != nil {
+			return nil, 0, "", err
+		}
+		entries, err := s.journalTail(ctx, head.Seq, end)
+		if err != nil {
+			return nil, 0, head.Gen, err
+		}
+		if i := slices.IndexFunc(entries, func(e journalEntry) bool { return e.Kind != entryPut && e.Kind != entryDelete }); i >= 0 {
+			// A bulk change after it: a newer snapshot is coming, or not.
+			if entries[i].Snapshot && time.Now().Before(deadline) {
+				t := time.NewTimer(50 * time.Millisecond)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil, 0, "", timeoutError("wait for the saved read model", ctx.Err())
+				}
+				continue
+			}
+			return nil, 0, head.Gen, fmt.Errorf("%w: a bulk change (journal entry %d) after it", errSnapshotUnusable, head.Seq+1+int64(i))
+		}
+		for _, e := range entries {
+			applyEntry(sn, e)
+		}
+		sn.seq = end
+		return sn, len(entries), "", nil
+	}
+}
+
+// journalTail reads the entries after seq up to end, all of them: a
+// missing one (pruned) makes the tail unusable.
+func (s *Store) journalTail(ctx context.Context, seq, end int64) ([]journalEntry, error) {
+	switch {
+	case end < seq:
+		return nil, fmt.Errorf("%w: saved at journal position %d, beyond the journal's end %d", errSnapshotUnusable, seq, end)
+	case end-seq > snapMaxTail:
+		return nil, fmt.Errorf("%w: %d journal entries behind", errSnapshotUnusable, end-seq)
+	}
+	entries := make([]journalEntry, 0, end-seq)
+	for q := seq + 1; q <= end; q++ {
+		var e journalEntry
+		err := s.col(colJournal).FindOne(ctx, d("_id", journalID(q))).Decode(&e)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, fmt.Errorf("%w: journal entry %d pruned", errSnapshotUnusable, q)
+		}
+		if err != nil {
+			return nil, timeoutError("read the journal", err)
+		}
+		entries = append(entries, e)
+	}
+	return entries, nil
+}

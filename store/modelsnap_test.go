@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/campus-saas/campus/internal/mongotest"
+)
+
+// savedSchool is a stamped school of n students whose read model has been
+// loaded from the collection and saved (the head written).
+func savedSchool(t *testing.T, tenantID string, n int, name func(i int) StudentInput) *Store {
+	t.Helper()
+	ctx := t.Context()
+	s := New(mongotest.Database(t), Options{ReadModel: ReadModelOn, QueryTimeout: 2 * time.Minute})
+	if _, _, err := s.MigrateTenant(ctx, tenantID); err != nil {
+		t.Fatal(err)
+	}
+	in := make([]StudentInput, n)
+	for i := range in {
+		in[i] = name(i)
+	}
+	if _, errs, err := s.ImportStudents(ctx, in, nil); err != nil || errs != nil {
+		t.Fatal(errs, err)
+	}
+	fresh := reopen(s, nil)
+	if _, err := fresh.ListStudents(ctx, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitHead(t, s, func(h snapHead) bool { return h.Count == n })
+	return s
+}
+
+// reopen is another process on s's database; saved, when not nil, is told
+// whether its loads used the saved model (nil) or why not.
+func reopen(s *Store, saved func(error)) *Store {
+	o := New(s.db, Options{ReadModel: ReadModelOn, QueryTimeout: 2 * time.Minute})
+	o.afterLoadSaved = saved
+	return o
+}
+
+func head(t *testing.T, s *Store) snapHead {
+	t.Helper()
+	var h snapHead
+	if err := s.col(colSnapshot).FindOne(t.Context(), d("_id", snapHeadID)).Decode(&h); err != nil {
+		t.Fatalf("read the saved model's head: %v", err)
+	}
+	return h
+}
+
+// waitHead polls until the saved model's head satisfies ok (saves after a
+// full load run in the background).
+func waitHead(t *testing.T, s *Store, ok func(snapHead) bool) snapHead {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var h snapHead
+		err := s.col(colSnapshot).FindOne(t.Context(), d("_id", snapHeadID)).Decode(&h)
+		if err == nil && ok(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("saved model's head = %+v, %v", h, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// loadWith is the first list of a new process on s's database, and
+// whether that process used the saved model.
+func loadWith(t *testing.T, s *Store, o ListOptions) (Page, error) {
+	t.Helper()
+	var mu sync.Mutex
+	var why error = errors.New("no load")
+	fresh := reopen(s, func(err error) { mu.Lock(); why = err; mu.Unlock() })
+	pg, err := fresh.ListStudents(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return pg, why
+}
+
+func studentNames(prefix string) func(int) StudentInput {
+	return func(i int) StudentInput {
+		return StudentInput{RegistrationNo: fmt.Sprintf("R-%03d", i), FirstName: prefix + strconv.Itoa(i), SecondName: "Otieno"}
+	}
+}
+
+// A new process answers from the saved model plus the journal's tail,
+// exactly as the database does.
+func TestSavedModelAnswersAsTheDatabase(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := savedSchool(t, "tenant-a", 40, studentNames("Amina"))
+	saved := head(t, s)
+	// The tail: a create, an update, a delete after the saved position.
+	mustCreate(t, s, "T-1", "Zoë", "Ñúñez")
+	st := mustFind(t, s, "R-007")
+	if _, err := s.UpdateStudent(ctx, st.ID, StudentInput{"R-007", "Kofi", "Mensah"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteStudent(ctx, mustFind(t, s, "R-011").ID); err != nil {
+		t.Fatal(err)
+	}
+	db := New(s.db, Options{ReadModel: ReadModelOff})
+	for _, o := range []ListOptions{{}, {Query: "zoe"}, {Query: "kofi"}, {Query: "r-011"}, {Sort: "-first_name", Page: 2, PerPage: 7}, {Query: "amina1", Sort: "id"}} {
+		got, why := loadWith(t, s, o)
+		if why != nil {
+			t.Fatalf("%+v: the saved model was not used: %v", o, why)
+		}
+		want, err := db.ListStudents(ctx, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(regNos(got), regNos(want)) || got.Total != want.Total || !slices.Equal(got.Students, want.Students) {
+			t.Errorf("%+v: saved model %v (%d), database %v (%d)", o, regNos(got), got.Total, regNos(want), want.Total)
+		}
+	}
+	if h := head(t, s); h.Gen != saved.Gen {
+		t.Fatalf("a short tail saved the model again: %+v", h)
+	}
+}
+
+// School B's database holding school A's saved model (the same student
+// IDs in both): B's process refuses it and answers B's students.
+func TestSavedModelOfAnotherTenantRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	a := savedSchool(t, "tenant-a", 20, studentNames("Amina"))
+	b := savedSchool(t, "tenant-b", 20, studentNames("Brian"))
+	if x, y := mustFind(t, a, "R-003"), mustFind(t, b, "R-003"); x.ID != y.ID {
+		t.Fatalf("the schools' IDs differ (%d, %d): the test needs the same", x.ID, y.ID)
+	}
+	// Copy A's saved model over B's, head and chunks.
+	if _, err := b.col(colSnapshot).DeleteMany(ctx, bson.D{}); err != nil {
+		t.Fatal(err)
+	}
+	cur, err := a.col(colSnapshot).Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var docs []bson.Raw
+	if err := cur.All(ctx, &docs); err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range docs {
+		if _, err := b.col(colSnapshot).InsertOne(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, why := loadWith(t, b, ListOptions{Query: "amina"})
+	if !errors.Is(why, errSnapshotUnusable) || !strings.Contains(why.Error(), "tenant-a") {
+		t.Fatalf("B's process on A's saved model: %v, want it refused for its tenant ID", why)
+	}
+	if got.Total != 0 {
+		t.Fatalf("B's process found A's students: %v", regNos(got))
+	}
+	if got, _ := loadWith(t, b, ListOptions{Query: "brian3"}); got.Total != 1 {
+		t.Fatalf("B's process: %v", regNos(got))
+	}
+	// Rebuilt: B's own model is saved again, and used.
+	waitHead(t, b, func(h snapHead) bool { return h.TenantID == "tenant-b" })
+	if _, why := loadWith(t, b, ListOptions{}); why != nil {
+		t.Fatalf("after the rebuild: %v", why)
+	}
+}
+
+// A torn, damaged or stale saved model is never served: the process loads
+// the collection, answers as the database, and saves the model again.
+func TestSavedModelTornOrStaleRebuilt(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		spoil func(t *testing.T, s *Store, h snapHead)
+		why   string
+	}{
+		{"a chunk's bytes changed", func(t *testing.T, s *Store, h snapHead) {
+			var c snapChunk
+			if err := s.col(colSnapshot).FindOne(t.Context(), d("_id", snapChunkID(h.Gen, 0))).Decode(&c); err != nil {
+				t.Fatal(err)
+			}
+			c.Data[len(c.Data)/2] ^= 0xff
+			if _, err := s.col(colSnapshot).ReplaceOne(t.Context(), d("_id", c.ID), c); err != nil {
+				t.Fatal(err)
+			}
+		}, "checksum"},
+		{"a chunk cut short", func(t *testing.T, s *Store, h snapHead) {
+			if _, err := s.col(colSnapshot).UpdateOne(t.Context(), d("_id", snapChunkID(h.Gen, 0)), d("$set", d("data", []byte("campus")))); err != nil {
+				t.Fatal(err)
+			}
+		}, "checksum"},
+		{"a chunk missing", func(t *testing.T, s *Store, h snapHead) {
+			if _, err := s.col(colSnapshot).DeleteOne(t.Context(), d("_id", snapChunkID(h.Gen, 0))); err != nil {
+				t.Fatal(err)
+			}
+		}, "missing"},
+		{"a position beyond the journal", func(t *testing.T, s *Store, h snapHead) {
+			setHead(t, s, "seq", h.Seq+50)
+		}, "journal position"},
+		{"a journal entry after it pruned", func(t *testing.T, s *Store, h snapHead) {
+			mustCreate(t, s, "T-1", "Zoë", "Ñúñez")
+			mustCreate(t, s, "T-2", "Ama", "Owusu")
+			if _, err := s.col(colJournal).DeleteOne(t.Context(), d("_id", journalID(h.Seq+1))); err != nil {
+				t.Fatal(err)
+			}
+		}, "pruned"},
+		{"a bulk change after it", func(t *testing.T, s *Store, h snapHead) {
+			doc := newStudentDoc(Student{ID: 5000, RegistrationNo: "T-3", FirstName: "Raw", SecondName: "Insert"})
+			if _, err := s.col(colStudents).InsertOne(t.Context(), doc); err != nil {
+				t.Fatal(err)
+			}
+			s.journal(t.Context(), journalEntry{Kind: entryReload}, nil)
+		}, "bulk change"},
+		{"another format", func(t *testing.T, s *Store, h snapHead) {
+			setHead(t, s, "format", snapFormat+1)
+		}, "format"},
+		{"a head claiming another tenant", func(t *testing.T, s *Store, h snapHead) {
+			setHead(t, s, "tenant_id", "tenant-x")
+		}, "tenant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := savedSchool(t, "tenant-a", 30, studentNames("Amina"))
+			h := head(t, s)
+			tc.spoil(t, s, h)
+			got, why := loadWith(t, s, ListOptions{PerPage: 500})
+			if !errors.Is(why, errSnapshotUnusable) || !strings.Contains(why.Error(), tc.why) {
+				t.Fatalf("load on a spoilt saved model: %v, want it refused (%s)", why, tc.why)
+			}
+			want, err := New(s.db, Options{ReadModel: ReadModelOff}).ListStudents(ctx, ListOptions{PerPage: 500})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got.Students, want.Students) {
+				t.Fatalf("answered %v, the database holds %v", regNos(got), regNos(want))
+			}
+			waitHead(t, s, func(n snapHead) bool { return n.Gen != h.Gen && n.TenantID == "tenant-a" && n.Format == snapFormat })
+			if _, why := loadWith(t, s, ListOptions{}); why != nil {
+				t.Fatalf("after the rebuild: %v", why)
+			}
+		})
+	}
+}
+
+func setHead(t *testing.T, s *Store, field string, v any) {
+	t.Helper()
+	if _, err := s.col(colSnapshot).UpdateOne(t.Context(), d("_id", snapHeadID), d("$set", d(field, v))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A woken school answers its first read from the saved model: the load of
+// the collection is held for the whole test, and the read still answers.
+func TestSavedModelFirstReadNeedsNoFullLoad(t *testing.T) {
+	t.Parallel()
+	s := savedSchool(t, "tenant-a", 300, studentNames("Amina"))
+	release := make(chan struct{})
+	defer close(release)
+	fresh := reopen(s, func(err error) {
+		if err != nil {
+			<-release // the collection load would follow: never
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pg, err := fresh.ListStudents(ctx, ListOptions{})
+	if err != nil || pg.Total != 300 {
+		t.Fatalf("first read of a woken school = %d, %v", pg.Total, err)
+	}
+	if pg, err := fresh.ListStudents(ctx, ListOptions{Query: "amina299"}); err != nil || pg.Total != 1 {
+		t.Fatalf("first search of a woken school = %d, %v", pg.Total, err)
+	}
+}
+
+// An import in one process is saved by it, announced in the journal, and
+// another process loads that saved model instead of the collection.
+func TestSavedModelAfterAnImport(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
+	other := reopen(s, nil)
+	if _, err := other.ListStudents(ctx, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var whys []error
+	other.afterLoadSaved = func(err error) { mu.Lock(); whys = append(whys, err); mu.Unlock() }
+	if _, errs, err := s.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
+		t.Fatal(errs, err)
+	}
+	if pg, err := other.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != 1 {
+		t.Fatalf("the other process after the import: %d, %v", pg.Total, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(whys) != 1 || whys[0] != nil {
+		t.Fatalf("the other process's reload: %v, want one, from the saved model", whys)
+	}
+}
