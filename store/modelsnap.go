@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -55,7 +56,7 @@ const (
 	colSnapshot    = "students_snapshot"
 	snapHeadID     = "head"
 	snapFormat     = 1
-	snapChunkSize  = 4 << 20 // bytes per chunk document (FerretDB and MongoDB take 16 MiB)
+	snapChunkSize  = 1 << 20 // bytes per chunk document (FerretDB and MongoDB take 16 MiB); chunks are read in parallel
 	snapMaxTail    = 2000    // journal entries replayed on a snapshot; more: load the collection
 	snapResaveTail = 200     // a tail this long is saved again after loading, in the background
 	snapWaitFor    = 10 * time.Second
@@ -198,10 +199,14 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	}
 	sn := &snapshot{byID: make(map[int64]*studentDoc, n), byKey: make(map[string]int64, n),
 		seq: seq, checked: now, loadedAt: now}
-	for _, doc := range docs {
-		sn.byID[doc.ID] = doc
-		sn.byKey[doc.RegNoKey] = doc.ID
-	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for _, doc := range docs {
+			sn.byID[doc.ID] = doc
+			sn.byKey[doc.RegNoKey] = doc.ID
+		}
+	})
 	sn.order[ordID] = docs
 	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
 		seen := make([]bool, n)
@@ -222,9 +227,39 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if r.off != len(r.all) {
 		return nil, errors.New("trailing bytes")
 	}
-	sn.tri = buildTrigramIndex(docs)
-	sn.index()
+	wg.Wait()
+	sn.index() // the trigram index is built later (indexLater)
 	return sn, nil
+}
+
+// indexLater builds the trigram index of sn, a model from its saved copy,
+// in the background: searches meanwhile read every text (a millisecond or
+// two at 100,000), and the first answers do not wait for the index. It is
+// built from a copy of the order and installed only if no change was
+// applied meanwhile (else built again).
+func (s *Store) indexLater(sn *snapshot) {
+	rm := s.rm
+	s.background(func(ctx context.Context) {
+		for range 3 {
+			rm.mu.RLock()
+			if rm.snap != sn || sn.tri != nil || ctx.Err() != nil {
+				rm.mu.RUnlock()
+				return
+			}
+			docs, seq := slices.Clone(sn.order[ordID]), sn.seq
+			rm.mu.RUnlock()
+			tri := buildTrigramIndex(docs)
+			rm.mu.Lock()
+			if rm.snap == sn && sn.seq == seq && sn.tri == nil {
+				sn.tri = tri
+			}
+			done := rm.snap != sn || sn.tri != nil
+			rm.mu.Unlock()
+			if done {
+				return
+			}
+		}
+	})
 }
 
 // saveSnapshot writes sn (which the caller must not change meanwhile: it
@@ -288,24 +323,34 @@ func (s *Store) readSnapshot(ctx context.Context, tenantID string) (*snapHead, *
 		return &head, nil, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
 	case head.TenantID != tenantID:
 		return &head, nil, fmt.Errorf("%w: saved for tenant ID %q, the database is stamped %q", errSnapshotUnusable, head.TenantID, tenantID)
-	case head.Chunks < 1 || head.Size < 0 || head.Size > head.Chunks*snapChunkSize:
+	case head.Chunks < 1 || head.Chunks > 1024 || head.Size < 0 || head.Size > head.Chunks*(16<<20):
 		return &head, nil, fmt.Errorf("%w: bad head", errSnapshotUnusable)
 	}
-	blob := make([]byte, 0, head.Size)
+	// The chunks are read at once: the server decodes each in its own
+	// goroutine.
+	chunks := make([][]byte, head.Chunks)
+	errs := make([]error, head.Chunks)
+	var wg sync.WaitGroup
 	for i := range head.Chunks {
-		var c snapChunk
-		err := s.col(colSnapshot).FindOne(ctx, d("_id", snapChunkID(head.Gen, i))).Decode(&c)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			return &head, nil, fmt.Errorf("%w: chunk %d missing (torn or replaced)", errSnapshotUnusable, i)
-		}
-		if err != nil {
-			return &head, nil, timeoutError("read the saved read model", err)
-		}
-		if c.Gen != head.Gen {
-			return &head, nil, fmt.Errorf("%w: chunk %d of another generation", errSnapshotUnusable, i)
-		}
-		blob = append(blob, c.Data...)
+		wg.Go(func() {
+			var c snapChunk
+			err := s.col(colSnapshot).FindOne(ctx, d("_id", snapChunkID(head.Gen, i))).Decode(&c)
+			switch {
+			case errors.Is(err, mongo.ErrNoDocuments):
+				errs[i] = fmt.Errorf("%w: chunk %d missing (torn or replaced)", errSnapshotUnusable, i)
+			case err != nil:
+				errs[i] = timeoutError("read the saved read model", err)
+			case c.Gen != head.Gen:
+				errs[i] = fmt.Errorf("%w: chunk %d of another generation", errSnapshotUnusable, i)
+			}
+			chunks[i] = c.Data
+		})
 	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return &head, nil, err
+	}
+	blob := bytes.Join(chunks, nil)
 	if sum := sha256.Sum256(blob); len(blob) != head.Size || !bytes.Equal(sum[:], head.Sum) {
 		return &head, nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
 	}

@@ -635,6 +635,9 @@ func (s *Store) startLoadLocked() chan struct{} {
 		rm.loading = nil
 		rm.mu.Unlock()
 		close(done)
+		if err == nil && sn.tri == nil { // from the saved copy
+			s.indexLater(sn)
+		}
 		if save {
 			s.saveModel(ctx, sn, refused)
 		}

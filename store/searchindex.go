@@ -67,8 +67,13 @@ func buildTrigramIndex(docs []*studentDoc) *trigramIndex {
 	return x
 }
 
-// add indexes one student's search text.
+// add indexes one student's search text. A nil index (not built yet:
+// a model from its saved copy builds it after its first answers) does
+// nothing, and has no candidates.
 func (x *trigramIndex) add(id int64, search string) {
+	if x == nil {
+		return
+	}
 	for _, t := range trigramsOf(search, nil) {
 		list := x.post[t]
 		i, found := slices.BinarySearch(list, id)
@@ -80,6 +85,9 @@ func (x *trigramIndex) add(id int64, search string) {
 
 // remove forgets one student's search text (as it was indexed).
 func (x *trigramIndex) remove(id int64, search string) {
+	if x == nil {
+		return
+	}
 	for _, t := range trigramsOf(search, nil) {
 		list := x.post[t]
 		if i, found := slices.BinarySearch(list, id); found {
@@ -97,6 +105,9 @@ func (x *trigramIndex) remove(id int64, search string) {
 // every trigram of every word of three bytes or more; ok is false when no
 // word is that long (the caller must read every text).
 func (x *trigramIndex) candidates(words []string) (ids []int64, ok bool) {
+	if x == nil {
+		return nil, false
+	}
 	var ts []uint32
 	for _, w := range words {
 		if len(w) >= 3 {

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkSavedModel measures what a starting process spends on the
+// saved read model of 100,000 students, beside the database reads (no
+// database here): go test ./store -run '^$' -bench SavedModel -benchmem.
+func BenchmarkSavedModel(b *testing.B) {
+	docs := make([]*studentDoc, 100_000)
+	for i := range docs {
+		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("NBI-%06d", i),
+			FirstName: fmt.Sprintf("Amina%d", i%97), SecondName: "Kamau", CreatedAt: time.Now(), UpdatedAt: time.Now()})
+		docs[i] = &doc
+	}
+	sn := buildSnapshot(docs, 7, time.Now())
+	raw := encodeSnapshot(sn, "tenant")
+	blob := zenc.EncodeAll(raw, nil)
+	b.Logf("payload %d bytes, compressed %d", len(raw), len(blob))
+	b.Run("encode+compress", func(b *testing.B) {
+		for b.Loop() {
+			zenc.EncodeAll(encodeSnapshot(sn, "tenant"), nil)
+		}
+	})
+	b.Run("decompress", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := zdec.DecodeAll(blob, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := decodeSnapshot(raw, "tenant", 7, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("trigrams", func(b *testing.B) {
+		for b.Loop() {
+			buildTrigramIndex(sn.order[ordID])
+		}
+	})
+}
