@@ -18,7 +18,12 @@ func runBenchColdstart(ctx context.Context, e *env, args []string) error {
 200, through the proxy, over --wakes wakes. Runs what campus dev runs on loopback (embedded
 database, registry, supervisor with real 'campus app' children, proxy) with --tenants
 tenants that start idle and stop after --idle-timeout; each tenant is woken in turn once it
-is idle again. A warm request (the next one, same tenant) is measured beside each.`)
+is idle again. A warm request (the next one, same tenant) is measured beside each.
+
+With --sizes, one school per size (filled by an import, as `+"`campus manage T students import`"+`),
+each woken --wakes times from zero: start → ready, the first GET /, the first search and the
+app's RSS per size; --before BIN measures another campus binary's apps beside, in alternating
+wakes; --import-rows then imports that many rows into the biggest school while it is read.`)
 	var (
 		mo        mongoOptions
 		tenants   = fs.Int("tenants", 10, "tenants woken in turn")
@@ -27,6 +32,9 @@ is idle again. A warm request (the next one, same tenant) is measured beside eac
 		maxStarts = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
 		compare   = fs.Bool("compare", false, "measure without a pool and with --pool (default 2), in alternating rounds")
+		schools   = fs.String("sizes", "", "school sizes in students, e.g. 0,10000,100000: one school each, woken --wakes times (the other flags but --max-starts do not apply)")
+		before    = fs.String("before", "", "with --sizes: another campus binary (the tree before a change), measured beside in alternating wakes")
+		importN   = fs.Int("import-rows", 0, "with --sizes: rows imported into the biggest school while two clients read it")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -37,6 +45,13 @@ is idle again. A warm request (the next one, same tenant) is measured beside eac
 	}
 	if *tenants < 1 || *wakes < 1 {
 		return usageErr("--tenants and --wakes must be at least 1")
+	}
+	if *schools != "" {
+		sz, err := parseSizes(*schools)
+		if err != nil {
+			return err
+		}
+		return runColdSizes(ctx, e, coldSizesConfig{sizes: sz, wakes: *wakes, before: *before, importRows: *importN, maxStarts: *maxStarts, mo: mo})
 	}
 	type run struct {
 		name       string

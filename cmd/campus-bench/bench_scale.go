@@ -41,6 +41,7 @@ type scaleSystemConfig struct {
 	mo          mongoOptions
 	logger      *slog.Logger
 	progress    io.Writer
+	bin         string // the campus binary of the apps (empty: campusBinary)
 }
 
 type scaleSystem struct {
@@ -52,6 +53,7 @@ type scaleSystem struct {
 	metrics   *prometheus.Registry
 	client    *http.Client
 	poolSize  int
+	uri       string // the database server
 	close     func()
 }
 
@@ -84,7 +86,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 	}
 	cleanup = append(cleanup, func() { reg.Close() })
 
-	s := &scaleSystem{reg: reg, metrics: prometheus.NewRegistry(), poolSize: cfg.pool}
+	s := &scaleSystem{reg: reg, metrics: prometheus.NewRegistry(), poolSize: cfg.pool, uri: uri}
 	fmt.Fprintf(cfg.progress, "registering %d tenants...\n", cfg.tenants)
 	run := fmt.Sprint(time.Now().UnixNano() % 1e6)
 	for i := range cfg.tenants {
@@ -111,9 +113,11 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		}
 	}
 
-	self, err := campusBinary()
-	if err != nil {
-		return nil, err
+	self := cfg.bin
+	if self == "" {
+		if self, err = campusBinary(); err != nil {
+			return nil, err
+		}
 	}
 	act := &supervisor.LateActivity{}
 	s.sup, err = supervisor.New(supervisor.Config{
