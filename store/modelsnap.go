@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -55,7 +56,7 @@ import (
 const (
 	colSnapshot    = "students_snapshot"
 	snapHeadID     = "head"
-	snapFormat     = 1
+	snapFormat     = 2
 	snapChunkSize  = 1 << 20 // bytes per chunk document (FerretDB and MongoDB take 16 MiB); chunks are read in parallel
 	snapMaxTail    = 2000    // journal entries replayed on a snapshot; more: load the collection
 	snapResaveTail = 200     // a tail this long is saved again after loading, in the background
@@ -105,8 +106,18 @@ func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 	for _, doc := range docs {
 		b = binary.AppendVarint(b, doc.ID)
 		b = binary.AppendVarint(b, doc.CreatedAt.UnixNano())
-		b = binary.AppendVarint(b, doc.UpdatedAt.UnixNano())
-		for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName, doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search} {
+		b = binary.AppendVarint(b, doc.UpdatedAt.UnixNano()-doc.CreatedAt.UnixNano())
+		for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName} {
+			b = appendString(b, s)
+		}
+		// Keys that are the plain lower case of the names (printable
+		// ASCII: what Fold gives them) are left out and derived again.
+		if derivedKeys(doc) {
+			b = append(b, 1)
+			continue
+		}
+		b = append(b, 0)
+		for _, s := range [...]string{doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search} {
 			b = appendString(b, s)
 		}
 	}
@@ -116,6 +127,43 @@ func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 		}
 	}
 	return b
+}
+
+// derivedKeys reports whether doc's keys and search text are the lower
+// case of its printable ASCII fields, as Fold makes them.
+func derivedKeys(doc *studentDoc) bool {
+	for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName} {
+		for i := range len(s) {
+			if s[i] < 0x20 || s[i] > 0x7e {
+				return false
+			}
+		}
+	}
+	n1, n2 := len(doc.RegistrationNo), len(doc.FirstName)
+	return isLowerOf(doc.RegNoKey, doc.RegistrationNo) && isLowerOf(doc.FirstNameKey, doc.FirstName) &&
+		isLowerOf(doc.SecondNameKey, doc.SecondName) && len(doc.Search) == n1+n2+len(doc.SecondName)+2 &&
+		isLowerOf(doc.Search[:n1], doc.RegistrationNo) && doc.Search[n1] == ' ' &&
+		isLowerOf(doc.Search[n1+1:n1+1+n2], doc.FirstName) && doc.Search[n1+1+n2] == ' ' &&
+		isLowerOf(doc.Search[n1+2+n2:], doc.SecondName)
+}
+
+func isLowerOf(key, s string) bool {
+	if len(key) != len(s) {
+		return false
+	}
+	for i := range len(s) {
+		if key[i] != asciiLower(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func asciiLower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func appendString(b []byte, s string) []byte {
@@ -140,6 +188,17 @@ func (r *snapReader) uvarint() uint64 {
 	}
 	r.off += n
 	return v
+}
+
+func (r *snapReader) byte() byte {
+	if r.err != nil || r.off >= len(r.all) {
+		if r.err == nil {
+			r.err = errors.New("past the end")
+		}
+		return 0
+	}
+	r.off++
+	return r.all[r.off-1]
 }
 
 func (r *snapReader) varint() int64 {
@@ -184,17 +243,54 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	}
 	slab := make([]studentDoc, n)
 	docs := make([]*studentDoc, n)
+	derived := make([]bool, n)
+	size := 0 // of the derived keys
 	for i := range slab {
 		doc := &slab[i]
 		doc.ID = r.varint()
-		doc.CreatedAt = time.Unix(0, r.varint()).UTC()
-		doc.UpdatedAt = time.Unix(0, r.varint()).UTC()
+		created := r.varint()
+		doc.CreatedAt = time.Unix(0, created).UTC()
+		doc.UpdatedAt = time.Unix(0, created+r.varint()).UTC()
 		doc.RegistrationNo, doc.FirstName, doc.SecondName = r.str(), r.str(), r.str()
-		doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search = r.str(), r.str(), r.str(), r.str()
+		switch r.byte() {
+		case 1:
+			derived[i] = true
+			size += 2 * (len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 1)
+		case 0:
+			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search = r.str(), r.str(), r.str(), r.str()
+		default:
+			r.err = errors.New("bad keys")
+		}
 		doc.pos = i
 		docs[i] = doc
+		if r.err != nil {
+			return nil, r.err
+		}
 		if i > 0 && docs[i-1].ID >= doc.ID {
 			return nil, errors.New("students out of order")
+		}
+	}
+	// The derived keys, all in one string (substrings share it).
+	buf := make([]byte, 0, size)
+	for i, doc := range docs {
+		if derived[i] {
+			for _, s := range [...]string{doc.RegistrationNo, " ", doc.FirstName, " ", doc.SecondName, doc.RegistrationNo, doc.FirstName, doc.SecondName} {
+				for j := range len(s) {
+					buf = append(buf, asciiLower(s[j]))
+				}
+			}
+		}
+	}
+	keys, off := string(buf), 0
+	take := func(k int) string {
+		s := keys[off : off+k]
+		off += k
+		return s
+	}
+	for i, doc := range docs {
+		if derived[i] {
+			doc.Search = take(len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 2)
+			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = take(len(doc.RegistrationNo)), take(len(doc.FirstName)), take(len(doc.SecondName))
 		}
 	}
 	sn := &snapshot{byID: make(map[int64]*studentDoc, n), byKey: make(map[string]int64, n),
@@ -232,6 +328,42 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	return sn, nil
 }
 
+// A process that starts holds almost nothing, so while it decodes a
+// saved model the garbage collector runs at every doubling of a small heap
+// and marks what was decoded so far again and again: in a new process at
+// 100,000 students that doubled the load's time. relaxGC lets the heap grow
+// further between collections while loads from the saved copy run (a
+// memory limit, GOMEMLIMIT, still applies), and puts the setting back
+// when the last one ends. It is process-wide: counted across Stores.
+var (
+	gcMu      sync.Mutex
+	gcRelaxed int
+	gcBefore  int
+)
+
+func relaxGC() (restore func()) {
+	gcMu.Lock()
+	if gcRelaxed == 0 {
+		gcBefore = debug.SetGCPercent(800)
+	}
+	gcRelaxed++
+	gcMu.Unlock()
+	return func() {
+		gcMu.Lock()
+		gcRelaxed--
+		if gcRelaxed == 0 {
+			debug.SetGCPercent(gcBefore)
+		}
+		gcMu.Unlock()
+	}
+}
+
+// releaseLoadGarbage hands the memory a load used and no longer needs
+// (the payload, the decoded chunks, the collection's documents) back to
+// the operating system at once: the runtime would keep it for minutes,
+// and an app's RSS is what a machine of many schools pays for.
+func releaseLoadGarbage() { debug.FreeOSMemory() }
+
 // indexLater builds the trigram index of sn, a model from its saved copy,
 // in the background: searches meanwhile read every text (a millisecond or
 // two at 100,000), and the first answers do not wait for the index. It is
@@ -256,6 +388,7 @@ func (s *Store) indexLater(sn *snapshot) {
 			done := rm.snap != sn || sn.tri != nil
 			rm.mu.Unlock()
 			if done {
+				releaseLoadGarbage()
 				return
 			}
 		}
@@ -383,6 +516,7 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 	if tenantID == "" {
 		return nil, 0, "", fmt.Errorf("%w: the database is not stamped with a tenant ID", errSnapshotUnusable)
 	}
+	defer relaxGC()()
 	deadline := time.Now().Add(snapWaitFor)
 	for {
 		head, sn, err := s.readSnapshot(ctx, tenantID)

@@ -641,6 +641,9 @@ func (s *Store) startLoadLocked() chan struct{} {
 		if save {
 			s.saveModel(ctx, sn, refused)
 		}
+		if err == nil && save {
+			releaseLoadGarbage()
+		}
 	})
 	if !started { // closed
 		rm.loadErr = errStoreClosed
