@@ -332,7 +332,8 @@ func (sn *snapshot) matching(words []string) []uint64 {
 	docs := sn.order[ordID]
 	bits := make([]uint64, (len(docs)+63)/64)
 	k := 0
-	for _, id := range ids { // ascending, as sn.ids: gallop from the last place
+	for _, id32 := range ids { // ascending, as sn.ids: gallop from the last place
+		id := int64(id32)
 		step := 1
 		for k+step < len(sn.ids) && sn.ids[k+step] < id {
 			step *= 2

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"math"
 	"slices"
 )
 
@@ -20,8 +21,13 @@ import (
 // lists hold IDs, not places, so that a create or a delete changes only
 // the student's own lists. An index belongs to one snapshot, hence to
 // one Store (one school's database).
+//
+// The IDs are kept as int32 (half the memory of the index, the biggest
+// part of a model after the students themselves): a school whose IDs do
+// not fit has no index (off), and every search makes the full pass.
 type trigramIndex struct {
-	post map[uint32][]int64
+	post map[uint32][]int32
+	off  bool
 }
 
 // trigramsOf appends the distinct trigrams of s to buf, sorted.
@@ -40,6 +46,9 @@ func trigramsOf(s string, buf []uint32) []uint32 {
 // is capped at its length, so that a later add copies it out instead of
 // writing over its neighbour.
 func buildTrigramIndex(docs []*studentDoc) *trigramIndex {
+	if len(docs) > 0 && docs[len(docs)-1].ID > math.MaxInt32 {
+		return &trigramIndex{off: true}
+	}
 	var flat []uint32
 	ends := make([]int32, len(docs))
 	for i, doc := range docs {
@@ -50,8 +59,8 @@ func buildTrigramIndex(docs []*studentDoc) *trigramIndex {
 	for _, t := range flat {
 		count[t]++
 	}
-	arena := make([]int64, len(flat))
-	x := &trigramIndex{post: make(map[uint32][]int64, len(count))}
+	arena := make([]int32, len(flat))
+	x := &trigramIndex{post: make(map[uint32][]int32, len(count))}
 	off := 0
 	for t, n := range count {
 		x.post[t] = arena[off : off : off+int(n)]
@@ -60,7 +69,7 @@ func buildTrigramIndex(docs []*studentDoc) *trigramIndex {
 	from := int32(0)
 	for i, doc := range docs {
 		for _, t := range flat[from:ends[i]] {
-			x.post[t] = append(x.post[t], doc.ID)
+			x.post[t] = append(x.post[t], int32(doc.ID))
 		}
 		from = ends[i]
 	}
@@ -71,26 +80,30 @@ func buildTrigramIndex(docs []*studentDoc) *trigramIndex {
 // a model from its saved copy builds it after its first answers) does
 // nothing, and has no candidates.
 func (x *trigramIndex) add(id int64, search string) {
-	if x == nil {
+	if x == nil || x.off {
+		return
+	}
+	if id > math.MaxInt32 {
+		x.off, x.post = true, nil
 		return
 	}
 	for _, t := range trigramsOf(search, nil) {
 		list := x.post[t]
-		i, found := slices.BinarySearch(list, id)
+		i, found := slices.BinarySearch(list, int32(id))
 		if !found {
-			x.post[t] = slices.Insert(list, i, id)
+			x.post[t] = slices.Insert(list, i, int32(id))
 		}
 	}
 }
 
 // remove forgets one student's search text (as it was indexed).
 func (x *trigramIndex) remove(id int64, search string) {
-	if x == nil {
+	if x == nil || x.off || id > math.MaxInt32 {
 		return
 	}
 	for _, t := range trigramsOf(search, nil) {
 		list := x.post[t]
-		if i, found := slices.BinarySearch(list, id); found {
+		if i, found := slices.BinarySearch(list, int32(id)); found {
 			list = slices.Delete(list, i, i+1)
 			if len(list) == 0 {
 				delete(x.post, t)
@@ -104,8 +117,8 @@ func (x *trigramIndex) remove(id int64, search string) {
 // candidates returns, ascending, the IDs of the students whose text holds
 // every trigram of every word of three bytes or more; ok is false when no
 // word is that long (the caller must read every text).
-func (x *trigramIndex) candidates(words []string) (ids []int64, ok bool) {
-	if x == nil {
+func (x *trigramIndex) candidates(words []string) (ids []int32, ok bool) {
+	if x == nil || x.off {
 		return nil, false
 	}
 	var ts []uint32
@@ -119,7 +132,7 @@ func (x *trigramIndex) candidates(words []string) (ids []int64, ok bool) {
 	}
 	slices.Sort(ts)
 	ts = slices.Compact(ts)
-	lists := make([][]int64, 0, len(ts))
+	lists := make([][]int32, 0, len(ts))
 	for _, t := range ts {
 		list := x.post[t]
 		if len(list) == 0 {
@@ -127,7 +140,7 @@ func (x *trigramIndex) candidates(words []string) (ids []int64, ok bool) {
 		}
 		lists = append(lists, list)
 	}
-	slices.SortFunc(lists, func(a, b []int64) int { return cmp.Compare(len(a), len(b)) })
+	slices.SortFunc(lists, func(a, b []int32) int { return cmp.Compare(len(a), len(b)) })
 	ids = slices.Clone(lists[0])
 	for _, list := range lists[1:] {
 		ids = intersect(ids, list)
@@ -140,7 +153,7 @@ func (x *trigramIndex) candidates(words []string) (ids []int64, ok bool) {
 
 // intersect keeps in a (ascending) the IDs also in b (ascending), in
 // place: by binary search when a is much shorter, else by merging.
-func intersect(a, b []int64) []int64 {
+func intersect(a, b []int32) []int32 {
 	out := a[:0]
 	if len(a)*16 < len(b) {
 		for _, id := range a {

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -182,4 +183,40 @@ func TestPageByRanksMatchesWalk(t *testing.T) {
 	sn.put(mkDoc(77, "B-77", "Kofi", "Amina"))
 	sn.remove(5)
 	check("after writes")
+}
+
+// IDs beyond int32 (the index's lists hold int32): no index, every search
+// makes the full pass, with the same answers; a create of such an ID on
+// an indexed school turns the index off.
+func TestTrigramIndexBigIDs(t *testing.T) {
+	t.Parallel()
+	small := []*studentDoc{mkDoc(1, "A-1", "Amina", "Otieno"), mkDoc(2, "A-2", "Kofi", "Amina")}
+	big := mkDoc(math.MaxInt32+7, "A-3", "Amina", "Zulu")
+	for _, tc := range []struct {
+		name string
+		sn   func() *snapshot
+	}{
+		{"loaded with a big ID", func() *snapshot {
+			return buildSnapshot(append(slices.Clone(small), big), 1, time.Now())
+		}},
+		{"a big ID created later", func() *snapshot {
+			sn := buildSnapshot(slices.Clone(small), 1, time.Now())
+			b := *big
+			sn.put(&b)
+			return sn
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sn := tc.sn()
+			if _, ok := sn.tri.candidates([]string{"amina"}); ok {
+				t.Fatal("an index over an ID beyond int32")
+			}
+			if pg := sn.page(ListOptions{Query: "amina"}, 50); pg.Total != 3 {
+				t.Fatalf("amina: %d students, want 3", pg.Total)
+			}
+			if pg := sn.page(ListOptions{Query: "zulu"}, 50); pg.Total != 1 || pg.Students[0].ID != big.ID {
+				t.Fatalf("zulu: %+v", pg.Students)
+			}
+		})
+	}
 }
