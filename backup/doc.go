@@ -40,7 +40,8 @@
 // Every collection of the tenant's database, listed at backup time, except
 // those in Excluded: sessions, login attempts and one-time tokens (a
 // restored school starts with everybody logged out and no reset link
-// valid), the read model's change journal (derived from students), and
+// valid), the read model's change journal and its saved copy (derived
+// from students), and
 // MongoDB's own system.* collections. The meta collection is
 // kept, except its tenant-ID stamp: a restore stamps the database for the
 // tenant it restores into (the same ID, or a new one with --as). Indexes
