@@ -113,8 +113,12 @@ func TestSavedModelAnswersAsTheDatabase(t *testing.T) {
 	if err := s.DeleteStudent(ctx, mustFind(t, s, "R-011").ID); err != nil {
 		t.Fatal(err)
 	}
+	// Past snapTailByID entries, the tail is read in one pass.
+	for i := range snapTailByID {
+		mustCreate(t, s, fmt.Sprintf("T-%d", 100+i), "Wanjiru", fmt.Sprintf("Kamau%d", i))
+	}
 	db := New(s.db, Options{ReadModel: ReadModelOff})
-	queries := []ListOptions{{}, {Query: "zoe"}, {Query: "kofi"}, {Query: "r-011"}, {Sort: "-first_name", Page: 2, PerPage: 7}, {Query: "amina1", Sort: "id"}}
+	queries := []ListOptions{{}, {Query: "zoe"}, {Query: "kofi"}, {Query: "r-011"}, {Query: "wanjiru", PerPage: 500}, {Query: "kamau7"}, {Sort: "-first_name", Page: 2, PerPage: 7}, {Query: "amina1", Sort: "id"}}
 	compare := func(step string, model func(ListOptions) Page) {
 		t.Helper()
 		for _, o := range queries {
@@ -375,5 +379,34 @@ func TestSavedModelRoundTrip(t *testing.T) {
 	}
 	if _, err := decodeSnapshot(encodeSnapshot(sn, "tenant-a"), "tenant-a", 43, at); err == nil {
 		t.Fatal("a payload at position 42 decoded as at 43")
+	}
+}
+
+// A process that applied many journal entries since the saved model saves
+// it again when it closes (an app stopped for idleness), so that the next
+// one replays a short tail.
+func TestSavedModelSavedAtClose(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
+	saved := head(t, s)
+	app := reopen(s, nil)
+	if _, err := app.ListStudents(ctx, ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range snapTailByID + 1 {
+		mustCreate(t, s, fmt.Sprintf("T-%d", i), "Kofi", "Mensah")
+	}
+	if pg, err := app.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != snapTailByID+1 {
+		t.Fatalf("the app after the writes: %d, %v", pg.Total, err)
+	}
+	if err := app.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h := head(t, s); h.Seq != saved.Seq+snapTailByID+1 || h.Count != 10+snapTailByID+1 {
+		t.Fatalf("head after Close = position %d, %d students; want %d, %d", h.Seq, h.Count, saved.Seq+snapTailByID+1, 10+snapTailByID+1)
+	}
+	if got, why := loadWith(t, s, ListOptions{Query: "kofi"}); why != nil || got.Total != snapTailByID+1 {
+		t.Fatalf("a new process after Close: %d, %v", got.Total, why)
 	}
 }

@@ -133,6 +133,10 @@ type snapshot struct {
 	// staleSince is when the snapshot was found to miss a bulk change
 	// (zero: it does not): it answers until a full load replaces it.
 	staleSince time.Time
+	// saved is the journal position of the saved copy this snapshot
+	// matches (loaded from or saved as; 0: none): Close saves it again
+	// when it has applied many entries since (modelsnap.go).
+	saved int64
 
 	// The last searches' matches, most recent last, emptied by index at
 	// every change. A snapshot belongs to one Store (one database): the
@@ -954,7 +958,25 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	}
 	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, len(sn.byID)
 	s.rm.mu.RUnlock()
-	_ = s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused)
+	if s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused) == nil {
+		s.rm.mu.Lock()
+		sn.saved = max(sn.saved, seq)
+		s.rm.mu.Unlock()
+	}
+}
+
+// saveIfBehind saves this process's model when it has applied more
+// journal entries than the next starting process should replay one by
+// one: Close calls it, so that an app stopped for idleness leaves its
+// school's saved model current.
+func (s *Store) saveIfBehind(ctx context.Context) {
+	s.rm.mu.RLock()
+	sn := s.rm.snap
+	behind := sn != nil && !sn.stale() && sn.seq-sn.saved > snapTailByID
+	s.rm.mu.RUnlock()
+	if behind {
+		s.saveModel(ctx, sn, "")
+	}
 }
 
 // catchUpIfLoaded applies the journal to this process's model, if loaded.

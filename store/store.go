@@ -362,11 +362,14 @@ func New(db *mongo.Database, opts Options) *Store {
 
 // Close ends the Store's background work and disconnects the client Open
 // created (not the caller's, for New). A journal entry still to append
-// is given until ctx ends; loads and catch-ups are cancelled at once.
+// is given until ctx ends; loads and catch-ups are cancelled at once. A
+// read model that has applied many journal entries since it was saved is
+// saved first (within ctx), so that the next process starts from it.
 func (s *Store) Close(ctx context.Context) error {
 	s.bgMu.Lock()
 	s.closed = true
 	s.bgMu.Unlock()
+	s.saveIfBehind(ctx)
 	appended := make(chan struct{})
 	go func() {
 		s.retries.Wait()
