@@ -519,10 +519,11 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 	if tenantID == "" {
 		return nil, 0, "", fmt.Errorf("%w: the database is not stamped with a tenant ID", errSnapshotUnusable)
 	}
-	defer relaxGC()()
 	deadline := time.Now().Add(snapWaitFor)
 	for {
+		restore := relaxGC()
 		head, sn, err := s.readSnapshot(ctx, tenantID)
+		restore()
 		if err != nil {
 			if head != nil {
 				return nil, 0, head.Gen, err

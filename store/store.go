@@ -369,7 +369,9 @@ func (s *Store) Close(ctx context.Context) error {
 	s.bgMu.Lock()
 	s.closed = true
 	s.bgMu.Unlock()
-	s.saveIfBehind(ctx)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	s.saveIfBehind(sctx)
+	cancel()
 	appended := make(chan struct{})
 	go func() {
 		s.retries.Wait()
