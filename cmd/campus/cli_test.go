@@ -339,3 +339,48 @@ func TestTokenCommandRefusals(t *testing.T) {
 		})
 	}
 }
+
+// Environment variables configure; they never confirm or destroy (issue
+// 21): with CAMPUS_YES=1 and CAMPUS_PURGE_DATA=1 in the environment, a
+// delete keeps the data, and a --purge-data asks (and, with nothing on
+// standard input, refuses); --help shows no variable for those flags.
+func TestEnvironmentNeverDestroys(t *testing.T) {
+	c := newCLI(t)
+	name := uniqueTenant(t, "env")
+	purgeAtEnd(c, name)
+	c.createSchool(name, "head", "E/1")
+	danger := map[string]string{"CAMPUS_YES": "1", "CAMPUS_PURGE_DATA": "1", "CAMPUS_FORCE": "1", "CAMPUS_ALL": "1",
+		"CAMPUS_EXPIRED": "1", "CAMPUS_HOST": "evil.localhost", "CAMPUS_AS": "evil"}
+	r := c.run("", danger, "tenant", "delete", name, "--purge-data")
+	if r.code == 0 || !strings.Contains(r.stderr, "Type the tenant name to confirm") {
+		t.Errorf("--purge-data with CAMPUS_YES=1 did not ask: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := c.tenant(name); got.State != registry.StateActive {
+		t.Errorf("after a refused --purge-data the tenant is %s", got.State)
+	}
+	r = c.run("", danger, "tenant", "delete", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "is kept until") {
+		t.Fatalf("delete: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := c.tenant(name); got.State != registry.StateDeleted {
+		t.Errorf("after delete the tenant is %s, want deleted with its data kept", got.State)
+	}
+	if n, err := mongotest.Client(t).Database(name).Collection("students").CountDocuments(t.Context(), bson.D{}); err != nil || n != 1 {
+		t.Errorf("the deleted tenant's students: %d %v; want kept", n, err)
+	}
+	// purge --expired from the environment: not a purge of everything.
+	if r := c.run("", danger, "tenant", "purge"); r.code != 2 {
+		t.Errorf("purge with CAMPUS_EXPIRED=1 and no NAME: exit %d, want a usage error\n%s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"tenant", "delete", "--help"}, {"tenant", "purge", "--help"}, {"migrate", "--help"}, {"tenant", "backup", "--help"}} {
+		r := c.run("", nil, args...)
+		for _, v := range []string{"$CAMPUS_YES", "$CAMPUS_PURGE_DATA", "$CAMPUS_EXPIRED", "$CAMPUS_ALL", "$CAMPUS_FORCE", "$CAMPUS_HOST"} {
+			if strings.Contains(r.stdout, v) {
+				t.Errorf("campus %s shows %s", strings.Join(args, " "), v)
+			}
+		}
+		if !strings.Contains(r.stdout, "$CAMPUS_DATA") {
+			t.Errorf("campus %s does not show $CAMPUS_DATA:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}

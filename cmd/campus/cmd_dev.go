@@ -127,7 +127,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	po.checkInterval = ro.consulCheck
 
 	if !*noSeed {
-		if err := seed(ctx, reg, dataDir, logger); err != nil {
+		// No Credentials: the supervisor registers dev's apps itself.
+		m := &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: uri}, Logger: logger}
+		if err := seed(ctx, m, dataDir, logger); err != nil {
 			return err
 		}
 	}
@@ -221,22 +223,30 @@ func childLogFormat(format string, e *env) string {
 	return "json"
 }
 
-// seed creates the default tenants once per data directory. A marker file
-// remembers that it happened, so tenants an operator deleted stay deleted.
-func seed(ctx context.Context, reg registry.Registry, dataDir string, logger *slog.Logger) error {
+// seed creates the default tenants once per data directory, through the
+// same create as `campus tenant create` (claimed, database stamped and
+// migrated, then active). A marker file remembers that it happened, so
+// tenants an operator deleted stay deleted. A school that cannot be
+// created is logged; the others run.
+func seed(ctx context.Context, m *tenancy.Manager, dataDir string, logger *slog.Logger) error {
 	marker := filepath.Join(dataDir, "seeded")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
+	var ts []tenancy.NewTenant
 	for _, s := range seedTenants {
-		t, err := registry.NewTenant(s.name, []string{s.host}, s.display)
-		if err != nil {
-			return fmt.Errorf("seed tenant %s: %w", s.name, err)
+		ts = append(ts, tenancy.NewTenant{Name: s.name, Hosts: []string{s.host}, DisplayName: s.display})
+	}
+	created, err := m.Seed(ctx, ts)
+	for _, t := range created {
+		logger.Info("created tenant", "tenant", t.Name, "host", t.PrimaryHost)
+	}
+	if err != nil {
+		var unreachable *tenancy.UnreachableError
+		if errors.As(err, &unreachable) {
+			return describe(err)
 		}
-		if _, err := reg.CreateTenant(ctx, t); err != nil && !errors.Is(err, registry.ErrExists) {
-			return fmt.Errorf("seed tenant %s: %w", s.name, err)
-		}
-		logger.Info("created tenant", "tenant", s.name, "host", s.host)
+		logger.Error("not every default school was created", "err", describe(err))
 	}
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }

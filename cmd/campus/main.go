@@ -87,7 +87,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		usage(e.stderr, cmds)
 		return 2
 	}
-	err := c.run(ctx, e, args[1:])
+	err := describe(c.run(ctx, e, args[1:]))
 	switch {
 	case err == nil:
 		return 0

@@ -155,7 +155,7 @@ func (o *mongoOptions) reach(ctx context.Context, dataDir string) (string, error
 		return "", err
 	}
 	if err := tenancy.Probe(ctx, uri, from, dataDir); err != nil {
-		return "", describe(err)
+		return "", err
 	}
 	return uri, nil
 }
