@@ -70,35 +70,17 @@ func runApp(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("look up tenant %q: %w", *tenant, err)
 		}
 	}
-	if t.State != registry.StateActive {
-		return &tenancy.NotServedError{Tenant: t}
-	}
-
 	uri, _, err := mo.address(ro.data).Resolve()
 	if err != nil {
 		return err
 	}
-	st, err := tenancy.OpenStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenServed(ctx, uri, t, *migrate, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	if err := tenancy.CheckHasID(t); err != nil {
-		return err
-	}
-	if *migrate {
-		if err := tenancy.MigrateOpen(ctx, st, t, logger); err != nil {
-			return err
-		}
-	}
-	if err := tenancy.CheckDatabase(ctx, st, t); err != nil {
-		return err
-	}
-	if err := st.CheckSchema(ctx); err != nil {
-		return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
-	}
 
-	follow := newTenantFollower(t) // app_follow.go
+	follow := tenancy.NewFollower(t)
 	h, err := app.NewServer(app.Config{
 		Tenant:        t,
 		Hosts:         follow.Current,
@@ -141,7 +123,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	defer stop(nil)
 	if reg != nil && *refresh > 0 {
 		go func() {
-			if err := follow.run(serveCtx, reg, *refresh, logger); err != nil {
+			if err := follow.Run(serveCtx, reg, *refresh, logger); err != nil {
 				logger.Error("stopping", "err", err)
 				stop(err)
 			}
@@ -150,7 +132,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	srv := httpserve.New(h, logger)
 	err = httpserve.Serve(serveCtx, srv, ln)
 	logger.Info("stopped")
-	if cause := context.Cause(serveCtx); errors.Is(cause, errTenantReplaced) {
+	if cause := context.Cause(serveCtx); errors.Is(cause, tenancy.ErrTenantReplaced) {
 		return cause
 	}
 	return err

@@ -18,7 +18,6 @@ import (
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
-	"github.com/campus-saas/campus/store"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -85,7 +84,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	defer unlock()
 	public := po.servedPublicURL() // https on the TLS port with --tls
 	if pu.raw != "" {
-		if public, err = parsePublicURL(pu.raw); err != nil {
+		if public, err = tenancy.ParsePublicURL(pu.raw); err != nil {
 			return usageErr("--public-url: %v", err)
 		}
 	}
@@ -126,36 +125,16 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	po.consulReg, _ = reg.(*consul.Registry)
 	po.checkInterval = ro.consulCheck
 
+	// No Credentials: the supervisor registers dev's apps itself.
+	m := &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: uri}, Logger: logger}
 	if !*noSeed {
-		// No Credentials: the supervisor registers dev's apps itself.
-		m := &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: uri}, Logger: logger}
 		if err := seed(ctx, m, dataDir, logger); err != nil {
 			return err
 		}
 	}
-	tenants, err := reg.Tenants(ctx)
+	tenants, err := m.MigrateServed(ctx, uri)
 	if err != nil {
-		return fmt.Errorf("list tenants: %w", err)
-	}
-	for _, t := range tenants {
-		if !t.State.Routed() { // creating or deleted: not ours to migrate
-			continue
-		}
-		if t.ID == "" { // registered before tenant IDs: reading it assigns one
-			withID, err := reg.Tenant(ctx, t.Name)
-			if err != nil {
-				return fmt.Errorf("tenant %s: %w", t.Name, err)
-			}
-			t = withID
-		}
-		if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
-			if errors.Is(err, store.ErrWrongTenant) {
-				// Its app refuses to start too; the other schools run.
-				logger.Error("not serving tenant", "tenant", t.Name, "err", err)
-				continue
-			}
-			return err
-		}
+		return err
 	}
 
 	self, err := os.Executable()
@@ -258,7 +237,7 @@ func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMon
 		if t.State != registry.StateActive {
 			state = " (" + string(t.State) + ")"
 		}
-		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.tenantURL(t.PrimaryHost, "/"), state)
+		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.TenantURL(t.PrimaryHost, "/"), state)
 	}
 	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. To create a superuser, run in a second terminal:\n")
 	for _, line := range secondTerminal(dataDir, externalMongo) {

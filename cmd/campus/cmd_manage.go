@@ -262,7 +262,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.tenantURL(m.tenant.PrimaryHost, "/admin/"))
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.TenantURL(m.tenant.PrimaryHost, "/admin/"))
 	return nil
 }
 

@@ -254,7 +254,7 @@ func (tc *tenantCmd) create(ctx context.Context, fs *flag.FlagSet, hosts []strin
 	tc.printToken(t.Name, c.Token)
 	fmt.Fprintf(tc.e.stdout, "Created tenant %s (%s), ID %s, database %q, hosts %s.\n", t.Name, t.DisplayName, t.ID, t.Database, strings.Join(t.Hosts, ", "))
 	if superuser != "" {
-		fmt.Fprintf(tc.e.stdout, "Superuser %q can log in at %s\n", superuser, public.tenantURL(t.PrimaryHost, "/admin/"))
+		fmt.Fprintf(tc.e.stdout, "Superuser %q can log in at %s\n", superuser, public.TenantURL(t.PrimaryHost, "/admin/"))
 	} else {
 		fmt.Fprintf(tc.e.stdout, "Next: campus manage %s createsuperuser\n", t.Name)
 	}

@@ -3,25 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
-
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
 )
-
-// openConsul opens the Consul registry backend. The agent's address, token
-// and TLS settings come from the standard CONSUL_* environment variables.
-func openConsul(_ context.Context, o *registryOptions, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
-	r, err := consul.New(consul.Config{Prefix: o.consulPrefix, CheckInterval: o.consulCheck, Logger: logger, Registerer: reg})
-	if err != nil {
-		return nil, fmt.Errorf("open Consul registry: %w", err)
-	}
-	return r, nil
-}
 
 // selfRegister keeps an app instance registered in Consul (with an HTTP
 // check on /readyz) until the returned stop function is called, which

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/registry"
-	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/registry/backends"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -87,19 +86,18 @@ func (o *registryOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.consulCheck, "consul-check-interval", 5*time.Second, "interval of the /readyz health check Consul runs on registered app instances")
 }
 
+func (o *registryOptions) config(logger *slog.Logger, reg prometheus.Registerer) backends.Config {
+	return backends.Config{Backend: o.kind, Data: o.data, MustExist: o.mustExist, ConsulPrefix: o.consulPrefix,
+		ConsulCheck: o.consulCheck, Logger: logger, Registerer: reg}
+}
+
 // backend resolves "auto".
 func (o *registryOptions) backend(e *env) (string, error) {
-	switch o.kind {
-	case "auto":
-		if e.getenv("CONSUL_HTTP_ADDR") != "" {
-			return "consul", nil
-		}
-		return "embedded", nil
-	case "embedded", "consul":
-		return o.kind, nil
-	default:
+	kind, err := o.config(nil, nil).Kind(e.getenv)
+	if err != nil {
 		return "", usageErr("--registry %q: want embedded, consul or auto", o.kind)
 	}
+	return kind, nil
 }
 
 // open opens the selected registry.
@@ -108,23 +106,7 @@ func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	if kind == "consul" {
-		return openConsul(ctx, o, logger, reg)
-	}
-	dir, err := filepath.Abs(o.data)
-	if err != nil {
-		return nil, fmt.Errorf("data directory %q: %w", o.data, err)
-	}
-	if o.mustExist {
-		if err := checkDataFolder(dir); err != nil {
-			return nil, err
-		}
-	}
-	r, err := embedded.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open embedded registry in %s: %w", dir, err)
-	}
-	return r, nil
+	return o.config(logger, reg).Open(kind)
 }
 
 // mongoOptions locate the MongoDB server. The URI may carry a password, so

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/backends"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -26,6 +27,7 @@ func describe(err error) error {
 		superuser   *tenancy.SuperuserError
 		refused     *tenancy.RestoreRefusedError
 		target      *tenancy.ArchiveTargetError
+		noData      *backends.NoDataFolderError
 	)
 	switch {
 	case err == nil:
@@ -44,6 +46,10 @@ func describe(err error) error {
 			"Is `campus dev` running? It serves the embedded database; run this command while it runs, from the same folder "+
 			"(or with the same --data). With your own MongoDB, set MONGODB_URI",
 			tenancy.RedactURI(unreachable.URI), unreachable.Why, unreachable.From, unreachable.DataDir)
+	case errors.As(err, &noData):
+		return fmt.Errorf("%w.\n"+
+			"Run this command from the folder where `campus dev` runs, or point to its data folder with --data DIR or CAMPUS_DATA=DIR "+
+			"(with Consul, set CONSUL_HTTP_ADDR)", noData)
 	case errors.As(err, &unknown):
 		return fmt.Errorf("unknown tenant %q", unknown.Name)
 	case errors.As(err, &superuser):

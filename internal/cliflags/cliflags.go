@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -119,4 +120,43 @@ func (s *StringList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// DidYouMean suggests the known name closest to an unknown one:
+// `; did you mean "tenant"?`, or "" when none is close.
+func DidYouMean(name string, known []string) string {
+	slices.Sort(known)
+	best, bestD := "", 0
+	for _, k := range known {
+		d := editDistance(strings.ToLower(name), k)
+		if (best == "" || d < bestD) && (d <= max(1, len(k)/3) || strings.HasPrefix(k, strings.ToLower(name)) && len(name) >= 2) {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
 }
