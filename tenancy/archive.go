@@ -158,6 +158,9 @@ func (m *Manager) BackupAll(ctx context.Context, dir string, keep int, o BackupO
 	if err != nil {
 		return fmt.Errorf("read registry: %w", err)
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("backup folder: %w", err)
+	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return fmt.Errorf("backup folder: %w", err)

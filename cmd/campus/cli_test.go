@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // cli runs campus commands in-process against one embedded registry and
@@ -381,6 +383,33 @@ func TestEnvironmentNeverDestroys(t *testing.T) {
 		}
 		if !strings.Contains(r.stdout, "$CAMPUS_DATA") {
 			t.Errorf("campus %s does not show $CAMPUS_DATA:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}
+
+// describe words a typed error of the lifecycle where it stands: alone,
+// or inside the context an operation added around it.
+func TestDescribeKeepsContext(t *testing.T) {
+	foreign := &tenancy.ForeignDatabaseError{Op: "purge", Tenant: registry.Tenant{Name: "accra", ID: "a1", Database: "accra"}, Stamp: "b2"}
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{foreign, []string{"purge tenant \"accra\"", "not dropping another tenant's data"}},
+		{fmt.Errorf("2 tenants could not be purged: %w", errors.Join(errors.New("other"), foreign)),
+			[]string{"2 tenants could not be purged: other\n", "not dropping another tenant's data"}},
+		{&tenancy.UnknownTenantError{Name: "nope"}, []string{"unknown tenant \"nope\""}},
+		{errors.New("plain"), []string{"plain"}},
+	} {
+		got := describe(tc.err)
+		for _, w := range tc.want {
+			if !strings.Contains(got.Error(), w) {
+				t.Errorf("describe(%v) = %q, want %q in it", tc.err, got, w)
+			}
+		}
+		var fe *tenancy.ForeignDatabaseError
+		if errors.As(tc.err, &fe) != errors.As(got, &fe) {
+			t.Errorf("describe(%v) lost the typed error", tc.err)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/campus-saas/campus/registry"
@@ -12,8 +13,54 @@ import (
 
 // describe words the typed errors of the tenant lifecycle (package
 // tenancy) for an operator at the command line: the one place where they
-// get the commands to run next. Other errors pass unchanged.
+// get the commands to run next. A typed error wrapped in context ("2
+// tenants could not be purged: …") is worded in place; errors.Is and As
+// still see the original; other errors pass unchanged.
 func describe(err error) error {
+	typed := firstTyped(err)
+	if typed == nil {
+		return err
+	}
+	text := word(typed).Error()
+	if typed == err {
+		return &worded{msg: text, err: err}
+	}
+	return &worded{msg: strings.Replace(err.Error(), typed.Error(), text, 1), err: err}
+}
+
+type worded struct {
+	msg string
+	err error
+}
+
+func (w *worded) Error() string { return w.msg }
+func (w *worded) Unwrap() error { return w.err }
+
+// firstTyped is the first error of package tenancy (or backends) in err's
+// tree, in the order errors.As looks.
+func firstTyped(err error) error {
+	switch e := err.(type) {
+	case nil, *worded:
+		return nil
+	case *tenancy.UnreachableError, *tenancy.UnknownTenantError, *tenancy.NameTakenError, *tenancy.HostTakenError,
+		*tenancy.DatabaseNotEmptyError, *tenancy.WrongStateError, *tenancy.NotServedError, *tenancy.UndoneError,
+		*tenancy.ForeignDatabaseError, *tenancy.SuperuserError, *tenancy.RestoreRefusedError, *tenancy.ArchiveTargetError,
+		*backends.NoDataFolderError:
+		return err
+	case interface{ Unwrap() error }:
+		return firstTyped(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, u := range e.Unwrap() {
+			if t := firstTyped(u); t != nil {
+				return t
+			}
+		}
+	}
+	return nil
+}
+
+// word is the wording of one typed error.
+func word(err error) error {
 	var (
 		unreachable *tenancy.UnreachableError
 		unknown     *tenancy.UnknownTenantError
