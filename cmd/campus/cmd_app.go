@@ -11,6 +11,7 @@ import (
 	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -104,13 +105,14 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		if addr == "" {
 			addr = ln.Addr().String()
 		}
-		stopReg, err := selfRegister(ctx, reg, registry.Instance{
+		cr, ok := reg.(*consul.Registry)
+		if !ok {
+			ln.Close()
+			return errors.New("self-registration needs the Consul registry")
+		}
+		stopReg := cr.KeepInstanceUntilStopped(ctx, registry.Instance{
 			ID: fmt.Sprintf("%s-%s", t.Name, addr), Tenant: t.Name, Addr: addr, Healthy: true,
 		}, logger)
-		if err != nil {
-			ln.Close()
-			return err
-		}
 		defer stopReg()
 		// On shutdown, leave the catalog first so the proxies stop
 		// sending new requests while this server drains.

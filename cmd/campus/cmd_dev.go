@@ -141,7 +141,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	child := supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: lo.level, LogFormat: childLogFormat(lo.format, e)}
+	child := supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: lo.Level, LogFormat: childLogFormat(lo.Format, e)}
 	supCfg := supervisor.Config{
 		Registry: reg,
 		// A child gets its tenant's record, not a registry: it cannot

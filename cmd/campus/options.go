@@ -11,50 +11,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/cliflags"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/backends"
 	"github.com/campus-saas/campus/tenancy"
 )
 
 // logOptions choose the log level and format of a command.
-type logOptions struct {
-	level  string
-	format string
-}
+type logOptions struct{ cliflags.Log }
 
-func (o *logOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.level, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.format, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
-}
+func (o *logOptions) register(fs *flag.FlagSet) { o.Register(fs) }
 
 // logger builds the command's slog logger: JSON when stderr is not a
 // terminal, text when it is.
-func (o *logOptions) logger(e *env) (*slog.Logger, error) {
-	return o.loggerTo(e, e.stderr)
-}
+func (o *logOptions) logger(e *env) (*slog.Logger, error) { return o.loggerTo(e, e.stderr) }
 
 // loggerTo is logger writing to w (the format still follows stderr).
 func (o *logOptions) loggerTo(e *env, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
-		return nil, usageErr("--log-level %q: want debug, info, warn or error", o.level)
-	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	format := o.format
-	if format == "auto" {
-		format = "json"
-		if isTerminal(e.stderr) {
-			format = "text"
-		}
-	}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
-	default:
-		return nil, usageErr("--log-format %q: want auto, text or json", o.format)
-	}
+	return o.Logger(w, isTerminal(e.stderr))
 }
 
 func isTerminal(w io.Writer) bool {

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 )
@@ -159,4 +160,37 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// Log is --log-level and --log-format.
+type Log struct{ Level, Format string }
+
+// Register adds the two flags to fs.
+func (o *Log) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.Format, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
+}
+
+// Logger builds the logger writing to w: format auto is text when
+// terminal, JSON otherwise. A bad value is an ErrUsage error.
+func (o *Log) Logger(w io.Writer, terminal bool) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", ErrUsage, o.Level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	format := o.Format
+	if format == "auto" {
+		format = "json"
+		if terminal {
+			format = "text"
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want auto, text or json", ErrUsage, o.Format)
 }
