@@ -23,11 +23,16 @@ func (e *NameTakenError) Error() string {
 }
 
 // HostTakenError is a create (or restore) of a host another tenant holds:
-// Owner is that tenant (only its Name when it could not be read).
+// Owner is that tenant (only its Name when it could not be read); Err is
+// the registry's *registry.HostTakenError when the claim itself was
+// refused (nil when the check before it found the host taken).
 type HostTakenError struct {
 	Name, Host string
 	Owner      registry.Tenant
+	Err        error
 }
+
+func (e *HostTakenError) Unwrap() error { return e.Err }
 
 func (e *HostTakenError) Error() string {
 	return fmt.Sprintf("cannot create tenant %q: host %s already belongs to tenant %q; nothing was created", e.Name, e.Host, e.Owner.Name)

@@ -350,7 +350,7 @@ func (m *Manager) claimError(ctx context.Context, t registry.Tenant, err error) 
 		if rerr != nil {
 			owner = registry.Tenant{Name: ht.Owner}
 		}
-		return &HostTakenError{Name: t.Name, Host: ht.Host, Owner: owner}
+		return &HostTakenError{Name: t.Name, Host: ht.Host, Owner: owner, Err: ht}
 	case errors.Is(err, registry.ErrExists):
 		existing, rerr := m.Registry.Tenant(ctx, t.Name)
 		if rerr != nil {
