@@ -64,6 +64,7 @@ const (
 	snapResaveTail = 200     // a tail this long is saved again after loading, in the background
 	snapTailByID   = 16      // a longer tail is read in one pass over the journal
 	snapWaitFor    = 10 * time.Second
+	snapSweepAfter = 10 * time.Minute // chunks of no head are removed after this
 )
 
 var errSnapshotUnusable = errors.New("saved read model not usable")
@@ -82,9 +83,10 @@ type snapHead struct {
 }
 
 type snapChunk struct {
-	ID   string `bson:"_id"`
-	Gen  string `bson:"gen"`
-	Data []byte `bson:"data"`
+	ID   string    `bson:"_id"`
+	Gen  string    `bson:"gen"`
+	At   time.Time `bson:"at"`
+	Data []byte    `bson:"data"`
 }
 
 func snapChunkID(gen string, i int) string { return fmt.Sprintf("c:%s:%d", gen, i) }
@@ -410,16 +412,21 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 	gen := hex.EncodeToString(g)
 	sum := sha256.Sum256(blob)
 	col := s.col(colSnapshot)
+	var prev snapHead // whose chunks this save removes, if it replaces it
+	if err := col.FindOne(ctx, d("_id", snapHeadID)).Decode(&prev); err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return fmt.Errorf("save the read model: %w", err)
+	}
+	now := s.now()
 	chunks := 0
 	for off := 0; off < len(blob) || chunks == 0; off += snapChunkSize {
-		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, Data: blob[off:min(off+snapChunkSize, len(blob))]}
+		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, At: now, Data: blob[off:min(off+snapChunkSize, len(blob))]}
 		if _, err := col.InsertOne(ctx, c); err != nil {
 			return fmt.Errorf("save the read model: %w", err)
 		}
 		chunks++
 	}
 	head := snapHead{ID: snapHeadID, Format: snapFormat, TenantID: tenantID, Seq: seq, Gen: gen, Chunks: chunks,
-		Size: len(blob), Sum: sum[:], Count: count, At: s.now()}
+		Size: len(blob), Sum: sum[:], Count: count, At: now}
 	// Forward only: the filter matches a head at an older position, or
 	// none (then the upsert inserts it; a newer head makes it a duplicate).
 	older := bson.A{d("seq", d("$lt", seq))}
@@ -432,10 +439,21 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 		_, _ = col.DeleteMany(ctx, d("gen", gen))
 		return fmt.Errorf("save the read model: %w", err)
 	}
-	if !won {
+	// A save that replaced the head removes the chunks of the head it
+	// replaced, never others: FerretDB does not make the conditional
+	// replace atomic, so two saves can both replace, and neither may
+	// remove the other's chunks (the head may end up pointing at them).
+	// Chunks of no head (a save that lost that race, or stopped midway)
+	// are swept once they are old.
+	switch {
+	case !won:
 		_, err = col.DeleteMany(ctx, d("gen", gen))
-	} else {
-		_, err = col.DeleteMany(ctx, bson.D{{Key: "_id", Value: d("$ne", snapHeadID)}, {Key: "gen", Value: d("$ne", gen)}})
+	case prev.Gen != "" && prev.Gen != gen:
+		_, err = col.DeleteMany(ctx, d("gen", prev.Gen))
+	}
+	if err == nil {
+		_, err = col.DeleteMany(ctx, bson.D{{Key: "_id", Value: d("$ne", snapHeadID)},
+			{Key: "gen", Value: d("$ne", gen)}, {Key: "at", Value: d("$lt", now.Add(-snapSweepAfter))}})
 	}
 	if err != nil {
 		return fmt.Errorf("save the read model: remove old chunks: %w", err)
