@@ -461,25 +461,30 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 	return nil
 }
 
-// readSnapshot reads and checks the saved read model: nil, nil when
-// there is none.
-func (s *Store) readSnapshot(ctx context.Context, tenantID string) (*snapHead, *snapshot, error) {
+// readHead reads and checks the saved read model's head: nil, nil when
+// there is none; the head and errSnapshotUnusable when it cannot be used.
+func (s *Store) readHead(ctx context.Context, tenantID string) (*snapHead, error) {
 	var head snapHead
 	err := s.col(colSnapshot).FindOne(ctx, d("_id", snapHeadID)).Decode(&head)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, nil, timeoutError("read the saved read model", err)
+		return nil, timeoutError("read the saved read model", err)
 	}
 	switch {
 	case head.Format != snapFormat:
-		return &head, nil, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
+		return &head, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
 	case head.TenantID != tenantID:
-		return &head, nil, fmt.Errorf("%w: saved for tenant ID %q, the database is stamped %q", errSnapshotUnusable, head.TenantID, tenantID)
+		return &head, fmt.Errorf("%w: saved for tenant ID %q, the database is stamped %q", errSnapshotUnusable, head.TenantID, tenantID)
 	case head.Chunks < 1 || head.Chunks > 1024 || head.Size < 0 || head.Size > head.Chunks*(16<<20):
-		return &head, nil, fmt.Errorf("%w: bad head", errSnapshotUnusable)
+		return &head, fmt.Errorf("%w: bad head", errSnapshotUnusable)
 	}
+	return &head, nil
+}
+
+// readSnapshot reads the chunks of head and decodes them, checked.
+func (s *Store) readSnapshot(ctx context.Context, head snapHead, tenantID string) (*snapshot, error) {
 	// The chunks are read at once: the server decodes each in its own
 	// goroutine.
 	chunks := make([][]byte, head.Chunks)
@@ -502,21 +507,21 @@ func (s *Store) readSnapshot(ctx context.Context, tenantID string) (*snapHead, *
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return &head, nil, err
+		return nil, err
 	}
 	blob := bytes.Join(chunks, nil)
 	if sum := sha256.Sum256(blob); len(blob) != head.Size || !bytes.Equal(sum[:], head.Sum) {
-		return &head, nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
+		return nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
 	}
 	raw, err := zdec.DecodeAll(blob, nil)
 	if err != nil {
-		return &head, nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
+		return nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
 	}
 	sn, err := decodeSnapshot(raw, tenantID, head.Seq, s.opts.Now())
 	if err != nil {
-		return &head, nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
+		return nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
 	}
-	return &head, sn, nil
+	return sn, nil
 }
 
 // loadSaved returns the saved read model brought up to the journal's end,
@@ -539,18 +544,17 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 	}
 	deadline := time.Now().Add(snapWaitFor)
 	for {
-		restore := relaxGC()
-		head, sn, err := s.readSnapshot(ctx, tenantID)
-		restore()
+		head, err := s.readHead(ctx, tenantID)
 		if err != nil {
 			if head != nil {
 				return nil, 0, head.Gen, err
 			}
 			return nil, 0, "", err
 		}
-		if sn == nil {
+		if head == nil {
 			return nil, 0, "", fmt.Errorf("%w: none saved", errSnapshotUnusable)
 		}
+		// The tail first: a head a bulk change follows is not read.
 		end, err := s.journalEnd(ctx, 0)
 		if err != nil {
 			return nil, 0, "", err
@@ -572,6 +576,18 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 				continue
 			}
 			return nil, 0, head.Gen, fmt.Errorf("%w: a bulk change (journal entry %d) after it", errSnapshotUnusable, head.Seq+1+int64(i))
+		}
+		restore := relaxGC()
+		sn, err := s.readSnapshot(ctx, *head, tenantID)
+		restore()
+		if err != nil {
+			if errors.Is(err, errSnapshotUnusable) && time.Now().Before(deadline) {
+				// Replaced while read (its chunks removed)? Then again.
+				if now, herr := s.readHead(ctx, tenantID); herr == nil && now != nil && now.Gen != head.Gen {
+					continue
+				}
+			}
+			return nil, 0, head.Gen, err
 		}
 		for _, e := range entries {
 			applyEntry(sn, e)
