@@ -249,7 +249,6 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	slab := make([]studentDoc, n)
 	docs := make([]*studentDoc, n)
 	derived := make([]bool, n)
-	size := 0 // of the derived keys
 	for i := range slab {
 		doc := &slab[i]
 		doc.ID = r.varint()
@@ -260,7 +259,6 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		switch r.byte() {
 		case 1:
 			derived[i] = true
-			size += 2 * (len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 1)
 		case 0:
 			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search = r.str(), r.str(), r.str(), r.str()
 		default:
@@ -275,27 +273,45 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 			return nil, errors.New("students out of order")
 		}
 	}
-	// The derived keys, all in one string (substrings share it).
+	// Every student's strings in one string, so that the payload (numbers
+	// and orders too) is let go: the names, then the search text (lowered
+	// here when derived) and the keys (parts of it when derived).
+	size := 0
+	for i, doc := range docs {
+		size += len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName)
+		if derived[i] {
+			size += len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 2
+		} else {
+			size += len(doc.Search) + len(doc.RegNoKey) + len(doc.FirstNameKey) + len(doc.SecondNameKey)
+		}
+	}
 	buf := make([]byte, 0, size)
 	for i, doc := range docs {
-		if derived[i] {
-			for _, s := range [...]string{doc.RegistrationNo, " ", doc.FirstName, " ", doc.SecondName, doc.RegistrationNo, doc.FirstName, doc.SecondName} {
-				for j := range len(s) {
-					buf = append(buf, asciiLower(s[j]))
-				}
+		buf = append(append(append(buf, doc.RegistrationNo...), doc.FirstName...), doc.SecondName...)
+		if !derived[i] {
+			buf = append(append(append(append(buf, doc.Search...), doc.RegNoKey...), doc.FirstNameKey...), doc.SecondNameKey...)
+			continue
+		}
+		for _, s := range [...]string{doc.RegistrationNo, " ", doc.FirstName, " ", doc.SecondName} {
+			for j := range len(s) {
+				buf = append(buf, asciiLower(s[j]))
 			}
 		}
 	}
-	keys, off := string(buf), 0
+	all, off := string(buf), 0
 	take := func(k int) string {
-		s := keys[off : off+k]
+		s := all[off : off+k]
 		off += k
 		return s
 	}
 	for i, doc := range docs {
+		n1, n2, n3 := len(doc.RegistrationNo), len(doc.FirstName), len(doc.SecondName)
+		doc.RegistrationNo, doc.FirstName, doc.SecondName = take(n1), take(n2), take(n3)
 		if derived[i] {
-			doc.Search = take(len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 2)
-			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = take(len(doc.RegistrationNo)), take(len(doc.FirstName)), take(len(doc.SecondName))
+			doc.Search = take(n1 + n2 + n3 + 2)
+			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = doc.Search[:n1], doc.Search[n1+1:n1+1+n2], doc.Search[n1+2+n2:]
+		} else {
+			doc.Search, doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = take(len(doc.Search)), take(len(doc.RegNoKey)), take(len(doc.FirstNameKey)), take(len(doc.SecondNameKey))
 		}
 	}
 	sn := &snapshot{byID: make(map[int64]*studentDoc, n), byKey: make(map[string]int64, n),
