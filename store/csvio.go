@@ -461,8 +461,8 @@ func (s *Store) studentsByRegNo(ctx context.Context, keys []string) (map[string]
 		s.rm.mu.RLock()
 		defer s.rm.mu.RUnlock()
 		for _, key := range keys {
-			if id, ok := s.rm.snap.byKey[key]; ok {
-				found[key] = s.rm.snap.byID[id].Student
+			if docs := s.rm.snap.withKey(key); len(docs) > 0 {
+				found[key] = docs[0].Student
 			}
 		}
 		return found, nil

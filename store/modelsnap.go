@@ -314,16 +314,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 			doc.Search, doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = take(len(doc.Search)), take(len(doc.RegNoKey)), take(len(doc.FirstNameKey)), take(len(doc.SecondNameKey))
 		}
 	}
-	sn := &snapshot{byID: make(map[int64]*studentDoc, n), byKey: make(map[string]int64, n),
-		seq: seq, checked: now, loadedAt: now}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	wg.Go(func() {
-		for _, doc := range docs {
-			sn.byID[doc.ID] = doc
-			sn.byKey[doc.RegNoKey] = doc.ID
-		}
-	})
+	sn := &snapshot{seq: seq, checked: now, loadedAt: now}
 	sn.order[ordID] = docs
 	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
 		seen := make([]bool, n)
@@ -344,7 +335,6 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if r.off != len(r.all) {
 		return nil, errors.New("trailing bytes")
 	}
-	wg.Wait()
 	sn.index() // the trigram index is built later (indexLater)
 	return sn, nil
 }

@@ -124,8 +124,6 @@ type snapshot struct {
 	ids   []int64            // ids[pos]: order[ordID]'s IDs, for the index's candidates
 	tri   *trigramIndex      // the search texts' trigrams (searchindex.go)
 
-	byID     map[int64]*studentDoc
-	byKey    map[string]int64 // registration number key → id (one of them when in conflict)
 	order    [numOrders][]*studentDoc
 	seq      int64     // last journal entry applied
 	checked  time.Time // last look at the journal
@@ -221,14 +219,39 @@ func less(o int, a, b *studentDoc) int {
 	return cmp.Compare(a.ID, b.ID)
 }
 
+// doc returns the student with ID id: a binary search of the order by ID
+// (no map: at 100,000 students the maps by ID and by key held 6 MB).
+func (sn *snapshot) doc(id int64) (*studentDoc, bool) {
+	all := sn.order[ordID]
+	i, found := slices.BinarySearchFunc(all, id, func(x *studentDoc, id int64) int { return cmp.Compare(x.ID, id) })
+	if !found {
+		return nil, false
+	}
+	return all[i], true
+}
+
+// withKey returns the students whose registration number key is key
+// (several when their numbers differ only in case: a migration's
+// conflicts), from the order by registration number.
+func (sn *snapshot) withKey(key string) []*studentDoc {
+	all := sn.order[ordRegNo]
+	i, _ := slices.BinarySearchFunc(all, key, func(x *studentDoc, k string) int { return strings.Compare(x.RegNoKey, k) })
+	j := i
+	for j < len(all) && all[j].RegNoKey == key {
+		j++
+	}
+	return all[i:j]
+}
+
+// count is the number of students.
+func (sn *snapshot) count() int { return len(sn.order[ordID]) }
+
 func (sn *snapshot) put(doc *studentDoc) {
-	if old, ok := sn.byID[doc.ID]; ok && len(sn.at) == len(sn.order[ordID]) {
+	if old, ok := sn.doc(doc.ID); ok && len(sn.at) == len(sn.order[ordID]) {
 		sn.replace(old, doc)
 		return
 	}
 	sn.removeOnly(doc.ID)
-	sn.byID[doc.ID] = doc
-	sn.byKey[doc.RegNoKey] = doc.ID
 	for o := range numOrders {
 		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
 		sn.order[o] = slices.Insert(sn.order[o], i, doc)
@@ -243,17 +266,13 @@ func (sn *snapshot) put(doc *studentDoc) {
 // model's write lock).
 func (sn *snapshot) replace(old, doc *studentDoc) {
 	if old.RegNoKey != doc.RegNoKey {
-		sn.removeOnly(old.ID) // the key's bookkeeping, twins included
-		sn.byID[doc.ID] = old // back, for the orders below
+		sn.removeOnly(old.ID)
 		sn.tri.add(old.ID, old.Search)
-		sn.byKey[doc.RegNoKey] = doc.ID
 		for o := range numOrders { // removeOnly took it out of every order
 			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
 			sn.order[o] = slices.Insert(sn.order[o], i, old)
 		}
 	}
-	sn.byID[doc.ID] = doc
-	sn.byKey[doc.RegNoKey] = doc.ID
 	pos := old.pos
 	doc.pos = pos
 	for o := range numOrders {
@@ -395,16 +414,18 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 		}
 		return
 	}
-	for _, doc := range docs {
-		sn.byID[doc.ID] = doc
-		sn.byKey[doc.RegNoKey] = doc.ID
+	byID := make(map[int64]*studentDoc, sn.count()+len(docs))
+	for _, doc := range sn.order[ordID] {
+		byID[doc.ID] = doc
 	}
-	all := make([]*studentDoc, 0, len(sn.byID))
-	for _, doc := range sn.byID {
+	for _, doc := range docs {
+		byID[doc.ID] = doc
+	}
+	all := make([]*studentDoc, 0, len(byID))
+	for _, doc := range byID {
 		all = append(all, doc)
 	}
 	fresh := buildSnapshot(all, sn.seq, sn.checked) // its own copies of the students
-	sn.byID, sn.byKey = fresh.byID, fresh.byKey
 	sn.order, sn.text, sn.at, sn.posOf, sn.rank, sn.ids, sn.tri = fresh.order, fresh.text, fresh.at, fresh.posOf, fresh.rank, fresh.ids, fresh.tri
 	sn.cmu.Lock()
 	sn.matches = nil
@@ -417,21 +438,11 @@ func (sn *snapshot) remove(id int64) {
 }
 
 func (sn *snapshot) removeOnly(id int64) {
-	old, ok := sn.byID[id]
+	old, ok := sn.doc(id)
 	if !ok {
 		return
 	}
-	delete(sn.byID, id)
 	sn.tri.remove(old.ID, old.Search)
-	if sn.byKey[old.RegNoKey] == id {
-		delete(sn.byKey, old.RegNoKey)
-		for _, other := range sn.byID { // a conflicting twin keeps the key
-			if other.RegNoKey == old.RegNoKey {
-				sn.byKey[old.RegNoKey] = other.ID
-				break
-			}
-		}
-	}
 	for o := range numOrders {
 		if i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) }); found {
 			sn.order[o] = slices.Delete(sn.order[o], i, i+1)
@@ -445,12 +456,7 @@ func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 	if compactStudents {
 		docs = compactDocs(docs)
 	}
-	sn := &snapshot{byID: make(map[int64]*studentDoc, len(docs)), byKey: make(map[string]int64, len(docs)),
-		seq: seq, checked: now, loadedAt: now}
-	for _, doc := range docs {
-		sn.byID[doc.ID] = doc
-		sn.byKey[doc.RegNoKey] = doc.ID
-	}
+	sn := &snapshot{seq: seq, checked: now, loadedAt: now}
 	var wg sync.WaitGroup
 	for o := range numOrders {
 		sn.order[o] = slices.Clone(docs)
@@ -550,7 +556,7 @@ func (s *Store) model(ctx context.Context) error {
 			loading := s.startLoad()
 			wait := staleWait
 			rm.mu.RLock()
-			if len(sn.byID) >= bigModel {
+			if sn.count() >= bigModel {
 				wait = staleWaitBig
 			}
 			rm.mu.RUnlock()
@@ -956,7 +962,7 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 		s.rm.mu.RUnlock()
 		return
 	}
-	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, len(sn.byID)
+	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, sn.count()
 	s.rm.mu.RUnlock()
 	if s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused) == nil {
 		s.rm.mu.Lock()

@@ -346,8 +346,11 @@ func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
 					}
 				}
 			}
-			if len(sn.byKey) != len(fresh.byKey) || sn.byKey[tc.doc.RegNoKey] != tc.doc.ID {
-				t.Errorf("byKey %v, want %v", sn.byKey, fresh.byKey)
+			if got := sn.withKey(tc.doc.RegNoKey); len(got) != 1 || got[0].ID != tc.doc.ID {
+				t.Errorf("students with key %q: %v, want %d alone", tc.doc.RegNoKey, got, tc.doc.ID)
+			}
+			if got, ok := sn.doc(tc.doc.ID); !ok || got.Student != tc.doc.Student {
+				t.Errorf("student %d: %+v, %v", tc.doc.ID, got, ok)
 			}
 			for _, q := range []string{"", "amin", "kofi", "z", "zulu", "aardvark"} {
 				for _, sort := range []string{"", "-first_name", "second_name"} {

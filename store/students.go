@@ -55,8 +55,8 @@ func (s *Store) regNoExists(ctx context.Context, regNo string, exceptID int64) (
 		}
 		s.rm.mu.RLock()
 		defer s.rm.mu.RUnlock()
-		for _, doc := range s.rm.snap.byID { // conflicting twins: check all when the key is held
-			if doc.RegNoKey == regNoKey(regNo) && doc.ID != exceptID {
+		for _, doc := range s.rm.snap.withKey(regNoKey(regNo)) { // conflicting twins: all of them
+			if doc.ID != exceptID {
 				return true, nil
 			}
 		}
@@ -121,7 +121,7 @@ func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
 		}
 		s.rm.mu.RLock()
 		defer s.rm.mu.RUnlock()
-		doc, ok := s.rm.snap.byID[id]
+		doc, ok := s.rm.snap.doc(id)
 		if !ok {
 			return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
 		}
@@ -221,7 +221,7 @@ func (s *Store) CountStudents(ctx context.Context) (int64, error) {
 		}
 		s.rm.mu.RLock()
 		defer s.rm.mu.RUnlock()
-		return int64(len(s.rm.snap.byID)), nil
+		return int64(s.rm.snap.count()), nil
 	}
 	n, err := s.col(colStudents).CountDocuments(ctx, bson.D{})
 	if err != nil {
