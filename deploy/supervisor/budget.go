@@ -91,3 +91,26 @@ func (c *child) exited(p *proc) {
 	c.log.Warn("child killed by its memory limit; restarting it", "pid", p.cmd.Process.Pid,
 		"memory_limit", limit, "memory_kills", c.memKills.Load())
 }
+
+// DefaultMemory is campus dev's per-app memory limit: a 100,000-student
+// school's app held 150 MB (issue 20), and import previews are bounded
+// (app/import.go); 512 MiB leaves it room to spare.
+const DefaultMemory = 512 << 20
+
+// MachineShare is the part of the machine's memory the running cap
+// budgets for apps; the rest is for the proxy, the database and the
+// kernel's caches.
+const MachineShare = 0.75
+
+// DefaultMaxRunning is the running cap for apps limited to limit bytes
+// each: as many as fit, at their limit, in MachineShare of the machine's
+// memory (MachineMemory), at least 2. The sum of the limits of running
+// apps then never exceeds it: a budget, not a bet on how much schools
+// use. Raise --max-running knowingly where schools are small.
+func DefaultMaxRunning(limit int64) int {
+	total := MachineMemory()
+	if limit <= 0 || total <= 0 {
+		return 0
+	}
+	return max(2, int(float64(total)*MachineShare)/int(limit))
+}

@@ -250,3 +250,35 @@ func (cg *cgroup) remove() {
 		}
 	}
 }
+
+// MachineMemory is the memory this process may use, in bytes: the
+// machine's (MemTotal), or its own memory cgroup's limit when lower (0
+// when unknown).
+func MachineMemory() int64 {
+	total := int64(0)
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				total = kb << 10
+			}
+		}
+	}
+	own, err := ownCgroups()
+	if err != nil {
+		return total
+	}
+	for _, f := range []string{
+		filepath.Join(cgroupRoot, "memory", own["memory"], "memory.limit_in_bytes"),
+		filepath.Join(cgroupRoot, own[""], "memory.max"),
+	} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && n > 0 && (total == 0 || n < total) {
+			total = n
+		}
+	}
+	return total
+}

@@ -23,3 +23,6 @@ func (*cgroup) add(int) error { return nil }
 func (*cgroup) oomKills() int { return 0 }
 
 func (*cgroup) remove() {}
+
+// MachineMemory is unknown outside Linux (0).
+func MachineMemory() int64 { return 0 }
