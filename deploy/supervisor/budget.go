@@ -34,9 +34,13 @@ func gomemlimit(limit int64) int64 { return limit / 10 * 9 }
 // withMemoryLimit adds GOMEMLIMIT for limit to cmd's environment (last,
 // so it wins over one inherited from the operator's shell).
 func withMemoryLimit(cmd *exec.Cmd, limit int64) {
-	if limit > 0 && cmd != nil {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+strconv.FormatInt(gomemlimit(limit), 10))
+	if limit <= 0 || cmd == nil {
+		return
 	}
+	if cmd.Env == nil { // what startProc would give it
+		cmd.Env = ChildEnv(nil)
+	}
+	cmd.Env = append(cmd.Env, "GOMEMLIMIT="+strconv.FormatInt(gomemlimit(limit), 10))
 }
 
 // memoryLimit is t's limit under this supervisor (0: none).
