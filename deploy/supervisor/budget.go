@@ -90,7 +90,7 @@ func (c *child) exited(p *proc) {
 	}
 	limit := c.s.memoryLimit(c.tenant)
 	c.memKills.Add(1)
-	c.s.met.memoryKills.WithLabelValues(c.tenant.Name).Inc()
+	c.killed.Inc()
 	c.update(func(st *ChildStatus) { st.MemoryKills++ })
 	c.log.Warn("child killed by its memory limit; restarting it", "pid", p.cmd.Process.Pid,
 		"memory_limit", limit, "memory_kills", c.memKills.Load())

@@ -44,6 +44,7 @@ type child struct {
 	done      chan struct{}     // closed once run has returned and the child is retired
 	wake      chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
 	restarts  prometheus.Counter
+	killed    prometheus.Counter // memory kills (budget.go)
 	lastWake  atomic.Int64  // unix nanoseconds of the last Wake; 0: none
 	idleAfter atomic.Int64  // the tenant's idle timeout (time.Duration); 0: never
 	memKills  atomic.Int64  // processes killed by the memory limit (budget.go)
@@ -69,6 +70,7 @@ func (s *Supervisor) newChild(ctx context.Context, t registry.Tenant, prev []<-c
 		wake:     make(chan struct{}, 1),
 		evict:    make(chan struct{}, 1),
 		restarts: s.met.restarts.WithLabelValues(t.Name),
+		killed:   s.met.memoryKills.WithLabelValues(t.Name),
 		st:       ChildStatus{Tenant: t.Name, State: StateStarting, Since: time.Now()},
 	}
 	c.idleAfter.Store(int64(t.IdleAfter(s.cfg.IdleTimeout)))
