@@ -45,12 +45,12 @@ type child struct {
 	wake      chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
 	restarts  prometheus.Counter
 	killed    prometheus.Counter // memory kills (budget.go)
-	lastWake  atomic.Int64  // unix nanoseconds of the last Wake; 0: none
-	idleAfter atomic.Int64  // the tenant's idle timeout (time.Duration); 0: never
-	memKills  atomic.Int64  // processes killed by the memory limit (budget.go)
-	readyAt   atomic.Int64  // unix nanoseconds the current process became ready; 0: none
-	evict     chan struct{} // buffered(1): stop for the running cap (running.go)
-	evicting  atomic.Bool   // an eviction was asked and not yet settled
+	lastWake  atomic.Int64       // unix nanoseconds of the last Wake; 0: none
+	idleAfter atomic.Int64       // the tenant's idle timeout (time.Duration); 0: never
+	memKills  atomic.Int64       // processes killed by the memory limit (budget.go)
+	readyAt   atomic.Int64       // unix nanoseconds the current process became ready; 0: none
+	evict     chan struct{}      // buffered(1): stop for the running cap (running.go)
+	evicting  atomic.Bool        // an eviction was asked and not yet settled
 
 	mu sync.Mutex
 	st ChildStatus
