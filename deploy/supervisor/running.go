@@ -85,7 +85,7 @@ func (c *child) admit() admission {
 			return admitted
 		}
 		if !c.urgent() {
-			c.log.Info("running cap reached; the tenant waits idle for a request", "max_running", c.s.cfg.MaxRunning)
+			c.log.Debug("running cap reached; the tenant waits idle for a request", "max_running", c.s.cfg.MaxRunning)
 			return parked
 		}
 		if !waiting {
