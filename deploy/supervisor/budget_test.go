@@ -116,6 +116,10 @@ func TestMemoryLimitKillsOnlyThatChild(t *testing.T) {
 	if got := readTrim(t, filepath.Join(cgroupDir(t, hogPID, "cpu"), "cpu.shares")); got != "1024" {
 		t.Errorf("hog's cpu.shares = %s, want 1024", got)
 	}
+	// The supervisor's folder weighs as its two apps would one by one.
+	if got := readTrim(t, filepath.Join(filepath.Dir(cgroupDir(t, hogPID, "cpu")), "cpu.shares")); got != "2048" {
+		t.Errorf("the supervisor's cpu folder has cpu.shares %s, want 2048 (two apps)", got)
+	}
 	if cgroupDir(t, hogPID, "memory") == cgroupDir(t, calmPID, "memory") {
 		t.Fatal("two schools share a memory cgroup")
 	}

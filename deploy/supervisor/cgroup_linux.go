@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,12 +38,18 @@ const (
 	// school's share does not depend on how many processes it runs.
 	cpuShares = 1024
 	cpuWeight = 100
+	// The kernel's bounds of the folder's weight.
+	maxCPUShares = 262144
+	maxCPUWeight = 10000
 )
 
 // cgroups is this supervisor's folder in each hierarchy it uses.
 type cgroups struct {
 	v2       bool
 	mem, cpu string // v1: the memory and cpu folders; v2: both the same
+
+	mu       sync.Mutex
+	children int // groups that exist now
 }
 
 // cgroup is one child's group.
@@ -179,6 +186,7 @@ func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 		writes = [][2]string{{cg.mem, ""}, {"memory.limit_in_bytes", limit}, {"memory.memsw.limit_in_bytes?", limit},
 			{cg.cpu, ""}, {"cpu.shares", strconv.Itoa(cpuShares)}}
 	}
+	g.count(+1)
 	dir := ""
 	for _, w := range writes {
 		if w[1] == "" { // a folder
@@ -237,9 +245,26 @@ func (cg *cgroup) oomKills() int {
 	return 0
 }
 
+// count adds delta to the groups of this supervisor and sets its folder's
+// CPU weight to theirs together: the folder competes with the processes
+// beside the supervisor (in campus dev the supervisor's own process holds
+// the database) as its apps would one by one, not as one process for all.
+func (g *cgroups) count(delta int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.children += delta
+	n := max(g.children, 1)
+	file, weight := "cpu.shares", min(n*cpuShares, maxCPUShares)
+	if g.v2 {
+		file, weight = "cpu.weight", min(n*cpuWeight, maxCPUWeight)
+	}
+	_ = os.WriteFile(filepath.Join(g.cpu, file), []byte(strconv.Itoa(weight)), 0) // best effort: a weight, not a limit
+}
+
 // remove deletes the group once its processes are gone (the kernel may
 // take a moment after the last one is reaped).
 func (cg *cgroup) remove() {
+	defer cg.g.count(-1)
 	for _, dir := range cg.dirs() {
 		for i := 0; ; i++ {
 			err := os.Remove(dir)

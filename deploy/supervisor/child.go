@@ -178,6 +178,13 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	default:
 	}
 	c.evicting.Store(false)
+	release, ok := c.s.gate.acquire(c.ctx, c)
+	if !ok {
+		return 0, time.Time{}
+	}
+	defer release()
+	// Room under the running cap is taken once a start slot is: a start
+	// queued behind the start cap evicts nobody yet.
 	switch c.admit() {
 	case cancelled:
 		return 0, time.Time{}
@@ -185,11 +192,6 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		return 0, time.Now()
 	}
 	defer c.s.room.leave()
-	release, ok := c.s.gate.acquire(c.ctx, c)
-	if !ok {
-		return 0, time.Time{}
-	}
-	defer release()
 	wokenAt := time.Unix(0, c.lastWake.Load())
 	addr, err := freeAddr(cfg.Host)
 	if err != nil {
