@@ -42,6 +42,8 @@ the peak memory of the whole system and of the machine.`)
 		maxRunning = fs.Int("max-running", 0, "budget on: running cap (0: as campus dev's default, from the machine's memory and --memory)")
 		hold       = fs.Duration("hold-timeout", 5*time.Second, "the proxy's hold timeout")
 		seed       = fs.Uint64("seed", 20, "seed of the school sizes")
+		abba       = fs.Bool("abba", false, "run off, on, on, off (four columns) so that load drifting during the run favours neither")
+		before     = fs.Bool("before", true, "also run with the budget off (as before issue 20); at hundreds of schools that wakes them all without a cap: mind the machine")
 		scale      = fs.Float64("scale", 1, "multiply every school's size by this (a quick run; the report says so)")
 	)
 	mo.register(fs)
@@ -114,7 +116,16 @@ the peak memory of the whole system and of the machine.`)
 		memory     int64
 		maxRunning int
 	}
-	configs := []config{{"budget off (before)", 0, 0}, {fmt.Sprintf("budget on (%s, max %d running)", *memory, capN), limit, capN}}
+	off, on := config{"budget off (before)", 0, 0}, config{fmt.Sprintf("budget on (%s, max %d running)", *memory, capN), limit, capN}
+	configs := []config{off, on}
+	switch {
+	case !*before:
+		configs = []config{on}
+	case *abba:
+		// off, on, on, off: a machine whose load drifts during the run
+		// favours neither.
+		configs = []config{off, on, on, off}
+	}
 	var results []mixResult
 	for _, c := range configs {
 		fmt.Fprintf(e.stderr, "%s...\n", c.name)
