@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -117,8 +118,9 @@ func TestMemoryLimitKillsOnlyThatChild(t *testing.T) {
 		t.Errorf("hog's cpu.shares = %s, want 1024", got)
 	}
 	// The supervisor's folder weighs as its two apps would one by one.
-	if got := readTrim(t, filepath.Join(filepath.Dir(cgroupDir(t, hogPID, "cpu")), "cpu.shares")); got != "2048" {
-		t.Errorf("the supervisor's cpu folder has cpu.shares %s, want 2048 (two apps)", got)
+	want := strconv.Itoa(2 * runtime.NumCPU() * 1024)
+	if got := readTrim(t, filepath.Join(filepath.Dir(cgroupDir(t, hogPID, "cpu")), "cpu.shares")); got != want {
+		t.Errorf("the supervisor's cpu folder has cpu.shares %s, want %s (two apps, a thread per CPU each)", got, want)
 	}
 	if cgroupDir(t, hogPID, "memory") == cgroupDir(t, calmPID, "memory") {
 		t.Fatal("two schools share a memory cgroup")

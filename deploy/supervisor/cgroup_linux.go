@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -246,14 +247,16 @@ func (cg *cgroup) oomKills() int {
 }
 
 // count adds delta to the groups of this supervisor and sets its folder's
-// CPU weight to theirs together: the folder competes with the processes
-// beside the supervisor (in campus dev the supervisor's own process holds
-// the database) as its apps would one by one, not as one process for all.
+// CPU weight: the folder competes with the processes beside the supervisor
+// (in campus dev the supervisor's own process holds the database) as its
+// apps did outside cgroups, each one with a runnable thread per CPU
+// (GOMAXPROCS), not as one process for all of them. Within the folder
+// every school weighs the same.
 func (g *cgroups) count(delta int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.children += delta
-	n := max(g.children, 1)
+	n := max(g.children, 1) * runtime.NumCPU()
 	file, weight := "cpu.shares", min(n*cpuShares, maxCPUShares)
 	if g.v2 {
 		file, weight = "cpu.weight", min(n*cpuWeight, maxCPUWeight)
