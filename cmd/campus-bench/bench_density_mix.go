@@ -177,6 +177,12 @@ the peak memory of the whole system and of the machine.`)
 	row("wake all: apps running (peak)", func(r mixResult) string { return strconv.Itoa(r.peakApps) })
 	row("wake all: whole system RSS (peak)", func(r mixResult) string { return mib(r.peakRSS) })
 	row("wake all: machine used (peak, MemTotal-MemAvailable)", func(r mixResult) string { return mib(r.peakMachine) })
+	row("app start → ready: mean (starts)", func(r mixResult) string {
+		if r.starts == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%s (%d)", msf(time.Duration(r.startSum/float64(r.starts)*float64(time.Second))), r.starts)
+	})
 	row("evictions / memory kills", func(r mixResult) string { return fmt.Sprintf("%.0f / %.0f", r.evictions, r.kills) })
 	return w.Flush()
 }
@@ -270,6 +276,8 @@ type mixResult struct {
 	peakApps                 int
 	peakRSS, peakMachine     int64
 	evictions, kills         float64
+	startSum                 float64 // seconds, start → ready of every app
+	starts                   uint64
 }
 
 // runMix serves the schools with cfg and runs the busy and wake-all
@@ -397,6 +405,7 @@ func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleS
 	time.Sleep(time.Second) // starts still under way count towards the peak
 	close(done)
 	sampler.Wait()
+	r.startSum, r.starts = histogram(s, supervisor.MetricStartSeconds)
 	r.evictions = counterSum(s, supervisor.MetricEvictionsTotal)
 	r.kills = counterSum(s, supervisor.MetricMemoryKillsTotal)
 	return r, nil

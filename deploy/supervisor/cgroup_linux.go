@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +25,9 @@ import (
 // supervisor (a container, a systemd unit) also limits its apps, and
 // several supervisors never share a folder (it is campus-<pid>-<n>, n
 // counting the supervisors of the process). cgroup v1 (as on the machines
-// this was written on): a group in the memory and cpu hierarchies each; v2
+// this was written on): a group in the memory hierarchy's folder and one in
+// the cpu hierarchy beside the supervisor, named with the folder's name as
+// prefix (see count for why not in a folder); v2
 // (a pure cgroup2 mount): one group with the memory and cpu controllers
 // enabled down the path, which the kernel only allows where the
 // supervisor's cgroup is delegated and holds no process itself, else v2
@@ -39,15 +40,18 @@ const (
 	// school's share does not depend on how many processes it runs.
 	cpuShares = 1024
 	cpuWeight = 100
-	// The kernel's bounds of the folder's weight.
-	maxCPUShares = 262144
+	// The kernel's bound of the v2 folder's weight.
 	maxCPUWeight = 10000
 )
 
 // cgroups is this supervisor's folder in each hierarchy it uses.
 type cgroups struct {
-	v2       bool
-	mem, cpu string // v1: the memory and cpu folders; v2: both the same
+	v2  bool
+	mem string // the folder of the memory groups (v2: of the groups)
+	// cpu, v1: the prefix of the cpu groups, which sit beside the
+	// supervisor in its own cpu cgroup, not in a folder (see count);
+	// v2: the folder, as mem.
+	cpu string
 
 	mu       sync.Mutex
 	children int // groups that exist now
@@ -96,11 +100,8 @@ func openCgroups() (*cgroups, error) {
 	for _, dir := range []string{memBase, cpuBase} {
 		removeStale(dir)
 	}
-	for _, dir := range []string{g.mem, g.cpu} {
-		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-			g.close()
-			return nil, fmt.Errorf("cgroup v1: %w", err)
-		}
+	if err := os.Mkdir(g.mem, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("cgroup v1: %w", err)
 	}
 	return g, nil
 }
@@ -170,8 +171,11 @@ func removeTree(dir string) {
 // close removes this supervisor's folders (all children are gone).
 func (g *cgroups) close() {
 	removeTree(g.mem)
-	if g.cpu != g.mem {
-		removeTree(g.cpu)
+	if !g.v2 {
+		left, _ := filepath.Glob(g.cpu + "-*")
+		for _, dir := range left {
+			os.Remove(dir)
+		}
 	}
 }
 
@@ -179,6 +183,9 @@ func (g *cgroups) close() {
 // beyond it) and the equal CPU weight.
 func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 	cg := &cgroup{g: g, mem: filepath.Join(g.mem, name), cpu: filepath.Join(g.cpu, name)}
+	if !g.v2 {
+		cg.cpu = g.cpu + "-" + name
+	}
 	limit := strconv.FormatInt(mem, 10)
 	var writes [][2]string
 	if g.v2 {
@@ -246,22 +253,23 @@ func (cg *cgroup) oomKills() int {
 	return 0
 }
 
-// count adds delta to the groups of this supervisor and sets its folder's
-// CPU weight: the folder competes with the processes beside the supervisor
-// (in campus dev the supervisor's own process holds the database) as its
-// apps did outside cgroups, each one with a runnable thread per CPU
-// (GOMAXPROCS), not as one process for all of them. Within the folder
-// every school weighs the same.
+// count adds delta to the groups of this supervisor. With v1 each
+// school's cpu group sits beside the supervisor (in campus dev its process
+// holds the database) and the other processes of the machine, weighing
+// what one busy thread weighs, and only while it runs: a folder would
+// weigh the same whether one app or all are busy (measured: a folder at
+// one share per app starved the database when few apps were busy and
+// slowed every start). With v2 the groups must be in a folder, which
+// weighs one share per app.
 func (g *cgroups) count(delta int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.children += delta
-	n := max(g.children, 1) * runtime.NumCPU()
-	file, weight := "cpu.shares", min(n*cpuShares, maxCPUShares)
-	if g.v2 {
-		file, weight = "cpu.weight", min(n*cpuWeight, maxCPUWeight)
+	if !g.v2 {
+		return
 	}
-	_ = os.WriteFile(filepath.Join(g.cpu, file), []byte(strconv.Itoa(weight)), 0) // best effort: a weight, not a limit
+	weight := min(max(g.children, 1)*cpuWeight, maxCPUWeight)
+	_ = os.WriteFile(filepath.Join(g.cpu, "cpu.weight"), []byte(strconv.Itoa(weight)), 0) // best effort: a weight, not a limit
 }
 
 // remove deletes the group once its processes are gone (the kernel may
