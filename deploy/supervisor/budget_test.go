@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -113,8 +114,10 @@ func TestMemoryLimitKillsOnlyThatChild(t *testing.T) {
 	if got := readTrim(t, filepath.Join(cgroupDir(t, calmPID, "memory"), "memory.limit_in_bytes")); got != strconv.Itoa(256*mib) {
 		t.Errorf("calm's memory limit = %s, want %d", got, 256*mib)
 	}
-	if got := readTrim(t, filepath.Join(cgroupDir(t, hogPID, "cpu"), "cpu.shares")); got != "1024" {
-		t.Errorf("hog's cpu.shares = %s, want 1024", got)
+	for _, pid := range []int{hogPID, calmPID} {
+		if got, want := readTrim(t, filepath.Join(cgroupDir(t, pid, "cpu"), "cpu.shares")), strconv.Itoa(1024*runtime.NumCPU()); got != want {
+			t.Errorf("cpu.shares of %d = %s, want %s, the same for every school", pid, got, want)
+		}
 	}
 	cpuDir := cgroupDir(t, hogPID, "cpu")
 	if cgroupDir(t, hogPID, "memory") == cgroupDir(t, calmPID, "memory") {
