@@ -71,6 +71,8 @@ type server struct {
 	static  *staticFiles
 	metrics *metrics
 
+	imports *importGate // imports being planned (importgate.go)
+
 	// studentsGauge throttles gauge refreshes triggered by reads.
 	gaugeMu sync.Mutex
 	gaugeAt time.Time
@@ -115,6 +117,7 @@ func newServer(cfg Config) (*server, error) {
 		secure:    cfg.SecureCookies,
 		maxUpload: cfg.MaxUploadBytes,
 		now:       cfg.Now,
+		imports:   newImportGate(importMaxPerApp),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -120,12 +120,31 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("mode") == string(store.ImportUpdate) {
 		mode = store.ImportUpdate
 	}
+	user := "" // behind requireLogin a session is always there
+	if st := stateOf(r); st.session != nil {
+		user = st.session.UserID
+	}
+	switch s.imports.enter(user) {
+	case gateUserBusy:
+		w.Header().Set("Retry-After", "5")
+		s.renderImport(w, r, http.StatusTooManyRequests, importData{Mode: mode,
+			Error: "Your previous import is still being checked. Wait for it to finish, then upload the file again."})
+		return
+	case gateAppBusy:
+		w.Header().Set("Retry-After", "5")
+		s.renderImport(w, r, http.StatusServiceUnavailable, importData{Mode: mode,
+			Error: "Other imports are being checked right now. Please upload the file again in a moment."})
+		return
+	}
+	rows := 0
+	defer func() { s.imports.leave(user, rows) }()
 	data, msg := s.importFile(r)
 	if msg != "" {
 		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: msg})
 		return
 	}
 	parsed, err := store.ParseStudentsFile(bytes.NewReader(data))
+	rows = len(parsed.Rows)
 	if err != nil {
 		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: "The file could not be read as CSV: " + err.Error()})
 		return

@@ -69,6 +69,12 @@ type Tenant struct {
 	// never stops it, otherwise a duration of at least a second as
 	// time.Duration.String writes it. See ParseIdleTimeout.
 	IdleTimeout string `json:"idle_timeout,omitempty"`
+
+	// Memory (memory budget, issue 20) overrides the supervisor's
+	// per-app memory limit for this tenant: "" uses the supervisor's
+	// default, otherwise a size as ParseMemory writes it ("768MiB",
+	// "2GiB").
+	Memory string `json:"memory,omitempty"`
 }
 
 // Equal compares every field; times with time.Time.Equal.
@@ -76,7 +82,7 @@ func (t Tenant) Equal(u Tenant) bool {
 	return t.ID == u.ID && t.Name == u.Name && t.DisplayName == u.DisplayName && slices.Equal(t.Hosts, u.Hosts) &&
 		t.PrimaryHost == u.PrimaryHost && t.Database == u.Database && t.State == u.State &&
 		t.CreatedAt.Equal(u.CreatedAt) && t.DeletedAt.Equal(u.DeletedAt) && t.PurgeAfter.Equal(u.PurgeAfter) &&
-		t.IdleTimeout == u.IdleTimeout
+		t.IdleTimeout == u.IdleTimeout && t.Memory == u.Memory
 }
 
 // HasHost reports whether host (already normalised) is one of t's hosts.
@@ -95,6 +101,10 @@ type Instance struct {
 	Tenant  string `json:"tenant"`
 	Addr    string `json:"addr"` // host:port the proxy dials
 	Healthy bool   `json:"healthy"`
+	// MemoryKills is how many times the supervisor that runs this
+	// instance has seen its tenant's app killed by its memory limit
+	// (since that supervisor started; memory budget, issue 20).
+	MemoryKills int `json:"memory_kills,omitempty"`
 }
 
 // Snapshot is every tenant and instance at one version. Tenants are sorted
@@ -188,6 +198,11 @@ type Registry interface {
 	// current cursor, so that a new watcher does not replay old wakes. It
 	// returns ctx.Err() when ctx ends first.
 	WatchWakes(ctx context.Context, after uint64) ([]Wake, uint64, error)
+
+	// SetMemory sets a tenant's Memory override (normalised with
+	// ParseMemory; "" clears it) and returns the updated tenant (memory
+	// budget, issue 20; see budget.go). Errors: ErrNotFound, ErrInvalid.
+	SetMemory(ctx context.Context, name, mem string) (Tenant, error)
 
 	Close() error
 }

@@ -136,6 +136,11 @@ func (t Tenant) Validate() error {
 	} else if n != t.IdleTimeout {
 		return invalid("idle_timeout", "%q is not normalised (%q)", t.IdleTimeout, n)
 	}
+	if n, err := ParseMemory(t.Memory); err != nil {
+		return err
+	} else if n != t.Memory {
+		return invalid("memory", "%q is not normalised (%q)", t.Memory, n)
+	}
 	return nil
 }
 

@@ -37,7 +37,10 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchColdstart(ctx, e, args[1:])
 		case "stampede": // cmd_bench_coldstart.go
 			return runBenchStampede(ctx, e, args[1:])
-		case "density": // cmd_bench_density.go
+		case "density": // cmd_bench_density.go; "density mix": bench_density_mix.go
+			if len(args) > 1 && args[1] == "mix" {
+				return runBenchDensityMix(ctx, e, args[2:])
+			}
 			return runBenchDensity(ctx, e, args[1:])
 		}
 	}

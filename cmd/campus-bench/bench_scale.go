@@ -42,6 +42,10 @@ type scaleSystemConfig struct {
 	logger      *slog.Logger
 	progress    io.Writer
 	bin         string // the campus binary of the apps (empty: campusBinary)
+	// The memory budget (issue 20): supervisor.Config's Memory and
+	// MaxRunning (0: none).
+	memory     int64
+	maxRunning int
 }
 
 type scaleSystem struct {
@@ -113,12 +117,43 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		}
 	}
 
+	stop, err := s.serve(ctx, uri, cfg)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, stop)
+	s.close = closeAll
+
+	// Every tenant idle before anything is measured.
+	if err := s.waitStates(ctx, s.tenants, time.Minute, supervisor.StateIdle); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// serve starts a supervisor (tenants start idle), the proxy and a client
+// over s.reg, with apps on the database uri; stop stops them (and every
+// app).
+func (s *scaleSystem) serve(ctx context.Context, uri string, cfg scaleSystemConfig) (stop func(), err error) {
+	var cleanup []func()
+	stop = func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	self := cfg.bin
 	if self == "" {
 		if self, err = campusBinary(); err != nil {
 			return nil, err
 		}
 	}
+	reg := s.reg
+	s.metrics = prometheus.NewRegistry() // one per supervisor and proxy
 	act := &supervisor.LateActivity{}
 	s.sup, err = supervisor.New(supervisor.Config{
 		Registry:         reg,
@@ -133,6 +168,8 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		Activity:         act,
 		StartIdle:        true,
 		MaxStarts:        cfg.maxStarts,
+		Memory:           cfg.memory,
+		MaxRunning:       cfg.maxRunning,
 		Pool:             supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: "error", LogFormat: "json"}.Pool(cfg.pool),
 	})
 	if err != nil {
@@ -166,13 +203,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		},
 	}
 	cleanup = append(cleanup, s.client.CloseIdleConnections)
-	s.close = closeAll
-
-	// Every tenant idle before anything is measured.
-	if err := s.waitStates(ctx, s.tenants, time.Minute, supervisor.StateIdle); err != nil {
-		return nil, err
-	}
-	return s, nil
+	return stop, nil
 }
 
 // get sends GET path for tenant t through the proxy and returns the time

@@ -40,6 +40,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		po          proxyOptions
 		pu          publicURLOptions
 		so          scaleOptions
+		bo          budgetOptions
 		mongoListen = fs.String("mongo-listen", "127.0.0.1:27017", "address of the embedded MongoDB-compatible server")
 		noSeed      = fs.Bool("no-seed", false, "do not create the default tenants on first run")
 	)
@@ -50,6 +51,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	po.tls.register(fs, true)
 	pu.register(fs)
 	so.register(fs)
+	bo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -57,6 +59,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	if err := so.check(); err != nil {
+		return err
+	}
+	if _, _, err := bo.resolve(); err != nil {
 		return err
 	}
 	if backend, err := ro.backend(e); err != nil {
@@ -159,6 +164,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		Registerer: metrics,
 	}
 	so.apply(&supCfg, &po)
+	if err := bo.apply(&supCfg); err != nil {
+		return err
+	}
 	supCfg.Pool = child.Pool(so.pool)
 	sup, err := supervisor.New(supCfg)
 	if err != nil {

@@ -50,6 +50,8 @@ Commands:
   set NAME --idle-timeout D
                          stop the tenant's app after D without requests (0: never;
                          "default": the supervisor's --idle-timeout)
+  set NAME --memory SIZE limit the tenant's app to SIZE of memory (like 768MiB;
+                         "default": the supervisor's --memory)
   purge NAME | --expired drop a deleted tenant's database and remove it, releasing
                          its name and hosts (--expired: every deleted tenant whose
                          retention has ended)
@@ -96,6 +98,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 		expired     bool
 		bf          backupFlags // backup, restore FILE: cmd_backup.go
 		idleTimeout string
+		memory      string
 	)
 	subs := map[string]sub{
 		"create": {"NAME", "Register a tenant with one or more host names (the first is primary) and migrate its database.",
@@ -144,12 +147,13 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
 				return tc.backup(ctx, fs, &bf)
 			}},
-		"set": {"NAME --idle-timeout D", "Change a tenant's settings (scale to zero: cmd_tenant_scale.go).",
+		"set": {"NAME [--idle-timeout D] [--memory SIZE]", "Change a tenant's settings (scale to zero and memory: cmd_tenant_scale.go).",
 			func(fs *flag.FlagSet) {
 				fs.StringVar(&idleTimeout, "idle-timeout", "", `stop the tenant's app after this long without a request (like 15m; 0: never; "default": the supervisor's --idle-timeout)`)
+				fs.StringVar(&memory, "memory", "", `memory limit of the tenant's app (like 768MiB or 2GiB; "default": the supervisor's --memory); a change restarts the app`)
 			},
 			func(tc *tenantCmd, ctx context.Context, reg registry.Registry, fs *flag.FlagSet) error {
-				return tc.set(ctx, reg, fs, idleTimeout)
+				return tc.set(ctx, reg, fs, idleTimeout, memory)
 			}},
 		"purge": {"NAME | --expired", "Drop the database of a deleted tenant and remove the tenant, releasing its name and hosts (cannot be undone). " +
 			"With --expired, do so for every deleted tenant whose retention has ended, without asking (for cron). " +
@@ -299,10 +303,11 @@ func (tc *tenantCmd) list(ctx context.Context, reg registry.Registry, fs *flag.F
 	}
 	up := healthyByTenant(snap)
 	run := runStatus(snap)
-	fmt.Fprintln(w, "NAME\tSTATE\tRUN\tINSTANCES\tIDLE TIMEOUT\tDATABASE\tHOSTS\tID\tDISPLAY NAME")
+	kills := memoryKills(snap)
+	fmt.Fprintln(w, "NAME\tSTATE\tRUN\tINSTANCES\tIDLE TIMEOUT\tMEMORY\tMEM KILLS\tDATABASE\tHOSTS\tID\tDISPLAY NAME")
 	for _, t := range tenants {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.State, run(t), up[t.Name], idleTimeoutLabel(t),
-			t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.State, run(t), up[t.Name], idleTimeoutLabel(t),
+			memoryLabel(t), kills[t.Name], t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
 	}
 	return w.Flush()
 }

@@ -10,30 +10,47 @@ import (
 )
 
 // Scale to zero (issue 12): `tenant set NAME --idle-timeout D` and the RUN
-// and IDLE TIMEOUT columns of `tenant list`.
+// and IDLE TIMEOUT columns of `tenant list`; memory budget (issue 20):
+// `tenant set NAME --memory SIZE` (the MEMORY and MEM KILLS columns are in
+// dev_budget.go).
 
-func (tc *tenantCmd) set(ctx context.Context, reg registry.Registry, fs *flag.FlagSet, idleTimeout string) error {
+func (tc *tenantCmd) set(ctx context.Context, reg registry.Registry, fs *flag.FlagSet, idleTimeout, memory string) error {
 	name, err := oneName(fs)
 	if err != nil {
 		return err
 	}
-	given := false
-	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "idle-timeout" })
-	if !given {
-		return usageErr("nothing to set: give --idle-timeout")
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["idle-timeout"] && !given["memory"] {
+		return usageErr("nothing to set: give --idle-timeout or --memory")
 	}
-	if _, err := registry.ParseIdleTimeout(idleTimeout); err != nil {
+	if _, err := registry.ParseIdleTimeout(idleTimeout); given["idle-timeout"] && err != nil {
 		return fmt.Errorf("--idle-timeout %q: want a duration like 15m, 0 (never) or \"default\"", idleTimeout)
 	}
-	t, err := reg.SetIdleTimeout(ctx, name, idleTimeout)
-	if err != nil {
-		if errors.Is(err, registry.ErrNotFound) {
-			return fmt.Errorf("unknown tenant %q", name)
-		}
-		return fmt.Errorf("set idle timeout of tenant %q: %w", name, err)
+	if _, err := registry.ParseMemory(memory); given["memory"] && err != nil {
+		return fmt.Errorf("--memory %q: want a size like 768MiB or 2GiB (%d MiB at least), or \"default\"", memory, registry.MinMemory>>20)
 	}
-	fmt.Fprintf(tc.e.stdout, "Tenant %s: idle timeout %s.\n", t.Name, idleTimeoutLabel(t))
+	var t registry.Tenant
+	if given["idle-timeout"] {
+		if t, err = reg.SetIdleTimeout(ctx, name, idleTimeout); err != nil {
+			return setError(name, "idle timeout", err)
+		}
+		fmt.Fprintf(tc.e.stdout, "Tenant %s: idle timeout %s.\n", t.Name, idleTimeoutLabel(t))
+	}
+	if given["memory"] {
+		if t, err = reg.SetMemory(ctx, name, memory); err != nil {
+			return setError(name, "memory limit", err)
+		}
+		fmt.Fprintf(tc.e.stdout, "Tenant %s: memory limit %s.\n", t.Name, memoryLabel(t))
+	}
 	return nil
+}
+
+func setError(name, what string, err error) error {
+	if errors.Is(err, registry.ErrNotFound) {
+		return fmt.Errorf("unknown tenant %q", name)
+	}
+	return fmt.Errorf("set %s of tenant %q: %w", what, name, err)
 }
 
 // idleTimeoutLabel is a tenant's idle timeout as `tenant list` shows it.

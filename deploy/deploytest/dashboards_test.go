@@ -175,6 +175,8 @@ func knownMetrics() map[string]bool {
 		supervisor.MetricTenants, supervisor.MetricColdStartsTotal, supervisor.MetricWakeSeconds,
 		supervisor.MetricIdleStopsTotal, supervisor.MetricLivenessRestartsTotal, supervisor.MetricStartsWaiting,
 		proxy.MetricHeldRequests, proxy.MetricWakesTotal, proxy.MetricHostLookups,
+		// Memory budget (issue 20).
+		supervisor.MetricMemoryKillsTotal, supervisor.MetricEvictionsTotal, supervisor.MetricStartsOverCap,
 		consul.MetricWatchErrors, consul.MetricWatchReconnects, consul.MetricLastUpdate, consul.MetricLastIndex,
 		certs.MetricCertExpiry, certs.MetricACMEOrders, certs.MetricACMEErrors, certs.MetricHandshakesRefused,
 		proxy.MetricTenantState,
@@ -228,6 +230,7 @@ func TestDashboardQueries(t *testing.T) {
 		proxy.MetricTableLastUpdate, consul.MetricWatchErrors, app.MetricStudents, supervisor.MetricRestartsTotal,
 		supervisor.MetricTenants, supervisor.MetricColdStartsTotal, supervisor.MetricWakeSeconds,
 		supervisor.MetricLivenessRestartsTotal, proxy.MetricHeldRequests,
+		supervisor.MetricMemoryKillsTotal, supervisor.MetricEvictionsTotal,
 	} {
 		if !used[want] {
 			t.Errorf("no dashboard shows %s", want)

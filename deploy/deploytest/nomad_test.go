@@ -13,6 +13,8 @@ import (
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
 
 	"github.com/campus-saas/campus/deploy/grafana"
 	"github.com/campus-saas/campus/registry/consul"
@@ -56,6 +58,7 @@ type nomadTask struct {
 	args         []string
 	env          map[string]string
 	templates    []nomadTemplate
+	resources    map[string]string // cpu, memory
 }
 
 type nomadTemplate struct{ destination, data string }
@@ -157,7 +160,12 @@ func parseNomadJob(t *testing.T, rel string, vars map[string]string, rv runtimeV
 			g.services = append(g.services, s)
 		}
 		for _, tb := range blocksOf(gb.Body, "task") {
-			task := nomadTask{name: tb.Labels[0], driver: e.strAttr(tb.Body, "driver"), env: map[string]string{}}
+			task := nomadTask{name: tb.Labels[0], driver: e.strAttr(tb.Body, "driver"), env: map[string]string{}, resources: map[string]string{}}
+			for _, rb := range blocksOf(tb.Body, "resources") {
+				for k, a := range rb.Body.Attributes {
+					task.resources[k] = e.str(a.Expr)
+				}
+			}
 			for _, cb := range blocksOf(tb.Body, "config") {
 				if a, ok := cb.Body.Attributes["args"]; ok {
 					task.args = e.strs(a.Expr)
@@ -201,7 +209,8 @@ type hclEval struct {
 }
 
 func (e *hclEval) value(expr hclsyntax.Expression) cty.Value {
-	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(e.vars)}}
+	ctx := &hcl.EvalContext{Variables: map[string]cty.Value{"var": cty.ObjectVal(e.vars)},
+		Functions: map[string]function.Function{"floor": stdlib.FloorFunc}} // those the job files use
 	tree := map[string]any{}
 	for _, tr := range expr.Variables() {
 		root := tr.RootName()

@@ -189,7 +189,16 @@ func fleet() *dashboard.DashboardBuilder {
 			q(fmt.Sprintf("sum(increase(%s[$__rate_interval]))", supervisor.MetricLivenessRestartsTotal), "liveness restarts"))).
 		WithPanel(p.series("Wakes sent by the proxies", "ops", 12,
 			"Calls of the proxies' waker (the local supervisor, or a wake request through the registry), at most about one per second per tenant.",
-			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", proxy.MetricWakesTotal), "wakes")))
+			q(fmt.Sprintf("sum(rate(%s[$__rate_interval]))", proxy.MetricWakesTotal), "wakes"))).
+		// Memory budget (issue 20).
+		WithRow(row(&p, "Memory budget")).
+		WithPanel(p.series("Apps killed by their memory limit", "short", 12,
+			"App processes the kernel killed for exceeding their memory limit (campus dev --memory, campus tenant set --memory), by tenant; each is restarted.",
+			q(fmt.Sprintf("sum by (%s) (increase(%s[$__rate_interval]))", labelTenant, supervisor.MetricMemoryKillsTotal), "{{tenant}}"))).
+		WithPanel(p.series("Running cap: evictions and starts over it", "short", 12,
+			"Running apps stopped (least recently used first) to make room for a woken school under --max-running, and woken starts waiting for that room (their requests get 503 with Retry-After after the hold timeout).",
+			q(fmt.Sprintf("sum(increase(%s[$__rate_interval]))", supervisor.MetricEvictionsTotal), "evictions"),
+			q(fmt.Sprintf("sum(%s)", supervisor.MetricStartsOverCap), "starts over the cap")))
 }
 
 func tenant() *dashboard.DashboardBuilder {

@@ -42,6 +42,12 @@ variable "instances" {
   default     = 2
 }
 
+variable "memory" {
+  type        = number
+  description = "memory limit of each app process in MiB: campus dev's --memory default, or the tenant's own (campus tenant set --memory)"
+  default     = 512
+}
+
 job "campus-app" {
   id          = "campus-app-${var.tenant}"
   name        = "campus-app-${var.tenant}"
@@ -116,6 +122,9 @@ job "campus-app" {
         CAMPUS_LOG_FORMAT = "json"
         MONGODB_URI_FILE  = "${NOMAD_SECRETS_DIR}/mongodb_uri"
         CONSUL_HTTP_TOKEN_FILE = "${NOMAD_SECRETS_DIR}/consul_token"
+        # Below the memory limit, as campus dev sets it (90%): the Go
+        # runtime collects harder before the kernel kills the task.
+        GOMEMLIMIT = "${floor(var.memory * 0.9)}MiB"
       }
 
       # The tenant's database credential, from Nomad Variables into the
@@ -145,9 +154,11 @@ job "campus-app" {
 
       kill_timeout = "20s"
 
+      # The memory budget (issue 20), as campus dev's supervisor applies
+      # it: a hard limit per app, the same CPU share for every school.
       resources {
         cpu    = 300
-        memory = 256
+        memory = var.memory
       }
     }
   }

@@ -44,8 +44,13 @@ type child struct {
 	done      chan struct{}     // closed once run has returned and the child is retired
 	wake      chan struct{}     // buffered(1): a wake (see lastWake) for the run loop
 	restarts  prometheus.Counter
-	lastWake  atomic.Int64 // unix nanoseconds of the last Wake; 0: none
-	idleAfter atomic.Int64 // the tenant's idle timeout (time.Duration); 0: never
+	killed    prometheus.Counter // memory kills (budget.go)
+	lastWake  atomic.Int64       // unix nanoseconds of the last Wake; 0: none
+	idleAfter atomic.Int64       // the tenant's idle timeout (time.Duration); 0: never
+	memKills  atomic.Int64       // processes killed by the memory limit (budget.go)
+	readyAt   atomic.Int64       // unix nanoseconds the current process became ready; 0: none
+	evict     chan struct{}      // buffered(1): stop for the running cap (running.go)
+	evicting  atomic.Bool        // an eviction was asked and not yet settled
 
 	mu sync.Mutex
 	st ChildStatus
@@ -63,7 +68,9 @@ func (s *Supervisor) newChild(ctx context.Context, t registry.Tenant, prev []<-c
 		prev:     prev,
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		evict:    make(chan struct{}, 1),
 		restarts: s.met.restarts.WithLabelValues(t.Name),
+		killed:   s.met.memoryKills.WithLabelValues(t.Name),
 		st:       ChildStatus{Tenant: t.Name, State: StateStarting, Since: time.Now()},
 	}
 	c.idleAfter.Store(int64(t.IdleAfter(s.cfg.IdleTimeout)))
@@ -166,11 +173,25 @@ func (c *child) waitBackoff(d time.Duration) bool {
 // cold says the start answers a wake of an idle tenant (for the metrics).
 func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	cfg := &c.s.cfg
+	select { // an eviction asked of the last process
+	case <-c.evict:
+	default:
+	}
+	c.evicting.Store(false)
 	release, ok := c.s.gate.acquire(c.ctx, c)
 	if !ok {
 		return 0, time.Time{}
 	}
 	defer release()
+	// Room under the running cap is taken once a start slot is: a start
+	// queued behind the start cap evicts nobody yet.
+	switch c.admit() {
+	case cancelled:
+		return 0, time.Time{}
+	case parked:
+		return 0, time.Now()
+	}
+	defer c.s.room.leave()
 	wokenAt := time.Unix(0, c.lastWake.Load())
 	addr, err := freeAddr(cfg.Host)
 	if err != nil {
@@ -182,13 +203,19 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 
 	c.update(func(st *ChildStatus) { st.State, st.Addr, st.PID, st.InstanceID = StateStarting, addr, 0, "" })
 	started := time.Now()
-	p, pooled, err := c.s.launch(c.tenant, addr)
+	p, pooled, err := c.s.launch(c.tenant, addr, c.tenant.Name+"-"+port)
 	if err != nil {
 		c.log.Error("start child failed", "err", err)
 		c.update(func(st *ChildStatus) { st.LastExit = "start failed: " + err.Error() })
 		return 0, time.Time{}
 	}
 	cmd, exited := p.cmd, p.exited
+	defer func() {
+		if p.cg != nil {
+			<-exited
+			p.cg.remove()
+		}
+	}()
 	pid := cmd.Process.Pid
 	c.update(func(st *ChildStatus) { st.PID, st.InstanceID = pid, id })
 	c.log.Info("child started", "pid", pid, "addr", addr, "instance", id, "pooled", pooled)
@@ -220,6 +247,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			return 0, time.Time{}
 		case <-exited:
 			c.logExit("child exited before ready", cmd, started)
+			c.exited(p)
 			return 0, time.Time{}
 		case <-deadline.C:
 			c.log.Warn("child not ready in time; stopping it", "pid", pid, "ready_timeout", cfg.ReadyTimeout)
@@ -231,6 +259,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		}
 	}
 	readyAt := time.Now()
+	c.readyAt.Store(readyAt.UnixNano())
 	took := readyAt.Sub(started)
 	c.s.met.startSeconds.Observe(took.Seconds())
 	c.setState(StateReady)
@@ -261,10 +290,18 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		case <-exited:
 			c.deregister(id)
 			c.logExit("child exited", cmd, started)
+			c.exited(p)
 			return time.Since(readyAt), time.Time{}
+		case <-c.evict:
+			began := time.Now()
+			if c.stopIdle(id, cmd, exited, 0, started) {
+				return time.Since(readyAt), began
+			}
+			c.evicting.Store(false)
+			registered = false // re-registered below
 		case <-tick.C:
+			tick.Reset(jitter(cfg.HealthInterval))
 		}
-		tick.Reset(jitter(cfg.HealthInterval))
 		if d := c.idleFor(readyAt); d > 0 {
 			began := time.Now()
 			if c.stopIdle(id, cmd, exited, d, started) {
@@ -314,12 +351,17 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	}
 }
 
-// stopIdle stops an idle child: deregister, let proxies notice, and stop
-// it gracefully unless a request came meanwhile (then it reports false and
-// the caller registers it again).
+// stopIdle stops an idle child (idle > 0) or one evicted for the running
+// cap (idle 0): deregister, let proxies notice, and stop it gracefully
+// unless a request came meanwhile (then it reports false and the caller
+// registers it again).
 func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle time.Duration, started time.Time) bool {
-	c.log.Info("tenant idle; stopping child", "pid", cmd.Process.Pid, "idle_for", idle.Round(time.Second),
-		"idle_timeout", time.Duration(c.idleAfter.Load()))
+	if idle > 0 {
+		c.log.Info("tenant idle; stopping child", "pid", cmd.Process.Pid, "idle_for", idle.Round(time.Second),
+			"idle_timeout", time.Duration(c.idleAfter.Load()))
+	} else {
+		c.log.Info("evicted for the running cap; stopping child", "pid", cmd.Process.Pid)
+	}
 	c.deregister(id)
 	decided := time.Now()
 	// The proxy must have stopped routing to it (else a request could be
@@ -333,7 +375,11 @@ func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle 
 		c.log.Info("request during idle stop; keeping child")
 		return false
 	}
-	c.s.met.idleStops.Inc()
+	if idle > 0 {
+		c.s.met.idleStops.Inc()
+	} else {
+		c.s.met.evictions.Inc()
+	}
 	c.stop(cmd, exited)
 	return true
 }
@@ -341,7 +387,7 @@ func (c *child) stopIdle(id string, cmd *exec.Cmd, exited <-chan struct{}, idle 
 func (c *child) register(id, addr string, healthy bool) bool {
 	ctx, cancel := context.WithTimeout(c.ctx, registryTimeout)
 	defer cancel()
-	in := registry.Instance{ID: id, Tenant: c.tenant.Name, Addr: addr, Healthy: healthy}
+	in := registry.Instance{ID: id, Tenant: c.tenant.Name, Addr: addr, Healthy: healthy, MemoryKills: int(c.memKills.Load())}
 	if err := c.s.cfg.Registry.RegisterInstance(ctx, in); err != nil {
 		if c.ctx.Err() == nil {
 			c.log.Warn("register instance failed; retrying at the next check", "instance", id, "err", err)

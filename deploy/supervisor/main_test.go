@@ -111,6 +111,21 @@ func childMain(args []string) int {
 	mux.HandleFunc("GET /tenant", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, *tenant)
 	})
+	var hog [][]byte // memory /hog holds on to (budget_test.go)
+	var hogMu sync.Mutex
+	mux.HandleFunc("GET /hog", func(w http.ResponseWriter, r *http.Request) {
+		mb, _ := strconv.Atoi(r.URL.Query().Get("mb"))
+		hogMu.Lock()
+		defer hogMu.Unlock()
+		for range mb {
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // touch every page: resident, not just reserved
+			}
+			hog = append(hog, b)
+		}
+		fmt.Fprintf(w, "holding %d MiB", len(hog))
+	})
 	fmt.Printf("child %s listening on %s\n", *tenant, ln.Addr())
 	ctx := context.Background()
 	if os.Getenv(envIgnoreTerm) != "1" { // Notify would undo Ignore

@@ -36,6 +36,18 @@ const (
 	// tenant yet; MetricPoolBoundTotal counts those bound to one.
 	MetricPoolReady      = "campus_supervisor_pool_ready"
 	MetricPoolBoundTotal = "campus_supervisor_pool_bound_total"
+
+	// Memory budget (issue 20).
+
+	// MetricMemoryKillsTotal counts app processes the kernel killed for
+	// exceeding their memory limit (label "tenant").
+	MetricMemoryKillsTotal = "campus_supervisor_memory_kills_total"
+	// MetricEvictionsTotal counts running apps stopped to make room for a
+	// woken one under the running cap (Config.MaxRunning).
+	MetricEvictionsTotal = "campus_supervisor_evictions_total"
+	// MetricStartsOverCap is a gauge of woken starts waiting for room
+	// under the running cap.
+	MetricStartsOverCap = "campus_supervisor_starts_over_cap"
 )
 
 type metrics struct {
@@ -51,6 +63,10 @@ type metrics struct {
 	startsWaiting    prometheus.Gauge
 	poolReady        prometheus.Gauge
 	poolBound        prometheus.Counter
+
+	memoryKills   *prometheus.CounterVec
+	evictions     prometheus.Counter
+	startsOverCap prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -101,13 +117,25 @@ func newMetrics() *metrics {
 			Name: MetricPoolBoundTotal,
 			Help: "Pre-started app processes bound to a tenant (for the rest of their life).",
 		}),
+		memoryKills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricMemoryKillsTotal,
+			Help: "App processes killed by the kernel for exceeding their memory limit.",
+		}, []string{"tenant"}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: MetricEvictionsTotal,
+			Help: "Running apps stopped (least recently used first) to make room for a woken one under the running cap.",
+		}),
+		startsOverCap: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: MetricStartsOverCap,
+			Help: "Woken app starts waiting for room under the running cap.",
+		}),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{m.running, m.restarts, m.startSeconds,
 		m.tenants, m.coldStarts, m.wakeSeconds, m.idleStops, m.livenessRestarts, m.startsWaiting,
-		m.poolReady, m.poolBound} {
+		m.poolReady, m.poolBound, m.memoryKills, m.evictions, m.startsOverCap} {
 		if err := r.Register(c); err != nil {
 			return err
 		}
@@ -116,4 +144,7 @@ func (m *metrics) register(r prometheus.Registerer) error {
 }
 
 // forget drops the series of a deleted tenant.
-func (m *metrics) forget(tenant string) { m.restarts.DeleteLabelValues(tenant) }
+func (m *metrics) forget(tenant string) {
+	m.restarts.DeleteLabelValues(tenant)
+	m.memoryKills.DeleteLabelValues(tenant)
+}

@@ -41,6 +41,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once reaped
 	stdin  io.WriteCloser
+	cg     *cgroup // its memory-limit group; nil: none (budget.go)
 }
 
 // startProc starts cmd with the supervisor's process settings and reaps
@@ -94,8 +95,15 @@ func (s *Supervisor) startProc(cmd *exec.Cmd, withStdin bool) (*proc, error) {
 
 // launch starts t's process on addr: a pooled one bound now when one is
 // ready, else a new one from Config.Command. pooled says which.
-func (s *Supervisor) launch(t registry.Tenant, addr string) (p *proc, pooled bool, err error) {
-	for s.pool != nil {
+func (s *Supervisor) launch(t registry.Tenant, addr, name string) (p *proc, pooled bool, err error) {
+	defer func() {
+		if err == nil {
+			s.confine(p, t, name)
+		}
+	}()
+	// A pooled process has the default GOMEMLIMIT: a tenant with a limit
+	// of its own gets a new process.
+	for s.pool != nil && s.memoryLimit(t) == s.cfg.Memory {
 		var cand *proc
 		select {
 		case cand = <-s.pool:
@@ -114,7 +122,9 @@ func (s *Supervisor) launch(t registry.Tenant, addr string) (p *proc, pooled boo
 		s.met.poolBound.Inc()
 		return cand, true, nil
 	}
-	p, err = s.startProc(s.cfg.Command(t, addr), false)
+	cmd := s.cfg.Command(t, addr)
+	withMemoryLimit(cmd, s.memoryLimit(t))
+	p, err = s.startProc(cmd, false)
 	return p, false, err
 }
 
@@ -165,7 +175,9 @@ func (s *Supervisor) runPool(ctx context.Context) {
 		if !ok {
 			return
 		}
-		p, err := s.startProc(s.cfg.Pool.Command(), true)
+		cmd := s.cfg.Pool.Command()
+		withMemoryLimit(cmd, s.cfg.Memory)
+		p, err := s.startProc(cmd, true)
 		release()
 		if err != nil {
 			failures++

@@ -118,6 +118,17 @@ type Config struct {
 	// Pool keeps pre-started processes that hold no tenant, bound to one
 	// at start time (see pool.go); its zero value is no pool.
 	Pool PoolConfig
+
+	// Memory budget (issue 20; see budget.go and running.go).
+
+	// Memory is each child's memory limit in bytes unless its tenant has
+	// its own (registry.Tenant.Memory); 0: no limit. Enforced with
+	// cgroups where the supervisor can write them, else GOMEMLIMIT only.
+	Memory int64
+	// MaxRunning caps the children with a process on this machine; 0:
+	// no cap. A woken tenant beyond it first stops the least recently
+	// used one (needs Activity); see running.go.
+	MaxRunning int
 }
 
 // ChildState is where a child is in its life cycle.
@@ -154,6 +165,9 @@ type ChildStatus struct {
 	Restarts   int       // starts after the first
 	Since      time.Time // when State was entered
 	LastExit   string    // how the last process ended, e.g. "exit status 1" or "signal: killed"
+	// MemoryKills counts the processes of this slot the kernel killed
+	// for exceeding the memory limit.
+	MemoryKills int
 }
 
 // Supervisor runs one child process per active tenant. Create it with New
@@ -167,6 +181,8 @@ type Supervisor struct {
 
 	gate *gate
 	pool chan *proc // ready unbound processes; nil without a pool
+	room *room      // the running cap (running.go)
+	cg   *cgroups   // this supervisor's cgroups; nil: GOMEMLIMIT only (budget.go)
 
 	mu       sync.Mutex
 	running  bool
@@ -219,6 +235,9 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.IdleTimeout < 0 {
 		return nil, fmt.Errorf("supervisor: IdleTimeout %s is negative", cfg.IdleTimeout)
 	}
+	if cfg.Memory < 0 || cfg.MaxRunning < 0 {
+		return nil, fmt.Errorf("supervisor: Memory %d and MaxRunning %d must not be negative", cfg.Memory, cfg.MaxRunning)
+	}
 	if cfg.Pool.Size < 0 || cfg.Pool.Size > 0 && (cfg.Pool.Command == nil || cfg.Pool.Assignment == nil) {
 		return nil, errors.New("supervisor: a Pool needs a Size >= 0, and Command and Assignment when Size > 0")
 	}
@@ -240,6 +259,7 @@ func New(cfg Config) (*Supervisor, error) {
 		out:      &syncWriter{w: cfg.Output},
 		checker:  newChecker(cfg.HealthInterval, cfg.MaxChecks),
 		gate:     newGate(cfg.MaxStarts),
+		room:     newRoom(cfg.MaxRunning),
 		children: map[string]*child{},
 		retiring: map[*child]string{},
 		known:    map[string]bool{},
@@ -275,15 +295,26 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	s.deregisterStale(ctx, snap)
 
+	if s.cfg.Memory > 0 {
+		if s.cg, err = openCgroups(); err != nil {
+			s.log.Warn("memory limits: cannot use cgroups, so the kernel does not enforce them; each app gets GOMEMLIMIT only",
+				"reason", err.Error())
+		}
+	}
+
 	var wg sync.WaitGroup
 	defer func() {
 		// ctx is done, so every child's context is too: they deregister
 		// and stop concurrently.
 		wg.Wait()
+		if s.cg != nil {
+			s.cg.close()
+		}
 		s.log.Info("supervisor stopped")
 	}()
 	s.log.Info("supervisor started", "instance_id_prefix", s.cfg.InstanceIDPrefix,
-		"idle_timeout", s.cfg.IdleTimeout, "start_idle", s.cfg.StartIdle, "max_starts", s.cfg.MaxStarts)
+		"idle_timeout", s.cfg.IdleTimeout, "start_idle", s.cfg.StartIdle, "max_starts", s.cfg.MaxStarts,
+		"memory_limit", s.cfg.Memory, "cgroups", s.cg != nil, "max_running", s.cfg.MaxRunning)
 	if s.cfg.WakeSource != nil {
 		// The cursor is taken before the first snapshot is acted on, so
 		// a wake requested once a tenant shows as idle is never taken
@@ -405,7 +436,7 @@ func (s *Supervisor) retire(c *child) {
 // State is not compared: the caller only asks about active tenants.
 func sameTenant(a, b registry.Tenant) bool {
 	return a.ID == b.ID && a.Name == b.Name && a.Database == b.Database && a.DisplayName == b.DisplayName &&
-		a.PrimaryHost == b.PrimaryHost && slices.Equal(a.Hosts, b.Hosts) && a.CreatedAt.Equal(b.CreatedAt)
+		a.Memory == b.Memory && a.PrimaryHost == b.PrimaryHost && slices.Equal(a.Hosts, b.Hosts) && a.CreatedAt.Equal(b.CreatedAt)
 }
 
 // Wake asks for tenant's child to be started now: an idle child starts,

@@ -541,13 +541,17 @@ func (r *Registry) registration(in registry.Instance) (*api.AgentServiceRegistra
 	if err != nil || port < 1 || port > 65535 {
 		return nil, invalid("addr", "instance %s: bad port in %q", in.ID, in.Addr)
 	}
+	meta := map[string]string{MetaTenant: in.Tenant}
+	if in.MemoryKills > 0 {
+		meta[MetaMemoryKills] = strconv.Itoa(in.MemoryKills)
+	}
 	return &api.AgentServiceRegistration{
 		ID:      in.ID,
 		Name:    r.ServiceName(in.Tenant),
 		Tags:    []string{ServiceTag},
 		Address: host,
 		Port:    port,
-		Meta:    map[string]string{MetaTenant: in.Tenant},
+		Meta:    meta,
 		Check: &api.AgentServiceCheck{
 			Name:                           "campus app ready",
 			HTTP:                           "http://" + in.Addr + "/readyz",

@@ -577,6 +577,8 @@ func (r *Registry) instanceOf(s *api.AgentService, own, node api.HealthChecks) (
 		Tenant:  tenant,
 		Addr:    net.JoinHostPort(s.Address, strconv.Itoa(s.Port)),
 		Healthy: len(own) > 0 && all.AggregatedStatus() == api.HealthPassing,
+
+		MemoryKills: memoryKills(s),
 	}, true
 }
 

@@ -29,7 +29,7 @@ const (
 
 // schemaVersion is stored in PRAGMA user_version: the number of entries
 // of migrations applied.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // DefaultTombstoneKeep is how many versions deletions stay readable as
 // tombstones: a handle whose cached snapshot is older than that reads the
@@ -316,6 +316,22 @@ var migrations = [][]string{
 			at     INTEGER NOT NULL -- Unix nanoseconds
 		) STRICT`,
 		`CREATE INDEX wakes_seq ON wakes (seq)`,
+	},
+	{ // 5: memory budget (issue 20): the memory-limit override of a tenant
+		// ('' = the supervisor's default) and the memory kills an
+		// instance's supervisor has seen
+		`ALTER TABLE tenants ADD COLUMN memory TEXT NOT NULL DEFAULT ''`,
+		`DROP TRIGGER tenants_updated`,
+		`CREATE TRIGGER tenants_updated AFTER UPDATE OF name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout, memory ON tenants
+		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
+			UPDATE tenants SET ver = ` + stamp + ` WHERE name = NEW.name;
+		END`,
+		`ALTER TABLE instances ADD COLUMN memory_kills INTEGER NOT NULL DEFAULT 0`,
+		`DROP TRIGGER instances_updated`,
+		`CREATE TRIGGER instances_updated AFTER UPDATE OF id, tenant, addr, healthy, memory_kills ON instances
+		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
+			UPDATE instances SET ver = ` + stamp + ` WHERE id = NEW.id;
+		END`,
 	},
 }
 

@@ -95,8 +95,8 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 	t.Hosts = append([]string(nil), t.Hosts...)
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		_, err := tx.ExecContext(ctx,
-			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+stamp+`)`,
-			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), toNanos(t.CreatedAt), t.ID, toNanos(t.DeletedAt), toNanos(t.PurgeAfter), t.IdleTimeout)
+			`INSERT INTO tenants (name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout, memory, ver) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, `+stamp+`)`,
+			t.Name, t.DisplayName, t.PrimaryHost, t.Database, string(t.State), toNanos(t.CreatedAt), t.ID, toNanos(t.DeletedAt), toNanos(t.PurgeAfter), t.IdleTimeout, t.Memory)
 		if isUniqueViolation(err) {
 			return false, fmt.Errorf("tenant %q: %w", t.Name, registry.ErrExists)
 		}
@@ -198,8 +198,8 @@ func (r *Registry) update(ctx context.Context, name string, change func(registry
 			return false, err
 		}
 		_, err = tx.ExecContext(ctx,
-			`UPDATE tenants SET display_name = ?, state = ?, deleted_at = ?, purge_after = ?, idle_timeout = ?, ver = `+stamp+` WHERE name = ?`,
-			after.DisplayName, string(after.State), toNanos(after.DeletedAt), toNanos(after.PurgeAfter), after.IdleTimeout, name)
+			`UPDATE tenants SET display_name = ?, state = ?, deleted_at = ?, purge_after = ?, idle_timeout = ?, memory = ?, ver = `+stamp+` WHERE name = ?`,
+			after.DisplayName, string(after.State), toNanos(after.DeletedAt), toNanos(after.PurgeAfter), after.IdleTimeout, after.Memory, name)
 		if err != nil {
 			return false, r.dbErr(ctx, "update tenant", err)
 		}
@@ -288,10 +288,10 @@ func (r *Registry) RegisterInstance(ctx context.Context, in registry.Instance) e
 	}
 	err := r.write(ctx, func(tx *sql.Tx) (bool, error) {
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO instances (id, tenant, addr, healthy, ver) VALUES (?, ?, ?, ?, `+stamp+`)
-			ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, addr = excluded.addr, healthy = excluded.healthy, ver = excluded.ver
-			WHERE tenant != excluded.tenant OR addr != excluded.addr OR healthy != excluded.healthy`,
-			in.ID, in.Tenant, in.Addr, in.Healthy)
+			INSERT INTO instances (id, tenant, addr, healthy, memory_kills, ver) VALUES (?, ?, ?, ?, ?, `+stamp+`)
+			ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, addr = excluded.addr, healthy = excluded.healthy, memory_kills = excluded.memory_kills, ver = excluded.ver
+			WHERE tenant != excluded.tenant OR addr != excluded.addr OR healthy != excluded.healthy OR memory_kills != excluded.memory_kills`,
+			in.ID, in.Tenant, in.Addr, in.Healthy, in.MemoryKills)
 		if err != nil {
 			return false, r.dbErr(ctx, "upsert instance", err)
 		}
@@ -362,7 +362,7 @@ func (r *Registry) read(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // tenantColumns are what scanTenant reads.
-const tenantColumns = `name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout`
+const tenantColumns = `name, display_name, primary_host, db_name, state, created_at, id, deleted_at, purge_after, idle_timeout, memory`
 
 // scanTenant reads one row of tenantColumns (without hosts).
 func scanTenant(row interface{ Scan(...any) error }) (registry.Tenant, error) {
@@ -371,7 +371,7 @@ func scanTenant(row interface{ Scan(...any) error }) (registry.Tenant, error) {
 		state              string
 		created, del, purg int64
 	)
-	if err := row.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &created, &t.ID, &del, &purg, &t.IdleTimeout); err != nil {
+	if err := row.Scan(&t.Name, &t.DisplayName, &t.PrimaryHost, &t.Database, &state, &created, &t.ID, &del, &purg, &t.IdleTimeout, &t.Memory); err != nil {
 		return registry.Tenant{}, err
 	}
 	t.State = registry.State(state)
@@ -611,7 +611,7 @@ func readTenants(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]
 // readInstances reads the instances selected by where (with args; "" for
 // all), sorted by tenant and ID.
 func readInstances(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]registry.Instance, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, tenant, addr, healthy FROM instances `+orderedBy(where, "tenant, id"), args...)
+	rows, err := tx.QueryContext(ctx, `SELECT id, tenant, addr, healthy, memory_kills FROM instances `+orderedBy(where, "tenant, id"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read instances: %w", err)
 	}
@@ -619,7 +619,7 @@ func readInstances(ctx context.Context, tx *sql.Tx, where string, args ...any) (
 	var out []registry.Instance
 	for rows.Next() {
 		var in registry.Instance
-		if err := rows.Scan(&in.ID, &in.Tenant, &in.Addr, &in.Healthy); err != nil {
+		if err := rows.Scan(&in.ID, &in.Tenant, &in.Addr, &in.Healthy, &in.MemoryKills); err != nil {
 			return nil, fmt.Errorf("read instances: %w", err)
 		}
 		out = append(out, in)

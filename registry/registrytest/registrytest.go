@@ -111,6 +111,8 @@ func Run(t *testing.T, h Harness) {
 		// Scale to zero (issue 12): scale.go
 		{"IdleTimeout", testIdleTimeout},
 		{"Wakes", testWakes},
+		// Memory budget (issue 20): budget.go
+		{"Memory", testMemory},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
