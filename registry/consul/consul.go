@@ -15,12 +15,16 @@
 // (see acl.go), only the tenant's own token may register that name.
 //
 // Snapshot and Watch are served by a background watcher (started on first
-// use) following a handful of blocking queries whatever the number of
-// tenants (the tenants' KV prefix, every health check, the node list and
-// each node's services; see watch.go), merged into one snapshot whose
+// use) following two blocking queries whatever the number of nodes and
+// tenants (the tenants' KV prefix and the datacenter's catalog of nodes,
+// services and checks; see watch.go), merged into one snapshot whose
 // version moves only when the merged content changes. While Consul is
 // unreachable Watch keeps the last snapshot; when it is back, changes flow
 // again.
+//
+// The Consul client is bounded and polite (package consulhttp): at most
+// Config.MaxConns connections to the agent, and 429 or 503 answers retried
+// after backoff with jitter.
 package consul
 
 import (
@@ -29,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -41,6 +46,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul/consulhttp"
 )
 
 // Defaults for Config's zero fields.
@@ -56,6 +62,7 @@ const (
 	DefaultRetryMax                = 15 * time.Second
 	DefaultMaxQueryRate            = 50
 	DefaultListPace                = 200 * time.Microsecond
+	DefaultMaxListPace             = 250 * time.Millisecond
 )
 
 // Every app service carries the tag ServiceTag and the meta MetaTenant, for
@@ -78,9 +85,14 @@ const maxTxnOps = 128
 type Config struct {
 	// Client, when set, is used as is. Otherwise one is built from API, or
 	// from api.DefaultConfig() (which honours CONSUL_HTTP_ADDR,
-	// CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL, CONSUL_CACERT, …) when API is nil.
-	Client *api.Client
-	API    *api.Config
+	// CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL, CONSUL_CACERT, …) when API is nil,
+	// by consulhttp.NewClient: at most MaxConns connections to the agent
+	// (default consulhttp.DefaultMaxConns, 8; the watcher's two blocking
+	// queries and WatchWakes' one hold one each), 429 and 503 retried with
+	// backoff.
+	Client   *api.Client
+	API      *api.Config
+	MaxConns int
 
 	// Prefix of every KV key campus writes; default "campus/".
 	Prefix string
@@ -118,7 +130,13 @@ type Config struct {
 	// meanwhile are read together; a new host's route does not wait for
 	// it (LookupHost), other changes (suspend, delete, an instance going
 	// critical) may wait that long more under churn. Negative: no pacing.
+	// The catalog's n counts its services and checks.
 	ListPace time.Duration
+	// MaxListPace caps that wait (default 250ms), so that a suspend or a
+	// delete reaches the proxies within about a second at any size, at
+	// the price of re-reading a big list up to four times a second under
+	// churn. Negative: no cap.
+	MaxListPace time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -152,6 +170,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ListPace == 0 {
 		c.ListPace = DefaultListPace
+	}
+	switch {
+	case c.MaxListPace == 0:
+		c.MaxListPace = DefaultMaxListPace
+	case c.MaxListPace < 0:
+		c.MaxListPace = time.Duration(math.MaxInt64)
 	}
 	if c.MaxQueryRate == 0 {
 		c.MaxQueryRate = DefaultMaxQueryRate
@@ -194,13 +218,12 @@ func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
 	client := cfg.Client
 	if client == nil {
-		ac := cfg.API
-		if ac == nil {
-			ac = api.DefaultConfig()
-		}
-		c, err := api.NewClient(ac)
+		c, err := consulhttp.NewClient(cfg.API, consulhttp.Options{
+			MaxConns: cfg.MaxConns, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
+			Logger: cfg.Logger.With("registry", "consul"),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("consul client for %s: %w", ac.Address, err)
+			return nil, err
 		}
 		client = c
 	}
@@ -226,7 +249,6 @@ func New(cfg Config) (*Registry, error) {
 	r.state.checks = map[string]api.HealthChecks{}
 	r.state.nodeInst = map[string][]registry.Instance{}
 	r.state.dirtyNodes = map[string]bool{}
-	r.state.loops = map[string]context.CancelFunc{}
 	r.state.tenantPins = map[string]tenantPin{}
 	r.state.instPins = map[svcKey]instPin{}
 	return r, nil

@@ -422,8 +422,7 @@ func TestConsulDownAndBack(t *testing.T) {
 
 	a.Stop()
 	waitUntil(t, "watch errors counted for every source", func() bool {
-		return metricValue(t, reg, consul.MetricWatchErrors, "kv") > 0 && metricValue(t, reg, consul.MetricWatchErrors, "checks") > 0 &&
-			metricValue(t, reg, consul.MetricWatchErrors, "nodes") > 0
+		return metricValue(t, reg, consul.MetricWatchErrors, "kv") > 0 && metricValue(t, reg, consul.MetricWatchErrors, "catalog") > 0
 	})
 	got, err := r.Watch(ctx, 0)
 	if err != nil || got.Version != last.Version || !hasTenant("before")(got) {
