@@ -188,10 +188,11 @@ func (c Config) withDefaults() Config {
 
 // Registry is the Consul backend of registry.Registry.
 type Registry struct {
-	cfg     Config
-	client  *api.Client
-	log     *slog.Logger
-	metrics *metrics
+	cfg       Config
+	client    *api.Client
+	closeIdle func() // of a client New built
+	log       *slog.Logger
+	metrics   *metrics
 
 	tenantsPrefix string
 	hostsPrefix   string
@@ -216,7 +217,7 @@ var (
 // contact Consul; the watcher starts on the first Snapshot or Watch.
 func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
-	client := cfg.Client
+	client, closeIdle := cfg.Client, func() {}
 	if client == nil {
 		c, err := consulhttp.NewClient(cfg.API, consulhttp.Options{
 			MaxConns: cfg.MaxConns, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
@@ -225,7 +226,7 @@ func New(cfg Config) (*Registry, error) {
 		if err != nil {
 			return nil, err
 		}
-		client = c
+		client, closeIdle = c.Client, c.CloseIdle
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -235,6 +236,7 @@ func New(cfg Config) (*Registry, error) {
 	r := &Registry{
 		cfg:           cfg,
 		client:        client,
+		closeIdle:     closeIdle,
 		log:           cfg.Logger.With("registry", "consul"),
 		metrics:       m,
 		tenantsPrefix: cfg.Prefix + "tenants/",
@@ -270,6 +272,7 @@ func (r *Registry) Close() error {
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.closeIdle()
 	return nil
 }
 

@@ -63,12 +63,22 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// Client is a Consul API client on a bounded, polite transport.
+type Client struct {
+	*api.Client
+	http *http.Client
+}
+
+// CloseIdle closes the client's idle connections (they would otherwise
+// count against the agent's limit until they time out).
+func (c *Client) CloseIdle() { c.http.CloseIdleConnections() }
+
 // NewClient returns a Consul API client for ac (nil: api.DefaultConfig(),
 // which honours the CONSUL_* environment variables) whose transport is
 // capped at MaxConns connections and retries 429 and 503 politely. ac is
 // not modified. An HttpClient already set in ac keeps its transport, wrapped
 // by the retries (and capped when it is an *http.Transport).
-func NewClient(ac *api.Config, o Options) (*api.Client, error) {
+func NewClient(ac *api.Config, o Options) (*Client, error) {
 	o = o.withDefaults()
 	if ac == nil {
 		ac = api.DefaultConfig()
@@ -100,7 +110,7 @@ func NewClient(ac *api.Config, o Options) (*api.Client, error) {
 		capConns(t, o.MaxConns)
 	}
 	cfg.HttpClient.Transport = &Transport{Base: base, opts: o}
-	return client, nil
+	return &Client{Client: client, http: cfg.HttpClient}, nil
 }
 
 func capConns(t *http.Transport, n int) {
@@ -130,6 +140,13 @@ type OverloadError struct {
 func (e *OverloadError) Error() string {
 	return fmt.Sprintf("consul answered %d %s (%s) to %s %s %d times in %s, with backoff in between; giving up",
 		e.Status, http.StatusText(e.Status), e.Message, e.Method, e.Path, e.Attempts, e.Elapsed.Round(time.Millisecond))
+}
+
+// CloseIdleConnections closes the idle connections of the base transport.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.Base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // RoundTrip implements http.RoundTripper.
