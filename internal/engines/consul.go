@@ -32,6 +32,8 @@ type ConsulOptions struct {
 	// Restart is then an outage after which the tenants, services and
 	// tokens are still there.
 	Persistent bool
+	// HCL is more agent configuration, e.g. lower limits for a test.
+	HCL string
 }
 
 // Consul is a running dev-mode Consul agent on loopback, or an external
@@ -95,6 +97,9 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 	)
 	if c.opts.ACL {
 		args = append(args, "-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = false }`)
+	}
+	if c.opts.HCL != "" {
+		args = append(args, "-hcl", c.opts.HCL)
 	}
 	p, err := startProcess(bin, args, c.opts.Dir)
 	if err != nil {
