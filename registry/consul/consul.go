@@ -63,6 +63,7 @@ const (
 	DefaultMaxQueryRate            = 50
 	DefaultListPace                = 200 * time.Microsecond
 	DefaultMaxListPace             = 250 * time.Millisecond
+	DefaultMaxCatalogPace          = time.Second
 )
 
 // Every app service carries the tag ServiceTag and the meta MetaTenant, for
@@ -137,6 +138,12 @@ type Config struct {
 	// the price of re-reading a big list up to four times a second under
 	// churn. Negative: no cap.
 	MaxListPace time.Duration
+	// MaxCatalogPace is MaxListPace for the catalog (default 1s): its
+	// answer lists every instance and check of the datacenter (6.5 MB at
+	// 10,000 instances, 0.1 to 0.4 s of the agent's time to send), and
+	// what it alone brings is an instance leaving or going critical (a new
+	// one is looked up on its first request). Negative: no cap.
+	MaxCatalogPace time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -171,12 +178,16 @@ func (c Config) withDefaults() Config {
 	if c.ListPace == 0 {
 		c.ListPace = DefaultListPace
 	}
-	switch {
-	case c.MaxListPace == 0:
-		c.MaxListPace = DefaultMaxListPace
-	case c.MaxListPace < 0:
-		c.MaxListPace = time.Duration(math.MaxInt64)
+	capDef := func(d *time.Duration, v time.Duration) {
+		switch {
+		case *d == 0:
+			*d = v
+		case *d < 0:
+			*d = time.Duration(math.MaxInt64)
+		}
 	}
+	capDef(&c.MaxListPace, DefaultMaxListPace)
+	capDef(&c.MaxCatalogPace, DefaultMaxCatalogPace)
 	if c.MaxQueryRate == 0 {
 		c.MaxQueryRate = DefaultMaxQueryRate
 	}

@@ -508,6 +508,10 @@ func TestIndexBackwardsResets(t *testing.T) {
 		}
 	}
 	waitSnapWithin(t, r, time.Minute, "tenants before the restore", hasTenant("lost19"))
+	// That snapshot may have come from Snapshot's own read, before the
+	// KV loop (started with it) answered: its first answer holds the
+	// writes above.
+	waitUntil(t, "the KV loop's first answer", func() bool { return metricValue(t, reg, consul.MetricLastIndex, "kv") > 0 })
 	high := metricValue(t, reg, consul.MetricLastIndex, "kv")
 
 	if err := c.Snapshot().Restore(nil, bytes.NewReader(cp)); err != nil {

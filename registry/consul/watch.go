@@ -34,7 +34,7 @@ import (
 //
 // One catalog answer costs O(fleet) to send and decode, where the per-node
 // queries it replaces cost O(node): it is paced by its size (ListPace,
-// MaxListPace) so that under churn changes coalesce, and a new host does
+// MaxCatalogPace) so that under churn changes coalesce, and a new host does
 // not wait for it (LookupHost). Alternatives measured or weighed are in
 // docs/BENCHMARKS.md (issue 24).
 //
@@ -208,10 +208,15 @@ func (r *Registry) loop(ctx context.Context, key string) {
 		index = max(newIndex, 1)
 		// A list of n entries costs Consul and this process O(n) to send
 		// and decode again, whatever changed: under churn, read it at most
-		// every n × ListPace (at most MaxListPace), so that changes
+		// every n × ListPace (at most MaxListPace, MaxCatalogPace for the
+		// catalog), so that changes
 		// coalesce into fewer reads (LookupHost brings a new host's route
 		// meanwhile; see Config.ListPace).
-		if pace := min(time.Duration(items)*r.cfg.ListPace, r.cfg.MaxListPace); pace > 0 && !sleep(ctx, pace) {
+		limit := r.cfg.MaxListPace
+		if key == srcCatalog {
+			limit = r.cfg.MaxCatalogPace
+		}
+		if pace := min(time.Duration(items)*r.cfg.ListPace, limit); pace > 0 && !sleep(ctx, pace) {
 			return
 		}
 	}

@@ -155,13 +155,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	wait := t.opts.RetryMin
 	for attempt := 1; ; attempt++ {
 		resp, err := t.Base.RoundTrip(req)
-		if err != nil || !overloaded(resp.StatusCode) {
+		var msg string
+		switch {
+		case err != nil && refusedUnread(err):
+			// The agent's connection limiter answers 429 on a new
+			// connection at once and closes it, without reading the
+			// request; net/http may see that answer before it has sent
+			// the request, and fail it so.
+			resp, msg = &http.Response{StatusCode: http.StatusTooManyRequests}, "the agent answered before reading the request and closed the connection: its per-client connection limit"
+		case err != nil || !overloaded(resp.StatusCode):
 			return resp, err
-		}
-		if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
+		case req.Body != nil && req.Body != http.NoBody && req.GetBody == nil:
 			return resp, nil // cannot send the body again
+		default:
+			msg = message(resp)
 		}
-		msg := message(resp)
 		if attempt >= t.opts.Attempts {
 			return nil, &OverloadError{Method: req.Method, Path: req.URL.Path, Status: resp.StatusCode,
 				Message: msg, Attempts: attempt, Elapsed: time.Since(start)}
@@ -185,6 +193,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			req.Body = body
 		}
 	}
+}
+
+// refusedUnread reports whether err is net/http's error for a connection
+// on which the server answered (unasked) and closed before the request was
+// read: with Consul, the connection limiter's 429.
+func refusedUnread(err error) bool {
+	return strings.Contains(err.Error(), "readLoopPeekFailLocked")
 }
 
 func overloaded(status int) bool {
