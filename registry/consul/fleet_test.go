@@ -131,20 +131,10 @@ func TestWatchIsolation(t *testing.T) {
 	get := routedProxy(t, r)
 	ctx := ctxT(t, 2*time.Minute)
 	agentAPI := sp.agent.Client(sp.token).Agent()
+	w := tenantWriter{ctx, writer}
+	instance := w.instance
 	create := func(t *testing.T, name string) registry.Tenant {
-		t.Helper()
-		tn, err := writer.CreateTenant(ctx, tenant(t, name, name+".school.localhost", "www."+name+".school.localhost"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tn
-	}
-	instance := func(t *testing.T, tenantName, body string) {
-		t.Helper()
-		app := fakeApp(t, body, true)
-		if err := writer.RegisterInstance(ctx, registry.Instance{ID: tenantName + "-1", Tenant: tenantName, Addr: addrOf(app), Healthy: true}); err != nil {
-			t.Fatal(err)
-		}
+		return w.create(t, tenant(t, name, name+".school.localhost", "www."+name+".school.localhost"))
 	}
 	// service registers, straight with the agent, a passing service named
 	// name whose meta and tags claim victim and its hosts.
@@ -203,5 +193,31 @@ func TestWatchIsolation(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// tenantWriter creates tenants and registers instances for isolation
+// tests, failing the test on any error.
+type tenantWriter struct {
+	ctx context.Context
+	reg *consul.Registry
+}
+
+func (w tenantWriter) create(t *testing.T, tn registry.Tenant) registry.Tenant {
+	t.Helper()
+	tn, err := w.reg.CreateTenant(w.ctx, tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn
+}
+
+// instance registers a healthy instance of tenantName, an app answering
+// body.
+func (w tenantWriter) instance(t *testing.T, tenantName, body string) {
+	t.Helper()
+	app := fakeApp(t, body, true)
+	if err := w.reg.RegisterInstance(w.ctx, registry.Instance{ID: tenantName + "-1", Tenant: tenantName, Addr: addrOf(app), Healthy: true}); err != nil {
+		t.Fatal(err)
 	}
 }
