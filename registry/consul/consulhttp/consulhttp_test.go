@@ -3,6 +3,7 @@ package consulhttp_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -27,21 +28,42 @@ func TestRetriesWhileTheAgentRefuses(t *testing.T) {
 		t.Fatalf("start a real Consul agent: %v", err)
 	}
 	defer agent.Stop()
+	// hold opens idle connections until the agent has accepted as many as
+	// its limit, 3. An accepted one stays silent, waiting for a request;
+	// one over the limit gets a 429 at once (connections closed a moment
+	// ago may still count): that one is closed and tried again.
 	hold := func(t *testing.T) func() {
 		t.Helper()
 		var conns []net.Conn
-		for range 3 {
-			c, err := net.Dial("tcp", agent.Addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conns = append(conns, c)
-		}
-		return func() {
+		release := func() {
 			for _, c := range conns {
 				c.Close()
 			}
 		}
+		for deadline := time.Now().Add(30 * time.Second); len(conns) < 3; {
+			if time.Now().After(deadline) {
+				release()
+				t.Fatalf("the agent accepted %d idle connections in 30s, want 3", len(conns))
+			}
+			c, err := net.Dial("tcp", agent.Addr)
+			if err != nil {
+				release()
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			b := make([]byte, 12)
+			if n, _ := io.ReadFull(c, b); n > 0 {
+				c.Close()
+				if !strings.Contains(string(b[:n]), "429") {
+					release()
+					t.Fatalf("the agent answered %q on an idle connection, want a 429 once over its limit", b[:n])
+				}
+				time.Sleep(50 * time.Millisecond) // polling: the older connections leave
+				continue
+			}
+			conns = append(conns, c)
+		}
+		return release
 	}
 	client := func(t *testing.T, attempts int, log *slog.Logger) *api.Client {
 		t.Helper()
