@@ -125,15 +125,16 @@ type Config struct {
 	// blocking clients. Default 50; negative means unlimited.
 	MaxQueryRate float64
 	// ListPace paces the re-reads of each whole list the watcher follows
-	// by its size: after an answer of n entries (tenants, checks, a node's
-	// services), the next query waits n × ListPace (default 200µs: 2 s
-	// at 10,000 tenants, 0.2 s at 1,000, 20 ms at 100). Changes that come
-	// meanwhile are read together; a new host's route does not wait for
-	// it (LookupHost), other changes (suspend, delete, an instance going
-	// critical) may wait that long more under churn. Negative: no pacing.
-	// The catalog's n counts its services and checks.
+	// by its size: after an answer of n entries (tenants; for the
+	// catalog, services and checks), the next query waits n × ListPace
+	// (default 200µs: 2 s at 10,000 tenants, 0.2 s at 1,000, 20 ms at
+	// 100), at most MaxListPace (MaxCatalogPace for the catalog). Changes
+	// that come meanwhile are read together; a new host's route does not
+	// wait for it (LookupHost), other changes (suspend, delete, an
+	// instance going critical) may wait that long more under churn.
+	// Negative: no pacing.
 	ListPace time.Duration
-	// MaxListPace caps that wait (default 250ms), so that a suspend or a
+	// MaxListPace caps the tenants' wait (default 250ms), so that a suspend or a
 	// delete reaches the proxies within about a second at any size, at
 	// the price of re-reading a big list up to four times a second under
 	// churn. Negative: no cap.
