@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -39,10 +38,11 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		ro          registryOptions
 		tenants     = fs.Int("tenants", 10000, "tenants in the registry")
 		changes     = fs.Int("changes", 100, "tenants added one by one while the proxy runs")
-		ownConsul   = fs.Bool("start-consul", false, "with --registry consul: start a real Consul dev agent (built by internal/engines into ~/.cache/campus/engines) for this run instead of using CONSUL_HTTP_ADDR")
+		ownConsul   = fs.Bool("start-consul", false, "with --registry consul: start a real Consul agent, a single server with Consul's default limits (built by internal/engines into ~/.cache/campus/engines) for this run instead of using CONSUL_HTTP_ADDR")
 		fillCheck   = fs.Duration("fill-check-interval", 0, "with Consul and --fill-nodes 0: the /readyz check interval of the --tenants background instances (default --consul-check-interval); a long one keeps 10,000 checks from swamping a small machine, while the measured --changes use --consul-check-interval")
 		fillNodes   = fs.Int("fill-nodes", 10, "with Consul: register the --tenants background instances in the catalog, passing, spread over this many external nodes (as a fleet of machines holds them; consul-esm style) instead of as HTTP checks on the one agent; 0: on the agent, as before. The measured --changes are always agent-registered with their /readyz check")
 		fillWorkers = fs.Int("fill-workers", 8, "with --fill-nodes: tenants created and registered at once while filling")
+		compare     = fs.String("compare-campus", "", "another campus binary (e.g. an older tree's) whose `campus proxy` is measured after this one's, on the same registry, with new tenants of its own")
 	)
 	ro.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -51,7 +51,8 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	refusals := &refusalCounter{w: e.stderr}
+	logger := slog.New(slog.NewTextHandler(refusals, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if *ownConsul {
 		ro.kind = "consul"
 		dir, err := os.MkdirTemp("", "campus-bench-consul-")
@@ -59,7 +60,9 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 			return err
 		}
 		defer os.RemoveAll(dir)
-		agent, err := engines.StartConsul(ctx, engines.ConsulOptions{Dir: dir})
+		// A server with Consul's default limits, as an operator runs it
+		// (200 connections per client address).
+		agent, err := engines.StartConsul(ctx, engines.ConsulOptions{Dir: dir, Persistent: true})
 		if err != nil {
 			return fmt.Errorf("start a Consul agent (internal/engines/build.sh builds it): %w", err)
 		}
@@ -67,7 +70,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		// This process's registries and the campus proxy child read it.
 		os.Setenv("CONSUL_HTTP_ADDR", agent.Addr)
 		os.Unsetenv("CONSUL_HTTP_TOKEN")
-		fmt.Fprintf(e.stdout, "started Consul dev agent at %s\n", agent.Addr)
+		fmt.Fprintf(e.stdout, "started Consul server agent (default limits) at %s\n", agent.Addr)
 	}
 	kind, err := ro.backend(e)
 	if err != nil {
@@ -204,105 +207,32 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 		rebuilds = append(rebuilds, time.Since(t0))
 	}
 
-	// Propagation and memory, against a real `campus proxy` process
-	// watching the same registry.
+	// Propagation, connections and memory, against a real `campus proxy`
+	// process watching the same registry; then, with --compare-campus,
+	// the same against that binary's proxy (its own new tenants).
 	self, err := campusBinary()
 	if err != nil {
 		return err
 	}
-	proxyAddr, adminAddr, err := twoFreeAddrs()
-	if err != nil {
-		return err
-	}
-	child := exec.CommandContext(ctx, self, "proxy", "--registry", kind, "--data", ro.data,
-		"--consul-prefix", ro.consulPrefix, "--listen", proxyAddr, "--admin-listen", adminAddr,
-		"--hold-timeout", "-1ns", "--log-level", "warn")
-	child.Stderr = e.stderr
-	if err := child.Start(); err != nil {
-		return fmt.Errorf("start campus proxy: %w", err)
-	}
-	defer func() {
-		child.Process.Signal(os.Interrupt)
-		child.Wait()
-	}()
-	client := &http.Client{Timeout: 5 * time.Second}
-	routed := func(host string) bool {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+proxyAddr+"/", nil)
-		req.Host = host
-		resp, err := client.Do(req)
-		if err != nil {
-			return false
+	m := &proxyMeasure{e: e, kind: kind, data: ro.data, consulPrefix: ro.consulPrefix, namePrefix: prefix,
+		tenants: *tenants, changes: *changes, add: add, changeReg: changeReg, lastCreate: &lastCreate, lastRegister: &lastRegister}
+	if kind == "consul" {
+		m.agentAddr = strings.TrimPrefix(e.getenv("CONSUL_HTTP_ADDR"), "http://")
+		if m.agentAddr == "" {
+			m.agentAddr = "127.0.0.1:8500"
 		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
 	}
-	// Wait until the proxy routes every tenant (the last one created).
-	lastHost := fmt.Sprintf("%s-%d.bench.localhost", prefix, *tenants-1)
-	t0 := time.Now()
-	for !routed(lastHost) {
-		if time.Since(t0) > 2*time.Minute {
-			return fmt.Errorf("campus proxy did not route %d tenants within 2 minutes", *tenants)
-		}
-		time.Sleep(20 * time.Millisecond)
+	runs := []proxyRun{m.run(ctx, "this campus", self, *tenants)}
+	if *compare != "" {
+		runs = append(runs, m.run(ctx, "--compare-campus", *compare, *tenants+*changes))
 	}
-	fmt.Fprintf(e.stdout, "campus proxy routed all tenants %s after start\n", time.Since(t0).Round(time.Millisecond))
-	rssAtN := rssOf(child.Process.Pid)
-	var lat, creates, registers []time.Duration
-	for i := range *changes {
-		t0 := time.Now()
-		t, err := add(changeReg, *tenants+i)
-		if err != nil {
-			return err
-		}
-		for !routed(t.PrimaryHost) {
-			if time.Since(t0) > 30*time.Second {
-				return fmt.Errorf("tenant %s not routable after 30s", t.Name)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		lat = append(lat, time.Since(t0))
-		creates, registers = append(creates, lastCreate), append(registers, lastRegister)
-	}
-	// The other way, which only the watch brings (a lookup never unroutes
-	// a host the table has): a tenant deleted → its host answers 404.
-	var gone []time.Duration
-	for i := range min(10, *changes) {
-		name := fmt.Sprintf("%s-%d", prefix, *tenants+i)
-		t0 := time.Now()
-		if _, err := changeReg.MarkDeleted(ctx, name, time.Now().Add(time.Hour)); err != nil {
-			return fmt.Errorf("delete tenant %s: %w", name, err)
-		}
-		for routed(name + ".bench.localhost") {
-			if time.Since(t0) > 30*time.Second {
-				return fmt.Errorf("tenant %s still routed 30s after its delete", name)
-			}
-			time.Sleep(time.Millisecond)
-		}
-		gone = append(gone, time.Since(t0))
-	}
-	slices.Sort(gone)
-	slowest := slowestChanges(lat, 3)
-	slices.Sort(lat)
-	slices.Sort(rebuilds)
-	slices.Sort(creates)
-	slices.Sort(registers)
-	pct := func(d []time.Duration, q float64) time.Duration { return d[min(len(d)-1, int(q*float64(len(d))))] }
-	fmt.Fprintf(e.stdout, "\n%-48s %s\n", "metric", "value")
-	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p50 (create+register → routed)", pct(lat, 0.50).Round(100*time.Microsecond))
-	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation p99", pct(lat, 0.99).Round(100*time.Microsecond))
-	fmt.Fprintf(e.stdout, "%-48s %s\n", "propagation max", lat[len(lat)-1].Round(100*time.Microsecond))
-	fmt.Fprintf(e.stdout, "%-48s %s\n", "… slowest changes (#: time)", slowest)
-	if len(gone) > 0 {
-		fmt.Fprintf(e.stdout, "%-48s %s / %s\n", fmt.Sprintf("delete → 404 (watch only) p50 / max of %d", len(gone)), pct(gone, 0.50).Round(100*time.Microsecond), gone[len(gone)-1].Round(100*time.Microsecond))
-	}
-	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which CreateTenant call p50 / p99", pct(creates, 0.50).Round(100*time.Microsecond), pct(creates, 0.99).Round(100*time.Microsecond))
-	fmt.Fprintf(e.stdout, "%-48s %s / %s\n", "… of which /readyz + RegisterInstance p50 / p99", pct(registers, 0.50).Round(100*time.Microsecond), pct(registers, 0.99).Round(100*time.Microsecond))
+	fmt.Fprintf(e.stdout, "\n%-48s %s\n", "metric (this process)", "value")
 	fmt.Fprintf(e.stdout, "%-48s %s\n", fmt.Sprintf("first table build (%d tenants)", *tenants), first.Round(100*time.Microsecond))
 	fmt.Fprintf(e.stdout, "%-48s %s\n", "table rebuild after one change (median of 5)", rebuilds[len(rebuilds)/2].Round(100*time.Microsecond))
-	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS with %d tenants", *tenants), float64(rssAtN)/1e6)
-	fmt.Fprintf(e.stdout, "%-48s %.1f MB\n", fmt.Sprintf("campus proxy RSS after %d more", *changes), float64(rssOf(child.Process.Pid))/1e6)
-	if lk := scrapeByLabel(ctx, adminAddr, proxy.MetricHostLookups); len(lk) > 0 {
-		fmt.Fprintf(e.stdout, "%-48s %s\n", "campus proxy host lookups on a miss, by result", lk)
+	fmt.Fprintf(e.stdout, "%-48s %d\n", "429/503 lines in this process's log", refusals.n.Load())
+	printProxyRuns(e.stdout, *tenants, *changes, runs)
+	if runs[0].failed != "" {
+		return fmt.Errorf("campus proxy: %s", runs[0].failed)
 	}
 	return nil
 }

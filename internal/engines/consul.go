@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/campus-saas/campus/internal/systemtest"
+	"github.com/campus-saas/campus/registry/consul/consulhttp"
 )
 
 // ConsulOptions configures a dev agent.
@@ -25,10 +26,14 @@ type ConsulOptions struct {
 	// Dir holds the agent's data and log; default a new temporary folder.
 	Dir string
 	// Persistent runs a single-node server that keeps its state in Dir
-	// (-server -bootstrap-expect 1) instead of a -dev agent that keeps
-	// everything in memory: Restart is then an outage after which the
-	// tenants, services and tokens are still there.
+	// (-server -bootstrap-expect 1), with Consul's default limits, as an
+	// operator's agent runs (limits.http_max_conns_per_client 200 among
+	// them), instead of a -dev agent that keeps everything in memory:
+	// Restart is then an outage after which the tenants, services and
+	// tokens are still there.
 	Persistent bool
+	// HCL is more agent configuration, e.g. lower limits for a test.
+	HCL string
 }
 
 // Consul is a running dev-mode Consul agent on loopback, or an external
@@ -39,10 +44,11 @@ type Consul struct {
 	// Token is the management token (empty without ACLs).
 	Token string
 
-	opts  ConsulOptions
-	ports []int // http, server, serf-lan, serf-wan
-	mu    sync.Mutex
-	proc  *systemtest.Process // nil for an external agent
+	opts    ConsulOptions
+	ports   []int // http, server, serf-lan, serf-wan
+	mu      sync.Mutex
+	proc    *systemtest.Process // nil for an external agent
+	clients map[string]*consulhttp.Client
 }
 
 // StartConsul starts a dev agent on free loopback ports and waits until it
@@ -92,17 +98,22 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 	if c.opts.ACL {
 		args = append(args, "-hcl", `acl { enabled = true default_policy = "deny" enable_token_persistence = false }`)
 	}
+	if c.opts.HCL != "" {
+		args = append(args, "-hcl", c.opts.HCL)
+	}
 	p, err := startProcess(bin, args, c.opts.Dir)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	client, err := api.NewClient(&api.Config{Address: c.Addr})
+	bounded, err := consulhttp.NewClient(&api.Config{Address: c.Addr}, consulhttp.Options{})
 	if err != nil {
 		p.Stop()
 		return fmt.Errorf("consul: client: %w", err)
 	}
+	defer bounded.CloseIdle()
+	client := bounded.Client
 	err = p.WaitUntil(ctx, "consul agent on "+c.Addr, func(ctx context.Context) error {
 		leader, err := client.Status().Leader()
 		if err != nil {
@@ -144,13 +155,24 @@ func (c *Consul) start(ctx context.Context, bin string) error {
 }
 
 // Client returns an API client for the agent with the given token ("" is
-// anonymous).
+// anonymous), bounded and polite as Campus's own (consulhttp): one per
+// token, so that tests calling it often do not pile up connections
+// against the agent's limit.
 func (c *Consul) Client(token string) *api.Client {
-	client, err := api.NewClient(c.Config(token))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if client, ok := c.clients[token]; ok {
+		return client.Client
+	}
+	client, err := consulhttp.NewClient(c.Config(token), consulhttp.Options{})
 	if err != nil {
 		panic(fmt.Sprintf("consul client for %s: %v", c.Addr, err)) // only a malformed address fails
 	}
-	return client
+	if c.clients == nil {
+		c.clients = map[string]*consulhttp.Client{}
+	}
+	c.clients[token] = client
+	return client.Client
 }
 
 // Config returns an API configuration for the agent with the given token.
@@ -164,6 +186,9 @@ func (c *Consul) Stop() {
 	c.mu.Lock()
 	p := c.proc
 	c.proc = nil
+	for _, client := range c.clients {
+		client.CloseIdle()
+	}
 	c.mu.Unlock()
 	if p != nil {
 		p.Stop()

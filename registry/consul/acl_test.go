@@ -222,7 +222,7 @@ func TestACLSetTenantToken(t *testing.T) {
 
 // TestACLDisabled: the token functions say so on an agent without ACLs.
 func TestACLDisabled(t *testing.T) {
-	a := ownAgent(t) // not the shared one, which may be an external agent with ACLs
+	a := ownAgent(t, true) // not the shared one, which may be an external agent with ACLs
 	_, r, _ := newOn(t, newSpace(t, a, ""))
 	if _, err := r.TenantToken(context.Background(), "x", false); !errors.Is(err, consul.ErrACLDisabled) {
 		t.Fatalf("TenantToken without ACLs = %v, want ErrACLDisabled", err)

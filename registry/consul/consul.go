@@ -15,12 +15,16 @@
 // (see acl.go), only the tenant's own token may register that name.
 //
 // Snapshot and Watch are served by a background watcher (started on first
-// use) following a handful of blocking queries whatever the number of
-// tenants (the tenants' KV prefix, every health check, the node list and
-// each node's services; see watch.go), merged into one snapshot whose
+// use) following two blocking queries whatever the number of nodes and
+// tenants (the tenants' KV prefix and the datacenter's catalog of nodes,
+// services and checks; see watch.go), merged into one snapshot whose
 // version moves only when the merged content changes. While Consul is
 // unreachable Watch keeps the last snapshot; when it is back, changes flow
 // again.
+//
+// The Consul client is bounded and polite (package consulhttp): at most
+// Config.MaxConns connections to the agent, and 429 or 503 answers retried
+// after backoff with jitter.
 package consul
 
 import (
@@ -29,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -41,6 +46,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul/consulhttp"
 )
 
 // Defaults for Config's zero fields.
@@ -56,6 +62,8 @@ const (
 	DefaultRetryMax                = 15 * time.Second
 	DefaultMaxQueryRate            = 50
 	DefaultListPace                = 200 * time.Microsecond
+	DefaultMaxListPace             = 250 * time.Millisecond
+	DefaultMaxCatalogPace          = 5 * time.Second
 )
 
 // Every app service carries the tag ServiceTag and the meta MetaTenant, for
@@ -78,9 +86,14 @@ const maxTxnOps = 128
 type Config struct {
 	// Client, when set, is used as is. Otherwise one is built from API, or
 	// from api.DefaultConfig() (which honours CONSUL_HTTP_ADDR,
-	// CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL, CONSUL_CACERT, …) when API is nil.
-	Client *api.Client
-	API    *api.Config
+	// CONSUL_HTTP_TOKEN, CONSUL_HTTP_SSL, CONSUL_CACERT, …) when API is nil,
+	// by consulhttp.NewClient: at most MaxConns connections to the agent
+	// (default consulhttp.DefaultMaxConns, 8; the watcher's two blocking
+	// queries and WatchWakes' one hold one each), 429 and 503 retried with
+	// backoff.
+	Client   *api.Client
+	API      *api.Config
+	MaxConns int
 
 	// Prefix of every KV key campus writes; default "campus/".
 	Prefix string
@@ -112,13 +125,29 @@ type Config struct {
 	// blocking clients. Default 50; negative means unlimited.
 	MaxQueryRate float64
 	// ListPace paces the re-reads of each whole list the watcher follows
-	// by its size: after an answer of n entries (tenants, checks, a node's
-	// services), the next query waits n × ListPace (default 200µs: 2 s
-	// at 10,000 tenants, 0.2 s at 1,000, 20 ms at 100). Changes that come
-	// meanwhile are read together; a new host's route does not wait for
-	// it (LookupHost), other changes (suspend, delete, an instance going
-	// critical) may wait that long more under churn. Negative: no pacing.
+	// by its size: after an answer of n entries (tenants; for the
+	// catalog, services and checks), the next query waits n × ListPace
+	// (default 200µs: 2 s at 10,000 tenants, 0.2 s at 1,000, 20 ms at
+	// 100), at most MaxListPace (MaxCatalogPace for the catalog). Changes
+	// that come meanwhile are read together; a new host's route does not
+	// wait for it (LookupHost), other changes (suspend, delete, an
+	// instance going critical) may wait that long more under churn.
+	// Negative: no pacing.
 	ListPace time.Duration
+	// MaxListPace caps the tenants' wait (default 250ms), so that a suspend or a
+	// delete reaches the proxies within about a second at any size, at
+	// the price of re-reading a big list up to four times a second under
+	// churn. Negative: no cap.
+	MaxListPace time.Duration
+	// MaxCatalogPace is MaxListPace for the catalog (default 5s; n × 200µs
+	// is 4 s at 10,000 instances): its answer lists every instance and
+	// check of the datacenter (6.5 MB at 10,000 instances, 0.1 to 0.4 s of
+	// the agent's time to send, which slowed its writes measurably when
+	// read every second), and what it alone brings is an instance leaving
+	// or going critical, which Consul's checks take CheckInterval (5s) to
+	// notice anyway; a new instance is looked up on its first request.
+	// After a quiet spell a change is read at once. Negative: no cap.
+	MaxCatalogPace time.Duration
 
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -153,6 +182,16 @@ func (c Config) withDefaults() Config {
 	if c.ListPace == 0 {
 		c.ListPace = DefaultListPace
 	}
+	capDef := func(d *time.Duration, v time.Duration) {
+		switch {
+		case *d == 0:
+			*d = v
+		case *d < 0:
+			*d = time.Duration(math.MaxInt64)
+		}
+	}
+	capDef(&c.MaxListPace, DefaultMaxListPace)
+	capDef(&c.MaxCatalogPace, DefaultMaxCatalogPace)
 	if c.MaxQueryRate == 0 {
 		c.MaxQueryRate = DefaultMaxQueryRate
 	}
@@ -164,10 +203,11 @@ func (c Config) withDefaults() Config {
 
 // Registry is the Consul backend of registry.Registry.
 type Registry struct {
-	cfg     Config
-	client  *api.Client
-	log     *slog.Logger
-	metrics *metrics
+	cfg       Config
+	client    *api.Client
+	closeIdle func() // of a client New built
+	log       *slog.Logger
+	metrics   *metrics
 
 	tenantsPrefix string
 	hostsPrefix   string
@@ -192,17 +232,16 @@ var (
 // contact Consul; the watcher starts on the first Snapshot or Watch.
 func New(cfg Config) (*Registry, error) {
 	cfg = cfg.withDefaults()
-	client := cfg.Client
+	client, closeIdle := cfg.Client, func() {}
 	if client == nil {
-		ac := cfg.API
-		if ac == nil {
-			ac = api.DefaultConfig()
-		}
-		c, err := api.NewClient(ac)
+		c, err := consulhttp.NewClient(cfg.API, consulhttp.Options{
+			MaxConns: cfg.MaxConns, RetryMin: cfg.RetryMin, RetryMax: cfg.RetryMax,
+			Logger: cfg.Logger.With("registry", "consul"),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("consul client for %s: %w", ac.Address, err)
+			return nil, err
 		}
-		client = c
+		client, closeIdle = c.Client, c.CloseIdle
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -212,6 +251,7 @@ func New(cfg Config) (*Registry, error) {
 	r := &Registry{
 		cfg:           cfg,
 		client:        client,
+		closeIdle:     closeIdle,
 		log:           cfg.Logger.With("registry", "consul"),
 		metrics:       m,
 		tenantsPrefix: cfg.Prefix + "tenants/",
@@ -226,7 +266,6 @@ func New(cfg Config) (*Registry, error) {
 	r.state.checks = map[string]api.HealthChecks{}
 	r.state.nodeInst = map[string][]registry.Instance{}
 	r.state.dirtyNodes = map[string]bool{}
-	r.state.loops = map[string]context.CancelFunc{}
 	r.state.tenantPins = map[string]tenantPin{}
 	r.state.instPins = map[svcKey]instPin{}
 	return r, nil
@@ -248,6 +287,7 @@ func (r *Registry) Close() error {
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.closeIdle()
 	return nil
 }
 

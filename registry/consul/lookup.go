@@ -206,20 +206,12 @@ func spliceInstances(instances, add []registry.Instance) []registry.Instance {
 	return out
 }
 
-// coveredLocked reports whether the watch's lists hold instance k at
-// least as new as pin: the node's checks at or after the pinned checks'
-// index and its service list at or after the service's; or the node list
-// at or after the service's without the node (the node left).
-func (r *Registry) coveredLocked(k svcKey, pin instPin) bool {
-	chk := r.state.src[checksKey(k.node)]
-	if chk == nil || !chk.have || chk.applied < pin.checks {
-		return false
-	}
-	if n := r.state.src[nodeKey(k.node)]; n != nil && n.have && n.applied >= pin.svc {
-		return true
-	}
-	nodes := r.state.src[srcNodes]
-	return nodes != nil && nodes.have && nodes.applied >= pin.svc && !slices.Contains(r.state.nodes, k.node)
+// coveredLocked reports whether the watch's catalog holds instance k at
+// least as new as pin: read at or after the pinned service's and checks'
+// indexes (the node's part then has it, or the node or service is gone).
+func (r *Registry) coveredLocked(_ svcKey, pin instPin) bool {
+	c := r.state.src[srcCatalog]
+	return c != nil && c.have && c.applied >= max(pin.svc, pin.checks)
 }
 
 // coverPinsLocked drops the pinned instances the lists have caught up

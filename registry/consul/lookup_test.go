@@ -126,21 +126,8 @@ func TestLookupIsolation(t *testing.T) {
 	get, _ := lookupProxy(t, r, 50)
 	ctx := ctxT(t, 2*time.Minute)
 	agentAPI := sp.agent.Client(sp.token).Agent()
-	create := func(t *testing.T, tn registry.Tenant) registry.Tenant {
-		t.Helper()
-		tn, err := writer.CreateTenant(ctx, tn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tn
-	}
-	instance := func(t *testing.T, tenantName, body string) {
-		t.Helper()
-		app := fakeApp(t, body, true)
-		if err := writer.RegisterInstance(ctx, registry.Instance{ID: tenantName + "-1", Tenant: tenantName, Addr: addrOf(app), Healthy: true}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := tenantWriter{ctx, writer}
+	create, instance := w.create, w.instance
 	// impostor registers, straight with the agent, a passing service
 	// named name that claims tenant claim in its meta and tags.
 	impostor := func(t *testing.T, name, claim, body string) {

@@ -8,8 +8,8 @@ import (
 
 // Metric names, for dashboards and alerts.
 const (
-	// MetricWatchErrors counts failed watch queries, by source ("kv",
-	// "checks", "nodes" or "node").
+	// MetricWatchErrors counts failed watch queries, by source ("kv" or
+	// "catalog").
 	MetricWatchErrors = "campus_registry_watch_errors_total"
 	// MetricWatchReconnects counts blocking queries abandoned because no
 	// answer came within WatchWait plus its margin (a stale connection).
@@ -18,7 +18,7 @@ const (
 	// last successful answers: time() minus it is the watcher's staleness.
 	MetricLastUpdate = "campus_registry_last_update_timestamp_seconds"
 	// MetricLastIndex is the last Consul index seen, by source: "kv" and
-	// "nodes" (the per-node "node" and "checks" loops are many, and stay 0).
+	// "catalog".
 	MetricLastIndex = "campus_registry_last_index"
 )
 
@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricWatchErrors,
-			Help: "Failed Consul watch queries, by source (kv, checks, nodes, node).",
+			Help: "Failed Consul watch queries, by source (kv, catalog).",
 		}, []string{"source"}),
 		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricWatchReconnects,
@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Last Consul index (X-Consul-Index) seen by the watcher, by source.",
 		}, []string{"source"}),
 	}
-	for _, s := range []string{srcKV, srcChecks, srcNodes, srcNode} {
+	for _, s := range []string{srcKV, srcCatalog} {
 		m.errors.WithLabelValues(s)
 		m.lastIndex.WithLabelValues(s)
 	}

@@ -25,6 +25,7 @@ func TestListPace(t *testing.T) {
 	counter := &countingTransport{base: http.DefaultTransport, prefix: sp.prefix}
 	cfg := sp.config()
 	cfg.ListPace = pace
+	cfg.MaxListPace = -1  // no cap
 	cfg.MaxQueryRate = -1 // only the pace limits
 	apiCfg := *cfg.API
 	apiCfg.HttpClient = &http.Client{Transport: counter}

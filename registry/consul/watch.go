@@ -19,17 +19,24 @@ import (
 	"github.com/campus-saas/campus/registry"
 )
 
-// The watcher follows a few blocking queries, however many tenants there
-// are:
+// The watcher follows two blocking queries, whatever the number of
+// nodes, services and tenants (issue 24: Consul refuses more than
+// limits.http_max_conns_per_client, 200 by default, connections from one
+// address, and one query per node held about 2 × nodes):
 //
-//   - "kv":     the tenants' KV prefix;
-//   - "nodes":  /v1/catalog/nodes, the datacenter's nodes;
-//   - "node":   /v1/catalog/node-services/<node>, one loop per node (one
-//     per machine that runs apps), each node's services with addresses;
-//   - "checks": /v1/health/node/<node>, one loop per node, each node's
-//     health checks. Per node rather than /v1/health/state/any: a check
-//     that changes on one machine re-reads that machine's checks, not the
-//     whole datacenter's (issue 11: 10,000 instances on many machines).
+//   - "kv":      the tenants' KV prefix;
+//   - "catalog": /v1/internal/ui/nodes, the datacenter's nodes, each with
+//     its services (with addresses) and its health checks, in one answer
+//     at one index. Of it the watcher keeps each node's app services and
+//     their and the node's checks, and merges again only the nodes whose
+//     part changed (issue 11: one machine's change costs that machine's
+//     instances, not the fleet's, to merge).
+//
+// One catalog answer costs O(fleet) to send and decode, where the per-node
+// queries it replaces cost O(node): it is paced by its size (ListPace,
+// MaxCatalogPace) so that under churn changes coalesce, and a new host does
+// not wait for it (LookupHost). Alternatives measured or weighed are in
+// docs/BENCHMARKS.md (issue 24).
 //
 // Instances are the node services whose name is ServicePrefix+<tenant>:
 // the tenant comes from the service name, which Consul ACLs tie to the
@@ -37,14 +44,18 @@ import (
 // Per-tenant service names are what makes ACLs possible (rules are per
 // service name), and this is why the watch does not query one service's
 // health: with 10,000 tenants that would be 10,000 blocking queries.
+// Nodes imported from a cluster peer are ignored: their service names are
+// not under this datacenter's ACLs.
 //
 // Source names, also the "source" label of the watch metrics.
 const (
-	srcKV     = "kv"
-	srcChecks = "checks"
-	srcNodes  = "nodes"
-	srcNode   = "node"
+	srcKV      = "kv"
+	srcCatalog = "catalog"
 )
+
+// catalogPath is the datacenter's node dump, a blocking endpoint of the
+// agent's HTTP API (the one its UI lists nodes with; Consul 1.16).
+const catalogPath = "/v1/internal/ui/nodes"
 
 // ErrClosed is returned by Snapshot and Watch after Close.
 var ErrClosed = errors.New("consul registry closed")
@@ -58,14 +69,13 @@ type sourceState struct {
 
 // mergeState is the watcher's view, guarded by Registry.mu.
 type mergeState struct {
-	src map[string]*sourceState // by source key: kv, checks, nodes, node/<name>
+	src map[string]*sourceState // by source: kv, catalog
 
 	tenants  []registry.Tenant
 	cache    map[string]cachedTenant        // tenant key → decoded value
-	checks   map[string]api.HealthChecks    // node → its checks
+	checks   map[string]api.HealthChecks    // node → its own and its app services' checks
 	nodes    []string                       // sorted
 	services map[string][]*api.AgentService // node → its campus app services
-	loops    map[string]context.CancelFunc  // node → its loop
 
 	// What LookupHost read that is newer than the watch's lists, kept
 	// until the lists are at least as new (lookup.go).
@@ -89,9 +99,6 @@ type cachedTenant struct {
 	ok     bool
 }
 
-func nodeKey(node string) string   { return srcNode + "/" + node }
-func checksKey(node string) string { return srcChecks + "/" + node }
-
 // start launches the watch loops once, unless the registry is closed.
 func (r *Registry) start() {
 	r.mu.Lock()
@@ -100,7 +107,7 @@ func (r *Registry) start() {
 		return
 	}
 	r.started = true
-	for _, key := range []string{srcKV, srcNodes} {
+	for _, key := range []string{srcKV, srcCatalog} {
 		r.wg.Add(1)
 		go r.loop(r.ctx, key)
 	}
@@ -117,38 +124,19 @@ func (r *Registry) fetch(key string, q *api.QueryOptions) (uint64, int, func(for
 			return 0, 0, nil, fmt.Errorf("list %s: %w", r.tenantsPrefix, err)
 		}
 		return meta.LastIndex, len(pairs), func(force bool) { r.applyKVLocked(pairs, meta.LastIndex, force) }, nil
-	case srcNodes:
-		nodes, meta, err := r.client.Catalog().Nodes(q)
+	case srcCatalog:
+		var dump []dumpNode
+		meta, err := r.client.Raw().Query(catalogPath, &dump, q)
 		if err != nil {
-			return 0, 0, nil, fmt.Errorf("catalog nodes: %w", err)
+			return 0, 0, nil, fmt.Errorf("read the catalog (%s): %w", catalogPath, err)
 		}
-		return meta.LastIndex, 0, func(force bool) { r.applyNodesLocked(nodes, meta.LastIndex, force) }, nil
-	}
-	if node, ok := strings.CutPrefix(key, srcChecks+"/"); ok {
-		checks, meta, err := r.client.Health().Node(node, q)
-		if err != nil {
-			return 0, 0, nil, fmt.Errorf("health checks of node %s: %w", node, err)
+		n := 0
+		for _, d := range dump {
+			n += len(d.Services) + len(d.Checks)
 		}
-		return meta.LastIndex, len(checks), func(force bool) { r.applyChecksLocked(node, checks, meta.LastIndex, force) }, nil
+		return meta.LastIndex, n, func(force bool) { r.applyCatalogLocked(dump, meta.LastIndex, force) }, nil
 	}
-	node := strings.TrimPrefix(key, srcNode+"/")
-	list, meta, err := r.client.Catalog().NodeServiceList(node, q)
-	if err != nil {
-		return 0, 0, nil, fmt.Errorf("services of node %s: %w", node, err)
-	}
-	n := 0
-	if list != nil {
-		n = len(list.Services)
-	}
-	return meta.LastIndex, n, func(force bool) { r.applyNodeLocked(node, list, meta.LastIndex, force) }, nil
-}
-
-// metricSource is the bounded "source" label of a source key.
-func metricSource(key string) string {
-	if src, _, ok := strings.Cut(key, "/"); ok {
-		return src // node or checks
-	}
-	return key
+	return 0, 0, nil, fmt.Errorf("unknown watch source %q", key)
 }
 
 // staleAfter is how long a blocking query may go unanswered before the
@@ -157,12 +145,10 @@ func (r *Registry) staleAfter() time.Duration {
 	return r.cfg.WatchWait + r.cfg.WatchWait/16 + r.cfg.StaleMargin
 }
 
-// loop follows one source with blocking queries until ctx ends (Close,
-// or, for a node loop, the node leaving the catalog).
+// loop follows one source with blocking queries until ctx ends (Close).
 func (r *Registry) loop(ctx context.Context, key string) {
 	defer r.wg.Done()
 	log := r.log.With("source", key)
-	label := metricSource(key)
 	lim := newLimiter(r.cfg.MaxQueryRate)
 	bo := backoff{min: r.cfg.RetryMin, max: r.cfg.RetryMax}
 	var index uint64
@@ -191,7 +177,7 @@ func (r *Registry) loop(ctx context.Context, key string) {
 				log.Warn("no answer from consul in time; reconnecting", "waited", r.staleAfter(), "index", index)
 				continue
 			}
-			r.metrics.errors.WithLabelValues(label).Inc()
+			r.metrics.errors.WithLabelValues(key).Inc()
 			d := bo.next()
 			log.Warn("consul watch failed; keeping the last snapshot", "err", err, "retry_in", d.Round(time.Millisecond), "failures", bo.n)
 			if !sleep(ctx, d) {
@@ -213,22 +199,24 @@ func (r *Registry) loop(ctx context.Context, key string) {
 		}
 		resync = false
 		r.mu.Lock()
-		if ctx.Err() == nil { // a node loop stopped meanwhile applies nothing
-			apply(reset)
-			r.sourceLocked(key).lastOK = time.Now()
-			r.updateFreshnessLocked()
-		}
+		apply(reset)
+		r.sourceLocked(key).lastOK = time.Now()
+		r.updateFreshnessLocked()
 		r.mu.Unlock()
-		if label == key { // kv, nodes: one loop each
-			r.metrics.lastIndex.WithLabelValues(label).Set(float64(newIndex))
-		}
+		r.metrics.lastIndex.WithLabelValues(key).Set(float64(newIndex))
 		// Sanity rule from the same documentation: never block on index 0.
 		index = max(newIndex, 1)
 		// A list of n entries costs Consul and this process O(n) to send
 		// and decode again, whatever changed: under churn, read it at most
-		// every n × ListPace, so that changes coalesce into fewer reads
-		// (LookupHost brings a new host's route meanwhile; see Config.ListPace).
-		if pace := time.Duration(items) * r.cfg.ListPace; pace > 0 && !sleep(ctx, pace) {
+		// every n × ListPace (at most MaxListPace, MaxCatalogPace for the
+		// catalog), so that changes
+		// coalesce into fewer reads (LookupHost brings a new host's route
+		// meanwhile; see Config.ListPace).
+		limit := r.cfg.MaxListPace
+		if key == srcCatalog {
+			limit = r.cfg.MaxCatalogPace
+		}
+		if pace := min(time.Duration(items)*r.cfg.ListPace, limit); pace > 0 && !sleep(ctx, pace) {
 			return
 		}
 	}
@@ -333,80 +321,102 @@ func (r *Registry) cachedTenant(p *api.KVPair) cachedTenant {
 	return cachedTenant{modify: p.ModifyIndex, t: t, ok: err == nil}
 }
 
-func (r *Registry) applyChecksLocked(node string, checks api.HealthChecks, index uint64, force bool) {
-	if !slices.Contains(r.state.nodes, node) || !r.acceptLocked(checksKey(node), index, force) {
-		return
-	}
-	r.state.checks[node] = checks
-	r.state.dirtyNodes[node] = true
-	if force {
-		clear(r.state.instPins) // their indexes say nothing after a reset
-	}
-	r.state.instancesDirty = true
-	r.publishLocked()
+// dumpNode is one node of the catalog answer, decoded into what the
+// watcher uses (encoding/json skips the rest).
+type dumpNode struct {
+	Node     string
+	Address  string
+	PeerName string
+	Services []dumpService
+	Checks   []dumpCheck
 }
 
-// applyNodesLocked starts a loop for each node that joined and stops the
-// loop of each node that left.
-func (r *Registry) applyNodesLocked(nodes []*api.Node, index uint64, force bool) {
-	if !r.acceptLocked(srcNodes, index, force) {
+type dumpService struct {
+	ID, Service, Address string
+	Port                 int
+	ModifyIndex          uint64
+}
+
+type dumpCheck struct {
+	CheckID, ServiceID, Status string
+	ModifyIndex                uint64
+}
+
+// applyCatalogLocked replaces the nodes, their app services and checks,
+// and marks dirty the nodes whose part changed.
+func (r *Registry) applyCatalogLocked(dump []dumpNode, index uint64, force bool) {
+	if !r.acceptLocked(srcCatalog, index, force) {
 		return
 	}
-	names := make([]string, 0, len(nodes))
-	for _, n := range nodes {
-		names = append(names, n.Node)
-	}
-	slices.Sort(names)
-	names = slices.Compact(names)
 	st := &r.state
-	for node, stop := range st.loops {
-		if !slices.Contains(names, node) {
-			stop()
-			delete(st.loops, node)
+	names := make([]string, 0, len(dump))
+	seen := make(map[string]bool, len(dump))
+	for _, d := range dump {
+		if d.PeerName != "" || seen[d.Node] {
+			continue
+		}
+		seen[d.Node] = true
+		names = append(names, d.Node)
+		svcs, checks := r.nodeView(d)
+		if !slices.EqualFunc(svcs, st.services[d.Node], sameService) || !slices.EqualFunc(checks, st.checks[d.Node], sameCheck) {
+			st.services[d.Node], st.checks[d.Node] = svcs, checks
+			st.dirtyNodes[d.Node] = true
+			st.instancesDirty = true
+		}
+	}
+	for _, node := range st.nodes {
+		if !seen[node] {
 			delete(st.services, node)
 			delete(st.checks, node)
 			delete(st.nodeInst, node)
-			delete(st.src, nodeKey(node))
-			delete(st.src, checksKey(node))
+			delete(st.dirtyNodes, node)
+			st.instancesDirty = true
 		}
 	}
-	for _, node := range names {
-		if _, ok := st.loops[node]; ok || r.closed || !r.started {
-			continue
-		}
-		ctx, cancel := context.WithCancel(r.ctx)
-		st.loops[node] = cancel // stops both loops of the node
-		r.wg.Add(2)
-		go r.loop(ctx, nodeKey(node))
-		go r.loop(ctx, checksKey(node))
+	slices.Sort(names)
+	if !slices.Equal(names, st.nodes) {
+		st.nodes = names
+		st.instancesDirty = true
 	}
-	st.nodes = names
-	r.state.instancesDirty = true
+	if force {
+		clear(st.instPins) // their indexes say nothing after a reset
+		st.instancesDirty = true
+	}
 	r.publishLocked()
 }
 
-func (r *Registry) applyNodeLocked(node string, list *api.CatalogNodeServiceList, index uint64, force bool) {
-	if !slices.Contains(r.state.nodes, node) || !r.acceptLocked(nodeKey(node), index, force) {
-		return
-	}
+// nodeView is what the watcher keeps of one node: its app services (the
+// node's address for those without their own) and the checks of the node
+// and of those services.
+func (r *Registry) nodeView(d dumpNode) ([]*api.AgentService, api.HealthChecks) {
 	var svcs []*api.AgentService
-	if list != nil {
-		for _, s := range list.Services {
-			if _, ok := r.tenantOfService(s.Service); ok {
-				if s.Address == "" && list.Node != nil {
-					s.Address = list.Node.Address
-				}
-				svcs = append(svcs, s)
-			}
+	ids := map[string]bool{}
+	for _, s := range d.Services {
+		if _, ok := r.tenantOfService(s.Service); !ok {
+			continue
+		}
+		addr := s.Address
+		if addr == "" {
+			addr = d.Address
+		}
+		svcs = append(svcs, &api.AgentService{ID: s.ID, Service: s.Service, Address: addr, Port: s.Port, ModifyIndex: s.ModifyIndex})
+		ids[s.ID] = true
+	}
+	var checks api.HealthChecks
+	for _, c := range d.Checks {
+		if c.ServiceID == "" || ids[c.ServiceID] {
+			checks = append(checks, &api.HealthCheck{Node: d.Node, CheckID: c.CheckID, ServiceID: c.ServiceID, Status: c.Status, ModifyIndex: c.ModifyIndex})
 		}
 	}
-	r.state.services[node] = svcs
-	r.state.dirtyNodes[node] = true
-	if force {
-		clear(r.state.instPins)
-	}
-	r.state.instancesDirty = true
-	r.publishLocked()
+	return svcs, checks
+}
+
+func sameService(a, b *api.AgentService) bool {
+	return a.ID == b.ID && a.Service == b.Service && a.Address == b.Address && a.Port == b.Port && a.ModifyIndex == b.ModifyIndex
+}
+
+func sameCheck(a, b *api.HealthCheck) bool {
+	return a.CheckID == b.CheckID && a.ServiceID == b.ServiceID && a.Status == b.Status && a.ModifyIndex == b.ModifyIndex
 }
 
 // tenantOfService returns the tenant whose app service is name.
@@ -421,19 +431,11 @@ func (r *Registry) tenantOfService(name string) (string, bool) {
 // ServiceName is the Consul service name of tenant's app instances.
 func (r *Registry) ServiceName(tenant string) string { return r.cfg.ServicePrefix + tenant }
 
-// readyLocked reports whether every source, every node's included, has
-// answered once.
+// readyLocked reports whether both sources have answered once.
 func (r *Registry) readyLocked() bool {
-	for _, key := range []string{srcKV, srcNodes} {
+	for _, key := range []string{srcKV, srcCatalog} {
 		if s := r.state.src[key]; s == nil || !s.have {
 			return false
-		}
-	}
-	for _, node := range r.state.nodes {
-		for _, key := range []string{nodeKey(node), checksKey(node)} {
-			if s := r.state.src[key]; s == nil || !s.have {
-				return false
-			}
 		}
 	}
 	return true
@@ -616,20 +618,8 @@ func (r *Registry) Snapshot(ctx context.Context) (registry.Snapshot, error) {
 		return registry.Snapshot{}, ErrClosed
 	}
 	r.start()
-	for attempt := 0; ; attempt++ {
-		snap, err := r.readAll(ctx)
-		if !errors.Is(err, errNodesMoved) || attempt == 3 {
-			return snap, err
-		}
-	}
-}
-
-// errNodesMoved: a node joined while a Snapshot read the others.
-var errNodesMoved = fmt.Errorf("consul snapshot: the node list changed while it was read: %w", registry.ErrConflict)
-
-func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 	var applies []func(bool)
-	for _, key := range []string{srcKV, srcNodes} {
+	for _, key := range []string{srcKV, srcCatalog} {
 		_, _, a, err := r.fetch(key, qopts(ctx))
 		if err != nil {
 			return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
@@ -637,28 +627,12 @@ func (r *Registry) readAll(ctx context.Context) (registry.Snapshot, error) {
 		applies = append(applies, a)
 	}
 	r.mu.Lock()
-	for _, a := range applies {
-		a(false)
-	}
-	nodes := slices.Clone(r.state.nodes)
-	r.mu.Unlock()
-	applies = applies[:0]
-	for _, node := range nodes {
-		for _, key := range []string{nodeKey(node), checksKey(node)} {
-			_, _, a, err := r.fetch(key, qopts(ctx))
-			if err != nil {
-				return registry.Snapshot{}, fmt.Errorf("consul snapshot: %w", err)
-			}
-			applies = append(applies, a)
-		}
-	}
-	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range applies {
 		a(false)
 	}
-	if r.state.snap == nil {
-		return registry.Snapshot{}, errNodesMoved
+	if r.state.snap == nil { // both were applied: only a bug gets here
+		return registry.Snapshot{}, errors.New("consul snapshot: no snapshot after reading every source")
 	}
 	return *r.state.snap, nil
 }
