@@ -377,6 +377,8 @@ func checkEmptyDatabase(ctx context.Context, st *store.Store, name string) error
 func createError(ctx context.Context, reg registry.Registry, t registry.Tenant, err error) error {
 	var ht *registry.HostTakenError
 	switch {
+	case errors.As(err, &ht) && ht.Near != "":
+		return fmt.Errorf("cannot create tenant %q: %v (a school's host may not be under or above another school's); nothing was created", t.Name, ht)
 	case errors.As(err, &ht):
 		if owner, rerr := reg.Tenant(ctx, ht.Owner); rerr == nil {
 			return hostTakenError(t.Name, ht.Host, owner)

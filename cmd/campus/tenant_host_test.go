@@ -31,6 +31,11 @@ func TestTenantHostCommand(t *testing.T) {
 		{[]string{"tenant", "host", "add", "nobody-here", "x.example.org"}, 1, `unknown tenant "nobody-here"`},
 		{[]string{"tenant", "host", "add", b, "records." + a + ".example.org"}, 1, `already belongs to tenant "` + a + `"`},
 		{[]string{"tenant", "host", "add", b, a + ".school.localhost"}, 1, `already belongs to tenant "` + a + `"`},
+		// Issue 25: nesting with another school's host, single labels.
+		{[]string{"tenant", "host", "add", b, "x." + a + ".school.localhost"}, 1, `under or above "` + a + `.school.localhost", which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, "x.records." + a + ".example.org"}, 1, `which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, a + ".example.org"}, 1, `which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, "localhost"}, 2, "single-label"},
 		{[]string{"tenant", "host", "remove", b, "records." + a + ".example.org"}, 1, "is not a host of tenant"},
 		{[]string{"tenant", "host", "remove", a, a + ".school.localhost"}, 2, "primary host"},
 	}
