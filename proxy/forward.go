@@ -148,6 +148,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		if ctx.Err() != nil {
 			return nil, err // the client went away: not the app's fault
 		}
+		if ex.body != nil && ex.body.malformed() {
+			return nil, err // the client's body is broken: a 400, not the app's fault
+		}
 		why := classify(err)
 		ex.tenant.metrics.errors[why].Inc()
 		if why == reasonDial {
@@ -209,6 +212,14 @@ func classify(err error) reason {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
 	switch {
+	case ex.body != nil && ex.body.malformed():
+		// Bad chunk encoding, a body that ended short of its
+		// Content-Length: the client's error, counted as a 400 of the
+		// tenant, never as an upstream error or the school's 5xx. (A
+		// client that ended its half of the connection there has a
+		// cancelled context too; it may still read the answer.)
+		ex.w.Header().Set("Connection", "close")
+		p.reply(ex, pageBadBody, ex.route)
 	case r.Context().Err() != nil:
 		ex.status = StatusClientClosed // nobody to answer
 	case ex.body != nil && ex.body.overLimit.Load():
@@ -222,22 +233,38 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 
 // trackedBody wraps a request body so that a retry can tell whether the
 // body was touched, and so that the transport closing it after a failed
-// dial does not stop the next attempt from sending it.
+// dial does not stop the next attempt from sending it. It also tells a
+// body the client broke (bad chunk encoding, fewer bytes than its
+// Content-Length) from a failure of the app.
 type trackedBody struct {
 	rc        io.ReadCloser
 	read      atomic.Bool
 	overLimit atomic.Bool // MaxRequestBody exceeded
+	bad       atomic.Bool // reading the client's body failed
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	var tooLarge *http.MaxBytesError
-	if err != nil && errors.As(err, &tooLarge) {
-		b.overLimit.Store(true)
+	if err != nil && err != io.EOF {
+		var tooLarge *http.MaxBytesError
+		var netErr net.Error
+		switch {
+		case errors.As(err, &tooLarge):
+			b.overLimit.Store(true)
+		case errors.As(err, &netErr):
+			// The connection broke or timed out: the client is gone
+			// or too slow, which the request's context tells.
+		default:
+			b.bad.Store(true) // the bytes were wrong or ended early
+		}
 	}
 	return n, err
 }
+
+// malformed reports whether the client's body was malformed: bad chunk
+// encoding, or its end before its Content-Length.
+func (b *trackedBody) malformed() bool { return b.bad.Load() }
 
 // Close does nothing: the server closes the request body when the handler
 // returns.
