@@ -54,10 +54,10 @@ const (
 	MetricHandshakesRefused = "campus_proxy_tls_handshakes_refused_total"
 	LabelTenant             = "tenant"
 	LabelReason             = "reason"
-	ReasonFailed            = "failed"  // the ACME directory refused or validation failed
-	ReasonCapped            = "capped"  // the orders-per-hour cap was reached
-	ReasonBackoff           = "backoff" // the host failed recently and waits
-	ReasonRefused           = "refused" // the name is no longer a school's host
+	ReasonFailed            = "failed"       // the ACME directory refused or validation failed
+	ReasonCapped            = "capped"       // the orders-per-hour cap was reached
+	ReasonBackoff           = "backoff"      // the host failed recently and waits
+	ReasonRefused           = "refused"      // the name is no longer a school's host
 	ReasonNoSNI             = "no_sni"       // a handshake without a server name
 	ReasonBadName           = "bad_name"     // a server name that is no host name
 	ReasonUnknownHost       = "unknown_host" // a host name that is no school's
