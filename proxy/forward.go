@@ -124,6 +124,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		base = t.sync
 	}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // reset or gone before an instance was picked: not forwarded
+		}
 		in := ex.route.pick(tried)
 		if in == nil {
 			break // every instance tried
@@ -219,6 +222,7 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		// client that ended its half of the connection there has a
 		// cancelled context too; it may still read the answer.)
 		ex.w.Header().Set("Connection", "close")
+		ex.sample = sampleMalformed
 		p.reply(ex, pageBadBody, ex.route)
 	case r.Context().Err() != nil:
 		ex.status = StatusClientClosed // nobody to answer
