@@ -12,7 +12,7 @@ import (
 // are written here rather than by a {{range}} in the template: there,
 // every field of every row costs reflection (a field look-up by name and
 // a call of html/template's escaper through reflect.Value.Call), the
-// largest share of a list request's CPU in the profile of `campus bench
+// largest share of a list request's CPU in the profile of `campus-bench
 // school`. The output is byte for byte what the templates wrote
 // (TestListRowsAsTemplates renders both): every value goes through
 // htmlEscape, which is html/template's own escaping for text and quoted

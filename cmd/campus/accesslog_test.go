@@ -43,10 +43,7 @@ func TestProxyAccessLogKeptOnShutdown(t *testing.T) {
 	}
 	reg.Close()
 
-	addr, admin, err := twoFreeAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, admin := systemtest.FreeAddr(t), systemtest.FreeAddr(t)
 	p := systemtest.StartForTest(t, "campus proxy", []string{campusBin, "proxy", "--registry", "embedded", "--data", dir,
 		"--listen", addr, "--admin-listen", admin, "--log-format", "json"},
 		systemtest.Options{StopSignal: syscall.SIGINT, StopTimeout: time.Minute})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/registry"
 )
 
@@ -14,7 +15,7 @@ import (
 // URI; malformed or extra input is refused.
 func TestAppPoolCarriesOneTenant(t *testing.T) {
 	const uri = "mongodb://accra-user:accra-secret@db.example/accra"
-	cfg := appPool("/bin/campus", uri, "info", "json", 1)
+	cfg := supervisor.CampusApp{Bin: "/bin/campus", MongoURI: uri, LogLevel: "info", LogFormat: "json"}.Pool(1)
 	cmd := cfg.Command()
 	if !slices.Equal(cmd.Args, []string{"/bin/campus", "app-pool"}) {
 		t.Errorf("pool command args %q, want only app-pool", cmd.Args)

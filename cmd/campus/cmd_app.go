@@ -11,7 +11,7 @@ import (
 	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
-	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 func runApp(ctx context.Context, e *env, args []string) error {
@@ -71,37 +71,27 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	if t.State != registry.StateActive {
-		return notServedError(t)
+		return &tenancy.NotServedError{Tenant: t}
 	}
 
-	uri, err := mo.resolve()
+	uri, _, err := mo.address(ro.data).Resolve()
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	if err := checkHasID(t); err != nil {
+	if err := tenancy.CheckHasID(t); err != nil {
 		return err
 	}
 	if *migrate {
-		from, to, err := st.MigrateTenant(ctx, t.ID)
-		if errors.Is(err, store.ErrRegNoConflicts) {
-			// Migrated except for one index: serve, and say what to do.
-			logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
-				"tenant", t.Name, "database", t.Database, "report", err.Error())
-			err = nil
-		}
-		if err != nil {
-			return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
-		}
-		if from != to {
-			logger.Info("migrated database", "database", t.Database, "from", from, "to", to)
+		if err := tenancy.MigrateOpen(ctx, st, t, logger); err != nil {
+			return err
 		}
 	}
-	if err := checkTenantDatabase(ctx, st, t); err != nil {
+	if err := tenancy.CheckDatabase(ctx, st, t); err != nil {
 		return err
 	}
 	if err := st.CheckSchema(ctx); err != nil {
@@ -164,71 +154,6 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		return cause
 	}
 	return err
-}
-
-// notServedError says why a tenant that is not active gets no app.
-func notServedError(t registry.Tenant) error {
-	switch t.State {
-	case registry.StateDeleted:
-		return fmt.Errorf("tenant %q is deleted (data kept until %s); bring it back with `campus tenant restore %s`",
-			t.Name, t.PurgeAfter.Format(time.RFC3339), t.Name)
-	case registry.StateCreating:
-		return fmt.Errorf("tenant %q is still being created (if its create was interrupted: `campus tenant purge %s`)", t.Name, t.Name)
-	}
-	return fmt.Errorf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
-}
-
-// checkTenantDatabase is the start-up check of `campus app` and `campus
-// manage`: the database must be stamped with the tenant's ID, so that no
-// process ever serves or changes the data of another tenant, such as an
-// earlier school of the same name.
-func checkTenantDatabase(ctx context.Context, st *store.Store, t registry.Tenant) error {
-	if err := checkHasID(t); err != nil {
-		return err
-	}
-	if err := st.CheckTenant(ctx, t.ID); err != nil {
-		return tenantDatabaseError(t, err)
-	}
-	return nil
-}
-
-// checkHasID refuses a tenant record from before tenant IDs that could not
-// be given one (Consul, read-only token).
-func checkHasID(t registry.Tenant) error {
-	if t.ID == "" {
-		return fmt.Errorf("tenant %q has no ID yet (registered before tenant IDs existed); "+
-			"`campus tenant show %s` with write access to the registry assigns one", t.Name, t.Name)
-	}
-	return nil
-}
-
-// tenantDatabaseError explains a stamp that does not match.
-func tenantDatabaseError(t registry.Tenant, err error) error {
-	var tm *store.TenantMismatchError
-	switch {
-	case errors.As(err, &tm):
-		return fmt.Errorf("refusing database %q for tenant %q (ID %s), which is neither served nor changed: %w",
-			t.Database, t.Name, t.ID, tm)
-	case errors.Is(err, store.ErrNotStamped):
-		return fmt.Errorf("database %q of tenant %q is not stamped with the tenant's ID %s; stamp it with `campus manage %s migrate` (or start the app with --migrate): %w",
-			t.Database, t.Name, t.ID, t.Name, store.ErrNotStamped)
-	}
-	return fmt.Errorf("tenant %q: %w", t.Name, err)
-}
-
-// openStore connects to one database with a bounded wait.
-func openStore(ctx context.Context, uri, database string) (*store.Store, error) {
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	st, err := store.Open(cctx, uri, database, store.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("connect to MongoDB at %s (database %q): %w", redactURI(uri), database, err)
-	}
-	if err := st.Ping(cctx); err != nil {
-		st.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("reach MongoDB at %s: %w", redactURI(uri), err)
-	}
-	return st, nil
 }
 
 // tenantFromRecord decodes the record a supervisor handed over with

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/exec"
 	"runtime"
 	"strings"
 
@@ -26,15 +25,6 @@ import (
 // assignment line on stdin — the tenant's record and that tenant's
 // database URI — and then is `campus app` for that tenant for the rest of
 // its life. stdin is never read again.
-
-// poolAssignment is the line the supervisor writes.
-type poolAssignment struct {
-	Tenant   registry.Tenant `json:"tenant"`
-	Listen   string          `json:"listen"`
-	MongoURI string          `json:"mongodb_uri"`
-	LogLevel string          `json:"log_level"`
-	LogFmt   string          `json:"log_format"`
-}
 
 // maxAssignment bounds the assignment line.
 const maxAssignment = 1 << 20
@@ -95,19 +85,19 @@ func warmUp() {
 	runtime.GC()
 }
 
-func readAssignment(r io.Reader) (poolAssignment, error) {
+func readAssignment(r io.Reader) (supervisor.PoolAssignment, error) {
 	line, err := bufio.NewReader(io.LimitReader(r, maxAssignment)).ReadString('\n')
 	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return poolAssignment{}, fmt.Errorf("read assignment on stdin: %w", err)
+		return supervisor.PoolAssignment{}, fmt.Errorf("read assignment on stdin: %w", err)
 	}
-	var a poolAssignment
+	var a supervisor.PoolAssignment
 	dec := json.NewDecoder(strings.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&a); err != nil {
-		return poolAssignment{}, fmt.Errorf("read assignment: %w", err)
+		return supervisor.PoolAssignment{}, fmt.Errorf("read assignment: %w", err)
 	}
 	if err := registry.ValidateName(a.Tenant.Name); err != nil || a.Listen == "" || a.MongoURI == "" {
-		return poolAssignment{}, errors.New("read assignment: a tenant, a listen address and a database URI are required")
+		return supervisor.PoolAssignment{}, errors.New("read assignment: a tenant, a listen address and a database URI are required")
 	}
 	if a.LogLevel == "" {
 		a.LogLevel = "info"
@@ -116,19 +106,4 @@ func readAssignment(r io.Reader) (poolAssignment, error) {
 		a.LogFmt = "json"
 	}
 	return a, nil
-}
-
-// appPool is the supervisor's pool of `campus app-pool` processes.
-func appPool(self, uri, logLevel, logFormat string, size int) supervisor.PoolConfig {
-	return supervisor.PoolConfig{
-		Size: size,
-		Command: func() *exec.Cmd {
-			cmd := exec.Command(self, "app-pool")
-			cmd.Env = supervisor.ChildEnv(nil) // no URI, no tenant: the allowlist only
-			return cmd
-		},
-		Assignment: func(t registry.Tenant, listen string) ([]byte, error) {
-			return json.Marshal(poolAssignment{Tenant: t, Listen: listen, MongoURI: uri, LogLevel: logLevel, LogFmt: logFormat})
-		},
-	}
 }

@@ -12,12 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/campus-saas/campus/backup"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // `campus tenant backup` and `campus tenant restore FILE`: one school's
@@ -64,22 +62,6 @@ func (b *backupFlags) registerRestore(fs *flag.FlagSet) {
 	fs.StringVar(&b.as, "as", "", "restore FILE as a new tenant of this name, with a new ID")
 	fs.Var(&b.hosts, "host", "with FILE: host names of the restored tenant instead of the archive's (repeatable)")
 	fs.StringVar(&b.displayName, "display-name", "", "with FILE: display name instead of the archive's")
-}
-
-// connectMongo returns a client of the server at uri; errors never hold
-// the URI.
-func connectMongo(ctx context.Context, uri string) (*mongo.Client, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
-	if err != nil {
-		return nil, fmt.Errorf("connect to MongoDB at %s: invalid URI", redactURI(uri))
-	}
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := client.Ping(cctx, nil); err != nil {
-		client.Disconnect(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("reach MongoDB at %s: %w", redactURI(uri), err)
-	}
-	return client, nil
 }
 
 func parseConsistency(s string) (backup.Consistency, error) {
@@ -195,17 +177,17 @@ func (tc *tenantCmd) backupOne(ctx context.Context, reg registry.Registry, t reg
 	if err != nil {
 		return err
 	}
-	if err := checkHasID(t); err != nil {
+	if err := tenancy.CheckHasID(t); err != nil {
 		return err
 	}
 	if t.State == registry.StateCreating {
-		return notServedError(t)
+		return &tenancy.NotServedError{Tenant: t}
 	}
-	uri, err := tc.mo.resolve()
+	uri, err := tc.mo.reach(ctx, tc.ro.data)
 	if err != nil {
 		return err
 	}
-	client, err := connectMongo(ctx, uri)
+	client, err := tenancy.Connect(ctx, uri)
 	if err != nil {
 		return err
 	}
@@ -213,17 +195,21 @@ func (tc *tenantCmd) backupOne(ctx context.Context, reg registry.Registry, t reg
 	db := client.Database(t.Database)
 	// Only a database stamped with this tenant's ID is backed up as its.
 	if err := store.New(db, store.Options{}).CheckTenant(ctx, t.ID); err != nil {
-		return fmt.Errorf("back up tenant %q: %w", t.Name, tenantDatabaseError(t, err))
+		return fmt.Errorf("back up tenant %q: %w", t.Name, tenancy.DatabaseError(t, err))
 	}
 	if t.State != registry.StateActive && (want == "" || want == backup.Live) {
 		want = backup.Suspended // not served: nobody writes through an app
 	}
 	if want == backup.Suspended && t.State == registry.StateActive {
-		resume, err := tc.suspendAround(ctx, reg, t, b.drainTimeout)
+		resume, err := tenancy.Drain(ctx, reg, t.Name, b.drainTimeout, tc.e.stderr)
 		if err != nil {
 			return fmt.Errorf("back up tenant %q: %w", t.Name, err)
 		}
-		defer resume()
+		defer func() {
+			if err := resume(); err != nil {
+				fmt.Fprintf(tc.e.stderr, "warning: tenant %s is still suspended: %v; resume it with `campus tenant resume %s`\n", t.Name, err, t.Name)
+			}
+		}()
 	}
 
 	if path == "" {
@@ -308,50 +294,6 @@ func createOutput(path, tenant string, stdout io.Writer) (w io.Writer, commit fu
 	return f, commit, abort, nil
 }
 
-// suspendAround suspends an active tenant (its hosts show the maintenance
-// page, the supervisor stops its apps) and waits up to timeout for its
-// instances to leave the registry. resume makes it active again.
-func (tc *tenantCmd) suspendAround(ctx context.Context, reg registry.Registry, t registry.Tenant, timeout time.Duration) (resume func(), err error) {
-	if _, err := reg.SetState(ctx, t.Name, registry.StateSuspended); err != nil {
-		return nil, fmt.Errorf("suspend: %w", err)
-	}
-	resume = func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, err := reg.SetState(rctx, t.Name, registry.StateActive); err != nil {
-			fmt.Fprintf(tc.e.stderr, "warning: tenant %s is still suspended: %v; resume it with `campus tenant resume %s`\n", t.Name, err, t.Name)
-		}
-	}
-	if !waitNoInstances(ctx, reg, t.Name, timeout) {
-		fmt.Fprintf(tc.e.stderr, "note: tenant %s is suspended (not routed), but its apps were still registered after %s (another scheduler runs them); going on\n", t.Name, timeout)
-	}
-	return resume, nil
-}
-
-// waitNoInstances waits until tenant has no instance in the registry, or
-// timeout.
-func waitNoInstances(ctx context.Context, reg registry.Registry, tenant string, timeout time.Duration) bool {
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var after uint64
-	for {
-		snap, err := reg.Watch(wctx, after)
-		if err != nil {
-			return false
-		}
-		after = snap.Version
-		n := 0
-		for _, in := range snap.Instances {
-			if in.Tenant == tenant {
-				n++
-			}
-		}
-		if n == 0 {
-			return true
-		}
-	}
-}
-
 // isArchiveArg tells `tenant restore FILE` from `tenant restore NAME`:
 // a tenant name is a DNS label, so anything else is a file; a name that is
 // also a file here is ambiguous.
@@ -421,11 +363,11 @@ func (tc *tenantCmd) restoreArchive(ctx context.Context, reg registry.Registry, 
 			return fmt.Errorf("%s: tenant %q already has ID %s; nothing was restored", what, o.Name, t.ID)
 		}
 	}
-	uri, err := tc.mo.resolve()
+	uri, err := tc.mo.reach(ctx, tc.ro.data)
 	if err != nil {
 		return err
 	}
-	client, err := connectMongo(ctx, uri)
+	client, err := tenancy.Connect(ctx, uri)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // seedTenants are created on the first run of `campus dev`.
@@ -89,16 +89,16 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 			return usageErr("--public-url: %v", err)
 		}
 	}
-	state := devState{PublicURL: public.String()}
+	state := tenancy.DevState{PublicURL: public.String()}
 
 	// The database: a real MongoDB when one is configured, else the
 	// embedded server.
 	uri := ""
 	if mo.uri != "" || mo.uriFile != "" {
-		if uri, err = mo.resolve(); err != nil {
+		if uri, _, err = mo.address("").Resolve(); err != nil {
 			return err
 		}
-		logger.Info("using MongoDB", "uri", redactURI(uri))
+		logger.Info("using MongoDB", "uri", tenancy.RedactURI(uri))
 	} else {
 		srv, err := devmongo.Start(ctx, devmongo.Config{
 			Dir:    filepath.Join(dataDir, "mongo"),
@@ -113,7 +113,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		state.MongoURI = uri // no password: safe to record for other terminals
 		logger.Info("embedded MongoDB-compatible server ready", "uri", uri, "dir", filepath.Join(dataDir, "mongo"))
 	}
-	if err := writeDevState(dataDir, state); err != nil {
+	if err := tenancy.WriteDevState(dataDir, state); err != nil {
 		return err
 	}
 
@@ -146,7 +146,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 			}
 			t = withID
 		}
-		if err := migrateTenant(ctx, uri, t, logger); err != nil {
+		if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
 			if errors.Is(err, store.ErrWrongTenant) {
 				// Its app refuses to start too; the other schools run.
 				logger.Error("not serving tenant", "tenant", t.Name, "err", err)
@@ -160,13 +160,14 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
+	child := supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: lo.level, LogFormat: childLogFormat(lo.format, e)}
 	supCfg := supervisor.Config{
 		Registry: reg,
 		// A child gets its tenant's record, not a registry: it cannot
 		// register instances or touch other tenants through Campus (the
 		// supervisor alone registers it), and its environment is the
 		// allowlist plus its database URI, nothing else of ours.
-		Command: appCommand(self, uri, lo.level, childLogFormat(lo.format, e)),
+		Command: child.Command,
 		// Each supervisor clears stale instances of its own prefix at start,
 		// so the prefix names this machine (supervisors may share Consul).
 		InstanceIDPrefix: "dev-" + hostname() + "-",
@@ -177,7 +178,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		Registerer: metrics,
 	}
 	so.apply(&supCfg, &po)
-	supCfg.Pool = appPool(self, uri, lo.level, childLogFormat(lo.format, e), so.pool)
+	supCfg.Pool = child.Pool(so.pool)
 	sup, err := supervisor.New(supCfg)
 	if err != nil {
 		return err
@@ -196,27 +197,6 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err
-}
-
-// appCommand is the command of one supervised `campus app`: the tenant's
-// record, its database URI, nothing else.
-func appCommand(self, uri, logLevel, logFormat string) func(t registry.Tenant, listen string) *exec.Cmd {
-	return func(t registry.Tenant, listen string) *exec.Cmd {
-		rec, err := json.Marshal(t)
-		if err != nil {
-			return nil // a Tenant always encodes
-		}
-		cmd := exec.Command(self, "app",
-			"--tenant", t.Name,
-			"--tenant-record", string(rec),
-			"--listen", listen,
-			"--migrate",
-			"--log-level", logLevel,
-			"--log-format", logFormat,
-		)
-		cmd.Env = supervisor.ChildEnv(nil, "MONGODB_URI="+uri)
-		return cmd
-	}
 }
 
 func hostname() string {
@@ -261,31 +241,6 @@ func seed(ctx context.Context, reg registry.Registry, dataDir string, logger *sl
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
 
-func migrateTenant(ctx context.Context, uri string, t registry.Tenant, logger *slog.Logger) error {
-	if err := checkHasID(t); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, uri, t.Database)
-	if err != nil {
-		return err
-	}
-	defer st.Close(context.WithoutCancel(ctx))
-	from, to, err := st.MigrateTenant(ctx, t.ID)
-	if errors.Is(err, store.ErrRegNoConflicts) {
-		// Migrated except for one index: serve, and say what to do.
-		logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
-			"tenant", t.Name, "database", t.Database, "report", err.Error())
-		err = nil
-	}
-	if err != nil {
-		return tenantDatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
-	}
-	if from != to {
-		logger.Info("migrated tenant database", "tenant", t.Name, "database", t.Database, "from", from, "to", to)
-	}
-	return nil
-}
-
 func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMongo string, tenants []registry.Tenant) {
 	fmt.Fprintf(e.stdout, "\nCampus is starting. Schools:\n")
 	for _, t := range tenants {
@@ -323,7 +278,7 @@ func secondTerminal(dataDir, externalMongo string) []string {
 	}
 	if externalMongo != "" {
 		// The URI may hold a password: the line names it, never prints it.
-		lines = append(lines, "export MONGODB_URI='…'   # the MongoDB URI this terminal uses: "+redactURI(externalMongo))
+		lines = append(lines, "export MONGODB_URI='…'   # the MongoDB URI this terminal uses: "+tenancy.RedactURI(externalMongo))
 	}
 	return lines
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 const manageHelp = `Usage: campus manage TENANT COMMAND [flags] [args]
@@ -134,27 +135,24 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	switch {
 	case t.State == registry.StateCreating,
 		t.State == registry.StateDeleted && cmdName != "students export" && cmdName != "migrate":
-		return notServedError(t)
+		return &tenancy.NotServedError{Tenant: t}
 	}
-	uri, from, err := mo.source(ro.data)
+	uri, err := mo.reach(ctx, ro.data)
 	if err != nil {
 		return err
 	}
-	if err := probeMongo(ctx, uri, from, ro.data); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
 	// migrate stamps an unstamped database (and refuses another tenant's);
 	// every other command needs the stamp to be this tenant's.
-	if err := checkHasID(t); err != nil {
+	if err := tenancy.CheckHasID(t); err != nil {
 		return err
 	}
 	if cmdName != "migrate" {
-		if err := checkTenantDatabase(ctx, st, t); err != nil {
+		if err := tenancy.CheckDatabase(ctx, st, t); err != nil {
 			return err
 		}
 	}
@@ -240,7 +238,7 @@ func manageMigrate(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		return fmt.Errorf("tenant %s: %w", m.tenant.Name, err)
 	}
 	if err != nil {
-		return tenantDatabaseError(m.tenant, fmt.Errorf("migrate database %q: %w", m.tenant.Database, err))
+		return tenancy.DatabaseError(m.tenant, fmt.Errorf("migrate database %q: %w", m.tenant.Database, err))
 	}
 	if from == to {
 		fmt.Fprintf(m.e.stdout, "Tenant %s: database %q already at schema version %d; nothing to do.\n", m.tenant.Name, m.tenant.Database, to)

@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // `campus migrate --all`: every tenant's database to this binary's schema,
@@ -34,150 +31,6 @@ running meanwhile do not notice them. --drain suspends each active tenant being
 migrated (maintenance page; campus dev's supervisor stops its apps) and resumes it afterwards, for
 steps that older apps must not see half done. A progress bar is shown on a terminal, one line per
 migrated or failed tenant otherwise, then a summary table.`
-
-// migrateStatus is the outcome for one tenant.
-type migrateStatus string
-
-const (
-	migrateSkipped  migrateStatus = "skipped"
-	migrateMigrated migrateStatus = "migrated"
-	migrateFailed   migrateStatus = "failed"
-)
-
-type migrateResult struct {
-	Tenant   string
-	Status   migrateStatus
-	From, To int
-	Took     time.Duration
-	Err      error
-}
-
-// fleetMigrator migrates many tenants' databases through one client.
-type fleetMigrator struct {
-	client       *mongo.Client
-	reg          registry.Registry
-	parallel     int
-	drain        bool
-	drainTimeout time.Duration
-	timeout      time.Duration // per tenant
-	force        bool          // migrate tenants already at the version too
-	// progress is called (serially) after each tenant.
-	progress func(done, total int, r migrateResult)
-	// warn receives notes about draining.
-	warn io.Writer
-}
-
-// migrateHooks let tests stop a migration; nil otherwise.
-var migrateHooks struct {
-	before func(registry.Tenant) error // an error fails that tenant
-}
-
-// run migrates tenants, at most m.parallel at once, and returns one result
-// per tenant in the order given.
-func (m *fleetMigrator) run(ctx context.Context, tenants []registry.Tenant) []migrateResult {
-	results := make([]migrateResult, len(tenants))
-	jobs := make(chan int)
-	var mu sync.Mutex
-	done := 0
-	var wg sync.WaitGroup
-	for range max(1, min(m.parallel, len(tenants))) {
-		wg.Go(func() {
-			for i := range jobs {
-				r := m.one(ctx, tenants[i])
-				results[i] = r
-				if m.progress != nil {
-					mu.Lock()
-					done++
-					m.progress(done, len(tenants), r)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range tenants {
-		sent := false
-		if ctx.Err() == nil {
-			select {
-			case jobs <- i:
-				sent = true
-			case <-ctx.Done():
-			}
-		}
-		if !sent {
-			for j := i; j < len(tenants); j++ {
-				results[j] = migrateResult{Tenant: tenants[j].Name, Status: migrateFailed, Err: fmt.Errorf("not started: %w", ctx.Err())}
-			}
-			break
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	return results
-}
-
-func (m *fleetMigrator) one(ctx context.Context, t registry.Tenant) (r migrateResult) {
-	start := time.Now()
-	r = migrateResult{Tenant: t.Name, Status: migrateFailed}
-	defer func() { r.Took = time.Since(start) }()
-	if m.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, m.timeout)
-		defer cancel()
-	}
-	if err := checkHasID(t); err != nil {
-		r.Err = err
-		return r
-	}
-	st := store.New(m.client.Database(t.Database), store.Options{})
-	// The fast path: stamped for this tenant and at the schema version.
-	err := st.CheckTenant(ctx, t.ID)
-	switch {
-	case err == nil && m.force:
-	case err == nil:
-		serr := st.CheckSchema(ctx)
-		if serr == nil {
-			r.Status, r.From, r.To = migrateSkipped, store.SchemaVersion, store.SchemaVersion
-			return r
-		}
-		if !errors.Is(serr, store.ErrNotMigrated) {
-			r.Err = serr
-			return r
-		}
-	case !errors.Is(err, store.ErrNotStamped):
-		r.Err = tenantDatabaseError(t, err)
-		return r
-	}
-	if h := migrateHooks.before; h != nil {
-		if err := h(t); err != nil {
-			r.Err = err
-			return r
-		}
-	}
-	if m.drain && t.State == registry.StateActive {
-		if _, err := m.reg.SetState(ctx, t.Name, registry.StateSuspended); err != nil {
-			r.Err = fmt.Errorf("drain: suspend: %w", err)
-			return r
-		}
-		defer func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if _, err := m.reg.SetState(rctx, t.Name, registry.StateActive); err != nil {
-				r.Status, r.Err = migrateFailed, errors.Join(r.Err, fmt.Errorf("still suspended after the migration (`campus tenant resume %s`): %w", t.Name, err))
-			}
-		}()
-		if !waitNoInstances(ctx, m.reg, t.Name, m.drainTimeout) && m.warn != nil {
-			fmt.Fprintf(m.warn, "note: tenant %s is suspended, but its apps were still registered after %s; migrating anyway\n", t.Name, m.drainTimeout)
-		}
-	}
-	from, to, err := st.MigrateTenant(ctx, t.ID)
-	r.From, r.To = from, to
-	if err != nil {
-		r.Err = tenantDatabaseError(t, err)
-		return r
-	}
-	r.Status = migrateMigrated
-	return r
-}
 
 func runMigrate(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("migrate", "--all | TENANT...", migrateDesc)
@@ -217,11 +70,11 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	uri, err := mo.resolve()
+	uri, err := mo.reach(ctx, ro.data)
 	if err != nil {
 		return err
 	}
-	client, err := connectMongo(ctx, uri)
+	client, err := tenancy.Connect(ctx, uri)
 	if err != nil {
 		return err
 	}
@@ -229,9 +82,9 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 
 	start := time.Now()
 	bar := newProgress(e.stderr, isTerminal(e.stderr))
-	m := &fleetMigrator{client: client, reg: reg, parallel: *parallel, drain: *drain, drainTimeout: *drainTimeout,
-		timeout: *timeout, force: *force, progress: bar.update, warn: e.stderr}
-	results := m.run(ctx, tenants)
+	m := &tenancy.FleetMigrator{Client: client, Registry: reg, Parallel: *parallel, Drain: *drain, DrainTimeout: *drainTimeout,
+		Timeout: *timeout, Force: *force, Progress: bar.update, Warn: e.stderr, Before: migrateHooks.before}
+	results := m.Run(ctx, tenants)
 	bar.finish()
 	return migrateSummary(e.stdout, results, time.Since(start), *parallel)
 }
@@ -246,7 +99,7 @@ func migrationTargets(ctx context.Context, reg registry.Registry, all bool, name
 				return nil, err
 			}
 			if t.State == registry.StateCreating {
-				return nil, notServedError(t)
+				return nil, &tenancy.NotServedError{Tenant: t}
 			}
 			out = append(out, t)
 		}
@@ -261,25 +114,25 @@ func migrationTargets(ctx context.Context, reg registry.Registry, all bool, name
 
 // migrateSummary prints the summary table and returns an error naming
 // the failed tenants, if any.
-func migrateSummary(w io.Writer, results []migrateResult, took time.Duration, parallel int) error {
-	count := map[migrateStatus]int{}
+func migrateSummary(w io.Writer, results []tenancy.MigrateResult, took time.Duration, parallel int) error {
+	count := map[tenancy.MigrateStatus]int{}
 	for _, r := range results {
 		count[r.Status]++
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "STATUS\tTENANTS\n")
-	fmt.Fprintf(tw, "migrated\t%d\n", count[migrateMigrated])
-	fmt.Fprintf(tw, "skipped\t%d\t(already at schema version %d)\n", count[migrateSkipped], store.SchemaVersion)
-	fmt.Fprintf(tw, "failed\t%d\n", count[migrateFailed])
+	fmt.Fprintf(tw, "migrated\t%d\n", count[tenancy.MigrateMigrated])
+	fmt.Fprintf(tw, "skipped\t%d\t(already at schema version %d)\n", count[tenancy.MigrateSkipped], store.SchemaVersion)
+	fmt.Fprintf(tw, "failed\t%d\n", count[tenancy.MigrateFailed])
 	tw.Flush()
 	fmt.Fprintf(w, "%d tenants in %s (--parallel %d).\n", len(results), took.Round(time.Millisecond), parallel)
 	var failed []string
-	if count[migrateMigrated]+count[migrateFailed] > 0 {
+	if count[tenancy.MigrateMigrated]+count[tenancy.MigrateFailed] > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "TENANT\tSTATUS\tFROM\tTO\tTIME\tERROR\n")
 		for _, r := range results {
-			if r.Status == migrateSkipped {
+			if r.Status == tenancy.MigrateSkipped {
 				continue
 			}
 			msg := ""
@@ -298,27 +151,32 @@ func migrateSummary(w io.Writer, results []migrateResult, took time.Duration, pa
 	return nil
 }
 
+// migrateHooks let tests stop a migration; nil otherwise.
+var migrateHooks struct {
+	before func(registry.Tenant) error // an error fails that tenant
+}
+
 // progress shows a bar on a terminal, plain lines otherwise.
 type progress struct {
 	w        io.Writer
 	tty      bool
 	start    time.Time
 	last     time.Time
-	n        map[migrateStatus]int
+	n        map[tenancy.MigrateStatus]int
 	done, of int
 }
 
 func newProgress(w io.Writer, tty bool) *progress {
-	return &progress{w: w, tty: tty, start: time.Now(), n: map[migrateStatus]int{}}
+	return &progress{w: w, tty: tty, start: time.Now(), n: map[tenancy.MigrateStatus]int{}}
 }
 
-func (p *progress) update(done, total int, r migrateResult) {
+func (p *progress) update(done, total int, r tenancy.MigrateResult) {
 	p.done, p.of = done, total
 	p.n[r.Status]++
 	if !p.tty {
-		if r.Status != migrateSkipped {
+		if r.Status != tenancy.MigrateSkipped {
 			line := fmt.Sprintf("tenant %s: %s", r.Tenant, r.Status)
-			if r.Status == migrateMigrated {
+			if r.Status == tenancy.MigrateMigrated {
 				line += fmt.Sprintf(" from schema version %d to %d", r.From, r.To)
 			}
 			if r.Err != nil {
@@ -342,7 +200,7 @@ func (p *progress) draw() {
 	}
 	fmt.Fprintf(p.w, "\r[%s%s] %d/%d  migrated %d  skipped %d  failed %d  %s ",
 		strings.Repeat("#", filled), strings.Repeat(".", width-filled), p.done, p.of,
-		p.n[migrateMigrated], p.n[migrateSkipped], p.n[migrateFailed], time.Since(p.start).Round(100*time.Millisecond))
+		p.n[tenancy.MigrateMigrated], p.n[tenancy.MigrateSkipped], p.n[tenancy.MigrateFailed], time.Since(p.start).Round(100*time.Millisecond))
 }
 
 func (p *progress) finish() {

@@ -15,6 +15,7 @@ import (
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 const tenantHelp = `Usage: campus tenant COMMAND [flags] [args]
@@ -250,17 +251,14 @@ func (tc *tenantCmd) create(ctx context.Context, reg registry.Registry, fs *flag
 	if _, err := tc.pu.resolve(tc.ro.data); err != nil {
 		return err
 	}
-	uri, from, err := tc.mo.source(tc.ro.data)
+	uri, err := tc.mo.reach(ctx, tc.ro.data)
 	if err != nil {
-		return err
-	}
-	if err := probeMongo(ctx, uri, from, tc.ro.data); err != nil {
 		return err
 	}
 	if err := checkFree(ctx, reg, t); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}
@@ -677,14 +675,11 @@ func (tc *tenantCmd) purgeExpired(ctx context.Context, reg registry.Registry) er
 // never data without a tenant. A database stamped for another tenant ID
 // is not dropped.
 func (tc *tenantCmd) purgeOne(ctx context.Context, reg registry.Registry, t registry.Tenant) error {
-	uri, from, err := tc.mo.source(tc.ro.data)
+	uri, err := tc.mo.reach(ctx, tc.ro.data)
 	if err != nil {
 		return err
 	}
-	if err := probeMongo(ctx, uri, from, tc.ro.data); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/campus-saas/campus/deploy/supervisor"
@@ -61,7 +60,7 @@ func (o *scaleOptions) check() error {
 // apply sets the scale-to-zero fields of cfg; the proxy, once made, is
 // the supervisor's Activity (through po.onProxy).
 func (o *scaleOptions) apply(cfg *supervisor.Config, po *proxyOptions) {
-	act := &lateActivity{}
+	act := &supervisor.LateActivity{}
 	cfg.IdleTimeout = o.idleTimeout
 	cfg.Activity = act
 	cfg.StartIdle = o.startIdle
@@ -72,24 +71,5 @@ func (o *scaleOptions) apply(cfg *supervisor.Config, po *proxyOptions) {
 	// Proxies on other machines (campus proxy --wake) ask through the
 	// registry.
 	cfg.WakeSource = cfg.Registry
-	po.onProxy = func(p *proxy.Proxy) { act.p.Store(p) }
-}
-
-// lateActivity is the proxy's Activity, once the proxy exists. Before,
-// every tenant counts as busy: nothing is stopped.
-type lateActivity struct{ p atomic.Pointer[proxy.Proxy] }
-
-func (a *lateActivity) Activity(tenant string) (int64, time.Time) {
-	p := a.p.Load()
-	if p == nil {
-		return 1, time.Now()
-	}
-	return p.Activity(tenant)
-}
-
-// RoutesTo implements supervisor.Router: before the proxy exists nothing
-// is routed.
-func (a *lateActivity) RoutesTo(tenant, id string) bool {
-	p := a.p.Load()
-	return p != nil && p.RoutesTo(tenant, id)
+	po.onProxy = func(p *proxy.Proxy) { act.Set(p) }
 }

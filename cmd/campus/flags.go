@@ -1,15 +1,42 @@
 package main
 
 import (
-	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"strings"
+
+	"github.com/campus-saas/campus/internal/cliflags"
 )
 
 // errHelp is returned when --help was asked for and printed.
-var errHelp = errors.New("help shown")
+var errHelp = cliflags.ErrHelp
+
+// Environment variables configure; they never decide. Only the flags
+// below, which say where servers listen, where the registry and the
+// database are, how to log and how servers behave, can be set with an
+// environment variable. Confirmations and destructive switches (--yes,
+// --purge-data, --force, --all, --expired), tenant names and hosts come
+// from the command line alone: a variable left in a shell never deletes
+// a school.
+
+// connectionFlags may come from the environment in every command.
+var connectionFlags = map[string]bool{
+	"data": true, "registry": true, "consul-prefix": true, "consul-check-interval": true,
+	"mongodb-uri": true, "mongodb-uri-file": true, "log-level": true, "log-format": true, "public-url": true,
+}
+
+// serverFlags may come from the environment in the commands that run
+// servers (serverCommands), as in a container's environment.
+var serverFlags = map[string]bool{
+	"listen": true, "tls-listen": true, "admin-listen": true, "advertise": true, "admin-advertise": true,
+	"tls": true, "hsts": true, "https-redirect": true, "cert-dir": true, "cert-storage": true,
+	"acme-directory": true, "acme-email": true, "acme-ca-roots": true, "acme-orders-per-hour": true,
+	"trusted-proxies": true, "secure-cookies": true, "hold-timeout": true, "upstream-timeout": true,
+	"lookup-rate": true, "wake": true, "register": true, "tenant-refresh": true, "migrate": true, "state-file": true,
+	"mongo-listen": true, "idle-timeout": true, "start-idle": true, "max-starts": true, "health-interval": true,
+	"readiness-interval": true, "pool": true, "liveness-failures": true,
+}
+
+var serverCommands = map[string]bool{"dev": true, "proxy": true, "app": true, "app-pool": true}
 
 // envNames maps flags whose environment variable is named by their own
 // ecosystem rather than CAMPUS_<FLAG>.
@@ -18,7 +45,8 @@ var envNames = map[string]string{
 	"mongodb-uri-file": "MONGODB_URI_FILE",
 }
 
-// envName is the environment variable that sets flag name.
+// envName is the name of the environment variable of flag name, where
+// it has one (see envFor).
 func envName(name string) string {
 	if n, ok := envNames[name]; ok {
 		return n
@@ -26,96 +54,30 @@ func envName(name string) string {
 	return "CAMPUS_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
+// envFor says which flags of command cmd ("tenant delete") the
+// environment may set, and with which variable.
+func envFor(cmd string) cliflags.EnvFunc {
+	server := serverCommands[cmd]
+	return func(name string) string {
+		if connectionFlags[name] || server && serverFlags[name] {
+			return envName(name)
+		}
+		return ""
+	}
+}
+
 // newFlags returns a FlagSet whose usage lists each flag with its
-// environment variable.
+// environment variable, where it has one.
 func newFlags(name, argsSynopsis, description string) *flag.FlagSet {
-	fs := flag.NewFlagSet("campus "+name, flag.ContinueOnError)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: campus %s [flags] %s\n\n%s\n", name, argsSynopsis, description)
-		printFlags(w, fs)
-	}
-	return fs
+	return cliflags.New("campus", name, argsSynopsis, description, envFor(name))
 }
 
-func printFlags(w io.Writer, fs *flag.FlagSet) {
-	n := 0
-	fs.VisitAll(func(*flag.Flag) { n++ })
-	if n == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nFlags:")
-	fs.VisitAll(func(f *flag.Flag) {
-		def := ""
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
-			def = fmt.Sprintf(" (default %s)", f.DefValue)
-		}
-		fmt.Fprintf(w, "  --%s\n      %s%s [$%s]\n", f.Name, f.Usage, def, envName(f.Name))
-	})
-}
-
-// parseFlags parses args, then fills every flag not given on the command
-// line from its environment variable. Flags win over the environment.
-//
-// --help prints the command's usage on standard output (exit 0); a bad
-// flag is an error that points to --help, on standard error.
+// parseFlags parses args, then fills the flags not given on the command
+// line that may come from the environment (envFor). Flags win over the
+// environment. --help prints the command's usage on standard output.
 func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
-	fs.SetOutput(io.Discard) // errors are returned, help printed below
-	// Flags may come before or after positional arguments
-	// (`campus tenant create lagos --host lagos.school.localhost`); a "--"
-	// ends flag parsing.
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(e.stdout)
-				fs.Usage()
-				return errHelp
-			}
-			return fmt.Errorf("%w: %v (see `%s --help`)", errUsage, err, fs.Name())
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			positional = append(positional, rest...)
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
-	}
-	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v := e.getenv(envName(f.Name)); v != "" {
-			if serr := fs.Set(f.Name, v); serr != nil {
-				err = usageErr("$%s: %v", envName(f.Name), serr)
-			}
-		}
-	})
-	return err
+	return cliflags.Parse(fs, args, envFor(strings.TrimPrefix(fs.Name(), "campus ")), e.getenv, e.stdout)
 }
 
 // stringList is a repeatable string flag (--host a --host b).
-type stringList []string
-
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-
-// Set appends; a comma-separated value (as from an environment variable)
-// adds several.
-func (s *stringList) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s = append(*s, p)
-		}
-	}
-	return nil
-}
+type stringList = cliflags.StringList

@@ -18,6 +18,7 @@ import (
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // These tests try each crossing between tenants that share a name over
@@ -431,7 +432,7 @@ func TestAppRefusesAnotherTenantsDatabase(t *testing.T) {
 	}
 	c.ok("manage", lagos, "migrate")
 	st := store.New(mongotest.Client(t).Database(lagos), store.Options{})
-	if err := checkTenantDatabase(ctx, st, tn); err != nil {
+	if err := tenancy.CheckDatabase(ctx, st, tn); err != nil {
 		t.Fatalf("after migrate, the start-up check: %v", err)
 	}
 	if out := c.ok("manage", lagos, "students", "export").stdout; !strings.Contains(out, "L/1") {

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/campus-saas/campus/internal/cliflags"
 )
 
 // env is everything a command may touch outside its arguments, so that
@@ -45,7 +47,6 @@ func commands() map[string]command {
 		"token":       {"Print or rotate Consul ACL tokens: one per tenant's apps, read-only for proxies", runToken},
 		"manage":      {"Per-tenant management: migrate, createsuperuser, changepassword, students import/export", runManage},
 		"migrate":     {"Migrate every tenant's database (--all), resumable, --parallel at a time", runMigrate},
-		"bench":       {"Measure the proxy against direct app access and print a table", runBench},
 		"healthcheck": {"Exit 0 when a URL answers 2xx (for container health checks)", runHealthcheck},
 		"version":     {"Print the version and the commit it was built from", runVersion},
 	}
@@ -63,7 +64,7 @@ func main() {
 }
 
 // errUsage marks an error whose message is a usage problem (exit code 2).
-var errUsage = errors.New("usage")
+var errUsage = cliflags.ErrUsage
 
 // run dispatches to a subcommand and turns its error into an exit code.
 func run(ctx context.Context, e *env, args []string) int {
@@ -116,8 +117,10 @@ func usage(w io.Writer, cmds map[string]command) {
 		fmt.Fprintf(w, "  %-12s %s\n", n, cmds[n].synopsis)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run `campus <command> --help` for a command's flags. Every flag can also be set")
-	fmt.Fprintln(w, "with an environment variable CAMPUS_<FLAG> (e.g. --data → CAMPUS_DATA).")
+	fmt.Fprintln(w, "Run `campus <command> --help` for a command's flags. Flags that configure connections")
+	fmt.Fprintln(w, "and servers can also be set with an environment variable CAMPUS_<FLAG> (e.g. --data →")
+	fmt.Fprintln(w, "CAMPUS_DATA), shown beside them in --help; confirmations, switches such as --purge-data,")
+	fmt.Fprintln(w, "tenant names and hosts come from the command line alone.")
 }
 
 func runVersion(_ context.Context, e *env, args []string) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // setSchemaVersion makes tenant name's database look migrated by an older
@@ -175,7 +176,7 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	var b strings.Builder
 	p := newProgress(&b, true)
 	for i := 1; i <= 3; i++ {
-		p.update(i, 3, migrateResult{Tenant: "t", Status: migrateSkipped})
+		p.update(i, 3, tenancy.MigrateResult{Tenant: "t", Status: tenancy.MigrateSkipped})
 	}
 	p.finish()
 	if !strings.Contains(b.String(), "\r[##############################] 3/3  migrated 0  skipped 3  failed 0") {
@@ -183,8 +184,8 @@ func TestProgressBarOnATerminal(t *testing.T) {
 	}
 	b.Reset()
 	p = newProgress(&b, false)
-	p.update(1, 2, migrateResult{Tenant: "a", Status: migrateSkipped})
-	p.update(2, 2, migrateResult{Tenant: "b", Status: migrateMigrated, From: 0, To: 1})
+	p.update(1, 2, tenancy.MigrateResult{Tenant: "a", Status: tenancy.MigrateSkipped})
+	p.update(2, 2, tenancy.MigrateResult{Tenant: "b", Status: tenancy.MigrateMigrated, From: 0, To: 1})
 	p.finish()
 	if strings.Contains(b.String(), "\r") || strings.Contains(b.String(), "tenant a") || !strings.Contains(b.String(), "tenant b: migrated from schema version 0 to 1 ") {
 		t.Errorf("plain output:\n%q", b.String())
@@ -196,10 +197,10 @@ func TestProgressBarOnATerminal(t *testing.T) {
 func TestMigrateInterruptedReportsTheRest(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	m := &fleetMigrator{parallel: 2}
-	res := m.run(ctx, []registry.Tenant{{Name: "a"}, {Name: "b"}, {Name: "c"}})
+	m := &tenancy.FleetMigrator{Parallel: 2}
+	res := m.Run(ctx, []registry.Tenant{{Name: "a"}, {Name: "b"}, {Name: "c"}})
 	for _, r := range res {
-		if r.Status != migrateFailed || !errors.Is(r.Err, context.Canceled) {
+		if r.Status != tenancy.MigrateFailed || !errors.Is(r.Err, context.Canceled) {
 			t.Errorf("%s: %s %v, want failed: not started", r.Tenant, r.Status, r.Err)
 		}
 	}

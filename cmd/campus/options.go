@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // logOptions choose the log level and format of a command.
@@ -135,45 +134,30 @@ type mongoOptions struct {
 	uriFile string
 }
 
-const defaultMongoURI = "mongodb://127.0.0.1:27017"
-
 func (o *mongoOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.uri, "mongodb-uri", "", "MongoDB connection string (prefer the environment variable: flags show up in ps) (default "+defaultMongoURI+")")
+	fs.StringVar(&o.uri, "mongodb-uri", "", "MongoDB connection string (prefer the environment variable: flags show up in ps) (default: the embedded database `campus dev` recorded in --data, else "+tenancy.DefaultMongoURI+")")
 	fs.StringVar(&o.uriFile, "mongodb-uri-file", "", "file holding the MongoDB connection string (e.g. a Docker secret); wins over --mongodb-uri")
 }
 
-// resolve returns the URI to connect to.
-func (o *mongoOptions) resolve() (string, error) {
-	if o.uriFile != "" {
-		b, err := os.ReadFile(o.uriFile)
-		if err != nil {
-			return "", fmt.Errorf("read MongoDB URI file: %w", err)
-		}
-		uri := strings.TrimSpace(string(b))
-		if uri == "" {
-			return "", fmt.Errorf("MongoDB URI file %s is empty", o.uriFile)
-		}
-		return uri, nil
-	}
-	if o.uri != "" {
-		return o.uri, nil
-	}
-	return defaultMongoURI, nil
+// address is where the database is: --mongodb-uri(-file) or
+// $MONGODB_URI, else the embedded database `campus dev` recorded in
+// dataDir ("": not looked at), else the default.
+func (o *mongoOptions) address(dataDir string) tenancy.DatabaseAddress {
+	return tenancy.DatabaseAddress{URI: o.uri, URIFile: o.uriFile, DataDir: dataDir}
 }
 
-// redactURI hides the password of a connection string for logs and
-// messages.
-func redactURI(uri string) string {
-	u, err := url.Parse(uri)
+// reach resolves the database address (see address) and checks that
+// something answers there, saying in plain words where the address came
+// from when nothing does.
+func (o *mongoOptions) reach(ctx context.Context, dataDir string) (string, error) {
+	uri, from, err := o.address(dataDir).Resolve()
 	if err != nil {
-		return "(unparseable MongoDB URI)"
+		return "", err
 	}
-	if u.User != nil {
-		if _, ok := u.User.Password(); ok {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-		}
+	if err := tenancy.Probe(ctx, uri, from, dataDir); err != nil {
+		return "", describe(err)
 	}
-	return u.String()
+	return uri, nil
 }
 
 // where names the registry a command used, for messages: the data

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // Tenant URLs people are told to open. Every tenant is served at its own
@@ -95,53 +93,12 @@ func (o *publicURLOptions) resolve(dataDir string) (publicURL, error) {
 		}
 		return p, nil
 	}
-	if st, ok := readDevState(dataDir); ok && st.PublicURL != "" {
+	if st, ok := tenancy.ReadDevState(dataDir); ok && st.PublicURL != "" {
 		if p, err := parsePublicURL(st.PublicURL); err == nil {
 			return p, nil
 		}
 	}
 	return defaultPublicURL, nil
-}
-
-// devState is what `campus dev` records in its data folder for commands
-// run from other terminals. It holds no secret: the database address is
-// recorded only for the embedded server, which has no password.
-type devState struct {
-	PublicURL string `json:"public_url"`
-	MongoURI  string `json:"mongodb_uri,omitempty"`
-}
-
-const devStateFile = "dev.json"
-
-func writeDevState(dataDir string, st devState) error {
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(dataDir, devStateFile)
-	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
-		return fmt.Errorf("record dev settings in %s: %w", path, err)
-	}
-	return nil
-}
-
-func readDevState(dataDir string) (devState, bool) {
-	if dataDir == "" {
-		return devState{}, false
-	}
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		return devState{}, false
-	}
-	b, err := os.ReadFile(filepath.Join(abs, devStateFile))
-	if err != nil {
-		return devState{}, false
-	}
-	var st devState
-	if json.Unmarshal(b, &st) != nil {
-		return devState{}, false
-	}
-	return st, true
 }
 
 // errNoDataFolder is returned by commands that read an embedded registry
@@ -161,67 +118,4 @@ func checkDataFolder(dir string) error {
 	return fmt.Errorf("%w at %s (no %s there; nothing was created).\n"+
 		"Run this command from the folder where `campus dev` runs, or point to its data folder with --data DIR or CAMPUS_DATA=DIR "+
 		"(with Consul, set CONSUL_HTTP_ADDR)", errNoDataFolder, abs, embedded.FileName)
-}
-
-// mongoSource says where an operator command's database address comes
-// from, for error messages.
-func (o *mongoOptions) source(dataDir string) (uri, from string, err error) {
-	switch {
-	case o.uriFile != "":
-		uri, err = o.resolve()
-		return uri, "--mongodb-uri-file " + o.uriFile, err
-	case o.uri != "":
-		return o.uri, "MONGODB_URI / --mongodb-uri", nil
-	}
-	if st, ok := readDevState(dataDir); ok && st.MongoURI != "" {
-		abs, _ := filepath.Abs(dataDir)
-		return st.MongoURI, "the embedded database `campus dev` recorded in " + filepath.Join(abs, devStateFile), nil
-	}
-	return defaultMongoURI, "the default (MONGODB_URI is not set)", nil
-}
-
-// probeTimeout bounds the quick reachability check of the database.
-const probeTimeout = 2 * time.Second
-
-// probeMongo dials the hosts of a mongodb:// URI, so that a database that
-// is not running is reported at once in plain words rather than after the
-// driver's server-selection timeout. Other URIs (mongodb+srv) are left to
-// the driver.
-func probeMongo(ctx context.Context, uri, from, dataDir string) error {
-	rest, ok := strings.CutPrefix(uri, "mongodb://")
-	if !ok {
-		return nil
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = rest[at+1:]
-	}
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		rest = rest[:i]
-	}
-	if strings.Contains(strings.ToLower(rest), "%2f") || strings.HasPrefix(rest, "/") {
-		return nil // a Unix socket: left to the driver
-	}
-	var lastErr error
-	for _, h := range strings.Split(rest, ",") {
-		if _, _, err := net.SplitHostPort(h); err != nil {
-			h = net.JoinHostPort(strings.Trim(h, "[]"), "27017")
-		}
-		d := net.Dialer{Timeout: probeTimeout}
-		c, err := d.DialContext(ctx, "tcp", h)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		lastErr = err
-	}
-	abs, _ := filepath.Abs(dataDir)
-	why := "nothing answers there"
-	var op *net.OpError
-	if errors.As(lastErr, &op) && op.Timeout() {
-		why = "no answer within " + probeTimeout.String()
-	}
-	return fmt.Errorf("cannot reach the database at %s (%s; address from %s; data folder %s).\n"+
-		"Is `campus dev` running? It serves the embedded database; run this command while it runs, from the same folder "+
-		"(or with the same --data). With your own MongoDB, set MONGODB_URI",
-		redactURI(uri), why, from, abs)
 }

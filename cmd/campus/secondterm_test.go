@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/internal/systemtest"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 func TestParsePublicURLAndTenantURL(t *testing.T) {
@@ -57,7 +58,7 @@ func TestPrintedURLs(t *testing.T) {
 	name := uniqueTenant(t, "urls")
 	t.Cleanup(func() { c.run("", nil, "tenant", "delete", name, "--purge-data", "--yes") })
 	// What `campus dev --listen 127.0.0.1:8123` records.
-	if err := writeDevState(c.env["CAMPUS_DATA"], devState{PublicURL: publicURLFromListen("127.0.0.1:8123").String()}); err != nil {
+	if err := tenancy.WriteDevState(c.env["CAMPUS_DATA"], tenancy.DevState{PublicURL: publicURLFromListen("127.0.0.1:8123").String()}); err != nil {
 		t.Fatal(err)
 	}
 	pw := map[string]string{"CAMPUS_SUPERUSER_PASSWORD": "long-enough-pw"}
@@ -118,10 +119,10 @@ func TestSecondTerminalErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.from == "dev.json" {
-				if err := writeDevState(c.env["CAMPUS_DATA"], devState{PublicURL: "http://HOST:8000", MongoURI: dead}); err != nil {
+				if err := tenancy.WriteDevState(c.env["CAMPUS_DATA"], tenancy.DevState{PublicURL: "http://HOST:8000", MongoURI: dead}); err != nil {
 					t.Fatal(err)
 				}
-				defer os.Remove(filepath.Join(c.env["CAMPUS_DATA"], devStateFile))
+				defer os.Remove(filepath.Join(c.env["CAMPUS_DATA"], tenancy.DevStateFile))
 			}
 			start := time.Now()
 			r := c.run("", tc.env, "manage", name, "migrate")
@@ -148,7 +149,7 @@ func TestHelpOnStdout(t *testing.T) {
 	c := newCLI(t)
 	for _, args := range [][]string{
 		{"--help"}, {"help"}, {"help", "manage"},
-		{"dev", "--help"}, {"proxy", "--help"}, {"app", "-h"}, {"version", "--help"}, {"bench", "--help"},
+		{"dev", "--help"}, {"proxy", "--help"}, {"app", "-h"}, {"version", "--help"}, {"migrate", "--help"},
 		{"healthcheck", "--help"}, {"token", "--help"},
 		{"tenant", "--help"}, {"tenant", "create", "--help"}, {"tenant", "list", "-h"},
 		{"manage", "--help"}, {"manage", "default", "--help"}, {"manage", "default", "createsuperuser", "--help"},
@@ -307,7 +308,7 @@ func TestProbeMongo(t *testing.T) {
 		{"mongodb+srv://cluster.example", true}, // left to the driver
 		{"mongodb://%2Ftmp%2Fmongo.sock", true}, // a Unix socket: left to the driver
 	} {
-		err := probeMongo(t.Context(), tc.uri, "test", t.TempDir())
+		err := tenancy.Probe(t.Context(), tc.uri, "test", t.TempDir())
 		if (err == nil) != tc.ok {
 			t.Errorf("probeMongo(%s) = %v, want ok %v", tc.uri, err, tc.ok)
 		}

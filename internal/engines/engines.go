@@ -83,9 +83,8 @@ func startProcess(bin string, args []string, dir string) (*systemtest.Process, e
 	})
 }
 
-// TB is the part of testing.TB the *ForTest helpers use. It is declared
-// here so that this package does not import testing: `campus bench
-// routing --start-consul` links it into the campus binary.
+// TB is the part of testing.TB the *ForTest helpers use
+// (`campus-bench routing --start-consul` links this package).
 type TB interface {
 	Helper()
 	Fatalf(format string, args ...any)

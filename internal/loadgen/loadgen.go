@@ -1,5 +1,5 @@
 // Package loadgen is a small closed-loop HTTP load generator for comparing
-// the proxy with direct access to an app (`campus bench`). Each of
+// the proxy with direct access to an app (`campus-bench`). Each of
 // Concurrency workers sends a request, waits for the whole response, and
 // sends the next, until Duration passes or MaxRequests have been sent.
 // It only talks to loopback addresses.

@@ -9,7 +9,7 @@ import (
 	"runtime"
 )
 
-// Binary is a campus binary built for one test binary.
+// Binary is a command built for one test binary.
 type Binary struct {
 	Path string // the executable
 	dir  string
@@ -29,22 +29,27 @@ func RepoRoot() (string, error) {
 // added to the environment of `go build` (CGO_ENABLED=0, say). Call it
 // once from TestMain and Remove the binary after m.Run. The error carries
 // the compiler's output.
-func BuildCampus(env ...string) (*Binary, error) {
+func BuildCampus(env ...string) (*Binary, error) { return Build("./cmd/campus", env...) }
+
+// Build builds the command of the repository's package pkg (./cmd/NAME)
+// as BuildCampus does; the binary is named NAME.
+func Build(pkg string, env ...string) (*Binary, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "campus-test-bin-")
+	name := filepath.Base(pkg)
+	dir, err := os.MkdirTemp("", name+"-test-bin-")
 	if err != nil {
-		return nil, fmt.Errorf("build campus: %w", err)
+		return nil, fmt.Errorf("build %s: %w", name, err)
 	}
-	b := &Binary{Path: filepath.Join(dir, "campus"), dir: dir}
-	build := exec.Command("go", "build", "-o", b.Path, "./cmd/campus")
+	b := &Binary{Path: filepath.Join(dir, name), dir: dir}
+	build := exec.Command("go", "build", "-o", b.Path, pkg)
 	build.Dir = root
 	build.Env = append(os.Environ(), env...)
 	if out, err := build.CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("go build ./cmd/campus: %v\n%s", err, out)
+		return nil, fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 	}
 	return b, nil
 }

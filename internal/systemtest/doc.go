@@ -19,7 +19,7 @@
 //     schools answer, returning what tests use: proxy and admin addresses,
 //     Mongo URI, data folder and log.
 //
-// The package does not import testing: internal/engines uses it and is
-// linked into the campus binary (`campus bench routing --start-consul`), and
-// binaries must not link testing. Tests pass their *testing.T as a [TB].
+// Tests pass their *testing.T as a [TB]. The package is linked into
+// cmd/campus-bench (`campus-bench routing --start-consul`), never into
+// the campus binary.
 package systemtest

@@ -49,7 +49,7 @@ func runCompare(ctx context.Context, e *env, cfg compareConfig) error {
 	defer cancel()
 	targets := []benchTarget{{"direct", cfg.appAddr, nil}}
 
-	self, err := os.Executable()
+	self, err := campusBinary()
 	if err != nil {
 		return err
 	}

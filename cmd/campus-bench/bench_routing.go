@@ -206,7 +206,7 @@ directory, or Consul with --registry consul (CONSUL_HTTP_ADDR); its tenants are 
 
 	// Propagation and memory, against a real `campus proxy` process
 	// watching the same registry.
-	self, err := os.Executable()
+	self, err := campusBinary()
 	if err != nil {
 		return err
 	}

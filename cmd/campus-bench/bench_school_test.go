@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// `campus bench school`, small, with the big school's app in its own
+// `campus-bench school`, small, with the big school's app in its own
 // process (the default): it runs to the end, prints every row, repeated
 // and varied, and no request of any row failed or answered other than 2xx.
 // (A behaviour check of the bench; its timings are not looked at.)
@@ -16,7 +16,7 @@ func TestBenchSchoolSmall(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, campusBin, "bench", "school", "--students", "300", "--duration", "100ms",
+	out, err := exec.CommandContext(ctx, benchBin, "school", "--campus", campusBin, "--students", "300", "--duration", "100ms",
 		"--concurrency", "2").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench school: %v\n%s", err, out)

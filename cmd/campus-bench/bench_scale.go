@@ -21,6 +21,7 @@ import (
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // Scale to zero (issue 12): the system the `campus bench coldstart`,
@@ -105,19 +106,19 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 	}
 	fmt.Fprintf(cfg.progress, "creating %d tenant databases...\n", n)
 	for _, t := range s.tenants[:n] {
-		if err := migrateTenant(ctx, uri, t, cfg.logger); err != nil {
+		if err := tenancy.MigrateDatabase(ctx, uri, t, cfg.logger); err != nil {
 			return nil, err
 		}
 	}
 
-	self, err := os.Executable()
+	self, err := campusBinary()
 	if err != nil {
-		return nil, fmt.Errorf("find own executable: %w", err)
+		return nil, err
 	}
-	act := &lateActivity{}
+	act := &supervisor.LateActivity{}
 	s.sup, err = supervisor.New(supervisor.Config{
 		Registry:         reg,
-		Command:          appCommand(self, uri, "error", "json"),
+		Command:          supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: "error", LogFormat: "json"}.Command,
 		InstanceIDPrefix: "bench-",
 		HealthInterval:   cfg.health,
 		StopGrace:        5 * time.Second,
@@ -128,7 +129,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 		Activity:         act,
 		StartIdle:        true,
 		MaxStarts:        cfg.maxStarts,
-		Pool:             appPool(self, uri, "error", "json", cfg.pool),
+		Pool:             supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: "error", LogFormat: "json"}.Pool(cfg.pool),
 	})
 	if err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func startScaleSystem(ctx context.Context, cfg scaleSystemConfig) (_ *scaleSyste
 	if err != nil {
 		return nil, err
 	}
-	act.p.Store(s.proxy)
+	act.Set(s.proxy)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

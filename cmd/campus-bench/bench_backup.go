@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/embedded"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // `campus bench migrate` and `campus bench backup` (issue 15): the fleet
@@ -68,16 +71,25 @@ func newBenchWorld(ctx context.Context, mo *mongoOptions) (*benchWorld, error) {
 	return w, nil
 }
 
-// campus runs a campus command in this process against the world.
-func (w *benchWorld) campus(ctx context.Context, args ...string) (string, error) {
-	var out, errb bytes.Buffer
-	vars := map[string]string{"CAMPUS_DATA": filepath.Join(w.dir, "registry"), "MONGODB_URI": w.uri,
-		"CAMPUS_REGISTRY": "embedded", "CAMPUS_LOG_LEVEL": "error"}
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
-	if code := run(ctx, e, args); code != 0 {
-		return out.String(), fmt.Errorf("campus %s: exit %d: %s", strings.Join(args, " "), code, strings.TrimSpace(errb.String()))
+// campus runs a campus command against the world; cpu is the CPU time
+// the command's process used, maxRSS its peak resident memory.
+func (w *benchWorld) campus(ctx context.Context, args ...string) (out string, cpu time.Duration, maxRSS int64, err error) {
+	bin, err := campusBinary()
+	if err != nil {
+		return "", 0, 0, err
 	}
-	return out.String(), nil
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "CAMPUS_DATA="+filepath.Join(w.dir, "registry"), "MONGODB_URI="+w.uri,
+		"CAMPUS_REGISTRY=embedded", "CAMPUS_LOG_LEVEL=error")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), 0, 0, fmt.Errorf("campus %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		maxRSS = int64(ru.Maxrss) << 10 // KiB on Linux
+	}
+	return stdout.String(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), maxRSS, nil
 }
 
 func runBenchMigrate(ctx context.Context, e *env, args []string) error {
@@ -101,7 +113,7 @@ version write), and with nothing to do again.`)
 		return err
 	}
 	defer w.close()
-	client, err := connectMongo(ctx, w.uri)
+	client, err := tenancy.Connect(ctx, w.uri)
 	if err != nil {
 		return err
 	}
@@ -152,25 +164,25 @@ version write), and with nothing to do again.`)
 	if err != nil {
 		return err
 	}
-	m := &fleetMigrator{client: client, reg: w.reg, parallel: *parallel, timeout: 10 * time.Minute}
+	m := &tenancy.FleetMigrator{Client: client, Registry: w.reg, Parallel: *parallel, Timeout: 10 * time.Minute}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\ttenants\tmigrated\tskipped\tfailed\ttotal\tCPU (this process)\tper tenant p50\tp99\tmax\t")
 	row := func(label string) error {
 		s, cpu := time.Now(), processCPU()
-		res := m.run(ctx, all)
+		res := m.Run(ctx, all)
 		took, cpu := time.Since(s), processCPU()-cpu
-		n := map[migrateStatus]int{}
+		n := map[tenancy.MigrateStatus]int{}
 		var d []time.Duration
 		for _, r := range res {
 			n[r.Status]++
 			d = append(d, r.Took)
-			if r.Err != nil && n[migrateFailed] == 1 {
+			if r.Err != nil && n[tenancy.MigrateFailed] == 1 {
 				fmt.Fprintf(e.stderr, "first failure: %s: %v\n", r.Tenant, r.Err)
 			}
 		}
 		slices.Sort(d)
 		pct := func(p float64) time.Duration { return d[min(len(d)-1, int(p*float64(len(d))))] }
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", label, len(res), n[migrateMigrated], n[migrateSkipped], n[migrateFailed],
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t\n", label, len(res), n[tenancy.MigrateMigrated], n[tenancy.MigrateSkipped], n[tenancy.MigrateFailed],
 			took.Round(time.Millisecond), cpu.Round(10*time.Millisecond), pct(0.5).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), d[len(d)-1].Round(10*time.Microsecond))
 		return nil
 	}
@@ -208,7 +220,7 @@ included when it runs here).`)
 		return err
 	}
 	defer w.close()
-	client, err := connectMongo(ctx, w.uri)
+	client, err := tenancy.Connect(ctx, w.uri)
 	if err != nil {
 		return err
 	}
@@ -258,17 +270,15 @@ included when it runs here).`)
 	}
 	fmt.Fprintf(e.stdout, "campus bench backup: one school of %d students (seeded in %s), GOMAXPROCS=%d, load average %s\n",
 		*students, time.Since(start).Round(time.Second), runtime.GOMAXPROCS(0), loadAverage())
-	fmt.Fprintf(e.stdout, "CPU is this process's, the embedded database included when it runs here; on a busy machine time >> CPU.\n\n")
+	fmt.Fprintf(e.stdout, "CPU and memory are the campus process's (the embedded database runs in campus-bench); on a busy machine time >> CPU.\n\n")
 
 	archive := filepath.Join(w.dir, name+".campus.gz")
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\ttime\tCPU (this process)\tpeak Go heap in use\tnote\t")
+	fmt.Fprintln(tw, "step\ttime\tCPU (campus)\tpeak RSS (campus)\tnote\t")
 	step := func(label string, note func() string, args ...string) error {
-		peak := watchHeap()
-		s, cpu := time.Now(), processCPU()
-		_, err := w.campus(ctx, args...)
-		took, cpu := time.Since(s), processCPU()-cpu
-		p := peak()
+		s := time.Now()
+		_, cpu, p, err := w.campus(ctx, args...)
+		took := time.Since(s)
 		if err != nil {
 			return err
 		}
@@ -299,36 +309,6 @@ included when it runs here).`)
 		return err
 	}
 	return tw.Flush()
-}
-
-// watchHeap samples the Go heap in use until the returned function is
-// called, which returns the peak.
-func watchHeap() func() uint64 {
-	var peak atomic.Uint64
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			if ms.HeapInuse > peak.Load() {
-				peak.Store(ms.HeapInuse)
-			}
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() uint64 {
-		close(stop)
-		<-done
-		return peak.Load()
-	}
 }
 
 // loadAverage is the machine's 1-minute load average, or "?".

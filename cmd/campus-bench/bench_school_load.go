@@ -140,9 +140,9 @@ type appChild struct {
 }
 
 func startAppChild(ctx context.Context, t registry.Tenant, uri string, stderr io.Writer) (*appChild, error) {
-	self, err := os.Executable()
+	self, err := campusBinary()
 	if err != nil {
-		return nil, fmt.Errorf("find this binary: %w", err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

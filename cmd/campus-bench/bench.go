@@ -19,6 +19,7 @@ import (
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 func runBench(ctx context.Context, e *env, args []string) error {
@@ -85,7 +86,7 @@ and one school's backup and restore.`)
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // runBenchSchool is `campus bench school`: one big school and a few small
@@ -156,7 +157,7 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 	for _, r := range benchRows(*students) {
 		fmt.Fprintf(&csv, "%s,%s,%s\n", r.RegistrationNo, r.FirstName, r.SecondName)
 	}
-	importer, err := openStore(ctx, uri, big.t.Database)
+	importer, err := tenancy.OpenStore(ctx, uri, big.t.Database)
 	if err != nil {
 		return err
 	}
@@ -207,7 +208,7 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 		time.Since(start).Round(time.Millisecond), (benchCPU(child) - cpu0).Round(time.Millisecond), polls, non200)
 	// Beside it, what a full load costs (a new process, or a model that
 	// missed the journal): a fresh Store counting the students.
-	fresh, err := openStore(ctx, uri, big.t.Database)
+	fresh, err := tenancy.OpenStore(ctx, uri, big.t.Database)
 	if err != nil {
 		return err
 	}
@@ -351,7 +352,7 @@ func benchSchool(ctx context.Context, uri, name string, logger *slog.Logger) (*b
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenStore(ctx, uri, t.Database)
 	if err != nil {
 		return nil, err
 	}

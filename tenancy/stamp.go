@@ -1,0 +1,108 @@
+package tenancy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
+)
+
+// The ID-stamp policy: a tenant's database is stamped with the tenant's
+// ID, and no process serves, changes, backs up or drops a database
+// stamped for another ID, such as an earlier school of the same name.
+
+// CheckHasID refuses a tenant record from before tenant IDs that could
+// not be given one (Consul, read-only token).
+func CheckHasID(t registry.Tenant) error {
+	if t.ID == "" {
+		return fmt.Errorf("tenant %q has no ID yet (registered before tenant IDs existed); "+
+			"`campus tenant show %s` with write access to the registry assigns one", t.Name, t.Name)
+	}
+	return nil
+}
+
+// CheckDatabase is the start-up check of `campus app` and `campus
+// manage`: the database must be stamped with the tenant's ID.
+func CheckDatabase(ctx context.Context, st *store.Store, t registry.Tenant) error {
+	if err := CheckHasID(t); err != nil {
+		return err
+	}
+	if err := st.CheckTenant(ctx, t.ID); err != nil {
+		return DatabaseError(t, err)
+	}
+	return nil
+}
+
+// DatabaseError explains a stamp that does not match.
+func DatabaseError(t registry.Tenant, err error) error {
+	var tm *store.TenantMismatchError
+	switch {
+	case errors.As(err, &tm):
+		return fmt.Errorf("refusing database %q for tenant %q (ID %s), which is neither served nor changed: %w",
+			t.Database, t.Name, t.ID, tm)
+	case errors.Is(err, store.ErrNotStamped):
+		return fmt.Errorf("database %q of tenant %q is not stamped with the tenant's ID %s; stamp it with `campus manage %s migrate` (or start the app with --migrate): %w",
+			t.Database, t.Name, t.ID, t.Name, store.ErrNotStamped)
+	}
+	return fmt.Errorf("tenant %q: %w", t.Name, err)
+}
+
+// NotServedError is a tenant that is not active, asked for as if it were.
+type NotServedError struct{ Tenant registry.Tenant }
+
+func (e *NotServedError) Error() string {
+	t := e.Tenant
+	switch t.State {
+	case registry.StateDeleted:
+		return fmt.Sprintf("tenant %q is deleted (data kept until %s); bring it back with `campus tenant restore %s`",
+			t.Name, t.PurgeAfter.Format(time.RFC3339), t.Name)
+	case registry.StateCreating:
+		return fmt.Sprintf("tenant %q is still being created (if its create was interrupted: `campus tenant purge %s`)", t.Name, t.Name)
+	}
+	return fmt.Sprintf("tenant %q is %s; resume it with `campus tenant resume %s`", t.Name, t.State, t.Name)
+}
+
+// MigrateDatabase migrates t's database at uri to this binary's schema,
+// stamping it with t's ID when it has no stamp yet.
+func MigrateDatabase(ctx context.Context, uri string, t registry.Tenant, logger *slog.Logger) error {
+	if err := CheckHasID(t); err != nil {
+		return err
+	}
+	st, err := OpenStore(ctx, uri, t.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+	return migrateStore(ctx, st, t, logger)
+}
+
+// migrateStore is MigrateDatabase on an open store.
+func migrateStore(ctx context.Context, st *store.Store, t registry.Tenant, logger *slog.Logger) error {
+	from, to, err := st.MigrateTenant(ctx, t.ID)
+	if errors.Is(err, store.ErrRegNoConflicts) {
+		// Migrated except for one index: serve, and say what to do.
+		logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
+			"tenant", t.Name, "database", t.Database, "report", err.Error())
+		err = nil
+	}
+	if err != nil {
+		return DatabaseError(t, fmt.Errorf("migrate database %q: %w", t.Database, err))
+	}
+	if from != to {
+		logger.Info("migrated tenant database", "tenant", t.Name, "database", t.Database, "from", from, "to", to)
+	}
+	return nil
+}
+
+// MigrateOpen is the --migrate of `campus app`: st (t's open database)
+// to this binary's schema.
+func MigrateOpen(ctx context.Context, st *store.Store, t registry.Tenant, logger *slog.Logger) error {
+	if err := CheckHasID(t); err != nil {
+		return err
+	}
+	return migrateStore(ctx, st, t, logger)
+}
