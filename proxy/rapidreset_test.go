@@ -1,9 +1,6 @@
 package proxy
 
 import (
-	"bytes"
-	"crypto/tls"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,69 +9,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 
+	"github.com/campus-saas/campus/internal/h2flood"
 	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/registry"
 )
-
-// rapidReset opens an HTTP/2 connection over TLS and sends n streams, each
-// HEADERS then RST_STREAM at once, the way the 2023 "rapid reset" attack
-// does; it reports whether the server answered GOAWAY, waiting for it up
-// to the deadline after the last stream.
-func rapidReset(t *testing.T, addr, host string, n int) (goaway bool) {
-	t.Helper()
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}, ServerName: host})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Fatalf("negotiated %q, want h2", p)
-	}
-	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
-		t.Fatal(err)
-	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan struct{})
-	go func() { // read until GOAWAY or the connection ends
-		for {
-			f, err := fr.ReadFrame()
-			if err != nil {
-				return
-			}
-			if _, ok := f.(*http2.GoAwayFrame); ok {
-				close(got)
-				return
-			}
-		}
-	}()
-	var hb bytes.Buffer
-	enc := hpack.NewEncoder(&hb)
-	for i := range n {
-		hb.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", host}, {":path", "/"}} {
-			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
-		}
-		id := uint32(2*i + 1)
-		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
-			break // the server closed the connection after its GOAWAY
-		}
-		if err := fr.WriteRSTStream(id, http2.ErrCodeCancel); err != nil {
-			break
-		}
-	}
-	select {
-	case <-got:
-		return true
-	case <-time.After(10 * time.Second):
-		return false
-	}
-}
 
 // Issue 25 point 2: HTTP/2 rapid reset. Streams reset before an instance
 // was picked are not forwarded; every connection that resets streams
@@ -97,8 +36,12 @@ func TestRapidResetNotForwarded(t *testing.T) {
 
 	const conns, streams = 3, 2000
 	for c := range conns {
-		if !rapidReset(t, addr, "nairobi.school.localhost", streams) {
-			t.Errorf("connection %d: %d reset streams and no GOAWAY", c, streams)
+		res, err := h2flood.Run(t.Context(), addr, "nairobi.school.localhost", "/", streams, 10*time.Second, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.GoAway {
+			t.Errorf("connection %d: %d reset streams and no GOAWAY", c, res.Streams)
 		}
 	}
 	eventually(t, "the flood's requests finished", func() bool { return testutil.ToFloat64(tp.metrics.inFlight) == 0 })
