@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -235,6 +236,54 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 }
 
+// preReadLimit is how much of a request body the proxy reads before it
+// picks an instance (see preRead).
+const preReadLimit = 64 << 10
+
+// preRead reads up to preReadLimit bytes of the request's body before any
+// instance is picked, so that a body the client breaks there (bad chunk
+// encoding, a body short of its Content-Length) is answered 400 by the
+// proxy and never reaches the app: a flood of them costs the school
+// nothing (issue 25). A body that ends within the limit (forms, nearly
+// every request) is forwarded from memory with its length; a longer one
+// is streamed on after what was read, and an error later in it still
+// ends as a 400 (upstreamError). It reports whether to forward; when it
+// does not, the answer is given (400) or recorded (499).
+func (p *Proxy) preRead(ex *exchange) bool {
+	if ex.body == nil {
+		return true
+	}
+	buf := make([]byte, 0, min(max(ex.r.ContentLength, 512), preReadLimit+1))
+	for len(buf) <= preReadLimit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := ex.body.rc.Read(buf[len(buf):min(cap(buf), preReadLimit+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			ex.body.rc = io.NopCloser(bytes.NewReader(buf))
+			ex.r.ContentLength, ex.r.TransferEncoding = int64(len(buf)), nil
+			return true
+		}
+		if err != nil {
+			ex.body.note(err)
+			switch {
+			case ex.body.malformed():
+				ex.w.Header().Set("Connection", "close")
+				ex.sample = sampleMalformed
+				p.reply(ex, pageBadBody, ex.route)
+			case ex.body.overLimit.Load():
+				p.reply(ex, pageTooLarge, ex.route)
+			default:
+				ex.status = StatusClientClosed
+			}
+			return false
+		}
+	}
+	ex.body.rc = io.NopCloser(io.MultiReader(bytes.NewReader(buf), ex.body.rc))
+	return true
+}
+
 // trackedBody wraps a request body so that a retry can tell whether the
 // body was touched, and so that the transport closing it after a failed
 // dial does not stop the next attempt from sending it. It also tells a
@@ -250,20 +299,26 @@ type trackedBody struct {
 func (b *trackedBody) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	if err != nil && err != io.EOF {
-		var tooLarge *http.MaxBytesError
-		var netErr net.Error
-		switch {
-		case errors.As(err, &tooLarge):
-			b.overLimit.Store(true)
-		case errors.As(err, &netErr):
-			// The connection broke or timed out: the client is gone
-			// or too slow, which the request's context tells.
-		default:
-			b.bad.Store(true) // the bytes were wrong or ended early
-		}
-	}
+	b.note(err)
 	return n, err
+}
+
+// note records what a read error of the client's body says.
+func (b *trackedBody) note(err error) {
+	if err == nil || err == io.EOF {
+		return
+	}
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		b.overLimit.Store(true)
+	case errors.As(err, &netErr):
+		// The connection broke or timed out: the client is gone or too
+		// slow, which the request's context tells.
+	default:
+		b.bad.Store(true) // the bytes were wrong or ended early
+	}
 }
 
 // malformed reports whether the client's body was malformed: bad chunk

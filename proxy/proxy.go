@@ -258,6 +258,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !p.preRead(ex) {
+		return // a malformed body (400) or a client gone (499): not forwarded
+	}
 	ex.route = rt
 	p.rp.ServeHTTP(ex.w, r) // forward.go: picks instances, retries, maps errors
 }
