@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -23,10 +24,12 @@ import (
 //     check before they pick (forward.go).
 //   - Each HTTP/2 connection has a budget of cancelled requests
 //     (ResetRate per second, ResetBurst at once); a connection over it is
-//     told GOAWAY (graceful: its open streams finish, no new one is
-//     served), through net/http's rule that a "Connection: close" answer
-//     on HTTP/2 starts a GOAWAY, and every later answer on it says the
-//     same. Go's own guard only counts handlers that had not started yet.
+//     told GOAWAY (no new stream is served), through net/http's rule that
+//     a "Connection: close" answer on HTTP/2 starts a GOAWAY, and every
+//     later answer on it says the same; GoAwayGrace later it is closed,
+//     so that a client that ignores the GOAWAY stops costing the server
+//     the decoding of its frames. Go's own guard only counts handlers that
+//     had not started yet.
 //   - Cancelled requests and malformed bodies are counted
 //     (MetricRequests, code 499 or 400, and MetricResetFloods) and their
 //     access-log lines sampled: the first after a quiet period, then one
@@ -37,6 +40,9 @@ const (
 	DefaultResetRate   = 20  // cancelled requests per second per HTTP/2 connection
 	DefaultResetBurst  = 200 // at once
 	DefaultSampleEvery = 10 * time.Second
+	// GoAwayGrace is how long a connection told GOAWAY for resetting too
+	// many requests stays open for its streams in flight.
+	GoAwayGrace = 250 * time.Millisecond
 )
 
 // MetricResetFloods counts HTTP/2 connections told GOAWAY for cancelling
@@ -51,6 +57,7 @@ const (
 
 // connState is what the proxy keeps per client connection (ConnContext).
 type connState struct {
+	conn   net.Conn
 	resets atomic.Pointer[rate.Limiter] // nil until the first cancelled request
 	goaway atomic.Bool                  // over budget: every answer says GOAWAY
 }
@@ -59,8 +66,8 @@ type connKey struct{}
 
 // ConnContext is the http.Server ConnContext of the proxy's listeners: it
 // gives each client connection the state of its reset budget.
-func (p *Proxy) ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{})
+func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
 func connFrom(ctx context.Context) *connState {
@@ -78,6 +85,20 @@ func (cs *connState) limiter(r float64, burst int) *rate.Limiter {
 		return l
 	}
 	return cs.resets.Load()
+}
+
+// resetBefore reports whether the request's client reset it (or went
+// away) already. On an HTTP/2 connection that has cancelled requests
+// before, it first lets the connection's reader run: a rapid-reset client
+// sends the RST_STREAM in the same packet as the HEADERS, and the reader
+// processes it right after starting this handler.
+func resetBefore(r *http.Request) bool {
+	if r.ProtoMajor == 2 {
+		if cs := connFrom(r.Context()); cs != nil && cs.resets.Load() != nil {
+			runtime.Gosched()
+		}
+	}
+	return r.Context().Err() != nil
 }
 
 // goingAway marks an answer on a connection over its budget: on HTTP/2 it
@@ -98,6 +119,7 @@ func (p *Proxy) cancelled(ex *exchange) {
 	if cs.goaway.Load() || !cs.limiter(p.cfg.ResetRate, p.cfg.ResetBurst).Allow() {
 		if cs.goaway.CompareAndSwap(false, true) {
 			p.metrics.resetFloods.Inc()
+			time.AfterFunc(GoAwayGrace, func() { _ = cs.conn.Close() })
 		}
 		goingAway(ex.w)
 	}

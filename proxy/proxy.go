@@ -223,7 +223,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.tenant = rt.tenant
-	if r.Context().Err() != nil {
+	if resetBefore(r) {
 		ex.status = StatusClientClosed // reset before it got here: not forwarded (abuse.go)
 		return
 	}

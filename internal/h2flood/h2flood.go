@@ -45,6 +45,8 @@ func Run(ctx context.Context, addr, host, path string, streams int, wait time.Du
 	}
 	conn := c.(*tls.Conn)
 	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) }) // unblock a write the server does not read
+	defer stop()
 	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
 		return res, fmt.Errorf("h2flood: negotiated %q, not h2", p)
 	}
