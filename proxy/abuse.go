@@ -21,7 +21,8 @@ import (
 //
 //   - A request whose client reset it (its context ended) before an
 //     instance was picked is not forwarded: ServeHTTP and the transport
-//     check before they pick (forward.go).
+//     check before they pick (forward.go). Nor is any request of a
+//     connection told GOAWAY (below): 429.
 //   - Each HTTP/2 connection has a budget of cancelled requests
 //     (ResetRate per second, ResetBurst at once); a connection over it is
 //     told GOAWAY (no new stream is served), through net/http's rule that
@@ -38,7 +39,7 @@ import (
 // Defaults of the per-connection reset budget and of access-log sampling.
 const (
 	DefaultResetRate   = 20  // cancelled requests per second per HTTP/2 connection
-	DefaultResetBurst  = 200 // at once
+	DefaultResetBurst  = 100 // at once
 	DefaultSampleEvery = 10 * time.Second
 	// GoAwayGrace is how long a connection told GOAWAY for resetting too
 	// many requests stays open for its streams in flight.
@@ -99,6 +100,14 @@ func resetBefore(r *http.Request) bool {
 		}
 	}
 	return r.Context().Err() != nil
+}
+
+// overBudget reports whether the request came on a connection told GOAWAY
+// for resetting too many requests: its streams opened before the GOAWAY
+// are answered 429 by the proxy, never forwarded.
+func overBudget(r *http.Request) bool {
+	cs := connFrom(r.Context())
+	return cs != nil && cs.goaway.Load()
 }
 
 // goingAway marks an answer on a connection over its budget: on HTTP/2 it

@@ -227,6 +227,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.status = StatusClientClosed // reset before it got here: not forwarded (abuse.go)
 		return
 	}
+	if overBudget(r) {
+		ex.sample = sampleCancelled
+		p.reply(ex, pageTooManyResets, rt) // a stream of a connection told GOAWAY: not forwarded
+		return
+	}
 	if internalPath(r.URL.Path) {
 		// Apps expose their metrics to Prometheus directly, never to
 		// the public.

