@@ -406,3 +406,24 @@ func Verify(r io.Reader) (Summary, error) {
 		}
 	}
 }
+
+// ReadHeader reads and checks an archive's first line only: an archive of
+// this format (not necessarily whole: Verify reads it all) and the tenant
+// it holds.
+func ReadHeader(r io.Reader) (Header, registry.Tenant, error) {
+	d, err := newDecoder(r)
+	if err != nil {
+		return Header{}, registry.Tenant{}, err
+	}
+	line, err := d.readLine()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return Header{}, registry.Tenant{}, corrupt(1, "empty archive")
+		}
+		return Header{}, registry.Tenant{}, err
+	}
+	if err := d.readHeader(line); err != nil {
+		return Header{}, registry.Tenant{}, err
+	}
+	return d.header, d.tenant, nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -206,4 +207,29 @@ func waitNoInstances(ctx context.Context, reg StateSetter, tenant string, timeou
 			return true
 		}
 	}
+}
+
+// MigrationTargets are the tenants a fleet migration migrates: every
+// tenant but those being created (all), or the named ones, which must
+// exist and not be being created.
+func (m *Manager) MigrationTargets(ctx context.Context, all bool, names []string) ([]registry.Tenant, error) {
+	if !all {
+		var out []registry.Tenant
+		for _, n := range names {
+			t, err := m.Lookup(ctx, n)
+			if err != nil {
+				return nil, err
+			}
+			if t.State == registry.StateCreating {
+				return nil, &NotServedError{Tenant: t}
+			}
+			out = append(out, t)
+		}
+		return out, nil
+	}
+	ts, err := m.Registry.Tenants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read registry: %w", err)
+	}
+	return slices.DeleteFunc(ts, func(t registry.Tenant) bool { return t.State == registry.StateCreating }), nil
 }

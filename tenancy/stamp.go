@@ -98,11 +98,69 @@ func migrateStore(ctx context.Context, st *store.Store, t registry.Tenant, logge
 	return nil
 }
 
-// MigrateOpen is the --migrate of `campus app`: st (t's open database)
-// to this binary's schema.
-func MigrateOpen(ctx context.Context, st *store.Store, t registry.Tenant, logger *slog.Logger) error {
-	if err := CheckHasID(t); err != nil {
-		return err
+// MigrateServed migrates the database of every routed tenant (active or
+// suspended) at uri, as `campus dev` does when it starts, and returns
+// every tenant. A tenant whose database is another tenant's is logged and
+// left alone (its app refuses to start too); any other failure stops.
+func (m *Manager) MigrateServed(ctx context.Context, uri string) ([]registry.Tenant, error) {
+	tenants, err := m.Registry.Tenants(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
 	}
-	return migrateStore(ctx, st, t, logger)
+	for _, t := range tenants {
+		if !t.State.Routed() { // creating or deleted: not ours to migrate
+			continue
+		}
+		if t.ID == "" { // registered before tenant IDs: reading it assigns one
+			withID, err := m.Registry.Tenant(ctx, t.Name)
+			if err != nil {
+				return nil, fmt.Errorf("tenant %s: %w", t.Name, err)
+			}
+			t = withID
+		}
+		if err := MigrateDatabase(ctx, uri, t, m.logger()); err != nil {
+			if errors.Is(err, store.ErrWrongTenant) {
+				m.logger().Error("not serving tenant", "tenant", t.Name, "err", err)
+				continue
+			}
+			return nil, err
+		}
+	}
+	return tenants, nil
+}
+
+// OpenServed opens the database of t for its app: t must be active and
+// have an ID; with migrate its database is migrated (and stamped when
+// unstamped) first; then it must be stamped with t's ID and at this
+// binary's schema.
+func OpenServed(ctx context.Context, uri string, t registry.Tenant, migrate bool, logger *slog.Logger) (*store.Store, error) {
+	if t.State != registry.StateActive {
+		return nil, &NotServedError{Tenant: t}
+	}
+	if err := CheckHasID(t); err != nil {
+		return nil, err
+	}
+	st, err := OpenStore(ctx, uri, t.Database)
+	if err != nil {
+		return nil, err
+	}
+	err = func() error {
+		if migrate {
+			if err := migrateStore(ctx, st, t, logger); err != nil {
+				return err
+			}
+		}
+		if err := CheckDatabase(ctx, st, t); err != nil {
+			return err
+		}
+		if err := st.CheckSchema(ctx); err != nil {
+			return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
+		}
+		return nil
+	}()
+	if err != nil {
+		st.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return st, nil
 }

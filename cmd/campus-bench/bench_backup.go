@@ -1,19 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -71,25 +68,10 @@ func newBenchWorld(ctx context.Context, mo *mongoOptions) (*benchWorld, error) {
 	return w, nil
 }
 
-// campus runs a campus command against the world; cpu is the CPU time
-// the command's process used, maxRSS its peak resident memory.
-func (w *benchWorld) campus(ctx context.Context, args ...string) (out string, cpu time.Duration, maxRSS int64, err error) {
-	bin, err := campusBinary()
-	if err != nil {
-		return "", 0, 0, err
-	}
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "CAMPUS_DATA="+filepath.Join(w.dir, "registry"), "MONGODB_URI="+w.uri,
-		"CAMPUS_REGISTRY=embedded", "CAMPUS_LOG_LEVEL=error")
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), 0, 0, fmt.Errorf("campus %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		maxRSS = int64(ru.Maxrss) << 10 // KiB on Linux
-	}
-	return stdout.String(), cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), maxRSS, nil
+// manager is the tenant lifecycle over the world, as the campus commands
+// use it.
+func (w *benchWorld) manager() *tenancy.Manager {
+	return &tenancy.Manager{Registry: w.reg, Database: tenancy.DatabaseAddress{URI: w.uri}}
 }
 
 func runBenchMigrate(ctx context.Context, e *env, args []string) error {
@@ -119,7 +101,9 @@ version write), and with nothing to do again.`)
 	}
 	defer client.Disconnect(context.WithoutCancel(ctx))
 
-	// The fleet, created *parallel at a time.
+	// The fleet, created *parallel at a time, as `campus tenant create`
+	// creates a tenant.
+	lm := w.manager()
 	start := time.Now()
 	prefix := fmt.Sprintf("bm%d", time.Now().UnixNano()%1e6)
 	names := make(chan int)
@@ -129,13 +113,7 @@ version write), and with nothing to do again.`)
 		wg.Go(func() {
 			for i := range names {
 				name := fmt.Sprintf("%s-%04d", prefix, i)
-				t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
-				if err == nil {
-					t, err = w.reg.CreateTenant(ctx, t)
-				}
-				if err == nil {
-					_, _, err = store.New(client.Database(t.Database), store.Options{}).MigrateTenant(ctx, t.ID)
-				}
+				_, err := lm.Create(ctx, tenancy.NewTenant{Name: name, Hosts: []string{name + ".bench.localhost"}})
 				if err != nil {
 					firstErr.CompareAndSwap(nil, &err)
 				}
@@ -202,7 +180,7 @@ version write), and with nothing to do again.`)
 
 func runBenchBackup(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("bench backup", "", `Measure `+"`campus tenant backup`"+` and `+"`campus tenant restore FILE`"+` of one school with
---students students and one admin, run in this process as an operator would run them: backup, purge,
+--students students and one admin, run in this process through the code the operator commands run (package tenancy): backup, purge,
 restore (verify the archive, write the documents, build the indexes, activate). Also reports the
 archive size and the peak Go heap in use during each step (this process, the embedded database
 included when it runs here).`)
@@ -270,17 +248,20 @@ included when it runs here).`)
 	}
 	fmt.Fprintf(e.stdout, "campus bench backup: one school of %d students (seeded in %s), GOMAXPROCS=%d, load average %s\n",
 		*students, time.Since(start).Round(time.Second), runtime.GOMAXPROCS(0), loadAverage())
-	fmt.Fprintf(e.stdout, "CPU and memory are the campus process's (the embedded database runs in campus-bench); on a busy machine time >> CPU.\n\n")
+	fmt.Fprintf(e.stdout, "CPU is this process's, the embedded database included when it runs here; on a busy machine time >> CPU.\n\n")
 
 	archive := filepath.Join(w.dir, name+".campus.gz")
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\ttime\tCPU (campus)\tpeak RSS (campus)\tnote\t")
-	step := func(label string, note func() string, args ...string) error {
-		s := time.Now()
-		_, cpu, p, err := w.campus(ctx, args...)
-		took := time.Since(s)
+	fmt.Fprintln(tw, "step\ttime\tCPU (this process)\tpeak Go heap in use\tnote\t")
+	m := w.manager()
+	step := func(label string, note func() string, run func() error) error {
+		peak := watchHeap()
+		s, cpu := time.Now(), processCPU()
+		err := run()
+		took, cpu := time.Since(s), processCPU()-cpu
+		p := peak()
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", label, err)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d MiB\t%s\t\n", label, took.Round(10*time.Millisecond), cpu.Round(10*time.Millisecond), p>>20, note())
 		return nil
@@ -288,10 +269,16 @@ included when it runs here).`)
 	if err := step("tenant backup", func() string {
 		fi, _ := os.Stat(archive)
 		return fmt.Sprintf("archive %.2f MiB", float64(fi.Size())/(1<<20))
-	}, "tenant", "backup", name, "-o", archive); err != nil {
+	}, func() error {
+		_, err := m.BackupToFile(ctx, t, archive, tenancy.BackupOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
-	if err := step("tenant delete --purge-data", func() string { return "" }, "tenant", "delete", name, "--purge-data", "--yes"); err != nil {
+	if err := step("tenant delete --purge-data", func() string { return "" }, func() error {
+		_, err := m.Delete(ctx, t, time.Hour, true)
+		return err
+	}); err != nil {
 		return err
 	}
 	if err := step("tenant restore FILE", func() string {
@@ -305,10 +292,43 @@ included when it runs here).`)
 		}
 		_, aerr := back.Authenticate(ctx, "head", "bench-password-1", "192.0.2.1")
 		return fmt.Sprintf("%d students back, admin login ok: %v", n, aerr == nil)
-	}, "tenant", "restore", archive); err != nil {
+	}, func() error {
+		_, err := m.RestoreArchive(ctx, archive, tenancy.RestoreOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
 	return tw.Flush()
+}
+
+// watchHeap samples the Go heap in use until the returned function is
+// called, which returns the peak.
+func watchHeap() func() uint64 {
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() uint64 {
+		close(stop)
+		<-done
+		return peak.Load()
+	}
 }
 
 // loadAverage is the machine's 1-minute load average, or "?".

@@ -29,8 +29,7 @@ import (
 
 	"github.com/campus-saas/campus/internal/cliflags"
 	"github.com/campus-saas/campus/registry"
-	"github.com/campus-saas/campus/registry/consul"
-	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/registry/backends"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -161,20 +160,20 @@ func (o *registryOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.consulCheck, "consul-check-interval", 5*time.Second, "interval of the /readyz health check Consul runs on registered app instances")
 }
 
-// backend resolves "auto".
-func (o *registryOptions) backend(e *env) (string, error) {
-	switch o.kind {
-	case "auto":
-		if e.getenv("CONSUL_HTTP_ADDR") != "" {
-			return "consul", nil
-		}
-		return "embedded", nil
-	case "embedded", "consul":
-		return o.kind, nil
-	}
-	return "", usageErr("--registry %q: want embedded, consul or auto", o.kind)
+func (o *registryOptions) config(logger *slog.Logger, reg prometheus.Registerer) backends.Config {
+	return backends.Config{Backend: o.kind, Data: o.data, ConsulPrefix: o.consulPrefix, ConsulCheck: o.consulCheck, Logger: logger, Registerer: reg}
 }
 
+// backend resolves "auto".
+func (o *registryOptions) backend(e *env) (string, error) {
+	kind, err := o.config(nil, nil).Kind(e.getenv)
+	if err != nil {
+		return "", usageErr("--registry %q: want embedded, consul or auto", o.kind)
+	}
+	return kind, nil
+}
+
+// open opens the registry (kind, without "auto", when e is nil).
 func (o *registryOptions) open(_ context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
 	kind := o.kind
 	if e != nil {
@@ -183,18 +182,7 @@ func (o *registryOptions) open(_ context.Context, e *env, logger *slog.Logger, r
 			return nil, err
 		}
 	}
-	if kind == "consul" {
-		r, err := consul.New(consul.Config{Prefix: o.consulPrefix, CheckInterval: o.consulCheck, Logger: logger, Registerer: reg})
-		if err != nil {
-			return nil, fmt.Errorf("open Consul registry: %w", err)
-		}
-		return r, nil
-	}
-	r, err := embedded.Open(o.data)
-	if err != nil {
-		return nil, fmt.Errorf("open embedded registry in %s: %w", o.data, err)
-	}
-	return r, nil
+	return o.config(logger, reg).Open(kind)
 }
 
 // resolve is the database the operator named, if any.

@@ -33,7 +33,7 @@ func TestAppPoolCarriesOneTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := readAssignment(strings.NewReader(string(line) + "\n"))
+	a, err := supervisor.ReadAssignment(strings.NewReader(string(line) + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestAppPoolCarriesOneTenant(t *testing.T) {
 		{"no URI", `{"tenant":{"name":"accra"},"listen":"127.0.0.1:9"}` + "\n"},
 		{"unknown field", `{"tenant":{"name":"accra"},"listen":"127.0.0.1:9","mongodb_uri":"mongodb://x","tenants":[]}` + "\n"},
 	} {
-		if _, err := readAssignment(strings.NewReader(c.in)); err == nil {
+		if _, err := supervisor.ReadAssignment(strings.NewReader(c.in)); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
 	}

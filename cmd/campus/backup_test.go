@@ -197,13 +197,13 @@ func TestDamagedOrFailedRestoreRestoresNothing(t *testing.T) {
 	// tenant is activated, undo everything.
 	t.Run("fails while writing", func(t *testing.T) {
 		batches := 0
-		restoreHooks.beforeBatch = func(string, int) error {
+		hooks.BeforeBatch = func(string, int) error {
 			if batches++; batches == 2 {
 				return errors.New("disk full (test)")
 			}
 			return nil
 		}
-		defer func() { restoreHooks.beforeBatch = nil }()
+		defer func() { hooks.BeforeBatch = nil }()
 		r := c.run("", nil, "tenant", "restore", archive)
 		if r.code != 1 || !strings.Contains(r.stderr, "disk full") || !strings.Contains(r.stderr, "nothing was kept") {
 			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -214,8 +214,8 @@ func TestDamagedOrFailedRestoreRestoresNothing(t *testing.T) {
 		nothingLeft(t)
 	})
 	t.Run("fails before activation", func(t *testing.T) {
-		restoreHooks.beforeActivate = func(registry.Tenant) error { return errors.New("lost the registry (test)") }
-		defer func() { restoreHooks.beforeActivate = nil }()
+		hooks.BeforeActivate = func(registry.Tenant) error { return errors.New("lost the registry (test)") }
+		defer func() { hooks.BeforeActivate = nil }()
 		r := c.run("", nil, "tenant", "restore", archive)
 		if r.code != 1 || !strings.Contains(r.stderr, "nothing was kept") {
 			t.Fatalf("exit %d\n%s%s", r.code, r.stdout, r.stderr)
@@ -385,11 +385,30 @@ func TestBackupAllWithRetention(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	// Older archives of a (real ones), and files retention must never
+	// remove: not named as a's archives, named so but not an archive, or
+	// an archive of another tenant (issue 25).
+	archiveOf := func(name string) []byte {
+		f := filepath.Join(t.TempDir(), name+".campus.gz")
+		if r := c.run("", nil, "tenant", "backup", name, "-o", f); r.code != 0 {
+			t.Fatalf("backup %s: %s", name, r.stderr)
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	ofA, ofB := archiveOf(a), archiveOf(b)
 	old := []string{a + "-20250101T000000Z.campus.gz", a + "-20250102T000000Z.campus.gz", a + "-20250103T000000Z.campus.gz"}
-	keepAlways := []string{"notes.txt", a + "-x-20240101T000000Z.campus.gz"}
+	keepAlways := map[string][]byte{"notes.txt": []byte("old"), a + "-x-20240101T000000Z.campus.gz": []byte("old"),
+		a + "-20240101T000000Z.campus.gz": []byte("not an archive"), a + "-20240102T000000Z.campus.gz": ofB}
 	os.MkdirAll(filepath.Join(dir, a), 0o700)
-	for _, f := range append(slices.Clone(old), keepAlways...) {
-		os.WriteFile(filepath.Join(dir, a, f), []byte("old"), 0o600)
+	for _, f := range old {
+		os.WriteFile(filepath.Join(dir, a, f), ofA, 0o600)
+	}
+	for f, data := range keepAlways {
+		os.WriteFile(filepath.Join(dir, a, f), data, 0o600)
 	}
 	r := c.run("", nil, "tenant", "backup", "--all", "--dir", dir, "--keep", "2")
 	if r.code != 1 || !strings.Contains(r.stderr, "1 tenants were not backed up ("+broken+")") || !strings.Contains(r.stdout, "Backed up 2 tenants") {
@@ -420,12 +439,72 @@ func TestBackupAllWithRetention(t *testing.T) {
 	if slices.Contains(names, old[0]) || slices.Contains(names, old[1]) || !slices.Contains(names, old[2]) {
 		t.Errorf("retention --keep 2 left %v; want the newest old one and the new one", names)
 	}
-	for _, f := range keepAlways {
+	for f := range keepAlways {
 		if !slices.Contains(names, f) {
 			t.Errorf("retention removed %s, which is not an archive of %s", f, a)
 		}
 	}
 	if files, _ := filepath.Glob(filepath.Join(dir, broken, "*")); len(files) != 0 {
 		t.Errorf("a refused backup left %v", files)
+	}
+}
+
+// `tenant backup --all --dir D --keep N` stays in D (issue 25): a tenant
+// folder that is a symbolic link out of D is neither written through nor
+// pruned, and a link named as an archive is not followed or removed.
+func TestBackupAllStaysInItsFolder(t *testing.T) {
+	c := newCLI(t)
+	a, b := uniqueTenant(t, "sa"), uniqueTenant(t, "sb")
+	purgeAtEnd(c, a, b)
+	c.createSchool(a, "head", "A/1")
+	c.createSchool(b, "head", "B/1")
+	dir, outside := t.TempDir(), t.TempDir()
+	// a's folder is a link to a folder outside D, holding what look like
+	// old archives of a.
+	outsideFiles := []string{a + "-20200101T000000Z.campus.gz", a + "-20200102T000000Z.campus.gz"}
+	for _, f := range outsideFiles {
+		if err := os.WriteFile(filepath.Join(outside, f), []byte("someone else's"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, a)); err != nil {
+		t.Fatal(err)
+	}
+	// b's folder is real, but holds a link named as an old archive of b,
+	// pointing outside.
+	target := filepath.Join(outside, "precious")
+	if err := os.WriteFile(target, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, b), 0o700)
+	link := filepath.Join(dir, b, b+"-20200101T000000Z.campus.gz")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	r := c.run("", nil, "tenant", "backup", "--all", "--dir", dir, "--keep", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, a) || !strings.Contains(r.stderr, "not a folder") {
+		t.Errorf("exit %d, want a refused\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	left, _ := os.ReadDir(outside)
+	if len(left) != len(outsideFiles)+1 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("the folder outside D now holds %v; want it untouched", names)
+	}
+	for _, f := range outsideFiles {
+		if data, err := os.ReadFile(filepath.Join(outside, f)); err != nil || string(data) != "someone else's" {
+			t.Errorf("%s outside D: %q %v", f, data, err)
+		}
+	}
+	if _, err := os.Lstat(link); err != nil {
+		t.Errorf("the link in b's folder was removed: %v", err)
+	}
+	if data, err := os.ReadFile(target); err != nil || string(data) != "precious" {
+		t.Errorf("the link's target: %q %v", data, err)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, b, b+"-2*.campus.gz")); len(files) != 2 {
+		t.Errorf("b's folder holds %v; want the link and the new archive", files)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // cli runs campus commands in-process against one embedded registry and
@@ -337,5 +339,77 @@ func TestTokenCommandRefusals(t *testing.T) {
 				t.Fatalf("campus %s: exit %d, output %q; want exit 2 and %q", strings.Join(tc.args, " "), r.code, r.stdout+r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// Environment variables configure; they never confirm or destroy (issue
+// 21): with CAMPUS_YES=1 and CAMPUS_PURGE_DATA=1 in the environment, a
+// delete keeps the data, and a --purge-data asks (and, with nothing on
+// standard input, refuses); --help shows no variable for those flags.
+func TestEnvironmentNeverDestroys(t *testing.T) {
+	c := newCLI(t)
+	name := uniqueTenant(t, "env")
+	purgeAtEnd(c, name)
+	c.createSchool(name, "head", "E/1")
+	danger := map[string]string{"CAMPUS_YES": "1", "CAMPUS_PURGE_DATA": "1", "CAMPUS_FORCE": "1", "CAMPUS_ALL": "1",
+		"CAMPUS_EXPIRED": "1", "CAMPUS_HOST": "evil.localhost", "CAMPUS_AS": "evil"}
+	r := c.run("", danger, "tenant", "delete", name, "--purge-data")
+	if r.code == 0 || !strings.Contains(r.stderr, "Type the tenant name to confirm") {
+		t.Errorf("--purge-data with CAMPUS_YES=1 did not ask: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := c.tenant(name); got.State != registry.StateActive {
+		t.Errorf("after a refused --purge-data the tenant is %s", got.State)
+	}
+	r = c.run("", danger, "tenant", "delete", name)
+	if r.code != 0 || !strings.Contains(r.stdout, "is kept until") {
+		t.Fatalf("delete: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if got := c.tenant(name); got.State != registry.StateDeleted {
+		t.Errorf("after delete the tenant is %s, want deleted with its data kept", got.State)
+	}
+	if n, err := mongotest.Client(t).Database(name).Collection("students").CountDocuments(t.Context(), bson.D{}); err != nil || n != 1 {
+		t.Errorf("the deleted tenant's students: %d %v; want kept", n, err)
+	}
+	// purge --expired from the environment: not a purge of everything.
+	if r := c.run("", danger, "tenant", "purge"); r.code != 2 {
+		t.Errorf("purge with CAMPUS_EXPIRED=1 and no NAME: exit %d, want a usage error\n%s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"tenant", "delete", "--help"}, {"tenant", "purge", "--help"}, {"migrate", "--help"}, {"tenant", "backup", "--help"}} {
+		r := c.run("", nil, args...)
+		for _, v := range []string{"$CAMPUS_YES", "$CAMPUS_PURGE_DATA", "$CAMPUS_EXPIRED", "$CAMPUS_ALL", "$CAMPUS_FORCE", "$CAMPUS_HOST"} {
+			if strings.Contains(r.stdout, v) {
+				t.Errorf("campus %s shows %s", strings.Join(args, " "), v)
+			}
+		}
+		if !strings.Contains(r.stdout, "$CAMPUS_DATA") {
+			t.Errorf("campus %s does not show $CAMPUS_DATA:\n%s", strings.Join(args, " "), r.stdout)
+		}
+	}
+}
+
+// describe words a typed error of the lifecycle where it stands: alone,
+// or inside the context an operation added around it.
+func TestDescribeKeepsContext(t *testing.T) {
+	foreign := &tenancy.ForeignDatabaseError{Op: "purge", Tenant: registry.Tenant{Name: "accra", ID: "a1", Database: "accra"}, Stamp: "b2"}
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{foreign, []string{"purge tenant \"accra\"", "not dropping another tenant's data"}},
+		{fmt.Errorf("2 tenants could not be purged: %w", errors.Join(errors.New("other"), foreign)),
+			[]string{"2 tenants could not be purged: other\n", "not dropping another tenant's data"}},
+		{&tenancy.UnknownTenantError{Name: "nope"}, []string{"unknown tenant \"nope\""}},
+		{errors.New("plain"), []string{"plain"}},
+	} {
+		got := describe(tc.err)
+		for _, w := range tc.want {
+			if !strings.Contains(got.Error(), w) {
+				t.Errorf("describe(%v) = %q, want %q in it", tc.err, got, w)
+			}
+		}
+		var fe *tenancy.ForeignDatabaseError
+		if errors.As(tc.err, &fe) != errors.As(got, &fe) {
+			t.Errorf("describe(%v) lost the typed error", tc.err)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -70,35 +71,17 @@ func runApp(ctx context.Context, e *env, args []string) error {
 			return fmt.Errorf("look up tenant %q: %w", *tenant, err)
 		}
 	}
-	if t.State != registry.StateActive {
-		return &tenancy.NotServedError{Tenant: t}
-	}
-
 	uri, _, err := mo.address(ro.data).Resolve()
 	if err != nil {
 		return err
 	}
-	st, err := tenancy.OpenStore(ctx, uri, t.Database)
+	st, err := tenancy.OpenServed(ctx, uri, t, *migrate, logger)
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	if err := tenancy.CheckHasID(t); err != nil {
-		return err
-	}
-	if *migrate {
-		if err := tenancy.MigrateOpen(ctx, st, t, logger); err != nil {
-			return err
-		}
-	}
-	if err := tenancy.CheckDatabase(ctx, st, t); err != nil {
-		return err
-	}
-	if err := st.CheckSchema(ctx); err != nil {
-		return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
-	}
 
-	follow := newTenantFollower(t) // app_follow.go
+	follow := tenancy.NewFollower(t)
 	h, err := app.NewServer(app.Config{
 		Tenant:        t,
 		Hosts:         follow.Current,
@@ -122,13 +105,14 @@ func runApp(ctx context.Context, e *env, args []string) error {
 		if addr == "" {
 			addr = ln.Addr().String()
 		}
-		stopReg, err := selfRegister(ctx, reg, registry.Instance{
+		cr, ok := reg.(*consul.Registry)
+		if !ok {
+			ln.Close()
+			return errors.New("self-registration needs the Consul registry")
+		}
+		stopReg := cr.KeepInstanceUntilStopped(ctx, registry.Instance{
 			ID: fmt.Sprintf("%s-%s", t.Name, addr), Tenant: t.Name, Addr: addr, Healthy: true,
 		}, logger)
-		if err != nil {
-			ln.Close()
-			return err
-		}
 		defer stopReg()
 		// On shutdown, leave the catalog first so the proxies stop
 		// sending new requests while this server drains.
@@ -141,7 +125,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	defer stop(nil)
 	if reg != nil && *refresh > 0 {
 		go func() {
-			if err := follow.run(serveCtx, reg, *refresh, logger); err != nil {
+			if err := follow.Run(serveCtx, reg, *refresh, logger); err != nil {
 				logger.Error("stopping", "err", err)
 				stop(err)
 			}
@@ -150,7 +134,7 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	srv := httpserve.New(h, logger)
 	err = httpserve.Serve(serveCtx, srv, ln)
 	logger.Info("stopped")
-	if cause := context.Cause(serveCtx); errors.Is(cause, errTenantReplaced) {
+	if cause := context.Cause(serveCtx); errors.Is(cause, tenancy.ErrTenantReplaced) {
 		return cause
 	}
 	return err

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -26,9 +23,6 @@ import (
 // database URI — and then is `campus app` for that tenant for the rest of
 // its life. stdin is never read again.
 
-// maxAssignment bounds the assignment line.
-const maxAssignment = 1 << 20
-
 func runAppPool(ctx context.Context, e *env, args []string) error {
 	fs := newFlags("app-pool", "", "Wait, holding no tenant, for one assignment line on stdin (from the supervisor), then serve that tenant as `campus app` does.")
 	if err := parseFlags(fs, args, e); err != nil {
@@ -38,7 +32,7 @@ func runAppPool(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	warmUp()
-	a, err := readAssignment(e.stdin)
+	a, err := supervisor.ReadAssignment(e.stdin)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped while unbound
@@ -83,27 +77,4 @@ func warmUp() {
 	_, _ = app.NewServer(app.Config{Tenant: placeholder, Store: &store.Store{}, Logger: slog.New(slog.DiscardHandler),
 		Registerer: reg, Gatherer: reg})
 	runtime.GC()
-}
-
-func readAssignment(r io.Reader) (supervisor.PoolAssignment, error) {
-	line, err := bufio.NewReader(io.LimitReader(r, maxAssignment)).ReadString('\n')
-	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
-		return supervisor.PoolAssignment{}, fmt.Errorf("read assignment on stdin: %w", err)
-	}
-	var a supervisor.PoolAssignment
-	dec := json.NewDecoder(strings.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return supervisor.PoolAssignment{}, fmt.Errorf("read assignment: %w", err)
-	}
-	if err := registry.ValidateName(a.Tenant.Name); err != nil || a.Listen == "" || a.MongoURI == "" {
-		return supervisor.PoolAssignment{}, errors.New("read assignment: a tenant, a listen address and a database URI are required")
-	}
-	if a.LogLevel == "" {
-		a.LogLevel = "info"
-	}
-	if a.LogFmt == "" {
-		a.LogFmt = "json"
-	}
-	return a, nil
 }

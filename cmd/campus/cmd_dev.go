@@ -18,7 +18,6 @@ import (
 	"github.com/campus-saas/campus/internal/httpserve"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
-	"github.com/campus-saas/campus/store"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -85,7 +84,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	defer unlock()
 	public := po.servedPublicURL() // https on the TLS port with --tls
 	if pu.raw != "" {
-		if public, err = parsePublicURL(pu.raw); err != nil {
+		if public, err = tenancy.ParsePublicURL(pu.raw); err != nil {
 			return usageErr("--public-url: %v", err)
 		}
 	}
@@ -126,41 +125,23 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 	po.consulReg, _ = reg.(*consul.Registry)
 	po.checkInterval = ro.consulCheck
 
+	// No Credentials: the supervisor registers dev's apps itself.
+	m := &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: uri}, Logger: logger}
 	if !*noSeed {
-		if err := seed(ctx, reg, dataDir, logger); err != nil {
+		if err := seed(ctx, m, dataDir, logger); err != nil {
 			return err
 		}
 	}
-	tenants, err := reg.Tenants(ctx)
+	tenants, err := m.MigrateServed(ctx, uri)
 	if err != nil {
-		return fmt.Errorf("list tenants: %w", err)
-	}
-	for _, t := range tenants {
-		if !t.State.Routed() { // creating or deleted: not ours to migrate
-			continue
-		}
-		if t.ID == "" { // registered before tenant IDs: reading it assigns one
-			withID, err := reg.Tenant(ctx, t.Name)
-			if err != nil {
-				return fmt.Errorf("tenant %s: %w", t.Name, err)
-			}
-			t = withID
-		}
-		if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
-			if errors.Is(err, store.ErrWrongTenant) {
-				// Its app refuses to start too; the other schools run.
-				logger.Error("not serving tenant", "tenant", t.Name, "err", err)
-				continue
-			}
-			return err
-		}
+		return err
 	}
 
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("find own executable: %w", err)
 	}
-	child := supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: lo.level, LogFormat: childLogFormat(lo.format, e)}
+	child := supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: lo.Level, LogFormat: childLogFormat(lo.Format, e)}
 	supCfg := supervisor.Config{
 		Registry: reg,
 		// A child gets its tenant's record, not a registry: it cannot
@@ -221,22 +202,30 @@ func childLogFormat(format string, e *env) string {
 	return "json"
 }
 
-// seed creates the default tenants once per data directory. A marker file
-// remembers that it happened, so tenants an operator deleted stay deleted.
-func seed(ctx context.Context, reg registry.Registry, dataDir string, logger *slog.Logger) error {
+// seed creates the default tenants once per data directory, through the
+// same create as `campus tenant create` (claimed, database stamped and
+// migrated, then active). A marker file remembers that it happened, so
+// tenants an operator deleted stay deleted. A school that cannot be
+// created is logged; the others run.
+func seed(ctx context.Context, m *tenancy.Manager, dataDir string, logger *slog.Logger) error {
 	marker := filepath.Join(dataDir, "seeded")
 	if _, err := os.Stat(marker); err == nil {
 		return nil
 	}
+	var ts []tenancy.NewTenant
 	for _, s := range seedTenants {
-		t, err := registry.NewTenant(s.name, []string{s.host}, s.display)
-		if err != nil {
-			return fmt.Errorf("seed tenant %s: %w", s.name, err)
+		ts = append(ts, tenancy.NewTenant{Name: s.name, Hosts: []string{s.host}, DisplayName: s.display})
+	}
+	created, err := m.Seed(ctx, ts)
+	for _, t := range created {
+		logger.Info("created tenant", "tenant", t.Name, "host", t.PrimaryHost)
+	}
+	if err != nil {
+		var unreachable *tenancy.UnreachableError
+		if errors.As(err, &unreachable) {
+			return describe(err)
 		}
-		if _, err := reg.CreateTenant(ctx, t); err != nil && !errors.Is(err, registry.ErrExists) {
-			return fmt.Errorf("seed tenant %s: %w", s.name, err)
-		}
-		logger.Info("created tenant", "tenant", s.name, "host", s.host)
+		logger.Error("not every default school was created", "err", describe(err))
 	}
 	return os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o600)
 }
@@ -248,7 +237,7 @@ func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMon
 		if t.State != registry.StateActive {
 			state = " (" + string(t.State) + ")"
 		}
-		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.tenantURL(t.PrimaryHost, "/"), state)
+		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.TenantURL(t.PrimaryHost, "/"), state)
 	}
 	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. To create a superuser, run in a second terminal:\n")
 	for _, line := range secondTerminal(dataDir, externalMongo) {

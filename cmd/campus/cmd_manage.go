@@ -132,30 +132,15 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		}
 		return fmt.Errorf("look up tenant %q %s: %w", name, ro.where(e), err)
 	}
-	switch {
-	case t.State == registry.StateCreating,
-		t.State == registry.StateDeleted && cmdName != "students export" && cmdName != "migrate":
-		return &tenancy.NotServedError{Tenant: t}
-	}
-	uri, err := mo.reach(ctx, ro.data)
-	if err != nil {
-		return err
-	}
-	st, err := tenancy.OpenStore(ctx, uri, t.Database)
+	// A deleted tenant's students can be exported and its database
+	// migrated; migrate stamps an unstamped database (and refuses another
+	// tenant's); every other command needs the stamp to be this tenant's.
+	lm := &tenancy.Manager{Registry: reg, Database: mo.address(ro.data)}
+	st, err := lm.Open(ctx, t, cmdName == "students export" || cmdName == "migrate", cmdName == "migrate")
 	if err != nil {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	// migrate stamps an unstamped database (and refuses another tenant's);
-	// every other command needs the stamp to be this tenant's.
-	if err := tenancy.CheckHasID(t); err != nil {
-		return err
-	}
-	if cmdName != "migrate" {
-		if err := tenancy.CheckDatabase(ctx, st, t); err != nil {
-			return err
-		}
-	}
 	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
 }
 
@@ -278,7 +263,7 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 	if err != nil {
 		return describeUserError(err)
 	}
-	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.tenantURL(m.tenant.PrimaryHost, "/admin/"))
+	fmt.Fprintf(m.e.stdout, "Superuser %q created for tenant %s. Log in at %s\n", u.Username, m.tenant.Name, m.public.TenantURL(m.tenant.PrimaryHost, "/admin/"))
 	return nil
 }
 

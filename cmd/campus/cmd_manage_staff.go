@@ -66,7 +66,7 @@ func manageResetLink(ctx context.Context, m *manageCtx, fs *flag.FlagSet, expire
 	}
 	fmt.Fprintf(m.e.stderr, "One-time password reset link for %q at tenant %s, valid until %s:\n",
 		username, m.tenant.Name, until.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintln(m.e.stdout, m.public.tenantURL(m.tenant.PrimaryHost, app.ResetPath(token)))
+	fmt.Fprintln(m.e.stdout, m.public.TenantURL(m.tenant.PrimaryHost, app.ResetPath(token)))
 	return nil
 }
 

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
 	"github.com/campus-saas/campus/tenancy"
 )
@@ -66,50 +64,23 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer reg.Close()
-	tenants, err := migrationTargets(ctx, reg, *all, fs.Args())
+	lm := &tenancy.Manager{Registry: reg, Database: mo.address(ro.data), Hooks: hooks, Notes: e.stderr}
+	tenants, err := lm.MigrationTargets(ctx, *all, fs.Args())
 	if err != nil {
-		return err
+		return describe(err)
 	}
-	uri, err := mo.reach(ctx, ro.data)
+	m, err := lm.Migrator(ctx)
 	if err != nil {
-		return err
+		return describe(err)
 	}
-	client, err := tenancy.Connect(ctx, uri)
-	if err != nil {
-		return err
-	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
+	defer m.Client.Disconnect(context.WithoutCancel(ctx))
 
 	start := time.Now()
 	bar := newProgress(e.stderr, isTerminal(e.stderr))
-	m := &tenancy.FleetMigrator{Client: client, Registry: reg, Parallel: *parallel, Drain: *drain, DrainTimeout: *drainTimeout,
-		Timeout: *timeout, Force: *force, Progress: bar.update, Warn: e.stderr, Before: migrateHooks.before}
+	m.Parallel, m.Drain, m.DrainTimeout, m.Timeout, m.Force, m.Progress = *parallel, *drain, *drainTimeout, *timeout, *force, bar.update
 	results := m.Run(ctx, tenants)
 	bar.finish()
 	return migrateSummary(e.stdout, results, time.Since(start), *parallel)
-}
-
-// migrationTargets are the tenants to migrate, sorted by name.
-func migrationTargets(ctx context.Context, reg registry.Registry, all bool, names []string) ([]registry.Tenant, error) {
-	if !all {
-		var out []registry.Tenant
-		for _, n := range names {
-			t, err := lookUp(ctx, reg, n)
-			if err != nil {
-				return nil, err
-			}
-			if t.State == registry.StateCreating {
-				return nil, &tenancy.NotServedError{Tenant: t}
-			}
-			out = append(out, t)
-		}
-		return out, nil
-	}
-	ts, err := reg.Tenants(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("read registry: %w", err)
-	}
-	return slices.DeleteFunc(ts, func(t registry.Tenant) bool { return t.State == registry.StateCreating }), nil
 }
 
 // migrateSummary prints the summary table and returns an error naming
@@ -149,11 +120,6 @@ func migrateSummary(w io.Writer, results []tenancy.MigrateResult, took time.Dura
 			"Fix the cause and run `campus migrate --all` again: migrated tenants are skipped", len(failed), len(results), strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-// migrateHooks let tests stop a migration; nil otherwise.
-var migrateHooks struct {
-	before func(registry.Tenant) error // an error fails that tenant
 }
 
 // progress shows a bar on a terminal, plain lines otherwise.

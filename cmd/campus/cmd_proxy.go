@@ -67,7 +67,7 @@ func (o *proxyOptions) register(fs interface {
 	fs.DurationVar(&o.holdTimeout, "hold-timeout", 5*time.Second, "how long a request waits for a tenant with no running instance before 503")
 	fs.DurationVar(&o.upstreamTimeout, "upstream-timeout", 30*time.Second, "how long to wait for an app's response headers before 504")
 	fs.StringVar(&o.stateFile, "state-file", "", "keep the last good routing snapshot in this file and route from it when the registry is unreachable at start (recommended with Consul)")
-	fs.BoolVar(&o.registerSelf, "register", true, "with the Consul registry: register this proxy as service "+proxyServiceName+" at its admin address (for Prometheus) with a /healthz check, deregister on shutdown")
+	fs.BoolVar(&o.registerSelf, "register", true, "with the Consul registry: register this proxy as service "+consul.ProxyServiceName+" at its admin address (for Prometheus) with a /healthz check, deregister on shutdown")
 	fs.StringVar(&o.adminAdvertise, "admin-advertise", "", "admin address Consul and Prometheus dial, when registering with Consul (default: the admin listen address, which must then not be a wildcard)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated addresses or CIDR prefixes of the load balancers or TLS terminators in front of the proxy: only their X-Forwarded-For and X-Forwarded-Proto are believed (the login lock-out then counts each visitor, not the balancer); default nobody's")
 }

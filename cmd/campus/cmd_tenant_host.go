@@ -45,7 +45,7 @@ func (tc *tenantCmd) host(ctx context.Context, reg registry.Registry, fs *flag.F
 	case errors.Is(err, registry.ErrWrongState):
 		return fmt.Errorf("tenant %q: hosts can be changed only while it is active or suspended", name)
 	case errors.Is(err, registry.ErrNotFound) && verb == "remove":
-		if _, lerr := lookUp(ctx, reg, name); lerr != nil {
+		if _, lerr := tc.m.Lookup(ctx, name); lerr != nil {
 			return lerr
 		}
 		return fmt.Errorf("%q is not a host of tenant %q", host, name)

@@ -118,7 +118,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 		if fs.NArg() > 0 {
 			return usageErr("unexpected arguments: %s", joinArgs(fs.Args()))
 		}
-		if secret, err = cr.ProxyToken(ctx, proxyServiceName, args[0] == "proxy", chosen); err != nil {
+		if secret, err = cr.ProxyToken(ctx, consul.ProxyServiceName, args[0] == "proxy", chosen); err != nil {
 			return tokenErr(err)
 		}
 	}

@@ -65,6 +65,38 @@ func TestDevSecondTerminal(t *testing.T) {
 	b := d.browser("nairobi.school.localhost")
 	b.login("second-head", "correct-horse-battery")
 
+	// Backups, restores and the fleet migration from that terminal reach
+	// the same embedded database (its address from dev.json, on
+	// --mongo-listen's non-default port), never 127.0.0.1:27017 (issue 21).
+	var setup []string // the cd and export lines, without createsuperuser
+	for _, l := range lines {
+		if strings.HasPrefix(l, "cd ") || strings.HasPrefix(l, "export ") {
+			setup = append(setup, l)
+		}
+	}
+	archive := filepath.Join(t.TempDir(), "accra.campus.gz")
+	for _, step := range []struct{ cmd, want string }{
+		{"campus tenant backup accra -o " + archive, "Backed up tenant accra"},
+		{"campus tenant restore " + archive + " --as accra-copy --host accra-copy.school.localhost", "Restored tenant accra-copy"},
+		{"campus migrate --all", "tenants in"},
+		{"campus tenant delete accra-copy --purge-data --yes", "Purged tenant accra-copy"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		sh := exec.CommandContext(ctx, "/bin/sh", "-c", "cd / && "+strings.Join(setup, " && ")+" && "+
+			strings.Replace(step.cmd, "campus", shellQuote(campusBin), 1))
+		sh.Dir = t.TempDir()
+		sh.Env = systemtest.CleanEnv()
+		if uri := os.Getenv("MONGODB_URI"); uri != "" {
+			sh.Env = append(sh.Env, "MONGODB_URI="+uri)
+		}
+		start := time.Now()
+		out, err := sh.CombinedOutput()
+		cancel()
+		if err != nil || !strings.Contains(string(out), step.want) {
+			t.Errorf("second terminal: %s: %v after %v\n%s", step.cmd, err, time.Since(start).Round(time.Millisecond), out)
+		}
+	}
+
 	// The wrong folder: nothing created, the folder named.
 	wrong := exec.Command(campusBin, "manage", "nairobi", "createsuperuser")
 	wrong.Dir = t.TempDir()

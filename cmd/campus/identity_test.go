@@ -318,12 +318,12 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	t.Run("failure after the claim is undone", func(t *testing.T) {
 		name := uniqueTenant(t, "late")
 		var sawDB []string
-		createHooks.beforeActivate = func(tn registry.Tenant) error {
+		hooks.BeforeActivate = func(tn registry.Tenant) error {
 			sawDB = collections(t, tn.Database)
 			return errors.New("injected failure")
 		}
 		r := c.run("", pw, "tenant", "create", name, "--host", name+".school.localhost", "--superuser", "eve")
-		createHooks.beforeActivate = nil
+		hooks.BeforeActivate = nil
 		if r.code == 0 || !strings.Contains(r.stderr, "injected failure") || !strings.Contains(r.stderr, "nothing was kept") {
 			t.Fatalf("exit %d, %q", r.code, r.stderr)
 		}
@@ -345,11 +345,11 @@ func TestConcurrentCreatesOneWins(t *testing.T) {
 	purgeAtEnd(c, name)
 	var arrived sync.WaitGroup
 	arrived.Add(2)
-	createHooks.beforeClaim = func(registry.Tenant) {
+	hooks.BeforeClaim = func(registry.Tenant) {
 		arrived.Done()
 		arrived.Wait() // both creates have passed every check
 	}
-	defer func() { createHooks.beforeClaim = nil }()
+	defer func() { hooks.BeforeClaim = nil }()
 
 	admins := []string{"eve", "mallory"}
 	results := make([]result, 2)
@@ -361,7 +361,7 @@ func TestConcurrentCreatesOneWins(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	createHooks.beforeClaim = nil
+	hooks.BeforeClaim = nil
 	winner := -1
 	for i, r := range results {
 		if r.code == 0 {

@@ -87,7 +87,7 @@ func run(ctx context.Context, e *env, args []string) int {
 		usage(e.stderr, cmds)
 		return 2
 	}
-	err := c.run(ctx, e, args[1:])
+	err := describe(c.run(ctx, e, args[1:]))
 	switch {
 	case err == nil:
 		return 0
@@ -174,44 +174,8 @@ func versionLine(ldVersion string, bi *debug.BuildInfo) string {
 	return fmt.Sprintf("campus %s (commit %s%s%s) %s", v, commit, when, modified, bi.GoVersion)
 }
 
-// didYouMean suggests the known name closest to an unknown one:
-// `; did you mean "tenant"?`, or "" when none is close.
-func didYouMean(name string, known []string) string {
-	slices.Sort(known)
-	best, bestD := "", 0
-	for _, k := range known {
-		d := editDistance(strings.ToLower(name), k)
-		if (best == "" || d < bestD) && (d <= max(1, len(k)/3) || strings.HasPrefix(k, strings.ToLower(name)) && len(name) >= 2) {
-			best, bestD = k, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
+// didYouMean suggests the known name closest to an unknown one.
+var didYouMean = cliflags.DidYouMean
 
 // isHelpArg reports whether a positional argument asks for help.
 func isHelpArg(s string) bool { return s == "-h" || s == "--help" || s == "-help" || s == "help" }

@@ -139,11 +139,11 @@ func TestMigrateDrainAndNames(t *testing.T) {
 		setSchemaVersion(t, n, 0)
 	}
 	var seen []registry.State
-	migrateHooks.before = func(t registry.Tenant) error {
+	hooks.BeforeMigrate = func(t registry.Tenant) error {
 		seen = append(seen, t.State)
 		return nil
 	}
-	defer func() { migrateHooks.before = nil }()
+	defer func() { hooks.BeforeMigrate = nil }()
 	out := c.ok("migrate", act, sus, "--drain", "--drain-timeout", "1s", "--parallel", "1").stdout
 	if !strings.Contains(out, "migrated  2") {
 		t.Errorf("output:\n%s", out)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,50 +11,24 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/cliflags"
 	"github.com/campus-saas/campus/registry"
-	"github.com/campus-saas/campus/registry/embedded"
+	"github.com/campus-saas/campus/registry/backends"
 	"github.com/campus-saas/campus/tenancy"
 )
 
 // logOptions choose the log level and format of a command.
-type logOptions struct {
-	level  string
-	format string
-}
+type logOptions struct{ cliflags.Log }
 
-func (o *logOptions) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.level, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&o.format, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
-}
+func (o *logOptions) register(fs *flag.FlagSet) { o.Register(fs) }
 
 // logger builds the command's slog logger: JSON when stderr is not a
 // terminal, text when it is.
-func (o *logOptions) logger(e *env) (*slog.Logger, error) {
-	return o.loggerTo(e, e.stderr)
-}
+func (o *logOptions) logger(e *env) (*slog.Logger, error) { return o.loggerTo(e, e.stderr) }
 
 // loggerTo is logger writing to w (the format still follows stderr).
 func (o *logOptions) loggerTo(e *env, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.level)); err != nil {
-		return nil, usageErr("--log-level %q: want debug, info, warn or error", o.level)
-	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	format := o.format
-	if format == "auto" {
-		format = "json"
-		if isTerminal(e.stderr) {
-			format = "text"
-		}
-	}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
-	default:
-		return nil, usageErr("--log-format %q: want auto, text or json", o.format)
-	}
+	return o.Logger(w, isTerminal(e.stderr))
 }
 
 func isTerminal(w io.Writer) bool {
@@ -87,19 +60,18 @@ func (o *registryOptions) register(fs *flag.FlagSet) {
 	fs.DurationVar(&o.consulCheck, "consul-check-interval", 5*time.Second, "interval of the /readyz health check Consul runs on registered app instances")
 }
 
+func (o *registryOptions) config(logger *slog.Logger, reg prometheus.Registerer) backends.Config {
+	return backends.Config{Backend: o.kind, Data: o.data, MustExist: o.mustExist, ConsulPrefix: o.consulPrefix,
+		ConsulCheck: o.consulCheck, Logger: logger, Registerer: reg}
+}
+
 // backend resolves "auto".
 func (o *registryOptions) backend(e *env) (string, error) {
-	switch o.kind {
-	case "auto":
-		if e.getenv("CONSUL_HTTP_ADDR") != "" {
-			return "consul", nil
-		}
-		return "embedded", nil
-	case "embedded", "consul":
-		return o.kind, nil
-	default:
+	kind, err := o.config(nil, nil).Kind(e.getenv)
+	if err != nil {
 		return "", usageErr("--registry %q: want embedded, consul or auto", o.kind)
 	}
+	return kind, nil
 }
 
 // open opens the selected registry.
@@ -108,23 +80,7 @@ func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger,
 	if err != nil {
 		return nil, err
 	}
-	if kind == "consul" {
-		return openConsul(ctx, o, logger, reg)
-	}
-	dir, err := filepath.Abs(o.data)
-	if err != nil {
-		return nil, fmt.Errorf("data directory %q: %w", o.data, err)
-	}
-	if o.mustExist {
-		if err := checkDataFolder(dir); err != nil {
-			return nil, err
-		}
-	}
-	r, err := embedded.Open(dir)
-	if err != nil {
-		return nil, fmt.Errorf("open embedded registry in %s: %w", dir, err)
-	}
-	return r, nil
+	return o.config(logger, reg).Open(kind)
 }
 
 // mongoOptions locate the MongoDB server. The URI may carry a password, so
@@ -155,7 +111,7 @@ func (o *mongoOptions) reach(ctx context.Context, dataDir string) (string, error
 		return "", err
 	}
 	if err := tenancy.Probe(ctx, uri, from, dataDir); err != nil {
-		return "", describe(err)
+		return "", err
 	}
 	return uri, nil
 }

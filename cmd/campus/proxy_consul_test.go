@@ -13,6 +13,7 @@ import (
 
 	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/internal/systemtest"
+	"github.com/campus-saas/campus/registry/consul"
 )
 
 func TestProxyAdvertise(t *testing.T) {
@@ -107,17 +108,17 @@ func TestProxyRegistersInConsul(t *testing.T) {
 			t.Fatalf("campus proxy exited %d:\n%s", code, errb.String())
 		default:
 		}
-		entries, _, err := cc.Health().Service(proxyServiceName, "", true, nil)
+		entries, _, err := cc.Health().Service(consul.ProxyServiceName, "", true, nil)
 		if err == nil && len(entries) == 1 {
 			s := entries[0].Service
 			addr = net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
-			if s.Meta[proxyMetricsPortMeta] != strconv.Itoa(s.Port) || s.ID != proxyServiceName+"-"+addr {
-				t.Fatalf("registered %+v, want ID %s-%s and meta %s=%d", s, proxyServiceName, addr, proxyMetricsPortMeta, s.Port)
+			if s.Meta[consul.ProxyMetricsPortMeta] != strconv.Itoa(s.Port) || s.ID != consul.ProxyServiceName+"-"+addr {
+				t.Fatalf("registered %+v, want ID %s-%s and meta %s=%d", s, consul.ProxyServiceName, addr, consul.ProxyMetricsPortMeta, s.Port)
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no passing %s service (%v, %d entries):\n%s", proxyServiceName, err, len(entries), errb.String())
+			t.Fatalf("no passing %s service (%v, %d entries):\n%s", consul.ProxyServiceName, err, len(entries), errb.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -144,7 +145,7 @@ func TestProxyRegistersInConsul(t *testing.T) {
 		t.Fatal(err)
 	}
 	for id, s := range services {
-		if s.Service == proxyServiceName {
+		if s.Service == consul.ProxyServiceName {
 			t.Errorf("service %s still registered after the proxy stopped", id)
 		}
 	}

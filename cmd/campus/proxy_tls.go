@@ -17,6 +17,7 @@ import (
 	"github.com/campus-saas/campus/certs"
 	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry/consul"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // tlsOptions are the HTTPS flags of `campus proxy` and `campus dev`.
@@ -155,11 +156,11 @@ var (
 // else plain HTTP on --listen's (publicURLFromListen).
 func (po proxyOptions) servedPublicURL() publicURL {
 	if !po.tls.enabled() {
-		return publicURLFromListen(po.listen)
+		return tenancy.PublicURLFromListen(po.listen)
 	}
-	p := publicURL{scheme: "https"}
+	p := publicURL{Scheme: "https"}
 	if _, port, err := net.SplitHostPort(po.tls.listen); err == nil && port != "443" {
-		p.port = port
+		p.Port = port
 	}
 	return p
 }

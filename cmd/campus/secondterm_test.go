@@ -31,21 +31,21 @@ func TestParsePublicURLAndTenantURL(t *testing.T) {
 		{in: "http://user:pw@x", bad: true},
 	}
 	for _, tt := range tests {
-		p, err := parsePublicURL(tt.in)
+		p, err := tenancy.ParsePublicURL(tt.in)
 		if (err != nil) != tt.bad {
-			t.Errorf("parsePublicURL(%q) err = %v, want bad %v", tt.in, err, tt.bad)
+			t.Errorf("tenancy.ParsePublicURL(%q) err = %v, want bad %v", tt.in, err, tt.bad)
 			continue
 		}
 		if !tt.bad {
-			if got := p.tenantURL(tt.host, "/admin/"); got != tt.want {
+			if got := p.TenantURL(tt.host, "/admin/"); got != tt.want {
 				t.Errorf("%q: tenantURL = %q, want %q", tt.in, got, tt.want)
 			}
 		}
 	}
-	if got := publicURLFromListen("127.0.0.1:8000").tenantURL("a.localhost", "/"); got != "http://a.localhost:8000/" {
+	if got := tenancy.PublicURLFromListen("127.0.0.1:8000").TenantURL("a.localhost", "/"); got != "http://a.localhost:8000/" {
 		t.Errorf("from listen 127.0.0.1:8000: %q", got)
 	}
-	if got := publicURLFromListen("0.0.0.0:80").tenantURL("a.localhost", "/"); got != "http://a.localhost/" {
+	if got := tenancy.PublicURLFromListen("0.0.0.0:80").TenantURL("a.localhost", "/"); got != "http://a.localhost/" {
 		t.Errorf("from listen :80: %q", got)
 	}
 }
@@ -58,7 +58,7 @@ func TestPrintedURLs(t *testing.T) {
 	name := uniqueTenant(t, "urls")
 	t.Cleanup(func() { c.run("", nil, "tenant", "delete", name, "--purge-data", "--yes") })
 	// What `campus dev --listen 127.0.0.1:8123` records.
-	if err := tenancy.WriteDevState(c.env["CAMPUS_DATA"], tenancy.DevState{PublicURL: publicURLFromListen("127.0.0.1:8123").String()}); err != nil {
+	if err := tenancy.WriteDevState(c.env["CAMPUS_DATA"], tenancy.DevState{PublicURL: tenancy.PublicURLFromListen("127.0.0.1:8123").String()}); err != nil {
 		t.Fatal(err)
 	}
 	pw := map[string]string{"CAMPUS_SUPERUSER_PASSWORD": "long-enough-pw"}

@@ -1,8 +1,13 @@
 package supervisor
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"os/exec"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +55,35 @@ type PoolAssignment struct {
 	MongoURI string          `json:"mongodb_uri"`
 	LogLevel string          `json:"log_level"`
 	LogFmt   string          `json:"log_format"`
+}
+
+// maxAssignment bounds the assignment line.
+const maxAssignment = 1 << 20
+
+// ReadAssignment reads the one assignment line a pooled process gets on
+// stdin, refusing anything but one tenant's record, a listen address and
+// a database URI.
+func ReadAssignment(r io.Reader) (PoolAssignment, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, maxAssignment)).ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return PoolAssignment{}, fmt.Errorf("read assignment on stdin: %w", err)
+	}
+	var a PoolAssignment
+	dec := json.NewDecoder(strings.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&a); err != nil {
+		return PoolAssignment{}, fmt.Errorf("read assignment: %w", err)
+	}
+	if err := registry.ValidateName(a.Tenant.Name); err != nil || a.Listen == "" || a.MongoURI == "" {
+		return PoolAssignment{}, errors.New("read assignment: a tenant, a listen address and a database URI are required")
+	}
+	if a.LogLevel == "" {
+		a.LogLevel = "info"
+	}
+	if a.LogFmt == "" {
+		a.LogFmt = "json"
+	}
+	return a, nil
 }
 
 // Pool is the supervisor's pool of size `campus app-pool` processes.

@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"slices"
 	"strings"
 )
 
@@ -119,4 +121,76 @@ func (s *StringList) Set(v string) error {
 		}
 	}
 	return nil
+}
+
+// DidYouMean suggests the known name closest to an unknown one:
+// `; did you mean "tenant"?`, or "" when none is close.
+func DidYouMean(name string, known []string) string {
+	slices.Sort(known)
+	best, bestD := "", 0
+	for _, k := range known {
+		d := editDistance(strings.ToLower(name), k)
+		if (best == "" || d < bestD) && (d <= max(1, len(k)/3) || strings.HasPrefix(k, strings.ToLower(name)) && len(name) >= 2) {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// Log is --log-level and --log-format.
+type Log struct{ Level, Format string }
+
+// Register adds the two flags to fs.
+func (o *Log) Register(fs *flag.FlagSet) {
+	fs.StringVar(&o.Level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.Format, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), text, json")
+}
+
+// Logger builds the logger writing to w: format auto is text when
+// terminal, JSON otherwise. A bad value is an ErrUsage error.
+func (o *Log) Logger(w io.Writer, terminal bool) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.Level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", ErrUsage, o.Level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	format := o.Format
+	if format == "auto" {
+		format = "json"
+		if terminal {
+			format = "text"
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("%w: --log-format %q: want auto, text or json", ErrUsage, o.Format)
 }

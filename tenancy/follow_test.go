@@ -1,4 +1,4 @@
-package main
+package tenancy
 
 import (
 	"context"
@@ -36,12 +36,12 @@ func TestTenantFollower(t *testing.T) {
 	}
 	alpha, _ := create("alpha"), create("beta")
 
-	f := newTenantFollower(alpha)
+	f := NewFollower(alpha)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- f.run(runCtx, reg, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		done <- f.Run(runCtx, reg, 10*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	waitHosts := func(want ...string) {
 		t.Helper()
@@ -76,8 +76,8 @@ func TestTenantFollower(t *testing.T) {
 	create("alpha")
 	select {
 	case err := <-done:
-		if !errors.Is(err, errTenantReplaced) {
-			t.Fatalf("run: %v, want errTenantReplaced", err)
+		if !errors.Is(err, ErrTenantReplaced) {
+			t.Fatalf("run: %v, want ErrTenantReplaced", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the follower kept serving a tenant re-created with another ID")
