@@ -45,6 +45,11 @@ func TestTenantHostCommand(t *testing.T) {
 			t.Errorf("campus %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.msg)
 		}
 	}
+	// Nor can a new school be created with such a name.
+	r = c.run("", nil, "tenant", "create", uniqueTenant(t, "hostc"), "--host", "www.records."+a+".example.org")
+	if r.code == 0 || !strings.Contains(r.stderr, `under or above "records.`+a+`.example.org", which belongs to tenant "`+a+`"`) {
+		t.Errorf("create with a host under a's: exit %d, stderr %q", r.code, r.stderr)
+	}
 	// Nothing changed for b; a still has its custom domain until removed.
 	if r := c.ok("tenant", "show", b, "--json"); strings.Contains(r.stdout, "records.") {
 		t.Errorf("b gained a host: %s", r.stdout)
