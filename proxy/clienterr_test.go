@@ -120,3 +120,25 @@ func TestLongBodyStreamedAndLateBreakIsClientError(t *testing.T) {
 		t.Errorf("upstream errors = %v, want 0", got)
 	}
 }
+
+// A body the proxy read ahead is still sent again after a failed dial:
+// nothing of it reached an app.
+func TestReadAheadBodyRetriedAfterDialError(t *testing.T) {
+	for i := range 6 { // a fresh proxy each time: which instance comes first varies
+		tp := newTestProxy(t, Config{})
+		live := newUpstream(t, "nairobi", "live")
+		tp.Update(registry.Snapshot{Version: 1,
+			Tenants: []registry.Tenant{tenant(t, "nairobi", "Nairobi High", "nairobi.school.localhost")},
+			Instances: []registry.Instance{
+				{ID: "dead1", Tenant: "nairobi", Addr: deadAddr(t), Healthy: true},
+				{ID: "dead2", Tenant: "nairobi", Addr: deadAddr(t), Healthy: true},
+				live.instance(),
+			}})
+		for _, chunked := range []bool{false, true} {
+			r := tp.do(t, request{method: http.MethodPost, host: "nairobi.school.localhost", body: "name=Amina", chunked: chunked})
+			if r.status != 200 || r.echo(t).Body != "name=Amina" {
+				t.Fatalf("round %d, chunked %v: %d %.200s", i, chunked, r.status, r.body)
+			}
+		}
+	}
+}
