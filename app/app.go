@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/campus-saas/campus/internal/lograte"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/store"
 )
@@ -73,6 +74,10 @@ type server struct {
 
 	imports *importGate // imports being planned (importgate.go)
 
+	// cancelled samples the log lines of requests whose client went away
+	// (499): a client can cause any number of them (issue 25).
+	cancelled *lograte.Limiter
+
 	// studentsGauge throttles gauge refreshes triggered by reads.
 	gaugeMu sync.Mutex
 	gaugeAt time.Time
@@ -123,6 +128,9 @@ func newServer(cfg Config) (*server, error) {
 		s.log = slog.Default()
 	}
 	s.log = s.log.With("tenant", cfg.Tenant.Name)
+	s.cancelled = lograte.New(cancelledLogEvery, func(n int, last string) {
+		s.log.Info("requests sampled", "kind", "cancelled", "count", n, "period", cancelledLogEvery.String(), "last", last)
+	})
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUploadBytes
 	}

@@ -128,29 +128,50 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 func TestLockout(t *testing.T) {
 	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 3, LockoutPeriod: 5 * time.Minute}})
 	b := e.browserFrom("203.0.113.7")
-	var last response
-	for i := 0; i < 3; i++ {
-		last = b.tryLogin(testUser, "wrong-password-1")
+	for i := 0; i < 2; i++ {
+		wantBody(t, b.tryLogin(testUser, "wrong-password-1"), msgBadLogin)
 	}
-	wantBody(t, last, msgBadLogin)
-	// Even the right password is refused while locked, with the same page.
-	r := b.tryLogin(testUser, testPassword)
-	wantCode(t, r, http.StatusOK)
-	wantBody(t, r, msgBadLogin)
-	if findSetCookie(r, sessionCookie) != nil {
-		t.Fatal("logged in while locked out")
+	// The failure that locks, and the right password while locked, get
+	// the lock-out page: locked, until when, the password not checked.
+	until := "until " + formatWhen(e.clock.Now().Add(5*time.Minute))
+	for _, pw := range []string{"wrong-password-1", testPassword} {
+		r := b.tryLogin(testUser, pw)
+		wantCode(t, r, http.StatusTooManyRequests)
+		wantBody(t, r, `id="login-locked"`, "This username is locked out", until, "ask a superuser")
+		wantNoBody(t, r, msgBadLogin)
+		if findSetCookie(r, sessionCookie) != nil {
+			t.Fatal("logged in while locked out")
+		}
 	}
 	if !strings.Contains(e.logs.String(), "login refused: locked out") {
 		t.Error("the lock-out is not in the log")
 	}
 	wantNoLog(t, e, testPassword, "wrong-password-1")
 	e.clock.Add(4*time.Minute + 30*time.Second)
-	wantBody(t, b.tryLogin(testUser, testPassword), msgBadLogin)
+	wantCode(t, b.tryLogin(testUser, testPassword), http.StatusTooManyRequests)
 	e.clock.Add(time.Minute)
 	b.login()
 	if got := e.loginFailures(); got != 5 {
 		t.Errorf("login failures metric %v, want 5", got)
 	}
+}
+
+// Issue 25: a pupil behind the school's one NAT address fails 31 times
+// with usernames that do not exist (nobody0 … nobody30); then the real
+// admin, from that address, with the right password, gets in. The
+// pupil's own usernames are locked there, not the staff's.
+func TestNATCannotLockOutStaff(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{}) // the default limits: 30 per address and hour
+	const nat = "203.0.113.80"
+	pupil := e.browserFrom(nat)
+	for i := range 31 {
+		r := pupil.tryLogin(fmt.Sprintf("nobody%d", i), "wrong-password-1")
+		if r.code != http.StatusOK && r.code != http.StatusTooManyRequests {
+			t.Fatalf("attempt %d: %d", i, r.code)
+		}
+	}
+	wantCode(t, pupil.tryLogin("nobody3", "wrong-password-1"), http.StatusTooManyRequests)
+	e.browserFrom(nat).login()
 }
 
 // wantNoLog fails if the app's log contains any of subs.
@@ -170,9 +191,9 @@ func TestLockoutPerAddress(t *testing.T) {
 	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 3, LockoutPeriod: time.Hour}})
 	attacker := e.browserFrom("203.0.113.7")
 	for range 5 {
-		wantBody(t, attacker.tryLogin(testUser, "wrong-password-1"), msgBadLogin)
+		_ = attacker.tryLogin(testUser, "wrong-password-1")
 	}
-	if r := attacker.tryLogin(testUser, testPassword); r.code != http.StatusOK || findSetCookie(r, sessionCookie) != nil {
+	if r := attacker.tryLogin(testUser, testPassword); r.code != http.StatusTooManyRequests || findSetCookie(r, sessionCookie) != nil {
 		t.Fatalf("the attacker's address is not locked: %d", r.code)
 	}
 	e.browserFrom("198.51.100.20").login() // the real admin, elsewhere
@@ -188,38 +209,48 @@ func TestLockoutPerAddress(t *testing.T) {
 	}
 }
 
-// A locked account, a wrong password and an unknown username give the same
-// page with the same status.
+// A wrong password and an unknown username give the same page with the
+// same status; so do a locked known and a locked unknown username (the
+// lock-out page says it is one, but not whether the user exists).
 func TestLoginFailurePagesIdentical(t *testing.T) {
 	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 2}})
-	locker := e.browserFrom("203.0.113.1")
-	for range 2 {
-		locker.tryLogin(testUser, "wrong-password-1")
-	}
-	pages := map[string]response{
-		"locked":  locker.tryLogin(testUser, testPassword),
-		"wrong":   e.browserFrom("203.0.113.2").tryLogin(testUser, "wrong-password-2"),
-		"unknown": e.browserFrom("203.0.113.3").tryLogin("nobody", testPassword),
+	lock := func(addr, user string) response {
+		b := e.browserFrom(addr)
+		for range 2 {
+			b.tryLogin(user, "wrong-password-1")
+		}
+		return b.tryLogin(user, testPassword)
 	}
 	norm := func(r response, username string) string {
 		body := csrfRE.ReplaceAllString(r.body, `name="csrf_token" value="TOKEN"`)
 		body = strings.ReplaceAll(body, `value="`+username+`"`, `value="USER"`)
 		return fmt.Sprintf("%d\n%s", r.code, body)
 	}
-	want := norm(pages["wrong"], testUser)
-	for name, r := range pages {
-		username := testUser
-		if name == "unknown" {
-			username = "nobody"
+	pairs := []struct {
+		name             string
+		known, unknown   response
+		code             int
+		want, wantAbsent string
+	}{
+		{"wrong password / unknown user",
+			e.browserFrom("203.0.113.2").tryLogin(testUser, "wrong-password-2"),
+			e.browserFrom("203.0.113.3").tryLogin("nobody", testPassword),
+			http.StatusOK, msgBadLogin, "locked"},
+		{"locked known / locked unknown user",
+			lock("203.0.113.4", testUser), lock("203.0.113.5", "nobody"),
+			http.StatusTooManyRequests, "This username is locked out", msgBadLogin},
+	}
+	for _, p := range pairs {
+		for _, r := range []response{p.known, p.unknown} {
+			if findSetCookie(r, sessionCookie) != nil {
+				t.Errorf("%s: a session cookie was set", p.name)
+			}
+			wantCode(t, r, p.code)
+			wantBody(t, r, p.want)
+			wantNoBody(t, r, p.wantAbsent)
 		}
-		if findSetCookie(r, sessionCookie) != nil {
-			t.Errorf("%s: a session cookie was set", name)
-		}
-		wantCode(t, r, http.StatusOK)
-		wantBody(t, r, msgBadLogin)
-		wantNoBody(t, r, "Too many", "locked", "Try again")
-		if got := norm(r, username); got != want {
-			t.Errorf("%s and wrong-password pages differ:\n%s\n----\n%s", name, got, want)
+		if k, u := norm(p.known, testUser), norm(p.unknown, "nobody"); k != u {
+			t.Errorf("%s: the pages differ:\n%s\n----\n%s", p.name, k, u)
 		}
 	}
 }

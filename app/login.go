@@ -7,13 +7,17 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/campus-saas/campus/store"
 )
 
-// Messages of the login form. A failure never says which part was wrong,
-// nor whether the attempt was refused because of a lock-out: a wrong
-// password, an unknown username and a locked account get the same page.
+// Messages of the login form. A failure never says which part was wrong:
+// a wrong password and an unknown username get the same page. A refusal
+// because of a lock-out says so, and until when (as django-axes's lock-out
+// page does), whatever the password: the store locks unknown usernames
+// exactly like known ones, so the page tells nothing about which exist,
+// and it is shown without the password being checked, so it is no oracle.
 const (
 	msgBadLogin = "Please enter a correct username and password."
 	msgRequired = "This field is required."
@@ -24,6 +28,20 @@ type loginData struct {
 	Next     string
 	Error    string
 	Errors   map[string]string
+	Locked   *lockNotice
+}
+
+// lockNotice is what the login page says about a lock-out.
+type lockNotice struct {
+	Until time.Time
+	Scope string
+}
+
+// lockScopes word store.LockScope for the login page.
+var lockScopes = map[store.LockScope]string{
+	store.LockPair:    "after too many failed logins for this username from your network",
+	store.LockAddress: "because of too many failed logins from your network, for the usernames that failed from it",
+	store.LockUser:    "after too many failed logins for this username",
 }
 
 // clientAddress is the address login failures are counted by (see
@@ -58,7 +76,11 @@ func clientAddress(r *http.Request) string {
 }
 
 func (s *server) renderLogin(w http.ResponseWriter, r *http.Request, d loginData) {
-	s.render(w, r, http.StatusOK, "admin_login", &page{
+	s.renderLoginStatus(w, r, http.StatusOK, d)
+}
+
+func (s *server) renderLoginStatus(w http.ResponseWriter, r *http.Request, status int, d loginData) {
+	s.render(w, r, status, "admin_login", &page{
 		Title: "Log in",
 		Admin: true,
 		CSRF:  s.anonymousCSRF(w, r),
@@ -113,14 +135,16 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, store.ErrBadCredentials): // *LockedError too
 		s.metrics.loginFailures.Inc()
-		d.Error = msgBadLogin
 		// Neither the username (people type passwords into it) nor the
 		// password is logged.
 		if errors.As(err, &locked) {
-			s.log.Info("login refused: locked out", "request_id", st.id, "client", client)
-		} else {
-			s.log.Info("login failed", "request_id", st.id, "client", client)
+			s.log.Info("login refused: locked out", "request_id", st.id, "client", client, "lock", string(locked.Scope))
+			d.Locked = &lockNotice{Until: locked.Until, Scope: lockScopes[locked.Scope]}
+			s.renderLoginStatus(w, r, http.StatusTooManyRequests, d)
+			return
 		}
+		s.log.Info("login failed", "request_id", st.id, "client", client)
+		d.Error = msgBadLogin
 		s.renderLogin(w, r, d)
 		return
 	case err != nil:

@@ -118,6 +118,9 @@ func (s *server) observe(next http.Handler) http.Handler {
 				// only worth a line when something is wrong.
 				level = slog.LevelDebug
 			}
+			if code == statusClientClosed && !s.cancelled.Allow(r.URL.Path) {
+				return // counted; one line per period says how many
+			}
 			s.log.LogAttrs(r.Context(), level, "request",
 				slog.String("request_id", st.id),
 				slog.String("method", r.Method),
@@ -247,3 +250,8 @@ func (s *server) redirectTo(target string) http.HandlerFunc {
 		http.Redirect(w, r, target, http.StatusFound)
 	}
 }
+
+// cancelledLogEvery is the period of the sampled log lines of cancelled
+// requests: the first after a quiet period, then one per period with the
+// count (internal/lograte).
+const cancelledLogEvery = 10 * time.Second

@@ -25,6 +25,7 @@ func (s *server) routes() http.Handler {
 	users.Handle("GET /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChangeForm)))
 	users.Handle("POST /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChange)))
 	users.Handle("POST /admin/users/{id}/resetlink/{$}", s.route(http.HandlerFunc(s.handleUserResetLink)))
+	users.Handle("POST /admin/users/{id}/unlock/{$}", s.route(http.HandlerFunc(s.handleUserUnlock)))
 	users.Handle("/admin/users/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
 	admin.Handle("/admin/users/", s.route(s.superuserOnly(users)))
 

@@ -429,3 +429,42 @@ func TestStaffCrossTenant(t *testing.T) {
 	u, _ := url.Parse(link)
 	wantCode(t, bEnv.browser().get(u.RequestURI()), http.StatusGone)
 }
+
+// Issue 25: a superuser sees on a user's page that the user is locked
+// out, and why, and lifts every lock with one button (address locks
+// included); the user then logs in from where they were locked.
+func TestSuperuserUnlocksUser(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{storeOpts: store.Options{MaxFailures: 3, MaxAddressFailures: 5}})
+	admin := e.browser()
+	admin.login()
+	id := addStaff(t, admin, staffUser, false)
+	const nat = "203.0.113.60"
+	pupil := e.browserFrom(nat)
+	for i := range 5 { // the address fills with unknown usernames
+		pupil.tryLogin(fmt.Sprintf("nobody%d", i), "wrong-password-1")
+	}
+	// One typo of the secretary's there: from now on the address's lock
+	// stops the secretary too.
+	e.browserFrom(nat).tryLogin(staffUser, "wrong-password-1")
+	if r := e.browserFrom(nat).tryLogin(staffUser, staffPassword); r.code != http.StatusTooManyRequests {
+		t.Fatalf("the secretary is not locked out: %d", r.code)
+	}
+
+	page := admin.get(userChangeURL(id))
+	wantBody(t, page, "is locked out", "from "+nat+": 1 failed login;", "the address is locked until", `id="unlock-user"`)
+	r := admin.submit(userChangeURL(id), "/admin/users/"+id+"/unlock/", nil)
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, `id="unlocked-panel"`, "Unlocked <strong>"+staffUser+"</strong>", "from "+nat+": 1 failed login;")
+	if r := e.browserFrom(nat).tryLogin(staffUser, staffPassword); r.code != http.StatusSeeOther {
+		t.Fatalf("the secretary after the unlock: %d, want logged in", r.code)
+	}
+	wantNoBody(t, admin.get(userChangeURL(id)), `id="unlock-user"`)
+	// Staff cannot unlock anybody (the whole /admin/users/ subtree).
+	staff := e.browser()
+	if r := staff.tryLogin(staffUser, staffPassword); r.code != http.StatusSeeOther {
+		t.Fatalf("staff login: %d", r.code)
+	}
+	if r := staff.submit("/admin/students/", "/admin/users/"+id+"/unlock/", nil); r.code != http.StatusForbidden {
+		t.Errorf("staff POST unlock: %d, want 403", r.code)
+	}
+}

@@ -92,6 +92,10 @@ type userForm struct {
 	// ResetLink is a freshly issued one-time link, shown once.
 	ResetLink    string
 	ResetExpires time.Time
+	// Locks are the user's failed logins and lock-outs (see
+	// store.LoginLocks); Unlocked is what the unlock button just lifted.
+	Locks    store.LoginLocks
+	Unlocked *store.LoginLocks
 }
 
 var userFieldLabels = map[string]string{
@@ -198,7 +202,37 @@ func (s *server) handleUserChangeForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.renderUserForm(w, r, http.StatusOK, s.userFormOf(r, u))
+	f := s.userFormOf(r, u)
+	locks, err := s.store.LoginLocks(r.Context(), u.Username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.serverError(w, r, fmt.Errorf("read login locks: %w", err))
+		return
+	}
+	f.Locks = locks
+	s.renderUserForm(w, r, http.StatusOK, f)
+}
+
+// handleUserUnlock lifts every login lock-out that stops the user (as
+// `campus manage T unlock USER` does) and shows what it lifted.
+func (s *server) handleUserUnlock(w http.ResponseWriter, r *http.Request) {
+	u, ok := s.user(w, r)
+	if !ok {
+		return
+	}
+	f := s.userFormOf(r, u)
+	lifted, err := s.store.Unlock(r.Context(), u.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.renderError(w, r, http.StatusNotFound)
+		return
+	case err != nil:
+		s.serverError(w, r, fmt.Errorf("unlock user: %w", err))
+		return
+	}
+	s.log.Info("user unlocked", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID,
+		"addresses", len(lifted.Addresses), "was_locked", lifted.Locked())
+	f.Unlocked = &lifted
+	s.renderUserForm(w, r, http.StatusOK, f)
 }
 
 func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {

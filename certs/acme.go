@@ -149,9 +149,8 @@ func Eligible(host string) bool { return certmagic.SubjectQualifiesForPublicCert
 // certmagic sees it, so that a host removed from a school stops being
 // served even while its certificate is still cached.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if _, _, err := allowed(m.routes, hello.ServerName); err != nil {
-		m.metrics.refused.Inc()
-		return nil, err
+	if _, _, reason, err := allowed(m.routes, hello.ServerName); err != nil {
+		return m.metrics.refuse(reason)
 	}
 	return m.magic.GetCertificate(hello)
 }

@@ -293,7 +293,11 @@ func TestUnknownHostGetsNoCertificateAndNoOrder(t *testing.T) {
 	if n := pb.Orders(); n != 0 {
 		t.Errorf("Pebble received %d orders for unknown names", n)
 	}
-	if n := testutil.ToFloat64(e.manager.metrics.refused); n < 6 {
+	var n float64
+	for _, r := range []string{ReasonNoSNI, ReasonBadName, ReasonUnknownHost} {
+		n += testutil.ToFloat64(e.manager.metrics.refused.WithLabelValues(r))
+	}
+	if n < 6 {
 		t.Errorf("%s = %v, want ≥ 6", MetricHandshakesRefused, n)
 	}
 }

@@ -49,14 +49,18 @@ const (
 	// by reason (ReasonFailed, ReasonCapped, ReasonBackoff, ReasonRefused).
 	MetricACMEErrors = "campus_proxy_acme_errors_total"
 	// MetricHandshakesRefused counts TLS handshakes refused because the
-	// server name is no school's host (or missing).
+	// server name is no school's host, by reason (ReasonNoSNI,
+	// ReasonBadName, ReasonUnknownHost: a bounded label).
 	MetricHandshakesRefused = "campus_proxy_tls_handshakes_refused_total"
 	LabelTenant             = "tenant"
 	LabelReason             = "reason"
-	ReasonFailed            = "failed"  // the ACME directory refused or validation failed
-	ReasonCapped            = "capped"  // the orders-per-hour cap was reached
-	ReasonBackoff           = "backoff" // the host failed recently and waits
-	ReasonRefused           = "refused" // the name is no longer a school's host
+	ReasonFailed            = "failed"       // the ACME directory refused or validation failed
+	ReasonCapped            = "capped"       // the orders-per-hour cap was reached
+	ReasonBackoff           = "backoff"      // the host failed recently and waits
+	ReasonRefused           = "refused"      // the name is no longer a school's host
+	ReasonNoSNI             = "no_sni"       // a handshake without a server name
+	ReasonBadName           = "bad_name"     // a server name that is no host name
+	ReasonUnknownHost       = "unknown_host" // a host name that is no school's
 )
 
 // ErrUnknownHost is returned (wrapped) for a server name that is no
@@ -64,20 +68,31 @@ const (
 var ErrUnknownHost = errors.New("not a school's host")
 
 // allowed normalises a ClientHello's server name and checks it against the
-// routing table.
-func allowed(routes Routes, serverName string) (host, tenant string, err error) {
+// routing table; reason is the MetricHandshakesRefused label of a refusal.
+func allowed(routes Routes, serverName string) (host, tenant, reason string, err error) {
 	if serverName == "" {
-		return "", "", fmt.Errorf("no server name (SNI) in the handshake: %w", ErrUnknownHost)
+		return "", "", ReasonNoSNI, fmt.Errorf("no server name (SNI) in the handshake: %w", ErrUnknownHost)
 	}
 	host, err = registry.NormalizeHost(serverName)
 	if err != nil {
-		return "", "", fmt.Errorf("server name %.100q: %w", serverName, ErrUnknownHost)
+		return "", "", ReasonBadName, fmt.Errorf("server name %.100q: %w", serverName, ErrUnknownHost)
 	}
 	tenant, ok := routes.TenantOf(host)
 	if !ok {
-		return "", "", fmt.Errorf("server name %q: %w", host, ErrUnknownHost)
+		return "", "", ReasonUnknownHost, fmt.Errorf("server name %q: %w", host, ErrUnknownHost)
 	}
-	return host, tenant, nil
+	return host, tenant, "", nil
+}
+
+// refuse counts a refused handshake and returns what GetCertificate must
+// return for crypto/tls to send the unrecognized_name alert (RFC 6066
+// section 3) rather than internal_error: no certificate and no error.
+// crypto/tls then fails the handshake with "tls: no certificates
+// configured", which the server's error log reports (rate-limited: see
+// internal/httpserve).
+func (m *sourceMetrics) refuse(reason string) (*tls.Certificate, error) {
+	m.refused.WithLabelValues(reason).Inc()
+	return nil, nil
 }
 
 // baseTLSConfig is the TLS configuration both sources serve with: HTTP/2
@@ -127,17 +142,17 @@ func (c *expiryCollector) Collect(ch chan<- prometheus.Metric) {
 // orders: its counters stay 0), so that dashboards and alerts see the same
 // series whichever source a proxy uses.
 type sourceMetrics struct {
-	refused prometheus.Counter
+	refused *prometheus.CounterVec
 	orders  prometheus.Counter
 	errors  *prometheus.CounterVec
 }
 
 func newSourceMetrics(reg prometheus.Registerer, routes Routes, expiry func(string) (time.Time, bool)) (*sourceMetrics, error) {
 	m := &sourceMetrics{
-		refused: prometheus.NewCounter(prometheus.CounterOpts{
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricHandshakesRefused,
-			Help: "TLS handshakes refused because the server name is no school's host.",
-		}),
+			Help: "TLS handshakes refused (alert unrecognized_name) because the server name is no school's host, by reason.",
+		}, []string{LabelReason}),
 		orders: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: MetricACMEOrders, Help: "ACME orders placed by this proxy.",
 		}),
@@ -147,6 +162,9 @@ func newSourceMetrics(reg prometheus.Registerer, routes Routes, expiry func(stri
 	}
 	for _, r := range []string{ReasonFailed, ReasonCapped, ReasonBackoff, ReasonRefused} {
 		m.errors.WithLabelValues(r)
+	}
+	for _, r := range []string{ReasonNoSNI, ReasonBadName, ReasonUnknownHost} {
+		m.refused.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m, nil

@@ -156,10 +156,9 @@ func SPKIHash(c *x509.Certificate) string {
 // GetCertificate serves the certificate of a school host, signing it on
 // first use; other server names are refused.
 func (ca *DevCA) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	host, _, err := allowed(ca.routes, hello.ServerName)
+	host, _, reason, err := allowed(ca.routes, hello.ServerName)
 	if err != nil {
-		ca.metrics.refused.Inc()
-		return nil, err
+		return ca.metrics.refuse(reason)
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 type fixedRoutes map[string]string
@@ -46,7 +49,7 @@ func TestDevCA(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"", "unknown.school.localhost", "localhost", "bad host"} {
-		if _, err := ca.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); err == nil {
+		if c, _ := ca.GetCertificate(&tls.ClientHelloInfo{ServerName: name}); c != nil {
 			t.Errorf("%q got a certificate", name)
 		}
 	}
@@ -59,5 +62,55 @@ func TestDevCA(t *testing.T) {
 	}
 	if _, err := LoadOrCreateDevCA(dir, routes, nil); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 		t.Errorf("a 0644 key: %v", err)
+	}
+}
+
+// Issue 25 point 4: a refused handshake gets the unrecognized_name alert
+// (not internal_error) and is counted by a bounded reason.
+func TestRefusedHandshakeAlert(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ca, err := LoadOrCreateDevCA(filepath.Join(t.TempDir(), "ca"), fixedRoutes{"nairobi.school.localhost": "nairobi"}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", ca.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.(*tls.Conn).Handshake()
+			}()
+		}
+	}()
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Certificate())
+	cases := []struct{ sni, reason string }{
+		{"random-1.example.org", ReasonUnknownHost},
+		{"unknown.school.localhost", ReasonUnknownHost},
+		{"", ReasonNoSNI}, // dialled by address: no SNI
+	}
+	for _, c := range cases {
+		_, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: c.sni, RootCAs: roots, InsecureSkipVerify: c.sni == ""})
+		if err == nil || !strings.Contains(err.Error(), "unrecognized name") {
+			t.Errorf("SNI %q: %v, want the unrecognized_name alert", c.sni, err)
+		}
+	}
+	conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{ServerName: "nairobi.school.localhost", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("a school's host: %v", err)
+	}
+	conn.Close()
+	for reason, want := range map[string]float64{ReasonUnknownHost: 2, ReasonNoSNI: 1, ReasonBadName: 0} {
+		if got := testutil.ToFloat64(ca.metrics.refused.WithLabelValues(reason)); got != want {
+			t.Errorf("%s{reason=%s} = %v, want %v", MetricHandshakesRefused, reason, got, want)
+		}
 	}
 }

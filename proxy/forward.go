@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"io"
@@ -124,6 +125,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		base = t.sync
 	}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // reset or gone before an instance was picked: not forwarded
+		}
 		in := ex.route.pick(tried)
 		if in == nil {
 			break // every instance tried
@@ -147,6 +151,9 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 		}
 		if ctx.Err() != nil {
 			return nil, err // the client went away: not the app's fault
+		}
+		if ex.body != nil && ex.body.malformed() {
+			return nil, err // the client's body is broken: a 400, not the app's fault
 		}
 		why := classify(err)
 		ex.tenant.metrics.errors[why].Inc()
@@ -209,6 +216,15 @@ func classify(err error) reason {
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	ex := exchangeFrom(r.Context())
 	switch {
+	case ex.body != nil && ex.body.malformed():
+		// Bad chunk encoding, a body that ended short of its
+		// Content-Length: the client's error, counted as a 400 of the
+		// tenant, never as an upstream error or the school's 5xx. (A
+		// client that ended its half of the connection there has a
+		// cancelled context too; it may still read the answer.)
+		ex.w.Header().Set("Connection", "close")
+		ex.sample = sampleMalformed
+		p.reply(ex, pageBadBody, ex.route)
 	case r.Context().Err() != nil:
 		ex.status = StatusClientClosed // nobody to answer
 	case ex.body != nil && ex.body.overLimit.Load():
@@ -220,24 +236,94 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	}
 }
 
+// preReadLimit is how much of a request body the proxy reads before it
+// picks an instance (see preRead).
+const preReadLimit = 64 << 10
+
+// preRead reads up to preReadLimit bytes of the request's body before any
+// instance is picked, so that a body the client breaks there (bad chunk
+// encoding, a body short of its Content-Length) is answered 400 by the
+// proxy and never reaches the app: a flood of them costs the school
+// nothing (issue 25). A body that ends within the limit (forms, nearly
+// every request) is forwarded from memory with its length; a longer one
+// is streamed on after what was read, and an error later in it still
+// ends as a 400 (upstreamError). It reports whether to forward; when it
+// does not, the answer is given (400) or recorded (499).
+func (p *Proxy) preRead(ex *exchange) bool {
+	if ex.body == nil {
+		return true
+	}
+	buf := make([]byte, 0, min(max(ex.r.ContentLength, 512), preReadLimit+1))
+	for len(buf) <= preReadLimit {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := ex.body.rc.Read(buf[len(buf):min(cap(buf), preReadLimit+1)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			ex.body.rc = io.NopCloser(bytes.NewReader(buf))
+			ex.r.ContentLength, ex.r.TransferEncoding = int64(len(buf)), nil
+			return true
+		}
+		if err != nil {
+			ex.body.note(err)
+			switch {
+			case ex.body.malformed():
+				ex.w.Header().Set("Connection", "close")
+				ex.sample = sampleMalformed
+				p.reply(ex, pageBadBody, ex.route)
+			case ex.body.overLimit.Load():
+				p.reply(ex, pageTooLarge, ex.route)
+			default:
+				ex.status = StatusClientClosed
+			}
+			return false
+		}
+	}
+	ex.body.rc = io.NopCloser(io.MultiReader(bytes.NewReader(buf), ex.body.rc))
+	return true
+}
+
 // trackedBody wraps a request body so that a retry can tell whether the
 // body was touched, and so that the transport closing it after a failed
-// dial does not stop the next attempt from sending it.
+// dial does not stop the next attempt from sending it. It also tells a
+// body the client broke (bad chunk encoding, fewer bytes than its
+// Content-Length) from a failure of the app.
 type trackedBody struct {
 	rc        io.ReadCloser
 	read      atomic.Bool
 	overLimit atomic.Bool // MaxRequestBody exceeded
+	bad       atomic.Bool // reading the client's body failed
 }
 
 func (b *trackedBody) Read(p []byte) (int, error) {
 	b.read.Store(true)
 	n, err := b.rc.Read(p)
-	var tooLarge *http.MaxBytesError
-	if err != nil && errors.As(err, &tooLarge) {
-		b.overLimit.Store(true)
-	}
+	b.note(err)
 	return n, err
 }
+
+// note records what a read error of the client's body says.
+func (b *trackedBody) note(err error) {
+	if err == nil || err == io.EOF {
+		return
+	}
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		b.overLimit.Store(true)
+	case errors.As(err, &netErr):
+		// The connection broke or timed out: the client is gone or too
+		// slow, which the request's context tells.
+	default:
+		b.bad.Store(true) // the bytes were wrong or ended early
+	}
+}
+
+// malformed reports whether the client's body was malformed: bad chunk
+// encoding, or its end before its Content-Length.
+func (b *trackedBody) malformed() bool { return b.bad.Load() }
 
 // Close does nothing: the server closes the request body when the handler
 // returns.

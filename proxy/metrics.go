@@ -54,6 +54,7 @@ type metrics struct {
 	tableUpdates    prometheus.Counter
 	tableLastUpdate prometheus.Gauge
 	inFlight        prometheus.Gauge
+	resetFloods     prometheus.Counter // abuse.go
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -91,9 +92,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: MetricInFlight,
 			Help: "Requests being handled by the proxy, including held ones.",
 		}),
+		resetFloods: newResetFloods(),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.routes,
-		m.tenantInstances, m.tableUpdates, m.tableLastUpdate, m.inFlight} {
+		m.tenantInstances, m.tableUpdates, m.tableLastUpdate, m.inFlight, m.resetFloods} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -45,6 +45,12 @@ var (
 	pageTooLarge = &page{status: http.StatusRequestEntityTooLarge, error: "request too large",
 		title:   "That's too large",
 		message: "What you sent is larger than {school} accepts. Please try a smaller file."}
+	pageBadBody = &page{status: http.StatusBadRequest, error: "malformed request body",
+		title:   "Something was wrong with what was sent",
+		message: "What your browser sent to {school} arrived broken. Please try again."}
+	pageTooManyResets = &page{status: http.StatusTooManyRequests, error: "too many cancelled requests",
+		title:   "Too many requests",
+		message: "This connection cancelled too many requests. Please try again."}
 	pageBadGateway = &page{status: http.StatusBadGateway, error: "bad gateway",
 		title:   "Something went wrong",
 		message: "We couldn't get an answer from {school} just now. Please try again in a moment."}

@@ -87,6 +87,16 @@ type Config struct {
 	// LookupNegativeTTL is how long a host a lookup did not route is not
 	// looked up again; default DefaultLookupNegativeTTL, negative: none.
 	LookupNegativeTTL time.Duration
+
+	// ResetRate and ResetBurst are the budget of cancelled requests of
+	// one HTTP/2 connection before it is told GOAWAY (abuse.go); defaults
+	// DefaultResetRate and DefaultResetBurst. It needs ConnContext on the
+	// server.
+	ResetRate  float64
+	ResetBurst int
+	// SampleEvery is the period of sampled access-log lines (cancelled
+	// requests, malformed bodies); default DefaultSampleEvery.
+	SampleEvery time.Duration
 }
 
 // Proxy routes requests by Host to the tenant's app instances. It is an
@@ -106,6 +116,7 @@ type Proxy struct {
 	seenVersion atomic.Uint64         // latest snapshot version given to Update
 	watchErr    atomic.Pointer[string]
 	lookups     *lookups // nil without Config.Lookup
+	samplers    samplers // abuse.go
 
 	mu           sync.Mutex // serialises Update; guards the fields below
 	lastSnapshot registry.Snapshot
@@ -126,6 +137,15 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.HoldTimeout == 0 {
 		cfg.HoldTimeout = DefaultHoldTimeout
+	}
+	if cfg.ResetRate <= 0 {
+		cfg.ResetRate = DefaultResetRate
+	}
+	if cfg.ResetBurst <= 0 {
+		cfg.ResetBurst = DefaultResetBurst
+	}
+	if cfg.SampleEvery <= 0 {
+		cfg.SampleEvery = DefaultSampleEvery
 	}
 	if cfg.UpstreamTimeout <= 0 {
 		cfg.UpstreamTimeout = DefaultUpstreamTimeout
@@ -163,6 +183,7 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.unknown = &tenantState{name: UnknownTenant, metrics: m.forTenant(UnknownTenant)}
+	p.samplers = newSamplers(cfg.AccessLog, cfg.SampleEvery)
 	p.upstream = newTransport(cfg)
 	p.rp = p.newReverseProxy()
 	p.table.Store(&table{routes: map[string]*route{}, replaced: make(chan struct{})})
@@ -202,6 +223,15 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.tenant = rt.tenant
+	if resetBefore(r) {
+		ex.status = StatusClientClosed // reset before it got here: not forwarded (abuse.go)
+		return
+	}
+	if overBudget(r) {
+		ex.sample = sampleCancelled
+		p.reply(ex, pageTooManyResets, rt) // a stream of a connection told GOAWAY: not forwarded
+		return
+	}
 	if internalPath(r.URL.Path) {
 		// Apps expose their metrics to Prometheus directly, never to
 		// the public.
@@ -233,6 +263,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if !p.preRead(ex) {
+		return // a malformed body (400) or a client gone (499): not forwarded
+	}
 	ex.route = rt
 	p.rp.ServeHTTP(ex.w, r) // forward.go: picks instances, retries, maps errors
 }
@@ -247,6 +280,7 @@ type exchange struct {
 	host      string // normalised; "" when malformed
 	tenant    *tenantState
 	route     *route
+	sample    string       // kind of sampled log line (abuse.go); "" logs every one
 	body      *trackedBody // nil without a request body
 	views     []*bodyView  // bodies of retried attempts
 	inst      *instance    // instance of the current or last attempt
@@ -267,6 +301,9 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 		w:         &statusWriter{ResponseWriter: w},
 		requestID: requestID(r.Header.Get("X-Request-Id")),
 		tenant:    p.unknown,
+	}
+	if cs := connFrom(r.Context()); cs != nil && cs.goaway.Load() {
+		goingAway(w) // this connection reset too many requests (abuse.go)
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &trackedBody{rc: http.MaxBytesReader(w, r.Body, p.cfg.MaxRequestBody)}
@@ -308,6 +345,10 @@ func (p *Proxy) finish(ex *exchange) {
 	case status == 0:
 		status = http.StatusOK // nothing written: net/http sends an empty 200
 	}
+	if status == StatusClientClosed {
+		ex.sample = sampleCancelled
+		p.cancelled(ex)
+	}
 	elapsed := time.Since(ex.start)
 	ex.tenant.metrics.request(status)
 	ex.tenant.metrics.duration.Observe(elapsed.Seconds())
@@ -321,11 +362,14 @@ func (p *Proxy) finish(ex *exchange) {
 	case aborted != nil:
 		log, level, msg = p.log, slog.LevelError, fmt.Sprintf("request panicked: %v", aborted)
 	}
-	if log.Enabled(ex.r.Context(), level) {
-		host := ex.host
-		if host == "" {
-			host = truncate(ex.r.Host, 100)
-		}
+	host := ex.host
+	if host == "" {
+		host = truncate(ex.r.Host, 100)
+	}
+	if ex.sample != "" && aborted == nil && !p.samplers[ex.sample].Allow(host) {
+		log = nil // counted; one line per period says how many (abuse.go)
+	}
+	if log != nil && log.Enabled(ex.r.Context(), level) {
 		instance := ""
 		if ex.inst != nil {
 			instance = ex.inst.id

@@ -32,8 +32,10 @@ func (p *Proxy) Hosts() map[string]string {
 
 // TLSOptions shape what the proxy adds on its TLS listener.
 type TLSOptions struct {
-	// HSTS is the Strict-Transport-Security value sent on every HTTPS
-	// response ("max-age=31536000" for a year); empty sends none.
+	// HSTS is the Strict-Transport-Security value sent on HTTPS
+	// responses ("max-age=31536000" for a year); empty sends none. It is
+	// never sent for localhost, *.localhost or an IP address (see
+	// hstsApplies).
 	HSTS string
 }
 
@@ -47,12 +49,12 @@ type TLSOptions struct {
 // set by rewrite from the connection, whatever the client sent).
 func (p *Proxy) ServeTLS(opts TLSOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if opts.HSTS != "" {
+		host, err2 := registry.NormalizeHost(r.Host)
+		if opts.HSTS != "" && err2 == nil && hstsApplies(host) {
 			w.Header().Set("Strict-Transport-Security", opts.HSTS)
 		}
 		if r.TLS != nil {
 			sni, err1 := registry.NormalizeHost(r.TLS.ServerName)
-			host, err2 := registry.NormalizeHost(r.Host)
 			if err1 != nil || err2 != nil || sni != host {
 				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 				w.Header().Set("Connection", "close")
@@ -63,6 +65,18 @@ func (p *Proxy) ServeTLS(opts TLSOptions) http.Handler {
 		}
 		p.ServeHTTP(w, r)
 	})
+}
+
+// hstsApplies reports whether a browser may be told to use only HTTPS for
+// a normalised host. Not for localhost and *.localhost (development names:
+// a year of forced HTTPS would break a later plain-HTTP `campus dev` on
+// the same names) nor for IP addresses (RFC 6797 section 8.1.1: a UA
+// ignores HSTS for IP literals; sending it anyway only misleads).
+func hstsApplies(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return false
+	}
+	return net.ParseIP(host) == nil
 }
 
 // RedirectToHTTPS answers plain-HTTP requests with a redirect to the same

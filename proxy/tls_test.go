@@ -122,3 +122,31 @@ campus_proxy_tenant_state{state="suspended",tenant="beta"} 1
 		t.Error(err)
 	}
 }
+
+// Issue 25 point 7: `campus dev --tls` sent a year of HSTS for
+// *.localhost, which a browser then applies to a later plain `campus dev`.
+func TestNoHSTSForLocalhostOrIPs(t *testing.T) {
+	h := tlsTestProxy(t).ServeTLS(TLSOptions{HSTS: "max-age=31536000"})
+	cases := []struct {
+		host string
+		want bool
+	}{
+		{"alpha.test", true},
+		{"localhost", false},
+		{"school.localhost", false},
+		{"Nairobi.School.LOCALHOST:8443", false},
+		{"127.0.0.1", false},
+		{"127.0.0.1:8443", false},
+		{"[::1]:8443", false},
+		{"localhost.alpha.test", true}, // only the .localhost suffix is special
+	}
+	for _, c := range cases {
+		r := httptest.NewRequest("GET", "https://alpha.test/", nil)
+		r.Host = c.host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if got := w.Header().Get("Strict-Transport-Security") != ""; got != c.want {
+			t.Errorf("Host %s: HSTS sent %v, want %v", c.host, got, c.want)
+		}
+	}
+}

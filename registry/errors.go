@@ -20,13 +20,18 @@ var (
 	ErrWrongState = errors.New("not allowed in the tenant's state")
 )
 
-// HostTakenError says which tenant already owns a host.
+// HostTakenError says which tenant already owns a host, or (Near set) a
+// host that this one is under or above (see CheckHostClaim).
 type HostTakenError struct {
 	Host  string
 	Owner string
+	Near  string // Owner's host that Host nests with; empty: Host itself
 }
 
 func (e *HostTakenError) Error() string {
+	if e.Near != "" {
+		return fmt.Sprintf("host %q is under or above %q, which belongs to tenant %q", e.Host, e.Near, e.Owner)
+	}
 	return fmt.Sprintf("host %q already belongs to tenant %q", e.Host, e.Owner)
 }
 

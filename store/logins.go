@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -23,17 +25,34 @@ import (
 //     (default 5 minutes). Failures are remembered for failureMemory (24h).
 //     A success resets the pair.
 //   - address, across usernames: Options.MaxAddressFailures (default 30)
-//     per FailureWindow (default 1 hour). Password spraying from one
-//     address (many usernames, few tries each) stops there.
+//     per FailureWindow (default 1 hour). When full, the address is locked
+//     only for the usernames that have failed from it (a failure of the
+//     pair counter still remembered), and for strings that cannot be
+//     usernames: a username with no failure from the address still gets
+//     in, with a slot of its pair and username counters. A school's staff
+//     share one NAT address with its pupils, so an address lock that
+//     stopped every username would let one pupil lock every teacher out
+//     with failures for names that do not even exist (issue 25). Password
+//     spraying from one address still stops there: after the address is
+//     full, each username gets one more guess from it, and that one
+//     failure locks it there.
 //   - username, across addresses: Options.MaxUserFailures (default 300)
 //     per FailureWindow, against guessing from many addresses.
 //
-// The address limit is far below the username limit, so one attacker at
-// one address cannot lock the real admin out: at most MaxAddressFailures
-// of the admin's MaxUserFailures can come from one address in a window,
-// and the pair counter of the admin's own address is untouched. Locking an
-// admin out everywhere takes MaxUserFailures/MaxAddressFailures (10)
-// addresses (for IPv6: /64 networks) failing for an hour.
+// This is django-axes's AXES_LOCKOUT_PARAMETERS = [["username",
+// "ip_address"], "ip_address", "username"] with the address lock narrowed
+// to the usernames that failed there. Unknown usernames are counted
+// exactly like known ones (nothing tells them apart), and every lock
+// applies to a username only through that username's own failures or the
+// username counter, so failures for usernames that do not exist never
+// lock out a real user. One attacker at one address cannot lock the real
+// admin out elsewhere: at most MaxAddressFailures of the admin's
+// MaxUserFailures can come from one address in a window, and the pair
+// counter of the admin's own address is untouched. Locking an admin out
+// everywhere takes MaxUserFailures/MaxAddressFailures (10) addresses (for
+// IPv6: /64 networks) failing for an hour. Unlock (`campus manage T
+// unlock USER`, or a superuser on the user's page) forgets the user's
+// failures everywhere, which lifts every lock that stops the user.
 //
 // A slot is a document with the _id "<counter key>#<i>", i in [0, limit).
 // Reserving a slot is one insert, and the unique _id makes it atomic on
@@ -74,12 +93,16 @@ type slotDoc struct {
 }
 
 // counter is one throttle: at most limit slots live at a time, each
-// living window; a failure that fills it locks it for lockFor.
+// living window; a failure that fills it locks it for lockFor. A full
+// counter that is narrow (the address counter) refuses only attempts whose
+// pair counter holds a failure.
 type counter struct {
 	key     string
+	scope   LockScope
 	limit   int
 	window  time.Duration
 	lockFor time.Duration
+	narrow  bool
 }
 
 // idRange selects the slots whose _id begins with prefix ('$' follows
@@ -115,11 +138,11 @@ func (s *Store) loginCounters(userKey string, tracked bool, addr string) []count
 	o := s.opts
 	cs := []counter{}
 	if tracked {
-		cs = append(cs, counter{key: "p|" + userKey + "|" + addr, limit: o.MaxFailures, window: failureMemory, lockFor: o.LockoutPeriod})
+		cs = append(cs, counter{key: "p|" + userKey + "|" + addr, scope: LockPair, limit: o.MaxFailures, window: failureMemory, lockFor: o.LockoutPeriod})
 	}
-	cs = append(cs, counter{key: "a|" + addr, limit: o.MaxAddressFailures, window: o.FailureWindow, lockFor: o.FailureWindow})
+	cs = append(cs, counter{key: "a|" + addr, scope: LockAddress, limit: o.MaxAddressFailures, window: o.FailureWindow, lockFor: o.FailureWindow, narrow: tracked})
 	if tracked {
-		cs = append(cs, counter{key: "u|" + userKey, limit: o.MaxUserFailures, window: o.FailureWindow, lockFor: o.FailureWindow})
+		cs = append(cs, counter{key: "u|" + userKey, scope: LockUser, limit: o.MaxUserFailures, window: o.FailureWindow, lockFor: o.FailureWindow})
 	}
 	return cs
 }
@@ -169,13 +192,23 @@ func (s *Store) lockedUntil(ctx context.Context, c counter, now time.Time) time.
 }
 
 // reserveAll takes a slot of every counter, or none: when one is full, the
-// slots already taken are given back and a *LockedError returned.
+// slots already taken are given back and a *LockedError returned. A full
+// narrow counter is passed without a slot when the pair (cs[0], taken
+// first) holds no slot but this attempt's: the username has no failure
+// from this address.
 func (s *Store) reserveAll(ctx context.Context, cs []counter, now time.Time) ([]string, error) {
 	ids := make([]string, 0, len(cs))
 	for _, c := range cs {
 		id, err := s.reserve(ctx, c, now)
+		if err == nil && id == "" && c.narrow && len(ids) > 0 {
+			var n int64
+			n, err = s.col(colLoginFailures).CountDocuments(ctx, cs[0].slots())
+			if err == nil && n <= 1 {
+				continue
+			}
+		}
 		if err == nil && id == "" {
-			err = &LockedError{Until: s.lockedUntil(ctx, c, now)}
+			err = &LockedError{Until: s.lockedUntil(ctx, c, now), Scope: c.scope}
 		}
 		if err != nil {
 			if rerr := s.release(ctx, ids); rerr != nil {
@@ -218,14 +251,132 @@ func (s *Store) failed(ctx context.Context, cs []counter, now time.Time) error {
 			return fmt.Errorf("lock out: %w", err)
 		}
 		if locked == nil {
-			locked = &LockedError{Until: until}
+			locked = &LockedError{Until: until, Scope: c.scope}
 		}
 	}
 	return locked
 }
 
+// LoginLocks is what stands between a user and a login: the failed logins
+// remembered for the username, per address and in all, and which of them
+// lock it out. Unlock returns what it lifted in the same form.
+type LoginLocks struct {
+	Username  string
+	Addresses []AddressFailures // sorted by address
+	// Failures of the username from any address in the current window,
+	// and whether they lock it out everywhere (until UserUntil).
+	UserFailures int
+	UserUntil    time.Time
+}
+
+// AddressFailures are a user's failed logins from one address (an IPv4
+// address or an IPv6 /64, see AddressKey).
+type AddressFailures struct {
+	Address  string
+	Failures int
+	// PairUntil: the username is locked out from this address (its own
+	// failures there) until then; zero when not.
+	PairUntil time.Time
+	// AddressUntil: the address is locked, until then, for the usernames
+	// that failed from it, this one included; zero when not.
+	AddressUntil time.Time
+}
+
+// Locked reports whether any lock stops the user now.
+func (l LoginLocks) Locked() bool {
+	if !l.UserUntil.IsZero() {
+		return true
+	}
+	for _, a := range l.Addresses {
+		if !a.PairUntil.IsZero() || !a.AddressUntil.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// LoginLocks reads a user's failed logins and lock-outs; ErrNotFound for
+// an unknown user.
+func (s *Store) LoginLocks(ctx context.Context, username string) (LoginLocks, error) {
+	u, err := s.userByKey(ctx, usernameKey(username))
+	if err != nil {
+		return LoginLocks{}, fmt.Errorf("login locks: %w", err)
+	}
+	l, err := s.loginLocks(ctx, u.Username, s.now())
+	if err != nil {
+		return LoginLocks{}, fmt.Errorf("login locks of %q: %w", u.Username, err)
+	}
+	return l, nil
+}
+
+func (s *Store) loginLocks(ctx context.Context, username string, now time.Time) (LoginLocks, error) {
+	key := usernameKey(username)
+	l := LoginLocks{Username: username}
+	col := s.col(colLoginFailures)
+	live := func(prefix string) ([]slotDoc, error) {
+		filter := append(idRange(prefix), bson.E{Key: "expires_at", Value: d("$gt", now)})
+		cur, err := col.Find(ctx, filter, options.Find().SetSort(d("_id", 1)))
+		if err != nil {
+			return nil, err
+		}
+		var docs []slotDoc
+		return docs, cur.All(ctx, &docs)
+	}
+	pairs, err := live("p|" + key + "|")
+	if err != nil {
+		return l, err
+	}
+	byAddr := map[string][]slotDoc{}
+	var addrs []string
+	for _, doc := range pairs {
+		addr := strings.TrimPrefix(doc.ID, "p|"+key+"|")
+		addr = addr[:strings.LastIndexByte(addr, '#')]
+		if byAddr[addr] == nil {
+			addrs = append(addrs, addr)
+		}
+		byAddr[addr] = append(byAddr[addr], doc)
+	}
+	slices.Sort(addrs)
+	o := s.opts
+	for _, addr := range addrs {
+		a := AddressFailures{Address: addr, Failures: len(byAddr[addr])}
+		if a.Failures >= o.MaxFailures {
+			a.PairUntil = earliest(byAddr[addr])
+		}
+		as, err := live("a|" + addr + "#")
+		if err != nil {
+			return l, err
+		}
+		if len(as) >= o.MaxAddressFailures {
+			a.AddressUntil = earliest(as)
+		}
+		l.Addresses = append(l.Addresses, a)
+	}
+	us, err := live("u|" + key + "#")
+	if err != nil {
+		return l, err
+	}
+	l.UserFailures = len(us)
+	if len(us) >= o.MaxUserFailures {
+		l.UserUntil = earliest(us)
+	}
+	return l, nil
+}
+
+// earliest is when the first of a full counter's slots frees up.
+func earliest(docs []slotDoc) time.Time {
+	t := docs[0].ExpiresAt
+	for _, doc := range docs[1:] {
+		if doc.ExpiresAt.Before(t) {
+			t = doc.ExpiresAt
+		}
+	}
+	return t
+}
+
 // clearFailures deletes the lock-out counters of one username: its pairs
-// with every address and its own counter. Address counters stay.
+// with every address and its own counter. Address counters stay: they
+// stop a username only through its own pair failures, which are gone.
 func (s *Store) clearFailures(ctx context.Context, userKey string) (int64, error) {
 	col := s.col(colLoginFailures)
 	var n int64
@@ -244,16 +395,24 @@ func (s *Store) clearFailures(ctx context.Context, userKey string) (int64, error
 	return n + res.DeletedCount, nil
 }
 
-// Unlock lifts every lock-out of a user (all addresses) and forgets its
-// failed logins; ErrNotFound for an unknown user. Counters of client
-// addresses (across usernames) are left alone.
-func (s *Store) Unlock(ctx context.Context, username string) error {
+// Unlock lifts every lock-out that stops a user, from every address:
+// it forgets the user's failed logins (per address and in all), so
+// neither a pair lock, nor an address lock (which stops only usernames
+// that failed from the address), nor the username lock applies to the
+// user any more. It returns what it found and lifted; ErrNotFound for an
+// unknown user. The addresses' own counters stay, for the other
+// usernames that failed there.
+func (s *Store) Unlock(ctx context.Context, username string) (LoginLocks, error) {
 	u, err := s.userByKey(ctx, usernameKey(username))
 	if err != nil {
-		return fmt.Errorf("unlock: %w", err)
+		return LoginLocks{}, fmt.Errorf("unlock: %w", err)
+	}
+	l, err := s.loginLocks(ctx, u.Username, s.now())
+	if err != nil {
+		return LoginLocks{}, fmt.Errorf("unlock %q: read locks: %w", u.Username, err)
 	}
 	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
-		return fmt.Errorf("unlock: %w", err)
+		return LoginLocks{}, fmt.Errorf("unlock: %w", err)
 	}
-	return nil
+	return l, nil
 }

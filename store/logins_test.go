@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,10 +64,10 @@ func TestLockoutBurst(t *testing.T) {
 		t.Error("the password was checked while locked out")
 	}
 
-	if err := s.Unlock(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Unlock(ctx, "nobody"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Unlock(unknown) = %v, want ErrNotFound", err)
 	}
-	if err := s.Unlock(ctx, "ADMIN"); err != nil {
+	if _, err := s.Unlock(ctx, "ADMIN"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Authenticate(ctx, "admin", goodPassword, testAddr); err != nil {
@@ -81,7 +82,6 @@ func TestLockoutScope(t *testing.T) {
 	const (
 		a, b, c = "198.51.100.1", "198.51.100.2", "198.51.100.3"
 	)
-	type attempt struct{ user, addr string }
 	tests := []struct {
 		name     string
 		opts     Options
@@ -107,18 +107,28 @@ func TestLockoutScope(t *testing.T) {
 			open:   []attempt{{"admin", b}},
 		},
 		{
-			name:     "address: spraying usernames locks that address",
+			name:     "address: spraying locks that address for the usernames that failed there",
 			opts:     Options{MaxFailures: 3, MaxAddressFailures: 4},
-			failures: []attempt{{"u1", a}, {"u2", a}, {"u3", a}, {"u4", a}},
-			locked:   []attempt{{"admin", a}},
-			open:     []attempt{{"admin", b}},
+			failures: []attempt{{"u1", a}, {"u2", a}, {"u3", a}, {"other", a}},
+			locked:   []attempt{{"other", a}, {"u1", a}},
+			open:     []attempt{{"admin", a}, {"other", b}},
 		},
 		{
-			name:     "address: strings that are no username count there too",
+			name:     "address: strings that are no username count there too, and are refused when it is full",
 			opts:     Options{MaxAddressFailures: 2},
 			failures: []attempt{{"no such user!", a}, {"", a}},
-			locked:   []attempt{{"admin", a}},
-			open:     []attempt{{"admin", b}},
+			locked:   []attempt{{"bad user!", a}},
+			open:     []attempt{{"admin", a}, {"admin", b}},
+		},
+		{
+			// Issue 25: a pupil behind the school's NAT address fails 31
+			// times with usernames that do not exist; the admin, at the
+			// same address, with the right password, still gets in.
+			name:     "address: failures for unknown usernames never lock out a real user",
+			opts:     Options{},
+			failures: nobodies(31, a),
+			locked:   []attempt{{"nobody3", a}},
+			open:     []attempt{{"admin", a}, {"other", a}},
 		},
 		{
 			name:     "username: guesses from many addresses lock it everywhere",
@@ -169,6 +179,96 @@ func TestLockoutScope(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// attempt is a login of user from addr.
+type attempt struct{ user, addr string }
+
+// nobodies are n failures of usernames nobody0… from addr.
+func nobodies(n int, addr string) []attempt {
+	out := make([]attempt, n)
+	for i := range out {
+		out[i].user, out[i].addr = "nobody"+strconv.Itoa(i), addr
+	}
+	return out
+}
+
+// LoginLocks and Unlock say which locks stop a user; Unlock lifts every
+// one of them, the address lock included (for that user only).
+func TestUnlockLiftsEveryLock(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	clk := newClock()
+	const nat, home = "203.0.113.50", "198.51.100.9"
+	s := newStore(t, Options{Now: clk.Now, MaxFailures: 3, MaxAddressFailures: 4, MaxUserFailures: 6})
+	for _, u := range []string{"admin", "pupil"} {
+		if _, err := s.CreateSuperuser(ctx, u, "", goodPassword); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail := func(user, addr string) error {
+		_, err := s.Authenticate(ctx, user, "wrong password 1", addr)
+		return err
+	}
+	for i := range 4 { // the NAT address fills with unknown usernames
+		_ = fail("ghost"+strconv.Itoa(i), nat)
+	}
+	// One typo of the admin's at the school: locked there, by the address.
+	var le *LockedError
+	if err := fail("admin", nat); !errors.As(err, &le) || le.Scope != LockAddress {
+		t.Fatalf("the admin's failure from a full address = %v, want *LockedError of the address", err)
+	}
+	if !le.Until.Equal(clk.Now().Add(time.Hour)) {
+		t.Errorf("locked until %v, want an hour from now", le.Until)
+	}
+	for range 3 { // and a lock-out of its own from home
+		_ = fail("admin", home)
+	}
+	if _, err := s.Authenticate(ctx, "admin", goodPassword, home); !errors.As(err, &le) || le.Scope != LockPair {
+		t.Fatalf("right password from home = %v, want *LockedError of the pair", err)
+	}
+
+	l, err := s.LoginLocks(ctx, "Admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.Locked() || len(l.Addresses) != 2 || l.UserFailures != 4 || !l.UserUntil.IsZero() {
+		t.Fatalf("LoginLocks = %+v", l)
+	}
+	for _, a := range l.Addresses {
+		switch a.Address {
+		case nat:
+			if a.Failures != 1 || !a.PairUntil.IsZero() || a.AddressUntil.IsZero() {
+				t.Errorf("at the NAT: %+v, want 1 failure and the address lock", a)
+			}
+		case home:
+			if a.Failures != 3 || a.PairUntil.IsZero() || !a.AddressUntil.IsZero() {
+				t.Errorf("at home: %+v, want 3 failures and the pair lock", a)
+			}
+		default:
+			t.Errorf("unexpected address %+v", a)
+		}
+	}
+
+	lifted, err := s.Unlock(ctx, "admin")
+	if err != nil || len(lifted.Addresses) != 2 {
+		t.Fatalf("Unlock = %+v, %v", lifted, err)
+	}
+	for _, addr := range []string{nat, home} {
+		if _, err := s.Authenticate(ctx, "admin", goodPassword, addr); err != nil {
+			t.Errorf("right password from %s after Unlock: %v", addr, err)
+		}
+	}
+	if l, err := s.LoginLocks(ctx, "admin"); err != nil || l.Locked() || len(l.Addresses) != 0 {
+		t.Errorf("LoginLocks after Unlock = %+v, %v", l, err)
+	}
+	// The address stays locked for the other usernames that failed there.
+	if _, err := s.Authenticate(ctx, "ghost1", goodPassword, nat); !errors.As(err, &le) {
+		t.Errorf("ghost1 at the NAT after the admin's unlock = %v, want still locked", err)
+	}
+	if _, err := s.LoginLocks(ctx, "ghost1"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("LoginLocks(unknown) = %v, want ErrNotFound", err)
 	}
 }
 

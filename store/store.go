@@ -61,10 +61,26 @@ var (
 )
 
 // LockedError is returned by Authenticate while a username (from an
-// address), an address or a username everywhere is locked out after
-// repeated failures. errors.Is(err, ErrBadCredentials) is also true so
-// callers that do not care about the difference treat it as a failure.
-type LockedError struct{ Until time.Time }
+// address), an address (for the usernames that failed from it) or a
+// username everywhere is locked out after repeated failures.
+// errors.Is(err, ErrBadCredentials) is also true so callers that do not
+// care about the difference treat it as a failure. Unknown usernames are
+// locked exactly like known ones, so a LockedError says nothing about
+// whether a user exists.
+type LockedError struct {
+	Until time.Time
+	Scope LockScope
+}
+
+// LockScope says which counter refused a login (see logins.go).
+type LockScope string
+
+// The lock scopes.
+const (
+	LockPair    LockScope = "username from this address"
+	LockAddress LockScope = "address, for usernames that failed from it"
+	LockUser    LockScope = "username from every address"
+)
 
 func (e *LockedError) Error() string {
 	return "too many failed login attempts; try again later"

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -33,8 +34,8 @@ Commands:
   createsuperuser               create an admin user (interactive; or --username U --email E
                                 --noinput with the password in $CAMPUS_SUPERUSER_PASSWORD)
   changepassword USERNAME       set a user's password (asks twice)
-  unlock USERNAME               lift a user's login lock-outs (from every address) and forget
-                                the user's failed logins
+  unlock USERNAME               lift every login lock-out that stops a user (from every
+                                address, address locks included), say what was lifted
   resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
   history                       write the history of students (who did what, when) to standard
                                 output (--format csv|json)
@@ -173,8 +174,8 @@ func manageCommands() map[string]manageCommand {
 		},
 		"unlock": {
 			args: "USERNAME",
-			desc: "Lift every login lock-out of a user, from all addresses, and forget the user's failed logins. " +
-				"Failures counted against a client address (any username) are kept.",
+			desc: "Lift every login lock-out that stops a user, from all addresses (address locks included), and forget the user's " +
+				"failed logins; prints what it lifted. An address's own count stays, for the other usernames that failed from it.",
 			run: manageUnlock,
 		},
 		"students import": {
@@ -290,13 +291,37 @@ func manageUnlock(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 		return usageErr("unlock takes exactly one USERNAME")
 	}
 	username := fs.Arg(0)
-	if err := m.store.Unlock(ctx, username); err != nil {
+	l, err := m.store.Unlock(ctx, username)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("tenant %s has no user %q", m.tenant.Name, username)
 		}
 		return fmt.Errorf("unlock %q at tenant %s: %w", username, m.tenant.Name, err)
 	}
-	fmt.Fprintf(m.e.stdout, "Unlocked %q at tenant %s: no lock-outs left, failed logins forgotten.\n", username, m.tenant.Name)
+	if len(l.Addresses) == 0 && l.UserFailures == 0 {
+		fmt.Fprintf(m.e.stdout, "Unlocked %q at tenant %s: nothing to lift (no failed logins, no lock-out).\n", username, m.tenant.Name)
+		return nil
+	}
+	fmt.Fprintf(m.e.stdout, "Unlocked %q at tenant %s:\n", username, m.tenant.Name)
+	stamp := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+	for _, a := range l.Addresses {
+		fmt.Fprintf(m.e.stdout, "  from %s: %d failed logins forgotten", a.Address, a.Failures)
+		if !a.PairUntil.IsZero() {
+			fmt.Fprintf(m.e.stdout, "; lifted: %s's lock-out from that address (until %s)", l.Username, stamp(a.PairUntil))
+		}
+		if !a.AddressUntil.IsZero() {
+			fmt.Fprintf(m.e.stdout, "; lifted for %s: the lock of that address (until %s), which stays for the other usernames that failed from it",
+				l.Username, stamp(a.AddressUntil))
+		}
+		fmt.Fprintln(m.e.stdout)
+	}
+	if l.UserFailures > 0 {
+		fmt.Fprintf(m.e.stdout, "  from every address: %d failed logins forgotten", l.UserFailures)
+		if !l.UserUntil.IsZero() {
+			fmt.Fprintf(m.e.stdout, "; lifted: %s's lock-out from every address (until %s)", l.Username, stamp(l.UserUntil))
+		}
+		fmt.Fprintln(m.e.stdout)
+	}
 	return nil
 }
 

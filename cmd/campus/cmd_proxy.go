@@ -227,7 +227,9 @@ func serveProxy(ctx context.Context, logger *slog.Logger, metrics *prometheus.Re
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(handler, logger), ln) })
 	if tlsLn != nil {
 		h := p.ServeTLS(proxy.TLSOptions{HSTS: po.tls.hsts})
-		g.Go(func() error { return httpserve.ServeTLS(gctx, httpserve.New(h, logger), tlsLn, ts.config) })
+		srv := httpserve.New(h, logger)
+		srv.ConnContext = p.ConnContext // per-connection reset budget (HTTP/2 rapid reset)
+		g.Go(func() error { return httpserve.ServeTLS(gctx, srv, tlsLn, ts.config) })
 	}
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })
 	if extra != nil {

@@ -36,6 +36,8 @@ func (tc *tenantCmd) host(ctx context.Context, reg registry.Registry, fs *flag.F
 	}
 	var taken *registry.HostTakenError
 	switch {
+	case errors.As(err, &taken) && taken.Near != "":
+		return fmt.Errorf("%v: a school's host may not be under or above another school's", taken)
 	case errors.As(err, &taken):
 		return fmt.Errorf("host %s already belongs to tenant %q; remove it there first", taken.Host, taken.Owner)
 	case errors.Is(err, registry.ErrInvalid):

@@ -416,13 +416,15 @@ func TestDevEndToEnd(t *testing.T) {
 			code, page, _ := attacker.post("/admin/login/", "/admin/login/", url.Values{"username": {"guard"}, "password": {pw}})
 			return code, page
 		}
-		for i := range 5 {
+		for i := range 4 {
 			if code, page := try(i, "wrong-password-1"); code != http.StatusOK || !strings.Contains(page, "Please enter a correct username and password.") {
 				t.Fatalf("wrong password %d: %d %.300s", i, code, page)
 			}
 		}
-		if code, _ := try(99, password); code != http.StatusOK {
-			t.Fatalf("the right password from a spoofed address after 5 failures: %d, want the login page again", code)
+		for i, pw := range []string{"wrong-password-1", password} { // the 5th failure locks
+			if code, page := try(90+i, pw); code != http.StatusTooManyRequests || !strings.Contains(page, "This username is locked out") {
+				t.Fatalf("attempt %d after 4 failures from spoofed addresses: %d %.300s, want the lock-out page", i+5, code, page)
+			}
 		}
 		if out, err := d.campus(nil, "", "manage", "accra", "unlock", "guard"); err != nil || !strings.Contains(out, "Unlocked") {
 			t.Fatalf("unlock: %v\n%s", err, out)

@@ -50,7 +50,7 @@ func (o *tlsOptions) register(fs *flag.FlagSet, dev bool) {
 		fs.StringVar(&o.storage, "cert-storage", "auto", "where certificates and ACME state are kept: file (--cert-dir), consul (KV with locks, shared by every proxy), or auto (consul with the Consul registry)")
 		fs.StringVar(&o.certDir, "cert-dir", "", "folder of --cert-storage file (default: <--data>/certs)")
 	}
-	fs.StringVar(&o.hsts, "hsts", "max-age=31536000", "Strict-Transport-Security value sent over HTTPS; empty: none")
+	fs.StringVar(&o.hsts, "hsts", "max-age=31536000", "Strict-Transport-Security value sent over HTTPS (never for *.localhost or IP addresses); empty: none")
 	fs.BoolVar(&o.redirect, "https-redirect", true, "with HTTPS on: answer plain-HTTP requests (other than ACME challenges) with a redirect to HTTPS; false serves them as before")
 }
 

@@ -31,6 +31,11 @@ func TestTenantHostCommand(t *testing.T) {
 		{[]string{"tenant", "host", "add", "nobody-here", "x.example.org"}, 1, `unknown tenant "nobody-here"`},
 		{[]string{"tenant", "host", "add", b, "records." + a + ".example.org"}, 1, `already belongs to tenant "` + a + `"`},
 		{[]string{"tenant", "host", "add", b, a + ".school.localhost"}, 1, `already belongs to tenant "` + a + `"`},
+		// Issue 25: nesting with another school's host, single labels.
+		{[]string{"tenant", "host", "add", b, "x." + a + ".school.localhost"}, 1, `under or above "` + a + `.school.localhost", which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, "x.records." + a + ".example.org"}, 1, `which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, a + ".example.org"}, 1, `which belongs to tenant "` + a + `"`},
+		{[]string{"tenant", "host", "add", b, "localhost"}, 2, "single-label"},
 		{[]string{"tenant", "host", "remove", b, "records." + a + ".example.org"}, 1, "is not a host of tenant"},
 		{[]string{"tenant", "host", "remove", a, a + ".school.localhost"}, 2, "primary host"},
 	}
@@ -39,6 +44,11 @@ func TestTenantHostCommand(t *testing.T) {
 		if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
 			t.Errorf("campus %s: exit %d, stderr %q; want exit %d and %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.code, tc.msg)
 		}
+	}
+	// Nor can a new school be created with such a name.
+	r = c.run("", nil, "tenant", "create", uniqueTenant(t, "hostc"), "--host", "www.records."+a+".example.org")
+	if r.code == 0 || !strings.Contains(r.stderr, `under or above "records.`+a+`.example.org", which belongs to tenant "`+a+`"`) {
+		t.Errorf("create with a host under a's: exit %d, stderr %q", r.code, r.stderr)
 	}
 	// Nothing changed for b; a still has its custom domain until removed.
 	if r := c.ok("tenant", "show", b, "--json"); strings.Contains(r.stdout, "records.") {

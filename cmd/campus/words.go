@@ -115,6 +115,11 @@ func word(err error) error {
 		}
 		return fmt.Errorf("cannot create tenant %q: a tenant with that name already exists; nothing was created", nameTaken.Name)
 	case errors.As(err, &hostTaken):
+		var nested *registry.HostTakenError
+		if errors.As(hostTaken.Err, &nested) && nested.Near != "" {
+			return fmt.Errorf("cannot create tenant %q: %v (a school's host may not be under or above another school's); nothing was created",
+				hostTaken.Name, nested)
+		}
 		if o := hostTaken.Owner; o.State == registry.StateDeleted {
 			return fmt.Errorf("cannot create tenant %q: host %s belongs to tenant %q, deleted with its data kept until %s; "+
 				"a deleted tenant's hosts stay reserved for it until `campus tenant purge %s`; nothing was created",

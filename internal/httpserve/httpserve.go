@@ -23,7 +23,9 @@ const (
 	ShutdownTimeout   = 15 * time.Second
 )
 
-// New returns a server with Campus's timeouts and header limits.
+// New returns a server with Campus's timeouts and header limits, whose
+// error log reports TLS handshake errors at most once per
+// HandshakeLogEvery with their count (errorlog.go).
 func New(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -32,7 +34,7 @@ func New(h http.Handler, logger *slog.Logger) *http.Server {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          newErrorLog(logger, HandshakeLogEvery), // TLS handshake errors rate-limited
 	}
 }
 

@@ -314,6 +314,9 @@ func (r *Registry) CreateTenant(ctx context.Context, t registry.Tenant) (registr
 			invalid("hosts", "a tenant may have at most %d hosts in Consul", maxTxnOps-1))
 	}
 	t.Hosts = slices.Clone(t.Hosts)
+	if err := r.checkHostClaims(ctx, t.Name, t.Hosts...); err != nil {
+		return registry.Tenant{}, fmt.Errorf("create tenant %s: %w", t.Name, err)
+	}
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now().UTC()
 	}

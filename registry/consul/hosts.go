@@ -28,6 +28,9 @@ func (r *Registry) AddHost(ctx context.Context, tenant, host string) (registry.T
 		if !changed {
 			return before, nil
 		}
+		if err := r.checkHostClaims(ctx, tenant, h); err != nil {
+			return registry.Tenant{}, fmt.Errorf("add host %s to tenant %s: %w", h, tenant, err)
+		}
 		if len(after.Hosts)+1 > maxTxnOps {
 			return registry.Tenant{}, fmt.Errorf("add host %s to tenant %s: %w", h, tenant,
 				invalid("hosts", "a tenant may have at most %d hosts in Consul", maxTxnOps-1))
@@ -108,4 +111,27 @@ func (r *Registry) RemoveHost(ctx context.Context, tenant, host string) (registr
 		}
 	}
 	return registry.Tenant{}, fmt.Errorf("remove host %q from tenant %s: %w", host, tenant, registry.ErrConflict)
+}
+
+// checkHostClaims applies registry.CheckHostClaim to each of hosts, from
+// one read of every claimed host. Equal hosts are also refused atomically
+// by the transaction's check-not-exists; nesting is checked here, just
+// before the transaction, so two schools claiming nested names in the
+// same instant could both succeed (a window of one round trip; see the
+// isolation table of docs/ARCHITECTURE.md).
+func (r *Registry) checkHostClaims(ctx context.Context, tenant string, hosts ...string) error {
+	pairs, _, err := r.client.KV().List(r.hostsPrefix, qopts(ctx))
+	if err != nil {
+		return fmt.Errorf("read claimed hosts from consul: %w", err)
+	}
+	claimed := make([]registry.HostOwner, 0, len(pairs))
+	for _, p := range pairs {
+		claimed = append(claimed, registry.HostOwner{Host: strings.TrimPrefix(p.Key, r.hostsPrefix), Tenant: string(p.Value)})
+	}
+	for _, h := range hosts {
+		if err := registry.CheckHostClaim(h, tenant, claimed); err != nil {
+			return err
+		}
+	}
+	return nil
 }

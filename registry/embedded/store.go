@@ -648,6 +648,9 @@ func orderedBy(where, order string) string {
 // PRIMARY KEY decides who owns a host, across processes: a host already
 // taken is a *registry.HostTakenError naming its owner.
 func (r *Registry) claimHost(ctx context.Context, tx *sql.Tx, host, tenant string, pos int) error {
+	if err := r.checkHostClaim(ctx, tx, host, tenant); err != nil {
+		return err
+	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO hosts (host, tenant, pos) VALUES (?, ?, ?)`, host, tenant, pos)
 	if isUniqueViolation(err) {
 		var owner string
@@ -660,4 +663,33 @@ func (r *Registry) claimHost(ctx context.Context, tx *sql.Tx, host, tenant strin
 		return r.dbErr(ctx, "insert host "+host, err)
 	}
 	return nil
+}
+
+// checkHostClaim applies registry.CheckHostClaim to the hosts that are
+// host's ancestors or under it. It runs inside the write transaction
+// (BEGIN IMMEDIATE), so no other claim can slip in between.
+func (r *Registry) checkHostClaim(ctx context.Context, tx *sql.Tx, host, tenant string) error {
+	args := []any{"%." + host}
+	query := `SELECT host, tenant FROM hosts WHERE host LIKE ?`
+	for _, a := range registry.HostAncestors(host) {
+		query += ` OR host = ?`
+		args = append(args, a)
+	}
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return r.dbErr(ctx, "read hosts near "+host, err)
+	}
+	defer rows.Close()
+	var near []registry.HostOwner
+	for rows.Next() {
+		var o registry.HostOwner
+		if err := rows.Scan(&o.Host, &o.Tenant); err != nil {
+			return r.dbErr(ctx, "read hosts near "+host, err)
+		}
+		near = append(near, o)
+	}
+	if err := rows.Err(); err != nil {
+		return r.dbErr(ctx, "read hosts near "+host, err)
+	}
+	return registry.CheckHostClaim(host, tenant, near)
 }

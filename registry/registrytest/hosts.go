@@ -145,3 +145,61 @@ func testAddHostRace(t *testing.T, e *env) {
 		}
 	}
 }
+
+// testHostNesting (issue 25): a school cannot claim a host equal to,
+// under or above another school's host, nor a single-label name, through
+// CreateTenant or AddHost; a school may nest names under its own hosts;
+// a development apex (x.localhost) nests with no other school's name, in
+// either order, as in campus dev's school.localhost /
+// nairobi.school.localhost.
+func testHostNesting(t *testing.T, e *env) {
+	a, b := e.name("a"), e.name("b")
+	custom := "www.n" + e.suffix + ".test"
+	apex := "apex" + e.suffix + ".localhost"
+	e.create(e.r, e.tenant(a, host(a), custom, apex))
+	e.create(e.r, e.tenant(b))
+	e.cleanupTenant(e.name("c")) // in case a refused create is accepted
+
+	refused := []struct{ host, why string }{
+		{"x." + custom, "under A's custom domain"},
+		{"a.b." + custom, "two labels under A's custom domain"},
+		{"n" + e.suffix + ".test", "above A's custom domain"},
+	}
+	for _, c := range refused {
+		if _, err := e.r2.AddHost(e.ctx(), b, c.host); !errors.Is(err, registry.ErrHostTaken) {
+			t.Errorf("B adds %s (%s): %v, want ErrHostTaken", c.host, c.why, err)
+		}
+		if _, err := e.r2.CreateTenant(e.ctx(), e.tenant(e.name("c"), c.host)); !errors.Is(err, registry.ErrHostTaken) {
+			t.Errorf("C created with %s (%s): %v, want ErrHostTaken", c.host, c.why, err)
+		}
+	}
+	for _, single := range []string{"localhost", "LocalHost.", "intranet"} {
+		if _, err := e.r2.AddHost(e.ctx(), b, single); !errors.Is(err, registry.ErrInvalid) {
+			t.Errorf("B adds single-label %s: %v, want ErrInvalid", single, err)
+		}
+	}
+	if got, err := e.r.Tenant(e.ctx(), b); err != nil || len(got.Hosts) != 1 {
+		t.Errorf("B after refused claims: %+v, %v; want its one host", got, err)
+	}
+
+	// Allowed: A nests under its own hosts; B takes a name under A's
+	// development apex (but A then nothing under B's); a new apex above
+	// another school's name.
+	if _, err := e.r2.AddHost(e.ctx(), a, "x."+custom); err != nil {
+		t.Errorf("A adds a name under its own host: %v", err)
+	}
+	child := "kid." + apex
+	if _, err := e.r2.AddHost(e.ctx(), b, child); err != nil {
+		t.Errorf("B adds %s (under a development apex): %v", child, err)
+	}
+	if _, err := e.r.AddHost(e.ctx(), a, "deeper."+child); !errors.Is(err, registry.ErrHostTaken) {
+		t.Errorf("A adds a name under B's %s: %v, want ErrHostTaken", child, err)
+	}
+	apex2 := "apex2" + e.suffix + ".localhost"
+	if _, err := e.r.AddHost(e.ctx(), b, "kid."+apex2); err != nil {
+		t.Fatalf("B adds kid.%s: %v", apex2, err)
+	}
+	if _, err := e.r2.AddHost(e.ctx(), a, apex2); err != nil {
+		t.Errorf("A adds the apex %s above B's name: %v", apex2, err)
+	}
+}

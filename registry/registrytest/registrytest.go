@@ -108,6 +108,7 @@ func Run(t *testing.T, h Harness) {
 		{"AddRemoveHost", testAddRemoveHost},
 		{"AddHostOfAnotherTenant", testAddHostOfAnotherTenant},
 		{"AddHostRace", testAddHostRace},
+		{"HostNesting", testHostNesting},
 		// Scale to zero (issue 12): scale.go
 		{"IdleTimeout", testIdleTimeout},
 		{"Wakes", testWakes},
@@ -449,7 +450,7 @@ func testCreateDuplicateName(t *testing.T, e *env) {
 	name := e.name("dup")
 	first := e.create(e.r, e.tenant(name))
 
-	again := e.tenant(name, "other."+host(name))
+	again := e.tenant(name, "other-"+host(name))
 	for i, r := range []registry.Registry{e.r, e.r2} {
 		if _, err := r.CreateTenant(e.ctx(), again); !errors.Is(err, registry.ErrExists) {
 			t.Fatalf("handle %d: second CreateTenant(%s) error = %v, want ErrExists", i+1, name, err)
@@ -460,7 +461,7 @@ func testCreateDuplicateName(t *testing.T, e *env) {
 		t.Fatalf("after a failed duplicate create, Tenant(%s) = %+v, %v; want the first %+v", name, got, err, first)
 	}
 	// The duplicate's host was not claimed.
-	e.create(e.r, e.tenant(e.name("dup2"), "other."+host(name)))
+	e.create(e.r, e.tenant(e.name("dup2"), "other-"+host(name)))
 }
 
 func testHostTaken(t *testing.T, e *env) {
@@ -588,9 +589,10 @@ func testDeleteTenant(t *testing.T, e *env) {
 		t.Errorf("second DeleteTenant(%s) error = %v, want ErrNotFound", name, err)
 	}
 
-	// Its hosts are free again, for another tenant and for the same name.
-	e.create(e.r, e.tenant(e.name("heir"), www))
-	e.create(e.r2, e.tenant(name, host(name)))
+	// Its hosts are free again, for another tenant, and its name (with a
+	// host that does not nest with the heir's: CheckHostClaim).
+	e.create(e.r, e.tenant(e.name("heir"), host(name), www))
+	e.create(e.r2, e.tenant(name, "again-"+host(name)))
 }
 
 func testInstances(t *testing.T, e *env) {

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/internal/h2flood"
+	"github.com/campus-saas/campus/internal/loadgen"
+	"github.com/campus-saas/campus/internal/systemtest"
+	"github.com/campus-saas/campus/proxy"
+)
+
+// runBenchAbuse is `campus-bench abuse` (issue 25): against `campus dev
+// --tls` (its seeded schools), an HTTP/2 rapid-reset flood and then a
+// malformed-body flood at nairobi, each for --duration, while accra's
+// public page is measured; the same before the floods (quiet). With
+// --baseline, the same run against another campus binary first, for
+// before/after in one run.
+func runBenchAbuse(ctx context.Context, e *env, args []string) error {
+	fs := newFlags("abuse", "", `Flood one school of a 'campus dev --tls' with cheap abuse, one kind at a time, while another
+school is measured: HTTP/2 rapid reset (HEADERS + RST_STREAM over TLS, reconnecting after each
+GOAWAY) and POSTs with a malformed chunked body. Prints, per flood: requests that reached the
+flooded school's app (its campus_app_requests_total), lines and bytes campus dev wrote (but those
+of the measured school's own requests), the
+campus dev process's CPU (the proxy, with the embedded database and registry; the apps are its
+children), and the other school's p50/p99 quiet and under the flood.`)
+	var (
+		duration = fs.Duration("duration", 10*time.Second, "length of the quiet measurement and of each flood")
+		conns    = fs.Int("conns", 2, "concurrent flooding connections per kind of abuse")
+		clients  = fs.Int("concurrency", 4, "concurrent clients measuring the other school")
+		baseline = fs.String("baseline", "", "also run this other campus binary first (e.g. built from the commit before), for before/after in one run")
+		resets   = fs.Float64("reset-rate", 40000, "reset streams per second the rapid-reset flood offers, in all (issue 25 saw 213k in 5 s from two connections)")
+	)
+	if err := parseFlags(fs, args, e); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	self, err := campusBinary()
+	if err != nil {
+		return err
+	}
+	type run struct{ name, bin string }
+	runs := []run{{"after", self}}
+	if *baseline != "" {
+		b, err := filepath.Abs(*baseline)
+		if err != nil {
+			return err
+		}
+		runs = []run{{"before", b}, {"after", self}}
+	}
+	load, _ := os.ReadFile("/proc/loadavg")
+	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s), %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
+		*duration, *conns, *resets, *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n",
+		"binary", "phase", "sent", "to app", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
+	for _, r := range runs {
+		if err := abuseRun(ctx, e, r.name, r.bin, *duration, *conns, *clients, *resets); err != nil {
+			return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
+		}
+	}
+	return nil
+}
+
+// lineCounter counts the lines a process writes that do not mention skip
+// (the measured school, whose own request lines are not abuse).
+type lineCounter struct {
+	skip         string
+	lines, bytes atomic.Int64
+
+	mu      sync.Mutex
+	partial []byte
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data := append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		if !bytes.Contains(data[:i], []byte(c.skip)) {
+			c.lines.Add(1)
+			c.bytes.Add(int64(i + 1))
+		}
+		data = data[i+1:]
+	}
+	c.partial = append(c.partial[:0], data...)
+	return len(p), nil
+}
+
+func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, conns, clients int, resetRate float64) error {
+	port, err := systemtest.FreePort()
+	if err != nil {
+		return err
+	}
+	tlsAddr := "127.0.0.1:" + strconv.Itoa(port)
+	const victim, other = "nairobi.school.localhost", "accra.school.localhost"
+	out := lineCounter{skip: "accra"}
+	dev, err := systemtest.StartDev(ctx, systemtest.DevOptions{Bin: bin, Log: &out,
+		Args: []string{"--tls", "--tls-listen", tlsAddr, "--idle-timeout", "0"}})
+	if err != nil {
+		return err
+	}
+	defer dev.Stop()
+	caPEM, err := os.ReadFile(filepath.Join(dev.Data, "ca", "ca.pem"))
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	tlsCfg := &tls.Config{RootCAs: roots}
+	client := &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     tlsCfg,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: clients,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, tlsAddr)
+		},
+	}}
+	measure := func() (loadgen.Result, error) {
+		return loadgen.Run(ctx, loadgen.Config{Target: "https://" + other + ":" + strconv.Itoa(port) + "/",
+			Concurrency: clients, Duration: d, Client: client})
+	}
+	appCount := func() float64 { return appRequests(ctx, dev.AdminAddr, victim) }
+
+	quiet, err := measure()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n", name, "quiet", "-", "-", "-", "-", "-",
+		ms(quiet.P50), ms(quiet.P99), "-")
+	goal := 2*quiet.P99 + 20*time.Millisecond
+	floods := []struct {
+		name  string
+		flood func(ctx context.Context) int64
+	}{
+		{"rapid reset", func(ctx context.Context) int64 { return floodRapidReset(ctx, tlsAddr, victim, conns, resetRate, roots) }},
+		{"bad chunks", func(ctx context.Context) int64 { return floodMalformed(ctx, tlsAddr, victim, conns, tlsCfg) }},
+	}
+	for _, f := range floods {
+		app0, lines0, bytes0, cpu0 := appCount(), out.lines.Load(), out.bytes.Load(), cpuTime(dev.Pid())
+		fctx, cancel := context.WithTimeout(ctx, d)
+		var sent int64
+		var wg sync.WaitGroup
+		wg.Go(func() { sent = f.flood(fctx) })
+		res, err := measure()
+		cancel()
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		cpu := cpuTime(dev.Pid()) - cpu0
+		// Let the last requests and the log buffers (flushed every
+		// second) land before counting.
+		time.Sleep(1500 * time.Millisecond)
+		verdict := "ok"
+		if res.P99 > goal {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9.0f %8d %8d %8.0f%% %9s %9s %9s\n", name, f.name, sent,
+			appCount()-app0, out.lines.Load()-lines0, (out.bytes.Load()-bytes0)/1024,
+			100*cpu.Seconds()/d.Seconds(), ms(res.P50), ms(res.P99), ms(goal)+" "+verdict)
+	}
+	return nil
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/1e6) }
+
+// appRequests sums campus_app_requests_total of the app instances of host
+// (but health checks and metrics reads), read from their own /metrics
+// (found through the proxy's /routes).
+func appRequests(ctx context.Context, adminAddr, host string) float64 {
+	var routes proxy.Routes
+	if err := getJSON(ctx, "http://"+adminAddr+"/routes", &routes); err != nil {
+		return -1
+	}
+	var total float64
+	for _, in := range routes.Hosts[host].Instances {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.Addr+"/metrics", nil)
+		if err != nil {
+			return -1
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return -1
+		}
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, app.MetricRequests+"{"); ok {
+				if labels, v, ok := strings.Cut(rest, "} "); ok && !probeRoute(labels) {
+					f, _ := strconv.ParseFloat(v, 64)
+					total += f
+				}
+			}
+		}
+		resp.Body.Close()
+	}
+	return total
+}
+
+// probeRoute reports whether a request counter's labels are those of the
+// supervisor's health checks or of the bench's own /metrics reads.
+func probeRoute(labels string) bool {
+	for _, r := range []string{"/healthz", "/readyz", "/metrics"} {
+		if strings.Contains(labels, r+`"`) {
+			return true
+		}
+	}
+	return false
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// floodRapidReset runs conns rapid-reset connections until ctx ends, each
+// reconnecting after a GOAWAY or a closed connection, perSecond streams in
+// all (the same offered load for every binary); it returns the streams
+// sent.
+func floodRapidReset(ctx context.Context, addr, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	pace := rate.NewLimiter(rate.Limit(perSecond), 100)
+	for range conns {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, Host: host, Streams: 1 << 30,
+					TLS: &tls.Config{RootCAs: roots}, Pace: pace})
+				sent.Add(int64(res.Streams))
+				if err != nil && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond) // refused: try again shortly
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return sent.Load()
+}
+
+// floodMalformed sends POST /admin/login/ with a malformed chunked body
+// (0x0, an overflowing hex size or a bare LF, in turn) over HTTP/1.1 TLS
+// connections until ctx ends; it returns the requests sent.
+func floodMalformed(ctx context.Context, addr, host string, conns int, cfg *tls.Config) int64 {
+	bodies := []string{"0x0\r\n\r\n", "5\r\nuser=\r\nfffffffffffffffffffff\r\nx\r\n0\r\n\r\n", "5\nuser=\n0\n\n"}
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			c := cfg.Clone()
+			c.ServerName, c.NextProtos = host, []string{"http/1.1"}
+			for i := 0; ctx.Err() == nil; i++ {
+				conn, err := (&tls.Dialer{Config: c}).DialContext(ctx, "tcp", addr)
+				if err != nil {
+					continue
+				}
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				_, _ = io.WriteString(conn, "POST /admin/login/ HTTP/1.1\r\nHost: "+host+
+					"\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n"+bodies[i%len(bodies)])
+				if resp, err := http.ReadResponse(bufio.NewReader(conn), nil); err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				conn.Close()
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return sent.Load()
+}
