@@ -32,3 +32,12 @@ func memoryKills(s *api.AgentService) int {
 	}
 	return n
 }
+
+// keepMeta keeps of a service's meta only what the watch reads
+// (MetaMemoryKills), so the catalog's other meta costs no memory.
+func keepMeta(m map[string]string) map[string]string {
+	if v, ok := m[MetaMemoryKills]; ok {
+		return map[string]string{MetaMemoryKills: v}
+	}
+	return nil
+}

@@ -334,6 +334,7 @@ type dumpNode struct {
 type dumpService struct {
 	ID, Service, Address string
 	Port                 int
+	Meta                 map[string]string // MetaMemoryKills is read from it
 	ModifyIndex          uint64
 }
 
@@ -399,7 +400,8 @@ func (r *Registry) nodeView(d dumpNode) ([]*api.AgentService, api.HealthChecks) 
 		if addr == "" {
 			addr = d.Address
 		}
-		svcs = append(svcs, &api.AgentService{ID: s.ID, Service: s.Service, Address: addr, Port: s.Port, ModifyIndex: s.ModifyIndex})
+		svcs = append(svcs, &api.AgentService{ID: s.ID, Service: s.Service, Address: addr, Port: s.Port, ModifyIndex: s.ModifyIndex,
+			Meta: keepMeta(s.Meta)})
 		ids[s.ID] = true
 	}
 	var checks api.HealthChecks
