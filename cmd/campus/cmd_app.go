@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 
-	"github.com/campus-saas/campus/app"
-	"github.com/campus-saas/campus/internal/httpserve"
+	"github.com/campus-saas/campus/deploy/appserver"
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/consul"
 	"github.com/campus-saas/campus/tenancy"
@@ -81,63 +79,15 @@ func runApp(ctx context.Context, e *env, args []string) error {
 	}
 	defer st.Close(context.WithoutCancel(ctx))
 
-	follow := tenancy.NewFollower(t)
-	h, err := app.NewServer(app.Config{
-		Tenant:        t,
-		Hosts:         follow.Current,
-		Store:         st,
-		Logger:        appLogger,
-		Registerer:    metrics,
-		Gatherer:      metrics,
-		SecureCookies: *secure,
-	})
-	if err != nil {
-		return fmt.Errorf("build app: %w", err)
-	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", *listen, err)
-	}
-	logger.Info("serving", "addr", ln.Addr().String(), "database", t.Database, "hosts", t.Hosts)
-
+	cfg := appserver.Config{Tenant: t, Store: st, Listen: *listen, SecureCookies: *secure, Logger: logger, AppLogger: appLogger,
+		Metrics: metrics, Registry: reg, Refresh: *refresh, Advertise: *advertise}
 	if kind, _ := ro.backend(e); reg != nil && kind == "consul" && *register {
-		addr := *advertise
-		if addr == "" {
-			addr = ln.Addr().String()
-		}
-		cr, ok := reg.(*consul.Registry)
-		if !ok {
-			ln.Close()
+		var ok bool
+		if cfg.Consul, ok = reg.(*consul.Registry); !ok {
 			return errors.New("self-registration needs the Consul registry")
 		}
-		stopReg := cr.KeepInstanceUntilStopped(ctx, registry.Instance{
-			ID: fmt.Sprintf("%s-%s", t.Name, addr), Tenant: t.Name, Addr: addr, Healthy: true,
-		}, logger)
-		defer stopReg()
-		// On shutdown, leave the catalog first so the proxies stop
-		// sending new requests while this server drains.
-		go func() {
-			<-ctx.Done()
-			stopReg()
-		}()
 	}
-	serveCtx, stop := context.WithCancelCause(ctx)
-	defer stop(nil)
-	if reg != nil && *refresh > 0 {
-		go func() {
-			if err := follow.Run(serveCtx, reg, *refresh, logger); err != nil {
-				logger.Error("stopping", "err", err)
-				stop(err)
-			}
-		}()
-	}
-	srv := httpserve.New(h, logger)
-	err = httpserve.Serve(serveCtx, srv, ln)
-	logger.Info("stopped")
-	if cause := context.Cause(serveCtx); errors.Is(cause, tenancy.ErrTenantReplaced) {
-		return cause
-	}
-	return err
+	return appserver.Run(ctx, cfg)
 }
 
 // tenantFromRecord decodes the record a supervisor handed over with

@@ -4,16 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"runtime"
 	"strings"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/campus-saas/campus/app"
+	"github.com/campus-saas/campus/deploy/appserver"
 	"github.com/campus-saas/campus/deploy/supervisor"
-	"github.com/campus-saas/campus/registry"
-	"github.com/campus-saas/campus/store"
 )
 
 // Scale to zero (issue 12): `campus app-pool`, a pre-started app process
@@ -31,7 +25,7 @@ func runAppPool(ctx context.Context, e *env, args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	warmUp()
+	appserver.WarmUp()
 	a, err := supervisor.ReadAssignment(e.stdin)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -61,20 +55,4 @@ func runAppPool(ctx context.Context, e *env, args []string) error {
 		"--log-level", a.LogLevel,
 		"--log-format", a.LogFmt,
 	})
-}
-
-// warmUp does, before any tenant is known, the start-up work of an app
-// that depends on no tenant: it builds and throws away an app handler for
-// a placeholder that is no tenant (no record of the registry, a store
-// that was never opened and is never used), so that the code, the
-// embedded static files and the templates are paged in and their
-// one-time costs paid while the process waits in the pool.
-func warmUp() {
-	placeholder := registry.Tenant{ID: registry.NewID(), Name: "pool-warmup", DisplayName: "Pool warm-up",
-		Hosts: []string{"pool-warmup.invalid"}, PrimaryHost: "pool-warmup.invalid", Database: "pool-warmup",
-		State: registry.StateActive}
-	reg := prometheus.NewRegistry()
-	_, _ = app.NewServer(app.Config{Tenant: placeholder, Store: &store.Store{}, Logger: slog.New(slog.DiscardHandler),
-		Registerer: reg, Gatherer: reg})
-	runtime.GC()
 }

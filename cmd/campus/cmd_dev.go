@@ -78,7 +78,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return fmt.Errorf("data directory %q: %w", ro.data, err)
 	}
 	ro.data = dataDir
-	po.tls.dataDir, po.out = dataDir, e.stdout
+	po.tls.dataDir, po.Notice = dataDir, e.stdout
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -127,8 +127,8 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer reg.Close()
-	po.consulReg, _ = reg.(*consul.Registry)
-	po.checkInterval = ro.consulCheck
+	po.Consul, _ = reg.(*consul.Registry)
+	po.CheckInterval = ro.consulCheck
 
 	// No Credentials: the supervisor registers dev's apps itself.
 	m := &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: uri}, Logger: logger}
@@ -182,7 +182,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		return err
 	}
 	defer flushAccessLog() // after serveProxy: the listeners have drained
-	po.accessLog = accessLog
+	po.AccessLog = accessLog
 	err = serveProxy(ctx, logger, metrics, reg, po, sup, sup.Run)
 	logger.Info("campus dev stopped")
 	return err
@@ -252,7 +252,7 @@ func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMon
 		fmt.Fprintf(e.stdout, "  %s\n", line)
 	}
 	fmt.Fprintf(e.stdout, "  %s manage nairobi createsuperuser\n", selfName())
-	fmt.Fprintf(e.stdout, "Proxy metrics and routes: http://%s/metrics  http://%s/routes\n", po.adminListen, po.adminListen)
+	fmt.Fprintf(e.stdout, "Proxy metrics and routes: http://%s/metrics  http://%s/routes\n", po.AdminListen, po.AdminListen)
 	fmt.Fprintf(e.stdout, "\nThis is a development mode for one trusted machine: each school has its own app process,\n"+
 		"but the embedded database and registry have no per-school credentials and every process runs\n"+
 		"as you. Production isolation (a database user and a Consul token per school, a container per\n"+

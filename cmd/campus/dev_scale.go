@@ -58,7 +58,7 @@ func (o *scaleOptions) check() error {
 }
 
 // apply sets the scale-to-zero fields of cfg; the proxy, once made, is
-// the supervisor's Activity (through po.onProxy).
+// the supervisor's Activity (through po.OnProxy).
 func (o *scaleOptions) apply(cfg *supervisor.Config, po *proxyOptions) {
 	act := &supervisor.LateActivity{}
 	cfg.IdleTimeout = o.idleTimeout
@@ -71,5 +71,5 @@ func (o *scaleOptions) apply(cfg *supervisor.Config, po *proxyOptions) {
 	// Proxies on other machines (campus proxy --wake) ask through the
 	// registry.
 	cfg.WakeSource = cfg.Registry
-	po.onProxy = func(p *proxy.Proxy) { act.Set(p) }
+	po.OnProxy = func(p *proxy.Proxy) { act.Set(p) }
 }

@@ -1,22 +1,15 @@
 package main
 
 import (
-	"crypto/tls"
 	"crypto/x509"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 
-	"github.com/caddyserver/certmagic"
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/campus-saas/campus/certs"
-	"github.com/campus-saas/campus/proxy"
-	"github.com/campus-saas/campus/registry/consul"
+	"github.com/campus-saas/campus/deploy/proxyserver"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -34,6 +27,9 @@ type tlsOptions struct {
 	hsts          string
 	redirect      bool
 	dataDir       string // set by the command: --data
+	// set by check
+	roots    *x509.CertPool
+	inConsul bool
 }
 
 func (o *tlsOptions) register(fs *flag.FlagSet, dev bool) {
@@ -61,102 +57,71 @@ func (o *tlsOptions) enabled() bool {
 	return o.listen != ""
 }
 
-// tlsSource is what the proxy needs of a certificate source.
-type tlsSource interface {
-	TLSConfig() *tls.Config
-}
-
-// tlsSetup is the HTTPS side of a proxy, ready to serve.
-type tlsSetup struct {
-	config      *tls.Config
-	httpHandler http.Handler // for the plain-HTTP listener
-	stop        func()
-	notice      string // printed at start (dev CA instructions)
-}
-
-// setup builds the certificate source for p. consulReg is the registry
-// when it is Consul (for --cert-storage consul).
-func (o *tlsOptions) setup(p *proxy.Proxy, metrics prometheus.Registerer, logger *slog.Logger, consulReg *consul.Registry) (*tlsSetup, error) {
-	_, port, err := net.SplitHostPort(o.listen)
-	if err != nil {
-		return nil, usageErr("--tls-listen %q: %v", o.listen, err)
+// check refuses HTTPS flags that do not parse, before anything starts:
+// the listen address, the ACME roots file, the certificate storage
+// (backend is the registry's kind).
+func (o *tlsOptions) check(backend string) error {
+	if !o.enabled() {
+		return nil
 	}
-	var redirect http.Handler = p
-	if o.redirect {
-		var eligible func(string) bool // the dev CA issues for every school host
-		if !o.dev {
-			eligible = certs.Eligible
-		}
-		redirect = p.RedirectToHTTPS(port, eligible)
+	if _, _, err := net.SplitHostPort(o.listen); err != nil {
+		return usageErr("--tls-listen %q: %v", o.listen, err)
 	}
 	if o.dev {
-		dir := filepath.Join(o.dataDir, "ca")
-		ca, err := certs.LoadOrCreateDevCA(dir, p, metrics)
-		if err != nil {
-			return nil, err
-		}
-		return &tlsSetup{config: ca.TLSConfig(), httpHandler: redirect, stop: func() {}, notice: ca.TrustInstructions(dir)}, nil
-	}
-	cfg := certs.ACMEConfig{
-		Routes: p, Logger: logger.With("component", "certs"), Registerer: metrics,
-		Directory: o.acmeDirectory, Email: o.acmeEmail, OrdersPerHour: o.ordersPerHour,
+		return nil
 	}
 	if o.acmeRoots != "" {
 		pem, err := os.ReadFile(o.acmeRoots)
 		if err != nil {
-			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
+			return fmt.Errorf("--acme-ca-roots: %w", err)
 		}
-		cfg.TrustedRoots = x509.NewCertPool()
-		if !cfg.TrustedRoots.AppendCertsFromPEM(pem) {
-			return nil, usageErr("--acme-ca-roots %s: no PEM certificate in it", o.acmeRoots)
-		}
-	}
-	storage := o.storage
-	if storage == "auto" {
-		storage = "file"
-		if consulReg != nil {
-			storage = "consul"
+		o.roots = x509.NewCertPool()
+		if !o.roots.AppendCertsFromPEM(pem) {
+			return usageErr("--acme-ca-roots %s: no PEM certificate in it", o.acmeRoots)
 		}
 	}
-	switch storage {
+	switch o.storage {
+	case "auto":
+		o.inConsul = backend == "consul"
 	case "file":
-		dir := o.certDir
-		if dir == "" {
-			dir = filepath.Join(o.dataDir, "certs")
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("certificate folder: %w", err)
-		}
-		cfg.Storage = &certmagic.FileStorage{Path: dir}
-		logger.Info("certificates kept in a folder", "dir", dir)
 	case "consul":
-		if consulReg == nil {
-			return nil, usageErr("--cert-storage consul needs the Consul registry")
+		if backend != "consul" {
+			return usageErr("--cert-storage consul needs the Consul registry")
 		}
-		cfg.Storage = certs.NewConsulStorage(consulReg.Client(), consulReg.CertsPrefix())
-		logger.Info("certificates kept in Consul KV", "prefix", consulReg.CertsPrefix())
+		o.inConsul = true
 	default:
-		return nil, usageErr("--cert-storage %q: want file, consul or auto", o.storage)
+		return usageErr("--cert-storage %q: want file, consul or auto", o.storage)
 	}
-	m, err := certs.NewManager(cfg)
-	if err != nil {
-		return nil, err
-	}
-	logger.Info("HTTPS with certificates on demand", "acme_directory", o.acmeDirectory, "orders_per_hour", o.ordersPerHour)
-	return &tlsSetup{config: m.TLSConfig(), httpHandler: m.HTTPHandler(redirect), stop: m.Stop}, nil
+	return nil
 }
 
-var (
-	_ tlsSource = (*certs.Manager)(nil)
-	_ tlsSource = (*certs.DevCA)(nil)
-)
+// config is the HTTPS side of the proxy server, nil when HTTPS is off.
+// Call it once dataDir is set.
+func (o *tlsOptions) config() *proxyserver.TLS {
+	if !o.enabled() {
+		return nil
+	}
+	t := &proxyserver.TLS{Listen: o.listen, HSTS: o.hsts, Redirect: o.redirect}
+	if o.dev {
+		t.DevCADir = filepath.Join(o.dataDir, "ca")
+		return t
+	}
+	t.Directory, t.Email, t.Roots, t.OrdersPerHour = o.acmeDirectory, o.acmeEmail, o.roots, o.ordersPerHour
+	if !o.inConsul {
+		t.CertDir = o.certDir
+		if t.CertDir == "" {
+			t.CertDir = filepath.Join(o.dataDir, "certs")
+		}
+	}
+	return t
+}
 
 // servedPublicURL is the scheme and port a proxy with these options
 // serves schools at: https on the TLS listener's port when HTTPS is on,
 // else plain HTTP on --listen's (publicURLFromListen).
 func (po proxyOptions) servedPublicURL() publicURL {
 	if !po.tls.enabled() {
-		return tenancy.PublicURLFromListen(po.listen)
+		return tenancy.PublicURLFromListen(po.Listen)
 	}
 	p := publicURL{Scheme: "https"}
 	if _, port, err := net.SplitHostPort(po.tls.listen); err == nil && port != "443" {
