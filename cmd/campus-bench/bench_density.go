@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/registry"
 )
 
 // runBenchDensity: `campus bench density` (issue 12).
@@ -73,34 +73,15 @@ database (the embedded server keeps one SQLite file per database).`)
 		lat    durations
 		failed int
 	)
-	lctx, cancel := context.WithTimeout(ctx, *duration)
-	for _, t := range hot {
-		wg.Go(func() {
-			// Spread the first requests over one interval.
-			next := time.Now().Add(rand.N(*interval))
-			for {
-				select {
-				case <-lctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				next = next.Add(*interval)
-				d, code, err := s.get(lctx, t, *path)
-				if lctx.Err() != nil {
-					return
-				}
-				mu.Lock()
-				if err != nil || code != http.StatusOK {
-					failed++
-				} else {
-					lat = append(lat, d)
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	cancel()
+	s.lightLoad(ctx, hot, *path, *interval, *duration, false, func(_ registry.Tenant, d time.Duration, code int, err error, _ bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil || code != http.StatusOK {
+			failed++
+		} else {
+			lat = append(lat, d)
+		}
+	})
 	pids := s.pids()
 	busyMem := memory(pids)
 

@@ -294,29 +294,7 @@ func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleS
 			r.lat[c] = append(r.lat[c], d)
 		}
 	}
-	lctx, cancel := context.WithTimeout(ctx, duration)
-	for _, t := range hot {
-		wg.Go(func() {
-			d, code, err := s.get(lctx, t, "/")
-			record(t, d, code, err, true)
-			next := time.Now().Add(rand.N(interval))
-			for {
-				select {
-				case <-lctx.Done():
-					return
-				case <-time.After(time.Until(next)):
-				}
-				next = next.Add(interval)
-				d, code, err := s.get(lctx, t, "/")
-				if lctx.Err() != nil {
-					return
-				}
-				record(t, d, code, err, false)
-			}
-		})
-	}
-	wg.Wait()
-	cancel()
+	s.lightLoad(ctx, hot, "/", interval, duration, true, record)
 	r.busyMem = memory(s.pids())
 	count := map[string]int64{}
 	for _, st := range s.sup.Status() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -324,3 +325,38 @@ func benchScaleLogger(e *env) *slog.Logger {
 }
 
 var errBenchFailed = errors.New("bench: some requests failed (see the table)")
+
+// lightLoad keeps every tenant of hot under light load until duration
+// ends: a first request at once when first is set, then one request
+// every interval (the paced ones spread over the first interval). Each
+// answer goes to record (called concurrently), first saying whether it
+// was the immediate one.
+func (s *scaleSystem) lightLoad(ctx context.Context, hot []registry.Tenant, path string, interval, duration time.Duration, first bool,
+	record func(t registry.Tenant, d time.Duration, code int, err error, first bool)) {
+	lctx, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range hot {
+		wg.Go(func() {
+			if first {
+				d, code, err := s.get(lctx, t, path)
+				record(t, d, code, err, true)
+			}
+			next := time.Now().Add(rand.N(interval))
+			for {
+				select {
+				case <-lctx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				next = next.Add(interval)
+				d, code, err := s.get(lctx, t, path)
+				if lctx.Err() != nil {
+					return
+				}
+				record(t, d, code, err, false)
+			}
+		})
+	}
+	wg.Wait()
+}
