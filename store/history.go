@@ -235,6 +235,20 @@ func (s *Store) StudentsByID(ctx context.Context, ids []int64) ([]Student, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		var out []Student
+		for _, id := range ids {
+			if doc, ok := s.rm.snap.doc(id); ok {
+				out = append(out, doc.Student)
+			}
+		}
+		return out, nil
+	}
 	var out []Student
 	for start := 0; start < len(ids); start += deleteBatch {
 		found, err := s.findStudents(ctx, d("_id", d("$in", ids[start:min(start+deleteBatch, len(ids))])), nil)

@@ -472,15 +472,25 @@ func (s *Store) abortOp(ctx context.Context, op *runningOp, err error) error {
 	return err
 }
 
-// finishOp cleans up after a commit and closes the record. Failures are
-// left to the next writer (RecoverOperations): the operation is
-// committed and visible whatever happens here.
+// finishOp cleans up after a commit and closes the record: a delete's
+// rows in the background (the caller has its answer: readers no longer
+// see them), an import's at once (nothing to delete). Failures, and a
+// process that ends first, are left to the next writer
+// (RecoverOperations): the operation is committed and visible whatever
+// happens here.
 func (s *Store) finishOp(ctx context.Context, op *runningOp) {
-	defer op.stop()
-	ctx = context.WithoutCancel(ctx)
 	rec := op.rec
 	rec.state = opCommitted
-	_ = s.cleanUp(ctx, &rec)
+	clean := func(ctx context.Context) {
+		defer op.stop()
+		ctx, cancel := withDeadline(ctx, s.opts.BulkTimeout)
+		defer cancel()
+		_ = s.cleanUp(ctx, &rec)
+	}
+	if rec.Kind == opDelete && s.background(clean) {
+		return
+	}
+	clean(context.WithoutCancel(ctx))
 }
 
 // cleanUp finishes a committed operation (deletes the rows it marked, in
