@@ -22,22 +22,22 @@ import (
 // An operation is a record "op:N" in the operations collection (N from a
 // unique insert, so increasing), written before any row. The rows it
 // writes carry N: a new student ins=N, a changed one upd=N with its
-// previous values in prev, a deleted one del=N (a mark: the row stays). Its
-// history entries carry op=N. Every reader resolves the marks against the
+// previous values in prev; a delete names its students in the record (the
+// rows stay). Its history entries carry op=N. Every reader resolves the marks against the
 // operations (opsView): while N is pending (or rolled back), its new rows
 // and entries are invisible, its changed rows show their previous values
-// and its deleted rows are still there; once N is committed, the
+// and its students to delete are still there; once N is committed, the
 // opposite. The commit is ONE insert of "op:N:end" with state committed,
 // whose unique _id also settles a race with a roll-back ("op:N:end" with
 // state rolled_back). Then the writer journals the change (other
 // processes' read models follow) and cleans up in bounded batches (deletes
-// the marked rows), and marks the record closed.
+// the deleted students' rows), and marks the record closed.
 //
 // A pending operation whose writer is gone (the process of the record's
 // owner no longer exists on this host, or, from another host, its
 // heartbeat is older than opLease) is rolled back by the next multi-row
 // writer and at an app's start (RecoverOperations): its new rows deleted
-// in bounded batches, its changes put back, its marks and entries removed,
+// in bounded batches, its changes put back, its entries removed,
 // and an entry "rolled back" recorded. A committed one left open is
 // cleaned up the same way. Readers never see a half-done operation: a
 // row marked by an operation newer than any the reader knows is treated
@@ -97,7 +97,7 @@ type opRecord struct {
 	Username string    `bson:"username"`
 	First    int64     `bson:"first,omitempty"` // the IDs of new rows: [First, Last]
 	Last     int64     `bson:"last,omitempty"`
-	IDs      []int64   `bson:"ids,omitempty"` // the rows a delete marks
+	IDs      []int64   `bson:"ids,omitempty"` // the students a delete deletes
 	Added    int       `bson:"added,omitempty"`
 	Updated  int       `bson:"updated,omitempty"`
 	Deleted  int       `bson:"deleted,omitempty"`
@@ -121,7 +121,6 @@ func opEndID(seq int64) string { return opID(seq) + ":end" }
 type studentMarks struct {
 	Ins  int64       `bson:"ins,omitempty"`
 	Upd  int64       `bson:"upd,omitempty"`
-	Del  int64       `bson:"del,omitempty"`
 	Prev *prevValues `bson:"prev,omitempty"`
 }
 
@@ -143,7 +142,7 @@ type markedStudent struct {
 type OpsView struct {
 	max    int64          // the newest operation: a mark above it is of one begun since, pending
 	hidden map[int64]bool // pending or rolled back: their new rows, changes and entries do not count
-	gone   map[int64]bool // committed deletes not cleaned up yet: their marked rows are gone
+	gone   map[int64]bool // the students of committed deletes not cleaned up yet: gone
 }
 
 // counts reports whether the mark of operation seq (0: none) counts.
@@ -152,7 +151,7 @@ func (v OpsView) counts(seq int64) bool { return seq == 0 || (seq <= v.max && !v
 // resolve turns a stored student into what readers see, and reports
 // whether they see it at all.
 func (v OpsView) resolve(st *Student, m studentMarks) bool {
-	if !v.counts(m.Ins) || (m.Del != 0 && v.gone[m.Del]) {
+	if !v.counts(m.Ins) || v.gone[st.ID] {
 		return false
 	}
 	if m.Upd != 0 && m.Prev != nil && !v.counts(m.Upd) {
@@ -168,7 +167,7 @@ func (v OpsView) studentFilter(f bson.D) bson.D {
 		nor = append(nor, d("ins", d("$in", h)))
 	}
 	if g := v.list(v.gone); len(g) > 0 {
-		nor = append(nor, d("del", d("$in", g)))
+		nor = append(nor, d("_id", d("$in", g)))
 	}
 	return append(f, bson.E{Key: "$nor", Value: nor})
 }
@@ -238,7 +237,9 @@ func readOps(ctx context.Context, db *mongo.Database) (OpsView, []*opRecord, err
 		case rec.state != opCommitted:
 			v.hidden[seq] = true
 		case rec.Kind == opDelete && !rec.Closed:
-			v.gone[seq] = true
+			for _, id := range rec.IDs {
+				v.gone[id] = true
+			}
 		}
 		out = append(out, rec)
 	}
@@ -257,14 +258,18 @@ func (s *Store) opsView(ctx context.Context) (OpsView, error) {
 func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, error) {
 	switch name {
 	case colStudents:
-		if raw.Lookup("ins").IsZero() && raw.Lookup("upd").IsZero() && raw.Lookup("del").IsZero() && raw.Lookup("prev").IsZero() {
+		id, _ := raw.Lookup("_id").AsInt64OK()
+		if raw.Lookup("ins").IsZero() && raw.Lookup("upd").IsZero() && raw.Lookup("prev").IsZero() {
+			if v.gone[id] {
+				return nil, false, nil
+			}
 			return raw, true, nil
 		}
 		var m studentMarks
 		if err := bson.Unmarshal(raw, &m); err != nil {
 			return nil, false, fmt.Errorf("decode a student's marks: %w", err)
 		}
-		var st Student
+		st := Student{ID: id}
 		if !v.resolve(&st, m) {
 			return nil, false, nil
 		}
@@ -287,7 +292,7 @@ func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, err
 		}
 		for _, e := range doc {
 			switch e.Key {
-			case "ins", "upd", "del", "prev":
+			case "ins", "upd", "prev":
 			default:
 				out = append(out, e)
 			}
@@ -493,13 +498,13 @@ func (s *Store) finishOp(ctx context.Context, op *runningOp) {
 	clean(context.WithoutCancel(ctx))
 }
 
-// cleanUp finishes a committed operation (deletes the rows it marked, in
-// bounded batches) and closes it.
+// cleanUp finishes a committed operation (deletes the rows of the
+// students it deleted, in bounded batches) and closes it.
 func (s *Store) cleanUp(ctx context.Context, rec *opRecord) error {
 	if rec.Kind == opDelete {
 		for start := 0; start < len(rec.IDs); start += deleteBatch {
 			batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
-			if _, err := s.col(colStudents).DeleteMany(ctx, bson.D{{Key: "_id", Value: d("$in", batch)}, {Key: "del", Value: rec.Seq}}); err != nil {
+			if _, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", batch))); err != nil {
 				return fmt.Errorf("clean up operation %d: %w", rec.Seq, err)
 			}
 		}
@@ -508,7 +513,11 @@ func (s *Store) cleanUp(ctx context.Context, rec *opRecord) error {
 }
 
 func (s *Store) closeOp(ctx context.Context, rec *opRecord) error {
-	_, err := s.col(colOperations).UpdateOne(ctx, d("_id", rec.ID), d("$set", bson.D{{Key: "closed", Value: true}, {Key: "closed_at", Value: s.now()}}))
+	// A closed delete's students are gone from the collection: every
+	// reader reads the records, so its IDs go.
+	_, err := s.col(colOperations).UpdateOne(ctx, d("_id", rec.ID), bson.D{
+		{Key: "$set", Value: bson.D{{Key: "closed", Value: true}, {Key: "closed_at", Value: s.now()}}},
+		{Key: "$unset", Value: d("ids", "")}})
 	if err != nil {
 		return fmt.Errorf("close operation %d: %w", rec.Seq, err)
 	}
@@ -517,8 +526,8 @@ func (s *Store) closeOp(ctx context.Context, rec *opRecord) error {
 
 // rollBack ends rec as rolled back (unless it committed meanwhile: then
 // it is cleaned up) and undoes it in bounded batches: its new rows
-// deleted, its changed rows put back, its marks and history entries
-// removed, and one entry recording the roll-back.
+// deleted, its changed rows put back, its history entries removed, and
+// one entry recording the roll-back.
 func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 	if rec.state == opPending {
 		state, err := s.decide(ctx, rec.Seq, opRolledBack)
@@ -555,12 +564,6 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 				bson.D{{Key: "$set", Value: studentKeysSet(prev)}, {Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}}}); err != nil {
 				return fmt.Errorf("roll back operation %d: put student %d back: %w", rec.Seq, m.ID, err)
 			}
-		}
-	}
-	for start := 0; start < len(rec.IDs); start += deleteBatch {
-		batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
-		if _, err := s.col(colStudents).UpdateMany(ctx, bson.D{{Key: "_id", Value: d("$in", batch)}, {Key: "del", Value: rec.Seq}}, d("$unset", d("del", ""))); err != nil {
-			return fmt.Errorf("roll back operation %d: unmark its students: %w", rec.Seq, err)
 		}
 	}
 	if err := s.deleteEntries(ctx, rec.Seq); err != nil {
@@ -706,9 +709,6 @@ func (v OpsView) resolveDoc(doc *studentDoc, raw bson.Raw) bool {
 	if ins, ok := raw.Lookup("ins").AsInt64OK(); ok {
 		m.Ins = ins
 	}
-	if del, ok := raw.Lookup("del").AsInt64OK(); ok {
-		m.Del = del
-	}
 	if upd, ok := raw.Lookup("upd").AsInt64OK(); ok {
 		m.Upd = upd
 		if p, ok := raw.Lookup("prev").DocumentOK(); ok {
@@ -719,7 +719,7 @@ func (v OpsView) resolveDoc(doc *studentDoc, raw bson.Raw) bool {
 		}
 	}
 	if m == (studentMarks{}) {
-		return true
+		return !v.gone[doc.ID]
 	}
 	st := doc.Student
 	if !v.resolve(&st, m) {
