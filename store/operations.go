@@ -51,6 +51,10 @@ import (
 // heartbeat before its pending operation counts as interrupted.
 const OperationLease = 30 * time.Second
 
+// RecoverInterval is how often a running app looks for operations whose
+// writer died (RecoverOperations): one small read.
+const RecoverInterval = 5 * time.Second
+
 const (
 	colOperations = "operations"
 	opBeat        = 2 * time.Second // the writer's heartbeat

@@ -103,24 +103,33 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // recoverOperations rolls back the imports and bulk deletes that a writer
-// left half done when it died (store.RecoverOperations), at the start and
-// once more after a writer on another host would have lost its lease.
+// left half done when it died, and finishes those it committed
+// (store.RecoverOperations: the school's read models then follow): at the
+// start, then every store.RecoverInterval while the app runs, so that a
+// writer killed between its commit and its journal entry is seen within
+// seconds. A failure is logged once until the next success.
 func recoverOperations(ctx context.Context, st *store.Store, logger *slog.Logger) {
-	for _, wait := range []time.Duration{0, store.OperationLease + time.Second} {
-		t := time.NewTimer(wait)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	failing := false
+	for {
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
 		case <-t.C:
 		}
 		n, err := st.RecoverOperations(ctx)
 		switch {
-		case err != nil && ctx.Err() == nil:
-			logger.Warn("recover interrupted imports and deletes (the next one retries)", "err", err)
-		case n > 0:
-			logger.Info("rolled back interrupted imports or deletes", "count", n)
+		case err != nil && ctx.Err() == nil && !failing:
+			logger.Warn("recover interrupted imports and deletes (retried)", "err", err)
+			failing = true
+		case err == nil:
+			failing = false
+			if n > 0 {
+				logger.Info("rolled back interrupted imports or deletes", "count", n)
+			}
 		}
+		t.Reset(store.RecoverInterval)
 	}
 }
 
