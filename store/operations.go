@@ -36,7 +36,8 @@ import (
 // A pending operation whose writer is gone (the process of the record's
 // owner no longer exists on this host, or, from another host, its
 // heartbeat is older than opLease) is rolled back by the next multi-row
-// writer and at an app's start (RecoverOperations): its new rows deleted
+// writer and by the school's app, at its start and every RecoverInterval
+// (RecoverOperations): its new rows deleted
 // in bounded batches, its changes put back, its entries removed,
 // and an entry "rolled back" recorded. A committed one left open is
 // cleaned up the same way. Readers never see a half-done operation: a
