@@ -41,7 +41,7 @@ func BenchmarkSavedModel(b *testing.B) {
 	})
 	b.Run("trigrams", func(b *testing.B) {
 		for b.Loop() {
-			buildTrigramIndex(sn.order[ordID])
+			buildTrigramIndex(sn.ids, sn.text, sn.at)
 		}
 	})
 }

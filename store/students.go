@@ -34,8 +34,6 @@ type studentDoc struct {
 	FirstNameKey  string `bson:"first_name_key"`
 	SecondNameKey string `bson:"second_name_key"`
 	Search        string `bson:"search"`
-
-	pos int // place in the read model's order by id (readmodel.go)
 }
 
 func newStudentDoc(st Student) studentDoc {
