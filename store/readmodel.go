@@ -117,9 +117,9 @@ type snapshot struct {
 	ids  []int64
 	rec  []uint32 // rec[pos]: where its record starts in recs
 	recs []byte
-	dead int      // bytes of recs no student points at any more
-	text []byte   // every search text, each after a '\n' (which folded text never holds)
-	at   []int32  // at[pos]: where its search text begins in text
+	dead int     // bytes of recs no student points at any more
+	text []byte  // every search text, each after a '\n' (which folded text never holds)
+	at   []int32 // at[pos]: where its search text begins in text
 	// The other orders: posOf[o][i] is the pos of the i-th student in
 	// order o, rank[o] its inverse (nil for ordID: the identity).
 	posOf [numOrders][]int32
