@@ -48,6 +48,7 @@ type coldClass struct {
 	t                       registry.Tenant
 	ready, first, search    durations
 	rss                     []int64
+	rssUse, anonUse         []int64 // after inUseFor of use (bench_coldrss.go)
 	firstFailed, searchFail int
 }
 
@@ -97,19 +98,20 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 	fmt.Fprintf(e.stdout, "campus-bench coldstart --sizes: %d wakes per school, from zero (no process; the database warm), through the proxy, GOMAXPROCS=%d\n\n",
 		cfg.wakes, runtimeProcs())
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "apps\tstudents\tstart→ready p50\tmax\tfirst GET / p50\tmax\tnot 200\tfirst search p50\tmax\tnot 200\tRSS after (max)\t")
+	fmt.Fprintln(w, "apps\tstudents\tstart→ready p50\tmax\tfirst GET / p50\tmax\tnot 200\tfirst search p50\tmax\tnot 200\tRSS after (max)\tRSS in use p50\tmax\tanonymous max\t")
 	for _, c := range systems[0].classes {
 		for _, cs := range systems {
 			k := cs.classes[slices.IndexFunc(cs.classes, func(x *coldClass) bool { return x.size == c.size })]
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.0f MB\t\n", cs.name, k.size,
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.0f MB\t%.1f MB\t%.1f MB\t%.1f MB\t\n", cs.name, k.size,
 				msf(k.ready.pct(50)), msf(k.ready.max()), msf(k.first.pct(50)), msf(k.first.max()), k.firstFailed,
-				msf(k.search.pct(50)), msf(k.search.max()), k.searchFail, float64(slices.Max(append(k.rss, 0)))/1e6)
+				msf(k.search.pct(50)), msf(k.search.max()), k.searchFail, float64(slices.Max(append(k.rss, 0)))/1e6,
+				float64(median(k.rssUse))/1e6, float64(slices.Max(append(k.rssUse, 0)))/1e6, float64(slices.Max(append(k.anonUse, 0)))/1e6)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB")
+	fmt.Fprintf(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB (in use: after %s of pages and searches)\n", inUseFor)
 
 	if cfg.importRows > 0 {
 		for _, cs := range systems {
@@ -149,6 +151,7 @@ func (cs *coldSystem) wake(ctx context.Context, c *coldClass, n int) error {
 			c.rss = append(c.rss, rssOf(st.PID))
 		}
 	}
+	cs.useAndMeasure(ctx, c, n)
 	return nil
 }
 
