@@ -25,6 +25,7 @@ type coldSizesConfig struct {
 	wakes      int
 	before     string // a second campus binary measured beside, in alternating wakes ("": none)
 	importRows int    // rows imported into the biggest school while it is read (0: no import phase)
+	previews   int    // people previewing an import of importRows rows at once (bench_coldpreview.go)
 	maxStarts  int
 	mo         mongoOptions
 }
@@ -113,6 +114,13 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 	}
 	fmt.Fprintf(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB (in use: after %s of pages and searches)\n", inUseFor)
 
+	if cfg.importRows > 0 && cfg.previews > 0 {
+		for _, cs := range systems {
+			if err := cs.previewsWhileIdle(ctx, e, cfg.previews, cfg.importRows); err != nil {
+				return err
+			}
+		}
+	}
 	if cfg.importRows > 0 {
 		for _, cs := range systems {
 			if err := cs.importWhileRead(ctx, e, cfg.importRows); err != nil {
