@@ -771,7 +771,7 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	}
 	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, sn.count()
 	s.rm.mu.RUnlock()
-	if s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused) == nil {
+	if s.writeSnapshot(ctx, tenantID, seq, n, compress(raw), refused) == nil {
 		s.rm.mu.Lock()
 		sn.saved = max(sn.saved, seq)
 		s.rm.mu.Unlock()

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -30,12 +32,29 @@ func (cs *coldSystem) useAndMeasure(ctx context.Context, c *coldClass, n int) {
 		_, _, _ = s.get(ctx, c.t, path)
 		time.Sleep(20 * time.Millisecond)
 	}
+	addr := ""
 	for _, st := range s.sup.Status() {
 		if st.Tenant == c.t.Name && st.PID != 0 {
 			rss, anon := rssAnonOf(st.PID)
 			c.rssUse = append(c.rssUse, rss)
 			c.anonUse = append(c.anonUse, anon)
+			addr = st.Addr
 		}
+	}
+	// Where the anonymous memory is, from the app's Go runtime (its own
+	// /metrics, not through the proxy).
+	if body, code, err := getBody(ctx, "http://"+addr+"/metrics", c.t.PrimaryHost); err == nil && code == http.StatusOK {
+		var parts []string
+		for _, m := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_next_gc_bytes", "go_memstats_heap_inuse_bytes",
+			"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+			for line := range strings.SplitSeq(string(body), "\n") {
+				if v, ok := strings.CutPrefix(line, m+" "); ok {
+					f, _ := strconv.ParseFloat(v, 64)
+					parts = append(parts, fmt.Sprintf("%s %.1f MB", strings.TrimSuffix(strings.TrimPrefix(m, "go_memstats_"), "_bytes"), f/1e6))
+				}
+			}
+		}
+		c.memstats = strings.Join(parts, ", ")
 	}
 }
 
@@ -69,4 +88,20 @@ func median(xs []int64) int64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// getBody sends GET target with Host host and returns the body.
+func getBody(ctx context.Context, target, host string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return b, resp.StatusCode, err
 }

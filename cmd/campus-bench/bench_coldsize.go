@@ -50,6 +50,7 @@ type coldClass struct {
 	ready, first, search    durations
 	rss                     []int64
 	rssUse, anonUse         []int64 // after inUseFor of use (bench_coldrss.go)
+	memstats                string  // the app's Go memory then, at the last wake
 	firstFailed, searchFail int
 }
 
@@ -111,6 +112,12 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	for _, c := range systems[0].classes {
+		for _, cs := range systems {
+			k := cs.classes[slices.IndexFunc(cs.classes, func(x *coldClass) bool { return x.size == c.size })]
+			fmt.Fprintf(e.stdout, "%s, %d students, in use (last wake): %s\n", cs.name, k.size, k.memstats)
+		}
 	}
 	fmt.Fprintf(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB (in use: after %s of pages and searches)\n", inUseFor)
 
