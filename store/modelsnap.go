@@ -355,36 +355,6 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	return sn, nil // the trigram index is built later (indexLater)
 }
 
-// A process that starts holds almost nothing, so while it decodes a
-// saved model the garbage collector runs at every doubling of a small heap
-// and marks what was decoded so far again and again: in a new process at
-// 100,000 students that doubled the load's time. relaxGC lets the heap grow
-// further between collections while loads from the saved copy run (a
-// memory limit, GOMEMLIMIT, still applies), and puts the setting back
-// when the last one ends. It is process-wide: counted across Stores.
-var (
-	gcMu      sync.Mutex
-	gcRelaxed int
-	gcBefore  int
-)
-
-func relaxGC() (restore func()) {
-	gcMu.Lock()
-	if gcRelaxed == 0 {
-		gcBefore = debug.SetGCPercent(800)
-	}
-	gcRelaxed++
-	gcMu.Unlock()
-	return func() {
-		gcMu.Lock()
-		gcRelaxed--
-		if gcRelaxed == 0 {
-			debug.SetGCPercent(gcBefore)
-		}
-		gcMu.Unlock()
-	}
-}
-
 // releaseLoadGarbage hands the memory a load used and no longer needs
 // (the payload, the decoded chunks, the collection's documents) back to
 // the operating system at once: the runtime would keep it for minutes,
@@ -412,6 +382,7 @@ func (s *Store) indexLater(sn *snapshot) {
 			rm.mu.Lock()
 			if rm.snap == sn && sn.seq == seq && sn.tri == nil {
 				sn.tri = tri
+				noteModel(rm, sn.bytes())
 			}
 			done := rm.snap != sn || sn.tri != nil
 			rm.mu.Unlock()

@@ -448,6 +448,7 @@ func (s *Store) startLoadLocked() chan struct{} {
 					delete(rm.pending, seq)
 				}
 			}
+			noteModel(rm, sn.bytes())
 		}
 		rm.loadErr = err
 		rm.loading = nil
@@ -661,6 +662,9 @@ func (s *Store) catchUp(ctx context.Context) error {
 	}
 	if sn.seq == from+int64(len(entries))-1 && now.After(sn.checked) && len(entries) < maxJournalWalk {
 		sn.checked = now // it has seen the journal's end
+	}
+	if len(entries) > 0 {
+		noteModel(rm, sn.bytes())
 	}
 	return nil
 }

@@ -399,6 +399,7 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	s.stop()
 	s.bg.Wait()
+	noteModel(s.rm, 0) // its model no longer counts for the collector (modelgc.go)
 	if s.client == nil {
 		return nil
 	}
