@@ -22,9 +22,9 @@ import (
 // only the headroom grows with it: at 100,000 students 13 MB more RSS per
 // app for garbage that a collection would free in a few milliseconds. So
 // past gcHeadroom of models, GOGC is lowered to allow about gcHeadroom of
-// garbage (at least gcMinPercent): at 100,000 students, 46.
+// garbage (at least gcMinPercent): at 100,000 students, 30.
 const (
-	gcHeadroom   = 6 << 20
+	gcHeadroom   = 4 << 20
 	gcMinPercent = 25
 	gcLoadPct    = 800
 )
