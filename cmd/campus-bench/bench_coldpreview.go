@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/campus-saas/campus/store"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -37,36 +39,10 @@ func (cs *coldSystem) previewsWhileIdle(ctx context.Context, e *env, n, rows int
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	var csv bytes.Buffer
-	csv.WriteString("registration_no,first_name,second_name\n")
-	for _, r := range benchRows(c.size + rows)[c.size:] {
-		fmt.Fprintf(&csv, "%s,%s,%s\n", r.RegistrationNo, r.FirstName, r.SecondName)
-	}
-	cookies := make([]string, n)
-	for i := range n {
-		u, err := st.CreateSuperuser(ctx, fmt.Sprintf("preview%d-%d", i, time.Now().UnixNano()%1e6), "", "bench-password-1")
-		if err != nil {
-			return fmt.Errorf("create a superuser: %w", err)
-		}
-		token, _, err := st.CreateSession(ctx, u)
-		if err != nil {
-			return fmt.Errorf("create a session: %w", err)
-		}
-		cookies[i] = "campus_session=" + token
-	}
-	if err := waitOK(ctx, "http://"+s.proxyAddr+"/", c.t.PrimaryHost, time.Minute); err != nil {
+	csv := benchCSV(c.size, rows)
+	cookies, tokens, err := cs.adminSessions(ctx, c, st, n)
+	if err != nil {
 		return err
-	}
-	// The forms' tokens (each session's own).
-	tokenRe := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
-	tokens := make([]string, n)
-	for i := range n {
-		body, code, err := cs.send(ctx, c, http.MethodGet, "/admin/students/import/", cookies[i], "", nil)
-		m := tokenRe.FindSubmatch(body)
-		if err != nil || code != http.StatusOK || m == nil {
-			return fmt.Errorf("the import page: %d %v", code, err)
-		}
-		tokens[i] = string(m[1])
 	}
 	pid := func() int {
 		for _, x := range s.sup.Status() {
@@ -99,14 +75,9 @@ func (cs *coldSystem) previewsWhileIdle(ctx context.Context, e *env, n, rows int
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			var body bytes.Buffer
-			mw := multipart.NewWriter(&body)
-			_ = mw.WriteField("csrf_token", tokens[i])
-			fw, _ := mw.CreateFormFile("file", "students.csv")
-			_, _ = fw.Write(csv.Bytes())
-			_ = mw.Close()
+			body, ctype := multipartForm(map[string]string{"csrf_token": tokens[i]}, csv)
 			start := time.Now()
-			_, code, err := cs.send(ctx, c, http.MethodPost, "/admin/students/import/", cookies[i], mw.FormDataContentType(), &body)
+			_, code, err := cs.send(ctx, c, http.MethodPost, "/admin/students/import/", cookies[i], ctype, body)
 			if err != nil {
 				code = 0
 			}
@@ -128,7 +99,7 @@ func (cs *coldSystem) previewsWhileIdle(ctx context.Context, e *env, n, rows int
 	rssAfter, anonAfter := rssAnonOf(pid())
 
 	fmt.Fprintf(e.stdout, "\n%s: %d people upload a %d-row CSV (%.1f MB) to the %d-student school's import page at once (previews)\n",
-		cs.name, n, rows, float64(csv.Len())/1e6, c.size)
+		cs.name, n, rows, float64(len(csv))/1e6, c.size)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "answers\tslowest\tRSS before (anonymous)\tpeak\tRSS 5 s after (anonymous)\t")
 	var answers []string
@@ -165,4 +136,107 @@ func (cs *coldSystem) send(ctx context.Context, c *coldClass, method, path, cook
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return b, resp.StatusCode, err
+}
+
+// benchCSV is a CSV of n rows numbered from first (benchRows).
+func benchCSV(first, n int) []byte {
+	var csv bytes.Buffer
+	csv.WriteString("registration_no,first_name,second_name\n")
+	for _, r := range benchRows(first + n)[first:] {
+		fmt.Fprintf(&csv, "%s,%s,%s\n", r.RegistrationNo, r.FirstName, r.SecondName)
+	}
+	return csv.Bytes()
+}
+
+var formValueRe = regexp.MustCompile(`name="(csrf_token|plan|payload)" value="([^"]*)"`)
+
+// formValues are the hidden fields of a page's form.
+func formValues(body []byte) map[string]string {
+	out := map[string]string{}
+	for _, m := range formValueRe.FindAllSubmatch(body, -1) {
+		out[string(m[1])] = html.UnescapeString(string(m[2]))
+	}
+	return out
+}
+
+// adminSessions makes n superusers of c's school, each with a session,
+// and returns their cookies and the tokens of their import forms.
+func (cs *coldSystem) adminSessions(ctx context.Context, c *coldClass, st *store.Store, n int) (cookies, tokens []string, err error) {
+	if err := waitOK(ctx, "http://"+cs.sys.proxyAddr+"/", c.t.PrimaryHost, time.Minute); err != nil {
+		return nil, nil, err
+	}
+	for i := range n {
+		u, err := st.CreateSuperuser(ctx, fmt.Sprintf("bench%d-%d", i, time.Now().UnixNano()%1e9), "", "bench-password-1")
+		if err != nil {
+			return nil, nil, fmt.Errorf("create a superuser: %w", err)
+		}
+		token, _, err := st.CreateSession(ctx, u)
+		if err != nil {
+			return nil, nil, fmt.Errorf("create a session: %w", err)
+		}
+		cookie := "campus_session=" + token
+		body, code, err := cs.send(ctx, c, http.MethodGet, "/admin/students/import/", cookie, "", nil)
+		if err != nil || code != http.StatusOK || formValues(body)["csrf_token"] == "" {
+			return nil, nil, fmt.Errorf("the import page: %d %v", code, err)
+		}
+		cookies, tokens = append(cookies, cookie), append(tokens, formValues(body)["csrf_token"])
+	}
+	return cookies, tokens, nil
+}
+
+// multipartForm encodes fields, and the file when not nil.
+func multipartForm(fields map[string]string, file []byte) (*bytes.Buffer, string) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for k, v := range fields {
+		_ = mw.WriteField(k, v)
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("file", "students.csv")
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	return &body, mw.FormDataContentType()
+}
+
+// browserImport imports rows new to c's school as a person does on its
+// import page: a preview, then the confirmation, which its app applies.
+func (cs *coldSystem) browserImport(ctx context.Context, c *coldClass, rows int) error {
+	st, err := tenancy.OpenStore(ctx, cs.sys.uri, c.t.Database)
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.WithoutCancel(ctx))
+	cookies, tokens, err := cs.adminSessions(ctx, c, st, 1)
+	if err != nil {
+		return err
+	}
+	body, ctype := multipartForm(map[string]string{"csrf_token": tokens[0]}, benchCSV(c.size, rows))
+	page, code, err := cs.send(ctx, c, http.MethodPost, "/admin/students/import/", cookies[0], ctype, body)
+	form := formValues(page)
+	if err != nil || code != http.StatusOK || form["plan"] == "" {
+		return fmt.Errorf("the import's preview: %d %v", code, err)
+	}
+	form["confirm"] = "yes"
+	body, ctype = multipartForm(form, nil)
+	// The client follows the redirect to the students page (200); the
+	// school then holds the rows.
+	page, code, err = cs.send(ctx, c, http.MethodPost, "/admin/students/import/", cookies[0], ctype, body)
+	if err != nil || code != http.StatusOK {
+		return fmt.Errorf("the import's confirmation: %d %v: %s", code, err, pageError(page))
+	}
+	if n, err := st.CountStudents(ctx); err != nil || n != int64(c.size+rows) {
+		return fmt.Errorf("after the import's confirmation: %d students, want %d (%v): %s", n, c.size+rows, err, pageError(page))
+	}
+	return nil
+}
+
+var alertRe = regexp.MustCompile(`(?s)class="alert[^"]*"[^>]*>(.*?)</div>`)
+
+// pageError is the alert a page shows, if any (for an error message).
+func pageError(page []byte) string {
+	if m := alertRe.FindSubmatch(page); m != nil {
+		return strings.Join(strings.Fields(string(m[1])), " ")
+	}
+	return ""
 }

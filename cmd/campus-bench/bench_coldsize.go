@@ -23,9 +23,10 @@ import (
 type coldSizesConfig struct {
 	sizes      []int
 	wakes      int
-	before     string // a second campus binary measured beside, in alternating wakes ("": none)
-	importRows int    // rows imported into the biggest school while it is read (0: no import phase)
-	previews   int    // people previewing an import of importRows rows at once (bench_coldpreview.go)
+	before     string   // a second campus binary measured beside, in alternating wakes ("": none)
+	importRows int      // rows imported into the biggest school while it is read (0: no import phase)
+	previews   int      // people previewing an import of importRows rows at once (bench_coldpreview.go)
+	importVia  []string // "cli", "browser": the imports while read, in turn
 	maxStarts  int
 	mo         mongoOptions
 }
@@ -129,9 +130,11 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 		}
 	}
 	if cfg.importRows > 0 {
-		for _, cs := range systems {
-			if err := cs.importWhileRead(ctx, e, cfg.importRows); err != nil {
-				return err
+		for _, via := range cfg.importVia {
+			for _, cs := range systems {
+				if err := cs.importWhileRead(ctx, e, cfg.importRows, via); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -191,7 +194,7 @@ func fillSchool(ctx context.Context, uri string, t registry.Tenant, first, n int
 // importWhileRead reads the biggest school with two closed-loop clients
 // (its public page and varied searches) while another process imports
 // rows into it, and for 10 s after, and prints the latency of each phase.
-func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) error {
+func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int, via string) error {
 	c := cs.classes[0]
 	for _, k := range cs.classes {
 		if k.size > c.size {
@@ -235,7 +238,15 @@ func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) err
 	}
 	time.Sleep(2 * time.Second) // the school read before the import, as a baseline
 	start := time.Now()
-	err := fillSchool(ctx, s.uri, c.t, c.size, rows)
+	how := "another process, as `campus manage T students import`"
+	var err error
+	if via == "browser" {
+		how = "through the school's import page: preview, then confirmation, applied by its app"
+		err = cs.browserImport(ctx, c, rows)
+	} else {
+		err = fillSchool(ctx, s.uri, c.t, c.size, rows)
+	}
+	c.size += rows // what the school holds now (another import adds the next rows)
 	end := time.Now()
 	if err == nil {
 		time.Sleep(10 * time.Second)
@@ -245,8 +256,8 @@ func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\n%s: a %d-row import (another process, as `campus manage T students import`) into the %d-student school while two clients read it (its public page and varied searches, alternately); the import took %s\n",
-		cs.name, rows, c.size, end.Sub(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "\n%s: a %d-row import (%s) into the %d-student school while two clients read it (its public page and varied searches, alternately); the import took %s\n",
+		cs.name, rows, how, c.size-rows, end.Sub(start).Round(time.Millisecond))
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "phase\trequests\tp50\tp99\tmax\tnot 200\t")
 	for _, ph := range []struct {
