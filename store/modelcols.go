@@ -30,7 +30,7 @@ import (
 //     text never holds), in place order, and where each begins: a search
 //     runs bytes.Index over text when it cannot use the trigram index.
 //
-// The other orders are places (posOf) and their inverse (rank), int32.
+// The other orders are places (posOf), int32.
 // Adding a text field (issue 27: class, guardian, status, …) is one line
 // in recordTexts and the Student field; a field to sort by also needs an
 // order and a key.
@@ -283,12 +283,18 @@ func (sn *snapshot) place(o, i int) int {
 	return int(sn.posOf[o][i])
 }
 
-// rankOf is the place in order o of the student at pos.
-func (sn *snapshot) rankOf(o, pos int) int {
+// placeOf is the place in order o of the student at pos: a binary search
+// of the order by its keys (no inverse array: 1.2 MB at 100,000 students
+// for a look-up that few requests make, a search with few matches).
+func (sn *snapshot) placeOf(o, pos int) int {
 	if o == ordID {
 		return pos
 	}
-	return int(sn.rank[o][pos])
+	i, found := slices.BinarySearchFunc(sn.posOf[o], int32(pos), func(p, t int32) int { return sn.comparePos(o, p, t) })
+	if !found {
+		panic("read model: a student missing from an order")
+	}
+	return i
 }
 
 // count is the number of students.
@@ -362,19 +368,9 @@ func (sn *snapshot) sortOrders() {
 			}
 			slices.SortFunc(order, func(p, q int32) int { return sn.comparePos(o, p, q) })
 			sn.posOf[o] = order
-			sn.rank[o] = ranks(order)
 		})
 	}
 	wg.Wait()
-}
-
-// ranks is the inverse of an order's places.
-func ranks(order []int32) []int32 {
-	rank := make([]int32, len(order))
-	for i, p := range order {
-		rank[p] = int32(i)
-	}
-	return rank
 }
 
 // newColumns is a snapshot of students (any order, IDs distinct) with its
@@ -444,7 +440,6 @@ func (sn *snapshot) put(doc *studentDoc) {
 		}
 		j, _ := slices.BinarySearchFunc(order, int32(pos), func(p, t int32) int { return sn.comparePos(o, p, t) })
 		sn.posOf[o] = slices.Insert(order, j, int32(pos))
-		sn.rank[o] = ranks(sn.posOf[o])
 	}
 	sn.tri.add(doc.ID, doc.Search)
 }
@@ -453,6 +448,10 @@ func (sn *snapshot) put(doc *studentDoc) {
 // kept, so only its record, its search text and its places in the other
 // orders change.
 func (sn *snapshot) replace(pos int, doc *studentDoc) {
+	var was [numKeys]int // its places, found by its old keys
+	for o := range numKeys {
+		was[o] = sn.placeOf(o, pos)
+	}
 	old := sn.view(pos)
 	sn.dead += old.end - int(sn.rec[pos])
 	oldSearch := string(old.search)
@@ -469,14 +468,10 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 		}
 	}
 	for o := range numKeys {
-		i := int(sn.rank[o][pos])
+		i := was[o]
 		order := slices.Delete(sn.posOf[o], i, i+1)
 		j, _ := slices.BinarySearchFunc(order, int32(pos), func(p, t int32) int { return sn.comparePos(o, p, t) })
-		order = slices.Insert(order, j, int32(pos))
-		sn.posOf[o] = order
-		for r := min(i, j); r <= max(i, j); r++ { // the places that moved
-			sn.rank[o][order[r]] = int32(r)
-		}
+		sn.posOf[o] = slices.Insert(order, j, int32(pos))
 	}
 	if oldSearch != doc.Search {
 		sn.tri.replaced(doc.ID, doc.Search)
@@ -490,6 +485,10 @@ func (sn *snapshot) remove(id int64) {
 		return
 	}
 	defer sn.changed()
+	var was [numKeys]int
+	for o := range numKeys {
+		was[o] = sn.placeOf(o, pos)
+	}
 	v := sn.view(pos)
 	sn.dead += v.end - int(sn.rec[pos])
 	start, end := int(sn.at[pos])-1, int(sn.at[pos])+len(v.search)
@@ -501,15 +500,13 @@ func (sn *snapshot) remove(id int64) {
 	sn.ids = slices.Delete(sn.ids, pos, pos+1)
 	sn.rec = slices.Delete(sn.rec, pos, pos+1)
 	for o := range numKeys {
-		i := int(sn.rank[o][pos])
-		order := slices.Delete(sn.posOf[o], i, i+1)
+		order := slices.Delete(sn.posOf[o], was[o], was[o]+1)
 		for k, p := range order {
 			if p > int32(pos) {
 				order[k] = p - 1
 			}
 		}
 		sn.posOf[o] = order
-		sn.rank[o] = ranks(order)
 	}
 	sn.tri.removed()
 }
@@ -570,7 +567,7 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	fresh.sortOrders()
 	fresh.recs, fresh.text = fit(fresh.recs), fit(fresh.text)
 	sn.ids, sn.rec, sn.recs, sn.dead, sn.text, sn.at = fresh.ids, fresh.rec, fresh.recs, 0, fresh.text, fresh.at
-	sn.posOf, sn.rank = fresh.posOf, fresh.rank
+	sn.posOf = fresh.posOf
 	sn.tri = buildTrigramIndex(sn.ids, sn.text, sn.at)
 	sn.forget()
 }

@@ -100,7 +100,7 @@ func noteModel(rm *readModel, bytes int64) {
 func (sn *snapshot) bytes() int64 {
 	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at)
 	for o := range numOrders {
-		n += 4 * (len(sn.posOf[o]) + len(sn.rank[o]))
+		n += 4 * len(sn.posOf[o])
 	}
 	if sn.tri != nil {
 		n += len(sn.tri.lists) + 8*len(sn.tri.grams)

@@ -343,7 +343,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 			seen[p] = true
 			order[i] = int32(p)
 		}
-		sn.posOf[o], sn.rank[o] = order, ranks(order)
+		sn.posOf[o] = order
 	}
 	if r.err != nil {
 		return nil, r.err

@@ -121,9 +121,8 @@ type snapshot struct {
 	text []byte  // every search text, each after a '\n' (which folded text never holds)
 	at   []int32 // at[pos]: where its search text begins in text
 	// The other orders: posOf[o][i] is the pos of the i-th student in
-	// order o, rank[o] its inverse (nil for ordID: the identity).
+	// order o (nil for ordID: the identity).
 	posOf [numOrders][]int32
-	rank  [numOrders][]int32
 	tri   *trigramIndex // the search texts' trigrams (searchindex.go)
 
 	seq      int64     // last journal entry applied
@@ -901,11 +900,12 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 }
 
 // byRanks reports whether a page of a search is cheaper to take by
-// sorting the matches' places (total·log total) than by walking the order
-// until need matches are passed (need·n/total places, on average): few
-// matches, or a deep page.
+// finding the matches' places (a binary search of the order each, log n
+// key comparisons of some 30 walk steps each) and sorting them than by
+// walking the order until need matches are passed (need·n/total places,
+// on average): few matches, or a deep page.
 func byRanks(total int64, need, n int) bool {
-	return total*int64(bits.Len64(uint64(total))+1) < int64(need)*int64(n)/total
+	return total*int64(30*bits.Len64(uint64(n))+bits.Len64(uint64(total))) < int64(need)*int64(n)/total
 }
 
 // pageByWalk walks the order's places (one int32 array) and takes the
@@ -931,12 +931,13 @@ func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage 
 	return students
 }
 
-// pageByRanks sorts the matches' places in the order and takes the page.
+// pageByRanks finds and sorts the matches' places in the order and takes
+// the page.
 func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, skip, perPage int) []Student {
 	ranks := make([]int32, 0, total)
 	for w, word := range set {
 		for word != 0 {
-			ranks = append(ranks, int32(sn.rankOf(ord, w*64+bits.TrailingZeros64(word))))
+			ranks = append(ranks, int32(sn.placeOf(ord, w*64+bits.TrailingZeros64(word))))
 			word &= word - 1
 		}
 	}
