@@ -242,7 +242,9 @@ func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int, via
 	var err error
 	if via == "browser" {
 		how = "through the school's import page: preview, then confirmation, applied by its app"
-		err = cs.browserImport(ctx, c, rows)
+		var outcome string
+		outcome, err = cs.browserImport(ctx, c, rows)
+		how += "; " + outcome
 	} else {
 		err = fillSchool(ctx, s.uri, c.t, c.size, rows)
 	}
