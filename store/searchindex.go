@@ -157,6 +157,11 @@ func (p *postings) next() (int64, bool) {
 	if p.off >= len(p.b) {
 		return 0, false
 	}
+	if c := p.b[p.off]; c < 0x80 && p.off > 0 { // most differences: one byte
+		p.last += int64(c)
+		p.off++
+		return p.last, true
+	}
 	v, n := binary.Uvarint(p.b[p.off:])
 	if p.off == 0 {
 		p.last = int64(v>>1) ^ -int64(v&1)
