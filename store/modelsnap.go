@@ -117,7 +117,9 @@ func decompress(blob []byte) ([]byte, error) {
 var zeroNanos = time.Time{}.UnixNano()
 
 // encodeSnapshot serializes sn: the students in ID order, then the other
-// orders as places in that one. tenantID and seq are repeated inside, so
+// orders as places in that one. Every text field of recordTexts is
+// written: a field added there changes the payload, so snapFormat must
+// change with it. tenantID and seq are repeated inside, so
 // that the checked payload itself says whose and how recent it is.
 func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 	n := sn.count()
@@ -174,8 +176,8 @@ func derivedKeys(v *studentView) bool {
 	if v.flags&recKeysInSearch == 0 {
 		return false
 	}
-	for i, s := range v.texts {
-		if !isLowerOf(v.keys[i], s) {
+	for i, k := range v.keys { // key i is of text field i
+		if !isLowerOf(k, v.texts[i]) {
 			return false
 		}
 	}
@@ -301,8 +303,8 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		sn.text = append(sn.text, '\n')
 		start := len(sn.text)
 		switch r.byte() {
-		case 1: // the lower case of the names, joined by spaces
-			for k, s := range texts {
+		case 1: // the lower case of the names (the keyed text fields), joined by spaces
+			for k, s := range texts[:numKeys] {
 				if k > 0 {
 					sn.text = append(sn.text, ' ')
 				}
