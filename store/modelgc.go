@@ -35,7 +35,7 @@ var (
 	gcKnown   bool
 	gcNow     int
 	gcRelaxed int
-	gcModels  = map[*readModel]int64{}
+	gcModels  = map[string]int64{} // by readModel.author: the map must not keep a model alive
 )
 
 // applyGCLocked sets GOGC from the state (gcMu held).
@@ -89,9 +89,9 @@ func noteModel(rm *readModel, bytes int64) {
 	gcMu.Lock()
 	defer gcMu.Unlock()
 	if bytes <= 0 {
-		delete(gcModels, rm)
+		delete(gcModels, rm.author)
 	} else {
-		gcModels[rm] = bytes
+		gcModels[rm.author] = bytes
 	}
 	applyGCLocked()
 }
