@@ -437,8 +437,8 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 			if cur.RegistrationNo != g.in.RegistrationNo {
 				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
 			}
-			plan.Errors = append(plan.Errors, RowError{Line: g.line,
-				Msg: fmt.Sprintf("registration_no: %q already exists%s (choose “update existing students” to change it)", g.in.RegistrationNo, as)})
+			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
+				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
 		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
 			plan.Unchanged++
 		default:

@@ -250,6 +250,10 @@ type Session struct {
 type RowError struct {
 	Line int    // 1-based line number in the file (header is line 1)
 	Msg  string // e.g. "registration_no: must be 1-64 letters, digits, '-', '/' or '.'"
+	// Exists: the row's registration number is a student already there
+	// (an import that adds only); the caller says how to update instead
+	// (the web form's checkbox, the CLI's --update).
+	Exists bool
 }
 
 func (e RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
