@@ -44,7 +44,7 @@ Commands:
   backup NAME [-o FILE] [--consistency auto|snapshot|suspend|live]
                          write an archive of one school (record, students, users,
                          history; no sessions or one-time tokens), checksummed
-  restore FILE [--as NEW] [--host H]
+  restore FILE [--as NEW] [--host H] [--display-name D]
                          restore an archive, all or nothing: the same tenant (same
                          ID) after a purge, or with --as a new one with a new ID
   set NAME --idle-timeout D

@@ -111,6 +111,9 @@ func commandLabel(args []string) string {
 	if (args[0] == "tenant" || args[0] == "token") && len(args) > 1 && args[1] != "" &&
 		strings.Trim(args[1], "abcdefghijklmnopqrstuvwxyz") == "" {
 		label += " " + args[1]
+		if args[1] == "host" && len(args) > 2 && (args[2] == "add" || args[2] == "remove") {
+			label += " " + args[2]
+		}
 	}
 	return label
 }
