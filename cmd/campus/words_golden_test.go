@@ -149,4 +149,3 @@ func quoteArgs(args []string) string {
 	}
 	return strings.Join(q, " ")
 }
-
