@@ -69,6 +69,7 @@ func TestMessagesGolden(t *testing.T) {
 		{"tenant-create-display-name-as-name", "", nil, []string{"tenant", "create", "Kisumu School"}},
 		{"tenant-create-no-host", "", nil, []string{"tenant", "create", "kisumu"}},
 		{"tenant-create-url-host", "", nil, []string{"tenant", "create", "kisumu", "--host", "https://kisumu.example.org/admin/", "--display-name", "Kisumu School"}},
+		{"tenant-create-mistyped-flag", "", nil, []string{"tenant", "create", "kisumu", "--hots", "kisumu.school.localhost"}},
 		{"tenant-create-reserved", "", nil, []string{"tenant", "create", "admin", "--host", "admin.school.localhost"}},
 		{"tenant-create-superuser-no-password", "", nil, []string{"tenant", "create", "kisumu", "--host", "kisumu.school.localhost", "--superuser", "head"}},
 		{"tenant-host-add-url", "", nil, []string{"tenant", "host", "add", lagos, "http://foo.example/"}},
