@@ -197,8 +197,8 @@ func versionLine(ldVersion string, bi *debug.BuildInfo, exe string) string {
 		}
 	}
 	if commit == "" && builtByGoRun(exe) {
-		return fmt.Sprintf("campus %s (commit not recorded: built by `go run`, which records none; `go install ./cmd/campus` "+
-			"builds a campus that knows its commit) %s", v, bi.GoVersion)
+		return fmt.Sprintf("campus %s (commit not recorded: built by `go run`, which records none; a campus built by "+
+			"`go install ./cmd/campus` in a git checkout knows it, unless GOFLAGS has -buildvcs=false) %s", v, bi.GoVersion)
 	}
 	if commit == "" {
 		return fmt.Sprintf("campus %s (commit not recorded: built outside a git checkout or with -buildvcs=false, as GOFLAGS "+
