@@ -385,7 +385,7 @@ func (tc *tenantCmd) show(ctx context.Context, reg registry.Registry, fs *flag.F
 		}
 	}
 	if t == nil {
-		return fmt.Errorf("unknown tenant %q", name)
+		return &tenancy.UnknownTenantError{Name: name}
 	}
 	var ins []registry.Instance
 	for _, in := range snap.Instances {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // tenantHostUsage is the line `campus tenant --help` shows for the host
@@ -73,7 +74,7 @@ func (tc *tenantCmd) host(ctx context.Context, reg registry.Registry, fs *flag.F
 		}
 		return fmt.Errorf("%q is not a host of tenant %q; nothing changed (its hosts: %s)", host, name, hostsOf(ctx, tc, name))
 	case errors.Is(err, registry.ErrNotFound):
-		return fmt.Errorf("unknown tenant %q", name)
+		return &tenancy.UnknownTenantError{Name: name}
 	case err != nil:
 		return fmt.Errorf("%s host %q of tenant %q: %w", verb, host, name, err)
 	}

@@ -61,7 +61,7 @@ func inForce(own, label string) string {
 
 func setError(name, what string, err error) error {
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("unknown tenant %q", name)
+		return &tenancy.UnknownTenantError{Name: name}
 	}
 	return fmt.Errorf("set %s of tenant %q: %w", what, name, err)
 }

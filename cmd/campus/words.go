@@ -98,7 +98,7 @@ func word(err error) error {
 			"Run this command from the folder where `campus dev` runs, or point to its data folder with --data DIR or CAMPUS_DATA=DIR "+
 			"(with Consul, set CONSUL_HTTP_ADDR)", noData)
 	case errors.As(err, &unknown):
-		return fmt.Errorf("unknown tenant %q", unknown.Name)
+		return fmt.Errorf("unknown tenant %q: no tenant has that name here (`campus tenant list` lists them; a deleted one shows in `campus tenant list --deleted`)", unknown.Name)
 	case errors.As(err, &superuser):
 		return fmt.Errorf("cannot create tenant %q: superuser %w; nothing was created", superuser.Name, describeUserError(superuser.Err))
 	case errors.As(err, &nameTaken):

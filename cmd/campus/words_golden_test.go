@@ -76,6 +76,7 @@ func TestMessagesGolden(t *testing.T) {
 		{"tenant-host-add-unchanged", "", nil, []string{"tenant", "host", "add", lagos, strings.ToUpper(lagos) + ".School.Localhost:8000"}},
 		{"tenant-host-add", "", nil, []string{"tenant", "host", "add", lagos, "Records.Lagos.Example.org:8000"}},
 		{"tenant-host-remove-absent", "", nil, []string{"tenant", "host", "remove", lagos, "nothere.example.org"}},
+		{"tenant-set-unknown", "", nil, []string{"tenant", "set", "nobody-here", "--idle-timeout", "5m"}},
 		{"tenant-list-in-force", "", nil, []string{"tenant", "list"}},
 		{"tenant-set-default", "", nil, []string{"tenant", "set", lagos, "--idle-timeout", "default"}},
 		{"manage-display-name-as-name", "", nil, []string{"manage", "Lagos School", "createsuperuser"}},
