@@ -465,6 +465,10 @@ func (tc *tenantCmd) delete(ctx context.Context, fs *flag.FlagSet, retention tim
 // and name); anything else is "not confirmed; nothing was <what>".
 func (tc *tenantCmd) confirm(t registry.Tenant, prompt, what string) error {
 	ans, err := newPrompter(tc.e).line(fmt.Sprintf(prompt, t.Database, t.Name))
+	var none *noAnswerError
+	if errors.As(err, &none) {
+		return fmt.Errorf("not confirmed (no answer on standard input); nothing was %s. Without a terminal, add --yes", what)
+	}
 	if err != nil {
 		return err
 	}

@@ -85,6 +85,8 @@ func TestMessagesGolden(t *testing.T) {
 		{"createsuperuser-piped-no-password", "head\n\n", nil, []string{"manage", lagos, "createsuperuser"}},
 		{"createsuperuser-password-stdin-no-username", "long-enough-pw\n", nil, []string{"manage", lagos, "createsuperuser", "--password-stdin"}},
 		{"createsuperuser-password-stdin", "long-enough-pw\n", nil, []string{"manage", lagos, "createsuperuser", "--username", "head", "--password-stdin"}},
+		{"changepassword-piped-once", "one-long-password\n", nil, []string{"manage", lagos, "changepassword", "head"}},
+		{"tenant-purge-data-no-answer", "", nil, []string{"tenant", "delete", lagos, "--purge-data"}},
 		{"tenant-backup-help-dev-database", "", noEnvURI, []string{"tenant", "backup", "--help"}},
 		{"tenant-backup", "", nil, []string{"tenant", "backup", lagos, "-o", archive}},
 		{"tenant-restore-as-display-name", "", nil, []string{"tenant", "restore", archive, "--as", lagos + "-copy",
