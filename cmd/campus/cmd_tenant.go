@@ -406,6 +406,9 @@ func (tc *tenantCmd) show(ctx context.Context, reg registry.Registry, fs *flag.F
 		fmt.Fprintf(w, "Deleted:\t%s\nPurge after:\t%s (data kept, hosts reserved; `campus tenant restore %s` or `campus tenant purge %s`)\n",
 			t.DeletedAt.Format(time.RFC3339), t.PurgeAfter.Format(time.RFC3339), t.Name, t.Name)
 	}
+	defIdle, defMemory := tc.supervisorDefaults()
+	fmt.Fprintf(w, "Idle timeout:\t%s\nMemory limit:\t%s\n", inForce(t.IdleTimeout, idleTimeoutLabel(*t, defIdle)),
+		inForce(t.Memory, memoryLabel(*t, defMemory)))
 	fmt.Fprintf(w, "Instances:\t%d\n", len(ins))
 	for _, in := range ins {
 		health := "unhealthy"

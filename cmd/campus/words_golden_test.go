@@ -78,6 +78,7 @@ func TestMessagesGolden(t *testing.T) {
 		{"tenant-host-remove-absent", "", nil, []string{"tenant", "host", "remove", lagos, "nothere.example.org"}},
 		{"tenant-set-unknown", "", nil, []string{"tenant", "set", "nobody-here", "--idle-timeout", "5m"}},
 		{"tenant-list-in-force", "", nil, []string{"tenant", "list"}},
+		{"tenant-show-in-force", "", nil, []string{"tenant", "show", lagos}},
 		{"tenant-set-default", "", nil, []string{"tenant", "set", lagos, "--idle-timeout", "default"}},
 		{"manage-display-name-as-name", "", nil, []string{"manage", "Lagos School", "createsuperuser"}},
 		{"import-one-duplicate", "", nil, []string{"manage", lagos, "students", "import", oneDup}},
