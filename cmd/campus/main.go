@@ -51,6 +51,7 @@ func commands() map[string]command {
 		"version":     {"Print the version and the commit it was built from", runVersion},
 		"operator":    {"Create, list and revoke operator tokens of the control API and console", runOperator},
 		"audit":       {"List the audit trail of the control API and console", runAudit},
+		"control":     {"Serve the control API and the operators' console", runControl},
 	}
 }
 
