@@ -281,7 +281,7 @@ func (c *console) schools(w http.ResponseWriter, r *http.Request, p page) {
 	for i, sc := range list.Schools {
 		rows[i] = SchoolRow{SchoolSummary: sc, Stats: c.s.Stats.School(sc.Name)}
 	}
-	p.Title, p.Flash = "Schools", q.Get("done")
+	p.Title, p.Flash = "Schools", flash(q.Get("done"))
 	p.Data = map[string]any{"Rows": rows, "Total": list.Total, "Next": list.Next, "State": string(state),
 		"States": []registry.State{registry.StateActive, registry.StateSuspended, registry.StateCreating, registry.StateDeleted}}
 	c.render(w, http.StatusOK, "schools", p)
@@ -298,7 +298,7 @@ func (c *console) school(w http.ResponseWriter, r *http.Request, p page) {
 		c.fail(w, p, err)
 		return
 	}
-	p.Title, p.Flash = d.DisplayName, r.URL.Query().Get("done")
+	p.Title, p.Flash = d.DisplayName, flash(r.URL.Query().Get("done"))
 	p.Data = map[string]any{"School": d, "Audit": audit, "CanPurge": tenancy.CanPurge(d.Tenant) == nil}
 	c.render(w, http.StatusOK, "school", p)
 }
@@ -383,9 +383,11 @@ func (c *console) action(a string) func(w http.ResponseWriter, r *http.Request, 
 		if a == "purge" {
 			to = ConsolePrefix
 		}
-		http.Redirect(w, r, to+"?done="+a+"d", http.StatusSeeOther)
+		http.Redirect(w, r, to+"?done="+pastTense[a], http.StatusSeeOther)
 	}
 }
+
+var pastTense = map[string]string{"suspend": "suspended", "resume": "resumed", "delete": "deleted", "restore": "restored", "purge": "purged"}
 
 func (c *console) backup(w http.ResponseWriter, r *http.Request, p page) {
 	c.s.downloadBackup(w, r)
@@ -398,6 +400,17 @@ func (c *console) fail(w http.ResponseWriter, p page, err error) {
 	}
 	p.Title, p.Error = "Not done", e.Error
 	c.render(w, code, "error", p)
+}
+
+// flash is the message of a done action, only of the known ones (the
+// query string is anybody's).
+func flash(done string) string {
+	for _, v := range pastTense {
+		if v == done {
+			return done
+		}
+	}
+	return ""
 }
 
 func whenText(t time.Time) string {
