@@ -101,6 +101,7 @@ func testOperatorTokens(t *testing.T, e *env) {
 func testOperatorTokenRace(t *testing.T, e *env) {
 	ctx := e.ctx()
 	name := e.name("race")
+	ops, ops2 := operators(t, e.r), operators(t, e.r2)
 	var wg sync.WaitGroup
 	errs := make([]error, 6)
 	for i := range errs {
@@ -108,14 +109,14 @@ func testOperatorTokenRace(t *testing.T, e *env) {
 		go func() {
 			defer wg.Done()
 			_, rec, _ := registry.NewOperatorToken(name, false)
-			r := e.r
+			o := ops
 			if i%2 == 1 {
-				r = e.r2
+				o = ops2
 			}
 			var created registry.OperatorToken
-			created, errs[i] = operators(t, r).CreateOperatorToken(ctx, rec)
+			created, errs[i] = o.CreateOperatorToken(ctx, rec)
 			if errs[i] == nil {
-				t.Cleanup(func() { operators(t, e.r).RevokeOperatorToken(ctx, created.ID) })
+				t.Cleanup(func() { ops.RevokeOperatorToken(ctx, created.ID) })
 			}
 		}()
 	}
