@@ -27,7 +27,7 @@ func startControl(t *testing.T, sys *devSystem) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := sys.Command(context.Background(), "control", "--listen", "127.0.0.1:"+port, "--proxy-admin", "http://"+sys.AdminAddr)
+	cmd := sys.Command(context.Background(), "control", "--listen", "127.0.0.1:"+port, "--proxy-admin", "http://"+sys.AdminAddr, "--stats-interval", "1s")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -149,6 +149,18 @@ func TestControlConsole(t *testing.T) {
 	var disposition, magic string
 	if _, err := fmt.Sscanf(got, "%d %s %s %d %s", &status, &disposition, new(string), &size, &magic); err != nil || status != 200 || !strings.Contains(got, name+"-") || size < 200 || magic != "31,139" {
 		t.Errorf("backup download: %q", got)
+	}
+
+	// The school's requests and its 503s while suspended reach the
+	// console from the proxy's counters.
+	b.open(console+"/console/schools/"+name, http.StatusOK, "console-school-after")
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(b.attr("svg.sparkline", "aria-label"), "errors") || strings.Contains(b.attr("svg.sparkline", "aria-label"), " 0 errors") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the console shows no requests or errors of %s: %q", name, b.attr("svg.sparkline", "aria-label"))
+		}
+		time.Sleep(time.Second)
+		b.open(console+"/console/schools/"+name, http.StatusOK, "console-school-after")
 	}
 
 	// The README's picture of the console.

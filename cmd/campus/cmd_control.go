@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/campus-saas/campus/control"
 	"github.com/campus-saas/campus/registry/consul"
@@ -23,6 +24,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 		listen, proxies   string
 		certFile, keyFile string
 		secureCookies     bool
+		statsInterval     time.Duration
 	)
 	lo.register(fs)
 	ro.register(fs)
@@ -32,6 +34,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&proxies, "proxy-admin", "", "the proxies' admin URLs, comma-separated (e.g. http://127.0.0.1:8001), whose counters the console shows; default with Consul: every registered proxy")
 	fs.StringVar(&certFile, "tls-cert-file", "", "serve HTTPS with this certificate (PEM) …")
 	fs.StringVar(&keyFile, "tls-key-file", "", "… and this key")
+	fs.DurationVar(&statsInterval, "stats-interval", 15*time.Second, "how often the proxies' counters are read")
 	fs.BoolVar(&secureCookies, "secure-cookies", false, "mark the console's cookies Secure although this server speaks plain HTTP (behind a TLS-terminating balancer)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
@@ -60,7 +63,10 @@ func runControl(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("the %T registry keeps no operator tokens", reg)
 	}
 	creds, _ := reg.(tenancy.Credentials) // Consul: the server acts with its own operator token
-	stats := &control.Stats{Logger: logger}
+	if statsInterval < 100*time.Millisecond {
+		return usageErr("--stats-interval must be at least 100ms")
+	}
+	stats := &control.Stats{Logger: logger, Interval: statsInterval}
 	if proxies != "" {
 		list := strings.Split(proxies, ",")
 		stats.Sources = func(context.Context) ([]string, error) { return list, nil }
