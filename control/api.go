@@ -2,6 +2,8 @@ package control
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +58,8 @@ type Created struct {
 	// shown only in this answer (the school keeps its hash).
 	InviteURL     string    `json:"invite_url,omitempty"`
 	InviteExpires time.Time `json:"invite_expires,omitzero"`
+	// Note explains a replayed create's missing invite link.
+	Note string `json:"note,omitempty"`
 }
 
 // CreateRequest is the create endpoint's body.
@@ -189,22 +193,71 @@ func (s *Server) createSchool(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_idempotency_key", "Idempotency-Key is at most 200 characters")
 		return
 	}
-	res, replay, err := s.idem.do(r.Context(), callOf(r).op.ID+"\x00"+key, body, func() idemResult {
-		code, v := s.create(context.WithoutCancel(r.Context()), req)
+	c := callOf(r)
+	sum := sha256.Sum256(body)
+	c.idemKey, c.detail = key, requestHash(sum)
+	res, replay, err := s.idem.do(r.Context(), c.op.ID+"\x00"+key, body, func() idemResult {
+		ctx := context.WithoutCancel(r.Context())
+		if res, ok := s.earlierCreate(ctx, c.op.ID, key, sum); ok {
+			return res
+		}
+		code, v := s.create(ctx, req)
 		b, _ := json.Marshal(v)
-		return idemResult{code: code, body: b, detail: detailOf(v)}
+		res := idemResult{code: code, body: b, detail: detailOf(v)}
+		if cr, ok := v.(Created); ok {
+			res.schoolID = cr.School.ID
+		}
+		return res
 	})
 	if err != nil {
+		c.idemKey, c.detail = "", err.Error()
 		writeError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", err.Error())
 		return
 	}
-	if replay {
+	if replay || res.replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	callOf(r).detail = res.detail
+	if res.detail != "" {
+		c.detail, c.idemKey = res.detail, ""
+	}
+	c.schoolID = res.schoolID
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(res.code)
 	w.Write(res.body)
+}
+
+func requestHash(sum [32]byte) string { return "request sha256 " + hex.EncodeToString(sum[:]) }
+
+// earlierCreate finds, in the audit trail, a create of this token with
+// this Idempotency-Key that this server no longer remembers (it
+// restarted, or another control server answered): the same body gets the
+// school again (201, without the invite link, which was shown once and is
+// not kept); another body is refused.
+func (s *Server) earlierCreate(ctx context.Context, tokenID, key string, sum [32]byte) (idemResult, bool) {
+	entries, err := s.Registry.Audit(ctx, registry.AuditQuery{TokenID: tokenID, IdempotencyKey: key, Limit: 10})
+	if err != nil {
+		s.logger().Warn("control: read the audit trail for an Idempotency-Key", "err", err)
+		return idemResult{}, false
+	}
+	for _, e := range entries {
+		if e.Action != "schools.create" || e.Outcome != registry.OutcomeOK || e.SchoolID == "" {
+			continue
+		}
+		if e.Detail != requestHash(sum) {
+			b, _ := json.Marshal(apiError{Code: "idempotency_key_reused", Error: errKeyReused.Error()})
+			return idemResult{code: http.StatusUnprocessableEntity, body: b, detail: errKeyReused.Error()}, true
+		}
+		t, err := s.Registry.Tenant(ctx, e.Target)
+		if err != nil || t.ID != e.SchoolID {
+			msg := fmt.Sprintf("this Idempotency-Key created school %q (ID %s) at %s, which no longer exists", e.Target, e.SchoolID, e.At.Format(time.RFC3339))
+			b, _ := json.Marshal(apiError{Code: "idempotency_key_reused", Error: msg})
+			return idemResult{code: http.StatusUnprocessableEntity, body: b, detail: msg}, true
+		}
+		b, _ := json.Marshal(Created{School: s.school(t), Note: "created by an earlier request with this Idempotency-Key; its invite link was shown then " +
+			"and is not kept (campus manage " + t.Name + " resetlink USERNAME issues another)"})
+		return idemResult{code: http.StatusCreated, body: b, schoolID: t.ID, replayed: true}, true
+	}
+	return idemResult{}, false
 }
 
 // create runs a create and returns its answer: a Created or an apiError.

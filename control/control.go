@@ -160,6 +160,9 @@ type call struct {
 	target string
 	detail string
 	failed bool // failed after the answer began (its status says 200)
+	// idemKey and schoolID: a create's Idempotency-Key and the school it
+	// created (the detail then holds the request's hash).
+	idemKey, schoolID string
 }
 
 type callKey struct{}
@@ -210,7 +213,7 @@ func (s *Server) audit(ctx context.Context, c *call, action string, status int) 
 		outcome = registry.OutcomeFailed
 	}
 	e := registry.AuditEntry{TokenID: c.op.ID, Operator: c.op.Name, Action: action, Target: c.target,
-		Outcome: outcome, Status: status, Detail: c.detail}
+		Outcome: outcome, Status: status, Detail: c.detail, IdempotencyKey: c.idemKey, SchoolID: c.schoolID}
 	if _, err := s.Registry.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
 		s.logger().Error("control: write audit entry", "err", err, "operator", c.op.Name, "action", action, "target", c.target, "status", status)
 	}

@@ -57,13 +57,22 @@ func newWorld(t *testing.T, reg control.Registry, creds tenancy.Credentials) *wo
 	t.Helper()
 	w := &world{t: t, reg: reg}
 	w.m = &tenancy.Manager{Registry: reg, Database: tenancy.DatabaseAddress{URI: mongotest.URI(t)}, Credentials: creds}
-	s := &control.Server{Manager: w.m, Registry: reg, Public: tenancy.PublicURL{Scheme: "http", Port: "8000"},
-		Logger: slog.New(slog.DiscardHandler)}
-	w.srv = httptest.NewServer(s)
-	t.Cleanup(w.srv.Close)
+	w.restart()
 	w.rw, w.rwID = w.token("ops-rw", false)
 	w.ro, _ = w.token("ops-ro", true)
 	return w
+}
+
+// restart replaces the control server with a new one (nothing in
+// memory) on the same registry and database.
+func (w *world) restart() {
+	if w.srv != nil {
+		w.srv.Close()
+	}
+	s := &control.Server{Manager: w.m, Registry: w.reg, Public: tenancy.PublicURL{Scheme: "http", Port: "8000"},
+		Logger: slog.New(slog.DiscardHandler)}
+	w.srv = httptest.NewServer(s)
+	w.t.Cleanup(w.srv.Close)
 }
 
 func newEmbedded(t *testing.T) *world {
@@ -393,9 +402,33 @@ func TestIdempotentCreate(t *testing.T) {
 	if _, err := w.reg.Tenant(t.Context(), other); err == nil {
 		t.Error("the reused key created a school")
 	}
-	// Keys are per operator token: another token's same key is a new request.
+	// A new key for the same name is a new request: the name is taken.
 	if a := w.call(w.rw, "POST", "/schools", newSchool(n), "Idempotency-Key", key+"-2"); a.code != http.StatusConflict {
 		t.Errorf("a new key for an existing name: %d, want 409", a.code)
+	}
+
+	// The control server restarted (a new one on the same registry): the
+	// retry is found in the audit trail and creates nothing.
+	var firstCreated control.Created
+	first.json(t, &firstCreated)
+	w.restart()
+	again := w.call(w.rw, "POST", "/schools", newSchool(n), "Idempotency-Key", key)
+	var replayed control.Created
+	again.json(t, &replayed)
+	if again.code != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" || replayed.School.ID != firstCreated.School.ID ||
+		replayed.InviteURL != "" || !strings.Contains(replayed.Note, "resetlink") {
+		t.Errorf("retry after a restart: %d %s", again.code, again.body)
+	}
+	if a := w.call(w.rw, "POST", "/schools", newSchool(other), "Idempotency-Key", key); a.code != http.StatusUnprocessableEntity {
+		t.Errorf("key reused for another school after a restart: %d %s", a.code, a.body)
+	}
+	if all, _ := w.reg.Tenants(t.Context()); len(all) != 1 {
+		t.Errorf("%d schools after retries across a restart, want 1", len(all))
+	}
+	// Another operator's token with the same key is another request.
+	tok, _ := w.token("other-op", false)
+	if a := w.call(tok, "POST", "/schools", newSchool(n), "Idempotency-Key", key); a.code != http.StatusConflict {
+		t.Errorf("another token's same key: %d, want 409 (a new create of a taken name)", a.code)
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 // answer of a create for IdempotencyTTL: a retried request (same key,
 // same body) gets the first answer again, invite link included, without
 // creating anything; one still running is waited for. A key used again
-// with another body is refused. Answers are kept in this server's memory
-// only (a restart forgets them; a retry then meets "name taken", which
-// names the school that exists).
+// with another body is refused. Answers are kept in this server's memory;
+// a key it does not remember is looked up in the audit trail (see
+// Server.earlierCreate), so a retry after a restart creates nothing
+// either.
 type idempotency struct {
 	mu      sync.Mutex
 	entries map[string]*idemEntry
@@ -32,9 +33,11 @@ type idemEntry struct {
 }
 
 type idemResult struct {
-	code   int
-	body   []byte
-	detail string
+	code     int
+	body     []byte
+	detail   string // the error, for the audit trail
+	schoolID string // of the school created
+	replayed bool   // an earlier create found in the audit trail
 }
 
 var errKeyReused = errors.New("this Idempotency-Key was used with another request body; use a new key for a new request")

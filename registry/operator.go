@@ -124,6 +124,11 @@ type AuditEntry struct {
 	Outcome  string    `json:"outcome"`
 	Status   int       `json:"status"`           // the HTTP status answered
 	Detail   string    `json:"detail,omitempty"` // the error, for refused and failed calls
+	// IdempotencyKey is the Idempotency-Key of a create, and SchoolID the
+	// ID of the school it created: a retry that the control server no
+	// longer remembers (it restarted) finds the first create here.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
+	SchoolID       string `json:"school_id,omitempty"`
 }
 
 // AuditID returns a new entry ID for time at: the Unix nanoseconds in 20
@@ -141,6 +146,9 @@ type AuditQuery struct {
 	Target string
 	Before string
 	Limit  int
+	// TokenID and IdempotencyKey, when set, select the entries of that
+	// token with that key.
+	TokenID, IdempotencyKey string
 }
 
 // MaxAuditLimit bounds one page of audit entries.
@@ -156,7 +164,8 @@ func (q AuditQuery) PageLimit() int {
 
 // Matches reports whether e is selected by q (apart from the limit).
 func (q AuditQuery) Matches(e AuditEntry) bool {
-	return (q.Target == "" || e.Target == q.Target) && (q.Before == "" || e.ID < q.Before)
+	return (q.Target == "" || e.Target == q.Target) && (q.Before == "" || e.ID < q.Before) &&
+		(q.TokenID == "" || e.TokenID == q.TokenID) && (q.IdempotencyKey == "" || e.IdempotencyKey == q.IdempotencyKey)
 }
 
 // Operators is implemented by every backend beside Registry.

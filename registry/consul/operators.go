@@ -199,9 +199,9 @@ func (r *Registry) AppendAudit(ctx context.Context, e registry.AuditEntry) (regi
 }
 
 // Audit implements registry.Operators. Consul has no index on the
-// entries' fields: without a target it lists the keys (sorted by time)
-// and reads the newest until the page is full; with one it reads every
-// entry in one list.
+// entries' fields: without a filter (target, token, key) it lists the
+// keys (sorted by time) and reads the newest until the page is full; with
+// one it reads every entry in one list.
 func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.AuditEntry, error) {
 	var out []registry.AuditEntry
 	add := func(id string, value []byte) error {
@@ -214,7 +214,7 @@ func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry
 		}
 		return nil
 	}
-	if q.Target != "" {
+	if q.Target != "" || q.IdempotencyKey != "" || q.TokenID != "" {
 		pairs, _, err := r.client.KV().List(r.auditPrefix(), qopts(ctx))
 		if err != nil {
 			return nil, fmt.Errorf("read audit trail from consul: %w", err)

@@ -354,9 +354,12 @@ var migrations = [][]string{
 			target   TEXT NOT NULL,
 			outcome  TEXT NOT NULL,
 			status   INTEGER NOT NULL,
-			detail   TEXT NOT NULL
+			detail   TEXT NOT NULL,
+			idempotency_key TEXT NOT NULL,
+			school_id       TEXT NOT NULL
 		) STRICT`,
 		`CREATE INDEX audit_target ON audit (target, id)`,
+		`CREATE INDEX audit_idempotency ON audit (token_id, idempotency_key) WHERE idempotency_key != ''`,
 	},
 }
 

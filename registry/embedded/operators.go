@@ -129,8 +129,9 @@ func (r *Registry) AppendAudit(ctx context.Context, e registry.AuditEntry) (regi
 	if err := r.open(); err != nil {
 		return e, err
 	}
-	_, err = r.wdb.ExecContext(ctx, `INSERT INTO audit (id, at, token_id, operator, action, target, outcome, status, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.At.UnixNano(), e.TokenID, e.Operator, e.Action, e.Target, e.Outcome, e.Status, e.Detail)
+	_, err = r.wdb.ExecContext(ctx, `INSERT INTO audit (id, at, token_id, operator, action, target, outcome, status, detail, idempotency_key, school_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.At.UnixNano(), e.TokenID, e.Operator, e.Action, e.Target, e.Outcome, e.Status, e.Detail,
+		e.IdempotencyKey, e.SchoolID)
 	if err != nil {
 		return e, fmt.Errorf("write audit entry: %w", r.dbErr(ctx, "insert", err))
 	}
@@ -146,7 +147,13 @@ func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry
 	if q.Before != "" {
 		where, args = where+` AND id < ?`, append(args, q.Before)
 	}
-	rows, err := r.rdb.QueryContext(ctx, `SELECT id, at, token_id, operator, action, target, outcome, status, detail FROM audit `+
+	if q.TokenID != "" {
+		where, args = where+` AND token_id = ?`, append(args, q.TokenID)
+	}
+	if q.IdempotencyKey != "" {
+		where, args = where+` AND idempotency_key = ?`, append(args, q.IdempotencyKey)
+	}
+	rows, err := r.rdb.QueryContext(ctx, `SELECT id, at, token_id, operator, action, target, outcome, status, detail, idempotency_key, school_id FROM audit `+
 		where+` ORDER BY id DESC LIMIT ?`, append(args, q.PageLimit())...)
 	if err != nil {
 		return nil, fmt.Errorf("read audit trail: %w", r.dbErr(ctx, "read", err))
@@ -158,7 +165,7 @@ func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry
 			e  registry.AuditEntry
 			at int64
 		)
-		if err := rows.Scan(&e.ID, &at, &e.TokenID, &e.Operator, &e.Action, &e.Target, &e.Outcome, &e.Status, &e.Detail); err != nil {
+		if err := rows.Scan(&e.ID, &at, &e.TokenID, &e.Operator, &e.Action, &e.Target, &e.Outcome, &e.Status, &e.Detail, &e.IdempotencyKey, &e.SchoolID); err != nil {
 			return nil, fmt.Errorf("read audit trail: %w", err)
 		}
 		e.At = fromNanos(at)

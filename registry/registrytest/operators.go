@@ -176,6 +176,23 @@ func testAudit(t *testing.T, e *env) {
 	if len(page) != 2 || page[0].ID != ids[2] || page[1].ID != ids[1] {
 		t.Errorf("page before %s: %+v, want entries %s, %s", ids[3], page, ids[2], ids[1])
 	}
+	keyed, err := ops.AppendAudit(ctx, registry.AuditEntry{TokenID: "fedcba9876543210", Operator: "bob", Action: "schools.create",
+		Target: target, Outcome: registry.OutcomeOK, Status: 201, IdempotencyKey: "key-" + target, SchoolID: "0123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []registry.AuditQuery{
+		{TokenID: "fedcba9876543210", IdempotencyKey: "key-" + target},
+		{IdempotencyKey: "key-" + target},
+	} {
+		got, err := ops2.Audit(ctx, q)
+		if err != nil || len(got) != 1 || got[0].ID != keyed.ID || got[0].SchoolID != "0123" || got[0].IdempotencyKey != "key-"+target {
+			t.Errorf("audit %+v: %+v, %v; want the keyed entry", q, got, err)
+		}
+	}
+	if got, err := ops2.Audit(ctx, registry.AuditQuery{TokenID: "0123456789abcdef", IdempotencyKey: "key-" + target}); err != nil || len(got) != 0 {
+		t.Errorf("another token's key: %+v, %v; want none", got, err)
+	}
 	recent, err := ops2.Audit(ctx, registry.AuditQuery{Limit: 3})
 	if err != nil || len(recent) != 3 {
 		t.Fatalf("latest 3: %d, %v", len(recent), err)
