@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -136,6 +137,9 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	for _, a := range []string{"suspend", "resume", "delete", "restore", "purge"} {
 		mux.Handle("POST "+ConsolePrefix+"schools/{name}/"+a, c.auth(true, "schools."+a, c.action(a)))
 	}
+	mux.Handle("POST "+ConsolePrefix+"schools/{name}/set", c.auth(true, "schools.set", c.set))
+	mux.Handle("POST "+ConsolePrefix+"schools/{name}/hosts", c.auth(true, "schools.host_add", c.hosts(true)))
+	mux.Handle("POST "+ConsolePrefix+"schools/{name}/hosts/remove", c.auth(true, "schools.host_remove", c.hosts(false)))
 }
 
 // page is what every template gets.
@@ -387,7 +391,57 @@ func (c *console) action(a string) func(w http.ResponseWriter, r *http.Request, 
 	}
 }
 
-var pastTense = map[string]string{"suspend": "suspended", "resume": "resumed", "delete": "deleted", "restore": "restored", "purge": "purged"}
+var pastTense = map[string]string{"suspend": "suspended", "resume": "resumed", "delete": "deleted", "restore": "restored", "purge": "purged",
+	"set": "settings saved", "host_add": "host added", "host_remove": "host removed"}
+
+// set saves the idle timeout and memory of the school page's form (both
+// checked before either is written; empty: the supervisor's default).
+func (c *console) set(w http.ResponseWriter, r *http.Request, p page) {
+	name := r.PathValue("name")
+	idle, mem := strings.TrimSpace(r.PostForm.Get("idle_timeout")), strings.TrimSpace(r.PostForm.Get("memory"))
+	_, err := registry.ParseIdleTimeout(idle)
+	if err == nil {
+		_, err = registry.ParseMemory(mem)
+	}
+	if err == nil {
+		_, err = c.s.Manager.Lookup(r.Context(), name)
+	}
+	if err == nil {
+		_, err = c.s.Registry.SetIdleTimeout(r.Context(), name, idle)
+	}
+	if err == nil {
+		_, err = c.s.Registry.SetMemory(r.Context(), name, mem)
+	}
+	c.done(w, r, p, name, "set", err)
+}
+
+// hosts adds or removes the host of the school page's forms.
+func (c *console) hosts(add bool) func(w http.ResponseWriter, r *http.Request, p page) {
+	return func(w http.ResponseWriter, r *http.Request, p page) {
+		name, host := r.PathValue("name"), strings.TrimSpace(r.PostForm.Get("host"))
+		_, err := c.s.Manager.Lookup(r.Context(), name)
+		what := "host_remove"
+		if add {
+			what = "host_add"
+		}
+		if err == nil && add {
+			_, err = c.s.Registry.AddHost(r.Context(), name, host)
+		} else if err == nil {
+			_, err = c.s.Registry.RemoveHost(r.Context(), name, host)
+		}
+		c.done(w, r, p, name, what, err)
+	}
+}
+
+// done answers a school page's form: back to the page, or the error.
+func (c *console) done(w http.ResponseWriter, r *http.Request, p page, name, what string, err error) {
+	if err != nil {
+		callOf(r).detail = err.Error()
+		c.fail(w, p, err)
+		return
+	}
+	http.Redirect(w, r, ConsolePrefix+"schools/"+name+"?done="+url.QueryEscape(pastTense[what]), http.StatusSeeOther)
+}
 
 func (c *console) backup(w http.ResponseWriter, r *http.Request, p page) {
 	c.s.downloadBackup(w, r)

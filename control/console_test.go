@@ -116,6 +116,33 @@ func TestConsole(t *testing.T) {
 	}
 	b.post(control.ConsolePrefix+"schools/"+n+"/resume", b.form())
 
+	// Settings and hosts.
+	if code, _, loc := b.post(control.ConsolePrefix+"schools/"+n+"/set", b.form("idle_timeout", "5m", "memory", "768MiB")); code != http.StatusSeeOther || !strings.Contains(loc, "done=settings") {
+		t.Errorf("set: %d → %s", code, loc)
+	}
+	if code, _, _ := b.post(control.ConsolePrefix+"schools/"+n+"/set", b.form("idle_timeout", "1m", "memory", "lots")); code != http.StatusUnprocessableEntity {
+		t.Errorf("set a bad memory: %d", code)
+	}
+	if tn, _ := w.reg.Tenant(t.Context(), n); tn.IdleTimeout != "5m0s" || tn.Memory != "768MiB" {
+		t.Errorf("after set: %q %q", tn.IdleTimeout, tn.Memory)
+	}
+	extra := "records." + n + ".example"
+	if code, _, _ := b.post(control.ConsolePrefix+"schools/"+n+"/hosts", b.form("host", extra)); code != http.StatusSeeOther {
+		t.Errorf("host add: %d", code)
+	}
+	if _, page := b.get(control.ConsolePrefix + "schools/" + n); !strings.Contains(page, extra) {
+		t.Error("the added host is not on the page")
+	}
+	if code, _, _ := b.post(control.ConsolePrefix+"schools/"+n+"/hosts/remove", b.form("host", extra)); code != http.StatusSeeOther {
+		t.Errorf("host remove: %d", code)
+	}
+	if e := w.lastAudit(); e.Action != "schools.host_remove" || e.Outcome != registry.OutcomeOK {
+		t.Errorf("audit of host remove: %+v", e)
+	}
+	if tn, _ := w.reg.Tenant(t.Context(), n); len(tn.Hosts) != 1 {
+		t.Errorf("hosts after add and remove: %v", tn.Hosts)
+	}
+
 	// Backup download.
 	req, _ := http.NewRequest("GET", w.srv.URL+control.ConsolePrefix+"schools/"+n+"/backup", nil)
 	req.AddCookie(b.cookie)
