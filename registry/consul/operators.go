@@ -21,15 +21,16 @@ import (
 //	<prefix>operators/names/<name>  the ID of the live token of that name
 //	<prefix>audit/<entry id>        one entry (JSON); IDs sort by time
 //
-// Only the operator's Consul token writes them (the control server acts
-// with the token it was started with, never with anything a caller sends).
-// A proxy's token reads the whole prefix: it sees hashes of 256-bit
-// secrets, which tell nothing about the tokens.
+// Only the operator's Consul token reads and writes them (the control
+// server acts with the token it was started with, never with anything a
+// caller sends); the proxies' and readers' tokens are denied both prefixes
+// (ProxyRules), and a tenant's token reads only its own tenant key.
 
 var _ registry.Operators = (*Registry)(nil)
 
-func (r *Registry) operatorKey(id string) string    { return r.cfg.Prefix + "operators/tokens/" + id }
-func (r *Registry) operatorName(name string) string { return r.cfg.Prefix + "operators/names/" + name }
+func (r *Registry) operatorsPrefix() string         { return r.cfg.Prefix + "operators/" }
+func (r *Registry) operatorKey(id string) string    { return r.operatorsPrefix() + "tokens/" + id }
+func (r *Registry) operatorName(name string) string { return r.operatorsPrefix() + "names/" + name }
 func (r *Registry) auditPrefix() string             { return r.cfg.Prefix + "audit/" }
 
 // CreateOperatorToken implements registry.Operators: the record and its
