@@ -55,7 +55,6 @@ type bucket struct {
 type series struct {
 	ring       [Slots]bucket
 	rps, p99   float64
-	seenRate   bool
 	certExpiry time.Time
 }
 
@@ -191,7 +190,22 @@ func (s *Stats) Scrape(ctx context.Context) error {
 		b.requests += d.requests
 		b.errors += d.errors
 		if !s.last.IsZero() && elapsed > 0 {
-			se.rps, se.p99, se.seenRate = d.requests/elapsed, quantile(0.99, d.bounds, d.buckets), true
+			se.rps, se.p99 = d.requests/elapsed, quantile(0.99, d.bounds, d.buckets)
+		}
+	}
+	for name, se := range s.schools {
+		if _, ok := per[name]; ok {
+			continue
+		}
+		// No proxy counts it any more (deleted, or its proxies are
+		// unreachable): no rate now, and forgotten once its hour is over.
+		se.rps, se.p99 = 0, 0
+		newest := int64(0)
+		for _, b := range se.ring {
+			newest = max(newest, b.minute)
+		}
+		if newest <= minute-Slots {
+			delete(s.schools, name)
 		}
 	}
 	for src, m := range got {

@@ -76,9 +76,22 @@ func TestStatsFollowsProxyCounters(t *testing.T) {
 	if st.Requests[Slots-1] != 5 || st.Requests[Slots-2] != 200 {
 		t.Errorf("after a restart: last two minutes %v, %v; want 200, 5", st.Requests[Slots-2], st.Requests[Slots-1])
 	}
-	// An hour later the ring has forgotten it all.
+	// accra leaves the proxies (deleted): no rate any more, and an hour
+	// later it is forgotten.
+	p1.reqs.Reset()
+	p2.reqs.Reset()
+	p1.dur.Reset()
+	now = now.Add(15 * time.Second)
+	scrape()
+	if st := s.School("accra"); st.RequestsPerSecond != 0 || st.P99Seconds != 0 || st.Requests[Slots-1] != 5 {
+		t.Errorf("after accra left: %.2f req/s, p99 %.3f, this minute %v", st.RequestsPerSecond, st.P99Seconds, st.Requests[Slots-1])
+	}
 	now = now.Add(time.Hour)
+	scrape()
 	if st := s.School("accra"); st.Requests[Slots-1] != 0 || st.Requests[0] != 0 {
 		t.Errorf("an hour later: %v", st.Requests)
+	}
+	if n := len(s.schools); n != 0 {
+		t.Errorf("%d schools still kept an hour after they left", n)
 	}
 }
