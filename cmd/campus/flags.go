@@ -38,9 +38,10 @@ var serverFlags = map[string]bool{
 	"lookup-rate": true, "wake": true, "register": true, "tenant-refresh": true, "migrate": true, "state-file": true,
 	"mongo-listen": true, "idle-timeout": true, "start-idle": true, "max-starts": true, "health-interval": true,
 	"readiness-interval": true, "pool": true, "liveness-failures": true,
+	"proxy-admin": true, "tls-cert-file": true, "tls-key-file": true, "stats-interval": true, // campus control
 }
 
-var serverCommands = map[string]bool{"dev": true, "proxy": true, "app": true, "app-pool": true}
+var serverCommands = map[string]bool{"dev": true, "proxy": true, "app": true, "app-pool": true, "control": true}
 
 // envNames maps flags whose environment variable is named by their own
 // ecosystem rather than CAMPUS_<FLAG>.

@@ -50,6 +50,9 @@ func commands() map[string]command {
 		"migrate":     {"Migrate every tenant's database (--all), resumable, --parallel at a time", runMigrate},
 		"healthcheck": {"Exit 0 when a URL answers 2xx (for container health checks)", runHealthcheck},
 		"version":     {"Print the version and the commit it was built from", runVersion},
+		"operator":    {"Create, list and revoke operator tokens of the control API and console", runOperator},
+		"audit":       {"List the audit trail of the control API and console", runAudit},
+		"control":     {"Serve the control API and the operators' console", runControl},
 	}
 }
 
