@@ -99,6 +99,10 @@ type Config struct {
 	// waits for its client's reset before it is forwarded (abuse.go);
 	// default DefaultResetHold, negative: no wait.
 	ResetHold time.Duration
+	// MaxConnsPerAddr caps the connections open at once from one client
+	// address on a listener wrapped by LimitListener (connlimit.go);
+	// default DefaultMaxConnsPerAddr, negative: no cap.
+	MaxConnsPerAddr int
 	// SampleEvery is the period of sampled access-log lines (cancelled
 	// requests, malformed bodies); default DefaultSampleEvery.
 	SampleEvery time.Duration
@@ -152,6 +156,9 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.ResetHold == 0 {
 		cfg.ResetHold = DefaultResetHold
+	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
 	if cfg.SampleEvery <= 0 {
 		cfg.SampleEvery = DefaultSampleEvery
