@@ -56,7 +56,7 @@ const (
 	DefaultResetRate   = 20  // cancelled requests per second per HTTP/2 connection
 	DefaultResetBurst  = 100 // at once
 	DefaultSampleEvery = 10 * time.Second
-	DefaultResetHold   = 5 * time.Millisecond
+	DefaultResetHold   = 5 * time.Millisecond // a request on a suspect connection waits at most this for its reset
 	// GoAwayGrace is how long a connection told GOAWAY for resetting too
 	// many requests stays open for its streams in flight.
 	GoAwayGrace = 250 * time.Millisecond
@@ -93,11 +93,7 @@ type connKey struct{}
 // ConnContext is the http.Server ConnContext of the proxy's listeners: it
 // gives each client connection the state of its reset budget.
 func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	cs := &connState{conn: c}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		cs.addr = ap.Addr().Unmap()
-	}
-	return context.WithValue(ctx, connKey{}, cs)
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, addr: addrOf(c.RemoteAddr())})
 }
 
 func connFrom(ctx context.Context) *connState {
