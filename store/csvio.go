@@ -522,7 +522,7 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 		_, derr := s.col(colStudents).DeleteMany(context.WithoutCancel(ctx),
 			d("_id", bson.D{{Key: "$gte", Value: first}, {Key: "$lte", Value: last}}))
 		if derr != nil {
-			err = errors.Join(err, fmt.Errorf("undo partial import: %w", derr))
+			err = errors.Join(err, fmt.Errorf("undo partial import: %w", s.full(derr)))
 		}
 		return err
 	}
@@ -539,7 +539,7 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now})
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
-			err = undoInserts(err)
+			err = undoInserts(s.full(err))
 			if mongo.IsDuplicateKeyError(err) {
 				err = errors.Join(ErrDuplicateRegNo, err)
 			}
@@ -568,7 +568,7 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 			if mongo.IsDuplicateKeyError(err) {
 				err = errors.Join(ErrDuplicateRegNo, err)
 			}
-			err = s.undoUpdates(ctx, plan.Changed[:i], err)
+			err = s.undoUpdates(ctx, plan.Changed[:i], s.full(err))
 			if len(plan.New) == 0 {
 				defer s.journal(ctx, journalEntry{Kind: entryReload}, nil)
 			}
@@ -590,7 +590,7 @@ func (s *Store) undoUpdates(ctx context.Context, done []ImportChange, err error)
 	for _, c := range done {
 		_, uerr := s.col(colStudents).UpdateOne(ctx, d("_id", c.Current.ID), d("$set", studentKeysSet(newStudentDoc(c.Current))))
 		if uerr != nil {
-			err = errors.Join(err, fmt.Errorf("undo update of student %d: %w", c.Current.ID, uerr))
+			err = errors.Join(err, fmt.Errorf("undo update of student %d: %w", c.Current.ID, s.full(uerr)))
 		}
 	}
 	return err

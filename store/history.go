@@ -212,6 +212,7 @@ func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) erro
 	for start := 0; start < len(docs); start += historyBatch {
 		end := min(start+historyBatch, len(docs))
 		if _, err := s.col(colHistory).InsertMany(ctx, docs[start:end]); err != nil {
+			err = s.full(err)
 			return fmt.Errorf("record history (%d entries): %w", len(docs), err)
 		}
 	}

@@ -427,7 +427,7 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 	for off := 0; off < len(blob) || chunks == 0; off += snapChunkSize {
 		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, At: now, Data: blob[off:min(off+snapChunkSize, len(blob))]}
 		if _, err := col.InsertOne(ctx, c); err != nil {
-			return fmt.Errorf("save the read model: %w", err)
+			return fmt.Errorf("save the read model: %w", s.full(err))
 		}
 		chunks++
 	}

@@ -1029,7 +1029,7 @@ func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*sna
 			s.rm.mu.Unlock()
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return 0, fmt.Errorf("journal the change: %w", err)
+			return 0, fmt.Errorf("journal the change: %w", s.full(err))
 		}
 	}
 	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))

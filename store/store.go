@@ -142,6 +142,7 @@ type Store struct {
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
 	rm          *readModel
+	storage     storageStats // writes refused for lack of space (storage.go)
 	ferretMu    sync.Mutex
 	ferretKnown bool
 	isFerret    bool

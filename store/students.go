@@ -105,7 +105,7 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
 		}
-		return Student{}, fmt.Errorf("create student: %w", err)
+		return Student{}, fmt.Errorf("create student: %w", s.full(err))
 	}
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
 	return st, nil
@@ -173,7 +173,7 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	case mongo.IsDuplicateKeyError(err):
 		return Student{}, dupRegNo(in.RegistrationNo)
 	case err != nil:
-		return Student{}, fmt.Errorf("update student %d: %w", id, err)
+		return Student{}, fmt.Errorf("update student %d: %w", id, s.full(err))
 	}
 	doc = newStudentDoc(st)
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
@@ -186,7 +186,7 @@ func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 	defer cancel()
 	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", id))
 	if err != nil {
-		return fmt.Errorf("delete student %d: %w", id, err)
+		return fmt.Errorf("delete student %d: %w", id, s.full(err))
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("student %d: %w", id, ErrNotFound)
@@ -205,7 +205,7 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64) (int64, error) 
 	defer cancel()
 	res, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", ids)))
 	if err != nil {
-		return 0, fmt.Errorf("delete %d students: %w", len(ids), err)
+		return 0, fmt.Errorf("delete %d students: %w", len(ids), s.full(err))
 	}
 	s.journal(ctx, journalEntry{Kind: entryDelete, IDs: ids}, nil)
 	return res.DeletedCount, nil
