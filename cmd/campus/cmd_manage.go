@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -141,7 +142,18 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	err = mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	if store.IsStorageFull(err) {
+		// Worded in words.go with the folder whose disk is full.
+		full := &diskFullError{Err: err}
+		if addr := mo.address(ro.data); !addr.Given() {
+			if _, ok := tenancy.ReadDevState(ro.data); ok {
+				full.DataDir, _ = filepath.Abs(ro.data)
+			}
+		}
+		return full
+	}
+	return err
 }
 
 func manageCommands() map[string]manageCommand {
