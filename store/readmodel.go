@@ -934,9 +934,20 @@ func (s *Store) journalLater() {
 			if err == nil {
 				return
 			}
+			// A full disk is freed by people, not in the seconds Close
+			// gives: a closing Store (a `campus manage` ending) does not
+			// wait for it; the other processes' models are reloaded at
+			// the latest after journalKeep/2 (issue 23).
+			var closing chan struct{}
+			if IsStorageFull(err) {
+				closing = s.closing
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-closing:
+				t.Stop()
+				return
 			case <-ctx.Done():
 				t.Stop()
 				return

@@ -142,11 +142,11 @@ func (s *Store) LastStorageFull() time.Time {
 	return time.Time{}
 }
 
-// describeCause is the server's error without FerretDB's stack of Go
-// source locations ("[msg_insert.go:168 handler.(*Handler).MsgInsert]"),
-// for logs.
-func describeCause(err error) string {
-	msg := err.Error()
+// StripServerStack takes FerretDB's stack of Go source locations
+// ("[msg_insert.go:168 handler.(*Handler).MsgInsert]") and its
+// "(InternalError)" out of an error's text, for people and logs.
+func StripServerStack(msg string) string {
+	msg = strings.ReplaceAll(msg, "(InternalError) ", "")
 	var b strings.Builder
 	for {
 		i := strings.IndexByte(msg, '[')
@@ -172,5 +172,5 @@ func (e *StorageFullError) CauseText() string {
 	if e.Cause == nil {
 		return ""
 	}
-	return describeCause(e.Cause)
+	return StripServerStack(e.Cause.Error())
 }

@@ -153,6 +153,7 @@ type Store struct {
 	stop    context.CancelFunc
 	bgMu    sync.Mutex
 	closed  bool
+	closing chan struct{} // closed when Close starts (journal retries on a full disk give up then)
 	bg      sync.WaitGroup
 	retries sync.WaitGroup // the journal entries still to append: Close gives them until its ctx ends
 }
@@ -374,7 +375,7 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), life: life, stop: stop}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), life: life, stop: stop, closing: make(chan struct{})}
 }
 
 // Close ends the Store's background work and disconnects the client Open
@@ -384,6 +385,9 @@ func New(db *mongo.Database, opts Options) *Store {
 // saved first (within ctx), so that the next process starts from it.
 func (s *Store) Close(ctx context.Context) error {
 	s.bgMu.Lock()
+	if !s.closed {
+		close(s.closing)
+	}
 	s.closed = true
 	s.bgMu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)

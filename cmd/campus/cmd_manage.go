@@ -146,10 +146,9 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	if store.IsStorageFull(err) {
 		// Worded in words.go with the folder whose disk is full.
 		full := &diskFullError{Err: err}
-		if addr := mo.address(ro.data); !addr.Given() {
-			if _, ok := tenancy.ReadDevState(ro.data); ok {
-				full.DataDir, _ = filepath.Abs(ro.data)
-			}
+		uri, _, _ := mo.address(ro.data).Resolve()
+		if dev, ok := tenancy.ReadDevState(ro.data); ok && dev.MongoURI != "" && strings.TrimSuffix(dev.MongoURI, "/") == strings.TrimSuffix(uri, "/") {
+			full.DataDir, _ = filepath.Abs(ro.data) // campus dev's embedded database
 		}
 		return full
 	}

@@ -197,6 +197,7 @@ func describeDiskFull(e *diskFullError) error {
 	} else {
 		msg = disk
 	}
+	msg = store.StripServerStack(msg) // an undo's error may quote the server too
 	return fmt.Errorf("%s.\nFree space on that disk (or make it larger), then run the command again; "+
 		"the schools' pages keep answering meanwhile, and nothing needs a restart", msg)
 }
