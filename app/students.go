@@ -358,22 +358,12 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	if r.PostForm.Get("confirm") == "yes" {
-		// What the students were, for their history.
-		gone, err := s.store.StudentsByID(r.Context(), ids)
-		if err != nil {
-			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
-			return
-		}
-		n, err := s.store.DeleteStudents(r.Context(), ids)
+		// One operation with its history entries: all or nothing.
+		n, err := s.store.DeleteStudents(r.Context(), ids, actor(r))
 		if err != nil {
 			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
-		entries := make([]store.HistoryEntry, len(gone))
-		for i, st := range gone {
-			entries[i] = store.StudentDeleted(actor(r), st, true)
-		}
-		s.record(r, entries...)
 		s.refreshStudentsGauge(r.Context(), true)
 		s.setFlash(w, r, flashBulkDelete, studentCount(n))
 		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)

@@ -94,10 +94,17 @@ func (s school) fill(t *testing.T, marker string, students int) {
 
 // docs returns every document of every collection of db, as BSON bytes
 // sorted within each collection.
+// docs is every document of db, as readers see them: the marks of
+// imports and bulk deletes resolved and taken off (store/operations.go),
+// as a backup holds them.
 func docs(t *testing.T, db *mongo.Database) map[string][]string {
 	t.Helper()
 	ctx := t.Context()
 	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := store.ReadOperations(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +116,13 @@ func docs(t *testing.T, db *mongo.Database) map[string][]string {
 		}
 		var all []string
 		for cur.Next(ctx) {
-			all = append(all, string(cur.Current))
+			doc, ok, err := ops.ResolveDocument(n, cur.Current)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				all = append(all, string(doc))
+			}
 		}
 		if err := cur.Err(); err != nil {
 			t.Fatal(err)

@@ -694,6 +694,10 @@ func (s *Store) loadCollection(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	ops, err := s.opsView(ctx) // before the rows (operations.go)
+	if err != nil {
+		return nil, timeoutError("read students", err)
+	}
 	cur, err := s.col(colStudents).Find(ctx, bson.D{})
 	if err != nil {
 		return nil, timeoutError("read students", err)
@@ -704,6 +708,9 @@ func (s *Store) loadCollection(ctx context.Context) (*snapshot, error) {
 		if err := cur.Decode(doc); err != nil {
 			cur.Close(ctx)
 			return nil, fmt.Errorf("decode student: %w", err)
+		}
+		if !ops.resolveDoc(doc, cur.Current) {
+			continue
 		}
 		if doc.Search == "" { // not migrated yet: derive the keys
 			*doc = newStudentDoc(doc.Student)

@@ -116,6 +116,11 @@ type Store struct {
 	// run before each batch is inserted.
 	insertBatch  int
 	beforeInsert func(batch int)
+	// For tests of operations (operations.go): run at "commit" (before)
+	// and "committed" (after, before the clean-up); and the owner its
+	// records name instead of this process.
+	opHook    func(point string)
+	fakeOwner *opOwner
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
@@ -138,6 +143,10 @@ type Store struct {
 	afterLoadSaved func(error)
 	beforeKind     func() error
 	beforeAppend   func() error
+
+	// The operations this Store is writing (operations.go), by number.
+	opsMu   sync.Mutex
+	running map[int64]struct{}
 
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
@@ -375,7 +384,8 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), life: life, stop: stop, closing: make(chan struct{})}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{},
+		life: life, stop: stop, closing: make(chan struct{})}
 }
 
 // Close ends the Store's background work and disconnects the client Open

@@ -393,16 +393,16 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 			m.tenant.Name, len(plan.New), len(plan.Changed), plan.Unchanged)
 		return nil
 	}
-	res, err := m.store.ApplyImport(ctx, plan)
+	res, err := m.store.ApplyImport(ctx, plan, store.CommandLine) // its history entry included
 	if err != nil {
 		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
 	}
 	if update {
 		fmt.Fprintf(m.e.stdout, "Imported into tenant %s: %d new, %d updated, %d unchanged.\n", m.tenant.Name, res.Added, res.Updated, plan.Unchanged)
-		return recordCLIImport(ctx, m, res.Added+res.Updated)
+		return nil
 	}
 	fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", res.Added, m.tenant.Name)
-	return recordCLIImport(ctx, m, res.Added)
+	return nil
 }
 
 func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {

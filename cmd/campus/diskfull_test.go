@@ -96,11 +96,15 @@ func TestDevDiskFull(t *testing.T) {
 	})
 
 	t.Run("the register holds none of the file", func(t *testing.T) {
-		n := d.exportedStudents("nairobi")
-		// TODO(atomic): until the all-or-nothing protocol of issue 22 is
-		// merged, an undo that fails leaves rows behind; then: n != 0 is an error.
-		if n != 0 {
-			t.Logf("TODO(issue 22): %d of the file's %d students are in the register", n, diskFullRows)
+		// Issue 22's operations: rows of an import that did not commit
+		// are seen by no reader, whether or not their removal succeeded
+		// on the full disk.
+		if n := d.exportedStudents("nairobi"); n != 0 {
+			t.Errorf("%d of the file's %d students are in the register", n, diskFullRows)
+		}
+		_, page := d.get(d.client(), "nairobi.school.localhost", "/")
+		if strings.Contains(page, "NBI-000000") {
+			t.Error("nairobi's public page shows a student of the failed import")
 		}
 	})
 
@@ -175,10 +179,7 @@ func TestDevDiskFull(t *testing.T) {
 		}
 		out, err := d.campus(nil, "", "manage", "nairobi", "students", "import", csv)
 		if err != nil {
-			// TODO(issue 22): with the undo that left rows behind, the same
-			// import is refused for the rows that stayed.
-			t.Logf("TODO(issue 22): the same import after growing the disk: %v\n%.500s", err, out)
-			return
+			t.Fatalf("the same import after growing the disk: %v\n%.1000s", err, out)
 		}
 		if n := d.exportedStudents("nairobi"); n != diskFullRows+1 {
 			t.Errorf("%d students after the import, want %d", n, diskFullRows+1)
