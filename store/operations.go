@@ -644,12 +644,12 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 		case !s.ownerGone(rec):
 		case rec.state == opCommitted:
 			if err := s.cleanUp(ctx, rec); err != nil {
-				return rolled, fmt.Errorf("recover interrupted operations: %w", err)
+				return rolled, fmt.Errorf("recover interrupted operations: %w", s.full(err))
 			}
 			finished = true
 		default:
 			if err := s.rollBack(ctx, rec); err != nil {
-				return rolled, fmt.Errorf("recover interrupted operations: %w", err)
+				return rolled, fmt.Errorf("recover interrupted operations: %w", s.full(err))
 			}
 			if rec.state == opCommitted {
 				finished = true

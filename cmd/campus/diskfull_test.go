@@ -170,6 +170,27 @@ func TestDevDiskFull(t *testing.T) {
 		}
 	})
 
+	t.Run("an app that restarts while the disk is full is routed again", func(t *testing.T) {
+		killed := 0
+		for _, pid := range childPIDs(t, d.Pid()) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if args := strings.Split(string(cmdline), "\x00"); len(args) > 3 && args[1] == "app" && args[3] == "nairobi" {
+				if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+				killed++
+			}
+		}
+		if killed != 1 {
+			t.Fatalf("killed %d apps of nairobi, want 1", killed)
+		}
+		// The registry (same full disk) registers the new instance.
+		d.waitFor("nairobi.school.localhost", http.StatusOK, 2*time.Minute)
+		if logs := d.logs.String(); strings.Contains(logs, "register instance failed") {
+			t.Error("the supervisor could not register an instance on the full disk")
+		}
+	})
+
 	// Space is freed: the same import works, without a restart. 400 MB:
 	// the import rolls back the failed one's rows first, and SQLite's WAL
 	// holds every change until a checkpoint (200 MB fell short once).
