@@ -375,3 +375,44 @@ func TestCraftedDocumentFailsInLoad(t *testing.T) {
 		t.Fatalf("Load: %v, want ErrCorrupt", err)
 	}
 }
+
+// TestDumpLeavesOutPendingOperation: a backup taken while an import runs
+// (store/operations.go: its rows and entry written, not committed) holds
+// none of it, and all of it once committed, without operation marks.
+func TestDumpLeavesOutPendingOperation(t *testing.T) {
+	ctx := t.Context()
+	a := newSchool(t, "op")
+	a.fill(t, "A", 5)
+	_, before := dump(t, a)
+	seq := int64(1 << 20)
+	if _, err := a.db.Collection("operations").InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("op:%d", seq)},
+		{Key: "seq", Value: seq}, {Key: "kind", Value: "import"}, {Key: "beat", Value: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.Collection("students").InsertOne(ctx, bson.D{{Key: "_id", Value: int64(1 << 40)},
+		{Key: "registration_no", Value: "P/1"}, {Key: "first_name", Value: "Pending"}, {Key: "second_name", Value: "Row"}, {Key: "ins", Value: seq}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.Collection("history").InsertOne(ctx, bson.D{{Key: "_id", Value: "pending-entry"}, {Key: "action", Value: "import"}, {Key: "op", Value: seq}}); err != nil {
+		t.Fatal(err)
+	}
+	_, pending := dump(t, a)
+	for _, n := range []string{"students", "history"} {
+		if pending.Trailer.Collections[n] != before.Trailer.Collections[n] {
+			t.Errorf("%s: %d documents while the import is pending, want %d as before it", n, pending.Trailer.Collections[n], before.Trailer.Collections[n])
+		}
+	}
+	if slices.Contains(pending.Collections, "operations") {
+		t.Error("the archive holds the operations")
+	}
+	if _, err := a.db.Collection("operations").InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("op:%d:end", seq)},
+		{Key: "seq", Value: seq}, {Key: "state", Value: "committed"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, committed := dump(t, a)
+	for _, n := range []string{"students", "history"} {
+		if committed.Trailer.Collections[n] != before.Trailer.Collections[n]+1 {
+			t.Errorf("%s: %d documents once committed, want %d", n, committed.Trailer.Collections[n], before.Trailer.Collections[n]+1)
+		}
+	}
+}
