@@ -10,6 +10,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/campus-saas/campus/store"
 )
 
 //go:embed templates/*.html
@@ -119,11 +121,12 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 }
 
 type errorPage struct {
-	Code    int
-	Heading string
-	Message string
-	Link    string
-	LinkTxt string
+	Code      int
+	Heading   string
+	Message   string
+	RequestID string // shown for errors people report (disk full)
+	Link      string
+	LinkTxt   string
 }
 
 var errorPages = map[int]errorPage{
@@ -204,6 +207,10 @@ func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 	if r.Context().Err() != nil {
 		s.log.Debug("client went away", "request_id", st.id, "route", st.route, "err", err)
 		w.WriteHeader(statusClientClosed)
+		return
+	}
+	if store.IsStorageFull(err) {
+		s.storageFullPage(w, r, err)
 		return
 	}
 	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)

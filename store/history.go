@@ -34,6 +34,7 @@ const (
 	ActionBulkDelete Action = "bulk_delete" // one entry per student deleted
 	ActionImport     Action = "import"      // one entry per import
 	ActionResetLink  Action = "reset_link"  // a password reset link issued for a user
+	ActionRolledBack Action = "rolled_back" // an interrupted import or bulk delete, undone (operations.go)
 )
 
 // Label is the action for people.
@@ -51,6 +52,8 @@ func (a Action) Label() string {
 		return "Imported"
 	case ActionResetLink:
 		return "Reset link issued"
+	case ActionRolledBack:
+		return "Rolled back"
 	}
 	return string(a)
 }
@@ -87,6 +90,9 @@ type HistoryEntry struct {
 	// TargetUserID is set on entries about a user account (added,
 	// changed, reset link) instead of StudentID.
 	TargetUserID string `bson:"target_user_id,omitempty" json:"target_user_id,omitempty"`
+	// Op is the import or bulk delete the entry is part of
+	// (operations.go): it counts only once that is committed.
+	Op int64 `bson:"op,omitempty" json:"op,omitempty"`
 }
 
 // studentFields are the fields a history entry compares, in form order.
@@ -197,6 +203,11 @@ func ResetLinkIssued(a Actor, u User) HistoryEntry {
 
 // RecordHistory stores entries, stamping each with an id and the time.
 func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) error {
+	return s.recordEntries(ctx, 0, entries...)
+}
+
+// recordEntries stores entries as part of operation op (0: none).
+func (s *Store) recordEntries(ctx context.Context, op int64, entries ...HistoryEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -206,12 +217,13 @@ func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) erro
 		if e.Username == "" || e.Action == "" {
 			return fmt.Errorf("record history: entry %d has no user or action", i)
 		}
-		e.ID, e.At = bson.NewObjectID().Hex(), now
+		e.ID, e.At, e.Op = bson.NewObjectID().Hex(), now, op
 		docs[i] = e
 	}
 	for start := 0; start < len(docs); start += historyBatch {
 		end := min(start+historyBatch, len(docs))
 		if _, err := s.col(colHistory).InsertMany(ctx, docs[start:end]); err != nil {
+			err = s.full(err)
 			return fmt.Errorf("record history (%d entries): %w", len(docs), err)
 		}
 	}
@@ -224,13 +236,27 @@ func (s *Store) StudentsByID(ctx context.Context, ids []int64) ([]Student, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cur, err := s.col(colStudents).Find(ctx, d("_id", d("$in", ids)))
-	if err != nil {
-		return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		var out []Student
+		for _, id := range ids {
+			if doc, ok := s.rm.snap.doc(id); ok {
+				out = append(out, doc.Student)
+			}
+		}
+		return out, nil
 	}
 	var out []Student
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+	for start := 0; start < len(ids); start += deleteBatch {
+		found, err := s.findStudents(ctx, d("_id", d("$in", ids[start:min(start+deleteBatch, len(ids))])), nil)
+		if err != nil {
+			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+		}
+		out = append(out, found...)
 	}
 	return out, nil
 }
@@ -258,7 +284,11 @@ func (s *Store) findHistory(ctx context.Context, filter bson.D, dir int, limit i
 	if limit > 0 {
 		o.SetLimit(limit)
 	}
-	cur, err := s.col(colHistory).Find(ctx, filter, o)
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(filter), o)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
@@ -277,7 +307,11 @@ func (s *Store) ExportHistory(ctx context.Context, w io.Writer, format string) e
 	if format != "csv" && format != "json" {
 		return fmt.Errorf("export history: unknown format %q (want csv or json)", format)
 	}
-	cur, err := s.col(colHistory).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return fmt.Errorf("export history: %w", err)
+	}
+	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(bson.D{}), options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export history: %w", err)
 	}

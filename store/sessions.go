@@ -63,7 +63,7 @@ func (s *Store) CreateSession(ctx context.Context, u User) (token string, sess S
 	doc := sessionDoc{ID: id, UserID: u.ID, Username: u.Username, CSRFToken: newToken(),
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL)}
 	if _, err := s.col(colSessions).InsertOne(ctx, doc); err != nil {
-		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, err)
+		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, s.full(err))
 	}
 	sess = doc.session()
 	sess.IsSuperuser = u.IsSuperuser
@@ -113,7 +113,7 @@ func (s *Store) endSessions(ctx context.Context, userID, keep string) error {
 		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", keep)})
 	}
 	if _, err := s.col(colSessions).DeleteMany(ctx, filter); err != nil {
-		return fmt.Errorf("end sessions: %w", err)
+		return fmt.Errorf("end sessions: %w", s.full(err))
 	}
 	return nil
 }
@@ -125,7 +125,7 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 		return nil
 	}
 	if _, err := s.col(colSessions).DeleteOne(ctx, d("_id", id)); err != nil {
-		return fmt.Errorf("delete session: %w", err)
+		return fmt.Errorf("delete session: %w", s.full(err))
 	}
 	return nil
 }

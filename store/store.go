@@ -116,6 +116,11 @@ type Store struct {
 	// run before each batch is inserted.
 	insertBatch  int
 	beforeInsert func(batch int)
+	// For tests of operations (operations.go): run at "commit" (before)
+	// and "committed" (after, before the clean-up); and the owner its
+	// records name instead of this process.
+	opHook    func(point string)
+	fakeOwner *opOwner
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
@@ -139,9 +144,14 @@ type Store struct {
 	beforeKind     func() error
 	beforeAppend   func() error
 
+	// The operations this Store is writing (operations.go), by number.
+	opsMu   sync.Mutex
+	running map[int64]struct{}
+
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
 	rm          *readModel
+	storage     storageStats // writes refused for lack of space (storage.go)
 	ferretMu    sync.Mutex
 	ferretKnown bool
 	isFerret    bool
@@ -152,6 +162,7 @@ type Store struct {
 	stop    context.CancelFunc
 	bgMu    sync.Mutex
 	closed  bool
+	closing chan struct{} // closed when Close starts (journal retries on a full disk give up then)
 	bg      sync.WaitGroup
 	retries sync.WaitGroup // the journal entries still to append: Close gives them until its ctx ends
 }
@@ -377,7 +388,8 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), life: life, stop: stop}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{},
+		life: life, stop: stop, closing: make(chan struct{})}
 }
 
 // Close ends the Store's background work and disconnects the client Open
@@ -387,6 +399,9 @@ func New(db *mongo.Database, opts Options) *Store {
 // saved first (within ctx), so that the next process starts from it.
 func (s *Store) Close(ctx context.Context) error {
 	s.bgMu.Lock()
+	if !s.closed {
+		close(s.closing)
+	}
 	s.closed = true
 	s.bgMu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)

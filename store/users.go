@@ -61,7 +61,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 		if mongo.IsDuplicateKeyError(err) {
 			return User{}, fmt.Errorf("create user %q: %w", username, ErrUserExists)
 		}
-		return User{}, fmt.Errorf("create user: %w", err)
+		return User{}, fmt.Errorf("create user: %w", s.full(err))
 	}
 	return u, nil
 }
@@ -89,7 +89,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 	}
 	set := bson.D{{Key: "email", Value: email}, {Key: "is_superuser", Value: ch.IsSuperuser}, {Key: "is_active", Value: ch.IsActive}}
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", set)); err != nil {
-		return User{}, fmt.Errorf("update user %q: %w", u.Username, err)
+		return User{}, fmt.Errorf("update user %q: %w", u.Username, s.full(err))
 	}
 	u.Email, u.IsSuperuser, u.IsActive = email, ch.IsSuperuser, ch.IsActive
 	if !u.IsActive {
@@ -97,7 +97,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 			return User{}, fmt.Errorf("deactivate user %q: %w", u.Username, err)
 		}
 		if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
-			return User{}, fmt.Errorf("deactivate user %q: void reset links: %w", u.Username, err)
+			return User{}, fmt.Errorf("deactivate user %q: void reset links: %w", u.Username, s.full(err))
 		}
 	}
 	return u, nil
@@ -170,13 +170,13 @@ func (s *Store) setPassword(ctx context.Context, u User, password, keepSession s
 		return fmt.Errorf("set password: hash: %w", err)
 	}
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("password_hash", string(hash)))); err != nil {
-		return fmt.Errorf("set password of %q: %w", u.Username, err)
+		return fmt.Errorf("set password of %q: %w", u.Username, s.full(err))
 	}
 	if err := s.endSessions(ctx, u.ID, keepSession); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.Username, err)
 	}
 	if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
-		return fmt.Errorf("set password of %q: void reset links: %w", u.Username, err)
+		return fmt.Errorf("set password of %q: void reset links: %w", u.Username, s.full(err))
 	}
 	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
 		return fmt.Errorf("set password of %q: clear lock-out: %w", u.Username, err)
@@ -279,13 +279,13 @@ func (s *Store) Authenticate(ctx context.Context, username, password, from strin
 		// failures ends. The address and username counters only get
 		// this attempt's slots back.
 		if _, err := s.col(colLoginFailures).DeleteMany(ctx, cs[0].slots()); err != nil {
-			return User{}, fmt.Errorf("authenticate: reset failures: %w", err)
+			return User{}, fmt.Errorf("authenticate: reset failures: %w", s.full(err))
 		}
 		if err := s.release(ctx, slots[1:]); err != nil {
 			return User{}, fmt.Errorf("authenticate: %w", err)
 		}
 		if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("last_login", now))); err != nil {
-			return User{}, fmt.Errorf("authenticate: record last login: %w", err)
+			return User{}, fmt.Errorf("authenticate: record last login: %w", s.full(err))
 		}
 		u.LastLogin = now
 		return u, nil

@@ -163,6 +163,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		Logger:     logger.With("component", "supervisor"),
 		Registerer: metrics,
 	}
+	if state.MongoURI != "" { // the embedded database's files are in the data folder
+		supCfg.DataDir, _ = filepath.Abs(dataDir)
+	}
 	so.apply(&supCfg, &po)
 	if err := bo.apply(&supCfg); err != nil {
 		return err

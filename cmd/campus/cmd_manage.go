@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -144,7 +145,17 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	err = mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	if store.IsStorageFull(err) {
+		// Worded in words.go with the folder whose disk is full.
+		full := &diskFullError{Err: err}
+		uri, _, _ := mo.address(ro.data).Resolve()
+		if dev, ok := tenancy.ReadDevState(ro.data); ok && dev.MongoURI != "" && strings.TrimSuffix(dev.MongoURI, "/") == strings.TrimSuffix(uri, "/") {
+			full.DataDir, _ = filepath.Abs(ro.data) // campus dev's embedded database
+		}
+		return full
+	}
+	return err
 }
 
 func manageCommands() map[string]manageCommand {
@@ -429,16 +440,16 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 			m.tenant.Name, len(plan.New), len(plan.Changed), plan.Unchanged)
 		return nil
 	}
-	res, err := m.store.ApplyImport(ctx, plan)
+	res, err := m.store.ApplyImport(ctx, plan, store.CommandLine) // its history entry included
 	if err != nil {
 		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
 	}
 	if update {
 		fmt.Fprintf(m.e.stdout, "Imported into tenant %s: %d new, %d updated, %d unchanged.\n", m.tenant.Name, res.Added, res.Updated, plan.Unchanged)
-		return recordCLIImport(ctx, m, res.Added+res.Updated)
+		return nil
 	}
 	fmt.Fprintf(m.e.stdout, "Imported %d students into tenant %s.\n", res.Added, m.tenant.Name)
-	return recordCLIImport(ctx, m, res.Added)
+	return nil
 }
 
 func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {

@@ -160,6 +160,10 @@ func Open(dir string, opts ...Option) (*Registry, error) {
 	return r, nil
 }
 
+// walCheckpointPages is the WAL size (pages of 4 KiB) past which a commit
+// checkpoints it (SQLite's default: 1000).
+const walCheckpointPages = 64
+
 // dsn builds the driver's connection string: busy_timeout first, so that
 // switching a new file to WAL waits for a concurrent opener.
 func dsn(path string, busy time.Duration, txlock string) string {
@@ -168,6 +172,11 @@ func dsn(path string, busy time.Duration, txlock string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	// A small WAL, checkpointed and then rewritten from its start: a
+	// commit then overwrites space the WAL already holds instead of
+	// growing it, so instances can still be registered on a full disk
+	// (campus dev's data folder holds its database too; issue 23).
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointPages))
 	if txlock != "" {
 		q.Set("_txlock", txlock)
 	}
