@@ -224,6 +224,10 @@ type User struct {
 	IsActive     bool      `bson:"is_active"`
 	CreatedAt    time.Time `bson:"created_at"`
 	LastLogin    time.Time `bson:"last_login,omitempty"`
+	// Groups are the IDs of the user's groups (permissions.go): nil only
+	// for users from before groups, so never written as nil (that would
+	// be BSON null, read back as nil).
+	Groups []string `bson:"groups"`
 }
 
 // Role is "superuser" or "staff", for people.
@@ -242,6 +246,7 @@ type Session struct {
 	UserID      string
 	Username    string
 	IsSuperuser bool
+	Perms       Perms // what the user may do, read with IsSuperuser
 	CSRFToken   string
 	ExpiresAt   time.Time
 }
@@ -293,6 +298,8 @@ const (
 	// short-lived secrets and need not be backed up.
 	colHistory        = "history"
 	colPasswordResets = "password_resets"
+	// The school's own groups of permissions (permissions.go).
+	colGroups = "groups"
 )
 
 // databaseNameRe is what MongoDB and FerretDB both accept; registry
