@@ -68,7 +68,7 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 		}
 		for _, path := range []string{"/admin/users/", "/admin/users/add/"} {
 			staff.open(sch.url(sys, path), http.StatusForbidden, "staff-forbidden")
-			staff.see("Permission denied", "Only superusers can manage users and site settings.")
+			staff.see("Permission denied", "Only superusers can manage users, groups and site settings.")
 		}
 		staff.addStudent(sys, sch, student{"STF/1", "Zoe", "Achieng"}, "_continue")
 		staff.fill("#id_first_name", "Zoë")
@@ -94,7 +94,7 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 		staff.fill("#id_new_password1", "12345678")
 		staff.fill("#id_new_password2", "12345678")
 		staff.press(`form[action="/admin/password/"] button[type=submit]`, http.StatusUnprocessableEntity, "password-weak")
-		staff.see("Password must not be entirely numeric.")
+		staff.see("This password is too common.", "This password is entirely numeric.")
 		staff.fill("#id_old_password", clerkPass)
 		staff.fill("#id_new_password1", clerkPass2)
 		staff.fill("#id_new_password2", clerkPass2)
