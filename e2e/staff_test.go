@@ -62,7 +62,7 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 	t.Run("staff manage students, not users", func(t *testing.T) {
 		defer staff.as(t)()
 		staff.open(sch.url(sys, "/admin/"), http.StatusOK, "home-staff")
-		staff.see("Students", "Recent actions")
+		staff.see("Students", "My actions")
 		if n := staff.count(`a[href^="/admin/users/"]`); n != 0 {
 			t.Errorf("staff see %d links to users", n)
 		}
