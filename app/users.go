@@ -48,12 +48,27 @@ func (s *server) handleUserList(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
+	choices, err := s.groupChoices(r, nil)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	rows := make([]userRow, len(users))
+	for i, u := range users {
+		rows[i] = userRow{User: u, Groups: groupNames(choices, u.GroupIDs())}
+	}
 	s.render(w, r, http.StatusOK, "admin_users", &page{
 		Title:  "Users",
 		Admin:  true,
 		Crumbs: crumbs("Users"),
-		Data:   struct{ Users []store.User }{users},
+		Data:   struct{ Users []userRow }{rows},
 	})
+}
+
+// userRow is a user of the list, with the names of their groups.
+type userRow struct {
+	store.User
+	Groups string
 }
 
 // ---- add ----
