@@ -5,7 +5,8 @@
 //
 // Collections: students (int64 _id handed out by claims in id_claims,
 // ids.go; with folded keys for search, sorting and case-insensitive
-// uniqueness, fold.go), counters (hints), users, sessions,
+// uniqueness, fold.go), counters (hints), users, groups (permissions.go),
+// sessions,
 // login_failures, meta (the schema version) and students_journal (the
 // order of student writes, for the read model of readmodel.go, which
 // answers student reads from memory on FerretDB, where no index is used).
@@ -212,9 +213,10 @@ type Page struct {
 	Pages    int
 }
 
-// User is a member of this tenant's staff. A superuser manages users as
-// well as students; staff (IsSuperuser false) manage students only. An
-// inactive user cannot log in and has no sessions (see users.go).
+// User is a member of this tenant's staff. A superuser may do everything
+// and alone manages users, groups and settings; anyone else may do on
+// students what their groups allow (permissions.go). An inactive user
+// cannot log in and has no sessions (see users.go).
 type User struct {
 	ID           string    `bson:"_id"`
 	Username     string    `bson:"username"`
