@@ -85,12 +85,11 @@ func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
 	if !superuser {
 		f.Username = sess.Username
 	}
-	pg, err := s.store.FindHistory(r.Context(), f, 1, recentActions)
+	recent, err := s.store.LatestHistory(r.Context(), f, recentActions)
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
-	recent := pg.Entries
 	s.render(w, r, http.StatusOK, "admin_home", &page{
 		Title: "Site administration",
 		Admin: true,

@@ -255,7 +255,7 @@ func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]His
 	if n <= 0 {
 		return nil, nil
 	}
-	return s.findHistory(ctx, HistoryFilter{Accounts: withUsers}.bson(), -1, int64(n))
+	return s.LatestHistory(ctx, HistoryFilter{Accounts: withUsers}, n)
 }
 
 // StudentHistory returns every entry about one student, oldest first.

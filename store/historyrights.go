@@ -104,6 +104,15 @@ func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage 
 	return out, nil
 }
 
+// LatestHistory returns the n newest entries f selects, newest first,
+// without counting them all (the admin home).
+func (s *Store) LatestHistory(ctx context.Context, f HistoryFilter, n int) ([]HistoryEntry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return s.findHistory(ctx, f.bson(), -1, int64(n))
+}
+
 // HistoryUsernames are the names that appear in the history (for the
 // "who" filter), sorted.
 func (s *Store) HistoryUsernames(ctx context.Context) ([]string, error) {

@@ -6,8 +6,7 @@
 // Collections: students (int64 _id handed out by claims in id_claims,
 // ids.go; with folded keys for search, sorting and case-insensitive
 // uniqueness, fold.go), counters (hints), users, groups (permissions.go),
-// sessions,
-// login_failures, meta (the schema version) and students_journal (the
+// sessions, login_failures, meta (the schema version) and students_journal (the
 // order of student writes, for the read model of readmodel.go, which
 // answers student reads from memory on FerretDB, where no index is used).
 // Files: store.go (types, Open/New), schema.go, migrate_v2.go, validate.go,
