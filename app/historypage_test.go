@@ -96,6 +96,8 @@ func TestHistoryPage(t *testing.T) {
 	wantBody(t, p1, "60 entries, showing 1–50", `href="/admin/history/?page=2&amp;user=bulk"`)
 	p2 := boss.get("/admin/history/?user=bulk&page=2")
 	wantBody(t, p2, "showing 51–60")
+	// A page past the end (a stale link) shows the last one.
+	wantBody(t, boss.get("/admin/history/?user=bulk&page=99"), "showing 51–60", "Entry")
 }
 
 // Issue 27 (5): a superuser sets another user's password; every problem

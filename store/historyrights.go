@@ -79,27 +79,77 @@ const MaxHistoryPerPage = 200
 
 // FindHistory returns page (1-based; past the end: the last) of the
 // entries f selects, perPage a page (default 50, at most 200).
+//
+// On MongoDB that is a count and a find over the indexes. Where no index
+// is used (FerretDB: every query reads the whole collection, and sorts
+// it), one sorted pass counts the entries and decodes only the page's,
+// instead of a count and a find that each read everything.
 func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage int) (HistoryPage, error) {
 	if perPage <= 0 {
 		perPage = 50
 	}
 	perPage = min(perPage, MaxHistoryPerPage)
+	page = max(page, 1)
+	if s.useModel(ctx) {
+		out, err := s.historyOnePass(ctx, f.bson(), page, perPage)
+		if err == nil && out.Page != page { // past the end: the last page, read again
+			out, err = s.historyOnePass(ctx, f.bson(), out.Page, perPage)
+		}
+		return out, err
+	}
 	filter := f.bson()
 	total, err := s.col(colHistory).CountDocuments(ctx, filter)
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("count history: %w", err)
 	}
-	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
-	page = min(max(page, 1), pages)
+	out := newHistoryPage(total, page, perPage)
 	o := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).
-		SetSkip(int64((page - 1) * perPage)).SetLimit(int64(perPage))
+		SetSkip(int64((out.Page - 1) * perPage)).SetLimit(int64(perPage))
 	cur, err := s.col(colHistory).Find(ctx, filter, o)
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("read history: %w", err)
 	}
-	out := HistoryPage{Entries: []HistoryEntry{}, Total: total, Page: page, Pages: pages, PerPage: perPage}
 	if err := cur.All(ctx, &out.Entries); err != nil {
 		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	return out, nil
+}
+
+// newHistoryPage is an empty page of total entries, page clamped to
+// those there are.
+func newHistoryPage(total int64, page, perPage int) HistoryPage {
+	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
+	return HistoryPage{Entries: []HistoryEntry{}, Total: total, Page: min(page, pages), Pages: pages, PerPage: perPage}
+}
+
+// historyOnePass reads every entry filter selects, newest first, counting
+// them and decoding those of page only. Page is left as asked when it
+// lies past the end: the caller reads again.
+func (s *Store) historyOnePass(ctx context.Context, filter bson.D, page, perPage int) (HistoryPage, error) {
+	cur, err := s.col(colHistory).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}))
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	defer cur.Close(ctx)
+	first := int64((page - 1) * perPage)
+	var entries []HistoryEntry
+	var n int64
+	for cur.Next(ctx) {
+		if n >= first && n < first+int64(perPage) {
+			var e HistoryEntry
+			if err := cur.Decode(&e); err != nil {
+				return HistoryPage{}, fmt.Errorf("read history: decode entry: %w", err)
+			}
+			entries = append(entries, e)
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	out := newHistoryPage(n, page, perPage)
+	if out.Page == page {
+		out.Entries = append(out.Entries, entries...)
 	}
 	return out, nil
 }
