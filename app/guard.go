@@ -25,6 +25,25 @@ func (s *server) allow(need store.Permission, next http.Handler) http.Handler {
 	})
 }
 
+// allowAlso is allow for a second permission that depends on the form:
+// needOf names it ("" for none). The route's own permission is checked
+// first, by the route table.
+func (s *server) allowAlso(needOf func(*http.Request) store.Permission, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.allow(needOf(r), next).ServeHTTP(w, r)
+	}
+}
+
+// importNeeds: an import in update mode changes existing students, so it
+// needs change_student as well as import_student (preview and
+// confirmation alike: both post the mode).
+func importNeeds(r *http.Request) store.Permission {
+	if r.PostForm.Get("mode") == string(store.ImportUpdate) {
+		return store.PermChange
+	}
+	return ""
+}
+
 // can reports whether the request's user holds p.
 func can(r *http.Request, p store.Permission) bool {
 	sess := stateOf(r).session

@@ -261,6 +261,35 @@ func TestViewerSeesAndExportsOnly(t *testing.T) {
 	}
 }
 
+// An import in update mode changes students: import alone lets a user
+// add by file, not update (preview or confirmation).
+func TestImportUpdateNeedsChange(t *testing.T) {
+	re := newRightsEnv(t, "importer")
+	ctx := context.Background()
+	g, err := re.store.CreateGroup(ctx, "Importers", []store.Permission{store.PermView, store.PermImport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := re.store.SetUserGroups(ctx, re.users["nobody"].ID, []string{g.ID}); err != nil {
+		t.Fatal(err)
+	}
+	b, sess := re.as(t, "nobody")
+	csv := "registration_no,first_name,second_name\nR-1,Rita,Renamed\n"
+	r := b.postMultipart("/admin/students/import/", map[string]string{"csrf_token": sess.CSRFToken, "mode": "update"}, "file", csv)
+	wantCode(t, r, http.StatusForbidden)
+	wantBody(t, r, "Can change students")
+	r = b.postMultipart("/admin/students/import/", map[string]string{"csrf_token": sess.CSRFToken, "mode": "add"}, "file",
+		"registration_no,first_name,second_name\nR-9,Nia,New\n")
+	if r.code == http.StatusForbidden {
+		t.Fatalf("an add-mode import was refused: %d", r.code)
+	}
+	staffer, ss := re.as(t, "staffer")
+	r = staffer.postMultipart("/admin/students/import/", map[string]string{"csrf_token": ss.CSRFToken, "mode": "update"}, "file", csv)
+	if r.code == http.StatusForbidden {
+		t.Fatalf("staff's update import was refused")
+	}
+}
+
 // A change of a user's groups applies to the session already open.
 func TestGroupChangeAppliesAtOnce(t *testing.T) {
 	re := newRightsEnv(t, "atonce")

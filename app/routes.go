@@ -61,7 +61,8 @@ type adminRoute struct {
 }
 
 // adminRoutes lists every URL under /admin/ but the login and reset
-// pages. Reading a student needs view; each change its own right; users,
+// pages. Reading a student needs view; each change its own right (an
+// import in update mode also change, importNeeds); users,
 // groups and settings are the superuser's (every URL under /admin/users/
 // and /admin/groups/, known or not).
 func (s *server) adminRoutes() []adminRoute {
@@ -89,7 +90,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"POST /admin/students/delete-selected/{$}", store.PermDelete, s.handleStudentsDeleteSelected, ""},
 		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
 		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
-		{"POST /admin/students/import/{$}", store.PermImport, s.handleStudentsImport, ""},
+		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},
 
 		{"GET /admin/users/{$}", super, s.handleUserList, ""},
 		{"GET /admin/users/add/{$}", super, s.handleUserAddForm, ""},
