@@ -21,11 +21,12 @@ func (s *server) routes() http.Handler {
 	// passes the one guard, allow (guard.go): a route cannot be added
 	// without saying who may use it.
 	for _, rt := range s.adminRoutes() {
-		h := s.route(s.allow(rt.need, rt.h))
+		h := s.allow(rt.need, rt.h)
 		if rt.label != "" {
-			h = s.allow(rt.need, s.routeAs(rt.label, rt.h))
+			admin.Handle(rt.pattern, s.routeAs(rt.label, h.ServeHTTP))
+			continue
 		}
-		admin.Handle(rt.pattern, h)
+		admin.Handle(rt.pattern, s.route(h))
 	}
 	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
 
