@@ -30,12 +30,13 @@ type views struct {
 // page is what every template receives. Page-specific values are in Data.
 type page struct {
 	Title   string
-	Tenant  string    // the tenant's display name; empty on tenant-neutral pages
-	Admin   bool      // admin layout (navigation, logout)
-	User    string    // logged-in username
-	Super   bool      // the logged-in user is a superuser (users, site settings)
-	CSRF    string    // token for the page's forms
-	Flash   *flashMsg // message from the previous request
+	Tenant  string      // the tenant's display name; empty on tenant-neutral pages
+	Admin   bool        // admin layout (navigation, logout)
+	User    string      // logged-in username
+	Super   bool        // the logged-in user is a superuser (users, site settings)
+	Perms   store.Perms // what the logged-in user may do (menus, buttons)
+	CSRF    string      // token for the page's forms
+	Flash   *flashMsg   // message from the previous request
 	Crumbs  []crumb
 	Data    any
 	neutral bool // say nothing about the tenant (421)
@@ -54,6 +55,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		// staff, passwords and history
 		"when":       formatWhen,
 		"fieldLabel": fieldLabel,
+		"lines":      func(s string) []string { return strings.Split(s, "\n") },
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -101,6 +103,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		if sess := stateOf(r).session; sess != nil {
 			p.User = sess.Username
 			p.Super = sess.IsSuperuser
+			p.Perms = sess.Perms
 			if p.CSRF == "" {
 				p.CSRF = sess.CSRFToken
 			}

@@ -110,7 +110,7 @@ func (s *Store) ResetPassword(ctx context.Context, token, password string) (User
 	if err != nil {
 		return User{}, err
 	}
-	if msg := checkPassword(password, u.Username); msg != "" {
+	if msg := checkPassword(password, u.Username, u.Email); msg != "" {
 		return User{}, FieldErrors{"password": msg}
 	}
 	res, err := s.col(colPasswordResets).DeleteOne(ctx, d("_id", doc.ID))

@@ -67,6 +67,9 @@ func (s *Store) CreateSession(ctx context.Context, u User) (token string, sess S
 	}
 	sess = doc.session()
 	sess.IsSuperuser = u.IsSuperuser
+	if sess.Perms, err = s.PermsOf(ctx, u); err != nil {
+		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, err)
+	}
 	return token, sess, nil
 }
 
@@ -76,7 +79,7 @@ func (doc sessionDoc) session() Session {
 
 // Session looks a token up; unknown or expired tokens, and tokens of a
 // user who is gone or inactive, give ErrNotFound. The role comes from the
-// user as it is now.
+// user as it is now, and so do the permissions (the user's groups).
 func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	id, ok := tokenID(token)
 	if !ok {
@@ -102,6 +105,9 @@ func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	}
 	sess := doc.session()
 	sess.IsSuperuser = u.IsSuperuser
+	if sess.Perms, err = s.PermsOf(ctx, u); err != nil {
+		return Session{}, fmt.Errorf("session: %w", err)
+	}
 	return sess, nil
 }
 

@@ -5,8 +5,8 @@
 //
 // Collections: students (int64 _id handed out by claims in id_claims,
 // ids.go; with folded keys for search, sorting and case-insensitive
-// uniqueness, fold.go), counters (hints), users, sessions,
-// login_failures, meta (the schema version) and students_journal (the
+// uniqueness, fold.go), counters (hints), users, groups (permissions.go),
+// sessions, login_failures, meta (the schema version) and students_journal (the
 // order of student writes, for the read model of readmodel.go, which
 // answers student reads from memory on FerretDB, where no index is used).
 // Files: store.go (types, Open/New), schema.go, migrate_v2.go, validate.go,
@@ -223,9 +223,10 @@ type Page struct {
 	Pages    int
 }
 
-// User is a member of this tenant's staff. A superuser manages users as
-// well as students; staff (IsSuperuser false) manage students only. An
-// inactive user cannot log in and has no sessions (see users.go).
+// User is a member of this tenant's staff. A superuser may do everything
+// and alone manages users, groups and settings; anyone else may do on
+// students what their groups allow (permissions.go). An inactive user
+// cannot log in and has no sessions (see users.go).
 type User struct {
 	ID           string    `bson:"_id"`
 	Username     string    `bson:"username"`
@@ -235,6 +236,10 @@ type User struct {
 	IsActive     bool      `bson:"is_active"`
 	CreatedAt    time.Time `bson:"created_at"`
 	LastLogin    time.Time `bson:"last_login,omitempty"`
+	// Groups are the IDs of the user's groups (permissions.go): nil only
+	// for users from before groups, so never written as nil (that would
+	// be BSON null, read back as nil).
+	Groups []string `bson:"groups"`
 }
 
 // Role is "superuser" or "staff", for people.
@@ -253,6 +258,7 @@ type Session struct {
 	UserID      string
 	Username    string
 	IsSuperuser bool
+	Perms       Perms // what the user may do, read with IsSuperuser
 	CSRFToken   string
 	ExpiresAt   time.Time
 }
@@ -308,6 +314,8 @@ const (
 	// short-lived secrets and need not be backed up.
 	colHistory        = "history"
 	colPasswordResets = "password_resets"
+	// The school's own groups of permissions (permissions.go).
+	colGroups = "groups"
 )
 
 // databaseNameRe is what MongoDB and FerretDB both accept; registry

@@ -24,6 +24,9 @@ type userDoc struct {
 type NewUser struct {
 	Username, Email, Password string
 	IsSuperuser               bool
+	// Groups are the IDs of the user's groups (permissions.go); nil means
+	// the built-in "staff" group for a non-superuser, none for a superuser.
+	Groups []string
 }
 
 // CreateSuperuser creates an active superuser. Errors: FieldErrors
@@ -49,6 +52,13 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if n > 0 {
 		return User{}, fmt.Errorf("create user %q: %w", username, ErrUserExists)
 	}
+	groups := nu.Groups
+	if groups == nil && !nu.IsSuperuser {
+		groups = []string{GroupStaff}
+	}
+	if groups, err = s.checkGroupIDs(ctx, groups); err != nil {
+		return User{}, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(nu.Password), s.opts.BcryptCost)
 	if err != nil {
 		return User{}, fmt.Errorf("create user: hash password: %w", err)
@@ -56,6 +66,7 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	u := User{
 		ID: bson.NewObjectID().Hex(), Username: username, Email: email,
 		PasswordHash: string(hash), IsSuperuser: nu.IsSuperuser, IsActive: true, CreatedAt: s.now(),
+		Groups: groups,
 	}
 	if _, err := s.col(colUsers).InsertOne(ctx, userDoc{User: u, UsernameLower: key}); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
@@ -72,6 +83,8 @@ type UserChange struct {
 	Email       string
 	IsSuperuser bool
 	IsActive    bool
+	// Groups, when not nil, replace the user's groups (IDs).
+	Groups []string
 }
 
 // UpdateUser changes a user's email, role and active flag (FieldErrors
@@ -88,6 +101,14 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 		return User{}, FieldErrors{"email": msg}
 	}
 	set := bson.D{{Key: "email", Value: email}, {Key: "is_superuser", Value: ch.IsSuperuser}, {Key: "is_active", Value: ch.IsActive}}
+	if ch.Groups != nil {
+		ids, err := s.checkGroupIDs(ctx, ch.Groups)
+		if err != nil {
+			return User{}, err
+		}
+		set = append(set, bson.E{Key: "groups", Value: ids})
+		u.Groups = ids
+	}
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", set)); err != nil {
 		return User{}, fmt.Errorf("update user %q: %w", u.Username, s.full(err))
 	}
@@ -162,7 +183,7 @@ func (s *Store) ChangePassword(ctx context.Context, token, from, oldPassword, ne
 // session of u except keepSession (a stored session id, or ""), voids
 // u's reset links and clears u's lock-outs.
 func (s *Store) setPassword(ctx context.Context, u User, password, keepSession string) error {
-	if msg := checkPassword(password, u.Username); msg != "" {
+	if msg := checkPassword(password, u.Username, u.Email); msg != "" {
 		return FieldErrors{"password": msg}
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)

@@ -379,7 +379,9 @@ func describeUserError(err error) error {
 		var b strings.Builder
 		for _, f := range []string{"username", "email", "password"} {
 			if msg, ok := fe[f]; ok {
-				fmt.Fprintf(&b, "\n  %s: %s", f, msg)
+				for _, line := range strings.Split(msg, "\n") { // passwords: every problem
+					fmt.Fprintf(&b, "\n  %s: %s", f, line)
+				}
 			}
 		}
 		return fmt.Errorf("not saved:%s", b.String())
