@@ -160,10 +160,9 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 			d.Notice = "The students changed since the preview (someone edited, added or deleted some). " +
 				"Nothing was imported. Check this new preview and confirm again."
 		} else {
-			res, err := s.store.ApplyImport(r.Context(), plan)
+			res, err := s.store.ApplyImport(r.Context(), plan, actor(r))
 			switch {
 			case err == nil:
-				s.record(r, store.StudentsImported(actor(r), res.Added+res.Updated))
 				s.refreshStudentsGauge(r.Context(), true)
 				s.setFlash(w, r, flashImported, importedText(mode, res))
 				http.Redirect(w, r, studentsURL, http.StatusSeeOther)

@@ -101,6 +101,10 @@ type studentForm struct {
 	Values store.StudentInput
 	Errors store.FieldErrors
 	Back   backLink // the list to return to
+	// Unsaved: the save was refused because the disk is full (503); the
+	// form is shown again with what was typed, and this request ID.
+	Unsaved   string
+	RequestID string
 }
 
 func formInput(r *http.Request) store.StudentInput {
@@ -180,6 +184,15 @@ func afterSave(r *http.Request, id int64) string {
 	return back.List()
 }
 
+// formNotSaved shows the student form again, with what was typed, as a
+// 503 saying that the disk is full.
+func (s *server) formNotSaved(w http.ResponseWriter, r *http.Request, f studentForm, err error) {
+	s.cannotSave(r, err)
+	f.Unsaved, f.RequestID = msgCannotSave, stateOf(r).id
+	w.Header().Set("Retry-After", fullRetryAfter)
+	s.renderStudentForm(w, r, http.StatusServiceUnavailable, f)
+}
+
 func (s *server) handleStudentAddForm(w http.ResponseWriter, r *http.Request) {
 	s.renderStudentForm(w, r, http.StatusOK, studentForm{Back: backFrom(r)})
 }
@@ -197,6 +210,10 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 		if fe, ok := saveError(err); ok {
 			f.Errors = fe
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		if store.IsStorageFull(err) {
+			s.formNotSaved(w, r, f, err)
 			return
 		}
 		s.dbError(w, r, fmt.Errorf("create student: %w", err))
@@ -262,6 +279,10 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		if fe, ok := saveError(err); ok {
 			f.Errors = fe
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		if store.IsStorageFull(err) {
+			s.formNotSaved(w, r, f, err)
 			return
 		}
 		s.dbError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))
@@ -337,22 +358,12 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	if r.PostForm.Get("confirm") == "yes" {
-		// What the students were, for their history.
-		gone, err := s.store.StudentsByID(r.Context(), ids)
-		if err != nil {
-			s.serverError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
-			return
-		}
-		n, err := s.store.DeleteStudents(r.Context(), ids)
+		// One operation with its history entries: all or nothing.
+		n, err := s.store.DeleteStudents(r.Context(), ids, actor(r))
 		if err != nil {
 			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
 			return
 		}
-		entries := make([]store.HistoryEntry, len(gone))
-		for i, st := range gone {
-			entries[i] = store.StudentDeleted(actor(r), st, true)
-		}
-		s.record(r, entries...)
 		s.refreshStudentsGauge(r.Context(), true)
 		s.setFlash(w, r, flashBulkDelete, studentCount(n))
 		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)

@@ -86,6 +86,8 @@ var excluded = map[string]string{
 	"password_resets": "one-time password-reset tokens: never valid twice, never restored",
 	"students_journal": "the read model's change journal (store/readmodel.go): derived from students, " +
 		"a restored school's apps load students afresh",
+	"operations": "imports and bulk deletes in progress (store/operations.go): a backup holds what readers see, " +
+		"with no operation marks",
 	"students_snapshot": "the read model's saved copy (store/modelsnap.go): derived from students and the journal, " +
 		"saved again by the restored school's first app",
 }

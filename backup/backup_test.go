@@ -94,10 +94,17 @@ func (s school) fill(t *testing.T, marker string, students int) {
 
 // docs returns every document of every collection of db, as BSON bytes
 // sorted within each collection.
+// docs is every document of db, as readers see them: the marks of
+// imports and bulk deletes resolved and taken off (store/operations.go),
+// as a backup holds them.
 func docs(t *testing.T, db *mongo.Database) map[string][]string {
 	t.Helper()
 	ctx := t.Context()
 	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := store.ReadOperations(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +116,13 @@ func docs(t *testing.T, db *mongo.Database) map[string][]string {
 		}
 		var all []string
 		for cur.Next(ctx) {
-			all = append(all, string(cur.Current))
+			doc, ok, err := ops.ResolveDocument(n, cur.Current)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				all = append(all, string(doc))
+			}
 		}
 		if err := cur.Err(); err != nil {
 			t.Fatal(err)
@@ -143,7 +156,7 @@ func TestDumpVerifyLoadRoundTrip(t *testing.T) {
 	if want := map[bool]Consistency{true: Snapshot, false: Live}[snap]; sum.Header.Consistency != want {
 		t.Errorf("consistency %q, want %q (server has snapshot reads: %v; FerretDB has none)", sum.Header.Consistency, want, snap)
 	}
-	want := []string{"history", "students", "users", "id_claims", "counters", "meta"}
+	want := []string{"groups", "history", "students", "users", "id_claims", "counters", "meta"}
 	if !slices.Equal(sum.Collections, want) {
 		t.Errorf("collections %v, want %v (no sessions, login_failures, password_resets or students_journal; id_claims, counters and meta last)", sum.Collections, want)
 	}
@@ -360,5 +373,46 @@ func TestCraftedDocumentFailsInLoad(t *testing.T) {
 	_, err = Load(t.Context(), bytes.NewReader(crafted), mongotest.Database(t), LoadOptions{})
 	if !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Load: %v, want ErrCorrupt", err)
+	}
+}
+
+// TestDumpLeavesOutPendingOperation: a backup taken while an import runs
+// (store/operations.go: its rows and entry written, not committed) holds
+// none of it, and all of it once committed, without operation marks.
+func TestDumpLeavesOutPendingOperation(t *testing.T) {
+	ctx := t.Context()
+	a := newSchool(t, "op")
+	a.fill(t, "A", 5)
+	_, before := dump(t, a)
+	seq := int64(1 << 20)
+	if _, err := a.db.Collection("operations").InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("op:%d", seq)},
+		{Key: "seq", Value: seq}, {Key: "kind", Value: "import"}, {Key: "beat", Value: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.Collection("students").InsertOne(ctx, bson.D{{Key: "_id", Value: int64(1 << 40)},
+		{Key: "registration_no", Value: "P/1"}, {Key: "first_name", Value: "Pending"}, {Key: "second_name", Value: "Row"}, {Key: "ins", Value: seq}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.db.Collection("history").InsertOne(ctx, bson.D{{Key: "_id", Value: "pending-entry"}, {Key: "action", Value: "import"}, {Key: "op", Value: seq}}); err != nil {
+		t.Fatal(err)
+	}
+	_, pending := dump(t, a)
+	for _, n := range []string{"students", "history"} {
+		if pending.Trailer.Collections[n] != before.Trailer.Collections[n] {
+			t.Errorf("%s: %d documents while the import is pending, want %d as before it", n, pending.Trailer.Collections[n], before.Trailer.Collections[n])
+		}
+	}
+	if slices.Contains(pending.Collections, "operations") {
+		t.Error("the archive holds the operations")
+	}
+	if _, err := a.db.Collection("operations").InsertOne(ctx, bson.D{{Key: "_id", Value: fmt.Sprintf("op:%d:end", seq)},
+		{Key: "seq", Value: seq}, {Key: "state", Value: "committed"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, committed := dump(t, a)
+	for _, n := range []string{"students", "history"} {
+		if committed.Trailer.Collections[n] != before.Trailer.Collections[n]+1 {
+			t.Errorf("%s: %d documents once committed, want %d", n, committed.Trailer.Collections[n], before.Trailer.Collections[n]+1)
+		}
 	}
 }

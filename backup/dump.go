@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/store"
 )
 
 // tenantStampID is the meta document holding the database's tenant-ID
@@ -91,6 +92,13 @@ func Dump(ctx context.Context, db *mongo.Database, w io.Writer, opts DumpOptions
 		Format: FormatName, Version: FormatVersion, CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		Tenant: rec, SchemaVersion: schema, Consistency: consistency, CampusVersion: opts.CampusVersion,
 	}
+	// What readers see of students and history: an import or bulk delete
+	// not committed when the view is read is left out whole
+	// (store/operations.go); read before the rows.
+	ops, err := store.ReadOperations(ctx, db)
+	if err != nil {
+		return Summary{}, fmt.Errorf("backup of tenant %s: %w", t.Name, err)
+	}
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return Summary{}, fmt.Errorf("backup of tenant %s: list collections of %s: %w", t.Name, db.Name(), err)
@@ -123,7 +131,15 @@ func Dump(ctx context.Context, db *mongo.Database, w io.Writer, opts DumpOptions
 			if opts.Fetched != nil {
 				opts.Fetched.Add(1)
 			}
-			ext, err := bson.MarshalExtJSON(cur.Current, true, false)
+			doc, ok, err := ops.ResolveDocument(name, cur.Current)
+			if err != nil {
+				cur.Close(ctx)
+				return Summary{}, fmt.Errorf("backup of tenant %s: %w", t.Name, err)
+			}
+			if !ok {
+				continue
+			}
+			ext, err := bson.MarshalExtJSON(doc, true, false)
 			if err != nil {
 				cur.Close(ctx)
 				return Summary{}, fmt.Errorf("backup of tenant %s: encode a document of %s: %w", t.Name, name, err)

@@ -437,8 +437,8 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 			if cur.RegistrationNo != g.in.RegistrationNo {
 				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
 			}
-			plan.Errors = append(plan.Errors, RowError{Line: g.line,
-				Msg: fmt.Sprintf("registration_no: %q already exists%s (choose “update existing students” to change it)", g.in.RegistrationNo, as)})
+			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
+				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
 		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
 			plan.Unchanged++
 		default:
@@ -469,12 +469,8 @@ func (s *Store) studentsByRegNo(ctx context.Context, keys []string) (map[string]
 	}
 	for start := 0; start < len(keys); start += lookupBatch {
 		batch := keys[start:min(start+lookupBatch, len(keys))]
-		cur, err := s.col(colStudents).Find(ctx, d(fieldRegNoKey, d("$in", batch)))
+		docs, err := s.findStudents(ctx, d(fieldRegNoKey, d("$in", batch)), nil)
 		if err != nil {
-			return nil, timeoutError("look up registration numbers", err)
-		}
-		var docs []Student
-		if err := cur.All(ctx, &docs); err != nil {
 			return nil, timeoutError("look up registration numbers", err)
 		}
 		for _, st := range docs {
@@ -491,40 +487,45 @@ var ErrImportStale = errors.New("a student changed since the preview")
 // ImportResult counts what ApplyImport wrote.
 type ImportResult struct{ Added, Updated int }
 
-// ApplyImport carries out a plan without errors: it inserts the new rows
-// and updates the changed students, all or nothing. An update only applies
-// to a student still as the plan saw it; otherwise (ErrImportStale), or if
-// an insert fails (another writer took a registration number:
-// ErrDuplicateRegNo), what this call wrote is undone and the error
-// returned.
-func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult, error) {
+// ApplyImport carries out a plan without errors as one operation
+// (operations.go), with its history entry (by actor): all of it or
+// nothing, to every reader, also if this process or the database's dies
+// meanwhile. An update only applies to a student still as the plan saw
+// it; otherwise (ErrImportStale), or if an insert fails (another writer
+// took a registration number: ErrDuplicateRegNo), what this call wrote is
+// rolled back and the error returned. Operations left by a writer that is
+// gone are rolled back first.
+func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (ImportResult, error) {
 	if len(plan.Errors) > 0 {
 		return ImportResult{}, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
 	}
+	if _, err := s.RecoverOperations(ctx); err != nil {
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
+	}
 	ctx, cancel := s.boundBulk(ctx)
 	defer cancel()
-	var first int64
+	rec := opRecord{Kind: opImport, UserID: actor.UserID, Username: actor.Username, Added: len(plan.New), Updated: len(plan.Changed)}
 	if len(plan.New) > 0 {
-		var err error
-		if first, err = s.allocateIDs(ctx, len(plan.New)); err != nil {
-			return ImportResult{}, fmt.Errorf("import students: %w", err)
+		first, err := s.allocateIDs(ctx, len(plan.New))
+		if err != nil {
+			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
 		}
+		rec.First, rec.Last = first, first+int64(len(plan.New))-1
 	}
-	undoInserts := func(err error) error {
-		if len(plan.New) == 0 {
-			return err
+	op, err := s.beginOp(ctx, rec)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
+	}
+	seq := op.rec.Seq
+	fail := func(err error) (ImportResult, error) {
+		if mongo.IsDuplicateKeyError(err) {
+			err = errors.Join(ErrDuplicateRegNo, err)
 		}
-		// Whatever was written and undone, read models load afresh.
-		defer s.journal(ctx, journalEntry{Kind: entryReload}, nil)
-		// Every ID in [first, last] was reserved for this call, so the
-		// range is exactly what it inserted.
-		last := first + int64(len(plan.New)) - 1
-		_, derr := s.col(colStudents).DeleteMany(context.WithoutCancel(ctx),
-			d("_id", bson.D{{Key: "$gte", Value: first}, {Key: "$lte", Value: last}}))
-		if derr != nil {
-			err = errors.Join(err, fmt.Errorf("undo partial import: %w", derr))
-		}
-		return err
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.abortOp(ctx, op, s.full(err)))
+	}
+	type insertedDoc struct {
+		Doc studentDoc `bson:",inline"`
+		Ins int64      `bson:"ins"`
 	}
 	now := s.now()
 	written := make([]*studentDoc, 0, len(plan.New)+len(plan.Changed))
@@ -533,67 +534,63 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan) (ImportResult,
 		if s.beforeInsert != nil {
 			s.beforeInsert(start / s.insertBatch)
 		}
-		docs := make([]studentDoc, len(batch))
+		docs := make([]insertedDoc, len(batch))
 		for j, r := range batch {
-			docs[j] = newStudentDoc(Student{ID: first + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
-				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now})
+			docs[j] = insertedDoc{newStudentDoc(Student{ID: rec.First + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
+				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now}), seq}
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
-			err = undoInserts(err)
-			if mongo.IsDuplicateKeyError(err) {
-				err = errors.Join(ErrDuplicateRegNo, err)
-			}
-			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
+			return fail(err)
 		}
 		for j := range docs {
-			written = append(written, &docs[j])
+			written = append(written, &docs[j].Doc)
 		}
 	}
-	for i, c := range plan.Changed {
+	for _, c := range plan.Changed {
 		// Matching on the values the plan saw makes a concurrent edit a
-		// miss rather than a lost update.
+		// miss rather than a lost update. The previous values stay with
+		// the row until the operation ends: readers see them meanwhile.
 		st := c.Current
 		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName, now
 		doc := newStudentDoc(st)
+		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevValues{
+			RegistrationNo: c.Current.RegistrationNo, FirstName: c.Current.FirstName, SecondName: c.Current.SecondName, UpdatedAt: c.Current.UpdatedAt}})
 		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
 			{Key: "_id", Value: c.Current.ID},
 			{Key: "registration_no", Value: c.Current.RegistrationNo},
 			{Key: "first_name", Value: c.Current.FirstName},
 			{Key: "second_name", Value: c.Current.SecondName},
-		}, d("$set", studentKeysSet(doc)))
+		}, d("$set", set))
 		if err == nil && res.MatchedCount == 0 {
 			err = fmt.Errorf("student %d (%s): %w", c.Current.ID, c.Current.RegistrationNo, ErrImportStale)
 		}
 		if err != nil {
-			if mongo.IsDuplicateKeyError(err) {
-				err = errors.Join(ErrDuplicateRegNo, err)
-			}
-			err = s.undoUpdates(ctx, plan.Changed[:i], err)
-			if len(plan.New) == 0 {
-				defer s.journal(ctx, journalEntry{Kind: entryReload}, nil)
-			}
-			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", undoInserts(err))
+			return fail(err)
 		}
 		written = append(written, &doc)
 	}
-	// Other processes reload; this one puts the rows it wrote.
 	res := ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}
-	if len(written) > 0 {
-		s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) })
+	if len(written) == 0 {
+		op.stop()
+		_ = s.closeOp(context.WithoutCancel(ctx), &op.rec)
+		return res, nil
 	}
+	if err := s.recordEntries(ctx, seq, StudentsImported(actor, res.Added+res.Updated)); err != nil {
+		return fail(err)
+	}
+	if s.opHook != nil {
+		s.opHook("commit")
+	}
+	if err := s.commitOp(ctx, op); err != nil {
+		return fail(err)
+	}
+	// Committed. Other processes reload; this one puts the rows it wrote.
+	s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) })
+	if s.opHook != nil {
+		s.opHook("committed")
+	}
+	s.finishOp(ctx, op)
 	return res, nil
-}
-
-// undoUpdates puts back the values the students had before ApplyImport.
-func (s *Store) undoUpdates(ctx context.Context, done []ImportChange, err error) error {
-	ctx = context.WithoutCancel(ctx)
-	for _, c := range done {
-		_, uerr := s.col(colStudents).UpdateOne(ctx, d("_id", c.Current.ID), d("$set", studentKeysSet(newStudentDoc(c.Current))))
-		if uerr != nil {
-			err = errors.Join(err, fmt.Errorf("undo update of student %d: %w", c.Current.ID, uerr))
-		}
-	}
-	return err
 }
 
 // ImportStudents adds all rows or none: PlanImport in ImportAdd mode,
@@ -608,7 +605,7 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 	if len(plan.Errors) > 0 {
 		return 0, plan.Errors, nil
 	}
-	res, err := s.ApplyImport(ctx, plan)
+	res, err := s.ApplyImport(ctx, plan, CommandLine)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -656,7 +653,11 @@ type ExportOptions struct {
 func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions) error {
 	ctx, cancel := s.boundBulk(ctx)
 	defer cancel()
-	cur, err := s.col(colStudents).Find(ctx, searchFilter(o.Query),
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return fmt.Errorf("export students: %w", err)
+	}
+	cur, err := s.col(colStudents).Find(ctx, v.studentFilter(searchFilter(o.Query)),
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)
@@ -672,9 +673,13 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 		return fmt.Errorf("export students: %w", err)
 	}
 	for cur.Next(ctx) {
-		var st Student
-		if err := cur.Decode(&st); err != nil {
+		var m markedStudent
+		if err := cur.Decode(&m); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
+		}
+		st := m.Student
+		if !v.resolve(&st, m.Marks) {
+			continue
 		}
 		if err := cw.Write([]string{guardCell(st.RegistrationNo), guardCell(st.FirstName), guardCell(st.SecondName)}); err != nil {
 			return fmt.Errorf("export students: %w", err)

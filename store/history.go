@@ -28,12 +28,14 @@ const historyBatch = 500
 type Action string
 
 const (
-	ActionAdd        Action = "add"
-	ActionChange     Action = "change"
-	ActionDelete     Action = "delete"
-	ActionBulkDelete Action = "bulk_delete" // one entry per student deleted
-	ActionImport     Action = "import"      // one entry per import
-	ActionResetLink  Action = "reset_link"  // a password reset link issued for a user
+	ActionAdd         Action = "add"
+	ActionChange      Action = "change"
+	ActionDelete      Action = "delete"
+	ActionBulkDelete  Action = "bulk_delete"  // one entry per student deleted
+	ActionImport      Action = "import"       // one entry per import
+	ActionResetLink   Action = "reset_link"   // a password reset link issued for a user
+	ActionRolledBack  Action = "rolled_back"  // an interrupted import or bulk delete, undone (operations.go)
+	ActionPasswordSet Action = "password_set" // a superuser set a user's password
 )
 
 // Label is the action for people.
@@ -51,6 +53,10 @@ func (a Action) Label() string {
 		return "Imported"
 	case ActionResetLink:
 		return "Reset link issued"
+	case ActionRolledBack:
+		return "Rolled back"
+	case ActionPasswordSet:
+		return "Password set"
 	}
 	return string(a)
 }
@@ -87,6 +93,12 @@ type HistoryEntry struct {
 	// TargetUserID is set on entries about a user account (added,
 	// changed, reset link) instead of StudentID.
 	TargetUserID string `bson:"target_user_id,omitempty" json:"target_user_id,omitempty"`
+	// Op is the import or bulk delete the entry is part of
+	// (operations.go): it counts only once that is committed.
+	Op int64 `bson:"op,omitempty" json:"op,omitempty"`
+	// TargetGroupID is set on entries about a group of permissions
+	// (historyrights.go).
+	TargetGroupID string `bson:"target_group_id,omitempty" json:"target_group_id,omitempty"`
 }
 
 // studentFields are the fields a history entry compares, in form order.
@@ -188,6 +200,14 @@ func UserChanged(a Actor, before, after User) HistoryEntry {
 	return e
 }
 
+// PasswordSet is the entry of a user's password set by a superuser (the
+// password itself is never recorded).
+func PasswordSet(a Actor, u User) HistoryEntry {
+	e := a.entry(ActionPasswordSet)
+	e.TargetUserID, e.Object = u.ID, userObject(u)
+	return e
+}
+
 // ResetLinkIssued is the entry of a password reset link issued for u.
 func ResetLinkIssued(a Actor, u User) HistoryEntry {
 	e := a.entry(ActionResetLink)
@@ -197,6 +217,11 @@ func ResetLinkIssued(a Actor, u User) HistoryEntry {
 
 // RecordHistory stores entries, stamping each with an id and the time.
 func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) error {
+	return s.recordEntries(ctx, 0, entries...)
+}
+
+// recordEntries stores entries as part of operation op (0: none).
+func (s *Store) recordEntries(ctx context.Context, op int64, entries ...HistoryEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -206,12 +231,13 @@ func (s *Store) RecordHistory(ctx context.Context, entries ...HistoryEntry) erro
 		if e.Username == "" || e.Action == "" {
 			return fmt.Errorf("record history: entry %d has no user or action", i)
 		}
-		e.ID, e.At = bson.NewObjectID().Hex(), now
+		e.ID, e.At, e.Op = bson.NewObjectID().Hex(), now, op
 		docs[i] = e
 	}
 	for start := 0; start < len(docs); start += historyBatch {
 		end := min(start+historyBatch, len(docs))
 		if _, err := s.col(colHistory).InsertMany(ctx, docs[start:end]); err != nil {
+			err = s.full(err)
 			return fmt.Errorf("record history (%d entries): %w", len(docs), err)
 		}
 	}
@@ -224,13 +250,27 @@ func (s *Store) StudentsByID(ctx context.Context, ids []int64) ([]Student, error
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cur, err := s.col(colStudents).Find(ctx, d("_id", d("$in", ids)))
-	if err != nil {
-		return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+	if s.useModel(ctx) {
+		if err := s.model(ctx); err != nil {
+			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+		}
+		s.rm.mu.RLock()
+		defer s.rm.mu.RUnlock()
+		var out []Student
+		for _, id := range ids {
+			if doc, ok := s.rm.snap.doc(id); ok {
+				out = append(out, doc.Student)
+			}
+		}
+		return out, nil
 	}
 	var out []Student
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+	for start := 0; start < len(ids); start += deleteBatch {
+		found, err := s.findStudents(ctx, d("_id", d("$in", ids[start:min(start+deleteBatch, len(ids))])), nil)
+		if err != nil {
+			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
+		}
+		out = append(out, found...)
 	}
 	return out, nil
 }
@@ -241,11 +281,7 @@ func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]His
 	if n <= 0 {
 		return nil, nil
 	}
-	filter := bson.D{}
-	if !withUsers {
-		filter = d("target_user_id", d("$exists", false))
-	}
-	return s.findHistory(ctx, filter, -1, int64(n))
+	return s.LatestHistory(ctx, HistoryFilter{Accounts: withUsers}, n)
 }
 
 // StudentHistory returns every entry about one student, oldest first.
@@ -258,7 +294,11 @@ func (s *Store) findHistory(ctx context.Context, filter bson.D, dir int, limit i
 	if limit > 0 {
 		o.SetLimit(limit)
 	}
-	cur, err := s.col(colHistory).Find(ctx, filter, o)
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(filter), o)
 	if err != nil {
 		return nil, fmt.Errorf("read history: %w", err)
 	}
@@ -274,10 +314,20 @@ func (s *Store) findHistory(ctx context.Context, filter bson.D, dir int, limit i
 // cells that a spreadsheet would run as a formula prefixed with ') or
 // JSON (format "json": one array of objects).
 func (s *Store) ExportHistory(ctx context.Context, w io.Writer, format string) error {
+	return s.ExportHistoryWhere(ctx, w, format, HistoryFilter{Accounts: true})
+}
+
+// ExportHistoryWhere is ExportHistory of the entries f selects
+// (historyrights.go).
+func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format string, f HistoryFilter) error {
 	if format != "csv" && format != "json" {
 		return fmt.Errorf("export history: unknown format %q (want csv or json)", format)
 	}
-	cur, err := s.col(colHistory).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return fmt.Errorf("export history: %w", err)
+	}
+	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(f.bson()), options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export history: %w", err)
 	}

@@ -417,7 +417,7 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 	for off := 0; off < len(blob) || chunks == 0; off += snapChunkSize {
 		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, At: now, Data: blob[off:min(off+snapChunkSize, len(blob))]}
 		if _, err := col.InsertOne(ctx, c); err != nil {
-			return fmt.Errorf("save the read model: %w", err)
+			return fmt.Errorf("save the read model: %w", s.full(err))
 		}
 		chunks++
 	}
@@ -561,7 +561,10 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 		}
 		if i := slices.IndexFunc(entries, func(e journalEntry) bool { return e.Kind != entryPut && e.Kind != entryDelete }); i >= 0 {
 			// A bulk change after it: a newer snapshot is coming, or not.
-			if entries[i].Snapshot && time.Now().Before(deadline) {
+			// Not waited for once the entry is older than snapWaitFor:
+			// its writer's save failed (a full disk, issue 23), and every
+			// load would otherwise wait for it again.
+			if entries[i].Snapshot && time.Now().Before(deadline) && time.Since(entries[i].At) < snapWaitFor {
 				t := time.NewTimer(50 * time.Millisecond)
 				select {
 				case <-t.C:

@@ -501,6 +501,10 @@ func (s *Store) loadCollection(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	ops, err := s.opsView(ctx) // before the rows (operations.go)
+	if err != nil {
+		return nil, timeoutError("read students", err)
+	}
 	cur, err := s.col(colStudents).Find(ctx, bson.D{})
 	if err != nil {
 		return nil, timeoutError("read students", err)
@@ -511,6 +515,9 @@ func (s *Store) loadCollection(ctx context.Context) (*snapshot, error) {
 		if err := cur.Decode(doc); err != nil {
 			cur.Close(ctx)
 			return nil, fmt.Errorf("decode student: %w", err)
+		}
+		if !ops.resolveDoc(doc, cur.Current) {
+			continue
 		}
 		if doc.Search == "" { // not migrated yet: derive the keys
 			*doc = newStudentDoc(doc.Student)
@@ -744,9 +751,20 @@ func (s *Store) journalLater() {
 			if err == nil {
 				return
 			}
+			// A full disk is freed by people, not in the seconds Close
+			// gives: a closing Store (a `campus manage` ending) does not
+			// wait for it; the other processes' models are reloaded at
+			// the latest after journalKeep/2 (issue 23).
+			var closing chan struct{}
+			if IsStorageFull(err) {
+				closing = s.closing
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-closing:
+				t.Stop()
+				return
 			case <-ctx.Done():
 				t.Stop()
 				return
@@ -839,7 +857,7 @@ func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*sna
 			s.rm.mu.Unlock()
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return 0, fmt.Errorf("journal the change: %w", err)
+			return 0, fmt.Errorf("journal the change: %w", s.full(err))
 		}
 	}
 	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))

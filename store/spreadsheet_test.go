@@ -135,7 +135,7 @@ func TestPlanImportAdd(t *testing.T) {
 	if !strings.Contains(plan.Errors[0].Msg, "already exists") || !strings.Contains(plan.Errors[2].Msg, "repeats line 2") {
 		t.Errorf("messages: %v", plan.Errors)
 	}
-	if _, err := s.ApplyImport(t.Context(), plan); err == nil {
+	if _, err := s.ApplyImport(t.Context(), plan, CommandLine); err == nil {
 		t.Fatal("ApplyImport of a plan with errors succeeded")
 	}
 	if c := count(t, s); c != 1 {
@@ -161,7 +161,7 @@ func TestPlanImportUpdate(t *testing.T) {
 	if c := count(t, s); c != 3 {
 		t.Fatalf("planning wrote: %d students", c)
 	}
-	res, err := s.ApplyImport(ctx, plan)
+	res, err := s.ApplyImport(ctx, plan, CommandLine)
 	if err != nil || res != (ImportResult{Added: 1, Updated: 1}) {
 		t.Fatalf("apply = %+v, %v", res, err)
 	}
@@ -191,7 +191,7 @@ func TestApplyImportStale(t *testing.T) {
 	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{"B-2", "Kofi", "EditedMeanwhile"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ApplyImport(ctx, plan); !errors.Is(err, ErrImportStale) {
+	if _, err := s.ApplyImport(ctx, plan, CommandLine); !errors.Is(err, ErrImportStale) {
 		t.Fatalf("apply of a stale plan: %v, want ErrImportStale", err)
 	}
 	if got, _ := s.Student(ctx, a.ID); got.SecondName != "Odhiambo" {

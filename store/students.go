@@ -64,7 +64,7 @@ func (s *Store) regNoExists(ctx context.Context, regNo string, exceptID int64) (
 	if exceptID != 0 {
 		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", exceptID)})
 	}
-	n, err := s.col(colStudents).CountDocuments(ctx, filter, options.Count().SetLimit(1))
+	n, err := s.countStudents(ctx, filter, options.Count().SetLimit(1))
 	if err != nil {
 		return false, fmt.Errorf("look up registration number: %w", err)
 	}
@@ -103,7 +103,7 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
 		}
-		return Student{}, fmt.Errorf("create student: %w", err)
+		return Student{}, fmt.Errorf("create student: %w", s.full(err))
 	}
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
 	return st, nil
@@ -125,15 +125,14 @@ func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
 		}
 		return doc.Student, nil
 	}
-	var st Student
-	err := s.col(colStudents).FindOne(ctx, d("_id", id)).Decode(&st)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
-	}
+	found, err := s.findStudents(ctx, d("_id", id), nil)
 	if err != nil {
 		return Student{}, fmt.Errorf("read student %d: %w", id, err)
 	}
-	return st, nil
+	if len(found) == 0 {
+		return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
+	}
+	return found[0], nil
 }
 
 // UpdateStudent replaces the fields of student id. Errors: FieldErrors,
@@ -171,7 +170,7 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	case mongo.IsDuplicateKeyError(err):
 		return Student{}, dupRegNo(in.RegistrationNo)
 	case err != nil:
-		return Student{}, fmt.Errorf("update student %d: %w", id, err)
+		return Student{}, fmt.Errorf("update student %d: %w", id, s.full(err))
 	}
 	doc = newStudentDoc(st)
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
@@ -184,7 +183,7 @@ func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 	defer cancel()
 	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", id))
 	if err != nil {
-		return fmt.Errorf("delete student %d: %w", id, err)
+		return fmt.Errorf("delete student %d: %w", id, s.full(err))
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("student %d: %w", id, ErrNotFound)
@@ -194,19 +193,59 @@ func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 }
 
 // DeleteStudents deletes the students with the given IDs (unknown IDs are
-// skipped) and returns how many were deleted.
-func (s *Store) DeleteStudents(ctx context.Context, ids []int64) (int64, error) {
+// skipped) as one operation (operations.go) with one history entry per
+// student (by actor), and returns how many were deleted: all of them or
+// none, to every reader, also across a crash.
+func (s *Store) DeleteStudents(ctx context.Context, ids []int64, actor Actor) (int64, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	res, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", ids)))
-	if err != nil {
-		return 0, fmt.Errorf("delete %d students: %w", len(ids), err)
+	if _, err := s.RecoverOperations(ctx); err != nil {
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(ids), s.full(err))
 	}
-	s.journal(ctx, journalEntry{Kind: entryDelete, IDs: ids}, nil)
-	return res.DeletedCount, nil
+	gone, err := s.StudentsByID(ctx, ids)
+	if err != nil {
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(ids), err)
+	}
+	if len(gone) == 0 {
+		return 0, nil
+	}
+	ctx, cancel := s.boundBulk(ctx)
+	defer cancel()
+	rec := opRecord{Kind: opDelete, UserID: actor.UserID, Username: actor.Username, Deleted: len(gone)}
+	entries := make([]HistoryEntry, len(gone))
+	for i, st := range gone {
+		rec.IDs = append(rec.IDs, st.ID)
+		entries[i] = StudentDeleted(actor, st, true)
+	}
+	op, err := s.beginOp(ctx, rec)
+	if err != nil {
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.full(err))
+	}
+	fail := func(err error) (int64, error) {
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.abortOp(ctx, op, s.full(err)))
+	}
+	for start := 0; start < len(rec.IDs); start += deleteBatch {
+		batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
+		if _, err := s.col(colStudents).UpdateMany(ctx, d("_id", d("$in", batch)), d("$set", d("del", op.rec.Seq))); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.recordEntries(ctx, op.rec.Seq, entries...); err != nil {
+		return fail(err)
+	}
+	if s.opHook != nil {
+		s.opHook("commit")
+	}
+	if err := s.commitOp(ctx, op); err != nil {
+		return fail(err)
+	}
+	s.journal(ctx, journalEntry{Kind: entryDelete, IDs: rec.IDs}, nil)
+	if s.opHook != nil {
+		s.opHook("committed")
+	}
+	s.finishOp(ctx, op)
+	return int64(len(gone)), nil
 }
 
 // CountStudents counts every student.
@@ -221,7 +260,7 @@ func (s *Store) CountStudents(ctx context.Context) (int64, error) {
 		defer s.rm.mu.RUnlock()
 		return int64(s.rm.snap.count()), nil
 	}
-	n, err := s.col(colStudents).CountDocuments(ctx, bson.D{})
+	n, err := s.countStudents(ctx, bson.D{}, nil)
 	if err != nil {
 		return 0, timeoutError("count students", err)
 	}
@@ -282,23 +321,22 @@ func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
 	}
 	filter := searchFilter(o.Query)
 
-	total, err := s.col(colStudents).CountDocuments(ctx, filter)
+	total, err := s.countStudents(ctx, filter, nil)
 	if err != nil {
 		return Page{}, timeoutError("list students: count", err)
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
 
-	cur, err := s.col(colStudents).Find(ctx, filter, options.Find().
+	students, err := s.findStudents(ctx, filter, options.Find().
 		SetSort(sortSpec(o.Sort)).
 		SetSkip(int64(page-1)*int64(perPage)).
 		SetLimit(int64(perPage)))
 	if err != nil {
 		return Page{}, timeoutError("list students", err)
 	}
-	students := []Student{}
-	if err := cur.All(ctx, &students); err != nil {
-		return Page{}, timeoutError("list students: read", err)
+	if students == nil {
+		students = []Student{}
 	}
 	return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}, nil
 }

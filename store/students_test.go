@@ -124,11 +124,11 @@ func TestStudentCRUD(t *testing.T) {
 		t.Fatalf("deleted student still found: %v", err)
 	}
 	c := mustCreate(t, s, "C-3", "Ama", "Owusu")
-	n, err := s.DeleteStudents(ctx, []int64{b.ID, c.ID, 12345})
+	n, err := s.DeleteStudents(ctx, []int64{b.ID, c.ID, 12345}, CommandLine)
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteStudents = %d, %v; want 2", n, err)
 	}
-	if n, err := s.DeleteStudents(ctx, nil); err != nil || n != 0 {
+	if n, err := s.DeleteStudents(ctx, nil, CommandLine); err != nil || n != 0 {
 		t.Fatalf("DeleteStudents(nil) = %d, %v", n, err)
 	}
 	if count(t, s) != 0 {

@@ -181,7 +181,7 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 		return fmt.Errorf("plan the import: %d new, %v, %v", len(plan.New), plan.Errors, err)
 	}
 	planned, cpu2 := time.Now(), benchCPU(child)
-	res, err := importer.ApplyImport(ctx, plan)
+	res, err := importer.ApplyImport(ctx, plan, store.CommandLine)
 	applied, cpu3 := time.Now(), benchCPU(child)
 	importer.Close(context.WithoutCancel(ctx))
 	if err != nil || res.Added != *students {

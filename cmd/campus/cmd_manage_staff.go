@@ -83,15 +83,3 @@ func manageHistory(ctx context.Context, m *manageCtx, fs *flag.FlagSet, format s
 	}
 	return w.Flush()
 }
-
-// recordCLIImport records an import of n students by the command line in
-// the tenant's history (nothing for n == 0).
-func recordCLIImport(ctx context.Context, m *manageCtx, n int) error {
-	if n == 0 {
-		return nil
-	}
-	if err := m.store.RecordHistory(ctx, store.StudentsImported(store.CommandLine, n)); err != nil {
-		return fmt.Errorf("the %d students are imported, but the import could not be recorded in the history: %w", n, err)
-	}
-	return nil
-}

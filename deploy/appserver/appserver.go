@@ -92,6 +92,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
+	go recoverOperations(serveCtx, cfg.Store, logger)
 	srv := httpserve.New(h, logger)
 	err = httpserve.Serve(serveCtx, srv, ln)
 	logger.Info("stopped")
@@ -99,6 +100,28 @@ func Run(ctx context.Context, cfg Config) error {
 		return cause
 	}
 	return err
+}
+
+// recoverOperations rolls back the imports and bulk deletes that a writer
+// left half done when it died (store.RecoverOperations), at the start and
+// once more after a writer on another host would have lost its lease.
+func recoverOperations(ctx context.Context, st *store.Store, logger *slog.Logger) {
+	for _, wait := range []time.Duration{0, store.OperationLease + time.Second} {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		n, err := st.RecoverOperations(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.Warn("recover interrupted imports and deletes (the next one retries)", "err", err)
+		case n > 0:
+			logger.Info("rolled back interrupted imports or deletes", "count", n)
+		}
+	}
 }
 
 // WarmUp does, before any tenant is known, the start-up work of an app
