@@ -77,6 +77,8 @@ type server struct {
 	// cancelled samples the log lines of requests whose client went away
 	// (499): a client can cause any number of them (issue 25).
 	cancelled *lograte.Limiter
+	// fullLog samples the "disk full" ERROR lines (storagefull.go).
+	fullLog *lograte.Limiter
 
 	// studentsGauge throttles gauge refreshes triggered by reads.
 	gaugeMu sync.Mutex
@@ -131,6 +133,7 @@ func newServer(cfg Config) (*server, error) {
 	s.cancelled = lograte.New(cancelledLogEvery, func(n int, last string) {
 		s.log.Info("requests sampled", "kind", "cancelled", "count", n, "period", cancelledLogEvery.String(), "last", last)
 	})
+	s.fullLog = newFullLog(s)
 	if s.maxUpload <= 0 {
 		s.maxUpload = DefaultMaxUploadBytes
 	}
@@ -149,7 +152,7 @@ func newServer(cfg Config) (*server, error) {
 		s.gatherer = g
 	}
 	var err error
-	if s.metrics, err = newMetrics(reg, cfg.Tenant.Name); err != nil {
+	if s.metrics, err = newMetrics(reg, cfg.Tenant.Name, cfg.Store); err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	if s.static, err = loadStatic(); err != nil {

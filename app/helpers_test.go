@@ -66,6 +66,7 @@ type env struct {
 	srv    *httptest.Server
 	logs   *syncBuffer
 	clock  *clock
+	app    *server // behind srv: its import gate, for the tests of it
 }
 
 type dbHandle interface{ Name() string }
@@ -108,7 +109,7 @@ func newEnv(t *testing.T, name string, o envOptions) *env {
 	}
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
-	h, err := NewServer(Config{
+	app, err := newServer(Config{
 		Tenant:         tenant,
 		Store:          st,
 		Logger:         slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -120,9 +121,9 @@ func newEnv(t *testing.T, name string, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(app.routes()) // what NewServer returns
 	t.Cleanup(srv.Close)
-	return &env{t: t, tenant: tenant, db: db, store: st, reg: reg, srv: srv, logs: logs, clock: clk}
+	return &env{t: t, tenant: tenant, db: db, store: st, reg: reg, srv: srv, logs: logs, clock: clk, app: app}
 }
 
 // host is the tenant's primary host name.

@@ -53,6 +53,8 @@ func historyRows(entries []store.HistoryEntry) []historyRow {
 		switch {
 		case e.TargetUserID != "":
 			rows[i].Link = userChangeURL(e.TargetUserID)
+		case e.TargetGroupID != "" && e.Action != store.ActionDelete:
+			rows[i].Link = groupChangeURL(e.TargetGroupID)
 		case e.StudentID != 0 && (e.Action == store.ActionAdd || e.Action == store.ActionChange):
 			rows[i].Link = changeURL(e.StudentID)
 		}
@@ -73,10 +75,17 @@ type homeData struct {
 	Recent    []historyRow
 }
 
+// handleAdminHome shows what the user may manage and the recent actions:
+// a superuser's everybody's (students, users, groups), anyone else's
+// only their own ("My actions", as Django's admin).
 func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
-	superuser := stateOf(r).session.IsSuperuser
-	// Staff see what happened to students; superusers to users too.
-	recent, err := s.store.RecentHistory(r.Context(), recentActions, superuser)
+	sess := stateOf(r).session
+	superuser := sess.IsSuperuser
+	f := store.HistoryFilter{Accounts: superuser}
+	if !superuser {
+		f.Username = sess.Username
+	}
+	recent, err := s.store.LatestHistory(r.Context(), f, recentActions)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -96,27 +96,30 @@ type pagerItem struct {
 }
 
 func newPager(pg store.Page, p listParams, base string) pager {
-	pr := pager{Total: pg.Total, Page: pg.Page, Pages: pg.Pages}
-	if pg.Page < 1 {
-		pr.Page = 1
-	}
-	if len(pg.Students) > 0 {
+	return makePager(pg.Total, pg.Page, pg.Pages, perPage, len(pg.Students), func(n int) string { return p.link(base, n) })
+}
+
+// makePager is the pager of page (of pages, perPage a page, shown rows
+// on this one, total in all); link gives a page's URL.
+func makePager(total int64, page, pages, perPage, shown int, link func(int) string) pager {
+	pr := pager{Total: total, Page: max(page, 1), Pages: pages}
+	if shown > 0 {
 		pr.First = int64(pr.Page-1)*int64(perPage) + 1
-		pr.Last = pr.First + int64(len(pg.Students)) - 1
+		pr.Last = pr.First + int64(shown) - 1
 	}
 	if pr.Pages <= 1 {
 		return pr
 	}
 	if pr.Page > 1 {
-		pr.Prev = p.link(base, pr.Page-1)
+		pr.Prev = link(pr.Page - 1)
 	}
 	if pr.Page < pr.Pages {
-		pr.Next = p.link(base, pr.Page+1)
+		pr.Next = link(pr.Page + 1)
 	}
 	gap := false
 	for n := 1; n <= pr.Pages; n++ {
 		if n == 1 || n == pr.Pages || (n >= pr.Page-2 && n <= pr.Page+2) {
-			pr.Items = append(pr.Items, pagerItem{Num: n, URL: p.link(base, n), Current: n == pr.Page})
+			pr.Items = append(pr.Items, pagerItem{Num: n, URL: link(n), Current: n == pr.Page})
 			gap = false
 		} else if !gap {
 			pr.Items = append(pr.Items, pagerItem{Gap: true})

@@ -23,6 +23,10 @@ type reqState struct {
 	id    string
 	route string
 
+	// storageFull: the request's save was refused for lack of space; its
+	// log line is a WARN (storagefull.go logs the ERROR, rate-limited).
+	storageFull bool
+
 	// Set by withSession when the cookie names a live session of this
 	// tenant. token is the cookie value: never log it.
 	session *store.Session
@@ -111,6 +115,8 @@ func (s *server) observe(next http.Handler) http.Handler {
 			s.metrics.duration.WithLabelValues(route).Observe(d.Seconds())
 			level := slog.LevelInfo
 			switch {
+			case code >= 500 && st.storageFull:
+				level = slog.LevelWarn
 			case code >= 500:
 				level = slog.LevelError
 			case probeRoutes[route]:

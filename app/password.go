@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/campus-saas/campus/store"
 )
@@ -27,6 +28,23 @@ type passwordData struct {
 	Token    string
 	Username string
 	Invalid  bool
+}
+
+// checkNewPassword puts into errs every problem of a new password typed
+// twice (fields f1 and f2), all at once: missing, the two differing, and
+// each rule it breaks for the account with these attributes (username,
+// email).
+func checkNewPassword(errs map[string]string, f1, f2, p1, p2 string, attrs ...string) {
+	switch {
+	case p1 == "":
+		errs[f1] = msgRequired
+		return
+	case p1 != p2:
+		errs[f2] = msgPasswordMismatch
+	}
+	if probs := store.PasswordProblems(p1, attrs...); len(probs) > 0 {
+		errs[f1] = strings.Join(probs, "\n")
+	}
 }
 
 // passwordErrors moves the store's "password" message to the field of
@@ -58,14 +76,10 @@ func (s *server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 	old := r.PostForm.Get("old_password")
 	p1, p2 := r.PostForm.Get("new_password1"), r.PostForm.Get("new_password2")
 	d := passwordData{Errors: map[string]string{}}
-	switch {
-	case old == "":
+	if old == "" {
 		d.Errors["old_password"] = msgRequired
-	case p1 == "":
-		d.Errors["new_password1"] = msgRequired
-	case p1 != p2:
-		d.Errors["new_password2"] = msgPasswordMismatch
 	}
+	checkNewPassword(d.Errors, "new_password1", "new_password2", p1, p2, st.session.Username)
 	if len(d.Errors) > 0 {
 		s.renderPassword(w, r, http.StatusUnprocessableEntity, d)
 		return
@@ -137,12 +151,7 @@ func (s *server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := passwordData{Token: token, Username: u.Username, Errors: map[string]string{}}
-	switch {
-	case p1 == "":
-		d.Errors["new_password1"] = msgRequired
-	case p1 != p2:
-		d.Errors["new_password2"] = msgPasswordMismatch
-	}
+	checkNewPassword(d.Errors, "new_password1", "new_password2", p1, p2, u.Username, u.Email)
 	if len(d.Errors) > 0 {
 		s.renderReset(w, r, http.StatusUnprocessableEntity, d)
 		return

@@ -10,6 +10,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/campus-saas/campus/store"
 )
 
 //go:embed templates/*.html
@@ -28,12 +30,13 @@ type views struct {
 // page is what every template receives. Page-specific values are in Data.
 type page struct {
 	Title   string
-	Tenant  string    // the tenant's display name; empty on tenant-neutral pages
-	Admin   bool      // admin layout (navigation, logout)
-	User    string    // logged-in username
-	Super   bool      // the logged-in user is a superuser (users, site settings)
-	CSRF    string    // token for the page's forms
-	Flash   *flashMsg // message from the previous request
+	Tenant  string      // the tenant's display name; empty on tenant-neutral pages
+	Admin   bool        // admin layout (navigation, logout)
+	User    string      // logged-in username
+	Super   bool        // the logged-in user is a superuser (users, site settings)
+	Perms   store.Perms // what the logged-in user may do (menus, buttons)
+	CSRF    string      // token for the page's forms
+	Flash   *flashMsg   // message from the previous request
 	Crumbs  []crumb
 	Data    any
 	neutral bool // say nothing about the tenant (421)
@@ -52,6 +55,7 @@ func parseViews(staticURL func(string) string) (*views, error) {
 		// staff, passwords and history
 		"when":       formatWhen,
 		"fieldLabel": fieldLabel,
+		"lines":      func(s string) []string { return strings.Split(s, "\n") },
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -99,6 +103,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		if sess := stateOf(r).session; sess != nil {
 			p.User = sess.Username
 			p.Super = sess.IsSuperuser
+			p.Perms = sess.Perms
 			if p.CSRF == "" {
 				p.CSRF = sess.CSRFToken
 			}
@@ -119,11 +124,12 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 }
 
 type errorPage struct {
-	Code    int
-	Heading string
-	Message string
-	Link    string
-	LinkTxt string
+	Code      int
+	Heading   string
+	Message   string
+	RequestID string // shown for errors people report (disk full)
+	Link      string
+	LinkTxt   string
 }
 
 var errorPages = map[int]errorPage{
@@ -204,6 +210,10 @@ func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 	if r.Context().Err() != nil {
 		s.log.Debug("client went away", "request_id", st.id, "route", st.route, "err", err)
 		w.WriteHeader(statusClientClosed)
+		return
+	}
+	if store.IsStorageFull(err) {
+		s.storageFullPage(w, r, err)
 		return
 	}
 	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)

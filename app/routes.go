@@ -1,6 +1,10 @@
 package app
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/campus-saas/campus/store"
+)
 
 // routes is the one place that lists every URL of the app and the
 // middleware guarding it.
@@ -9,42 +13,21 @@ import "net/http"
 // recovery, security headers) → tenant header check → tenant host check
 // (421; the probes and /metrics are exempt) → site routes. Everything under
 // /admin/ except the login page goes through adminOnly: a new admin route
-// is guarded without anyone remembering to guard it.
+// is guarded without anyone remembering to guard it, and each admin route
+// says which permission it needs (adminRoutes, guard.go).
 func (s *server) routes() http.Handler {
 	admin := http.NewServeMux()
-	// Admin home, history, own password, and users (superusers only: every
-	// /admin/users/ URL, known or not, goes through superuserOnly).
-	admin.Handle("GET /admin/{$}", s.route(http.HandlerFunc(s.handleAdminHome)))
-	admin.Handle("GET /admin/students/{id}/history/{$}", s.route(http.HandlerFunc(s.handleStudentHistory)))
-	admin.Handle("GET /admin/password/{$}", s.route(http.HandlerFunc(s.handlePasswordForm)))
-	admin.Handle("POST /admin/password/{$}", s.route(http.HandlerFunc(s.handlePasswordChange)))
-	users := http.NewServeMux()
-	users.Handle("GET /admin/users/{$}", s.route(http.HandlerFunc(s.handleUserList)))
-	users.Handle("GET /admin/users/add/{$}", s.route(http.HandlerFunc(s.handleUserAddForm)))
-	users.Handle("POST /admin/users/add/{$}", s.route(http.HandlerFunc(s.handleUserAdd)))
-	users.Handle("GET /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChangeForm)))
-	users.Handle("POST /admin/users/{id}/change/{$}", s.route(http.HandlerFunc(s.handleUserChange)))
-	users.Handle("POST /admin/users/{id}/resetlink/{$}", s.route(http.HandlerFunc(s.handleUserResetLink)))
-	users.Handle("POST /admin/users/{id}/unlock/{$}", s.route(http.HandlerFunc(s.handleUserUnlock)))
-	users.Handle("/admin/users/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
-	admin.Handle("/admin/users/", s.route(s.superuserOnly(users)))
-
-	admin.Handle("POST /admin/logout/{$}", s.route(http.HandlerFunc(s.handleLogout)))
-	admin.Handle("GET /admin/logout/{$}", s.route(s.methodNotAllowed(http.MethodPost)))
-	admin.Handle("GET /admin/students/{$}", s.route(http.HandlerFunc(s.handleStudentList)))
-	admin.Handle("GET /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAddForm)))
-	admin.Handle("POST /admin/students/add/{$}", s.route(http.HandlerFunc(s.handleStudentAdd)))
-	admin.Handle("GET /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChangeForm)))
-	admin.Handle("POST /admin/students/{id}/change/{$}", s.route(http.HandlerFunc(s.handleStudentChange)))
-	admin.Handle("GET /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDeleteConfirm)))
-	admin.Handle("POST /admin/students/{id}/delete/{$}", s.route(http.HandlerFunc(s.handleStudentDelete)))
-	admin.Handle("POST /admin/students/delete-selected/{$}", s.route(http.HandlerFunc(s.handleStudentsDeleteSelected)))
-	admin.Handle("GET /admin/students/export/{$}", s.route(http.HandlerFunc(s.handleStudentsExport)))
-	admin.Handle("GET /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImportForm)))
-	admin.Handle("POST /admin/students/import/{$}", s.route(http.HandlerFunc(s.handleStudentsImport)))
-	// Site settings: superusers only, like users.
-	admin.Handle("GET /admin/settings/{$}", s.route(s.superuserOnly(http.HandlerFunc(s.handleSettingsForm))))
-	admin.Handle("POST /admin/settings/{$}", s.route(s.superuserOnly(http.HandlerFunc(s.handleSettings))))
+	// Every admin URL is in adminRoutes with the permission it needs, and
+	// passes the one guard, allow (guard.go): a route cannot be added
+	// without saying who may use it.
+	for _, rt := range s.adminRoutes() {
+		h := s.allow(rt.need, rt.h)
+		if rt.label != "" {
+			admin.Handle(rt.pattern, s.routeAs(rt.label, h.ServeHTTP))
+			continue
+		}
+		admin.Handle(rt.pattern, s.route(h))
+	}
 	admin.Handle("/admin/", s.routeAs(routeNotFound, http.HandlerFunc(s.handleAdminNotFound)))
 
 	site := http.NewServeMux()
@@ -67,6 +50,69 @@ func (s *server) routes() http.Handler {
 	top.Handle("/", s.requireTenantHost(site))
 
 	return s.observe(s.requireTenantHeader(top))
+}
+
+// adminRoute is one admin URL, the permission it needs ("" for any
+// logged-in user) and, for catch-alls, a fixed route label.
+type adminRoute struct {
+	pattern string
+	need    store.Permission
+	h       http.HandlerFunc
+	label   string
+}
+
+// adminRoutes lists every URL under /admin/ but the login and reset
+// pages. Reading a student needs view; each change its own right (an
+// import in update mode also change, importNeeds); users,
+// groups and settings are the superuser's (every URL under /admin/users/
+// and /admin/groups/, known or not).
+func (s *server) adminRoutes() []adminRoute {
+	const (
+		anyone = store.Permission("")
+		super  = store.PermSuperuser
+	)
+	return []adminRoute{
+		{"GET /admin/{$}", anyone, s.handleAdminHome, ""},
+		{"GET /admin/history/{$}", anyone, s.handleHistory, ""},
+		{"GET /admin/history/export/{$}", anyone, s.handleHistoryExport, ""},
+		{"GET /admin/password/{$}", anyone, s.handlePasswordForm, ""},
+		{"POST /admin/password/{$}", anyone, s.handlePasswordChange, ""},
+		{"POST /admin/logout/{$}", anyone, s.handleLogout, ""},
+		{"GET /admin/logout/{$}", anyone, s.methodNotAllowed(http.MethodPost), ""},
+
+		{"GET /admin/students/{$}", store.PermView, s.handleStudentList, ""},
+		{"GET /admin/students/{id}/change/{$}", store.PermView, s.handleStudentChangeForm, ""},
+		{"GET /admin/students/{id}/history/{$}", store.PermView, s.handleStudentHistory, ""},
+		{"GET /admin/students/add/{$}", store.PermAdd, s.handleStudentAddForm, ""},
+		{"POST /admin/students/add/{$}", store.PermAdd, s.handleStudentAdd, ""},
+		{"POST /admin/students/{id}/change/{$}", store.PermChange, s.handleStudentChange, ""},
+		{"GET /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDeleteConfirm, ""},
+		{"POST /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDelete, ""},
+		{"POST /admin/students/delete-selected/{$}", store.PermDelete, s.handleStudentsDeleteSelected, ""},
+		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
+		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
+		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},
+
+		{"GET /admin/users/{$}", super, s.handleUserList, ""},
+		{"GET /admin/users/add/{$}", super, s.handleUserAddForm, ""},
+		{"POST /admin/users/add/{$}", super, s.handleUserAdd, ""},
+		{"GET /admin/users/{id}/change/{$}", super, s.handleUserChangeForm, ""},
+		{"POST /admin/users/{id}/change/{$}", super, s.handleUserChange, ""},
+		{"GET /admin/users/{id}/password/{$}", super, s.handleUserPasswordForm, ""},
+		{"POST /admin/users/{id}/password/{$}", super, s.handleUserPassword, ""},
+		{"POST /admin/users/{id}/resetlink/{$}", super, s.handleUserResetLink, ""},
+		{"POST /admin/users/{id}/unlock/{$}", super, s.handleUserUnlock, ""},
+		{"/admin/users/", super, s.handleAdminNotFound, routeNotFound},
+		{"GET /admin/groups/{$}", super, s.handleGroupList, ""},
+		{"GET /admin/groups/add/{$}", super, s.handleGroupAddForm, ""},
+		{"POST /admin/groups/add/{$}", super, s.handleGroupAdd, ""},
+		{"GET /admin/groups/{id}/change/{$}", super, s.handleGroupChangeForm, ""},
+		{"POST /admin/groups/{id}/change/{$}", super, s.handleGroupChange, ""},
+		{"POST /admin/groups/{id}/delete/{$}", super, s.handleGroupDelete, ""},
+		{"/admin/groups/", super, s.handleAdminNotFound, routeNotFound},
+		{"GET /admin/settings/{$}", super, s.handleSettingsForm, ""},
+		{"POST /admin/settings/{$}", super, s.handleSettings, ""},
+	}
 }
 
 // adminOnly guards the admin site: the session is loaded; a state-changing

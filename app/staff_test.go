@@ -72,7 +72,7 @@ func TestStaffCannotManageUsers(t *testing.T) {
 	for _, path := range []string{"/admin/users/", "/admin/users/add/", userChangeURL(staffID), userChangeURL(suID), "/admin/users/nope/"} {
 		r := staff.get(path)
 		wantCode(t, r, http.StatusForbidden)
-		wantBody(t, r, "Only superusers can manage users and site settings.")
+		wantBody(t, r, "Only superusers can manage users, groups and site settings.")
 	}
 	// Site settings (public list or staff-only) are the superusers' too.
 	wantCode(t, staff.get("/admin/settings/"), http.StatusForbidden)
@@ -124,7 +124,7 @@ func TestUserFormErrors(t *testing.T) {
 		want   string
 	}{
 		{"mismatch", url.Values{"username": {"clerk"}, "password1": {staffPassword}, "password2": {"other-password-1"}}, msgPasswordMismatch},
-		{"numeric", url.Values{"username": {"clerk"}, "password1": {"1234567890"}, "password2": {"1234567890"}}, "Password must not be entirely numeric."},
+		{"numeric", url.Values{"username": {"clerk"}, "password1": {"1234567890"}, "password2": {"1234567890"}}, "This password is entirely numeric."},
 		{"taken", url.Values{"username": {"ADMIN"}, "password1": {staffPassword}, "password2": {staffPassword}}, "A user with that username already exists."},
 		{"bad username", url.Values{"username": {"a b"}, "password1": {staffPassword}, "password2": {staffPassword}}, "Username must be 1-150 letters"},
 	}
@@ -204,7 +204,7 @@ func TestChangeOwnPassword(t *testing.T) {
 	}{
 		{"wrong old", url.Values{"old_password": {"nope-nope-1"}, "new_password1": {newPassword}, "new_password2": {newPassword}}, msgWrongOldPassword},
 		{"mismatch", url.Values{"old_password": {testPassword}, "new_password1": {newPassword}, "new_password2": {newPassword + "x"}}, msgPasswordMismatch},
-		{"too short", url.Values{"old_password": {testPassword}, "new_password1": {"short1"}, "new_password2": {"short1"}}, "Password must be at least 8 characters."},
+		{"too short", url.Values{"old_password": {testPassword}, "new_password1": {"short1"}, "new_password2": {"short1"}}, "This password is too short. It must contain at least 8 characters."},
 		{"missing", url.Values{"new_password1": {newPassword}, "new_password2": {newPassword}}, msgRequired},
 	}
 	for _, tt := range tests {

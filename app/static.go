@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -82,4 +83,16 @@ func (sf *staticFiles) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "public, max-age=300, must-revalidate")
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
+}
+
+// Static serves the admin's static files (Bootstrap, app.css, app.js)
+// for another server with the admin's look (the control console, issue
+// 26) at prefix+"{file}" (the route must name the file {file}); url gives
+// a file's versioned path there.
+func Static(prefix string) (h http.Handler, url func(name string) string, err error) {
+	sf, err := loadStatic()
+	if err != nil {
+		return nil, nil, err
+	}
+	return sf, func(name string) string { return prefix + strings.TrimPrefix(sf.url(name), "/static/") }, nil
 }

@@ -101,6 +101,10 @@ type studentForm struct {
 	Values store.StudentInput
 	Errors store.FieldErrors
 	Back   backLink // the list to return to
+	// Unsaved: the save was refused because the disk is full (503); the
+	// form is shown again with what was typed, and this request ID.
+	Unsaved   string
+	RequestID string
 }
 
 func formInput(r *http.Request) store.StudentInput {
@@ -180,6 +184,15 @@ func afterSave(r *http.Request, id int64) string {
 	return back.List()
 }
 
+// formNotSaved shows the student form again, with what was typed, as a
+// 503 saying that the disk is full.
+func (s *server) formNotSaved(w http.ResponseWriter, r *http.Request, f studentForm, err error) {
+	s.cannotSave(r, err)
+	f.Unsaved, f.RequestID = msgCannotSave, stateOf(r).id
+	w.Header().Set("Retry-After", fullRetryAfter)
+	s.renderStudentForm(w, r, http.StatusServiceUnavailable, f)
+}
+
 func (s *server) handleStudentAddForm(w http.ResponseWriter, r *http.Request) {
 	s.renderStudentForm(w, r, http.StatusOK, studentForm{Back: backFrom(r)})
 }
@@ -197,6 +210,10 @@ func (s *server) handleStudentAdd(w http.ResponseWriter, r *http.Request) {
 		if fe, ok := saveError(err); ok {
 			f.Errors = fe
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		if store.IsStorageFull(err) {
+			s.formNotSaved(w, r, f, err)
 			return
 		}
 		s.dbError(w, r, fmt.Errorf("create student: %w", err))
@@ -262,6 +279,10 @@ func (s *server) handleStudentChange(w http.ResponseWriter, r *http.Request) {
 		if fe, ok := saveError(err); ok {
 			f.Errors = fe
 			s.renderStudentForm(w, r, http.StatusUnprocessableEntity, f)
+			return
+		}
+		if store.IsStorageFull(err) {
+			s.formNotSaved(w, r, f, err)
 			return
 		}
 		s.dbError(w, r, fmt.Errorf("update student %d: %w", f.ID, err))

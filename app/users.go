@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 )
 
 // Users: superusers add, edit and deactivate the school's staff. Every
-// /admin/users/ URL goes through superuserOnly (routes.go), so a staff
-// member gets 403 on all of them, whatever the links on the page say.
+// /admin/users/ URL needs store.PermSuperuser (routes.go, guard.go), so
+// anyone else gets 403 on all of them, whatever the links on the page say.
 
 const usersURL = "/admin/users/"
 
@@ -39,29 +40,6 @@ func init() {
 	flashLevels[flashPasswordReset] = "success"
 }
 
-// forbidden answers a staff member who asked for a superuser's page.
-func (s *server) forbidden(w http.ResponseWriter, r *http.Request) {
-	s.log.Info("permission denied", "request_id", stateOf(r).id, "route", stateOf(r).route, "user_id", stateOf(r).session.UserID)
-	s.render(w, r, http.StatusForbidden, "error", &page{Title: "Permission denied", Admin: true, Data: errorPage{
-		Code:    http.StatusForbidden,
-		Heading: "Permission denied",
-		Message: "Only superusers can manage users and site settings. Ask a superuser of your school if you need this.",
-		Link:    "/admin/", LinkTxt: "Go to the admin home",
-	}})
-}
-
-// superuserOnly refuses staff (403). It runs inside adminOnly: there is
-// always a session.
-func (s *server) superuserOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if sess := stateOf(r).session; sess == nil || !sess.IsSuperuser {
-			s.forbidden(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
 // ---- list ----
 
 func (s *server) handleUserList(w http.ResponseWriter, r *http.Request) {
@@ -70,12 +48,27 @@ func (s *server) handleUserList(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
+	choices, err := s.groupChoices(r, nil)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	rows := make([]userRow, len(users))
+	for i, u := range users {
+		rows[i] = userRow{User: u, Groups: groupNames(choices, u.GroupIDs())}
+	}
 	s.render(w, r, http.StatusOK, "admin_users", &page{
 		Title:  "Users",
 		Admin:  true,
 		Crumbs: crumbs("Users"),
-		Data:   struct{ Users []store.User }{users},
+		Data:   struct{ Users []userRow }{rows},
 	})
+}
+
+// userRow is a user of the list, with the names of their groups.
+type userRow struct {
+	store.User
+	Groups string
 }
 
 // ---- add ----
@@ -96,10 +89,51 @@ type userForm struct {
 	// store.LoginLocks); Unlocked is what the unlock button just lifted.
 	Locks    store.LoginLocks
 	Unlocked *store.LoginLocks
+	Groups   []groupChoice
+}
+
+// groupChoice is one group's checkbox on the user form.
+type groupChoice struct {
+	store.Group
+	Checked bool
+}
+
+// userGroupsInput are the ticked groups of a form that showed them
+// (field groups_shown; none ticked is no group), or nil for a form
+// without them (the defaults when adding, unchanged when changing).
+func userGroupsInput(r *http.Request) []string {
+	if !r.PostForm.Has("groups_shown") {
+		return nil
+	}
+	return append([]string{}, r.PostForm["groups"]...)
+}
+
+// groupChoices are every group of the school, those in checked ticked.
+func (s *server) groupChoices(r *http.Request, checked []string) ([]groupChoice, error) {
+	gs, err := s.store.Groups(r.Context())
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	out := make([]groupChoice, len(gs))
+	for i, g := range gs {
+		out[i] = groupChoice{Group: g, Checked: slices.Contains(checked, g.ID)}
+	}
+	return out, nil
+}
+
+// groupNames are the names of ids among choices, for history entries.
+func groupNames(choices []groupChoice, ids []string) string {
+	var names []string
+	for _, c := range choices {
+		if slices.Contains(ids, c.ID) {
+			names = append(names, c.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 var userFieldLabels = map[string]string{
-	"username": "Username", "email": "Email address", "password": "Password",
+	"username": "Username", "email": "Email address", "password": "Password", "groups": "Groups",
 }
 
 // userErrors turns the store's messages into sentences.
@@ -135,7 +169,12 @@ func (s *server) renderUserForm(w http.ResponseWriter, r *http.Request, status i
 }
 
 func (s *server) handleUserAddForm(w http.ResponseWriter, r *http.Request) {
-	s.renderUserForm(w, r, http.StatusOK, userForm{IsActive: true})
+	groups, err := s.groupChoices(r, []string{store.GroupStaff})
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	s.renderUserForm(w, r, http.StatusOK, userForm{IsActive: true, Groups: groups})
 }
 
 func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
@@ -146,12 +185,27 @@ func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
 		IsActive:    true,
 	}
 	p1, p2 := r.PostForm.Get("password1"), r.PostForm.Get("password2")
-	if p1 != p2 {
-		f.Errors = map[string]string{"password2": msgPasswordMismatch}
+	groups := userGroupsInput(r)
+	checked := groups
+	if checked == nil && !f.IsSuperuser {
+		checked = []string{store.GroupStaff}
+	}
+	var err error
+	if f.Groups, err = s.groupChoices(r, checked); err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	if p1 != p2 || p1 == "" {
+		// Every error at once: the two passwords, and whatever else
+		// the store would refuse.
+		f.Errors = userErrors(store.ValidateSuperuser(f.Username, f.Email, p1))
+		delete(f.Errors, "password")
+		checkNewPassword(f.Errors, "password1", "password2", p1, p2, f.Username, f.Email)
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
-	u, err := s.store.CreateUser(r.Context(), store.NewUser{Username: f.Username, Email: f.Email, Password: p1, IsSuperuser: f.IsSuperuser})
+	u, err := s.store.CreateUser(r.Context(), store.NewUser{Username: f.Username, Email: f.Email, Password: p1,
+		IsSuperuser: f.IsSuperuser, Groups: groups})
 	var fe store.FieldErrors
 	switch {
 	case errors.Is(err, store.ErrUserExists):
@@ -170,7 +224,11 @@ func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
-	s.record(r, store.UserAdded(actor(r), u))
+	entry := store.UserAdded(actor(r), u)
+	if names := groupNames(f.Groups, u.GroupIDs()); names != "" {
+		entry.Changes = append(entry.Changes, store.FieldChange{Field: "groups", After: names})
+	}
+	s.record(r, entry)
 	s.log.Info("user added", "request_id", stateOf(r).id, "user_id", u.ID, "by", stateOf(r).session.UserID, "superuser", u.IsSuperuser)
 	s.setFlash(w, r, flashUserAdded, u.Username)
 	http.Redirect(w, r, usersURL, http.StatusSeeOther)
@@ -192,9 +250,16 @@ func (s *server) user(w http.ResponseWriter, r *http.Request) (store.User, bool)
 	return u, true
 }
 
-func (s *server) userFormOf(r *http.Request, u store.User) userForm {
+// userFormOf is the form of u; a failure to list the groups is answered
+// (false).
+func (s *server) userFormOf(w http.ResponseWriter, r *http.Request, u store.User) (userForm, bool) {
+	groups, err := s.groupChoices(r, u.GroupIDs())
+	if err != nil {
+		s.serverError(w, r, err)
+		return userForm{}, false
+	}
 	return userForm{ID: u.ID, Username: u.Username, Email: u.Email, IsSuperuser: u.IsSuperuser,
-		IsActive: u.IsActive, Self: u.ID == stateOf(r).session.UserID, LastLogin: u.LastLogin}
+		IsActive: u.IsActive, Self: u.ID == stateOf(r).session.UserID, LastLogin: u.LastLogin, Groups: groups}, true
 }
 
 func (s *server) handleUserChangeForm(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +267,10 @@ func (s *server) handleUserChangeForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := s.userFormOf(r, u)
+	f, ok := s.userFormOf(w, r, u)
+	if !ok {
+		return
+	}
 	locks, err := s.store.LoginLocks(r.Context(), u.Username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.serverError(w, r, fmt.Errorf("read login locks: %w", err))
@@ -219,7 +287,10 @@ func (s *server) handleUserUnlock(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := s.userFormOf(r, u)
+	f, ok := s.userFormOf(w, r, u)
+	if !ok {
+		return
+	}
 	lifted, err := s.store.Unlock(r.Context(), u.Username)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -240,10 +311,19 @@ func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := s.userFormOf(r, u)
+	f, ok := s.userFormOf(w, r, u)
+	if !ok {
+		return
+	}
 	f.Email = strings.TrimSpace(r.PostForm.Get("email"))
 	f.IsSuperuser = r.PostForm.Get("is_superuser") == "on"
 	f.IsActive = r.PostForm.Get("is_active") == "on"
+	groups := userGroupsInput(r)
+	for i := range f.Groups {
+		if groups != nil {
+			f.Groups[i].Checked = slices.Contains(groups, f.Groups[i].ID)
+		}
+	}
 	// Nobody locks themselves out: a superuser keeps their own role and
 	// stays active (another superuser can change them).
 	if f.Self && (!f.IsSuperuser || !f.IsActive) {
@@ -252,7 +332,7 @@ func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
-	nu, err := s.store.UpdateUser(r.Context(), u.ID, store.UserChange{Email: f.Email, IsSuperuser: f.IsSuperuser, IsActive: f.IsActive})
+	nu, err := s.store.UpdateUser(r.Context(), u.ID, store.UserChange{Email: f.Email, IsSuperuser: f.IsSuperuser, IsActive: f.IsActive, Groups: groups})
 	var fe store.FieldErrors
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -266,7 +346,11 @@ func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("update user: %w", err))
 		return
 	}
-	s.record(r, store.UserChanged(actor(r), u, nu))
+	entry := store.UserChanged(actor(r), u, nu)
+	if before, after := groupNames(f.Groups, u.GroupIDs()), groupNames(f.Groups, nu.GroupIDs()); before != after {
+		entry.Changes = append(entry.Changes, store.FieldChange{Field: "groups", Before: before, After: after})
+	}
+	s.record(r, entry)
 	s.log.Info("user changed", "request_id", stateOf(r).id, "user_id", nu.ID, "by", stateOf(r).session.UserID,
 		"superuser", nu.IsSuperuser, "active", nu.IsActive)
 	s.setFlash(w, r, flashUserChanged, nu.Username)
@@ -280,7 +364,10 @@ func (s *server) handleUserResetLink(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := s.userFormOf(r, u)
+	f, ok := s.userFormOf(w, r, u)
+	if !ok {
+		return
+	}
 	token, expires, err := s.store.CreateResetToken(r.Context(), u.Username, 0)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -62,13 +62,13 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 	t.Run("staff manage students, not users", func(t *testing.T) {
 		defer staff.as(t)()
 		staff.open(sch.url(sys, "/admin/"), http.StatusOK, "home-staff")
-		staff.see("Students", "Recent actions")
+		staff.see("Students", "My actions")
 		if n := staff.count(`a[href^="/admin/users/"]`); n != 0 {
 			t.Errorf("staff see %d links to users", n)
 		}
 		for _, path := range []string{"/admin/users/", "/admin/users/add/"} {
 			staff.open(sch.url(sys, path), http.StatusForbidden, "staff-forbidden")
-			staff.see("Permission denied", "Only superusers can manage users and site settings.")
+			staff.see("Permission denied", "Only superusers can manage users, groups and site settings.")
 		}
 		staff.addStudent(sys, sch, student{"STF/1", "Zoe", "Achieng"}, "_continue")
 		staff.fill("#id_first_name", "Zoë")
@@ -94,7 +94,7 @@ func TestStaffPasswordsAndHistory(t *testing.T) {
 		staff.fill("#id_new_password1", "12345678")
 		staff.fill("#id_new_password2", "12345678")
 		staff.press(`form[action="/admin/password/"] button[type=submit]`, http.StatusUnprocessableEntity, "password-weak")
-		staff.see("Password must not be entirely numeric.")
+		staff.see("This password is too common.", "This password is entirely numeric.")
 		staff.fill("#id_old_password", clerkPass)
 		staff.fill("#id_new_password1", clerkPass2)
 		staff.fill("#id_new_password2", clerkPass2)

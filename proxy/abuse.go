@@ -5,7 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
+	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,20 @@ import (
 //     instance was picked is not forwarded: ServeHTTP and the transport
 //     check before they pick (forward.go). Nor is any request of a
 //     connection told GOAWAY (below): 429.
+//   - A request on a suspect HTTP/2 connection waits up to ResetHold for
+//     its reset before that check (resetBefore). Go's HTTP/2 server reads
+//     frames in one goroutine and acts on them in another, so the handler
+//     of a HEADERS can reach the pick before the RST_STREAM that came in
+//     the same packet has cancelled it; a flood's stream is reset within
+//     microseconds of its start and so never waits the hold out. Suspect
+//     are a connection that has spent SuspectAfter of its reset budget
+//     (cancelled that many more requests than the budget's rate gave back
+//     since) and every connection from an address one of whose
+//     connections was told GOAWAY in the last FloodMemory (the flood's
+//     next connections): an ordinary browser, which cancels a request now
+//     and then, pays nothing; one that cancels a page's worth of requests
+//     at once pays at most ResetHold on its next requests for about half
+//     a second.
 //   - Each HTTP/2 connection has a budget of cancelled requests
 //     (ResetRate per second, ResetBurst at once); a connection over it is
 //     told GOAWAY (no new stream is served), through net/http's rule that
@@ -41,9 +56,18 @@ const (
 	DefaultResetRate   = 20  // cancelled requests per second per HTTP/2 connection
 	DefaultResetBurst  = 100 // at once
 	DefaultSampleEvery = 10 * time.Second
+	DefaultResetHold   = 5 * time.Millisecond // a request on a suspect connection waits at most this for its reset
 	// GoAwayGrace is how long a connection told GOAWAY for resetting too
 	// many requests stays open for its streams in flight.
 	GoAwayGrace = 250 * time.Millisecond
+	// SuspectAfter is how much of its reset budget a connection spends
+	// before its requests wait up to ResetHold; FloodMemory how long after
+	// a GOAWAY for resetting too many the requests of every connection
+	// from that address do.
+	SuspectAfter = 10
+	FloodMemory  = time.Minute
+	// maxFloodAddrs bounds the addresses remembered for FloodMemory.
+	maxFloodAddrs = 4096
 )
 
 // MetricResetFloods counts HTTP/2 connections told GOAWAY for cancelling
@@ -59,6 +83,7 @@ const (
 // connState is what the proxy keeps per client connection (ConnContext).
 type connState struct {
 	conn   net.Conn
+	addr   netip.Addr                   // the peer's; invalid when not TCP
 	resets atomic.Pointer[rate.Limiter] // nil until the first cancelled request
 	goaway atomic.Bool                  // over budget: every answer says GOAWAY
 }
@@ -68,7 +93,7 @@ type connKey struct{}
 // ConnContext is the http.Server ConnContext of the proxy's listeners: it
 // gives each client connection the state of its reset budget.
 func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, addr: addrOf(c.RemoteAddr())})
 }
 
 func connFrom(ctx context.Context) *connState {
@@ -89,17 +114,29 @@ func (cs *connState) limiter(r float64, burst int) *rate.Limiter {
 }
 
 // resetBefore reports whether the request's client reset it (or went
-// away) already. On an HTTP/2 connection that has cancelled requests
-// before, it first lets the connection's reader run: a rapid-reset client
-// sends the RST_STREAM in the same packet as the HEADERS, and the reader
-// processes it right after starting this handler.
-func resetBefore(r *http.Request) bool {
-	if r.ProtoMajor == 2 {
-		if cs := connFrom(r.Context()); cs != nil && cs.resets.Load() != nil {
-			runtime.Gosched()
+// away) already. On a suspect HTTP/2 connection (see above) it first waits
+// up to ResetHold for the reset.
+func (p *Proxy) resetBefore(r *http.Request) bool {
+	ctx := r.Context()
+	if r.ProtoMajor == 2 && p.cfg.ResetHold > 0 {
+		if cs := connFrom(ctx); cs != nil && !cs.goaway.Load() && p.suspect(cs, time.Now()) {
+			t := time.NewTimer(p.cfg.ResetHold)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
 		}
 	}
-	return r.Context().Err() != nil
+	return ctx.Err() != nil
+}
+
+// suspect reports whether the requests of a connection wait for resets.
+func (p *Proxy) suspect(cs *connState, now time.Time) bool {
+	if l := cs.resets.Load(); l != nil && l.TokensAt(now) <= float64(l.Burst()-min(SuspectAfter, l.Burst()/2)) {
+		return true
+	}
+	return p.floods.recent(cs.addr, now)
 }
 
 // overBudget reports whether the request came on a connection told GOAWAY
@@ -125,13 +162,64 @@ func (p *Proxy) cancelled(ex *exchange) {
 	if cs == nil {
 		return
 	}
-	if cs.goaway.Load() || !cs.limiter(p.cfg.ResetRate, p.cfg.ResetBurst).Allow() {
+	now := time.Now()
+	if !cs.goaway.Load() {
+		if cs.limiter(p.cfg.ResetRate, p.cfg.ResetBurst).AllowN(now, 1) {
+			return
+		}
+		// Remembered before anybody can see the GOAWAY, so that the
+		// client's next connection is suspect from its first stream. Not
+		// the operator's load balancer: everybody behind it would wait.
+		if !p.trusted(cs.addr) {
+			p.floods.add(cs.addr, now)
+		}
 		if cs.goaway.CompareAndSwap(false, true) {
 			p.metrics.resetFloods.Inc()
 			time.AfterFunc(GoAwayGrace, func() { _ = cs.conn.Close() })
 		}
-		goingAway(ex.w)
 	}
+	goingAway(ex.w)
+}
+
+// floodAddrs remembers the addresses of connections told GOAWAY for
+// resetting too many requests, for FloodMemory, at most maxFloodAddrs.
+type floodAddrs struct {
+	n  atomic.Int32 // len(at), read without the lock
+	mu sync.Mutex
+	at map[netip.Addr]time.Time // when the address flooded last
+}
+
+func (f *floodAddrs) add(a netip.Addr, now time.Time) {
+	if !a.IsValid() {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.at == nil {
+		f.at = map[netip.Addr]time.Time{}
+	}
+	if _, ok := f.at[a]; !ok && len(f.at) >= maxFloodAddrs {
+		for b, t := range f.at {
+			if now.Sub(t) >= FloodMemory {
+				delete(f.at, b)
+			}
+		}
+		if len(f.at) >= maxFloodAddrs {
+			return // the new address's next connections are suspect once they reset
+		}
+	}
+	f.at[a] = now
+	f.n.Store(int32(len(f.at)))
+}
+
+func (f *floodAddrs) recent(a netip.Addr, now time.Time) bool {
+	if f.n.Load() == 0 || !a.IsValid() {
+		return false
+	}
+	f.mu.Lock()
+	t, ok := f.at[a]
+	f.mu.Unlock()
+	return ok && now.Sub(t) < FloodMemory
 }
 
 // samplers are the access-log samplers by kind.

@@ -55,6 +55,7 @@ type metrics struct {
 	tableLastUpdate prometheus.Gauge
 	inFlight        prometheus.Gauge
 	resetFloods     prometheus.Counter // abuse.go
+	connsRefused    prometheus.Counter // connlimit.go
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -92,10 +93,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: MetricInFlight,
 			Help: "Requests being handled by the proxy, including held ones.",
 		}),
-		resetFloods: newResetFloods(),
+		resetFloods:  newResetFloods(),
+		connsRefused: newConnsRefused(),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.routes,
-		m.tenantInstances, m.tableUpdates, m.tableLastUpdate, m.inFlight, m.resetFloods} {
+		m.tenantInstances, m.tableUpdates, m.tableLastUpdate, m.inFlight, m.resetFloods, m.connsRefused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -94,6 +94,15 @@ type Config struct {
 	// server.
 	ResetRate  float64
 	ResetBurst int
+	// ResetHold is how long a request on a suspect HTTP/2 connection (one
+	// that cancelled requests lately, or from an address that flooded)
+	// waits for its client's reset before it is forwarded (abuse.go);
+	// default DefaultResetHold, negative: no wait.
+	ResetHold time.Duration
+	// MaxConnsPerAddr caps the connections open at once from one client
+	// address on a listener wrapped by LimitListener (connlimit.go);
+	// default DefaultMaxConnsPerAddr, negative: no cap.
+	MaxConnsPerAddr int
 	// SampleEvery is the period of sampled access-log lines (cancelled
 	// requests, malformed bodies); default DefaultSampleEvery.
 	SampleEvery time.Duration
@@ -115,8 +124,9 @@ type Proxy struct {
 	table       atomic.Pointer[table] // never nil
 	seenVersion atomic.Uint64         // latest snapshot version given to Update
 	watchErr    atomic.Pointer[string]
-	lookups     *lookups // nil without Config.Lookup
-	samplers    samplers // abuse.go
+	lookups     *lookups   // nil without Config.Lookup
+	samplers    samplers   // abuse.go
+	floods      floodAddrs // abuse.go
 
 	mu           sync.Mutex // serialises Update; guards the fields below
 	lastSnapshot registry.Snapshot
@@ -143,6 +153,12 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.ResetBurst <= 0 {
 		cfg.ResetBurst = DefaultResetBurst
+	}
+	if cfg.ResetHold == 0 {
+		cfg.ResetHold = DefaultResetHold
+	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
 	if cfg.SampleEvery <= 0 {
 		cfg.SampleEvery = DefaultSampleEvery
@@ -223,7 +239,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ex.tenant = rt.tenant
-	if resetBefore(r) {
+	if p.resetBefore(r) {
 		ex.status = StatusClientClosed // reset before it got here: not forwarded (abuse.go)
 		return
 	}

@@ -302,11 +302,15 @@ func TestUpstreamTimeout(t *testing.T) {
 }
 
 func TestClientGoneIsRecorded499(t *testing.T) {
-	tp := newTestProxy(t, Config{})
-	arrived := make(chan struct{})
+	// The app's request ends with the client's, not at the upstream
+	// timeout (issue 25: a client that leaves at once must not hold an app
+	// request).
+	tp := newTestProxy(t, Config{UpstreamTimeout: 2 * time.Minute}) // longer than eventually waits
+	arrived, appDone := make(chan struct{}), make(chan struct{})
 	up := newUpstreamFunc(t, "nairobi", "n1", func(w http.ResponseWriter, r *http.Request, _ []byte) {
 		close(arrived)
 		<-r.Context().Done()
+		close(appDone)
 	})
 	tp.Update(registry.Snapshot{Version: 1,
 		Tenants:   []registry.Tenant{tenant(t, "nairobi", "Nairobi High", "nairobi.school.localhost")},
@@ -324,6 +328,14 @@ func TestClientGoneIsRecorded499(t *testing.T) {
 	}
 	eventually(t, "a 499 to be recorded", func() bool {
 		return testutil.ToFloat64(tp.metrics.requests.WithLabelValues("nairobi", "499")) == 1
+	})
+	eventually(t, "the app's request to end", func() bool {
+		select {
+		case <-appDone:
+			return true
+		default:
+			return false
+		}
 	})
 }
 

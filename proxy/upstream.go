@@ -132,6 +132,13 @@ func (t *syncTransport) roundTrip(c *upConn, req *http.Request) (*http.Response,
 		return nil, err
 	}
 	c.conn.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	if ctx.Err() != nil {
+		// The client went away while the request was written: the
+		// AfterFunc's deadline was just replaced, and the app would keep
+		// the request until the header timeout. Closed instead (issue 25).
+		stop()
+		return nil, ctx.Err()
+	}
 	c.limit.n = maxResponseHeader + int64(c.br.Buffered())
 	var resp *http.Response
 	for {

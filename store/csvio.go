@@ -437,8 +437,8 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 			if cur.RegistrationNo != g.in.RegistrationNo {
 				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
 			}
-			plan.Errors = append(plan.Errors, RowError{Line: g.line,
-				Msg: fmt.Sprintf("registration_no: %q already exists%s (choose “update existing students” to change it)", g.in.RegistrationNo, as)})
+			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
+				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
 		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
 			plan.Unchanged++
 		default:
@@ -500,7 +500,7 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (
 		return ImportResult{}, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
 	}
 	if _, err := s.RecoverOperations(ctx); err != nil {
-		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
 	}
 	ctx, cancel := s.boundBulk(ctx)
 	defer cancel()
@@ -514,14 +514,14 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (
 	}
 	op, err := s.beginOp(ctx, rec)
 	if err != nil {
-		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
 	}
 	seq := op.rec.Seq
 	fail := func(err error) (ImportResult, error) {
 		if mongo.IsDuplicateKeyError(err) {
 			err = errors.Join(ErrDuplicateRegNo, err)
 		}
-		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.abortOp(ctx, op, err))
+		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.abortOp(ctx, op, s.full(err)))
 	}
 	type insertedDoc struct {
 		Doc studentDoc `bson:",inline"`

@@ -28,13 +28,14 @@ const historyBatch = 500
 type Action string
 
 const (
-	ActionAdd        Action = "add"
-	ActionChange     Action = "change"
-	ActionDelete     Action = "delete"
-	ActionBulkDelete Action = "bulk_delete" // one entry per student deleted
-	ActionImport     Action = "import"      // one entry per import
-	ActionResetLink  Action = "reset_link"  // a password reset link issued for a user
-	ActionRolledBack Action = "rolled_back" // an interrupted import or bulk delete, undone (operations.go)
+	ActionAdd         Action = "add"
+	ActionChange      Action = "change"
+	ActionDelete      Action = "delete"
+	ActionBulkDelete  Action = "bulk_delete"  // one entry per student deleted
+	ActionImport      Action = "import"       // one entry per import
+	ActionResetLink   Action = "reset_link"   // a password reset link issued for a user
+	ActionRolledBack  Action = "rolled_back"  // an interrupted import or bulk delete, undone (operations.go)
+	ActionPasswordSet Action = "password_set" // a superuser set a user's password
 )
 
 // Label is the action for people.
@@ -54,6 +55,8 @@ func (a Action) Label() string {
 		return "Reset link issued"
 	case ActionRolledBack:
 		return "Rolled back"
+	case ActionPasswordSet:
+		return "Password set"
 	}
 	return string(a)
 }
@@ -93,6 +96,9 @@ type HistoryEntry struct {
 	// Op is the import or bulk delete the entry is part of
 	// (operations.go): it counts only once that is committed.
 	Op int64 `bson:"op,omitempty" json:"op,omitempty"`
+	// TargetGroupID is set on entries about a group of permissions
+	// (historyrights.go).
+	TargetGroupID string `bson:"target_group_id,omitempty" json:"target_group_id,omitempty"`
 }
 
 // studentFields are the fields a history entry compares, in form order.
@@ -194,6 +200,14 @@ func UserChanged(a Actor, before, after User) HistoryEntry {
 	return e
 }
 
+// PasswordSet is the entry of a user's password set by a superuser (the
+// password itself is never recorded).
+func PasswordSet(a Actor, u User) HistoryEntry {
+	e := a.entry(ActionPasswordSet)
+	e.TargetUserID, e.Object = u.ID, userObject(u)
+	return e
+}
+
 // ResetLinkIssued is the entry of a password reset link issued for u.
 func ResetLinkIssued(a Actor, u User) HistoryEntry {
 	e := a.entry(ActionResetLink)
@@ -223,6 +237,7 @@ func (s *Store) recordEntries(ctx context.Context, op int64, entries ...HistoryE
 	for start := 0; start < len(docs); start += historyBatch {
 		end := min(start+historyBatch, len(docs))
 		if _, err := s.col(colHistory).InsertMany(ctx, docs[start:end]); err != nil {
+			err = s.full(err)
 			return fmt.Errorf("record history (%d entries): %w", len(docs), err)
 		}
 	}
@@ -266,11 +281,7 @@ func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]His
 	if n <= 0 {
 		return nil, nil
 	}
-	filter := bson.D{}
-	if !withUsers {
-		filter = d("target_user_id", d("$exists", false))
-	}
-	return s.findHistory(ctx, filter, -1, int64(n))
+	return s.LatestHistory(ctx, HistoryFilter{Accounts: withUsers}, n)
 }
 
 // StudentHistory returns every entry about one student, oldest first.
@@ -303,6 +314,12 @@ func (s *Store) findHistory(ctx context.Context, filter bson.D, dir int, limit i
 // cells that a spreadsheet would run as a formula prefixed with ') or
 // JSON (format "json": one array of objects).
 func (s *Store) ExportHistory(ctx context.Context, w io.Writer, format string) error {
+	return s.ExportHistoryWhere(ctx, w, format, HistoryFilter{Accounts: true})
+}
+
+// ExportHistoryWhere is ExportHistory of the entries f selects
+// (historyrights.go).
+func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format string, f HistoryFilter) error {
 	if format != "csv" && format != "json" {
 		return fmt.Errorf("export history: unknown format %q (want csv or json)", format)
 	}
@@ -310,7 +327,7 @@ func (s *Store) ExportHistory(ctx context.Context, w io.Writer, format string) e
 	if err != nil {
 		return fmt.Errorf("export history: %w", err)
 	}
-	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(bson.D{}), options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
+	cur, err := s.col(colHistory).Find(ctx, v.historyFilter(f.bson()), options.Find().SetSort(bson.D{{Key: "at", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export history: %w", err)
 	}

@@ -56,7 +56,7 @@ func (s *Store) allocateIDs(ctx context.Context, n int) (int64, error) {
 			return next, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return 0, timeoutError(fmt.Sprintf("allocate %d student ids: claim %d", n, next), err)
+			return 0, timeoutError(fmt.Sprintf("allocate %d student ids: claim %d", n, next), s.full(err))
 		}
 		var c struct {
 			N int64 `bson:"n"`
@@ -119,7 +119,7 @@ func (s *Store) idHint(ctx context.Context) (int64, error) {
 		return first, nil
 	}
 	if !mongo.IsDuplicateKeyError(err) {
-		return 0, timeoutError("record the id base", err)
+		return 0, timeoutError("record the id base", s.full(err))
 	}
 	if err := s.col(colIDClaims).FindOne(ctx, d("_id", idBaseDocID)).Decode(&base); err != nil || base.First < 1 {
 		return 0, fmt.Errorf("read the id base: %w", errors.Join(errors.New("base document unreadable"), err))

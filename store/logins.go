@@ -151,7 +151,7 @@ func (s *Store) loginCounters(userKey string, tracked bool, addr string) []count
 // FerretDB not at all).
 func (s *Store) sweepSlots(ctx context.Context, now time.Time) error {
 	if _, err := s.col(colLoginFailures).DeleteMany(ctx, d("expires_at", d("$lte", now))); err != nil {
-		return fmt.Errorf("expire login failures: %w", err)
+		return fmt.Errorf("expire login failures: %w", s.full(err))
 	}
 	return nil
 }
@@ -174,7 +174,7 @@ func (s *Store) reserve(ctx context.Context, c counter, now time.Time) (string, 
 			return id, nil
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return "", fmt.Errorf("reserve login attempt: %w", err)
+			return "", fmt.Errorf("reserve login attempt: %w", s.full(err))
 		}
 	}
 	return "", nil
@@ -227,7 +227,7 @@ func (s *Store) release(ctx context.Context, ids []string) error {
 		return nil
 	}
 	if _, err := s.col(colLoginFailures).DeleteMany(ctx, d("_id", d("$in", ids))); err != nil {
-		return fmt.Errorf("release login attempts: %w", err)
+		return fmt.Errorf("release login attempts: %w", s.full(err))
 	}
 	return nil
 }
@@ -248,7 +248,7 @@ func (s *Store) failed(ctx context.Context, cs []counter, now time.Time) error {
 		}
 		until := now.Add(c.lockFor)
 		if _, err := col.UpdateMany(ctx, c.slots(), d("$set", d("expires_at", until))); err != nil {
-			return fmt.Errorf("lock out: %w", err)
+			return fmt.Errorf("lock out: %w", s.full(err))
 		}
 		if locked == nil {
 			locked = &LockedError{Until: until, Scope: c.scope}
@@ -383,14 +383,14 @@ func (s *Store) clearFailures(ctx context.Context, userKey string) (int64, error
 	for _, prefix := range []string{"p|" + userKey + "|", "u|" + userKey + "#"} {
 		res, err := col.DeleteMany(ctx, idRange(prefix))
 		if err != nil {
-			return n, fmt.Errorf("clear login failures of %q: %w", userKey, err)
+			return n, fmt.Errorf("clear login failures of %q: %w", userKey, s.full(err))
 		}
 		n += res.DeletedCount
 	}
 	// Documents of the old format (one per username) that are still there.
 	res, err := col.DeleteOne(ctx, d("_id", userKey))
 	if err != nil {
-		return n, fmt.Errorf("clear login failures of %q: %w", userKey, err)
+		return n, fmt.Errorf("clear login failures of %q: %w", userKey, s.full(err))
 	}
 	return n + res.DeletedCount, nil
 }

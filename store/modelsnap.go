@@ -91,68 +91,100 @@ type snapChunk struct {
 
 func snapChunkID(gen string, i int) string { return fmt.Sprintf("c:%s:%d", gen, i) }
 
-// zstd coders are safe for concurrent use and costly to make.
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
-)
+// compress and decompress make a zstd coder for each use and let it go:
+// a coder kept for the next save or load holds its window and tables
+// (5 MB after decoding the model of 100,000 students), for an app's life,
+// to save well under a millisecond once in a while.
+func compress(raw []byte) []byte {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+	if err != nil {
+		panic(fmt.Sprintf("zstd encoder: %v", err)) // fixed, valid options
+	}
+	defer enc.Close()
+	return enc.EncodeAll(raw, make([]byte, 0, len(raw)/3))
+}
+
+func decompress(blob []byte) ([]byte, error) {
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30), zstd.WithDecoderLowmem(true))
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	return dec.DecodeAll(blob, nil)
+}
+
+// zeroNanos is what format 2 holds for a zero time (time.Time{}.UnixNano()).
+var zeroNanos = time.Time{}.UnixNano()
 
 // encodeSnapshot serializes sn: the students in ID order, then the other
-// orders as places in that one. tenantID and seq are repeated inside, so
+// orders as places in that one. Every text field of recordTexts is
+// written: a field added there changes the payload, so snapFormat must
+// change with it. tenantID and seq are repeated inside, so
 // that the checked payload itself says whose and how recent it is.
 func encodeSnapshot(sn *snapshot, tenantID string) []byte {
-	docs := sn.order[ordID]
-	b := make([]byte, 0, 64+len(docs)*96)
+	n := sn.count()
+	b := make([]byte, 0, 64+len(sn.recs)+len(sn.text)+n*12)
 	b = append(b, "campus-students"...)
 	b = binary.AppendUvarint(b, snapFormat)
 	b = appendString(b, tenantID)
 	b = binary.AppendVarint(b, sn.seq)
-	b = binary.AppendUvarint(b, uint64(len(docs)))
-	for _, doc := range docs {
-		b = binary.AppendVarint(b, doc.ID)
-		b = binary.AppendVarint(b, doc.CreatedAt.UnixNano())
-		b = binary.AppendVarint(b, doc.UpdatedAt.UnixNano()-doc.CreatedAt.UnixNano())
-		for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName} {
+	b = binary.AppendUvarint(b, uint64(n))
+	for pos := range n {
+		v := sn.view(pos)
+		created, updated := v.created, v.updated
+		if v.flags&recNoCreated != 0 {
+			created = zeroNanos
+		}
+		if v.flags&recNoUpdated != 0 {
+			updated = zeroNanos
+		}
+		b = binary.AppendVarint(b, v.id)
+		b = binary.AppendVarint(b, created)
+		b = binary.AppendVarint(b, updated-created)
+		for _, s := range v.texts {
 			b = appendString(b, s)
 		}
 		// Keys that are the plain lower case of the names (printable
 		// ASCII: what Fold gives them) are left out and derived again.
-		if derivedKeys(doc) {
+		if derivedKeys(&v) {
 			b = append(b, 1)
 			continue
 		}
 		b = append(b, 0)
-		for _, s := range [...]string{doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search} {
+		for _, s := range [...][]byte{v.keys[ordRegNo], v.keys[ordFirst], v.keys[ordSecond], v.search} {
 			b = appendString(b, s)
 		}
 	}
 	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
-		for _, doc := range sn.order[o] {
-			b = binary.AppendUvarint(b, uint64(doc.pos))
+		for _, p := range sn.posOf[o] {
+			b = binary.AppendUvarint(b, uint64(p))
 		}
 	}
 	return b
 }
 
-// derivedKeys reports whether doc's keys and search text are the lower
+// derivedKeys reports whether v's keys and search text are the lower
 // case of its printable ASCII fields, as Fold makes them.
-func derivedKeys(doc *studentDoc) bool {
-	for _, s := range [...]string{doc.RegistrationNo, doc.FirstName, doc.SecondName} {
-		for i := range len(s) {
-			if s[i] < 0x20 || s[i] > 0x7e {
+func derivedKeys(v *studentView) bool {
+	for _, s := range v.texts {
+		for _, c := range s {
+			if c < 0x20 || c > 0x7e {
 				return false
 			}
 		}
 	}
-	n1, n2 := len(doc.RegistrationNo), len(doc.FirstName)
-	return isLowerOf(doc.RegNoKey, doc.RegistrationNo) && isLowerOf(doc.FirstNameKey, doc.FirstName) &&
-		isLowerOf(doc.SecondNameKey, doc.SecondName) && len(doc.Search) == n1+n2+len(doc.SecondName)+2 &&
-		isLowerOf(doc.Search[:n1], doc.RegistrationNo) && doc.Search[n1] == ' ' &&
-		isLowerOf(doc.Search[n1+1:n1+1+n2], doc.FirstName) && doc.Search[n1+1+n2] == ' ' &&
-		isLowerOf(doc.Search[n1+2+n2:], doc.SecondName)
+	if v.flags&recKeysInSearch == 0 {
+		return false
+	}
+	for i, k := range v.keys { // key i is of text field i
+		if !isLowerOf(k, v.texts[i]) {
+			return false
+		}
+	}
+	return true
 }
 
-func isLowerOf(key, s string) bool {
+func isLowerOf(key, s []byte) bool {
 	if len(key) != len(s) {
 		return false
 	}
@@ -171,13 +203,13 @@ func asciiLower(c byte) byte {
 	return c
 }
 
-func appendString(b []byte, s string) []byte {
+func appendString[T string | []byte](b []byte, s T) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(s))), s...)
 }
 
 // snapReader reads what encodeSnapshot wrote; the first error sticks.
 type snapReader struct {
-	all string // the payload as one string: the students' strings are its substrings
+	all []byte
 	off int
 	err error
 }
@@ -186,7 +218,7 @@ func (r *snapReader) uvarint() uint64 {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint([]byte(r.all[r.off:min(len(r.all), r.off+binary.MaxVarintLen64)]))
+	v, n := binary.Uvarint(r.all[r.off:])
 	if n <= 0 {
 		r.err = errors.New("bad number")
 		return 0
@@ -211,13 +243,13 @@ func (r *snapReader) varint() int64 {
 	return int64(u>>1) ^ -int64(u&1)
 }
 
-func (r *snapReader) str() string {
+func (r *snapReader) str() []byte {
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(r.all)-r.off) {
 		if r.err == nil {
 			r.err = errors.New("string past the end")
 		}
-		return ""
+		return nil
 	}
 	s := r.all[r.off : r.off+int(n)]
 	r.off += int(n)
@@ -225,9 +257,10 @@ func (r *snapReader) str() string {
 }
 
 // decodeSnapshot builds a snapshot from a payload, checking that it is
-// tenantID's at seq and consistent (every order a permutation).
+// tenantID's at seq and consistent (every order a permutation). The
+// columns are written straight from the payload, which is not kept.
 func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (*snapshot, error) {
-	r := &snapReader{all: string(payload)}
+	r := &snapReader{all: payload}
 	const magic = "campus-students"
 	if !bytes.HasPrefix(payload, []byte(magic)) {
 		return nil, errors.New("not a saved read model")
@@ -236,7 +269,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if f := r.uvarint(); f != snapFormat {
 		return nil, fmt.Errorf("format %d", f)
 	}
-	if got := r.str(); got != tenantID {
+	if got := r.str(); string(got) != tenantID {
 		return nil, fmt.Errorf("payload of tenant ID %q", got)
 	}
 	if got := r.varint(); got != seq {
@@ -246,88 +279,73 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if r.err != nil || n > uint64(len(payload)) {
 		return nil, errors.New("bad count")
 	}
-	slab := make([]studentDoc, n)
-	docs := make([]*studentDoc, n)
-	derived := make([]bool, n)
-	for i := range slab {
-		doc := &slab[i]
-		doc.ID = r.varint()
+	sn := &snapshot{seq: seq, checked: now, loadedAt: now}
+	sn.ids, sn.rec, sn.at = make([]int64, 0, n), make([]uint32, 0, n), make([]int32, 0, n)
+	// Roughly the columns' sizes (fitted at the end): the records hold
+	// the payload's names and times, the texts their lower case.
+	sn.recs, sn.text = make([]byte, 0, len(payload)*7/8), make([]byte, 0, len(payload)*5/8)
+	var keys [numKeys][]byte
+	for i := range n {
+		id := r.varint()
 		created := r.varint()
-		doc.CreatedAt = time.Unix(0, created).UTC()
-		doc.UpdatedAt = time.Unix(0, created+r.varint()).UTC()
-		doc.RegistrationNo, doc.FirstName, doc.SecondName = r.str(), r.str(), r.str()
+		updated := created + r.varint()
+		var flags byte
+		if created == zeroNanos {
+			flags |= recNoCreated
+		}
+		if updated == zeroNanos {
+			flags |= recNoUpdated
+		}
+		var texts [len(recordTexts)][]byte
+		for k := range texts {
+			texts[k] = r.str()
+		}
+		sn.text = append(sn.text, '\n')
+		start := len(sn.text)
 		switch r.byte() {
-		case 1:
-			derived[i] = true
+		case 1: // the lower case of the names (the keyed text fields), joined by spaces
+			for k, s := range texts[:numKeys] {
+				if k > 0 {
+					sn.text = append(sn.text, ' ')
+				}
+				from := len(sn.text)
+				for _, c := range s {
+					sn.text = append(sn.text, asciiLower(c))
+				}
+				keys[k] = sn.text[from:]
+			}
 		case 0:
-			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey, doc.Search = r.str(), r.str(), r.str(), r.str()
+			keys[ordRegNo], keys[ordFirst], keys[ordSecond] = r.str(), r.str(), r.str()
+			sn.text = append(sn.text, r.str()...)
 		default:
 			r.err = errors.New("bad keys")
 		}
-		doc.pos = i
-		docs[i] = doc
 		if r.err != nil {
 			return nil, r.err
 		}
-		if i > 0 && docs[i-1].ID >= doc.ID {
+		if bytes.IndexByte(sn.text[start:], '\n') >= 0 {
+			return nil, errors.New("a line break in a search text")
+		}
+		if i > 0 && sn.ids[i-1] >= id {
 			return nil, errors.New("students out of order")
 		}
+		sn.ids = append(sn.ids, id)
+		sn.at = append(sn.at, int32(start))
+		sn.rec = append(sn.rec, uint32(len(sn.recs)))
+		sn.recs = appendFields(sn.recs, flags, created, updated, texts, keys, sn.text[start:])
 	}
-	// Every student's strings in one string, so that the payload (numbers
-	// and orders too) is let go: the names, then the search text (lowered
-	// here when derived) and the keys (parts of it when derived).
-	size := 0
-	for i, doc := range docs {
-		size += len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName)
-		if derived[i] {
-			size += len(doc.RegistrationNo) + len(doc.FirstName) + len(doc.SecondName) + 2
-		} else {
-			size += len(doc.Search) + len(doc.RegNoKey) + len(doc.FirstNameKey) + len(doc.SecondNameKey)
-		}
-	}
-	buf := make([]byte, 0, size)
-	for i, doc := range docs {
-		buf = append(append(append(buf, doc.RegistrationNo...), doc.FirstName...), doc.SecondName...)
-		if !derived[i] {
-			buf = append(append(append(append(buf, doc.Search...), doc.RegNoKey...), doc.FirstNameKey...), doc.SecondNameKey...)
-			continue
-		}
-		for _, s := range [...]string{doc.RegistrationNo, " ", doc.FirstName, " ", doc.SecondName} {
-			for j := range len(s) {
-				buf = append(buf, asciiLower(s[j]))
-			}
-		}
-	}
-	all, off := string(buf), 0
-	take := func(k int) string {
-		s := all[off : off+k]
-		off += k
-		return s
-	}
-	for i, doc := range docs {
-		n1, n2, n3 := len(doc.RegistrationNo), len(doc.FirstName), len(doc.SecondName)
-		doc.RegistrationNo, doc.FirstName, doc.SecondName = take(n1), take(n2), take(n3)
-		if derived[i] {
-			doc.Search = take(n1 + n2 + n3 + 2)
-			doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = doc.Search[:n1], doc.Search[n1+1:n1+1+n2], doc.Search[n1+2+n2:]
-		} else {
-			doc.Search, doc.RegNoKey, doc.FirstNameKey, doc.SecondNameKey = take(len(doc.Search)), take(len(doc.RegNoKey)), take(len(doc.FirstNameKey)), take(len(doc.SecondNameKey))
-		}
-	}
-	sn := &snapshot{seq: seq, checked: now, loadedAt: now}
-	sn.order[ordID] = docs
 	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
 		seen := make([]bool, n)
-		order := make([]*studentDoc, n)
+		order := make([]int32, n)
 		for i := range order {
 			p := r.uvarint()
 			if r.err != nil || p >= n || seen[p] {
 				return nil, errors.New("bad order")
 			}
 			seen[p] = true
-			order[i] = docs[p]
+			order[i] = int32(p)
 		}
-		sn.order[o] = order
+		sn.posOf[o] = order
 	}
 	if r.err != nil {
 		return nil, r.err
@@ -335,38 +353,8 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if r.off != len(r.all) {
 		return nil, errors.New("trailing bytes")
 	}
-	sn.index() // the trigram index is built later (indexLater)
-	return sn, nil
-}
-
-// A process that starts holds almost nothing, so while it decodes a
-// saved model the garbage collector runs at every doubling of a small heap
-// and marks what was decoded so far again and again: in a new process at
-// 100,000 students that doubled the load's time. relaxGC lets the heap grow
-// further between collections while loads from the saved copy run (a
-// memory limit, GOMEMLIMIT, still applies), and puts the setting back
-// when the last one ends. It is process-wide: counted across Stores.
-var (
-	gcMu      sync.Mutex
-	gcRelaxed int
-	gcBefore  int
-)
-
-func relaxGC() (restore func()) {
-	gcMu.Lock()
-	if gcRelaxed == 0 {
-		gcBefore = debug.SetGCPercent(800)
-	}
-	gcRelaxed++
-	gcMu.Unlock()
-	return func() {
-		gcMu.Lock()
-		gcRelaxed--
-		if gcRelaxed == 0 {
-			debug.SetGCPercent(gcBefore)
-		}
-		gcMu.Unlock()
-	}
+	sn.recs, sn.text = fit(sn.recs), fit(sn.text)
+	return sn, nil // the trigram index is built later (indexLater)
 }
 
 // releaseLoadGarbage hands the memory a load used and no longer needs
@@ -389,12 +377,14 @@ func (s *Store) indexLater(sn *snapshot) {
 				rm.mu.RUnlock()
 				return
 			}
-			docs, seq := slices.Clone(sn.order[ordID]), sn.seq
+			// Copies: the columns change in place under the write lock.
+			ids, text, at, seq := slices.Clone(sn.ids), slices.Clone(sn.text), slices.Clone(sn.at), sn.seq
 			rm.mu.RUnlock()
-			tri := buildTrigramIndex(docs)
+			tri := buildTrigramIndex(ids, text, at)
 			rm.mu.Lock()
 			if rm.snap == sn && sn.seq == seq && sn.tri == nil {
 				sn.tri = tri
+				noteModel(rm, sn.bytes())
 			}
 			done := rm.snap != sn || sn.tri != nil
 			rm.mu.Unlock()
@@ -427,7 +417,7 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 	for off := 0; off < len(blob) || chunks == 0; off += snapChunkSize {
 		c := snapChunk{ID: snapChunkID(gen, chunks), Gen: gen, At: now, Data: blob[off:min(off+snapChunkSize, len(blob))]}
 		if _, err := col.InsertOne(ctx, c); err != nil {
-			return fmt.Errorf("save the read model: %w", err)
+			return fmt.Errorf("save the read model: %w", s.full(err))
 		}
 		chunks++
 	}
@@ -519,7 +509,7 @@ func (s *Store) readSnapshot(ctx context.Context, head snapHead, tenantID string
 	if sum := sha256.Sum256(blob); len(blob) != head.Size || !bytes.Equal(sum[:], head.Sum) {
 		return nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
 	}
-	raw, err := zdec.DecodeAll(blob, nil)
+	raw, err := decompress(blob)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
 	}
@@ -571,7 +561,10 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 		}
 		if i := slices.IndexFunc(entries, func(e journalEntry) bool { return e.Kind != entryPut && e.Kind != entryDelete }); i >= 0 {
 			// A bulk change after it: a newer snapshot is coming, or not.
-			if entries[i].Snapshot && time.Now().Before(deadline) {
+			// Not waited for once the entry is older than snapWaitFor:
+			// its writer's save failed (a full disk, issue 23), and every
+			// load would otherwise wait for it again.
+			if entries[i].Snapshot && time.Now().Before(deadline) && time.Since(entries[i].At) < snapWaitFor {
 				t := time.NewTimer(50 * time.Millisecond)
 				select {
 				case <-t.C:

@@ -477,7 +477,7 @@ func (s *Store) abortOp(ctx context.Context, op *runningOp, err error) error {
 	rec := op.rec
 	rec.state = opPending
 	if rerr := s.rollBack(ctx, &rec); rerr != nil {
-		return fmt.Errorf("%w; nothing of it is visible, and what it wrote (operation %d) is removed by the next import or delete, or at the app's next start: %w", err, rec.Seq, rerr)
+		return fmt.Errorf("%w; nothing of it is visible, and what it wrote (operation %d) is removed by the next import or delete, or at the app's next start: %w", err, rec.Seq, s.full(rerr))
 	}
 	return err
 }
@@ -652,12 +652,12 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 		case !s.ownerGone(rec):
 		case rec.state == opCommitted:
 			if err := s.cleanUp(ctx, rec); err != nil {
-				return rolled, fmt.Errorf("recover interrupted operations: %w", err)
+				return rolled, fmt.Errorf("recover interrupted operations: %w", s.full(err))
 			}
 			finished = true
 		default:
 			if err := s.rollBack(ctx, rec); err != nil {
-				return rolled, fmt.Errorf("recover interrupted operations: %w", err)
+				return rolled, fmt.Errorf("recover interrupted operations: %w", s.full(err))
 			}
 			if rec.state == opCommitted {
 				finished = true

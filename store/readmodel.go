@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -113,18 +112,19 @@ const (
 )
 
 type snapshot struct {
-	// text is every search field, each after a '\n' (which folded text
-	// never holds), in order[ordID]; at[i] is where the i-th begins.
-	// A search runs bytes.Index over it instead of a loop of
-	// strings.Contains: several times faster at 100,000 students.
-	text  []byte
-	at    []int
-	posOf [numOrders][]int32 // posOf[o][i] = order[o][i].pos
-	rank  [numOrders][]int32 // rank[o][pos] = i where posOf[o][i] == pos: a student's place in each order
-	ids   []int64            // ids[pos]: order[ordID]'s IDs, for the index's candidates
-	tri   *trigramIndex      // the search texts' trigrams (searchindex.go)
+	// The students, in columns (modelcols.go): by place (pos, the index
+	// in the order by ID), their IDs, records and search texts.
+	ids  []int64
+	rec  []uint32 // rec[pos]: where its record starts in recs
+	recs []byte
+	dead int     // bytes of recs no student points at any more
+	text []byte  // every search text, each after a '\n' (which folded text never holds)
+	at   []int32 // at[pos]: where its search text begins in text
+	// The other orders: posOf[o][i] is the pos of the i-th student in
+	// order o (nil for ordID: the identity).
+	posOf [numOrders][]int32
+	tri   *trigramIndex // the search texts' trigrams (searchindex.go)
 
-	order    [numOrders][]*studentDoc
 	seq      int64     // last journal entry applied
 	checked  time.Time // last look at the journal
 	loadedAt time.Time
@@ -136,8 +136,8 @@ type snapshot struct {
 	// when it has applied many entries since (modelsnap.go).
 	saved int64
 
-	// The last searches' matches, most recent last, emptied by index at
-	// every change. A snapshot belongs to one Store (one database): the
+	// The last searches' matches, most recent last, emptied at every
+	// change (forget). A snapshot belongs to one Store (one database): the
 	// cache is never shared across schools.
 	cmu     sync.Mutex
 	matches []cachedMatch
@@ -203,147 +203,6 @@ func newReadModel() *readModel {
 	return &readModel{author: hex.EncodeToString(b), pending: map[int64]func(*snapshot){}}
 }
 
-func less(o int, a, b *studentDoc) int {
-	var c int
-	switch o {
-	case ordRegNo:
-		c = strings.Compare(a.RegNoKey, b.RegNoKey)
-	case ordFirst:
-		c = strings.Compare(a.FirstNameKey, b.FirstNameKey)
-	case ordSecond:
-		c = strings.Compare(a.SecondNameKey, b.SecondNameKey)
-	}
-	if c != 0 {
-		return c
-	}
-	return cmp.Compare(a.ID, b.ID)
-}
-
-// doc returns the student with ID id: a binary search of the order by ID
-// (no map: at 100,000 students the maps by ID and by key held 6 MB).
-func (sn *snapshot) doc(id int64) (*studentDoc, bool) {
-	all := sn.order[ordID]
-	i, found := slices.BinarySearchFunc(all, id, func(x *studentDoc, id int64) int { return cmp.Compare(x.ID, id) })
-	if !found {
-		return nil, false
-	}
-	return all[i], true
-}
-
-// withKey returns the students whose registration number key is key
-// (several when their numbers differ only in case: a migration's
-// conflicts), from the order by registration number.
-func (sn *snapshot) withKey(key string) []*studentDoc {
-	all := sn.order[ordRegNo]
-	i, _ := slices.BinarySearchFunc(all, key, func(x *studentDoc, k string) int { return strings.Compare(x.RegNoKey, k) })
-	j := i
-	for j < len(all) && all[j].RegNoKey == key {
-		j++
-	}
-	return all[i:j]
-}
-
-// count is the number of students.
-func (sn *snapshot) count() int { return len(sn.order[ordID]) }
-
-func (sn *snapshot) put(doc *studentDoc) {
-	if old, ok := sn.doc(doc.ID); ok && len(sn.at) == len(sn.order[ordID]) {
-		sn.replace(old, doc)
-		return
-	}
-	sn.removeOnly(doc.ID)
-	for o := range numOrders {
-		i, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
-		sn.order[o] = slices.Insert(sn.order[o], i, doc)
-	}
-	sn.tri.add(doc.ID, doc.Search)
-	sn.index()
-}
-
-// replace is put for a student already there (an update): its place by
-// id is kept, so only its own search text and its places in the other
-// orders change, without rebuilding the index (30 ms at 100,000, under the
-// model's write lock).
-func (sn *snapshot) replace(old, doc *studentDoc) {
-	if old.RegNoKey != doc.RegNoKey {
-		sn.removeOnly(old.ID)
-		sn.tri.add(old.ID, old.Search)
-		for o := range numOrders { // removeOnly took it out of every order
-			i, _ := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
-			sn.order[o] = slices.Insert(sn.order[o], i, old)
-		}
-	}
-	pos := old.pos
-	doc.pos = pos
-	for o := range numOrders {
-		i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) })
-		if !found {
-			panic("read model: a student missing from an order")
-		}
-		sn.order[o] = slices.Delete(sn.order[o], i, i+1)
-		sn.posOf[o] = slices.Delete(sn.posOf[o], i, i+1)
-		j, _ := slices.BinarySearchFunc(sn.order[o], doc, func(x, t *studentDoc) int { return less(o, x, t) })
-		sn.order[o] = slices.Insert(sn.order[o], j, doc)
-		sn.posOf[o] = slices.Insert(sn.posOf[o], j, int32(pos))
-		for r := min(i, j); r <= max(i, j); r++ { // the places that moved
-			sn.rank[o][sn.posOf[o][r]] = int32(r)
-		}
-	}
-	if old.Search != doc.Search {
-		sn.tri.remove(old.ID, old.Search)
-		sn.tri.add(doc.ID, doc.Search)
-	}
-	start, end := sn.at[pos], len(sn.text)
-	if pos+1 < len(sn.at) {
-		end = sn.at[pos+1] - 1
-	}
-	if delta := len(doc.Search) - (end - start); delta == 0 {
-		copy(sn.text[start:end], doc.Search) // readers are locked out
-	} else {
-		text := make([]byte, 0, len(sn.text)+delta)
-		sn.text = append(append(append(text, sn.text[:start]...), doc.Search...), sn.text[end:]...)
-		for k := pos + 1; k < len(sn.at); k++ {
-			sn.at[k] += delta
-		}
-	}
-	sn.cmu.Lock()
-	sn.matches = nil
-	sn.cmu.Unlock()
-}
-
-// index rebuilds text and at, and numbers the students by their place in
-// order[ordID] (studentDoc.pos).
-func (sn *snapshot) index() {
-	docs := sn.order[ordID]
-	size := 0
-	for _, doc := range docs {
-		size += len(doc.Search) + 1
-	}
-	text := make([]byte, 0, size)
-	at := make([]int, len(docs))
-	ids := make([]int64, len(docs))
-	for i, doc := range docs {
-		doc.pos = i
-		ids[i] = doc.ID
-		text = append(text, '\n')
-		at[i] = len(text)
-		text = append(text, doc.Search...)
-	}
-	sn.text, sn.at, sn.ids = text, at, ids
-	sn.cmu.Lock()
-	sn.matches = nil // positions and fields changed
-	sn.cmu.Unlock()
-	for o := range numOrders {
-		posOf := make([]int32, len(sn.order[o]))
-		rank := make([]int32, len(sn.order[o]))
-		for i, doc := range sn.order[o] {
-			posOf[i] = int32(doc.pos)
-			rank[doc.pos] = int32(i)
-		}
-		sn.posOf[o], sn.rank[o] = posOf, rank
-	}
-}
-
 // matching marks, by pos, the students whose search field holds every
 // word: the index's candidates, checked; or, when every word is shorter
 // than a trigram, a pass over every text.
@@ -352,11 +211,10 @@ func (sn *snapshot) matching(words []string) []uint64 {
 	if !ok {
 		return sn.scan(words)
 	}
-	docs := sn.order[ordID]
-	bits := make([]uint64, (len(docs)+63)/64)
+	needles := wordBytes(words)
+	bits := make([]uint64, (len(sn.ids)+63)/64)
 	k := 0
-	for _, id32 := range ids { // ascending, as sn.ids: gallop from the last place
-		id := int64(id32)
+	for _, id := range ids { // ascending, as sn.ids: gallop from the last place
 		step := 1
 		for k+step < len(sn.ids) && sn.ids[k+step] < id {
 			step *= 2
@@ -364,9 +222,9 @@ func (sn *snapshot) matching(words []string) []uint64 {
 		i, found := slices.BinarySearch(sn.ids[k:min(k+step+1, len(sn.ids))], id)
 		k += i
 		if !found {
-			panic("read model: an indexed student missing from the order by id")
+			continue // removed since the index was built
 		}
-		if matchesAll(docs[k].Search, words) {
+		if matchesAll(sn.search(k), needles) {
 			bits[k/64] |= 1 << (k % 64)
 		}
 	}
@@ -375,29 +233,28 @@ func (sn *snapshot) matching(words []string) []uint64 {
 
 // scan is matching without the index: bytes.Index over every search text.
 func (sn *snapshot) scan(words []string) []uint64 {
-	longest := words[0]
-	for _, w := range words[1:] {
+	needles := wordBytes(words)
+	longest := needles[0]
+	for _, w := range needles[1:] {
 		if len(w) > len(longest) {
 			longest = w
 		}
 	}
-	docs := sn.order[ordID]
-	bits := make([]uint64, (len(docs)+63)/64)
-	needle := []byte(longest)
+	bits := make([]uint64, (len(sn.ids)+63)/64)
 	for from := 0; from < len(sn.text); {
-		i := bytes.Index(sn.text[from:], needle)
+		i := bytes.Index(sn.text[from:], longest)
 		if i < 0 {
 			break
 		}
-		k, found := slices.BinarySearch(sn.at, from+i)
+		k, found := slices.BinarySearch(sn.at, int32(from+i))
 		if !found {
 			k--
 		}
-		if matchesAll(docs[k].Search, words) {
+		if matchesAll(sn.search(k), needles) {
 			bits[k/64] |= 1 << (k % 64)
 		}
 		if k+1 < len(sn.at) {
-			from = sn.at[k+1]
+			from = int(sn.at[k+1])
 		} else {
 			break
 		}
@@ -405,70 +262,19 @@ func (sn *snapshot) scan(words []string) []uint64 {
 	return bits
 }
 
-// putMany is put for many students: past a few hundred, sorting again
-// is cheaper than inserting one by one.
-func (sn *snapshot) putMany(docs []*studentDoc) {
-	if len(docs) < 500 {
-		for _, doc := range docs {
-			sn.put(doc)
-		}
-		return
+func wordBytes(words []string) [][]byte {
+	out := make([][]byte, len(words))
+	for i, w := range words {
+		out[i] = []byte(w)
 	}
-	byID := make(map[int64]*studentDoc, sn.count()+len(docs))
-	for _, doc := range sn.order[ordID] {
-		byID[doc.ID] = doc
-	}
-	for _, doc := range docs {
-		byID[doc.ID] = doc
-	}
-	all := make([]*studentDoc, 0, len(byID))
-	for _, doc := range byID {
-		all = append(all, doc)
-	}
-	fresh := buildSnapshot(all, sn.seq, sn.checked) // its own copies of the students
-	sn.order, sn.text, sn.at, sn.posOf, sn.rank, sn.ids, sn.tri = fresh.order, fresh.text, fresh.at, fresh.posOf, fresh.rank, fresh.ids, fresh.tri
-	sn.cmu.Lock()
-	sn.matches = nil
-	sn.cmu.Unlock()
+	return out
 }
 
-func (sn *snapshot) remove(id int64) {
-	sn.removeOnly(id)
-	sn.index()
-}
-
-func (sn *snapshot) removeOnly(id int64) {
-	old, ok := sn.doc(id)
-	if !ok {
-		return
-	}
-	sn.tri.remove(old.ID, old.Search)
-	for o := range numOrders {
-		if i, found := slices.BinarySearchFunc(sn.order[o], old, func(x, t *studentDoc) int { return less(o, x, t) }); found {
-			sn.order[o] = slices.Delete(sn.order[o], i, i+1)
-		}
-	}
-}
-
-// buildSnapshot indexes copies of docs (compactDocs: the snapshot owns
-// its students; the caller's are not used).
+// buildSnapshot makes a snapshot of docs (any order, IDs distinct), its
+// trigram index included; it keeps nothing of docs.
 func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
-	if compactStudents {
-		docs = compactDocs(docs)
-	}
-	sn := &snapshot{seq: seq, checked: now, loadedAt: now}
-	var wg sync.WaitGroup
-	for o := range numOrders {
-		sn.order[o] = slices.Clone(docs)
-		wg.Go(func() {
-			slices.SortFunc(sn.order[o], func(a, b *studentDoc) int { return less(o, a, b) })
-			if o == ordID {
-				sn.tri = buildTrigramIndex(sn.order[o])
-			}
-		})
-	}
-	wg.Wait()
-	sn.index()
+	sn := newColumns(docs, seq, now)
+	sn.tri = buildTrigramIndex(sn.ids, sn.text, sn.at)
 	return sn
 }
 
@@ -641,6 +447,7 @@ func (s *Store) startLoadLocked() chan struct{} {
 					delete(rm.pending, seq)
 				}
 			}
+			noteModel(rm, sn.bytes())
 		}
 		rm.loadErr = err
 		rm.loading = nil
@@ -862,6 +669,9 @@ func (s *Store) catchUp(ctx context.Context) error {
 	if sn.seq == from+int64(len(entries))-1 && now.After(sn.checked) && len(entries) < maxJournalWalk {
 		sn.checked = now // it has seen the journal's end
 	}
+	if len(entries) > 0 {
+		noteModel(rm, sn.bytes())
+	}
 	return nil
 }
 
@@ -941,9 +751,20 @@ func (s *Store) journalLater() {
 			if err == nil {
 				return
 			}
+			// A full disk is freed by people, not in the seconds Close
+			// gives: a closing Store (a `campus manage` ending) does not
+			// wait for it; the other processes' models are reloaded at
+			// the latest after journalKeep/2 (issue 23).
+			var closing chan struct{}
+			if IsStorageFull(err) {
+				closing = s.closing
+			}
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
+			case <-closing:
+				t.Stop()
+				return
 			case <-ctx.Done():
 				t.Stop()
 				return
@@ -971,7 +792,7 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	}
 	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, sn.count()
 	s.rm.mu.RUnlock()
-	if s.writeSnapshot(ctx, tenantID, seq, n, zenc.EncodeAll(raw, nil), refused) == nil {
+	if s.writeSnapshot(ctx, tenantID, seq, n, compress(raw), refused) == nil {
 		s.rm.mu.Lock()
 		sn.saved = max(sn.saved, seq)
 		s.rm.mu.Unlock()
@@ -1036,7 +857,7 @@ func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*sna
 			s.rm.mu.Unlock()
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return 0, fmt.Errorf("journal the change: %w", err)
+			return 0, fmt.Errorf("journal the change: %w", s.full(err))
 		}
 	}
 	_, _ = s.col(colCounters).UpdateOne(ctx, d("_id", "journal_end"), d("$max", d("seq", seq)), options.UpdateOne().SetUpsert(true))
@@ -1061,22 +882,22 @@ func (s *Store) listFromModel(ctx context.Context, o ListOptions, perPage int) (
 func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	words := searchWords(o.Query)
 	ord, desc := modelOrder(o.Sort)
-	all := sn.order[ord]
-	at := func(i int) *studentDoc {
+	n := sn.count()
+	at := func(i int) Student {
 		if desc {
-			return all[len(all)-1-i]
+			i = n - 1 - i
 		}
-		return all[i]
+		return sn.student(sn.place(ord, i))
 	}
 	if len(words) == 0 {
-		total := int64(len(all))
+		total := int64(n)
 		pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 		page := min(max(o.Page, 1), pages)
 		start := (page - 1) * perPage
-		end := min(start+perPage, len(all))
+		end := min(start+perPage, n)
 		students := make([]Student, 0, max(0, end-start))
 		for i := start; i < end; i++ {
-			students = append(students, at(i).Student)
+			students = append(students, at(i))
 		}
 		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
 	}
@@ -1088,7 +909,7 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	switch {
 	case total == 0:
 		students = []Student{}
-	case byRanks(total, skip+perPage, len(all)):
+	case byRanks(total, skip+perPage, n):
 		students = sn.pageByRanks(bits, total, ord, desc, skip, perPage)
 	default:
 		students = sn.pageByWalk(bits, ord, desc, skip, perPage)
@@ -1097,24 +918,25 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 }
 
 // byRanks reports whether a page of a search is cheaper to take by
-// sorting the matches' places (total·log total) than by walking the order
-// until need matches are passed (need·n/total places, on average): few
-// matches, or a deep page.
+// finding the matches' places (a binary search of the order each, log n
+// key comparisons of some 30 walk steps each) and sorting them than by
+// walking the order until need matches are passed (need·n/total places,
+// on average): few matches, or a deep page.
 func byRanks(total int64, need, n int) bool {
-	return total*int64(bits.Len64(uint64(total))+1) < int64(need)*int64(n)/total
+	return total*int64(30*bits.Len64(uint64(n))+bits.Len64(uint64(total))) < int64(need)*int64(n)/total
 }
 
-// pageByWalk walks the order's positions (one int32 array, no pointer
-// chasing) and takes the page's matches.
+// pageByWalk walks the order's places (one int32 array) and takes the
+// page's matches.
 func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage int) []Student {
-	all, posOf := sn.order[ord], sn.posOf[ord]
+	n := sn.count()
 	students := make([]Student, 0, perPage)
-	for k := 0; k < len(posOf) && len(students) < perPage; k++ {
+	for k := 0; k < n && len(students) < perPage; k++ {
 		i := k
 		if desc {
-			i = len(posOf) - 1 - k
+			i = n - 1 - k
 		}
-		p := posOf[i]
+		p := sn.place(ord, i)
 		if bits[p/64]&(1<<(p%64)) == 0 {
 			continue
 		}
@@ -1122,18 +944,18 @@ func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage 
 			skip--
 			continue
 		}
-		students = append(students, all[i].Student)
+		students = append(students, sn.student(p))
 	}
 	return students
 }
 
-// pageByRanks sorts the matches' places in the order and takes the page.
+// pageByRanks finds and sorts the matches' places in the order and takes
+// the page.
 func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, skip, perPage int) []Student {
-	all, rank := sn.order[ord], sn.rank[ord]
 	ranks := make([]int32, 0, total)
 	for w, word := range set {
 		for word != 0 {
-			ranks = append(ranks, rank[w*64+bits.TrailingZeros64(word)])
+			ranks = append(ranks, int32(sn.placeOf(ord, w*64+bits.TrailingZeros64(word))))
 			word &= word - 1
 		}
 	}
@@ -1144,16 +966,16 @@ func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, s
 		if desc {
 			r = ranks[len(ranks)-1-k]
 		}
-		students = append(students, all[r].Student)
+		students = append(students, sn.student(sn.place(ord, int(r))))
 	}
 	return students
 }
 
 func bitCount(w uint64) int { return bits.OnesCount64(w) }
 
-func matchesAll(search string, words []string) bool {
+func matchesAll(search []byte, words [][]byte) bool {
 	for _, w := range words {
-		if !strings.Contains(search, w) {
+		if !bytes.Contains(search, w) {
 			return false
 		}
 	}

@@ -329,23 +329,7 @@ func TestSnapshotReplaceMatchesRebuild(t *testing.T) {
 				want = append(want, d)
 			}
 			fresh := buildSnapshot(want, 0, time.Now())
-			if string(sn.text) != string(fresh.text) || !slices.Equal(sn.at, fresh.at) {
-				t.Fatalf("text %q at %v, want %q at %v", sn.text, sn.at, fresh.text, fresh.at)
-			}
-			for o := range numOrders {
-				if !slices.Equal(sn.posOf[o], fresh.posOf[o]) {
-					t.Errorf("order %d: posOf %v, want %v", o, sn.posOf[o], fresh.posOf[o])
-				}
-				if !slices.Equal(sn.rank[o], fresh.rank[o]) {
-					t.Errorf("order %d: rank %v, want %v", o, sn.rank[o], fresh.rank[o])
-				}
-				for i := range sn.order[o] {
-					if sn.order[o][i].ID != fresh.order[o][i].ID || sn.order[o][i].pos != fresh.order[o][i].pos {
-						t.Errorf("order %d place %d: id %d pos %d, want id %d pos %d", o, i, sn.order[o][i].ID, sn.order[o][i].pos,
-							fresh.order[o][i].ID, fresh.order[o][i].pos)
-					}
-				}
-			}
+			sameSnapshot(t, tc.name, sn, fresh)
 			if got := sn.withKey(tc.doc.RegNoKey); len(got) != 1 || got[0].ID != tc.doc.ID {
 				t.Errorf("students with key %q: %v, want %d alone", tc.doc.RegNoKey, got, tc.doc.ID)
 			}

@@ -61,7 +61,7 @@ func (s *Store) CreateResetToken(ctx context.Context, username string, ttl time.
 	id, _ := tokenID(token)
 	doc := resetDoc{ID: id, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	if _, err := s.col(colPasswordResets).InsertOne(ctx, doc); err != nil {
-		return "", time.Time{}, fmt.Errorf("reset link for %q: %w", u.Username, err)
+		return "", time.Time{}, fmt.Errorf("reset link for %q: %w", u.Username, s.full(err))
 	}
 	return token, doc.ExpiresAt, nil
 }
@@ -110,12 +110,12 @@ func (s *Store) ResetPassword(ctx context.Context, token, password string) (User
 	if err != nil {
 		return User{}, err
 	}
-	if msg := checkPassword(password, u.Username); msg != "" {
+	if msg := checkPassword(password, u.Username, u.Email); msg != "" {
 		return User{}, FieldErrors{"password": msg}
 	}
 	res, err := s.col(colPasswordResets).DeleteOne(ctx, d("_id", doc.ID))
 	if err != nil {
-		return User{}, fmt.Errorf("spend reset link: %w", err)
+		return User{}, fmt.Errorf("spend reset link: %w", s.full(err))
 	}
 	if res.DeletedCount != 1 {
 		return User{}, ErrResetInvalid

@@ -166,7 +166,7 @@ func indexes() []index {
 		}},
 		{collection: colSessions, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
 		{collection: colLoginFailures, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
-	}, staffHistoryIndexes()...) // schema_staff.go
+	}, append(staffHistoryIndexes(), groupsIndexes()...)...) // schema_staff.go, permissions.go
 }
 
 // schemaVersion reads the recorded version; 0 means never migrated.
@@ -228,6 +228,12 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	}
 	// Staff roles, history, resets (schema_staff.go).
 	if err := s.migrateStaffRoles(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
+	// Groups of permissions (permissions.go): a database of this version
+	// from before groups lacks the groups index, so indexesComplete sends
+	// it through here once.
+	if err := s.migrateUserGroups(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
 	for _, ix := range indexes() {

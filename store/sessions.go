@@ -63,10 +63,13 @@ func (s *Store) CreateSession(ctx context.Context, u User) (token string, sess S
 	doc := sessionDoc{ID: id, UserID: u.ID, Username: u.Username, CSRFToken: newToken(),
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.SessionTTL)}
 	if _, err := s.col(colSessions).InsertOne(ctx, doc); err != nil {
-		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, err)
+		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, s.full(err))
 	}
 	sess = doc.session()
 	sess.IsSuperuser = u.IsSuperuser
+	if sess.Perms, err = s.PermsOf(ctx, u); err != nil {
+		return "", Session{}, fmt.Errorf("create session for %q: %w", u.Username, err)
+	}
 	return token, sess, nil
 }
 
@@ -76,7 +79,7 @@ func (doc sessionDoc) session() Session {
 
 // Session looks a token up; unknown or expired tokens, and tokens of a
 // user who is gone or inactive, give ErrNotFound. The role comes from the
-// user as it is now.
+// user as it is now, and so do the permissions (the user's groups).
 func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	id, ok := tokenID(token)
 	if !ok {
@@ -102,6 +105,9 @@ func (s *Store) Session(ctx context.Context, token string) (Session, error) {
 	}
 	sess := doc.session()
 	sess.IsSuperuser = u.IsSuperuser
+	if sess.Perms, err = s.PermsOf(ctx, u); err != nil {
+		return Session{}, fmt.Errorf("session: %w", err)
+	}
 	return sess, nil
 }
 
@@ -113,7 +119,7 @@ func (s *Store) endSessions(ctx context.Context, userID, keep string) error {
 		filter = append(filter, bson.E{Key: "_id", Value: d("$ne", keep)})
 	}
 	if _, err := s.col(colSessions).DeleteMany(ctx, filter); err != nil {
-		return fmt.Errorf("end sessions: %w", err)
+		return fmt.Errorf("end sessions: %w", s.full(err))
 	}
 	return nil
 }
@@ -125,7 +131,7 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 		return nil
 	}
 	if _, err := s.col(colSessions).DeleteOne(ctx, d("_id", id)); err != nil {
-		return fmt.Errorf("delete session: %w", err)
+		return fmt.Errorf("delete session: %w", s.full(err))
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func (s *Store) SetPublicListStaffOnly(ctx context.Context, staffOnly bool) erro
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("save settings: %w", err)
+		return fmt.Errorf("save settings: %w", s.full(err))
 	}
 	return nil
 }

@@ -5,8 +5,8 @@
 //
 // Collections: students (int64 _id handed out by claims in id_claims,
 // ids.go; with folded keys for search, sorting and case-insensitive
-// uniqueness, fold.go), counters (hints), users, sessions,
-// login_failures, meta (the schema version) and students_journal (the
+// uniqueness, fold.go), counters (hints), users, groups (permissions.go),
+// sessions, login_failures, meta (the schema version) and students_journal (the
 // order of student writes, for the read model of readmodel.go, which
 // answers student reads from memory on FerretDB, where no index is used).
 // Files: store.go (types, Open/New), schema.go, migrate_v2.go, validate.go,
@@ -151,6 +151,7 @@ type Store struct {
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).
 	rm          *readModel
+	storage     storageStats // writes refused for lack of space (storage.go)
 	ferretMu    sync.Mutex
 	ferretKnown bool
 	isFerret    bool
@@ -161,6 +162,7 @@ type Store struct {
 	stop    context.CancelFunc
 	bgMu    sync.Mutex
 	closed  bool
+	closing chan struct{} // closed when Close starts (journal retries on a full disk give up then)
 	bg      sync.WaitGroup
 	retries sync.WaitGroup // the journal entries still to append: Close gives them until its ctx ends
 }
@@ -221,9 +223,10 @@ type Page struct {
 	Pages    int
 }
 
-// User is a member of this tenant's staff. A superuser manages users as
-// well as students; staff (IsSuperuser false) manage students only. An
-// inactive user cannot log in and has no sessions (see users.go).
+// User is a member of this tenant's staff. A superuser may do everything
+// and alone manages users, groups and settings; anyone else may do on
+// students what their groups allow (permissions.go). An inactive user
+// cannot log in and has no sessions (see users.go).
 type User struct {
 	ID           string    `bson:"_id"`
 	Username     string    `bson:"username"`
@@ -233,6 +236,10 @@ type User struct {
 	IsActive     bool      `bson:"is_active"`
 	CreatedAt    time.Time `bson:"created_at"`
 	LastLogin    time.Time `bson:"last_login,omitempty"`
+	// Groups are the IDs of the user's groups (permissions.go): nil only
+	// for users from before groups, so never written as nil (that would
+	// be BSON null, read back as nil).
+	Groups []string `bson:"groups"`
 }
 
 // Role is "superuser" or "staff", for people.
@@ -251,6 +258,7 @@ type Session struct {
 	UserID      string
 	Username    string
 	IsSuperuser bool
+	Perms       Perms // what the user may do, read with IsSuperuser
 	CSRFToken   string
 	ExpiresAt   time.Time
 }
@@ -259,6 +267,10 @@ type Session struct {
 type RowError struct {
 	Line int    // 1-based line number in the file (header is line 1)
 	Msg  string // e.g. "registration_no: must be 1-64 letters, digits, '-', '/' or '.'"
+	// Exists: the row's registration number is a student already there
+	// (an import that adds only); the caller says how to update instead
+	// (the web form's checkbox, the CLI's --update).
+	Exists bool
 }
 
 func (e RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
@@ -302,6 +314,8 @@ const (
 	// short-lived secrets and need not be backed up.
 	colHistory        = "history"
 	colPasswordResets = "password_resets"
+	// The school's own groups of permissions (permissions.go).
+	colGroups = "groups"
 )
 
 // databaseNameRe is what MongoDB and FerretDB both accept; registry
@@ -382,7 +396,8 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{}, life: life, stop: stop}
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{},
+		life: life, stop: stop, closing: make(chan struct{})}
 }
 
 // Close ends the Store's background work and disconnects the client Open
@@ -392,6 +407,9 @@ func New(db *mongo.Database, opts Options) *Store {
 // saved first (within ctx), so that the next process starts from it.
 func (s *Store) Close(ctx context.Context) error {
 	s.bgMu.Lock()
+	if !s.closed {
+		close(s.closing)
+	}
 	s.closed = true
 	s.bgMu.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -408,6 +426,7 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	s.stop()
 	s.bg.Wait()
+	noteModel(s.rm, 0) // its model no longer counts for the collector (modelgc.go)
 	if s.client == nil {
 		return nil
 	}

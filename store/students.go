@@ -34,8 +34,6 @@ type studentDoc struct {
 	FirstNameKey  string `bson:"first_name_key"`
 	SecondNameKey string `bson:"second_name_key"`
 	Search        string `bson:"search"`
-
-	pos int // place in the read model's order by id (readmodel.go)
 }
 
 func newStudentDoc(st Student) studentDoc {
@@ -105,7 +103,7 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
 		}
-		return Student{}, fmt.Errorf("create student: %w", err)
+		return Student{}, fmt.Errorf("create student: %w", s.full(err))
 	}
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
 	return st, nil
@@ -172,7 +170,7 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	case mongo.IsDuplicateKeyError(err):
 		return Student{}, dupRegNo(in.RegistrationNo)
 	case err != nil:
-		return Student{}, fmt.Errorf("update student %d: %w", id, err)
+		return Student{}, fmt.Errorf("update student %d: %w", id, s.full(err))
 	}
 	doc = newStudentDoc(st)
 	s.journal(ctx, journalEntry{Kind: entryPut, Student: &doc}, nil)
@@ -185,7 +183,7 @@ func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 	defer cancel()
 	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", id))
 	if err != nil {
-		return fmt.Errorf("delete student %d: %w", id, err)
+		return fmt.Errorf("delete student %d: %w", id, s.full(err))
 	}
 	if res.DeletedCount == 0 {
 		return fmt.Errorf("student %d: %w", id, ErrNotFound)
@@ -203,7 +201,7 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64, actor Actor) (i
 		return 0, nil
 	}
 	if _, err := s.RecoverOperations(ctx); err != nil {
-		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(ids), err)
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(ids), s.full(err))
 	}
 	gone, err := s.StudentsByID(ctx, ids)
 	if err != nil {
@@ -222,10 +220,10 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64, actor Actor) (i
 	}
 	op, err := s.beginOp(ctx, rec)
 	if err != nil {
-		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), err)
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.full(err))
 	}
 	fail := func(err error) (int64, error) {
-		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.abortOp(ctx, op, err))
+		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.abortOp(ctx, op, s.full(err)))
 	}
 	if err := s.recordEntries(ctx, op.rec.Seq, entries...); err != nil {
 		return fail(err)

@@ -24,6 +24,9 @@ type userDoc struct {
 type NewUser struct {
 	Username, Email, Password string
 	IsSuperuser               bool
+	// Groups are the IDs of the user's groups (permissions.go); nil means
+	// the built-in "staff" group for a non-superuser, none for a superuser.
+	Groups []string
 }
 
 // CreateSuperuser creates an active superuser. Errors: FieldErrors
@@ -49,6 +52,13 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	if n > 0 {
 		return User{}, fmt.Errorf("create user %q: %w", username, ErrUserExists)
 	}
+	groups := nu.Groups
+	if groups == nil && !nu.IsSuperuser {
+		groups = []string{GroupStaff}
+	}
+	if groups, err = s.checkGroupIDs(ctx, groups); err != nil {
+		return User{}, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(nu.Password), s.opts.BcryptCost)
 	if err != nil {
 		return User{}, fmt.Errorf("create user: hash password: %w", err)
@@ -56,12 +66,13 @@ func (s *Store) CreateUser(ctx context.Context, nu NewUser) (User, error) {
 	u := User{
 		ID: bson.NewObjectID().Hex(), Username: username, Email: email,
 		PasswordHash: string(hash), IsSuperuser: nu.IsSuperuser, IsActive: true, CreatedAt: s.now(),
+		Groups: groups,
 	}
 	if _, err := s.col(colUsers).InsertOne(ctx, userDoc{User: u, UsernameLower: key}); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return User{}, fmt.Errorf("create user %q: %w", username, ErrUserExists)
 		}
-		return User{}, fmt.Errorf("create user: %w", err)
+		return User{}, fmt.Errorf("create user: %w", s.full(err))
 	}
 	return u, nil
 }
@@ -72,6 +83,8 @@ type UserChange struct {
 	Email       string
 	IsSuperuser bool
 	IsActive    bool
+	// Groups, when not nil, replace the user's groups (IDs).
+	Groups []string
 }
 
 // UpdateUser changes a user's email, role and active flag (FieldErrors
@@ -88,8 +101,16 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 		return User{}, FieldErrors{"email": msg}
 	}
 	set := bson.D{{Key: "email", Value: email}, {Key: "is_superuser", Value: ch.IsSuperuser}, {Key: "is_active", Value: ch.IsActive}}
+	if ch.Groups != nil {
+		ids, err := s.checkGroupIDs(ctx, ch.Groups)
+		if err != nil {
+			return User{}, err
+		}
+		set = append(set, bson.E{Key: "groups", Value: ids})
+		u.Groups = ids
+	}
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", set)); err != nil {
-		return User{}, fmt.Errorf("update user %q: %w", u.Username, err)
+		return User{}, fmt.Errorf("update user %q: %w", u.Username, s.full(err))
 	}
 	u.Email, u.IsSuperuser, u.IsActive = email, ch.IsSuperuser, ch.IsActive
 	if !u.IsActive {
@@ -97,7 +118,7 @@ func (s *Store) UpdateUser(ctx context.Context, id string, ch UserChange) (User,
 			return User{}, fmt.Errorf("deactivate user %q: %w", u.Username, err)
 		}
 		if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
-			return User{}, fmt.Errorf("deactivate user %q: void reset links: %w", u.Username, err)
+			return User{}, fmt.Errorf("deactivate user %q: void reset links: %w", u.Username, s.full(err))
 		}
 	}
 	return u, nil
@@ -162,7 +183,7 @@ func (s *Store) ChangePassword(ctx context.Context, token, from, oldPassword, ne
 // session of u except keepSession (a stored session id, or ""), voids
 // u's reset links and clears u's lock-outs.
 func (s *Store) setPassword(ctx context.Context, u User, password, keepSession string) error {
-	if msg := checkPassword(password, u.Username); msg != "" {
+	if msg := checkPassword(password, u.Username, u.Email); msg != "" {
 		return FieldErrors{"password": msg}
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), s.opts.BcryptCost)
@@ -170,13 +191,13 @@ func (s *Store) setPassword(ctx context.Context, u User, password, keepSession s
 		return fmt.Errorf("set password: hash: %w", err)
 	}
 	if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("password_hash", string(hash)))); err != nil {
-		return fmt.Errorf("set password of %q: %w", u.Username, err)
+		return fmt.Errorf("set password of %q: %w", u.Username, s.full(err))
 	}
 	if err := s.endSessions(ctx, u.ID, keepSession); err != nil {
 		return fmt.Errorf("set password of %q: %w", u.Username, err)
 	}
 	if _, err := s.col(colPasswordResets).DeleteMany(ctx, d("user_id", u.ID)); err != nil {
-		return fmt.Errorf("set password of %q: void reset links: %w", u.Username, err)
+		return fmt.Errorf("set password of %q: void reset links: %w", u.Username, s.full(err))
 	}
 	if _, err := s.clearFailures(ctx, usernameKey(u.Username)); err != nil {
 		return fmt.Errorf("set password of %q: clear lock-out: %w", u.Username, err)
@@ -279,13 +300,13 @@ func (s *Store) Authenticate(ctx context.Context, username, password, from strin
 		// failures ends. The address and username counters only get
 		// this attempt's slots back.
 		if _, err := s.col(colLoginFailures).DeleteMany(ctx, cs[0].slots()); err != nil {
-			return User{}, fmt.Errorf("authenticate: reset failures: %w", err)
+			return User{}, fmt.Errorf("authenticate: reset failures: %w", s.full(err))
 		}
 		if err := s.release(ctx, slots[1:]); err != nil {
 			return User{}, fmt.Errorf("authenticate: %w", err)
 		}
 		if _, err := s.col(colUsers).UpdateOne(ctx, d("_id", u.ID), d("$set", d("last_login", now))); err != nil {
-			return User{}, fmt.Errorf("authenticate: record last login: %w", err)
+			return User{}, fmt.Errorf("authenticate: record last login: %w", s.full(err))
 		}
 		u.LastLogin = now
 		return u, nil

@@ -131,22 +131,11 @@ func checkEmail(s string) string {
 	return ""
 }
 
-// checkPassword applies the password rules; username is the account's so
-// a password equal to it is refused.
-func checkPassword(password, username string) string {
-	switch {
-	case utf8.RuneCountInString(password) < MinPasswordLen:
-		return "must be at least 8 characters"
-	case len(password) > MaxPasswordBytes:
-		return "must be at most 72 bytes"
-	case !utf8.ValidString(password):
-		return "is not valid UTF-8 text"
-	case strings.IndexFunc(password, func(r rune) bool { return r < '0' || r > '9' }) < 0:
-		return "must not be entirely numeric"
-	case username != "" && strings.EqualFold(password, username):
-		return "must not be the same as the username"
-	}
-	return ""
+// checkPassword applies the password rules (passwords.go) to a password
+// of the account with these attributes (username, email): every problem,
+// one sentence a line, or "".
+func checkPassword(password string, attrs ...string) string {
+	return strings.Join(PasswordProblems(password, attrs...), "\n")
 }
 
 // ValidateSuperuser checks what CreateSuperuser would check of its input
@@ -162,7 +151,7 @@ func ValidateSuperuser(username, email, password string) FieldErrors {
 	if msg := checkEmail(email); msg != "" {
 		fe["email"] = msg
 	}
-	if msg := checkPassword(password, username); msg != "" {
+	if msg := checkPassword(password, username, email); msg != "" {
 		fe["password"] = msg
 	}
 	if len(fe) > 0 {

@@ -293,7 +293,9 @@ type RestoreOptions struct {
 	As string
 	// Hosts, when set, replace the archive's.
 	Hosts []string
-	// DisplayName, when set, replaces the archive's.
+	// DisplayName, when set, replaces the archive's. With As and no
+	// DisplayName, the archive's gets the new name added ("Nairobi School
+	// (nairobi2)"), so that two schools never show the same name.
 	DisplayName string
 }
 
@@ -425,8 +427,11 @@ func (m *Manager) restoreTarget(ctx context.Context, src registry.Tenant, o Rest
 			return registry.Tenant{}, fmt.Errorf("look up tenant %q: %w", src.Name, err)
 		}
 	}
-	if o.DisplayName != "" {
+	switch {
+	case o.DisplayName != "":
 		t.DisplayName = strings.TrimSpace(o.DisplayName)
+	case o.As != "":
+		t.DisplayName = fmt.Sprintf("%s (%s)", src.DisplayName, o.As)
 	}
 	if len(o.Hosts) > 0 {
 		nt, err := registry.NewTenant(t.Name, o.Hosts, t.DisplayName)

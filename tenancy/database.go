@@ -67,6 +67,10 @@ func (a DatabaseAddress) Given() bool { return a.URI != "" || a.URIFile != "" }
 type DevState struct {
 	PublicURL string `json:"public_url"`
 	MongoURI  string `json:"mongodb_uri,omitempty"`
+	// IdleTimeout and Memory are its --idle-timeout and --memory: what a
+	// tenant without its own setting gets (`tenant list` shows them).
+	IdleTimeout string `json:"idle_timeout,omitempty"`
+	Memory      string `json:"memory,omitempty"`
 }
 
 // DevStateFile is DevState's file in the data folder.

@@ -2,6 +2,8 @@ package tenancy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -192,12 +194,29 @@ type NewTenant struct {
 	// Superuser, when set, is created with SuperuserEmail and
 	// SuperuserPassword.
 	Superuser, SuperuserEmail, SuperuserPassword string
+	// Invite (the control API) creates Superuser with a random password
+	// nobody knows and returns a one-time set-password token in
+	// Created.Invite: the first superuser chooses a password in the
+	// browser (SuperuserPassword is ignored).
+	Invite bool
 }
+
+// InviteTTL is how long the first superuser's set-password link of an
+// invited create works.
+const InviteTTL = store.MaxResetTTL
+
+// InviteActor is who the school's history names for the invite link.
+var InviteActor = store.Actor{Username: "(control API)"}
 
 // Created is the outcome of Create and RestoreArchive.
 type Created struct {
 	Tenant registry.Tenant
 	Token  TokenResult
+	// Invite is the set-password token of an invited superuser (see
+	// NewTenant.Invite), valid until InviteExpires; shown once, never
+	// stored (the school keeps its SHA-256).
+	Invite        string
+	InviteExpires time.Time
 }
 
 // SuperuserError is a superuser that cannot be created: Err holds
@@ -230,6 +249,12 @@ func (e *SuperuserError) Unwrap() error { return e.Err }
 // create that loses the claim in 2 has written nothing and touches no
 // database.
 func (m *Manager) Create(ctx context.Context, n NewTenant) (Created, error) {
+	if n.Invite {
+		if n.Superuser == "" {
+			return Created{}, &SuperuserError{Name: n.Name, Err: store.FieldErrors{"username": "an invited superuser needs a username"}}
+		}
+		n.SuperuserPassword = randomPassword()
+	}
 	if n.Superuser != "" {
 		if fe := store.ValidateSuperuser(n.Superuser, n.SuperuserEmail, n.SuperuserPassword); fe != nil {
 			return Created{}, &SuperuserError{Name: n.Name, Err: fe}
@@ -240,17 +265,41 @@ func (m *Manager) Create(ctx context.Context, n NewTenant) (Created, error) {
 		return Created{}, err
 	}
 	t.State = registry.StateCreating
-	return m.saga(ctx, t, registry.StateActive, fmt.Sprintf("cannot create tenant %q", n.Name), nil, func(ctx context.Context, _ *mongo.Database, st *store.Store, claimed registry.Tenant) (string, error) {
+	var invite string
+	var inviteExpires time.Time
+	created, err := m.saga(ctx, t, registry.StateActive, fmt.Sprintf("cannot create tenant %q", n.Name), nil, func(ctx context.Context, _ *mongo.Database, st *store.Store, claimed registry.Tenant) (string, error) {
 		if _, _, err := st.MigrateTenant(ctx, claimed.ID); err != nil {
 			return fmt.Sprintf("migrate database %q", t.Database), err
 		}
 		if n.Superuser != "" {
-			if _, err := st.CreateSuperuser(ctx, n.Superuser, n.SuperuserEmail, n.SuperuserPassword); err != nil {
+			u, err := st.CreateSuperuser(ctx, n.Superuser, n.SuperuserEmail, n.SuperuserPassword)
+			if err != nil {
 				return "create superuser", err
+			}
+			if n.Invite {
+				if invite, inviteExpires, err = st.CreateResetToken(ctx, u.Username, InviteTTL); err != nil {
+					return "issue the superuser's set-password link", err
+				}
+				if err := st.RecordHistory(ctx, store.ResetLinkIssued(InviteActor, u)); err != nil {
+					return "record the set-password link in the history", err
+				}
 			}
 		}
 		return "", nil
 	})
+	if err != nil {
+		return Created{}, err
+	}
+	created.Invite, created.InviteExpires = invite, inviteExpires
+	return created, nil
+}
+
+// randomPassword is a password nobody knows (256 random bits), for an
+// invited superuser until the invite is used.
+func randomPassword() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // saga is the all-or-nothing part of Create and RestoreArchive: check

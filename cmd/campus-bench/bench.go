@@ -44,6 +44,11 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchDensity(ctx, e, args[1:])
 		case "abuse": // issue 25: bench_abuse.go
 			return runBenchAbuse(ctx, e, args[1:])
+		case "control": // issue 26: bench_control.go
+			return runBenchControl(ctx, e, args[1:])
+
+		case "diskfull": // issue 23: bench_diskfull.go
+			return runBenchDiskFull(ctx, e, args[1:])
 		case "atomic": // issue 22: bench_atomic.go
 			return runBenchAtomic(ctx, e, args[1:])
 		}

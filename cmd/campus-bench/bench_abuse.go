@@ -48,6 +48,7 @@ children), and the other school's p50/p99 quiet and under the flood.`)
 		clients  = fs.Int("concurrency", 4, "concurrent clients measuring the other school")
 		baseline = fs.String("baseline", "", "also run this other campus binary first (e.g. built from the commit before), for before/after in one run")
 		resets   = fs.Float64("reset-rate", 40000, "reset streams per second the rapid-reset flood offers, in all (issue 25 saw 213k in 5 s from two connections)")
+		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the rapid-reset flood comes from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
 	)
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
@@ -74,7 +75,7 @@ children), and the other school's p50/p99 quiet and under the flood.`)
 	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n",
 		"binary", "phase", "sent", "to app", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
 	for _, r := range runs {
-		if err := abuseRun(ctx, e, r.name, r.bin, *duration, *conns, *clients, *resets); err != nil {
+		if err := abuseRun(ctx, e, r.name, r.bin, *duration, *conns, *clients, *resets, *from); err != nil {
 			return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
 		}
 	}
@@ -110,7 +111,7 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, conns, clients int, resetRate float64) error {
+func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, conns, clients int, resetRate float64, from string) error {
 	port, err := systemtest.FreePort()
 	if err != nil {
 		return err
@@ -156,7 +157,9 @@ func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, co
 		name  string
 		flood func(ctx context.Context) int64
 	}{
-		{"rapid reset", func(ctx context.Context) int64 { return floodRapidReset(ctx, tlsAddr, victim, conns, resetRate, roots) }},
+		{"rapid reset", func(ctx context.Context) int64 {
+			return floodRapidReset(ctx, tlsAddr, from, victim, conns, resetRate, roots)
+		}},
 		{"bad chunks", func(ctx context.Context) int64 { return floodMalformed(ctx, tlsAddr, victim, conns, tlsCfg) }},
 	}
 	for _, f := range floods {
@@ -248,16 +251,16 @@ func getJSON(ctx context.Context, url string, v any) error {
 
 // floodRapidReset runs conns rapid-reset connections until ctx ends, each
 // reconnecting after a GOAWAY or a closed connection, perSecond streams in
-// all (the same offered load for every binary); it returns the streams
-// sent.
-func floodRapidReset(ctx context.Context, addr, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
+// all (the same offered load for every binary), from the address from; it
+// returns the streams sent.
+func floodRapidReset(ctx context.Context, addr, from, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	pace := rate.NewLimiter(rate.Limit(perSecond), 100)
 	for range conns {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, Host: host, Streams: 1 << 30,
+				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, From: from, Host: host, Streams: 1 << 30,
 					TLS: &tls.Config{RootCAs: roots}, Pace: pace})
 				sent.Add(int64(res.Streams))
 				if err != nil && ctx.Err() == nil {

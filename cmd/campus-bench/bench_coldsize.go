@@ -23,8 +23,10 @@ import (
 type coldSizesConfig struct {
 	sizes      []int
 	wakes      int
-	before     string // a second campus binary measured beside, in alternating wakes ("": none)
-	importRows int    // rows imported into the biggest school while it is read (0: no import phase)
+	before     string   // a second campus binary measured beside, in alternating wakes ("": none)
+	importRows int      // rows imported into the biggest school while it is read (0: no import phase)
+	previews   int      // people previewing an import of importRows rows at once (bench_coldpreview.go)
+	importVia  []string // "cli", "browser": the imports while read, in turn
 	maxStarts  int
 	mo         mongoOptions
 }
@@ -48,6 +50,8 @@ type coldClass struct {
 	t                       registry.Tenant
 	ready, first, search    durations
 	rss                     []int64
+	rssUse, anonUse         []int64 // after inUseFor of use (bench_coldrss.go)
+	memstats                string  // the app's Go memory then, at the last wake
 	firstFailed, searchFail int
 }
 
@@ -97,24 +101,40 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 	fmt.Fprintf(e.stdout, "campus-bench coldstart --sizes: %d wakes per school, from zero (no process; the database warm), through the proxy, GOMAXPROCS=%d\n\n",
 		cfg.wakes, runtimeProcs())
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(w, "apps\tstudents\tstart→ready p50\tmax\tfirst GET / p50\tmax\tnot 200\tfirst search p50\tmax\tnot 200\tRSS after (max)\t")
+	fmt.Fprintln(w, "apps\tstudents\tstart→ready p50\tmax\tfirst GET / p50\tmax\tnot 200\tfirst search p50\tmax\tnot 200\tRSS after (max)\tRSS in use p50\tmax\tanonymous max\t")
 	for _, c := range systems[0].classes {
 		for _, cs := range systems {
 			k := cs.classes[slices.IndexFunc(cs.classes, func(x *coldClass) bool { return x.size == c.size })]
-			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.0f MB\t\n", cs.name, k.size,
+			fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%.0f MB\t%.1f MB\t%.1f MB\t%.1f MB\t\n", cs.name, k.size,
 				msf(k.ready.pct(50)), msf(k.ready.max()), msf(k.first.pct(50)), msf(k.first.max()), k.firstFailed,
-				msf(k.search.pct(50)), msf(k.search.max()), k.searchFail, float64(slices.Max(append(k.rss, 0)))/1e6)
+				msf(k.search.pct(50)), msf(k.search.max()), k.searchFail, float64(slices.Max(append(k.rss, 0)))/1e6,
+				float64(median(k.rssUse))/1e6, float64(slices.Max(append(k.rssUse, 0)))/1e6, float64(slices.Max(append(k.anonUse, 0)))/1e6)
 		}
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB")
-
-	if cfg.importRows > 0 {
+	for _, c := range systems[0].classes {
 		for _, cs := range systems {
-			if err := cs.importWhileRead(ctx, e, cfg.importRows); err != nil {
+			k := cs.classes[slices.IndexFunc(cs.classes, func(x *coldClass) bool { return x.size == c.size })]
+			fmt.Fprintf(e.stdout, "%s, %d students, in use (last wake): %s\n", cs.name, k.size, k.memstats)
+		}
+	}
+	fmt.Fprintf(e.stdout, "goals (issue 20): start→ready ≤ 150 ms at any size; a woken 100,000-student school's first GET / and first search ≤ 300 ms, no 503; RSS ≤ 60 MB (in use: after %s of pages and searches)\n", inUseFor)
+
+	if cfg.importRows > 0 && cfg.previews > 0 {
+		for _, cs := range systems {
+			if err := cs.previewsWhileIdle(ctx, e, cfg.previews, cfg.importRows); err != nil {
 				return err
+			}
+		}
+	}
+	if cfg.importRows > 0 {
+		for _, via := range cfg.importVia {
+			for _, cs := range systems {
+				if err := cs.importWhileRead(ctx, e, cfg.importRows, via); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -149,6 +169,7 @@ func (cs *coldSystem) wake(ctx context.Context, c *coldClass, n int) error {
 			c.rss = append(c.rss, rssOf(st.PID))
 		}
 	}
+	cs.useAndMeasure(ctx, c, n)
 	return nil
 }
 
@@ -173,7 +194,7 @@ func fillSchool(ctx context.Context, uri string, t registry.Tenant, first, n int
 // importWhileRead reads the biggest school with two closed-loop clients
 // (its public page and varied searches) while another process imports
 // rows into it, and for 10 s after, and prints the latency of each phase.
-func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) error {
+func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int, via string) error {
 	c := cs.classes[0]
 	for _, k := range cs.classes {
 		if k.size > c.size {
@@ -217,7 +238,17 @@ func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) err
 	}
 	time.Sleep(2 * time.Second) // the school read before the import, as a baseline
 	start := time.Now()
-	err := fillSchool(ctx, s.uri, c.t, c.size, rows)
+	how := "another process, as `campus manage T students import`"
+	var err error
+	if via == "browser" {
+		how = "through the school's import page: preview, then confirmation, applied by its app"
+		var outcome string
+		outcome, err = cs.browserImport(ctx, c, rows)
+		how += "; " + outcome
+	} else {
+		err = fillSchool(ctx, s.uri, c.t, c.size, rows)
+	}
+	c.size += rows // what the school holds now (another import adds the next rows)
 	end := time.Now()
 	if err == nil {
 		time.Sleep(10 * time.Second)
@@ -227,8 +258,8 @@ func (cs *coldSystem) importWhileRead(ctx context.Context, e *env, rows int) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "\n%s: a %d-row import (another process, as `campus manage T students import`) into the %d-student school while two clients read it (its public page and varied searches, alternately); the import took %s\n",
-		cs.name, rows, c.size, end.Sub(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "\n%s: a %d-row import (%s) into the %d-student school while two clients read it (its public page and varied searches, alternately); the import took %s\n",
+		cs.name, rows, how, c.size-rows, end.Sub(start).Round(time.Millisecond))
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "phase\trequests\tp50\tp99\tmax\tnot 200\t")
 	for _, ph := range []struct {

@@ -17,12 +17,14 @@ func TestBenchColdSizesSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, benchBin, "coldstart", "--campus", campusBin, "--sizes", "0,300", "--wakes", "2",
-		"--import-rows", "100").CombinedOutput()
+		"--import-rows", "100", "--import-via", "cli,browser", "--previews", "3").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench coldstart --sizes: %v\n%s", err, out)
 	}
 	text := string(out)
-	for _, want := range []string{"start→ready p50", "this tree         0", "this tree       300", "a 100-row import",
+	for _, want := range []string{"start→ready p50", "this tree         0", "this tree       300", "RSS in use p50", "heap_alloc",
+		"3 people upload a 100-row CSV", "RSS 5 s after",
+		"a 100-row import (another process", "a 100-row import (through the school's import page", "into the 400-student school",
 		"2 s before", "during the import", "10 s after"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("no %q in the output:\n%s", want, text)

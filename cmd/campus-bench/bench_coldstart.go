@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -35,6 +36,8 @@ wakes; --import-rows then imports that many rows into the biggest school while i
 		schools   = fs.String("sizes", "", "school sizes in students, e.g. 0,10000,100000: one school each, woken --wakes times (the other flags but --max-starts do not apply)")
 		before    = fs.String("before", "", "with --sizes: another campus binary (the tree before a change), measured beside in alternating wakes")
 		importN   = fs.Int("import-rows", 0, "with --sizes: rows imported into the biggest school while two clients read it")
+		importVia = fs.String("import-via", "cli", "with --import-rows: how the rows are imported while the school is read: cli (another process), browser (its import page), or cli,browser (one after the other)")
+		previews  = fs.Int("previews", 0, "with --sizes and --import-rows: people uploading that many rows to the biggest school's import page at once (previews), its RSS measured")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -51,7 +54,12 @@ wakes; --import-rows then imports that many rows into the biggest school while i
 		if err != nil {
 			return err
 		}
-		return runColdSizes(ctx, e, coldSizesConfig{sizes: sz, wakes: *wakes, before: *before, importRows: *importN, maxStarts: *maxStarts, mo: mo})
+		for _, via := range strings.Split(*importVia, ",") {
+			if via != "cli" && via != "browser" {
+				return usageErr("--import-via: %q is neither cli nor browser", via)
+			}
+		}
+		return runColdSizes(ctx, e, coldSizesConfig{sizes: sz, wakes: *wakes, before: *before, importRows: *importN, importVia: strings.Split(*importVia, ","), previews: *previews, maxStarts: *maxStarts, mo: mo})
 	}
 	type run struct {
 		name       string

@@ -194,6 +194,13 @@ func TestTenantAndManageCommands(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, "CAMPUS_SUPERUSER_PASSWORD") {
 			t.Fatalf("--noinput without a password: exit %d, %q", r.code, r.stderr)
 		}
+		// The browser's rules (issue 27): a common password is refused,
+		// with every problem at once.
+		r = c.run("", map[string]string{"CAMPUS_SUPERUSER_PASSWORD": "1234"}, "manage", nairobi, "createsuperuser", "--username", "head", "--noinput")
+		if r.code == 0 || !strings.Contains(r.stderr, "This password is too short.") || !strings.Contains(r.stderr, "This password is too common.") ||
+			!strings.Contains(r.stderr, "This password is entirely numeric.") {
+			t.Fatalf("a short, common, numeric password: exit %d, %q", r.code, r.stderr)
+		}
 		r = c.run("", map[string]string{"CAMPUS_SUPERUSER_PASSWORD": "long-enough-pw"}, "manage", nairobi, "createsuperuser", "--username", "head", "--noinput")
 		if r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)

@@ -27,7 +27,7 @@ const backupDesc = "Write a consistent archive of one tenant: its registry recor
 const restoreDesc = "With FILE (an archive of `campus tenant backup`): restore the school it holds. Without --as, into the " +
 	"same tenant (same name, ID, hosts), which must not exist (after a purge); an archive of a school whose name now " +
 	"belongs to another school (another ID) is refused. With --as NAME, as a new tenant with a new ID (refused if NAME " +
-	"exists); --host replaces the archive's hosts. The whole archive and its checksum are verified before anything is " +
+	"exists); --host replaces the archive's hosts, --display-name its display name (default with --as: the archive's followed by (NAME)). The whole archive and its checksum are verified before anything is " +
 	"written; the database must be new and empty; the tenant is claimed (not served) while its data is written and " +
 	"activated last; on any failure everything is undone. " +
 	"With NAME: serve a deleted tenant again, with the same ID, data and hosts."
@@ -55,7 +55,7 @@ func (b *backupFlags) registerBackup(fs *flag.FlagSet) {
 }
 
 func (b *backupFlags) registerRestore(fs *flag.FlagSet) {
-	fs.StringVar(&b.as, "as", "", "restore FILE as a new tenant of this name, with a new ID")
+	fs.StringVar(&b.as, "as", "", "restore FILE as a new tenant of this name, with a new ID (and, without --display-name, the archive's display name followed by (NAME))")
 	fs.Var(&b.hosts, "host", "with FILE: host names of the restored tenant instead of the archive's (repeatable)")
 	fs.StringVar(&b.displayName, "display-name", "", "with FILE: display name instead of the archive's")
 }
@@ -200,8 +200,8 @@ func (tc *tenantCmd) restoreArchive(ctx context.Context, path string, b *backupF
 	if t.ID != r.Source.ID {
 		how = fmt.Sprintf("a new tenant (new ID; the archive is of %s, ID %s)", r.Source.Name, r.Source.ID)
 	}
-	fmt.Fprintf(tc.e.stdout, "Restored tenant %s (ID %s) from %s as %s: %s; database %q at schema version %d (archived at %d); hosts %s; %s.\n",
-		t.Name, t.ID, path, how, describeCounts(r.Loaded), t.Database, r.To, r.From, strings.Join(t.Hosts, ", "), t.State)
+	fmt.Fprintf(tc.e.stdout, "Restored tenant %s (%s), ID %s, from %s as %s: %s; database %q at schema version %d (archived at %d); hosts %s; %s.\n",
+		t.Name, t.DisplayName, t.ID, path, how, describeCounts(r.Loaded), t.Database, r.To, r.From, strings.Join(t.Hosts, ", "), t.State)
 	fmt.Fprintln(tc.e.stdout, "Sessions were not restored: everybody logs in again, with the same passwords.")
 	return nil
 }

@@ -93,7 +93,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 			return usageErr("--public-url: %v", err)
 		}
 	}
-	state := tenancy.DevState{PublicURL: public.String()}
+	state := tenancy.DevState{PublicURL: public.String(), IdleTimeout: so.idleTimeout.String(), Memory: bo.memory}
 
 	// The database: a real MongoDB when one is configured, else the
 	// embedded server.
@@ -162,6 +162,9 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 		StopGrace:  httpserve.ShutdownTimeout + time.Second,
 		Logger:     logger.With("component", "supervisor"),
 		Registerer: metrics,
+	}
+	if state.MongoURI != "" { // the embedded database's files are in the data folder
+		supCfg.DataDir, _ = filepath.Abs(dataDir)
 	}
 	so.apply(&supCfg, &po)
 	if err := bo.apply(&supCfg); err != nil {
@@ -248,10 +251,17 @@ func printBanner(e *env, po proxyOptions, public publicURL, dataDir, externalMon
 		fmt.Fprintf(e.stdout, "  %-10s %s%s\n", t.Name, public.TenantURL(t.PrimaryHost, "/"), state)
 	}
 	fmt.Fprintf(e.stdout, "\nAdmin sites are at /admin/. To create a superuser, run in a second terminal:\n")
-	for _, line := range secondTerminal(dataDir, externalMongo) {
+	lines := secondTerminal(dataDir, externalMongo)
+	name, install := selfName()
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "cd ") {
+		lines = append(lines[:1], append(install, lines[1:]...)...)
+	} else {
+		lines = append(install, lines...)
+	}
+	for _, line := range lines {
 		fmt.Fprintf(e.stdout, "  %s\n", line)
 	}
-	fmt.Fprintf(e.stdout, "  %s manage nairobi createsuperuser\n", selfName())
+	fmt.Fprintf(e.stdout, "  %s manage nairobi createsuperuser\n", name)
 	fmt.Fprintf(e.stdout, "Proxy metrics and routes: http://%s/metrics  http://%s/routes\n", po.AdminListen, po.AdminListen)
 	fmt.Fprintf(e.stdout, "\nThis is a development mode for one trusted machine: each school has its own app process,\n"+
 		"but the embedded database and registry have no per-school credentials and every process runs\n"+
@@ -280,26 +290,29 @@ func secondTerminal(dataDir, externalMongo string) []string {
 	return lines
 }
 
-// selfName is how to run this binary from another terminal: "campus" when
-// that is what $PATH finds, else its absolute path.
-func selfName() string {
+// selfName is how another terminal runs this binary: "campus" when that
+// is what $PATH finds; under `go run` (a temporary binary, gone
+// afterwards) also "campus", after the lines that install it (the
+// README's one way: go install); else the binary's absolute path.
+func selfName() (name string, install []string) {
 	self, err := os.Executable()
 	if err != nil {
-		return "campus"
+		return cliName, nil
 	}
-	// `go run ./cmd/campus dev` runs a temporary binary that is gone
-	// afterwards: the second terminal runs the same way.
-	if strings.Contains(self, string(filepath.Separator)+"go-build") {
-		if st, err := os.Stat(filepath.Join("cmd", "campus")); err == nil && st.IsDir() {
-			return "go run ./cmd/campus"
+	if p, err := exec.LookPath(cliName); err == nil && evalPath(p) == evalPath(self) {
+		return cliName, nil
+	}
+	if builtByGoRun(self) {
+		pkg := "./cmd/campus"
+		if st, err := os.Stat(filepath.Join("cmd", "campus")); err != nil || !st.IsDir() {
+			pkg = "github.com/campus-saas/campus/cmd/campus" // from a folder of the module
+		}
+		return cliName, []string{
+			"go install " + pkg + "   # once: puts campus in $(go env GOPATH)/bin",
+			`export PATH="$(go env GOPATH)/bin:$PATH"   # if that folder is not on your PATH yet`,
 		}
 	}
-	if p, err := exec.LookPath("campus"); err == nil {
-		if a, b := evalPath(p), evalPath(self); a == b {
-			return "campus"
-		}
-	}
-	return shellQuote(self)
+	return shellQuote(self), nil
 }
 
 func evalPath(p string) string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -31,8 +32,9 @@ Commands:
   migrate                       create collections and indexes; record the schema version;
                                 stamp the database with the tenant's ID (refused if it is
                                 stamped for another tenant)
-  createsuperuser               create an admin user (interactive; or --username U --email E
-                                --noinput with the password in $CAMPUS_SUPERUSER_PASSWORD)
+  createsuperuser               create an admin user (interactive; or --username U with the
+                                password on standard input (--password-stdin) or in
+                                $CAMPUS_SUPERUSER_PASSWORD (--noinput))
   changepassword USERNAME       set a user's password (asks twice)
   unlock USERNAME               lift every login lock-out that stops a user (from every
                                 address, address locks included), say what was lifted
@@ -114,7 +116,9 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if err := registry.ValidateName(name); err != nil {
-		return usageErr("tenant %v", err)
+		return tenantNameError(name, err, func(s string) string {
+			return fmt.Sprintf("%s manage %s %s", cliName, s, strings.Join(args[1:], " "))
+		})
 	}
 	public, err := pu.resolve(ro.data)
 	if err != nil {
@@ -141,13 +145,24 @@ func runManage(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	return mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	err = mc.run(ctx, &manageCtx{e: e, tenant: t, store: st, public: public}, fs)
+	if store.IsStorageFull(err) {
+		// Worded in words.go with the folder whose disk is full.
+		full := &diskFullError{Err: err}
+		uri, _, _ := mo.address(ro.data).Resolve()
+		if dev, ok := tenancy.ReadDevState(ro.data); ok && dev.MongoURI != "" && strings.TrimSuffix(dev.MongoURI, "/") == strings.TrimSuffix(uri, "/") {
+			full.DataDir, _ = filepath.Abs(ro.data) // campus dev's embedded database
+		}
+		return full
+	}
+	return err
 }
 
 func manageCommands() map[string]manageCommand {
 	var (
 		username, email string
 		noinput         bool
+		passwordStdin   bool
 		update, dryRun  bool
 		export          store.ExportOptions
 	)
@@ -157,14 +172,17 @@ func manageCommands() map[string]manageCommand {
 			run:  manageMigrate,
 		},
 		"createsuperuser": {
-			desc: "Create an admin user of this tenant. With --noinput the password comes from $CAMPUS_SUPERUSER_PASSWORD.",
+			desc: "Create an admin user of this tenant: asks for the username, email and password (twice). Without a terminal, " +
+				"give --username and the password on standard input with --password-stdin, or in $CAMPUS_SUPERUSER_PASSWORD with --noinput " +
+				"(a password is never a flag: ps would show it).",
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&username, "username", "", "username")
 				fs.StringVar(&email, "email", "", "email address (optional)")
 				fs.BoolVar(&noinput, "noinput", false, "do not prompt; needs --username and $CAMPUS_SUPERUSER_PASSWORD")
+				fs.BoolVar(&passwordStdin, "password-stdin", false, "do not prompt; read the password from the first line of standard input (needs --username)")
 			},
 			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
-				return manageCreateSuperuser(ctx, m, fs, username, email, noinput)
+				return manageCreateSuperuser(ctx, m, fs, username, email, noinput, passwordStdin)
 			},
 		},
 		"changepassword": {
@@ -237,7 +255,21 @@ func manageMigrate(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
 // DJANGO_SUPERUSER_PASSWORD.
 const superuserPasswordEnv = "CAMPUS_SUPERUSER_PASSWORD"
 
-func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, username, email string, noinput bool) error {
+// readPasswordLine reads a password from the first line of r
+// (--password-stdin): never from the command line, where ps shows it.
+func readPasswordLine(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("read the password from standard input: %w", err)
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		return "", usageErr("--password-stdin: standard input is empty; pipe the password into it (printf '%%s\\n' \"$PASSWORD\" | …)")
+	}
+	return pw, nil
+}
+
+func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, username, email string, noinput, passwordStdin bool) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
@@ -253,9 +285,24 @@ func manageCreateSuperuser(ctx context.Context, m *manageCtx, fs *flag.FlagSet, 
 		if password == "" {
 			return usageErr("--noinput needs the password in $%s", superuserPasswordEnv)
 		}
+	} else if passwordStdin {
+		if username == "" {
+			return usageErr("--password-stdin needs --username (nothing is asked)")
+		}
+		var err error
+		if password, err = readPasswordLine(m.e.stdin); err != nil {
+			return err
+		}
 	} else {
 		var err error
 		if username, email, password, err = askSuperuser(ctx, m, username, email); err != nil {
+			var none *noAnswerError
+			if errors.As(err, &none) && !none.terminal {
+				return fmt.Errorf("%w.\nWithout a terminal, give the answers as flags and the password on standard input or in $%s:\n"+
+					"  printf '%%s\\n' \"$PASSWORD\" | %s manage %s createsuperuser --username USER --password-stdin\n"+
+					"  %s=… %s manage %s createsuperuser --username USER --noinput",
+					err, superuserPasswordEnv, cliName, m.tenant.Name, superuserPasswordEnv, cliName, m.tenant.Name)
+			}
 			return err
 		}
 	}
@@ -332,7 +379,9 @@ func describeUserError(err error) error {
 		var b strings.Builder
 		for _, f := range []string{"username", "email", "password"} {
 			if msg, ok := fe[f]; ok {
-				fmt.Fprintf(&b, "\n  %s: %s", f, msg)
+				for _, line := range strings.Split(msg, "\n") { // passwords: every problem
+					fmt.Fprintf(&b, "\n  %s: %s", f, line)
+				}
 			}
 		}
 		return fmt.Errorf("not saved:%s", b.String())
@@ -372,10 +421,21 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
 	}
 	if len(plan.Errors) > 0 {
+		exists := 0
 		for _, re := range plan.Errors {
-			fmt.Fprintf(m.e.stderr, "line %d: %s\n", re.Line, re.Msg)
+			hint := ""
+			if re.Exists {
+				exists++
+				hint = " (--update changes it)"
+			}
+			fmt.Fprintf(m.e.stderr, "line %d: %s%s\n", re.Line, re.Msg, hint)
 		}
-		return fmt.Errorf("%d bad rows (%d fine); nothing was imported", len(plan.Errors), plan.Valid())
+		next := "fix them and run the import again"
+		if exists == len(plan.Errors) {
+			next = "to change the students already there, run the import again with --update (--dry-run first shows what would change)"
+		}
+		return fmt.Errorf("%s, %s fine; nothing was imported: %s", plural(len(plan.Errors), "bad row", "bad rows"),
+			plural(plan.Valid(), "row", "rows"), next)
 	}
 	if dryRun {
 		fmt.Fprintf(m.e.stdout, "Dry run for tenant %s: %d new, %d changed, %d unchanged; nothing was written.\n",
@@ -417,14 +477,25 @@ func newPrompter(e *env) *prompter { return &prompter{e: e, in: bufio.NewReader(
 func (p *prompter) line(prompt string) (string, error) {
 	fmt.Fprint(p.e.stderr, prompt)
 	s, err := p.in.ReadString('\n')
-	if err != nil && (err != io.EOF || s == "") {
+	if err == io.EOF && s == "" {
+		fmt.Fprintln(p.e.stderr)
+		return "", &noAnswerError{prompt: strings.TrimSuffix(strings.TrimSpace(prompt), ":"), terminal: p.terminal()}
+	}
+	if err != nil && err != io.EOF {
 		return "", fmt.Errorf("read answer: %w", err)
 	}
 	return strings.TrimSpace(s), nil
 }
 
+// terminal reports whether answers come from a terminal (else from a
+// pipe or file, line by line).
+func (p *prompter) terminal() bool {
+	f, ok := p.e.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
 func (p *prompter) secret(prompt string) (string, error) {
-	if f, ok := p.e.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+	if f, ok := p.e.stdin.(*os.File); ok && p.terminal() {
 		fmt.Fprint(p.e.stderr, prompt)
 		b, err := term.ReadPassword(int(f.Fd()))
 		fmt.Fprintln(p.e.stderr)
@@ -438,6 +509,21 @@ func (p *prompter) secret(prompt string) (string, error) {
 		fmt.Fprintln(p.e.stderr)
 	}
 	return s, err
+}
+
+// noAnswerError: standard input ended before a question was answered
+// (a pipe or file with fewer lines than questions, or Ctrl-D).
+type noAnswerError struct {
+	prompt   string
+	terminal bool
+}
+
+func (e *noAnswerError) Error() string {
+	if e.terminal {
+		return fmt.Sprintf("no answer to %q (input closed); nothing was changed", e.prompt)
+	}
+	return fmt.Sprintf("standard input ended before an answer to %q: it is not a terminal, so every question is answered "+
+		"by the next line of it; nothing was changed", e.prompt)
 }
 
 // errPasswordMismatch: the password and its repetition differ.

@@ -44,7 +44,7 @@ Commands:
   backup NAME [-o FILE] [--consistency auto|snapshot|suspend|live]
                          write an archive of one school (record, students, users,
                          history; no sessions or one-time tokens), checksummed
-  restore FILE [--as NEW] [--host H]
+  restore FILE [--as NEW] [--host H] [--display-name D]
                          restore an archive, all or nothing: the same tenant (same
                          ID) after a purge, or with --as a new one with a new ID
   set NAME --idle-timeout D
@@ -192,6 +192,11 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args[1:], e); err != nil {
 		return err
 	}
+	if args[0] == "create" { // usage errors before a registry is opened (or made)
+		if _, _, err := tc.checkCreate(fs, hosts, displayName, superuser); err != nil {
+			return err
+		}
+	}
 	logger, err := tc.lo.logger(e)
 	if err != nil {
 		return err
@@ -229,26 +234,67 @@ func oneName(fs *flag.FlagSet) (string, error) {
 // superuser, the token, and activation; a failure after the claim undoes
 // it all.
 func (tc *tenantCmd) create(ctx context.Context, fs *flag.FlagSet, hosts []string, displayName, superuser, email string) error {
-	name, err := oneName(fs)
+	name, password, err := tc.checkCreate(fs, hosts, displayName, superuser)
 	if err != nil {
 		return err
-	}
-	if err := registry.ValidateName(name); err != nil {
-		return usageErr("tenant %v", err)
-	}
-	if len(hosts) == 0 {
-		return usageErr("at least one --host is required")
-	}
-	password := ""
-	if superuser != "" {
-		if password = tc.e.getenv(superuserPasswordEnv); password == "" {
-			return usageErr("--superuser needs the password in $%s", superuserPasswordEnv)
-		}
 	}
 	public, err := tc.pu.resolve(tc.ro.data)
 	if err != nil {
 		return err
 	}
+	return tc.createTenant(ctx, public, name, password, hosts, displayName, superuser, email)
+}
+
+// checkCreate checks the arguments of `tenant create` before anything is
+// opened or written, wording each problem with the command to type instead.
+func (tc *tenantCmd) checkCreate(fs *flag.FlagSet, hosts []string, displayName, superuser string) (name, password string, err error) {
+	if name, err = oneName(fs); err != nil {
+		return "", "", err
+	}
+	embedded := tc.ro.embedded(tc.e)
+	// retry is this command line again with a corrected name or host.
+	retry := func(name string, hosts []string) string {
+		line := cliName + " tenant create " + name
+		for _, h := range hosts {
+			line += " --host " + shellQuote(h)
+		}
+		if displayName != "" {
+			line += " --display-name " + shellQuote(displayName)
+		}
+		return line
+	}
+	if err := registry.ValidateName(name); err != nil {
+		return "", "", tenantNameError(name, err, func(s string) string {
+			if len(hosts) == 0 {
+				hosts = []string{exampleHost(s, embedded)}
+			}
+			if displayName == "" && strings.ContainsAny(name, " ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
+				displayName = name // what was typed is the school's name
+			}
+			return retry(s, hosts)
+		})
+	}
+	if len(hosts) == 0 {
+		return "", "", missingHostError(name, embedded)
+	}
+	if err := checkHostArgs(hosts, func(i int, h string) string {
+		fixed := slices.Clone(hosts)
+		fixed[i] = h
+		return retry(name, fixed)
+	}); err != nil {
+		return "", "", err
+	}
+	password = ""
+	if superuser != "" {
+		if password = tc.e.getenv(superuserPasswordEnv); password == "" {
+			return "", "", usageErr("--superuser needs the new admin's password in $%s (never a flag: ps would show it to every user), "+
+				"or leave --superuser out and run `%s manage %s createsuperuser` after the create", superuserPasswordEnv, cliName, name)
+		}
+	}
+	return name, password, nil
+}
+
+func (tc *tenantCmd) createTenant(ctx context.Context, public publicURL, name, password string, hosts []string, displayName, superuser, email string) error {
 	c, err := tc.m.Create(ctx, tenancy.NewTenant{Name: name, Hosts: hosts, DisplayName: displayName,
 		Superuser: superuser, SuperuserEmail: email, SuperuserPassword: password})
 	if err != nil {
@@ -260,7 +306,7 @@ func (tc *tenantCmd) create(ctx context.Context, fs *flag.FlagSet, hosts []strin
 	if superuser != "" {
 		fmt.Fprintf(tc.e.stdout, "Superuser %q can log in at %s\n", superuser, public.TenantURL(t.PrimaryHost, "/admin/"))
 	} else {
-		fmt.Fprintf(tc.e.stdout, "Next: campus manage %s createsuperuser\n", t.Name)
+		fmt.Fprintf(tc.e.stdout, "Next: %s manage %s createsuperuser\n", cliName, t.Name)
 	}
 	return nil
 }
@@ -304,10 +350,11 @@ func (tc *tenantCmd) list(ctx context.Context, reg registry.Registry, fs *flag.F
 	up := healthyByTenant(snap)
 	run := runStatus(snap)
 	kills := memoryKills(snap)
+	defIdle, defMemory := tc.supervisorDefaults()
 	fmt.Fprintln(w, "NAME\tSTATE\tRUN\tINSTANCES\tIDLE TIMEOUT\tMEMORY\tMEM KILLS\tDATABASE\tHOSTS\tID\tDISPLAY NAME")
 	for _, t := range tenants {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.State, run(t), up[t.Name], idleTimeoutLabel(t),
-			memoryLabel(t), kills[t.Name], t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", t.Name, t.State, run(t), up[t.Name], idleTimeoutLabel(t, defIdle),
+			memoryLabel(t, defMemory), kills[t.Name], t.Database, strings.Join(t.Hosts, ","), t.ID, t.DisplayName)
 	}
 	return w.Flush()
 }
@@ -338,7 +385,7 @@ func (tc *tenantCmd) show(ctx context.Context, reg registry.Registry, fs *flag.F
 		}
 	}
 	if t == nil {
-		return fmt.Errorf("unknown tenant %q", name)
+		return &tenancy.UnknownTenantError{Name: name}
 	}
 	var ins []registry.Instance
 	for _, in := range snap.Instances {
@@ -359,6 +406,9 @@ func (tc *tenantCmd) show(ctx context.Context, reg registry.Registry, fs *flag.F
 		fmt.Fprintf(w, "Deleted:\t%s\nPurge after:\t%s (data kept, hosts reserved; `campus tenant restore %s` or `campus tenant purge %s`)\n",
 			t.DeletedAt.Format(time.RFC3339), t.PurgeAfter.Format(time.RFC3339), t.Name, t.Name)
 	}
+	defIdle, defMemory := tc.supervisorDefaults()
+	fmt.Fprintf(w, "Idle timeout:\t%s\nMemory limit:\t%s\n", inForce(t.IdleTimeout, idleTimeoutLabel(*t, defIdle)),
+		inForce(t.Memory, memoryLabel(*t, defMemory)))
 	fmt.Fprintf(w, "Instances:\t%d\n", len(ins))
 	for _, in := range ins {
 		health := "unhealthy"
@@ -418,6 +468,10 @@ func (tc *tenantCmd) delete(ctx context.Context, fs *flag.FlagSet, retention tim
 // and name); anything else is "not confirmed; nothing was <what>".
 func (tc *tenantCmd) confirm(t registry.Tenant, prompt, what string) error {
 	ans, err := newPrompter(tc.e).line(fmt.Sprintf(prompt, t.Database, t.Name))
+	var none *noAnswerError
+	if errors.As(err, &none) {
+		return fmt.Errorf("not confirmed (no answer on standard input); nothing was %s. Without a terminal, add --yes", what)
+	}
 	if err != nil {
 		return err
 	}

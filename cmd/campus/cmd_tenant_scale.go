@@ -5,8 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/campus-saas/campus/registry"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // Scale to zero (issue 12): `tenant set NAME --idle-timeout D` and the RUN
@@ -31,37 +34,74 @@ func (tc *tenantCmd) set(ctx context.Context, reg registry.Registry, fs *flag.Fl
 		return fmt.Errorf("--memory %q: want a size like 768MiB or 2GiB (%d MiB at least), or \"default\"", memory, registry.MinMemory>>20)
 	}
 	var t registry.Tenant
+	defIdle, defMemory := tc.supervisorDefaults()
 	if given["idle-timeout"] {
 		if t, err = reg.SetIdleTimeout(ctx, name, idleTimeout); err != nil {
 			return setError(name, "idle timeout", err)
 		}
-		fmt.Fprintf(tc.e.stdout, "Tenant %s: idle timeout %s.\n", t.Name, idleTimeoutLabel(t))
+		fmt.Fprintf(tc.e.stdout, "Tenant %s: idle timeout %s.\n", t.Name, inForce(t.IdleTimeout, idleTimeoutLabel(t, defIdle)))
 	}
 	if given["memory"] {
 		if t, err = reg.SetMemory(ctx, name, memory); err != nil {
 			return setError(name, "memory limit", err)
 		}
-		fmt.Fprintf(tc.e.stdout, "Tenant %s: memory limit %s.\n", t.Name, memoryLabel(t))
+		fmt.Fprintf(tc.e.stdout, "Tenant %s: memory limit %s.\n", t.Name, inForce(t.Memory, memoryLabel(t, defMemory)))
 	}
 	return nil
 }
 
+// inForce says where a value shown for a tenant comes from when it is not
+// its own ("15m, the supervisor's default").
+func inForce(own, label string) string {
+	if own != "" || label == "default" {
+		return label
+	}
+	return label + ", the supervisor's default"
+}
+
 func setError(name, what string, err error) error {
 	if errors.Is(err, registry.ErrNotFound) {
-		return fmt.Errorf("unknown tenant %q", name)
+		return &tenancy.UnknownTenantError{Name: name}
 	}
 	return fmt.Errorf("set %s of tenant %q: %w", what, name, err)
 }
 
-// idleTimeoutLabel is a tenant's idle timeout as `tenant list` shows it.
-func idleTimeoutLabel(t registry.Tenant) string {
-	switch t.IdleTimeout {
+// idleTimeoutLabel is a tenant's idle timeout as `tenant list` shows it:
+// the value in force, its own or (def) the supervisor's; "default" when
+// the supervisor's is not known here.
+func idleTimeoutLabel(t registry.Tenant, def string) string {
+	v := t.IdleTimeout
+	if v == "" {
+		v = def
+	}
+	switch v {
 	case "":
 		return "default"
-	case "0s":
+	case "0", "0s":
 		return "never"
 	}
-	return t.IdleTimeout
+	if d, err := time.ParseDuration(v); err == nil {
+		s := d.String() // 15m0s → 15m, 1h0m0s → 1h
+		if strings.HasSuffix(s, "m0s") {
+			s = strings.TrimSuffix(s, "0s")
+		}
+		if strings.HasSuffix(s, "h0m") {
+			s = strings.TrimSuffix(s, "0m")
+		}
+		return s
+	}
+	return v
+}
+
+// supervisorDefaults are the idle timeout and memory limit of the
+// supervisor that runs the tenants without their own: beside `campus dev`,
+// what it recorded in the data folder; elsewhere not known ("").
+func (tc *tenantCmd) supervisorDefaults() (idleTimeout, memory string) {
+	if !tc.ro.embedded(tc.e) {
+		return "", ""
+	}
+	st, _ := tenancy.ReadDevState(tc.ro.data)
+	return st.IdleTimeout, st.Memory
 }
 
 // runStatus returns what the registry shows of each tenant's processes:

@@ -69,12 +69,23 @@ func (o *budgetOptions) apply(cfg *supervisor.Config) error {
 	return nil
 }
 
-// memoryLabel is a tenant's memory limit as `tenant list` shows it.
-func memoryLabel(t registry.Tenant) string {
-	if t.Memory == "" {
-		return "default"
+// memoryLabel is a tenant's memory limit as `tenant list` shows it: the
+// value in force, its own or (def) the supervisor's (see idleTimeoutLabel).
+func memoryLabel(t registry.Tenant, def string) string {
+	v := t.Memory
+	if v == "" {
+		v = def
 	}
-	return t.Memory
+	switch v {
+	case "":
+		return "default"
+	case "0":
+		return "none"
+	}
+	if n, err := registry.ParseMemory(v); err == nil && n != "" {
+		return n
+	}
+	return v
 }
 
 // memoryKills is the MEM KILLS column of `tenant list`: what the

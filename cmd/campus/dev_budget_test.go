@@ -40,8 +40,11 @@ func TestDevMemoryBudget(t *testing.T) {
 	if got := d.tenantColumn("accra", 5); got != "96MiB" {
 		t.Errorf("tenant list: accra's MEMORY %q, want 96MiB", got)
 	}
-	if got := d.tenantColumn("nairobi", 5); got != "default" {
-		t.Errorf("tenant list: nairobi's MEMORY %q, want default", got)
+	if got := d.tenantColumn("nairobi", 5); got != "256MiB" {
+		t.Errorf("tenant list: nairobi's MEMORY %q, want campus dev's --memory 256MiB", got)
+	}
+	if got := d.tenantColumn("nairobi", 4); got != "1h" {
+		t.Errorf("tenant list: nairobi's IDLE TIMEOUT %q, want campus dev's --idle-timeout 1h", got)
 	}
 
 	// Use them in a known order: default, nairobi, then accra.

@@ -96,8 +96,16 @@ type devSystem struct {
 // embedded one.
 func startDev(t *testing.T, extra ...string) *devSystem {
 	t.Helper()
+	return startDevData(t, "", extra...)
+}
+
+// startDevData is startDev with its data folder in data ("": the test's
+// TempDir).
+func startDevData(t *testing.T, data string, extra ...string) *devSystem {
+	t.Helper()
 	dev := systemtest.DevForTest(t, systemtest.DevOptions{
 		Bin:      campusBin,
+		Data:     data,
 		Args:     append([]string{"--hold-timeout", "3s"}, extra...),
 		ExtraEnv: plantedSecrets,
 	})

@@ -2,9 +2,13 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/campus-saas/campus/internal/cliflags"
+	"github.com/campus-saas/campus/tenancy"
 )
 
 // errHelp is returned when --help was asked for and printed.
@@ -34,9 +38,10 @@ var serverFlags = map[string]bool{
 	"lookup-rate": true, "wake": true, "register": true, "tenant-refresh": true, "migrate": true, "state-file": true,
 	"mongo-listen": true, "idle-timeout": true, "start-idle": true, "max-starts": true, "health-interval": true,
 	"readiness-interval": true, "pool": true, "liveness-failures": true,
+	"proxy-admin": true, "tls-cert-file": true, "tls-key-file": true, "stats-interval": true, // campus control
 }
 
-var serverCommands = map[string]bool{"dev": true, "proxy": true, "app": true, "app-pool": true}
+var serverCommands = map[string]bool{"dev": true, "proxy": true, "app": true, "app-pool": true, "control": true}
 
 // envNames maps flags whose environment variable is named by their own
 // ecosystem rather than CAMPUS_<FLAG>.
@@ -76,7 +81,60 @@ func newFlags(name, argsSynopsis, description string) *flag.FlagSet {
 // line that may come from the environment (envFor). Flags win over the
 // environment. --help prints the command's usage on standard output.
 func parseFlags(fs *flag.FlagSet, args []string, e *env) error {
-	return cliflags.Parse(fs, args, envFor(strings.TrimPrefix(fs.Name(), "campus ")), e.getenv, e.stdout)
+	cmd := strings.TrimPrefix(fs.Name(), "campus ")
+	if usage, data := fs.Usage, fs.Lookup("data"); data != nil {
+		texts := map[*flag.Flag]string{data: data.Usage}
+		if f := fs.Lookup("mongodb-uri"); f != nil {
+			texts[f] = f.Usage
+		}
+		fs.Usage = func() {
+			for f, text := range texts { // the flag package may call Usage more than once
+				f.Usage = text
+			}
+			helpNow(fs, e, cmd)
+			usage()
+		}
+	}
+	return cliflags.Parse(fs, args, envFor(cmd), e.getenv, e.stdout)
+}
+
+// helpNow adds to --help what the data folder and the database resolve to
+// now, from the flags given so far, the environment and the data folder
+// (tenancy.DatabaseAddress.Resolve: what the command would use), rather
+// than only the static defaults.
+func helpNow(fs *flag.FlagSet, e *env, cmd string) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	value := func(name string) string {
+		f := fs.Lookup(name)
+		if f == nil {
+			return ""
+		}
+		if v := e.getenv(envFor(cmd)(name)); !given[name] && envFor(cmd)(name) != "" && v != "" {
+			return v
+		}
+		return f.Value.String()
+	}
+	data := value("data")
+	abs, err := filepath.Abs(data)
+	if err != nil {
+		abs = data
+	}
+	there := "a data folder is there"
+	if _, err := os.Stat(abs); err != nil {
+		there = "no data folder there yet"
+	}
+	fs.Lookup("data").Usage += fmt.Sprintf(" (now: %s; %s)", abs, there)
+	f := fs.Lookup("mongodb-uri")
+	if f == nil || cmd == "dev" { // dev starts its own database unless given one
+		return
+	}
+	uri, from, err := tenancy.DatabaseAddress{URI: value("mongodb-uri"), URIFile: value("mongodb-uri-file"), DataDir: data}.Resolve()
+	if err != nil {
+		f.Usage += fmt.Sprintf(" (now: %v)", err)
+		return
+	}
+	f.Usage += fmt.Sprintf(" (now: %s, from %s)", tenancy.RedactURI(uri), from)
 }
 
 // stringList is a repeatable string flag (--host a --host b).

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -49,6 +50,9 @@ func commands() map[string]command {
 		"migrate":     {"Migrate every tenant's database (--all), resumable, --parallel at a time", runMigrate},
 		"healthcheck": {"Exit 0 when a URL answers 2xx (for container health checks)", runHealthcheck},
 		"version":     {"Print the version and the commit it was built from", runVersion},
+		"operator":    {"Create, list and revoke operator tokens of the control API and console", runOperator},
+		"audit":       {"List the audit trail of the control API and console", runAudit},
+		"control":     {"Serve the control API and the operators' console", runControl},
 	}
 }
 
@@ -94,12 +98,27 @@ func run(ctx context.Context, e *env, args []string) int {
 	case errors.Is(err, errHelp):
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(e.stderr, "campus %s: %v\n", args[0], err)
+		fmt.Fprintf(e.stderr, "%s: %s\n", commandLabel(args), strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "campus %s: %v\n", args[0], err)
+		fmt.Fprintf(e.stderr, "%s: %v\n", commandLabel(args), err)
 		return 1
 	}
+}
+
+// commandLabel names the command an error came from: "campus tenant
+// create", "campus manage", "campus dev".
+func commandLabel(args []string) string {
+	label := "campus " + args[0]
+	// tenant and token name their subcommand next (unknown ones say so).
+	if (args[0] == "tenant" || args[0] == "token") && len(args) > 1 && args[1] != "" &&
+		strings.Trim(args[1], "abcdefghijklmnopqrstuvwxyz") == "" {
+		label += " " + args[1]
+		if args[1] == "host" && len(args) > 2 && (args[2] == "add" || args[2] == "remove") {
+			label += " " + args[2]
+		}
+	}
+	return label
 }
 
 func usage(w io.Writer, cmds map[string]command) {
@@ -128,8 +147,23 @@ func runVersion(_ context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, versionLine(version, readBuildInfo()))
+	exe, _ := os.Executable()
+	fmt.Fprintln(e.stdout, versionLine(version, readBuildInfo(), exe))
 	return nil
+}
+
+// builtByGoRun reports whether exe is a binary of `go run`, which Go
+// stamps with no commit: a temporary one (GOTMPDIR/go-build…/b001/exe/NAME)
+// or one kept in the build cache (GOCACHE/07/07fd…-d/NAME).
+func builtByGoRun(exe string) bool {
+	sep := string(os.PathSeparator)
+	if strings.Contains(exe, sep+"go-build") && strings.Contains(exe, sep+"exe"+sep) {
+		return true
+	}
+	dir := filepath.Dir(exe)
+	hash, shard := filepath.Base(dir), filepath.Base(filepath.Dir(dir))
+	return len(shard) == 2 && strings.HasSuffix(hash, "-d") && strings.HasPrefix(hash, shard) &&
+		strings.Trim(strings.TrimSuffix(hash, "-d"), "0123456789abcdef") == ""
 }
 
 // readBuildInfo is debug.ReadBuildInfo, replaceable in tests.
@@ -140,8 +174,11 @@ var readBuildInfo = func() *debug.BuildInfo {
 
 // versionLine is "campus VERSION (commit C, TIME[, modified]) GO": the
 // version set with -ldflags, else the module version; the commit from the
-// VCS stamp Go puts in the build info.
-func versionLine(ldVersion string, bi *debug.BuildInfo) string {
+// VCS stamp Go puts in the build info (vcs.revision) of a binary built by
+// `go build` or `go install` in a git checkout. Where there is none it says
+// why, from exe (the running binary): `go run` records none, and neither
+// does -buildvcs=false (in GOFLAGS, say) or a build outside a checkout.
+func versionLine(ldVersion string, bi *debug.BuildInfo, exe string) string {
 	v := ldVersion
 	if bi == nil {
 		return "campus " + v + " (no build information)"
@@ -162,8 +199,13 @@ func versionLine(ldVersion string, bi *debug.BuildInfo) string {
 			}
 		}
 	}
+	if commit == "" && builtByGoRun(exe) {
+		return fmt.Sprintf("campus %s (commit not recorded: built by `go run`, which records none; a campus built by "+
+			"`go install ./cmd/campus` in a git checkout knows it, unless GOFLAGS has -buildvcs=false) %s", v, bi.GoVersion)
+	}
 	if commit == "" {
-		return fmt.Sprintf("campus %s (commit unknown: built without version control information) %s", v, bi.GoVersion)
+		return fmt.Sprintf("campus %s (commit not recorded: built outside a git checkout or with -buildvcs=false, as GOFLAGS "+
+			"may set; `go install -buildvcs=true ./cmd/campus` records it) %s", v, bi.GoVersion)
 	}
 	if len(commit) > 12 {
 		commit = commit[:12]

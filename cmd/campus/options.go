@@ -74,6 +74,13 @@ func (o *registryOptions) backend(e *env) (string, error) {
 	return kind, nil
 }
 
+// embedded reports whether the command uses the embedded registry (beside
+// `campus dev`), for the examples its messages give.
+func (o *registryOptions) embedded(e *env) bool {
+	kind, err := o.backend(e)
+	return err == nil && kind == "embedded"
+}
+
 // open opens the selected registry.
 func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
 	kind, err := o.backend(e)

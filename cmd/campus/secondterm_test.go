@@ -194,18 +194,23 @@ func TestDidYouMean(t *testing.T) {
 func TestVersionLine(t *testing.T) {
 	bi := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
 		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.time", Value: "2026-12-01T17:00:00Z"}, {Key: "vcs.modified", Value: "true"}}}
-	if got, want := versionLine("dev", bi), "campus dev (commit 0123456789ab, 2026-12-01T17:00:00Z, modified) go1.26.8"; got != want {
+	if got, want := versionLine("dev", bi, "/usr/local/bin/campus"), "campus dev (commit 0123456789ab, 2026-12-01T17:00:00Z, modified) go1.26.8"; got != want {
 		t.Errorf("versionLine = %q, want %q", got, want)
 	}
 	bi.Main.Version = "v1.2.3"
-	if got := versionLine("dev", bi); !strings.HasPrefix(got, "campus v1.2.3 (commit 0123456789ab") {
+	if got := versionLine("dev", bi, "/usr/local/bin/campus"); !strings.HasPrefix(got, "campus v1.2.3 (commit 0123456789ab") {
 		t.Errorf("module version: %q", got)
 	}
-	if got := versionLine("v9", bi); !strings.HasPrefix(got, "campus v9 ") {
+	if got := versionLine("v9", bi, "/usr/local/bin/campus"); !strings.HasPrefix(got, "campus v9 ") {
 		t.Errorf("-ldflags version: %q", got)
 	}
-	if got := versionLine("dev", &debug.BuildInfo{GoVersion: "go1.26.8"}); !strings.Contains(got, "commit unknown") {
+	if got := versionLine("dev", &debug.BuildInfo{GoVersion: "go1.26.8"}, "/usr/local/bin/campus"); !strings.Contains(got, "commit not recorded: built outside a git checkout or with -buildvcs=false") {
 		t.Errorf("no VCS stamp: %q", got)
+	}
+	for _, exe := range []string{"/tmp/go-build123/b001/exe/campus", "/home/ops/gocache/07/07fd3a9c0e1b2d4f-d/campus"} {
+		if got := versionLine("dev", &debug.BuildInfo{GoVersion: "go1.26.8"}, exe); !strings.Contains(got, "built by `go run`") {
+			t.Errorf("go run from %s: %q", exe, got)
+		}
 	}
 	var out bytes.Buffer
 	if code := run(t.Context(), &env{stdout: &out, stderr: &out, getenv: func(string) string { return "" }}, []string{"version"}); code != 0 ||

@@ -79,8 +79,9 @@ func askSuperuser(ctx context.Context, m *manageCtx, username, email string) (st
 		case err != nil:
 			return "", "", "", err
 		default:
-			if m := store.ValidateSuperuser(username, "", password)["password"]; m != "" {
-				msg = "this password " + m
+			if m := store.ValidateSuperuser(username, email, password)["password"]; m != "" {
+				// Every problem at once, one sentence each (store.PasswordProblems).
+				msg = strings.TrimSuffix(strings.ReplaceAll(m, "\n", " "), ".")
 			}
 		}
 		if msg == "" {

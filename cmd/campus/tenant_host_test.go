@@ -26,7 +26,7 @@ func TestTenantHostCommand(t *testing.T) {
 		{[]string{"tenant", "host"}, 2, "host add|remove NAME HOST"},
 		{[]string{"tenant", "host", "add", a}, 2, "host add|remove NAME HOST"},
 		{[]string{"tenant", "host", "rename", a, "x.example.org"}, 2, "host add|remove NAME HOST"},
-		{[]string{"tenant", "host", "add", a, "not a host"}, 2, "invalid host"},
+		{[]string{"tenant", "host", "add", a, "not a host"}, 2, `"not a host" is not a host name`},
 		{[]string{"tenant", "host", "add", a, "10.1.2.3"}, 2, "IP address"},
 		{[]string{"tenant", "host", "add", "nobody-here", "x.example.org"}, 1, `unknown tenant "nobody-here"`},
 		{[]string{"tenant", "host", "add", b, "records." + a + ".example.org"}, 1, `already belongs to tenant "` + a + `"`},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/campus-saas/campus/registry"
 	"github.com/campus-saas/campus/registry/backends"
+	"github.com/campus-saas/campus/store"
 	"github.com/campus-saas/campus/tenancy"
 )
 
@@ -45,7 +46,7 @@ func firstTyped(err error) error {
 	case *tenancy.UnreachableError, *tenancy.UnknownTenantError, *tenancy.NameTakenError, *tenancy.HostTakenError,
 		*tenancy.DatabaseNotEmptyError, *tenancy.WrongStateError, *tenancy.NotServedError, *tenancy.UndoneError,
 		*tenancy.ForeignDatabaseError, *tenancy.SuperuserError, *tenancy.RestoreRefusedError, *tenancy.ArchiveTargetError,
-		*backends.NoDataFolderError:
+		*backends.NoDataFolderError, *diskFullError:
 		return err
 	case interface{ Unwrap() error }:
 		return firstTyped(e.Unwrap())
@@ -75,10 +76,13 @@ func word(err error) error {
 		refused     *tenancy.RestoreRefusedError
 		target      *tenancy.ArchiveTargetError
 		noData      *backends.NoDataFolderError
+		diskFull    *diskFullError
 	)
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &diskFull):
+		return describeDiskFull(diskFull)
 	case errors.As(err, &refused):
 		return fmt.Errorf("%s: %w", refused.What, describe(refused.Err))
 	case errors.As(err, &undone):
@@ -98,7 +102,7 @@ func word(err error) error {
 			"Run this command from the folder where `campus dev` runs, or point to its data folder with --data DIR or CAMPUS_DATA=DIR "+
 			"(with Consul, set CONSUL_HTTP_ADDR)", noData)
 	case errors.As(err, &unknown):
-		return fmt.Errorf("unknown tenant %q", unknown.Name)
+		return fmt.Errorf("unknown tenant %q: no tenant has that name here (`campus tenant list` lists them; a deleted one shows in `campus tenant list --deleted`)", unknown.Name)
 	case errors.As(err, &superuser):
 		return fmt.Errorf("cannot create tenant %q: superuser %w; nothing was created", superuser.Name, describeUserError(superuser.Err))
 	case errors.As(err, &nameTaken):
@@ -166,6 +170,36 @@ func word(err error) error {
 			src.Name, src.ID, existing.ID)
 	}
 	return err
+}
+
+// diskFullError is a manage command stopped because the database could
+// not save for lack of space; DataDir is campus dev's data folder when the
+// database is its embedded one ("": a MongoDB server).
+type diskFullError struct {
+	Err     error
+	DataDir string
+}
+
+func (e *diskFullError) Error() string { return e.Err.Error() }
+func (e *diskFullError) Unwrap() error { return e.Err }
+
+// describeDiskFull names the disk that is full and what to do, in place
+// of the database's words (FerretDB's carry its Go stack).
+func describeDiskFull(e *diskFullError) error {
+	disk := "the disk of the MongoDB server is full"
+	if e.DataDir != "" {
+		disk = "the disk holding the data folder " + e.DataDir + " is full"
+	}
+	var full *store.StorageFullError
+	msg := e.Err.Error()
+	if errors.As(e.Err, &full) {
+		msg = strings.ReplaceAll(msg, full.Error(), fmt.Sprintf("database %q cannot save: %s", full.Database, disk))
+	} else {
+		msg = disk
+	}
+	msg = store.StripServerStack(msg) // an undo's error may quote the server too
+	return fmt.Errorf("%s.\nFree space on that disk (or make it larger), then run the command again; "+
+		"the schools' pages keep answering meanwhile, and nothing needs a restart", msg)
 }
 
 func describeWrongState(e *tenancy.WrongStateError) error {

@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/certs"
+	"github.com/campus-saas/campus/deploy/supervisor"
 	"github.com/campus-saas/campus/internal/engines"
 	"github.com/campus-saas/campus/proxy"
 )
@@ -29,6 +31,9 @@ var wantAlerts = map[string]struct {
 	"CampusCertificateExpiresSoon": {[]string{certs.MetricCertExpiry}, 0},
 	"CampusTenantNoReadyInstance":  {[]string{proxy.MetricTenantInstances, proxy.MetricTenantState}, 5 * time.Minute},
 	"CampusProxy5xxRatioHigh":      {[]string{proxy.MetricRequests}, 0},
+	// Issue 23: writes refused for lack of space.
+	"CampusWritesFailNoSpace": {[]string{app.MetricWriteErrors}, 0},
+	"CampusDataDiskFull":      {[]string{supervisor.MetricDataFreeBytes}, 0},
 }
 
 // TestAlertRules parses the alert rules with Prometheus's own rule parser
@@ -59,10 +64,12 @@ func TestAlertRules(t *testing.T) {
 		t.Fatalf("%s: %v", alertsFile, err)
 	}
 	known := map[string][]string{ // metric → labels it has
-		certs.MetricCertExpiry:      {certs.LabelTenant},
-		proxy.MetricTenantInstances: {proxy.LabelTenant},
-		proxy.MetricTenantState:     {proxy.LabelTenant, proxy.LabelState},
-		proxy.MetricRequests:        {proxy.LabelTenant, proxy.LabelCode},
+		certs.MetricCertExpiry:         {certs.LabelTenant},
+		proxy.MetricTenantInstances:    {proxy.LabelTenant},
+		proxy.MetricTenantState:        {proxy.LabelTenant, proxy.LabelState},
+		proxy.MetricRequests:           {proxy.LabelTenant, proxy.LabelCode},
+		app.MetricWriteErrors:          {proxy.LabelTenant, app.LabelReason},
+		supervisor.MetricDataFreeBytes: {supervisor.LabelPath},
 	}
 	seen := map[string]bool{}
 	for _, g := range groups.Groups {

@@ -143,7 +143,7 @@ func TestComposeLoads(t *testing.T) {
 
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t)
-	published := map[string]bool{"proxy": true, "grafana": true, "prometheus": true}
+	published := map[string]bool{"proxy": true, "grafana": true, "prometheus": true, "control": true}
 	for _, name := range p.ServiceNames() {
 		s := p.Services[name]
 		t.Run(name, func(t *testing.T) {

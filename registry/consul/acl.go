@@ -49,6 +49,11 @@ func (r *Registry) TenantRules(tenant string) string {
 func (r *Registry) ProxyRules(proxyService string, write bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"read\"\n}\n", r.cfg.Prefix)
+	// Operator tokens and the audit trail (issue 26) are the control
+	// server's: neither proxies nor Prometheus read them (the longer
+	// prefix wins over the read above).
+	fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"deny\"\n}\n", r.operatorsPrefix())
+	fmt.Fprintf(&b, "key_prefix %q {\n  policy = \"deny\"\n}\n", r.auditPrefix())
 	fmt.Fprintf(&b, "node_prefix \"\" {\n  policy = \"read\"\n}\n")
 	fmt.Fprintf(&b, "service_prefix %q {\n  policy = \"read\"\n}\n", r.cfg.ServicePrefix)
 	if write {

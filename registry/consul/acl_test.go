@@ -128,8 +128,24 @@ func TestACLTenantTokenRegistersOnlyItsTenant(t *testing.T) {
 	if _, err := proxy.AddHost(ctx, "accra", "records.accra.test"); !denied(err) {
 		t.Errorf("the proxy's token adding a host: %v, want permission denied", err)
 	}
-	// It writes the shared certificate store (HTTPS), and only that.
+	// It reads neither the operator tokens nor the audit trail (issue 26).
 	pc := sp.agent.Client(proxyToken)
+	_, rec, _ := registry.NewOperatorToken("alice", false)
+	if _, err := op.CreateOperatorToken(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := op.AppendAudit(ctx, registry.AuditEntry{Operator: "alice", Action: "schools.list", Outcome: registry.OutcomeOK}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := proxy.OperatorToken(ctx, rec.ID); !denied(err) {
+		t.Errorf("the proxy's token reading an operator token: %v, want permission denied", err)
+	}
+	for _, prefix := range []string{sp.prefix + "operators/", sp.prefix + "audit/"} {
+		if pairs, _, err := pc.KV().List(prefix, nil); err == nil && len(pairs) > 0 {
+			t.Errorf("the proxy's token lists %d keys under %s", len(pairs), prefix)
+		}
+	}
+	// It writes the shared certificate store (HTTPS), and only that.
 	if _, err := pc.KV().Put(&api.KVPair{Key: op.CertsPrefix() + "/certificates/x.crt", Value: []byte("pem")}, nil); err != nil {
 		t.Errorf("the proxy's token writing the certificate store: %v", err)
 	}

@@ -29,7 +29,7 @@ const (
 
 // schemaVersion is stored in PRAGMA user_version: the number of entries
 // of migrations applied.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // DefaultTombstoneKeep is how many versions deletions stay readable as
 // tombstones: a handle whose cached snapshot is older than that reads the
@@ -160,6 +160,10 @@ func Open(dir string, opts ...Option) (*Registry, error) {
 	return r, nil
 }
 
+// walCheckpointPages is the WAL size (pages of 4 KiB) past which a commit
+// checkpoints it (SQLite's default: 1000).
+const walCheckpointPages = 64
+
 // dsn builds the driver's connection string: busy_timeout first, so that
 // switching a new file to WAL waits for a concurrent opener.
 func dsn(path string, busy time.Duration, txlock string) string {
@@ -168,6 +172,11 @@ func dsn(path string, busy time.Duration, txlock string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(FULL)")
+	// A small WAL, checkpointed and then rewritten from its start: a
+	// commit then overwrites space the WAL already holds instead of
+	// growing it, so instances can still be registered on a full disk
+	// (campus dev's data folder holds its database too; issue 23).
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", walCheckpointPages))
 	if txlock != "" {
 		q.Set("_txlock", txlock)
 	}
@@ -332,6 +341,34 @@ var migrations = [][]string{
 		WHEN NEW.ver IS NOT ` + stamp + ` BEGIN
 			UPDATE instances SET ver = ` + stamp + ` WHERE id = NEW.id;
 		END`,
+	},
+	{ // 6: operator tokens and the audit trail (issue 26; see operators.go),
+		// outside the snapshot: no version, no triggers
+		`CREATE TABLE operator_tokens (
+			id         TEXT PRIMARY KEY,
+			name       TEXT NOT NULL,
+			read_only  INTEGER NOT NULL,
+			hash       TEXT NOT NULL,
+			created_at INTEGER NOT NULL, -- Unix nanoseconds
+			last_used  INTEGER NOT NULL DEFAULT 0,
+			revoked_at INTEGER NOT NULL DEFAULT 0
+		) STRICT`,
+		`CREATE UNIQUE INDEX operator_tokens_live_name ON operator_tokens (name) WHERE revoked_at = 0`,
+		`CREATE TABLE audit (
+			id       TEXT PRIMARY KEY, -- registry.AuditID: sorts by time
+			at       INTEGER NOT NULL,
+			token_id TEXT NOT NULL,
+			operator TEXT NOT NULL,
+			action   TEXT NOT NULL,
+			target   TEXT NOT NULL,
+			outcome  TEXT NOT NULL,
+			status   INTEGER NOT NULL,
+			detail   TEXT NOT NULL,
+			idempotency_key TEXT NOT NULL,
+			school_id       TEXT NOT NULL
+		) STRICT`,
+		`CREATE INDEX audit_target ON audit (target, id)`,
+		`CREATE INDEX audit_idempotency ON audit (token_id, idempotency_key) WHERE idempotency_key != ''`,
 	},
 }
 

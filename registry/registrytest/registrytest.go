@@ -114,6 +114,10 @@ func Run(t *testing.T, h Harness) {
 		{"Wakes", testWakes},
 		// Memory budget (issue 20): budget.go
 		{"Memory", testMemory},
+		// Operator tokens and the audit trail (issue 26): operators.go
+		{"OperatorTokens", testOperatorTokens},
+		{"OperatorTokenRace", testOperatorTokenRace},
+		{"Audit", testAudit},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,220 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The history page (/admin/history/): entries chosen by who, what and
+// when, a page at a time, and the entries about groups of permissions.
+
+// Entries about groups use the actions add, change and delete, like
+// students and users, with TargetGroupID set.
+
+// HistoryFilter selects entries. Zero values select everything but the
+// entries about user accounts and groups (Accounts: superusers only).
+type HistoryFilter struct {
+	Username string    // who ("" anybody), case-insensitive
+	Action   Action    // what ("" any)
+	From     time.Time // at or after (zero: no bound)
+	Until    time.Time // before (zero: no bound)
+	Accounts bool      // also entries about users and groups
+}
+
+func (f HistoryFilter) bson() bson.D {
+	filter := bson.D{}
+	if !f.Accounts {
+		filter = append(filter,
+			bson.E{Key: "target_user_id", Value: d("$exists", false)},
+			bson.E{Key: "target_group_id", Value: d("$exists", false)})
+	}
+	if f.Username != "" {
+		// Usernames are stored as typed and compared case-insensitively
+		// everywhere else; the command line's name is fixed.
+		filter = append(filter, bson.E{Key: "username", Value: d("$in", usernameSpellings(f.Username))})
+	}
+	if f.Action != "" {
+		filter = append(filter, bson.E{Key: "action", Value: string(f.Action)})
+	}
+	at := bson.D{}
+	if !f.From.IsZero() {
+		at = append(at, bson.E{Key: "$gte", Value: f.From.UTC()})
+	}
+	if !f.Until.IsZero() {
+		at = append(at, bson.E{Key: "$lt", Value: f.Until.UTC()})
+	}
+	if len(at) > 0 {
+		filter = append(filter, bson.E{Key: "at", Value: at})
+	}
+	return filter
+}
+
+// usernameSpellings are the spellings of a username as history may hold
+// it: as given, and lower-case (usernames are unique regardless of case,
+// and kept as first typed).
+func usernameSpellings(u string) []string {
+	u = strings.TrimSpace(u)
+	if l := strings.ToLower(u); l != u {
+		return []string{u, l}
+	}
+	return []string{u}
+}
+
+// HistoryPage is one page of entries, newest first.
+type HistoryPage struct {
+	Entries []HistoryEntry
+	Total   int64
+	Page    int
+	Pages   int
+	PerPage int
+}
+
+// MaxHistoryPerPage bounds a page of history.
+const MaxHistoryPerPage = 200
+
+// FindHistory returns page (1-based; past the end: the last) of the
+// entries f selects, perPage a page (default 50, at most 200).
+//
+// On MongoDB that is a count and a find over the indexes. Where no index
+// is used (FerretDB: every query reads the whole collection, and sorts
+// it), one sorted pass counts the entries and decodes only the page's,
+// instead of a count and a find that each read everything.
+func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage int) (HistoryPage, error) {
+	if perPage <= 0 {
+		perPage = 50
+	}
+	perPage = min(perPage, MaxHistoryPerPage)
+	page = max(page, 1)
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	filter := v.historyFilter(f.bson()) // entries of operations not committed are not there yet
+	if s.useModel(ctx) {
+		out, err := s.historyOnePass(ctx, filter, page, perPage)
+		if err == nil && out.Page != page { // past the end: the last page, read again
+			out, err = s.historyOnePass(ctx, filter, out.Page, perPage)
+		}
+		return out, err
+	}
+	total, err := s.col(colHistory).CountDocuments(ctx, filter)
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("count history: %w", err)
+	}
+	out := newHistoryPage(total, page, perPage)
+	o := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}).
+		SetSkip(int64((out.Page - 1) * perPage)).SetLimit(int64(perPage))
+	cur, err := s.col(colHistory).Find(ctx, filter, o)
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	if err := cur.All(ctx, &out.Entries); err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	return out, nil
+}
+
+// newHistoryPage is an empty page of total entries, page clamped to
+// those there are.
+func newHistoryPage(total int64, page, perPage int) HistoryPage {
+	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
+	return HistoryPage{Entries: []HistoryEntry{}, Total: total, Page: min(page, pages), Pages: pages, PerPage: perPage}
+}
+
+// historyOnePass reads every entry filter selects, newest first, counting
+// them and decoding those of page only. Page is left as asked when it
+// lies past the end: the caller reads again.
+func (s *Store) historyOnePass(ctx context.Context, filter bson.D, page, perPage int) (HistoryPage, error) {
+	cur, err := s.col(colHistory).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}))
+	if err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	defer cur.Close(ctx)
+	first := int64((page - 1) * perPage)
+	var entries []HistoryEntry
+	var n int64
+	for cur.Next(ctx) {
+		if n >= first && n < first+int64(perPage) {
+			var e HistoryEntry
+			if err := cur.Decode(&e); err != nil {
+				return HistoryPage{}, fmt.Errorf("read history: decode entry: %w", err)
+			}
+			entries = append(entries, e)
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	}
+	out := newHistoryPage(n, page, perPage)
+	if out.Page == page {
+		out.Entries = append(out.Entries, entries...)
+	}
+	return out, nil
+}
+
+// LatestHistory returns the n newest entries f selects, newest first,
+// without counting them all (the admin home).
+func (s *Store) LatestHistory(ctx context.Context, f HistoryFilter, n int) ([]HistoryEntry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return s.findHistory(ctx, f.bson(), -1, int64(n))
+}
+
+// HistoryUsernames are the names that appear in the history (for the
+// "who" filter), sorted.
+func (s *Store) HistoryUsernames(ctx context.Context) ([]string, error) {
+	var names []string
+	if err := s.col(colHistory).Distinct(ctx, "username", bson.D{}).Decode(&names); err != nil {
+		return nil, fmt.Errorf("read history usernames: %w", err)
+	}
+	return names, nil
+}
+
+func groupObject(g Group) string { return "group " + g.Name }
+
+func permissionsText(g Group) string {
+	ps := make([]string, len(g.Permissions))
+	for i, p := range g.Permissions {
+		ps[i] = string(p)
+	}
+	return strings.Join(ps, ",")
+}
+
+func groupEntry(a Actor, action Action, g Group) HistoryEntry {
+	e := a.entry(action)
+	e.TargetGroupID, e.Object = g.ID, groupObject(g)
+	return e
+}
+
+// GroupAdded is the entry of a new group (name, permissions).
+func GroupAdded(a Actor, g Group) HistoryEntry {
+	e := groupEntry(a, ActionAdd, g)
+	e.Changes = []FieldChange{{Field: "name", After: g.Name}, {Field: "permissions", After: permissionsText(g)}}
+	return e
+}
+
+// GroupChanged is the entry of a change of a group's name or permissions.
+func GroupChanged(a Actor, before, after Group) HistoryEntry {
+	e := groupEntry(a, ActionChange, after)
+	if before.Name != after.Name {
+		e.Changes = append(e.Changes, FieldChange{Field: "name", Before: before.Name, After: after.Name})
+	}
+	if b, af := permissionsText(before), permissionsText(after); b != af {
+		e.Changes = append(e.Changes, FieldChange{Field: "permissions", Before: b, After: af})
+	}
+	return e
+}
+
+// GroupDeleted is the entry of a deleted group.
+func GroupDeleted(a Actor, g Group) HistoryEntry {
+	e := groupEntry(a, ActionDelete, g)
+	e.Changes = []FieldChange{{Field: "name", Before: g.Name}, {Field: "permissions", Before: permissionsText(g)}}
+	return e
+}

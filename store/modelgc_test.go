@@ -1,0 +1,30 @@
+package store
+
+import "testing"
+
+// The collector's setting follows the models held: the start's setting
+// up to gcHeadroom of models, lowered past it (never below gcMinPercent,
+// never above the start's), relaxed during loads, left off when off.
+func TestGCPercent(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		base, relaxed int
+		held          int64
+		want          int
+	}{
+		{100, 0, 0, 100},
+		{100, 0, 2 << 20, 100},          // a school of ~15,000
+		{100, 0, 13 << 20, 30},          // ~100,000: about gcHeadroom of garbage
+		{100, 0, 1 << 30, gcMinPercent}, // never below
+		{50, 0, 6 << 20, 33},            // proportional to the start's setting
+		{20, 0, 8 << 20, 20},            // … and a low one is never raised
+		{100, 1, 13 << 20, gcLoadPct},   // a load from the saved copy runs
+		{1000, 1, 0, 1000},              // never lowered by a load
+		{-1, 1, 13 << 20, -1},           // off stays off
+		{-1, 0, 13 << 20, -1},
+	} {
+		if got := gcPercent(tc.base, tc.relaxed, tc.held); got != tc.want {
+			t.Errorf("gcPercent(%d, %d, %d) = %d, want %d", tc.base, tc.relaxed, tc.held, got, tc.want)
+		}
+	}
+}
