@@ -127,9 +127,9 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		return p, fmt.Errorf("sheet %q is empty; its first row must be the header registration_no, first_name, second_name", p.Sheet)
 	}
 	if numeric > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("%s plain numbers (the first: %s on row %d). A spreadsheet drops leading "+
+		p.Notes = append(p.Notes, fmt.Sprintf("%s (the first: %s on row %d). A spreadsheet drops leading "+
 			"zeros from numbers: if one should read 000123, format the column as Text, type the numbers again and upload the file again.",
-			plural(numeric, "registration number is a", "registration numbers are"), firstNumVal, firstNum))
+			plural(numeric, "registration number is a plain number", "registration numbers are plain numbers"), firstNumVal, firstNum))
 	}
 	if beyond > 0 {
 		p.Notes = append(p.Notes, fmt.Sprintf("%s cells to the right of the last column with a header (the first: row %d); they were ignored.",
