@@ -44,6 +44,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchDensity(ctx, e, args[1:])
 		case "abuse": // issue 25: bench_abuse.go
 			return runBenchAbuse(ctx, e, args[1:])
+		case "sheets": // issue 27, spreadsheets: bench_sheets.go
+			return runBenchSheets(ctx, e, args[1:])
 		}
 	}
 	if len(args) > 0 && args[0] == "proxy" {
