@@ -15,7 +15,7 @@ import (
 // (rowSink) and written with the same columns. A workbook is a zip of XML
 // files, so reading one is bounded before anything is unzipped: by the
 // sizes its zip directory declares (archive/zip refuses an entry that
-// unzips to more than it declares), then row by row with excelize's
+// unzips to more than it declares) and how much they inflate, then row by row with excelize's
 // streaming iterator, which never holds the sheet's cells at once.
 
 var (
@@ -32,6 +32,11 @@ const (
 	// xlsxXMLInMemory: a worksheet or shared-strings part larger than this
 	// is unzipped to a temporary file (removed after) rather than memory.
 	xlsxXMLInMemory = 16 << 20
+	// maxInflation bounds how many times a part of more than 1 MB may
+	// grow when unzipped (Apache POI's default): a sheet compresses 8 to
+	// 11 times (100,000 rows, measured); a part of empty cells thousands
+	// of times, and reading it costs CPU for every byte unzipped.
+	maxInflation = 100
 	// maxXLSXCells bounds the cells (blank ones between filled ones
 	// included) read from a sheet: 100,000 rows of 40 columns.
 	maxXLSXCells = MaxImportRows * 40
@@ -152,6 +157,11 @@ func checkZipSize(raw []byte) error {
 			return fmt.Errorf("the workbook unzips to more than %d MB (%s alone declares %d MB); "+
 				"copy the student columns to a new workbook, or save them as CSV, and upload that",
 				MaxXLSXUnzipped>>20, zf.Name, zf.UncompressedSize64>>20)
+		}
+		if zf.UncompressedSize64 > 1<<20 && zf.UncompressedSize64/max(zf.CompressedSize64, 1) > maxInflation {
+			return fmt.Errorf("the workbook's part %s unzips to %d times its size (%d MB), which no spreadsheet does; "+
+				"copy the student columns to a new workbook, or save them as CSV, and upload that",
+				zf.Name, zf.UncompressedSize64/max(zf.CompressedSize64, 1), zf.UncompressedSize64>>20)
 		}
 	}
 	return nil

@@ -241,6 +241,17 @@ func TestParseXLSXRefused(t *testing.T) {
 		b.WriteString(`</sheetData></worksheet>`)
 		return replaceSheet(t, xlsxOf(t, nil, nil), b.String())
 	}()
+	// Empty cells inflate thousands of times and cost CPU to read, not
+	// cells: refused by their inflation (8 MB of them unzip from ~10 KB).
+	empty := func() []byte {
+		var b strings.Builder
+		b.WriteString(`<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData><row r="1">`)
+		for b.Len() < 8<<20 {
+			b.WriteString(`<c/><c/><c/><c/><c/><c/><c/><c/>`)
+		}
+		b.WriteString(`</row></sheetData></worksheet>`)
+		return replaceSheet(t, xlsxOf(t, nil, nil), b.String())
+	}()
 	tall := func() []byte {
 		f := excelize.NewFile()
 		defer f.Close()
@@ -277,6 +288,7 @@ func TestParseXLSXRefused(t *testing.T) {
 		{name: "a damaged zip", in: append([]byte("PK\x03\x04"), bytes.Repeat([]byte{1}, 100)...), want: "damaged"},
 		{name: "an old .xls", in: append(slices.Clone(oleMagic), make([]byte, 512)...), want: "old Excel workbook (.xls)"},
 		{name: "a sheet of 16,384-cell rows", in: wide, want: "more than 4000000 cells"},
+		{name: "a sheet of empty cells that inflates 800 times", in: empty, want: "part xl/worksheets/sheet1.xml unzips to"},
 		{name: "more rows than an import takes", in: tall, want: "more than 100000 rows"},
 	}
 	for _, tt := range tests {
