@@ -19,19 +19,19 @@ import (
 // workbook of this school's students only.
 func TestXLSXImportAndExport(t *testing.T) {
 	sys := system(t)
-	eldoret := school{"eldoret", sys.createTenant(t, "eldoret", "Eldoret High")}
+	garissa := school{"garissa", sys.createTenant(t, "garissa", "Garissa High")}
 	b := newTab(t, sys, desktop)
 	b.forbidden = []string{"NRB/", "ACC/", "Nairobi School"}
-	b.login(sys, eldoret)
+	b.login(sys, garissa)
 
 	f := excelize.NewFile()
 	defer f.Close()
 	f.SetSheetName("Sheet1", "Form 2B")
 	for i, row := range [][]any{
 		{"Class", "Adm No", "First name", "Surname", "Date of birth", "Guardian phone"},
-		{"2B", "ELD/001", "Chebet", "Kiprono", "2012-03-04", "+254 700 000001"},
+		{"2B", "GRS/001", "Chebet", "Kiprono", "2012-03-04", "+254 700 000001"},
 		{"2B", 2, "Kiptoo", "Rotich", nil, "+254 700 000002"},
-		{"2B", "ELD/003", "Zoë", "Jepchirchir"},
+		{"2B", "GRS/003", "Zoë", "Jepchirchir"},
 	} {
 		cell, _ := excelize.CoordinatesToCellName(1, i+1)
 		if err := f.SetSheetRow("Form 2B", cell, &row); err != nil {
@@ -43,10 +43,10 @@ func TestXLSXImportAndExport(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	b.upload(eldoret, sys, file, "add", http.StatusOK, "preview-xlsx")
+	b.upload(garissa, sys, file, "add", http.StatusOK, "preview-xlsx")
 	b.see("Read from the sheet “Form 2B” of an Excel workbook.", "Ignored columns (not a student field): “Class”, “Date of birth”, “Guardian phone”.",
 		"1 registration number is a plain number (the first: 2 on row 3)", "Chebet", "Zoë")
-	if got := exportedRows(t, sys, "eldoret"); got != 0 {
+	if got := exportedRows(t, sys, "garissa"); got != 0 {
 		t.Fatalf("%d students after the preview, want 0", got)
 	}
 	b.audit("xlsx import preview")
@@ -69,12 +69,12 @@ func TestXLSXImportAndExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{{"registration_no", "first_name", "second_name"}, {"2", "Kiptoo", "Rotich"},
-		{"ELD/001", "Chebet", "Kiprono"}, {"ELD/003", "Zoë", "Jepchirchir"}}
+		{"GRS/001", "Chebet", "Kiprono"}, {"GRS/003", "Zoë", "Jepchirchir"}}
 	if !slices.EqualFunc(rows, want, slices.Equal) {
 		t.Errorf("the Excel export holds %q, want %q", rows, want)
 	}
 	// Nothing of it at another school.
-	if out, err := sys.campus(nil, "manage", "accra", "students", "export"); err != nil || strings.Contains(out, "ELD/") {
+	if out, err := sys.campus(nil, "manage", "accra", "students", "export"); err != nil || strings.Contains(out, "GRS/") {
 		t.Fatalf("accra's export: %v\n%s", err, out)
 	}
 }
