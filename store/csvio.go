@@ -139,8 +139,8 @@ func ParseStudents(r io.Reader, o ParseOptions) (ParsedCSV, error) {
 	case bytes.HasPrefix(raw, zipMagic):
 		return parseXLSX(raw, o.Sheet)
 	case bytes.HasPrefix(raw, oleMagic):
-		return ParsedCSV{}, errors.New("the file is an old Excel workbook (.xls); save it as " +
-			`"Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`)
+		return ParsedCSV{}, errors.New("the file is an old Excel workbook (.xls), or one with a password; save it " +
+			`without a password as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`)
 	case isXLSX:
 		return ParsedCSV{}, fmt.Errorf("%s is not an Excel workbook (.xlsx) inside; save it from the spreadsheet as "+
 			`"Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, filepath.Base(o.Name))

@@ -404,6 +404,9 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 	}
 	parsed, err := store.ParseStudents(r, store.ParseOptions{Name: path, Sheet: sheet})
 	if err != nil {
+		if path == "-" {
+			path = "standard input"
+		}
 		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if parsed.Encoding == store.EncodingWindows1252 {
