@@ -34,7 +34,8 @@ Class column, which is ignored) as a CSV file and as an .xlsx workbook. First th
 allocated. Then the admin's import preview (upload, parse, check against the database, the
 preview page) in a fresh `+"`campus app`"+` process per upload, formats alternating: the request's
 time and the app's peak resident memory (VmHWM) before and after. With --baseline, the CSV
-preview also runs against that campus binary (e.g. built from an older commit).`)
+preview also runs against that campus binary (e.g. built from an older commit). Last, the school
+is filled with the rows and exported in both formats in this process: time and size.`)
 	var (
 		mo       mongoOptions
 		students = fs.Int("students", store.MaxImportRows, "rows in each file")
@@ -159,6 +160,24 @@ preview also runs against that campus binary (e.g. built from an older commit).`
 	if *baseline != "" {
 		versus("CSV, 3 columns", "CSV, 3 columns, --baseline")
 	}
+
+	// The export of the same students, in this process.
+	if _, rowErrs, err := school.st.ImportStudents(ctx, benchRows(*students), nil); err != nil || len(rowErrs) > 0 {
+		return fmt.Errorf("fill the school: %v %v", err, rowErrs)
+	}
+	tw = tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\nexport (this process)\tround\ttime\tsize\t")
+	for r := range *rounds {
+		for _, f := range []string{store.ExportCSV, store.ExportXLSX} {
+			var out bytes.Buffer
+			start := time.Now()
+			if err := school.st.ExportStudents(ctx, &out, store.ExportOptions{Format: f}); err != nil {
+				return fmt.Errorf("export %s: %w", f, err)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f MB\t\n", f, r+1, time.Since(start).Round(time.Millisecond), float64(out.Len())/1e6)
+		}
+	}
+	tw.Flush()
 	return nil
 }
 
