@@ -9,11 +9,13 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/campus-saas/campus/store"
 )
 
-// CSV import from the browser: upload → preview → confirm. The preview is
+// Import from the browser (a CSV or an .xlsx workbook): upload → preview →
+// confirm. The preview is
 // the store's ImportPlan: every check the confirmation makes (the file's
 // rows, duplicates within it and against the database), so the two never
 // disagree. Nothing is written before the confirmation, and the
@@ -36,6 +38,12 @@ type importData struct {
 	Encoding  string
 	Delimiter string
 	SaveHelp  string // how to save as CSV UTF-8, when the file was not UTF-8
+	XLSX      bool   // the file was a workbook
+	Sheet     string // the sheet asked for (the form) or read (the preview)
+	Ignored   []string
+	Notes     []string
+	LineWord  string // "Line" (CSV) or "Row" (a sheet's rows)
+	FileName  string // the uploaded file's name, for the confirm form
 
 	Rows      int // rows without errors
 	New       int
@@ -78,29 +86,29 @@ func (s *server) handleStudentsImportForm(w http.ResponseWriter, r *http.Request
 	s.renderImport(w, r, http.StatusOK, importData{Mode: mode})
 }
 
-// importFile returns the uploaded file, or the one carried by the
-// confirmation form; otherwise a message for the person.
-func (s *server) importFile(r *http.Request) ([]byte, string) {
+// importFile returns the uploaded file and its name, or the ones carried
+// by the confirmation form; otherwise a message for the person.
+func (s *server) importFile(r *http.Request) ([]byte, string, string) {
 	if p := r.PostForm.Get("payload"); p != "" {
 		data, err := base64.StdEncoding.DecodeString(p)
 		if err != nil || int64(len(data)) > s.maxUpload {
-			return nil, "The confirmation was damaged; please upload the file again."
+			return nil, "", "The confirmation was damaged; please upload the file again."
 		}
-		return data, ""
+		return data, r.PostForm.Get("name"), ""
 	}
-	f, _, err := r.FormFile("file")
+	f, h, err := r.FormFile("file")
 	if err != nil {
-		return nil, "Please choose a CSV file to upload."
+		return nil, "", "Please choose a CSV or Excel (.xlsx) file to upload."
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, s.maxUpload+1))
 	if err != nil {
-		return nil, "The file could not be read; please upload it again."
+		return nil, "", "The file could not be read; please upload it again."
 	}
 	if int64(len(data)) > s.maxUpload {
-		return nil, fmt.Sprintf("The file is larger than %s.", s.maxUploadSize())
+		return nil, "", fmt.Sprintf("The file is larger than %s.", s.maxUploadSize())
 	}
-	return data, ""
+	return data, h.Filename, ""
 }
 
 // maxUploadSize is the upload limit for people: "10 MB", "512 KB".
@@ -138,15 +146,16 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	}
 	rows := 0
 	defer func() { s.imports.leave(user, rows) }()
-	data, msg := s.importFile(r)
+	sheet := strings.TrimSpace(r.PostForm.Get("sheet"))
+	data, name, msg := s.importFile(r)
 	if msg != "" {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: msg})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: msg})
 		return
 	}
-	parsed, err := store.ParseStudentsFile(bytes.NewReader(data))
+	parsed, err := store.ParseStudents(bytes.NewReader(data), store.ParseOptions{Name: name, Sheet: sheet})
 	rows = len(parsed.Rows)
 	if err != nil {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Error: "The file could not be read as CSV: " + err.Error()})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: "The file could not be read: " + err.Error()})
 		return
 	}
 	plan, err := s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode)
@@ -194,6 +203,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	default:
 		d.Payload = base64.StdEncoding.EncodeToString(data)
 		d.Plan = plan.Fingerprint()
+		d.FileName = name
 	}
 	s.renderImport(w, r, status, d)
 }
@@ -209,11 +219,17 @@ func importedText(mode store.ImportMode, res store.ImportResult) string {
 }
 
 func fillImportPreview(d *importData, parsed store.ParsedCSV, plan store.ImportPlan) {
-	d.Encoding = parsed.Encoding
-	d.Delimiter = store.DelimiterName(parsed.Delimiter)
+	d.LineWord = "Line"
+	if d.XLSX = parsed.Format == store.FormatXLSX; d.XLSX {
+		d.Sheet, d.LineWord = parsed.Sheet, "Row"
+	} else {
+		d.Encoding = parsed.Encoding
+		d.Delimiter = store.DelimiterName(parsed.Delimiter)
+	}
 	if parsed.Encoding == store.EncodingWindows1252 {
 		d.SaveHelp = store.MsgSaveAsUTF8
 	}
+	d.Ignored, d.Notes = parsed.Ignored, parsed.Notes
 	d.Rows, d.New, d.Changed, d.Unchanged = plan.Valid(), len(plan.New), len(plan.Changed), plan.Unchanged
 	for _, row := range plan.New[:min(len(plan.New), importPreviewRows)] {
 		d.Sample = append(d.Sample, row.Input)

@@ -49,6 +49,7 @@ type studentList struct {
 	Back     backLink // this page, for links to a student and the bulk delete form
 	Export   string   // export link with the search applied
 	ExportNB string   // the same without a byte order mark
+	ExportX  string   // the same as an .xlsx workbook
 }
 
 var listColumns = []column{
@@ -89,7 +90,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Admin:  true,
 		Crumbs: crumbs("Students"),
 		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix()), Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
-			Export: exportURL(p.Query, true), ExportNB: exportURL(p.Query, false)},
+			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
 	})
 }
 
@@ -397,17 +398,20 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 	})
 }
 
-// ---- CSV export ----
+// ---- export ----
 
 // exportURL is the export link of a list: the list's search applied;
-// bom false leaves out the byte order mark.
-func exportURL(query string, bom bool) string {
+// bom false leaves out the byte order mark; format "" is CSV.
+func exportURL(query string, bom bool, format string) string {
 	v := url.Values{}
 	if query != "" {
 		v.Set("q", query)
 	}
 	if !bom {
 		v.Set("bom", "0")
+	}
+	if format != "" {
+		v.Set("format", format)
 	}
 	if enc := v.Encode(); enc != "" {
 		return exportPath + "?" + enc
@@ -419,17 +423,21 @@ const exportPath = "/admin/students/export/"
 
 // handleStudentsExport writes the students matching ?q= (all without it)
 // as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
-// Zoë and 伊藤 right.
+// Zoë and 伊藤 right, or with ?format=xlsx as an Excel workbook.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, false)
 	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
+	ext, ctype := "csv", "text/csv; charset=utf-8"
+	if r.URL.Query().Get("format") == store.ExportXLSX {
+		o.Format, ext, ctype = store.ExportXLSX, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+	}
 	var buf bytes.Buffer
 	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
 		s.dbError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}
-	name := fmt.Sprintf("%s-students-%s.csv", s.tenant.Name, s.now().UTC().Format("2006-01-02"))
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	name := fmt.Sprintf("%s-students-%s.%s", s.tenant.Name, s.now().UTC().Format("2006-01-02"), ext)
+	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.Write(buf.Bytes())

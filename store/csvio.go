@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ const (
 var headerAliases = map[string]string{
 	"registrationno": "registration_no", "registrationnumber": "registration_no", "registration": "registration_no",
 	"regno": "registration_no", "regnumber": "registration_no", "regnum": "registration_no", "regnr": "registration_no",
+	"admno": "registration_no", "admissionno": "registration_no", "admissionnumber": "registration_no",
+	"studentno": "registration_no", "studentnumber": "registration_no",
 	"firstname": "first_name", "first": "first_name", "givenname": "first_name", "given": "first_name",
 	"forename": "first_name", "forenames": "first_name", "firstnames": "first_name",
 	"secondname": "second_name", "second": "second_name", "surname": "second_name", "lastname": "second_name",
@@ -65,19 +68,29 @@ const MsgSaveAsUTF8 = `To be sure names are read right, save the file as "CSV UT
 	`"CSV UTF-8 (Comma delimited) (*.csv)"; in LibreOffice, File › Save As › "Text CSV", ` +
 	`tick "Edit filter settings" and choose "Unicode (UTF-8)".`
 
-// ParsedCSV is a student CSV file read and checked row by row (without the
-// database; see PlanImport).
+// ParsedCSV is a student file (CSV or .xlsx) read and checked row by row
+// (without the database; see PlanImport).
 type ParsedCSV struct {
 	Rows      []StudentInput // the valid rows
-	Lines     []int          // Lines[i] is the 1-based line Rows[i] starts on
+	Lines     []int          // Lines[i] is the 1-based line (a sheet's row) Rows[i] starts on
 	Errors    []RowError     // bad rows, in file order
-	Encoding  string         // EncodingUTF8, EncodingUTF16 or EncodingWindows1252
-	Delimiter rune           // ',', ';' or '\t'
+	Format    string         // FormatCSV or FormatXLSX
+	Encoding  string         // CSV: EncodingUTF8, EncodingUTF16 or EncodingWindows1252
+	Delimiter rune           // CSV: ',', ';' or '\t'
+	Sheet     string         // .xlsx: the sheet read
+	Ignored   []string       // header cells of the columns ignored (not a student field), in file order
+	Notes     []string       // what people should check, such as numbers that may have lost leading zeros
 }
 
+// File formats ParseStudents reads.
+const (
+	FormatCSV  = "CSV"
+	FormatXLSX = "XLSX"
+)
+
 // ParseStudentsCSV reads a CSV with a header row naming registration_no,
-// first_name, second_name (any order, aliases accepted, extra columns
-// refused). It returns the valid rows and an error per bad row; rows
+// first_name, second_name (any order, aliases accepted, other columns
+// ignored). It returns the valid rows and an error per bad row; rows
 // duplicated within the file are bad rows too. See ParseStudentsFile.
 func ParseStudentsCSV(r io.Reader) ([]StudentInput, []RowError, error) {
 	p, err := ParseStudentsFile(r)
@@ -91,26 +104,56 @@ func ParseStudentsCSVLines(r io.Reader) (rows []StudentInput, lines []int, rowEr
 	return p.Rows, p.Lines, p.Errors, err
 }
 
-// ParseStudentsFile reads a student CSV as spreadsheets save it: UTF-8
-// with or without a byte order mark, UTF-16 with one, or Windows-1252
-// when the bytes are not valid UTF-8 and no BOM says UTF-8; fields separated by ',', ';' or tab
-// (whichever the header uses most); CRLF line ends and blank lines. Header
-// names are matched case-, space- and underscore-insensitively, with
-// aliases such as "Reg No", "Given name" and "Surname". A cell that
-// ExportStudents guarded against formulas ("'=…") gets its quote back
-// off. The error is for problems with the file as a whole: no or a bad
-// header, more than MaxImportRows rows, a read failure. A CSV syntax error
-// (such as a stray quote) is reported as a RowError and ends parsing there.
+// ParseStudentsFile is ParseStudents without a file name or sheet: a
+// CSV, or an .xlsx workbook's first sheet (recognised by its content).
 func ParseStudentsFile(r io.Reader) (ParsedCSV, error) {
+	return ParseStudents(r, ParseOptions{})
+}
+
+// ParseOptions say what ParseStudents knows of the file.
+type ParseOptions struct {
+	Name  string // the file's name, if known: one ending in .xlsx must be a workbook
+	Sheet string // the .xlsx sheet to read; "" is the first
+}
+
+// ParseStudents reads a student file: an .xlsx workbook (the first sheet,
+// or o.Sheet; see parseXLSX) when its content is one, otherwise a CSV as
+// spreadsheets save it: UTF-8 with or without a byte order mark, UTF-16
+// with one, or Windows-1252 when the bytes are not valid UTF-8 and no BOM
+// says UTF-8; fields separated by ',', ';' or tab (whichever the header
+// uses most); CRLF line ends and blank lines. Header names are matched
+// case-, space- and underscore-insensitively, with aliases such as "Reg
+// No", "Given name" and "Surname"; columns that name no student field are
+// ignored (ParsedCSV.Ignored). A cell that ExportStudents guarded against
+// formulas ("'=…") gets its quote back off. The error is for problems with
+// the file as a whole: no or a bad header, more than MaxImportRows rows, a
+// read failure, a workbook too large or damaged. A CSV syntax error (such
+// as a stray quote) is reported as a RowError and ends parsing there.
+func ParseStudents(r io.Reader, o ParseOptions) (ParsedCSV, error) {
 	raw, err := io.ReadAll(r)
 	if err != nil {
-		return ParsedCSV{}, fmt.Errorf("read CSV: %w", err)
+		return ParsedCSV{}, fmt.Errorf("read file: %w", err)
 	}
+	isXLSX := strings.EqualFold(filepath.Ext(o.Name), ".xlsx")
+	switch {
+	case bytes.HasPrefix(raw, zipMagic):
+		return parseXLSX(raw, o.Sheet)
+	case bytes.HasPrefix(raw, oleMagic):
+		return ParsedCSV{}, errors.New("the file is an old Excel workbook (.xls), or one with a password; save it " +
+			`without a password as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`)
+	case isXLSX:
+		return ParsedCSV{}, fmt.Errorf("%s is not an Excel workbook (.xlsx) inside; save it from the spreadsheet as "+
+			`"Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, filepath.Base(o.Name))
+	}
+	return parseCSV(raw)
+}
+
+func parseCSV(raw []byte) (ParsedCSV, error) {
 	text, enc, err := decodeText(raw)
 	if err != nil {
 		return ParsedCSV{}, err
 	}
-	p := ParsedCSV{Encoding: enc, Delimiter: detectDelimiter(text)}
+	p := ParsedCSV{Format: FormatCSV, Encoding: enc, Delimiter: detectDelimiter(text)}
 	cr := csv.NewReader(strings.NewReader(text))
 	cr.Comma = p.Delimiter
 	cr.FieldsPerRecord = -1 // checked per row, as a RowError
@@ -118,18 +161,16 @@ func ParseStudentsFile(r io.Reader) (ParsedCSV, error) {
 
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return p, errors.New("the file is empty; the first row must be the header registration_no,first_name,second_name")
+		return p, errEmptyFile
 	}
 	if err != nil {
 		return p, fmt.Errorf("read header: %w", err)
 	}
-	pos, err := headerPositions(header)
+	rs, err := newRowSink(&p, header)
 	if err != nil {
 		return p, err
 	}
-
-	firstLine := map[string]int{} // registration number key → line of its first row
-	for n := 0; ; {
+	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
@@ -143,35 +184,75 @@ func ParseStudentsFile(r io.Reader) (ParsedCSV, error) {
 			return p, fmt.Errorf("read CSV: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
-		if n++; n > MaxImportRows {
-			return p, fmt.Errorf("the file has more than %d rows; split it into smaller files", MaxImportRows)
-		}
-		if len(rec) != len(csvColumns) {
-			p.Errors = append(p.Errors, RowError{Line: line,
-				Msg: fmt.Sprintf("expected %d fields, found %d", len(csvColumns), len(rec))})
-			continue
-		}
-		in, fe := NormalizeStudent(StudentInput{
-			RegistrationNo: unguardCell(rec[pos["registration_no"]]),
-			FirstName:      unguardCell(rec[pos["first_name"]]),
-			SecondName:     unguardCell(rec[pos["second_name"]]),
-		})
-		if fe == nil {
-			key := regNoKey(in.RegistrationNo)
-			if prev, ok := firstLine[key]; ok {
-				fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, prev)}
-			} else {
-				firstLine[key] = line
+		if len(rec) != rs.width {
+			if err := rs.count(); err != nil {
+				return p, err
 			}
-		}
-		if fe != nil {
-			p.Errors = append(p.Errors, RowError{Line: line, Msg: rowMessage(fe)})
+			p.Errors = append(p.Errors, RowError{Line: line,
+				Msg: fmt.Sprintf("expected %d fields (as the header has), found %d", rs.width, len(rec))})
 			continue
 		}
-		p.Rows = append(p.Rows, in)
-		p.Lines = append(p.Lines, line)
+		if err := rs.add(line, rec); err != nil {
+			return p, err
+		}
 	}
 	return p, nil
+}
+
+var errEmptyFile = errors.New("the file is empty; the first row must be the header registration_no,first_name,second_name")
+
+// rowSink turns a file's rows, below its header, into ParsedCSV rows and
+// row errors: the one path of CSV and .xlsx.
+type rowSink struct {
+	p         *ParsedCSV
+	pos       map[string]int // column → index in a row
+	width     int            // cells in the header
+	n         int            // data rows so far
+	firstLine map[string]int // registration number key → line of its first row
+}
+
+func newRowSink(p *ParsedCSV, header []string) (*rowSink, error) {
+	pos, ignored, err := headerPositions(header)
+	if err != nil {
+		return nil, err
+	}
+	p.Ignored = ignored
+	return &rowSink{p: p, pos: pos, width: len(header), firstLine: map[string]int{}}, nil
+}
+
+// count counts a data row, refusing one more than MaxImportRows.
+func (rs *rowSink) count() error {
+	if rs.n++; rs.n > MaxImportRows {
+		return fmt.Errorf("the file has more than %d rows; split it into smaller files", MaxImportRows)
+	}
+	return nil
+}
+
+// add checks one row (at least rs.width cells) on line.
+func (rs *rowSink) add(line int, rec []string) error {
+	if err := rs.count(); err != nil {
+		return err
+	}
+	in, fe := NormalizeStudent(StudentInput{
+		RegistrationNo: unguardCell(rec[rs.pos["registration_no"]]),
+		FirstName:      unguardCell(rec[rs.pos["first_name"]]),
+		SecondName:     unguardCell(rec[rs.pos["second_name"]]),
+	})
+	if fe == nil {
+		key := regNoKey(in.RegistrationNo)
+		if prev, ok := rs.firstLine[key]; ok {
+			fe = FieldErrors{"registration_no": repeatsMsg(in.RegistrationNo, prev)}
+		} else {
+			rs.firstLine[key] = line
+		}
+	}
+	if fe != nil {
+		rs.p.Errors = append(rs.p.Errors, RowError{Line: line, Msg: rowMessage(fe)})
+		return nil
+	}
+	rs.p.Rows = append(rs.p.Rows, in)
+	rs.p.Lines = append(rs.p.Lines, line)
+	return nil
 }
 
 // decodeText turns the file's bytes into UTF-8 text without a BOM.
@@ -246,27 +327,40 @@ func detectDelimiter(text string) rune {
 	return best
 }
 
-// headerPositions maps each column to its index.
-func headerPositions(header []string) (map[string]int, error) {
+// headerPositions maps each column to its index; ignored holds the
+// header cells that name no column (blank ones left out).
+func headerPositions(header []string) (pos map[string]int, ignored []string, err error) {
 	want := strings.Join(csvColumns, ",")
-	pos := map[string]int{}
+	pos = map[string]int{}
 	for i, h := range header {
 		col, ok := headerAliases[headerKey(h)]
 		if !ok {
-			return nil, fmt.Errorf("header column %d %q is not one of %s (other names accepted: "+
-				"Registration No, Reg No, First name, Given name, Second name, Surname, Last name)", i+1, header[i], want)
+			if strings.TrimSpace(h) != "" {
+				ignored = append(ignored, strings.TrimSpace(h))
+			}
+			continue
 		}
 		if _, dup := pos[col]; dup {
-			return nil, fmt.Errorf("header names column %q twice", col)
+			return nil, nil, fmt.Errorf("header names column %q twice", col)
 		}
 		pos[col] = i
 	}
+	const aliases = "other names accepted: Registration No, Reg No, Admission No, First name, Given name, " +
+		"Second name, Surname, Last name; other columns are ignored"
+	if len(pos) == 0 {
+		return nil, nil, fmt.Errorf("the first row must be the header naming the columns %s in any order (%s); "+
+			"it names none of them", want, aliases)
+	}
 	for _, c := range csvColumns {
 		if _, ok := pos[c]; !ok {
-			return nil, fmt.Errorf("header has no %q column; expected %s", c, want)
+			other := ""
+			if len(ignored) > 0 {
+				other = " (columns not understood: " + quoteList(ignored) + ")"
+			}
+			return nil, nil, fmt.Errorf("header has no %q column%s; expected %s in any order (%s)", c, other, want, aliases)
 		}
 	}
-	return pos, nil
+	return pos, ignored, nil
 }
 
 // rowMessage formats field errors in column order.
@@ -640,17 +734,56 @@ func sortRowErrors(errs []RowError) {
 // ---- export ----
 
 // ExportOptions choose what ExportStudents writes. The zero value writes
-// every student, with a byte order mark.
+// every student as CSV, with a byte order mark.
 type ExportOptions struct {
-	Query string // only students matching this search, as the list's search box
-	NoBOM bool   // leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
+	Query  string // only students matching this search, as the list's search box
+	NoBOM  bool   // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
+	Format string // ExportCSV ("" too) or ExportXLSX
 }
 
-// ExportStudents writes students as CSV with a header row, sorted by
-// registration number. Cells a spreadsheet would run as a formula (those
-// starting with '=', '+', '-', '@', tab or CR) are prefixed with a quote;
-// ParseStudentsFile takes it off again, so export and import round-trip.
-func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions) error {
+// rowWriter is the CSV or the .xlsx writer of an export.
+type rowWriter interface {
+	Write(rec []string) error
+	Close() error // writes out what is left
+	Abort()       // after an error: frees what Close would have
+}
+
+// csvWriter writes an export's rows as CSV. Cells a spreadsheet would run
+// as a formula (those starting with '=', '+', '-', '@', tab or CR) are
+// prefixed with a quote; ParseStudents takes it off again.
+type csvWriter struct{ cw *csv.Writer }
+
+func (c csvWriter) Write(rec []string) error {
+	g := make([]string, len(rec))
+	for i, v := range rec {
+		g[i] = guardCell(v)
+	}
+	return c.cw.Write(g)
+}
+
+func (c csvWriter) Close() error { c.cw.Flush(); return c.cw.Error() }
+func (c csvWriter) Abort()       {}
+
+func newRowWriter(w io.Writer, o ExportOptions) (rowWriter, error) {
+	switch o.Format {
+	case ExportXLSX:
+		return newXLSXWriter(w)
+	case ExportCSV, "":
+		if !o.NoBOM {
+			if _, err := io.WriteString(w, "\uFEFF"); err != nil {
+				return nil, err
+			}
+		}
+		return csvWriter{csv.NewWriter(w)}, nil
+	}
+	return nil, fmt.Errorf("unknown export format %q (csv or xlsx)", o.Format)
+}
+
+// ExportStudents writes students with a header row, sorted by
+// registration number, as CSV or as an .xlsx workbook (o.Format). Neither
+// lets a spreadsheet run a cell as a formula (csvWriter, xlsxWriter), and
+// ParseStudents reads both back to the same students.
+func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions) (err error) {
 	ctx, cancel := s.boundBulk(ctx)
 	defer cancel()
 	v, err := s.opsView(ctx)
@@ -663,12 +796,15 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 		return fmt.Errorf("export students: %w", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	if !o.NoBOM {
-		if _, err := io.WriteString(w, "\uFEFF"); err != nil {
-			return fmt.Errorf("export students: %w", err)
-		}
+	cw, err := newRowWriter(w, o)
+	if err != nil {
+		return fmt.Errorf("export students: %w", err)
 	}
-	cw := csv.NewWriter(w)
+	defer func() {
+		if err != nil {
+			cw.Abort()
+		}
+	}()
 	if err := cw.Write(csvColumns); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
@@ -681,15 +817,14 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 		if !v.resolve(&st, m.Marks) {
 			continue
 		}
-		if err := cw.Write([]string{guardCell(st.RegistrationNo), guardCell(st.FirstName), guardCell(st.SecondName)}); err != nil {
+		if err := cw.Write([]string{st.RegistrationNo, st.FirstName, st.SecondName}); err != nil {
 			return fmt.Errorf("export students: %w", err)
 		}
 	}
 	if err := cur.Err(); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
+	if err := cw.Close(); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
 	return nil

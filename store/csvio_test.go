@@ -47,9 +47,12 @@ func TestParseStudentsCSV(t *testing.T) {
 		{name: "header only", in: "registration_no,first_name,second_name\n"},
 		{name: "empty file", in: "", fileError: "empty"},
 		{name: "BOM only", in: "\uFEFF", fileError: "empty"},
-		{name: "no header", in: "A-1,Amina,Odhiambo\n", fileError: "not one of"},
+		{name: "no header", in: "A-1,Amina,Odhiambo\n", fileError: "must be the header"},
 		{name: "missing column", in: "registration_no,first_name\nA-1,Amina\n", fileError: `no "second_name"`},
-		{name: "extra column", in: "registration_no,first_name,second_name,email\n", fileError: `"email"`},
+		{name: "other columns ignored", in: "Class,registration_no,first_name,second_name,email\n4B,A-1,Amina,Odhiambo,a@b.c\n",
+			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}}, lines: []int{2}},
+		{name: "other columns count in a row's fields", in: "registration_no,first_name,second_name,Class\nA-1,Amina,Odhiambo\n",
+			rowErrs: []RowError{{Line: 2, Msg: "expected 4 fields"}}},
 		{name: "column twice", in: "registration_no,first_name,first_name\n", fileError: "twice"},
 	}
 	for _, tt := range tests {

@@ -44,7 +44,8 @@ func TestParseStudentsFileSpreadsheets(t *testing.T) {
 			rows: []StudentInput{{"-4", `=HYPERLINK("x")`, "'@x"}}, enc: EncodingUTF8, delim: ','},
 		{name: "a plain leading quote is kept", in: "registration_no,first_name,second_name\nA-1,'Ami,O'Brien\n",
 			rows: []StudentInput{{"A-1", "'Ami", "O'Brien"}}, enc: EncodingUTF8, delim: ','},
-		{name: "unknown column names the aliases", in: "registration_no,first_name,second_name,email\n", fileError: "Reg No"},
+		{name: "a missing column names the aliases and the columns not understood", in: "registration_no,first_name,Nom\n",
+			fileError: `no "second_name" column (columns not understood: "Nom"); expected registration_no,first_name,second_name in any order (other names accepted: Registration No, Reg No`},
 		{name: "two aliases of one column", in: "surname,last name,regno\n", fileError: "twice"},
 		{name: "BOM, then bytes that are not UTF-8", in: "\uFEFFregistration_no,first_name,second_name\nA-1,Zo\xEB,X\n", fileError: "line 2 is not UTF-8"},
 	}

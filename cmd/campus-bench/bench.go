@@ -46,11 +46,12 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchAbuse(ctx, e, args[1:])
 		case "control": // issue 26: bench_control.go
 			return runBenchControl(ctx, e, args[1:])
-
 		case "diskfull": // issue 23: bench_diskfull.go
 			return runBenchDiskFull(ctx, e, args[1:])
 		case "atomic": // issue 22: bench_atomic.go
 			return runBenchAtomic(ctx, e, args[1:])
+		case "sheets": // issue 27, spreadsheets: bench_sheets.go
+			return runBenchSheets(ctx, e, args[1:])
 		}
 	}
 	if len(args) > 0 && args[0] == "proxy" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -80,10 +81,11 @@ func rssAnonOf(pid int) (rss, anon int64) {
 	return rss, anon
 }
 
-// median of byte counts (0 when none).
-func median(xs []int64) int64 {
+// median of xs (the zero value when none).
+func median[T cmp.Ordered](xs []T) T {
 	if len(xs) == 0 {
-		return 0
+		var zero T
+		return zero
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)

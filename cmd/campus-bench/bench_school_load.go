@@ -144,6 +144,11 @@ func startAppChild(ctx context.Context, t registry.Tenant, uri string, stderr io
 	if err != nil {
 		return nil, err
 	}
+	return startAppChildOf(ctx, self, t, uri, stderr)
+}
+
+// startAppChildOf is startAppChild running the campus binary self.
+func startAppChildOf(ctx context.Context, self string, t registry.Tenant, uri string, stderr io.Writer) (*appChild, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

@@ -41,10 +41,12 @@ Commands:
   resetlink USERNAME            print a one-time password reset link for the user (--expires 24h)
   history                       write the history of students (who did what, when) to standard
                                 output (--format csv|json)
-  students import FILE.csv      import students (header: registration_no,first_name,second_name);
+  students import FILE         import students from a .csv or .xlsx file (header: registration_no,
+                                first_name,second_name; other columns ignored; --sheet NAME);
                                 any bad row is reported with its line number and nothing is imported;
                                 --update changes students already there, --dry-run writes nothing
-  students export               write students as CSV to standard output (--no-bom, --search Q)
+  students export               write students as CSV or .xlsx to standard output or -o FILE
+                                (--format csv|xlsx, else by FILE's extension; --no-bom, --search Q)
 
 Run 'campus manage TENANT COMMAND --help' for a command's flags.
 `
@@ -164,6 +166,7 @@ func manageCommands() map[string]manageCommand {
 		noinput         bool
 		passwordStdin   bool
 		update, dryRun  bool
+		sheet, output   string
 		export          store.ExportOptions
 	)
 	return map[string]manageCommand{
@@ -197,27 +200,32 @@ func manageCommands() map[string]manageCommand {
 			run: manageUnlock,
 		},
 		"students import": {
-			args: "FILE.csv",
-			desc: "Import students from a CSV file (- for standard input) with the header registration_no,first_name,second_name " +
-				"(or Reg No, First Name, Surname…; separated by commas, semicolons or tabs; UTF-8 or Windows-1252). " +
-				"Every bad row is reported with its line number, and then nothing is imported.",
+			args: "FILE",
+			desc: "Import students from a CSV file or an Excel workbook (.xlsx: its first sheet, or --sheet; - for standard input) " +
+				"with the header registration_no,first_name,second_name (or Reg No, First Name, Surname…; in a CSV separated by " +
+				"commas, semicolons or tabs, UTF-8 or Windows-1252). Other columns are ignored (and named). " +
+				"Every bad row is reported with its line number (a sheet's row), and then nothing is imported.",
 			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&sheet, "sheet", "", "the sheet of an .xlsx workbook to read (default: the first)")
 				fs.BoolVar(&update, "update", false, "update students whose registration number is in the file (otherwise such rows are errors)")
 				fs.BoolVar(&dryRun, "dry-run", false, "check the file against the database and print what would change; write nothing")
 			},
 			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
-				return manageImport(ctx, m, fs, update, dryRun)
+				return manageImport(ctx, m, fs, update, dryRun, sheet)
 			},
 		},
 		"students export": {
-			desc: "Write students as CSV, sorted by registration number, to standard output, with a UTF-8 byte order mark " +
-				"(for Excel) and formula-like cells guarded with a leading quote.",
+			desc: "Write students, sorted by registration number, to standard output or a file: as CSV with a UTF-8 byte order mark " +
+				"(for Excel) and formula-like cells guarded with a leading quote, or as an Excel workbook (.xlsx) whose cells " +
+				"are all text (never a formula).",
 			flags: func(fs *flag.FlagSet) {
+				fs.StringVar(&output, "o", "", "write to this file instead of standard output (FILE.xlsx: a workbook, unless --format says otherwise)")
+				fs.StringVar(&export.Format, "format", "", "csv or xlsx (default: by -o's extension, else csv)")
 				fs.BoolVar(&export.NoBOM, "no-bom", false, "leave out the UTF-8 byte order mark")
 				fs.StringVar(&export.Query, "search", "", "only students matching this search (as the admin list's search box)")
 			},
 			run: func(ctx context.Context, m *manageCtx, fs *flag.FlagSet) error {
-				return manageExport(ctx, m, fs, export)
+				return manageExport(ctx, m, fs, export, output)
 			},
 		},
 	}
@@ -392,25 +400,43 @@ func describeUserError(err error) error {
 	return err
 }
 
-func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, dryRun bool) error {
+func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, dryRun bool, sheet string) error {
 	if fs.NArg() != 1 {
-		return usageErr("students import takes exactly one FILE.csv (or - for standard input)")
+		return usageErr("students import takes exactly one FILE.csv or FILE.xlsx (or - for standard input)")
 	}
 	var r io.Reader = m.e.stdin
-	if path := fs.Arg(0); path != "-" {
+	path := fs.Arg(0)
+	if path != "-" {
 		f, err := os.Open(path)
 		if err != nil {
-			return fmt.Errorf("open CSV: %w", err)
+			return fmt.Errorf("open the file: %w", err)
 		}
 		defer f.Close()
 		r = f
 	}
-	parsed, err := store.ParseStudentsFile(r)
+	parsed, err := store.ParseStudents(r, store.ParseOptions{Name: path, Sheet: sheet})
 	if err != nil {
-		return fmt.Errorf("read CSV: %w", err)
+		if path == "-" {
+			path = "standard input"
+		}
+		return fmt.Errorf("read %s: %w", path, err)
 	}
 	if parsed.Encoding == store.EncodingWindows1252 {
 		fmt.Fprintf(m.e.stderr, "note: the file is not UTF-8; it was read as Windows-1252. %s\n", store.MsgSaveAsUTF8)
+	}
+	if sheet != "" && parsed.Format != store.FormatXLSX {
+		fmt.Fprintf(m.e.stderr, "note: --sheet %s was not used: the file is CSV, not an .xlsx workbook\n", sheet)
+	}
+	if len(parsed.Ignored) > 0 {
+		fmt.Fprintf(m.e.stderr, "note: ignored %s (not a student field): %s\n",
+			plural(len(parsed.Ignored), "column", "columns"), strings.Join(parsed.Ignored, ", "))
+	}
+	for _, n := range parsed.Notes {
+		fmt.Fprintf(m.e.stderr, "note: %s\n", n)
+	}
+	lineWord := "line"
+	if parsed.Format == store.FormatXLSX {
+		lineWord = fmt.Sprintf("sheet %q row", parsed.Sheet)
 	}
 	mode := store.ImportAdd
 	if update {
@@ -428,7 +454,7 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 				exists++
 				hint = " (--update changes it)"
 			}
-			fmt.Fprintf(m.e.stderr, "line %d: %s%s\n", re.Line, re.Msg, hint)
+			fmt.Fprintf(m.e.stderr, "%s %d: %s%s\n", lineWord, re.Line, re.Msg, hint)
 		}
 		next := "fix them and run the import again"
 		if exists == len(plan.Errors) {
@@ -454,15 +480,50 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 	return nil
 }
 
-func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions) error {
+func manageExport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, o store.ExportOptions, output string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	w := bufio.NewWriter(m.e.stdout)
-	if err := m.store.ExportStudents(ctx, w, o); err != nil {
+	switch o.Format = strings.ToLower(o.Format); {
+	case o.Format == "" && strings.EqualFold(filepath.Ext(output), ".xlsx"):
+		o.Format = store.ExportXLSX
+	case o.Format == "":
+		o.Format = store.ExportCSV
+	case o.Format != store.ExportCSV && o.Format != store.ExportXLSX:
+		return usageErr("--format %s: say csv or xlsx", o.Format)
+	}
+	if output == "" || output == "-" {
+		if o.Format == store.ExportXLSX && isTerminal(m.e.stdout) {
+			return usageErr("an .xlsx workbook is not for a terminal: add -o FILE.xlsx (or redirect: > FILE.xlsx)")
+		}
+		w := bufio.NewWriter(m.e.stdout)
+		if err := m.store.ExportStudents(ctx, w, o); err != nil {
+			return fmt.Errorf("export tenant %q: %w", m.tenant.Name, err)
+		}
+		return w.Flush()
+	}
+	// Written beside the file and renamed over it once complete, so that
+	// a failed export leaves no half-written file.
+	tmp, err := os.CreateTemp(filepath.Dir(output), "."+filepath.Base(output)+".*")
+	if err != nil {
 		return fmt.Errorf("export tenant %q: %w", m.tenant.Name, err)
 	}
-	return w.Flush()
+	defer os.Remove(tmp.Name())
+	w := bufio.NewWriter(tmp)
+	err = m.store.ExportStudents(ctx, w, o)
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), output)
+	}
+	if err != nil {
+		return fmt.Errorf("export tenant %q to %s: %w", m.tenant.Name, output, err)
+	}
+	return nil
 }
 
 // prompter asks questions on the terminal, or reads answers line by line

@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"bytes"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// TestXLSXImportAndExport: a class list as a school keeps it in Excel
+// (a sheet named for the class, extra columns, a registration number
+// typed as a number) imports through the browser: the preview names the
+// sheet, the ignored columns and the note about leading zeros, and writes
+// nothing before the confirmation. The list's "Export Excel" gives a
+// workbook of this school's students only.
+func TestXLSXImportAndExport(t *testing.T) {
+	sys := system(t)
+	garissa := school{"garissa", sys.createTenant(t, "garissa", "Garissa High")}
+	b := newTab(t, sys, desktop)
+	b.forbidden = []string{"NRB/", "ACC/", "Nairobi School"}
+	b.login(sys, garissa)
+
+	f := excelize.NewFile()
+	defer f.Close()
+	f.SetSheetName("Sheet1", "Form 2B")
+	for i, row := range [][]any{
+		{"Class", "Adm No", "First name", "Surname", "Date of birth", "Guardian phone"},
+		{"2B", "GRS/001", "Chebet", "Kiprono", "2012-03-04", "+254 700 000001"},
+		{"2B", 2, "Kiptoo", "Rotich", nil, "+254 700 000002"},
+		{"2B", "GRS/003", "Zoë", "Jepchirchir"},
+	} {
+		cell, _ := excelize.CoordinatesToCellName(1, i+1)
+		if err := f.SetSheetRow("Form 2B", cell, &row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "form-2b.xlsx")
+	if err := f.SaveAs(file); err != nil {
+		t.Fatal(err)
+	}
+
+	b.upload(garissa, sys, file, "add", http.StatusOK, "preview-xlsx")
+	b.see("Read from the sheet “Form 2B” of an Excel workbook.", "Ignored columns (not a student field): “Class”, “Date of birth”, “Guardian phone”.",
+		"1 registration number is a plain number (the first: 2 on row 3)", "Chebet", "Zoë")
+	if got := exportedRows(t, sys, "garissa"); got != 0 {
+		t.Fatalf("%d students after the preview, want 0", got)
+	}
+	b.audit("xlsx import preview")
+	b.press(`#import-confirm button[type=submit]`, http.StatusOK, "imported-xlsx")
+	if got := b.textOf("#flash"); got != "Successfully imported 3 students." {
+		t.Errorf("after importing: %q", got)
+	}
+
+	link := b.attr("#export-xlsx", "href")
+	if link != "/admin/students/export/?format=xlsx" {
+		t.Errorf("Excel export link %q", link)
+	}
+	out, err := excelize.OpenReader(bytes.NewReader(b.exportFromPage(link)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	rows, err := out.GetRows("Students")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"registration_no", "first_name", "second_name"}, {"2", "Kiptoo", "Rotich"},
+		{"GRS/001", "Chebet", "Kiprono"}, {"GRS/003", "Zoë", "Jepchirchir"}}
+	if !slices.EqualFunc(rows, want, slices.Equal) {
+		t.Errorf("the Excel export holds %q, want %q", rows, want)
+	}
+	// Nothing of it at another school.
+	if out, err := sys.campus(nil, "manage", "accra", "students", "export"); err != nil || strings.Contains(out, "GRS/") {
+		t.Fatalf("accra's export: %v\n%s", err, out)
+	}
+}
