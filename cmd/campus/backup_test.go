@@ -29,6 +29,12 @@ func dbDocs(t *testing.T, name string) map[string][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As readers see them: the marks of imports and bulk deletes resolved
+	// and taken off (store/operations.go), as a backup holds them.
+	ops, err := store.ReadOperations(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string][]string{}
 	for _, n := range names {
 		cur, err := db.Collection(n).Find(ctx, bson.D{})
@@ -36,7 +42,13 @@ func dbDocs(t *testing.T, name string) map[string][]string {
 			t.Fatal(err)
 		}
 		for cur.Next(ctx) {
-			out[n] = append(out[n], cur.Current.String())
+			doc, ok, err := ops.ResolveDocument(n, cur.Current)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok {
+				out[n] = append(out[n], doc.String())
+			}
 		}
 		if err := cur.Err(); err != nil {
 			t.Fatal(err)

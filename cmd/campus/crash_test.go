@@ -470,8 +470,7 @@ func TestCrashDuringWritesIsAllOrNothing(t *testing.T) {
 		}()
 		// Campus dev (its database, and with it the app doing the delete)
 		// is killed once the operation is begun or committed, or after a
-		// random delay. (Killing the app alone mid-write was tried: FerretDB
-		// then answered "database is locked" to every write for minutes.)
+		// random delay.
 		switch point := []string{"begun", "committed", "delay"}[c.rng.IntN(3)]; point {
 		case "delay":
 			delay := time.Duration(c.rng.IntN(3000)) * time.Millisecond
