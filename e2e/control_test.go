@@ -88,7 +88,7 @@ func TestControlConsole(t *testing.T) {
 	b.press(`form[action="/console/login"] button[type=submit]`, http.StatusOK, "console-schools")
 	b.see("Schools", "Operator e2e-ops", "Nairobi")
 
-	name := "kisumu"
+	name := "kisii"
 	host := name + ".school.localhost"
 	b.open(console+"/console/new", http.StatusOK, "console-new")
 	b.fill("#name", name)

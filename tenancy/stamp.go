@@ -51,6 +51,15 @@ func DatabaseError(t registry.Tenant, err error) error {
 	return fmt.Errorf("tenant %q: %w", t.Name, err)
 }
 
+// NoDatabaseError is an app started for a school whose database holds
+// nothing: it was purged (or never made by a create).
+type NoDatabaseError struct{ Tenant registry.Tenant }
+
+func (e *NoDatabaseError) Error() string {
+	return fmt.Sprintf("database %q of tenant %q holds nothing: a school's database is made by `campus tenant create` or `campus tenant restore`, not by its app (was %s purged?)",
+		e.Tenant.Database, e.Tenant.Name, e.Tenant.Name)
+}
+
 // NotServedError is a tenant that is not active, asked for as if it were.
 type NotServedError struct{ Tenant registry.Tenant }
 
@@ -146,6 +155,16 @@ func OpenServed(ctx context.Context, uri string, t registry.Tenant, migrate bool
 	}
 	err = func() error {
 		if migrate {
+			// An app never makes its school's database: create and restore
+			// do, stamped, before the school is active. An empty one is a
+			// school purged while this app was starting (its record read
+			// just before): stamping it would bring the purged school's
+			// database back, stamped, in the way of its restore.
+			if empty, err := st.Empty(ctx); err != nil {
+				return err
+			} else if empty {
+				return &NoDatabaseError{Tenant: t}
+			}
 			if err := migrateStore(ctx, st, t, logger); err != nil {
 				return err
 			}

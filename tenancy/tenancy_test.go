@@ -3,6 +3,7 @@ package tenancy_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -369,5 +370,38 @@ func TestFleetMigration(t *testing.T) {
 	}
 	if _, err := w.m.MigrationTargets(ctx, false, []string{"nobody-" + a.Name}); err == nil {
 		t.Error("an unknown tenant is a target")
+	}
+}
+
+// An app that read its school's record (active) just before the school
+// was purged must not make the database again: stamped with the purged
+// ID, it would stand in the way of a restore, or of a new school of that
+// name. Another school's database is not touched.
+func TestAppStartingAfterPurgeMakesNoDatabase(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	a, b := w.create(w.name()), w.create(w.name())
+	stale := a // the record the app read while a was active
+	a, err := w.m.Delete(ctx, a, time.Hour, true)
+	if err != nil {
+		t.Fatalf("delete --purge-data: %v", err)
+	}
+	w.nothingOf(a.Name)
+	st, err := tenancy.OpenServed(ctx, mongotest.URI(t), stale, true, slog.New(slog.DiscardHandler))
+	var noDB *tenancy.NoDatabaseError
+	if !errors.As(err, &noDB) {
+		if st != nil {
+			st.Close(ctx)
+		}
+		t.Fatalf("app start on the purged school's database: %v, want NoDatabaseError", err)
+	}
+	w.nothingOf(a.Name)
+	st, err = tenancy.OpenServed(ctx, mongotest.URI(t), b, true, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatalf("b's app refused: %v", err)
+	}
+	defer st.Close(ctx)
+	if id, err := st.TenantID(ctx); err != nil || id != b.ID {
+		t.Errorf("b's stamp %q, %v", id, err)
 	}
 }

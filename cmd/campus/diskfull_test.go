@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/campus-saas/campus/app"
 	"github.com/campus-saas/campus/internal/engines"
+	"github.com/campus-saas/campus/internal/systemtest"
 	"github.com/campus-saas/campus/proxy"
 )
 
@@ -161,10 +163,18 @@ func TestDevDiskFull(t *testing.T) {
 	})
 
 	t.Run("the log says disk full once, naming the folder and the database", func(t *testing.T) {
-		logs := d.logs.String()
-		if !strings.Contains(logs, `"disk full: the disk holding the data folder`) || !strings.Contains(logs, `"data":"`+data+`"`) {
-			t.Error("campus dev logged no ERROR naming the data folder and disk full")
+		// The supervisor's watch reads the disk every few seconds: wait for
+		// its line rather than expect it already written.
+		if err := systemtest.Eventually(time.Minute, func() error {
+			logs := d.logs.String()
+			if !strings.Contains(logs, `"disk full: the disk holding the data folder`) || !strings.Contains(logs, `"data":"`+data+`"`) {
+				return errors.New("campus dev logged no ERROR naming the data folder and disk full")
+			}
+			return nil
+		}); err != nil {
+			t.Error(err)
 		}
+		logs := d.logs.String()
 		if n := strings.Count(logs, `"msg":"disk full: the database cannot save; reads go on"`); n != 1 {
 			t.Errorf("nairobi's app logged %d disk-full ERROR lines for one failed save, want 1", n)
 		}
