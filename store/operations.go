@@ -60,6 +60,15 @@ const (
 	// names: FerretDB's SQLite backend deletes with one IN (…) of every
 	// matched ID, and SQLite refuses more than 32,766 variables.
 	deleteBatch = 5_000
+	// markBatch is the most students one update by ID marks or unmarks.
+	// FerretDB's SQLite backend updates one row per transaction, and it
+	// runs a command to its end even when its client is gone (a killed
+	// app): the school's other writers wait behind those row updates,
+	// and SQLite's busy wait is unfair to them (docs/ARCHITECTURE.md,
+	// "A writer that dies"). Small commands bound what a dead writer
+	// leaves running, and each command's scan for its IDs (no write lock
+	// held) lets the other writers in between.
+	markBatch = 200
 )
 
 // Operation states.
@@ -557,8 +566,8 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 			}
 		}
 	}
-	for start := 0; start < len(rec.IDs); start += deleteBatch {
-		batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
+	for start := 0; start < len(rec.IDs); start += markBatch {
+		batch := rec.IDs[start:min(start+markBatch, len(rec.IDs))]
 		if _, err := s.col(colStudents).UpdateMany(ctx, bson.D{{Key: "_id", Value: d("$in", batch)}, {Key: "del", Value: rec.Seq}}, d("$unset", d("del", ""))); err != nil {
 			return fmt.Errorf("roll back operation %d: unmark its students: %w", rec.Seq, err)
 		}

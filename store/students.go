@@ -227,8 +227,8 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64, actor Actor) (i
 	fail := func(err error) (int64, error) {
 		return 0, fmt.Errorf("delete %d students: nothing deleted: %w", len(gone), s.abortOp(ctx, op, err))
 	}
-	for start := 0; start < len(rec.IDs); start += deleteBatch {
-		batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
+	for start := 0; start < len(rec.IDs); start += markBatch {
+		batch := rec.IDs[start:min(start+markBatch, len(rec.IDs))]
 		if _, err := s.col(colStudents).UpdateMany(ctx, d("_id", d("$in", batch)), d("$set", d("del", op.rec.Seq))); err != nil {
 			return fail(err)
 		}
