@@ -10,6 +10,8 @@ import (
 	"path"
 	"strconv"
 	"strings"
+
+	"github.com/campus-saas/campus/store"
 )
 
 //go:embed templates/*.html
@@ -196,7 +198,8 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
 	s.render(w, r, code, "error", p)
 }
 
-// serverError logs the cause (never shown to the visitor) and answers 500.
+// serverError logs the cause (never shown to the visitor) and answers 500,
+// or 503 with Retry-After when the school's database was busy (store.IsBusy).
 // A request whose client went away is not a server error: it is recorded
 // as 499 (nginx's "client closed request") and logged at debug level.
 func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) {
@@ -204,6 +207,12 @@ func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 	if r.Context().Err() != nil {
 		s.log.Debug("client went away", "request_id", st.id, "route", st.route, "err", err)
 		w.WriteHeader(statusClientClosed)
+		return
+	}
+	if store.IsBusy(err) { // another writer of the school held its lock too long
+		s.log.Warn("database busy", "request_id", st.id, "route", st.route, "err", err)
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, r, http.StatusServiceUnavailable)
 		return
 	}
 	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)
