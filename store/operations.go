@@ -55,7 +55,7 @@ const (
 	colOperations = "operations"
 	opBeat        = 2 * time.Second // the writer's heartbeat
 	opLease       = OperationLease
-	opKeepClosed  = 24 * time.Hour // closed committed records are pruned after this (the newest is kept)
+	opKeepClosed  = 24 * time.Hour // closed records are pruned after this (the newest is kept)
 	// deleteBatch is the most documents one delete (or update by ID)
 	// names: FerretDB's SQLite backend deletes with one IN (…) of every
 	// matched ID, and SQLite refuses more than 32,766 variables.
@@ -647,10 +647,16 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 	for _, rec := range recs {
 		switch {
 		case rec.Closed:
-			// A rolled-back record is kept for good: a dead writer's last
-			// command can land after the roll-back (FerretDB runs it to its
-			// end), and its rows stay hidden only while the record says so.
-			if rec.state == opCommitted && rec.Seq < v.max && s.opts.Now().Sub(rec.ClosedAt) > opKeepClosed {
+			if rec.Seq < v.max && s.opts.Now().Sub(rec.ClosedAt) > opKeepClosed {
+				// A dead writer's last command can land after its roll-back
+				// (FerretDB runs it to its end): rows and marks carrying a
+				// rolled-back number, hidden while the record exists. A day
+				// on, that command has long ended: undo once more, then prune.
+				if rec.state != opCommitted {
+					if err := s.rollBack(ctx, rec); err != nil {
+						return rolled, fmt.Errorf("recover interrupted operations: sweep: %w", err)
+					}
+				}
 				_, _ = s.col(colOperations).DeleteMany(ctx, d("_id", d("$in", bson.A{rec.ID, opEndID(rec.Seq)})))
 			}
 		case !s.ownerGone(rec):
