@@ -202,7 +202,8 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
 	s.render(w, r, code, "error", p)
 }
 
-// serverError logs the cause (never shown to the visitor) and answers 500.
+// serverError logs the cause (never shown to the visitor) and answers 500,
+// or 503 with Retry-After when the school's database was busy (store.IsBusy).
 // A request whose client went away is not a server error: it is recorded
 // as 499 (nginx's "client closed request") and logged at debug level.
 func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) {
@@ -214,6 +215,12 @@ func (s *server) serverError(w http.ResponseWriter, r *http.Request, err error) 
 	}
 	if store.IsStorageFull(err) {
 		s.storageFullPage(w, r, err)
+		return
+	}
+	if store.IsBusy(err) { // another writer of the school held its lock too long
+		s.log.Warn("database busy", "request_id", st.id, "route", st.route, "err", err)
+		w.Header().Set("Retry-After", "5")
+		s.renderError(w, r, http.StatusServiceUnavailable)
 		return
 	}
 	s.log.Error("request failed", "request_id", st.id, "route", st.route, "err", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -46,6 +47,18 @@ func withDeadline(ctx context.Context, d time.Duration) (context.Context, contex
 // IsTimeout reports whether err is a deadline of database work.
 func IsTimeout(err error) bool {
 	return errors.Is(err, ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || mongo.IsTimeout(err)
+}
+
+// IsBusy reports whether err is FerretDB's SQLite backend giving up on
+// the school's write lock ("database is locked", SQLITE_BUSY) after its
+// busy wait (10 s): another writer of the same school held it all that
+// time, typically a long update, possibly one whose client was killed
+// (FerretDB runs it to its end). The command failed and the database is
+// fine: the same write succeeds once the other writer is done, so callers
+// answer "busy, try again" (503), not a server error.
+func IsBusy(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && strings.Contains(se.Error(), "SQLITE_BUSY")
 }
 
 // timeoutError wraps err with what was being done, and with ErrTimeout

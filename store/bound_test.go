@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/campus-saas/campus/internal/mongotest"
 )
@@ -93,6 +94,27 @@ func TestListUsesIndexesOnMongoDB(t *testing.T) {
 		plan := fmt.Sprint(out["queryPlanner"])
 		if !strings.Contains(plan, "IXSCAN") || strings.Contains(plan, "COLLSCAN") || strings.Contains(plan, "stage:SORT ") {
 			t.Errorf("sort %s: plan does not walk an index: %s", sort, plan)
+		}
+	}
+}
+
+func TestIsBusy(t *testing.T) {
+	busy := mongo.CommandError{Code: 1, Name: "InternalError", Message: "[msg_insert.go:168 handler.(*Handler).MsgInsert] " +
+		"[collection.go:135 sqlite.(*collection).InsertAll.func1] database is locked (5) (SQLITE_BUSY)"}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"FerretDB's answer", busy, true},
+		{"wrapped", fmt.Errorf("authenticate: reserve login attempt: %w", busy), true},
+		{"another server error", mongo.CommandError{Code: 1, Message: "no such table"}, false},
+		{"our own words", errors.New("SQLITE_BUSY"), false},
+		{"a deadline", context.DeadlineExceeded, false},
+		{"nil", nil, false},
+	} {
+		if got := IsBusy(tc.err); got != tc.want {
+			t.Errorf("%s: IsBusy = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

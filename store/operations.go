@@ -647,6 +647,15 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 		switch {
 		case rec.Closed:
 			if rec.Seq < v.max && s.opts.Now().Sub(rec.ClosedAt) > opKeepClosed {
+				// A dead writer's last command can land after its roll-back
+				// (FerretDB runs it to its end): rows and marks carrying a
+				// rolled-back number, hidden while the record exists. A day
+				// on, that command has long ended: undo once more, then prune.
+				if rec.state != opCommitted {
+					if err := s.rollBack(ctx, rec); err != nil {
+						return rolled, fmt.Errorf("recover interrupted operations: sweep: %w", err)
+					}
+				}
 				_, _ = s.col(colOperations).DeleteMany(ctx, d("_id", d("$in", bson.A{rec.ID, opEndID(rec.Seq)})))
 			}
 		case !s.ownerGone(rec):

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -109,6 +110,19 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("devmongo: create data dir: %w", err)
+	}
+
+	// ferretdb.New opens the SQLite backend before it binds the listener,
+	// and when the bind fails it returns without closing the backend,
+	// whose leak check then panics the process at the next garbage
+	// collection. A fixed address is tried first, so that a port in use is
+	// an error here and not a crash later.
+	if !strings.HasSuffix(listen, ":0") {
+		ln, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("devmongo: listen on %s: %w", listen, err)
+		}
+		_ = ln.Close()
 	}
 
 	fdbLogger := slog.New(minLevel{min: slog.LevelWarn, h: logger.Handler()})
