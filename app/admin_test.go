@@ -312,7 +312,7 @@ func TestImport(t *testing.T) {
 	}
 	c := confirmImport(t, b, r)
 	wantCode(t, c, http.StatusSeeOther)
-	wantBody(t, b.follow(c), "Successfully imported 2 students.")
+	wantBody(t, awaitImport(t, b, c), "Successfully imported 2 students.")
 	if e.count() != 3 {
 		t.Fatalf("%d students after import, want 3", e.count())
 	}

@@ -72,7 +72,10 @@ type server struct {
 	static  *staticFiles
 	metrics *metrics
 
-	imports *importGate // imports being planned (importgate.go)
+	imports *importGate // imports being planned or running (importgate.go)
+	jobs    *importJobs // imports started in the background (importjob.go)
+	// For tests: told of each import started, before the answer.
+	importStarted func(*store.ImportRun)
 
 	// cancelled samples the log lines of requests whose client went away
 	// (499): a client can cause any number of them (issue 25).
@@ -125,6 +128,7 @@ func newServer(cfg Config) (*server, error) {
 		maxUpload: cfg.MaxUploadBytes,
 		now:       cfg.Now,
 		imports:   newImportGate(importMaxPerApp),
+		jobs:      newImportJobs(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -22,7 +22,6 @@ const (
 	flashChanged    flashKind = "changed"
 	flashDeleted    flashKind = "deleted"
 	flashBulkDelete flashKind = "bulk_deleted"
-	flashImported   flashKind = "imported"
 	flashLoggedOut  flashKind = "logged_out"
 	flashNoneChosen flashKind = "none_selected"
 	flashSettings   flashKind = "settings_saved"
@@ -40,7 +39,6 @@ var flashFormats = map[flashKind]string{
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
 	flashBulkDelete: "Successfully deleted %s.", // "3 students", see studentCount
-	flashImported:   "Successfully imported %s.",
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 	flashSettings:   "The settings were saved.",

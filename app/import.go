@@ -3,7 +3,6 @@ package app
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -132,11 +131,28 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	if st := stateOf(r); st.session != nil {
 		user = st.session.UserID
 	}
+	// A confirmation: once per plan (importjob.go). A second one of the
+	// same plan is sent to the first one's progress page.
+	var job *importJob
+	if fp := r.PostForm.Get("plan"); r.PostForm.Get("confirm") == "yes" && fp != "" {
+		var op int64
+		if job, op = s.jobs.confirmOnce(r.Context(), fp, mode); job == nil {
+			if op != 0 {
+				http.Redirect(w, r, importProgressURL(op), http.StatusSeeOther)
+			}
+			return
+		}
+		defer func() {
+			if job != nil { // not handed to startImport: nothing started
+				s.jobs.startedAs(job, nil)
+			}
+		}()
+	}
 	switch s.imports.enter(user) {
 	case gateUserBusy:
 		w.Header().Set("Retry-After", "5")
 		s.renderImport(w, r, http.StatusTooManyRequests, importData{Mode: mode,
-			Error: "Your previous import is still being checked. Wait for it to finish, then upload the file again."})
+			Error: "Your previous import is still being checked or imported. Wait for it to finish, then upload the file again."})
 		return
 	case gateAppBusy:
 		w.Header().Set("Retry-After", "5")
@@ -144,8 +160,12 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 			Error: "Other imports are being checked right now. Please upload the file again in a moment."})
 		return
 	}
-	rows := 0
-	defer func() { s.imports.leave(user, rows) }()
+	rows, running := 0, false
+	defer func() {
+		if !running { // a running import leaves when it ends (startImport)
+			s.imports.leave(user, rows)
+		}
+	}()
 	sheet := strings.TrimSpace(r.PostForm.Get("sheet"))
 	data, name, msg := s.importFile(r)
 	if msg != "" {
@@ -169,25 +189,13 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 			d.Notice = "The students changed since the preview (someone edited, added or deleted some). " +
 				"Nothing was imported. Check this new preview and confirm again."
 		} else {
-			res, err := s.store.ApplyImport(r.Context(), plan, actor(r))
-			switch {
-			case err == nil:
-				s.refreshStudentsGauge(r.Context(), true)
-				s.setFlash(w, r, flashImported, importedText(mode, res))
-				http.Redirect(w, r, studentsURL, http.StatusSeeOther)
-				return
-			case errors.Is(err, store.ErrImportStale), errors.Is(err, store.ErrDuplicateRegNo):
-				s.log.Info("import raced another writer; previewing again", "request_id", stateOf(r).id, "err", err)
-				if plan, err = s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode); err != nil {
-					s.serverError(w, r, fmt.Errorf("plan import of %d rows: %w", len(parsed.Rows), err))
-					return
-				}
-				d.Notice = "Someone changed the students while the import ran. Nothing was imported. " +
-					"Check this new preview and confirm again."
-			default:
-				s.serverError(w, r, fmt.Errorf("import %d rows: %w", plan.Valid(), err))
-				return
+			j := job  // claimed above: the form's plan is this one's
+			job = nil // startImport settles it
+			var err error
+			if running, err = s.startImport(w, r, j, plan, user, rows); !running {
+				s.serverError(w, r, fmt.Errorf("start the import of %d rows: %w", plan.Valid(), err))
 			}
+			return
 		}
 	}
 	fillImportPreview(&d, parsed, plan)

@@ -7,8 +7,9 @@ import (
 
 // Import previews are bounded (issue 20): planning an import holds the
 // whole file, its parsed rows and the plan in memory (a 100,000-row file:
-// tens of MB), so at most one import (preview or confirmation) per user
-// and importMaxPerApp per app are planned at once; beyond, the person is
+// tens of MB), so at most one import (preview, or confirmation until the
+// import has ended: importjob.go) per user and importMaxPerApp per app are
+// planned or running at once; beyond, the person is
 // asked to try again in a moment (429 for their own second import, 503
 // with Retry-After when the school is busy with others), losing nothing
 // but the upload. Plans are never kept between requests (see import.go),

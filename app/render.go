@@ -39,6 +39,7 @@ type page struct {
 	Flash   *flashMsg   // message from the previous request
 	Crumbs  []crumb
 	Data    any
+	Refresh int  // seconds after which the page reloads itself (0: never)
 	neutral bool // say nothing about the tenant (421)
 }
 

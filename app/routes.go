@@ -92,6 +92,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
 		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
 		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},
+		{"GET /admin/students/import/{op}/progress/{$}", store.PermImport, s.handleImportProgress, ""},
 
 		{"GET /admin/users/{$}", super, s.handleUserList, ""},
 		{"GET /admin/users/add/{$}", super, s.handleUserAddForm, ""},

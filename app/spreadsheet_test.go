@@ -44,7 +44,7 @@ func TestImportUpdateMode(t *testing.T) {
 	}
 	c := confirmImport(t, b, r)
 	wantCode(t, c, http.StatusSeeOther)
-	wantBody(t, b.follow(c), "Successfully imported 2 students (1 new, 1 updated).")
+	wantBody(t, awaitImport(t, b, c), "Successfully imported 2 students (1 new, 1 updated).")
 	if st, _ := e.store.Student(context.Background(), a.ID); st.SecondName != "Otieno" || e.count() != 3 {
 		t.Fatalf("after the update import: %+v, %d students", st, e.count())
 	}
@@ -81,7 +81,7 @@ func TestImportWindows1252(t *testing.T) {
 	r := uploadCSV(t, b, "add", csv)
 	wantCode(t, r, http.StatusOK)
 	wantBody(t, r, "Zoë", "Müller", "Windows-1252", "CSV UTF-8")
-	wantCode(t, confirmImport(t, b, r), http.StatusSeeOther)
+	awaitImport(t, b, confirmImport(t, b, r))
 	if p, _ := e.store.ListStudents(context.Background(), store.ListOptions{}); len(p.Students) != 1 || p.Students[0].FirstName != "Zoë" {
 		t.Fatalf("imported %+v", p.Students)
 	}

@@ -346,8 +346,7 @@ func TestHistoryRecorded(t *testing.T) {
 	// Import and bulk delete, as the superuser.
 	preview := uploadCSV(t, admin, "add", "registration_no,first_name,second_name\nI-1,Imp,One\nI-2,Imp,Two\n")
 	wantCode(t, preview, http.StatusOK)
-	r = confirmImport(t, admin, preview)
-	wantCode(t, r, http.StatusSeeOther)
+	awaitImport(t, admin, confirmImport(t, admin, preview))
 	imported := e.studentIDs("I-1", "I-2")
 	r = admin.submit("/admin/students/", "/admin/students/delete-selected/", url.Values{
 		"ids": {fmt.Sprint(imported[0]), fmt.Sprint(imported[1])}, "confirm": {"yes"}})

@@ -95,10 +95,11 @@ func TestCSVImport(t *testing.T) {
 		if got := exportedRows(t, sys, "kisumu"); got != 0 {
 			t.Fatalf("the database holds %d students before the import was confirmed, want 0", got)
 		}
-		b.press(`#import-confirm button[type=submit]`, http.StatusOK, "imported")
-		if got := b.textOf("#flash"); got != "Successfully imported 5,000 students." {
+		if got := b.confirmImport("imported"); got != "Successfully imported 5,000 students." {
 			t.Errorf("after importing: %q", got)
 		}
+		b.audit("import progress")
+		b.open(kisumu.url(sys, "/admin/students/"), http.StatusOK, "imported-list")
 		b.see("5,000 students, showing 1–50")
 		if got := exportedRows(t, sys, "kisumu"); got != n {
 			t.Errorf("the database holds %d students, want %d", got, n)

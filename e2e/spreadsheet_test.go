@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/text/encoding/charmap"
@@ -20,6 +21,31 @@ func (b *tab) upload(s school, sys *devSystem, file, mode string, wantStatus int
 	b.step("choose "+filepath.Base(file), chromedp.SetUploadFiles(chromedp.CSS("#id_file"), []string{file}))
 	b.step("mode "+mode, chromedp.Click(chromedp.CSS("#mode_"+mode)))
 	b.press(`#import-form button[type=submit]`, wantStatus, shot)
+}
+
+// confirmImport presses the preview's confirmation, which answers at once
+// with the import's progress page, and follows that page (as its own
+// refresh does) until the import has ended; it returns what the page then
+// says (#import-done or #import-failed).
+func (b *tab) confirmImport(shot string) string {
+	b.t.Helper()
+	b.press(`#import-confirm button[type=submit]`, http.StatusOK, shot+"-progress")
+	progress := value(b, "location", chromedp.Evaluate[string]("location.href"))
+	if !strings.Contains(progress, "/admin/students/import/") || !strings.HasSuffix(progress, "/progress/") {
+		b.t.Fatalf("the confirmation led to %s, not an import's progress page", progress)
+	}
+	for deadline := time.Now().Add(3 * time.Minute); b.count("#import-done, #import-failed") == 0; {
+		if time.Now().After(deadline) {
+			b.t.Fatalf("the import still runs after 3 minutes: %s", b.text())
+		}
+		time.Sleep(300 * time.Millisecond) // polling, not deciding
+		b.open(progress, http.StatusOK, shot+"-progress")
+	}
+	b.shot(shot)
+	if b.count("#import-done") == 0 {
+		return b.textOf("#import-failed")
+	}
+	return b.textOf("#import-done")
 }
 
 // exportFromPage fetches an export link as the page's own script would,
@@ -99,10 +125,10 @@ func TestImportPreviewAndUpdate(t *testing.T) {
 		if got := exportedRows(t, sys, "mombasa"); got != 2 {
 			t.Fatalf("%d students after the update preview, want 2", got)
 		}
-		b.press(`#import-confirm button[type=submit]`, http.StatusOK, "updated")
-		if got := b.textOf("#flash"); got != "Successfully imported 2 students (1 new, 1 updated)." {
+		if got := b.confirmImport("updated"); got != "Successfully imported 2 students (1 new, 1 updated)." {
 			t.Errorf("after the import: %q", got)
 		}
+		b.open(mombasa.url(sys, "/admin/students/"), http.StatusOK, "updated-list")
 		b.see("MBS/003", "Otieno", "3 students")
 		b.dontSee("Odhiambo")
 	})
@@ -131,10 +157,10 @@ func TestSpreadsheetRoundTrip(t *testing.T) {
 	}
 	b.upload(kumasi, sys, file, "add", http.StatusOK, "preview-1252")
 	b.see("Read as Windows-1252 text, fields separated by semicolons.", "CSV UTF-8", "Zoë", "Müller", "François", "Nuñez")
-	b.press(`#import-confirm button[type=submit]`, http.StatusOK, "imported-1252")
-	if got := b.textOf("#flash"); got != "Successfully imported 3 students." {
+	if got := b.confirmImport("imported-1252"); got != "Successfully imported 3 students." {
 		t.Errorf("after importing: %q", got)
 	}
+	b.open(kumasi.url(sys, "/admin/students/"), http.StatusOK, "imported-1252-list")
 
 	// The export, as the list's link gives it.
 	link := b.attr("#export-csv", "href")
@@ -167,7 +193,10 @@ func TestSpreadsheetRoundTrip(t *testing.T) {
 	if got := b.textOf("#import-summary"); got != "The file has 3 valid rows and no errors: 0 new, 1 changed, 2 unchanged. Nothing has been imported yet." {
 		t.Errorf("round trip preview: %q", got)
 	}
-	b.press(`#import-confirm button[type=submit]`, http.StatusOK, "imported-edited")
+	if got := b.confirmImport("imported-edited"); got != "Successfully imported 1 student (0 new, 1 updated)." {
+		t.Errorf("after the round trip: %q", got)
+	}
+	b.open(kumasi.url(sys, "/admin/students/"), http.StatusOK, "imported-edited-list")
 	b.see("Müller-伊藤", `=HYPERLINK("http://evil.example")`)
 
 	// Nothing of it at another school.

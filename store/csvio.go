@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -590,27 +591,45 @@ type ImportResult struct{ Added, Updated int }
 // rolled back and the error returned. Operations left by a writer that is
 // gone are rolled back first.
 func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (ImportResult, error) {
-	if len(plan.Errors) > 0 {
-		return ImportResult{}, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
-	}
-	if _, err := s.RecoverOperations(ctx); err != nil {
-		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
-	}
 	ctx, cancel := s.boundBulk(ctx)
 	defer cancel()
+	op, err := s.beginImport(ctx, plan, actor)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	return s.writeImport(ctx, op, plan, actor, nil)
+}
+
+// beginImport checks plan, recovers interrupted operations and records
+// the import's operation (pending, with its heartbeat): the first half of
+// ApplyImport, the part StartImport waits for.
+func (s *Store) beginImport(ctx context.Context, plan ImportPlan, actor Actor) (*runningOp, error) {
+	if len(plan.Errors) > 0 {
+		return nil, fmt.Errorf("apply import: the plan has %d row errors", len(plan.Errors))
+	}
+	if _, err := s.RecoverOperations(ctx); err != nil {
+		return nil, fmt.Errorf("import students: nothing imported: %w", s.full(err))
+	}
 	rec := opRecord{Kind: opImport, UserID: actor.UserID, Username: actor.Username, Added: len(plan.New), Updated: len(plan.Changed)}
 	if len(plan.New) > 0 {
 		first, err := s.allocateIDs(ctx, len(plan.New))
 		if err != nil {
-			return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", err)
+			return nil, fmt.Errorf("import students: nothing imported: %w", err)
 		}
 		rec.First, rec.Last = first, first+int64(len(plan.New))-1
 	}
 	op, err := s.beginOp(ctx, rec)
 	if err != nil {
-		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.full(err))
+		return nil, fmt.Errorf("import students: nothing imported: %w", s.full(err))
 	}
-	seq := op.rec.Seq
+	return op, nil
+}
+
+// writeImport writes the rows of op (begun by beginImport), its history
+// entry, and commits it; on any failure it rolls op back. done, when not
+// nil, counts the rows written.
+func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan, actor Actor, done *atomic.Int64) (ImportResult, error) {
+	rec, seq := op.rec, op.rec.Seq
 	fail := func(err error) (ImportResult, error) {
 		if mongo.IsDuplicateKeyError(err) {
 			err = errors.Join(ErrDuplicateRegNo, err)
@@ -639,6 +658,9 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (
 		for j := range docs {
 			written = append(written, &docs[j].Doc)
 		}
+		if done != nil {
+			done.Add(int64(len(docs)))
+		}
 	}
 	for _, c := range plan.Changed {
 		// Matching on the values the plan saw makes a concurrent edit a
@@ -662,6 +684,9 @@ func (s *Store) ApplyImport(ctx context.Context, plan ImportPlan, actor Actor) (
 			return fail(err)
 		}
 		written = append(written, &doc)
+		if done != nil {
+			done.Add(1)
+		}
 	}
 	res := ImportResult{Added: len(plan.New), Updated: len(plan.Changed)}
 	if len(written) == 0 {

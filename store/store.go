@@ -165,6 +165,7 @@ type Store struct {
 	closing chan struct{} // closed when Close starts (journal retries on a full disk give up then)
 	bg      sync.WaitGroup
 	retries sync.WaitGroup // the journal entries still to append: Close gives them until its ctx ends
+	imports sync.WaitGroup // imports running in the background (importrun.go): Close gives them ImportDrain
 }
 
 // errStoreClosed answers reads that need background work after Close.
@@ -412,6 +413,7 @@ func (s *Store) Close(ctx context.Context) error {
 	}
 	s.closed = true
 	s.bgMu.Unlock()
+	s.drainImports(ctx)
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	s.saveIfBehind(sctx)
 	cancel()

@@ -200,11 +200,14 @@ func multipartForm(fields map[string]string, file []byte) (*bytes.Buffer, string
 }
 
 // browserImport imports rows new to c's school as a person does on its
-// import page: a preview, then the confirmation, which its app applies.
-// A confirmation that does not end in the students page (a 504 from the
-// proxy when the app takes longer than its upstream timeout) is reported
-// in outcome, with what the school holds after it; err is for the bench's
-// own failures.
+// import page: a preview, then the confirmation, which its app applies
+// (before this tree: within the request; since: in the background, the
+// answer being a redirect to the import's progress page). The outcome
+// says how the confirmation was answered and after how long (the client
+// follows the redirect), and when the school held the rows (polled every
+// 250 ms); a confirmation answered otherwise (a 504 from the proxy when
+// the app takes longer than its upstream timeout) is reported with what
+// the page said. err is for the bench's own failures.
 func (cs *coldSystem) browserImport(ctx context.Context, c *coldClass, rows int) (outcome string, err error) {
 	st, err := tenancy.OpenStore(ctx, cs.sys.uri, c.t.Database)
 	if err != nil {
@@ -225,24 +228,32 @@ func (cs *coldSystem) browserImport(ctx context.Context, c *coldClass, rows int)
 	previewed := time.Since(start)
 	form["confirm"] = "yes"
 	body, ctype = multipartForm(form, nil)
-	// The client follows the redirect to the students page (200).
 	start = time.Now()
 	page, code, err = cs.send(ctx, c, http.MethodPost, "/admin/students/import/", cookies[0], ctype, body)
 	confirmed := time.Since(start)
 	if err != nil {
 		return "", fmt.Errorf("the import's confirmation: %w", err)
 	}
+	answer := "the students page"
+	if bytes.Contains(page, []byte(`id="import-progress"`)) || bytes.Contains(page, []byte(`id="import-done"`)) {
+		answer = "the import's progress page"
+	}
 	// What the school holds once its app is done (it may go on after the
-	// proxy gave up).
+	// proxy gave up, or after the answer).
 	var n int64
-	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+	applied := time.Duration(0)
+	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
 		if n, err = st.CountStudents(ctx); err == nil && n == int64(c.size+rows) {
+			applied = time.Since(start)
 			break
 		}
 	}
-	outcome = fmt.Sprintf("preview %s, confirmation %d after %s", previewed.Round(time.Millisecond), code, confirmed.Round(time.Millisecond))
+	outcome = fmt.Sprintf("preview %s, confirmation %d (%s) after %s", previewed.Round(time.Millisecond), code, answer, confirmed.Round(time.Millisecond))
 	if code != http.StatusOK {
 		outcome += " (" + pageError(page) + ")"
+	}
+	if applied > 0 {
+		outcome += fmt.Sprintf(", all rows visible %s after the confirmation", applied.Round(time.Millisecond))
 	}
 	return outcome + fmt.Sprintf(", then %d students", n), nil
 }
