@@ -1,0 +1,311 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// The history chain: reading the newest entries without reading them all.
+//
+// FerretDB v1.24.2 hands SQLite only a filter on `_id` equality (a string
+// or an ObjectID); every other filter, every sort but $natural on a capped
+// collection, and a limit with a filter or sort are done in Go over the
+// whole collection. So a history read that sorts by time costs a pass over
+// every entry. The chain makes the newest entries reachable by `_id`
+// look-ups alone:
+//
+//   - Every call that records entries claims the next batch number B by a
+//     unique insert of {_id: "b:B"} into history_chain (as student IDs are
+//     claimed, ids.go): the batches are numbered 1, 2, 3, … without gaps,
+//     since B is tried only once b:B-1 exists.
+//   - The batch document holds the entries' IDs, their time and a summary
+//     (usernames, actions, operations, whether any is not about an
+//     account), so a filtered read skips a batch without reading its
+//     entries.
+//   - A batch's time is the later of now and one millisecond after batch
+//     B-1's, read before the claim: times grow strictly with B, and every
+//     entry of the batch has that time. Newest first by (at, _id) is then
+//     batches from the highest down, each batch's entries by _id, down.
+//   - An entry counts for a batch only if its time is the batch's (a
+//     batch that lists an entry recorded by another batch, the roll-back
+//     entry written twice, does not show it twice); entries deleted since
+//     (roll-back) are simply not found.
+//   - Entries recorded before the chain existed (legacy: no field b) are
+//     older than all of it; batch 1 says whether there were any, and a
+//     read that passes batch 1 reads them with the old sorted query.
+//
+// Where the read model is used (FerretDB) the history page, the admin
+// home's latest entries and the usernames read the chain; MongoDB keeps
+// its indexed queries. Totals are not counted by the chain: a page says
+// whether there is a next one, and the total once the read got to the end.
+const (
+	colHistoryChain = "history_chain"
+	colHistoryNames = "history_names"
+	chainHintDocID  = "next" // in colHistoryChain: a recent free B (may lag, never lead)
+)
+
+// chainBatch is a batch document.
+type chainBatch struct {
+	ID      string    `bson:"_id"`
+	B       int64     `bson:"b"`
+	At      time.Time `bson:"at"`
+	IDs     []string  `bson:"ids"`
+	Users   []string  `bson:"users"`
+	Actions []string  `bson:"actions"`
+	Ops     []int64   `bson:"ops"`
+	Plain   bool      `bson:"plain"`            // some entry is not about a user account or group
+	Legacy  bool      `bson:"legacy,omitempty"` // batch 1 only: entries older than the chain exist
+}
+
+func batchID(b int64) string { return "b:" + strconv.FormatInt(b, 10) }
+
+// summarize fills the batch's summary from its entries.
+func (c *chainBatch) summarize(entries []HistoryEntry) {
+	for _, e := range entries {
+		c.IDs = append(c.IDs, e.ID)
+		if !slices.Contains(c.Users, e.Username) {
+			c.Users = append(c.Users, e.Username)
+		}
+		if !slices.Contains(c.Actions, string(e.Action)) {
+			c.Actions = append(c.Actions, string(e.Action))
+		}
+		if !slices.Contains(c.Ops, e.Op) {
+			c.Ops = append(c.Ops, e.Op)
+		}
+		if e.TargetUserID == "" && e.TargetGroupID == "" {
+			c.Plain = true
+		}
+	}
+}
+
+// mayMatch reports whether some entry of the batch may be one f and v
+// select.
+func (c *chainBatch) mayMatch(f HistoryFilter, v OpsView) bool {
+	if !f.Accounts && !c.Plain {
+		return false
+	}
+	if f.Username != "" && !slices.ContainsFunc(usernameSpellings(f.Username), func(u string) bool { return slices.Contains(c.Users, u) }) {
+		return false
+	}
+	if f.Action != "" && !slices.Contains(c.Actions, string(f.Action)) {
+		return false
+	}
+	if (!f.From.IsZero() && c.At.Before(f.From)) || (!f.Until.IsZero() && !c.At.Before(f.Until)) {
+		return false
+	}
+	return slices.ContainsFunc(c.Ops, v.counts)
+}
+
+// matches is f.bson() and v.historyFilter for one entry.
+func (f HistoryFilter) matches(e HistoryEntry, v OpsView) bool {
+	if !v.counts(e.Op) {
+		return false
+	}
+	if !f.Accounts && (e.TargetUserID != "" || e.TargetGroupID != "") {
+		return false
+	}
+	if f.Username != "" && !slices.Contains(usernameSpellings(f.Username), e.Username) {
+		return false
+	}
+	if f.Action != "" && e.Action != f.Action {
+		return false
+	}
+	if !f.From.IsZero() && e.At.Before(f.From) {
+		return false
+	}
+	return f.Until.IsZero() || e.At.Before(f.Until)
+}
+
+// chainEntries records entries (already given IDs, all of one batch) in
+// the chain: claims the batch, stamps their time and batch. It returns
+// the entries to insert.
+func (s *Store) chainEntries(ctx context.Context, entries []HistoryEntry) ([]HistoryEntry, error) {
+	chain := s.col(colHistoryChain)
+	next, err := s.chainHint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for range maxIDProbes {
+		c := chainBatch{ID: batchID(next), B: next, At: s.now()}
+		if next > 1 {
+			var prev chainBatch
+			if err := chain.FindOne(ctx, d("_id", batchID(next-1))).Decode(&prev); err != nil {
+				return nil, fmt.Errorf("read history batch %d: %w", next-1, err)
+			}
+			c.At = later(c.At, prev.At.Add(time.Millisecond))
+		} else {
+			// The first batch: were there entries before the chain?
+			err := s.col(colHistory).FindOne(ctx, bson.D{}).Err()
+			if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+				return nil, fmt.Errorf("look for history entries: %w", err)
+			}
+			c.Legacy = err == nil
+			if c.Legacy {
+				if err := s.nameLegacyUsers(ctx); err != nil {
+					return nil, err
+				}
+			}
+		}
+		for i := range entries {
+			entries[i].At, entries[i].Batch = c.At, next
+		}
+		c.summarize(entries)
+		_, err := chain.InsertOne(ctx, c)
+		if err == nil {
+			_, _ = chain.UpdateOne(ctx, d("_id", chainHintDocID), d("$max", d("next", next+1)), options.UpdateOne().SetUpsert(true))
+			return entries, s.nameUsers(ctx, c.Users)
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return nil, fmt.Errorf("claim history batch %d: %w", next, s.full(err))
+		}
+		next++
+	}
+	return nil, fmt.Errorf("claim a history batch: more than %d claims raced; try again", maxIDProbes)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// chainHint is a free batch number or one below it (1 with no chain).
+func (s *Store) chainHint(ctx context.Context) (int64, error) {
+	var hint struct {
+		Next int64 `bson:"next"`
+	}
+	err := s.col(colHistoryChain).FindOne(ctx, d("_id", chainHintDocID)).Decode(&hint)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, fmt.Errorf("read the history batch hint: %w", err)
+	}
+	return max(hint.Next, 1), nil
+}
+
+// chainTop is the highest batch (0: none).
+func (s *Store) chainTop(ctx context.Context) (int64, error) {
+	next, err := s.chainHint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		err := s.col(colHistoryChain).FindOne(ctx, d("_id", batchID(next)), options.FindOne().SetProjection(d("_id", 1))).Err()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			return next - 1, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read history batch %d: %w", next, err)
+		}
+		next++
+	}
+}
+
+// nameUsers remembers usernames for the "who" filter (history_names).
+func (s *Store) nameUsers(ctx context.Context, names []string) error {
+	for _, n := range names {
+		if _, seen := s.historyNames.Load(n); seen {
+			continue
+		}
+		if _, err := s.col(colHistoryNames).InsertOne(ctx, d("_id", n)); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("record history username: %w", s.full(err))
+		}
+		s.historyNames.Store(n, true)
+	}
+	return nil
+}
+
+// nameLegacyUsers records the usernames of the entries older than the
+// chain (once, when the chain begins: a pass over them).
+func (s *Store) nameLegacyUsers(ctx context.Context) error {
+	var names []string
+	if err := s.col(colHistory).Distinct(ctx, "username", bson.D{}).Decode(&names); err != nil {
+		return fmt.Errorf("read history usernames: %w", err)
+	}
+	return s.nameUsers(ctx, names)
+}
+
+// chainNewest returns the entries f and v select, newest first, leaving
+// out the first skip and stopping after want+1 (the one more says there
+// is a next page). done reports that every entry was read: then skip and
+// the entries returned are all there are.
+func (s *Store) chainNewest(ctx context.Context, f HistoryFilter, v OpsView, skip, want int) (out []HistoryEntry, seen int, done bool, err error) {
+	top, err := s.chainTop(ctx)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read history: %w", err)
+	}
+	legacy := top == 0
+	chain, hist := s.col(colHistoryChain), s.col(colHistory)
+	full := func() bool { return seen >= skip+want+1 }
+	for b := top; b >= 1 && !full(); b-- {
+		var c chainBatch
+		if err := chain.FindOne(ctx, d("_id", batchID(b))).Decode(&c); err != nil {
+			return nil, 0, false, fmt.Errorf("read history batch %d: %w", b, err)
+		}
+		if b == 1 {
+			legacy = c.Legacy
+		}
+		if !f.From.IsZero() && c.At.Before(f.From) {
+			return out, seen, true, nil // older ones are older still
+		}
+		if !c.mayMatch(f, v) {
+			continue
+		}
+		slices.Sort(c.IDs)
+		for i := len(c.IDs) - 1; i >= 0 && !full(); i-- {
+			var e HistoryEntry
+			err := hist.FindOne(ctx, d("_id", c.IDs[i])).Decode(&e)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue // rolled back
+			}
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("read history entry %s: %w", c.IDs[i], err)
+			}
+			if !e.At.Equal(c.At) || !f.matches(e, v) {
+				continue
+			}
+			if seen >= skip {
+				out = append(out, e)
+			}
+			seen++
+		}
+	}
+	if full() {
+		return out, seen, false, nil
+	}
+	if legacy {
+		// Entries older than the chain: the sorted query (a pass over
+		// the collection on FerretDB, once per read that gets this far).
+		filter := append(v.historyFilter(f.bson()), bson.E{Key: "b", Value: d("$exists", false)})
+		o := options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}})
+		cur, err := hist.Find(ctx, filter, o)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("read history: %w", err)
+		}
+		defer cur.Close(ctx)
+		for cur.Next(ctx) {
+			if seen >= skip {
+				var e HistoryEntry
+				if err := cur.Decode(&e); err != nil {
+					return nil, 0, false, fmt.Errorf("read history: decode entry: %w", err)
+				}
+				out = append(out, e)
+			}
+			seen++
+			if full() {
+				return out, seen, false, nil
+			}
+		}
+		if err := cur.Err(); err != nil {
+			return nil, 0, false, fmt.Errorf("read history: %w", err)
+		}
+	}
+	return out, seen, true, nil
+}
