@@ -244,6 +244,9 @@ func (s *Store) recordEntries(ctx context.Context, op int64, entries ...HistoryE
 		if err != nil {
 			return fmt.Errorf("record history (%d entries): %w", len(entries), err)
 		}
+		if err := s.slotStudents(ctx, batch); err != nil {
+			return fmt.Errorf("record history (%d entries): %w", len(entries), err)
+		}
 		docs := make([]any, len(batch))
 		for i := range batch {
 			docs[i] = batch[i]
@@ -298,6 +301,9 @@ func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]His
 
 // StudentHistory returns every entry about one student, oldest first.
 func (s *Store) StudentHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
+	if s.useModel(ctx) {
+		return s.chainStudent(ctx, id)
+	}
 	return s.findHistory(ctx, d("student_id", id), 1, 0)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -42,11 +43,17 @@ import (
 //     older than all of it; batch 1 says whether there were any, and a
 //     read that passes batch 1 reads them with the old sorted query.
 //
+// A student's entries are found the same way: each entry about a student
+// takes the student's first free slot {_id: "ID:k", h: entry ID} in
+// history_students (k = 0, 1, 2, …; a unique insert, before the entry is
+// written: a slot whose entry is missing is skipped).
+//
 // Where the read model is used (FerretDB) the history page, the admin
 // home's latest entries and the usernames read the chain; MongoDB keeps
 // its indexed queries. Totals are not counted by the chain: a page says
 // whether there is a next one, and the total once the read got to the end.
 const (
+	colHistorySlots = "history_students"
 	colHistoryChain = "history_chain"
 	colHistoryNames = "history_names"
 	chainHintDocID  = "next" // in colHistoryChain: a recent free B (may lag, never lead)
@@ -308,4 +315,122 @@ func (s *Store) chainNewest(ctx context.Context, f HistoryFilter, v OpsView, ski
 		}
 	}
 	return out, seen, true, nil
+}
+
+// maxSlotRounds bounds the probing for a student's free slot.
+const maxSlotRounds = 10_000
+
+// slotStudents gives each entry about a student a slot in
+// history_students: one unordered insert a round, the slots taken moving
+// to the next k.
+func (s *Store) slotStudents(ctx context.Context, entries []HistoryEntry) error {
+	type slot struct {
+		student int64
+		entry   string
+		k       int
+	}
+	var todo []slot
+	for _, e := range entries {
+		if e.StudentID != 0 {
+			todo = append(todo, slot{e.StudentID, e.ID, 0})
+		}
+	}
+	slotID := func(sl slot) string { return strconv.FormatInt(sl.student, 10) + ":" + strconv.Itoa(sl.k) }
+	for round := 0; len(todo) > 0; round++ {
+		if round == maxSlotRounds {
+			return fmt.Errorf("find a free history slot for student %d: more than %d taken", todo[0].student, maxSlotRounds)
+		}
+		docs := make([]any, len(todo))
+		taken := map[string]bool{}
+		for i := range todo {
+			for taken[slotID(todo[i])] { // the same student twice in one batch
+				todo[i].k++
+			}
+			taken[slotID(todo[i])] = true
+			docs[i] = bson.D{{Key: "_id", Value: slotID(todo[i])}, {Key: "h", Value: todo[i].entry}}
+		}
+		_, err := s.col(colHistorySlots).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+			return fmt.Errorf("record the students' history slots: %w", s.full(err))
+		}
+		var again []slot
+		for _, we := range bwe.WriteErrors {
+			if !mongo.IsDuplicateKeyError(we) || we.Index < 0 || we.Index >= len(todo) {
+				return fmt.Errorf("record the students' history slots: %w", s.full(err))
+			}
+			sl := todo[we.Index]
+			sl.k++
+			again = append(again, sl)
+		}
+		todo = again
+	}
+	return nil
+}
+
+// chainStudent is StudentHistory from the slots (and, for entries older
+// than the chain, the sorted query).
+func (s *Store) chainStudent(ctx context.Context, id int64) ([]HistoryEntry, error) {
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	out := []HistoryEntry{}
+	for k := 0; ; k++ {
+		var sl struct {
+			H string `bson:"h"`
+		}
+		err := s.col(colHistorySlots).FindOne(ctx, d("_id", strconv.FormatInt(id, 10)+":"+strconv.Itoa(k))).Decode(&sl)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read student %d's history: %w", id, err)
+		}
+		var e HistoryEntry
+		err = s.col(colHistory).FindOne(ctx, d("_id", sl.H)).Decode(&e)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // rolled back, or not written
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read student %d's history: %w", id, err)
+		}
+		if e.StudentID == id && e.Batch != 0 && v.counts(e.Op) {
+			out = append(out, e)
+		}
+	}
+	legacy, err := s.chainLegacy(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read student %d's history: %w", id, err)
+	}
+	if legacy {
+		old, err := s.findHistory(ctx, bson.D{{Key: "student_id", Value: id}, {Key: "b", Value: d("$exists", false)}}, 1, 0)
+		if err != nil {
+			return nil, err
+		}
+		out = append(old, out...)
+	}
+	slices.SortStableFunc(out, func(a, b HistoryEntry) int {
+		if c := a.At.Compare(b.At); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// chainLegacy reports whether entries older than the chain may exist.
+func (s *Store) chainLegacy(ctx context.Context) (bool, error) {
+	var first chainBatch
+	err := s.col(colHistoryChain).FindOne(ctx, d("_id", batchID(1))).Decode(&first)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return true, nil // no chain yet: whatever there is
+	}
+	if err != nil {
+		return false, fmt.Errorf("read history batch 1: %w", err)
+	}
+	return first.Legacy, nil
 }

@@ -58,7 +58,8 @@ func TestHistoryChainMatchesFullSort(t *testing.T) {
 		a := Actor{Username: users[(i*7)%len(users)]}
 		var es []HistoryEntry
 		for j := range 1 + i%4 {
-			st := Student{ID: int64(100 + i), RegistrationNo: fmt.Sprintf("N-%02d-%d", i, j), FirstName: "New", SecondName: "Entry"}
+			// Some of these students have legacy entries too.
+			st := Student{ID: int64(1 + (i*3+j)%70), RegistrationNo: fmt.Sprintf("N-%02d-%d", i, j), FirstName: "New", SecondName: "Entry"}
 			switch (i + j) % 5 {
 			case 0:
 				es = append(es, StudentAdded(a, st))
@@ -157,6 +158,19 @@ func TestHistoryChainMatchesFullSort(t *testing.T) {
 			if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 				t.Fatalf("%+v latest %d: chain gives\n%s\nthe sorted query\n%s", f, n, entryIDs(got), entryIDs(want))
 			}
+		}
+	}
+	for id := range int64(200) {
+		want, err := old.StudentHistory(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.StudentHistory(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("student %d: slots give\n%s\nthe sorted query\n%s", id, entryIDs(got), entryIDs(want))
 		}
 	}
 	want, err := old.HistoryUsernames(ctx)
