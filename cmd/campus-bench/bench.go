@@ -51,6 +51,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchDiskFull(ctx, e, args[1:])
 		case "atomic": // issue 22: bench_atomic.go
 			return runBenchAtomic(ctx, e, args[1:])
+		case "history": // bench_history.go
+			return runBenchHistory(ctx, e, args[1:])
 		}
 	}
 	if len(args) > 0 && args[0] == "proxy" {
