@@ -150,4 +150,3 @@ func runBenchHistory(ctx context.Context, e *env, args []string) error {
 	}
 	return w.Flush()
 }
-
