@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -109,6 +110,18 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("devmongo: create data dir: %w", err)
+	}
+
+	// A taken address is refused here: ferretdb.New fails on it only
+	// after opening its backend, which it then leaves unclosed (in a test
+	// binary, FerretDB's finalizer for it panics once the garbage
+	// collector runs).
+	if !strings.HasSuffix(listen, ":0") {
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("devmongo: listen on %s: %w", listen, err)
+		}
+		_ = l.Close()
 	}
 
 	fdbLogger := slog.New(minLevel{min: slog.LevelWarn, h: logger.Handler()})

@@ -33,7 +33,7 @@ const idIndexSuffix = "_campus_id_lookup"
 type idIndexer struct {
 	dir    string
 	logger *slog.Logger
-	seen   map[string]time.Time // file → modification time at its last look
+	seen   map[string]time.Time // file → when it was last looked at
 }
 
 // run looks every idIndexInterval until ctx ends.
@@ -63,16 +63,20 @@ func (x *idIndexer) pass(ctx context.Context) {
 		if wal := modified(f + "-wal"); wal.After(changed) {
 			changed = wal
 		}
-		if last, ok := x.seen[f]; ok && !changed.After(last) {
+		// A file changed up to a second before its last look (a table
+		// created while it was looked at, a coarse clock) is looked at
+		// again.
+		if last, ok := x.seen[f]; ok && changed.Before(last.Add(-time.Second)) {
 			continue
 		}
+		look := time.Now()
 		if err := indexFile(ctx, f); err != nil {
 			if ctx.Err() == nil {
 				x.logger.Warn("id indexes: index a database file", "file", f, "err", err)
 			}
 			continue
 		}
-		x.seen[f] = changed
+		x.seen[f] = look
 	}
 }
 
