@@ -86,10 +86,11 @@ const MaxHistoryPerPage = 200
 // FindHistory returns page (1-based; past the end: the last) of the
 // entries f selects, perPage a page (default 50, at most 200).
 //
-// On MongoDB that is a count and a find over the indexes. Where no index
-// is used (FerretDB: every query reads the whole collection, and sorts
-// it), one sorted pass counts the entries and decodes only the page's,
-// instead of a count and a find that each read everything.
+// On MongoDB that is a count and a find over the indexes. Where the read
+// model is used (FerretDB, where a sorted query reads the whole
+// collection) the entries up to the page come from the history chain by
+// `_id` look-ups (historychain.go), not counted unless the read gets to
+// the end.
 func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage int) (HistoryPage, error) {
 	if perPage <= 0 {
 		perPage = 50
