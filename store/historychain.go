@@ -70,6 +70,42 @@ type chainBatch struct {
 	Ops     []int64   `bson:"ops"`
 	Plain   bool      `bson:"plain"`            // some entry is not about a user account or group
 	Legacy  bool      `bson:"legacy,omitempty"` // batch 1 only: entries older than the chain exist
+	// Prev is, for every username of the batches before, the newest of
+	// them with an entry of that user: a read of one user's entries
+	// jumps from batch to batch of theirs.
+	Prev []userBatch `bson:"prev,omitempty"`
+}
+
+// userBatch is a username and a batch (an array, not a document keyed by
+// usernames: a name may hold dots).
+type userBatch struct {
+	U string `bson:"u"`
+	B int64  `bson:"b"`
+}
+
+// follows sets c.Prev from the batch just before it.
+func (c *chainBatch) follows(prev chainBatch) {
+	c.Prev = slices.Clone(prev.Prev)
+	for _, u := range prev.Users {
+		i := slices.IndexFunc(c.Prev, func(p userBatch) bool { return p.U == u })
+		if i < 0 {
+			c.Prev = append(c.Prev, userBatch{U: u, B: prev.B})
+		} else {
+			c.Prev[i].B = prev.B
+		}
+	}
+}
+
+// before is the newest batch before c with an entry of one of names (0:
+// none).
+func (c *chainBatch) before(names []string) int64 {
+	var b int64
+	for _, p := range c.Prev {
+		if slices.Contains(names, p.U) {
+			b = max(b, p.B)
+		}
+	}
+	return b
 }
 
 func batchID(b int64) string { return "b:" + strconv.FormatInt(b, 10) }
@@ -148,6 +184,7 @@ func (s *Store) chainEntries(ctx context.Context, entries []HistoryEntry) ([]His
 				return nil, fmt.Errorf("read history batch %d: %w", next-1, err)
 			}
 			c.At = later(c.At, prev.At.Add(time.Millisecond))
+			c.follows(prev)
 		} else {
 			// The first batch: were there entries before the chain?
 			err := s.col(colHistory).FindOne(ctx, bson.D{}).Err()
@@ -248,19 +285,23 @@ func (s *Store) chainNewest(ctx context.Context, f HistoryFilter, v OpsView, ski
 	if err != nil {
 		return nil, 0, false, fmt.Errorf("read history: %w", err)
 	}
-	legacy := top == 0
 	chain, hist := s.col(colHistoryChain), s.col(colHistory)
 	full := func() bool { return seen >= skip+want+1 }
-	for b := top; b >= 1 && !full(); b-- {
+	var names []string
+	if f.Username != "" {
+		names = usernameSpellings(f.Username)
+	}
+	for b := top; b >= 1 && !full(); {
 		var c chainBatch
 		if err := chain.FindOne(ctx, d("_id", batchID(b))).Decode(&c); err != nil {
 			return nil, 0, false, fmt.Errorf("read history batch %d: %w", b, err)
 		}
-		if b == 1 {
-			legacy = c.Legacy
-		}
 		if !f.From.IsZero() && c.At.Before(f.From) {
 			return out, seen, true, nil // older ones are older still
+		}
+		b--
+		if names != nil {
+			b = c.before(names) // the user's batch before this one
 		}
 		if !c.mayMatch(f, v) {
 			continue
@@ -286,6 +327,10 @@ func (s *Store) chainNewest(ctx context.Context, f HistoryFilter, v OpsView, ski
 	}
 	if full() {
 		return out, seen, false, nil
+	}
+	legacy, err := s.chainLegacy(ctx)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read history: %w", err)
 	}
 	if legacy {
 		// Entries older than the chain: the sorted query (a pass over
