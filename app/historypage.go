@@ -137,9 +137,14 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		s.dbError(w, r, err)
 		return
 	}
+	link := func(n int) string { return h.link(historyURL, n) }
 	d := historyList{Query: h, Rows: historyRows(pg.Entries), Actions: historyActions,
-		Pager:     makePager(pg.Total, pg.Page, pg.Pages, pg.PerPage, len(pg.Entries), func(n int) string { return h.link(historyURL, n) }),
+		Pager:     makePager(pg.Total, pg.Page, pg.Pages, pg.PerPage, len(pg.Entries), link),
 		ExportURL: h.link(historyURL+"export/", 1), Own: !stateOf(r).session.IsSuperuser}
+	if !pg.Counted { // not counted (FerretDB): the pages up to the next one
+		d.Pager = makePager(0, pg.Page, pg.Page+1, pg.PerPage, len(pg.Entries), link)
+		d.Pager.Uncounted = true
+	}
 	if !d.Own {
 		if d.Users, err = s.store.HistoryUsernames(r.Context()); err != nil {
 			s.dbError(w, r, err)

@@ -93,9 +93,13 @@ func TestHistoryPage(t *testing.T) {
 		}
 	}
 	p1 := boss.get("/admin/history/?user=bulk")
-	wantBody(t, p1, "60 entries, showing 1–50", `href="/admin/history/?page=2&amp;user=bulk"`)
+	// Counted (MongoDB), or not: FerretDB reads only up to the next page.
+	if !strings.Contains(p1.body, "60 entries, showing 1–50") {
+		wantBody(t, p1, "Entries 1–50, newest first; there are more (not counted")
+	}
+	wantBody(t, p1, `href="/admin/history/?page=2&amp;user=bulk"`)
 	p2 := boss.get("/admin/history/?user=bulk&page=2")
-	wantBody(t, p2, "showing 51–60")
+	wantBody(t, p2, "60 entries, showing 51–60") // the end: counted
 	// A page past the end (a stale link) shows the last one.
 	wantBody(t, boss.get("/admin/history/?user=bulk&page=99"), "showing 51–60", "Entry")
 }

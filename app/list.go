@@ -86,6 +86,7 @@ type pager struct {
 	Page, Pages        int
 	Prev, Next         string // URLs; empty at the ends
 	Items              []pagerItem
+	Uncounted          bool // Total and Pages unknown: only that a next page exists
 }
 
 type pagerItem struct {

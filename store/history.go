@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -99,6 +100,9 @@ type HistoryEntry struct {
 	// TargetGroupID is set on entries about a group of permissions
 	// (historyrights.go).
 	TargetGroupID string `bson:"target_group_id,omitempty" json:"target_group_id,omitempty"`
+	// Batch is the entry's batch in the history chain (historychain.go);
+	// 0 for entries recorded before it.
+	Batch int64 `bson:"b,omitempty" json:"-"`
 }
 
 // studentFields are the fields a history entry compares, in form order.
@@ -225,20 +229,31 @@ func (s *Store) recordEntries(ctx context.Context, op int64, entries ...HistoryE
 	if len(entries) == 0 {
 		return nil
 	}
-	now := s.now()
-	docs := make([]any, len(entries))
+	entries = slices.Clone(entries)
 	for i, e := range entries {
 		if e.Username == "" || e.Action == "" {
 			return fmt.Errorf("record history: entry %d has no user or action", i)
 		}
-		e.ID, e.At, e.Op = bson.NewObjectID().Hex(), now, op
-		docs[i] = e
+		if e.ID == "" {
+			entries[i].ID = bson.NewObjectID().Hex()
+		}
+		entries[i].Op = op
 	}
-	for start := 0; start < len(docs); start += historyBatch {
-		end := min(start+historyBatch, len(docs))
-		if _, err := s.col(colHistory).InsertMany(ctx, docs[start:end]); err != nil {
+	for start := 0; start < len(entries); start += historyBatch {
+		batch, err := s.chainEntries(ctx, entries[start:min(start+historyBatch, len(entries))])
+		if err != nil {
+			return fmt.Errorf("record history (%d entries): %w", len(entries), err)
+		}
+		if err := s.slotStudents(ctx, batch); err != nil {
+			return fmt.Errorf("record history (%d entries): %w", len(entries), err)
+		}
+		docs := make([]any, len(batch))
+		for i := range batch {
+			docs[i] = batch[i]
+		}
+		if _, err := s.col(colHistory).InsertMany(ctx, docs); err != nil {
 			err = s.full(err)
-			return fmt.Errorf("record history (%d entries): %w", len(docs), err)
+			return fmt.Errorf("record history (%d entries): %w", len(entries), err)
 		}
 	}
 	return nil
@@ -286,6 +301,9 @@ func (s *Store) RecentHistory(ctx context.Context, n int, withUsers bool) ([]His
 
 // StudentHistory returns every entry about one student, oldest first.
 func (s *Store) StudentHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
+	if s.useModel(ctx) {
+		return s.chainStudent(ctx, id)
+	}
 	return s.findHistory(ctx, d("student_id", id), 1, 0)
 }
 

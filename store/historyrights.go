@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,6 +73,11 @@ type HistoryPage struct {
 	Page    int
 	Pages   int
 	PerPage int
+	// Counted is false where the entries were not counted (FerretDB, a
+	// page before the end: historychain.go): Total and Pages are then
+	// unknown (0) and More says whether a next page exists.
+	Counted bool
+	More    bool
 }
 
 // MaxHistoryPerPage bounds a page of history.
@@ -80,10 +86,11 @@ const MaxHistoryPerPage = 200
 // FindHistory returns page (1-based; past the end: the last) of the
 // entries f selects, perPage a page (default 50, at most 200).
 //
-// On MongoDB that is a count and a find over the indexes. Where no index
-// is used (FerretDB: every query reads the whole collection, and sorts
-// it), one sorted pass counts the entries and decodes only the page's,
-// instead of a count and a find that each read everything.
+// On MongoDB that is a count and a find over the indexes. Where the read
+// model is used (FerretDB, where a sorted query reads the whole
+// collection) the entries up to the page come from the history chain by
+// `_id` look-ups (historychain.go), not counted unless the read gets to
+// the end.
 func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage int) (HistoryPage, error) {
 	if perPage <= 0 {
 		perPage = 50
@@ -94,14 +101,10 @@ func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage 
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("read history: %w", err)
 	}
-	filter := v.historyFilter(f.bson()) // entries of operations not committed are not there yet
 	if s.useModel(ctx) {
-		out, err := s.historyOnePass(ctx, filter, page, perPage)
-		if err == nil && out.Page != page { // past the end: the last page, read again
-			out, err = s.historyOnePass(ctx, filter, out.Page, perPage)
-		}
-		return out, err
+		return s.chainPage(ctx, f, v, page, perPage)
 	}
+	filter := v.historyFilter(f.bson()) // entries of operations not committed are not there yet
 	total, err := s.col(colHistory).CountDocuments(ctx, filter)
 	if err != nil {
 		return HistoryPage{}, fmt.Errorf("count history: %w", err)
@@ -123,39 +126,34 @@ func (s *Store) FindHistory(ctx context.Context, f HistoryFilter, page, perPage 
 // those there are.
 func newHistoryPage(total int64, page, perPage int) HistoryPage {
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
-	return HistoryPage{Entries: []HistoryEntry{}, Total: total, Page: min(page, pages), Pages: pages, PerPage: perPage}
+	return HistoryPage{Entries: []HistoryEntry{}, Total: total, Page: min(page, pages), Pages: pages, PerPage: perPage, Counted: true, More: min(page, pages) < pages}
 }
 
-// historyOnePass reads every entry filter selects, newest first, counting
-// them and decoding those of page only. Page is left as asked when it
-// lies past the end: the caller reads again.
-func (s *Store) historyOnePass(ctx context.Context, filter bson.D, page, perPage int) (HistoryPage, error) {
-	cur, err := s.col(colHistory).Find(ctx, filter, options.Find().SetSort(bson.D{{Key: "at", Value: -1}, {Key: "_id", Value: -1}}))
+// chainPage is FindHistory from the history chain (historychain.go):
+// the entries up to the page and one more are read, not counted; Total
+// and Pages are known (Counted) once the read got to the end.
+func (s *Store) chainPage(ctx context.Context, f HistoryFilter, v OpsView, page, perPage int) (HistoryPage, error) {
+	skip := (page - 1) * perPage
+	out, seen, done, err := s.chainNewest(ctx, f, v, skip, perPage)
 	if err != nil {
-		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+		return HistoryPage{}, err
 	}
-	defer cur.Close(ctx)
-	first := int64((page - 1) * perPage)
-	var entries []HistoryEntry
-	var n int64
-	for cur.Next(ctx) {
-		if n >= first && n < first+int64(perPage) {
-			var e HistoryEntry
-			if err := cur.Decode(&e); err != nil {
-				return HistoryPage{}, fmt.Errorf("read history: decode entry: %w", err)
-			}
-			entries = append(entries, e)
-		}
-		n++
+	if !done {
+		return HistoryPage{Entries: out[:perPage], Page: page, PerPage: perPage, More: true}, nil
 	}
-	if err := cur.Err(); err != nil {
-		return HistoryPage{}, fmt.Errorf("read history: %w", err)
+	pg := newHistoryPage(int64(seen), page, perPage)
+	pg.Counted = true
+	if pg.Page == page {
+		pg.Entries = append(pg.Entries, out...)
+		return pg, nil
 	}
-	out := newHistoryPage(n, page, perPage)
-	if out.Page == page {
-		out.Entries = append(out.Entries, entries...)
+	// Past the end: the last page, read again.
+	out, _, _, err = s.chainNewest(ctx, f, v, (pg.Page-1)*perPage, perPage)
+	if err != nil {
+		return HistoryPage{}, err
 	}
-	return out, nil
+	pg.Entries = append(pg.Entries, out...)
+	return pg, nil
 }
 
 // LatestHistory returns the n newest entries f selects, newest first,
@@ -164,6 +162,14 @@ func (s *Store) LatestHistory(ctx context.Context, f HistoryFilter, n int) ([]Hi
 	if n <= 0 {
 		return nil, nil
 	}
+	if s.useModel(ctx) {
+		v, err := s.opsView(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read history: %w", err)
+		}
+		out, _, _, err := s.chainNewest(ctx, f, v, 0, n-1)
+		return out, err
+	}
 	return s.findHistory(ctx, f.bson(), -1, int64(n))
 }
 
@@ -171,6 +177,19 @@ func (s *Store) LatestHistory(ctx context.Context, f HistoryFilter, n int) ([]Hi
 // "who" filter), sorted.
 func (s *Store) HistoryUsernames(ctx context.Context) ([]string, error) {
 	var names []string
+	if s.useModel(ctx) {
+		top, err := s.chainTop(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read history usernames: %w", err)
+		}
+		if top > 0 { // history_names has them all
+			if err := s.col(colHistoryNames).Distinct(ctx, "_id", bson.D{}).Decode(&names); err != nil {
+				return nil, fmt.Errorf("read history usernames: %w", err)
+			}
+			slices.Sort(names)
+			return names, nil
+		}
+	}
 	if err := s.col(colHistory).Distinct(ctx, "username", bson.D{}).Decode(&names); err != nil {
 		return nil, fmt.Errorf("read history usernames: %w", err)
 	}

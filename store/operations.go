@@ -576,8 +576,13 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 	}
 	e := Actor{UserID: rec.UserID, Username: rec.Username}.entry(ActionRolledBack)
 	e.ID, e.At, e.Object = opID(rec.Seq)+":rolled_back", s.now(), rec.describe()
-	if _, err := s.col(colHistory).InsertOne(ctx, e); err != nil && !mongo.IsDuplicateKeyError(err) {
-		return fmt.Errorf("roll back operation %d: record it: %w", rec.Seq, err)
+	switch err := s.col(colHistory).FindOne(ctx, d("_id", e.ID)).Err(); {
+	case errors.Is(err, mongo.ErrNoDocuments): // not recorded by an earlier roll-back
+		if err := s.recordEntries(ctx, 0, e); err != nil && !mongo.IsDuplicateKeyError(err) {
+			return fmt.Errorf("roll back operation %d: record it: %w", rec.Seq, err)
+		}
+	case err != nil:
+		return fmt.Errorf("roll back operation %d: look for its entry: %w", rec.Seq, err)
 	}
 	return s.closeOp(ctx, rec)
 }

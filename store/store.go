@@ -109,6 +109,8 @@ type Store struct {
 	client *mongo.Client // set by Open, disconnected by Close; nil for New
 	opts   Options       // defaults applied
 
+	historyNames sync.Map // usernames known to be in history_names (historychain.go)
+
 	dummyOnce sync.Once // dummyHash is computed on first use
 	dummyHash []byte
 

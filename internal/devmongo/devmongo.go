@@ -159,6 +159,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		_ = s.Close()
 		return nil, err
 	}
+	// The `_id` look-up indexes (idindex.go): once now, for the files
+	// there are, then every idIndexInterval while the server runs.
+	ix := &idIndexer{dir: dir, logger: logger, seen: map[string]time.Time{}}
+	ix.pass(ctx)
+	go ix.run(runCtx)
 	logger.Info("embedded MongoDB ready", "addr", s.addr, "data", dir)
 	return s, nil
 }

@@ -3,8 +3,11 @@ package devmongo
 import (
 	"bytes"
 	"context"
+	"database/sql"
+	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +25,79 @@ func connect(t *testing.T, uri string) *mongo.Client {
 	}
 	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
 	return c
+}
+
+// TestIDLookupsUseAnIndex checks that a find by `_id` is answered by an
+// index SEARCH, not a SCAN of the table, for a collection created while
+// the server runs (the indexer's pass) and found at start-up.
+func TestIDLookupsUseAnIndex(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	s, err := Start(ctx, Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, s.URI()).Database("school").Collection("history")
+	if _, err := c.InsertMany(ctx, []any{bson.D{{Key: "_id", Value: "a"}}, bson.D{{Key: "_id", Value: "b"}}}); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "school.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var table string
+	if err := db.QueryRowContext(ctx, `SELECT table_name FROM "_ferretdb_collections" WHERE name = 'history'`).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	// The query FerretDB sends for a find by _id (its sqlite backend,
+	// collection.go), explained.
+	plan := func() string {
+		rows, err := db.QueryContext(ctx, fmt.Sprintf(`EXPLAIN QUERY PLAN SELECT _ferretdb_sjson FROM %q WHERE _ferretdb_sjson->'$._id' = ?`, table), `"a"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, detail)
+		}
+		return strings.Join(out, "; ")
+	}
+	if strings.Contains(plan(), "USING INDEX") {
+		t.Fatalf("a find by _id is %q before the indexer ran: the test cannot tell", plan())
+	}
+	limit := 4*idIndexInterval + 30*time.Second
+	deadline := time.Now().Add(limit)
+	for {
+		var n int
+		if err := db.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", table+idIndexSuffix).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no index %s after %s", table+idIndexSuffix, limit)
+		}
+		time.Sleep(100 * time.Millisecond) // polling, with a deadline
+	}
+	db.SetMaxIdleConns(0) // a new connection: the new schema
+	if p := plan(); !strings.Contains(p, "USING INDEX "+table+idIndexSuffix) {
+		t.Fatalf("a find by _id is %q with the index there", p)
+	}
+	var got bson.M
+	if err := c.FindOne(ctx, bson.D{{Key: "_id", Value: "b"}}).Decode(&got); err != nil || got["_id"] != "b" {
+		t.Fatalf("find by _id with the index: %v %v", got, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestStartRestartKeepsData(t *testing.T) {
