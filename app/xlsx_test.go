@@ -84,7 +84,7 @@ func TestImportXLSX(t *testing.T) {
 	}
 	c := confirmImport(t, b, r)
 	wantCode(t, c, http.StatusSeeOther)
-	wantBody(t, b.follow(c), "Successfully imported 2 students")
+	wantBody(t, awaitImport(t, b, c), "Successfully imported 2 students")
 	got := exported(t, e)
 	want := [][]string{{"123", "Kofi", "Mensah"}, {"X-1", "Zoë", "Müller"}}
 	if !slices.EqualFunc(got, want, slices.Equal) {
@@ -207,7 +207,7 @@ func TestExportXLSXRoundTrip(t *testing.T) {
 	p := uploadFile(t, c, map[string]string{"mode": "update"}, "acme-students.xlsx", []byte(r.body))
 	wantCode(t, p, http.StatusOK)
 	wantBody(t, p, "4 new")
-	wantCode(t, confirmImport(t, c, p), http.StatusSeeOther)
+	wantBody(t, awaitImport(t, c, confirmImport(t, c, p)), "Successfully imported 4 students")
 	got := exported(t, bEnv)
 	wantRows := [][]string{{"007", "'=quoted", "伊藤"}, {"B-1", "Beatrice", "Otherschool"},
 		{"X-1", `=HYPERLINK("http://evil","x")`, "Zoë"}, {"X-2", "+Kofi", "@Mensah"}, {"X-3", "Ama", "-Owusu"}}
