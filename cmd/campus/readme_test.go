@@ -20,7 +20,7 @@ import (
 // folder), then every command of the section "Operating it", as written,
 // each from a clean shell in that folder (the PATH line, then the command:
 // a second terminal). Every command must exit 0 and print no build-cache
-// path. Servers (campus dev, campus proxy) and the Consul-only token
+// path. Servers (campus dev, campus proxy, campus control) and the Consul-only token
 // commands cannot run beside campus dev: their lines run with --help, so
 // that their flags must still exist. The commands are read from README.md
 // each time: a README that drifts from the program fails here.
@@ -145,7 +145,7 @@ func TestReadmeOperatingIt(t *testing.T) {
 		cmd, _, _ := strings.Cut(line, " #")
 		cmd = strings.TrimSpace(cmd)
 		if server := strings.HasPrefix(line, "campus dev") || strings.HasPrefix(line, "campus proxy") ||
-			strings.HasPrefix(line, "campus token"); server {
+			strings.HasPrefix(line, "campus control") || strings.HasPrefix(line, "campus token"); server {
 			run = cmd + " --help"
 		}
 		stdin := ""
