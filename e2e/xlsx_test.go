@@ -50,10 +50,10 @@ func TestXLSXImportAndExport(t *testing.T) {
 		t.Fatalf("%d students after the preview, want 0", got)
 	}
 	b.audit("xlsx import preview")
-	b.press(`#import-confirm button[type=submit]`, http.StatusOK, "imported-xlsx")
-	if got := b.textOf("#flash"); got != "Successfully imported 3 students." {
+	if got := b.confirmImport("imported-xlsx"); got != "Successfully imported 3 students." {
 		t.Errorf("after importing: %q", got)
 	}
+	b.open(garissa.url(sys, "/admin/students/"), http.StatusOK, "students-after-xlsx")
 
 	link := b.attr("#export-xlsx", "href")
 	if link != "/admin/students/export/?format=xlsx" {
