@@ -87,6 +87,9 @@ type Server struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	closeOnce sync.Once
+
+	relay   *relay
+	sockDir string // FerretDB's Unix socket's private folder
 }
 
 // Start starts the server and returns once it answers a ping. ctx bounds
@@ -112,48 +115,53 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("devmongo: create data dir: %w", err)
 	}
 
-	// ferretdb.New opens the SQLite backend before it binds the listener,
-	// and when the bind fails it returns without closing the backend,
-	// whose leak check then panics the process at the next garbage
-	// collection. A fixed address is tried first, so that a port in use is
-	// an error here and not a crash later.
-	if !strings.HasSuffix(listen, ":0") {
-		ln, err := net.Listen("tcp", listen)
-		if err != nil {
-			return nil, fmt.Errorf("devmongo: listen on %s: %w", listen, err)
-		}
-		_ = ln.Close()
+	// The relay's listener is bound first, so that a port in use is an
+	// error here, before FerretDB opens anything. (ferretdb.New opens the
+	// SQLite backend before it binds its own listener, and when that bind
+	// fails it returns without closing the backend, whose leak check then
+	// panics the process at the next garbage collection.)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, fmt.Errorf("devmongo: listen on %s: %w", listen, err)
 	}
+	sockDir, err := os.MkdirTemp("", "devmongo-")
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("devmongo: make the socket folder: %w", err)
+	}
+	sock := filepath.Join(sockDir, "ferretdb.sock")
 
 	fdbLogger := slog.New(minLevel{min: slog.LevelWarn, h: logger.Handler()})
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Listener:  ferretdb.ListenerConfig{Unix: sock},
 		Logger:    fdbLogger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL(dir, cfg.Sync),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("devmongo: start FerretDB on %s (data %s): %w", listen, dir, err)
+		ln.Close()
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("devmongo: start FerretDB (data %s): %w", dir, err)
 	}
 
-	// ferretdb.New has already bound the listener, so MongoDBURI reports
-	// the real port even for ":0".
 	runCtx, cancel := context.WithCancel(context.Background())
+	gate := new(sync.RWMutex)
 	s := &Server{
-		uri:    f.MongoDBURI(),
-		logger: logger,
-		cancel: cancel,
-		done:   make(chan struct{}),
+		addr:    ln.Addr().String(),
+		logger:  logger,
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		relay:   &relay{ln: ln, upstream: sock, gate: gate, logger: logger, conns: map[net.Conn]struct{}{}},
+		sockDir: sockDir,
 	}
-	if u, err := url.Parse(s.uri); err == nil {
-		s.addr = u.Host
-	}
+	s.uri = (&url.URL{Scheme: "mongodb", Host: s.addr, Path: "/"}).String()
 	go func() {
 		defer close(s.done)
 		if err := f.Run(runCtx); err != nil {
 			logger.Error("embedded MongoDB stopped", "err", err)
 		}
 	}()
+	go s.relay.serve()
 
 	if err := s.waitReady(ctx); err != nil {
 		_ = s.Close()
@@ -161,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	// The `_id` look-up indexes (idindex.go): once now, for the files
 	// there are, then every idIndexInterval while the server runs.
-	ix := &idIndexer{dir: dir, logger: logger, seen: map[string]time.Time{}}
+	ix := &idIndexer{dir: dir, logger: logger, seen: map[string]time.Time{}, gate: gate}
 	ix.pass(ctx)
 	go ix.run(runCtx)
 	logger.Info("embedded MongoDB ready", "addr", s.addr, "data", dir)
@@ -210,8 +218,11 @@ func (s *Server) Addr() string { return s.addr }
 // seconds to finish. Safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		s.relay.ln.Close() // no new clients
 		s.cancel()
 		<-s.done
+		s.relay.close()
+		os.RemoveAll(s.sockDir)
 		s.logger.Info("embedded MongoDB stopped", "addr", s.addr)
 	})
 	return nil

@@ -3,11 +3,14 @@ package devmongo
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the driver FerretDB itself uses
@@ -34,6 +37,9 @@ type idIndexer struct {
 	dir    string
 	logger *slog.Logger
 	seen   map[string]time.Time // file → when it was last looked at
+	// gate is held for reading while a file is open: a dropDatabase
+	// waits for it (relay.go).
+	gate *sync.RWMutex
 }
 
 // run looks every idIndexInterval until ctx ends.
@@ -70,7 +76,7 @@ func (x *idIndexer) pass(ctx context.Context) {
 			continue
 		}
 		look := time.Now()
-		if err := indexFile(ctx, f); err != nil {
+		if err := x.indexFile(ctx, f); err != nil {
 			if ctx.Err() == nil {
 				x.logger.Warn("id indexes: index a database file", "file", f, "err", err)
 			}
@@ -89,14 +95,32 @@ func modified(path string) time.Time {
 }
 
 // indexFile adds the `_id` look-up index to every collection's table of
-// one database file that lacks it.
-func indexFile(ctx context.Context, path string) error {
-	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: url.Values{"_pragma": {"busy_timeout(10000)"}}.Encode()}
+// one database file that lacks it. A file dropped since it was listed is
+// left alone: it is never opened (which would make an empty one).
+func (x *idIndexer) indexFile(ctx context.Context, path string) error {
+	x.gate.RLock()
+	defer x.gate.RUnlock()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(path), RawQuery: url.Values{
+		"mode":    {"rw"}, // never create the file
+		"_pragma": {"busy_timeout(10000)"},
+	}.Encode()}
 	db, err := sql.Open("sqlite", u.String())
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	// A database FerretDB is creating has its file before its metadata
+	// table: nothing to index yet (the file changes again when it is made).
+	var made int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_ferretdb_collections'`).Scan(&made); err != nil {
+		return fmt.Errorf("look for the metadata table: %w", err)
+	}
+	if made == 0 {
+		return nil
+	}
 	rows, err := db.QueryContext(ctx, `SELECT c.table_name FROM "_ferretdb_collections" c
 		WHERE NOT EXISTS (SELECT 1 FROM sqlite_master m WHERE m.type = 'index' AND m.name = c.table_name || ?)`, idIndexSuffix)
 	if err != nil {
