@@ -30,12 +30,11 @@ const MetricConnsRefused = "campus_proxy_connections_refused_total"
 // LimitListener returns ln, whose connections from one client address
 // (but the TrustedProxies) are at most Config.MaxConnsPerAddr at a time:
 // one over it is closed as soon as it is accepted, counted in
-// MetricConnsRefused and logged sampled. Wrap the TCP listener, under any
-// TLS.
+// MetricConnsRefused and logged sampled. Each connection it gives also
+// tells when the server has caught up with the bytes read from it, which
+// the rapid-reset guard waits for (abuse.go). Wrap the TCP listener, under
+// any TLS.
 func (p *Proxy) LimitListener(ln net.Listener) net.Listener {
-	if p.cfg.MaxConnsPerAddr < 0 {
-		return ln
-	}
 	l := &limitListener{Listener: ln, p: p, open: map[netip.Addr]int{}}
 	l.log = lograte.New(p.cfg.SampleEvery, func(n int, last string) {
 		p.log.Warn("connections refused: too many open from one address", "count", n,
@@ -60,8 +59,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		a := addrOf(c.RemoteAddr())
-		if !a.IsValid() || l.p.trusted(a) {
-			return c, nil
+		if !a.IsValid() || l.p.trusted(a) || l.p.cfg.MaxConnsPerAddr < 0 {
+			return &clientConn{Conn: c}, nil
 		}
 		l.mu.Lock()
 		if l.open[a] >= l.p.cfg.MaxConnsPerAddr {
@@ -76,7 +75,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		l.open[a]++
 		l.mu.Unlock()
-		return &limitedConn{Conn: c, l: l, addr: a}, nil
+		return &clientConn{Conn: c, l: l, addr: a}, nil
 	}
 }
 
@@ -88,26 +87,52 @@ func (l *limitListener) release(a netip.Addr) {
 	}
 }
 
-// limitedConn gives its address's slot back when closed.
-type limitedConn struct {
+// clientConn is a client connection of a LimitListener: it gives its
+// address's slot back when closed (l set), and its reads tell readWatch
+// when the server has taken in every byte read before (abuse.go).
+type clientConn struct {
 	net.Conn
-	l    *limitListener
-	addr netip.Addr
-	once sync.Once
+	l     *limitListener // nil: not counted
+	addr  netip.Addr
+	once  sync.Once
+	reads readWatch
 }
 
-func (c *limitedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.addr) })
+func (c *clientConn) Read(b []byte) (int, error) {
+	c.reads.start()
+	defer c.reads.end()
+	return c.Conn.Read(b)
+}
+
+func (c *clientConn) Close() error {
+	if c.l != nil {
+		c.once.Do(func() { c.l.release(c.addr) })
+	}
 	return c.Conn.Close()
 }
 
 // CloseWrite lets net/http half-close a plain connection after an error
 // answer, as it does for a *net.TCPConn.
-func (c *limitedConn) CloseWrite() error {
+func (c *clientConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// clientConnOf finds the clientConn under c (a *tls.Conn's, or c itself);
+// nil when c did not come from a LimitListener.
+func clientConnOf(c net.Conn) *clientConn {
+	for {
+		switch x := c.(type) {
+		case *clientConn:
+			return x
+		case interface{ NetConn() net.Conn }:
+			c = x.NetConn()
+		default:
+			return nil
+		}
+	}
 }
 
 func addrOf(a net.Addr) netip.Addr {
