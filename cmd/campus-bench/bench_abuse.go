@@ -53,7 +53,7 @@ first page costs.`)
 		clients  = fs.Int("concurrency", 4, "concurrent clients measuring the other school")
 		baseline = fs.String("baseline", "", "also run this other campus binary first (e.g. built from the commit before), for before/after in one run")
 		resets   = fs.Float64("reset-rate", 40000, "reset streams per second the rapid-reset flood offers, in all (issue 25 saw 213k in 5 s from two connections)")
-		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the rapid-reset flood comes from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
+		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the floods come from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
 		rounds   = fs.Int("rounds", 1, "runs of every binary, alternating (before, after, before, after, ...)")
 		pages    = fs.Int("first-pages", 50, "first-page loads by a new browser measured before the floods (0: none)")
 		fl       flooder
@@ -301,8 +301,9 @@ func floodRapidReset(ctx context.Context, addr, from, host string, conns int, pe
 
 // floodMalformed sends POST /admin/login/ with a malformed chunked body
 // (0x0, an overflowing hex size or a bare LF, in turn) over HTTP/1.1 TLS
-// connections until ctx ends; it returns the requests sent.
-func floodMalformed(ctx context.Context, addr, host string, conns int, cfg *tls.Config) int64 {
+// connections from the address from until ctx ends; it returns the
+// requests sent.
+func floodMalformed(ctx context.Context, addr, from, host string, conns int, cfg *tls.Config) int64 {
 	bodies := []string{"0x0\r\n\r\n", "5\r\nuser=\r\nfffffffffffffffffffff\r\nx\r\n0\r\n\r\n", "5\nuser=\n0\n\n"}
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -311,7 +312,7 @@ func floodMalformed(ctx context.Context, addr, host string, conns int, cfg *tls.
 			c := cfg.Clone()
 			c.ServerName, c.NextProtos = host, []string{"http/1.1"}
 			for i := 0; ctx.Err() == nil; i++ {
-				conn, err := (&tls.Dialer{Config: c}).DialContext(ctx, "tcp", addr)
+				conn, err := (&tls.Dialer{Config: c, NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}}).DialContext(ctx, "tcp", addr)
 				if err != nil {
 					continue
 				}

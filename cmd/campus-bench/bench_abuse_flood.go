@@ -143,7 +143,7 @@ func runBenchAbuseFlood(ctx context.Context, e *env, args []string) error {
 	var (
 		kind     = fs.String("kind", "rapid-reset", "rapid-reset or bad-chunks")
 		addr     = fs.String("addr", "", "the TLS address of campus dev (loopback)")
-		from     = fs.String("from", "127.0.0.2", "loopback IP address the rapid-reset flood comes from")
+		from     = fs.String("from", "127.0.0.2", "loopback IP address the flood comes from")
 		host     = fs.String("host", "nairobi.school.localhost", "the flooded school's host")
 		conns    = fs.Int("conns", 2, "concurrent flooding connections")
 		rate     = fs.Float64("rate", 40000, "reset streams per second, in all (rapid reset)")
@@ -171,7 +171,7 @@ func runBenchAbuseFlood(ctx context.Context, e *env, args []string) error {
 	case "rapid-reset":
 		sent = floodRapidReset(fctx, *addr, *from, *host, *conns, *rate, roots)
 	case "bad-chunks":
-		sent = floodMalformed(fctx, *addr, *host, *conns, &tls.Config{RootCAs: roots})
+		sent = floodMalformed(fctx, *addr, *from, *host, *conns, &tls.Config{RootCAs: roots})
 	default:
 		return usageErr("--kind %q: rapid-reset or bad-chunks", *kind)
 	}
