@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,6 +56,7 @@ first page costs.`)
 		baseline = fs.String("baseline", "", "also run this other campus binary first (e.g. built from the commit before), for before/after in one run")
 		resets   = fs.Float64("reset-rate", 40000, "reset streams per second the rapid-reset flood offers, in all (issue 25 saw 213k in 5 s from two connections)")
 		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the floods come from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
+		addrs    = fs.Int("flood-addrs", 1, "rapid reset: each new flooding connection from the next of this many loopback addresses counted up from --flood-from (a botnet; 1: one address)")
 		rounds   = fs.Int("rounds", 1, "runs of every binary, alternating (before, after, before, after, ...)")
 		pages    = fs.Int("first-pages", 50, "first-page loads by a new browser measured before the floods (0: none)")
 		fl       flooder
@@ -84,13 +87,13 @@ first page costs.`)
 		runs = []run{{"before", b}, {"after", self}}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s), %s, %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
-		*duration, *conns, *resets, fl.describe(), *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s from %d address(es)), %s, %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
+		*duration, *conns, *resets, *addrs, fl.describe(), *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n",
 		"binary", "phase", "sent", "to app", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
 	for range *rounds {
 		for _, r := range runs {
-			if err := abuseRun(ctx, e, &fl, r.name, r.bin, *duration, *conns, *clients, *pages, *resets, *from); err != nil {
+			if err := abuseRun(ctx, e, &fl, r.name, r.bin, *duration, *conns, *clients, *pages, *resets, *from, *addrs); err != nil {
 				return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
 			}
 		}
@@ -127,7 +130,7 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time.Duration, conns, clients, pages int, resetRate float64, from string) error {
+func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time.Duration, conns, clients, pages int, resetRate float64, from string, addrs int) error {
 	port, err := systemtest.FreePort()
 	if err != nil {
 		return err
@@ -187,7 +190,7 @@ func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time
 	floods := []struct{ name, kind string }{{"rapid reset", "rapid-reset"}, {"bad chunks", "bad-chunks"}}
 	for _, f := range floods {
 		app0, lines0, bytes0, cpu0 := appCount(), out.lines.Load(), out.bytes.Load(), cpuTime(dev.Pid())
-		wait, err := fl.start(ctx, floodSpec{kind: f.kind, addr: tlsAddr, from: from, host: victim, conns: conns,
+		wait, err := fl.start(ctx, floodSpec{kind: f.kind, addr: tlsAddr, from: from, addrs: addrs, host: victim, conns: conns,
 			rate: resetRate, duration: d, ca: caFile})
 		if err != nil {
 			return err
@@ -277,16 +280,25 @@ func getJSON(ctx context.Context, url string, v any) error {
 
 // floodRapidReset runs conns rapid-reset connections until ctx ends, each
 // reconnecting after a GOAWAY or a closed connection, perSecond streams in
-// all (the same offered load for every binary), from the address from; it
-// returns the streams sent.
-func floodRapidReset(ctx context.Context, addr, from, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
-	var sent atomic.Int64
+// all (the same offered load for every binary), from the address from (or,
+// with addrs > 1, from the next of addrs addresses counted up from from,
+// as a botnet would); it returns the streams sent.
+func floodRapidReset(ctx context.Context, addr, from string, addrs int, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
+	var sent, dials atomic.Int64
+	base := netip.MustParseAddr(from).As4()
+	next := func() string {
+		k := uint32(dials.Add(1)-1) % uint32(max(addrs, 1))
+		n := binary.BigEndian.Uint32(base[:]) + k
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], n)
+		return netip.AddrFrom4(b).String()
+	}
 	var wg sync.WaitGroup
 	pace := rate.NewLimiter(rate.Limit(perSecond), 100)
 	for range conns {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, From: from, Host: host, Streams: 1 << 30,
+				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, From: next(), Host: host, Streams: 1 << 30,
 					TLS: &tls.Config{RootCAs: roots}, Pace: pace})
 				sent.Add(int64(res.Streams))
 				if err != nil && ctx.Err() == nil {

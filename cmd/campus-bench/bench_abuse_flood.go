@@ -85,6 +85,7 @@ type floodSpec struct {
 	kind     string // "rapid-reset" or "bad-chunks"
 	addr     string
 	from     string
+	addrs    int
 	host     string
 	conns    int
 	rate     float64
@@ -93,7 +94,7 @@ type floodSpec struct {
 }
 
 func (s floodSpec) args() []string {
-	return []string{"abuse-flood", "--kind", s.kind, "--addr", s.addr, "--from", s.from, "--host", s.host,
+	return []string{"abuse-flood", "--kind", s.kind, "--addr", s.addr, "--from", s.from, "--addrs", strconv.Itoa(s.addrs), "--host", s.host,
 		"--conns", strconv.Itoa(s.conns), "--rate", strconv.FormatFloat(s.rate, 'f', -1, 64),
 		"--duration", s.duration.String(), "--ca", s.ca}
 }
@@ -144,6 +145,7 @@ func runBenchAbuseFlood(ctx context.Context, e *env, args []string) error {
 		kind     = fs.String("kind", "rapid-reset", "rapid-reset or bad-chunks")
 		addr     = fs.String("addr", "", "the TLS address of campus dev (loopback)")
 		from     = fs.String("from", "127.0.0.2", "loopback IP address the flood comes from")
+		addrs    = fs.Int("addrs", 1, "rapid reset: each new connection from the next of this many addresses counted up from --from")
 		host     = fs.String("host", "nairobi.school.localhost", "the flooded school's host")
 		conns    = fs.Int("conns", 2, "concurrent flooding connections")
 		rate     = fs.Float64("rate", 40000, "reset streams per second, in all (rapid reset)")
@@ -169,7 +171,7 @@ func runBenchAbuseFlood(ctx context.Context, e *env, args []string) error {
 	var sent int64
 	switch *kind {
 	case "rapid-reset":
-		sent = floodRapidReset(fctx, *addr, *from, *host, *conns, *rate, roots)
+		sent = floodRapidReset(fctx, *addr, *from, *addrs, *host, *conns, *rate, roots)
 	case "bad-chunks":
 		sent = floodMalformed(fctx, *addr, *from, *host, *conns, &tls.Config{RootCAs: roots})
 	default:
