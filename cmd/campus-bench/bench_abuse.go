@@ -326,6 +326,7 @@ func floodMalformed(ctx context.Context, addr, from, host string, conns int, cfg
 			for i := 0; ctx.Err() == nil; i++ {
 				conn, err := (&tls.Dialer{Config: c, NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}}).DialContext(ctx, "tcp", addr)
 				if err != nil {
+					time.Sleep(10 * time.Millisecond) // refused: try again shortly, as the rapid-reset flood does
 					continue
 				}
 				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
