@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,10 +15,20 @@ import (
 // readyTimeout bounds the database checks of /readyz.
 const readyTimeout = 2 * time.Second
 
-// handleHealthz says the process is alive; it touches nothing else.
+// BusyHeader, on a /healthz answer, says how many imports or bulk
+// deletes of the school are running (store.OperationsRunning): work that
+// an idle stop would roll back, so the supervisor keeps the app while it
+// is there (deploy/supervisor reads it by the same name). Absent: none.
+const BusyHeader = "Campus-Busy"
+
+// handleHealthz says the process is alive, and whether it runs an import
+// or a bulk delete (BusyHeader, from memory); it touches nothing else.
 func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if n := s.store.OperationsRunning(); n > 0 {
+		w.Header().Set(BusyHeader, strconv.Itoa(n))
+	}
 	w.Write([]byte("ok\n"))
 }
 
