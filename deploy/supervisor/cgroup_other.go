@@ -22,6 +22,8 @@ func (*cgroup) add(int) error { return nil }
 
 func (*cgroup) oomKills() int { return 0 }
 
+func (*cgroup) ready() error { return nil }
+
 func (*cgroup) remove() {}
 
 // MachineMemory is unknown outside Linux (0).
