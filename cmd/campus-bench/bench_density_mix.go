@@ -43,8 +43,6 @@ the peak memory of the whole system and of the machine.`)
 		abba       = fs.Bool("abba", false, "run off, on, on, off (four columns) so that load drifting during the run favours neither")
 		before     = fs.Bool("before", true, "also run with the budget off (as before issue 20); at hundreds of schools that wakes them all without a cap: mind the machine")
 		scale      = fs.Float64("scale", 1, "multiply every school's size by this (a quick run; the report says so)")
-		startW     = fs.String("start-weight", "low", "budget on: CPU weight of a starting app: low (an eighth until ready, the default), equal (as before), or both (two columns; with --abba four)")
-		maxStarts  = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -115,31 +113,13 @@ the peak memory of the whole system and of the machine.`)
 	fmt.Fprintf(e.stderr, "filled %d students in %s\n", total, fill.Round(time.Second))
 
 	type config struct {
-		name        string
-		memory      int64
-		maxRunning  int
-		equalStarts bool
+		name       string
+		memory     int64
+		maxRunning int
 	}
-	off, on := config{"budget off (before)", 0, 0, false}, config{fmt.Sprintf("budget on (%s, max %d running)", *memory, capN), limit, capN, false}
-	equal := on
-	equal.name, equal.equalStarts = on.name+", starts at equal weight (before)", true
+	off, on := config{"budget off (before)", 0, 0}, config{fmt.Sprintf("budget on (%s, max %d running)", *memory, capN), limit, capN}
 	configs := []config{off, on}
-	switch *startW {
-	case "low":
-	case "equal":
-		on = equal
-		configs = []config{off, on}
-	case "both":
-		on.name += ", starts at low weight"
-		configs = []config{equal, on}
-		if *abba {
-			configs = []config{equal, on, on, equal}
-		}
-	default:
-		return usageErr("--start-weight: want low, equal or both")
-	}
 	switch {
-	case *startW == "both":
 	case !*before:
 		configs = []config{on}
 	case *abba:
@@ -150,8 +130,8 @@ the peak memory of the whole system and of the machine.`)
 	var results []mixResult
 	for _, c := range configs {
 		fmt.Fprintf(e.stderr, "%s...\n", c.name)
-		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: *maxStarts,
-			holdTimeout: *hold, logger: logger, progress: e.stderr, memory: c.memory, maxRunning: c.maxRunning, equalStarts: c.equalStarts},
+		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: supervisor.DefaultMaxStarts,
+			holdTimeout: *hold, logger: logger, progress: e.stderr, memory: c.memory, maxRunning: c.maxRunning},
 			sizes, *busy, *interval, *duration)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)

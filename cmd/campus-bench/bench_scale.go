@@ -47,8 +47,6 @@ type scaleSystemConfig struct {
 	// MaxRunning (0: none).
 	memory     int64
 	maxRunning int
-	// equalStarts: supervisor.Config.EqualStartWeight.
-	equalStarts bool
 }
 
 type scaleSystem struct {
@@ -173,7 +171,6 @@ func (s *scaleSystem) serve(ctx context.Context, uri string, cfg scaleSystemConf
 		MaxStarts:        cfg.maxStarts,
 		Memory:           cfg.memory,
 		MaxRunning:       cfg.maxRunning,
-		EqualStartWeight: cfg.equalStarts,
 		Pool:             supervisor.CampusApp{Bin: self, MongoURI: uri, LogLevel: "error", LogFormat: "json"}.Pool(cfg.pool),
 	})
 	if err != nil {

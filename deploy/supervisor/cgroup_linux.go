@@ -45,14 +45,6 @@ const (
 	// machine.
 	cpuShares = 1024
 	cpuWeight = 100
-	// startDivisor divides a school's CPU weight while its app starts
-	// (from launch to ready; cgroup.ready restores it): a mass start (a
-	// wake of hundreds of schools) then takes the CPU the running schools
-	// leave rather than an equal share of it, so that their requests do
-	// not queue behind other schools' starts (issue 20: the busy schools'
-	// p99). Not lower: on a shared machine a start at the minimum weight
-	// would wait behind every other process.
-	startDivisor = 8
 	// The kernel's bound of the v2 folder's weight.
 	maxCPUWeight = 10000
 )
@@ -65,9 +57,6 @@ type cgroups struct {
 	// supervisor in its own cpu cgroup, not in a folder (see count);
 	// v2: the folder, as mem.
 	cpu string
-
-	// equalStarts: starting apps keep the full weight (Config.EqualStartWeight).
-	equalStarts bool
 
 	mu       sync.Mutex
 	children int // groups that exist now
@@ -203,13 +192,12 @@ func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 		cg.cpu = g.cpu + "-" + name
 	}
 	limit := strconv.FormatInt(mem, 10)
-	file, weight := g.weight(!g.equalStarts)
 	var writes [][2]string
 	if g.v2 {
-		writes = [][2]string{{cg.mem, ""}, {"memory.max", limit}, {"memory.swap.max?", "0"}, {file, weight}}
+		writes = [][2]string{{cg.mem, ""}, {"memory.max", limit}, {"memory.swap.max?", "0"}, {"cpu.weight", strconv.Itoa(cpuWeight)}}
 	} else {
 		writes = [][2]string{{cg.mem, ""}, {"memory.limit_in_bytes", limit}, {"memory.memsw.limit_in_bytes?", limit},
-			{cg.cpu, ""}, {file, weight}}
+			{cg.cpu, ""}, {"cpu.shares", strconv.Itoa(cpuShares * runtime.NumCPU())}}
 	}
 	g.count(+1)
 	dir := ""
@@ -230,32 +218,6 @@ func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 		}
 	}
 	return cg, nil
-}
-
-// weight is the CPU weight file of a school's group and its value, while
-// the app starts (starting) or once it is ready.
-func (g *cgroups) weight(starting bool) (file, value string) {
-	div := 1
-	if starting {
-		div = startDivisor
-	}
-	if g.v2 {
-		return "cpu.weight", strconv.Itoa(max(cpuWeight/div, 1))
-	}
-	return "cpu.shares", strconv.Itoa(max(cpuShares*runtime.NumCPU()/div, 2))
-}
-
-// ready gives the group the full CPU weight of a running school (it had a
-// fraction of it while the app started).
-func (cg *cgroup) ready() error {
-	if cg.g.equalStarts {
-		return nil
-	}
-	file, value := cg.g.weight(false)
-	if err := os.WriteFile(filepath.Join(cg.cpu, file), []byte(value), 0); err != nil {
-		return fmt.Errorf("set cgroup %s: %w", file, err)
-	}
-	return nil
 }
 
 // add moves process pid into the group.

@@ -22,8 +22,6 @@ func (*cgroup) add(int) error { return nil }
 
 func (*cgroup) oomKills() int { return 0 }
 
-func (*cgroup) ready() error { return nil }
-
 func (*cgroup) remove() {}
 
 // MachineMemory is unknown outside Linux (0).

@@ -265,11 +265,6 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	}
 	readyAt := time.Now()
 	c.readyAt.Store(readyAt.UnixNano())
-	if p.cg != nil {
-		if err := p.cg.ready(); err != nil {
-			c.log.Warn("raise the CPU weight of the ready child failed", "pid", pid, "err", err)
-		}
-	}
 	took := readyAt.Sub(started)
 	c.s.met.startSeconds.Observe(took.Seconds())
 	c.setState(StateReady)

@@ -129,11 +129,6 @@ type Config struct {
 	// its own (registry.Tenant.Memory); 0: no limit. Enforced with
 	// cgroups where the supervisor can write them, else GOMEMLIMIT only.
 	Memory int64
-	// EqualStartWeight gives a starting app its school's full CPU weight
-	// at once. By default (with cgroups) an app starts at an eighth of it,
-	// raised when it is ready, so that a mass start does not slow the
-	// schools already running (cgroup_linux.go). For comparisons.
-	EqualStartWeight bool
 	// BusyLimit bounds how long an app that says it runs imports or
 	// deletes (BusyHeader on /healthz) is kept from idle stop and
 	// eviction (default DefaultBusyLimit; see busy.go).
@@ -320,8 +315,6 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		if s.cg, err = openCgroups(); err != nil {
 			s.log.Warn("memory limits: cannot use cgroups, so the kernel does not enforce them; each app gets GOMEMLIMIT only",
 				"reason", err.Error())
-		} else {
-			s.cg.equalStarts = s.cfg.EqualStartWeight
 		}
 	}
 
