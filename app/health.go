@@ -47,6 +47,10 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("not ready: " + reason + "\n"))
 		return
 	}
+	// Ready: the supervisor routes the first request now. Its students
+	// start loading into memory at once rather than at that request
+	// (store.Preload; not before ready, which it would slow down).
+	s.preload.Do(func() { s.store.Preload(context.WithoutCancel(r.Context())) })
 	w.Write([]byte("ready\n"))
 }
 

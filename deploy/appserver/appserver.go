@@ -60,10 +60,6 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("build app: %w", err)
 	}
-	// The first request of a woken school would load its students into
-	// memory itself: start now, while the process gets ready and
-	// registered.
-	cfg.Store.Preload(ctx)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
