@@ -7,17 +7,18 @@ import (
 )
 
 // Busy tenants (issue 20): an app that runs an import or a bulk delete in
-// the background says so on every /healthz answer (BusyHeader, the count
+// the background says so on every /healthz and /readyz answer (BusyHeader, the count
 // of such operations; the campus app counts its own and those another
 // live process, such as a CLI import, runs in its database). Stopping it
 // would roll its work back, so while a tenant is busy:
 //
-//   - it is not stopped for being idle, and the end of its busy time
-//     counts as its last use (its idle timeout starts again then);
+//   - it is not stopped for being idle, and the end of its busy time (the
+//     first check that no longer says busy) counts as its last use: its
+//     idle timeout starts again then;
 //   - it is never chosen by the running cap's eviction (running.go): a
 //     waking tenant evicts another, or waits within the proxy's hold
 //     timeout and gets its 503 with Retry-After;
-//   - the steady /healthz checks (every HealthInterval) keep the flag
+//   - the steady checks (every HealthInterval) keep the flag
 //     current, and an idle stop or eviction asks once more right before
 //     it begins, so an import started since the last check is seen.
 //
@@ -57,6 +58,8 @@ func (c *child) noteBusy(ops int) {
 		return
 	}
 	if since := c.busySince.Swap(0); since != 0 {
+		// Its end is known from now: the idle timeout counts from here.
+		c.busySeen.Store(now.UnixNano())
 		c.log.Info("tenant no longer busy", "busy_for", now.Sub(time.Unix(0, since)).Round(time.Millisecond))
 	}
 }
@@ -78,12 +81,18 @@ func (c *child) busy() bool {
 	return true
 }
 
-// lastBusy is when the tenant was last seen busy (zero time: never).
+// lastBusy is when the tenant was last seen busy (zero time: never),
+// never later than BusyLimit after it became busy: an app that says busy
+// for ever is not kept up by it.
 func (c *child) lastBusy() time.Time {
-	if at := c.busySeen.Load(); at != 0 {
-		return time.Unix(0, at)
+	at := c.busySeen.Load()
+	if at == 0 {
+		return time.Time{}
 	}
-	return time.Time{}
+	if since := c.busySince.Load(); since != 0 {
+		at = min(at, since+int64(c.s.cfg.BusyLimit))
+	}
+	return time.Unix(0, at)
 }
 
 // busyNow asks the child's /healthz right now (no check slot: it decides

@@ -327,7 +327,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		if c.ctx.Err() != nil || exitedNow() {
 			continue // handled at the top of the loop
 		}
-		if answered && path == pathHealthy {
+		if answered {
 			c.noteBusy(ops)
 		}
 		if !readiness {

@@ -40,7 +40,7 @@ const (
 	envNeverReady    = "CAMPUS_SUPERVISOR_TEST_NEVER_READY"    // "1": /readyz always 503
 	envUnhealthyFile = "CAMPUS_SUPERVISOR_TEST_UNHEALTHY_FILE" // /readyz 503 while this file exists
 	envPool          = "CAMPUS_SUPERVISOR_TEST_POOL"           // "1": wait for an assignment on stdin (pool_test.go)
-	envBusyFile      = "CAMPUS_SUPERVISOR_TEST_BUSY_FILE"      // /healthz says busy (BusyHeader) while this file exists
+	envBusyFile      = "CAMPUS_SUPERVISOR_TEST_BUSY_FILE"      // /healthz and /readyz say busy (BusyHeader) while this file exists
 )
 
 func TestMain(m *testing.M) {
@@ -99,6 +99,11 @@ func childMain(args []string) int {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		readyHits.Add(1)
+		if f := os.Getenv(envBusyFile); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				w.Header().Set(BusyHeader, "1")
+			}
+		}
 		if os.Getenv(envNeverReady) == "1" {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
