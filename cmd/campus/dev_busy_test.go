@@ -56,7 +56,7 @@ func inputValue(t *testing.T, page, name string) string {
 }
 
 // TestDevImportKeepsSchoolAwake: a browser import runs in the background
-// of nairobi's app, with an idle timeout (1s) much shorter than the
+// of nairobi's app (50,000 rows), with an idle timeout (1s) much shorter than the
 // import and nobody watching its progress page. The supervisor keeps
 // nairobi running until the import has ended (the app says it is busy),
 // while accra, idle meanwhile, is stopped as usual (cross-tenant); the
@@ -65,13 +65,15 @@ func TestDevImportKeepsSchoolAwake(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test starts the whole system; skipped with -short")
 	}
-	d := startDev(t, "--idle-timeout", "1s")
+	// Checks every 200ms: the import (≥ 1 s on any machine) is seen busy
+	// long before it ends.
+	d := startDev(t, "--idle-timeout", "1s", "--health-interval", "200ms")
 	const password = "correct-horse-battery"
 	if out, err := d.campus([]string{"CAMPUS_SUPERUSER_PASSWORD=" + password}, "",
 		"manage", "nairobi", "createsuperuser", "--username", "head", "--email", "head@nairobi.example", "--noinput"); err != nil {
 		t.Fatalf("createsuperuser: %v\n%s", err, out)
 	}
-	const rows = 30_000
+	const rows = 50_000
 	var csv strings.Builder
 	csv.WriteString("registration_no,first_name,second_name\n")
 	for i := range rows {
@@ -129,7 +131,7 @@ func TestDevImportKeepsSchoolAwake(t *testing.T) {
 	}
 	// The progress page (it wakes nairobi) says the import committed.
 	code, done, _ := b.do(http.MethodGet, progress, nil)
-	if code != http.StatusOK || !strings.Contains(done, `id="import-done"`) || !strings.Contains(done, "Successfully imported 30,000 students.") {
+	if code != http.StatusOK || !strings.Contains(done, `id="import-done"`) || !strings.Contains(done, "Successfully imported 50,000 students.") {
 		t.Fatalf("progress page after the idle stop: %d %.800s", code, done)
 	}
 }
