@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // The relay is the server's TCP listener. FerretDB itself listens on a
@@ -157,9 +158,21 @@ func (r *relay) pipe(client, up net.Conn) {
 			break
 		}
 	}
+	// A client gone while its dropDatabase runs: FerretDB runs it to its
+	// end all the same, so the gate waits for the answer (or a bound).
+	if len(dropping) > 0 {
+		select {
+		case <-done:
+		case <-time.After(dropAnswerWait):
+		}
+	}
 	up.Close()
 	<-done
 }
+
+// dropAnswerWait bounds how long a dropDatabase whose client has gone
+// keeps the gate.
+const dropAnswerWait = time.Minute
 
 // copyN copies n bytes from src to dst through buf.
 func copyN(dst io.Writer, src io.Reader, n int, buf []byte) error {
