@@ -97,10 +97,15 @@ func (r *relay) pipe(client, up net.Conn) {
 	// dropping is set (under the gate's write lock) while a dropDatabase
 	// this connection sent waits for its answer.
 	dropping := make(chan struct{}, 1)
+	answered := make(chan struct{}, 1)
 	release := func() {
 		select {
 		case <-dropping:
 			r.gate.Unlock()
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
 		default:
 		}
 	}
@@ -118,9 +123,9 @@ func (r *relay) pipe(client, up net.Conn) {
 				// answer: the file is gone by then. Whether one was sent is
 				// looked at before these bytes are passed on: the client
 				// sends nothing new before it has them.
-				answered := len(dropping) > 0
+				isAnswer := len(dropping) > 0
 				_, werr := client.Write(buf[:n])
-				if answered {
+				if isAnswer {
 					release()
 				}
 				if werr != nil {
@@ -150,11 +155,15 @@ func (r *relay) pipe(client, up net.Conn) {
 		if err != nil {
 			break
 		}
-		if isDropDatabase(head) {
+		drop := isDropDatabase(head)
+		if drop {
 			r.gate.Lock()
 			dropping <- struct{}{}
 		}
 		if err := copyN(up, br, size, buf); err != nil {
+			if drop {
+				release() // FerretDB never had the whole message
+			}
 			break
 		}
 	}
@@ -162,6 +171,7 @@ func (r *relay) pipe(client, up net.Conn) {
 	// end all the same, so the gate waits for the answer (or a bound).
 	if len(dropping) > 0 {
 		select {
+		case <-answered:
 		case <-done:
 		case <-time.After(dropAnswerWait):
 		}
