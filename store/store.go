@@ -123,6 +123,8 @@ type Store struct {
 	// records name instead of this process.
 	opHook    func(point string)
 	fakeOwner *opOwner
+	// The most changed rows a roll-back reads at once (deleteBatch).
+	markBatch int
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
@@ -399,7 +401,7 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{},
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, markBatch: deleteBatch, rm: newReadModel(), running: map[int64]struct{}{},
 		life: life, stop: stop, closing: make(chan struct{})}
 }
 
