@@ -81,6 +81,24 @@ func (o *registryOptions) embedded(e *env) bool {
 	return err == nil && kind == "embedded"
 }
 
+// identity names the selected registry: "embedded" (the one in the data
+// folder), or "consul" with Consul's address and the KV prefix. `campus
+// dev` records it beside its defaults (tenancy.DevState.Registry).
+func (o *registryOptions) identity(e *env) string {
+	kind, err := o.backend(e)
+	switch {
+	case err != nil:
+		return ""
+	case kind == "consul":
+		addr := e.getenv("CONSUL_HTTP_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:8500" // the Consul client's default
+		}
+		return "consul " + addr + " " + o.consulPrefix
+	}
+	return kind // its data folder is where dev.json is
+}
+
 // open opens the selected registry.
 func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
 	kind, err := o.backend(e)
