@@ -49,11 +49,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, logger, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

@@ -99,6 +99,21 @@ func (o *registryOptions) identity(e *env) string {
 	return kind // its data folder is where dev.json is
 }
 
+// openLogged makes the command's logger (lo) and opens the selected
+// registry with it, as every command that only reads or changes the
+// registry does; the caller closes it.
+func (o *registryOptions) openLogged(ctx context.Context, e *env, lo *logOptions) (registry.Registry, *slog.Logger, error) {
+	logger, err := lo.logger(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := o.open(ctx, e, logger, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, logger, nil
+}
+
 // open opens the selected registry.
 func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
 	kind, err := o.backend(e)
