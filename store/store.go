@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -109,7 +110,8 @@ type Store struct {
 	client *mongo.Client // set by Open, disconnected by Close; nil for New
 	opts   Options       // defaults applied
 
-	historyNames sync.Map // usernames known to be in history_names (historychain.go)
+	historyNames sync.Map     // usernames known to be in history_names (historychain.go)
+	chainNext    atomic.Int64 // the batch after the last this Store claimed, 0: unknown (historychain.go)
 
 	dummyOnce sync.Once // dummyHash is computed on first use
 	dummyHash []byte
