@@ -23,8 +23,8 @@ const maxQueryLen = 200
 type listParams struct {
 	Public bool // the public register: the query matches numbers and names only
 	Query  string
-	Sort  string // validated store sort key; "" means registration_no
-	Page  int
+	Sort   string // validated store sort key; "" means registration_no
+	Page   int
 }
 
 var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "second_name": true, "id": true}
