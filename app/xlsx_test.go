@@ -70,15 +70,15 @@ func TestImportXLSX(t *testing.T) {
 	b := e.browser()
 	b.login()
 	class := workbook(t, "Form 2", [][]any{
-		{"Class", "Adm No", "First name", "Surname", "Date of birth"},
-		{"2B", "X-1", "Zoë", "Müller", "2012-03-04"},
+		{"Class", "Adm No", "First name", "Surname", "Date of birth", "House", "Locker"},
+		{"2B", "X-1", "Zoë", "Müller", "2012-03-04", "Simba"},
 		{"2B", 123, "Kofi", "Mensah", nil},
 	})
 
 	r := uploadFile(t, b, map[string]string{"mode": "add"}, "Form 2.xlsx", class)
 	wantCode(t, r, http.StatusOK)
 	wantBody(t, r, "Read from the sheet “Form 2” of an Excel workbook", "Ignored columns (not a student field)",
-		"“Class”, “Date of birth”", "1 registration number is a plain number", "Zoë", "Import 2 students")
+		"“House”, “Locker”", "1 registration number is a plain number", "Zoë", "Import 2 students")
 	if e.count() != 0 {
 		t.Fatal("the preview wrote")
 	}
