@@ -449,7 +449,7 @@ func fit(b []byte) []byte {
 // forget empties the cache of matches (the students changed).
 func (sn *snapshot) forget() {
 	sn.cmu.Lock()
-	sn.matches, sn.facetCache = nil, nil
+	sn.matches, sn.filterCache = nil, nil
 	sn.cmu.Unlock()
 }
 

@@ -139,9 +139,9 @@ type snapshot struct {
 	// The last searches' matches, most recent last, emptied at every
 	// change (forget). A snapshot belongs to one Store (one database): the
 	// cache is never shared across schools.
-	cmu        sync.Mutex
-	matches    []cachedMatch
-	facetCache *Facets // the counts by class, status, year (modelfilter.go)
+	cmu         sync.Mutex
+	matches     []cachedMatch
+	filterCache *filterCols // the filter fields by pos (modelfilter.go)
 }
 
 // matchCacheSize is how many searches a snapshot remembers: paging
