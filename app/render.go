@@ -52,7 +52,13 @@ func parseViews(staticURL func(string) string) (*views, error) {
 	funcs := template.FuncMap{
 		"static":  staticURL,
 		"fieldOf": fieldOf,
-		"num":     formatCount,
+		"optFieldOf": func(name, typ, value string, errs map[string]string, help string, max int) formField {
+			f := fieldOf(name, fieldLabels[name], value, errs, help, max)
+			f.Type = typ
+			return f
+		},
+		"statuses": func() []string { return store.Statuses },
+		"num":      formatCount,
 		// staff, passwords and history
 		"when":       formatWhen,
 		"fieldLabel": fieldLabel,
@@ -151,6 +157,7 @@ var errorPages = map[int]errorPage{
 type formField struct {
 	Name, Label, Value, Error, Help string
 	Max                             int
+	Type                            string // optional fields (_record_fields.html): the input's type
 }
 
 func fieldOf(name, label, value string, errs map[string]string, help string, max int) formField {
