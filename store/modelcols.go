@@ -92,7 +92,7 @@ const (
 
 // keysInSearch reports whether search starts with keys joined by single
 // spaces (followed by nothing or a space: the schema 3 fields' words).
-func keysInSearch[T string | []byte](keys [numKeys]T, search T) bool {
+func keysInSearch[T string | []byte](keys [numKeys]T, search []byte) bool {
 	n := len(keys) - 1
 	for _, k := range keys {
 		n += len(k)
@@ -138,14 +138,14 @@ func appendRecord(b []byte, doc *studentDoc) []byte {
 	for i, f := range recordNums {
 		nums[i] = f.get(&doc.Student)
 	}
-	return appendFields(b, flags, created, updated, texts, nums, keysOf(doc), doc.Search)
+	return appendFields(b, flags, created, updated, texts, nums, keysOf(doc), []byte(doc.Search))
 }
 
 // appendFields appends a record: flags; the lengths of the keys when the
 // keys begin the search text; created_at (Unix nanoseconds) and
 // updated_at (after created_at) unless zero; the text fields; the number
 // fields; the keys when they are not in the search text.
-func appendFields[T string | []byte](b []byte, flags byte, created, updated int64, texts [len(recordTexts)]T, nums [len(recordNums)]uint64, keys [numKeys]T, search T) []byte {
+func appendFields[T string | []byte](b []byte, flags byte, created, updated int64, texts [len(recordTexts)]T, nums [len(recordNums)]uint64, keys [numKeys]T, search []byte) []byte {
 	inSearch := keysInSearch(keys, search)
 	flags &^= recKeysInSearch
 	if inSearch {
@@ -166,7 +166,7 @@ func appendFields[T string | []byte](b []byte, flags byte, created, updated int6
 		b = binary.AppendVarint(b, updated-created)
 	}
 	for _, t := range texts {
-		b = appendString(b, t)
+		b = appendText(b, t, search)
 	}
 	for _, n := range nums {
 		b = binary.AppendUvarint(b, n)
@@ -177,6 +177,50 @@ func appendFields[T string | []byte](b []byte, flags byte, created, updated int6
 		}
 	}
 	return b
+}
+
+// appendText appends a text field of a record: 2·len+1 and its place
+// in search when search holds its ASCII lower case (nearly every name,
+// class, guardian and e-mail address: Fold lower-cases them), then the
+// number of its capitals and their places, as differences; otherwise
+// (or when that is not shorter) 2·len and the text itself. So the
+// schema 3 fields are not held twice, raw in the records and folded in
+// the search text.
+func appendText[T string | []byte](b []byte, t T, search []byte) []byte {
+	if len(t) == 0 {
+		return append(b, 0)
+	}
+	var scratch [128]byte
+	lower := scratch[:0]
+	capitals := 0
+	for i := range len(t) {
+		c := t[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+			capitals++
+		}
+		lower = append(lower, c)
+	}
+	if off := bytes.Index(search, lower); off >= 0 {
+		start := len(b)
+		b = binary.AppendUvarint(b, uint64(len(t))<<1|1)
+		b = binary.AppendUvarint(b, uint64(off))
+		b = binary.AppendUvarint(b, uint64(capitals))
+		last := 0
+		for i := range len(t) {
+			if c := t[i]; 'A' <= c && c <= 'Z' {
+				b = binary.AppendUvarint(b, uint64(i-last))
+				last = i
+			}
+		}
+		stored := len(binary.AppendUvarint(scratch[:0], uint64(len(t))<<1)) + len(t)
+		if len(b)-start < stored {
+			return b
+		}
+		b = b[:start]
+	}
+	b = binary.AppendUvarint(b, uint64(len(t))<<1)
+	return append(b, t...)
 }
 
 // studentView is one student's fields as slices of the snapshot's
@@ -247,7 +291,20 @@ func (sn *snapshot) search(pos int) []byte {
 }
 
 // view reads the student at pos.
-func (sn *snapshot) view(pos int) studentView {
+func (sn *snapshot) view(pos int) studentView { return sn.parse(pos, true) }
+
+// rawView is view without the text fields kept in the search text (nil
+// in texts): for what needs only the record's end, keys or search text.
+func (sn *snapshot) rawView(pos int) studentView { return sn.parse(pos, false) }
+
+// textInSearch is a text field a record keeps as a place in the search
+// text (appendText): n bytes at off, with the k capitals whose places
+// (uvarint differences) start at upper in recs.
+type textInSearch struct{ off, n, upper, k int }
+
+// parse reads the student at pos; restore: the text fields kept in the
+// search text too (one allocation for them all).
+func (sn *snapshot) parse(pos int, restore bool) studentView {
 	v := studentView{id: sn.ids[pos], search: sn.search(pos)}
 	b, off := sn.recs, int(sn.rec[pos])
 	v.flags = b[off]
@@ -266,8 +323,46 @@ func (sn *snapshot) view(pos int) studentView {
 		delta, off = readVarint(b, off)
 		v.updated = v.created + delta
 	}
+	var lent [len(recordTexts)]textInSearch
+	total := 0
 	for i := range v.texts {
-		v.texts[i], off = readBytes(b, off)
+		var h uint64
+		h, off = readUvarint(b, off)
+		if h&1 == 0 {
+			v.texts[i], off = b[off:off+int(h>>1)], off+int(h>>1)
+			continue
+		}
+		d := &lent[i]
+		d.n = int(h >> 1)
+		var x uint64
+		x, off = readUvarint(b, off)
+		d.off = int(x)
+		x, off = readUvarint(b, off)
+		d.upper, d.k = off, int(x)
+		for range d.k {
+			_, off = readUvarint(b, off)
+		}
+		total += d.n
+	}
+	if restore && total > 0 {
+		buf := make([]byte, total)
+		at := 0
+		for i, d := range lent {
+			if d.n == 0 {
+				continue
+			}
+			t := buf[at : at+d.n : at+d.n]
+			copy(t, v.search[d.off:d.off+d.n])
+			p, up := 0, d.upper
+			for range d.k {
+				var delta uint64
+				delta, up = readUvarint(b, up)
+				p += int(delta)
+				t[p] -= 'a' - 'A'
+			}
+			v.texts[i] = t
+			at += d.n
+		}
 	}
 	for i := range v.nums {
 		v.nums[i], off = readUvarint(b, off)
@@ -292,7 +387,7 @@ func (sn *snapshot) view(pos int) studentView {
 func (sn *snapshot) key(o, pos int) []byte {
 	b, off := sn.recs, int(sn.rec[pos])
 	if b[off]&recKeysInSearch == 0 {
-		v := sn.view(pos)
+		v := sn.rawView(pos)
 		return v.keys[o]
 	}
 	off++
@@ -392,7 +487,7 @@ func (sn *snapshot) appendStudent(doc *studentDoc) {
 // appendFrom is appendStudent for the student at pos of another snapshot
 // (its record and text copied as they are).
 func (sn *snapshot) appendFrom(from *snapshot, pos int) {
-	v := from.view(pos)
+	v := from.rawView(pos)
 	sn.ids = append(sn.ids, v.id)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
 	sn.recs = append(sn.recs, from.recs[from.rec[pos]:v.end]...)
@@ -496,7 +591,7 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 	for o := range numKeys {
 		was[o] = sn.placeOf(o, pos)
 	}
-	old := sn.view(pos)
+	old := sn.rawView(pos)
 	sn.dead += old.end - int(sn.rec[pos])
 	oldSearch := string(old.search)
 	sn.rec[pos] = uint32(len(sn.recs))
@@ -533,7 +628,7 @@ func (sn *snapshot) remove(id int64) {
 	for o := range numKeys {
 		was[o] = sn.placeOf(o, pos)
 	}
-	v := sn.view(pos)
+	v := sn.rawView(pos)
 	sn.dead += v.end - int(sn.rec[pos])
 	start, end := int(sn.at[pos])-1, int(sn.at[pos])+len(v.search)
 	sn.text = slices.Delete(sn.text, start, end)
@@ -563,7 +658,7 @@ func (sn *snapshot) changed() {
 	if sn.dead > 4096 && sn.dead > len(sn.recs)/2 {
 		recs := make([]byte, 0, len(sn.recs)-sn.dead)
 		for pos := range sn.ids {
-			v := sn.view(pos)
+			v := sn.rawView(pos)
 			from := len(recs)
 			recs = append(recs, sn.recs[sn.rec[pos]:v.end]...)
 			sn.rec[pos] = uint32(from)

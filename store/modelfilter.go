@@ -201,7 +201,7 @@ func (sn *snapshot) matchNames(words []string) ([]uint64, int64) {
 // head is the keys of the student at pos joined by spaces: what the
 // search text held before schema 3.
 func (sn *snapshot) head(pos int) []byte {
-	v := sn.view(pos)
+	v := sn.rawView(pos)
 	if v.flags&recKeysInSearch != 0 {
 		n := numKeys - 1
 		for _, k := range v.keys {
