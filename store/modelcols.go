@@ -28,7 +28,7 @@ import (
 //     garbage until garbage is half of recs (compactRecords);
 //   - text/at: the folded search texts, each after a '\n' (which folded
 //     text never holds), in place order, and where each begins: a search
-//     runs bytes.Index over text when it cannot use the trigram index.
+//     runs bytes.Index over text (matching).
 //
 // The other orders are places (posOf), int32.
 // Adding a text field (issue 27: class, guardian, status, …) is one line
@@ -513,7 +513,7 @@ func (sn *snapshot) sortOrders() {
 }
 
 // newColumns is a snapshot of students (any order, IDs distinct) with its
-// columns and orders, without the trigram index.
+// columns and orders.
 func newColumns(docs []*studentDoc, seq int64, now time.Time) *snapshot {
 	docs = slices.Clone(docs)
 	slices.SortFunc(docs, func(a, b *studentDoc) int { return cmp.Compare(a.ID, b.ID) })
@@ -580,7 +580,6 @@ func (sn *snapshot) put(doc *studentDoc) {
 		j, _ := slices.BinarySearchFunc(order, int32(pos), func(p, t int32) int { return sn.comparePos(o, p, t) })
 		sn.posOf[o] = slices.Insert(order, j, int32(pos))
 	}
-	sn.tri.add(doc.ID, doc.Search)
 }
 
 // replace is put for a student already there (an update): its place is
@@ -593,7 +592,6 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 	}
 	old := sn.rawView(pos)
 	sn.dead += old.end - int(sn.rec[pos])
-	oldSearch := string(old.search)
 	sn.rec[pos] = uint32(len(sn.recs))
 	sn.recs = appendRecord(sn.recs, doc)
 	start, end := int(sn.at[pos]), int(sn.at[pos])+len(old.search)
@@ -611,9 +609,6 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 		order := slices.Delete(sn.posOf[o], i, i+1)
 		j, _ := slices.BinarySearchFunc(order, int32(pos), func(p, t int32) int { return sn.comparePos(o, p, t) })
 		sn.posOf[o] = slices.Insert(order, j, int32(pos))
-	}
-	if oldSearch != doc.Search {
-		sn.tri.replaced(doc.ID, doc.Search)
 	}
 }
 
@@ -647,7 +642,6 @@ func (sn *snapshot) remove(id int64) {
 		}
 		sn.posOf[o] = order
 	}
-	sn.tri.removed()
 }
 
 // changed follows every change: the matches are forgotten, the records
@@ -664,9 +658,6 @@ func (sn *snapshot) changed() {
 			sn.rec[pos] = uint32(from)
 		}
 		sn.recs, sn.dead = recs, 0
-	}
-	if sn.tri.worn() {
-		sn.tri = buildTrigramIndex(sn.ids, sn.text, sn.at)
 	}
 }
 
@@ -707,6 +698,5 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 	fresh.recs, fresh.text = fit(fresh.recs), fit(fresh.text)
 	sn.ids, sn.rec, sn.recs, sn.dead, sn.text, sn.at = fresh.ids, fresh.rec, fresh.recs, 0, fresh.text, fresh.at
 	sn.posOf = fresh.posOf
-	sn.tri = buildTrigramIndex(sn.ids, sn.text, sn.at)
 	sn.forget()
 }

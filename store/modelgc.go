@@ -96,17 +96,11 @@ func noteModel(rm *readModel, bytes int64) {
 	applyGCLocked()
 }
 
-// bytes is about what sn holds in memory: its columns and its index.
+// bytes is about what sn holds in memory: its columns.
 func (sn *snapshot) bytes() int64 {
 	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at)
 	for o := range numOrders {
 		n += 4 * len(sn.posOf[o])
-	}
-	if sn.tri != nil {
-		n += len(sn.tri.lists) + 8*len(sn.tri.grams)
-		for _, l := range sn.tri.more {
-			n += 8 * len(l)
-		}
 	}
 	return int64(n)
 }

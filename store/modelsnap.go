@@ -368,7 +368,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		return nil, errors.New("trailing bytes")
 	}
 	sn.recs, sn.text = fit(sn.recs), fit(sn.text)
-	return sn, nil // the trigram index is built later (indexLater)
+	return sn, nil
 }
 
 // releaseLoadGarbage hands the memory a load used and no longer needs
@@ -376,39 +376,6 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 // the operating system at once: the runtime would keep it for minutes,
 // and an app's RSS is what a machine of many schools pays for.
 func releaseLoadGarbage() { debug.FreeOSMemory() }
-
-// indexLater builds the trigram index of sn, a model from its saved copy,
-// in the background: searches meanwhile read every text (a millisecond or
-// two at 100,000), and the first answers do not wait for the index. It is
-// built from a copy of the order and installed only if no change was
-// applied meanwhile (else built again).
-func (s *Store) indexLater(sn *snapshot) {
-	rm := s.rm
-	s.background(func(ctx context.Context) {
-		for range 3 {
-			rm.mu.RLock()
-			if rm.snap != sn || sn.tri != nil || ctx.Err() != nil {
-				rm.mu.RUnlock()
-				return
-			}
-			// Copies: the columns change in place under the write lock.
-			ids, text, at, seq := slices.Clone(sn.ids), slices.Clone(sn.text), slices.Clone(sn.at), sn.seq
-			rm.mu.RUnlock()
-			tri := buildTrigramIndex(ids, text, at)
-			rm.mu.Lock()
-			if rm.snap == sn && sn.seq == seq && sn.tri == nil {
-				sn.tri = tri
-				noteModel(rm, sn.bytes())
-			}
-			done := rm.snap != sn || sn.tri != nil
-			rm.mu.Unlock()
-			if done {
-				releaseLoadGarbage()
-				return
-			}
-		}
-	})
-}
 
 // saveSnapshot writes sn (which the caller must not change meanwhile: it
 // holds s.rm.mu at least for reading) as the school's saved read model,

@@ -39,9 +39,4 @@ func BenchmarkSavedModel(b *testing.B) {
 			}
 		}
 	})
-	b.Run("trigrams", func(b *testing.B) {
-		for b.Loop() {
-			buildTrigramIndex(sn.ids, sn.text, sn.at)
-		}
-	})
 }

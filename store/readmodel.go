@@ -123,7 +123,6 @@ type snapshot struct {
 	// The other orders: posOf[o][i] is the pos of the i-th student in
 	// order o (nil for ordID: the identity).
 	posOf [numOrders][]int32
-	tri   *trigramIndex // the search texts' trigrams (searchindex.go)
 
 	seq      int64     // last journal entry applied
 	checked  time.Time // last look at the journal
@@ -217,36 +216,13 @@ func newReadModel() *readModel {
 	return &readModel{author: hex.EncodeToString(b), pending: map[int64]func(*snapshot){}}
 }
 
-// matching marks, by pos, the students whose search field holds every
-// word: the index's candidates, checked; or, when every word is shorter
-// than a trigram, a pass over every text.
+// matching marks, by pos, the students whose search text holds every
+// word: bytes.Index over all the texts for the longest word, each student
+// it finds checked for the others. There is no index: with the schema 3
+// fields a trigram index weighed as much as the texts (10.7 MB at
+// 100,000 students, 12 MB more while built), and a pass over every text
+// takes a few milliseconds (issue 20: memory; issue 27: the pages' p99).
 func (sn *snapshot) matching(words []string) []uint64 {
-	ids, ok := sn.tri.candidates(words)
-	if !ok {
-		return sn.scan(words)
-	}
-	needles := wordBytes(words)
-	bits := make([]uint64, (len(sn.ids)+63)/64)
-	k := 0
-	for _, id := range ids { // ascending, as sn.ids: gallop from the last place
-		step := 1
-		for k+step < len(sn.ids) && sn.ids[k+step] < id {
-			step *= 2
-		}
-		i, found := slices.BinarySearch(sn.ids[k:min(k+step+1, len(sn.ids))], id)
-		k += i
-		if !found {
-			continue // removed since the index was built
-		}
-		if matchesAll(sn.search(k), needles) {
-			bits[k/64] |= 1 << (k % 64)
-		}
-	}
-	return bits
-}
-
-// scan is matching without the index: bytes.Index over every search text.
-func (sn *snapshot) scan(words []string) []uint64 {
 	needles := wordBytes(words)
 	longest := needles[0]
 	for _, w := range needles[1:] {
@@ -284,12 +260,10 @@ func wordBytes(words []string) [][]byte {
 	return out
 }
 
-// buildSnapshot makes a snapshot of docs (any order, IDs distinct), its
-// trigram index included; it keeps nothing of docs.
+// buildSnapshot makes a snapshot of docs (any order, IDs distinct); it
+// keeps nothing of docs.
 func buildSnapshot(docs []*studentDoc, seq int64, now time.Time) *snapshot {
-	sn := newColumns(docs, seq, now)
-	sn.tri = buildTrigramIndex(sn.ids, sn.text, sn.at)
-	return sn
+	return newColumns(docs, seq, now)
 }
 
 // useModel reports whether reads go to the read model.
@@ -467,9 +441,6 @@ func (s *Store) startLoadLocked() chan struct{} {
 		rm.loading = nil
 		rm.mu.Unlock()
 		close(done)
-		if err == nil && sn.tri == nil { // from the saved copy
-			s.indexLater(sn)
-		}
 		if save {
 			s.saveModel(ctx, sn, refused)
 		}
