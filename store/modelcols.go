@@ -291,20 +291,24 @@ func (sn *snapshot) search(pos int) []byte {
 }
 
 // view reads the student at pos.
-func (sn *snapshot) view(pos int) studentView { return sn.parse(pos, true) }
+func (sn *snapshot) view(pos int) studentView { return sn.parse(pos, allTexts, nil) }
 
 // rawView is view without the text fields kept in the search text (nil
 // in texts): for what needs only the record's end, keys or search text.
-func (sn *snapshot) rawView(pos int) studentView { return sn.parse(pos, false) }
+func (sn *snapshot) rawView(pos int) studentView { return sn.parse(pos, 0, nil) }
+
+// allTexts asks parse for every text field.
+const allTexts = 1<<len(recordTexts) - 1
 
 // textInSearch is a text field a record keeps as a place in the search
 // text (appendText): n bytes at off, with the k capitals whose places
 // (uvarint differences) start at upper in recs.
 type textInSearch struct{ off, n, upper, k int }
 
-// parse reads the student at pos; restore: the text fields kept in the
-// search text too (one allocation for them all).
-func (sn *snapshot) parse(pos int, restore bool) studentView {
+// parse reads the student at pos, and of the text fields kept in the
+// search text those in want (bit i: field i), written after buf[len(buf):]
+// (one allocation for them all when buf has not the room).
+func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
 	v := studentView{id: sn.ids[pos], search: sn.search(pos)}
 	b, off := sn.recs, int(sn.rec[pos])
 	v.flags = b[off]
@@ -332,6 +336,15 @@ func (sn *snapshot) parse(pos int, restore bool) studentView {
 			v.texts[i], off = b[off:off+int(h>>1)], off+int(h>>1)
 			continue
 		}
+		if want&(1<<i) == 0 {
+			_, off = readUvarint(b, off)
+			var k uint64
+			k, off = readUvarint(b, off)
+			for range k {
+				_, off = readUvarint(b, off)
+			}
+			continue
+		}
 		d := &lent[i]
 		d.n = int(h >> 1)
 		var x uint64
@@ -344,9 +357,13 @@ func (sn *snapshot) parse(pos int, restore bool) studentView {
 		}
 		total += d.n
 	}
-	if restore && total > 0 {
-		buf := make([]byte, total)
-		at := 0
+	if total > 0 {
+		at := len(buf)
+		if cap(buf)-len(buf) < total {
+			buf = make([]byte, 0, total)
+			at = 0
+		}
+		buf = buf[:at+total]
 		for i, d := range lent {
 			if d.n == 0 {
 				continue

@@ -43,8 +43,9 @@ func (sn *snapshot) cols() *filterCols {
 	fc = &filterCols{class: make([]uint32, len(sn.ids)), status: make([]uint8, len(sn.ids)), year: make([]uint16, len(sn.ids))}
 	index := map[string]uint32{}
 	years := map[uint64]uint16{} // enrolment date code → year, computed once per day
+	var scratch [256]byte
 	for pos := range sn.ids {
-		v := sn.view(pos)
+		v := sn.parse(pos, 1<<textClass, scratch[:0])
 		c, ok := index[string(v.texts[textClass])]
 		if !ok {
 			c = uint32(len(fc.classes))

@@ -231,16 +231,22 @@ func (sn *snapshot) matching(words []string) []uint64 {
 		}
 	}
 	bits := make([]uint64, (len(sn.ids)+63)/64)
+	k := 0 // the student whose text holds from (or the first)
 	for from := 0; from < len(sn.text); {
 		i := bytes.Index(sn.text[from:], longest)
 		if i < 0 {
 			break
 		}
-		k, found := slices.BinarySearch(sn.at, int32(from+i))
-		if !found {
+		// The student whose text holds the hit: at or after k, galloping.
+		hit, step := int32(from+i), 1
+		for k+step < len(sn.at) && sn.at[k+step] <= hit {
+			step *= 2
+		}
+		j, found := slices.BinarySearch(sn.at[k:min(k+step, len(sn.at))], hit)
+		if k += j; !found {
 			k--
 		}
-		if matchesAll(sn.search(k), needles) {
+		if len(needles) == 1 || matchesAll(sn.search(k), needles) {
 			bits[k/64] |= 1 << (k % 64)
 		}
 		if k+1 < len(sn.at) {
