@@ -261,6 +261,9 @@ func (v *studentView) doc() studentDoc {
 // readUvarint reads a number at b[off:]: the value and where it ends.
 // Records are written by this process, so a bad one is a bug: it panics.
 func readUvarint(b []byte, off int) (uint64, int) {
+	if c := b[off]; c < 0x80 { // one byte: most lengths, places and differences
+		return uint64(c), off + 1
+	}
 	v, n := binary.Uvarint(b[off:])
 	if n <= 0 {
 		panic("read model: a damaged record")
