@@ -217,23 +217,37 @@ func newReadModel() *readModel {
 }
 
 // matching marks, by pos, the students whose search text holds every
-// word: bytes.Index over all the texts for the longest word, each student
-// it finds checked for the others. There is no index: with the schema 3
-// fields a trigram index weighed as much as the texts (10.7 MB at
-// 100,000 students, 12 MB more while built), and a pass over every text
-// takes a few milliseconds (issue 20: memory; issue 27: the pages' p99).
+// word: a pass over all the texts for the word found least often in a
+// sample of them (64 KB; the longest of those), each student it finds
+// checked for the others. There is no index: with the schema 3 fields a
+// trigram index weighed as much as the texts (10.7 MB at 100,000
+// students, 12 MB more while built), and a pass over every text takes a
+// few milliseconds (issue 20: memory; issue 27: the pages' p99).
 func (sn *snapshot) matching(words []string) []uint64 {
 	needles := wordBytes(words)
-	longest := needles[0]
+	sample := sn.text[:min(len(sn.text), 1<<16)]
+	lead, seen := needles[0], bytes.Count(sample, needles[0])
 	for _, w := range needles[1:] {
-		if len(w) > len(longest) {
-			longest = w
+		if n := bytes.Count(sample, w); n < seen || n == seen && len(w) > len(lead) {
+			lead, seen = w, n
+		}
+	}
+	// Led by the word's rarest byte in the sample: an IndexByte of a
+	// frequent first byte ('a' of amina) stops at nearly every student.
+	var freq [256]int
+	for _, c := range sample {
+		freq[c]++
+	}
+	rare := 0
+	for i, c := range lead {
+		if freq[c] < freq[lead[rare]] {
+			rare = i
 		}
 	}
 	bits := make([]uint64, (len(sn.ids)+63)/64)
 	k := 0 // the student whose text holds from (or the first)
 	for from := 0; from < len(sn.text); {
-		i := bytes.Index(sn.text[from:], longest)
+		i := indexVia(sn.text[from:], lead, rare)
 		if i < 0 {
 			break
 		}
@@ -256,6 +270,22 @@ func (sn *snapshot) matching(words []string) []uint64 {
 		}
 	}
 	return bits
+}
+
+// indexVia is bytes.Index(s, w), looking for w's byte at rare first.
+func indexVia(s, w []byte, rare int) int {
+	c := w[rare]
+	for from := rare; from < len(s); {
+		i := bytes.IndexByte(s[from:], c)
+		if i < 0 {
+			return -1
+		}
+		if p := from + i - rare; p+len(w) <= len(s) && bytes.Equal(s[p:p+len(w)], w) {
+			return p
+		}
+		from += i + 1
+	}
+	return -1
 }
 
 func wordBytes(words []string) [][]byte {
