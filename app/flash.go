@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -38,7 +39,7 @@ var flashFormats = map[flashKind]string{
 	flashAdded:      "The student “%s” was added successfully.",
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
-	flashBulkDelete: "Successfully deleted %s.", // "3 students", see studentCount
+	flashBulkDelete: "Successfully deleted %d students.", // the value is the count
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 	flashSettings:   "The settings were saved.",
@@ -92,14 +93,14 @@ func (s *server) takeFlash(w http.ResponseWriter, r *http.Request) *flashMsg {
 		return nil
 	}
 	if !hasValue {
-		if strings.Contains(format, "%s") {
+		if strings.Contains(format, "%") {
 			return nil
 		}
-		return newFlashMsg(flashKind(kind), format)
+		return newFlashMsg(flashKind(kind), s.tr(r, format))
 	}
 	sess := stateOf(r).session
 	b64value, b64mac, ok := strings.Cut(rest, ".")
-	if !ok || sess == nil || !strings.Contains(format, "%s") {
+	if !ok || sess == nil || !strings.Contains(format, "%") {
 		return nil
 	}
 	enc := base64.RawURLEncoding
@@ -108,5 +109,12 @@ func (s *server) takeFlash(w http.ResponseWriter, r *http.Request) *flashMsg {
 	if err1 != nil || err2 != nil || !hmac.Equal(mac, flashMAC(sess.CSRFToken, flashKind(kind), string(value))) {
 		return nil
 	}
-	return newFlashMsg(flashKind(kind), fmt.Sprintf(format, value))
+	if strings.Contains(format, "%d") {
+		n, err := strconv.Atoi(string(value))
+		if err != nil {
+			return nil
+		}
+		return newFlashMsg(flashKind(kind), s.tr(r, format, n))
+	}
+	return newFlashMsg(flashKind(kind), s.tr(r, format, string(value)))
 }

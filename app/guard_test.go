@@ -141,7 +141,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"GET /admin/groups/{$}": super, "GET /admin/groups/add/{$}": super, "POST /admin/groups/add/{$}": super,
 		"GET /admin/groups/{id}/change/{$}": super, "POST /admin/groups/{id}/change/{$}": super,
 		"POST /admin/groups/{id}/delete/{$}": super, "/admin/groups/": super,
-		"GET /admin/settings/{$}": super, "POST /admin/settings/{$}": super,
+		"GET /admin/settings/{$}": super, "POST /admin/settings/{$}": super, "POST /admin/settings/locale/{$}": super,
 	}
 	seen := map[string]bool{}
 	for _, rt := range routes {

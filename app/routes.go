@@ -113,6 +113,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"/admin/groups/", super, s.handleAdminNotFound, routeNotFound},
 		{"GET /admin/settings/{$}", super, s.handleSettingsForm, ""},
 		{"POST /admin/settings/{$}", super, s.handleSettings, ""},
+		{"POST /admin/settings/locale/{$}", super, s.handleLocaleSettings, ""},
 	}
 }
 

@@ -123,19 +123,19 @@ var fieldLabels = map[string]string{
 }
 
 // formErrors turns the store's messages ("is required", "must be …") into
-// sentences shown next to each field.
-func formErrors(fe store.FieldErrors) store.FieldErrors {
+// sentences shown next to each field, in the page's language.
+func formErrors(l *locale, fe store.FieldErrors) store.FieldErrors {
 	out := store.FieldErrors{}
 	for field, msg := range fe {
 		switch {
 		case msg == "is required":
-			msg = msgRequired
+			msg = l.T(msgRequired)
 		case strings.HasPrefix(msg, "is ") || strings.HasPrefix(msg, "must "):
 			label := fieldLabels[field]
 			if label == "" {
 				label = "This field"
 			}
-			msg = label + " " + msg
+			msg = l.T("%s %s", l.T(label), l.T(msg))
 			if !strings.HasSuffix(msg, ".") {
 				msg += "."
 			}
@@ -146,7 +146,7 @@ func formErrors(fe store.FieldErrors) store.FieldErrors {
 }
 
 func (s *server) renderStudentForm(w http.ResponseWriter, r *http.Request, status int, f studentForm) {
-	f.Errors = formErrors(f.Errors)
+	f.Errors = formErrors(s.locale(r), f.Errors)
 	title := "Add student"
 	if f.ID != 0 {
 		title = "Change student"
@@ -366,7 +366,7 @@ func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Req
 			return
 		}
 		s.refreshStudentsGauge(r.Context(), true)
-		s.setFlash(w, r, flashBulkDelete, studentCount(n))
+		s.setFlash(w, r, flashBulkDelete, strconv.FormatInt(n, 10))
 		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 		return
 	}
@@ -436,7 +436,7 @@ func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
 		s.dbError(w, r, fmt.Errorf("export students: %w", err))
 		return
 	}
-	name := fmt.Sprintf("%s-students-%s.%s", s.tenant.Name, s.now().UTC().Format("2006-01-02"), ext)
+	name := fmt.Sprintf("%s-students-%s.%s", s.tenant.Name, s.now().In(s.locale(r).zone).Format("2006-01-02"), ext)
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))

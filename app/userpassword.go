@@ -30,7 +30,7 @@ type userPasswordData struct {
 
 func (s *server) renderUserPassword(w http.ResponseWriter, r *http.Request, status int, d userPasswordData) {
 	s.render(w, r, status, "admin_user_password", &page{
-		Title:  "Change password: " + d.Username,
+		Title:  s.tr(r, "Change password: %s", d.Username),
 		Admin:  true,
 		Crumbs: crumbs("Change password", usersCrumb, crumb{Label: d.Username, URL: userChangeURL(d.ID)}),
 		Data:   d,

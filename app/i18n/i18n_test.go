@@ -1,0 +1,71 @@
+package i18n
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestChoose(t *testing.T) {
+	cases := []struct {
+		name   string
+		school string
+		may    bool
+		accept string
+		want   string
+	}{
+		{"default school, no header", "", true, "", "en"},
+		{"unknown school language counts as the default", "de", true, "", "en"},
+		{"school in French, visitors may not choose", "fr", false, "en-GB,en;q=0.9", "fr"},
+		{"school in English, visitors may not choose", "en", false, "fr", "en"},
+		{"French browser", "en", true, "fr-FR,fr;q=0.9,en;q=0.5", "fr"},
+		{"Belgian French", "en", true, "fr-BE", "fr"},
+		{"Canadian French with English second", "en", true, "fr-CA, en;q=0.8", "fr"},
+		{"English preferred over French", "fr", true, "en-US,en;q=0.9,fr;q=0.5", "en"},
+		{"quality decides, not order", "en", true, "en;q=0.2, fr;q=0.9", "fr"},
+		{"unsupported only: the school's language", "fr", true, "de-DE,de;q=0.9", "fr"},
+		{"unsupported only, English school", "en", true, "ja", "en"},
+		{"unsupported first, then supported", "en", true, "de, fr;q=0.5", "fr"},
+		{"wildcard: the school's language", "fr", true, "*", "fr"},
+		{"garbage header", "fr", true, ";;;q=x,,", "fr"},
+		{"very long header", "en", true, "xx-" + string(make([]byte, 0)) + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "en"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Choose(c.school, c.may, c.accept); got != c.want {
+				t.Errorf("Choose(%q, %v, %q) = %q, want %q", c.school, c.may, c.accept, got, c.want)
+			}
+		})
+	}
+}
+
+func TestLoadZone(t *testing.T) {
+	for _, ok := range []string{"UTC", "Africa/Nairobi", "Europe/Paris", "America/Argentina/Buenos_Aires", " Africa/Lagos "} {
+		if _, err := LoadZone(ok); err != nil {
+			t.Errorf("LoadZone(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "Local", "Mars/Olympus", "../../etc/passwd", "Africa/", "EAT+3"} {
+		if _, err := LoadZone(bad); err == nil {
+			t.Errorf("LoadZone(%q) accepted", bad)
+		}
+	}
+	if Zone("nonsense") != time.UTC || Zone("") != time.UTC {
+		t.Error("Zone of a bad name is not UTC")
+	}
+}
+
+// TestEmbeddedZones: the zone database is linked into the binary
+// (time/tzdata), so a machine or container without /usr/share/zoneinfo
+// still knows the zones. LoadZone finds the system's database first, so
+// what is checked is the link itself.
+func TestEmbeddedZones(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	if !strings.Contains("\n"+string(out), "\ntime/tzdata\n") {
+		t.Error("time/tzdata is not linked: zones fail where the system has no zoneinfo")
+	}
+}

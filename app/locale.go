@@ -1,0 +1,115 @@
+package app
+
+import (
+	"context"
+	"html/template"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/campus-saas/campus/app/i18n"
+	"github.com/campus-saas/campus/store"
+)
+
+// Languages and time (issue 27 item 7). A page is in the school's language
+// (store.Settings.Language), or in the supported language the visitor's
+// Accept-Language prefers when the school allows it; every time on it is
+// shown in the school's time zone (times are stored in UTC). The settings
+// live in the school's own database, so nothing of one school can reach
+// another's pages.
+
+// locale is the language and zone of one request's pages.
+type locale struct {
+	lang     *i18n.Lang
+	zone     *time.Location
+	zoneName string
+}
+
+func (l *locale) T(key string, args ...any) string { return l.lang.T(key, args...) }
+
+// when writes a time for people in the school's zone.
+func (l *locale) when(t time.Time) string { return l.lang.When(t, l.zone) }
+
+// settingsTTL is how long an instance trusts the settings it read: a
+// change saved on another instance of the school applies there within it
+// (on this one, at once).
+const settingsTTL = time.Second
+
+type cachedSettings struct {
+	set store.Settings
+	at  time.Time
+}
+
+// settingsCache spares the admin pages a database read per request for
+// the language and zone.
+type settingsCache struct {
+	p atomic.Pointer[cachedSettings]
+}
+
+// cachedSettings returns the school's settings, read at most settingsTTL ago.
+func (s *server) cachedSettings(ctx context.Context) (store.Settings, error) {
+	now := time.Now()
+	if c := s.settings.p.Load(); c != nil && now.Sub(c.at) < settingsTTL && !now.Before(c.at) {
+		return c.set, nil
+	}
+	set, err := s.store.Settings(ctx)
+	if err != nil {
+		return store.Settings{}, err
+	}
+	s.settings.p.Store(&cachedSettings{set: set, at: now})
+	return set, nil
+}
+
+// forgetSettings makes the next request read the settings again.
+func (s *server) forgetSettings() { s.settings.p.Store(nil) }
+
+// locale is the request's language and zone, chosen once per request. If
+// the settings cannot be read, the page is in the default language and
+// UTC (the page will most likely be an error page anyway).
+func (s *server) locale(r *http.Request) *locale {
+	st := stateOf(r)
+	if st.locale != nil {
+		return st.locale
+	}
+	set, err := s.cachedSettings(r.Context())
+	if err != nil {
+		s.log.Warn("settings unreadable: page in the default language and zone", "request_id", st.id, "err", err)
+	}
+	code := i18n.Choose(set.Language, set.AcceptLanguage, r.Header.Get("Accept-Language"))
+	zoneName := set.TimeZone
+	zone, err := i18n.LoadZone(zoneName)
+	if err != nil {
+		zone, zoneName = time.UTC, i18n.DefaultZone
+	}
+	st.locale = &locale{lang: i18n.Get(code), zone: zone, zoneName: zoneName}
+	return st.locale
+}
+
+// tr translates a message of the Go code for the request's page.
+func (s *server) tr(r *http.Request, key string, args ...any) string {
+	return s.locale(r).T(key, args...)
+}
+
+// localeFuncs are the template functions that depend on the locale.
+func localeFuncs(l *locale) template.FuncMap {
+	return template.FuncMap{
+		"t":    l.T,
+		"num":  func(n any) string { return l.T("%d", n) },
+		"when": l.when,
+		"lang": func() string { return l.lang.Code },
+	}
+}
+
+// localeViews are the pages of one locale: clones of the parsed pages with
+// the locale's functions. They are made on first use and kept; a school
+// has one zone at a time and a handful of languages, so there are few.
+type localeViews struct {
+	mu   sync.Mutex
+	sets map[localeKey]map[string]*template.Template
+}
+
+type localeKey struct{ lang, zone string }
+
+// maxLocaleSets bounds the kept sets (zones changed many times).
+const maxLocaleSets = 32
