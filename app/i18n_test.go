@@ -223,7 +223,8 @@ func verbs(format string) string {
 // that reach a page: in the app, the fields Title, Heading, Message,
 // LinkTxt, Label, Error, Notice and Failure of composite literals, the
 // arguments of crumbs, the first of tr and T, the values assigned into
-// error maps (…Errors[…], errs[…]) and into the fields above, the constants named msg…, the
+// error maps (…Errors[…], errs[…]), into the fields above and into the
+// variables title, label, crumbLabel, msg and heading, the constants named msg…, the
 // flashFormats and fieldLabels values and the results of importFailure;
 // in the store, the results of Label and check… functions, the msg…
 // constants and the messages PasswordProblems appends.
@@ -307,6 +308,12 @@ func goMessages(t *testing.T) map[string][]string {
 					}
 				case *ast.AssignStmt:
 					for i, lhs := range n.Lhs {
+						if id, ok := lhs.(*ast.Ident); ok && !store && i < len(n.Rhs) {
+							switch id.Name {
+							case "title", "label", "crumbLabel", "msg", "heading":
+								add(fset, n.Rhs[i])
+							}
+						}
 						if sel, ok := lhs.(*ast.SelectorExpr); ok && !store && i < len(n.Rhs) {
 							switch sel.Sel.Name {
 							case "Error", "Notice", "Failure", "Message", "Heading":
