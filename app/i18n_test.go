@@ -27,11 +27,6 @@ import (
 func templateStrings(t *testing.T) (keys map[string][]string, bare []string) {
 	t.Helper()
 	keys = map[string][]string{}
-	funcs := map[string]any{}
-	for _, name := range []string{"static", "fieldOf", "fieldLabel", "lines", "t", "num", "when", "lang",
-		"and", "or", "not", "len", "index", "slice", "print", "printf", "println", "eq", "ne", "lt", "le", "gt", "ge", "html", "js", "urlquery", "call"} {
-		funcs[name] = true
-	}
 	files, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("templates: %v", err)
@@ -41,8 +36,10 @@ func templateStrings(t *testing.T) (keys map[string][]string, bare []string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		trees, err := parse.Parse(file, string(src), "{{", "}}", funcs)
-		if err != nil {
+		trees := map[string]*parse.Tree{}
+		tr := parse.New(file)
+		tr.Mode = parse.SkipFuncCheck // the functions are the app's business
+		if _, err := tr.Parse(string(src), "{{", "}}", trees); err != nil {
 			t.Fatalf("parse %s: %v", file, err)
 		}
 		for name, tree := range trees {
@@ -104,16 +101,37 @@ func (w *tmplWalker) pipe(p *parse.PipeNode) {
 		return
 	}
 	for _, c := range p.Cmds {
-		if len(c.Args) > 1 {
-			if id, ok := c.Args[0].(*parse.IdentifierNode); ok && id.Ident == "t" {
-				if s, ok := c.Args[1].(*parse.StringNode); ok {
-					w.keys[s.Text] = append(w.keys[s.Text], w.where)
+		if id, ok := c.Args[0].(*parse.IdentifierNode); ok && id.Ident == "t" {
+			for _, a := range c.Args[1:] {
+				w.keysIn(a)
+			}
+			continue
+		}
+		for _, a := range c.Args {
+			switch a := a.(type) {
+			case *parse.PipeNode:
+				w.pipe(a)
+			case *parse.StringNode:
+				// A literal given to a function (a label, a help text)
+				// is text a person reads if it looks like words.
+				if strings.ContainsFunc(a.Text, unicode.IsUpper) || strings.Contains(a.Text, " ") {
+					w.out.WriteString(hole + a.Text + hole)
 				}
 			}
 		}
-		for _, a := range c.Args {
-			if sub, ok := a.(*parse.PipeNode); ok {
-				w.pipe(sub)
+	}
+}
+
+// keysIn records the string literals of a t call's arguments as keys
+// ({{t "Line"}}, {{t (or .Word "Line")}}).
+func (w *tmplWalker) keysIn(n parse.Node) {
+	switch n := n.(type) {
+	case *parse.StringNode:
+		w.keys[n.Text] = append(w.keys[n.Text], w.where)
+	case *parse.PipeNode:
+		for _, c := range n.Cmds {
+			for _, a := range c.Args {
+				w.keysIn(a)
 			}
 		}
 	}
@@ -227,7 +245,8 @@ func verbs(format string) string {
 // variables title, label, crumbLabel, msg and heading, the constants named msg…, the
 // flashFormats and fieldLabels values and the results of importFailure;
 // in the store, the results of Label and check… functions, the msg…
-// constants and the messages PasswordProblems appends.
+// constants, the messages assigned into field errors (fe[…]) and those
+// PasswordProblems appends.
 func goMessages(t *testing.T) map[string][]string {
 	t.Helper()
 	keys := map[string][]string{}
@@ -259,7 +278,7 @@ func goMessages(t *testing.T) map[string][]string {
 						if strings.HasPrefix(name.Name, "msg") && i < len(n.Values) {
 							add(fset, n.Values[i])
 						}
-						if (name.Name == "flashFormats" || name.Name == "fieldLabels" || name.Name == "lockScopes") && i < len(n.Values) {
+						if (name.Name == "flashFormats" || name.Name == "fieldLabels" || name.Name == "lockScopes" || name.Name == "userFieldLabels") && i < len(n.Values) {
 							if cl, ok := n.Values[i].(*ast.CompositeLit); ok {
 								for _, el := range cl.Elts {
 									add(fset, el.(*ast.KeyValueExpr).Value)
@@ -321,7 +340,7 @@ func goMessages(t *testing.T) map[string][]string {
 							}
 						}
 						ix, ok := lhs.(*ast.IndexExpr)
-						if !ok || store || i >= len(n.Rhs) {
+						if !ok || i >= len(n.Rhs) {
 							continue
 						}
 						var name string
@@ -331,7 +350,7 @@ func goMessages(t *testing.T) map[string][]string {
 						case *ast.SelectorExpr:
 							name = x.Sel.Name
 						}
-						if strings.HasSuffix(name, "Errors") || name == "errs" {
+						if !store && (strings.HasSuffix(name, "Errors") || name == "errs") || store && name == "fe" {
 							add(fset, n.Rhs[i])
 						}
 					}

@@ -62,7 +62,7 @@ func (s *server) handleUserPassword(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusNotFound)
 		return
 	case errors.As(err, &fe):
-		d.Errors = map[string]string{"password1": userErrors(fe)["password"]}
+		d.Errors = map[string]string{"password1": userErrors(s.locale(r), fe)["password"]}
 		s.renderUserPassword(w, r, http.StatusUnprocessableEntity, d)
 		return
 	case err != nil:

@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"golang.org/x/text/feature/plural"
@@ -65,14 +67,39 @@ type Lang struct {
 
 // T translates key. Without args the key is looked up and returned as it
 // is when the language has no entry; with args it is a Printf format.
+// A message made elsewhere with numbers in it ("must be at most 40
+// characters", from the store) is found by its pattern ("must be at most
+// %d characters") when the language has no entry for it as it is.
 func (l *Lang) T(key string, args ...any) string {
 	if len(args) == 0 {
 		if s, ok := l.plain[key]; ok {
 			return s
 		}
+		if pattern, nums := numberPattern(key); len(nums) > 0 {
+			if _, ok := l.plain[pattern]; ok {
+				return l.printer.Sprintf(pattern, nums...)
+			}
+		}
 		return key
 	}
 	return l.printer.Sprintf(key, args...)
+}
+
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// numberPattern is s with each run of digits replaced by %d (and a % of
+// its own escaped), and the numbers.
+func numberPattern(s string) (string, []any) {
+	var nums []any
+	pattern := digits.ReplaceAllStringFunc(strings.ReplaceAll(s, "%", "%%"), func(d string) string {
+		n, err := strconv.Atoi(d)
+		if err != nil {
+			return d
+		}
+		nums = append(nums, n)
+		return "%d"
+	})
+	return pattern, nums
 }
 
 // Has reports whether the language has its own entry for key.

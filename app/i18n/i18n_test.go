@@ -69,3 +69,24 @@ func TestEmbeddedZones(t *testing.T) {
 		t.Error("time/tzdata is not linked: zones fail where the system has no zoneinfo")
 	}
 }
+
+// TestMessagesWithNumbers: a message made with numbers in it is
+// translated by its pattern; one without a pattern stays as it is.
+func TestMessagesWithNumbers(t *testing.T) {
+	fr := Get("fr")
+	cases := map[string]string{
+		"must be at most 255 characters":  "doit comporter au plus 255 caractères",
+		"must be at most 2000 characters": "doit comporter au plus 2\u00a0000 caractères",
+		"must be at most many characters": "must be at most many characters",
+		"row 7 of 9: something else":      "row 7 of 9: something else",
+		"is required":                     "est obligatoire",
+	}
+	for in, want := range cases {
+		if got := fr.T(in); got != want {
+			t.Errorf("fr.T(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := Get("en").T("must be at most 40 characters"); got != "must be at most 40 characters" {
+		t.Errorf("English changed a message: %q", got)
+	}
+}
