@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"html"
 	"html/template"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"text/template/parse"
 	"time"
 
 	"github.com/campus-saas/campus/app/i18n"
@@ -99,6 +101,53 @@ func localeFuncs(l *locale) template.FuncMap {
 		"when": l.when,
 		"lang": func() string { return l.lang.Code },
 	}
+}
+
+// inlineTranslations replaces each {{t "literal"}} of a locale's clone by
+// its translation as HTML text, so that the page's fixed words cost what
+// they cost before there were languages: no function call and no
+// escaping per request. html/template escapes the clone afterwards, and
+// the text (escaped here, with no < or quote left) changes no context.
+func inlineTranslations(n parse.Node, l *locale) {
+	switch n := n.(type) {
+	case *parse.ListNode:
+		if n == nil {
+			return
+		}
+		for i, c := range n.Nodes {
+			if key, ok := literalT(c); ok {
+				n.Nodes[i] = &parse.TextNode{NodeType: parse.NodeText, Pos: c.Position(), Text: []byte(html.EscapeString(l.T(key)))}
+				continue
+			}
+			inlineTranslations(c, l)
+		}
+	case *parse.IfNode:
+		inlineTranslations(n.List, l)
+		inlineTranslations(n.ElseList, l)
+	case *parse.RangeNode:
+		inlineTranslations(n.List, l)
+		inlineTranslations(n.ElseList, l)
+	case *parse.WithNode:
+		inlineTranslations(n.List, l)
+		inlineTranslations(n.ElseList, l)
+	}
+}
+
+// literalT is the key of an action {{t "key"}} (nothing else in it).
+func literalT(n parse.Node) (string, bool) {
+	a, ok := n.(*parse.ActionNode)
+	if !ok || len(a.Pipe.Decl) > 0 || len(a.Pipe.Cmds) != 1 || len(a.Pipe.Cmds[0].Args) != 2 {
+		return "", false
+	}
+	args := a.Pipe.Cmds[0].Args
+	if id, ok := args[0].(*parse.IdentifierNode); !ok || id.Ident != "t" {
+		return "", false
+	}
+	s, ok := args[1].(*parse.StringNode)
+	if !ok {
+		return "", false
+	}
+	return s.Text, true
 }
 
 // localeViews are the pages of one locale: clones of the parsed pages with

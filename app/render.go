@@ -116,7 +116,13 @@ func (v *views) forLocale(l *locale) (map[string]*template.Template, error) {
 		if err != nil {
 			return nil, fmt.Errorf("clone template %s: %w", name, err)
 		}
-		set[name] = c.Funcs(funcs)
+		c.Funcs(funcs)
+		for _, t := range c.Templates() {
+			if t.Tree != nil {
+				inlineTranslations(t.Tree.Root, l)
+			}
+		}
+		set[name] = c
 	}
 	if v.sets == nil || len(v.sets) >= maxLocaleSets {
 		v.sets = map[localeKey]map[string]*template.Template{}

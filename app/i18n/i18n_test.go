@@ -90,3 +90,24 @@ func TestMessagesWithNumbers(t *testing.T) {
 		t.Errorf("English changed a message: %q", got)
 	}
 }
+
+// TestFastPathAsPrinter: T's shortcut past the printer writes what the
+// printer writes.
+func TestFastPathAsPrinter(t *testing.T) {
+	cases := []struct {
+		key  string
+		args []any
+	}{
+		{"Page %d", []any{12}}, {"%d", []any{999}}, {"%d", []any{0}}, {"%d–%d of %d", []any{1, 50, 999}},
+		{"Change password: %s", []any{"zoë"}}, {"%[1]s %[2]s %[3]s, %[4]s %[5]s", []any{"6", "Dec", "2026", "21:20", "EAT"}},
+		{"%d of %d rows written (%d%%).", []any{5, 10, 50}}, {"Unknown key %d", []any{3}}, {"No verbs", []any{3}},
+		{"Import %d", []any{int64(42)}},
+	}
+	for _, l := range langs {
+		for _, c := range cases {
+			if got, want := l.T(c.key, c.args...), l.printer.Sprintf(c.key, c.args...); got != want {
+				t.Errorf("%s: T(%q, %v) = %q, the printer %q", l.Code, c.key, c.args, got, want)
+			}
+		}
+	}
+}

@@ -3,6 +3,7 @@ package i18n
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	_ "time/tzdata" // zones on machines and containers without a zoneinfo database
 )
@@ -18,12 +19,19 @@ func LoadZone(name string) (*time.Location, error) {
 	if name == "" || name == "Local" {
 		return nil, fmt.Errorf("time zone %q: give an IANA name such as Africa/Nairobi, or UTC", name)
 	}
-	loc, err := time.LoadLocation(name)
+	if loc, ok := zones.Load(name); ok {
+		return loc.(*time.Location), nil
+	}
+	loc, err := time.LoadLocation(name) // reads and parses the zone's file each time
 	if err != nil {
 		return nil, fmt.Errorf("time zone %q is not in the IANA time zone database (for example Africa/Nairobi, Europe/Paris, UTC)", name)
 	}
+	zones.Store(name, loc) // the known zones: a few hundred at most
 	return loc, nil
 }
+
+// zones are the zones loaded so far, by name.
+var zones sync.Map
 
 // Zone is the school's zone, UTC for an empty or unknown name.
 func Zone(name string) *time.Location {
