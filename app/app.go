@@ -62,6 +62,7 @@ type server struct {
 	tenant    registry.Tenant // name, ID and database: fixed for life
 	hosts     func() registry.Tenant
 	store     *store.Store
+	preload   sync.Once // the read model's load, at the first ready answer (health.go)
 	log       *slog.Logger
 	gatherer  prometheus.Gatherer
 	secure    bool

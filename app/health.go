@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,10 +15,26 @@ import (
 // readyTimeout bounds the database checks of /readyz.
 const readyTimeout = 2 * time.Second
 
-// handleHealthz says the process is alive; it touches nothing else.
-func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+// BusyHeader, on a /healthz or /readyz answer, says how many imports or bulk
+// deletes of the school are running (store.OperationsRunning): work that
+// an idle stop would roll back, so the supervisor keeps the app while it
+// is there (deploy/supervisor reads it by the same name). Absent: none.
+const BusyHeader = "Campus-Busy"
+
+// probeHeaders are the headers of /healthz and /readyz: plain text, not
+// cached, and BusyHeader while operations run (from memory).
+func (s *server) probeHeaders(w http.ResponseWriter) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if n := s.store.OperationsRunning(); n > 0 {
+		w.Header().Set(BusyHeader, strconv.Itoa(n))
+	}
+}
+
+// handleHealthz says the process is alive, and whether it runs an import
+// or a bulk delete (BusyHeader, from memory); it touches nothing else.
+func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	s.probeHeaders(w)
 	w.Write([]byte("ok\n"))
 }
 
@@ -25,8 +42,7 @@ func (s *server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 // this binary knows. The body names the reason without details that could
 // matter to an attacker; the log has the full error.
 func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
+	s.probeHeaders(w)
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	reason, err := s.ready(ctx)
@@ -36,6 +52,10 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("not ready: " + reason + "\n"))
 		return
 	}
+	// Ready: the supervisor routes the first request now. Its students
+	// start loading into memory at once rather than at that request
+	// (store.Preload; not before ready, which it would slow down).
+	s.preload.Do(func() { s.store.Preload(context.WithoutCancel(r.Context())) })
 	w.Write([]byte("ready\n"))
 }
 

@@ -24,12 +24,27 @@ import (
 //     instance was picked is not forwarded: ServeHTTP and the transport
 //     check before they pick (forward.go). Nor is any request of a
 //     connection told GOAWAY (below): 429.
-//   - A request on a suspect HTTP/2 connection waits up to ResetHold for
-//     its reset before that check (resetBefore). Go's HTTP/2 server reads
-//     frames in one goroutine and acts on them in another, so the handler
-//     of a HEADERS can reach the pick before the RST_STREAM that came in
-//     the same packet has cancelled it; a flood's stream is reset within
-//     microseconds of its start and so never waits the hold out. Suspect
+//   - Before that check an HTTP/2 request waits until the server has
+//     acted on every frame read from its connection so far (catchUp): Go's
+//     HTTP/2 server reads frames in one goroutine and acts on them in
+//     another (its serve loop), and starts the handler of a HEADERS in a
+//     goroutine of its own, so without the wait the handler can reach the
+//     pick before the serve loop has read the RST_STREAM that came in the
+//     same packet. The reader hands the serve loop one frame at a time and
+//     asks TLS for the next only after the serve loop has acted on the
+//     last; TLS reads the socket only when every byte it decrypted has
+//     been taken. So once a Read of the raw connection has started after
+//     the one that brought the HEADERS, every frame in the bytes read
+//     before has been acted on: a reset sent with its request (in the same
+//     write, hence the same TLS record) has cancelled the request's
+//     context, and the request is not forwarded. The wait is for a
+//     goroutine that is ready to run (microseconds) and costs nothing when
+//     the reader is already waiting on the socket, as it is between a
+//     browser's requests. It needs the connection from LimitListener.
+//   - A request on a suspect HTTP/2 connection then waits up to ResetHold
+//     for a reset that comes in a later packet (resetBefore); a flood's
+//     stream is reset within microseconds of its start and so never waits
+//     the hold out. Suspect
 //     are a connection that has spent SuspectAfter of its reset budget
 //     (cancelled that many more requests than the budget's rate gave back
 //     since) and every connection from an address one of whose
@@ -83,6 +98,7 @@ const (
 // connState is what the proxy keeps per client connection (ConnContext).
 type connState struct {
 	conn   net.Conn
+	raw    *clientConn                  // nil when not from LimitListener
 	addr   netip.Addr                   // the peer's; invalid when not TCP
 	resets atomic.Pointer[rate.Limiter] // nil until the first cancelled request
 	goaway atomic.Bool                  // over budget: every answer says GOAWAY
@@ -93,7 +109,7 @@ type connKey struct{}
 // ConnContext is the http.Server ConnContext of the proxy's listeners: it
 // gives each client connection the state of its reset budget.
 func (p *Proxy) ConnContext(ctx context.Context, c net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{conn: c, addr: addrOf(c.RemoteAddr())})
+	return context.WithValue(ctx, connKey{}, &connState{conn: c, raw: clientConnOf(c), addr: addrOf(c.RemoteAddr())})
 }
 
 func connFrom(ctx context.Context) *connState {
@@ -114,12 +130,20 @@ func (cs *connState) limiter(r float64, burst int) *rate.Limiter {
 }
 
 // resetBefore reports whether the request's client reset it (or went
-// away) already. On a suspect HTTP/2 connection (see above) it first waits
-// up to ResetHold for the reset.
+// away) already. On HTTP/2 it first waits until the server has acted on
+// the frames read with the request's (catchUp), and on a suspect
+// connection (see above) up to ResetHold more for the reset.
 func (p *Proxy) resetBefore(r *http.Request) bool {
 	ctx := r.Context()
-	if r.ProtoMajor == 2 && p.cfg.ResetHold > 0 {
-		if cs := connFrom(ctx); cs != nil && !cs.goaway.Load() && p.suspect(cs, time.Now()) {
+	if r.ProtoMajor != 2 {
+		return ctx.Err() != nil
+	}
+	cs := connFrom(ctx)
+	if cs != nil && cs.raw != nil {
+		p.catchUp(ctx, cs.raw)
+	}
+	if p.cfg.ResetHold > 0 {
+		if cs != nil && !cs.goaway.Load() && p.suspect(cs, time.Now()) {
 			t := time.NewTimer(p.cfg.ResetHold)
 			select {
 			case <-ctx.Done():
@@ -129,6 +153,67 @@ func (p *Proxy) resetBefore(r *http.Request) bool {
 		}
 	}
 	return ctx.Err() != nil
+}
+
+// catchUpLimit bounds catchUp's wait (or ResetHold, when longer): the
+// reader is a goroutine ready to run, this is never reached but by a
+// server starved of CPU, and then the request goes on as without the wait.
+const catchUpLimit = time.Second
+
+// catchUp waits until the HTTP/2 server has acted on every frame of the
+// bytes read from c so far (see above), the request's context ends, or
+// catchUpLimit passes.
+func (p *Proxy) catchUp(ctx context.Context, c *clientConn) {
+	next := c.reads.caughtUp()
+	if next == nil {
+		return
+	}
+	t := time.NewTimer(max(catchUpLimit, p.cfg.ResetHold))
+	defer t.Stop()
+	select {
+	case <-next:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// readWatch follows the reads of a client connection (clientConn): a
+// connection's reads are made one at a time, by the server's reader.
+type readWatch struct {
+	mu      sync.Mutex
+	reading bool          // a Read is under way
+	next    chan struct{} // closed when the next Read starts; nil until waited for
+}
+
+func (w *readWatch) start() {
+	w.mu.Lock()
+	w.reading = true
+	if w.next != nil {
+		close(w.next)
+		w.next = nil
+	}
+	w.mu.Unlock()
+}
+
+func (w *readWatch) end() {
+	w.mu.Lock()
+	w.reading = false
+	w.mu.Unlock()
+}
+
+// caughtUp returns nil when a Read is under way (it started after every
+// earlier one returned, so the bytes they brought were all taken), else a
+// channel closed when the next Read starts.
+func (w *readWatch) caughtUp() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.reading {
+		return nil
+	}
+	if w.next == nil {
+		w.next = make(chan struct{})
+	}
+	return w.next
 }
 
 // suspect reports whether the requests of a connection wait for resets.

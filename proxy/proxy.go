@@ -103,6 +103,13 @@ type Config struct {
 	// address on a listener wrapped by LimitListener (connlimit.go);
 	// default DefaultMaxConnsPerAddr, negative: no cap.
 	MaxConnsPerAddr int
+	// ConnRatePerAddr and ConnBurstPerAddr bound the new connections
+	// accepted from one client address on a listener wrapped by
+	// LimitTLSListener, a second and at once (connlimit.go); defaults
+	// DefaultConnRatePerAddr and DefaultConnBurstPerAddr; a negative
+	// rate: no bound.
+	ConnRatePerAddr  float64
+	ConnBurstPerAddr int
 	// SampleEvery is the period of sampled access-log lines (cancelled
 	// requests, malformed bodies); default DefaultSampleEvery.
 	SampleEvery time.Duration
@@ -156,6 +163,12 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	if cfg.ResetHold == 0 {
 		cfg.ResetHold = DefaultResetHold
+	}
+	if cfg.ConnRatePerAddr == 0 {
+		cfg.ConnRatePerAddr = DefaultConnRatePerAddr
+	}
+	if cfg.ConnBurstPerAddr <= 0 {
+		cfg.ConnBurstPerAddr = DefaultConnBurstPerAddr
 	}
 	if cfg.MaxConnsPerAddr == 0 {
 		cfg.MaxConnsPerAddr = DefaultMaxConnsPerAddr

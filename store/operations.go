@@ -647,8 +647,11 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("recover interrupted operations: %w", err)
 	}
-	rolled, finished := 0, false
+	rolled, finished, elsewhere := 0, false, 0
 	for _, rec := range recs {
+		if !rec.Closed && rec.Owner.Token != s.rm.author && !s.ownerGone(rec) {
+			elsewhere++
+		}
 		switch {
 		case rec.Closed:
 			if rec.Seq < v.max && s.opts.Now().Sub(rec.ClosedAt) > opKeepClosed {
@@ -680,6 +683,7 @@ func (s *Store) RecoverOperations(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	s.noteElsewhere(elsewhere)
 	if finished {
 		// Its writer may have died before journaling it: every read
 		// model loads afresh.

@@ -999,3 +999,24 @@ func modelOrder(sort string) (int, bool) {
 	}
 	return ordRegNo, false
 }
+
+// Preload starts loading the read model in the background, where reads
+// use one (FerretDB), so that a woken app's first request finds it loaded
+// or partly so instead of starting the load itself (issue 20: the first
+// page of a woken big school). It returns at once; nothing is reported:
+// the first read waits for (or retries) the load as it would have.
+func (s *Store) Preload(ctx context.Context) {
+	s.background(func(life context.Context) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.QueryTimeout)
+		defer cancel()
+		if !s.useModel(ctx) {
+			return
+		}
+		s.rm.mu.RLock()
+		loaded := s.rm.snap != nil
+		s.rm.mu.RUnlock()
+		if !loaded {
+			s.startLoad()
+		}
+	})
+}

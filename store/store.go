@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -149,6 +150,9 @@ type Store struct {
 	// The operations this Store is writing (operations.go), by number.
 	opsMu   sync.Mutex
 	running map[int64]struct{}
+	// Pending operations of other live writers at the last
+	// RecoverOperations, and when that was (busy.go).
+	elsewhere, elsewhereAt atomic.Int64
 
 	// The read model of students (readmodel.go) and whether the server
 	// is FerretDB (asked once).

@@ -44,6 +44,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchDensity(ctx, e, args[1:])
 		case "abuse": // issue 25: bench_abuse.go
 			return runBenchAbuse(ctx, e, args[1:])
+		case "abuse-flood": // the flooder process of abuse: bench_abuse_flood.go
+			return runBenchAbuseFlood(ctx, e, args[1:])
 		case "control": // issue 26: bench_control.go
 			return runBenchControl(ctx, e, args[1:])
 		case "diskfull": // issue 23: bench_diskfull.go

@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -41,15 +43,26 @@ GOAWAY) and POSTs with a malformed chunked body. Prints, per flood: requests tha
 flooded school's app (its campus_app_requests_total), lines and bytes campus dev wrote (but those
 of the measured school's own requests), the
 campus dev process's CPU (the proxy, with the embedded database and registry; the apps are its
-children), and the other school's p50/p99 quiet and under the flood.`)
+children), and the other school's p50/p99 quiet and under the flood. The floods run in a process
+of their own (campus-bench abuse-flood), optionally at a lower priority (--flooder-nice) or in a
+cgroup v1 cpu group with a quota (--flooder-cpu): a remote attacker's CPU is not the server's.
+Before the floods, --first-pages loads of accra's public page by a new browser (a new HTTP/2
+connection: TLS handshake, the page, then its /static assets at once) measure what a visitor's
+first page costs.`)
 	var (
 		duration = fs.Duration("duration", 10*time.Second, "length of the quiet measurement and of each flood")
 		conns    = fs.Int("conns", 2, "concurrent flooding connections per kind of abuse")
 		clients  = fs.Int("concurrency", 4, "concurrent clients measuring the other school")
 		baseline = fs.String("baseline", "", "also run this other campus binary first (e.g. built from the commit before), for before/after in one run")
 		resets   = fs.Float64("reset-rate", 40000, "reset streams per second the rapid-reset flood offers, in all (issue 25 saw 213k in 5 s from two connections)")
-		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the rapid-reset flood comes from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
+		from     = fs.String("flood-from", "127.0.0.2", "loopback IP address the floods come from (the measured clients use 127.0.0.1; give 127.0.0.1 to measure clients behind the attacker's address)")
+		addrs    = fs.Int("flood-addrs", 1, "rapid reset: each new flooding connection from the next of this many loopback addresses counted up from --flood-from (a botnet; 1: one address)")
+		rounds   = fs.Int("rounds", 1, "runs of every binary, alternating (before, after, before, after, ...)")
+		pages    = fs.Int("first-pages", 50, "first-page loads by a new browser measured before the floods (0: none)")
+		fl       flooder
 	)
+	fs.IntVar(&fl.nice, "flooder-nice", 0, "run the flooder process at this nice value (19: only CPU nobody else wants)")
+	fs.Float64Var(&fl.cpus, "flooder-cpu", 0, "run the flooder process in a cgroup v1 cpu group with this quota in CPUs (e.g. 0.5; needs root)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
 	}
@@ -60,6 +73,10 @@ children), and the other school's p50/p99 quiet and under the flood.`)
 	if err != nil {
 		return err
 	}
+	if err := fl.setup(); err != nil {
+		return err
+	}
+	defer fl.close()
 	type run struct{ name, bin string }
 	runs := []run{{"after", self}}
 	if *baseline != "" {
@@ -70,13 +87,15 @@ children), and the other school's p50/p99 quiet and under the flood.`)
 		runs = []run{{"before", b}, {"after", self}}
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s), %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
-		*duration, *conns, *resets, *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s from %d address(es)), %s, %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
+		*duration, *conns, *resets, *addrs, fl.describe(), *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n",
 		"binary", "phase", "sent", "to app", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
-	for _, r := range runs {
-		if err := abuseRun(ctx, e, r.name, r.bin, *duration, *conns, *clients, *resets, *from); err != nil {
-			return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
+	for range *rounds {
+		for _, r := range runs {
+			if err := abuseRun(ctx, e, &fl, r.name, r.bin, *duration, *conns, *clients, *pages, *resets, *from, *addrs); err != nil {
+				return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
+			}
 		}
 	}
 	return nil
@@ -111,7 +130,7 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, conns, clients int, resetRate float64, from string) error {
+func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time.Duration, conns, clients, pages int, resetRate float64, from string, addrs int) error {
 	port, err := systemtest.FreePort()
 	if err != nil {
 		return err
@@ -125,7 +144,8 @@ func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, co
 		return err
 	}
 	defer dev.Stop()
-	caPEM, err := os.ReadFile(filepath.Join(dev.Data, "ca", "ca.pem"))
+	caFile := filepath.Join(dev.Data, "ca", "ca.pem")
+	caPEM, err := os.ReadFile(caFile)
 	if err != nil {
 		return err
 	}
@@ -146,33 +166,42 @@ func abuseRun(ctx context.Context, e *env, name, bin string, d time.Duration, co
 	}
 	appCount := func() float64 { return appRequests(ctx, dev.AdminAddr, victim) }
 
+	load := func() string {
+		l, _ := os.ReadFile("/proc/loadavg")
+		return strings.Fields(string(l))[0]
+	}
+	if pages > 0 {
+		load0 := load()
+		first, err := firstPages(ctx, pages, "https://"+other+":"+strconv.Itoa(port), tlsAddr, tlsCfg)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9s %8s %8s %9s %9s %9s %9s\n", name, "first page", pages, "-", "-", "-", "-",
+			ms(first.P50), ms(first.P99), "load "+load0+"->"+load())
+	}
+	load0 := load()
 	quiet, err := measure()
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n", name, "quiet", "-", "-", "-", "-", "-",
-		ms(quiet.P50), ms(quiet.P99), "-")
+		ms(quiet.P50), ms(quiet.P99), "load "+load0+"->"+load())
 	goal := 2*quiet.P99 + 20*time.Millisecond
-	floods := []struct {
-		name  string
-		flood func(ctx context.Context) int64
-	}{
-		{"rapid reset", func(ctx context.Context) int64 {
-			return floodRapidReset(ctx, tlsAddr, from, victim, conns, resetRate, roots)
-		}},
-		{"bad chunks", func(ctx context.Context) int64 { return floodMalformed(ctx, tlsAddr, victim, conns, tlsCfg) }},
-	}
+	floods := []struct{ name, kind string }{{"rapid reset", "rapid-reset"}, {"bad chunks", "bad-chunks"}}
 	for _, f := range floods {
 		app0, lines0, bytes0, cpu0 := appCount(), out.lines.Load(), out.bytes.Load(), cpuTime(dev.Pid())
-		fctx, cancel := context.WithTimeout(ctx, d)
-		var sent int64
-		var wg sync.WaitGroup
-		wg.Go(func() { sent = f.flood(fctx) })
-		res, err := measure()
-		cancel()
-		wg.Wait()
+		wait, err := fl.start(ctx, floodSpec{kind: f.kind, addr: tlsAddr, from: from, addrs: addrs, host: victim, conns: conns,
+			rate: resetRate, duration: d, ca: caFile})
 		if err != nil {
 			return err
+		}
+		res, err := measure()
+		sent, ferr := wait()
+		if err != nil {
+			return err
+		}
+		if ferr != nil {
+			return ferr
 		}
 		cpu := cpuTime(dev.Pid()) - cpu0
 		// Let the last requests and the log buffers (flushed every
@@ -251,16 +280,25 @@ func getJSON(ctx context.Context, url string, v any) error {
 
 // floodRapidReset runs conns rapid-reset connections until ctx ends, each
 // reconnecting after a GOAWAY or a closed connection, perSecond streams in
-// all (the same offered load for every binary), from the address from; it
-// returns the streams sent.
-func floodRapidReset(ctx context.Context, addr, from, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
-	var sent atomic.Int64
+// all (the same offered load for every binary), from the address from (or,
+// with addrs > 1, from the next of addrs addresses counted up from from,
+// as a botnet would); it returns the streams sent.
+func floodRapidReset(ctx context.Context, addr, from string, addrs int, host string, conns int, perSecond float64, roots *x509.CertPool) int64 {
+	var sent, dials atomic.Int64
+	base := netip.MustParseAddr(from).As4()
+	next := func() string {
+		k := uint32(dials.Add(1)-1) % uint32(max(addrs, 1))
+		n := binary.BigEndian.Uint32(base[:]) + k
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], n)
+		return netip.AddrFrom4(b).String()
+	}
 	var wg sync.WaitGroup
 	pace := rate.NewLimiter(rate.Limit(perSecond), 100)
 	for range conns {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, From: from, Host: host, Streams: 1 << 30,
+				res, err := h2flood.Run(ctx, h2flood.Options{Addr: addr, From: next(), Host: host, Streams: 1 << 30,
 					TLS: &tls.Config{RootCAs: roots}, Pace: pace})
 				sent.Add(int64(res.Streams))
 				if err != nil && ctx.Err() == nil {
@@ -275,8 +313,9 @@ func floodRapidReset(ctx context.Context, addr, from, host string, conns int, pe
 
 // floodMalformed sends POST /admin/login/ with a malformed chunked body
 // (0x0, an overflowing hex size or a bare LF, in turn) over HTTP/1.1 TLS
-// connections until ctx ends; it returns the requests sent.
-func floodMalformed(ctx context.Context, addr, host string, conns int, cfg *tls.Config) int64 {
+// connections from the address from until ctx ends; it returns the
+// requests sent.
+func floodMalformed(ctx context.Context, addr, from, host string, conns int, cfg *tls.Config) int64 {
 	bodies := []string{"0x0\r\n\r\n", "5\r\nuser=\r\nfffffffffffffffffffff\r\nx\r\n0\r\n\r\n", "5\nuser=\n0\n\n"}
 	var sent atomic.Int64
 	var wg sync.WaitGroup
@@ -285,8 +324,9 @@ func floodMalformed(ctx context.Context, addr, host string, conns int, cfg *tls.
 			c := cfg.Clone()
 			c.ServerName, c.NextProtos = host, []string{"http/1.1"}
 			for i := 0; ctx.Err() == nil; i++ {
-				conn, err := (&tls.Dialer{Config: c}).DialContext(ctx, "tcp", addr)
+				conn, err := (&tls.Dialer{Config: c, NetDialer: &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}}).DialContext(ctx, "tcp", addr)
 				if err != nil {
+					time.Sleep(10 * time.Millisecond) // refused: try again shortly, as the rapid-reset flood does
 					continue
 				}
 				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))

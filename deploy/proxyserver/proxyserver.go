@@ -137,13 +137,14 @@ func Run(ctx context.Context, cfg Config) error {
 		stopRegistration()
 	}()
 	g.Go(func() error { return p.Run(gctx, reg) })
-	// The public listeners cap the connections of one client address.
+	// The public listeners cap the connections of one client address
+	// (under TLS also how many it opens a second: each costs a handshake).
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(handler, logger), p.LimitListener(ln)) })
 	if tlsLn != nil {
 		h := p.ServeTLS(proxy.TLSOptions{HSTS: cfg.TLS.HSTS})
 		srv := httpserve.New(h, logger)
 		srv.ConnContext = p.ConnContext // per-connection reset budget (HTTP/2 rapid reset)
-		g.Go(func() error { return httpserve.ServeTLS(gctx, srv, p.LimitListener(tlsLn), ts.config) })
+		g.Go(func() error { return httpserve.ServeTLS(gctx, srv, p.LimitTLSListener(tlsLn), ts.config) })
 	}
 	g.Go(func() error { return httpserve.Serve(gctx, httpserve.New(p.AdminHandler(metrics), logger), adminLn) })
 	if cfg.Extra != nil {

@@ -60,18 +60,18 @@ func newChecker(interval time.Duration, maxChecks int) *checker {
 // set, is sent as the Host header, as the proxy would. It is the start
 // poll: it takes no check slot.
 func (k *checker) ready(ctx context.Context, addr, host string) bool {
-	ok, _ := k.probe(ctx, addr, host, pathReady)
+	ok, _, _ := k.probe(ctx, addr, host, pathReady)
 	return ok
 }
 
 // steady is probe for a ready child: it first waits for one of the
 // MaxChecks slots (or the end of ctx: then nothing was checked and
 // answered is false; the caller sees ctx ended).
-func (k *checker) steady(ctx context.Context, addr, host, path string) (ok, answered bool) {
+func (k *checker) steady(ctx context.Context, addr, host, path string) (ok, answered bool, busy int) {
 	select {
 	case k.slots <- struct{}{}:
 	case <-ctx.Done():
-		return false, false
+		return false, false, 0
 	}
 	defer func() { <-k.slots }()
 	return k.probe(ctx, addr, host, path)
@@ -80,22 +80,23 @@ func (k *checker) steady(ctx context.Context, addr, host, path string) (ok, answ
 // probe GETs path and reports whether it answered 200, and whether the
 // child answered at all: a child that answers 503 is alive but not ready
 // (its database may be down); one that does not answer within the timeout
-// may be hung (see Config.LivenessFailures).
-func (k *checker) probe(ctx context.Context, addr, host, path string) (ok, answered bool) {
+// may be hung (see Config.LivenessFailures). busy is the answer's
+// BusyHeader (busy.go).
+func (k *checker) probe(ctx context.Context, addr, host, path string) (ok, answered bool, busy int) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
 	if err != nil {
-		return false, false
+		return false, false, 0
 	}
 	if host != "" {
 		req.Host = host
 	}
 	resp, err := k.client.Do(req)
 	if err != nil {
-		return false, false
+		return false, false, 0
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, true
+	return resp.StatusCode == http.StatusOK, true, busyCount(resp.Header.Get(BusyHeader))
 }
 
 // jitter returns a period around d: uniform in [3/4 d, 5/4 d].

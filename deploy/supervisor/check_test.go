@@ -109,7 +109,7 @@ func TestChecksAreCappedButStartsAreNot(t *testing.T) {
 	results := make(chan bool, 3)
 	for range 3 {
 		wg.Go(func() {
-			ok, _ := k.steady(ctx, addr, "", pathHealthy)
+			ok, _, _ := k.steady(ctx, addr, "", pathHealthy)
 			results <- ok
 		})
 	}

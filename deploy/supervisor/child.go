@@ -51,6 +51,11 @@ type child struct {
 	readyAt   atomic.Int64       // unix nanoseconds the current process became ready; 0: none
 	evict     chan struct{}      // buffered(1): stop for the running cap (running.go)
 	evicting  atomic.Bool        // an eviction was asked and not yet settled
+	// Busy (busy.go): unix nanoseconds since the app has said it runs
+	// imports or deletes (0: it does not), when it last said so, and
+	// whether the busy limit's warning was logged.
+	busySince, busySeen atomic.Int64
+	busyWarned          atomic.Bool
 
 	mu sync.Mutex
 	st ChildStatus
@@ -293,6 +298,10 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			c.exited(p)
 			return time.Since(readyAt), time.Time{}
 		case <-c.evict:
+			if c.busyNow(addr) {
+				c.evicting.Store(false)
+				break
+			}
 			began := time.Now()
 			if c.stopIdle(id, cmd, exited, 0, started) {
 				return time.Since(readyAt), began
@@ -302,7 +311,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		case <-tick.C:
 			tick.Reset(jitter(cfg.HealthInterval))
 		}
-		if d := c.idleFor(readyAt); d > 0 {
+		if d := c.idleFor(readyAt); d > 0 && !c.busyNow(addr) {
 			began := time.Now()
 			if c.stopIdle(id, cmd, exited, d, started) {
 				return time.Since(readyAt), began
@@ -314,9 +323,12 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 		if readiness {
 			path, nextReadiness = pathReady, time.Now().Add(jitter(cfg.ReadinessInterval))
 		}
-		h, answered := c.s.checker.steady(c.ctx, addr, c.tenant.PrimaryHost, path)
+		h, answered, ops := c.s.checker.steady(c.ctx, addr, c.tenant.PrimaryHost, path)
 		if c.ctx.Err() != nil || exitedNow() {
 			continue // handled at the top of the loop
+		}
+		if answered {
+			c.noteBusy(ops)
 		}
 		if !readiness {
 			h = healthy // liveness only: readiness is what the last /readyz said

@@ -40,6 +40,7 @@ const (
 	envNeverReady    = "CAMPUS_SUPERVISOR_TEST_NEVER_READY"    // "1": /readyz always 503
 	envUnhealthyFile = "CAMPUS_SUPERVISOR_TEST_UNHEALTHY_FILE" // /readyz 503 while this file exists
 	envPool          = "CAMPUS_SUPERVISOR_TEST_POOL"           // "1": wait for an assignment on stdin (pool_test.go)
+	envBusyFile      = "CAMPUS_SUPERVISOR_TEST_BUSY_FILE"      // /healthz and /readyz say busy (BusyHeader) while this file exists
 )
 
 func TestMain(m *testing.M) {
@@ -86,6 +87,11 @@ func childMain(args []string) int {
 	var readyHits, healthyHits atomic.Int64
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		healthyHits.Add(1)
+		if f := os.Getenv(envBusyFile); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				w.Header().Set(BusyHeader, "1")
+			}
+		}
 		io.WriteString(w, "ok")
 	})
 	mux.HandleFunc("GET /hits", func(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +99,11 @@ func childMain(args []string) int {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		readyHits.Add(1)
+		if f := os.Getenv(envBusyFile); f != "" {
+			if _, err := os.Stat(f); err == nil {
+				w.Header().Set(BusyHeader, "1")
+			}
+		}
 		if os.Getenv(envNeverReady) == "1" {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
@@ -189,6 +200,7 @@ type mode struct {
 	ignoreTerm    bool
 	neverReady    bool
 	unhealthyFile string
+	busyFile      string
 }
 
 // harness is one supervisor over a fresh embedded registry.
@@ -285,6 +297,9 @@ func (h *harness) env(t registry.Tenant) []string {
 	}
 	if m.unhealthyFile != "" {
 		env = append(env, envUnhealthyFile+"="+m.unhealthyFile)
+	}
+	if m.busyFile != "" {
+		env = append(env, envBusyFile+"="+m.busyFile)
 	}
 	return env
 }

@@ -16,8 +16,8 @@ import (
 //     keeps it and another is asked), and takes the room it leaves. The
 //     evicted child waits idle for its next wake like an idle-stopped one.
 //   - Only children that may idle are evicted (a tenant whose idle timeout
-//     is 0 is never stopped), never one with a request in flight, never
-//     the waking one.
+//     is 0 is never stopped), never one with a request in flight or busy
+//     with an import or a bulk delete (busy.go), never the waking one.
 //   - A start nobody waits for (at supervisor start without StartIdle, a
 //     restart after a crash) evicts nobody: with no room it waits idle for
 //     a wake.
@@ -124,7 +124,7 @@ func (s *Supervisor) evictLRU(waking *child) *child {
 		oldest time.Time
 	)
 	for _, c := range all {
-		if c == waking || !c.mayIdle() || c.evicting.Load() {
+		if c == waking || !c.mayIdle() || c.evicting.Load() || c.busy() {
 			continue
 		}
 		if st := c.status().State; st != StateReady && st != StateUnhealthy {
@@ -134,7 +134,7 @@ func (s *Supervisor) evictLRU(waking *child) *child {
 		if inFlight > 0 {
 			continue
 		}
-		for _, t := range []int64{c.lastWake.Load(), c.readyAt.Load()} {
+		for _, t := range []int64{c.lastWake.Load(), c.readyAt.Load(), c.busySeen.Load()} {
 			if at := time.Unix(0, t); t != 0 && at.After(last) {
 				last = at
 			}

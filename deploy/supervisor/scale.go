@@ -194,8 +194,11 @@ func (c *child) idleFor(readyAt time.Time) time.Duration {
 		return 0
 	}
 	inFlight, last := c.s.cfg.Activity.Activity(c.tenant.Name)
-	if inFlight > 0 {
+	if inFlight > 0 || c.busy() {
 		return 0
+	}
+	if b := c.lastBusy(); b.After(last) { // busy counts as use (busy.go)
+		last = b
 	}
 	if w := time.Unix(0, c.lastWake.Load()); w.After(last) {
 		last = w

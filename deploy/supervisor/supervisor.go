@@ -129,6 +129,10 @@ type Config struct {
 	// its own (registry.Tenant.Memory); 0: no limit. Enforced with
 	// cgroups where the supervisor can write them, else GOMEMLIMIT only.
 	Memory int64
+	// BusyLimit bounds how long an app that says it runs imports or
+	// deletes (BusyHeader on /healthz) is kept from idle stop and
+	// eviction (default DefaultBusyLimit; see busy.go).
+	BusyLimit time.Duration
 	// MaxRunning caps the children with a process on this machine; 0:
 	// no cap. A woken tenant beyond it first stops the least recently
 	// used one (needs Activity); see running.go.
@@ -221,6 +225,7 @@ func New(cfg Config) (*Supervisor, error) {
 	setDefault(&cfg.BackoffMin, DefaultBackoffMin)
 	setDefault(&cfg.BackoffMax, DefaultBackoffMax)
 	setDefault(&cfg.StableAfter, DefaultStableAfter)
+	setDefault(&cfg.BusyLimit, DefaultBusyLimit)
 	if cfg.BackoffMax < cfg.BackoffMin {
 		return nil, fmt.Errorf("supervisor: BackoffMax %s is less than BackoffMin %s", cfg.BackoffMax, cfg.BackoffMin)
 	}

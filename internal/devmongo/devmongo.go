@@ -232,7 +232,9 @@ func (s *Server) Close() error {
 // dumps of error responses ("Response header: …", "Response message: …"),
 // which it logs at WARN for every failed command (an unsupported
 // endSessions at each client disconnect, every duplicate-key error of
-// findAndModify, …). The client receives those errors anyway.
+// findAndModify, …): the client receives those errors anyway. It drops
+// "Failed to set deadline: … use of closed network connection" too, one
+// WARN per client that hung up first.
 type minLevel struct {
 	min slog.Level
 	h   slog.Handler
@@ -243,7 +245,7 @@ func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
 }
 
 func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
-	if r.Level < slog.LevelError && strings.HasPrefix(r.Message, "Response ") {
+	if r.Level < slog.LevelError && (strings.HasPrefix(r.Message, "Response ") || strings.HasPrefix(r.Message, "Failed to set deadline")) {
 		return nil
 	}
 	return m.h.Handle(ctx, r)

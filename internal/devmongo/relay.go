@@ -113,10 +113,15 @@ func (r *relay) pipe(client, up net.Conn) {
 			n, err := up.Read(buf)
 			if n > 0 {
 				// FerretDB answers a connection's messages in order, so the
-				// first bytes after a dropDatabase are its answer: the file
-				// is gone by then.
+				// first bytes read after a dropDatabase was sent are its
+				// answer: the file is gone by then. Whether one was sent is
+				// looked at before these bytes are passed on: the client
+				// sends nothing new before it has them.
+				answered := len(dropping) > 0
 				_, werr := client.Write(buf[:n])
-				release()
+				if answered {
+					release()
+				}
 				if werr != nil {
 					break
 				}
