@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -59,6 +61,14 @@ func TestFrenchAdminSessionInNairobiTime(t *testing.T) {
 	b.press(`form[action="/admin/login/"] button[type=submit]`, http.StatusOK, "list-fr")
 	b.see("Connecté en tant que "+adminUser(sch.tenant), "Élèves", "1 élève", "Akinyi", "Exporter en CSV")
 	b.dontSee("Log out", "Students", "Add student")
+	if os.Getenv("CAMPUS_UPDATE_SCREENSHOTS") == "1" { // the README's French page (phone_test.go)
+		b.step("size for admin-fr.png", chromedp.EmulateViewport(1100, 640, chromedp.EmulateScale(0.8)))
+		png := value(b, "screenshot admin-fr.png", chromedp.CaptureScreenshot())
+		if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", "admin-fr.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		b.step("size back", chromedp.EmulateViewport(int64(desktop.width), int64(desktop.height)))
+	}
 	b.press(`a[href$="/change/"]`, http.StatusOK, "student-fr")
 	b.see("Modifier l’élève", "Enregistrer", "Historique")
 	b.press("#history-link", http.StatusOK, "history-fr")
