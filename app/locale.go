@@ -26,6 +26,7 @@ type locale struct {
 	lang     *i18n.Lang
 	zone     *time.Location
 	zoneName string
+	byHeader bool // the visitor's Accept-Language may choose (Vary)
 }
 
 func (l *locale) T(key string, args ...any) string { return l.lang.T(key, args...) }
@@ -84,7 +85,7 @@ func (s *server) locale(r *http.Request) *locale {
 	if err != nil {
 		zone, zoneName = time.UTC, i18n.DefaultZone
 	}
-	st.locale = &locale{lang: i18n.Get(code), zone: zone, zoneName: zoneName}
+	st.locale = &locale{lang: i18n.Get(code), zone: zone, zoneName: zoneName, byHeader: set.AcceptLanguage}
 	return st.locale
 }
 

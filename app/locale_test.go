@@ -70,12 +70,18 @@ func TestAcceptLanguageWhereAllowed(t *testing.T) {
 	// Default school: English whatever the browser says.
 	r := anon.get("/", "Accept-Language", "fr-FR,fr;q=0.9")
 	wantBody(t, r, `<html lang="en">`, "Student register", "Students:")
+	if r.header.Get("Content-Language") != "en" || strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Accept-Language") {
+		t.Errorf("fixed language: Content-Language %q, Vary %q", r.header.Get("Content-Language"), r.header.Values("Vary"))
+	}
 	if err := e.store.SetLocale(context.Background(), "en", true, "UTC"); err != nil {
 		t.Fatal(err)
 	}
 	e.app.forgetSettings()
 	r = anon.get("/", "Accept-Language", "fr-FR,fr;q=0.9")
 	wantBody(t, r, `<html lang="fr">`, "Registre des élèves", "Élèves")
+	if r.header.Get("Content-Language") != "fr" || !strings.Contains(strings.Join(r.header.Values("Vary"), ","), "Accept-Language") {
+		t.Errorf("negotiated page: Content-Language %q, Vary %q", r.header.Get("Content-Language"), r.header.Values("Vary"))
+	}
 	r = anon.get("/", "Accept-Language", "de-DE")
 	wantBody(t, r, `<html lang="en">`, "Student register")
 	r = anon.get("/")

@@ -172,6 +172,10 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", loc.lang.Code)
+	if loc.byHeader { // a cache must not give one visitor's language to another
+		w.Header().Add("Vary", "Accept-Language")
+	}
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
