@@ -111,3 +111,15 @@ func TestFastPathAsPrinter(t *testing.T) {
 		}
 	}
 }
+
+// TestStoredObjects: what the history stores in English for counts reads
+// in the page's language.
+func TestStoredObjects(t *testing.T) {
+	fr := Get("fr")
+	for in, want := range map[string]string{"12 students": "12 élèves", "1 student": "1 élève", "1500 students": "1\u00a0500 élèves",
+		"Amina Njeri (REG/2024/1)": "Amina Njeri (REG/2024/1)", "user alice": "user alice"} {
+		if got := fr.T(in); got != want {
+			t.Errorf("fr.T(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
