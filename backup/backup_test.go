@@ -156,7 +156,7 @@ func TestDumpVerifyLoadRoundTrip(t *testing.T) {
 	if want := map[bool]Consistency{true: Snapshot, false: Live}[snap]; sum.Header.Consistency != want {
 		t.Errorf("consistency %q, want %q (server has snapshot reads: %v; FerretDB has none)", sum.Header.Consistency, want, snap)
 	}
-	want := []string{"groups", "history", "history_chain", "history_names", "students", "users", "id_claims", "counters", "meta"}
+	want := []string{"groups", "history", "history_chain", "history_names", "history_students", "students", "users", "id_claims", "counters", "meta"}
 	if !slices.Equal(sum.Collections, want) {
 		t.Errorf("collections %v, want %v (no sessions, login_failures, password_resets or students_journal; id_claims, counters and meta last)", sum.Collections, want)
 	}

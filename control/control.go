@@ -52,6 +52,10 @@ type Server struct {
 	// Retention is how long a deleted school's data is kept when the
 	// request names none (default 30 days, as `campus tenant delete`).
 	Retention time.Duration
+	// AuditKeep is how long audit entries are kept: older ones are
+	// deleted at the server's start and every hour (default
+	// DefaultAuditKeep, a year).
+	AuditKeep time.Duration
 
 	once     sync.Once
 	handler  http.Handler

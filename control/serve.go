@@ -20,7 +20,8 @@ type ServeConfig struct {
 
 // Serve serves s on cfg.Listen until ctx ends, then shuts down
 // gracefully (30 s for calls in progress: a restore or a backup may
-// stream for long). It also runs s.Stats' scrape loop.
+// stream for long). It also runs s.Stats' scrape loop and prunes the audit
+// trail (AuditKeep).
 func Serve(ctx context.Context, s *Server, cfg ServeConfig) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -43,6 +44,7 @@ func Serve(ctx context.Context, s *Server, cfg ServeConfig) error {
 	if s.Stats != nil {
 		go s.Stats.Run(sctx)
 	}
+	go s.pruneAudit(sctx)
 	errc := make(chan error, 1)
 	go func() {
 		if cfg.CertFile != "" {

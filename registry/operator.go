@@ -190,7 +190,14 @@ type Operators interface {
 	AppendAudit(ctx context.Context, e AuditEntry) (AuditEntry, error)
 	// Audit returns the entries q selects, newest first.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// PruneAudit deletes the entries recorded before before (their IDs
+	// sort by time: AuditCut) and returns how many it deleted.
+	PruneAudit(ctx context.Context, before time.Time) (int, error)
 }
+
+// AuditCut is the smallest entry ID of a time: entries whose ID sorts
+// below it were recorded before t.
+func AuditCut(t time.Time) string { return fmt.Sprintf("%020d", t.UnixNano()) }
 
 // PrepareAudit fills an entry's ID and time, for backends.
 func PrepareAudit(e AuditEntry) (AuditEntry, error) {

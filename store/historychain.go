@@ -57,6 +57,11 @@ const (
 	colHistoryChain = "history_chain"
 	colHistoryNames = "history_names"
 	chainHintDocID  = "next" // in colHistoryChain: a recent free B (may lag, never lead)
+	// chainHintEvery: a writer following its own last batch moves the
+	// hint at every chainHintEvery-th batch only (one update fewer per
+	// record call); a reader's chainTop then probes at most that many
+	// batches past it.
+	chainHintEvery = 4
 )
 
 // chainBatch is a batch document.
@@ -172,15 +177,29 @@ func (f HistoryFilter) matches(e HistoryEntry, v OpsView) bool {
 // the entries to insert.
 func (s *Store) chainEntries(ctx context.Context, entries []HistoryEntry) ([]HistoryEntry, error) {
 	chain := s.col(colHistoryChain)
-	next, err := s.chainHint(ctx)
-	if err != nil {
-		return nil, err
+	// The batch after the last this Store claimed is the likely next
+	// one: no read of the hint (b:B-1 is still read from the database,
+	// so a chain replaced meanwhile is followed, not guessed).
+	next := s.chainNext.Load()
+	hinted := next == 0
+	if hinted {
+		var err error
+		if next, err = s.chainHint(ctx); err != nil {
+			return nil, err
+		}
 	}
 	for range maxIDProbes {
 		c := chainBatch{ID: batchID(next), B: next, At: s.now()}
 		if next > 1 {
 			var prev chainBatch
-			if err := chain.FindOne(ctx, d("_id", batchID(next-1))).Decode(&prev); err != nil {
+			err := chain.FindOne(ctx, d("_id", batchID(next-1))).Decode(&prev)
+			if errors.Is(err, mongo.ErrNoDocuments) && !hinted {
+				// The chain is not the one this Store wrote to (a
+				// restore): start again from the hint.
+				s.chainNext.Store(0)
+				return s.chainEntries(ctx, entries)
+			}
+			if err != nil {
 				return nil, fmt.Errorf("read history batch %d: %w", next-1, err)
 			}
 			c.At = later(c.At, prev.At.Add(time.Millisecond))
@@ -204,7 +223,10 @@ func (s *Store) chainEntries(ctx context.Context, entries []HistoryEntry) ([]His
 		c.summarize(entries)
 		_, err := chain.InsertOne(ctx, c)
 		if err == nil {
-			_, _ = chain.UpdateOne(ctx, d("_id", chainHintDocID), d("$max", d("next", next+1)), options.UpdateOne().SetUpsert(true))
+			s.chainNext.Store(next + 1)
+			if hinted || next%chainHintEvery == 0 {
+				_, _ = chain.UpdateOne(ctx, d("_id", chainHintDocID), d("$max", d("next", next+1)), options.UpdateOne().SetUpsert(true))
+			}
 			return entries, s.nameUsers(ctx, c.Users)
 		}
 		if !mongo.IsDuplicateKeyError(err) {

@@ -252,3 +252,31 @@ func TestHistoryChainCrossTenant(t *testing.T) {
 		t.Fatalf("school A shows %d of B's entries (%v)", len(got), err)
 	}
 }
+
+// TestChainFollowsAReplacedChain: a Store that claimed batches follows its
+// own last one without reading the hint; when the chain was replaced
+// meanwhile (a restore of a shorter one), its next entries still go into
+// the chain there is, readable.
+func TestChainFollowsAReplacedChain(t *testing.T) {
+	s := newStore(t, Options{})
+	for i := range 6 {
+		if err := s.RecordHistory(t.Context(), StudentsImported(Actor{Username: fmt.Sprintf("clerk%d", i)}, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []string{colHistoryChain, colHistory} {
+		if err := s.db.Collection(c).Drop(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordHistory(t.Context(), StudentsImported(Actor{Username: "after"}, 1)); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.LatestHistory(t.Context(), HistoryFilter{Accounts: true}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 1 || es[0].Username != "after" || es[0].Batch != 1 {
+		t.Fatalf("after the chain was replaced: %+v, want one entry of batch 1", es)
+	}
+}

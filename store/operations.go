@@ -551,24 +551,8 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 		}
 	}
 	if rec.Updated > 0 {
-		cur, err := s.col(colStudents).Find(ctx, d("upd", rec.Seq))
-		if err != nil {
-			return fmt.Errorf("roll back operation %d: find its changes: %w", rec.Seq, err)
-		}
-		var changed []markedStudent
-		if err := cur.All(ctx, &changed); err != nil {
-			return fmt.Errorf("roll back operation %d: find its changes: %w", rec.Seq, err)
-		}
-		for _, m := range changed {
-			if m.Marks.Prev == nil {
-				continue
-			}
-			p := m.Marks.Prev
-			prev := newStudentDoc(Student{RegistrationNo: p.RegistrationNo, FirstName: p.FirstName, SecondName: p.SecondName, UpdatedAt: p.UpdatedAt})
-			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "upd", Value: rec.Seq}},
-				bson.D{{Key: "$set", Value: studentKeysSet(prev)}, {Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}}}); err != nil {
-				return fmt.Errorf("roll back operation %d: put student %d back: %w", rec.Seq, m.ID, err)
-			}
+		if err := s.restoreChanged(ctx, rec.Seq); err != nil {
+			return fmt.Errorf("roll back operation %d: %w", rec.Seq, err)
 		}
 	}
 	if err := s.deleteEntries(ctx, rec.Seq); err != nil {
@@ -585,6 +569,43 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 		return fmt.Errorf("roll back operation %d: look for its entry: %w", rec.Seq, err)
 	}
 	return s.closeOp(ctx, rec)
+}
+
+// restoreChanged puts back the rows operation seq changed, at most
+// s.markBatch read at a time: each row restored loses its mark, so the next
+// read finds the rest, and a roll-back cut anywhere resumes where it
+// stopped. Each write is one row (FerretDB holds the school's write lock
+// per row), so a dead writer leaves one short command running.
+func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
+	for {
+		cur, err := s.col(colStudents).Find(ctx, d("upd", seq), options.Find().SetLimit(int64(s.markBatch)))
+		if err != nil {
+			return fmt.Errorf("find its changes: %w", err)
+		}
+		var changed []markedStudent
+		if err := cur.All(ctx, &changed); err != nil {
+			return fmt.Errorf("find its changes: %w", err)
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		if s.opHook != nil {
+			s.opHook("restore")
+		}
+		for _, m := range changed {
+			set := bson.D{}
+			if p := m.Marks.Prev; p != nil {
+				set = studentKeysSet(newStudentDoc(Student{RegistrationNo: p.RegistrationNo, FirstName: p.FirstName, SecondName: p.SecondName, UpdatedAt: p.UpdatedAt}))
+			}
+			upd := bson.D{{Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}}}
+			if len(set) > 0 {
+				upd = append(bson.D{{Key: "$set", Value: set}}, upd...)
+			}
+			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "upd", Value: seq}}, upd); err != nil {
+				return fmt.Errorf("put student %d back: %w", m.ID, err)
+			}
+		}
+	}
 }
 
 // deleteEntries deletes the history entries of operation seq, in bounded

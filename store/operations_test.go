@@ -268,3 +268,69 @@ func TestRollBackBoundedBatches(t *testing.T) {
 		t.Fatalf("%d rows left (%v)", n, err)
 	}
 }
+
+// TestRollBackRestoresChangedRowsInBatches rolls back an update import of
+// 11 rows reading at most 4 at a time; the first roll-back is cut after
+// its first batch, and the next one finishes: every row has its values
+// from before and no mark.
+func TestRollBackRestoresChangedRowsInBatches(t *testing.T) {
+	s := newStore(t, Options{})
+	if _, errs, err := s.ImportStudents(t.Context(), rowsOf("R", 11, "Amina"), nil); err != nil || len(errs) > 0 {
+		t.Fatalf("import: %v %v", errs, err)
+	}
+	want := register(t, s)
+	crashAt(t, s.db, "commit", func(w *Store) {
+		plan, err := w.PlanImport(t.Context(), rowsOf("R", 11, "Zawadi"), nil, nil, ImportUpdate)
+		if err != nil || len(plan.Changed) != 11 {
+			t.Errorf("plan: %d changed, %v", len(plan.Changed), err)
+			return
+		}
+		_, _ = w.ApplyImport(t.Context(), plan, CommandLine)
+	})
+	marked := func() int64 {
+		n, err := s.col(colStudents).CountDocuments(t.Context(), d("upd", d("$exists", true)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := marked(); n != 11 {
+		t.Fatalf("%d rows marked before the roll-back, want 11", n)
+	}
+	// The first roll-back dies at its second batch.
+	crashAt(t, s.db, "restore:2", func(w *Store) {
+		w.markBatch = 4
+		batches := 0
+		w.opHook = func(at string) {
+			if at == "restore" {
+				if batches++; batches == 2 {
+					runtime.Goexit()
+				}
+			}
+		}
+		_, _ = w.RecoverOperations(t.Context())
+	})
+	if n := marked(); n != 7 {
+		t.Fatalf("%d rows marked after one batch of 4, want 7", n)
+	}
+	if got := register(t, s); !slices.Equal(got, want) {
+		t.Fatalf("half-way through the roll-back readers see %v, want %v", got, want)
+	}
+	var sizes []int
+	s.markBatch = 4
+	s.opHook = func(at string) {
+		if at == "restore" {
+			n := marked()
+			sizes = append(sizes, int(min(n, 4)))
+		}
+	}
+	if _, err := s.RecoverOperations(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := marked(); n != 0 || !slices.Equal(sizes, []int{4, 3}) {
+		t.Fatalf("%d rows still marked; batches %v, want [4 3]", n, sizes)
+	}
+	if got := register(t, s); !slices.Equal(got, want) {
+		t.Fatalf("after the roll-back readers see %v, want %v", got, want)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -208,6 +209,9 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		return from, from, fmt.Errorf("migrate %s: schema version %d, this binary knows %d: %w",
 			s.DatabaseName(), from, SchemaVersion, ErrSchemaTooNew)
 	}
+	if err := s.createCollections(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
 	if from == SchemaVersion {
 		// Every app start migrates: a current database must cost a few
 		// metadata look-ups, not a pass over its students (on FerretDB
@@ -326,6 +330,41 @@ func (s *Store) createIndex(ctx context.Context, ix index) error {
 		return fmt.Errorf("create index on %s: %w", ix.collection, err)
 	}
 	return nil
+}
+
+// unindexedCollections are the collections no index of indexes() makes:
+// created by createCollections, not by their first write.
+var unindexedCollections = []string{colCounters, colMeta, colOperations, colJournal, colSnapshot,
+	colIDClaims, colHistoryChain, colHistoryNames, colHistorySlots}
+
+// createCollections creates the collections without an index that do not
+// exist yet (one listCollections when all do). On FerretDB creating a
+// collection holds its metadata registry's mutex, shared by every
+// database, while it writes to the school's file: done at migration, a
+// school whose file a dead writer keeps locked (docs/ARCHITECTURE.md, "A
+// writer that dies") never holds the other schools' queries up by a
+// first write. Idempotent: a creation racing another is fine.
+func (s *Store) createCollections(ctx context.Context) error {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("list collections: %w", err)
+	}
+	for _, name := range unindexedCollections {
+		if slices.Contains(names, name) {
+			continue
+		}
+		if err := s.db.CreateCollection(ctx, name); err != nil && !isNamespaceExists(err) {
+			return fmt.Errorf("create collection %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// isNamespaceExists reports the "NamespaceExists" (code 48) error of a
+// collection created twice.
+func isNamespaceExists(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && se.HasErrorCode(48)
 }
 
 // isNotImplemented reports FerretDB's "NotImplemented" (code 238) error.

@@ -110,7 +110,8 @@ type Store struct {
 	client *mongo.Client // set by Open, disconnected by Close; nil for New
 	opts   Options       // defaults applied
 
-	historyNames sync.Map // usernames known to be in history_names (historychain.go)
+	historyNames sync.Map     // usernames known to be in history_names (historychain.go)
+	chainNext    atomic.Int64 // the batch after the last this Store claimed, 0: unknown (historychain.go)
 
 	dummyOnce sync.Once // dummyHash is computed on first use
 	dummyHash []byte
@@ -124,6 +125,8 @@ type Store struct {
 	// records name instead of this process.
 	opHook    func(point string)
 	fakeOwner *opOwner
+	// The most changed rows a roll-back reads at once (deleteBatch).
+	markBatch int
 
 	// For tests of Authenticate: run right before a password is checked.
 	beforeCheck func()
@@ -403,7 +406,7 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, rm: newReadModel(), running: map[int64]struct{}{},
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, markBatch: deleteBatch, rm: newReadModel(), running: map[int64]struct{}{},
 		life: life, stop: stop, closing: make(chan struct{})}
 }
 

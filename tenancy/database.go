@@ -71,6 +71,10 @@ type DevState struct {
 	// tenant without its own setting gets (`tenant list` shows them).
 	IdleTimeout string `json:"idle_timeout,omitempty"`
 	Memory      string `json:"memory,omitempty"`
+	// Registry names the registry it serves (cmd/campus
+	// registryOptions.identity): another command applies IdleTimeout
+	// and Memory only to the tenants of that registry.
+	Registry string `json:"registry,omitempty"`
 }
 
 // DevStateFile is DevState's file in the data folder.

@@ -32,11 +32,7 @@ func runAudit(ctx context.Context, e *env, args []string) error {
 	if format != "table" && format != "json" {
 		return usageErr("--format must be table or json, not %q", format)
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, _, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

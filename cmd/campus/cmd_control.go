@@ -25,6 +25,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 		certFile, keyFile string
 		secureCookies     bool
 		statsInterval     time.Duration
+		auditKeep         time.Duration
 	)
 	lo.register(fs)
 	ro.register(fs)
@@ -35,6 +36,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&certFile, "tls-cert-file", "", "serve HTTPS with this certificate (PEM) …")
 	fs.StringVar(&keyFile, "tls-key-file", "", "… and this key")
 	fs.DurationVar(&statsInterval, "stats-interval", 15*time.Second, "how often the proxies' counters are read")
+	fs.DurationVar(&auditKeep, "audit-keep", control.DefaultAuditKeep, "how long the audit trail is kept: older entries are deleted at start and every hour")
 	fs.BoolVar(&secureCookies, "secure-cookies", false, "mark the console's cookies Secure although this server speaks plain HTTP (behind a TLS-terminating balancer)")
 	if err := parseFlags(fs, args, e); err != nil {
 		return err
@@ -49,11 +51,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, logger, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}
@@ -65,6 +63,9 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	creds, _ := reg.(tenancy.Credentials) // Consul: the server acts with its own operator token
 	if statsInterval < 100*time.Millisecond {
 		return usageErr("--stats-interval must be at least 100ms")
+	}
+	if auditKeep < 24*time.Hour {
+		return usageErr("--audit-keep must be at least 24h (a day of the audit trail)")
 	}
 	stats := &control.Stats{Logger: logger, Interval: statsInterval}
 	if proxies != "" {
@@ -86,7 +87,7 @@ func runControl(ctx context.Context, e *env, args []string) error {
 	s := &control.Server{
 		Manager: &tenancy.Manager{Registry: reg, Database: mo.address(ro.data), Credentials: creds,
 			Logger: logger, Notes: e.stderr, Version: version},
-		Registry: creg, Stats: stats, Public: public, Logger: logger, SecureCookies: secureCookies,
+		Registry: creg, Stats: stats, Public: public, Logger: logger, SecureCookies: secureCookies, AuditKeep: auditKeep,
 	}
 	return control.Serve(ctx, s, control.ServeConfig{Listen: listen, CertFile: certFile, KeyFile: keyFile})
 }

@@ -93,7 +93,7 @@ proxy. The first run creates the tenants default, nairobi and accra.`)
 			return usageErr("--public-url: %v", err)
 		}
 	}
-	state := tenancy.DevState{PublicURL: public.String(), IdleTimeout: so.idleTimeout.String(), Memory: bo.memory}
+	state := tenancy.DevState{PublicURL: public.String(), IdleTimeout: so.idleTimeout.String(), Memory: bo.memory, Registry: ro.identity(e)}
 
 	// The database: a real MongoDB when one is configured, else the
 	// embedded server.

@@ -113,10 +113,6 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, rest, e); err != nil {
 		return err
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
 	if err := registry.ValidateName(name); err != nil {
 		return tenantNameError(name, err, func(s string) string {
 			return fmt.Sprintf("%s manage %s %s", cliName, s, strings.Join(args[1:], " "))
@@ -126,7 +122,7 @@ func runManage(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, _, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

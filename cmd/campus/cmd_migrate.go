@@ -55,11 +55,7 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 	if *parallel < 1 {
 		return usageErr("--parallel must be at least 1")
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, _, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

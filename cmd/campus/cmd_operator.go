@@ -57,11 +57,7 @@ func runOperator(ctx context.Context, e *env, args []string) error {
 	if err := parseFlags(fs, args[2:], e); err != nil {
 		return err
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, _, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

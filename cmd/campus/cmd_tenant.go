@@ -197,11 +197,7 @@ func runTenant(ctx context.Context, e *env, args []string) error {
 			return err
 		}
 	}
-	logger, err := tc.lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := tc.ro.open(ctx, e, logger, nil)
+	reg, logger, err := tc.ro.openLogged(ctx, e, &tc.lo)
 	if err != nil {
 		return err
 	}

@@ -95,12 +95,18 @@ func idleTimeoutLabel(t registry.Tenant, def string) string {
 
 // supervisorDefaults are the idle timeout and memory limit of the
 // supervisor that runs the tenants without their own: beside `campus dev`,
-// what it recorded in the data folder; elsewhere not known ("").
+// what it recorded in the data folder, when it serves the registry this
+// command uses (embedded or Consul); elsewhere not known ("").
 func (tc *tenantCmd) supervisorDefaults() (idleTimeout, memory string) {
-	if !tc.ro.embedded(tc.e) {
+	st, ok := tenancy.ReadDevState(tc.ro.data)
+	switch {
+	case !ok:
+		return "", ""
+	case st.Registry == "" && !tc.ro.embedded(tc.e): // recorded before dev named its registry
+		return "", ""
+	case st.Registry != "" && st.Registry != tc.ro.identity(tc.e):
 		return "", ""
 	}
-	st, _ := tenancy.ReadDevState(tc.ro.data)
 	return st.IdleTimeout, st.Memory
 }
 

@@ -73,11 +73,7 @@ func runToken(ctx context.Context, e *env, args []string) error {
 	} else if kind != "consul" {
 		return usageErr("tokens are Consul ACL tokens: set CONSUL_HTTP_ADDR or --registry consul (the embedded registry has no tokens; see docs/ARCHITECTURE.md)")
 	}
-	logger, err := lo.logger(e)
-	if err != nil {
-		return err
-	}
-	reg, err := ro.open(ctx, e, logger, nil)
+	reg, _, err := ro.openLogged(ctx, e, &lo)
 	if err != nil {
 		return err
 	}

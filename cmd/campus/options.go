@@ -81,6 +81,39 @@ func (o *registryOptions) embedded(e *env) bool {
 	return err == nil && kind == "embedded"
 }
 
+// identity names the selected registry: "embedded" (the one in the data
+// folder), or "consul" with Consul's address and the KV prefix. `campus
+// dev` records it beside its defaults (tenancy.DevState.Registry).
+func (o *registryOptions) identity(e *env) string {
+	kind, err := o.backend(e)
+	switch {
+	case err != nil:
+		return ""
+	case kind == "consul":
+		addr := e.getenv("CONSUL_HTTP_ADDR")
+		if addr == "" {
+			addr = "127.0.0.1:8500" // the Consul client's default
+		}
+		return "consul " + addr + " " + o.consulPrefix
+	}
+	return kind // its data folder is where dev.json is
+}
+
+// openLogged makes the command's logger (lo) and opens the selected
+// registry with it, as every command that only reads or changes the
+// registry does; the caller closes it.
+func (o *registryOptions) openLogged(ctx context.Context, e *env, lo *logOptions) (registry.Registry, *slog.Logger, error) {
+	logger, err := lo.logger(e)
+	if err != nil {
+		return nil, nil, err
+	}
+	reg, err := o.open(ctx, e, logger, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, logger, nil
+}
+
 // open opens the selected registry.
 func (o *registryOptions) open(ctx context.Context, e *env, logger *slog.Logger, reg prometheus.Registerer) (registry.Registry, error) {
 	kind, err := o.backend(e)

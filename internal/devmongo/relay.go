@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // The relay is the server's TCP listener. FerretDB itself listens on a
@@ -96,10 +97,15 @@ func (r *relay) pipe(client, up net.Conn) {
 	// dropping is set (under the gate's write lock) while a dropDatabase
 	// this connection sent waits for its answer.
 	dropping := make(chan struct{}, 1)
+	answered := make(chan struct{}, 1)
 	release := func() {
 		select {
 		case <-dropping:
 			r.gate.Unlock()
+			select {
+			case answered <- struct{}{}:
+			default:
+			}
 		default:
 		}
 	}
@@ -117,9 +123,9 @@ func (r *relay) pipe(client, up net.Conn) {
 				// answer: the file is gone by then. Whether one was sent is
 				// looked at before these bytes are passed on: the client
 				// sends nothing new before it has them.
-				answered := len(dropping) > 0
+				isAnswer := len(dropping) > 0
 				_, werr := client.Write(buf[:n])
-				if answered {
+				if isAnswer {
 					release()
 				}
 				if werr != nil {
@@ -149,17 +155,34 @@ func (r *relay) pipe(client, up net.Conn) {
 		if err != nil {
 			break
 		}
-		if isDropDatabase(head) {
+		drop := isDropDatabase(head)
+		if drop {
 			r.gate.Lock()
 			dropping <- struct{}{}
 		}
 		if err := copyN(up, br, size, buf); err != nil {
+			if drop {
+				release() // FerretDB never had the whole message
+			}
 			break
+		}
+	}
+	// A client gone while its dropDatabase runs: FerretDB runs it to its
+	// end all the same, so the gate waits for the answer (or a bound).
+	if len(dropping) > 0 {
+		select {
+		case <-answered:
+		case <-done:
+		case <-time.After(dropAnswerWait):
 		}
 	}
 	up.Close()
 	<-done
 }
+
+// dropAnswerWait bounds how long a dropDatabase whose client has gone
+// keeps the gate.
+const dropAnswerWait = time.Minute
 
 // copyN copies n bytes from src to dst through buf.
 func copyN(dst io.Writer, src io.Reader, n int, buf []byte) error {

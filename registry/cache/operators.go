@@ -75,6 +75,15 @@ func (r *Registry) AppendAudit(ctx context.Context, e registry.AuditEntry) (regi
 	return ops.AppendAudit(ctx, e)
 }
 
+// PruneAudit implements registry.Operators.
+func (r *Registry) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	ops, err := r.ops()
+	if err != nil {
+		return 0, err
+	}
+	return ops.PruneAudit(ctx, before)
+}
+
 // Audit implements registry.Operators.
 func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.AuditEntry, error) {
 	ops, err := r.ops()

@@ -199,6 +199,26 @@ func (r *Registry) AppendAudit(ctx context.Context, e registry.AuditEntry) (regi
 	return e, nil
 }
 
+// PruneAudit implements registry.Operators: the keys are listed (sorted
+// by time) and the older ones deleted one by one.
+func (r *Registry) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	keys, _, err := r.client.KV().Keys(r.auditPrefix(), "", qopts(ctx))
+	if err != nil {
+		return 0, fmt.Errorf("prune audit trail in consul: %w", err)
+	}
+	cut, n := registry.AuditCut(before), 0
+	for _, k := range keys {
+		if strings.TrimPrefix(k, r.auditPrefix()) >= cut {
+			continue
+		}
+		if _, err := r.client.KV().Delete(k, wopts(ctx)); err != nil {
+			return n, fmt.Errorf("prune audit trail in consul: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}
+
 // Audit implements registry.Operators. Consul has no index on the
 // entries' fields: without a filter (target, token, key) it lists the
 // keys (sorted by time) and reads the newest until the page is full; with

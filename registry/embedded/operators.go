@@ -138,6 +138,19 @@ func (r *Registry) AppendAudit(ctx context.Context, e registry.AuditEntry) (regi
 	return e, nil
 }
 
+// PruneAudit implements registry.Operators.
+func (r *Registry) PruneAudit(ctx context.Context, before time.Time) (int, error) {
+	if err := r.open(); err != nil {
+		return 0, err
+	}
+	res, err := r.wdb.ExecContext(ctx, `DELETE FROM audit WHERE id < ?`, registry.AuditCut(before))
+	if err != nil {
+		return 0, fmt.Errorf("prune audit trail: %w", r.dbErr(ctx, "delete", err))
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
 // Audit implements registry.Operators.
 func (r *Registry) Audit(ctx context.Context, q registry.AuditQuery) ([]registry.AuditEntry, error) {
 	where, args := `WHERE 1`, []any{}

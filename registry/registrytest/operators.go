@@ -198,3 +198,33 @@ func testAudit(t *testing.T, e *env) {
 		t.Fatalf("latest 3: %d, %v", len(recent), err)
 	}
 }
+
+// testAuditPrune: PruneAudit deletes the entries older than its time (on
+// every handle), keeps the others, and deleting again finds nothing.
+func testAuditPrune(t *testing.T, e *env) {
+	ctx := e.ctx()
+	ops, ops2 := operators(t, e.r), operators(t, e.r2)
+	target := e.name("pruned")
+	long := time.Now().Add(-3 * 365 * 24 * time.Hour)
+	for i := range 3 {
+		if _, err := ops.AppendAudit(ctx, registry.AuditEntry{Operator: "alice", Action: "schools.old", Target: target,
+			Outcome: registry.OutcomeOK, At: long.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recent, err := ops.AppendAudit(ctx, registry.AuditEntry{Operator: "alice", Action: "schools.new", Target: target, Outcome: registry.OutcomeOK})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := ops2.PruneAudit(ctx, time.Now().Add(-2*365*24*time.Hour))
+	if err != nil || n < 3 {
+		t.Fatalf("prune: %d, %v; want at least the 3 old entries", n, err)
+	}
+	got, err := ops.Audit(ctx, registry.AuditQuery{Target: target})
+	if err != nil || len(got) != 1 || got[0].ID != recent.ID {
+		t.Fatalf("after the prune: %+v, %v; want only the recent entry", got, err)
+	}
+	if n, err := ops.PruneAudit(ctx, time.Now().Add(-2*365*24*time.Hour)); err != nil || n != 0 {
+		t.Errorf("prune again: %d, %v; want 0", n, err)
+	}
+}

@@ -118,6 +118,7 @@ func Run(t *testing.T, h Harness) {
 		{"OperatorTokens", testOperatorTokens},
 		{"OperatorTokenRace", testOperatorTokenRace},
 		{"Audit", testAudit},
+		{"AuditPrune", testAuditPrune},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
