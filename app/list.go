@@ -21,9 +21,10 @@ const maxQueryLen = 200
 
 // listParams are the query parameters of a list page.
 type listParams struct {
-	Query string
-	Sort  string // validated store sort key; "" means registration_no
-	Page  int
+	Public bool // the public register: the query matches numbers and names only
+	Query  string
+	Sort   string // validated store sort key; "" means registration_no
+	Page   int
 }
 
 var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "second_name": true, "id": true}
@@ -69,7 +70,7 @@ func (p listParams) link(base string, page int) string {
 // listStudents fetches one page (the store turns a page past the end into
 // the last page).
 func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, error) {
-	o := store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: perPage}
+	o := store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: perPage, NamesOnly: p.Public}
 	pg, err := s.store.ListStudents(ctx, o)
 	if err != nil {
 		return pg, fmt.Errorf("list students: %w", err)
@@ -161,6 +162,12 @@ func (s *server) refreshStudentsGauge(ctx context.Context, force bool) {
 // tenant, sorted by registration number, searchable, 50 a page.
 func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 	p := parseListParams(r, false)
+	p.Public = true
+	set, err := s.store.Settings(r.Context())
+	if err != nil {
+		s.serverError(w, r, fmt.Errorf("public list: %w", err))
+		return
+	}
 	pg, err := s.listStudents(r.Context(), p)
 	if err != nil {
 		s.dbError(w, r, err)
@@ -176,7 +183,8 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 			Rows     template.HTML
 			Query    string
 			Pager    pager
-		}{pg.Students, publicRows(pg.Students), p.Query, newPager(pg, p, "/")},
+			Columns  []string // the labels of the fields the school publishes
+		}{pg.Students, publicRows(pg.Students, set.PublicFields), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
 	})
 }
 

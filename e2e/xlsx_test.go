@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xuri/excelize/v2"
 )
@@ -14,8 +15,9 @@ import (
 // TestXLSXImportAndExport: a class list as a school keeps it in Excel
 // (a sheet named for the class, extra columns, a registration number
 // typed as a number) imports through the browser: the preview names the
-// sheet, the ignored columns and the note about leading zeros, and writes
-// nothing before the confirmation. The list's "Export Excel" gives a
+// sheet, the ignored column and the note about leading zeros, and writes
+// nothing before the confirmation; the class, date of birth and guardian
+// columns become the students' record. The list's "Export Excel" gives a
 // workbook of this school's students only.
 func TestXLSXImportAndExport(t *testing.T) {
 	sys := system(t)
@@ -28,10 +30,10 @@ func TestXLSXImportAndExport(t *testing.T) {
 	defer f.Close()
 	f.SetSheetName("Sheet1", "Form 2B")
 	for i, row := range [][]any{
-		{"Class", "Adm No", "First name", "Surname", "Date of birth", "Guardian phone"},
-		{"2B", "GRS/001", "Chebet", "Kiprono", "2012-03-04", "+254 700 000001"},
-		{"2B", 2, "Kiptoo", "Rotich", nil, "+254 700 000002"},
-		{"2B", "GRS/003", "Zoë", "Jepchirchir"},
+		{"Class", "Adm No", "First name", "Surname", "Date of birth", "Guardian", "Guardian phone", "House"},
+		{"Form 2B", "GRS/001", "Chebet", "Kiprono", time.Date(2012, 3, 4, 0, 0, 0, 0, time.UTC), "Mary Kiprono", "+254 700 000001", "Simba"},
+		{"Form 2B", 2, "Kiptoo", "Rotich", nil, nil, "+254 700 000002", "Chui"},
+		{"Form 2B", "GRS/003", "Zoë", "Jepchirchir"},
 	} {
 		cell, _ := excelize.CoordinatesToCellName(1, i+1)
 		if err := f.SetSheetRow("Form 2B", cell, &row); err != nil {
@@ -44,7 +46,7 @@ func TestXLSXImportAndExport(t *testing.T) {
 	}
 
 	b.upload(garissa, sys, file, "add", http.StatusOK, "preview-xlsx")
-	b.see("Read from the sheet “Form 2B” of an Excel workbook.", "Ignored columns (not a student field): “Class”, “Date of birth”, “Guardian phone”.",
+	b.see("Read from the sheet “Form 2B” of an Excel workbook.", "Ignored column (not a student field): “House”.",
 		"1 registration number is a plain number (the first: 2 on row 3)", "Chebet", "Zoë")
 	if got := exportedRows(t, sys, "garissa"); got != 0 {
 		t.Fatalf("%d students after the preview, want 0", got)
@@ -68,8 +70,14 @@ func TestXLSXImportAndExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{{"registration_no", "first_name", "second_name"}, {"2", "Kiptoo", "Rotich"},
-		{"GRS/001", "Chebet", "Kiprono"}, {"GRS/003", "Zoë", "Jepchirchir"}}
+	// The class list's extra columns are the students' record (the
+	// sheet's date cell read as a date); "House" is no field.
+	want := [][]string{
+		{"registration_no", "first_name", "second_name", "class", "date_of_birth", "gender", "guardian_name", "guardian_phone",
+			"guardian_email", "status", "status_date", "enrolled_on", "notes"},
+		{"2", "Kiptoo", "Rotich", "Form 2B", "", "", "", "+254 700 000002", "", "enrolled"},
+		{"GRS/001", "Chebet", "Kiprono", "Form 2B", "2012-03-04", "", "Mary Kiprono", "+254 700 000001", "", "enrolled"},
+		{"GRS/003", "Zoë", "Jepchirchir", "Form 2B", "", "", "", "", "", "enrolled"}}
 	if !slices.EqualFunc(rows, want, slices.Equal) {
 		t.Errorf("the Excel export holds %q, want %q", rows, want)
 	}

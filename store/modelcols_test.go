@@ -53,6 +53,10 @@ func TestColumnsMatchRebuild(t *testing.T) {
 			st.CreatedAt = at.Add(time.Duration(r.IntN(1000)) * time.Millisecond)
 			st.UpdatedAt = st.CreatedAt.Add(time.Duration(r.IntN(3)) * time.Hour)
 		}
+		if r.IntN(2) == 0 { // a schema 3 record: the search text goes on after the keys
+			benchRecord(&st, r.IntN(1000))
+			st.Class = []string{"", "Form 2B", "Ñ 1", "Tab\tclass"}[r.IntN(4)]
+		}
 		doc := newStudentDoc(st)
 		if r.IntN(20) == 0 { // keys that are not the search text's parts (a migration's leftovers)
 			doc.RegNoKey = doc.RegNoKey + "x"

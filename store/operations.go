@@ -129,11 +129,20 @@ type studentMarks struct {
 	Prev *prevValues `bson:"prev,omitempty"`
 }
 
+// prevValues are a changed student's values before the operation: its
+// record (every field of recordFields) and updated_at.
 type prevValues struct {
-	RegistrationNo string    `bson:"registration_no"`
-	FirstName      string    `bson:"first_name"`
-	SecondName     string    `bson:"second_name"`
-	UpdatedAt      time.Time `bson:"updated_at"`
+	Student `bson:",inline"`
+}
+
+// prevOf is what a change of st keeps to undo it.
+func prevOf(st Student) *prevValues { return &prevValues{Student: st} }
+
+// restored is st with the previous values of p (ID and creation kept).
+func (p *prevValues) restored(st Student) Student {
+	out := st.withRecord(p.Input())
+	out.UpdatedAt = p.UpdatedAt
+	return out
 }
 
 // markedStudent is a stored student with its marks, as readers decode it.
@@ -160,7 +169,7 @@ func (v OpsView) resolve(st *Student, m studentMarks) bool {
 		return false
 	}
 	if m.Upd != 0 && m.Prev != nil && !v.counts(m.Upd) {
-		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = m.Prev.RegistrationNo, m.Prev.FirstName, m.Prev.SecondName, m.Prev.UpdatedAt
+		*st = m.Prev.restored(*st)
 	}
 	return true
 }
@@ -284,7 +293,7 @@ func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, err
 		}
 		var out bson.D
 		if m.Upd != 0 && m.Prev != nil && !v.counts(m.Upd) {
-			set := newStudentDoc(Student{RegistrationNo: m.Prev.RegistrationNo, FirstName: m.Prev.FirstName, SecondName: m.Prev.SecondName, UpdatedAt: m.Prev.UpdatedAt})
+			set := newStudentDoc(m.Prev.restored(Student{}))
 			prev := map[string]any{}
 			for _, e := range studentKeysSet(set) {
 				prev[e.Key] = e.Value
@@ -595,7 +604,7 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 		for _, m := range changed {
 			set := bson.D{}
 			if p := m.Marks.Prev; p != nil {
-				set = studentKeysSet(newStudentDoc(Student{RegistrationNo: p.RegistrationNo, FirstName: p.FirstName, SecondName: p.SecondName, UpdatedAt: p.UpdatedAt}))
+				set = studentKeysSet(newStudentDoc(p.restored(Student{})))
 			}
 			upd := bson.D{{Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}}}
 			if len(set) > 0 {

@@ -54,7 +54,10 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		return p, err
 	}
 	f, err := excelize.OpenReader(bytes.NewReader(raw), excelize.Options{
-		UnzipSizeLimit: MaxXLSXUnzipped, UnzipXMLSizeLimit: xlsxXMLInMemory})
+		UnzipSizeLimit: MaxXLSXUnzipped, UnzipXMLSizeLimit: xlsxXMLInMemory,
+		// Cells in the short date format (Excel's default for dates)
+		// read as ISO dates, not as the ambiguous mm-dd-yy.
+		ShortDatePattern: "yyyy-mm-dd"})
 	if err != nil {
 		return p, fmt.Errorf("the file is not a workbook that can be read (%v); open it in the spreadsheet, "+
 			`save it as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, err)
@@ -236,10 +239,10 @@ func newXLSXWriter(w io.Writer) (*xlsxWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sw.SetColStyle(1, len(csvColumns), text); err != nil {
+	if err := sw.SetColStyle(1, len(recordFields), text); err != nil {
 		return nil, err
 	}
-	if err := sw.SetColWidth(1, len(csvColumns), 24); err != nil {
+	if err := sw.SetColWidth(1, len(recordFields), 24); err != nil {
 		return nil, err
 	}
 	return &xlsxWriter{w: w, f: f, sw: sw}, nil

@@ -476,12 +476,15 @@ var (
 func benchRegNo(i int) string { return fmt.Sprintf("U/2026/%06d", i) }
 
 // benchRows are n students with names from short lists (so that one-word
-// searches match many, two-word searches fewer) and unique reg nos.
+// searches match many, two-word searches fewer) and unique reg nos, and
+// every other field of the record filled as a school's register has it
+// (benchRecord, bench_record.go).
 func benchRows(n int) []store.StudentInput {
 	rows := make([]store.StudentInput, n)
 	for i := range rows {
 		rows[i] = store.StudentInput{RegistrationNo: benchRegNo(i), FirstName: benchFirst[i%len(benchFirst)],
 			SecondName: fmt.Sprintf("%s%d", benchSecond[(i/len(benchFirst))%len(benchSecond)], i%97)}
+		benchRecord(&rows[i], i)
 	}
 	return rows
 }
