@@ -25,7 +25,10 @@ func backFrom(r *http.Request) backLink {
 	if raw == "" {
 		return backLink{}
 	}
-	p := parseListParams(&http.Request{URL: &url.URL{RawQuery: raw}}, true)
+	p, err := parseListParams(&http.Request{URL: &url.URL{RawQuery: raw}}, true)
+	if err != nil {
+		return backLink{}
+	}
 	return backLink{Query: p.values(p.Page).Encode()}
 }
 

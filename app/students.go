@@ -50,6 +50,35 @@ type studentList struct {
 	Export   string   // export link with the search applied
 	ExportNB string   // the same without a byte order mark
 	ExportX  string   // the same as an .xlsx workbook
+	PerPage  string   // the page size asked for, for the search form ("" for the default)
+	Sizes    []sizeChoice
+}
+
+// sizeChoice is a link to the same list with another page size.
+type sizeChoice struct {
+	Label, URL string
+	Current    bool
+}
+
+// sizeChoices are the page sizes offered: "all" only while the list has
+// at most maxShowAll rows.
+func sizeChoices(p listParams, total int64) []sizeChoice {
+	cur := p.PerPage
+	if cur == 0 {
+		cur = perPage
+	}
+	var out []sizeChoice
+	for _, n := range perPageChoices {
+		q := p
+		q.PerPage = n
+		out = append(out, sizeChoice{Label: strconv.Itoa(n), URL: q.link(studentsURL, 1), Current: cur == n})
+	}
+	if total <= int64(maxShowAll) {
+		q := p
+		q.PerPage = perPageAll
+		out = append(out, sizeChoice{Label: "All", URL: q.link(studentsURL, 1), Current: cur == perPageAll})
+	}
+	return out
 }
 
 var listColumns = []column{
@@ -59,10 +88,12 @@ var listColumns = []column{
 }
 
 func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
-	p := parseListParams(r, true)
-	pg, err := s.listStudents(r.Context(), p)
-	if err != nil {
-		s.dbError(w, r, err)
+	p, err := parseListParams(r, true)
+	var pg store.Page
+	if err == nil {
+		pg, err = s.listStudents(r.Context(), p)
+	}
+	if s.listProblem(w, r, p, err, pg, studentsURL, true) {
 		return
 	}
 	if p.Query != "" {
@@ -74,7 +105,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	}
 	cols := make([]column, len(listColumns))
 	for i, c := range listColumns {
-		sp := listParams{Query: p.Query, Sort: c.Key}
+		sp := listParams{Query: p.Query, Sort: c.Key, PerPage: p.PerPage}
 		switch current {
 		case c.Key:
 			c.Sorted = "ascending"
@@ -90,6 +121,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Admin:  true,
 		Crumbs: crumbs("Students"),
 		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix()), Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+			PerPage: p.values(1).Get("per_page"), Sizes: sizeChoices(p, pg.Total),
 			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
 	})
 }
@@ -425,7 +457,11 @@ const exportPath = "/admin/students/export/"
 // as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
 // Zoë and 伊藤 right, or with ?format=xlsx as an Excel workbook.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
-	p := parseListParams(r, false)
+	p, err := parseListParams(r, false)
+	if err != nil {
+		s.renderError(w, r, http.StatusBadRequest)
+		return
+	}
 	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
 	ext, ctype := "csv", "text/csv; charset=utf-8"
 	if r.URL.Query().Get("format") == store.ExportXLSX {

@@ -214,7 +214,7 @@ type ListOptions struct {
 	Query   string
 	Sort    string
 	Page    int // 1-based; values < 1 mean 1
-	PerPage int // default 50, at most 500
+	PerPage int // default 50, at most MaxPerPage
 }
 
 // Page is one page of a list.
