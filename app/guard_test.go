@@ -130,6 +130,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"GET /admin/students/{id}/delete/{$}":      store.PermDelete,
 		"POST /admin/students/{id}/delete/{$}":     store.PermDelete,
 		"POST /admin/students/delete-selected/{$}": store.PermDelete,
+		"POST /admin/students/export-selected/{$}": store.PermExport,
 		"GET /admin/students/export/{$}":           store.PermExport,
 		"GET /admin/students/import/{$}":           store.PermImport, "POST /admin/students/import/{$}": store.PermImport,
 		"GET /admin/students/import/{op}/progress/{$}": store.PermImport,

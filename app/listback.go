@@ -32,6 +32,12 @@ func backFrom(r *http.Request) backLink {
 	return backLink{Query: p.values(p.Page).Encode()}
 }
 
+// params are the list's parameters (backFrom made them valid).
+func (b backLink) params() listParams {
+	p, _ := parseListParams(&http.Request{URL: &url.URL{RawQuery: b.Query}}, true)
+	return p
+}
+
 // backTo is the state of the list page being shown.
 func backTo(p listParams, page int) backLink {
 	return backLink{Query: p.values(page).Encode()}

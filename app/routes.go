@@ -89,6 +89,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"GET /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDeleteConfirm, ""},
 		{"POST /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDelete, ""},
 		{"POST /admin/students/delete-selected/{$}", store.PermDelete, s.handleStudentsDeleteSelected, ""},
+		{"POST /admin/students/export-selected/{$}", store.PermExport, s.handleStudentsExportSelected, ""},
 		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
 		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
 		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},

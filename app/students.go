@@ -52,6 +52,10 @@ type studentList struct {
 	ExportX  string   // the same as an .xlsx workbook
 	PerPage  string   // the page size asked for, for the search form ("" for the default)
 	Sizes    []sizeChoice
+	Actions  []listAction // those the user may use (actions.go); none: no select boxes
+	Across   bool         // offer "all N matching" (more match than the page shows)
+	Capped   bool         // more match than "all N matching" may select
+	MaxAll   int          // the most it may
 }
 
 // sizeChoice is a link to the same list with another page size.
@@ -116,11 +120,13 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		c.URL = sp.link(studentsURL, 1)
 		cols[i] = c
 	}
+	actions := actionsFor(stateOf(r).session.Perms)
 	s.render(w, r, http.StatusOK, "admin_list", &page{
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix()), Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0), Query: p.Query,
+			Actions: actions, Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
 			PerPage: p.values(1).Get("per_page"), Sizes: sizeChoices(p, pg.Total),
 			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
 	})
@@ -364,72 +370,6 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 }
 
-// maxSelected bounds one bulk action.
-const maxSelected = 500
-
-// handleStudentsDeleteSelected is the list's bulk action: the first POST
-// (from the list's checkboxes) shows a confirmation page, the second (with
-// confirm=yes) deletes.
-func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Request) {
-	var ids []int64
-	seen := map[int64]bool{}
-	for _, v := range r.PostForm["ids"] {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id <= 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
-		ids = append(ids, id)
-	}
-	if len(ids) == 0 {
-		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	if len(ids) > maxSelected {
-		s.renderError(w, r, http.StatusBadRequest)
-		return
-	}
-	if r.PostForm.Get("confirm") == "yes" {
-		// One operation with its history entries: all or nothing.
-		n, err := s.store.DeleteStudents(r.Context(), ids, actor(r))
-		if err != nil {
-			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
-			return
-		}
-		s.refreshStudentsGauge(r.Context(), true)
-		s.setFlash(w, r, flashBulkDelete, studentCount(n))
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	var students []store.Student
-	for _, id := range ids {
-		st, err := s.store.Student(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
-			return
-		}
-		students = append(students, st)
-	}
-	if len(students) == 0 {
-		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	s.render(w, r, http.StatusOK, "admin_delete_selected", &page{
-		Title:  "Are you sure?",
-		Admin:  true,
-		Crumbs: crumbs("Delete multiple students", studentsCrumb),
-		Data: struct {
-			Students []store.Student
-			Back     backLink
-		}{students, backFrom(r)},
-	})
-}
-
 // ---- export ----
 
 // exportURL is the export link of a list: the list's search applied;
@@ -462,17 +402,22 @@ func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest)
 		return
 	}
-	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
+	s.sendExport(w, r, store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}, "students")
+}
+
+// sendExport answers with the export o as CSV or, with ?format=xlsx, as an
+// .xlsx workbook, named school-what-date.
+func (s *server) sendExport(w http.ResponseWriter, r *http.Request, o store.ExportOptions, what string) {
 	ext, ctype := "csv", "text/csv; charset=utf-8"
 	if r.URL.Query().Get("format") == store.ExportXLSX {
 		o.Format, ext, ctype = store.ExportXLSX, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	}
 	var buf bytes.Buffer
 	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
-		s.dbError(w, r, fmt.Errorf("export students: %w", err))
+		s.dbError(w, r, fmt.Errorf("export %s: %w", what, err))
 		return
 	}
-	name := fmt.Sprintf("%s-students-%s.%s", s.tenant.Name, s.now().UTC().Format("2006-01-02"), ext)
+	name := fmt.Sprintf("%s-%s-%s.%s", s.tenant.Name, what, s.now().UTC().Format("2006-01-02"), ext)
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))

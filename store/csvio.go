@@ -764,6 +764,7 @@ type ExportOptions struct {
 	Query  string // only students matching this search, as the list's search box
 	NoBOM  bool   // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
 	Format string // ExportCSV ("" too) or ExportXLSX
+	IDs    []int64 // only these students (nil: every one matching Query): the admin list's export action
 }
 
 // rowWriter is the CSV or the .xlsx writer of an export.
@@ -833,13 +834,14 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	if err := cw.Write(csvColumns); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
+	only := idSet(o.IDs)
 	for cur.Next(ctx) {
 		var m markedStudent
 		if err := cur.Decode(&m); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
 		}
 		st := m.Student
-		if !v.resolve(&st, m.Marks) {
+		if !v.resolve(&st, m.Marks) || only != nil && !only[st.ID] {
 			continue
 		}
 		if err := cw.Write([]string{st.RegistrationNo, st.FirstName, st.SecondName}); err != nil {

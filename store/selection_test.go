@@ -1,0 +1,60 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestMatchingIDs: "select all N matching" selects what the list shows
+// with its search, on the read model and on the database alike, and
+// refuses beyond its limit with the number.
+func TestMatchingIDs(t *testing.T) {
+	for _, mode := range []ReadModelMode{ReadModelOn, ReadModelOff} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			s := newStore(t, Options{ReadModel: mode})
+			var all, amina []int64
+			for i := range 30 {
+				first := "Baraka"
+				if i%3 == 0 {
+					first = "Amina"
+				}
+				st := mustCreate(t, s, fmt.Sprintf("M-%02d", i), first, "Otieno")
+				all = append(all, st.ID)
+				if first == "Amina" {
+					amina = append(amina, st.ID)
+				}
+			}
+			for _, tt := range []struct {
+				query string
+				limit int
+				want  []int64
+				total int64
+				err   error
+			}{
+				{"", 100, all, 30, nil},
+				{"amina", 100, amina, 10, nil},
+				{"AMÍNA otieno", 10, amina, 10, nil},
+				{"nobody", 100, []int64{}, 0, nil},
+				{"", 29, nil, 30, ErrTooManySelected},
+				{"amina", 9, nil, 10, ErrTooManySelected},
+			} {
+				ids, total, err := s.MatchingIDs(t.Context(), ListOptions{Query: tt.query, Sort: "-first_name", Page: 2}, tt.limit)
+				if !errors.Is(err, tt.err) || total != tt.total || len(ids) != len(tt.want) || !slices.Equal(ids, tt.want) {
+					t.Errorf("%q (limit %d): %v, %d, %v; want %v, %d, %v", tt.query, tt.limit, ids, total, err, tt.want, tt.total, tt.err)
+				}
+			}
+			// The export of selected IDs holds those and nothing else.
+			var buf bytes.Buffer
+			if err := s.ExportStudents(t.Context(), &buf, ExportOptions{IDs: amina[:2], NoBOM: true}); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Count(buf.String(), "\n"); got != 3 || !strings.Contains(buf.String(), "M-00,Amina") || !strings.Contains(buf.String(), "M-03,Amina") {
+				t.Errorf("export of 2 IDs:\n%s", buf.String())
+			}
+		})
+	}
+}
