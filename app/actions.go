@@ -56,11 +56,11 @@ func actionsFor(perms store.Perms) []listAction {
 
 // selection is what an action applies to.
 type selection struct {
-	Across bool      // every student the list (Back) shows
-	Back   backLink  // the list: its search, sort, filters, page
-	IDs    []int64   // the students, ascending for Across
-	Total  int64     // how many
-	Expect string    // the count the confirmation stated ("" on the first post)
+	Across bool     // every student the list (Back) shows
+	Back   backLink // the list: its search, sort, filters, page
+	IDs    []int64  // the students, ascending for Across
+	Total  int64    // how many
+	Expect string   // the count the confirmation stated ("" on the first post)
 	list   listParams
 }
 

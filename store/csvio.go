@@ -761,9 +761,9 @@ func sortRowErrors(errs []RowError) {
 // ExportOptions choose what ExportStudents writes. The zero value writes
 // every student as CSV, with a byte order mark.
 type ExportOptions struct {
-	Query  string // only students matching this search, as the list's search box
-	NoBOM  bool   // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
-	Format string // ExportCSV ("" too) or ExportXLSX
+	Query  string  // only students matching this search, as the list's search box
+	NoBOM  bool    // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
+	Format string  // ExportCSV ("" too) or ExportXLSX
 	IDs    []int64 // only these students (nil: every one matching Query): the admin list's export action
 }
 

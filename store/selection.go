@@ -87,7 +87,6 @@ func (sn *snapshot) matchingIDs(o ListOptions, limit int) ([]int64, int64, error
 	return ids, total, nil
 }
 
-
 // idSet is ids as a set (nil for nil): ExportOptions.IDs, checked in Go
 // rather than by the database (FerretDB v1 would not use an index for a
 // large $in, and SQLite bounds the variables of one statement).
