@@ -72,7 +72,7 @@ func (s *server) selected(w http.ResponseWriter, r *http.Request) (sel selection
 	if sel.Across {
 		p := sel.Back.params()
 		sel.list = p
-		ids, total, err := s.store.MatchingIDs(r.Context(), store.ListOptions{Query: p.Query}, maxSelectAll)
+		ids, total, err := s.store.MatchingIDs(r.Context(), p.options(), maxSelectAll)
 		switch {
 		case errors.Is(err, store.ErrTooManySelected):
 			s.render(w, r, http.StatusBadRequest, "error", &page{Title: "Too many students selected", Admin: true, Crumbs: crumbs("Actions", studentsCrumb),

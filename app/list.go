@@ -111,6 +111,11 @@ func (p listParams) values(page int) url.Values {
 	return v
 }
 
+// options are the store's options for the list's page.
+func (p listParams) options() store.ListOptions {
+	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size()}
+}
+
 // size is the page size the store is asked for.
 func (p listParams) size() int {
 	switch p.PerPage {
@@ -132,7 +137,7 @@ func (p listParams) link(base string, page int) string {
 // listStudents fetches one page (the store turns a page past the end into
 // the last page: pastEnd tells).
 func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, error) {
-	o := store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size()}
+	o := p.options()
 	pg, err := s.store.ListStudents(ctx, o)
 	if err != nil {
 		return pg, fmt.Errorf("list students: %w", err)

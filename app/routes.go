@@ -81,6 +81,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"GET /admin/logout/{$}", anyone, s.methodNotAllowed(http.MethodPost), ""},
 
 		{"GET /admin/students/{$}", store.PermView, s.handleStudentList, ""},
+		{"GET /admin/students/print/{$}", store.PermView, s.handleStudentsPrint, ""},
 		{"GET /admin/students/{id}/change/{$}", store.PermView, s.handleStudentChangeForm, ""},
 		{"GET /admin/students/{id}/history/{$}", store.PermView, s.handleStudentHistory, ""},
 		{"GET /admin/students/add/{$}", store.PermAdd, s.handleStudentAddForm, ""},

@@ -54,6 +54,7 @@ type studentList struct {
 	Sizes    []sizeChoice
 	Actions  []listAction // those the user may use (actions.go); none: no select boxes
 	Across   bool         // offer "all N matching" (more match than the page shows)
+	Print    string       // the print view of this list
 	Capped   bool         // more match than "all N matching" may select
 	MaxAll   int          // the most it may
 }
@@ -126,10 +127,16 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Admin:  true,
 		Crumbs: crumbs("Students"),
 		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0), Query: p.Query,
-			Actions: actions, Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+			Actions: actions, Print: printURL(p), Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
 			PerPage: p.values(1).Get("per_page"), Sizes: sizeChoices(p, pg.Total),
 			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
 	})
+}
+
+// printURL is the print view of the list p (all its pages).
+func printURL(p listParams) string {
+	p.PerPage = 0
+	return p.link("/admin/students/print/", 1)
 }
 
 // ---- add and change ----
