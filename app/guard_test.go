@@ -125,7 +125,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"POST /admin/logout/{$}": anyone, "GET /admin/logout/{$}": anyone,
 		"GET /admin/students/{$}": store.PermView, "GET /admin/students/{id}/change/{$}": store.PermView,
 		"GET /admin/students/{id}/history/{$}": store.PermView, "GET /admin/students/print/{$}": store.PermView,
-		"GET /admin/students/add/{$}":          store.PermAdd, "POST /admin/students/add/{$}": store.PermAdd,
+		"GET /admin/students/add/{$}": store.PermAdd, "POST /admin/students/add/{$}": store.PermAdd,
 		"POST /admin/students/{id}/change/{$}":     store.PermChange,
 		"GET /admin/students/{id}/delete/{$}":      store.PermDelete,
 		"POST /admin/students/{id}/delete/{$}":     store.PermDelete,
