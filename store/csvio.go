@@ -669,8 +669,7 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		st := c.Current
 		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName, now
 		doc := newStudentDoc(st)
-		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevValues{
-			RegistrationNo: c.Current.RegistrationNo, FirstName: c.Current.FirstName, SecondName: c.Current.SecondName, UpdatedAt: c.Current.UpdatedAt}})
+		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevOf(c.Current)})
 		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
 			{Key: "_id", Value: c.Current.ID},
 			{Key: "registration_no", Value: c.Current.RegistrationNo},
@@ -734,16 +733,17 @@ func (s *Store) ImportStudents(ctx context.Context, rows []StudentInput, lines [
 // studentKeysSet is the $set of a student's editable fields with their
 // folded keys and search field.
 func studentKeysSet(doc studentDoc) bson.D {
-	return bson.D{
-		{Key: "registration_no", Value: doc.RegistrationNo},
-		{Key: "first_name", Value: doc.FirstName},
-		{Key: "second_name", Value: doc.SecondName},
-		{Key: fieldRegNoKey, Value: doc.RegNoKey},
-		{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
-		{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
-		{Key: fieldSearch, Value: doc.Search},
-		{Key: "updated_at", Value: doc.UpdatedAt},
+	set := make(bson.D, 0, len(recordFields)+5)
+	for _, f := range recordFields {
+		set = append(set, bson.E{Key: f.name, Value: f.get(&doc.Student)})
 	}
+	return append(set,
+		bson.E{Key: fieldRegNoKey, Value: doc.RegNoKey},
+		bson.E{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
+		bson.E{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
+		bson.E{Key: fieldSearch, Value: doc.Search},
+		bson.E{Key: "updated_at", Value: doc.UpdatedAt},
+	)
 }
 
 // repeatsMsg is the message of a row whose registration number (in any

@@ -20,27 +20,27 @@ func TestParseStudentsCSV(t *testing.T) {
 		fileError string     // substring; "" means no error
 	}{
 		{name: "plain", in: "registration_no,first_name,second_name\nA-1,Amina,Odhiambo\nB-2,Kofi,Mensah\n",
-			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}, {"B-2", "Kofi", "Mensah"}}, lines: []int{2, 3}},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}, {RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "Mensah"}}, lines: []int{2, 3}},
 		{name: "BOM, CRLF, blank lines, no final newline",
 			in:   "\uFEFFregistration_no,first_name,second_name\r\n\r\nA-1,Amina,Odhiambo\r\n\r\n\r\nB-2,Kofi,Mensah",
-			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}, {"B-2", "Kofi", "Mensah"}}, lines: []int{3, 6}},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}, {RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "Mensah"}}, lines: []int{3, 6}},
 		{name: "columns in any order, header case and spaces",
 			in:   " Second_Name ,FIRST_NAME,registration_no\nOdhiambo,Amina,A-1\n",
-			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}}, lines: []int{2}},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}}, lines: []int{2}},
 		{name: "quoted fields and trimming",
 			in:   "registration_no,first_name,second_name\n\" A-1 \",\"Amina, Jr\",\"O\"\"Brien\"\n",
-			rows: []StudentInput{{"A-1", "Amina, Jr", `O"Brien`}}, lines: []int{2}},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina, Jr", SecondName: `O"Brien`}}, lines: []int{2}},
 		{name: "bad rows named by field",
 			in:   "registration_no,first_name,second_name\nA 1,Amina,Odhiambo\nB-2,,Mensah\nC-3,Ama\nD-4,Ok,Fine\n",
-			rows: []StudentInput{{"D-4", "Ok", "Fine"}}, lines: []int{5},
+			rows: []StudentInput{{RegistrationNo: "D-4", FirstName: "Ok", SecondName: "Fine"}}, lines: []int{5},
 			rowErrs: []RowError{{Line: 2, Msg: "registration_no: "}, {Line: 3, Msg: "first_name: "}, {Line: 4, Msg: "expected 3 fields"}}},
 		{name: "reg no repeated within the file",
 			in:   "registration_no,first_name,second_name\nA-1,Amina,Odhiambo\nA-1,Other,Person\n",
-			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}}, lines: []int{2},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}}, lines: []int{2},
 			rowErrs: []RowError{{Line: 3, Msg: `registration_no: "A-1" repeats line 2`}}},
 		{name: "multi-line quoted field is refused, lines stay right",
 			in:   "registration_no,first_name,second_name\nA-1,\"Two\nLines\",X\nB-2,Kofi,Mensah\n",
-			rows: []StudentInput{{"B-2", "Kofi", "Mensah"}}, lines: []int{4},
+			rows: []StudentInput{{RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "Mensah"}}, lines: []int{4},
 			rowErrs: []RowError{{Line: 2, Msg: "first_name: "}}},
 		{name: "syntax error", in: "registration_no,first_name,second_name\nA-1,Am\"ina,X\n",
 			rowErrs: []RowError{{Line: 2, Msg: "not valid CSV"}}},
@@ -50,7 +50,7 @@ func TestParseStudentsCSV(t *testing.T) {
 		{name: "no header", in: "A-1,Amina,Odhiambo\n", fileError: "must be the header"},
 		{name: "missing column", in: "registration_no,first_name\nA-1,Amina\n", fileError: `no "second_name"`},
 		{name: "other columns ignored", in: "Class,registration_no,first_name,second_name,email\n4B,A-1,Amina,Odhiambo,a@b.c\n",
-			rows: []StudentInput{{"A-1", "Amina", "Odhiambo"}}, lines: []int{2}},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}}, lines: []int{2}},
 		{name: "other columns count in a row's fields", in: "registration_no,first_name,second_name,Class\nA-1,Amina,Odhiambo\n",
 			rowErrs: []RowError{{Line: 2, Msg: "expected 4 fields"}}},
 		{name: "column twice", in: "registration_no,first_name,first_name\n", fileError: "twice"},
@@ -131,7 +131,7 @@ func TestImportStudents(t *testing.T) {
 	}
 
 	// Rows are validated again by ImportStudents itself; lines default to i+2.
-	n, rowErrs, err = s.ImportStudents(ctx, []StudentInput{{"G-1", "Good", "Row"}, {"", "Bad", "Row"}, {"G-1", "Dup", "Row"}}, nil)
+	n, rowErrs, err = s.ImportStudents(ctx, []StudentInput{{RegistrationNo: "G-1", FirstName: "Good", SecondName: "Row"}, {RegistrationNo: "", FirstName: "Bad", SecondName: "Row"}, {RegistrationNo: "G-1", FirstName: "Dup", SecondName: "Row"}}, nil)
 	if err != nil || n != 0 || len(rowErrs) != 2 || rowErrs[0].Line != 3 || rowErrs[1].Line != 4 {
 		t.Fatalf("import of unchecked rows = %d, %v, %v", n, rowErrs, err)
 	}
@@ -170,7 +170,7 @@ func TestImportStudentsBadRowImportsNone(t *testing.T) {
 	}
 	// Even if a caller imported the valid rows of a file with bad rows, the
 	// bad row is caught: pass it on unvalidated.
-	rows = append(rows, StudentInput{"B-2", "", "Mensah"})
+	rows = append(rows, StudentInput{RegistrationNo: "B-2", FirstName: "", SecondName: "Mensah"})
 	lines = append(lines, 3)
 	n, rowErrs, err := s.ImportStudents(t.Context(), rows, lines)
 	if err != nil || n != 0 || len(rowErrs) != 1 || rowErrs[0].Line != 3 || !strings.HasPrefix(rowErrs[0].Msg, "first_name:") {
@@ -195,7 +195,7 @@ func TestImportStudentsAllOrNothingOnRace(t *testing.T) {
 	}
 	var rows []StudentInput
 	for i := range 7 {
-		rows = append(rows, StudentInput{fmt.Sprintf("R-%d", i), "N", "N"})
+		rows = append(rows, StudentInput{RegistrationNo: fmt.Sprintf("R-%d", i), FirstName: "N", SecondName: "N"})
 	}
 	n, rowErrs, err := s.ImportStudents(ctx, rows, nil)
 	if err == nil || n != 0 || rowErrs != nil {
@@ -215,10 +215,10 @@ func TestExportImportRoundTrip(t *testing.T) {
 	ctx := t.Context()
 	src := newStore(t, Options{})
 	for _, in := range []StudentInput{
-		{"B-2", "Kofi", "Mensah"},
-		{"A-1", "Amina, \"Ami\"", "O'Dhiambo"},
-		{"C/3.x", "<b>Zoë</b>", "=HYPERLINK(\"x\")"},
-		{"-4", "+1", "@sum"},
+		{RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "Mensah"},
+		{RegistrationNo: "A-1", FirstName: "Amina, \"Ami\"", SecondName: "O'Dhiambo"},
+		{RegistrationNo: "C/3.x", FirstName: "<b>Zoë</b>", SecondName: "=HYPERLINK(\"x\")"},
+		{RegistrationNo: "-4", FirstName: "+1", SecondName: "@sum"},
 	} {
 		mustCreate(t, src, in.RegistrationNo, in.FirstName, in.SecondName)
 	}

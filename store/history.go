@@ -105,13 +105,16 @@ type HistoryEntry struct {
 	Batch int64 `bson:"b,omitempty" json:"-"`
 }
 
-// studentFields are the fields a history entry compares, in form order.
+// studentFields are st's fields for an entry of its addition or deletion:
+// the names and registration number, and the other fields it has.
 func studentFields(st Student) [][2]string {
-	return [][2]string{
-		{"registration_no", st.RegistrationNo},
-		{"first_name", st.FirstName},
-		{"second_name", st.SecondName},
+	out := make([][2]string, 0, len(recordFields))
+	for i, f := range recordFields {
+		if v := f.get(&st); v != "" || i < 3 {
+			out = append(out, [2]string{f.name, v})
+		}
 	}
+	return out
 }
 
 func studentObject(st Student) string {
@@ -137,10 +140,9 @@ func StudentAdded(a Actor, st Student) HistoryEntry {
 func StudentChanged(a Actor, before, after Student) HistoryEntry {
 	e := a.entry(ActionChange)
 	e.StudentID, e.Object = after.ID, studentObject(after)
-	bf, af := studentFields(before), studentFields(after)
-	for i := range bf {
-		if bf[i][1] != af[i][1] {
-			e.Changes = append(e.Changes, FieldChange{Field: bf[i][0], Before: bf[i][1], After: af[i][1]})
+	for _, f := range recordFields {
+		if b, a := f.get(&before), f.get(&after); b != a {
+			e.Changes = append(e.Changes, FieldChange{Field: f.name, Before: b, After: a})
 		}
 	}
 	return e

@@ -23,7 +23,7 @@ func TestParallelCreatesUniqueIDs(t *testing.T) {
 				st = other
 			}
 			for i := range each {
-				got, err := st.CreateStudent(t.Context(), StudentInput{fmt.Sprintf("P-%d-%d", c, i), "Par", "Allel"})
+				got, err := st.CreateStudent(t.Context(), StudentInput{RegistrationNo: fmt.Sprintf("P-%d-%d", c, i), FirstName: "Par", SecondName: "Allel"})
 				if err != nil {
 					errs <- err
 					return

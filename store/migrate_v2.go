@@ -20,7 +20,12 @@ import (
 // {_id: "migration_v2"} records when it is complete; then students becomes
 // students_v1, students_v2 becomes students and students_v1 is dropped.
 // Every step can be repeated: a run that stops anywhere (crash, deadline)
-// is finished by the next run. Run it with the tenant's apps stopped (as
+// is finished by the next run.
+//
+// Schema 3 (record.go) is the same copy: a student without a status (any
+// student of schema 2) is copied with the status "enrolled" and its other
+// new fields empty, so a database of either version is converted by one
+// pass, and an interrupted conversion is resumed the same way. Run it with the tenant's apps stopped (as
 // `campus app --migrate` does before serving): writes made to students
 // during the copy would be lost in the swap.
 const (
@@ -76,8 +81,8 @@ func (e *RegNoConflictError) Error() string {
 // Is makes errors.Is(err, ErrRegNoConflicts) true.
 func (e *RegNoConflictError) Is(target error) bool { return target == ErrRegNoConflicts }
 
-// migrateStudentsV2 converts the students of a version 1 database; it does
-// nothing when every student already has its keys.
+// migrateStudentsV2 converts the students of a version 1 or 2 database;
+// it does nothing when every student already has its keys and a status.
 func (s *Store) migrateStudentsV2(ctx context.Context) error {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
@@ -93,7 +98,9 @@ func (s *Store) migrateStudentsV2(ctx context.Context) error {
 			return nil
 		}
 		var one bson.Raw
-		err := s.col(colStudents).FindOne(ctx, d(fieldSearch, d("$exists", false))).Decode(&one)
+		err := s.col(colStudents).FindOne(ctx, d("$or", bson.A{
+			d(fieldSearch, d("$exists", false)), d("status", d("$exists", false)),
+		})).Decode(&one)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil
 		}

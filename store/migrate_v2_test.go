@@ -152,14 +152,14 @@ func TestMigrateV2CaseDuplicates(t *testing.T) {
 		t.Fatalf("search with conflicts = %d, %v", pg.Total, err)
 	}
 	// New students are still checked regardless of case.
-	if _, err := s.CreateStudent(ctx, StudentInput{"ok-1", "A", "B"}); !errors.Is(err, ErrDuplicateRegNo) {
+	if _, err := s.CreateStudent(ctx, StudentInput{RegistrationNo: "ok-1", FirstName: "A", SecondName: "B"}); !errors.Is(err, ErrDuplicateRegNo) {
 		t.Fatalf("create ok-1 beside OK-1 = %v", err)
 	}
 	// Resolve, migrate again: the unique index appears.
 	if err := s.DeleteStudent(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateStudent(ctx, 5, StudentInput{"AB-3", "Zoë", "Ñúñez4"}); err != nil {
+	if _, err := s.UpdateStudent(ctx, 5, StudentInput{RegistrationNo: "AB-3", FirstName: "Zoë", SecondName: "Ñúñez4"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.Migrate(ctx); err != nil {

@@ -35,7 +35,9 @@ import (
 // in recordTexts and the Student field; a field to sort by also needs an
 // order and a key.
 
-// recordTexts are the text fields a record holds, in their order there.
+// recordTexts are the text fields a record holds, in their order there:
+// those lists and the search need (guardian and notes included: the
+// import's comparison and the lists' bulk changes work on whole records).
 var recordTexts = [...]struct {
 	get func(*Student) string
 	set func(*Student, string)
@@ -43,7 +45,35 @@ var recordTexts = [...]struct {
 	{func(s *Student) string { return s.RegistrationNo }, func(s *Student, v string) { s.RegistrationNo = v }},
 	{func(s *Student) string { return s.FirstName }, func(s *Student, v string) { s.FirstName = v }},
 	{func(s *Student) string { return s.SecondName }, func(s *Student, v string) { s.SecondName = v }},
+	{func(s *Student) string { return s.Class }, func(s *Student, v string) { s.Class = v }},
+	{func(s *Student) string { return s.Gender }, func(s *Student, v string) { s.Gender = v }},
+	{func(s *Student) string { return s.GuardianName }, func(s *Student, v string) { s.GuardianName = v }},
+	{func(s *Student) string { return s.GuardianPhone }, func(s *Student, v string) { s.GuardianPhone = v }},
+	{func(s *Student) string { return s.GuardianEmail }, func(s *Student, v string) { s.GuardianEmail = v }},
+	{func(s *Student) string { return s.Notes }, func(s *Student, v string) { s.Notes = v }},
 }
+
+// textClass is the place of the class in recordTexts.
+const textClass = 3
+
+// recordNums are the fields a record holds as numbers (uvarints after
+// the texts): the status (statusCode) and the dates (dateCode), a few
+// bytes each instead of ten.
+var recordNums = [...]struct {
+	get func(*Student) uint64
+	set func(*Student, uint64)
+}{
+	{func(s *Student) uint64 { return statusCode(s.Status) }, func(s *Student, v uint64) { s.Status = statusOf(v) }},
+	{func(s *Student) uint64 { return dateCode(s.DateOfBirth) }, func(s *Student, v uint64) { s.DateOfBirth = codeDate(v) }},
+	{func(s *Student) uint64 { return dateCode(s.StatusDate) }, func(s *Student, v uint64) { s.StatusDate = codeDate(v) }},
+	{func(s *Student) uint64 { return dateCode(s.EnrolledOn) }, func(s *Student, v uint64) { s.EnrolledOn = codeDate(v) }},
+}
+
+// places in recordNums.
+const (
+	numStatus   = 0
+	numEnrolled = 3
+)
 
 // numKeys is the number of sort keys: the order o < numKeys sorts by key o.
 const numKeys = ordID
@@ -55,18 +85,19 @@ func keysOf(doc *studentDoc) [numKeys]string {
 
 // record flags.
 const (
-	recKeysInSearch = 1 << iota // the search text is the keys joined by ' ': only the keys' lengths are kept
+	recKeysInSearch = 1 << iota // the search text starts with the keys joined by ' ': only the keys' lengths are kept
 	recNoCreated                // created_at is the zero time
 	recNoUpdated                // updated_at is the zero time
 )
 
-// keysInSearch reports whether search is keys joined by single spaces.
+// keysInSearch reports whether search starts with keys joined by single
+// spaces (followed by nothing or a space: the schema 3 fields' words).
 func keysInSearch[T string | []byte](keys [numKeys]T, search T) bool {
 	n := len(keys) - 1
 	for _, k := range keys {
 		n += len(k)
 	}
-	if n != len(search) {
+	if n > len(search) || n < len(search) && search[n] != ' ' {
 		return false
 	}
 	at := 0
@@ -103,14 +134,18 @@ func appendRecord(b []byte, doc *studentDoc) []byte {
 	for i, f := range recordTexts {
 		texts[i] = f.get(&doc.Student)
 	}
-	return appendFields(b, flags, created, updated, texts, keysOf(doc), doc.Search)
+	var nums [len(recordNums)]uint64
+	for i, f := range recordNums {
+		nums[i] = f.get(&doc.Student)
+	}
+	return appendFields(b, flags, created, updated, texts, nums, keysOf(doc), doc.Search)
 }
 
-// appendFields appends a record: flags; the lengths of all keys but the
-// last when the keys are the parts of the search text; created_at (Unix
-// nanoseconds) and updated_at (after created_at) unless zero; the text
+// appendFields appends a record: flags; the lengths of the keys when the
+// keys begin the search text; created_at (Unix nanoseconds) and
+// updated_at (after created_at) unless zero; the text fields; the number
 // fields; the keys when they are not in the search text.
-func appendFields[T string | []byte](b []byte, flags byte, created, updated int64, texts [len(recordTexts)]T, keys [numKeys]T, search T) []byte {
+func appendFields[T string | []byte](b []byte, flags byte, created, updated int64, texts [len(recordTexts)]T, nums [len(recordNums)]uint64, keys [numKeys]T, search T) []byte {
 	inSearch := keysInSearch(keys, search)
 	flags &^= recKeysInSearch
 	if inSearch {
@@ -118,7 +153,7 @@ func appendFields[T string | []byte](b []byte, flags byte, created, updated int6
 	}
 	b = append(b, flags)
 	if inSearch {
-		for _, k := range keys[:numKeys-1] {
+		for _, k := range keys {
 			b = binary.AppendUvarint(b, uint64(len(k)))
 		}
 	}
@@ -132,6 +167,9 @@ func appendFields[T string | []byte](b []byte, flags byte, created, updated int6
 	}
 	for _, t := range texts {
 		b = appendString(b, t)
+	}
+	for _, n := range nums {
+		b = binary.AppendUvarint(b, n)
 	}
 	if !inSearch {
 		for _, k := range keys {
@@ -148,6 +186,7 @@ type studentView struct {
 	flags            byte
 	created, updated int64 // Unix nanoseconds
 	texts            [len(recordTexts)][]byte
+	nums             [len(recordNums)]uint64
 	keys             [numKeys][]byte
 	search           []byte
 	end              int // where the record ends in recs
@@ -163,6 +202,9 @@ func (v *studentView) student() Student {
 	}
 	for i, f := range recordTexts {
 		f.set(&st, string(v.texts[i]))
+	}
+	for i, f := range recordNums {
+		f.set(&st, v.nums[i])
 	}
 	return st
 }
@@ -210,7 +252,7 @@ func (sn *snapshot) view(pos int) studentView {
 	b, off := sn.recs, int(sn.rec[pos])
 	v.flags = b[off]
 	off++
-	var lens [numKeys - 1]uint64
+	var lens [numKeys]uint64
 	if v.flags&recKeysInSearch != 0 {
 		for i := range lens {
 			lens[i], off = readUvarint(b, off)
@@ -227,13 +269,15 @@ func (sn *snapshot) view(pos int) studentView {
 	for i := range v.texts {
 		v.texts[i], off = readBytes(b, off)
 	}
+	for i := range v.nums {
+		v.nums[i], off = readUvarint(b, off)
+	}
 	if v.flags&recKeysInSearch != 0 {
 		at := 0
 		for i := range lens {
 			v.keys[i] = v.search[at : at+int(lens[i])]
 			at += int(lens[i]) + 1
 		}
-		v.keys[numKeys-1] = v.search[at:]
 	} else {
 		for i := range v.keys {
 			v.keys[i], off = readBytes(b, off)
@@ -253,7 +297,7 @@ func (sn *snapshot) key(o, pos int) []byte {
 	}
 	off++
 	s, at := sn.search(pos), 0
-	for i := range numKeys - 1 {
+	for i := range numKeys {
 		var n uint64
 		n, off = readUvarint(b, off)
 		if i == o {
@@ -261,7 +305,7 @@ func (sn *snapshot) key(o, pos int) []byte {
 		}
 		at += int(n) + 1
 	}
-	return s[at:]
+	panic("read model: no such key")
 }
 
 // comparePos orders the students at p and q in order o: by its key, then
@@ -405,7 +449,7 @@ func fit(b []byte) []byte {
 // forget empties the cache of matches (the students changed).
 func (sn *snapshot) forget() {
 	sn.cmu.Lock()
-	sn.matches = nil
+	sn.matches, sn.facetCache = nil, nil
 	sn.cmu.Unlock()
 }
 

@@ -58,7 +58,7 @@ import (
 const (
 	colSnapshot    = "students_snapshot"
 	snapHeadID     = "head"
-	snapFormat     = 2
+	snapFormat     = 3
 	snapChunkSize  = 1 << 20 // bytes per chunk document (FerretDB and MongoDB take 16 MiB); chunks are read in parallel
 	snapMaxTail    = 2000    // journal entries replayed on a snapshot; more: load the collection
 	snapResaveTail = 200     // a tail this long is saved again after loading, in the background
@@ -144,10 +144,19 @@ func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 		for _, s := range v.texts {
 			b = appendString(b, s)
 		}
+		for _, n := range v.nums {
+			b = binary.AppendUvarint(b, n)
+		}
 		// Keys that are the plain lower case of the names (printable
-		// ASCII: what Fold gives them) are left out and derived again.
+		// ASCII: what Fold gives them) are left out and derived again;
+		// the rest of the search text (the schema 3 fields) follows.
 		if derivedKeys(&v) {
 			b = append(b, 1)
+			joined := numKeys - 1
+			for _, k := range v.keys {
+				joined += len(k)
+			}
+			b = appendString(b, v.search[joined:])
 			continue
 		}
 		b = append(b, 0)
@@ -166,7 +175,7 @@ func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 // derivedKeys reports whether v's keys and search text are the lower
 // case of its printable ASCII fields, as Fold makes them.
 func derivedKeys(v *studentView) bool {
-	for _, s := range v.texts {
+	for _, s := range v.texts[:numKeys] {
 		for _, c := range s {
 			if c < 0x20 || c > 0x7e {
 				return false
@@ -300,6 +309,10 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		for k := range texts {
 			texts[k] = r.str()
 		}
+		var nums [len(recordNums)]uint64
+		for k := range nums {
+			nums[k] = r.uvarint()
+		}
 		sn.text = append(sn.text, '\n')
 		start := len(sn.text)
 		switch r.byte() {
@@ -314,6 +327,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 				}
 				keys[k] = sn.text[from:]
 			}
+			sn.text = append(sn.text, r.str()...)
 		case 0:
 			keys[ordRegNo], keys[ordFirst], keys[ordSecond] = r.str(), r.str(), r.str()
 			sn.text = append(sn.text, r.str()...)
@@ -332,7 +346,7 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		sn.ids = append(sn.ids, id)
 		sn.at = append(sn.at, int32(start))
 		sn.rec = append(sn.rec, uint32(len(sn.recs)))
-		sn.recs = appendFields(sn.recs, flags, created, updated, texts, keys, sn.text[start:])
+		sn.recs = appendFields(sn.recs, flags, created, updated, texts, nums, keys, sn.text[start:])
 	}
 	for _, o := range [...]int{ordRegNo, ordFirst, ordSecond} {
 		seen := make([]bool, n)

@@ -111,7 +111,7 @@ func TestSavedModelAnswersAsTheDatabase(t *testing.T) {
 	// The tail: a create, an update, a delete after the saved position.
 	mustCreate(t, s, "T-1", "Zoë", "Ñúñez")
 	st := mustFind(t, s, "R-007")
-	if _, err := s.UpdateStudent(ctx, st.ID, StudentInput{"R-007", "Kofi", "Mensah"}); err != nil {
+	if _, err := s.UpdateStudent(ctx, st.ID, StudentInput{RegistrationNo: "R-007", FirstName: "Kofi", SecondName: "Mensah"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.DeleteStudent(ctx, mustFind(t, s, "R-011").ID); err != nil {
@@ -337,7 +337,7 @@ func TestSavedModelAfterAnImport(t *testing.T) {
 	var mu sync.Mutex
 	var whys []error
 	other.afterLoadSaved = func(err error) { mu.Lock(); whys = append(whys, err); mu.Unlock() }
-	if _, errs, err := s.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
+	if _, errs, err := s.ImportStudents(ctx, []StudentInput{{RegistrationNo: "I-1", FirstName: "Kofi", SecondName: "Mensah"}, {RegistrationNo: "I-2", FirstName: "Ama", SecondName: "Owusu"}}, nil); err != nil || errs != nil {
 		t.Fatal(errs, err)
 	}
 	if pg, err := other.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != 1 {
@@ -357,8 +357,8 @@ func TestSavedModelRoundTrip(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 	var docs []*studentDoc
-	for i, in := range []StudentInput{{"NBI-001", "Amina", "Kamau"}, {"u/2026/7", "ZOË", "Ñúñez"}, {"x.1", "Li", "王"},
-		{"A-9", "Tab\there", "O'Neil"}, {"b-2", "", "Smith Jones"}, {"C-3", "Émile", "Zola"}} {
+	for i, in := range []StudentInput{{RegistrationNo: "NBI-001", FirstName: "Amina", SecondName: "Kamau"}, {RegistrationNo: "u/2026/7", FirstName: "ZOË", SecondName: "Ñúñez"}, {RegistrationNo: "x.1", FirstName: "Li", SecondName: "王"},
+		{RegistrationNo: "A-9", FirstName: "Tab\there", SecondName: "O'Neil"}, {RegistrationNo: "b-2", FirstName: "", SecondName: "Smith Jones"}, {RegistrationNo: "C-3", FirstName: "Émile", SecondName: "Zola"}} {
 		doc := newStudentDoc(Student{ID: int64(10 * (i + 1)), RegistrationNo: in.RegistrationNo, FirstName: in.FirstName,
 			SecondName: in.SecondName, CreatedAt: at, UpdatedAt: at.Add(time.Duration(i) * time.Hour)})
 		docs = append(docs, &doc)

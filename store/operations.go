@@ -129,11 +129,20 @@ type studentMarks struct {
 	Prev *prevValues `bson:"prev,omitempty"`
 }
 
+// prevValues are a changed student's values before the operation: its
+// record (every field of recordFields) and updated_at.
 type prevValues struct {
-	RegistrationNo string    `bson:"registration_no"`
-	FirstName      string    `bson:"first_name"`
-	SecondName     string    `bson:"second_name"`
-	UpdatedAt      time.Time `bson:"updated_at"`
+	Student `bson:",inline"`
+}
+
+// prevOf is what a change of st keeps to undo it.
+func prevOf(st Student) *prevValues { return &prevValues{Student: st} }
+
+// restored is st with the previous values of p (ID and creation kept).
+func (p *prevValues) restored(st Student) Student {
+	out := st.withRecord(p.Input())
+	out.UpdatedAt = p.UpdatedAt
+	return out
 }
 
 // markedStudent is a stored student with its marks, as readers decode it.
@@ -160,7 +169,7 @@ func (v OpsView) resolve(st *Student, m studentMarks) bool {
 		return false
 	}
 	if m.Upd != 0 && m.Prev != nil && !v.counts(m.Upd) {
-		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = m.Prev.RegistrationNo, m.Prev.FirstName, m.Prev.SecondName, m.Prev.UpdatedAt
+		*st = m.Prev.restored(*st)
 	}
 	return true
 }
@@ -284,7 +293,7 @@ func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, err
 		}
 		var out bson.D
 		if m.Upd != 0 && m.Prev != nil && !v.counts(m.Upd) {
-			set := newStudentDoc(Student{RegistrationNo: m.Prev.RegistrationNo, FirstName: m.Prev.FirstName, SecondName: m.Prev.SecondName, UpdatedAt: m.Prev.UpdatedAt})
+			set := newStudentDoc(m.Prev.restored(Student{}))
 			prev := map[string]any{}
 			for _, e := range studentKeysSet(set) {
 				prev[e.Key] = e.Value
@@ -564,7 +573,7 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 				continue
 			}
 			p := m.Marks.Prev
-			prev := newStudentDoc(Student{RegistrationNo: p.RegistrationNo, FirstName: p.FirstName, SecondName: p.SecondName, UpdatedAt: p.UpdatedAt})
+			prev := newStudentDoc(p.restored(Student{}))
 			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "upd", Value: rec.Seq}},
 				bson.D{{Key: "$set", Value: studentKeysSet(prev)}, {Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}}}); err != nil {
 				return fmt.Errorf("roll back operation %d: put student %d back: %w", rec.Seq, m.ID, err)

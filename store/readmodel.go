@@ -139,8 +139,9 @@ type snapshot struct {
 	// The last searches' matches, most recent last, emptied at every
 	// change (forget). A snapshot belongs to one Store (one database): the
 	// cache is never shared across schools.
-	cmu     sync.Mutex
-	matches []cachedMatch
+	cmu        sync.Mutex
+	matches    []cachedMatch
+	facetCache *Facets // the counts by class, status, year (modelfilter.go)
 }
 
 // matchCacheSize is how many searches a snapshot remembers: paging
@@ -159,27 +160,40 @@ func (sn *snapshot) match(words []string) ([]uint64, int64) {
 	sorted := slices.Clone(words)
 	slices.Sort(sorted)
 	key := strings.Join(sorted, "\n")
-	sn.cmu.Lock()
-	for i, m := range sn.matches {
-		if m.key == key {
-			sn.matches = append(slices.Delete(sn.matches, i, i+1), m)
-			sn.cmu.Unlock()
-			return m.bits, m.total
-		}
+	if bits, total, ok := sn.cached(key); ok {
+		return bits, total
 	}
-	sn.cmu.Unlock()
 	bits := sn.matching(words)
 	var total int64
 	for _, w := range bits {
 		total += int64(bitCount(w))
 	}
+	sn.remember(key, bits, total)
+	return bits, total
+}
+
+// cached returns the remembered matches of key.
+func (sn *snapshot) cached(key string) ([]uint64, int64, bool) {
 	sn.cmu.Lock()
+	defer sn.cmu.Unlock()
+	for i, m := range sn.matches {
+		if m.key == key {
+			sn.matches = append(slices.Delete(sn.matches, i, i+1), m)
+			return m.bits, m.total, true
+		}
+	}
+	return nil, 0, false
+}
+
+// remember keeps the matches of key, forgetting the oldest past
+// matchCacheSize.
+func (sn *snapshot) remember(key string, bits []uint64, total int64) {
+	sn.cmu.Lock()
+	defer sn.cmu.Unlock()
 	if len(sn.matches) >= matchCacheSize {
 		sn.matches = slices.Delete(sn.matches, 0, 1)
 	}
 	sn.matches = append(sn.matches, cachedMatch{key: key, bits: bits, total: total})
-	sn.cmu.Unlock()
-	return bits, total
 }
 
 func (sn *snapshot) stale() bool { return !sn.staleSince.IsZero() }
@@ -889,7 +903,8 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		}
 		return sn.student(sn.place(ord, i))
 	}
-	if len(words) == 0 {
+	bits, total := sn.selection(words, o)
+	if total < 0 {
 		total := int64(n)
 		pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 		page := min(max(o.Page, 1), pages)
@@ -901,7 +916,6 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		}
 		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
 	}
-	bits, total := sn.match(words)
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
 	skip := (page - 1) * perPage

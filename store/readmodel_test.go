@@ -28,7 +28,7 @@ func TestReadModelSeesOtherWriters(t *testing.T) {
 	if got := list(b, ""); !slices.Equal(got, []string{"X-1"}) {
 		t.Fatalf("b after a's create: %v", got)
 	}
-	if _, err := a.UpdateStudent(ctx, x.ID, StudentInput{"X-1", "Zoë", "Ñúñez"}); err != nil {
+	if _, err := a.UpdateStudent(ctx, x.ID, StudentInput{RegistrationNo: "X-1", FirstName: "Zoë", SecondName: "Ñúñez"}); err != nil {
 		t.Fatal(err)
 	}
 	if got := list(b, "zoe nunez"); !slices.Equal(got, []string{"X-1"}) {
@@ -37,13 +37,13 @@ func TestReadModelSeesOtherWriters(t *testing.T) {
 	if got := list(b, "amina"); len(got) != 0 {
 		t.Fatalf("b still finds the old name: %v", got)
 	}
-	if _, errs, err := b.ImportStudents(ctx, []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}}, nil); err != nil || errs != nil {
+	if _, errs, err := b.ImportStudents(ctx, []StudentInput{{RegistrationNo: "I-1", FirstName: "Kofi", SecondName: "Mensah"}, {RegistrationNo: "I-2", FirstName: "Ama", SecondName: "Owusu"}}, nil); err != nil || errs != nil {
 		t.Fatal(errs, err)
 	}
 	if got := list(a, ""); !slices.Equal(got, []string{"I-1", "I-2", "X-1"}) {
 		t.Fatalf("a after b's import: %v", got)
 	}
-	if _, err := b.CreateStudent(ctx, StudentInput{"x-1", "Case", "Clash"}); err == nil {
+	if _, err := b.CreateStudent(ctx, StudentInput{RegistrationNo: "x-1", FirstName: "Case", SecondName: "Clash"}); err == nil {
 		t.Fatal("b accepted x-1 beside a's X-1")
 	}
 	if err := b.DeleteStudent(ctx, x.ID); err != nil {
@@ -67,8 +67,8 @@ func TestReadModelMatchesQueries(t *testing.T) {
 	ctx := t.Context()
 	mem := newStore(t, Options{ReadModel: ReadModelOn})
 	db := New(mem.db, Options{ReadModel: ReadModelOff})
-	for i, n := range []StudentInput{{"C-3", "Amina", "Odhiambo"}, {"a-1", "Kofi", "Mensah"}, {"B-2", "amina", "Zulu"},
-		{"E-5", "Zanele", "Amin"}, {"D-4", "Kofi", "Boateng"}, {"F-6", "Zoë", "Ñúñez"}, {"G-7", "Émile", "Otieno"}} {
+	for i, n := range []StudentInput{{RegistrationNo: "C-3", FirstName: "Amina", SecondName: "Odhiambo"}, {RegistrationNo: "a-1", FirstName: "Kofi", SecondName: "Mensah"}, {RegistrationNo: "B-2", FirstName: "amina", SecondName: "Zulu"},
+		{RegistrationNo: "E-5", FirstName: "Zanele", SecondName: "Amin"}, {RegistrationNo: "D-4", FirstName: "Kofi", SecondName: "Boateng"}, {RegistrationNo: "F-6", FirstName: "Zoë", SecondName: "Ñúñez"}, {RegistrationNo: "G-7", FirstName: "Émile", SecondName: "Otieno"}} {
 		_ = i
 		mustCreate(t, mem, n.RegistrationNo, n.FirstName, n.SecondName)
 	}
@@ -100,7 +100,7 @@ func TestReadModelMatchesQueries(t *testing.T) {
 	if err != nil || len(st.Students) != 1 {
 		t.Fatalf("find E-5: %v %v", st, err)
 	}
-	if _, err := mem.UpdateStudent(ctx, st.Students[0].ID, StudentInput{"E-55", "Amina", "Ñúñez"}); err != nil {
+	if _, err := mem.UpdateStudent(ctx, st.Students[0].ID, StudentInput{RegistrationNo: "E-55", FirstName: "Amina", SecondName: "Ñúñez"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := mem.DeleteStudent(ctx, mustFind(t, mem, "a-1").ID); err != nil {
@@ -159,7 +159,7 @@ func TestReadModelServesStaleDuringReload(t *testing.T) {
 	}()
 	// A bulk change journaled as "reload" (as a migration does): rows
 	// written straight to the collection.
-	for i, in := range []StudentInput{{"I-1", "Kofi", "Mensah"}, {"I-2", "Ama", "Owusu"}} {
+	for i, in := range []StudentInput{{RegistrationNo: "I-1", FirstName: "Kofi", SecondName: "Mensah"}, {RegistrationNo: "I-2", FirstName: "Ama", SecondName: "Owusu"}} {
 		doc := newStudentDoc(Student{ID: int64(1000 + i), RegistrationNo: in.RegistrationNo, FirstName: in.FirstName, SecondName: in.SecondName})
 		if _, err := b.col(colStudents).InsertOne(ctx, doc); err != nil {
 			t.Fatal(err)
@@ -221,12 +221,12 @@ func TestReadModelSearchCacheFollowsWrites(t *testing.T) {
 		{"same words, other order", func() {}, "otieno amina", []string{"A-1"}},
 		{"create", func() { mustCreate(t, s, "A-2", "Amina", "Otieno") }, "amina otieno", []string{"A-1", "A-2"}},
 		{"update", func() {
-			if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{"A-1", "Zoë", "Otieno"}); err != nil {
+			if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{RegistrationNo: "A-1", FirstName: "Zoë", SecondName: "Otieno"}); err != nil {
 				t.Fatal(err)
 			}
 		}, "otieno amina", []string{"A-2"}},
 		{"import", func() {
-			if _, errs, err := s.ImportStudents(ctx, []StudentInput{{"A-3", "Amina", "Otieno"}}, nil); err != nil || errs != nil {
+			if _, errs, err := s.ImportStudents(ctx, []StudentInput{{RegistrationNo: "A-3", FirstName: "Amina", SecondName: "Otieno"}}, nil); err != nil || errs != nil {
 				t.Fatal(errs, err)
 			}
 		}, "amina otieno", []string{"A-2", "A-3"}},
@@ -387,7 +387,7 @@ func TestJournalFailsClosed(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := failing.CreateStudent(ctx, StudentInput{"F-1", "Ama", "Owusu"}); err != nil {
+	if _, err := failing.CreateStudent(ctx, StudentInput{RegistrationNo: "F-1", FirstName: "Ama", SecondName: "Owusu"}); err != nil {
 		t.Fatalf("a committed write reported as failed: %v", err)
 	}
 	deadline := time.Now().Add(time.Minute)

@@ -166,7 +166,7 @@ func indexes() []index {
 		}},
 		{collection: colSessions, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
 		{collection: colLoginFailures, ttl: true, model: mongo.IndexModel{Keys: d("expires_at", 1)}},
-	}, append(staffHistoryIndexes(), groupsIndexes()...)...) // schema_staff.go, permissions.go
+	}, append(append(staffHistoryIndexes(), groupsIndexes()...), filterIndexes()...)...) // schema_staff.go, permissions.go, record.go
 }
 
 // schemaVersion reads the recorded version; 0 means never migrated.
@@ -223,7 +223,7 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	if err := s.migrateStudentsV2(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
-	if from < 2 {
+	if from < 3 {
 		s.journal(ctx, journalEntry{Kind: entryReload}, nil)
 	}
 	// Staff roles, history, resets (schema_staff.go).

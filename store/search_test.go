@@ -166,7 +166,7 @@ func TestSearchCrossTenant(t *testing.T) {
 			}
 		}
 	}
-	if _, err := a.CreateStudent(t.Context(), StudentInput{"B-1", "Same", "RegNo"}); err != nil {
+	if _, err := a.CreateStudent(t.Context(), StudentInput{RegistrationNo: "B-1", FirstName: "Same", SecondName: "RegNo"}); err != nil {
 		t.Errorf("B-1 exists in tenant B only; creating it in A: %v", err)
 	}
 }

@@ -128,7 +128,7 @@ func TestSearchIndexCrossTenant(t *testing.T) {
 	if got := search(a, "amina"); !slices.Equal(got, []string{"A-1"}) {
 		t.Fatalf("school A's own search: %v", got)
 	}
-	if _, err := a.UpdateStudent(ctx, sa.ID, StudentInput{"A-1", "Zoë", "Ñúñez"}); err != nil {
+	if _, err := a.UpdateStudent(ctx, sa.ID, StudentInput{RegistrationNo: "A-1", FirstName: "Zoë", SecondName: "Ñúñez"}); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, a, "A-2", "Kofi", "Mensah")

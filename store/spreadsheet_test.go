@@ -30,20 +30,20 @@ func TestParseStudentsFileSpreadsheets(t *testing.T) {
 		fileError string
 	}{
 		{name: "semicolons, BOM, aliases", in: "\uFEFFRegistration No;Given name;Last name\nZ-1;Zoë;伊藤\n",
-			rows: []StudentInput{{"Z-1", "Zoë", "伊藤"}}, enc: EncodingUTF8, delim: ';'},
+			rows: []StudentInput{{RegistrationNo: "Z-1", FirstName: "Zoë", SecondName: "伊藤"}}, enc: EncodingUTF8, delim: ';'},
 		{name: "tabs, odd header spelling", in: "REG_NO\tfirst name\tSecond-Name\nZ-1\tA\tB\n",
-			rows: []StudentInput{{"Z-1", "A", "B"}}, enc: EncodingUTF8, delim: '\t'},
+			rows: []StudentInput{{RegistrationNo: "Z-1", FirstName: "A", SecondName: "B"}}, enc: EncodingUTF8, delim: '\t'},
 		{name: "commas inside quotes do not outvote semicolons", in: "\"Reg, No\";first_name;second_name\n",
 			fileError: `"Reg, No"`},
 		{name: "semicolon in a comma file's quoted field", in: "regno,firstname,surname\nZ-1,\"A;B\",C\n",
-			rows: []StudentInput{{"Z-1", "A;B", "C"}}, enc: EncodingUTF8, delim: ','},
+			rows: []StudentInput{{RegistrationNo: "Z-1", FirstName: "A;B", SecondName: "C"}}, enc: EncodingUTF8, delim: ','},
 		{name: "Windows-1252", in: win1252,
-			rows: []StudentInput{{"Z-1", "Zoë", "Müller"}, {"Z-2", "François", "Nuñez"}}, enc: EncodingWindows1252, delim: ';'},
-		{name: "UTF-16 with BOM", in: utf16, rows: []StudentInput{{"Z-1", "Zoë", "伊藤"}}, enc: EncodingUTF16, delim: '\t'},
+			rows: []StudentInput{{RegistrationNo: "Z-1", FirstName: "Zoë", SecondName: "Müller"}, {RegistrationNo: "Z-2", FirstName: "François", SecondName: "Nuñez"}}, enc: EncodingWindows1252, delim: ';'},
+		{name: "UTF-16 with BOM", in: utf16, rows: []StudentInput{{RegistrationNo: "Z-1", FirstName: "Zoë", SecondName: "伊藤"}}, enc: EncodingUTF16, delim: '\t'},
 		{name: "formula guard taken off", in: "registration_no,first_name,second_name\n'-4,\"'=HYPERLINK(\"\"x\"\")\",''@x\n",
-			rows: []StudentInput{{"-4", `=HYPERLINK("x")`, "'@x"}}, enc: EncodingUTF8, delim: ','},
+			rows: []StudentInput{{RegistrationNo: "-4", FirstName: `=HYPERLINK("x")`, SecondName: "'@x"}}, enc: EncodingUTF8, delim: ','},
 		{name: "a plain leading quote is kept", in: "registration_no,first_name,second_name\nA-1,'Ami,O'Brien\n",
-			rows: []StudentInput{{"A-1", "'Ami", "O'Brien"}}, enc: EncodingUTF8, delim: ','},
+			rows: []StudentInput{{RegistrationNo: "A-1", FirstName: "'Ami", SecondName: "O'Brien"}}, enc: EncodingUTF8, delim: ','},
 		{name: "a missing column names the aliases and the columns not understood", in: "registration_no,first_name,Nom\n",
 			fileError: `no "second_name" column (columns not understood: "Nom"); expected registration_no,first_name,second_name in any order (other names accepted: Registration No, Reg No`},
 		{name: "two aliases of one column", in: "surname,last name,regno\n", fileError: "twice"},
@@ -189,7 +189,7 @@ func TestApplyImportStale(t *testing.T) {
 	a := mustCreate(t, s, "A-1", "Amina", "Odhiambo")
 	b := mustCreate(t, s, "B-2", "Kofi", "Mensah")
 	plan := planCSV(t, s, "registration_no,first_name,second_name\nA-1,Amina,Otieno\nB-2,Kofi,Owusu\nN-1,New,Row\n", ImportUpdate)
-	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{"B-2", "Kofi", "EditedMeanwhile"}); err != nil {
+	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "EditedMeanwhile"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.ApplyImport(ctx, plan, CommandLine); !errors.Is(err, ErrImportStale) {
@@ -212,12 +212,12 @@ func TestApplyImportStale(t *testing.T) {
 func TestNamesOfInvisibleCharactersRefused(t *testing.T) {
 	t.Parallel()
 	for _, name := range []string{"\u202E", "\u200B\u200B", "\u200B \u2060", "\uFEFF", "\u3164", "\u00A0\u200D", "\u0301"} {
-		if _, fe := NormalizeStudent(StudentInput{"A-1", name, "Fine"}); fe["first_name"] == "" || !strings.Contains(fe["first_name"], "invisible") {
+		if _, fe := NormalizeStudent(StudentInput{RegistrationNo: "A-1", FirstName: name, SecondName: "Fine"}); fe["first_name"] == "" || !strings.Contains(fe["first_name"], "invisible") {
 			t.Errorf("first name %+q: errors %v, want an invisible-characters error", name, fe)
 		}
 	}
 	for _, name := range []string{"Zoë", "伊藤", "O'Brien", "\u200BAmina", "A\u0301"} {
-		if _, fe := NormalizeStudent(StudentInput{"A-1", name, "Fine"}); fe != nil {
+		if _, fe := NormalizeStudent(StudentInput{RegistrationNo: "A-1", FirstName: name, SecondName: "Fine"}); fe != nil {
 			t.Errorf("first name %+q refused: %v", name, fe)
 		}
 	}

@@ -128,7 +128,7 @@ func TestStorageFullOnOneDiskOnly(t *testing.T) {
 		if _, _, err := s.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.CreateStudent(ctx, StudentInput{"S-0", "First", "Before"}); err != nil {
+		if _, err := s.CreateStudent(ctx, StudentInput{RegistrationNo: "S-0", FirstName: "First", SecondName: "Before"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,7 +137,7 @@ func TestStorageFullOnOneDiskOnly(t *testing.T) {
 	fillUp(t, filler)
 	var full error
 	for i := 1; i <= 200 && full == nil; i++ { // the first commits may still fit in space SQLite holds
-		_, full = a.CreateStudent(ctx, StudentInput{fmt.Sprintf("S-%d", i), "First", "Full"})
+		_, full = a.CreateStudent(ctx, StudentInput{RegistrationNo: fmt.Sprintf("S-%d", i), FirstName: "First", SecondName: "Full"})
 	}
 	var sf *StorageFullError
 	if !errors.As(full, &sf) || !errors.Is(full, ErrStorageFull) || sf.Database != "schoola" {
@@ -149,7 +149,7 @@ func TestStorageFullOnOneDiskOnly(t *testing.T) {
 	if n, err := a.CountStudents(ctx); err != nil || n < 1 {
 		t.Errorf("A's reads on a full disk: %d, %v", n, err)
 	}
-	if _, err := b.CreateStudent(ctx, StudentInput{"S-1", "First", "Elsewhere"}); err != nil {
+	if _, err := b.CreateStudent(ctx, StudentInput{RegistrationNo: "S-1", FirstName: "First", SecondName: "Elsewhere"}); err != nil {
 		t.Errorf("B's write, on another disk: %v", err)
 	}
 	if got := b.StorageFullErrors(); got[ReasonSQLiteFull] != 0 || got[ReasonOutOfDiskSpace] != 0 || !b.LastStorageFull().IsZero() {
@@ -162,7 +162,7 @@ func TestStorageFullOnOneDiskOnly(t *testing.T) {
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.CreateStudent(ctx, StudentInput{"S-after", "First", "Freed"}); err != nil {
+	if _, err := a.CreateStudent(ctx, StudentInput{RegistrationNo: "S-after", FirstName: "First", SecondName: "Freed"}); err != nil {
 		t.Errorf("A's write after space was freed: %v", err)
 	}
 }

@@ -46,7 +46,11 @@ import (
 // case- and accent-insensitive search and sorting, and registration
 // numbers unique regardless of case; and staff roles, history and reset
 // tokens (schema_staff.go).
-const SchemaVersion = 2
+//
+// Version 3 is the student record of issue 27 (record.go): class, date of
+// birth, guardian, status, enrolment date, notes; the migration gives
+// every existing student the status "enrolled" (migrate_v2.go).
+const SchemaVersion = 3
 
 // Errors callers tell apart with errors.Is.
 var (
@@ -191,12 +195,24 @@ func (s *Store) background(f func(ctx context.Context)) bool {
 
 // Student is one record of the tenant's register.
 type Student struct {
-	ID             int64     `bson:"_id" json:"id"`
-	RegistrationNo string    `bson:"registration_no" json:"registration_no"`
-	FirstName      string    `bson:"first_name" json:"first_name"`
-	SecondName     string    `bson:"second_name" json:"second_name"`
-	CreatedAt      time.Time `bson:"created_at" json:"created_at"`
-	UpdatedAt      time.Time `bson:"updated_at" json:"updated_at"`
+	ID             int64  `bson:"_id" json:"id"`
+	RegistrationNo string `bson:"registration_no" json:"registration_no"`
+	FirstName      string `bson:"first_name" json:"first_name"`
+	SecondName     string `bson:"second_name" json:"second_name"`
+	// Schema 3 (record.go): all optional but Status; dates are ISO text
+	// (DateLayout) or "".
+	Class         string    `bson:"class,omitempty" json:"class,omitempty"`
+	DateOfBirth   string    `bson:"date_of_birth,omitempty" json:"date_of_birth,omitempty"`
+	Gender        string    `bson:"gender,omitempty" json:"gender,omitempty"`
+	GuardianName  string    `bson:"guardian_name,omitempty" json:"guardian_name,omitempty"`
+	GuardianPhone string    `bson:"guardian_phone,omitempty" json:"guardian_phone,omitempty"`
+	GuardianEmail string    `bson:"guardian_email,omitempty" json:"guardian_email,omitempty"`
+	Status        string    `bson:"status,omitempty" json:"status,omitempty"` // one of Statuses
+	StatusDate    string    `bson:"status_date,omitempty" json:"status_date,omitempty"`
+	EnrolledOn    string    `bson:"enrolled_on,omitempty" json:"enrolled_on,omitempty"`
+	Notes         string    `bson:"notes,omitempty" json:"notes,omitempty"`
+	CreatedAt     time.Time `bson:"created_at" json:"created_at"`
+	UpdatedAt     time.Time `bson:"updated_at" json:"updated_at"`
 }
 
 // StudentInput is what a form or a CSV row provides.
@@ -204,10 +220,16 @@ type StudentInput struct {
 	RegistrationNo string
 	FirstName      string
 	SecondName     string
+	// Schema 3 (record.go); Status "" means enrolled.
+	Class, DateOfBirth, Gender                 string
+	GuardianName, GuardianPhone, GuardianEmail string
+	Status, StatusDate, EnrolledOn, Notes      string
 }
 
 // ListOptions select a page of students. Query matches case-insensitively
-// anywhere in the names or the registration number. Sort is a field name
+// anywhere in the names, the registration number, the class, the
+// guardian's name, phone (its digits) and e-mail, or the notes; Class,
+// Status and EnrolledYear narrow the list further. Sort is a field name
 // (registration_no, first_name, second_name, id), optionally prefixed with
 // "-" for descending; the default is registration_no.
 type ListOptions struct {
@@ -215,6 +237,29 @@ type ListOptions struct {
 	Sort    string
 	Page    int // 1-based; values < 1 mean 1
 	PerPage int // default 50, at most MaxPerPage
+	// Filters ("" or 0: any). Class is compared exactly (as StudentFacets
+	// lists the classes); Status is one of Statuses.
+	Class        string
+	Status       string
+	EnrolledYear int
+}
+
+// Filtered reports whether o narrows the list by a filter.
+func (o ListOptions) Filtered() bool { return o.Class != "" || o.Status != "" || o.EnrolledYear != 0 }
+
+// Facet is one value of a field with the number of students holding it.
+type Facet struct {
+	Value string // "" for students without one
+	Count int64
+}
+
+// Facets are the values the list can be filtered by, with their counts
+// over all students: classes and enrolment years ascending, statuses in
+// the order of Statuses (those held by nobody left out).
+type Facets struct {
+	Classes       []Facet
+	Statuses      []Facet
+	EnrolledYears []Facet // Value is the year ("2024"), "" for no enrolment date
 }
 
 // Page is one page of a list.

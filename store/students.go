@@ -36,10 +36,15 @@ type studentDoc struct {
 	Search        string `bson:"search"`
 }
 
+// newStudentDoc derives the stored fields of st; a student without a
+// status (schema 2) is enrolled.
 func newStudentDoc(st Student) studentDoc {
+	if st.Status == "" {
+		st.Status = StatusEnrolled
+	}
 	return studentDoc{Student: st, RegNoKey: regNoKey(st.RegistrationNo),
 		FirstNameKey: Fold(st.FirstName), SecondNameKey: Fold(st.SecondName),
-		Search: searchText(st.RegistrationNo, st.FirstName, st.SecondName)}
+		Search: searchText(st.RegistrationNo, st.FirstName, st.SecondName) + searchExtra(&st)}
 }
 
 // regNoExists reports whether a student other than exceptID (0: none) has
@@ -78,7 +83,7 @@ func dupRegNo(regNo string) error {
 // CreateStudent validates in (FieldErrors on bad input) and inserts it.
 // A registration number that exists already gives ErrDuplicateRegNo.
 func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, error) {
-	in, fe := NormalizeStudent(in)
+	in, fe := normalizeStudentAt(in, s.now())
 	if fe != nil {
 		return Student{}, fe
 	}
@@ -94,8 +99,8 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 		return Student{}, fmt.Errorf("create student: %w", err)
 	}
 	now := s.now()
-	st := Student{ID: id, RegistrationNo: in.RegistrationNo, FirstName: in.FirstName,
-		SecondName: in.SecondName, CreatedAt: now, UpdatedAt: now}
+	st := in.Student()
+	st.ID, st.CreatedAt, st.UpdatedAt = id, now, now
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	doc := newStudentDoc(st)
@@ -138,7 +143,7 @@ func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
 // UpdateStudent replaces the fields of student id. Errors: FieldErrors,
 // ErrNotFound, ErrDuplicateRegNo (nothing changed).
 func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (Student, error) {
-	in, fe := NormalizeStudent(in)
+	in, fe := normalizeStudentAt(in, s.now())
 	if fe != nil {
 		return Student{}, fe
 	}
@@ -150,18 +155,11 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var st Student
-	doc := newStudentDoc(Student{RegistrationNo: in.RegistrationNo, FirstName: in.FirstName, SecondName: in.SecondName})
+	upd := in.Student()
+	upd.UpdatedAt = s.now()
+	doc := newStudentDoc(upd)
 	err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", id),
-		d("$set", bson.D{
-			{Key: "registration_no", Value: in.RegistrationNo},
-			{Key: "first_name", Value: in.FirstName},
-			{Key: "second_name", Value: in.SecondName},
-			{Key: fieldRegNoKey, Value: doc.RegNoKey},
-			{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
-			{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
-			{Key: fieldSearch, Value: doc.Search},
-			{Key: "updated_at", Value: s.now()},
-		}),
+		d("$set", studentKeysSet(doc)),
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&st)
 	switch {
@@ -313,7 +311,7 @@ func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
 		}
 		return pg, nil
 	}
-	filter := searchFilter(o.Query)
+	filter := append(searchFilter(o.Query), filterSpec(o)...)
 
 	total, err := s.countStudents(ctx, filter, nil)
 	if err != nil {

@@ -19,23 +19,23 @@ func TestNormalizeStudent(t *testing.T) {
 		want      StudentInput
 		badFields []string
 	}{
-		{"valid", StudentInput{"REG/2024-01.a", "Amina", "Odhiambo"}, StudentInput{"REG/2024-01.a", "Amina", "Odhiambo"}, nil},
-		{"trimmed", StudentInput{"  R1\t", " Kofi ", "\u00a0Mensah\n"}, StudentInput{"R1", "Kofi", "Mensah"}, nil},
-		{"unicode names", StudentInput{"R2", "Zoë", "Nyang'au-Ọlá"}, StudentInput{"R2", "Zoë", "Nyang'au-Ọlá"}, nil},
-		{"html kept verbatim", StudentInput{"R3", "<b>x</b>", `"a"&'b'`}, StudentInput{"R3", "<b>x</b>", `"a"&'b'`}, nil},
-		{"all empty", StudentInput{" ", "", "\t"}, StudentInput{}, []string{"first_name", "registration_no", "second_name"}},
-		{"reg no 64", StudentInput{long(64, "9"), "a", "b"}, StudentInput{long(64, "9"), "a", "b"}, nil},
-		{"reg no 65", StudentInput{long(65, "9"), "a", "b"}, StudentInput{}, []string{"registration_no"}},
-		{"reg no space", StudentInput{"R 1", "a", "b"}, StudentInput{}, []string{"registration_no"}},
-		{"reg no underscore", StudentInput{"R_1", "a", "b"}, StudentInput{}, []string{"registration_no"}},
-		{"reg no non-ascii", StudentInput{"RÉG1", "a", "b"}, StudentInput{}, []string{"registration_no"}},
-		{"reg no formula", StudentInput{"=1+1", "a", "b"}, StudentInput{}, []string{"registration_no"}},
-		{"name 255 runes", StudentInput{"R", long(255, "é"), "b"}, StudentInput{"R", long(255, "é"), "b"}, nil},
-		{"name 256 runes", StudentInput{"R", long(256, "é"), "b"}, StudentInput{}, []string{"first_name"}},
-		{"name newline", StudentInput{"R", "a\nb", "b"}, StudentInput{}, []string{"first_name"}},
-		{"name tab", StudentInput{"R", "a", "b\tc"}, StudentInput{}, []string{"second_name"}},
-		{"name NUL", StudentInput{"R", "a\x00", "b"}, StudentInput{}, []string{"first_name"}},
-		{"name bad utf8", StudentInput{"R", "a\xff", "b"}, StudentInput{}, []string{"first_name"}},
+		{"valid", StudentInput{RegistrationNo: "REG/2024-01.a", FirstName: "Amina", SecondName: "Odhiambo"}, StudentInput{RegistrationNo: "REG/2024-01.a", FirstName: "Amina", SecondName: "Odhiambo"}, nil},
+		{"trimmed", StudentInput{RegistrationNo: "  R1\t", FirstName: " Kofi ", SecondName: "\u00a0Mensah\n"}, StudentInput{RegistrationNo: "R1", FirstName: "Kofi", SecondName: "Mensah"}, nil},
+		{"unicode names", StudentInput{RegistrationNo: "R2", FirstName: "Zoë", SecondName: "Nyang'au-Ọlá"}, StudentInput{RegistrationNo: "R2", FirstName: "Zoë", SecondName: "Nyang'au-Ọlá"}, nil},
+		{"html kept verbatim", StudentInput{RegistrationNo: "R3", FirstName: "<b>x</b>", SecondName: `"a"&'b'`}, StudentInput{RegistrationNo: "R3", FirstName: "<b>x</b>", SecondName: `"a"&'b'`}, nil},
+		{"all empty", StudentInput{RegistrationNo: " ", FirstName: "", SecondName: "\t"}, StudentInput{}, []string{"first_name", "registration_no", "second_name"}},
+		{"reg no 64", StudentInput{RegistrationNo: long(64, "9"), FirstName: "a", SecondName: "b"}, StudentInput{RegistrationNo: long(64, "9"), FirstName: "a", SecondName: "b"}, nil},
+		{"reg no 65", StudentInput{RegistrationNo: long(65, "9"), FirstName: "a", SecondName: "b"}, StudentInput{}, []string{"registration_no"}},
+		{"reg no space", StudentInput{RegistrationNo: "R 1", FirstName: "a", SecondName: "b"}, StudentInput{}, []string{"registration_no"}},
+		{"reg no underscore", StudentInput{RegistrationNo: "R_1", FirstName: "a", SecondName: "b"}, StudentInput{}, []string{"registration_no"}},
+		{"reg no non-ascii", StudentInput{RegistrationNo: "RÉG1", FirstName: "a", SecondName: "b"}, StudentInput{}, []string{"registration_no"}},
+		{"reg no formula", StudentInput{RegistrationNo: "=1+1", FirstName: "a", SecondName: "b"}, StudentInput{}, []string{"registration_no"}},
+		{"name 255 runes", StudentInput{RegistrationNo: "R", FirstName: long(255, "é"), SecondName: "b"}, StudentInput{RegistrationNo: "R", FirstName: long(255, "é"), SecondName: "b"}, nil},
+		{"name 256 runes", StudentInput{RegistrationNo: "R", FirstName: long(256, "é"), SecondName: "b"}, StudentInput{}, []string{"first_name"}},
+		{"name newline", StudentInput{RegistrationNo: "R", FirstName: "a\nb", SecondName: "b"}, StudentInput{}, []string{"first_name"}},
+		{"name tab", StudentInput{RegistrationNo: "R", FirstName: "a", SecondName: "b\tc"}, StudentInput{}, []string{"second_name"}},
+		{"name NUL", StudentInput{RegistrationNo: "R", FirstName: "a\x00", SecondName: "b"}, StudentInput{}, []string{"first_name"}},
+		{"name bad utf8", StudentInput{RegistrationNo: "R", FirstName: "a\xff", SecondName: "b"}, StudentInput{}, []string{"first_name"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,7 +87,7 @@ func TestStudentCRUD(t *testing.T) {
 	}
 
 	clk.Advance(time.Hour)
-	up, err := s.UpdateStudent(ctx, a.ID, StudentInput{"A-1b", "Amina", "Wanjiru"})
+	up, err := s.UpdateStudent(ctx, a.ID, StudentInput{RegistrationNo: "A-1b", FirstName: "Amina", SecondName: "Wanjiru"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,21 +95,24 @@ func TestStudentCRUD(t *testing.T) {
 		t.Fatalf("updated %+v", up)
 	}
 	// Updating to its own registration number is not a duplicate.
-	if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{"A-1b", "Amina", "W."}); err != nil {
+	if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{RegistrationNo: "A-1b", FirstName: "Amina", SecondName: "W."}); err != nil {
 		t.Fatalf("update keeping the reg no: %v", err)
 	}
 
 	var fe FieldErrors
-	if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{"", "x", "y"}); !errors.As(err, &fe) || fe["registration_no"] == "" {
+	if _, err := s.UpdateStudent(ctx, a.ID, StudentInput{RegistrationNo: "", FirstName: "x", SecondName: "y"}); !errors.As(err, &fe) || fe["registration_no"] == "" {
 		t.Fatalf("update with empty reg no: %v", err)
 	}
-	if _, err := s.CreateStudent(ctx, StudentInput{"C", "", "y"}); !errors.As(err, &fe) || fe["first_name"] == "" {
+	if _, err := s.CreateStudent(ctx, StudentInput{RegistrationNo: "C", FirstName: "", SecondName: "y"}); !errors.As(err, &fe) || fe["first_name"] == "" {
 		t.Fatalf("create with empty first name: %v", err)
 	}
 
 	for name, err := range map[string]error{
-		"Student":       func() error { _, err := s.Student(ctx, 99); return err }(),
-		"UpdateStudent": func() error { _, err := s.UpdateStudent(ctx, 99, StudentInput{"Z", "z", "z"}); return err }(),
+		"Student": func() error { _, err := s.Student(ctx, 99); return err }(),
+		"UpdateStudent": func() error {
+			_, err := s.UpdateStudent(ctx, 99, StudentInput{RegistrationNo: "Z", FirstName: "z", SecondName: "z"})
+			return err
+		}(),
 		"DeleteStudent": s.DeleteStudent(ctx, 99),
 	} {
 		if !errors.Is(err, ErrNotFound) {
@@ -143,10 +146,10 @@ func TestDuplicateRegNo(t *testing.T) {
 	a := mustCreate(t, s, "R-1", "Amina", "Odhiambo")
 	b := mustCreate(t, s, "R-2", "Kofi", "Mensah")
 
-	if _, err := s.CreateStudent(ctx, StudentInput{" R-1 ", "Other", "Person"}); !errors.Is(err, ErrDuplicateRegNo) {
+	if _, err := s.CreateStudent(ctx, StudentInput{RegistrationNo: " R-1 ", FirstName: "Other", SecondName: "Person"}); !errors.Is(err, ErrDuplicateRegNo) {
 		t.Fatalf("create duplicate = %v, want ErrDuplicateRegNo", err)
 	}
-	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{"R-1", "Kofi", "Changed"}); !errors.Is(err, ErrDuplicateRegNo) {
+	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{RegistrationNo: "R-1", FirstName: "Kofi", SecondName: "Changed"}); !errors.Is(err, ErrDuplicateRegNo) {
 		t.Fatalf("update to duplicate = %v, want ErrDuplicateRegNo", err)
 	}
 	if n := count(t, s); n != 2 {
@@ -160,17 +163,17 @@ func TestDuplicateRegNo(t *testing.T) {
 	}
 	// Registration numbers are unique regardless of case (schema 2), by
 	// the pre-check and by the unique index on registration_no_key.
-	if _, err := s.CreateStudent(ctx, StudentInput{"r-1", "Lower", "Case"}); !errors.Is(err, ErrDuplicateRegNo) {
+	if _, err := s.CreateStudent(ctx, StudentInput{RegistrationNo: "r-1", FirstName: "Lower", SecondName: "Case"}); !errors.Is(err, ErrDuplicateRegNo) {
 		t.Fatalf("create r-1 beside R-1 = %v, want ErrDuplicateRegNo", err)
 	}
-	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{"r-1", "Kofi", "Mensah"}); !errors.Is(err, ErrDuplicateRegNo) {
+	if _, err := s.UpdateStudent(ctx, b.ID, StudentInput{RegistrationNo: "r-1", FirstName: "Kofi", SecondName: "Mensah"}); !errors.Is(err, ErrDuplicateRegNo) {
 		t.Fatalf("update R-2 to r-1 = %v, want ErrDuplicateRegNo", err)
 	}
 	if _, err := s.col(colStudents).InsertOne(ctx, newStudentDoc(Student{ID: 999, RegistrationNo: "r-1", FirstName: "Raw", SecondName: "Insert"})); !errors.Is(errorsOrDup(err), ErrDuplicateRegNo) {
 		t.Fatalf("raw insert of r-1 beside R-1 = %v, want a duplicate key error", err)
 	}
 	// Changing the case of one's own registration number is allowed.
-	if got, err := s.UpdateStudent(ctx, a.ID, StudentInput{"r-1", "Amina", "Odhiambo"}); err != nil || got.RegistrationNo != "r-1" {
+	if got, err := s.UpdateStudent(ctx, a.ID, StudentInput{RegistrationNo: "r-1", FirstName: "Amina", SecondName: "Odhiambo"}); err != nil || got.RegistrationNo != "r-1" {
 		t.Fatalf("update R-1 to r-1 = %+v, %v", got, err)
 	}
 }
@@ -183,7 +186,7 @@ func TestConcurrentCreateSameRegNo(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			_, err := s.CreateStudent(t.Context(), StudentInput{"SAME", "Racer", fmt.Sprint(i)})
+			_, err := s.CreateStudent(t.Context(), StudentInput{RegistrationNo: "SAME", FirstName: "Racer", SecondName: fmt.Sprint(i)})
 			errs <- err
 		})
 	}
@@ -215,11 +218,11 @@ func TestListStudents(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, Options{})
 	for _, st := range []StudentInput{
-		{"C-3", "Amina", "Odhiambo"},
-		{"A-1", "Kofi", "Mensah"},
-		{"B-2", "amina", "Zulu"},
-		{"E-5", "Zanele", "Amin"},
-		{"D-4", "Kofi", "Boateng"},
+		{RegistrationNo: "C-3", FirstName: "Amina", SecondName: "Odhiambo"},
+		{RegistrationNo: "A-1", FirstName: "Kofi", SecondName: "Mensah"},
+		{RegistrationNo: "B-2", FirstName: "amina", SecondName: "Zulu"},
+		{RegistrationNo: "E-5", FirstName: "Zanele", SecondName: "Amin"},
+		{RegistrationNo: "D-4", FirstName: "Kofi", SecondName: "Boateng"},
 	} {
 		mustCreate(t, s, st.RegistrationNo, st.FirstName, st.SecondName)
 	}
@@ -315,7 +318,7 @@ func TestSearchIsLiteral(t *testing.T) {
 func TestHTMLishNamesStoredVerbatim(t *testing.T) {
 	t.Parallel()
 	s := newStore(t, Options{})
-	in := StudentInput{"H-1", `<script>alert("x")</script>`, `O'Neil & <b>Sons</b>`}
+	in := StudentInput{RegistrationNo: "H-1", FirstName: `<script>alert("x")</script>`, SecondName: `O'Neil & <b>Sons</b>`}
 	st := mustCreate(t, s, in.RegistrationNo, in.FirstName, in.SecondName)
 	got, err := s.Student(t.Context(), st.ID)
 	if err != nil {

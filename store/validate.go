@@ -3,6 +3,7 @@ package store
 import (
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -19,9 +20,13 @@ const (
 	msgUsernameFormat = "must be 1-150 letters, digits and @/./+/-/_ only"
 )
 
-// NormalizeStudent trims and validates input. The FieldErrors are nil when
-// the input is valid.
+// NormalizeStudent trims and validates input (dates as of today, UTC).
+// The FieldErrors are nil when the input is valid.
 func NormalizeStudent(in StudentInput) (StudentInput, FieldErrors) {
+	return normalizeStudentAt(in, time.Now().UTC())
+}
+
+func normalizeStudentAt(in StudentInput, today time.Time) (StudentInput, FieldErrors) {
 	out := StudentInput{
 		RegistrationNo: strings.TrimSpace(in.RegistrationNo),
 		FirstName:      strings.TrimSpace(in.FirstName),
@@ -37,6 +42,7 @@ func NormalizeStudent(in StudentInput) (StudentInput, FieldErrors) {
 	if msg := checkName(out.SecondName); msg != "" {
 		fe["second_name"] = msg
 	}
+	normalizeRecord(in, &out, fe, today)
 	if len(fe) > 0 {
 		return out, fe
 	}

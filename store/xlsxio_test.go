@@ -124,10 +124,10 @@ func TestParseXLSX(t *testing.T) {
 		{name: "blank rows above the header and between rows; short rows padded",
 			rows: [][]any{nil, {nil, "  "}, header, {"A-1", "Amina", "Odhiambo"}, nil, {" ", nil, ""}, {"B-2", "Kofi"}},
 			// Row 7 has no surname: a row error on its sheet row.
-			rows2: []StudentInput{{"A-1", "Amina", "Odhiambo"}}, lines: []int{4}, errLines: []int{7}},
+			rows2: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}}, lines: []int{4}, errLines: []int{7}},
 		{name: "numbers: registration numbers as numbers get a note about zeros",
 			rows:  [][]any{header, {123, "Amina", "Odhiambo"}, {"000124", "Kofi", "Mensah"}, {4567, "Ama", "Owusu"}},
-			rows2: []StudentInput{{"123", "Amina", "Odhiambo"}, {"000124", "Kofi", "Mensah"}, {"4567", "Ama", "Owusu"}},
+			rows2: []StudentInput{{RegistrationNo: "123", FirstName: "Amina", SecondName: "Odhiambo"}, {RegistrationNo: "000124", FirstName: "Kofi", SecondName: "Mensah"}, {RegistrationNo: "4567", FirstName: "Ama", SecondName: "Owusu"}},
 			lines: []int{2, 3, 4}, notes: []string{"2 registration numbers are plain numbers (the first: 123 on row 2)"}},
 		{name: "a number formatted 000000 keeps its zeros",
 			rows: [][]any{header, {125, "Amina", "Odhiambo"}},
@@ -136,10 +136,10 @@ func TestParseXLSX(t *testing.T) {
 				st, _ := f.NewStyle(&excelize.Style{CustomNumFmt: &format})
 				f.SetCellStyle("Sheet1", "A2", "A2", st)
 			},
-			rows2: []StudentInput{{"000125", "Amina", "Odhiambo"}}, lines: []int{2}},
+			rows2: []StudentInput{{RegistrationNo: "000125", FirstName: "Amina", SecondName: "Odhiambo"}}, lines: []int{2}},
 		{name: "cells right of the header are ignored, with a note",
 			rows:  [][]any{header, {"A-1", "Amina", "Odhiambo", nil, "stray"}, {"B-2", "Kofi", "Mensah"}},
-			rows2: []StudentInput{{"A-1", "Amina", "Odhiambo"}, {"B-2", "Kofi", "Mensah"}}, lines: []int{2, 3},
+			rows2: []StudentInput{{RegistrationNo: "A-1", FirstName: "Amina", SecondName: "Odhiambo"}, {RegistrationNo: "B-2", FirstName: "Kofi", SecondName: "Mensah"}}, lines: []int{2, 3},
 			notes: []string{"1 row has cells to the right of the last column with a header (the first: row 2)"}},
 		{name: "a formula without a saved value is an empty cell",
 			rows: [][]any{header, {"A-1", "Amina", nil}},
@@ -156,7 +156,7 @@ func TestParseXLSX(t *testing.T) {
 					f.SetCellValue("Form 2", cell, v)
 				}
 			},
-			sheet: "form 2", rows2: []StudentInput{{"F-1", "Zoë", "伊藤"}}, lines: []int{2}},
+			sheet: "form 2", rows2: []StudentInput{{RegistrationNo: "F-1", FirstName: "Zoë", SecondName: "伊藤"}}, lines: []int{2}},
 		{name: "a sheet that is not there names those that are", rows: [][]any{header}, sheet: "Form 3",
 			fileError: `no sheet "Form 3"; its sheets are "Sheet1"`},
 		{name: "an empty sheet", rows: nil, fileError: `sheet "Sheet1" is empty`},
