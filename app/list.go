@@ -38,6 +38,11 @@ type listParams struct {
 	Sort    string // validated store sort key; "" means registration_no
 	Page    int
 	PerPage int // one of perPageChoices or perPageAll; 0 means perPage
+	// Filters (Django's list_filter; "" or 0: any): a class exactly, a
+	// status of store.Statuses, an enrolment year.
+	Class  string
+	Status string
+	Year   int
 }
 
 // listParamError is a query parameter a list cannot use: answered 400
@@ -61,6 +66,20 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	if sortable {
 		if k := q.Get("sort"); sortKeys[strings.TrimPrefix(k, "-")] {
 			p.Sort = k
+		}
+		p.Class = store.CleanQuery(q.Get("class"), maxQueryLen)
+		if v := q.Get("status"); v != "" {
+			if !slices.Contains(store.Statuses, v) {
+				return p, &listParamError{fmt.Sprintf("“%s” is not a status: choose %s.", clip(v), strings.Join(store.Statuses, ", "))}
+			}
+			p.Status = v
+		}
+		if v := q.Get("year"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 9999 {
+				return p, &listParamError{fmt.Sprintf("“%s” is not a year.", clip(v))}
+			}
+			p.Year = n
 		}
 		switch v := q.Get("per_page"); v {
 		case "":
@@ -98,6 +117,15 @@ func (p listParams) values(page int) url.Values {
 	if p.Sort != "" && p.Sort != "registration_no" {
 		v.Set("sort", p.Sort)
 	}
+	if p.Class != "" {
+		v.Set("class", p.Class)
+	}
+	if p.Status != "" {
+		v.Set("status", p.Status)
+	}
+	if p.Year != 0 {
+		v.Set("year", strconv.Itoa(p.Year))
+	}
 	switch p.PerPage {
 	case 0, perPage:
 	case perPageAll:
@@ -113,7 +141,7 @@ func (p listParams) values(page int) url.Values {
 
 // options are the store's options for the list's page.
 func (p listParams) options() store.ListOptions {
-	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size()}
+	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size(), Class: p.Class, Status: p.Status, EnrolledYear: p.Year}
 }
 
 // size is the page size the store is asked for.
@@ -142,7 +170,7 @@ func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, er
 	if err != nil {
 		return pg, fmt.Errorf("list students: %w", err)
 	}
-	if p.Query == "" {
+	if p.Query == "" && !o.Filtered() {
 		s.setStudentsGauge(pg.Total) // a free, exact count
 	}
 	return pg, nil

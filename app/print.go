@@ -31,7 +31,7 @@ type printView struct {
 }
 
 // classOf is what the print view groups by.
-func classOf(st store.Student) string { return "" }
+func classOf(st store.Student) string { return st.Class }
 
 func (s *server) handleStudentsPrint(w http.ResponseWriter, r *http.Request) {
 	p, err := parseListParams(r, true)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -41,22 +40,25 @@ type column struct {
 }
 
 type studentList struct {
-	Students []store.Student
-	Rows     template.HTML // adminRows (list_rows.go)
-	Query    string
-	Pager    pager
-	Columns  []column
-	Back     backLink // this page, for links to a student and the bulk delete form
-	Export   string   // export link with the search applied
-	ExportNB string   // the same without a byte order mark
-	ExportX  string   // the same as an .xlsx workbook
-	PerPage  string   // the page size asked for, for the search form ("" for the default)
-	Sizes    []sizeChoice
-	Actions  []listAction // those the user may use (actions.go); none: no select boxes
-	Across   bool         // offer "all N matching" (more match than the page shows)
-	Print    string       // the print view of this list
-	Capped   bool         // more match than "all N matching" may select
-	MaxAll   int          // the most it may
+	Students     []store.Student
+	Rows         template.HTML // adminRows (list_rows.go)
+	Query        string
+	Pager        pager
+	Columns      []column
+	Back         backLink // this page, for links to a student and the bulk delete form
+	Export       string   // export link with the search applied
+	ExportNB     string   // the same without a byte order mark
+	ExportX      string   // the same as an .xlsx workbook
+	Sizes        []sizeChoice
+	Actions      []listAction // those the user may use (actions.go); none: no select boxes
+	Across       bool         // offer "all N matching" (more match than the page shows)
+	Print        string       // the print view of this list
+	Filters      []filterGroup
+	Filtered     bool // a filter is applied
+	ClearFilters string
+	Keep         []hiddenField // the list's state for the search form: sort is kept by Columns
+	Capped       bool          // more match than "all N matching" may select
+	MaxAll       int           // the most it may
 }
 
 // sizeChoice is a link to the same list with another page size.
@@ -110,7 +112,8 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	}
 	cols := make([]column, len(listColumns))
 	for i, c := range listColumns {
-		sp := listParams{Query: p.Query, Sort: c.Key, PerPage: p.PerPage}
+		sp := p
+		sp.Sort, sp.Page = c.Key, 1
 		switch current {
 		case c.Key:
 			c.Sorted = "ascending"
@@ -121,6 +124,11 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		c.URL = sp.link(studentsURL, 1)
 		cols[i] = c
 	}
+	facets, err := s.store.StudentFacets(r.Context())
+	if err != nil {
+		s.dbError(w, r, err)
+		return
+	}
 	actions := actionsFor(stateOf(r).session.Perms)
 	s.render(w, r, http.StatusOK, "admin_list", &page{
 		Title:  "Students",
@@ -128,9 +136,26 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Crumbs: crumbs("Students"),
 		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0), Query: p.Query,
 			Actions: actions, Print: printURL(p), Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
-			PerPage: p.values(1).Get("per_page"), Sizes: sizeChoices(p, pg.Total),
-			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
+			Keep: keepFields(p), ClearFilters: listParams{Query: p.Query, Sort: p.Sort, PerPage: p.PerPage}.link(studentsURL, 1), Sizes: sizeChoices(p, pg.Total),
+			Export: exportURL(p, true, ""), ExportNB: exportURL(p, false, ""), ExportX: exportURL(p, true, store.ExportXLSX),
+			Filters: filterGroups(p, facets), Filtered: p.options().Filtered()},
 	})
+}
+
+// hiddenField is a hidden input of a form.
+type hiddenField struct{ Name, Value string }
+
+// keepFields are what a new search keeps of the list: its filters and page
+// size.
+func keepFields(p listParams) []hiddenField {
+	v := p.values(1)
+	var out []hiddenField
+	for _, k := range []string{"class", "status", "year", "per_page"} {
+		if x := v.Get(k); x != "" {
+			out = append(out, hiddenField{k, x})
+		}
+	}
+	return out
 }
 
 // printURL is the print view of the list p (all its pages).
@@ -379,13 +404,10 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 
 // ---- export ----
 
-// exportURL is the export link of a list: the list's search applied;
-// bom false leaves out the byte order mark; format "" is CSV.
-func exportURL(query string, bom bool, format string) string {
-	v := url.Values{}
-	if query != "" {
-		v.Set("q", query)
-	}
+// exportURL is the export link of a list: the list's search and filters
+// applied; bom false leaves out the byte order mark; format "" is CSV.
+func exportURL(p listParams, bom bool, format string) string {
+	v := listParams{Query: p.Query, Class: p.Class, Status: p.Status, Year: p.Year}.values(1)
 	if !bom {
 		v.Set("bom", "0")
 	}
@@ -404,12 +426,12 @@ const exportPath = "/admin/students/export/"
 // as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
 // Zoë and 伊藤 right, or with ?format=xlsx as an Excel workbook.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
-	p, err := parseListParams(r, false)
+	p, err := parseListParams(r, true)
 	if err != nil {
-		s.renderError(w, r, http.StatusBadRequest)
+		s.listProblem(w, r, p, err, store.Page{}, studentsURL, true)
 		return
 	}
-	s.sendExport(w, r, store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}, "students")
+	s.sendExport(w, r, store.ExportOptions{Query: p.Query, Filters: p.options(), NoBOM: r.URL.Query().Get("bom") == "0"}, "students")
 }
 
 // sendExport answers with the export o as CSV or, with ?format=xlsx, as an

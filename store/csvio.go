@@ -765,6 +765,9 @@ type ExportOptions struct {
 	NoBOM  bool    // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
 	Format string  // ExportCSV ("" too) or ExportXLSX
 	IDs    []int64 // only these students (nil: every one matching Query): the admin list's export action
+	// Filters: only students passing its Class, Status and EnrolledYear
+	// (the admin list's filters); its other fields are not used.
+	Filters ListOptions
 }
 
 // rowWriter is the CSV or the .xlsx writer of an export.
@@ -816,7 +819,7 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
-	cur, err := s.col(colStudents).Find(ctx, v.studentFilter(searchFilter(o.Query)),
+	cur, err := s.col(colStudents).Find(ctx, v.studentFilter(append(searchFilter(o.Query), filterSpec(o.Filters)...)),
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)

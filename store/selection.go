@@ -18,7 +18,7 @@ import (
 var ErrTooManySelected = errors.New("too many students selected")
 
 // MatchingIDs returns the IDs (ascending) of the students a list with o's
-// search shows (o.Sort and the page do not matter), or, when more than
+// search and filters shows (o.Sort and the page do not matter), or, when more than
 // limit match, their number and an error wrapping ErrTooManySelected.
 func (s *Store) MatchingIDs(ctx context.Context, o ListOptions, limit int) ([]int64, int64, error) {
 	ctx, cancel := s.boundBulk(ctx)
@@ -31,7 +31,7 @@ func (s *Store) MatchingIDs(ctx context.Context, o ListOptions, limit int) ([]in
 		defer s.rm.mu.RUnlock()
 		return s.rm.snap.matchingIDs(o, limit)
 	}
-	filter := searchFilter(o.Query)
+	filter := append(searchFilter(o.Query), filterSpec(o)...)
 	total, err := s.countStudents(ctx, filter, nil)
 	if err != nil {
 		return nil, 0, timeoutError("select matching students: count", err)
@@ -66,15 +66,14 @@ func tooMany(total int64, limit int) error {
 
 // matchingIDs is MatchingIDs on the read model.
 func (sn *snapshot) matchingIDs(o ListOptions, limit int) ([]int64, int64, error) {
-	words := searchWords(o.Query)
-	if len(words) == 0 {
+	set, total := sn.selection(searchWords(o.Query), o)
+	if total < 0 { // everyone
 		n := sn.count()
 		if n > limit {
 			return nil, int64(n), tooMany(int64(n), limit)
 		}
 		return append([]int64(nil), sn.ids...), int64(n), nil
 	}
-	set, total := sn.match(words)
 	if total > int64(limit) {
 		return nil, total, tooMany(total, limit)
 	}

@@ -16,35 +16,49 @@ func TestMatchingIDs(t *testing.T) {
 	for _, mode := range []ReadModelMode{ReadModelOn, ReadModelOff} {
 		t.Run(fmt.Sprint(mode), func(t *testing.T) {
 			s := newStore(t, Options{ReadModel: mode})
-			var all, amina []int64
+			var all, amina, class1A []int64
 			for i := range 30 {
 				first := "Baraka"
 				if i%3 == 0 {
 					first = "Amina"
 				}
-				st := mustCreate(t, s, fmt.Sprintf("M-%02d", i), first, "Otieno")
+				in := StudentInput{RegistrationNo: fmt.Sprintf("M-%02d", i), FirstName: first, SecondName: "Otieno"}
+				if i < 10 {
+					in.Class = "1A"
+				}
+				st, err := s.CreateStudent(t.Context(), in)
+				if err != nil {
+					t.Fatal(err)
+				}
 				all = append(all, st.ID)
+				if i < 10 {
+					class1A = append(class1A, st.ID)
+				}
 				if first == "Amina" {
 					amina = append(amina, st.ID)
 				}
 			}
 			for _, tt := range []struct {
 				query string
+				class string
 				limit int
 				want  []int64
 				total int64
 				err   error
 			}{
-				{"", 100, all, 30, nil},
-				{"amina", 100, amina, 10, nil},
-				{"AMÍNA otieno", 10, amina, 10, nil},
-				{"nobody", 100, []int64{}, 0, nil},
-				{"", 29, nil, 30, ErrTooManySelected},
-				{"amina", 9, nil, 10, ErrTooManySelected},
+				{"", "", 100, all, 30, nil},
+				{"amina", "", 100, amina, 10, nil},
+				{"AMÍNA otieno", "", 10, amina, 10, nil},
+				{"nobody", "", 100, []int64{}, 0, nil},
+				{"", "1A", 10, class1A, 10, nil},
+				{"amina", "1A", 10, []int64{amina[0], amina[1], amina[2], amina[3]}, 4, nil}, // M-00, 03, 06, 09
+				{"", "1B", 10, []int64{}, 0, nil},
+				{"", "", 29, nil, 30, ErrTooManySelected},
+				{"amina", "", 9, nil, 10, ErrTooManySelected},
 			} {
-				ids, total, err := s.MatchingIDs(t.Context(), ListOptions{Query: tt.query, Sort: "-first_name", Page: 2}, tt.limit)
+				ids, total, err := s.MatchingIDs(t.Context(), ListOptions{Query: tt.query, Class: tt.class, Sort: "-first_name", Page: 2}, tt.limit)
 				if !errors.Is(err, tt.err) || total != tt.total || len(ids) != len(tt.want) || !slices.Equal(ids, tt.want) {
-					t.Errorf("%q (limit %d): %v, %d, %v; want %v, %d, %v", tt.query, tt.limit, ids, total, err, tt.want, tt.total, tt.err)
+					t.Errorf("%q %q (limit %d): %v, %d, %v; want %v, %d, %v", tt.query, tt.class, tt.limit, ids, total, err, tt.want, tt.total, tt.err)
 				}
 			}
 			// The export of selected IDs holds those and nothing else.
