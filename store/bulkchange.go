@@ -129,4 +129,3 @@ func (s *Store) ChangeStudents(ctx context.Context, ids []int64, ch StudentsChan
 	s.finishOp(ctx, op)
 	return int64(len(changes)), nil
 }
-
