@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/campus-saas/campus/store"
 )
@@ -39,6 +40,8 @@ type listAction struct {
 // listActions, in the menu's order (the first is the form's own action).
 var listActions = []listAction{
 	{Name: "delete", Label: "Delete selected students", URL: "/admin/students/delete-selected/", Need: store.PermDelete, Danger: true},
+	{Name: "status", Label: "Change status", URL: "/admin/students/change-status/", Need: store.PermChange},
+	{Name: "class", Label: "Change class", URL: "/admin/students/change-class/", Need: store.PermChange},
 	{Name: "export_csv", Label: "Export selected (CSV)", URL: "/admin/students/export-selected/", Need: store.PermExport},
 	{Name: "export_xlsx", Label: "Export selected (Excel)", URL: "/admin/students/export-selected/?format=xlsx", Need: store.PermExport},
 }
@@ -150,6 +153,12 @@ type confirmPage struct {
 }
 
 func (s *server) confirmAction(w http.ResponseWriter, r *http.Request, sel selection, action, tmpl, title string) {
+	s.confirmWith(w, r, sel, http.StatusOK, action, tmpl, title, func(c confirmPage) any { return c })
+}
+
+// confirmWith renders an action's confirmation page tmpl with data(the
+// selection as shown).
+func (s *server) confirmWith(w http.ResponseWriter, r *http.Request, sel selection, status int, action, tmpl, title string, data func(confirmPage) any) {
 	load := sel.IDs // the ticked ones: all, to keep those that still exist
 	if sel.Across && len(load) > confirmShown {
 		load = load[:confirmShown]
@@ -172,11 +181,11 @@ func (s *server) confirmAction(w http.ResponseWriter, r *http.Request, sel selec
 		sel.Total = int64(len(students))
 	}
 	students = students[:min(len(students), confirmShown)]
-	s.render(w, r, http.StatusOK, tmpl, &page{
-		Title:  "Are you sure?",
+	s.render(w, r, status, tmpl, &page{
+		Title:  title,
 		Admin:  true,
 		Crumbs: crumbs(title, studentsCrumb),
-		Data:   confirmPage{Sel: sel, Action: action, Students: students, More: sel.Total - int64(len(students))},
+		Data:   data(confirmPage{Sel: sel, Action: action, Students: students, More: sel.Total - int64(len(students))}),
 	})
 }
 
@@ -216,4 +225,86 @@ func (s *server) handleStudentsExportSelected(w http.ResponseWriter, r *http.Req
 		return
 	}
 	s.sendExport(w, r, store.ExportOptions{IDs: sel.IDs}, "students-selected")
+}
+
+// changeForm is the page of a bulk change: the value to set and the
+// confirmation stating how many.
+type changeForm struct {
+	confirmPage
+	Field    string // "status" or "class"
+	Value    string
+	Error    string
+	Statuses []string
+	Classes  []string // the school's classes (a datalist)
+}
+
+func (s *server) handleStudentsChangeStatus(w http.ResponseWriter, r *http.Request) {
+	s.bulkChange(w, r, "status")
+}
+
+func (s *server) handleStudentsChangeClass(w http.ResponseWriter, r *http.Request) {
+	s.bulkChange(w, r, "class")
+}
+
+// bulkChange is the change-status and change-class actions: the first POST
+// (from the list) asks for the value and states how many students; the
+// second (confirm=yes) changes them as one operation (all or nothing).
+func (s *server) bulkChange(w http.ResponseWriter, r *http.Request, field string) {
+	sel, ok := s.selected(w, r)
+	if !ok {
+		return
+	}
+	value, has := r.PostForm.Get(field), r.PostForm.Has(field)
+	ch := store.StudentsChange{}
+	if field == "status" {
+		ch.SetStatus, ch.Status = true, value
+	} else {
+		ch.SetClass, ch.Class = true, strings.TrimSpace(value)
+	}
+	errMsg := ""
+	if sel.confirmed(r) && has {
+		n, err := s.store.ChangeStudents(r.Context(), sel.IDs, ch, actor(r))
+		var fe store.FieldErrors
+		switch {
+		case errors.As(err, &fe):
+			errMsg = formErrors(fe)[field]
+			if errMsg == "" {
+				for _, m := range formErrors(fe) {
+					errMsg = m
+				}
+			}
+		case err != nil:
+			s.dbError(w, r, fmt.Errorf("change %s of %d students: %w", field, len(sel.IDs), err))
+			return
+		default:
+			s.setFlash(w, r, flashBulkChange, fmt.Sprintf("%s of %s", field, studentCount(n)))
+			http.Redirect(w, r, sel.Back.List(), http.StatusSeeOther)
+			return
+		}
+	}
+	f := changeForm{Field: field, Value: value, Error: errMsg, Statuses: store.Statuses}
+	if field == "class" {
+		facets, err := s.store.StudentFacets(r.Context())
+		if err != nil {
+			s.dbError(w, r, err)
+			return
+		}
+		for _, c := range facets.Classes {
+			if c.Value != "" {
+				f.Classes = append(f.Classes, c.Value)
+			}
+		}
+	}
+	title := "Change status"
+	if field == "class" {
+		title = "Change class"
+	}
+	status := http.StatusOK
+	if errMsg != "" {
+		status = http.StatusUnprocessableEntity
+	}
+	s.confirmWith(w, r, sel, status, "/admin/students/change-"+field+"/", "admin_change_selected", title, func(c confirmPage) any {
+		f.confirmPage = c
+		return f
+	})
 }

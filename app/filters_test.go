@@ -139,3 +139,45 @@ func TestFiltersCrossTenant(t *testing.T) {
 	}
 	wantNoBody(t, b.get("/admin/students/print/?class=1A"), "Pupil1A")
 }
+
+// TestBulkChangeClassAndStatus: the change-class and change-status
+// actions ask for the value, state how many, and change exactly the
+// selection (here: all matching a filter); a bad value is shown on the
+// form, nothing changed.
+func TestBulkChangeClassAndStatus(t *testing.T) {
+	e := newEnv(t, "acme", envOptions{})
+	e.classRoll()
+	b := e.browser()
+	b.login()
+	list := b.get("/admin/students/?class=2A")
+	wantBody(t, list, `formaction="/admin/students/change-status/"`, `formaction="/admin/students/change-class/"`)
+	form := map[string][]string{"csrf_token": {csrfOf(t, list.body)}, "select_across": {"1"}, "back": {"class=2A"}}
+	r := b.post("/admin/students/change-class/", form)
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, "Change the class of all 5 students", `name="expect" value="5"`, `<option value="1B">`, "Change 5 students")
+	form["confirm"], form["expect"], form["class"] = []string{"yes"}, []string{"5"}, []string{strings.Repeat("x", 300)}
+	r = b.post("/admin/students/change-class/", form)
+	wantCode(t, r, http.StatusUnprocessableEntity)
+	wantBody(t, r, `id="value-error"`)
+	form["class"] = []string{"3A"}
+	r = b.post("/admin/students/change-class/", form)
+	wantCode(t, r, http.StatusSeeOther)
+	wantBody(t, b.follow(r), "Successfully changed the class of 5 students.")
+	if got := rowsOn(b.get("/admin/students/?class=3A").body); got != 5 {
+		t.Errorf("class 3A has %d students, want 5", got)
+	}
+	if got := rowsOn(b.get("/admin/students/?class=1A").body); got != 12 {
+		t.Errorf("class 1A has %d students, want 12 (untouched)", got)
+	}
+	// Status of two ticked students.
+	pg, err := e.store.ListStudents(t.Context(), store.ListOptions{Class: "1A", Status: store.StatusEnrolled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{fmt.Sprint(pg.Students[0].ID), fmt.Sprint(pg.Students[1].ID)}
+	r = b.post("/admin/students/change-status/", map[string][]string{"csrf_token": {csrfOf(t, list.body)}, "ids": ids, "confirm": {"yes"}, "status": {"suspended"}})
+	wantCode(t, r, http.StatusSeeOther)
+	if got := rowsOn(b.get("/admin/students/?status=suspended").body); got != 2 {
+		t.Errorf("%d suspended, want 2", got)
+	}
+}

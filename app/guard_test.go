@@ -131,6 +131,8 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"POST /admin/students/{id}/delete/{$}":     store.PermDelete,
 		"POST /admin/students/delete-selected/{$}": store.PermDelete,
 		"POST /admin/students/export-selected/{$}": store.PermExport,
+		"POST /admin/students/change-status/{$}":   store.PermChange,
+		"POST /admin/students/change-class/{$}":    store.PermChange,
 		"GET /admin/students/export/{$}":           store.PermExport,
 		"GET /admin/students/import/{$}":           store.PermImport, "POST /admin/students/import/{$}": store.PermImport,
 		"GET /admin/students/import/{op}/progress/{$}": store.PermImport,

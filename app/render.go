@@ -50,9 +50,10 @@ type crumb struct {
 
 func parseViews(staticURL func(string) string) (*views, error) {
 	funcs := template.FuncMap{
-		"static":  staticURL,
-		"fieldOf": fieldOf,
-		"num":     formatCount,
+		"static":      staticURL,
+		"fieldOf":     fieldOf,
+		"num":         formatCount,
+		"statusLabel": statusLabel,
 		// staff, passwords and history
 		"when":       formatWhen,
 		"fieldLabel": fieldLabel,

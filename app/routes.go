@@ -91,6 +91,8 @@ func (s *server) adminRoutes() []adminRoute {
 		{"POST /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDelete, ""},
 		{"POST /admin/students/delete-selected/{$}", store.PermDelete, s.handleStudentsDeleteSelected, ""},
 		{"POST /admin/students/export-selected/{$}", store.PermExport, s.handleStudentsExportSelected, ""},
+		{"POST /admin/students/change-status/{$}", store.PermChange, s.handleStudentsChangeStatus, ""},
+		{"POST /admin/students/change-class/{$}", store.PermChange, s.handleStudentsChangeClass, ""},
 		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
 		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
 		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},
