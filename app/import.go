@@ -244,15 +244,10 @@ func fillImportPreview(d *importData, parsed store.ParsedCSV, plan store.ImportP
 	}
 	for _, c := range plan.Changed[:min(len(plan.Changed), importPreviewRows)] {
 		v := importChangeView{Line: c.Line, RegNo: c.Current.RegistrationNo, StudentU: changeURL(c.Current.ID)}
+		after := c.After()
 		for _, f := range c.ChangedFields() {
-			old, new := c.Current.RegistrationNo, c.Input.RegistrationNo
-			switch f {
-			case "first_name":
-				old, new = c.Current.FirstName, c.Input.FirstName
-			case "second_name":
-				old, new = c.Current.SecondName, c.Input.SecondName
-			}
-			v.Fields = append(v.Fields, importFieldChange{Label: fieldLabels[f], Old: old, New: new})
+			v.Fields = append(v.Fields, importFieldChange{Label: fieldLabels[f],
+				Old: store.StudentField(c.Current, f), New: store.StudentField(after, f)})
 		}
 		d.Changes = append(d.Changes, v)
 	}

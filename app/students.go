@@ -190,6 +190,16 @@ var fieldLabels = map[string]string{
 	"registration_no": "Registration number",
 	"first_name":      "First name",
 	"second_name":     "Second name",
+	"class":           "Class",
+	"date_of_birth":   "Date of birth",
+	"gender":          "Gender",
+	"guardian_name":   "Guardian",
+	"guardian_phone":  "Guardian's phone",
+	"guardian_email":  "Guardian's e-mail",
+	"status":          "Status",
+	"status_date":     "Status since",
+	"enrolled_on":     "Enrolment date",
+	"notes":           "Notes",
 }
 
 // formErrors turns the store's messages ("is required", "must be …") into

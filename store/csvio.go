@@ -26,8 +26,9 @@ import (
 // MaxImportRows is the most data rows one CSV file may hold.
 const MaxImportRows = 100_000
 
-// csvColumns is the header ExportStudents writes and ParseStudentsCSV
-// expects (in any order; see headerAliases for the other names accepted).
+// csvColumns are the columns ParseStudentsCSV requires (in any order; see
+// headerAliases for the other names accepted). ExportStudents writes
+// every field of the record (StudentFieldNames), which imports read back.
 var csvColumns = []string{"registration_no", "first_name", "second_name"}
 
 const (
@@ -46,7 +47,26 @@ var headerAliases = map[string]string{
 	"forename": "first_name", "forenames": "first_name", "firstnames": "first_name",
 	"secondname": "second_name", "second": "second_name", "surname": "second_name", "lastname": "second_name",
 	"last": "second_name", "familyname": "second_name", "family": "second_name",
+	// Schema 3 (record.go).
+	"class": "class", "classname": "class", "form": "class", "grade": "class", "stream": "class",
+	"dateofbirth": "date_of_birth", "dob": "date_of_birth", "birthdate": "date_of_birth", "birthday": "date_of_birth",
+	"born": "date_of_birth", "gender": "gender", "sex": "gender",
+	"guardian": "guardian_name", "guardianname": "guardian_name", "parent": "guardian_name", "parentname": "guardian_name",
+	"parent/guardian": "guardian_name", "parentorguardian": "guardian_name", "parentguardian": "guardian_name",
+	"phone": "guardian_phone", "guardianphone": "guardian_phone", "parentphone": "guardian_phone", "telephone": "guardian_phone",
+	"tel": "guardian_phone", "mobile": "guardian_phone", "phoneno": "guardian_phone", "phonenumber": "guardian_phone",
+	"guardianphoneno": "guardian_phone", "parentphoneno": "guardian_phone",
+	"email": "guardian_email", "guardianemail": "guardian_email", "parentemail": "guardian_email", "mail": "guardian_email",
+	"status": "status", "statusdate": "status_date", "statussince": "status_date",
+	"enrolled": "enrolled_on", "enrolledon": "enrolled_on", "enrolmentdate": "enrolled_on", "enrollmentdate": "enrolled_on",
+	"dateenrolled": "enrolled_on", "enrolment": "enrolled_on", "enrollment": "enrolled_on", "admissiondate": "enrolled_on",
+	"dateofadmission": "enrolled_on", "admitted": "enrolled_on",
+	"notes": "notes", "note": "notes", "comments": "notes", "comment": "notes", "remarks": "notes",
 }
+
+// dateFields are the record's dates: a spreadsheet's own forms of them
+// are read (spreadsheetDate).
+var dateFields = map[string]bool{"date_of_birth": true, "status_date": true, "enrolled_on": true}
 
 func headerKey(h string) string {
 	return strings.Map(func(r rune) rune {
@@ -234,11 +254,17 @@ func (rs *rowSink) add(line int, rec []string) error {
 	if err := rs.count(); err != nil {
 		return err
 	}
-	in, fe := NormalizeStudent(StudentInput{
-		RegistrationNo: unguardCell(rec[rs.pos["registration_no"]]),
-		FirstName:      unguardCell(rec[rs.pos["first_name"]]),
-		SecondName:     unguardCell(rec[rs.pos["second_name"]]),
-	})
+	var st Student
+	for _, f := range recordFields {
+		if i, ok := rs.pos[f.name]; ok {
+			v := unguardCell(rec[i])
+			if dateFields[f.name] {
+				v = spreadsheetDate(v, rs.p.Format == FormatXLSX)
+			}
+			f.set(&st, v)
+		}
+	}
+	in, fe := NormalizeStudent(st.Input())
 	if fe == nil {
 		key := regNoKey(in.RegistrationNo)
 		if prev, ok := rs.firstLine[key]; ok {
@@ -347,7 +373,8 @@ func headerPositions(header []string) (pos map[string]int, ignored []string, err
 		pos[col] = i
 	}
 	const aliases = "other names accepted: Registration No, Reg No, Admission No, First name, Given name, " +
-		"Second name, Surname, Last name; other columns are ignored"
+		"Second name, Surname, Last name; optional: Class (Form, Grade), Date of birth (DOB), Gender, " +
+		"Guardian (Parent), Phone, Email, Status, Status date, Enrolled (Enrolment date), Notes; other columns are ignored"
 	if len(pos) == 0 {
 		return nil, nil, fmt.Errorf("the first row must be the header naming the columns %s in any order (%s); "+
 			"it names none of them", want, aliases)
@@ -367,7 +394,8 @@ func headerPositions(header []string) (pos map[string]int, ignored []string, err
 // rowMessage formats field errors in column order.
 func rowMessage(fe FieldErrors) string {
 	var parts []string
-	for _, c := range csvColumns {
+	for _, f := range recordFields {
+		c := f.name
 		if msg, ok := fe[c]; ok {
 			parts = append(parts, c+": "+msg)
 		}
@@ -428,17 +456,29 @@ type ImportChange struct {
 
 // ChangedFields names the fields the row changes, in column order.
 func (c ImportChange) ChangedFields() []string {
-	var f []string
-	if c.Current.RegistrationNo != c.Input.RegistrationNo {
-		f = append(f, "registration_no")
+	var out []string
+	after := c.After()
+	for _, f := range recordFields {
+		if f.get(&c.Current) != f.get(&after) {
+			out = append(out, f.name)
+		}
 	}
-	if c.Current.FirstName != c.Input.FirstName {
-		f = append(f, "first_name")
+	return out
+}
+
+// After is the student as the row leaves it: a blank cell (or a column
+// the file does not have) leaves the field as it is, so that a sheet of
+// names and classes does not erase guardians.
+func (c ImportChange) After() Student { return mergeRow(c.Current, c.Input) }
+
+func mergeRow(cur Student, in StudentInput) Student {
+	out, row := cur, in.Student()
+	for _, f := range recordFields {
+		if v := f.get(&row); v != "" {
+			f.set(&out, v)
+		}
 	}
-	if c.Current.SecondName != c.Input.SecondName {
-		f = append(f, "second_name")
-	}
-	return f
+	return out
 }
 
 // ImportPlan is everything an import would do, worked out without writing:
@@ -459,13 +499,20 @@ func (p ImportPlan) Valid() int { return len(p.New) + len(p.Changed) + p.Unchang
 func (p ImportPlan) Fingerprint() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p.Mode, p.Unchanged, len(p.Errors))
+	record := func(tag string, st Student) {
+		h.Write([]byte(tag))
+		for _, f := range recordFields {
+			fmt.Fprintf(h, "\x00%s", f.get(&st))
+		}
+		h.Write([]byte{0})
+	}
 	for _, r := range p.New {
-		fmt.Fprintf(h, "n\x00%s\x00%s\x00%s\x00", r.Input.RegistrationNo, r.Input.FirstName, r.Input.SecondName)
+		record("n", r.Input.Student())
 	}
 	for _, c := range p.Changed {
-		fmt.Fprintf(h, "c\x00%d\x00%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00", c.Current.ID,
-			c.Current.RegistrationNo, c.Current.FirstName, c.Current.SecondName,
-			c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName)
+		fmt.Fprintf(h, "c\x00%d\x00", c.Current.ID)
+		record("", c.Current)
+		record("", c.After())
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -534,7 +581,7 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 			}
 			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
 				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
-		case cur.RegistrationNo == g.in.RegistrationNo && cur.FirstName == g.in.FirstName && cur.SecondName == g.in.SecondName:
+		case sameRecord(cur, mergeRow(cur, g.in)):
 			plan.Unchanged++
 		default:
 			plan.Changed = append(plan.Changed, ImportChange{Line: g.line, Current: cur, Input: g.in})
@@ -649,8 +696,9 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		}
 		docs := make([]insertedDoc, len(batch))
 		for j, r := range batch {
-			docs[j] = insertedDoc{newStudentDoc(Student{ID: rec.First + int64(start+j), RegistrationNo: r.Input.RegistrationNo,
-				FirstName: r.Input.FirstName, SecondName: r.Input.SecondName, CreatedAt: now, UpdatedAt: now}), seq}
+			st := r.Input.Student()
+			st.ID, st.CreatedAt, st.UpdatedAt = rec.First+int64(start+j), now, now
+			docs[j] = insertedDoc{newStudentDoc(st), seq}
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
 			return fail(err)
@@ -666,8 +714,8 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		// Matching on the values the plan saw makes a concurrent edit a
 		// miss rather than a lost update. The previous values stay with
 		// the row until the operation ends: readers see them meanwhile.
-		st := c.Current
-		st.RegistrationNo, st.FirstName, st.SecondName, st.UpdatedAt = c.Input.RegistrationNo, c.Input.FirstName, c.Input.SecondName, now
+		st := c.After()
+		st.UpdatedAt = now
 		doc := newStudentDoc(st)
 		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevOf(c.Current)})
 		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
@@ -834,7 +882,7 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 			cw.Abort()
 		}
 	}()
-	if err := cw.Write(csvColumns); err != nil {
+	if err := cw.Write(StudentFieldNames()); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
 	only := idSet(o.IDs)
@@ -847,7 +895,11 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 		if !v.resolve(&st, m.Marks) || only != nil && !only[st.ID] {
 			continue
 		}
-		if err := cw.Write([]string{st.RegistrationNo, st.FirstName, st.SecondName}); err != nil {
+		row := make([]string, len(recordFields))
+		for i, f := range recordFields {
+			row[i] = f.get(&st)
+		}
+		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("export students: %w", err)
 		}
 	}

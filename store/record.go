@@ -450,3 +450,38 @@ func statusFacets(in []Facet) []Facet {
 	}
 	return out
 }
+
+// spreadsheetDateLayouts are the forms of a date read from a file besides
+// ISO: day before month, as in most of the world (a US file's 03/09/2014
+// is read as 3 September).
+var spreadsheetDateLayouts = []string{
+	DateLayout, "2006/01/02", "2006/1/2", "2006-1-2", "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02 15:04",
+	"02/01/2006", "2/1/2006", "02.01.2006", "2.1.2006", "02-01-2006", "2-1-2006",
+	"2 January 2006", "2 Jan 2006", "January 2, 2006", "Jan 2, 2006", "2-Jan-2006", "02-Jan-06",
+}
+
+// excelEpoch is day 0 of Excel's serial dates (1900 system, after its
+// phantom 29 February 1900).
+var excelEpoch = time.Date(1899, 12, 30, 0, 0, 0, 0, time.UTC)
+
+// spreadsheetDate turns a date cell into ISO text: any of
+// spreadsheetDateLayouts, or (serial, for .xlsx) a number of days as Excel
+// stores dates. Anything else is returned trimmed, for validation to
+// refuse with its message.
+func spreadsheetDate(s string, serial bool) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return ""
+	}
+	for _, l := range spreadsheetDateLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t.Format(DateLayout)
+		}
+	}
+	if serial {
+		if f, err := strconv.ParseFloat(s, 64); err == nil && f >= 1 && f < 2958466 {
+			return excelEpoch.AddDate(0, 0, int(f)).Format(DateLayout)
+		}
+	}
+	return s
+}

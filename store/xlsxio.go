@@ -54,7 +54,10 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		return p, err
 	}
 	f, err := excelize.OpenReader(bytes.NewReader(raw), excelize.Options{
-		UnzipSizeLimit: MaxXLSXUnzipped, UnzipXMLSizeLimit: xlsxXMLInMemory})
+		UnzipSizeLimit: MaxXLSXUnzipped, UnzipXMLSizeLimit: xlsxXMLInMemory,
+		// Cells in the short date format (Excel's default for dates)
+		// read as ISO dates, not as the ambiguous mm-dd-yy.
+		ShortDatePattern: "yyyy-mm-dd"})
 	if err != nil {
 		return p, fmt.Errorf("the file is not a workbook that can be read (%v); open it in the spreadsheet, "+
 			`save it as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, err)
