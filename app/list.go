@@ -34,6 +34,7 @@ const maxQueryLen = 200
 
 // listParams are the query parameters of a list page.
 type listParams struct {
+	Public  bool // the public register: the query matches numbers and names only
 	Query   string
 	Sort    string // validated store sort key; "" means registration_no
 	Page    int
@@ -141,7 +142,7 @@ func (p listParams) values(page int) url.Values {
 
 // options are the store's options for the list's page.
 func (p listParams) options() store.ListOptions {
-	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size(), Class: p.Class, Status: p.Status, EnrolledYear: p.Year}
+	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size(), Class: p.Class, Status: p.Status, EnrolledYear: p.Year, NamesOnly: p.Public}
 }
 
 // size is the page size the store is asked for.
@@ -298,6 +299,12 @@ func (s *server) refreshStudentsGauge(ctx context.Context, force bool) {
 // tenant, sorted by registration number, searchable, 50 a page.
 func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 	p, err := parseListParams(r, false)
+	p.Public = true
+	set, serr := s.store.Settings(r.Context())
+	if serr != nil {
+		s.serverError(w, r, fmt.Errorf("public list: %w", serr))
+		return
+	}
 	var pg store.Page
 	if err == nil {
 		pg, err = s.listStudents(r.Context(), p)
@@ -315,7 +322,8 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 			Rows     template.HTML
 			Query    string
 			Pager    pager
-		}{pg.Students, publicRows(pg.Students), p.Query, newPager(pg, p, "/")},
+			Columns  []string // the labels of the fields the school publishes
+		}{pg.Students, publicRows(pg.Students, set.PublicFields), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
 	})
 }
 

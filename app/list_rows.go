@@ -23,8 +23,9 @@ import (
 // values (its htmlReplacementTable).
 var htmlEscape = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;")
 
-// publicRows are the rows of the public register's table.
-func publicRows(students []store.Student) template.HTML {
+// publicRows are the rows of the public register's table, with the
+// fields the school publishes (store.Settings.PublicFields) after the names.
+func publicRows(students []store.Student, fields []string) template.HTML {
 	var b strings.Builder
 	b.Grow(len(students) * 120)
 	for _, st := range students {
@@ -34,6 +35,10 @@ func publicRows(students []store.Student) template.HTML {
 		htmlEscape.WriteString(&b, st.FirstName)
 		b.WriteString("</td>\n      <td>")
 		htmlEscape.WriteString(&b, st.SecondName)
+		for _, f := range fields {
+			b.WriteString("</td>\n      <td>")
+			htmlEscape.WriteString(&b, store.StudentField(st, f))
+		}
 		b.WriteString("</td>\n    </tr>")
 	}
 	return template.HTML(b.String())

@@ -51,7 +51,7 @@ func TestListRowsAsTemplates(t *testing.T) {
 			if err := pub.Execute(&want, struct{ Students []store.Student }{list}); err != nil {
 				t.Fatal(err)
 			}
-			if got := string(publicRows(list)); got != want.String() {
+			if got := string(publicRows(list, nil)); got != want.String() {
 				t.Errorf("public rows:\n%s\nwant (html/template):\n%s", got, want.String())
 			}
 			for _, selectable := range []bool{true, false} {
@@ -91,7 +91,7 @@ func BenchmarkListRows(b *testing.B) {
 		tmpl string
 		rows func() template.HTML
 	}{
-		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students) }},
+		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students, nil) }},
 		{"admin", adminRowsTemplate, func() template.HTML { return adminRows(students, back.Suffix(), true) }},
 	} {
 		t := template.Must(template.New(tc.name).Parse(tc.tmpl))

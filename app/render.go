@@ -50,8 +50,14 @@ type crumb struct {
 
 func parseViews(staticURL func(string) string) (*views, error) {
 	funcs := template.FuncMap{
-		"static":      staticURL,
-		"fieldOf":     fieldOf,
+		"static":  staticURL,
+		"fieldOf": fieldOf,
+		"optFieldOf": func(name, typ, value string, errs map[string]string, help string, max int) formField {
+			f := fieldOf(name, fieldLabels[name], value, errs, help, max)
+			f.Type = typ
+			return f
+		},
+		"statuses":    func() []string { return store.Statuses },
 		"num":         formatCount,
 		"statusLabel": statusLabel,
 		// staff, passwords and history
@@ -152,6 +158,7 @@ var errorPages = map[int]errorPage{
 type formField struct {
 	Name, Label, Value, Error, Help string
 	Max                             int
+	Type                            string // optional fields (_record_fields.html): the input's type
 }
 
 func fieldOf(name, label, value string, errs map[string]string, help string, max int) formField {

@@ -3,7 +3,20 @@ package app
 import (
 	"fmt"
 	"net/http"
+	"slices"
+
+	"github.com/campus-saas/campus/store"
 )
+
+// publicFieldChoices are the fields a school may publish, those in shown
+// ticked.
+func publicFieldChoices(shown []string) []publicFieldChoice {
+	out := make([]publicFieldChoice, len(store.PublicFieldChoices))
+	for i, f := range store.PublicFieldChoices {
+		out[i] = publicFieldChoice{Name: f, Label: fieldLabels[f], Shown: slices.Contains(shown, f)}
+	}
+	return out
+}
 
 // Per-tenant settings. They are kept in the tenant's own database (see
 // store.Settings), so the one process that serves a tenant reads them
@@ -38,6 +51,13 @@ func (s *server) publicGate(next http.Handler) http.Handler {
 
 type settingsForm struct {
 	StaffOnly bool
+	Fields    []publicFieldChoice
+}
+
+// publicFieldChoice is one field the public register may show.
+type publicFieldChoice struct {
+	Name, Label string
+	Shown       bool
 }
 
 func (s *server) handleSettingsForm(w http.ResponseWriter, r *http.Request) {
@@ -50,7 +70,7 @@ func (s *server) handleSettingsForm(w http.ResponseWriter, r *http.Request) {
 		Title:  "Site settings",
 		Admin:  true,
 		Crumbs: crumbs("Site settings"),
-		Data:   settingsForm{StaffOnly: set.PublicListStaffOnly},
+		Data:   settingsForm{StaffOnly: set.PublicListStaffOnly, Fields: publicFieldChoices(set.PublicFields)},
 	})
 }
 
@@ -64,12 +84,23 @@ func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusBadRequest)
 		return
 	}
+	fields := r.PostForm["public_fields"]
+	for _, f := range fields {
+		if !slices.Contains(store.PublicFieldChoices, f) {
+			s.renderError(w, r, http.StatusBadRequest)
+			return
+		}
+	}
 	if err := s.store.SetPublicListStaffOnly(r.Context(), staffOnly); err != nil {
 		s.serverError(w, r, fmt.Errorf("save settings: %w", err))
 		return
 	}
+	if err := s.store.SetPublicFields(r.Context(), fields); err != nil {
+		s.serverError(w, r, fmt.Errorf("save settings: %w", err))
+		return
+	}
 	s.log.Info("settings changed", "request_id", stateOf(r).id, "user", stateOf(r).session.Username,
-		"public_list_staff_only", staffOnly)
+		"public_list_staff_only", staffOnly, "public_fields", fields)
 	s.setFlash(w, r, flashSettings, "")
 	http.Redirect(w, r, settingsURL, http.StatusSeeOther)
 }

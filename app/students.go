@@ -179,11 +179,11 @@ type studentForm struct {
 }
 
 func formInput(r *http.Request) store.StudentInput {
-	return store.StudentInput{
-		RegistrationNo: r.PostForm.Get("registration_no"),
-		FirstName:      r.PostForm.Get("first_name"),
-		SecondName:     r.PostForm.Get("second_name"),
+	var st store.Student
+	for _, f := range store.StudentFieldNames() {
+		store.SetStudentField(&st, f, r.PostForm.Get(f))
 	}
+	return st.Input()
 }
 
 var fieldLabels = map[string]string{
@@ -200,6 +200,15 @@ var fieldLabels = map[string]string{
 	"status_date":     "Status since",
 	"enrolled_on":     "Enrolment date",
 	"notes":           "Notes",
+}
+
+// fieldLabelsOf are the labels of fields, in their order.
+func fieldLabelsOf(fields []string) []string {
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		out[i] = fieldLabels[f]
+	}
+	return out
 }
 
 // formErrors turns the store's messages ("is required", "must be …") into
@@ -333,7 +342,7 @@ func (s *server) handleStudentChangeForm(w http.ResponseWriter, r *http.Request)
 	s.renderStudentForm(w, r, http.StatusOK, studentForm{
 		ID:     st.ID,
 		Label:  studentLabel(st),
-		Values: store.StudentInput{RegistrationNo: st.RegistrationNo, FirstName: st.FirstName, SecondName: st.SecondName},
+		Values: st.Input(),
 		Back:   backFrom(r),
 	})
 }

@@ -1,8 +1,14 @@
 package store
 
 import (
+	"bytes"
+	"math/bits"
+	"slices"
 	"strconv"
+	"strings"
 )
+
+func bits0(w uint64) int { return bits.TrailingZeros64(w) }
 
 // The list's filters (class, status, enrolment year) and their counts,
 // answered by the read model: one pass over the records, remembered with
@@ -66,15 +72,19 @@ func yearStart(y int) string {
 // selection is the students of o's query and filters, by pos (nil with
 // total -1: every student).
 func (sn *snapshot) selection(words []string, o ListOptions) ([]uint64, int64) {
+	match := sn.match
+	if o.NamesOnly {
+		match = sn.matchNames
+	}
 	switch {
 	case len(words) == 0 && !o.Filtered():
 		return nil, -1
 	case !o.Filtered():
-		return sn.match(words)
+		return match(words)
 	case len(words) == 0:
 		return sn.filtered(o)
 	}
-	a, _ := sn.match(words)
+	a, _ := match(words)
 	b, _ := sn.filtered(o)
 	both := make([]uint64, len(a))
 	var total int64
@@ -115,4 +125,45 @@ func (sn *snapshot) facets() Facets {
 	sn.facetCache = &out
 	sn.cmu.Unlock()
 	return out
+}
+
+// matchNames is match within the registration number and names (the
+// search text's keys), remembered.
+func (sn *snapshot) matchNames(words []string) ([]uint64, int64) {
+	sorted := slices.Clone(words)
+	slices.Sort(sorted)
+	key := "\x02" + strings.Join(sorted, "\n")
+	if bits, total, ok := sn.cached(key); ok {
+		return bits, total
+	}
+	all, _ := sn.match(words)
+	needles := wordBytes(words)
+	bits := make([]uint64, len(all))
+	var total int64
+	for w, word := range all {
+		for word != 0 {
+			pos := w*64 + bits0(word)
+			word &= word - 1
+			if matchesAll(sn.head(pos), needles) {
+				bits[w] |= 1 << (pos % 64)
+				total++
+			}
+		}
+	}
+	sn.remember(key, bits, total)
+	return bits, total
+}
+
+// head is the keys of the student at pos joined by spaces: what the
+// search text held before schema 3.
+func (sn *snapshot) head(pos int) []byte {
+	v := sn.view(pos)
+	if v.flags&recKeysInSearch != 0 {
+		n := numKeys - 1
+		for _, k := range v.keys {
+			n += len(k)
+		}
+		return v.search[:n]
+	}
+	return bytes.Join(v.keys[:], []byte{' '})
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,6 +92,16 @@ func StudentField(st Student, name string) string {
 		}
 	}
 	return ""
+}
+
+// SetStudentField sets the named field of st (an unknown name does
+// nothing).
+func SetStudentField(st *Student, name, value string) {
+	for _, f := range recordFields {
+		if f.name == name {
+			f.set(st, value)
+		}
+	}
 }
 
 // Student returns the record in as a Student (no ID, no times).
@@ -484,4 +495,20 @@ func spreadsheetDate(s string, serial bool) string {
 		}
 	}
 	return s
+}
+
+// namesFilter is searchFilter within the registration number and names:
+// every word in one of their keys (a word holds no space, so it cannot
+// span two of them).
+func namesFilter(q string) bson.D {
+	words := searchWords(q)
+	if len(words) == 0 {
+		return bson.D{}
+	}
+	all := make(bson.A, len(words))
+	for i, w := range words {
+		re := bson.Regex{Pattern: regexp.QuoteMeta(w)}
+		all[i] = d("$or", bson.A{d(fieldRegNoKey, re), d(fieldFirstNameKey, re), d(fieldSecondNameKey, re)})
+	}
+	return d("$and", all)
 }

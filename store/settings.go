@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -22,6 +23,41 @@ type Settings struct {
 	// PublicListStaffOnly hides the student list from anonymous visitors:
 	// only logged-in staff see it.
 	PublicListStaffOnly bool `bson:"public_list_staff_only"`
+	// PublicFields are the record's fields the public register shows
+	// besides the registration number and names (PublicFieldChoices);
+	// none by default.
+	PublicFields []string `bson:"public_fields,omitempty"`
+}
+
+// PublicFieldChoices are the fields a school may publish besides the
+// registration number and names, in the order pages show them. The
+// guardian's contacts and the notes are never published.
+var PublicFieldChoices = []string{"class", "status", "enrolled_on", "date_of_birth", "gender"}
+
+// SetPublicFields sets the fields the public register shows besides the
+// registration number and names; a field not in PublicFieldChoices is
+// refused and nothing saved.
+func (s *Store) SetPublicFields(ctx context.Context, fields []string) error {
+	out := []string{}
+	for _, c := range PublicFieldChoices { // in page order, each once
+		if slices.Contains(fields, c) {
+			out = append(out, c)
+		}
+	}
+	for _, f := range fields {
+		if !slices.Contains(PublicFieldChoices, f) {
+			return fmt.Errorf("save settings: %q is not a field the public register may show", f)
+		}
+	}
+	err := retryUpsert(func() error {
+		_, err := s.col(colMeta).UpdateOne(ctx, d("_id", settingsDocID),
+			d("$set", bson.D{{Key: "public_fields", Value: out}}), options.UpdateOne().SetUpsert(true))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save settings: %w", s.full(err))
+	}
+	return nil
 }
 
 // Settings returns the tenant's settings; a database without any gives

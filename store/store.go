@@ -242,6 +242,10 @@ type ListOptions struct {
 	Class        string
 	Status       string
 	EnrolledYear int
+	// NamesOnly: Query matches the registration number and names only
+	// (the public register: a visitor must not find a student by a
+	// guardian's phone or the notes).
+	NamesOnly bool
 }
 
 // Filtered reports whether o narrows the list by a filter.

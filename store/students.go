@@ -104,6 +104,7 @@ func (s *Store) CreateStudent(ctx context.Context, in StudentInput) (Student, er
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	doc := newStudentDoc(st)
+	st = doc.Student // with its status
 	if _, err := s.col(colStudents).InsertOne(ctx, doc); err != nil {
 		if mongo.IsDuplicateKeyError(err) {
 			return Student{}, dupRegNo(in.RegistrationNo)
@@ -311,7 +312,11 @@ func (s *Store) ListStudents(ctx context.Context, o ListOptions) (Page, error) {
 		}
 		return pg, nil
 	}
-	filter := append(searchFilter(o.Query), filterSpec(o)...)
+	filter := searchFilter(o.Query)
+	if o.NamesOnly {
+		filter = namesFilter(o.Query)
+	}
+	filter = append(filter, filterSpec(o)...)
 
 	total, err := s.countStudents(ctx, filter, nil)
 	if err != nil {

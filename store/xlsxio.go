@@ -239,10 +239,10 @@ func newXLSXWriter(w io.Writer) (*xlsxWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := sw.SetColStyle(1, len(csvColumns), text); err != nil {
+	if err := sw.SetColStyle(1, len(recordFields), text); err != nil {
 		return nil, err
 	}
-	if err := sw.SetColWidth(1, len(csvColumns), 24); err != nil {
+	if err := sw.SetColWidth(1, len(recordFields), 24); err != nil {
 		return nil, err
 	}
 	return &xlsxWriter{w: w, f: f, sw: sw}, nil
