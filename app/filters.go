@@ -50,11 +50,17 @@ func filterGroups(p listParams, f store.Facets) []filterGroup {
 		year = strconv.Itoa(p.Year)
 	}
 	same := func(v string) string { return v }
-	return []filterGroup{
+	var out []filterGroup // those with a value to choose
+	for _, g := range []filterGroup{
 		group("By class", "class", p.Class, f.Classes, same, func(q *listParams, v string) { q.Class = v }),
 		group("By status", "status", p.Status, f.Statuses, statusLabel, func(q *listParams, v string) { q.Status = v }),
 		group("By enrolment year", "year", year, f.EnrolledYears, same, func(q *listParams, v string) { q.Year, _ = strconv.Atoi(v) }),
+	} {
+		if len(g.Choices) > 1 || !g.Choices[0].Current {
+			out = append(out, g)
+		}
 	}
+	return out
 }
 
 // statusLabel is a status for people: "enrolled" → "Enrolled".
