@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"html/template"
 	"net/http"
 	"strings"
 	"testing"
@@ -179,5 +180,28 @@ func TestBulkChangeClassAndStatus(t *testing.T) {
 	wantCode(t, r, http.StatusSeeOther)
 	if got := rowsOn(b.get("/admin/students/?status=suspended").body); got != 2 {
 		t.Errorf("%d suspended, want 2", got)
+	}
+}
+
+// TestFilterItemsAsTemplate: the filter values written in Go are the
+// bytes the template's {{range}} wrote, whatever the labels and URLs hold.
+func TestFilterItemsAsTemplate(t *testing.T) {
+	const tmpl = `{{- range .}}
+    <li>{{if .Current}}<strong aria-current="true">{{.Label}}</strong>{{else}}<a href="{{.URL}}">{{.Label}}</a>{{end}}{{if ge .Count 0}} <span class="text-body-secondary">({{num .Count}})</span>{{end}}</li>
+    {{- end}}`
+	tp := template.Must(template.New("items").Funcs(template.FuncMap{"num": formatCount}).Parse(tmpl))
+	for _, choices := range [][]filterChoice{
+		nil,
+		{{Label: "All", URL: "/admin/students/?q=a%26b&sort=-first_name", Count: -1, Current: true}},
+		{{Label: "All", URL: "/admin/students/", Count: -1}, {Label: `<b>"1A"</b> & 'x' +1`, URL: "/admin/students/?class=%3Cb%3E&per_page=25", Count: 12345},
+			{Label: "Zoë\x00", URL: "/admin/students/?class=Zo%C3%AB", Count: 0, Current: true}},
+	} {
+		var want strings.Builder
+		if err := tp.Execute(&want, choices); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(filterItems(choices)); got != want.String() {
+			t.Errorf("filter items:\n%s\nwant (html/template):\n%s", got, want.String())
+		}
 	}
 }

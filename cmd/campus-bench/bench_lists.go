@@ -133,10 +133,9 @@ its 50-row first page for them) and has no print view (404).`)
 			return err
 		}
 		sd.client = client
-		// Warm: the first request loads the read model (cold numbers are
-		// coldstart's).
-		if _, err := loadgen.Run(ctx, loadgen.Config{Target: "http://" + sd.child.addr + "/admin/students/", Host: sd.school.t.PrimaryHost,
-			Concurrency: 1, MaxRequests: 3, Duration: 2 * time.Minute, Client: client}); err != nil {
+		// Warm: the first requests load the read model (cold numbers are
+		// coldstart's); wait for a 200.
+		if err := waitOKWith(ctx, client, "http://"+sd.child.addr+"/admin/students/", sd.school.t.PrimaryHost, 5*time.Minute); err != nil {
 			return fmt.Errorf("warm %s: %w", sd.name, err)
 		}
 	}
@@ -210,4 +209,31 @@ func schemaBack(ctx context.Context, uri, db string, v int) error {
 		return fmt.Errorf("set the schema version of %s back to %d: %w", db, v, err)
 	}
 	return nil
+}
+
+// waitOKWith polls url (Host host) with client until it answers 200.
+func waitOKWith(ctx context.Context, client *http.Client, url, host string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		req.Host = host
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: no 200 within %s (last: %v)", url, within, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
