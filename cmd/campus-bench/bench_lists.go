@@ -40,6 +40,7 @@ its 50-row first page for them) and has no print view (404).`)
 		concurrency = fs.Int("concurrency", 4, "concurrent closed-loop clients")
 		rounds      = fs.Int("rounds", 2, "rounds (each measures every page once per binary)")
 		before      = fs.String("before", "", "another campus binary (the tree before), measured beside")
+		beforeSch   = fs.Int("before-schema", 2, "the schema version the --before binary serves (its school's version is set to it; 0: left as this tree migrated it)")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -102,8 +103,8 @@ its 50-row first page for them) and has no print view (404).`)
 			return fmt.Errorf("fill %s: %v %w", sd.name, rowErrs, err)
 		}
 		sd.fill = time.Since(start)
-		if sd.name == "before" {
-			if err := schemaBack(ctx, uri, sd.school.st.DatabaseName(), 2); err != nil {
+		if sd.name == "before" && *beforeSch > 0 {
+			if err := schemaBack(ctx, uri, sd.school.st.DatabaseName(), *beforeSch); err != nil {
 				return err
 			}
 		}
