@@ -166,15 +166,29 @@ func (p listParams) link(base string, page int) string {
 // listStudents fetches one page (the store turns a page past the end into
 // the last page: pastEnd tells).
 func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, error) {
+	pg, _, err := s.listWith(ctx, p, false)
+	return pg, err
+}
+
+// listWith is listStudents with, when facets, the sidebar's counts read
+// at the same time.
+func (s *server) listWith(ctx context.Context, p listParams, facets bool) (store.Page, store.Facets, error) {
 	o := p.options()
-	pg, err := s.store.ListStudents(ctx, o)
+	var pg store.Page
+	var f store.Facets
+	var err error
+	if facets {
+		pg, f, err = s.store.ListStudentsWithFacets(ctx, o)
+	} else {
+		pg, err = s.store.ListStudents(ctx, o)
+	}
 	if err != nil {
-		return pg, fmt.Errorf("list students: %w", err)
+		return pg, f, fmt.Errorf("list students: %w", err)
 	}
 	if p.Query == "" && !o.Filtered() {
 		s.setStudentsGauge(pg.Total) // a free, exact count
 	}
-	return pg, nil
+	return pg, f, nil
 }
 
 // pager is the pagination bar of a list.

@@ -97,8 +97,9 @@ var listColumns = []column{
 func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	p, err := parseListParams(r, true)
 	var pg store.Page
+	var facets store.Facets
 	if err == nil {
-		pg, err = s.listStudents(r.Context(), p)
+		pg, facets, err = s.listWith(r.Context(), p, true)
 	}
 	if s.listProblem(w, r, p, err, pg, studentsURL, true) {
 		return
@@ -123,11 +124,6 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		}
 		c.URL = sp.link(studentsURL, 1)
 		cols[i] = c
-	}
-	facets, err := s.store.StudentFacets(r.Context())
-	if err != nil {
-		s.dbError(w, r, err)
-		return
 	}
 	actions := actionsFor(stateOf(r).session.Perms)
 	s.render(w, r, http.StatusOK, "admin_list", &page{

@@ -99,3 +99,29 @@ func idSet(ids []int64) map[int64]bool {
 	}
 	return set
 }
+
+// ListStudentsWithFacets is ListStudents and StudentFacets together: the
+// admin list with its sidebar. On the read model it is one look at the
+// model (one catch-up with the journal, a database read, instead of two).
+func (s *Store) ListStudentsWithFacets(ctx context.Context, o ListOptions) (Page, Facets, error) {
+	if !s.useModel(ctx) {
+		pg, err := s.ListStudents(ctx, o)
+		if err != nil {
+			return pg, Facets{}, err
+		}
+		f, err := s.StudentFacets(ctx)
+		return pg, f, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	perPage := min(max(o.PerPage, 0), MaxPerPage)
+	if perPage < 1 {
+		perPage = DefaultPerPage
+	}
+	if err := s.model(ctx); err != nil {
+		return Page{}, Facets{}, fmt.Errorf("list students: %w", err)
+	}
+	s.rm.mu.RLock()
+	defer s.rm.mu.RUnlock()
+	return s.rm.snap.page(o, perPage), s.rm.snap.facets(), nil
+}

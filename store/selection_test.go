@@ -61,6 +61,23 @@ func TestMatchingIDs(t *testing.T) {
 					t.Errorf("%q %q (limit %d): %v, %d, %v; want %v, %d, %v", tt.query, tt.class, tt.limit, ids, total, err, tt.want, tt.total, tt.err)
 				}
 			}
+			// The list with its facets is the list and the facets.
+			o := ListOptions{Query: "amina", Class: "1A", PerPage: 3, Page: 2}
+			pg, f, err := s.ListStudentsWithFacets(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantPg, err := s.ListStudents(t.Context(), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantF, err := s.StudentFacets(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(pg) != fmt.Sprint(wantPg) || fmt.Sprint(f) != fmt.Sprint(wantF) || pg.Total != 4 || len(pg.Students) != 1 {
+				t.Errorf("with facets: %v %v\nwant %v %v", pg, f, wantPg, wantF)
+			}
 			// The export of selected IDs holds those and nothing else.
 			var buf bytes.Buffer
 			if err := s.ExportStudents(t.Context(), &buf, ExportOptions{IDs: amina[:2], NoBOM: true}); err != nil {
