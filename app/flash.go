@@ -22,6 +22,7 @@ const (
 	flashChanged    flashKind = "changed"
 	flashDeleted    flashKind = "deleted"
 	flashBulkDelete flashKind = "bulk_deleted"
+	flashBulkChange flashKind = "bulk_changed"
 	flashLoggedOut  flashKind = "logged_out"
 	flashNoneChosen flashKind = "none_selected"
 	flashSettings   flashKind = "settings_saved"
@@ -38,7 +39,8 @@ var flashFormats = map[flashKind]string{
 	flashAdded:      "The student “%s” was added successfully.",
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
-	flashBulkDelete: "Successfully deleted %s.", // "3 students", see studentCount
+	flashBulkDelete: "Successfully deleted %s.",     // "3 students", see studentCount
+	flashBulkChange: "Successfully changed the %s.", // "class of 3 students"
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 	flashSettings:   "The settings were saved.",

@@ -57,8 +57,9 @@ func parseViews(staticURL func(string) string) (*views, error) {
 			f.Type = typ
 			return f
 		},
-		"statuses": func() []string { return store.Statuses },
-		"num":      formatCount,
+		"statuses":    func() []string { return store.Statuses },
+		"num":         formatCount,
+		"statusLabel": statusLabel,
 		// staff, passwords and history
 		"when":       formatWhen,
 		"fieldLabel": fieldLabel,
