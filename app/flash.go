@@ -23,6 +23,8 @@ const (
 	flashChanged    flashKind = "changed"
 	flashDeleted    flashKind = "deleted"
 	flashBulkDelete flashKind = "bulk_deleted"
+	flashBulkClass  flashKind = "bulk_class"
+	flashBulkStatus flashKind = "bulk_status"
 	flashLoggedOut  flashKind = "logged_out"
 	flashNoneChosen flashKind = "none_selected"
 	flashSettings   flashKind = "settings_saved"
@@ -39,7 +41,9 @@ var flashFormats = map[flashKind]string{
 	flashAdded:      "The student “%s” was added successfully.",
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
-	flashBulkDelete: "Successfully deleted %d students.", // the value is the count
+	flashBulkDelete: "Successfully deleted %d students.",               // the value is the count
+	flashBulkClass:  "Successfully changed the class of %d students.",  // the value is the count
+	flashBulkStatus: "Successfully changed the status of %d students.", // the value is the count
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 	flashSettings:   "The settings were saved.",

@@ -45,24 +45,29 @@ func publicRows(students []store.Student, fields []string) template.HTML {
 }
 
 // adminRows are the rows of the admin list's table; suffix is the back
-// link's (backLink.Suffix).
-func adminRows(students []store.Student, suffix string) template.HTML {
+// link's (backLink.Suffix); selectable: with select boxes (the user may
+// use an action).
+func adminRows(students []store.Student, suffix string, selectable bool) template.HTML {
 	var b strings.Builder
 	b.Grow(len(students) * 420)
 	suffix = htmlEscape.Replace(suffix)
 	for _, st := range students {
 		id := strconv.FormatInt(st.ID, 10)
-		b.WriteString("\n    <tr>\n      <td><input class=\"form-check-input row-select\" type=\"checkbox\" name=\"ids\" value=\"")
-		b.WriteString(id)
-		b.WriteString("\" id=\"select-")
-		b.WriteString(id)
-		b.WriteString("\"\n                 aria-label=\"Select ")
-		htmlEscape.WriteString(&b, st.FirstName)
-		b.WriteString(" ")
-		htmlEscape.WriteString(&b, st.SecondName)
-		b.WriteString(" (")
-		htmlEscape.WriteString(&b, st.RegistrationNo)
-		b.WriteString(")\"></td>\n      <th scope=\"row\"><a href=\"/admin/students/")
+		b.WriteString("\n    <tr>")
+		if selectable {
+			b.WriteString("\n      <td><input class=\"form-check-input row-select\" type=\"checkbox\" name=\"ids\" value=\"")
+			b.WriteString(id)
+			b.WriteString("\" id=\"select-")
+			b.WriteString(id)
+			b.WriteString("\"\n                 aria-label=\"Select ")
+			htmlEscape.WriteString(&b, st.FirstName)
+			b.WriteString(" ")
+			htmlEscape.WriteString(&b, st.SecondName)
+			b.WriteString(" (")
+			htmlEscape.WriteString(&b, st.RegistrationNo)
+			b.WriteString(")\"></td>")
+		}
+		b.WriteString("\n      <th scope=\"row\"><a href=\"/admin/students/")
 		b.WriteString(id)
 		b.WriteString("/change/")
 		b.WriteString(suffix)

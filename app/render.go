@@ -60,7 +60,8 @@ func parseViews(staticURL func(string) string) (*views, error) {
 			f.Type = typ
 			return f
 		},
-		"statuses": func() []string { return store.Statuses },
+		"statuses":    func() []string { return store.Statuses },
+		"statusLabel": statusLabel,
 		// staff, passwords and history
 		"fieldLabel": fieldLabel,
 		"lines":      func(s string) []string { return strings.Split(s, "\n") },

@@ -649,6 +649,8 @@ func (rec *opRecord) describe() string {
 	switch rec.Kind {
 	case opDelete:
 		return fmt.Sprintf("bulk delete of %s (interrupted; nothing deleted)", studentsText(rec.Deleted))
+	case opChange:
+		return fmt.Sprintf("bulk change of %s (interrupted; nothing changed)", studentsText(rec.Updated))
 	default:
 		what := studentsText(rec.Added) + " new"
 		if rec.Updated > 0 {

@@ -15,7 +15,7 @@ import (
 // Paging defaults.
 const (
 	DefaultPerPage = 50
-	MaxPerPage     = 500
+	MaxPerPage     = 1000 // the admin list's "all" (app: maxShowAll)
 )
 
 // sortFields maps ListOptions.Sort names to document fields: the folded
