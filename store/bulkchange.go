@@ -116,16 +116,8 @@ func (s *Store) ChangeStudents(ctx context.Context, ids []int64, ch StudentsChan
 	if err := s.recordEntries(ctx, seq, entries...); err != nil {
 		return fail(err)
 	}
-	if s.opHook != nil {
-		s.opHook("commit")
-	}
-	if err := s.commitOp(ctx, op); err != nil {
+	if err := s.commitWrites(ctx, op, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) }); err != nil {
 		return fail(err)
 	}
-	s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) })
-	if s.opHook != nil {
-		s.opHook("committed")
-	}
-	s.finishOp(ctx, op)
 	return int64(len(changes)), nil
 }

@@ -744,18 +744,10 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 	if err := s.recordEntries(ctx, seq, StudentsImported(actor, res.Added+res.Updated)); err != nil {
 		return fail(err)
 	}
-	if s.opHook != nil {
-		s.opHook("commit")
-	}
-	if err := s.commitOp(ctx, op); err != nil {
+	// Other processes reload; this one puts the rows it wrote.
+	if err := s.commitWrites(ctx, op, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) }); err != nil {
 		return fail(err)
 	}
-	// Committed. Other processes reload; this one puts the rows it wrote.
-	s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) })
-	if s.opHook != nil {
-		s.opHook("committed")
-	}
-	s.finishOp(ctx, op)
 	return res, nil
 }
 
