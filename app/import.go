@@ -199,6 +199,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fillImportPreview(&d, parsed, plan)
+	d.RowErrors = rowErrorsIn(s.locale(r), d.RowErrors)
 	status := http.StatusOK
 	switch {
 	case len(plan.Errors) > 0:

@@ -5,6 +5,7 @@ import (
 	"html"
 	"html/template"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/template/parse"
@@ -149,6 +150,30 @@ func literalT(n parse.Node) (string, bool) {
 		return "", false
 	}
 	return s.Text, true
+}
+
+// rowErrorsIn words an import's row errors in the page's language: the
+// store writes "first_name: is required; class: must be at most 40
+// characters" (column names as the file's header has them, kept as they
+// are); each message after a column is translated.
+func rowErrorsIn(l *locale, errs []store.RowError) []store.RowError {
+	if l.lang.Code == i18n.Default || len(errs) == 0 {
+		return errs
+	}
+	out := make([]store.RowError, len(errs))
+	for i, e := range errs {
+		parts := strings.Split(e.Msg, "; ")
+		for j, p := range parts {
+			if col, msg, ok := strings.Cut(p, ": "); ok && !strings.Contains(col, " ") {
+				parts[j] = col + ": " + l.T(msg)
+			} else {
+				parts[j] = l.T(p)
+			}
+		}
+		e.Msg = strings.Join(parts, "; ")
+		out[i] = e
+	}
+	return out
 }
 
 // localeViews are the pages of one locale: clones of the parsed pages with

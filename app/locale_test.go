@@ -6,6 +6,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/campus-saas/campus/app/i18n"
+	"github.com/campus-saas/campus/store"
 )
 
 // frenchNairobi sets a school to French and Africa/Nairobi through the
@@ -137,5 +140,25 @@ func TestLocaleCrossTenant(t *testing.T) {
 	set, err := bEnv.store.Settings(context.Background())
 	if err != nil || set.Language != "" || set.TimeZone != "" || set.AcceptLanguage {
 		t.Errorf("B's settings changed: %+v, %v", set, err)
+	}
+}
+
+func TestRowErrorsInFrench(t *testing.T) {
+	fr := &locale{lang: i18n.Get("fr")}
+	got := rowErrorsIn(fr, []store.RowError{
+		{Line: 3, Msg: "registration_no: is required; first_name: must be at most 255 characters"},
+		{Line: 4, Msg: "expected 3 fields (as the header has), found 5"},
+		{Line: 5, Msg: `registration_no: "A1" already exists`},
+	})
+	want := []string{"registration_no: est obligatoire; first_name: doit comporter au plus 255 caractères",
+		"3 champs attendus (comme l’en-tête), 5 trouvés", `registration_no: "A1" already exists`}
+	for i, w := range want {
+		if got[i].Msg != w {
+			t.Errorf("row %d: %q, want %q", i, got[i].Msg, w)
+		}
+	}
+	en := rowErrorsIn(defaultLocale(), []store.RowError{{Line: 3, Msg: "registration_no: is required"}})
+	if en[0].Msg != "registration_no: is required" {
+		t.Errorf("English changed: %q", en[0].Msg)
 	}
 }
