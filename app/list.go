@@ -330,7 +330,7 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 			Query    string
 			Pager    pager
 			Columns  []string // the labels of the fields the school publishes
-		}{pg.Students, publicRows(pg.Students, set.PublicFields), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
+		}{pg.Students, publicRows(pg.Students, set.PublicFields, statusWords(s.locale(r))), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
 	})
 }
 

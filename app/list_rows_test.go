@@ -51,7 +51,7 @@ func TestListRowsAsTemplates(t *testing.T) {
 			if err := pub.Execute(&want, struct{ Students []store.Student }{list}); err != nil {
 				t.Fatal(err)
 			}
-			if got := string(publicRows(list, nil)); got != want.String() {
+			if got := string(publicRows(list, nil, nil)); got != want.String() {
 				t.Errorf("public rows:\n%s\nwant (html/template):\n%s", got, want.String())
 			}
 			for _, selectable := range []bool{true, false} {
@@ -63,7 +63,7 @@ func TestListRowsAsTemplates(t *testing.T) {
 				}{list, back, selectable}); err != nil {
 					t.Fatal(err)
 				}
-				if got := string(adminRows(list, back.Suffix(), selectable)); got != want.String() {
+				if got := string(adminRows(list, back.Suffix(), selectable, "Select")); got != want.String() {
 					t.Errorf("admin rows, back %q, selectable %v:\n%s\nwant (html/template):\n%s", back.Query, selectable, got, want.String())
 				}
 			}
@@ -91,8 +91,8 @@ func BenchmarkListRows(b *testing.B) {
 		tmpl string
 		rows func() template.HTML
 	}{
-		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students, nil) }},
-		{"admin", adminRowsTemplate, func() template.HTML { return adminRows(students, back.Suffix(), true) }},
+		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students, nil, nil) }},
+		{"admin", adminRowsTemplate, func() template.HTML { return adminRows(students, back.Suffix(), true, "Select") }},
 	} {
 		t := template.Must(template.New(tc.name).Parse(tc.tmpl))
 		b.Run(tc.name+"/template", func(b *testing.B) {

@@ -152,6 +152,19 @@ func literalT(n parse.Node) (string, bool) {
 	return s.Text, true
 }
 
+// statusWords are the status values in the locale's language, for the
+// public page's rows (nil in English: the values as stored).
+func statusWords(l *locale) map[string]string {
+	if l.lang.Code == i18n.Default {
+		return nil
+	}
+	m := make(map[string]string, len(store.Statuses))
+	for _, v := range store.Statuses {
+		m[v] = l.T(v)
+	}
+	return m
+}
+
 // rowErrorsIn words an import's row errors in the page's language: the
 // store writes "first_name: is required; class: must be at most 40
 // characters" (column names as the file's header has them, kept as they

@@ -162,3 +162,24 @@ func TestRowErrorsInFrench(t *testing.T) {
 		t.Errorf("English changed: %q", en[0].Msg)
 	}
 }
+
+// TestRowsInFrench: the rows written in Go (list_rows.go) speak the
+// page's language where they have words: the public page's status values
+// and the admin list's select-box labels.
+func TestRowsInFrench(t *testing.T) {
+	e := newEnv(t, "rennes", envOptions{})
+	e.addStudent("R1", "Amina", "Njeri")
+	ctx := context.Background()
+	if err := e.store.SetPublicFields(ctx, []string{"status"}); err != nil {
+		t.Fatal(err)
+	}
+	wantBody(t, e.browser().get("/"), "<td>enrolled</td>")
+	if err := e.store.SetLocale(ctx, "fr", false, "UTC"); err != nil {
+		t.Fatal(err)
+	}
+	e.app.forgetSettings()
+	wantBody(t, e.browser().get("/"), "<td>inscrit</td>", "<th scope=\"col\">Statut</th>")
+	b := e.browser()
+	b.login()
+	wantBody(t, b.get("/admin/students/"), `aria-label="Sélectionner Amina Njeri (R1)"`)
+}

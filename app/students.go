@@ -130,7 +130,7 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0), Query: p.Query,
+		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0, s.tr(r, "Select")), Query: p.Query,
 			Actions: actions, Print: printURL(p), Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
 			Keep: keepFields(p), ClearFilters: listParams{Query: p.Query, Sort: p.Sort, PerPage: p.PerPage}.link(studentsURL, 1), Sizes: sizeChoices(p, pg.Total),
 			Export: exportURL(p, true, ""), ExportNB: exportURL(p, false, ""), ExportX: exportURL(p, true, store.ExportXLSX),
