@@ -24,10 +24,10 @@ import (
 // scrolling and without names broken inside a word.
 func TestClassListFilterPrintPhone(t *testing.T) {
 	sys := system(t)
-	kisumu := school{"kisumu", sys.createTenant(t, "kisumu", "Kisumu Girls")}
+	kericho := school{"kericho", sys.createTenant(t, "kericho", "Kericho Girls")}
 	b := newTab(t, sys, desktop)
 	b.forbidden = []string{"NRB/", "ACC/", "Nairobi School"}
-	b.login(sys, kisumu)
+	b.login(sys, kericho)
 
 	f := excelize.NewFile()
 	defer f.Close()
@@ -50,13 +50,13 @@ func TestClassListFilterPrintPhone(t *testing.T) {
 	if err := f.SaveAs(file); err != nil {
 		t.Fatal(err)
 	}
-	b.upload(kisumu, sys, file, "add", http.StatusOK, "lists-preview")
+	b.upload(kericho, sys, file, "add", http.StatusOK, "lists-preview")
 	if got := b.confirmImport("lists-imported"); got != "Successfully imported 7 students." {
 		t.Fatalf("after importing: %q", got)
 	}
 
 	// Filter by class in the sidebar.
-	b.open(kisumu.url(sys, "/admin/students/"), http.StatusOK, "lists-all")
+	b.open(kericho.url(sys, "/admin/students/"), http.StatusOK, "lists-all")
 	b.see("By class", "1A (3)", "1B (2)", "2A (2)")
 	b.press(`#filters .filter-class a[href="/admin/students/?class=1B"]`, http.StatusOK, "lists-class-1b")
 	b.see("2 matching the filters", "Awino", "Adhiambo")
@@ -73,7 +73,7 @@ func TestClassListFilterPrintPhone(t *testing.T) {
 		{"/admin/students/print/", []string{"Class 1A", "Class 1B", "Class 2A"}},
 		{"/admin/students/print/?class=1B", []string{"Class 1B"}},
 	} {
-		b.open(kisumu.url(sys, tc.path), http.StatusOK, "lists-print")
+		b.open(kericho.url(sys, tc.path), http.StatusOK, "lists-print")
 		pdf := value(b, "print "+tc.path, func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
 			res, err := cdp.Call(ctx, tg, page.PrintToPDF, page.PrintToPDFParams{
 				PaperWidth: 8.27, PaperHeight: 11.69,
@@ -102,9 +102,9 @@ func TestClassListFilterPrintPhone(t *testing.T) {
 	// A 375 px phone: no sideways scrolling, no name broken inside a word.
 	ph := newTab(t, sys, phone)
 	ph.step("phone", emulatePhone())
-	ph.login(sys, kisumu)
+	ph.login(sys, kericho)
 	for _, path := range []string{"/admin/students/", "/admin/students/?class=2A&per_page=25"} {
-		ph.open(kisumu.url(sys, path), http.StatusOK, "lists-phone")
+		ph.open(kericho.url(sys, path), http.StatusOK, "lists-phone")
 		ph.noSideways(path)
 		if broken := value(ph, "words on one line", chromedp.Evaluate[[]string](`(() => {
 			const out = [];

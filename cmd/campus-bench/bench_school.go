@@ -301,8 +301,12 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 			wg.Go(func() {
 				nb, _ = loadgen.Run(ctx, loadgen.Config{Target: proxyURL + "/", Host: small.t.PrimaryHost, Concurrency: 1, Duration: *duration})
 			})
+			paths, err := fitPages(ctx, group.client, proxyURL, big.t.PrimaryHost, sc.paths)
+			if err != nil {
+				return fmt.Errorf("bench %s: %w", sc.name, err)
+			}
 			var targets []string
-			for _, p := range sc.paths {
+			for _, p := range paths {
 				targets = append(targets, proxyURL+p)
 			}
 			cpu0 := child.cpu()
