@@ -69,9 +69,10 @@ type server struct {
 	maxUpload int64
 	now       func() time.Time
 
-	views   *views
-	static  *staticFiles
-	metrics *metrics
+	views    *views
+	settings settingsCache // the school's settings, for language and zone (locale.go)
+	static   *staticFiles
+	metrics  *metrics
 
 	imports *importGate // imports being planned or running (importgate.go)
 	jobs    *importJobs // imports started in the background (importjob.go)

@@ -133,7 +133,7 @@ func TestLockout(t *testing.T) {
 	}
 	// The failure that locks, and the right password while locked, get
 	// the lock-out page: locked, until when, the password not checked.
-	until := "until " + formatWhen(e.clock.Now().Add(5*time.Minute))
+	until := "until " + defaultLocale().when(e.clock.Now().Add(5*time.Minute))
 	for _, pw := range []string{"wrong-password-1", testPassword} {
 		r := b.tryLogin(testUser, pw)
 		wantCode(t, r, http.StatusTooManyRequests)

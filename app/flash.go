@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,8 @@ const (
 	flashChanged    flashKind = "changed"
 	flashDeleted    flashKind = "deleted"
 	flashBulkDelete flashKind = "bulk_deleted"
+	flashBulkClass  flashKind = "bulk_class"
+	flashBulkStatus flashKind = "bulk_status"
 	flashLoggedOut  flashKind = "logged_out"
 	flashNoneChosen flashKind = "none_selected"
 	flashSettings   flashKind = "settings_saved"
@@ -38,7 +41,9 @@ var flashFormats = map[flashKind]string{
 	flashAdded:      "The student “%s” was added successfully.",
 	flashChanged:    "The student “%s” was changed successfully.",
 	flashDeleted:    "The student “%s” was deleted successfully.",
-	flashBulkDelete: "Successfully deleted %s.", // "3 students", see studentCount
+	flashBulkDelete: "Successfully deleted %d students.",               // the value is the count
+	flashBulkClass:  "Successfully changed the class of %d students.",  // the value is the count
+	flashBulkStatus: "Successfully changed the status of %d students.", // the value is the count
 	flashLoggedOut:  "You have been logged out.",
 	flashNoneChosen: "Students must be selected in order to perform actions on them. No students have been changed.",
 	flashSettings:   "The settings were saved.",
@@ -92,14 +97,14 @@ func (s *server) takeFlash(w http.ResponseWriter, r *http.Request) *flashMsg {
 		return nil
 	}
 	if !hasValue {
-		if strings.Contains(format, "%s") {
+		if strings.Contains(format, "%") {
 			return nil
 		}
-		return newFlashMsg(flashKind(kind), format)
+		return newFlashMsg(flashKind(kind), s.tr(r, format))
 	}
 	sess := stateOf(r).session
 	b64value, b64mac, ok := strings.Cut(rest, ".")
-	if !ok || sess == nil || !strings.Contains(format, "%s") {
+	if !ok || sess == nil || !strings.Contains(format, "%") {
 		return nil
 	}
 	enc := base64.RawURLEncoding
@@ -108,5 +113,12 @@ func (s *server) takeFlash(w http.ResponseWriter, r *http.Request) *flashMsg {
 	if err1 != nil || err2 != nil || !hmac.Equal(mac, flashMAC(sess.CSRFToken, flashKind(kind), string(value))) {
 		return nil
 	}
-	return newFlashMsg(flashKind(kind), fmt.Sprintf(format, value))
+	if strings.Contains(format, "%d") {
+		n, err := strconv.Atoi(string(value))
+		if err != nil {
+			return nil
+		}
+		return newFlashMsg(flashKind(kind), s.tr(r, format, n))
+	}
+	return newFlashMsg(flashKind(kind), s.tr(r, format, string(value)))
 }

@@ -60,12 +60,12 @@ func (s *server) forbidden(w http.ResponseWriter, r *http.Request, need store.Pe
 	s.log.Info("permission denied", "request_id", st.id, "route", st.route, "user_id", userID, "needs", string(need))
 	msg := "Only superusers can manage users, groups and site settings. Ask a superuser of your school if you need this."
 	if need != store.PermSuperuser {
-		msg = "You do not have the permission “" + need.Label() + "”. Ask a superuser of your school to add you to a group that has it."
+		msg = s.tr(r, "You do not have the permission “%s”. Ask a superuser of your school to add you to a group that has it.", s.tr(r, need.Label()))
 	}
 	s.render(w, r, http.StatusForbidden, "error", &page{Title: "Permission denied", Admin: true, Data: errorPage{
 		Code:    http.StatusForbidden,
-		Heading: "Permission denied",
-		Message: msg,
-		Link:    "/admin/", LinkTxt: "Go to the admin home",
+		Heading: s.tr(r, "Permission denied"),
+		Message: s.tr(r, msg),
+		Link:    "/admin/", LinkTxt: s.tr(r, "Go to the admin home"),
 	}})
 }

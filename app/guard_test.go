@@ -124,12 +124,15 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"GET /admin/password/{$}": anyone, "POST /admin/password/{$}": anyone,
 		"POST /admin/logout/{$}": anyone, "GET /admin/logout/{$}": anyone,
 		"GET /admin/students/{$}": store.PermView, "GET /admin/students/{id}/change/{$}": store.PermView,
-		"GET /admin/students/{id}/history/{$}": store.PermView,
-		"GET /admin/students/add/{$}":          store.PermAdd, "POST /admin/students/add/{$}": store.PermAdd,
+		"GET /admin/students/{id}/history/{$}": store.PermView, "GET /admin/students/print/{$}": store.PermView,
+		"GET /admin/students/add/{$}": store.PermAdd, "POST /admin/students/add/{$}": store.PermAdd,
 		"POST /admin/students/{id}/change/{$}":     store.PermChange,
 		"GET /admin/students/{id}/delete/{$}":      store.PermDelete,
 		"POST /admin/students/{id}/delete/{$}":     store.PermDelete,
 		"POST /admin/students/delete-selected/{$}": store.PermDelete,
+		"POST /admin/students/export-selected/{$}": store.PermExport,
+		"POST /admin/students/change-status/{$}":   store.PermChange,
+		"POST /admin/students/change-class/{$}":    store.PermChange,
 		"GET /admin/students/export/{$}":           store.PermExport,
 		"GET /admin/students/import/{$}":           store.PermImport, "POST /admin/students/import/{$}": store.PermImport,
 		"GET /admin/students/import/{op}/progress/{$}": store.PermImport,
@@ -141,7 +144,7 @@ func TestEveryRouteEveryRole(t *testing.T) {
 		"GET /admin/groups/{$}": super, "GET /admin/groups/add/{$}": super, "POST /admin/groups/add/{$}": super,
 		"GET /admin/groups/{id}/change/{$}": super, "POST /admin/groups/{id}/change/{$}": super,
 		"POST /admin/groups/{id}/delete/{$}": super, "/admin/groups/": super,
-		"GET /admin/settings/{$}": super, "POST /admin/settings/{$}": super,
+		"GET /admin/settings/{$}": super, "POST /admin/settings/{$}": super, "POST /admin/settings/locale/{$}": super,
 	}
 	seen := map[string]bool{}
 	for _, rt := range routes {

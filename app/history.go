@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/campus-saas/campus/store"
 )
@@ -142,13 +141,4 @@ func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
 		Crumbs: crumbs("History", links...),
 		Data:   d,
 	})
-}
-
-// formatWhen is a moment for people, in UTC: "1 Mar 2025, 09:00 UTC";
-// "" for the zero time.
-func formatWhen(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format("2 Jan 2006, 15:04 UTC")
 }

@@ -39,8 +39,8 @@ type historyQuery struct {
 const dateLayout = "2006-01-02"
 
 // parseHistoryQuery reads the filter; a non-superuser's is pinned to
-// their own actions.
-func parseHistoryQuery(r *http.Request) historyQuery {
+// their own actions. Dates are days in the school's zone.
+func parseHistoryQuery(r *http.Request, zone *time.Location) historyQuery {
 	q := r.URL.Query()
 	h := historyQuery{
 		User: strings.TrimSpace(q.Get("user")), Action: q.Get("action"),
@@ -65,14 +65,14 @@ func parseHistoryQuery(r *http.Request) historyQuery {
 		h.Action = ""
 	}
 	if h.From != "" {
-		t, err := time.Parse(dateLayout, h.From)
+		t, err := time.ParseInLocation(dateLayout, h.From, zone)
 		if err != nil {
 			h.Errors["from"] = "Enter a date as YYYY-MM-DD."
 		}
 		h.filter.From = t
 	}
 	if h.Until != "" {
-		t, err := time.Parse(dateLayout, h.Until)
+		t, err := time.ParseInLocation(dateLayout, h.Until, zone)
 		if err != nil {
 			h.Errors["until"] = "Enter a date as YYYY-MM-DD."
 		} else {
@@ -127,7 +127,7 @@ type historyList struct {
 }
 
 func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	h := parseHistoryQuery(r)
+	h := parseHistoryQuery(r, s.locale(r).zone)
 	status := http.StatusOK
 	if len(h.Errors) > 0 {
 		status = http.StatusBadRequest
@@ -163,13 +163,15 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
 // handleHistoryExport sends the entries the filter selects as CSV, oldest
 // first (store.ExportHistoryWhere: formula cells guarded).
 func (s *server) handleHistoryExport(w http.ResponseWriter, r *http.Request) {
-	h := parseHistoryQuery(r)
+	zone := s.locale(r).zone
+	h := parseHistoryQuery(r, zone)
 	if len(h.Errors) > 0 {
 		s.renderError(w, r, http.StatusBadRequest)
 		return
 	}
+	h.filter.Zone = zone
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="history-%s.csv"`, s.now().UTC().Format(dateLayout)))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="history-%s.csv"`, s.now().In(zone).Format(dateLayout)))
 	cw := &countingWriter{w: w}
 	if err := s.store.ExportHistoryWhere(r.Context(), cw, "csv", h.filter); err != nil {
 		if cw.n == 0 {

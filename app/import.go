@@ -105,7 +105,7 @@ func (s *server) importFile(r *http.Request) ([]byte, string, string) {
 		return nil, "", "The file could not be read; please upload it again."
 	}
 	if int64(len(data)) > s.maxUpload {
-		return nil, "", fmt.Sprintf("The file is larger than %s.", s.maxUploadSize())
+		return nil, "", s.tr(r, "The file is larger than %s.", s.maxUploadSize())
 	}
 	return data, h.Filename, ""
 }
@@ -199,6 +199,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fillImportPreview(&d, parsed, plan)
+	d.RowErrors = rowErrorsIn(s.locale(r), d.RowErrors)
 	status := http.StatusOK
 	switch {
 	case len(plan.Errors) > 0:
@@ -216,14 +217,15 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	s.renderImport(w, r, status, d)
 }
 
-// importedText is the flash after an import: "2 students", or in update
-// mode "3 students (1 new, 2 updated)".
-func importedText(mode store.ImportMode, res store.ImportResult) string {
+// importedText is the message after an import: "Successfully imported
+// 2 students.", or in update mode "Successfully imported 3 students (1
+// new, 2 updated)."
+func importedText(l *locale, mode store.ImportMode, res store.ImportResult) string {
 	n := res.Added + res.Updated
 	if mode != store.ImportUpdate {
-		return studentCount(n)
+		return l.T("Successfully imported %d students.", n)
 	}
-	return fmt.Sprintf("%s (%s new, %s updated)", studentCount(n), formatCount(res.Added), formatCount(res.Updated))
+	return l.T("Successfully imported %d students (%d new, %d updated).", n, res.Added, res.Updated)
 }
 
 func fillImportPreview(d *importData, parsed store.ParsedCSV, plan store.ImportPlan) {

@@ -180,7 +180,7 @@ func (s *server) handleImportProgress(w http.ResponseWriter, r *http.Request) {
 		case <-run.Finished():
 			res, err := run.Result()
 			if err == nil {
-				d.Imported = importedText(job.mode, res)
+				d.Imported = importedText(s.locale(r), job.mode, res)
 			} else {
 				d.Failure, d.Retry = importFailure(err, op)
 			}
@@ -204,7 +204,7 @@ func (s *server) handleImportProgress(w http.ResponseWriter, r *http.Request) {
 			if info.Updated > 0 {
 				mode = store.ImportUpdate
 			}
-			d.Imported = importedText(mode, store.ImportResult{Added: info.Added, Updated: info.Updated})
+			d.Imported = importedText(s.locale(r), mode, store.ImportResult{Added: info.Added, Updated: info.Updated})
 		case store.OpRolledBack:
 			d.Failure = "The import was rolled back: nothing of it was imported."
 			d.RolledBack, d.Retry = info.RolledBack, true
@@ -215,7 +215,7 @@ func (s *server) handleImportProgress(w http.ResponseWriter, r *http.Request) {
 	if d.Total > 0 {
 		d.Percent = d.Done * 100 / d.Total
 	}
-	title := fmt.Sprintf("Import %d", op)
+	title := s.tr(r, "Import %d", op)
 	pg := &page{
 		Title:  title,
 		Admin:  true,
@@ -242,6 +242,6 @@ func importFailure(err error, op int64) (string, bool) {
 		return "The import was stopped before it finished (the site was restarting, or it took too long). " +
 			"Nothing was imported.", true
 	}
-	return fmt.Sprintf("The import failed and nothing was imported. Please try again; if it fails again, "+
-		"tell whoever runs this site (import %d).", op), true
+	return "The import failed and nothing was imported. Please try again; if it fails again, " +
+		"tell whoever runs this site (import %d).", true // the page fills in op
 }

@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,37 +15,99 @@ import (
 	"github.com/campus-saas/campus/store"
 )
 
-// perPage is the page size of the public and admin lists.
+// perPage is the default page size of the public and admin lists.
 const perPage = 50
+
+// Page sizes a list may be asked for (?per_page=), as Django's
+// list_per_page; "all" (perPageAll) shows every row on one page, but only
+// up to maxShowAll rows (Django's list_max_show_all): beyond it, it is
+// not offered, and asking for it is a clear error.
+var perPageChoices = []int{25, 50, 100}
+
+const (
+	perPageAll = -1
+	maxShowAll = store.MaxPerPage
+)
 
 // maxQueryLen bounds the search text.
 const maxQueryLen = 200
 
 // listParams are the query parameters of a list page.
 type listParams struct {
-	Public bool // the public register: the query matches numbers and names only
-	Query  string
-	Sort   string // validated store sort key; "" means registration_no
-	Page   int
+	Public  bool // the public register: the query matches numbers and names only
+	Query   string
+	Sort    string // validated store sort key; "" means registration_no
+	Page    int
+	PerPage int // one of perPageChoices or perPageAll; 0 means perPage
+	// Filters (Django's list_filter; "" or 0: any): a class exactly, a
+	// status of store.Statuses, an enrolment year.
+	Class  string
+	Status string
+	Year   int
 }
 
-var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "second_name": true, "id": true}
+// listParamError is a query parameter a list cannot use: answered 400
+// with what is wrong.
+type listParamError struct{ msg string }
 
-func parseListParams(r *http.Request, sortable bool) listParams {
+func (e *listParamError) Error() string { return e.msg }
+
+func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	q := r.URL.Query()
 	// Any bytes may arrive: NUL, invalid UTF-8, a character cut by the
 	// length limit. CleanQuery keeps what can be searched for.
 	p := listParams{Query: store.CleanQuery(q.Get("q"), maxQueryLen), Page: 1}
-	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return p, &listParamError{fmt.Sprintf("“%s” is not a page number: pages are numbered from 1.", clip(v))}
+		}
 		p.Page = n
 	}
 	if sortable {
 		if k := q.Get("sort"); sortKeys[strings.TrimPrefix(k, "-")] {
 			p.Sort = k
 		}
+		p.Class = store.CleanQuery(q.Get("class"), maxQueryLen)
+		if v := q.Get("status"); v != "" {
+			if !slices.Contains(store.Statuses, v) {
+				return p, &listParamError{fmt.Sprintf("“%s” is not a status: choose %s.", clip(v), strings.Join(store.Statuses, ", "))}
+			}
+			p.Status = v
+		}
+		if v := q.Get("year"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 9999 {
+				return p, &listParamError{fmt.Sprintf("“%s” is not a year.", clip(v))}
+			}
+			p.Year = n
+		}
+		switch v := q.Get("per_page"); v {
+		case "":
+		case "all":
+			p.PerPage = perPageAll
+		default:
+			n, err := strconv.Atoi(v)
+			if err != nil || !slices.Contains(perPageChoices, n) {
+				return p, &listParamError{fmt.Sprintf("“%s” is not a page size: choose 25, 50, 100 or all.", clip(v))}
+			}
+			if n != perPage {
+				p.PerPage = n
+			}
+		}
 	}
-	return p
+	return p, nil
 }
+
+// clip shortens a bad value for an error message.
+func clip(v string) string {
+	if r := []rune(v); len(r) > 20 {
+		return string(r[:20]) + "…"
+	}
+	return v
+}
+
+var sortKeys = map[string]bool{"registration_no": true, "first_name": true, "second_name": true, "id": true}
 
 // values encodes the parameters for links, leaving out defaults.
 func (p listParams) values(page int) url.Values {
@@ -54,10 +118,42 @@ func (p listParams) values(page int) url.Values {
 	if p.Sort != "" && p.Sort != "registration_no" {
 		v.Set("sort", p.Sort)
 	}
+	if p.Class != "" {
+		v.Set("class", p.Class)
+	}
+	if p.Status != "" {
+		v.Set("status", p.Status)
+	}
+	if p.Year != 0 {
+		v.Set("year", strconv.Itoa(p.Year))
+	}
+	switch p.PerPage {
+	case 0, perPage:
+	case perPageAll:
+		v.Set("per_page", "all")
+	default:
+		v.Set("per_page", strconv.Itoa(p.PerPage))
+	}
 	if page > 1 {
 		v.Set("page", strconv.Itoa(page))
 	}
 	return v
+}
+
+// options are the store's options for the list's page.
+func (p listParams) options() store.ListOptions {
+	return store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: p.size(), Class: p.Class, Status: p.Status, EnrolledYear: p.Year, NamesOnly: p.Public}
+}
+
+// size is the page size the store is asked for.
+func (p listParams) size() int {
+	switch p.PerPage {
+	case 0:
+		return perPage
+	case perPageAll:
+		return maxShowAll
+	}
+	return p.PerPage
 }
 
 func (p listParams) link(base string, page int) string {
@@ -68,17 +164,31 @@ func (p listParams) link(base string, page int) string {
 }
 
 // listStudents fetches one page (the store turns a page past the end into
-// the last page).
+// the last page: pastEnd tells).
 func (s *server) listStudents(ctx context.Context, p listParams) (store.Page, error) {
-	o := store.ListOptions{Query: p.Query, Sort: p.Sort, Page: p.Page, PerPage: perPage, NamesOnly: p.Public}
-	pg, err := s.store.ListStudents(ctx, o)
-	if err != nil {
-		return pg, fmt.Errorf("list students: %w", err)
+	pg, _, err := s.listWith(ctx, p, false)
+	return pg, err
+}
+
+// listWith is listStudents with, when facets, the sidebar's counts read
+// at the same time.
+func (s *server) listWith(ctx context.Context, p listParams, facets bool) (store.Page, store.Facets, error) {
+	o := p.options()
+	var pg store.Page
+	var f store.Facets
+	var err error
+	if facets {
+		pg, f, err = s.store.ListStudentsWithFacets(ctx, o)
+	} else {
+		pg, err = s.store.ListStudents(ctx, o)
 	}
-	if p.Query == "" {
+	if err != nil {
+		return pg, f, fmt.Errorf("list students: %w", err)
+	}
+	if p.Query == "" && !o.Filtered() {
 		s.setStudentsGauge(pg.Total) // a free, exact count
 	}
-	return pg, nil
+	return pg, f, nil
 }
 
 // pager is the pagination bar of a list.
@@ -98,7 +208,41 @@ type pagerItem struct {
 }
 
 func newPager(pg store.Page, p listParams, base string) pager {
-	return makePager(pg.Total, pg.Page, pg.Pages, perPage, len(pg.Students), func(n int) string { return p.link(base, n) })
+	return makePager(pg.Total, pg.Page, pg.Pages, pg.PerPage, len(pg.Students), func(n int) string { return p.link(base, n) })
+}
+
+// listProblem answers a list request that cannot be shown as asked, and
+// reports whether it did: a bad parameter (400), a page past the end (404,
+// saying how many pages there are, with a link to the last), "all" for
+// more rows than maxShowAll (400, with a link to pages of 100).
+func (s *server) listProblem(w http.ResponseWriter, r *http.Request, p listParams, err error, pg store.Page, base string, admin bool) bool {
+	e := errorPage{Code: http.StatusBadRequest, Heading: s.tr(r, "Bad request")}
+	var pe *listParamError
+	switch {
+	case errors.As(err, &pe):
+		e.Message, e.Link, e.LinkTxt = s.tr(r, pe.msg), base, s.tr(r, "Go to the first page of the list")
+	case err != nil:
+		s.dbError(w, r, err)
+		return true
+	case p.PerPage == perPageAll && pg.Total > int64(maxShowAll):
+		e.Heading = s.tr(r, "Too many to show on one page")
+		e.Message = s.tr(r, "“All” shows up to %d students on one page; this list has %d. Narrow it with a search or a filter, or see it in pages.", maxShowAll, pg.Total)
+		q := p
+		q.PerPage = 100
+		e.Link, e.LinkTxt = q.link(base, 1), s.tr(r, "See it 100 a page")
+	case p.Page > pg.Pages:
+		e.Code, e.Heading = http.StatusNotFound, s.tr(r, "There is no page %d", p.Page)
+		e.Message = s.tr(r, "This list has %d pages.", pg.Pages)
+		e.Link, e.LinkTxt = p.link(base, pg.Pages), s.tr(r, "Go to the last page (%d)", pg.Pages)
+	default:
+		return false
+	}
+	pgData := &page{Title: e.Heading, Data: e}
+	if admin {
+		pgData.Admin, pgData.Crumbs = true, crumbs(e.Heading, studentsCrumb)
+	}
+	s.render(w, r, e.Code, "error", pgData)
+	return true
 }
 
 // makePager is the pager of page (of pages, perPage a page, shown rows
@@ -161,16 +305,18 @@ func (s *server) refreshStudentsGauge(ctx context.Context, force bool) {
 // handlePublicIndex is the public register: every student of this
 // tenant, sorted by registration number, searchable, 50 a page.
 func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
-	p := parseListParams(r, false)
+	p, err := parseListParams(r, false)
 	p.Public = true
-	set, err := s.store.Settings(r.Context())
-	if err != nil {
-		s.serverError(w, r, fmt.Errorf("public list: %w", err))
+	set, serr := s.store.Settings(r.Context())
+	if serr != nil {
+		s.serverError(w, r, fmt.Errorf("public list: %w", serr))
 		return
 	}
-	pg, err := s.listStudents(r.Context(), p)
-	if err != nil {
-		s.dbError(w, r, err)
+	var pg store.Page
+	if err == nil {
+		pg, err = s.listStudents(r.Context(), p)
+	}
+	if s.listProblem(w, r, p, err, pg, "/", false) {
 		return
 	}
 	if p.Query != "" {
@@ -184,7 +330,7 @@ func (s *server) handlePublicIndex(w http.ResponseWriter, r *http.Request) {
 			Query    string
 			Pager    pager
 			Columns  []string // the labels of the fields the school publishes
-		}{pg.Students, publicRows(pg.Students, set.PublicFields), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
+		}{pg.Students, publicRows(pg.Students, set.PublicFields, statusWords(s.locale(r))), p.Query, newPager(pg, p, "/"), fieldLabelsOf(set.PublicFields)},
 	})
 }
 

@@ -25,7 +25,8 @@ var htmlEscape = strings.NewReplacer("\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;
 
 // publicRows are the rows of the public register's table, with the
 // fields the school publishes (store.Settings.PublicFields) after the names.
-func publicRows(students []store.Student, fields []string) template.HTML {
+// status, when not nil, words the status values in the page's language.
+func publicRows(students []store.Student, fields []string, status map[string]string) template.HTML {
 	var b strings.Builder
 	b.Grow(len(students) * 120)
 	for _, st := range students {
@@ -37,7 +38,11 @@ func publicRows(students []store.Student, fields []string) template.HTML {
 		htmlEscape.WriteString(&b, st.SecondName)
 		for _, f := range fields {
 			b.WriteString("</td>\n      <td>")
-			htmlEscape.WriteString(&b, store.StudentField(st, f))
+			v := store.StudentField(st, f)
+			if w, ok := status[v]; ok && f == "status" {
+				v = w
+			}
+			htmlEscape.WriteString(&b, v)
 		}
 		b.WriteString("</td>\n    </tr>")
 	}
@@ -45,24 +50,33 @@ func publicRows(students []store.Student, fields []string) template.HTML {
 }
 
 // adminRows are the rows of the admin list's table; suffix is the back
-// link's (backLink.Suffix).
-func adminRows(students []store.Student, suffix string) template.HTML {
+// link's (backLink.Suffix); selectable: with select boxes (the user may
+// use an action); selectWord begins the select boxes' labels ("Select",
+// in the page's language).
+func adminRows(students []store.Student, suffix string, selectable bool, selectWord string) template.HTML {
 	var b strings.Builder
 	b.Grow(len(students) * 420)
 	suffix = htmlEscape.Replace(suffix)
+	selectWord = htmlEscape.Replace(selectWord)
 	for _, st := range students {
 		id := strconv.FormatInt(st.ID, 10)
-		b.WriteString("\n    <tr>\n      <td><input class=\"form-check-input row-select\" type=\"checkbox\" name=\"ids\" value=\"")
-		b.WriteString(id)
-		b.WriteString("\" id=\"select-")
-		b.WriteString(id)
-		b.WriteString("\"\n                 aria-label=\"Select ")
-		htmlEscape.WriteString(&b, st.FirstName)
-		b.WriteString(" ")
-		htmlEscape.WriteString(&b, st.SecondName)
-		b.WriteString(" (")
-		htmlEscape.WriteString(&b, st.RegistrationNo)
-		b.WriteString(")\"></td>\n      <th scope=\"row\"><a href=\"/admin/students/")
+		b.WriteString("\n    <tr>")
+		if selectable {
+			b.WriteString("\n      <td><input class=\"form-check-input row-select\" type=\"checkbox\" name=\"ids\" value=\"")
+			b.WriteString(id)
+			b.WriteString("\" id=\"select-")
+			b.WriteString(id)
+			b.WriteString("\"\n                 aria-label=\"")
+			b.WriteString(selectWord)
+			b.WriteString(" ")
+			htmlEscape.WriteString(&b, st.FirstName)
+			b.WriteString(" ")
+			htmlEscape.WriteString(&b, st.SecondName)
+			b.WriteString(" (")
+			htmlEscape.WriteString(&b, st.RegistrationNo)
+			b.WriteString(")\"></td>")
+		}
+		b.WriteString("\n      <th scope=\"row\"><a href=\"/admin/students/")
 		b.WriteString(id)
 		b.WriteString("/change/")
 		b.WriteString(suffix)

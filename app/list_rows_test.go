@@ -24,8 +24,10 @@ const (
   {{- end}}`
 	adminRowsTemplate = `{{- range .Students}}
     <tr>
+      {{- if $.Selectable}}
       <td><input class="form-check-input row-select" type="checkbox" name="ids" value="{{.ID}}" id="select-{{.ID}}"
                  aria-label="Select {{.FirstName}} {{.SecondName}} ({{.RegistrationNo}})"></td>
+      {{- end}}
       <th scope="row"><a href="/admin/students/{{.ID}}/change/{{$.Back.Suffix}}">{{.RegistrationNo}}</a></th>
       <td>{{.FirstName}}</td>
       <td>{{.SecondName}}</td>
@@ -49,18 +51,21 @@ func TestListRowsAsTemplates(t *testing.T) {
 			if err := pub.Execute(&want, struct{ Students []store.Student }{list}); err != nil {
 				t.Fatal(err)
 			}
-			if got := string(publicRows(list, nil)); got != want.String() {
+			if got := string(publicRows(list, nil, nil)); got != want.String() {
 				t.Errorf("public rows:\n%s\nwant (html/template):\n%s", got, want.String())
 			}
-			want.Reset()
-			if err := adm.Execute(&want, struct {
-				Students []store.Student
-				Back     backLink
-			}{list, back}); err != nil {
-				t.Fatal(err)
-			}
-			if got := string(adminRows(list, back.Suffix())); got != want.String() {
-				t.Errorf("admin rows, back %q:\n%s\nwant (html/template):\n%s", back.Query, got, want.String())
+			for _, selectable := range []bool{true, false} {
+				want.Reset()
+				if err := adm.Execute(&want, struct {
+					Students   []store.Student
+					Back       backLink
+					Selectable bool
+				}{list, back, selectable}); err != nil {
+					t.Fatal(err)
+				}
+				if got := string(adminRows(list, back.Suffix(), selectable, "Select")); got != want.String() {
+					t.Errorf("admin rows, back %q, selectable %v:\n%s\nwant (html/template):\n%s", back.Query, selectable, got, want.String())
+				}
 			}
 		}
 	}
@@ -77,16 +82,17 @@ func BenchmarkListRows(b *testing.B) {
 	}
 	back := backLink{Query: "q=amina&sort=-first_name&page=3"}
 	data := struct {
-		Students []store.Student
-		Back     backLink
-	}{students, back}
+		Students   []store.Student
+		Back       backLink
+		Selectable bool
+	}{students, back, true}
 	for _, tc := range []struct {
 		name string
 		tmpl string
 		rows func() template.HTML
 	}{
-		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students, nil) }},
-		{"admin", adminRowsTemplate, func() template.HTML { return adminRows(students, back.Suffix()) }},
+		{"public", publicRowsTemplate, func() template.HTML { return publicRows(students, nil, nil) }},
+		{"admin", adminRowsTemplate, func() template.HTML { return adminRows(students, back.Suffix(), true, "Select") }},
 	} {
 		t := template.Must(template.New(tc.name).Parse(tc.tmpl))
 		b.Run(tc.name+"/template", func(b *testing.B) {

@@ -25,8 +25,17 @@ func backFrom(r *http.Request) backLink {
 	if raw == "" {
 		return backLink{}
 	}
-	p := parseListParams(&http.Request{URL: &url.URL{RawQuery: raw}}, true)
+	p, err := parseListParams(&http.Request{URL: &url.URL{RawQuery: raw}}, true)
+	if err != nil {
+		return backLink{}
+	}
 	return backLink{Query: p.values(p.Page).Encode()}
+}
+
+// params are the list's parameters (backFrom made them valid).
+func (b backLink) params() listParams {
+	p, _ := parseListParams(&http.Request{URL: &url.URL{RawQuery: b.Query}}, true)
+	return p
 }
 
 // backTo is the state of the list page being shown.

@@ -31,6 +31,8 @@ type reqState struct {
 	// tenant. token is the cookie value: never log it.
 	session *store.Session
 	token   string
+
+	locale *locale // the page's language and zone, chosen once (locale.go)
 }
 
 type stateKey struct{}

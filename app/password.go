@@ -49,8 +49,8 @@ func checkNewPassword(errs map[string]string, f1, f2, p1, p2 string, attrs ...st
 
 // passwordErrors moves the store's "password" message to the field of
 // the new password.
-func passwordErrors(fe store.FieldErrors) map[string]string {
-	out := userErrors(fe)
+func passwordErrors(l *locale, fe store.FieldErrors) map[string]string {
+	out := userErrors(l, fe)
 	if m, ok := out["password"]; ok {
 		delete(out, "password")
 		out["new_password1"] = m
@@ -95,7 +95,7 @@ func (s *server) handlePasswordChange(w http.ResponseWriter, r *http.Request) {
 		s.log.Info("password change refused: wrong old password", "request_id", st.id, "user_id", st.session.UserID)
 		d.Errors["old_password"] = msgWrongOldPassword
 	case errors.As(err, &fe):
-		d.Errors = passwordErrors(fe)
+		d.Errors = passwordErrors(s.locale(r), fe)
 	case errors.Is(err, store.ErrNotFound): // the session ended meanwhile
 		http.Redirect(w, r, loginURL(passwordURL), http.StatusSeeOther)
 		return
@@ -163,7 +163,7 @@ func (s *server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.renderReset(w, r, http.StatusGone, passwordData{Invalid: true})
 		return
 	case errors.As(err, &fe):
-		d.Errors = passwordErrors(fe)
+		d.Errors = passwordErrors(s.locale(r), fe)
 		s.renderReset(w, r, http.StatusUnprocessableEntity, d)
 		return
 	case err != nil:

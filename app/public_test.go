@@ -82,10 +82,15 @@ func TestPublicPagination(t *testing.T) {
 	if got := strings.Count(p2.body, "<td>Pupil</td>"); got != 1 {
 		t.Errorf("page 2 has %d rows, want 1", got)
 	}
-	// Past the end: the last page. Garbage: the first.
-	wantBody(t, b.get("/?page=99"), "P-051")
-	wantBody(t, b.get("/?page=-3"), "P-001")
-	wantBody(t, b.get("/?page=x"), "P-001")
+	// Past the end: a clear 404 naming the last page. Garbage: a clear 400.
+	past := b.get("/?page=99")
+	wantCode(t, past, http.StatusNotFound)
+	wantBody(t, past, "There is no page 99", "This list has 2 pages.", `href="/?page=2"`)
+	for _, bad := range []string{"-3", "0", "x"} {
+		r := b.get("/?page=" + bad)
+		wantCode(t, r, http.StatusBadRequest)
+		wantBody(t, r, "is not a page number")
+	}
 	// The search is kept in page links.
 	wantBody(t, b.get("/?q=pupil"), `href="/?page=2&amp;q=pupil"`)
 }

@@ -8,9 +8,10 @@ import (
 	"io/fs"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
+	"time"
 
+	"github.com/campus-saas/campus/app/i18n"
 	"github.com/campus-saas/campus/store"
 )
 
@@ -22,9 +23,11 @@ var requiredViews = []string{"error", "public_index", "admin_login", "admin_list
 	"admin_delete", "admin_delete_selected", "admin_import", "admin_settings", "admin_not_found", "public_private"}
 
 // views holds every page template, each parsed once at start-up together
-// with the base layout.
+// with the base layout. The parsed pages are never executed: each locale
+// (language and zone) executes clones with its own functions (locale.go).
 type views struct {
 	pages map[string]*template.Template
+	localeViews
 }
 
 // page is what every template receives. Page-specific values are in Data.
@@ -57,12 +60,14 @@ func parseViews(staticURL func(string) string) (*views, error) {
 			f.Type = typ
 			return f
 		},
-		"statuses": func() []string { return store.Statuses },
-		"num":      formatCount,
+		"statuses":    func() []string { return store.Statuses },
+		"statusLabel": statusLabel,
 		// staff, passwords and history
-		"when":       formatWhen,
 		"fieldLabel": fieldLabel,
 		"lines":      func(s string) []string { return strings.Split(s, "\n") },
+	}
+	for name, f := range localeFuncs(defaultLocale()) { // replaced in each locale's clones
+		funcs[name] = f
 	}
 	// The layout and the partials (files starting with "_") are shared.
 	base, err := template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/_*.html")
@@ -93,13 +98,57 @@ func parseViews(staticURL func(string) string) (*views, error) {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}
 	}
+	if _, err := v.forLocale(defaultLocale()); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+func defaultLocale() *locale {
+	return &locale{lang: i18n.Get(i18n.Default), zone: time.UTC, zoneName: i18n.DefaultZone}
+}
+
+// forLocale returns the pages of a locale, cloned on first use.
+func (v *views) forLocale(l *locale) (map[string]*template.Template, error) {
+	key := localeKey{l.lang.Code, l.zoneName}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if set, ok := v.sets[key]; ok {
+		return set, nil
+	}
+	funcs := localeFuncs(l)
+	set := make(map[string]*template.Template, len(v.pages))
+	for name, t := range v.pages {
+		c, err := t.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone template %s: %w", name, err)
+		}
+		c.Funcs(funcs)
+		for _, t := range c.Templates() {
+			if t.Tree != nil {
+				inlineTranslations(t.Tree.Root, l)
+			}
+		}
+		set[name] = c
+	}
+	if v.sets == nil || len(v.sets) >= maxLocaleSets {
+		v.sets = map[localeKey]map[string]*template.Template{}
+	}
+	v.sets[key] = set
+	return set, nil
 }
 
 // render executes a page into a buffer first, so that a template error
 // becomes a clean 500 rather than half a page.
 func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
-	t, ok := s.views.pages[name]
+	loc := s.locale(r)
+	set, err := s.views.forLocale(loc)
+	if err != nil {
+		s.log.Error("render: templates of the locale", "request_id", stateOf(r).id, "err", err)
+		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
+		return
+	}
+	t, ok := set[name]
 	if !ok { // a programming error; parseViews checks the fixed names
 		s.log.Error("render: no such template", "request_id", stateOf(r).id, "template", name)
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
@@ -119,6 +168,10 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 			p.Flash = s.takeFlash(w, r)
 		}
 	}
+	p.Title = loc.T(p.Title)
+	for i := range p.Crumbs {
+		p.Crumbs[i].Label = loc.T(p.Crumbs[i].Label)
+	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "base.html", p); err != nil {
 		s.log.Error("render template", "request_id", stateOf(r).id, "template", name, "err", err)
@@ -126,6 +179,10 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", loc.lang.Code)
+	if loc.byHeader { // a cache must not give one visitor's language to another
+		w.Header().Add("Vary", "Accept-Language")
+	}
 	w.WriteHeader(status)
 	w.Write(buf.Bytes())
 }
@@ -164,41 +221,6 @@ func fieldOf(name, label, value string, errs map[string]string, help string, max
 	return formField{Name: name, Label: label, Value: value, Error: errs[name], Help: help, Max: max}
 }
 
-// formatCount writes a count for people, with thousands separated:
-// 5000 → "5,000".
-func formatCount(n any) string {
-	var s string
-	switch v := n.(type) {
-	case int:
-		s = strconv.Itoa(v)
-	case int64:
-		s = strconv.FormatInt(v, 10)
-	default:
-		return fmt.Sprint(n)
-	}
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
-
-// studentCount is "1 student", "5,000 students".
-func studentCount[N int | int64](n N) string {
-	if n == 1 {
-		return "1 student"
-	}
-	return formatCount(int64(n)) + " students"
-}
-
 // renderError answers with a small, styled error page.
 func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
 	e, ok := errorPages[code]
@@ -206,6 +228,7 @@ func (s *server) renderError(w http.ResponseWriter, r *http.Request, code int) {
 		e = errorPage{Heading: http.StatusText(code)}
 	}
 	e.Code = code
+	e.Heading, e.Message, e.LinkTxt = s.tr(r, e.Heading), s.tr(r, e.Message), s.tr(r, e.LinkTxt)
 	p := &page{Title: e.Heading, Data: e, neutral: code == http.StatusMisdirectedRequest}
 	s.render(w, r, code, "error", p)
 }
@@ -267,6 +290,6 @@ func (s *server) adminNotFound(w http.ResponseWriter, r *http.Request, msg strin
 		Title:  "Page not found",
 		Admin:  true,
 		Crumbs: crumbs("Page not found"),
-		Data:   errorPage{Code: http.StatusNotFound, Heading: "Page not found", Message: msg},
+		Data:   errorPage{Code: http.StatusNotFound, Heading: s.tr(r, "Page not found"), Message: s.tr(r, msg)},
 	})
 }

@@ -81,6 +81,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"GET /admin/logout/{$}", anyone, s.methodNotAllowed(http.MethodPost), ""},
 
 		{"GET /admin/students/{$}", store.PermView, s.handleStudentList, ""},
+		{"GET /admin/students/print/{$}", store.PermView, s.handleStudentsPrint, ""},
 		{"GET /admin/students/{id}/change/{$}", store.PermView, s.handleStudentChangeForm, ""},
 		{"GET /admin/students/{id}/history/{$}", store.PermView, s.handleStudentHistory, ""},
 		{"GET /admin/students/add/{$}", store.PermAdd, s.handleStudentAddForm, ""},
@@ -89,6 +90,9 @@ func (s *server) adminRoutes() []adminRoute {
 		{"GET /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDeleteConfirm, ""},
 		{"POST /admin/students/{id}/delete/{$}", store.PermDelete, s.handleStudentDelete, ""},
 		{"POST /admin/students/delete-selected/{$}", store.PermDelete, s.handleStudentsDeleteSelected, ""},
+		{"POST /admin/students/export-selected/{$}", store.PermExport, s.handleStudentsExportSelected, ""},
+		{"POST /admin/students/change-status/{$}", store.PermChange, s.handleStudentsChangeStatus, ""},
+		{"POST /admin/students/change-class/{$}", store.PermChange, s.handleStudentsChangeClass, ""},
 		{"GET /admin/students/export/{$}", store.PermExport, s.handleStudentsExport, ""},
 		{"GET /admin/students/import/{$}", store.PermImport, s.handleStudentsImportForm, ""},
 		{"POST /admin/students/import/{$}", store.PermImport, s.allowAlso(importNeeds, s.handleStudentsImport), ""},
@@ -113,6 +117,7 @@ func (s *server) adminRoutes() []adminRoute {
 		{"/admin/groups/", super, s.handleAdminNotFound, routeNotFound},
 		{"GET /admin/settings/{$}", super, s.handleSettingsForm, ""},
 		{"POST /admin/settings/{$}", super, s.handleSettings, ""},
+		{"POST /admin/settings/locale/{$}", super, s.handleLocaleSettings, ""},
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
+	"github.com/campus-saas/campus/app/i18n"
 	"github.com/campus-saas/campus/store"
 )
 
@@ -52,6 +54,35 @@ func (s *server) publicGate(next http.Handler) http.Handler {
 type settingsForm struct {
 	StaffOnly bool
 	Fields    []publicFieldChoice
+	Locale    localeForm
+}
+
+// localeForm is the language and time part of the settings page.
+type localeForm struct {
+	Language       string
+	AcceptLanguage bool
+	TimeZone       string
+	Languages      []i18n.Language
+	Zones          []string // suggestions; any IANA name is accepted
+	Errors         map[string]string
+}
+
+// suggestedZones are offered in the form (the schools this serves are
+// mostly in Africa); any other IANA name may be typed.
+var suggestedZones = []string{"UTC", "Africa/Nairobi", "Africa/Dar_es_Salaam", "Africa/Kampala", "Africa/Kigali",
+	"Africa/Lagos", "Africa/Accra", "Africa/Dakar", "Africa/Abidjan", "Africa/Kinshasa", "Africa/Johannesburg",
+	"Africa/Cairo", "Europe/London", "Europe/Paris"}
+
+func newLocaleForm(set store.Settings) localeForm {
+	f := localeForm{Language: set.Language, AcceptLanguage: set.AcceptLanguage, TimeZone: set.TimeZone,
+		Languages: i18n.Languages, Zones: suggestedZones}
+	if !i18n.Supported(f.Language) {
+		f.Language = i18n.Default
+	}
+	if f.TimeZone == "" {
+		f.TimeZone = i18n.DefaultZone
+	}
+	return f
 }
 
 // publicFieldChoice is one field the public register may show.
@@ -70,8 +101,49 @@ func (s *server) handleSettingsForm(w http.ResponseWriter, r *http.Request) {
 		Title:  "Site settings",
 		Admin:  true,
 		Crumbs: crumbs("Site settings"),
-		Data:   settingsForm{StaffOnly: set.PublicListStaffOnly, Fields: publicFieldChoices(set.PublicFields)},
+		Data:   settingsForm{StaffOnly: set.PublicListStaffOnly, Fields: publicFieldChoices(set.PublicFields), Locale: newLocaleForm(set)},
 	})
+}
+
+// handleLocaleSettings saves the language and time zone: a language the
+// app does not speak or a zone the zone database does not know is shown
+// again with a message, and nothing is saved.
+func (s *server) handleLocaleSettings(w http.ResponseWriter, r *http.Request) {
+	f := localeForm{Language: r.PostForm.Get("language"), AcceptLanguage: r.PostForm.Get("accept_language") != "",
+		TimeZone: strings.TrimSpace(r.PostForm.Get("time_zone")), Languages: i18n.Languages, Zones: suggestedZones,
+		Errors: map[string]string{}}
+	if !i18n.Supported(f.Language) {
+		f.Errors["language"] = "Choose a language from the list."
+	}
+	if f.TimeZone == "" {
+		f.TimeZone = i18n.DefaultZone
+	}
+	if _, err := i18n.LoadZone(f.TimeZone); err != nil {
+		f.Errors["time_zone"] = "Enter a time zone of the IANA database, such as Africa/Nairobi, Europe/Paris or UTC."
+	}
+	if len(f.Errors) > 0 {
+		set, err := s.store.Settings(r.Context())
+		if err != nil {
+			s.serverError(w, r, fmt.Errorf("settings: %w", err))
+			return
+		}
+		s.render(w, r, http.StatusUnprocessableEntity, "admin_settings", &page{
+			Title:  "Site settings",
+			Admin:  true,
+			Crumbs: crumbs("Site settings"),
+			Data:   settingsForm{StaffOnly: set.PublicListStaffOnly, Fields: publicFieldChoices(set.PublicFields), Locale: f},
+		})
+		return
+	}
+	if err := s.store.SetLocale(r.Context(), f.Language, f.AcceptLanguage, f.TimeZone); err != nil {
+		s.serverError(w, r, fmt.Errorf("save language and time settings: %w", err))
+		return
+	}
+	s.forgetSettings()
+	s.log.Info("settings changed", "request_id", stateOf(r).id, "user", stateOf(r).session.Username,
+		"language", f.Language, "accept_language", f.AcceptLanguage, "time_zone", f.TimeZone)
+	s.setFlash(w, r, flashSettings, "")
+	http.Redirect(w, r, settingsURL, http.StatusSeeOther)
 }
 
 func (s *server) handleSettings(w http.ResponseWriter, r *http.Request) {

@@ -57,7 +57,7 @@ func (s *server) cannotSave(r *http.Request, err error) {
 func (s *server) storageFullPage(w http.ResponseWriter, r *http.Request, err error) {
 	s.cannotSave(r, err)
 	w.Header().Set("Retry-After", fullRetryAfter)
-	e := errorPage{Code: http.StatusServiceUnavailable, Heading: "The school cannot save right now",
-		Message: msgCannotSave, RequestID: stateOf(r).id, Link: "/admin/", LinkTxt: "Go to the admin site"}
+	e := errorPage{Code: http.StatusServiceUnavailable, Heading: s.tr(r, "The school cannot save right now"),
+		Message: s.tr(r, msgCannotSave), RequestID: stateOf(r).id, Link: "/admin/", LinkTxt: s.tr(r, "Go to the admin site")}
 	s.render(w, r, http.StatusServiceUnavailable, "error", &page{Title: e.Heading, Data: e})
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -41,15 +40,52 @@ type column struct {
 }
 
 type studentList struct {
-	Students []store.Student
-	Rows     template.HTML // adminRows (list_rows.go)
-	Query    string
-	Pager    pager
-	Columns  []column
-	Back     backLink // this page, for links to a student and the bulk delete form
-	Export   string   // export link with the search applied
-	ExportNB string   // the same without a byte order mark
-	ExportX  string   // the same as an .xlsx workbook
+	Students     []store.Student
+	Rows         template.HTML // adminRows (list_rows.go)
+	Query        string
+	Pager        pager
+	Columns      []column
+	Back         backLink // this page, for links to a student and the bulk delete form
+	Export       string   // export link with the search applied
+	ExportNB     string   // the same without a byte order mark
+	ExportX      string   // the same as an .xlsx workbook
+	Sizes        []sizeChoice
+	Actions      []listAction // those the user may use (actions.go); none: no select boxes
+	Across       bool         // offer "all N matching" (more match than the page shows)
+	Print        string       // the print view of this list
+	Filters      []filterGroup
+	Filtered     bool // a filter is applied
+	ClearFilters string
+	Keep         []hiddenField // the list's state for the search form: sort is kept by Columns
+	Capped       bool          // more match than "all N matching" may select
+	MaxAll       int           // the most it may
+}
+
+// sizeChoice is a link to the same list with another page size.
+type sizeChoice struct {
+	Label, URL string
+	Current    bool
+}
+
+// sizeChoices are the page sizes offered: "all" only while the list has
+// at most maxShowAll rows.
+func sizeChoices(p listParams, total int64) []sizeChoice {
+	cur := p.PerPage
+	if cur == 0 {
+		cur = perPage
+	}
+	var out []sizeChoice
+	for _, n := range perPageChoices {
+		q := p
+		q.PerPage = n
+		out = append(out, sizeChoice{Label: strconv.Itoa(n), URL: q.link(studentsURL, 1), Current: cur == n})
+	}
+	if total <= int64(maxShowAll) {
+		q := p
+		q.PerPage = perPageAll
+		out = append(out, sizeChoice{Label: "All", URL: q.link(studentsURL, 1), Current: cur == perPageAll})
+	}
+	return out
 }
 
 var listColumns = []column{
@@ -59,10 +95,13 @@ var listColumns = []column{
 }
 
 func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
-	p := parseListParams(r, true)
-	pg, err := s.listStudents(r.Context(), p)
-	if err != nil {
-		s.dbError(w, r, err)
+	p, err := parseListParams(r, true)
+	var pg store.Page
+	var facets store.Facets
+	if err == nil {
+		pg, facets, err = s.listWith(r.Context(), p, true)
+	}
+	if s.listProblem(w, r, p, err, pg, studentsURL, true) {
 		return
 	}
 	if p.Query != "" {
@@ -74,7 +113,8 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 	}
 	cols := make([]column, len(listColumns))
 	for i, c := range listColumns {
-		sp := listParams{Query: p.Query, Sort: c.Key}
+		sp := p
+		sp.Sort, sp.Page = c.Key, 1
 		switch current {
 		case c.Key:
 			c.Sorted = "ascending"
@@ -85,13 +125,39 @@ func (s *server) handleStudentList(w http.ResponseWriter, r *http.Request) {
 		c.URL = sp.link(studentsURL, 1)
 		cols[i] = c
 	}
+	actions := actionsFor(stateOf(r).session.Perms)
 	s.render(w, r, http.StatusOK, "admin_list", &page{
 		Title:  "Students",
 		Admin:  true,
 		Crumbs: crumbs("Students"),
-		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix()), Query: p.Query, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
-			Export: exportURL(p.Query, true, ""), ExportNB: exportURL(p.Query, false, ""), ExportX: exportURL(p.Query, true, store.ExportXLSX)},
+		Data: studentList{Students: pg.Students, Rows: adminRows(pg.Students, backTo(p, pg.Page).Suffix(), len(actions) > 0, s.tr(r, "Select")), Query: p.Query,
+			Actions: actions, Print: printURL(p), Across: pg.Total > int64(len(pg.Students)), Capped: pg.Total > maxSelectAll, MaxAll: maxSelectAll, Pager: newPager(pg, p, studentsURL), Columns: cols, Back: backTo(p, pg.Page),
+			Keep: keepFields(p), ClearFilters: listParams{Query: p.Query, Sort: p.Sort, PerPage: p.PerPage}.link(studentsURL, 1), Sizes: sizeChoices(p, pg.Total),
+			Export: exportURL(p, true, ""), ExportNB: exportURL(p, false, ""), ExportX: exportURL(p, true, store.ExportXLSX),
+			Filters: filterGroups(s.locale(r), p, facets), Filtered: p.options().Filtered()},
 	})
+}
+
+// hiddenField is a hidden input of a form.
+type hiddenField struct{ Name, Value string }
+
+// keepFields are what a new search keeps of the list: its filters and page
+// size.
+func keepFields(p listParams) []hiddenField {
+	v := p.values(1)
+	var out []hiddenField
+	for _, k := range []string{"class", "status", "year", "per_page"} {
+		if x := v.Get(k); x != "" {
+			out = append(out, hiddenField{k, x})
+		}
+	}
+	return out
+}
+
+// printURL is the print view of the list p (all its pages).
+func printURL(p listParams) string {
+	p.PerPage = 0
+	return p.link("/admin/students/print/", 1)
 }
 
 // ---- add and change ----
@@ -142,19 +208,19 @@ func fieldLabelsOf(fields []string) []string {
 }
 
 // formErrors turns the store's messages ("is required", "must be …") into
-// sentences shown next to each field.
-func formErrors(fe store.FieldErrors) store.FieldErrors {
+// sentences shown next to each field, in the page's language.
+func formErrors(l *locale, fe store.FieldErrors) store.FieldErrors {
 	out := store.FieldErrors{}
 	for field, msg := range fe {
 		switch {
 		case msg == "is required":
-			msg = msgRequired
+			msg = l.T(msgRequired)
 		case strings.HasPrefix(msg, "is ") || strings.HasPrefix(msg, "must "):
 			label := fieldLabels[field]
 			if label == "" {
 				label = "This field"
 			}
-			msg = label + " " + msg
+			msg = l.T("%s %s", l.T(label), l.T(msg))
 			if !strings.HasSuffix(msg, ".") {
 				msg += "."
 			}
@@ -165,7 +231,7 @@ func formErrors(fe store.FieldErrors) store.FieldErrors {
 }
 
 func (s *server) renderStudentForm(w http.ResponseWriter, r *http.Request, status int, f studentForm) {
-	f.Errors = formErrors(f.Errors)
+	f.Errors = formErrors(s.locale(r), f.Errors)
 	title := "Add student"
 	if f.ID != 0 {
 		title = "Change student"
@@ -351,81 +417,12 @@ func (s *server) handleStudentDelete(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
 }
 
-// maxSelected bounds one bulk action.
-const maxSelected = 500
-
-// handleStudentsDeleteSelected is the list's bulk action: the first POST
-// (from the list's checkboxes) shows a confirmation page, the second (with
-// confirm=yes) deletes.
-func (s *server) handleStudentsDeleteSelected(w http.ResponseWriter, r *http.Request) {
-	var ids []int64
-	seen := map[int64]bool{}
-	for _, v := range r.PostForm["ids"] {
-		id, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || id <= 0 || seen[id] {
-			continue
-		}
-		seen[id] = true
-		ids = append(ids, id)
-	}
-	if len(ids) == 0 {
-		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	if len(ids) > maxSelected {
-		s.renderError(w, r, http.StatusBadRequest)
-		return
-	}
-	if r.PostForm.Get("confirm") == "yes" {
-		// One operation with its history entries: all or nothing.
-		n, err := s.store.DeleteStudents(r.Context(), ids, actor(r))
-		if err != nil {
-			s.dbError(w, r, fmt.Errorf("delete %d students: %w", len(ids), err))
-			return
-		}
-		s.refreshStudentsGauge(r.Context(), true)
-		s.setFlash(w, r, flashBulkDelete, studentCount(n))
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	var students []store.Student
-	for _, id := range ids {
-		st, err := s.store.Student(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			s.dbError(w, r, fmt.Errorf("load student %d: %w", id, err))
-			return
-		}
-		students = append(students, st)
-	}
-	if len(students) == 0 {
-		s.setFlash(w, r, flashNoneChosen, "")
-		http.Redirect(w, r, backFrom(r).List(), http.StatusSeeOther)
-		return
-	}
-	s.render(w, r, http.StatusOK, "admin_delete_selected", &page{
-		Title:  "Are you sure?",
-		Admin:  true,
-		Crumbs: crumbs("Delete multiple students", studentsCrumb),
-		Data: struct {
-			Students []store.Student
-			Back     backLink
-		}{students, backFrom(r)},
-	})
-}
-
 // ---- export ----
 
-// exportURL is the export link of a list: the list's search applied;
-// bom false leaves out the byte order mark; format "" is CSV.
-func exportURL(query string, bom bool, format string) string {
-	v := url.Values{}
-	if query != "" {
-		v.Set("q", query)
-	}
+// exportURL is the export link of a list: the list's search and filters
+// applied; bom false leaves out the byte order mark; format "" is CSV.
+func exportURL(p listParams, bom bool, format string) string {
+	v := listParams{Query: p.Query, Class: p.Class, Status: p.Status, Year: p.Year}.values(1)
 	if !bom {
 		v.Set("bom", "0")
 	}
@@ -444,18 +441,27 @@ const exportPath = "/admin/students/export/"
 // as CSV, with a UTF-8 byte order mark unless ?bom=0, so that Excel reads
 // Zoë and 伊藤 right, or with ?format=xlsx as an Excel workbook.
 func (s *server) handleStudentsExport(w http.ResponseWriter, r *http.Request) {
-	p := parseListParams(r, false)
-	o := store.ExportOptions{Query: p.Query, NoBOM: r.URL.Query().Get("bom") == "0"}
+	p, err := parseListParams(r, true)
+	if err != nil {
+		s.listProblem(w, r, p, err, store.Page{}, studentsURL, true)
+		return
+	}
+	s.sendExport(w, r, store.ExportOptions{Query: p.Query, Filters: p.options(), NoBOM: r.URL.Query().Get("bom") == "0"}, "students")
+}
+
+// sendExport answers with the export o as CSV or, with ?format=xlsx, as an
+// .xlsx workbook, named school-what-date.
+func (s *server) sendExport(w http.ResponseWriter, r *http.Request, o store.ExportOptions, what string) {
 	ext, ctype := "csv", "text/csv; charset=utf-8"
 	if r.URL.Query().Get("format") == store.ExportXLSX {
 		o.Format, ext, ctype = store.ExportXLSX, "xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 	}
 	var buf bytes.Buffer
 	if err := s.store.ExportStudents(r.Context(), &buf, o); err != nil {
-		s.dbError(w, r, fmt.Errorf("export students: %w", err))
+		s.dbError(w, r, fmt.Errorf("export %s: %w", what, err))
 		return
 	}
-	name := fmt.Sprintf("%s-students-%s.%s", s.tenant.Name, s.now().UTC().Format("2006-01-02"), ext)
+	name := fmt.Sprintf("%s-%s-%s.%s", s.tenant.Name, what, s.now().In(s.locale(r).zone).Format("2006-01-02"), ext)
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))

@@ -30,7 +30,7 @@ type userPasswordData struct {
 
 func (s *server) renderUserPassword(w http.ResponseWriter, r *http.Request, status int, d userPasswordData) {
 	s.render(w, r, status, "admin_user_password", &page{
-		Title:  "Change password: " + d.Username,
+		Title:  s.tr(r, "Change password: %s", d.Username),
 		Admin:  true,
 		Crumbs: crumbs("Change password", usersCrumb, crumb{Label: d.Username, URL: userChangeURL(d.ID)}),
 		Data:   d,
@@ -62,7 +62,7 @@ func (s *server) handleUserPassword(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusNotFound)
 		return
 	case errors.As(err, &fe):
-		d.Errors = map[string]string{"password1": userErrors(fe)["password"]}
+		d.Errors = map[string]string{"password1": userErrors(s.locale(r), fe)["password"]}
 		s.renderUserPassword(w, r, http.StatusUnprocessableEntity, d)
 		return
 	case err != nil:

@@ -136,19 +136,20 @@ var userFieldLabels = map[string]string{
 	"username": "Username", "email": "Email address", "password": "Password", "groups": "Groups",
 }
 
-// userErrors turns the store's messages into sentences.
-func userErrors(fe store.FieldErrors) map[string]string {
+// userErrors turns the store's messages into sentences, in the page's
+// language.
+func userErrors(l *locale, fe store.FieldErrors) map[string]string {
 	out := map[string]string{}
 	for field, msg := range fe {
 		switch {
 		case msg == "is required":
-			msg = msgRequired
+			msg = l.T(msgRequired)
 		case strings.HasPrefix(msg, "is ") || strings.HasPrefix(msg, "must "):
 			label := userFieldLabels[field]
 			if label == "" {
 				label = "This field"
 			}
-			msg = label + " " + msg + "."
+			msg = l.T("%s %s", l.T(label), l.T(msg)) + "."
 		}
 		out[field] = msg
 	}
@@ -198,7 +199,7 @@ func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
 	if p1 != p2 || p1 == "" {
 		// Every error at once: the two passwords, and whatever else
 		// the store would refuse.
-		f.Errors = userErrors(store.ValidateSuperuser(f.Username, f.Email, p1))
+		f.Errors = userErrors(s.locale(r), store.ValidateSuperuser(f.Username, f.Email, p1))
 		delete(f.Errors, "password")
 		checkNewPassword(f.Errors, "password1", "password2", p1, p2, f.Username, f.Email)
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
@@ -211,7 +212,7 @@ func (s *server) handleUserAdd(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, store.ErrUserExists):
 		f.Errors = map[string]string{"username": "A user with that username already exists."}
 	case errors.As(err, &fe):
-		f.Errors = userErrors(fe)
+		f.Errors = userErrors(s.locale(r), fe)
 		if m, ok := f.Errors["password"]; ok {
 			delete(f.Errors, "password")
 			f.Errors["password1"] = m
@@ -339,7 +340,7 @@ func (s *server) handleUserChange(w http.ResponseWriter, r *http.Request) {
 		s.renderError(w, r, http.StatusNotFound)
 		return
 	case errors.As(err, &fe):
-		f.Errors = userErrors(fe)
+		f.Errors = userErrors(s.locale(r), fe)
 		s.renderUserForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	case err != nil:

@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,7 +36,19 @@ func seedCampusSchool(t *testing.T, sys *devSystem) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		file := writeCSV(t, dir, "seed.csv", studentRows("CS/24", seeded))
+		// The default school's students are in four classes, so that its
+		// list has a class filter (and the README's picture of it).
+		rows := studentRows("CS/24", seeded)
+		var b strings.Builder
+		b.WriteString("registration_no,first_name,second_name,class\n")
+		for i, r := range rows {
+			fmt.Fprintf(&b, "%s,%s,%s,Form %d\n", r[0], r[1], r[2], 1+i%4)
+		}
+		file := filepath.Join(dir, "seed.csv")
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			seedOnce.err = err
+			return
+		}
 		if _, err := sys.campus(nil, "manage", campusSchool.tenant, "students", "import", file); err != nil {
 			seedOnce.err = err
 			return

@@ -75,7 +75,7 @@ func TestPhone(t *testing.T) {
 }
 
 // TestREADMEScreenshots takes the README's pictures of the public page,
-// the admin list and a phone. With CAMPUS_UPDATE_SCREENSHOTS=1 it writes
+// the admin list, the list filtered by class and a phone. With CAMPUS_UPDATE_SCREENSHOTS=1 it writes
 // them to docs/screenshots/ (commit them); otherwise only to the test
 // output folder.
 func TestREADMEScreenshots(t *testing.T) {
@@ -116,6 +116,10 @@ func TestREADMEScreenshots(t *testing.T) {
 	b.open(at("/admin/students/"), http.StatusOK, "admin")
 	b.see("Students", "CS/24/00001")
 	save("admin.png", shotSize, 0.8)
+
+	b.open(at("/admin/students/?class=Form+2&sort=second_name"), http.StatusOK, "filters")
+	b.see("By class", "Form 2")
+	save("filters.png", shotSize, 0.8)
 
 	b.step("phone", emulatePhone())
 	b.open(at("/"), http.StatusOK, "phone")

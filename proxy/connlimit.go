@@ -112,8 +112,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if why != "" {
 			l.mu.Unlock()
+			l.p.metrics.connsRefused.Inc() // before the close the client sees
 			_ = c.Close()
-			l.p.metrics.connsRefused.Inc()
 			if l.log.Allow(a.String() + ": " + why) {
 				l.p.log.Warn("connection refused: "+why, "addr", a.String(),
 					"max_open", l.p.cfg.MaxConnsPerAddr, "per_second", l.p.cfg.ConnRatePerAddr)

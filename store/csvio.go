@@ -744,18 +744,10 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 	if err := s.recordEntries(ctx, seq, StudentsImported(actor, res.Added+res.Updated)); err != nil {
 		return fail(err)
 	}
-	if s.opHook != nil {
-		s.opHook("commit")
-	}
-	if err := s.commitOp(ctx, op); err != nil {
+	// Other processes reload; this one puts the rows it wrote.
+	if err := s.commitWrites(ctx, op, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) }); err != nil {
 		return fail(err)
 	}
-	// Committed. Other processes reload; this one puts the rows it wrote.
-	s.journal(ctx, journalEntry{Kind: entryReload}, func(sn *snapshot) { sn.putMany(written) })
-	if s.opHook != nil {
-		s.opHook("committed")
-	}
-	s.finishOp(ctx, op)
 	return res, nil
 }
 
@@ -809,9 +801,13 @@ func sortRowErrors(errs []RowError) {
 // ExportOptions choose what ExportStudents writes. The zero value writes
 // every student as CSV, with a byte order mark.
 type ExportOptions struct {
-	Query  string // only students matching this search, as the list's search box
-	NoBOM  bool   // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
-	Format string // ExportCSV ("" too) or ExportXLSX
+	Query  string  // only students matching this search, as the list's search box
+	NoBOM  bool    // CSV: leave out the UTF-8 byte order mark (Excel needs it to read UTF-8)
+	Format string  // ExportCSV ("" too) or ExportXLSX
+	IDs    []int64 // only these students (nil: every one matching Query): the admin list's export action
+	// Filters: only students passing its Class, Status and EnrolledYear
+	// (the admin list's filters); its other fields are not used.
+	Filters ListOptions
 }
 
 // rowWriter is the CSV or the .xlsx writer of an export.
@@ -863,7 +859,7 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
-	cur, err := s.col(colStudents).Find(ctx, v.studentFilter(searchFilter(o.Query)),
+	cur, err := s.col(colStudents).Find(ctx, v.studentFilter(append(searchFilter(o.Query), filterSpec(o.Filters)...)),
 		options.Find().SetSort(bson.D{{Key: "registration_no", Value: 1}, {Key: "_id", Value: 1}}))
 	if err != nil {
 		return fmt.Errorf("export students: %w", err)
@@ -881,13 +877,14 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	if err := cw.Write(StudentFieldNames()); err != nil {
 		return fmt.Errorf("export students: %w", err)
 	}
+	only := idSet(o.IDs)
 	for cur.Next(ctx) {
 		var m markedStudent
 		if err := cur.Decode(&m); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
 		}
 		st := m.Student
-		if !v.resolve(&st, m.Marks) {
+		if !v.resolve(&st, m.Marks) || only != nil && !only[st.ID] {
 			continue
 		}
 		row := make([]string, len(recordFields))

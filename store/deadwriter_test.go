@@ -64,7 +64,7 @@ func TestLateRowsOfARolledBackOperationStayHidden(t *testing.T) {
 	for _, mode := range []ReadModelMode{ReadModelOn, ReadModelOff} {
 		o := opts
 		o.ReadModel = mode
-		if got := register(t, New(db, o)); len(got) != 1 || got[0] != "K1 Kept Row" {
+		if got := register(t, New(db, o)); len(got) != 1 || got[0] != "K1 Kept Row  enrolled" {
 			t.Errorf("read model mode %d: readers see %q, want only K1", mode, got)
 		}
 	}

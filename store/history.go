@@ -337,8 +337,16 @@ func (s *Store) ExportHistory(ctx context.Context, w io.Writer, format string) e
 	return s.ExportHistoryWhere(ctx, w, format, HistoryFilter{Accounts: true})
 }
 
+// zoneOr is loc, or UTC for nil.
+func zoneOr(loc *time.Location) *time.Location {
+	if loc == nil {
+		return time.UTC
+	}
+	return loc
+}
+
 // ExportHistoryWhere is ExportHistory of the entries f selects
-// (historyrights.go).
+// (historyrights.go); CSV times are in f.Zone, with their offset.
 func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format string, f HistoryFilter) error {
 	if format != "csv" && format != "json" {
 		return fmt.Errorf("export history: unknown format %q (want csv or json)", format)
@@ -376,7 +384,7 @@ func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format stri
 			if e.Action == ActionImport {
 				count = strconv.Itoa(e.Count)
 			}
-			row := []string{e.At.UTC().Format(time.RFC3339Nano), e.Username, string(e.Action), id, e.Object, changesText(e.Changes), count}
+			row := []string{e.At.In(zoneOr(f.Zone)).Format(time.RFC3339Nano), e.Username, string(e.Action), id, e.Object, changesText(e.Changes), count}
 			for i := range row {
 				row[i] = spreadsheetSafe(row[i])
 			}

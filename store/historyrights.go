@@ -25,6 +25,9 @@ type HistoryFilter struct {
 	From     time.Time // at or after (zero: no bound)
 	Until    time.Time // before (zero: no bound)
 	Accounts bool      // also entries about users and groups
+	// Zone is the zone ExportHistoryWhere's CSV writes times in, with
+	// their offset (nil: UTC).
+	Zone *time.Location
 }
 
 func (f HistoryFilter) bson() bson.D {

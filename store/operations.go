@@ -465,6 +465,25 @@ func (s *Store) decide(ctx context.Context, seq int64, state string) (string, er
 	return e.State, nil
 }
 
+// commitWrites commits op (its writes become visible to every reader),
+// journals je for the other processes, applies it to this process's read
+// model, and finishes op. An error means nothing was committed: the caller
+// aborts op.
+func (s *Store) commitWrites(ctx context.Context, op *runningOp, je journalEntry, apply func(*snapshot)) error {
+	if s.opHook != nil {
+		s.opHook("commit")
+	}
+	if err := s.commitOp(ctx, op); err != nil {
+		return err
+	}
+	s.journal(ctx, je, apply)
+	if s.opHook != nil {
+		s.opHook("committed")
+	}
+	s.finishOp(ctx, op)
+	return nil
+}
+
 // commitOp commits op: after this one insert, every reader sees all of
 // it. ErrOperationLost when another process rolled it back first.
 func (s *Store) commitOp(ctx context.Context, op *runningOp) error {
@@ -649,6 +668,8 @@ func (rec *opRecord) describe() string {
 	switch rec.Kind {
 	case opDelete:
 		return fmt.Sprintf("bulk delete of %s (interrupted; nothing deleted)", studentsText(rec.Deleted))
+	case opChange:
+		return fmt.Sprintf("bulk change of %s (interrupted; nothing changed)", studentsText(rec.Updated))
 	default:
 		what := studentsText(rec.Added) + " new"
 		if rec.Updated > 0 {

@@ -59,7 +59,7 @@ func register(t *testing.T, s *Store) []string {
 	}
 	var out []string
 	for _, st := range pg.Students {
-		out = append(out, st.RegistrationNo+" "+st.FirstName+" "+st.SecondName)
+		out = append(out, st.RegistrationNo+" "+st.FirstName+" "+st.SecondName+" "+st.Class+" "+st.Status)
 	}
 	if int(pg.Total) != len(out) {
 		t.Fatalf("list total %d, %d rows", pg.Total, len(out))
@@ -98,7 +98,7 @@ func rowsOf(prefix string, n int, first string) []StudentInput {
 }
 
 // TestOperationCrashIsAllOrNothing kills the writer of an import, an
-// update import and a bulk delete at several points, with the read model
+// update import, a bulk delete and a bulk change (class and status) at several points, with the read model
 // on (FerretDB's readers) and off (MongoDB's), and checks that readers
 // (a loaded model, a fresh Store, the export, the history) see none of it
 // (or all of it once committed), that the next writer rolls it back (or
@@ -138,6 +138,18 @@ func TestOperationCrashIsAllOrNothing(t *testing.T) {
 		_, err = s.DeleteStudents(t.Context(), ids, CommandLine)
 		return err
 	}}
+	bulkChange := op{"change", func(t *testing.T, s *Store) error {
+		pg, err := s.ListStudents(t.Context(), ListOptions{PerPage: MaxPerPage})
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for _, st := range pg.Students[3:18] {
+			ids = append(ids, st.ID)
+		}
+		_, err = s.ChangeStudents(t.Context(), ids, StudentsChange{SetClass: true, Class: "2B", SetStatus: true, Status: StatusGraduated}, CommandLine)
+		return err
+	}}
 	for _, mode := range []ReadModelMode{ReadModelOn, ReadModelOff} {
 		for _, tc := range []struct {
 			op        op
@@ -153,6 +165,9 @@ func TestOperationCrashIsAllOrNothing(t *testing.T) {
 			{importUpdate, "committed", true},
 			{bulkDelete, "commit", false},
 			{bulkDelete, "committed", true},
+			{bulkChange, "insert:1", false}, // half its rows written
+			{bulkChange, "commit", false},
+			{bulkChange, "committed", true},
 		} {
 			t.Run(fmt.Sprintf("model%d/%s/%s", mode, tc.op.name, tc.point), func(t *testing.T) {
 				reader := newStore(t, Options{ReadModel: mode})

@@ -23,6 +23,14 @@ type Settings struct {
 	// PublicListStaffOnly hides the student list from anonymous visitors:
 	// only logged-in staff see it.
 	PublicListStaffOnly bool `bson:"public_list_staff_only"`
+
+	// Language and time (SetLocale). Language is a code such as "en" or
+	// "fr" ("" is the app's default); AcceptLanguage lets a visitor's
+	// browser choose among the supported languages; TimeZone is an IANA
+	// name ("" is UTC). Times are stored in UTC whatever the zone.
+	Language       string `bson:"language,omitempty"`
+	AcceptLanguage bool   `bson:"accept_language,omitempty"`
+	TimeZone       string `bson:"time_zone,omitempty"`
 	// PublicFields are the record's fields the public register shows
 	// besides the registration number and names (PublicFieldChoices);
 	// none by default.
@@ -84,6 +92,23 @@ func (s *Store) SetPublicListStaffOnly(ctx context.Context, staffOnly bool) erro
 	})
 	if err != nil {
 		return fmt.Errorf("save settings: %w", s.full(err))
+	}
+	return nil
+}
+
+// SetLocale saves the language and time settings. The caller (the app)
+// checks the language against those it speaks and the zone against the
+// zone database.
+func (s *Store) SetLocale(ctx context.Context, language string, acceptLanguage bool, timeZone string) error {
+	err := retryUpsert(func() error {
+		_, err := s.col(colMeta).UpdateOne(ctx, d("_id", settingsDocID),
+			d("$set", bson.D{{Key: "language", Value: language}, {Key: "accept_language", Value: acceptLanguage},
+				{Key: "time_zone", Value: timeZone}}),
+			options.UpdateOne().SetUpsert(true))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save language and time settings: %w", s.full(err))
 	}
 	return nil
 }

@@ -243,7 +243,7 @@ type ListOptions struct {
 	Query   string
 	Sort    string
 	Page    int // 1-based; values < 1 mean 1
-	PerPage int // default 50, at most 500
+	PerPage int // default 50, at most MaxPerPage
 	// Filters ("" or 0: any). Class is compared exactly (as StudentFacets
 	// lists the classes); Status is one of Statuses.
 	Class        string

@@ -15,7 +15,7 @@ import (
 // Paging defaults.
 const (
 	DefaultPerPage = 50
-	MaxPerPage     = 500
+	MaxPerPage     = 1000 // the admin list's "all" (app: maxShowAll)
 )
 
 // sortFields maps ListOptions.Sort names to document fields: the folded
@@ -227,17 +227,9 @@ func (s *Store) DeleteStudents(ctx context.Context, ids []int64, actor Actor) (i
 	if err := s.recordEntries(ctx, op.rec.Seq, entries...); err != nil {
 		return fail(err)
 	}
-	if s.opHook != nil {
-		s.opHook("commit")
-	}
-	if err := s.commitOp(ctx, op); err != nil {
+	if err := s.commitWrites(ctx, op, journalEntry{Kind: entryDelete, IDs: rec.IDs}, nil); err != nil {
 		return fail(err)
 	}
-	s.journal(ctx, journalEntry{Kind: entryDelete, IDs: rec.IDs}, nil)
-	if s.opHook != nil {
-		s.opHook("committed")
-	}
-	s.finishOp(ctx, op)
 	return int64(len(gone)), nil
 }
 

@@ -30,6 +30,12 @@ document.addEventListener("DOMContentLoaded", function () {
   }
   rows.forEach(function (r) { r.addEventListener("change", update); });
 
+  // The print view's button (no inline scripts: CSP).
+  var printNow = document.getElementById("print-now");
+  if (printNow) {
+    printNow.addEventListener("click", function () { window.print(); });
+  }
+
   // Forms that can take a while (uploading and checking a large CSV file,
   // importing thousands of rows) say so while the browser waits: the form's
   // data-busy text goes into its live status line, an animated bar appears,

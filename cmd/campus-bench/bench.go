@@ -54,6 +54,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchAtomic(ctx, e, args[1:])
 		case "sheets": // issue 27, spreadsheets: bench_sheets.go
 			return runBenchSheets(ctx, e, args[1:])
+		case "lists": // issue 27, lists: bench_lists.go
+			return runBenchLists(ctx, e, args[1:])
 		case "history": // bench_history.go
 			return runBenchHistory(ctx, e, args[1:])
 		}

@@ -52,6 +52,8 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 		concurrency = fs.Int("concurrency", 8, "concurrent closed-loop clients on the big school")
 		syncFull    = fs.Bool("sqlite-sync-full", false, "embedded database: fsync at every commit (SQLite synchronous=FULL) instead of NORMAL")
 		cpuProfile  = fs.String("cpuprofile", "", "write a CPU profile of this process (database, proxy, clients; the app too with --app-process=false) to this file")
+		language    = fs.String("language", "", "the big school's language setting (en, fr; empty: none, the default)")
+		timeZone    = fs.String("time-zone", "", "the big school's time zone setting (an IANA name; empty: none, UTC)")
 		appProcess  = fs.Bool("app-process", true, "run the big school's app as its own `campus app` process, as `campus dev` does (false: in this process, beside the database, the proxy and the clients)")
 	)
 	mo.register(fs)
@@ -109,6 +111,11 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 		return err
 	}
 	defer big.close()
+	if *language != "" || *timeZone != "" {
+		if err := big.st.SetLocale(ctx, *language, false, *timeZone); err != nil {
+			return fmt.Errorf("the big school's language and zone: %w", err)
+		}
+	}
 	var child *appChild // the big school's app, when in its own process
 	if *appProcess {
 		big.stopApp() // the child serves it instead
@@ -294,8 +301,12 @@ its own `+"`campus app`"+` process as `+"`campus dev`"+` runs it (--app-process=
 			wg.Go(func() {
 				nb, _ = loadgen.Run(ctx, loadgen.Config{Target: proxyURL + "/", Host: small.t.PrimaryHost, Concurrency: 1, Duration: *duration})
 			})
+			paths, err := fitPages(ctx, group.client, proxyURL, big.t.PrimaryHost, sc.paths)
+			if err != nil {
+				return fmt.Errorf("bench %s: %w", sc.name, err)
+			}
 			var targets []string
-			for _, p := range sc.paths {
+			for _, p := range paths {
 				targets = append(targets, proxyURL+p)
 			}
 			cpu0 := child.cpu()
