@@ -41,14 +41,22 @@ func rapidResetServer(t *testing.T, cfg Config) (*testProxy, *upstream, *httptes
 // told GOAWAY.
 func flood(t *testing.T, srv *httptest.Server, from string, streams int, resetAfter time.Duration) {
 	t.Helper()
+	if res := floodOnly(t, srv, from, streams, resetAfter); !res.GoAway {
+		t.Errorf("a connection from %s: %d reset streams and no GOAWAY", from, res.Streams)
+	}
+}
+
+// floodOnly is flood without the GOAWAY check: where the budget is large,
+// how many resets the proxy sees is Go's to decide (its HTTP/2 server
+// never starts the handler of a stream reset while queued behind others).
+func floodOnly(t *testing.T, srv *httptest.Server, from string, streams int, resetAfter time.Duration) h2flood.Result {
+	t.Helper()
 	res, err := h2flood.Run(t.Context(), h2flood.Options{Addr: strings.TrimPrefix(srv.URL, "https://"), From: from,
 		Host: "nairobi.school.localhost", Streams: streams, ResetAfter: resetAfter, Wait: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !res.GoAway {
-		t.Errorf("a connection from %s: %d reset streams and no GOAWAY", from, res.Streams)
-	}
+	return res
 }
 
 // getFrom asks nairobi's front page over HTTP/2 on a new connection from
@@ -129,7 +137,7 @@ func TestRapidResetNotForwarded(t *testing.T) {
 func TestSamePacketResetNeverForwarded(t *testing.T) {
 	tp, up, srv := rapidResetServer(t, Config{ResetRate: 1, ResetBurst: 1000, ResetHold: -1})
 	for _, from := range []string{"127.0.0.3", "127.0.0.4", "127.0.0.5"} {
-		flood(t, srv, from, 2000, 0)
+		floodOnly(t, srv, from, 2000, 0) // what is asserted: none reaches the app
 	}
 	eventually(t, "the flood's requests finished", func() bool { return testutil.ToFloat64(tp.metrics.inFlight) == 0 })
 	if n := up.hits.Load(); n != 0 {
