@@ -30,7 +30,19 @@ type locale struct {
 	byHeader bool // the visitor's Accept-Language may choose (Vary)
 }
 
-func (l *locale) T(key string, args ...any) string { return l.lang.T(key, args...) }
+// T translates key (see i18n.Lang.T). A message of the store built with
+// values (store.ValueFormats) is translated as its format with its values.
+func (l *locale) T(key string, args ...any) string {
+	if len(args) == 0 && l.lang.Code != i18n.Default && !l.lang.Has(key) {
+		if format, vals, ok := storeMessages.Match(key); ok {
+			return l.lang.T(format, vals...)
+		}
+	}
+	return l.lang.T(key, args...)
+}
+
+// storeMessages find the format and values of the store's messages.
+var storeMessages = i18n.NewPatterns(store.ValueFormats...)
 
 // when writes a time for people in the school's zone.
 func (l *locale) when(t time.Time) string { return l.lang.When(t, l.zone) }

@@ -61,6 +61,16 @@ func TestLocaleSettingsForm(t *testing.T) {
 	r = b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {""}, "first_name": {"Amina"}, "second_name": {"Njeri"}})
 	wantCode(t, r, http.StatusUnprocessableEntity)
 	wantBody(t, r, "Ce champ est obligatoire.", "Veuillez corriger l’erreur ci-dessous.")
+	// Messages built with values: a date, a list's bad parameter.
+	r = b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {"L1"}, "first_name": {"Amina"},
+		"second_name": {"Njeri"}, "date_of_birth": {"2014-13-01"}})
+	wantCode(t, r, http.StatusUnprocessableEntity)
+	wantBody(t, r, "2014-13-01&#34; n’est pas une date : écrivez-la sous la forme AAAA-MM-JJ")
+	for _, path := range []string{"/admin/students/?page=x", "/?page=x"} {
+		r = b.get(path)
+		wantCode(t, r, http.StatusBadRequest)
+		wantBody(t, r, "« x » n’est pas un numéro de page : les pages sont numérotées à partir de 1.")
+	}
 	// The 404 and 403 pages.
 	wantBody(t, b.get("/admin/nothing-here/"), "Page introuvable", "Il n’y a pas de page à cette adresse")
 	wantBody(t, e.browser().get("/nothing-here"), "Page introuvable", `<html lang="fr">`)
@@ -151,7 +161,7 @@ func TestRowErrorsInFrench(t *testing.T) {
 		{Line: 5, Msg: `registration_no: "A1" already exists`},
 	})
 	want := []string{"registration_no: est obligatoire; first_name: doit comporter au plus 255 caractères",
-		"3 champs attendus (comme l’en-tête), 5 trouvés", `registration_no: "A1" already exists`}
+		"3 champs attendus (comme l’en-tête), 5 trouvés", `registration_no: "A1" existe déjà`}
 	for i, w := range want {
 		if got[i].Msg != w {
 			t.Errorf("row %d: %q, want %q", i, got[i].Msg, w)

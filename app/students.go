@@ -224,6 +224,8 @@ func formErrors(l *locale, fe store.FieldErrors) store.FieldErrors {
 			if !strings.HasSuffix(msg, ".") {
 				msg += "."
 			}
+		default: // "“x” is not a date: …", "2030-01-01 is in the future"
+			msg = l.T(msg)
 		}
 		out[field] = msg
 	}

@@ -150,6 +150,8 @@ func userErrors(l *locale, fe store.FieldErrors) map[string]string {
 				label = "This field"
 			}
 			msg = l.T("%s %s", l.T(label), l.T(msg)) + "."
+		default: // "“x” is not a date: …", "2030-01-01 is in the future"
+			msg = l.T(msg)
 		}
 		out[field] = msg
 	}

@@ -199,7 +199,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: "not valid CSV: " + pe.Err.Error()})
+				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: fmt.Sprintf(msgNotValidCSV, pe.Err)})
 				break
 			}
 			return p, fmt.Errorf("read CSV: %w", err)
@@ -210,7 +210,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 				return p, err
 			}
 			p.Errors = append(p.Errors, RowError{Line: line,
-				Msg: fmt.Sprintf("expected %d fields (as the header has), found %d", rs.width, len(rec))})
+				Msg: fmt.Sprintf(msgFieldCount, rs.width, len(rec))})
 			continue
 		}
 		if err := rs.add(line, rec); err != nil {
@@ -575,12 +575,11 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 		case !found:
 			plan.New = append(plan.New, ImportRow{Line: g.line, Input: g.in})
 		case mode == ImportAdd:
-			as := ""
+			msg := fmt.Sprintf(msgExists, g.in.RegistrationNo)
 			if cur.RegistrationNo != g.in.RegistrationNo {
-				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
+				msg = fmt.Sprintf(msgExistsAs, g.in.RegistrationNo, cur.RegistrationNo)
 			}
-			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
-				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
+			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true, Msg: "registration_no: " + msg})
 		case sameRecord(cur, mergeRow(cur, g.in)):
 			plan.Unchanged++
 		default:
@@ -789,7 +788,7 @@ func studentKeysSet(doc studentDoc) bson.D {
 // repeatsMsg is the message of a row whose registration number (in any
 // case) is on an earlier line of the same file.
 func repeatsMsg(regNo string, line int) string {
-	return fmt.Sprintf("%q repeats line %d (registration numbers are compared without case)", regNo, line)
+	return fmt.Sprintf(msgRepeats, regNo, line)
 }
 
 func sortRowErrors(errs []RowError) {

@@ -1,0 +1,39 @@
+package store
+
+// Messages built with values. The store words its messages in English
+// (the CLI prints them as they are); those that carry a value (a date, a
+// registration number, a count) are made from these Printf formats, and
+// ValueFormats lists them so that the app can find a message's format and
+// values again and word it in a page's language (its catalogues are keyed
+// by these formats). A message made with a format missing from the list
+// stays English on every page: the app's tests check the list against the
+// store's code.
+const (
+	msgNotADate          = "%q is not a date: write it as YYYY-MM-DD (e.g. 2014-03-09)"
+	msgInFuture          = "%s is in the future"
+	msgTooLongAgo        = "%s is too long ago"
+	msgWithinYears       = "must be within the last %d years"
+	msgAtMostChars       = "must be at most %d characters"
+	msgExists            = "%q already exists"
+	msgExistsAs          = "%q already exists as %q (registration numbers are compared without case)"
+	msgRepeats           = "%q repeats line %d (registration numbers are compared without case)"
+	msgFieldCount        = "expected %d fields (as the header has), found %d"
+	msgUnknownPermission = "has an unknown permission %q"
+	msgNoSuchGroup       = "names no group of this school (%q)"
+	msgNotValidCSV       = "not valid CSV: %s"
+	msgNumericOne        = "1 registration number is a plain number (the first: %s on row %d). " + leadingZeros
+	msgNumericMany       = "%d registration numbers are plain numbers (the first: %s on row %d). " + leadingZeros
+	leadingZeros         = "A spreadsheet drops leading zeros from numbers: if one should read 000123, " +
+		"format the column as Text, type the numbers again and upload the file again."
+	msgBeyondOne  = "1 row has cells to the right of the last column with a header (the first: row %d); they were ignored."
+	msgBeyondMany = "%d rows have cells to the right of the last column with a header (the first: row %d); they were ignored."
+)
+
+// ValueFormats are the formats of the store's messages with values (see
+// above): field errors, import row errors (after "column: ") and import
+// notes.
+var ValueFormats = []string{
+	msgNotADate, msgInFuture, msgTooLongAgo, msgWithinYears, msgAtMostChars, msgExists, msgExistsAs,
+	msgRepeats, msgFieldCount, msgUnknownPermission, msgNoSuchGroup, msgNotValidCSV,
+	msgNumericOne, msgNumericMany, msgBeyondOne, msgBeyondMany,
+}
