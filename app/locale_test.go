@@ -71,6 +71,19 @@ func TestLocaleSettingsForm(t *testing.T) {
 		wantCode(t, r, http.StatusBadRequest)
 		wantBody(t, r, "« x » n’est pas un numéro de page : les pages sont numérotées à partir de 1.")
 	}
+	// History objects: a user, a group in French; a student named like
+	// one stays as written.
+	addStaff(t, b, "alice", false)
+	wantCode(t, b.submit("/admin/groups/add/", "/admin/groups/add/", url.Values{"name": {"Auditors"}, "permissions": {"view_student"}}), http.StatusSeeOther)
+	wantCode(t, b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {"U1"}, "first_name": {"user"},
+		"second_name": {"Bob"}}), http.StatusSeeOther)
+	for _, path := range []string{"/admin/history/", "/admin/"} {
+		h := b.get(path)
+		wantBody(t, h, "utilisateur alice", "groupe Auditors", "user Bob (U1)")
+		if strings.Contains(h.body, "group Auditors") {
+			t.Errorf("%s: the group's entry in English", path)
+		}
+	}
 	// The 404 and 403 pages.
 	wantBody(t, b.get("/admin/nothing-here/"), "Page introuvable", "Il n’y a pas de page à cette adresse")
 	wantBody(t, e.browser().get("/nothing-here"), "Page introuvable", `<html lang="fr">`)

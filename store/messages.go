@@ -25,15 +25,28 @@ const (
 	msgNumericMany       = "%d registration numbers are plain numbers (the first: %s on row %d). " + leadingZeros
 	leadingZeros         = "A spreadsheet drops leading zeros from numbers: if one should read 000123, " +
 		"format the column as Text, type the numbers again and upload the file again."
-	msgBeyondOne  = "1 row has cells to the right of the last column with a header (the first: row %d); they were ignored."
-	msgBeyondMany = "%d rows have cells to the right of the last column with a header (the first: row %d); they were ignored."
+	msgUserObject  = "user %s"  // a history entry's object
+	msgGroupObject = "group %s" // a history entry's object
+	// The object of an interrupted operation's roll-back entry (describe).
+	msgRolledBackDelete1        = "bulk delete of 1 student (interrupted; nothing deleted)"
+	msgRolledBackDelete         = "bulk delete of %d students (interrupted; nothing deleted)"
+	msgRolledBackChange1        = "bulk change of 1 student (interrupted; nothing changed)"
+	msgRolledBackChange         = "bulk change of %d students (interrupted; nothing changed)"
+	msgRolledBackImport1        = "import of 1 student new (interrupted; nothing imported)"
+	msgRolledBackImport         = "import of %d students new (interrupted; nothing imported)"
+	msgRolledBackImportChanged1 = "import of 1 student new, %d changed (interrupted; nothing imported)"
+	msgRolledBackImportChanged  = "import of %d students new, %d changed (interrupted; nothing imported)"
+	msgBeyondOne                = "1 row has cells to the right of the last column with a header (the first: row %d); they were ignored."
+	msgBeyondMany               = "%d rows have cells to the right of the last column with a header (the first: row %d); they were ignored."
 )
 
 // ValueFormats are the formats of the store's messages with values (see
-// above): field errors, import row errors (after "column: ") and import
-// notes.
+// above): field errors, import row errors (after "column: "), import
+// notes and the objects of history entries other than a student.
 var ValueFormats = []string{
 	msgNotADate, msgInFuture, msgTooLongAgo, msgWithinYears, msgAtMostChars, msgExists, msgExistsAs,
 	msgRepeats, msgFieldCount, msgUnknownPermission, msgNoSuchGroup, msgNotValidCSV,
 	msgNumericOne, msgNumericMany, msgBeyondOne, msgBeyondMany,
+	msgUserObject, msgGroupObject, msgRolledBackDelete1, msgRolledBackDelete, msgRolledBackChange1, msgRolledBackChange,
+	msgRolledBackImport1, msgRolledBackImport, msgRolledBackImportChanged1, msgRolledBackImportChanged,
 }
