@@ -208,21 +208,69 @@ func TestEveryGoMessageTranslated(t *testing.T) {
 
 func checkFrench(t *testing.T, keys map[string][]string) {
 	t.Helper()
-	fr := i18n.Get("fr")
+	checkLang(t, "fr", keys)
+}
+
+// checkLang fails on a key the language has no entry for, or whose entry
+// has other Printf verbs.
+func checkLang(t *testing.T, code string, keys map[string][]string) {
+	t.Helper()
+	l := i18n.Get(code)
 	var missing []string
 	for k, where := range keys {
-		if !fr.Has(k) {
+		if !l.Has(k) {
 			missing = append(missing, fmt.Sprintf("%q (%s)", k, where[0]))
 			continue
 		}
-		if got, want := verbs(fr.Entry(k)), verbs(k); got != want {
-			t.Errorf("French entry of %q has verbs %q, the key %q", k, got, want)
+		if got, want := verbs(l.Entry(k)), verbs(k); got != want {
+			t.Errorf("%s entry of %q has verbs %q, the key %q", code, k, got, want)
 		}
 	}
 	sort.Strings(missing)
 	for _, m := range missing {
-		t.Errorf("no French entry for %s", m)
+		t.Errorf("no %s entry for %s", code, m)
 	}
+}
+
+// TestSwahiliPublicPages: Swahili covers every word of the public pages
+// (their templates, the error pages a visitor meets, the list's messages,
+// the publishable fields' labels and the status values); its admin pages
+// may show English.
+func TestSwahiliPublicPages(t *testing.T) {
+	all, _ := templateStrings(t)
+	keys := map[string][]string{}
+	for k, where := range all {
+		for _, w := range where {
+			for _, f := range []string{"base.html", "public_index.html", "public_private.html", "error.html", "_pager.html"} {
+				if strings.HasPrefix(w, f+":") {
+					keys[k] = where
+				}
+			}
+		}
+	}
+	if len(keys) < 20 {
+		t.Fatalf("found only %d keys of the public templates: is the walk broken?", len(keys))
+	}
+	for _, code := range []int{400, 404, 500, 503} {
+		keys[errorPages[code].Heading] = []string{"errorPages"}
+		keys[errorPages[code].Message] = []string{"errorPages"}
+	}
+	keys[errorPages[404].LinkTxt] = []string{"errorPages"}
+	for _, f := range store.PublicFieldChoices {
+		keys[fieldLabels[f]] = []string{"fieldLabels"}
+	}
+	for _, v := range store.Statuses {
+		keys[v] = []string{"store.Statuses"}
+	}
+	for _, k := range []string{"%d students", "Go to the first page of the list", "There is no page %d", "This list has %d pages.",
+		"Go to the last page (%d)", "Too many to show on one page", "See it 100 a page",
+		"“All” shows up to %d students on one page; this list has %d. Narrow it with a search or a filter, or see it in pages."} {
+		keys[k] = []string{"listProblem"}
+	}
+	for _, f := range []string{msgNotAPage, msgNotAStatus, msgNotAYear, msgNotAPageSize} {
+		keys[f] = []string{"listParamError"}
+	}
+	checkLang(t, "sw", keys)
 }
 
 var verbRE = regexp.MustCompile(`%(\[\d+\])?[-+# 0]*\d*(\.\d+)?[a-zA-Z%]`)

@@ -53,6 +53,14 @@ type listParamError struct {
 	args   []any
 }
 
+// The list's bad-parameter messages (listParamError formats).
+const (
+	msgNotAPage     = "“%s” is not a page number: pages are numbered from 1."
+	msgNotAStatus   = "“%s” is not a status: choose %s."
+	msgNotAYear     = "“%s” is not a year."
+	msgNotAPageSize = "“%s” is not a page size: choose 25, 50, 100 or all."
+)
+
 func (e *listParamError) Error() string { return fmt.Sprintf(e.format, e.args...) }
 
 func parseListParams(r *http.Request, sortable bool) (listParams, error) {
@@ -63,7 +71,7 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return p, &listParamError{"“%s” is not a page number: pages are numbered from 1.", []any{clip(v)}}
+			return p, &listParamError{msgNotAPage, []any{clip(v)}}
 		}
 		p.Page = n
 	}
@@ -74,14 +82,14 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 		p.Class = store.CleanQuery(q.Get("class"), maxQueryLen)
 		if v := q.Get("status"); v != "" {
 			if !slices.Contains(store.Statuses, v) {
-				return p, &listParamError{"“%s” is not a status: choose %s.", []any{clip(v), strings.Join(store.Statuses, ", ")}}
+				return p, &listParamError{msgNotAStatus, []any{clip(v), strings.Join(store.Statuses, ", ")}}
 			}
 			p.Status = v
 		}
 		if v := q.Get("year"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 9999 {
-				return p, &listParamError{"“%s” is not a year.", []any{clip(v)}}
+				return p, &listParamError{msgNotAYear, []any{clip(v)}}
 			}
 			p.Year = n
 		}
@@ -92,7 +100,7 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 		default:
 			n, err := strconv.Atoi(v)
 			if err != nil || !slices.Contains(perPageChoices, n) {
-				return p, &listParamError{"“%s” is not a page size: choose 25, 50, 100 or all.", []any{clip(v)}}
+				return p, &listParamError{msgNotAPageSize, []any{clip(v)}}
 			}
 			if n != perPage {
 				p.PerPage = n

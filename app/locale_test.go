@@ -206,3 +206,28 @@ func TestRowsInFrench(t *testing.T) {
 	b.login()
 	wantBody(t, b.get("/admin/students/"), `aria-label="Sélectionner Amina Njeri (R1)"`)
 }
+
+// TestSwahiliPublicPage: a school in Swahili shows its public page, its
+// list's 400 and its 404 in Swahili; another school stays English.
+func TestSwahiliPublicPage(t *testing.T) {
+	e := newEnv(t, "mombasa", envOptions{})
+	e.addStudent("M1", "Amina", "Njeri")
+	other := newEnv(t, "kigali", envOptions{})
+	other.addStudent("K1", "Jean", "Mugisha")
+	if err := e.store.SetLocale(context.Background(), "sw", false, "Africa/Nairobi"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	r := b.get("/")
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, `<html lang="sw">`, "Wanafunzi", "Namba ya usajili", "Amina")
+	r = b.get("/?page=x")
+	wantCode(t, r, http.StatusBadRequest)
+	wantBody(t, r, "“x” si namba ya ukurasa")
+	wantBody(t, b.get("/nothing-here"), "Ukurasa haukupatikana")
+	r = other.browser().get("/")
+	wantBody(t, r, `<html lang="en">`, "Registration number")
+	if strings.Contains(r.body, "Wanafunzi") {
+		t.Errorf("the other school's public page in Swahili:\n%s", r.body)
+	}
+}

@@ -30,6 +30,8 @@ func TestChoose(t *testing.T) {
 		{"unsupported first, then supported", "en", true, "de, fr;q=0.5", "fr"},
 		{"wildcard: the school's language", "fr", true, "*", "fr"},
 		{"garbage header", "fr", true, ";;;q=x,,", "fr"},
+		{"Swahili school", "sw", false, "fr", "sw"},
+		{"Swahili browser", "en", true, "sw-KE,sw;q=0.9,en;q=0.5", "sw"},
 		{"very long header", "en", true, "xx-" + string(make([]byte, 0)) + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "en"},
 	}
 	for _, c := range cases {
