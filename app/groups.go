@@ -120,7 +120,7 @@ func groupErrors(l *locale, err error) (map[string]string, bool) {
 			if field == "permissions" {
 				label = "Permissions"
 			}
-			out[field] = l.T("%s %s", l.T(label), l.T(msg)) + "."
+			out[field] = l.T("%s %s", l.T(label), l.storeMsg(msg)) + "."
 		}
 		return out, true
 	}

@@ -70,7 +70,7 @@ func historyObject(l *locale, e store.HistoryEntry) string {
 	if e.StudentID != 0 {
 		return e.Object
 	}
-	return l.T(e.Object)
+	return l.storeMsg(e.Object)
 }
 
 // fieldLabel names a student field for people.

@@ -457,11 +457,11 @@ func TestStoreMessagesWithValues(t *testing.T) {
 			args = append(args, samples[v[len(v)-1]])
 		}
 		msg := fmt.Sprintf(format, args...)
-		if got := en.T(msg); got != msg {
+		if got := en.storeMsg(msg); got != msg {
 			t.Errorf("English %q became %q", msg, got)
 		}
 		want := fr.lang.T(format, args...)
-		if got := fr.T(msg); got != want || got == msg {
+		if got := fr.storeMsg(msg); got != want || got == msg {
 			t.Errorf("French of %q:\n got %q\nwant %q", msg, got, want)
 		}
 	}

@@ -200,6 +200,11 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	}
 	fillImportPreview(&d, parsed, plan)
 	d.RowErrors = rowErrorsIn(s.locale(r), d.RowErrors)
+	notes := make([]string, len(d.Notes))
+	for i, n := range d.Notes {
+		notes[i] = s.locale(r).storeMsg(n)
+	}
+	d.Notes = notes
 	status := http.StatusOK
 	switch {
 	case len(plan.Errors) > 0:

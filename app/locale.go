@@ -30,15 +30,19 @@ type locale struct {
 	byHeader bool // the visitor's Accept-Language may choose (Vary)
 }
 
-// T translates key (see i18n.Lang.T). A message of the store built with
-// values (store.ValueFormats) is translated as its format with its values.
-func (l *locale) T(key string, args ...any) string {
-	if len(args) == 0 && l.lang.Code != i18n.Default && !l.lang.Has(key) {
-		if format, vals, ok := storeMessages.Match(key); ok {
+func (l *locale) T(key string, args ...any) string { return l.lang.T(key, args...) }
+
+// storeMsg translates a message of the store: one built with values
+// (store.ValueFormats) as its format with its values, others as T does.
+// Only the store's messages go through it, never a student's name or
+// another value a person typed.
+func (l *locale) storeMsg(msg string) string {
+	if l.lang.Code != i18n.Default && !l.lang.Has(msg) {
+		if format, vals, ok := storeMessages.Match(msg); ok {
 			return l.lang.T(format, vals...)
 		}
 	}
-	return l.lang.T(key, args...)
+	return l.lang.T(msg)
 }
 
 // storeMessages find the format and values of the store's messages.
@@ -190,9 +194,9 @@ func rowErrorsIn(l *locale, errs []store.RowError) []store.RowError {
 		parts := strings.Split(e.Msg, "; ")
 		for j, p := range parts {
 			if col, msg, ok := strings.Cut(p, ": "); ok && !strings.Contains(col, " ") {
-				parts[j] = col + ": " + l.T(msg)
+				parts[j] = col + ": " + l.storeMsg(msg)
 			} else {
-				parts[j] = l.T(p)
+				parts[j] = l.storeMsg(p)
 			}
 		}
 		e.Msg = strings.Join(parts, "; ")
