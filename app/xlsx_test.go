@@ -238,4 +238,9 @@ func TestImportNotesInFrench(t *testing.T) {
 	if strings.Contains(r.body, "is a plain number") || strings.Contains(r.body, "already exists") {
 		t.Errorf("English left on the French preview:\n%s", r.body)
 	}
+	// A file that cannot be read at all says why in French.
+	r = uploadFile(t, b, map[string]string{"mode": "add", "sheet": "Nope"}, "Form 2.xlsx", workbook(t, "Form 2", [][]any{
+		{"registration_no", "first_name", "second_name"}}))
+	wantCode(t, r, http.StatusUnprocessableEntity)
+	wantBody(t, r, "Le fichier n’a pas pu être lu : le classeur n’a pas de feuille &#34;Nope&#34; ; ses feuilles sont &#34;Form 2&#34;")
 }

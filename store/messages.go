@@ -25,6 +25,19 @@ const (
 	msgNumericMany       = "%d registration numbers are plain numbers (the first: %s on row %d). " + leadingZeros
 	leadingZeros         = "A spreadsheet drops leading zeros from numbers: if one should read 000123, " +
 		"format the column as Text, type the numbers again and upload the file again."
+	// Why a file could not be read at all.
+	msgOldXLS = "the file is an old Excel workbook (.xls), or one with a password; save it " +
+		`without a password as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`
+	msgNotXLSX = "%s is not an Excel workbook (.xlsx) inside; save it from the spreadsheet as " +
+		`"Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`
+	msgEmptyFile   = "the file is empty; the first row must be the header registration_no,first_name,second_name"
+	msgTooManyRows = "the file has more than %d rows; split it into smaller files"
+	msgBadUTF8Line = "the file starts as UTF-8 text (with a byte order mark) but line %d is not UTF-8. " + MsgSaveAsUTF8
+	msgNotUTF16    = "the file says it is UTF-16 text but is not. " + MsgSaveAsUTF8
+	msgNotText     = "the file is not UTF-8 text and could not be read as Windows-1252 either. " + MsgSaveAsUTF8
+	msgColumnTwice = "header names column %q twice"
+	msgNoSheet     = "the workbook has no sheet %q; its sheets are %s"
+	msgEmptySheet  = "sheet %q is empty; its first row must be the header registration_no, first_name, second_name"
 	msgUserObject  = "user %s"  // a history entry's object
 	msgGroupObject = "group %s" // a history entry's object
 	// The object of an interrupted operation's roll-back entry (describe).
@@ -42,11 +55,14 @@ const (
 
 // ValueFormats are the formats of the store's messages with values (see
 // above): field errors, import row errors (after "column: "), import
-// notes and the objects of history entries other than a student.
+// notes, why a file could not be read, and the objects of history
+// entries other than a student.
 var ValueFormats = []string{
 	msgNotADate, msgInFuture, msgTooLongAgo, msgWithinYears, msgAtMostChars, msgExists, msgExistsAs,
 	msgRepeats, msgFieldCount, msgUnknownPermission, msgNoSuchGroup, msgNotValidCSV,
 	msgNumericOne, msgNumericMany, msgBeyondOne, msgBeyondMany,
+	msgOldXLS, msgNotXLSX, msgEmptyFile, msgTooManyRows, msgBadUTF8Line, msgNotUTF16, msgNotText, msgColumnTwice,
+	msgNoSheet, msgEmptySheet, MsgSaveAsUTF8,
 	msgUserObject, msgGroupObject, msgRolledBackDelete1, msgRolledBackDelete, msgRolledBackChange1, msgRolledBackChange,
 	msgRolledBackImport1, msgRolledBackImport, msgRolledBackImportChanged1, msgRolledBackImportChanged,
 }

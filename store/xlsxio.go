@@ -76,7 +76,7 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 			}
 		}
 		if p.Sheet == "" {
-			return p, fmt.Errorf("the workbook has no sheet %q; its sheets are %s", sheet, quoteList(sheets))
+			return p, fmt.Errorf(msgNoSheet, sheet, quoteList(sheets))
 		}
 	}
 	rows, err := f.Rows(p.Sheet)
@@ -132,7 +132,7 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		return p, fmt.Errorf("read sheet %q: %w", p.Sheet, err)
 	}
 	if rs == nil {
-		return p, fmt.Errorf("sheet %q is empty; its first row must be the header registration_no, first_name, second_name", p.Sheet)
+		return p, fmt.Errorf(msgEmptySheet, p.Sheet)
 	}
 	if numeric == 1 {
 		p.Notes = append(p.Notes, fmt.Sprintf(msgNumericOne, firstNumVal, firstNum))
