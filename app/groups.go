@@ -102,23 +102,25 @@ func groupInput(r *http.Request) (string, []store.Permission) {
 	return strings.TrimSpace(r.PostForm.Get("name")), perms
 }
 
-func groupErrors(err error) (map[string]string, bool) {
+// groupErrors turns the store's messages into sentences, in the page's
+// language.
+func groupErrors(l *locale, err error) (map[string]string, bool) {
 	var fe store.FieldErrors
 	switch {
 	case errors.Is(err, store.ErrGroupExists):
-		return map[string]string{"name": "A group with that name already exists."}, true
+		return map[string]string{"name": l.T("A group with that name already exists.")}, true
 	case errors.As(err, &fe):
 		out := map[string]string{}
 		for field, msg := range fe {
 			if msg == "is required" {
-				out[field] = msgRequired
+				out[field] = l.T(msgRequired)
 				continue
 			}
 			label := "Name"
 			if field == "permissions" {
 				label = "Permissions"
 			}
-			out[field] = label + " " + msg + "."
+			out[field] = l.T("%s %s", l.T(label), l.storeMsg(msg)) + "."
 		}
 		return out, true
 	}
@@ -132,7 +134,7 @@ func (s *server) handleGroupAddForm(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleGroupAdd(w http.ResponseWriter, r *http.Request) {
 	name, perms := groupInput(r)
 	g, err := s.store.CreateGroup(r.Context(), name, perms)
-	if errs, ok := groupErrors(err); ok {
+	if errs, ok := groupErrors(s.locale(r), err); ok {
 		f := newGroupForm(store.Group{Name: name, Permissions: perms})
 		f.Errors = errs
 		s.renderGroupForm(w, r, http.StatusUnprocessableEntity, f)
@@ -181,7 +183,7 @@ func (s *server) handleGroupChange(w http.ResponseWriter, r *http.Request) {
 		s.renderGroupForm(w, r, http.StatusUnprocessableEntity, f)
 		return
 	}
-	if errs, ok := groupErrors(err); ok {
+	if errs, ok := groupErrors(s.locale(r), err); ok {
 		f := newGroupForm(store.Group{ID: before.ID, Name: name, Permissions: perms})
 		f.Errors = errs
 		s.renderGroupForm(w, r, http.StatusUnprocessableEntity, f)

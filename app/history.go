@@ -42,13 +42,14 @@ func (s *server) record(r *http.Request, entries ...store.HistoryEntry) {
 // historyRow is an entry ready for a page.
 type historyRow struct {
 	store.HistoryEntry
-	Link string // the student's change page, for entries of live students
+	Object string // what the entry is about, in the page's language
+	Link   string // the student's change page, for entries of live students
 }
 
-func historyRows(entries []store.HistoryEntry) []historyRow {
+func historyRows(l *locale, entries []store.HistoryEntry) []historyRow {
 	rows := make([]historyRow, len(entries))
 	for i, e := range entries {
-		rows[i] = historyRow{HistoryEntry: e}
+		rows[i] = historyRow{HistoryEntry: e, Object: historyObject(l, e)}
 		switch {
 		case e.TargetUserID != "":
 			rows[i].Link = userChangeURL(e.TargetUserID)
@@ -59,6 +60,17 @@ func historyRows(entries []store.HistoryEntry) []historyRow {
 		}
 	}
 	return rows
+}
+
+// historyObject words what an entry is about in the page's language: a
+// student's name as it is; "user alice", "group Teachers", "12 students"
+// and an interrupted operation's description (stored in English,
+// store.ValueFormats) translated.
+func historyObject(l *locale, e store.HistoryEntry) string {
+	if e.StudentID != 0 {
+		return e.Object
+	}
+	return l.storeMsg(e.Object)
 }
 
 // fieldLabel names a student field for people.
@@ -92,7 +104,7 @@ func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "admin_home", &page{
 		Title: "Site administration",
 		Admin: true,
-		Data:  homeData{Superuser: superuser, Recent: historyRows(recent)},
+		Data:  homeData{Superuser: superuser, Recent: historyRows(s.locale(r), recent)},
 	})
 }
 
@@ -117,7 +129,7 @@ func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	d := studentHistory{ID: id, Entries: historyRows(entries)}
+	d := studentHistory{ID: id, Entries: historyRows(s.locale(r), entries)}
 	st, err := s.store.Student(r.Context(), id)
 	switch {
 	case err == nil:

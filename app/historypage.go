@@ -138,7 +138,7 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	link := func(n int) string { return h.link(historyURL, n) }
-	d := historyList{Query: h, Rows: historyRows(pg.Entries), Actions: historyActions,
+	d := historyList{Query: h, Rows: historyRows(s.locale(r), pg.Entries), Actions: historyActions,
 		Pager:     makePager(pg.Total, pg.Page, pg.Pages, pg.PerPage, len(pg.Entries), link),
 		ExportURL: h.link(historyURL+"export/", 1), Own: !stateOf(r).session.IsSuperuser}
 	if !pg.Counted { // not counted (FerretDB): the pages up to the next one

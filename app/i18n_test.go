@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/html"
 
 	"github.com/campus-saas/campus/app/i18n"
+	"github.com/campus-saas/campus/store"
 )
 
 // templateStrings walks every template: the keys of {{t "…"}} calls, and
@@ -207,21 +208,69 @@ func TestEveryGoMessageTranslated(t *testing.T) {
 
 func checkFrench(t *testing.T, keys map[string][]string) {
 	t.Helper()
-	fr := i18n.Get("fr")
+	checkLang(t, "fr", keys)
+}
+
+// checkLang fails on a key the language has no entry for, or whose entry
+// has other Printf verbs.
+func checkLang(t *testing.T, code string, keys map[string][]string) {
+	t.Helper()
+	l := i18n.Get(code)
 	var missing []string
 	for k, where := range keys {
-		if !fr.Has(k) {
+		if !l.Has(k) {
 			missing = append(missing, fmt.Sprintf("%q (%s)", k, where[0]))
 			continue
 		}
-		if got, want := verbs(fr.Entry(k)), verbs(k); got != want {
-			t.Errorf("French entry of %q has verbs %q, the key %q", k, got, want)
+		if got, want := verbs(l.Entry(k)), verbs(k); got != want {
+			t.Errorf("%s entry of %q has verbs %q, the key %q", code, k, got, want)
 		}
 	}
 	sort.Strings(missing)
 	for _, m := range missing {
-		t.Errorf("no French entry for %s", m)
+		t.Errorf("no %s entry for %s", code, m)
 	}
+}
+
+// TestSwahiliPublicPages: Swahili covers every word of the public pages
+// (their templates, the error pages a visitor meets, the list's messages,
+// the publishable fields' labels and the status values); its admin pages
+// may show English.
+func TestSwahiliPublicPages(t *testing.T) {
+	all, _ := templateStrings(t)
+	keys := map[string][]string{}
+	for k, where := range all {
+		for _, w := range where {
+			for _, f := range []string{"base.html", "public_index.html", "public_private.html", "error.html", "_pager.html"} {
+				if strings.HasPrefix(w, f+":") {
+					keys[k] = where
+				}
+			}
+		}
+	}
+	if len(keys) < 20 {
+		t.Fatalf("found only %d keys of the public templates: is the walk broken?", len(keys))
+	}
+	for _, code := range []int{400, 404, 500, 503} {
+		keys[errorPages[code].Heading] = []string{"errorPages"}
+		keys[errorPages[code].Message] = []string{"errorPages"}
+	}
+	keys[errorPages[404].LinkTxt] = []string{"errorPages"}
+	for _, f := range store.PublicFieldChoices {
+		keys[fieldLabels[f]] = []string{"fieldLabels"}
+	}
+	for _, v := range store.Statuses {
+		keys[v] = []string{"store.Statuses"}
+	}
+	for _, k := range []string{"%d students", "Go to the first page of the list", "There is no page %d", "This list has %d pages.",
+		"Go to the last page (%d)", "Too many to show on one page", "See it 100 a page",
+		"“All” shows up to %d students on one page; this list has %d. Narrow it with a search or a filter, or see it in pages."} {
+		keys[k] = []string{"listProblem"}
+	}
+	for _, f := range []string{msgNotAPage, msgNotAStatus, msgNotAYear, msgNotAPageSize} {
+		keys[f] = []string{"listParamError"}
+	}
+	checkLang(t, "sw", keys)
 }
 
 var verbRE = regexp.MustCompile(`%(\[\d+\])?[-+# 0]*\d*(\.\d+)?[a-zA-Z%]`)
@@ -251,6 +300,17 @@ func goMessages(t *testing.T) map[string][]string {
 	t.Helper()
 	keys := map[string][]string{}
 	add := func(fset *token.FileSet, e ast.Expr) {
+		if c, ok := e.(*ast.CallExpr); ok && len(c.Args) > 0 {
+			// A message built with values must be made from a format the
+			// app can find again (store.ValueFormats, app: T's arguments).
+			if sel, ok := c.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "Sprintf" {
+				if _, lit := constString(c.Args[0]); lit {
+					t.Errorf("%s: a message built with values from a literal format: make the format a msg… constant "+
+						"listed in store.ValueFormats (in the store) or translate it with T (in the app)", fset.Position(e.Pos()))
+				}
+			}
+			return
+		}
 		s, ok := constString(e)
 		if !ok || !strings.ContainsFunc(s, unicode.IsLetter) {
 			return
@@ -301,6 +361,10 @@ func goMessages(t *testing.T) map[string][]string {
 						name = f.Sel.Name
 					}
 					switch {
+					case store && name == "append" && len(n.Args) > 1 && isNotes(n.Args[0]):
+						for _, a := range n.Args[1:] {
+							add(fset, a)
+						}
 					case store && name == "append" && strings.HasSuffix(fn, "Problems"):
 						for _, a := range n.Args[1:] {
 							add(fset, a)
@@ -318,7 +382,14 @@ func goMessages(t *testing.T) map[string][]string {
 							add(fset, n.Args[i])
 						}
 					}
+				case *ast.CompositeLit:
+					if id, ok := n.Type.(*ast.Ident); ok && !store && id.Name == "listParamError" && len(n.Elts) > 0 {
+						add(fset, n.Elts[0])
+					}
 				case *ast.KeyValueExpr:
+					if id, ok := n.Key.(*ast.Ident); ok && store && id.Name == "Msg" {
+						add(fset, n.Value)
+					}
 					if id, ok := n.Key.(*ast.Ident); ok && !store {
 						switch id.Name {
 						case "Title", "Heading", "Message", "LinkTxt", "Label", "Error", "Notice", "Failure":
@@ -361,7 +432,48 @@ func goMessages(t *testing.T) map[string][]string {
 	}
 	scan("*.go", false)
 	scan("../store/*.go", true)
+	for _, f := range store.ValueFormats {
+		keys[f] = append(keys[f], "store.ValueFormats")
+	}
 	return keys
+}
+
+// isNotes reports whether e is ….Notes (an import's notes).
+func isNotes(e ast.Expr) bool {
+	sel, ok := e.(*ast.SelectorExpr)
+	return ok && sel.Sel.Name == "Notes"
+}
+
+// TestStoreMessagesWithValues: a message the store built with values
+// (store.ValueFormats) shows in French with the same values, in the form
+// errors and import notes alike, and stays as it is in English.
+func TestStoreMessagesWithValues(t *testing.T) {
+	fr := &locale{lang: i18n.Get("fr")}
+	en := &locale{lang: i18n.Get("en")}
+	samples := map[byte]any{'s': "2031-02-03", 'q': `KB/"7"`, 'd': 12}
+	for _, format := range store.ValueFormats {
+		var args []any
+		for _, v := range verbRE.FindAllString(format, -1) {
+			args = append(args, samples[v[len(v)-1]])
+		}
+		msg := fmt.Sprintf(format, args...)
+		if got := en.storeMsg(msg); got != msg {
+			t.Errorf("English %q became %q", msg, got)
+		}
+		want := fr.lang.T(format, args...)
+		if got := fr.storeMsg(msg); got != want || got == msg {
+			t.Errorf("French of %q:\n got %q\nwant %q", msg, got, want)
+		}
+	}
+	// In a form, after the field's label; in an import row, after the column.
+	fe := formErrors(fr, store.FieldErrors{"date_of_birth": `"2014-13-01" is not a date: write it as YYYY-MM-DD (e.g. 2014-03-09)`})
+	if got, want := fe["date_of_birth"], `"2014-13-01" n’est pas une date : écrivez-la sous la forme AAAA-MM-JJ (par ex. 2014-03-09)`; got != want {
+		t.Errorf("form error %q, want %q", got, want)
+	}
+	rows := rowErrorsIn(fr, []store.RowError{{Line: 3, Msg: `registration_no: "ab-1" already exists as "AB-1" (registration numbers are compared without case)`}})
+	if got, want := rows[0].Msg, `registration_no: "ab-1" existe déjà sous la forme "AB-1" (les numéros d’inscription sont comparés sans tenir compte de la casse)`; got != want {
+		t.Errorf("row error %q, want %q", got, want)
+	}
 }
 
 // constString is a string literal, or literals joined with +.

@@ -175,7 +175,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	parsed, err := store.ParseStudents(bytes.NewReader(data), store.ParseOptions{Name: name, Sheet: sheet})
 	rows = len(parsed.Rows)
 	if err != nil {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: "The file could not be read: " + err.Error()})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: s.locale(r).T("The file could not be read: %s", s.locale(r).storeMsg(err.Error()))})
 		return
 	}
 	plan, err := s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode)
@@ -200,6 +200,11 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	}
 	fillImportPreview(&d, parsed, plan)
 	d.RowErrors = rowErrorsIn(s.locale(r), d.RowErrors)
+	notes := make([]string, len(d.Notes))
+	for i, n := range d.Notes {
+		notes[i] = s.locale(r).storeMsg(n)
+	}
+	d.Notes = notes
 	status := http.StatusOK
 	switch {
 	case len(plan.Errors) > 0:

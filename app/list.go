@@ -48,9 +48,20 @@ type listParams struct {
 
 // listParamError is a query parameter a list cannot use: answered 400
 // with what is wrong.
-type listParamError struct{ msg string }
+type listParamError struct {
+	format string // in English, the key of the catalogues
+	args   []any
+}
 
-func (e *listParamError) Error() string { return e.msg }
+// The list's bad-parameter messages (listParamError formats).
+const (
+	msgNotAPage     = "“%s” is not a page number: pages are numbered from 1."
+	msgNotAStatus   = "“%s” is not a status: choose %s."
+	msgNotAYear     = "“%s” is not a year."
+	msgNotAPageSize = "“%s” is not a page size: choose 25, 50, 100 or all."
+)
+
+func (e *listParamError) Error() string { return fmt.Sprintf(e.format, e.args...) }
 
 func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	q := r.URL.Query()
@@ -60,7 +71,7 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			return p, &listParamError{fmt.Sprintf("“%s” is not a page number: pages are numbered from 1.", clip(v))}
+			return p, &listParamError{msgNotAPage, []any{clip(v)}}
 		}
 		p.Page = n
 	}
@@ -71,14 +82,14 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 		p.Class = store.CleanQuery(q.Get("class"), maxQueryLen)
 		if v := q.Get("status"); v != "" {
 			if !slices.Contains(store.Statuses, v) {
-				return p, &listParamError{fmt.Sprintf("“%s” is not a status: choose %s.", clip(v), strings.Join(store.Statuses, ", "))}
+				return p, &listParamError{msgNotAStatus, []any{clip(v), strings.Join(store.Statuses, ", ")}}
 			}
 			p.Status = v
 		}
 		if v := q.Get("year"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 9999 {
-				return p, &listParamError{fmt.Sprintf("“%s” is not a year.", clip(v))}
+				return p, &listParamError{msgNotAYear, []any{clip(v)}}
 			}
 			p.Year = n
 		}
@@ -89,7 +100,7 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 		default:
 			n, err := strconv.Atoi(v)
 			if err != nil || !slices.Contains(perPageChoices, n) {
-				return p, &listParamError{fmt.Sprintf("“%s” is not a page size: choose 25, 50, 100 or all.", clip(v))}
+				return p, &listParamError{msgNotAPageSize, []any{clip(v)}}
 			}
 			if n != perPage {
 				p.PerPage = n
@@ -220,7 +231,7 @@ func (s *server) listProblem(w http.ResponseWriter, r *http.Request, p listParam
 	var pe *listParamError
 	switch {
 	case errors.As(err, &pe):
-		e.Message, e.Link, e.LinkTxt = s.tr(r, pe.msg), base, s.tr(r, "Go to the first page of the list")
+		e.Message, e.Link, e.LinkTxt = s.tr(r, pe.format, pe.args...), base, s.tr(r, "Go to the first page of the list")
 	case err != nil:
 		s.dbError(w, r, err)
 		return true

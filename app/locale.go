@@ -32,6 +32,22 @@ type locale struct {
 
 func (l *locale) T(key string, args ...any) string { return l.lang.T(key, args...) }
 
+// storeMsg translates a message of the store: one built with values
+// (store.ValueFormats) as its format with its values, others as T does.
+// Only the store's messages go through it, never a student's name or
+// another value a person typed.
+func (l *locale) storeMsg(msg string) string {
+	if l.lang.Code != i18n.Default && !l.lang.Has(msg) {
+		if format, vals, ok := storeMessages.Match(msg); ok {
+			return l.lang.T(format, vals...)
+		}
+	}
+	return l.lang.T(msg)
+}
+
+// storeMessages find the format and values of the store's messages.
+var storeMessages = i18n.NewPatterns(store.ValueFormats...)
+
 // when writes a time for people in the school's zone.
 func (l *locale) when(t time.Time) string { return l.lang.When(t, l.zone) }
 
@@ -178,9 +194,9 @@ func rowErrorsIn(l *locale, errs []store.RowError) []store.RowError {
 		parts := strings.Split(e.Msg, "; ")
 		for j, p := range parts {
 			if col, msg, ok := strings.Cut(p, ": "); ok && !strings.Contains(col, " ") {
-				parts[j] = col + ": " + l.T(msg)
+				parts[j] = col + ": " + l.storeMsg(msg)
 			} else {
-				parts[j] = l.T(p)
+				parts[j] = l.storeMsg(p)
 			}
 		}
 		e.Msg = strings.Join(parts, "; ")

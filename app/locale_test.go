@@ -61,6 +61,29 @@ func TestLocaleSettingsForm(t *testing.T) {
 	r = b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {""}, "first_name": {"Amina"}, "second_name": {"Njeri"}})
 	wantCode(t, r, http.StatusUnprocessableEntity)
 	wantBody(t, r, "Ce champ est obligatoire.", "Veuillez corriger l’erreur ci-dessous.")
+	// Messages built with values: a date, a list's bad parameter.
+	r = b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {"L1"}, "first_name": {"Amina"},
+		"second_name": {"Njeri"}, "date_of_birth": {"2014-13-01"}})
+	wantCode(t, r, http.StatusUnprocessableEntity)
+	wantBody(t, r, "2014-13-01&#34; n’est pas une date : écrivez-la sous la forme AAAA-MM-JJ")
+	for _, path := range []string{"/admin/students/?page=x", "/?page=x"} {
+		r = b.get(path)
+		wantCode(t, r, http.StatusBadRequest)
+		wantBody(t, r, "« x » n’est pas un numéro de page : les pages sont numérotées à partir de 1.")
+	}
+	// History objects: a user, a group in French; a student named like
+	// one stays as written.
+	addStaff(t, b, "alice", false)
+	wantCode(t, b.submit("/admin/groups/add/", "/admin/groups/add/", url.Values{"name": {"Auditors"}, "permissions": {"view_student"}}), http.StatusSeeOther)
+	wantCode(t, b.submit("/admin/students/add/", "/admin/students/add/", url.Values{"registration_no": {"U1"}, "first_name": {"user"},
+		"second_name": {"Bob"}}), http.StatusSeeOther)
+	for _, path := range []string{"/admin/history/", "/admin/"} {
+		h := b.get(path)
+		wantBody(t, h, "utilisateur alice", "groupe Auditors", "user Bob (U1)")
+		if strings.Contains(h.body, "group Auditors") {
+			t.Errorf("%s: the group's entry in English", path)
+		}
+	}
 	// The 404 and 403 pages.
 	wantBody(t, b.get("/admin/nothing-here/"), "Page introuvable", "Il n’y a pas de page à cette adresse")
 	wantBody(t, e.browser().get("/nothing-here"), "Page introuvable", `<html lang="fr">`)
@@ -151,7 +174,7 @@ func TestRowErrorsInFrench(t *testing.T) {
 		{Line: 5, Msg: `registration_no: "A1" already exists`},
 	})
 	want := []string{"registration_no: est obligatoire; first_name: doit comporter au plus 255 caractères",
-		"3 champs attendus (comme l’en-tête), 5 trouvés", `registration_no: "A1" already exists`}
+		"3 champs attendus (comme l’en-tête), 5 trouvés", `registration_no: "A1" existe déjà`}
 	for i, w := range want {
 		if got[i].Msg != w {
 			t.Errorf("row %d: %q, want %q", i, got[i].Msg, w)
@@ -182,4 +205,29 @@ func TestRowsInFrench(t *testing.T) {
 	b := e.browser()
 	b.login()
 	wantBody(t, b.get("/admin/students/"), `aria-label="Sélectionner Amina Njeri (R1)"`)
+}
+
+// TestSwahiliPublicPage: a school in Swahili shows its public page, its
+// list's 400 and its 404 in Swahili; another school stays English.
+func TestSwahiliPublicPage(t *testing.T) {
+	e := newEnv(t, "mombasa", envOptions{})
+	e.addStudent("M1", "Amina", "Njeri")
+	other := newEnv(t, "kigali", envOptions{})
+	other.addStudent("K1", "Jean", "Mugisha")
+	if err := e.store.SetLocale(context.Background(), "sw", false, "Africa/Nairobi"); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	r := b.get("/")
+	wantCode(t, r, http.StatusOK)
+	wantBody(t, r, `<html lang="sw">`, "Wanafunzi", "Namba ya usajili", "Amina")
+	r = b.get("/?page=x")
+	wantCode(t, r, http.StatusBadRequest)
+	wantBody(t, r, "“x” si namba ya ukurasa")
+	wantBody(t, b.get("/nothing-here"), "Ukurasa haukupatikana")
+	r = other.browser().get("/")
+	wantBody(t, r, `<html lang="en">`, "Registration number")
+	if strings.Contains(r.body, "Wanafunzi") {
+		t.Errorf("the other school's public page in Swahili:\n%s", r.body)
+	}
 }

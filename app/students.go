@@ -220,10 +220,12 @@ func formErrors(l *locale, fe store.FieldErrors) store.FieldErrors {
 			if label == "" {
 				label = "This field"
 			}
-			msg = l.T("%s %s", l.T(label), l.T(msg))
+			msg = l.T("%s %s", l.T(label), l.storeMsg(msg))
 			if !strings.HasSuffix(msg, ".") {
 				msg += "."
 			}
+		default: // "“x” is not a date: …", "2030-01-01 is in the future"
+			msg = l.storeMsg(msg)
 		}
 		out[field] = msg
 	}

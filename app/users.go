@@ -149,7 +149,9 @@ func userErrors(l *locale, fe store.FieldErrors) map[string]string {
 			if label == "" {
 				label = "This field"
 			}
-			msg = l.T("%s %s", l.T(label), l.T(msg)) + "."
+			msg = l.T("%s %s", l.T(label), l.storeMsg(msg)) + "."
+		default: // "“x” is not a date: …", "2030-01-01 is in the future"
+			msg = l.storeMsg(msg)
 		}
 		out[field] = msg
 	}

@@ -221,3 +221,26 @@ func TestExportXLSXRoundTrip(t *testing.T) {
 		t.Errorf("acme has %d students, want 4", a.count())
 	}
 }
+
+// TestImportNotesInFrench: a French school's import preview gives its
+// notes (built with values) and a duplicate's row error in French.
+func TestImportNotesInFrench(t *testing.T) {
+	e := newEnv(t, "lille", envOptions{})
+	e.addStudent("X-1", "Zoë", "Müller")
+	b := frenchNairobi(t, e, false)
+	r := uploadFile(t, b, map[string]string{"mode": "add"}, "Form 2.xlsx", workbook(t, "Form 2", [][]any{
+		{"Adm No", "First name", "Surname"},
+		{"x-1", "Zoë", "Müller"},
+		{123, "Kofi", "Mensah"},
+	}))
+	wantBody(t, r, "1 numéro d’inscription est un simple nombre (le premier : 123 à la ligne 3).",
+		"existe déjà sous la forme &#34;X-1&#34;")
+	if strings.Contains(r.body, "is a plain number") || strings.Contains(r.body, "already exists") {
+		t.Errorf("English left on the French preview:\n%s", r.body)
+	}
+	// A file that cannot be read at all says why in French.
+	r = uploadFile(t, b, map[string]string{"mode": "add", "sheet": "Nope"}, "Form 2.xlsx", workbook(t, "Form 2", [][]any{
+		{"registration_no", "first_name", "second_name"}}))
+	wantCode(t, r, http.StatusUnprocessableEntity)
+	wantBody(t, r, "Le fichier n’a pas pu être lu : le classeur n’a pas de feuille &#34;Nope&#34; ; ses feuilles sont &#34;Form 2&#34;")
+}

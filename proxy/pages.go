@@ -63,12 +63,13 @@ var (
 // prefers it). rt names the school for pages that mention it; nil for
 // unknown hosts.
 func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
-	school := "this school"
+	lang := pageLang(ex.r)
+	school := pageT(lang, "this school")
 	if rt != nil && rt.displayName != "" {
 		school = rt.displayName
 	}
-	msg := strings.ReplaceAll(pg.message, "{school}", school)
-	if strings.HasPrefix(pg.message, "{school}") && rt == nil {
+	msg := strings.ReplaceAll(pageT(lang, pg.message), "{school}", school)
+	if strings.HasPrefix(pg.message, "{school}") && (rt == nil || rt.displayName == "") {
 		msg = strings.ToUpper(msg[:1]) + msg[1:]
 	}
 
@@ -82,9 +83,11 @@ func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
 		}{pg.error, pg.status})
 	} else {
 		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Content-Language", lang)
+		h.Add("Vary", "Accept-Language")
 		if err := pageTemplate.Execute(&body, pageData{
-			Status: pg.status, Title: pg.title, Message: msg, RequestID: ex.requestID,
-			Retry: rt != nil && pg.status >= 500,
+			Lang: lang, Status: pg.status, Title: pageT(lang, pg.title), Message: msg, RequestID: ex.requestID,
+			Retry: rt != nil && pg.status >= 500, TryAgain: pageT(lang, "Try again"), Reference: pageT(lang, "Reference:"),
 		}); err != nil {
 			p.log.Error("render error page", "status", pg.status, "err", err)
 		}
@@ -151,11 +154,14 @@ func mediaMatch(mediaRange, target string) int {
 }
 
 type pageData struct {
+	Lang      string // "en" or "fr" (pagelang.go)
 	Status    int
 	Title     string
 	Message   string
 	RequestID string
 	Retry     bool // offer to try again (the school is there, but not answering)
+	TryAgain  string
+	Reference string
 }
 
 // pageTemplate draws the proxy's own pages to look like the app's error
@@ -163,7 +169,7 @@ type pageData struct {
 // copied into inline CSS, since the proxy serves no files and a page for an
 // unknown host must not load anything from anywhere.
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
-<html lang="en">
+<html lang="{{.Lang}}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -194,9 +200,9 @@ a:focus-visible{outline:3px solid #0a58ca;outline-offset:2px}
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{- if .Retry}}
-<p class="again"><a href="">Try again</a></p>
+<p class="again"><a href="">{{.TryAgain}}</a></p>
 {{- end}}
-<p class="ref">Reference: {{.RequestID}}</p>
+<p class="ref">{{.Reference}} {{.RequestID}}</p>
 </main>
 </body>
 </html>

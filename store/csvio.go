@@ -160,11 +160,9 @@ func ParseStudents(r io.Reader, o ParseOptions) (ParsedCSV, error) {
 	case bytes.HasPrefix(raw, zipMagic):
 		return parseXLSX(raw, o.Sheet)
 	case bytes.HasPrefix(raw, oleMagic):
-		return ParsedCSV{}, errors.New("the file is an old Excel workbook (.xls), or one with a password; save it " +
-			`without a password as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`)
+		return ParsedCSV{}, errors.New(msgOldXLS)
 	case isXLSX:
-		return ParsedCSV{}, fmt.Errorf("%s is not an Excel workbook (.xlsx) inside; save it from the spreadsheet as "+
-			`"Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, filepath.Base(o.Name))
+		return ParsedCSV{}, fmt.Errorf(msgNotXLSX, filepath.Base(o.Name))
 	}
 	return parseCSV(raw)
 }
@@ -199,7 +197,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: "not valid CSV: " + pe.Err.Error()})
+				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: fmt.Sprintf(msgNotValidCSV, pe.Err)})
 				break
 			}
 			return p, fmt.Errorf("read CSV: %w", err)
@@ -210,7 +208,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 				return p, err
 			}
 			p.Errors = append(p.Errors, RowError{Line: line,
-				Msg: fmt.Sprintf("expected %d fields (as the header has), found %d", rs.width, len(rec))})
+				Msg: fmt.Sprintf(msgFieldCount, rs.width, len(rec))})
 			continue
 		}
 		if err := rs.add(line, rec); err != nil {
@@ -220,7 +218,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 	return p, nil
 }
 
-var errEmptyFile = errors.New("the file is empty; the first row must be the header registration_no,first_name,second_name")
+var errEmptyFile = errors.New(msgEmptyFile)
 
 // rowSink turns a file's rows, below its header, into ParsedCSV rows and
 // row errors: the one path of CSV and .xlsx.
@@ -244,7 +242,7 @@ func newRowSink(p *ParsedCSV, header []string) (*rowSink, error) {
 // count counts a data row, refusing one more than MaxImportRows.
 func (rs *rowSink) count() error {
 	if rs.n++; rs.n > MaxImportRows {
-		return fmt.Errorf("the file has more than %d rows; split it into smaller files", MaxImportRows)
+		return fmt.Errorf(msgTooManyRows, MaxImportRows)
 	}
 	return nil
 }
@@ -288,14 +286,13 @@ func decodeText(raw []byte) (string, string, error) {
 	case bytes.HasPrefix(raw, []byte("\xEF\xBB\xBF")):
 		raw = raw[3:]
 		if !utf8.Valid(raw) {
-			return "", "", fmt.Errorf("the file starts as UTF-8 text (with a byte order mark) but line %d is not UTF-8. %s",
-				invalidLine(raw), MsgSaveAsUTF8)
+			return "", "", fmt.Errorf(msgBadUTF8Line, invalidLine(raw))
 		}
 	case bytes.HasPrefix(raw, []byte("\xFF\xFE")), bytes.HasPrefix(raw, []byte("\xFE\xFF")):
 		dec := unicode.UTF16(unicode.BigEndian, unicode.ExpectBOM).NewDecoder()
 		b, err := dec.Bytes(raw)
 		if err != nil {
-			return "", "", errors.New("the file says it is UTF-16 text but is not. " + MsgSaveAsUTF8)
+			return "", "", errors.New(msgNotUTF16)
 		}
 		return string(b), EncodingUTF16, nil
 	}
@@ -304,7 +301,7 @@ func decodeText(raw []byte) (string, string, error) {
 	}
 	b, err := charmap.Windows1252.NewDecoder().Bytes(raw)
 	if err != nil || !utf8.Valid(b) {
-		return "", "", errors.New("the file is not UTF-8 text and could not be read as Windows-1252 either. " + MsgSaveAsUTF8)
+		return "", "", errors.New(msgNotText)
 	}
 	return string(b), EncodingWindows1252, nil
 }
@@ -368,7 +365,7 @@ func headerPositions(header []string) (pos map[string]int, ignored []string, err
 			continue
 		}
 		if _, dup := pos[col]; dup {
-			return nil, nil, fmt.Errorf("header names column %q twice", col)
+			return nil, nil, fmt.Errorf(msgColumnTwice, col)
 		}
 		pos[col] = i
 	}
@@ -575,12 +572,11 @@ func (s *Store) PlanImport(ctx context.Context, rows []StudentInput, lines []int
 		case !found:
 			plan.New = append(plan.New, ImportRow{Line: g.line, Input: g.in})
 		case mode == ImportAdd:
-			as := ""
+			msg := fmt.Sprintf(msgExists, g.in.RegistrationNo)
 			if cur.RegistrationNo != g.in.RegistrationNo {
-				as = fmt.Sprintf(" as %q (registration numbers are compared without case)", cur.RegistrationNo)
+				msg = fmt.Sprintf(msgExistsAs, g.in.RegistrationNo, cur.RegistrationNo)
 			}
-			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true,
-				Msg: fmt.Sprintf("registration_no: %q already exists%s", g.in.RegistrationNo, as)})
+			plan.Errors = append(plan.Errors, RowError{Line: g.line, Exists: true, Msg: "registration_no: " + msg})
 		case sameRecord(cur, mergeRow(cur, g.in)):
 			plan.Unchanged++
 		default:
@@ -789,7 +785,7 @@ func studentKeysSet(doc studentDoc) bson.D {
 // repeatsMsg is the message of a row whose registration number (in any
 // case) is on an earlier line of the same file.
 func repeatsMsg(regNo string, line int) string {
-	return fmt.Sprintf("%q repeats line %d (registration numbers are compared without case)", regNo, line)
+	return fmt.Sprintf(msgRepeats, regNo, line)
 }
 
 func sortRowErrors(errs []RowError) {

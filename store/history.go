@@ -173,7 +173,7 @@ func StudentsImported(a Actor, n int) HistoryEntry {
 	return e
 }
 
-func userObject(u User) string { return "user " + u.Username }
+func userObject(u User) string { return fmt.Sprintf(msgUserObject, u.Username) }
 
 func userFields(u User) [][2]string {
 	return [][2]string{

@@ -199,7 +199,7 @@ func (s *Store) HistoryUsernames(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-func groupObject(g Group) string { return "group " + g.Name }
+func groupObject(g Group) string { return fmt.Sprintf(msgGroupObject, g.Name) }
 
 func permissionsText(g Group) string {
 	ps := make([]string, len(g.Permissions))

@@ -665,25 +665,25 @@ func (s *Store) deleteEntries(ctx context.Context, seq int64) error {
 
 // describe says what an operation was, for its roll-back entry.
 func (rec *opRecord) describe() string {
-	switch rec.Kind {
-	case opDelete:
-		return fmt.Sprintf("bulk delete of %s (interrupted; nothing deleted)", studentsText(rec.Deleted))
-	case opChange:
-		return fmt.Sprintf("bulk change of %s (interrupted; nothing changed)", studentsText(rec.Updated))
+	switch {
+	case rec.Kind == opDelete:
+		return countSprintf(rec.Deleted, msgRolledBackDelete1, msgRolledBackDelete)
+	case rec.Kind == opChange:
+		return countSprintf(rec.Updated, msgRolledBackChange1, msgRolledBackChange)
+	case rec.Updated > 0:
+		return countSprintf(rec.Added, msgRolledBackImportChanged1, msgRolledBackImportChanged, rec.Updated)
 	default:
-		what := studentsText(rec.Added) + " new"
-		if rec.Updated > 0 {
-			what += fmt.Sprintf(", %d changed", rec.Updated)
-		}
-		return fmt.Sprintf("import of %s (interrupted; nothing imported)", what)
+		return countSprintf(rec.Added, msgRolledBackImport1, msgRolledBackImport)
 	}
 }
 
-func studentsText(n int) string {
+// countSprintf formats n and the other values with one (which has no
+// verb for n) when n is 1, else with many.
+func countSprintf(n int, one, many string, more ...any) string {
 	if n == 1 {
-		return "1 student"
+		return fmt.Sprintf(one, more...)
 	}
-	return strconv.Itoa(n) + " students"
+	return fmt.Sprintf(many, append([]any{n}, more...)...)
 }
 
 // RecoverOperations rolls back every pending operation whose writer is

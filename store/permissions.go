@@ -199,7 +199,7 @@ func normalizeGroup(name string, perms []Permission) (string, []Permission, Fiel
 	}
 	for _, p := range perms {
 		if !slices.Contains(StudentPermissions, p) {
-			fe["permissions"] = fmt.Sprintf("has an unknown permission %q", p)
+			fe["permissions"] = fmt.Sprintf(msgUnknownPermission, p)
 		}
 	}
 	if len(fe) > 0 {
@@ -337,7 +337,7 @@ func (s *Store) checkGroupIDs(ctx context.Context, ids []string) ([]string, erro
 	}
 	for _, id := range ids {
 		if !slices.Contains(out, id) {
-			return nil, FieldErrors{"groups": fmt.Sprintf("names no group of this school (%q)", id)}
+			return nil, FieldErrors{"groups": fmt.Sprintf(msgNoSuchGroup, id)}
 		}
 	}
 	return out, nil

@@ -253,7 +253,7 @@ func normalizeRecord(in StudentInput, out *StudentInput, fe FieldErrors, today t
 	case !dob.IsZero() && dob.After(today.AddDate(-1, 0, 0)):
 		fe["date_of_birth"] = "must be at least a year ago (a student is not a newborn)"
 	case !dob.IsZero() && dob.Before(today.AddDate(-MaxAge, 0, 0)):
-		fe["date_of_birth"] = fmt.Sprintf("must be within the last %d years", MaxAge)
+		fe["date_of_birth"] = fmt.Sprintf(msgWithinYears, MaxAge)
 	}
 	for _, f := range []struct {
 		name string
@@ -287,13 +287,13 @@ func checkDate(s string, today time.Time) (time.Time, string) {
 	}
 	t, err := time.Parse(DateLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Sprintf("%q is not a date: write it as YYYY-MM-DD (e.g. 2014-03-09)", s)
+		return time.Time{}, fmt.Sprintf(msgNotADate, s)
 	}
 	if t.After(today) {
-		return time.Time{}, fmt.Sprintf("%s is in the future", s)
+		return time.Time{}, fmt.Sprintf(msgInFuture, s)
 	}
 	if t.Before(epochDay) {
-		return time.Time{}, fmt.Sprintf("%s is too long ago", s)
+		return time.Time{}, fmt.Sprintf(msgTooLongAgo, s)
 	}
 	return t, ""
 }
@@ -306,7 +306,7 @@ func checkText(s string, max int) string {
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8 text"
 	case utf8.RuneCountInString(s) > max:
-		return fmt.Sprintf("must be at most %d characters", max)
+		return fmt.Sprintf(msgAtMostChars, max)
 	case strings.ContainsFunc(s, unicode.IsControl):
 		return "must not contain control characters such as line breaks or tabs"
 	}
@@ -318,7 +318,7 @@ func checkNotes(s string) string {
 	case !utf8.ValidString(s):
 		return "is not valid UTF-8 text"
 	case utf8.RuneCountInString(s) > MaxNotesLen:
-		return fmt.Sprintf("must be at most %d characters", MaxNotesLen)
+		return fmt.Sprintf(msgAtMostChars, MaxNotesLen)
 	case strings.ContainsFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }):
 		return "must not contain control characters"
 	}

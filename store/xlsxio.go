@@ -76,7 +76,7 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 			}
 		}
 		if p.Sheet == "" {
-			return p, fmt.Errorf("the workbook has no sheet %q; its sheets are %s", sheet, quoteList(sheets))
+			return p, fmt.Errorf(msgNoSheet, sheet, quoteList(sheets))
 		}
 	}
 	rows, err := f.Rows(p.Sheet)
@@ -132,16 +132,17 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		return p, fmt.Errorf("read sheet %q: %w", p.Sheet, err)
 	}
 	if rs == nil {
-		return p, fmt.Errorf("sheet %q is empty; its first row must be the header registration_no, first_name, second_name", p.Sheet)
+		return p, fmt.Errorf(msgEmptySheet, p.Sheet)
 	}
-	if numeric > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("%s (the first: %s on row %d). A spreadsheet drops leading "+
-			"zeros from numbers: if one should read 000123, format the column as Text, type the numbers again and upload the file again.",
-			plural(numeric, "registration number is a plain number", "registration numbers are plain numbers"), firstNumVal, firstNum))
+	if numeric == 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf(msgNumericOne, firstNumVal, firstNum))
+	} else if numeric > 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf(msgNumericMany, numeric, firstNumVal, firstNum))
 	}
-	if beyond > 0 {
-		p.Notes = append(p.Notes, fmt.Sprintf("%s cells to the right of the last column with a header (the first: row %d); they were ignored.",
-			plural(beyond, "row has", "rows have"), firstBeyond))
+	if beyond == 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf(msgBeyondOne, firstBeyond))
+	} else if beyond > 1 {
+		p.Notes = append(p.Notes, fmt.Sprintf(msgBeyondMany, beyond, firstBeyond))
 	}
 	return p, nil
 }
@@ -197,13 +198,6 @@ func quoteList(names []string) string {
 		q[i] = fmt.Sprintf("%q", n)
 	}
 	return strings.Join(q, ", ")
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }
 
 // ---- export ----

@@ -37,7 +37,7 @@ const Default = "en"
 
 // Language is one language the app speaks.
 type Language struct {
-	Code string // "en", "fr": the value of the school's setting and of <html lang>
+	Code string // "en", "fr", "sw": the value of the school's setting and of <html lang>
 	Name string // in the language itself, for the settings form
 	tag  language.Tag
 }
@@ -46,6 +46,9 @@ type Language struct {
 var Languages = []Language{
 	{Code: "en", Name: "English", tag: language.English},
 	{Code: "fr", Name: "Français", tag: language.French},
+	// Swahili covers the public pages (an admin page shows English where
+	// it has no entry); its entries await a native speaker's review.
+	{Code: "sw", Name: "Kiswahili", tag: language.Swahili},
 }
 
 // Supported reports whether code names a supported language.

@@ -1,6 +1,7 @@
 package i18n
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -29,6 +30,8 @@ func TestChoose(t *testing.T) {
 		{"unsupported first, then supported", "en", true, "de, fr;q=0.5", "fr"},
 		{"wildcard: the school's language", "fr", true, "*", "fr"},
 		{"garbage header", "fr", true, ";;;q=x,,", "fr"},
+		{"Swahili school", "sw", false, "fr", "sw"},
+		{"Swahili browser", "en", true, "sw-KE,sw;q=0.9,en;q=0.5", "sw"},
 		{"very long header", "en", true, "xx-" + string(make([]byte, 0)) + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "en"},
 	}
 	for _, c := range cases {
@@ -120,6 +123,29 @@ func TestStoredObjects(t *testing.T) {
 		"Amina Njeri (REG/2024/1)": "Amina Njeri (REG/2024/1)", "user alice": "user alice"} {
 		if got := fr.T(in); got != want {
 			t.Errorf("fr.T(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPatterns(t *testing.T) {
+	p := NewPatterns("%q is not a date", "%q repeats line %d (a)", "%s is in the future", "100%% of %d")
+	cases := []struct {
+		msg    string
+		format string
+		args   []any
+	}{
+		{`"x \"y\"" is not a date`, "%q is not a date", []any{`x "y"`}},
+		{`"A1" repeats line 12 (a)`, "%q repeats line %d (a)", []any{"A1", 12}},
+		{`2030-01-01 is in the future`, "%s is in the future", []any{"2030-01-01"}},
+		{`100% of 3`, "100%% of %d", []any{3}},
+		{`"A1" repeats line x (a)`, "", nil},
+		{`is in the future`, "", nil},
+		{`something else`, "", nil},
+	}
+	for _, c := range cases {
+		format, args, ok := p.Match(c.msg)
+		if format != c.format || ok != (c.format != "") || fmt.Sprint(args) != fmt.Sprint(c.args) {
+			t.Errorf("Match(%q) = %q %v %v, want %q %v", c.msg, format, args, ok, c.format, c.args)
 		}
 	}
 }
