@@ -51,6 +51,8 @@ type Hooks struct {
 	// BeforeMigrate runs before a fleet migration migrates a tenant; an
 	// error fails that tenant.
 	BeforeMigrate func(registry.Tenant) error
+	// AfterDrop runs when a purge has dropped the tenant's database.
+	AfterDrop func(registry.Tenant)
 }
 
 // Manager runs the tenant lifecycle over one registry and one database
@@ -546,16 +548,80 @@ func (m *Manager) Purge(ctx context.Context, t registry.Tenant) error {
 	if stamp != "" && stamp != t.ID {
 		return &ForeignDatabaseError{Op: "purge", Tenant: t, Stamp: stamp}
 	}
+	// An app of t still running is stopped by its supervisor once it sees
+	// the deletion: wait for it (bounded), since any write of it after the
+	// drop would make the database again.
+	if !waitNoInstances(ctx, m.Registry, t.Name, purgeDrainWait) {
+		fmt.Fprintf(m.notes(), "tenant %s: its apps were still registered after %s; purging anyway\n", t.Name, purgeDrainWait)
+	}
 	if err := st.Drop(ctx); err != nil {
 		return fmt.Errorf("purge tenant %q: %w", t.Name, err)
 	}
+	if m.Hooks.AfterDrop != nil {
+		m.Hooks.AfterDrop(t)
+	}
 	if err := m.Registry.PurgeTenant(ctx, t.Name, t.ID); err != nil {
 		return fmt.Errorf("purge tenant %q: database dropped, but: %w", t.Name, err)
+	}
+	if err := m.dropLateWrites(ctx, st, t); err != nil {
+		return fmt.Errorf("purge tenant %q: %w", t.Name, err)
 	}
 	if err := m.revokeToken(ctx, t.Name); err != nil {
 		return fmt.Errorf("purge tenant %q: purged, but: %w", t.Name, err)
 	}
 	return nil
+}
+
+const (
+	// purgeDrainWait bounds how long a purge waits for the tenant's apps
+	// to leave the registry before it drops the database.
+	purgeDrainWait = 30 * time.Second
+	// purgeSettle is how long a purge keeps watching the dropped database
+	// for late writes.
+	purgeSettle = 2 * time.Second
+)
+
+// dropLateWrites drops t's database again should it come back within
+// purgeSettle: an app that was starting when the tenant was deleted (it
+// read the record just before, and is not registered yet) or one whose
+// last write lands after its deregistration makes it again with its first
+// write, stamped with t's ID or not stamped at all, and a later `tenant
+// restore` of t's archive would then be refused. A database stamped with
+// another tenant's ID, or unstamped while a tenant of that name exists
+// again (a create under way), is never touched.
+func (m *Manager) dropLateWrites(ctx context.Context, st *store.Store, t registry.Tenant) error {
+	deadline := time.Now().Add(purgeSettle) // real time: the app's, not the lifecycle's clock
+	for {
+		empty, err := st.Empty(ctx)
+		if err != nil {
+			return err
+		}
+		if !empty {
+			stamp, err := st.TenantID(ctx)
+			if err != nil {
+				return err
+			}
+			ours := stamp == t.ID
+			if stamp == "" {
+				_, err := m.Registry.Tenant(ctx, t.Name)
+				ours = errors.Is(err, registry.ErrNotFound)
+			}
+			if ours {
+				m.logger().Info("purge: the dropped database came back (a late write of its app); dropping it again", "tenant", t.Name, "database", t.Database)
+				if err := st.Drop(ctx); err != nil {
+					return err
+				}
+			}
+		}
+		if !time.Now().Before(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // PurgeExpired purges every deleted tenant whose retention has ended, one

@@ -405,3 +405,48 @@ func TestAppStartingAfterPurgeMakesNoDatabase(t *testing.T) {
 		t.Errorf("b's stamp %q, %v", id, err)
 	}
 }
+
+// A purge drops what a late app writes after the drop: an app of the
+// school that was starting when it was deleted (it read the record just
+// before) migrates, and its first write makes the database again, stamped.
+// The purge drops it again, so that the school's archive can be restored;
+// the other school's database is untouched, and a database stamped for
+// another tenant that appears under the name is never dropped.
+func TestPurgeDropsLateWrites(t *testing.T) {
+	w := newWorld(t)
+	ctx := t.Context()
+	for _, tc := range []struct {
+		name     string
+		lateID   func(a registry.Tenant) string
+		wantGone bool
+	}{
+		{"a late write of the purged school's app", func(a registry.Tenant) string { return a.ID }, true},
+		{"another tenant's database under the name", func(registry.Tenant) string { return "someone-else" }, false},
+	} {
+		a, b := w.create(w.name()), w.create(w.name())
+		w.m.Hooks.AfterDrop = func(p registry.Tenant) {
+			if _, _, err := w.store(p).MigrateTenant(ctx, tc.lateID(p)); err != nil {
+				t.Errorf("%s: the late write: %v", tc.name, err)
+			}
+		}
+		if _, err := w.m.Delete(ctx, a, time.Hour, true); err != nil {
+			t.Fatalf("%s: delete --purge-data: %v", tc.name, err)
+		}
+		w.m.Hooks.AfterDrop = nil
+		id, err := w.store(a).TenantID(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.wantGone {
+			w.nothingOf(a.Name)
+		} else if id != "someone-else" {
+			t.Errorf("%s: stamp %q after the purge, want the other tenant's database kept", tc.name, id)
+		}
+		if got, err := w.store(b).TenantID(ctx); err != nil || got != b.ID {
+			t.Errorf("%s: the other school's stamp %q, %v", tc.name, got, err)
+		}
+		if n, err := w.store(b).CountStudents(ctx); err != nil || n != 1 {
+			t.Errorf("%s: the other school has %d students (%v), want its 1", tc.name, n, err)
+		}
+	}
+}
