@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -48,17 +49,24 @@ type relay struct {
 	gate     *sync.RWMutex
 	logger   *slog.Logger
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
-// serve accepts connections until the listener is closed.
+// serve accepts connections until the listener is closed; a failed accept
+// (out of file descriptors) is retried after a pause.
 func (r *relay) serve() {
 	for {
 		c, err := r.ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
+		}
+		if err != nil {
+			r.logger.Warn("embedded MongoDB: accept a client", "err", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
 		}
 		up, err := net.Dial("unix", r.upstream)
 		if err != nil {
@@ -67,9 +75,15 @@ func (r *relay) serve() {
 			continue
 		}
 		r.mu.Lock()
+		if r.closed {
+			r.mu.Unlock()
+			c.Close()
+			up.Close()
+			return
+		}
 		r.conns[c], r.conns[up] = struct{}{}, struct{}{}
-		r.mu.Unlock()
 		r.wg.Add(1)
+		r.mu.Unlock()
 		go func() {
 			defer r.wg.Done()
 			r.pipe(c, up)
@@ -85,6 +99,7 @@ func (r *relay) serve() {
 func (r *relay) close() {
 	r.ln.Close()
 	r.mu.Lock()
+	r.closed = true
 	for c := range r.conns {
 		c.Close()
 	}
