@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,7 +164,7 @@ func body(t *testing.T, resp *http.Response) string {
 func TestOnDemandCertificateEndToEnd(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 90*24*time.Hour)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, nil)
+	e := startEdge(t, httpLn, pb, fileStorage(t), nil)
 	e.proxy.Update(snapshot(1,
 		school{name: "nairobi", hosts: []string{"nairobi.campus.test"}, addr: startSchoolApp(t, "nairobi")},
 		school{name: "closed", hosts: []string{"closed.campus.test"}, state: registry.StateSuspended},
@@ -274,7 +275,7 @@ func mustExpiry(t *testing.T, e *edge, host string) int64 {
 func TestUnknownHostGetsNoCertificateAndNoOrder(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 90*24*time.Hour)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, nil)
+	e := startEdge(t, httpLn, pb, fileStorage(t), nil)
 	e.proxy.Update(snapshot(1, school{name: "accra", hosts: []string{"accra.campus.test", "accra.school.localhost"}, addr: startSchoolApp(t, "accra")}))
 
 	// accra.school.localhost is a school's host, but no public CA issues
@@ -307,7 +308,7 @@ func TestUnknownHostGetsNoCertificateAndNoOrder(t *testing.T) {
 func TestCertificateIsolation(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 90*24*time.Hour)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, nil)
+	e := startEdge(t, httpLn, pb, fileStorage(t), nil)
 	e.proxy.Update(snapshot(1,
 		school{name: "alpha", hosts: []string{"alpha.campus.test", "records.alpha.test"}, addr: startSchoolApp(t, "alpha")},
 		school{name: "beta", hosts: []string{"beta.campus.test"}, addr: startSchoolApp(t, "beta")},
@@ -346,7 +347,7 @@ func TestCertificateIsolation(t *testing.T) {
 func TestHostAddedGetsCertificateRemovedStopsBeingServed(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 90*24*time.Hour)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, nil)
+	e := startEdge(t, httpLn, pb, fileStorage(t), nil)
 	app := startSchoolApp(t, "lagos")
 	e.proxy.Update(snapshot(1, school{name: "lagos", hosts: []string{"lagos.campus.test"}, addr: app}))
 	if _, err := handshake(e.tlsAddr, "records.unilag.test", pb.Roots); err == nil {
@@ -377,7 +378,7 @@ func TestHostAddedGetsCertificateRemovedStopsBeingServed(t *testing.T) {
 func TestShortLivedCertificateIsRenewed(t *testing.T) {
 	httpLn := listen(t)
 	pb := startPebble(t, port(httpLn), 30*time.Second)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, func(c *ACMEConfig) {
+	e := startEdge(t, httpLn, pb, fileStorage(t), func(c *ACMEConfig) {
 		c.RenewCheckInterval = time.Second
 		c.RenewalWindowRatio = 0.5
 	})
@@ -414,7 +415,7 @@ func TestOrdersCappedAndFailuresBackOff(t *testing.T) {
 	deadPort := port(dead)
 	dead.Close()
 	pb := startPebble(t, deadPort, 90*24*time.Hour)
-	e := startEdge(t, httpLn, pb, &certmagic.FileStorage{Path: t.TempDir()}, func(c *ACMEConfig) { c.OrdersPerHour = 2 })
+	e := startEdge(t, httpLn, pb, fileStorage(t), func(c *ACMEConfig) { c.OrdersPerHour = 2 })
 	e.proxy.Update(snapshot(1,
 		school{name: "a", hosts: []string{"a.campus.test"}},
 		school{name: "b", hosts: []string{"b.campus.test"}},
@@ -444,4 +445,24 @@ func TestOrdersCappedAndFailuresBackOff(t *testing.T) {
 	if n := testutil.ToFloat64(iss.errors.WithLabelValues(ReasonFailed)); n != 2 {
 		t.Errorf("failed orders %v, want 2", n)
 	}
+}
+
+// fileStorage is certmagic's file storage in a folder of the test's own.
+// certmagic's background maintenance may still be writing a renewal's
+// files when the edge has been stopped (its Stop does not wait for it), so
+// the folder is removed once that write is done rather than with
+// t.TempDir, whose removal fails on a folder that is not yet empty.
+func fileStorage(t *testing.T) *certmagic.FileStorage {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "campus-certs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for os.RemoveAll(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return &certmagic.FileStorage{Path: dir}
 }
