@@ -175,7 +175,9 @@ func (r *relay) pipe(client, up net.Conn) {
 			r.gate.Lock()
 			dropping <- struct{}{}
 		}
-		if err := copyN(up, br, size, buf); err != nil {
+		// The rest of the message (io.LimitReader: copied through buf,
+		// since neither side is a ReaderFrom/WriterTo here).
+		if k, err := io.CopyBuffer(up, io.LimitReader(br, int64(size)), buf); err != nil || k < int64(size) {
 			if drop {
 				release() // FerretDB never had the whole message
 			}
@@ -198,23 +200,6 @@ func (r *relay) pipe(client, up net.Conn) {
 // dropAnswerWait bounds how long a dropDatabase whose client has gone
 // keeps the gate.
 const dropAnswerWait = time.Minute
-
-// copyN copies n bytes from src to dst through buf.
-func copyN(dst io.Writer, src io.Reader, n int, buf []byte) error {
-	for n > 0 {
-		k, err := io.ReadFull(src, buf[:min(n, len(buf))])
-		if k > 0 {
-			if _, werr := dst.Write(buf[:k]); werr != nil {
-				return werr
-			}
-			n -= k
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // isDropDatabase reports whether a message (at least its first
 // commandPeek bytes) is a dropDatabase command.
