@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,9 +236,21 @@ func (s *Server) Close() error {
 // findAndModify, …): the client receives those errors anyway. It drops
 // "Failed to set deadline: … use of closed network connection" too, one
 // WARN per client that hung up first.
+//
+// FerretDB adds attributes (logger.With) for every statement it runs, and
+// slog's text and JSON handlers format them at once, in WithAttrs. Almost
+// every record is then dropped, so minLevel only remembers the attributes
+// and groups, and hands them to the next handler when a record is kept.
 type minLevel struct {
-	min slog.Level
-	h   slog.Handler
+	min  slog.Level
+	h    slog.Handler
+	with []withOp // applied in order to h, only when a record is handled
+}
+
+// withOp is one WithAttrs (group empty) or WithGroup call not yet applied.
+type withOp struct {
+	attrs []slog.Attr
+	group string
 }
 
 func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
@@ -248,13 +261,36 @@ func (m minLevel) Handle(ctx context.Context, r slog.Record) error {
 	if r.Level < slog.LevelError && (strings.HasPrefix(r.Message, "Response ") || strings.HasPrefix(r.Message, "Failed to set deadline")) {
 		return nil
 	}
-	return m.h.Handle(ctx, r)
+	h := m.h
+	for _, op := range m.with {
+		if op.group != "" {
+			h = h.WithGroup(op.group)
+		} else {
+			h = h.WithAttrs(op.attrs)
+		}
+	}
+	return h.Handle(ctx, r)
 }
 
 func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
-	return minLevel{min: m.min, h: m.h.WithAttrs(as)}
+	if len(as) == 0 {
+		return m
+	}
+	return m.push(withOp{attrs: slices.Clone(as)})
 }
 
 func (m minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{min: m.min, h: m.h.WithGroup(name)}
+	if name == "" {
+		return m
+	}
+	return m.push(withOp{group: name})
+}
+
+// push returns a copy of m with op added; m's own list is never shared
+// for appending, since loggers derived from one parent live side by side.
+func (m minLevel) push(op withOp) minLevel {
+	with := make([]withOp, len(m.with), len(m.with)+1)
+	copy(with, m.with)
+	m.with = append(with, op)
+	return m
 }

@@ -224,3 +224,26 @@ func TestStartWithSyncFull(t *testing.T) {
 		_ = s.Close()
 	}
 }
+
+// TestFerretDBLogFilterKeepsAttributesInOrder: attributes and groups that
+// minLevel holds back reach the record in the order they were added, and
+// loggers derived from one parent do not see each other's attributes.
+func TestFerretDBLogFilterKeepsAttributesInOrder(t *testing.T) {
+	var buf bytes.Buffer
+	base := slog.New(slog.NewTextHandler(&buf, nil))
+	parent := slog.New(minLevel{min: slog.LevelWarn, h: base.Handler()}).With("conn", 1)
+	a := parent.WithGroup("g").With("stmt", "a")
+	b := parent.With("stmt", "b")
+	a.Warn("first")
+	b.Warn("second")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("got %d lines, want 2:\n%s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[0], "msg=first conn=1 g.stmt=a") {
+		t.Errorf("first line = %q, want conn=1 then g.stmt=a", lines[0])
+	}
+	if !strings.Contains(lines[1], "msg=second conn=1 stmt=b") || strings.Contains(lines[1], "g.") {
+		t.Errorf("second line = %q, want conn=1 stmt=b and no group", lines[1])
+	}
+}

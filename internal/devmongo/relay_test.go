@@ -2,6 +2,8 @@ package devmongo
 
 import (
 	"encoding/binary"
+	"io"
+	"log/slog"
 	"net/url"
 	"testing"
 
@@ -90,5 +92,37 @@ func BenchmarkRelay(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkInsertMany prices a 500-document insert through campus dev's
+// logger (a JSON handler at INFO): FerretDB adds attributes for every
+// statement, which minLevel must not format for records it drops.
+//
+//	go test -run '^$' -bench InsertMany -count 3 ./internal/devmongo/
+func BenchmarkInsertMany(b *testing.B) {
+	ctx := b.Context()
+	logger := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	s, err := Start(ctx, Config{Dir: b.TempDir(), Logger: logger})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Disconnect(ctx)
+	coll := c.Database("bench").Collection("c")
+	docs := make([]any, 500)
+	n := 0
+	for b.Loop() {
+		for i := range docs {
+			n++
+			docs[i] = bson.D{{Key: "_id", Value: n}, {Key: "name", Value: "Amina Kamau"}, {Key: "class", Value: "Form 2B"}}
+		}
+		if _, err := coll.InsertMany(ctx, docs); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
