@@ -81,6 +81,14 @@ const (
 	// from that address do.
 	SuspectAfter = 10
 	FloodMemory  = time.Minute
+	// A connection from an address that flooded in the last FloodMemory
+	// has a reset budget of FloodBurst at once (ResetRate a second), and
+	// each new TLS connection from that address costs FloodConnCost
+	// tokens of the address's bucket of new connections (connlimit.go),
+	// so a flood from one address makes a few dozen connections a minute
+	// cut short, not hundreds each handled up to the full budget.
+	FloodBurst    = SuspectAfter
+	FloodConnCost = 10
 	// maxFloodAddrs bounds the addresses remembered for FloodMemory.
 	maxFloodAddrs = 4096
 )
@@ -117,12 +125,17 @@ func connFrom(ctx context.Context) *connState {
 	return cs
 }
 
-// limiter returns the connection's reset budget, made on first use.
-func (cs *connState) limiter(r float64, burst int) *rate.Limiter {
+// limiter returns the connection's reset budget, made on first use: burst
+// at once, or at most FloodBurst when the address flooded lately.
+func (p *Proxy) limiter(cs *connState, now time.Time) *rate.Limiter {
 	if l := cs.resets.Load(); l != nil {
 		return l
 	}
-	l := rate.NewLimiter(rate.Limit(r), burst)
+	burst := p.cfg.ResetBurst
+	if p.floods.recent(cs.addr, now) {
+		burst = min(burst, FloodBurst)
+	}
+	l := rate.NewLimiter(rate.Limit(p.cfg.ResetRate), burst)
 	if cs.resets.CompareAndSwap(nil, l) {
 		return l
 	}
@@ -249,7 +262,7 @@ func (p *Proxy) cancelled(ex *exchange) {
 	}
 	now := time.Now()
 	if !cs.goaway.Load() {
-		if cs.limiter(p.cfg.ResetRate, p.cfg.ResetBurst).AllowN(now, 1) {
+		if p.limiter(cs, now).AllowN(now, 1) {
 			return
 		}
 		// Remembered before anybody can see the GOAWAY, so that the

@@ -151,7 +151,11 @@ func (l *limitListener) allow(a netip.Addr, now time.Time) bool {
 		lim = rate.NewLimiter(rate.Limit(l.p.cfg.ConnRatePerAddr), l.p.cfg.ConnBurstPerAddr)
 		l.rates[a] = lim
 	}
-	return lim.AllowN(now, 1)
+	cost := 1
+	if l.p.floods.recent(a, now) {
+		cost = min(FloodConnCost, l.p.cfg.ConnBurstPerAddr) // abuse.go
+	}
+	return lim.AllowN(now, cost)
 }
 
 func (l *limitListener) release(a netip.Addr) {

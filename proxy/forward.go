@@ -93,7 +93,7 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		pr.Out.Header.Set("X-Forwarded-Proto", "http")
 	}
 	pr.Out.Header.Set(HeaderTenant, ex.tenant.name)
-	pr.Out.Header.Set(HeaderRequestID, ex.requestID)
+	pr.Out.Header.Set(HeaderRequestID, ex.id())
 }
 
 func isClientSet(name string) bool {
@@ -168,7 +168,7 @@ func (t *retryTransport) RoundTrip(out *http.Request) (*http.Response, error) {
 			slog.String("reason", why.String()),
 			slog.Int("attempt", attempt),
 			slog.Bool("retry", retry),
-			slog.String("request_id", ex.requestID),
+			slog.String("request_id", ex.id()),
 			slog.Any("err", err),
 		)
 		if !retry {

@@ -86,7 +86,7 @@ func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
 		h.Set("Content-Language", lang)
 		h.Add("Vary", "Accept-Language")
 		if err := pageTemplate.Execute(&body, pageData{
-			Lang: lang, Status: pg.status, Title: pageT(lang, pg.title), Message: msg, RequestID: ex.requestID,
+			Lang: lang, Status: pg.status, Title: pageT(lang, pg.title), Message: msg, RequestID: ex.id(),
 			Retry: rt != nil && pg.status >= 500, TryAgain: pageT(lang, "Try again"), Reference: pageT(lang, "Reference:"),
 		}); err != nil {
 			p.log.Error("render error page", "status", pg.status, "err", err)
@@ -95,7 +95,7 @@ func (p *Proxy) reply(ex *exchange, pg *page, rt *route) {
 	h.Set("Content-Length", strconv.Itoa(body.Len()))
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(HeaderRequestID, ex.requestID)
+	h.Set(HeaderRequestID, ex.id())
 	if pg.retryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(pg.retryAfter))
 	}

@@ -305,7 +305,7 @@ type exchange struct {
 	start     time.Time
 	r         *http.Request
 	w         *statusWriter
-	requestID string
+	requestID string // made on first use (id)
 	host      string // normalised; "" when malformed
 	tenant    *tenantState
 	route     *route
@@ -326,10 +326,9 @@ func exchangeFrom(ctx context.Context) *exchange {
 func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
 	p.metrics.inFlight.Inc()
 	ex := &exchange{
-		start:     time.Now(),
-		w:         &statusWriter{ResponseWriter: w},
-		requestID: requestID(r.Header.Get("X-Request-Id")),
-		tenant:    p.unknown,
+		start:  time.Now(),
+		w:      &statusWriter{ResponseWriter: w},
+		tenant: p.unknown,
 	}
 	if cs := connFrom(r.Context()); cs != nil && cs.goaway.Load() {
 		goingAway(w) // this connection reset too many requests (abuse.go)
@@ -341,6 +340,16 @@ func (p *Proxy) begin(w http.ResponseWriter, r *http.Request) (*exchange, *http.
 	r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, ex))
 	ex.r = r
 	return ex, r
+}
+
+// id returns the request's ID (requestID), made on first use: a request
+// answered without a page or a log line (a stream of a reset flood, whose
+// line is sampled) needs none.
+func (ex *exchange) id() string {
+	if ex.requestID == "" {
+		ex.requestID = requestID(ex.r.Header.Get(HeaderRequestID))
+	}
+	return ex.requestID
 }
 
 // useInstance moves the request's in-flight count to in.
@@ -411,7 +420,7 @@ func (p *Proxy) finish(ex *exchange) {
 			slog.Int("status", status),
 			slog.Duration("duration", elapsed),
 			slog.String("instance", instance),
-			slog.String("request_id", ex.requestID),
+			slog.String("request_id", ex.id()),
 		)
 	}
 	if aborted != nil {

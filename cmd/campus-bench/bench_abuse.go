@@ -59,6 +59,7 @@ first page costs.`)
 		addrs    = fs.Int("flood-addrs", 1, "rapid reset: each new flooding connection from the next of this many loopback addresses counted up from --flood-from (a botnet; 1: one address)")
 		rounds   = fs.Int("rounds", 1, "runs of every binary, alternating (before, after, before, after, ...)")
 		pages    = fs.Int("first-pages", 50, "first-page loads by a new browser measured before the floods (0: none)")
+		kinds    = fs.String("floods", "rapid-reset,bad-chunks", "the floods run, in order, comma-separated: rapid-reset, bad-chunks")
 		fl       flooder
 	)
 	fs.IntVar(&fl.nice, "flooder-nice", 0, "run the flooder process at this nice value (19: only CPU nobody else wants)")
@@ -67,6 +68,10 @@ first page costs.`)
 		return err
 	}
 	if err := noArgs(fs); err != nil {
+		return err
+	}
+	floods, err := abuseFloods(*kinds)
+	if err != nil {
 		return err
 	}
 	self, err := campusBinary()
@@ -89,11 +94,11 @@ first page costs.`)
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(e.stdout, "campus-bench abuse: %s per phase, %d flooding connections per kind (rapid reset at %.0f streams/s from %d address(es)), %s, %d clients on accra's public page, GOMAXPROCS=%d, load %s\n",
 		*duration, *conns, *resets, *addrs, fl.describe(), *clients, runtimeProcs(), strings.Join(strings.Fields(string(load))[:3], " "))
-	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n",
-		"binary", "phase", "sent", "to app", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
+	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %9s %8s %8s %8s %9s %9s %9s %9s\n",
+		"binary", "phase", "sent", "handled", "to app", "GOAWAYs", "lines", "KB", "dev CPU", "accra p50", "accra p99", "goal p99")
 	for range *rounds {
 		for _, r := range runs {
-			if err := abuseRun(ctx, e, &fl, r.name, r.bin, *duration, *conns, *clients, *pages, *resets, *from, *addrs); err != nil {
+			if err := abuseRun(ctx, e, &fl, r.name, r.bin, floods, *duration, *conns, *clients, *pages, *resets, *from, *addrs); err != nil {
 				return fmt.Errorf("%s (%s): %w", r.name, r.bin, err)
 			}
 		}
@@ -130,7 +135,26 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time.Duration, conns, clients, pages int, resetRate float64, from string, addrs int) error {
+// abuseFlood is one kind of flood of the bench: its row's name and the
+// flooder's kind.
+type abuseFlood struct{ name, kind string }
+
+// abuseFloods parses --floods.
+func abuseFloods(list string) ([]abuseFlood, error) {
+	known := map[string]string{"rapid-reset": "rapid reset", "bad-chunks": "bad chunks"}
+	var floods []abuseFlood
+	for k := range strings.SplitSeq(list, ",") {
+		k = strings.TrimSpace(k)
+		name, ok := known[k]
+		if !ok {
+			return nil, fmt.Errorf("--floods: unknown flood %q (rapid-reset, bad-chunks)", k)
+		}
+		floods = append(floods, abuseFlood{name, k})
+	}
+	return floods, nil
+}
+
+func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, floods []abuseFlood, d time.Duration, conns, clients, pages int, resetRate float64, from string, addrs int) error {
 	port, err := systemtest.FreePort()
 	if err != nil {
 		return err
@@ -176,7 +200,7 @@ func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9s %8s %8s %9s %9s %9s %9s\n", name, "first page", pages, "-", "-", "-", "-",
+		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9s %9s %8s %8s %8s %9s %9s %9s %9s\n", name, "first page", pages, "-", "-", "-", "-", "-", "-",
 			ms(first.P50), ms(first.P99), "load "+load0+"->"+load())
 	}
 	load0 := load()
@@ -184,12 +208,13 @@ func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %8s %8s %9s %9s %9s %9s\n", name, "quiet", "-", "-", "-", "-", "-",
+	fmt.Fprintf(e.stdout, "%-7s %-13s %9s %9s %9s %8s %8s %8s %9s %9s %9s %9s\n", name, "quiet", "-", "-", "-", "-", "-", "-", "-",
 		ms(quiet.P50), ms(quiet.P99), "load "+load0+"->"+load())
 	goal := 2*quiet.P99 + 20*time.Millisecond
-	floods := []struct{ name, kind string }{{"rapid reset", "rapid-reset"}, {"bad chunks", "bad-chunks"}}
 	for _, f := range floods {
+		load0 := load()
 		app0, lines0, bytes0, cpu0 := appCount(), out.lines.Load(), out.bytes.Load(), cpuTime(dev.Pid())
+		handled0, goaways0 := proxyCount(ctx, dev.AdminAddr, proxy.MetricRequests, proxy.LabelTenant+`="nairobi"`), proxyCount(ctx, dev.AdminAddr, proxy.MetricResetFloods, "")
 		wait, err := fl.start(ctx, floodSpec{kind: f.kind, addr: tlsAddr, from: from, addrs: addrs, host: victim, conns: conns,
 			rate: resetRate, duration: d, ca: caFile})
 		if err != nil {
@@ -211,9 +236,11 @@ func abuseRun(ctx context.Context, e *env, fl *flooder, name, bin string, d time
 		if res.P99 > goal {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9.0f %8d %8d %8.0f%% %9s %9s %9s\n", name, f.name, sent,
-			appCount()-app0, out.lines.Load()-lines0, (out.bytes.Load()-bytes0)/1024,
-			100*cpu.Seconds()/d.Seconds(), ms(res.P50), ms(res.P99), ms(goal)+" "+verdict)
+		fmt.Fprintf(e.stdout, "%-7s %-13s %9d %9.0f %9.0f %8.0f %8d %8d %8.0f%% %9s %9s %9s  load %s->%s\n", name, f.name, sent,
+			proxyCount(ctx, dev.AdminAddr, proxy.MetricRequests, proxy.LabelTenant+`="nairobi"`)-handled0, appCount()-app0,
+			proxyCount(ctx, dev.AdminAddr, proxy.MetricResetFloods, "")-goaways0,
+			out.lines.Load()-lines0, (out.bytes.Load()-bytes0)/1024,
+			100*cpu.Seconds()/d.Seconds(), ms(res.P50), ms(res.P99), ms(goal)+" "+verdict, load0, load())
 	}
 	return nil
 }
@@ -250,6 +277,37 @@ func appRequests(ctx context.Context, adminAddr, host string) float64 {
 			}
 		}
 		resp.Body.Close()
+	}
+	return total
+}
+
+// proxyCount sums the proxy's counter metric (read from its admin
+// /metrics) over the series whose labels mention label ("": all).
+func proxyCount(ctx context.Context, adminAddr, metric, label string) float64 {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+adminAddr+"/metrics", nil)
+	if err != nil {
+		return -1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, v := line[:i], line[i+1:]
+		base, labels, _ := strings.Cut(name, "{")
+		if base == metric && strings.Contains(labels, label) {
+			f, _ := strconv.ParseFloat(v, 64)
+			total += f
+		}
 	}
 	return total
 }
