@@ -205,8 +205,8 @@ func rowErrorsIn(l *locale, errs []store.RowError) []store.RowError {
 	return out
 }
 
-// localeViews are the pages of each locale: clones of the parsed pages with
-// the locale's functions, each made on its first use and kept; a school
+// localeViews are the pages of one locale: clones of the parsed pages with
+// the locale's functions. They are made on first use and kept; a school
 // has one zone at a time and a handful of languages, so there are few.
 type localeViews struct {
 	mu   sync.Mutex

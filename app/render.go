@@ -98,6 +98,9 @@ func parseViews(staticURL func(string) string) (*views, error) {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}
 	}
+	if _, err := v.forLocale(defaultLocale()); err != nil {
+		return nil, err
+	}
 	return v, nil
 }
 
@@ -105,54 +108,47 @@ func defaultLocale() *locale {
 	return &locale{lang: i18n.Get(i18n.Default), zone: time.UTC, zoneName: i18n.DefaultZone}
 }
 
-// forLocale returns the page name of a locale, cloned on first use: only
-// the pages an app renders in a language are copied for it (a public
-// school's app renders one or two; every page cloned for each language
-// weighed ~2 MB per language, issue 20). ok is false for a page that does
-// not exist.
-func (v *views) forLocale(l *locale, name string) (t *template.Template, ok bool, err error) {
-	page := v.pages[name]
-	if page == nil {
-		return nil, false, nil
-	}
+// forLocale returns the pages of a locale, cloned on first use.
+func (v *views) forLocale(l *locale) (map[string]*template.Template, error) {
 	key := localeKey{l.lang.Code, l.zoneName}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	set := v.sets[key]
-	if c := set[name]; c != nil {
-		return c, true, nil
+	if set, ok := v.sets[key]; ok {
+		return set, nil
 	}
-	c, err := page.Clone()
-	if err != nil {
-		return nil, true, fmt.Errorf("clone template %s: %w", name, err)
-	}
-	c.Funcs(localeFuncs(l))
-	for _, t := range c.Templates() {
-		if t.Tree != nil {
-			inlineTranslations(t.Tree.Root, l)
+	funcs := localeFuncs(l)
+	set := make(map[string]*template.Template, len(v.pages))
+	for name, t := range v.pages {
+		c, err := t.Clone()
+		if err != nil {
+			return nil, fmt.Errorf("clone template %s: %w", name, err)
 		}
-	}
-	if set == nil {
-		if v.sets == nil || len(v.sets) >= maxLocaleSets {
-			v.sets = map[localeKey]map[string]*template.Template{}
+		c.Funcs(funcs)
+		for _, t := range c.Templates() {
+			if t.Tree != nil {
+				inlineTranslations(t.Tree.Root, l)
+			}
 		}
-		set = map[string]*template.Template{}
-		v.sets[key] = set
+		set[name] = c
 	}
-	set[name] = c
-	return c, true, nil
+	if v.sets == nil || len(v.sets) >= maxLocaleSets {
+		v.sets = map[localeKey]map[string]*template.Template{}
+	}
+	v.sets[key] = set
+	return set, nil
 }
 
 // render executes a page into a buffer first, so that a template error
 // becomes a clean 500 rather than half a page.
 func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
 	loc := s.locale(r)
-	t, ok, err := s.views.forLocale(loc, name)
+	set, err := s.views.forLocale(loc)
 	if err != nil {
 		s.log.Error("render: templates of the locale", "request_id", stateOf(r).id, "err", err)
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
 		return
 	}
+	t, ok := set[name]
 	if !ok { // a programming error; parseViews checks the fixed names
 		s.log.Error("render: no such template", "request_id", stateOf(r).id, "template", name)
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
