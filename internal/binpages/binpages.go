@@ -50,7 +50,9 @@ func Drop() (int64, error) {
 		}
 		if !strings.HasSuffix(fs[0], ":") { // start-end perms offset dev inode path
 			cur = nil
-			if len(fs) < 6 || fs[5] != exe || !readOnlyPrivate(fs[1]) {
+			// The path may hold spaces (and " (deleted)" once the binary is
+			// replaced on disk: readlink says so too).
+			if len(fs) < 6 || strings.Join(fs[5:], " ") != exe || !readOnlyPrivate(fs[1]) {
 				continue
 			}
 			lo, hi, _ := strings.Cut(fs[0], "-")
