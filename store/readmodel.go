@@ -480,7 +480,7 @@ func (s *Store) startLoadLocked() chan struct{} {
 		if save {
 			s.saveModel(ctx, sn, refused)
 		}
-		if err == nil && save {
+		if err == nil {
 			releaseLoadGarbage()
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,13 +34,13 @@ func (cs *coldSystem) useAndMeasure(ctx context.Context, c *coldClass, n int) {
 		_, _, _ = s.get(ctx, c.t, path)
 		time.Sleep(20 * time.Millisecond)
 	}
-	addr := ""
+	addr, rollup := "", ""
 	for _, st := range s.sup.Status() {
 		if st.Tenant == c.t.Name && st.PID != 0 {
 			rss, anon := rssAnonOf(st.PID)
 			c.rssUse = append(c.rssUse, rss)
 			c.anonUse = append(c.anonUse, anon)
-			addr = st.Addr
+			addr, rollup = st.Addr, smapsRollupOf(st.PID)
 		}
 	}
 	// Where the anonymous memory is, from the app's Go runtime (its own
@@ -57,6 +58,67 @@ func (cs *coldSystem) useAndMeasure(ctx context.Context, c *coldClass, n int) {
 		}
 		c.memstats = strings.Join(parts, ", ")
 	}
+	c.memstats += "; " + rollup
+}
+
+// smapsRollupOf words where a process's resident pages are: file-backed
+// (the binary's pages, shared with every app of the same binary when
+// clean) against anonymous (its own heap, stacks, runtime), and its
+// proportional share (Pss).
+func smapsRollupOf(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for line := range strings.SplitSeq(string(b), "\n") {
+		fs := strings.Fields(line)
+		if len(fs) < 2 {
+			continue
+		}
+		switch name := strings.TrimSuffix(fs[0], ":"); name {
+		case "Rss", "Pss", "Pss_File", "Pss_Anon", "Shared_Clean", "Private_Clean", "Private_Dirty", "Anonymous":
+			kb, _ := strconv.ParseInt(fs[1], 10, 64)
+			parts = append(parts, fmt.Sprintf("%s %.1f MB", name, float64(kb)/1e3))
+		}
+	}
+	return strings.Join(parts, ", ") + "; by mapping: " + smapsByMapping(pid)
+}
+
+// smapsByMapping words the resident pages of pid by mapping: the
+// binary's segments by their permissions (r-xp: code, r--p: read-only
+// data and the function tables, rw-p: data), the rest as anonymous.
+func smapsByMapping(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return ""
+	}
+	sums := map[string]int64{}
+	var order []string
+	name := ""
+	for line := range strings.SplitSeq(string(b), "\n") {
+		fs := strings.Fields(line)
+		switch {
+		case len(fs) >= 5 && strings.Contains(fs[0], "-") && !strings.HasSuffix(fs[0], ":"):
+			name = "anonymous " + fs[1]
+			if len(fs) >= 6 {
+				name = filepath.Base(fs[5]) + " " + fs[1]
+			}
+		case len(fs) >= 2 && fs[0] == "Rss:":
+			kb, _ := strconv.ParseInt(fs[1], 10, 64)
+			if _, ok := sums[name]; !ok {
+				order = append(order, name)
+			}
+			sums[name] += kb
+		}
+	}
+	var parts []string
+	for _, n := range order {
+		if sums[n] >= 100 {
+			parts = append(parts, fmt.Sprintf("%s %.1f MB", n, float64(sums[n])/1e3))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // rssAnonOf reads VmRSS and RssAnon of a process (bytes; 0 when gone).
