@@ -22,12 +22,10 @@ import (
 // only the headroom grows with it: at 100,000 students 13 MB more RSS per
 // app for garbage that a collection would free in a few milliseconds. So
 // past gcHeadroom of models, GOGC is lowered to allow about gcHeadroom of
-// garbage (at least gcMinPercent): at 100,000 students, 15 with names
-// only, 10 with every schema 3 field filled (22.6 MB of model; ~3 MB of
-// garbage then, the floor: 4 MB of headroom, GOGC 18, kept ~2.3 MB more
-// RSS for a collection every 4 MB instead of every 3 MB allocated).
+// garbage (at least gcMinPercent): at 100,000 students, 30 with names
+// only, 18 with every schema 3 field filled (22.6 MB of model).
 const (
-	gcHeadroom   = 2 << 20
+	gcHeadroom   = 4 << 20
 	gcMinPercent = 10
 	gcLoadPct    = 800
 )

@@ -13,15 +13,15 @@ func TestGCPercent(t *testing.T) {
 		want          int
 	}{
 		{100, 0, 0, 100},
-		{100, 0, 2 << 20, 100},           // a school of ~15,000
-		{100, 0, 13 << 20, 15},           // ~100,000: about gcHeadroom of garbage
-		{100, 0, 22 << 20, gcMinPercent}, // ~100,000, every schema 3 field filled
-		{100, 0, 1 << 30, gcMinPercent},  // never below
-		{50, 0, 6 << 20, 16},             // proportional to the start's setting
-		{8, 0, 8 << 20, 8},               // … and a low one is never raised
-		{100, 1, 13 << 20, gcLoadPct},    // a load from the saved copy runs
-		{1000, 1, 0, 1000},               // never lowered by a load
-		{-1, 1, 13 << 20, -1},            // off stays off
+		{100, 0, 2 << 20, 100},          // a school of ~15,000
+		{100, 0, 13 << 20, 30},          // ~100,000: about gcHeadroom of garbage
+		{100, 0, 22 << 20, 18},          // ~100,000, every schema 3 field filled
+		{100, 0, 1 << 30, gcMinPercent}, // never below
+		{50, 0, 6 << 20, 33},            // proportional to the start's setting
+		{8, 0, 8 << 20, 8},              // … and a low one is never raised
+		{100, 1, 13 << 20, gcLoadPct},   // a load from the saved copy runs
+		{1000, 1, 0, 1000},              // never lowered by a load
+		{-1, 1, 13 << 20, -1},           // off stays off
 		{-1, 0, 13 << 20, -1},
 	} {
 		if got := gcPercent(tc.base, tc.relaxed, tc.held); got != tc.want {
