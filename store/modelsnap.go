@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/campus-saas/campus/internal/binpages"
 	"github.com/klauspost/compress/zstd"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -378,14 +377,8 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 // and an app's RSS is what a machine of many schools pays for. A load
 // from the saved copy too: its compressed and decompressed payloads
 // weigh as much as the model, and the scavenger kept ~4 MB of them.
-//
-// The pages of the binary the process touched so far (its start-up,
-// every linked package's initialisation, the load) go too (binpages): a
-// model's load is the end of an app's start; the code it serves with
-// comes back on its next touch from the page cache.
 func releaseLoadGarbage() {
 	debug.FreeOSMemory()
-	_, _ = binpages.Drop() // where it cannot (no /proc), the pages stay, as before
 }
 
 // saveSnapshot writes sn (which the caller must not change meanwhile: it
