@@ -91,6 +91,10 @@ type HistoryEntry struct {
 	Object    string        `bson:"object" json:"object"` // the student as shown, or "12 students"
 	Changes   []FieldChange `bson:"changes,omitempty" json:"changes,omitempty"`
 	Count     int           `bson:"count,omitempty" json:"count,omitempty"` // students imported
+	// File and Mode are an import's file name (as uploaded) and mode
+	// (ImportMode).
+	File string `bson:"file,omitempty" json:"file,omitempty"`
+	Mode string `bson:"mode,omitempty" json:"mode,omitempty"`
 	// TargetUserID is set on entries about a user account (added,
 	// changed, reset link) instead of StudentID.
 	TargetUserID string `bson:"target_user_id,omitempty" json:"target_user_id,omitempty"`

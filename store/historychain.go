@@ -146,6 +146,9 @@ func (c *chainBatch) mayMatch(f HistoryFilter, v OpsView) bool {
 	if f.Action != "" && !slices.Contains(c.Actions, string(f.Action)) {
 		return false
 	}
+	if f.Op != 0 && !slices.Contains(c.Ops, f.Op) {
+		return false
+	}
 	if (!f.From.IsZero() && c.At.Before(f.From)) || (!f.Until.IsZero() && !c.At.Before(f.Until)) {
 		return false
 	}
@@ -164,6 +167,9 @@ func (f HistoryFilter) matches(e HistoryEntry, v OpsView) bool {
 		return false
 	}
 	if f.Action != "" && e.Action != f.Action {
+		return false
+	}
+	if f.Op != 0 && e.Op != f.Op {
 		return false
 	}
 	if !f.From.IsZero() && e.At.Before(f.From) {

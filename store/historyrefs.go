@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// A student's imports: the page of a student lists, beside its own
+// entries, the imports that created or changed it. An import records ONE
+// history entry (StudentsImported); each student it writes is reached
+// from it by a reference, not by an entry of its own: the references of
+// an import are grouped by blocks of refBlock student IDs, one document
+// per block in history_students (beside the slots of historychain.go,
+// _id "r:BLOCK"), each import adding to a block one item: the entry's
+// ID, whether it created or changed the students, and their IDs as
+// ranges. A 100,000-row import of new students (consecutive IDs) writes
+// ~100 small upserts, not 100,000 documents; every look-up is one `_id`
+// read, which FerretDB hands to SQLite (historychain.go).
+//
+// The references are written before the import commits. A reader counts
+// one only if the entry it names exists and its operation counts
+// (OpsView): a rolled-back import's entry is removed, so its references
+// lead nowhere; a pending one's is hidden. Every import that touched a
+// student is kept, in order (created by #5, changed by #9, …).
+//
+// Rows imported before the references existed carry only their marks
+// (ins: the import that created them, upd: the operation that changed
+// them last; operations.go). For such a row with no entry of its own the
+// marks are read instead (StudentOperations, legacy): one read of the row
+// by ID (a pass over the students on FerretDB, indexed on MongoDB) and of
+// the import's entry by its op (indexed on MongoDB).
+
+// refBlock is how many consecutive student IDs share a reference document.
+const refBlock = 1024
+
+func refDocID(block int64) string { return "r:" + strconv.FormatInt(block, 10) }
+
+// importRef is one import's item in a reference document.
+type importRef struct {
+	Entry   string  `bson:"h"`
+	Created bool    `bson:"c,omitempty"`
+	Ranges  []int64 `bson:"r"` // first, last, first, last, … (inclusive)
+}
+
+func (r importRef) has(id int64) bool {
+	for i := 0; i+1 < len(r.Ranges); i += 2 {
+		if r.Ranges[i] <= id && id <= r.Ranges[i+1] {
+			return true
+		}
+	}
+	return false
+}
+
+// refIDs records that entry (an import's) created (or changed) the
+// students ids, sorted: one upsert per block of IDs.
+func (s *Store) refIDs(ctx context.Context, entry string, created bool, ids []int64) error {
+	for i := 0; i < len(ids); {
+		block := ids[i] / refBlock
+		ref := importRef{Entry: entry, Created: created}
+		for ; i < len(ids) && ids[i]/refBlock == block; i++ {
+			if n := len(ref.Ranges); n > 0 && ref.Ranges[n-1]+1 == ids[i] {
+				ref.Ranges[n-1] = ids[i]
+			} else {
+				ref.Ranges = append(ref.Ranges, ids[i], ids[i])
+			}
+		}
+		_, err := s.col(colHistorySlots).UpdateOne(ctx, d("_id", refDocID(block)),
+			d("$push", d("refs", ref)), options.UpdateOne().SetUpsert(true))
+		if err != nil {
+			return fmt.Errorf("record the students of the import: %w", s.full(err))
+		}
+	}
+	return nil
+}
+
+// refRange records that entry created the students [first, last].
+func (s *Store) refRange(ctx context.Context, entry string, first, last int64) error {
+	for from := first; from <= last; {
+		to := min(last, (from/refBlock+1)*refBlock-1)
+		ref := importRef{Entry: entry, Created: true, Ranges: []int64{from, to}}
+		_, err := s.col(colHistorySlots).UpdateOne(ctx, d("_id", refDocID(from/refBlock)),
+			d("$push", d("refs", ref)), options.UpdateOne().SetUpsert(true))
+		if err != nil {
+			return fmt.Errorf("record the students of the import: %w", s.full(err))
+		}
+		from = to + 1
+	}
+	return nil
+}
+
+// StudentOp is an operation that created or changed a student, for its
+// page: its history entry (an import's: file, mode, who, when, rows).
+type StudentOp struct {
+	Entry   HistoryEntry
+	Created bool // it created the student (else changed it)
+	// Last: only the student's mark of its last change was found (a
+	// row imported before references were recorded): earlier changes
+	// are not known.
+	Last bool
+}
+
+// StudentOperations returns the imports that created or changed student
+// id, oldest first. alone says the student has no entry of its own
+// (StudentHistory): then, where no reference is found, the row's marks
+// tell its last operations (rows imported before the references).
+func (s *Store) StudentOperations(ctx context.Context, id int64, alone bool) ([]StudentOp, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.opsView(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read student %d's imports: %w", id, err)
+	}
+	var doc struct {
+		Refs []importRef `bson:"refs"`
+	}
+	err = s.col(colHistorySlots).FindOne(ctx, d("_id", refDocID(id/refBlock))).Decode(&doc)
+	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, fmt.Errorf("read student %d's imports: %w", id, err)
+	}
+	var out []StudentOp
+	for _, ref := range doc.Refs {
+		if !ref.has(id) {
+			continue
+		}
+		var e HistoryEntry
+		err := s.col(colHistory).FindOne(ctx, d("_id", ref.Entry)).Decode(&e)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue // rolled back
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read student %d's imports: %w", id, err)
+		}
+		if v.counts(e.Op) {
+			out = append(out, StudentOp{Entry: e, Created: ref.Created})
+		}
+	}
+	if len(out) == 0 && alone {
+		return s.markedOperations(ctx, v, id)
+	}
+	slices.SortStableFunc(out, func(a, b StudentOp) int { return a.Entry.At.Compare(b.Entry.At) })
+	return out, nil
+}
+
+// markedOperations are the operations a row's marks name (rows imported
+// before the references): the import that created it, the operation that
+// changed it last.
+func (s *Store) markedOperations(ctx context.Context, v OpsView, id int64) ([]StudentOp, error) {
+	var m studentMarks
+	err := s.col(colStudents).FindOne(ctx, d("_id", id), options.FindOne().SetProjection(bson.D{{Key: "ins", Value: 1}, {Key: "upd", Value: 1}})).Decode(&m)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read student %d's marks: %w", id, err)
+	}
+	var out []StudentOp
+	for _, mark := range []struct {
+		op      int64
+		created bool
+	}{{m.Ins, true}, {m.Upd, false}} {
+		if mark.op == 0 || !v.counts(mark.op) {
+			continue
+		}
+		e := HistoryEntry{Op: mark.op}
+		err := s.col(colHistory).FindOne(ctx, d("op", mark.op), options.FindOne().SetSort(d("at", 1))).Decode(&e)
+		if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
+			return nil, fmt.Errorf("read operation %d's entry: %w", mark.op, err)
+		}
+		if e.Action != ActionImport && e.Action != "" {
+			continue // a bulk change: its entries are the student's own
+		}
+		// No entry found (Action ""): the operation's number is all there is.
+		out = append(out, StudentOp{Entry: e, Created: mark.created, Last: !mark.created})
+	}
+	return out, nil
+}
