@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/csv"
 	"fmt"
 	"strings"
 	"testing"
@@ -171,5 +173,14 @@ func TestStudentOperationsCrossTenant(t *testing.T) {
 	pg, err := b.FindHistory(t.Context(), HistoryFilter{Op: 1}, 1, 0)
 	if err != nil || len(pg.Entries) != 1 || pg.Entries[0].File != "school-b.csv" {
 		t.Fatalf("school B's history of its op 1: %+v %v", pg.Entries, err)
+	}
+	// B's export names its import's number, file and mode, nothing of A's.
+	var out bytes.Buffer
+	if err := b.ExportHistory(t.Context(), &out, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&out).ReadAll()
+	if err != nil || len(rows) != 2 || strings.Join(rows[1][6:], ",") != "5,1,school-b.csv,add" || strings.Contains(out.String(), "school-a") {
+		t.Fatalf("school B's history export: %q %v", rows, err)
 	}
 }

@@ -422,6 +422,9 @@ func TestCrashDuringWritesIsAllOrNothing(t *testing.T) {
 	})
 	c.t = t
 
+	t.Run("kill campus dev and its app during a bulk change", c.crashBulkChange)
+	c.t = t
+
 	t.Run("kill campus dev and its app during a bulk delete", func(t *testing.T) {
 		c.t = t
 		pw := "long-enough-pw"
