@@ -190,7 +190,8 @@ func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	ops, err := s.store.StudentOperations(r.Context(), id, len(entries) == 0)
+	added := slices.ContainsFunc(entries, func(e store.HistoryEntry) bool { return e.Action == store.ActionAdd })
+	ops, err := s.store.StudentOperations(r.Context(), id, !added)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -32,8 +32,8 @@ import (
 //
 // Rows imported before the references existed carry only their marks
 // (ins: the import that created them, upd: the operation that changed
-// them last; operations.go). For such a row with no entry of its own the
-// marks are read instead (StudentOperations, legacy): one read of the row
+// them last; operations.go). For such a row with no entry of its addition the
+// marks are read instead (StudentOperations, unborn): one read of the row
 // by ID (a pass over the students on FerretDB, indexed on MongoDB) and of
 // the import's entry by its op (indexed on MongoDB).
 
@@ -107,10 +107,10 @@ type StudentOp struct {
 }
 
 // StudentOperations returns the imports that created or changed student
-// id, oldest first. alone says the student has no entry of its own
+// id, oldest first. unborn says the student has no entry of its addition
 // (StudentHistory): then, where no reference is found, the row's marks
-// tell its last operations (rows imported before the references).
-func (s *Store) StudentOperations(ctx context.Context, id int64, alone bool) ([]StudentOp, error) {
+// tell its operations (rows imported before the references).
+func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([]StudentOp, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	v, err := s.opsView(ctx)
@@ -141,7 +141,7 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, alone bool) ([]
 			out = append(out, StudentOp{Entry: e, Created: ref.Created})
 		}
 	}
-	if len(out) == 0 && alone {
+	if len(out) == 0 && unborn {
 		return s.markedOperations(ctx, v, id)
 	}
 	slices.SortStableFunc(out, func(a, b StudentOp) int { return a.Entry.At.Compare(b.Entry.At) })
