@@ -741,10 +741,9 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 	// One entry, and each student's reference to it (historyrefs.go).
 	entry := StudentsImported(actor, res.Added+res.Updated)
 	entry.ID, entry.File, entry.Mode = bson.NewObjectID().Hex(), plan.File, string(plan.Mode)
+	var refs []importRef
 	if len(plan.New) > 0 {
-		if err := s.refRange(ctx, entry.ID, rec.First, rec.Last); err != nil {
-			return fail(err)
-		}
+		refs = rangeRefs(entry.ID, rec.First, rec.Last)
 	}
 	if len(plan.Changed) > 0 {
 		ids := make([]int64, len(plan.Changed))
@@ -752,9 +751,10 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 			ids[i] = c.Current.ID
 		}
 		slices.Sort(ids)
-		if err := s.refIDs(ctx, entry.ID, false, ids); err != nil {
-			return fail(err)
-		}
+		refs = append(refs, importRefs(entry.ID, false, ids)...)
+	}
+	if err := s.writeRefs(ctx, refs); err != nil {
+		return fail(err)
 	}
 	if err := s.recordEntries(ctx, seq, entry); err != nil {
 		return fail(err)

@@ -17,12 +17,14 @@ import (
 // history entry (StudentsImported); each student it writes is reached
 // from it by a reference, not by an entry of its own: the references of
 // an import are grouped by blocks of refBlock student IDs, one document
-// per block in history_students (beside the slots of historychain.go,
-// _id "r:BLOCK"), each import adding to a block one item: the entry's
-// ID, whether it created or changed the students, and their IDs as
-// ranges. A 100,000-row import of new students (consecutive IDs) writes
-// ~100 small upserts, not 100,000 documents; every look-up is one `_id`
-// read, which FerretDB hands to SQLite (historychain.go).
+// per block and import in history_students (beside the slots of
+// historychain.go): "r:BLOCK:k", the block's k-th import (k claimed by a
+// unique insert, as the slots are), holding the entry's ID, whether it
+// created or changed the students, and their IDs as ranges. A
+// 100,000-row import of new students (consecutive IDs) writes ~100 small
+// documents in one insert, not 100,000; a student's page reads its
+// block's documents and the entries they name, each by `_id`, which
+// FerretDB hands to SQLite (historychain.go).
 //
 // The references are written before the import commits. A reader counts
 // one only if the entry it names exists and its operation counts
@@ -37,16 +39,23 @@ import (
 // by ID (a pass over the students on FerretDB, indexed on MongoDB) and of
 // the import's entry by its op (indexed on MongoDB).
 
-// refBlock is how many consecutive student IDs share a reference document.
+// refBlock is how many consecutive student IDs share reference documents.
 const refBlock = 1024
 
-func refDocID(block int64) string { return "r:" + strconv.FormatInt(block, 10) }
+// refDocID is the k-th reference document of a block.
+func refDocID(block int64, k int) string {
+	return "r:" + strconv.FormatInt(block, 10) + ":" + strconv.Itoa(k)
+}
 
-// importRef is one import's item in a reference document.
+// importRef is one import's reference document for one block.
 type importRef struct {
+	ID      string  `bson:"_id"`
 	Entry   string  `bson:"h"`
 	Created bool    `bson:"c,omitempty"`
 	Ranges  []int64 `bson:"r"` // first, last, first, last, … (inclusive)
+
+	block int64
+	k     int
 }
 
 func (r importRef) has(id int64) bool {
@@ -58,39 +67,68 @@ func (r importRef) has(id int64) bool {
 	return false
 }
 
-// refIDs records that entry (an import's) created (or changed) the
-// students ids, sorted: one upsert per block of IDs.
-func (s *Store) refIDs(ctx context.Context, entry string, created bool, ids []int64) error {
+// importRefs are the references of entry (an import's) to the students
+// ids (sorted) it created or changed: one a block, the IDs as ranges.
+func importRefs(entry string, created bool, ids []int64) []importRef {
+	var out []importRef
 	for i := 0; i < len(ids); {
-		block := ids[i] / refBlock
-		ref := importRef{Entry: entry, Created: created}
-		for ; i < len(ids) && ids[i]/refBlock == block; i++ {
+		ref := importRef{Entry: entry, Created: created, block: ids[i] / refBlock}
+		for ; i < len(ids) && ids[i]/refBlock == ref.block; i++ {
 			if n := len(ref.Ranges); n > 0 && ref.Ranges[n-1]+1 == ids[i] {
 				ref.Ranges[n-1] = ids[i]
 			} else {
 				ref.Ranges = append(ref.Ranges, ids[i], ids[i])
 			}
 		}
-		_, err := s.col(colHistorySlots).UpdateOne(ctx, d("_id", refDocID(block)),
-			d("$push", d("refs", ref)), options.UpdateOne().SetUpsert(true))
-		if err != nil {
-			return fmt.Errorf("record the students of the import: %w", s.full(err))
-		}
+		out = append(out, ref)
 	}
-	return nil
+	return out
 }
 
-// refRange records that entry created the students [first, last].
-func (s *Store) refRange(ctx context.Context, entry string, first, last int64) error {
+// rangeRefs are the references of entry to the students [first, last] it
+// created.
+func rangeRefs(entry string, first, last int64) []importRef {
+	var out []importRef
 	for from := first; from <= last; {
 		to := min(last, (from/refBlock+1)*refBlock-1)
-		ref := importRef{Entry: entry, Created: true, Ranges: []int64{from, to}}
-		_, err := s.col(colHistorySlots).UpdateOne(ctx, d("_id", refDocID(from/refBlock)),
-			d("$push", d("refs", ref)), options.UpdateOne().SetUpsert(true))
-		if err != nil {
+		out = append(out, importRef{Entry: entry, Created: true, Ranges: []int64{from, to}, block: from / refBlock})
+		from = to + 1
+	}
+	return out
+}
+
+// writeRefs stores refs, each as its block's first free document
+// r:BLOCK:k (k = 0, 1, …): one unordered insert a round, those whose k
+// is taken moving to the next. Unique inserts, never a read-modify-write
+// (FerretDB's updates are one), so concurrent imports lose nothing.
+func (s *Store) writeRefs(ctx context.Context, refs []importRef) error {
+	for round := 0; len(refs) > 0; round++ {
+		if round == maxSlotRounds {
+			return fmt.Errorf("record the students of the import: block %d has more than %d imports", refs[0].block, maxSlotRounds)
+		}
+		docs := make([]any, len(refs))
+		for i := range refs {
+			refs[i].ID = refDocID(refs[i].block, refs[i].k)
+			docs[i] = refs[i]
+		}
+		_, err := s.col(colHistorySlots).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		if err == nil {
+			return nil
+		}
+		var bwe mongo.BulkWriteException
+		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
 			return fmt.Errorf("record the students of the import: %w", s.full(err))
 		}
-		from = to + 1
+		var again []importRef
+		for _, we := range bwe.WriteErrors {
+			if !mongo.IsDuplicateKeyError(we) || we.Index < 0 || we.Index >= len(refs) {
+				return fmt.Errorf("record the students of the import: %w", s.full(err))
+			}
+			ref := refs[we.Index]
+			ref.k++
+			again = append(again, ref)
+		}
+		refs = again
 	}
 	return nil
 }
@@ -117,20 +155,21 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 	if err != nil {
 		return nil, fmt.Errorf("read student %d's imports: %w", id, err)
 	}
-	var doc struct {
-		Refs []importRef `bson:"refs"`
-	}
-	err = s.col(colHistorySlots).FindOne(ctx, d("_id", refDocID(id/refBlock))).Decode(&doc)
-	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, fmt.Errorf("read student %d's imports: %w", id, err)
-	}
 	var out []StudentOp
-	for _, ref := range doc.Refs {
+	for k := 0; ; k++ {
+		var ref importRef
+		err := s.col(colHistorySlots).FindOne(ctx, d("_id", refDocID(id/refBlock, k))).Decode(&ref)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read student %d's imports: %w", id, err)
+		}
 		if !ref.has(id) {
 			continue
 		}
 		var e HistoryEntry
-		err := s.col(colHistory).FindOne(ctx, d("_id", ref.Entry)).Decode(&e)
+		err = s.col(colHistory).FindOne(ctx, d("_id", ref.Entry)).Decode(&e)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			continue // rolled back
 		}

@@ -189,3 +189,35 @@ func TestStudentOperationsCrossTenant(t *testing.T) {
 		t.Fatalf("school B's history export: %q %v", rows, err)
 	}
 }
+
+// TestStudentOperationsConcurrentImports: imports running at once whose
+// students share reference blocks each keep their references (unique
+// inserts, no read-modify-write).
+func TestStudentOperationsConcurrentImports(t *testing.T) {
+	s := newStore(t, Options{})
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			plan, err := s.PlanImport(t.Context(), rowsOf(fmt.Sprintf("C%d", i), 300, "Ama"), nil, nil, ImportAdd)
+			if err == nil {
+				plan.File = fmt.Sprintf("c%d.csv", i)
+				_, err = s.ApplyImport(t.Context(), plan, CommandLine)
+			}
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		for _, row := range []int{0, 299} {
+			st := studentByRegNo(t, s, fmt.Sprintf("C%d-%03d", i, row))
+			if got := studentOps(t, s, st.ID); len(got) != 1 || !strings.Contains(got[0], fmt.Sprintf("c%d.csv", i)) {
+				t.Fatalf("student %s: %q", st.RegistrationNo, got)
+			}
+		}
+	}
+}
