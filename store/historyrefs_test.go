@@ -8,6 +8,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/campus-saas/campus/internal/mongotest"
 )
 
 // studentOps words StudentOperations for student id: "created import
@@ -218,6 +222,19 @@ func TestStudentOperationsConcurrentImports(t *testing.T) {
 			if got := studentOps(t, s, st.ID); len(got) != 1 || !strings.Contains(got[0], fmt.Sprintf("c%d.csv", i)) {
 				t.Fatalf("student %s: %q", st.RegistrationNo, got)
 			}
+		}
+	}
+}
+
+// BenchmarkImportRefs is what the references add to a 100,000-row import
+// of new students: one insert of ~100 documents (and, for an update
+// import of as many scattered students, as many documents again).
+func BenchmarkImportRefs(b *testing.B) {
+	s := New(mongotest.Database(b), Options{})
+	for i := 0; b.Loop(); i++ {
+		first := int64(i)*100_000 + 1
+		if err := s.writeRefs(b.Context(), rangeRefs(bson.NewObjectID().Hex(), first, first+99_999)); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
