@@ -55,7 +55,6 @@ type importRef struct {
 	Ranges  []int64 `bson:"r"` // first, last, first, last, … (inclusive)
 
 	block int64
-	k     int
 }
 
 func (r importRef) has(id int64) bool {
@@ -98,37 +97,14 @@ func rangeRefs(entry string, first, last int64) []importRef {
 }
 
 // writeRefs stores refs, each as its block's first free document
-// r:BLOCK:k (k = 0, 1, …): one unordered insert a round, those whose k
-// is taken moving to the next. Unique inserts, never a read-modify-write
-// (FerretDB's updates are one), so concurrent imports lose nothing.
+// r:BLOCK:k (insertFree: unique inserts, so concurrent imports lose
+// nothing).
 func (s *Store) writeRefs(ctx context.Context, refs []importRef) error {
-	for round := 0; len(refs) > 0; round++ {
-		if round == maxSlotRounds {
-			return fmt.Errorf("record the students of the import: block %d has more than %d imports", refs[0].block, maxSlotRounds)
-		}
-		docs := make([]any, len(refs))
-		for i := range refs {
-			refs[i].ID = refDocID(refs[i].block, refs[i].k)
-			docs[i] = refs[i]
-		}
-		_, err := s.col(colHistorySlots).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-		if err == nil {
-			return nil
-		}
-		var bwe mongo.BulkWriteException
-		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return fmt.Errorf("record the students of the import: %w", s.full(err))
-		}
-		var again []importRef
-		for _, we := range bwe.WriteErrors {
-			if !mongo.IsDuplicateKeyError(we) || we.Index < 0 || we.Index >= len(refs) {
-				return fmt.Errorf("record the students of the import: %w", s.full(err))
-			}
-			ref := refs[we.Index]
-			ref.k++
-			again = append(again, ref)
-		}
-		refs = again
+	err := s.insertFree(ctx, colHistorySlots, len(refs),
+		func(i, k int) string { return refDocID(refs[i].block, k) },
+		func(i int, id string) any { r := refs[i]; r.ID = id; return r })
+	if err != nil {
+		return fmt.Errorf("record the students of the import: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -236,5 +237,38 @@ func BenchmarkImportRefs(b *testing.B) {
 		if err := s.writeRefs(b.Context(), rangeRefs(bson.NewObjectID().Hex(), first, first+99_999)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkStudentOperations100k reads an imported student's imports in a
+// school of 100,000 students filled by one import (FerretDB: the read
+// model's engine): by its references, and by its row's marks (a row
+// imported before the references: one pass over the students there).
+func BenchmarkStudentOperations100k(b *testing.B) {
+	s := New(mongotest.Database(b), Options{QueryTimeout: 30 * time.Minute, BulkTimeout: 30 * time.Minute})
+	if _, _, err := s.Migrate(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	plan, err := s.PlanImport(b.Context(), rowsOf("P", 100_000, "Amina"), nil, nil, ImportAdd)
+	if err != nil || len(plan.Errors) > 0 {
+		b.Fatal(plan.Errors, err)
+	}
+	if _, err := s.ApplyImport(b.Context(), plan, CommandLine); err != nil {
+		b.Fatal(err)
+	}
+	for _, how := range []string{"references", "marks"} {
+		if how == "marks" {
+			if _, err := s.col(colHistorySlots).DeleteMany(b.Context(), d("_id", d("$regex", "^r:"))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(how, func(b *testing.B) {
+			for b.Loop() {
+				ops, err := s.StudentOperations(b.Context(), 50_000, true)
+				if err != nil || len(ops) != 1 {
+					b.Fatal(ops, err)
+				}
+			}
+		})
 	}
 }
