@@ -52,7 +52,8 @@ type importRef struct {
 	ID      string  `bson:"_id"`
 	Entry   string  `bson:"h"`
 	Created bool    `bson:"c,omitempty"`
-	Ranges  []int64 `bson:"r"` // first, last, first, last, … (inclusive)
+	Last    bool    `bson:"l,omitempty"` // from a row's mark of its last change (backfillImportRefs)
+	Ranges  []int64 `bson:"r"`           // first, last, first, last, … (inclusive)
 
 	block int64
 }
@@ -132,6 +133,11 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 		return nil, fmt.Errorf("read student %d's imports: %w", id, err)
 	}
 	var out []StudentOp
+	type refKey struct {
+		entry         string
+		created, last bool
+	}
+	seen := map[refKey]bool{} // a backfill run twice wrote some twice
 	for k := 0; ; k++ {
 		var ref importRef
 		err := s.col(colHistorySlots).FindOne(ctx, d("_id", refDocID(id/refBlock, k))).Decode(&ref)
@@ -141,9 +147,11 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 		if err != nil {
 			return nil, fmt.Errorf("read student %d's imports: %w", id, err)
 		}
-		if !ref.has(id) {
+		key := refKey{ref.Entry, ref.Created, ref.Last}
+		if !ref.has(id) || seen[key] {
 			continue
 		}
+		seen[key] = true
 		var e HistoryEntry
 		err = s.col(colHistory).FindOne(ctx, d("_id", ref.Entry)).Decode(&e)
 		if errors.Is(err, mongo.ErrNoDocuments) {
@@ -153,10 +161,13 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 			return nil, fmt.Errorf("read student %d's imports: %w", id, err)
 		}
 		if v.counts(e.Op) {
-			out = append(out, StudentOp{Entry: e, Created: ref.Created})
+			out = append(out, StudentOp{Entry: e, Created: ref.Created, Last: ref.Last})
 		}
 	}
-	if len(out) == 0 && unborn {
+	if len(out) == 0 && unborn && !s.useModel(ctx) {
+		// A row imported by an older binary since the backfill (indexed
+		// here; a pass over the school on FerretDB, where the backfill
+		// alone answers).
 		return s.markedOperations(ctx, v, id)
 	}
 	slices.SortStableFunc(out, func(a, b StudentOp) int { return a.Entry.At.Compare(b.Entry.At) })
@@ -195,4 +206,90 @@ func (s *Store) markedOperations(ctx context.Context, v OpsView, id int64) ([]St
 		out = append(out, StudentOp{Entry: e, Created: mark.created, Last: !mark.created})
 	}
 	return out, nil
+}
+
+// importRefsDocID, in history_students beside the references, records
+// that the imports from before the references have theirs
+// (backfillImportRefs).
+const importRefsDocID = "r:backfilled"
+
+// backfillImportRefs gives the imports recorded before the references
+// (entries without a mode) references from their rows' marks: ins, the
+// import that created a row; upd, the one that changed it last (so a
+// "last changed" reference: earlier changes are not known). Once per
+// database (a step of Migrate, recorded when done): one pass
+// over the history's imports and one over the students, then one insert
+// of the references. A run cut short is run again whole; the references
+// it wrote twice are shown once (StudentOperations).
+func (s *Store) backfillImportRefs(ctx context.Context) error {
+	switch err := s.col(colHistorySlots).FindOne(ctx, d("_id", importRefsDocID)).Err(); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, mongo.ErrNoDocuments):
+		return fmt.Errorf("read the import references' state: %w", err)
+	}
+	cur, err := s.col(colHistory).Find(ctx, bson.D{{Key: "action", Value: string(ActionImport)}, {Key: "mode", Value: d("$exists", false)}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "op", Value: 1}}))
+	if err != nil {
+		return fmt.Errorf("read the imports before references: %w", err)
+	}
+	var imports []HistoryEntry
+	if err := cur.All(ctx, &imports); err != nil {
+		return fmt.Errorf("read the imports before references: %w", err)
+	}
+	entryOf := map[int64]string{}
+	for _, e := range imports {
+		if e.Op != 0 {
+			entryOf[e.Op] = e.ID
+		}
+	}
+	if len(entryOf) > 0 {
+		cur, err := s.col(colStudents).Find(ctx, d("$or", bson.A{d("ins", d("$exists", true)), d("upd", d("$exists", true))}),
+			options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "ins", Value: 1}, {Key: "upd", Value: 1}}))
+		if err != nil {
+			return fmt.Errorf("read the students' marks: %w", err)
+		}
+		created, changed := map[int64][]int64{}, map[int64][]int64{}
+		for cur.Next(ctx) {
+			var row struct {
+				ID  int64 `bson:"_id"`
+				Ins int64 `bson:"ins"`
+				Upd int64 `bson:"upd"`
+			}
+			if err := cur.Decode(&row); err != nil {
+				cur.Close(ctx)
+				return fmt.Errorf("read the students' marks: %w", err)
+			}
+			if _, ok := entryOf[row.Ins]; ok {
+				created[row.Ins] = append(created[row.Ins], row.ID)
+			}
+			if _, ok := entryOf[row.Upd]; ok {
+				changed[row.Upd] = append(changed[row.Upd], row.ID)
+			}
+		}
+		if err := cur.Err(); err != nil {
+			return fmt.Errorf("read the students' marks: %w", err)
+		}
+		cur.Close(ctx)
+		var refs []importRef
+		for op, ids := range created {
+			slices.Sort(ids)
+			refs = append(refs, importRefs(entryOf[op], true, ids)...)
+		}
+		for op, ids := range changed {
+			slices.Sort(ids)
+			for _, r := range importRefs(entryOf[op], false, ids) {
+				r.Last = true
+				refs = append(refs, r)
+			}
+		}
+		if err := s.writeRefs(ctx, refs); err != nil {
+			return err
+		}
+	}
+	_, err = s.col(colHistorySlots).UpdateOne(ctx, d("_id", importRefsDocID), d("$set", d("at", s.now())), options.UpdateOne().SetUpsert(true))
+	if err != nil {
+		return fmt.Errorf("record the import references' state: %w", err)
+	}
+	return nil
 }
