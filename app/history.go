@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/campus-saas/campus/store"
 )
@@ -44,12 +46,19 @@ type historyRow struct {
 	store.HistoryEntry
 	Object string // what the entry is about, in the page's language
 	Link   string // the student's change page, for entries of live students
+	// OpLink is the history page filtered to the entry's operation
+	// (import, bulk change or delete), where the viewer may see it.
+	OpLink string
+	// Ref and Detail are set on a student's page for an import that
+	// created or changed it: how ("Created by import #5"), and the
+	// import's file, mode and rows, in the page's language.
+	Ref, Detail string
 }
 
 func historyRows(l *locale, entries []store.HistoryEntry) []historyRow {
 	rows := make([]historyRow, len(entries))
 	for i, e := range entries {
-		rows[i] = historyRow{HistoryEntry: e, Object: historyObject(l, e)}
+		rows[i] = historyRow{HistoryEntry: e, Object: historyObject(l, e), Detail: importDetail(l, e)}
 		switch {
 		case e.TargetUserID != "":
 			rows[i].Link = userChangeURL(e.TargetUserID)
@@ -108,6 +117,58 @@ func (s *server) handleAdminHome(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// opLink is the history page of e's operation, where r's user may see
+// it there: a superuser every entry, anyone else their own
+// (parseHistoryQuery).
+func opLink(r *http.Request, e store.HistoryEntry) string {
+	sess := stateOf(r).session
+	if e.Op == 0 || sess == nil || !sess.IsSuperuser && !strings.EqualFold(e.Username, sess.Username) {
+		return ""
+	}
+	return historyURL + "?op=" + strconv.FormatInt(e.Op, 10)
+}
+
+// opRow is the row of a student's page for an operation that created or
+// changed it (store.StudentOperations).
+func opRow(r *http.Request, l *locale, o store.StudentOp) historyRow {
+	e := o.Entry
+	row := historyRow{HistoryEntry: e, OpLink: opLink(r, e)}
+	known := e.Action != "" // else only the operation's number is known
+	switch {
+	case o.Created && known:
+		row.Ref = l.T("Created by import #%d", e.Op)
+	case o.Created:
+		row.Ref = l.T("Created by operation #%d", e.Op)
+	case o.Last && known:
+		row.Ref = l.T("Last changed by import #%d", e.Op)
+	case o.Last:
+		row.Ref = l.T("Last changed by operation #%d", e.Op)
+	default:
+		row.Ref = l.T("Changed by import #%d", e.Op)
+	}
+	if row.Detail = importDetail(l, e); row.Detail == "" && known {
+		row.Detail = l.T("%d rows", e.Count) // an import from before files and modes were recorded
+	}
+	return row
+}
+
+// importDetail words an import's file, mode and rows ("" for an entry
+// without a mode: not an import, or one from before they were recorded).
+func importDetail(l *locale, e store.HistoryEntry) string {
+	if e.Action != store.ActionImport || e.Mode == "" {
+		return ""
+	}
+	mode := l.T("add new students")
+	if e.Mode == string(store.ImportUpdate) {
+		mode = l.T("add and update")
+	}
+	file := e.File
+	if file == "" {
+		file = l.T("(file name not recorded)")
+	}
+	return l.T("File %s, mode %s, %d rows", file, mode, e.Count)
+}
+
 type studentHistory struct {
 	ID      int64
 	Label   string
@@ -129,7 +190,21 @@ func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, err)
 		return
 	}
-	d := studentHistory{ID: id, Entries: historyRows(s.locale(r), entries)}
+	added := slices.ContainsFunc(entries, func(e store.HistoryEntry) bool { return e.Action == store.ActionAdd })
+	ops, err := s.store.StudentOperations(r.Context(), id, !added)
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	l := s.locale(r)
+	d := studentHistory{ID: id, Entries: historyRows(l, entries)}
+	for i := range d.Entries {
+		d.Entries[i].OpLink = opLink(r, d.Entries[i].HistoryEntry)
+	}
+	for _, o := range ops {
+		d.Entries = append(d.Entries, opRow(r, l, o))
+	}
+	slices.SortStableFunc(d.Entries, func(a, b historyRow) int { return a.At.Compare(b.At) })
 	st, err := s.store.Student(r.Context(), id)
 	switch {
 	case err == nil:
@@ -137,9 +212,11 @@ func (s *server) handleStudentHistory(w http.ResponseWriter, r *http.Request) {
 	case !errors.Is(err, store.ErrNotFound):
 		s.serverError(w, r, fmt.Errorf("load student %d: %w", id, err))
 		return
-	case len(entries) == 0:
+	case len(d.Entries) == 0:
 		s.renderError(w, r, http.StatusNotFound)
 		return
+	case len(entries) == 0:
+		d.Label = "#" + strconv.FormatInt(id, 10)
 	default:
 		d.Label = entries[len(entries)-1].Object
 	}

@@ -31,6 +31,7 @@ var historyActions = []store.Action{store.ActionAdd, store.ActionChange, store.A
 // included) and what it selects.
 type historyQuery struct {
 	User, Action, From, Until string
+	Op                        string // one operation's entries (an import, a bulk change or delete)
 	Page                      int
 	filter                    store.HistoryFilter
 	Errors                    map[string]string
@@ -49,6 +50,14 @@ func parseHistoryQuery(r *http.Request, zone *time.Location) historyQuery {
 	}
 	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 1 {
 		h.Page = n
+	}
+	if op := strings.TrimSpace(q.Get("op")); op != "" {
+		n, err := strconv.ParseInt(op, 10, 64)
+		if err != nil || n <= 0 {
+			h.Errors["op"] = "Operation numbers are whole numbers from 1."
+		} else {
+			h.Op, h.filter.Op = strconv.FormatInt(n, 10), n
+		}
 	}
 	sess := stateOf(r).session
 	h.filter.Accounts = sess.IsSuperuser
@@ -97,7 +106,7 @@ func actionKnown(a store.Action) bool {
 // values are the filter's URL parameters (without the page).
 func (h historyQuery) values() url.Values {
 	v := url.Values{}
-	for k, val := range map[string]string{"user": h.User, "action": h.Action, "from": h.From, "until": h.Until} {
+	for k, val := range map[string]string{"user": h.User, "action": h.Action, "from": h.From, "until": h.Until, "op": h.Op} {
 		if val != "" {
 			v.Set(k, val)
 		}

@@ -183,6 +183,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 		s.serverError(w, r, fmt.Errorf("plan import of %d rows: %w", len(parsed.Rows), err))
 		return
 	}
+	plan.File = name[strings.LastIndexAny(name, `/\`)+1:] // for the history (some browsers send a path)
 	d := importData{Mode: mode}
 	if r.PostForm.Get("confirm") == "yes" && len(plan.Errors) == 0 && plan.Valid() > 0 {
 		if r.PostForm.Get("plan") != plan.Fingerprint() {

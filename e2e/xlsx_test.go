@@ -55,6 +55,15 @@ func TestXLSXImportAndExport(t *testing.T) {
 	if got := b.confirmImport("imported-xlsx"); got != "Successfully imported 3 students." {
 		t.Errorf("after importing: %q", got)
 	}
+	// An imported student's history names its import (issue 27, 6),
+	// whose link shows the import's entry on the history page.
+	b.open(garissa.url(sys, "/admin/students/?q=GRS/003"), http.StatusOK, "imported-student")
+	b.press(`#changelist tbody a`, http.StatusOK, "imported-student-change")
+	b.press(`#history-link`, http.StatusOK, "imported-student-history")
+	b.see("Created by import #1", "File form-2b.xlsx, mode add new students, 3 rows")
+	b.dontSee("before history was kept")
+	b.press(`#history td.op-ref a`, http.StatusOK, "imported-student-import")
+	b.see("Only the entries of operation #1", "1 entry", "Imported", "3 students")
 	b.open(garissa.url(sys, "/admin/students/"), http.StatusOK, "students-after-xlsx")
 
 	link := b.attr("#export-xlsx", "href")

@@ -482,6 +482,7 @@ func mergeRow(cur Student, in StudentInput) Student {
 // the preview shows it and ApplyImport carries out exactly it.
 type ImportPlan struct {
 	Mode      ImportMode
+	File      string // the file's name, for the history entry (set by the caller)
 	New       []ImportRow
 	Changed   []ImportChange
 	Unchanged int
@@ -737,7 +738,25 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		_ = s.closeOp(context.WithoutCancel(ctx), &op.rec)
 		return res, nil
 	}
-	if err := s.recordEntries(ctx, seq, StudentsImported(actor, res.Added+res.Updated)); err != nil {
+	// One entry, and each student's reference to it (historyrefs.go).
+	entry := StudentsImported(actor, res.Added+res.Updated)
+	entry.ID, entry.File, entry.Mode = bson.NewObjectID().Hex(), plan.File, string(plan.Mode)
+	var refs []importRef
+	if len(plan.New) > 0 {
+		refs = rangeRefs(entry.ID, rec.First, rec.Last)
+	}
+	if len(plan.Changed) > 0 {
+		ids := make([]int64, len(plan.Changed))
+		for i, c := range plan.Changed {
+			ids[i] = c.Current.ID
+		}
+		slices.Sort(ids)
+		refs = append(refs, importRefs(entry.ID, false, ids)...)
+	}
+	if err := s.writeRefs(ctx, refs); err != nil {
+		return fail(err)
+	}
+	if err := s.recordEntries(ctx, seq, entry); err != nil {
 		return fail(err)
 	}
 	// Other processes reload; this one puts the rows it wrote.

@@ -91,6 +91,10 @@ type HistoryEntry struct {
 	Object    string        `bson:"object" json:"object"` // the student as shown, or "12 students"
 	Changes   []FieldChange `bson:"changes,omitempty" json:"changes,omitempty"`
 	Count     int           `bson:"count,omitempty" json:"count,omitempty"` // students imported
+	// File and Mode are an import's file name (as uploaded) and mode
+	// (ImportMode).
+	File string `bson:"file,omitempty" json:"file,omitempty"`
+	Mode string `bson:"mode,omitempty" json:"mode,omitempty"`
 	// TargetUserID is set on entries about a user account (added,
 	// changed, reset link) instead of StudentID.
 	TargetUserID string `bson:"target_user_id,omitempty" json:"target_user_id,omitempty"`
@@ -363,7 +367,7 @@ func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format stri
 	var cw *csv.Writer
 	if format == "csv" {
 		cw = csv.NewWriter(w)
-		if err := cw.Write([]string{"at", "username", "action", "student_id", "object", "changes", "count"}); err != nil {
+		if err := cw.Write([]string{"at", "username", "action", "student_id", "object", "changes", "count", "op", "file", "mode"}); err != nil {
 			return fmt.Errorf("export history: %w", err)
 		}
 	} else if _, err := io.WriteString(w, "["); err != nil {
@@ -384,7 +388,11 @@ func (s *Store) ExportHistoryWhere(ctx context.Context, w io.Writer, format stri
 			if e.Action == ActionImport {
 				count = strconv.Itoa(e.Count)
 			}
-			row := []string{e.At.In(zoneOr(f.Zone)).Format(time.RFC3339Nano), e.Username, string(e.Action), id, e.Object, changesText(e.Changes), count}
+			op := ""
+			if e.Op != 0 {
+				op = strconv.FormatInt(e.Op, 10)
+			}
+			row := []string{e.At.In(zoneOr(f.Zone)).Format(time.RFC3339Nano), e.Username, string(e.Action), id, e.Object, changesText(e.Changes), count, op, e.File, e.Mode}
 			for i := range row {
 				row[i] = spreadsheetSafe(row[i])
 			}

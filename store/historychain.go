@@ -146,6 +146,9 @@ func (c *chainBatch) mayMatch(f HistoryFilter, v OpsView) bool {
 	if f.Action != "" && !slices.Contains(c.Actions, string(f.Action)) {
 		return false
 	}
+	if f.Op != 0 && !slices.Contains(c.Ops, f.Op) {
+		return false
+	}
 	if (!f.From.IsZero() && c.At.Before(f.From)) || (!f.Until.IsZero() && !c.At.Before(f.Until)) {
 		return false
 	}
@@ -164,6 +167,9 @@ func (f HistoryFilter) matches(e HistoryEntry, v OpsView) bool {
 		return false
 	}
 	if f.Action != "" && e.Action != f.Action {
+		return false
+	}
+	if f.Op != 0 && e.Op != f.Op {
 		return false
 	}
 	if !f.From.IsZero() && e.At.Before(f.From) {
@@ -388,50 +394,63 @@ func (s *Store) chainNewest(ctx context.Context, f HistoryFilter, v OpsView, ski
 const maxSlotRounds = 10_000
 
 // slotStudents gives each entry about a student a slot in
-// history_students: one unordered insert a round, the slots taken moving
-// to the next k.
+// history_students (insertFree).
 func (s *Store) slotStudents(ctx context.Context, entries []HistoryEntry) error {
-	type slot struct {
-		student int64
-		entry   string
-		k       int
-	}
-	var todo []slot
+	var about []HistoryEntry
 	for _, e := range entries {
 		if e.StudentID != 0 {
-			todo = append(todo, slot{e.StudentID, e.ID, 0})
+			about = append(about, e)
 		}
 	}
-	slotID := func(sl slot) string { return strconv.FormatInt(sl.student, 10) + ":" + strconv.Itoa(sl.k) }
+	err := s.insertFree(ctx, colHistorySlots, len(about),
+		func(i, k int) string { return strconv.FormatInt(about[i].StudentID, 10) + ":" + strconv.Itoa(k) },
+		func(i int, id string) any { return bson.D{{Key: "_id", Value: id}, {Key: "h", Value: about[i].ID}} })
+	if err != nil {
+		return fmt.Errorf("record the students' history slots: %w", err)
+	}
+	return nil
+}
+
+// insertFree inserts n documents into collection name, the i-th as
+// doc(i, id) with id = id(i, k) for the first k (0, 1, 2, …) no document
+// has: one unordered insert a round, those whose _id was taken moving to
+// the next k (two of one round with the same _id are told apart first).
+// Unique inserts only: no read-modify-write, which FerretDB's updates are.
+func (s *Store) insertFree(ctx context.Context, name string, n int, id func(i, k int) string, doc func(i int, id string) any) error {
+	ks := make([]int, n)
+	todo := make([]int, n)
+	for i := range todo {
+		todo[i] = i
+	}
 	for round := 0; len(todo) > 0; round++ {
 		if round == maxSlotRounds {
-			return fmt.Errorf("find a free history slot for student %d: more than %d taken", todo[0].student, maxSlotRounds)
+			return fmt.Errorf("find a free _id for %s: more than %d taken", id(todo[0], 0), maxSlotRounds)
 		}
 		docs := make([]any, len(todo))
 		taken := map[string]bool{}
-		for i := range todo {
-			for taken[slotID(todo[i])] { // the same student twice in one batch
-				todo[i].k++
+		for j, i := range todo {
+			for taken[id(i, ks[i])] {
+				ks[i]++
 			}
-			taken[slotID(todo[i])] = true
-			docs[i] = bson.D{{Key: "_id", Value: slotID(todo[i])}, {Key: "h", Value: todo[i].entry}}
+			taken[id(i, ks[i])] = true
+			docs[j] = doc(i, id(i, ks[i]))
 		}
-		_, err := s.col(colHistorySlots).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+		_, err := s.col(name).InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
 		if err == nil {
 			return nil
 		}
 		var bwe mongo.BulkWriteException
 		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
-			return fmt.Errorf("record the students' history slots: %w", s.full(err))
+			return s.full(err)
 		}
-		var again []slot
+		var again []int
 		for _, we := range bwe.WriteErrors {
 			if !mongo.IsDuplicateKeyError(we) || we.Index < 0 || we.Index >= len(todo) {
-				return fmt.Errorf("record the students' history slots: %w", s.full(err))
+				return s.full(err)
 			}
-			sl := todo[we.Index]
-			sl.k++
-			again = append(again, sl)
+			i := todo[we.Index]
+			ks[i]++
+			again = append(again, i)
 		}
 		todo = again
 	}

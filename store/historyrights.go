@@ -25,6 +25,7 @@ type HistoryFilter struct {
 	From     time.Time // at or after (zero: no bound)
 	Until    time.Time // before (zero: no bound)
 	Accounts bool      // also entries about users and groups
+	Op       int64     // only the entries of this operation (0: any)
 	// Zone is the zone ExportHistoryWhere's CSV writes times in, with
 	// their offset (nil: UTC).
 	Zone *time.Location
@@ -44,6 +45,9 @@ func (f HistoryFilter) bson() bson.D {
 	}
 	if f.Action != "" {
 		filter = append(filter, bson.E{Key: "action", Value: string(f.Action)})
+	}
+	if f.Op != 0 {
+		filter = append(filter, bson.E{Key: "op", Value: f.Op})
 	}
 	at := bson.D{}
 	if !f.From.IsZero() {

@@ -212,6 +212,11 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	if err := s.createCollections(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
+	// Once per database (one look-up in meta after): the imports from
+	// before the references get theirs (historyrefs.go).
+	if err := s.backfillImportRefs(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
 	if from == SchemaVersion {
 		// Every app start migrates: a current database must cost a few
 		// metadata look-ups, not a pass over its students (on FerretDB

@@ -32,6 +32,12 @@ func staffHistoryIndexes() []index {
 			Keys:    d("student_id", 1),
 			Options: options.Index().SetName("student_id"),
 		}},
+		// An operation's entries (the history page's filter by
+		// operation, a student's legacy import: historyrefs.go).
+		{collection: colHistory, model: mongo.IndexModel{
+			Keys:    d("op", 1),
+			Options: options.Index().SetName("op"),
+		}, onlyIndexing: true},
 		{collection: colPasswordResets, model: mongo.IndexModel{
 			Keys:    d("user_id", 1),
 			Options: options.Index().SetName("user_id"),

@@ -58,6 +58,8 @@ func runBench(ctx context.Context, e *env, args []string) error {
 			return runBenchLists(ctx, e, args[1:])
 		case "history": // bench_history.go
 			return runBenchHistory(ctx, e, args[1:])
+		case "student-history": // issue 27 (6): bench_studenthistory.go
+			return runBenchStudentHistory(ctx, e, args[1:])
 		}
 	}
 	if len(args) > 0 && args[0] == "proxy" {

@@ -148,7 +148,7 @@ func benchCSV(first, n int) []byte {
 	return csv.Bytes()
 }
 
-var formValueRe = regexp.MustCompile(`name="(csrf_token|plan|payload)" value="([^"]*)"`)
+var formValueRe = regexp.MustCompile(`name="(csrf_token|plan|payload|name)" value="([^"]*)"`)
 
 // formValues are the hidden fields of a page's form.
 func formValues(body []byte) map[string]string {

@@ -6,7 +6,7 @@
 // part of what is shipped: the test machinery it links (internal/engines,
 // internal/systemtest, internal/loadgen) stays out of `campus`.
 //
-//	go run ./cmd/campus-bench [proxy|routing|school|migrate|backup|coldstart|stampede|density|abuse|control|diskfull|atomic|sheets|history] [flags]
+//	go run ./cmd/campus-bench [proxy|routing|school|migrate|backup|coldstart|stampede|density|abuse|control|diskfull|atomic|sheets|history|student-history] [flags]
 package main
 
 import (

@@ -442,6 +442,9 @@ func manageImport(ctx context.Context, m *manageCtx, fs *flag.FlagSet, update, d
 	if err != nil {
 		return fmt.Errorf("import into tenant %q: %w", m.tenant.Name, err)
 	}
+	if path != "-" {
+		plan.File = filepath.Base(path) // for the history
+	}
 	if len(plan.Errors) > 0 {
 		exists := 0
 		for _, re := range plan.Errors {

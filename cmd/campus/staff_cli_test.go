@@ -66,6 +66,9 @@ func TestResetLinkAndHistoryCommands(t *testing.T) {
 			entries[1].Action != store.ActionResetLink || entries[1].Object != "user head" {
 			t.Fatalf("history = %+v; want the import of createSchool and the reset link, by the command line", entries)
 		}
+		if entries[0].File != "students.csv" || entries[0].Mode != string(store.ImportAdd) {
+			t.Fatalf("the import's entry names file %q, mode %q; want the file's name (no folder) and add", entries[0].File, entries[0].Mode)
+		}
 		csv := c.ok("manage", nairobi, "history").stdout
 		lines := strings.Split(strings.TrimSpace(csv), "\n")
 		if len(lines) != 3 || !strings.HasPrefix(lines[0], "at,username,action") || !strings.Contains(lines[1], ",import,") {
