@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 )
 
@@ -178,7 +179,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 	if err != nil {
 		return err
 	}
-	cpu0 := processCPU()
+	cpu0, tables0 := processCPU(), counterSum(s, proxy.MetricTableUpdates)
 	start := time.Now()
 	gate := make(chan struct{})
 	for _, t := range s.tenants {
@@ -202,7 +203,8 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 	close(gate)
 	wg.Wait()
 	last := time.Since(start)
-	cpu := stampedeCPU{this: processCPU() - cpu0, apps: cpuTime(s.childPIDs()...)}
+	cpu := stampedeCPU{this: processCPU() - cpu0, apps: cpuTime(s.childPIDs()...),
+		tables: counterSum(s, proxy.MetricTableUpdates) - tables0}
 	if err := stopProfile(); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 type stampedeCPU struct {
 	this, apps time.Duration
+	tables     float64 // routing tables the proxy built
 }
 
 func (c stampedeCPU) print(w io.Writer, starts uint64) {
@@ -24,6 +25,7 @@ func (c stampedeCPU) print(w io.Writer, starts uint64) {
 	per := func(d time.Duration) string { return msf(d / time.Duration(starts)) }
 	fmt.Fprintf(w, "CPU per start: %s in total: %s in the apps (start-up and the one request), %s in this process (supervisor, proxy, registry, database)\n",
 		per(c.this+c.apps), per(c.apps), per(c.this))
+	fmt.Fprintf(w, "routing tables built by the proxy: %.0f (%.2f per start)\n", c.tables, c.tables/float64(starts))
 }
 
 // childPIDs are the running app processes.
