@@ -188,6 +188,22 @@ var loadAssets = sync.OnceValues(func() (assets, error) {
 	return assets{static: st, views: v}, nil
 })
 
+// WarmUp parses every page in the default language ahead of need: for a
+// process that waits for its tenant (the supervisor's pool), so that its
+// first pages after the bind parse nothing.
+func WarmUp() error {
+	a, err := loadAssets()
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	for name := range a.views.files {
+		if _, err := a.views.forLocale(defaultLocale(), name); err != nil {
+			return fmt.Errorf("app: %w", err)
+		}
+	}
+	return nil
+}
+
 type assets struct {
 	static *staticFiles
 	views  *views

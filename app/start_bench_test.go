@@ -36,6 +36,9 @@ func BenchmarkNewServer(b *testing.B) {
 // parsed on their first use (views.forLocale), so a broken one would
 // otherwise be found by its first visitor.
 func TestEveryPageParses(t *testing.T) {
+	if err := WarmUp(); err != nil {
+		t.Fatal(err)
+	}
 	a, err := loadAssets()
 	if err != nil {
 		t.Fatal(err)
