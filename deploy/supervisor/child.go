@@ -18,13 +18,13 @@ import (
 
 const (
 	// The /readyz polls of a starting child come fastPoll after the
-	// start, then each a quarter later than the last (never more than
+	// start, then each an eighth later than the last (never more than
 	// readyPoll apart): an app ready in tens of milliseconds is seen
 	// within a few, and one that takes 300 ms on a loaded machine costs
-	// 14 polls rather than 100 (each a new connection: a start storm's
+	// 22 polls rather than 100 (each a new connection: a start storm's
 	// polls were a tenth of the supervisor's CPU, docs/BENCHMARKS.md
-	// "Where a start's CPU goes"). Seeing the ready app late by up to a
-	// quarter of its start is the price.
+	// "Where a start's CPU goes"). Seeing the ready app late by up to an
+	// eighth of its start is the price.
 	readyPoll = 50 * time.Millisecond
 	fastPoll  = 3 * time.Millisecond
 	// registryTimeout bounds each registry write of a child.
@@ -262,7 +262,7 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			c.stop(cmd, exited)
 			return 0, time.Time{}
 		case <-poll.C:
-			wait = min(wait+wait/4, readyPoll)
+			wait = min(wait+wait/8, readyPoll)
 			poll.Reset(wait)
 		}
 	}
