@@ -22,10 +22,18 @@ var templateFS embed.FS
 var requiredViews = []string{"error", "public_index", "admin_login", "admin_list", "admin_form",
 	"admin_delete", "admin_delete_selected", "admin_import", "admin_settings", "admin_not_found", "public_private"}
 
-// views holds every page template, each parsed once at start-up together
-// with the base layout. The parsed pages are never executed: each locale
-// (language and zone) executes clones with its own functions (locale.go).
+// views holds the page templates: the base layout and the partials are
+// parsed once, each page (a clone of them with its own file) on its first
+// use, and each locale (language and zone) executes clones of a page with
+// its own functions (locale.go), made on first use too. An app that only
+// ever shows its public page parses that page and its locale's clone, not
+// the 25 pages of the admin (BenchmarkViewsFirstPage):
+// a start costs that much less CPU. Every page is parsed in the tests
+// (TestEveryPageParses), and the files of the pages the handlers render are
+// checked at start-up.
 type views struct {
+	base  *template.Template
+	files map[string]string // page name → file in templateFS
 	pages map[string]*template.Template
 	localeViews
 }
@@ -78,78 +86,93 @@ func parseViews(staticURL func(string) string) (*views, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list templates: %w", err)
 	}
-	v := &views{pages: map[string]*template.Template{}}
+	v := &views{base: base, files: map[string]string{}, pages: map[string]*template.Template{}}
 	for _, name := range names {
 		file := path.Base(name)
 		if file == "base.html" || strings.HasPrefix(file, "_") {
 			continue
 		}
-		t, err := template.Must(base.Clone()).ParseFS(templateFS, name)
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", file, err)
-		}
-		if t.Lookup("content") == nil {
-			return nil, fmt.Errorf("template %s defines no \"content\"", file)
-		}
-		v.pages[strings.TrimSuffix(file, ".html")] = t
+		v.files[strings.TrimSuffix(file, ".html")] = name
 	}
 	for _, name := range append(requiredViews, staffViews...) {
-		if v.pages[name] == nil {
+		if v.files[name] == "" {
 			return nil, fmt.Errorf("template %s.html is missing", name)
 		}
 	}
-	if _, err := v.forLocale(defaultLocale()); err != nil {
-		return nil, err
-	}
 	return v, nil
+}
+
+// page returns the parsed page name (nil, nil: no such page). v.mu is
+// held.
+func (v *views) page(name string) (*template.Template, error) {
+	if t := v.pages[name]; t != nil {
+		return t, nil
+	}
+	file := v.files[name]
+	if file == "" {
+		return nil, nil
+	}
+	t, err := template.Must(v.base.Clone()).ParseFS(templateFS, file)
+	if err != nil {
+		return nil, fmt.Errorf("parse template %s: %w", path.Base(file), err)
+	}
+	if t.Lookup("content") == nil {
+		return nil, fmt.Errorf("template %s defines no \"content\"", path.Base(file))
+	}
+	v.pages[name] = t
+	return t, nil
 }
 
 func defaultLocale() *locale {
 	return &locale{lang: i18n.Get(i18n.Default), zone: time.UTC, zoneName: i18n.DefaultZone}
 }
 
-// forLocale returns the pages of a locale, cloned on first use.
-func (v *views) forLocale(l *locale) (map[string]*template.Template, error) {
+// forLocale returns page name of a locale, parsed and cloned on first use
+// (nil, nil: no such page).
+func (v *views) forLocale(l *locale, name string) (*template.Template, error) {
 	key := localeKey{l.lang.Code, l.zoneName}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if set, ok := v.sets[key]; ok {
-		return set, nil
+	set, ok := v.sets[key]
+	if t, ok := set[name]; ok {
+		return t, nil
 	}
-	funcs := localeFuncs(l)
-	set := make(map[string]*template.Template, len(v.pages))
-	for name, t := range v.pages {
-		c, err := t.Clone()
-		if err != nil {
-			return nil, fmt.Errorf("clone template %s: %w", name, err)
+	t, err := v.page(name)
+	if t == nil {
+		return nil, err
+	}
+	c, err := t.Clone()
+	if err != nil {
+		return nil, fmt.Errorf("clone template %s: %w", name, err)
+	}
+	c.Funcs(localeFuncs(l))
+	for _, t := range c.Templates() {
+		if t.Tree != nil {
+			inlineTranslations(t.Tree.Root, l)
 		}
-		c.Funcs(funcs)
-		for _, t := range c.Templates() {
-			if t.Tree != nil {
-				inlineTranslations(t.Tree.Root, l)
-			}
+	}
+	if !ok {
+		if v.sets == nil || len(v.sets) >= maxLocaleSets {
+			v.sets = map[localeKey]map[string]*template.Template{}
 		}
-		set[name] = c
+		set = map[string]*template.Template{}
+		v.sets[key] = set
 	}
-	if v.sets == nil || len(v.sets) >= maxLocaleSets {
-		v.sets = map[localeKey]map[string]*template.Template{}
-	}
-	v.sets[key] = set
-	return set, nil
+	set[name] = c
+	return c, nil
 }
 
 // render executes a page into a buffer first, so that a template error
 // becomes a clean 500 rather than half a page.
 func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name string, p *page) {
 	loc := s.locale(r)
-	set, err := s.views.forLocale(loc)
+	t, err := s.views.forLocale(loc, name)
 	if err != nil {
-		s.log.Error("render: templates of the locale", "request_id", stateOf(r).id, "err", err)
+		s.log.Error("render: template of the locale", "request_id", stateOf(r).id, "template", name, "err", err)
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
 		return
 	}
-	t, ok := set[name]
-	if !ok { // a programming error; parseViews checks the fixed names
+	if t == nil { // a programming error; parseViews checks the fixed names
 		s.log.Error("render: no such template", "request_id", stateOf(r).id, "template", name)
 		http.Error(w, "500 Internal Server Error", http.StatusInternalServerError)
 		return

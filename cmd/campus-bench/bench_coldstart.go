@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/campus-saas/campus/deploy/supervisor"
+	"github.com/campus-saas/campus/proxy"
 	"github.com/campus-saas/campus/registry"
 )
 
@@ -146,6 +147,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		hold      = fs.Duration("hold-timeout", 5*time.Minute, "the proxy's hold timeout")
 		pool      = fs.Int("pool", 0, "pre-started processes holding no tenant (0: none)")
 		health    = fs.Duration("health-interval", supervisor.DefaultHealthInterval, "the supervisor's liveness (/healthz) check interval")
+		profile   = fs.String("cpuprofile", "", "write a CPU profile of this process (supervisor, proxy, registry, database) during the stampede to this file")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -173,6 +175,11 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		// failures by status ("error": no answer)
 		failures = map[string]int{}
 	)
+	stopProfile, err := startCPUProfile(*profile)
+	if err != nil {
+		return err
+	}
+	cpu0, tables0 := processCPU(), counterSum(s, proxy.MetricTableUpdates)
 	start := time.Now()
 	gate := make(chan struct{})
 	for _, t := range s.tenants {
@@ -196,6 +203,11 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 	close(gate)
 	wg.Wait()
 	last := time.Since(start)
+	cpu := stampedeCPU{this: processCPU() - cpu0, apps: cpuTime(s.childPIDs()...),
+		tables: counterSum(s, proxy.MetricTableUpdates) - tables0}
+	if err := stopProfile(); err != nil {
+		return err
+	}
 	fmt.Fprintf(e.stdout, "campus bench stampede: %d idle tenants, one GET %s each at once, GOMAXPROCS=%d, max starts %d, pool %d, health interval %s\n\n",
 		*tenants, *path, runtimeProcs(), *maxStarts, *pool, *health)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
@@ -208,6 +220,7 @@ the latency distribution. Same system as 'campus bench coldstart'.`)
 		fmt.Fprintf(e.stdout, "\nsupervisor: process start → first 200 from /readyz: mean %s over %d starts (%.0f starts/s)\n",
 			msf(time.Duration(sum/float64(n)*float64(time.Second))), n, float64(n)/last.Seconds())
 	}
+	cpu.print(e.stdout, histogramCount(s, supervisor.MetricStartSeconds))
 	fmt.Fprintf(e.stdout, "supervisor: liveness restarts %.0f\n", counterSum(s, supervisor.MetricLivenessRestartsTotal))
 	if failed > 0 {
 		fmt.Fprintf(e.stdout, "failed requests by status: %v\n", failures)

@@ -34,6 +34,7 @@ the peak memory of the whole system and of the machine.`)
 		mo         mongoOptions
 		schools    = fs.Int("schools", 60, "schools registered and filled")
 		busy       = fs.Int("busy", 20, "schools woken and kept under light load (the big ones first)")
+		maxStarts  = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap (apps starting at once)")
 		interval   = fs.Duration("interval", time.Second, "time between two requests of one busy school")
 		duration   = fs.Duration("duration", 20*time.Second, "length of the light load")
 		memory     = fs.String("memory", "512MiB", "budget on: memory limit per app")
@@ -130,7 +131,7 @@ the peak memory of the whole system and of the machine.`)
 	var results []mixResult
 	for _, c := range configs {
 		fmt.Fprintf(e.stderr, "%s...\n", c.name)
-		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: supervisor.DefaultMaxStarts,
+		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: *maxStarts,
 			holdTimeout: *hold, logger: logger, progress: e.stderr, memory: c.memory, maxRunning: c.maxRunning},
 			sizes, *busy, *interval, *duration)
 		if err != nil {

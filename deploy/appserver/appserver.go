@@ -137,8 +137,9 @@ func recoverOperations(ctx context.Context, st *store.Store, logger *slog.Logger
 // that depends on no tenant: it builds and throws away an app handler for
 // a placeholder that is no tenant (no record of the registry, a store
 // that was never opened and is never used), so that the code, the
-// embedded static files and the templates are paged in and their
-// one-time costs paid while the process waits in the pool.
+// embedded static files and the templates are paged in, every page parsed
+// (app.WarmUp), and their one-time costs paid while the process waits in
+// the pool.
 func WarmUp() {
 	placeholder := registry.Tenant{ID: registry.NewID(), Name: "pool-warmup", DisplayName: "Pool warm-up",
 		Hosts: []string{"pool-warmup.invalid"}, PrimaryHost: "pool-warmup.invalid", Database: "pool-warmup",
@@ -146,5 +147,6 @@ func WarmUp() {
 	reg := prometheus.NewRegistry()
 	_, _ = app.NewServer(app.Config{Tenant: placeholder, Store: &store.Store{}, Logger: slog.New(slog.DiscardHandler),
 		Registerer: reg, Gatherer: reg})
+	_ = app.WarmUp() // a broken page is reported by the app that shows it
 	runtime.GC()
 }

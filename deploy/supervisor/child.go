@@ -17,13 +17,16 @@ import (
 )
 
 const (
-	// readyPoll is the period of /readyz polls while a child starts,
-	// after fastPollFor of polls every fastPoll (an app is ready tens of
-	// milliseconds after it starts: a cold start should not wait for a
-	// slow poll).
-	readyPoll   = 50 * time.Millisecond
-	fastPoll    = 3 * time.Millisecond
-	fastPollFor = time.Second
+	// The /readyz polls of a starting child come fastPoll after the
+	// start, then each an eighth later than the last (never more than
+	// readyPoll apart): an app ready in tens of milliseconds is seen
+	// within a few, and one that takes 300 ms on a loaded machine costs
+	// 22 polls rather than 100 (each a new connection: a start storm's
+	// polls were a tenth of the supervisor's CPU, docs/BENCHMARKS.md
+	// "Where a start's CPU goes"). Seeing the ready app late by up to an
+	// eighth of its start is the price.
+	readyPoll = 50 * time.Millisecond
+	fastPoll  = 3 * time.Millisecond
 	// registryTimeout bounds each registry write of a child.
 	registryTimeout = 5 * time.Second
 	// waitDelay bounds how long Wait waits for a dead child's output
@@ -237,9 +240,9 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	// Starting: poll /readyz until 200, exit, timeout or stop.
 	deadline := time.NewTimer(cfg.ReadyTimeout)
 	defer deadline.Stop()
-	poll := time.NewTicker(fastPoll)
+	wait := fastPoll
+	poll := time.NewTimer(wait)
 	defer poll.Stop()
-	slow := time.After(fastPollFor)
 	for {
 		// The exit check after a good answer guards against another
 		// process that took the port our child failed to bind.
@@ -258,9 +261,9 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 			c.log.Warn("child not ready in time; stopping it", "pid", pid, "ready_timeout", cfg.ReadyTimeout)
 			c.stop(cmd, exited)
 			return 0, time.Time{}
-		case <-slow:
-			poll.Reset(readyPoll)
 		case <-poll.C:
+			wait = min(wait+wait/8, readyPoll)
+			poll.Reset(wait)
 		}
 	}
 	readyAt := time.Now()
