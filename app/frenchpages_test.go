@@ -43,8 +43,9 @@ func newFrenchMessages() *frenchMessages {
 			formats = append(formats, v)
 		}
 	}
-	// Column names are written in a file as they are, in every language.
-	for _, f := range store.StudentFieldNames() {
+	// Column names are written in a file as they are, in every language,
+	// and statuses in an address (?status=enrolled).
+	for _, f := range append(store.StudentFieldNames(), store.Statuses...) {
 		for _, w := range words(f) {
 			frWords[w] = true
 		}
@@ -126,6 +127,7 @@ var pageMessageREs = []*regexp.Regexp{
 	regexp.MustCompile(`(?s)class="invalid-feedback" id="err_[a-z_0-9]+">(.*?)</div>\s*(?:</div>|<)`),
 	regexp.MustCompile(`(?s)<div>([^<]*)</div>`),
 	regexp.MustCompile(`(?s)class="alert alert-danger" role="alert">(.*?)</div>`),
+	regexp.MustCompile(`(?s)<h1 class="h3">(.*?)</h1>\s*<p(?: class="mb-0")?>(.*?)</p>`), // an error page
 }
 
 var tagRE = regexp.MustCompile(`<[^>]*>`)
@@ -140,10 +142,12 @@ func pageMessages(body string) []string {
 	}
 	for _, re := range pageMessageREs {
 		for _, m := range re.FindAllStringSubmatch(body, -1) {
-			if strings.Contains(m[1], "<div>") {
-				continue // a list of messages: each is found on its own
+			for _, g := range m[1:] {
+				if strings.Contains(g, "<div>") {
+					continue // a list of messages: each is found on its own
+				}
+				out = append(out, html.UnescapeString(tagRE.ReplaceAllString(g, "")))
 			}
-			out = append(out, html.UnescapeString(tagRE.ReplaceAllString(m[1], "")))
 		}
 	}
 	return out
@@ -257,5 +261,42 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 				}
 			}
 		})
+	}
+
+	// The password form, every error at once.
+	for _, pw := range []url.Values{
+		{"old_password": {"wrong"}, "new_password1": {"admin"}, "new_password2": {"other"}},
+		{"old_password": {"wrong"}, "new_password1": {"12345678901"}, "new_password2": {"12345678901"}},
+		{"old_password": {"wrong"}, "new_password1": {"password"}, "new_password2": {"password"}},
+	} {
+		r := b.submit("/admin/password/", "/admin/password/", pw)
+		wantCode(t, r, http.StatusUnprocessableEntity)
+		msgs := pageMessages(r.body)
+		if len(msgs) < 2 {
+			t.Fatalf("password form: messages %q on\n%s", msgs, r.body)
+		}
+		for _, m := range msgs {
+			if bad := fm.check(m); bad != "" {
+				t.Errorf("English on the French password form: %q (in %q)", bad, m)
+			}
+		}
+	}
+	// The app's error pages.
+	for path, code := range map[string]int{
+		"/admin/students/999999/": http.StatusNotFound, "/admin/students/?page=x": http.StatusBadRequest,
+		"/admin/students/?page=99": http.StatusNotFound, "/admin/students/?status=asleep": http.StatusBadRequest,
+		"/admin/students/?per_page=7": http.StatusBadRequest, "/admin/nowhere/": http.StatusNotFound,
+	} {
+		r := b.get(path)
+		wantCode(t, r, code)
+		msgs := pageMessages(r.body)
+		if len(msgs) < 2 {
+			t.Fatalf("%s: messages %q on\n%s", path, msgs, r.body)
+		}
+		for _, m := range msgs {
+			if bad := fm.check(m); bad != "" {
+				t.Errorf("English on the French error page %s: %q (in %q)", path, bad, m)
+			}
+		}
 	}
 }
