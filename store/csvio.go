@@ -799,6 +799,7 @@ func studentKeysSet(doc studentDoc) bson.D {
 		bson.E{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
 		bson.E{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
 		bson.E{Key: fieldSearch, Value: doc.Search},
+		bson.E{Key: fieldClassKey, Value: doc.ClassKey},
 		bson.E{Key: "updated_at", Value: doc.UpdatedAt},
 	)
 }
