@@ -54,9 +54,11 @@ func filterGroups(l *locale, p listParams, f store.Facets) []filterGroup {
 	same := func(v string) string { return v }
 	status := func(v string) string { return l.T(statusLabel(v)) }
 	class := p.Class // as the sidebar spells it: one class whatever the case and spacing
-	for _, fc := range f.Classes {
-		if class != "" && store.ClassKey(fc.Value) == store.ClassKey(class) {
-			class = fc.Value
+	if key := store.ClassKey(class); key != "" {
+		for _, fc := range f.Classes {
+			if store.ClassKey(fc.Value) == key {
+				class = fc.Value
+			}
 		}
 	}
 	var out []filterGroup // those with a value to choose

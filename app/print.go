@@ -64,11 +64,20 @@ func (s *server) handleStudentsPrint(w http.ResponseWriter, r *http.Request) {
 		students = append(students, pg.Students...)
 	}
 	// One group per class, classes in order, the list's order within.
-	slices.SortStableFunc(students, func(a, b store.Student) int { return cmp.Compare(classOf(a), classOf(b)) })
+	type keyed struct {
+		key string
+		st  store.Student
+	}
+	byClass := make([]keyed, len(students))
+	for i, st := range students {
+		byClass[i] = keyed{classOf(st), st}
+	}
+	slices.SortStableFunc(byClass, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
 	var groups []printGroup
 	var written []map[string]int // each group's classes as written → students
-	for i, st := range students {
-		if i == 0 || classOf(st) != classOf(students[i-1]) {
+	for i, k := range byClass {
+		st := k.st
+		if i == 0 || k.key != byClass[i-1].key {
 			groups = append(groups, printGroup{})
 			written = append(written, map[string]int{})
 		}

@@ -186,7 +186,7 @@ func (sn *snapshot) facets(o ListOptions) Facets {
 			years[fmt.Sprintf("%04d", y)] += n
 		}
 	}
-	byClass := classFacets(len(classes), func(i int) (string, int64) { return fc.classes[i], classes[i] })
+	byClass := classFacets(len(classes), func(i int) (string, string, int64) { return fc.classes[i], fc.keys[i], classes[i] })
 	return Facets{Classes: facetList(byClass), Statuses: statusFacets(facetList(byStatus)), EnrolledYears: facetList(years)}
 }
 
@@ -235,7 +235,7 @@ func (sn *snapshot) head(pos int) []byte {
 // with how many students have each): one count per ClassKey, named by
 // the spelling most of them have (BetterSpelling). A class no student
 // counted is left out, as MongoDB's $group leaves it.
-func classFacets(n int, written func(i int) (string, int64)) map[string]int64 {
+func classFacets(n int, written func(i int) (name, key string, students int64)) map[string]int64 {
 	type class struct {
 		name   string
 		shown  int64 // students of the spelling shown
@@ -243,11 +243,10 @@ func classFacets(n int, written func(i int) (string, int64)) map[string]int64 {
 	}
 	byKey := map[string]*class{}
 	for i := range n {
-		name, count := written(i)
+		name, key, count := written(i)
 		if count == 0 {
 			continue
 		}
-		key := ClassKey(name)
 		c := byKey[key]
 		if c == nil {
 			c = &class{name: name}

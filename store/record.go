@@ -439,7 +439,9 @@ func (s *Store) studentFacets(ctx context.Context, o ListOptions) (Facets, error
 		}
 		if g.into == &out.Classes {
 			names := slices.Collect(maps.Keys(counts))
-			counts = classFacets(len(names), func(i int) (string, int64) { return names[i], counts[names[i]] })
+			counts = classFacets(len(names), func(i int) (string, string, int64) {
+				return names[i], ClassKey(names[i]), counts[names[i]]
+			})
 		}
 		*g.into = facetList(counts)
 	}

@@ -258,3 +258,20 @@ func TestRecordRoundTrips(t *testing.T) {
 func sameStudent(a, b Student) bool {
 	return a.ID == b.ID && sameRecord(a, b) && a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
 }
+
+// TestClassKey: one key for a class whatever its case, spacing and
+// accents; the ASCII short cut gives what Fold gives.
+func TestClassKey(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"Form 2B", "form 2b"}, {"  form   2b ", "form 2b"}, {"FORM\t2B\n", "form 2b"}, {"Förm 2B", "form 2b"},
+		{"", ""}, {"   ", ""}, {"Form\x012B", "form2b"}, {"Grade 7 (East)", "grade 7 (east)"}, {"ÉCOLE  Ø", "ecole ø"},
+		{"Form\u00a02B", "form 2b"},
+	} {
+		if got := ClassKey(c.in); got != c.want {
+			t.Errorf("ClassKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+		if slow := Fold(strings.Join(strings.Fields(c.in), " ")); ClassKey(c.in) != slow {
+			t.Errorf("ClassKey(%q) = %q, Fold gives %q", c.in, ClassKey(c.in), slow)
+		}
+	}
+}
