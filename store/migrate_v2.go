@@ -32,11 +32,11 @@ const (
 	colStudentsV2  = "students_v2"
 	colStudentsV1  = "students_v1"
 	migrationV2Doc = "migration_v2"
-	// classKeysDoc is set ("copied") once every student has its
-	// class_key (ClassKey): a schema 3 database from before class keys
-	// goes through migrateStudentsV2's copy once more (its FerretDB
-	// export and, on MongoDB, the class filter read the field).
-	classKeysDoc    = "class_keys"
+	// classKeysField is set in the schema document once every student
+	// has its class_key (ClassKey): a schema 3 database from before
+	// class keys goes through migrateStudentsV2's copy once more (its
+	// FerretDB export and, on MongoDB, the class filter read the field).
+	classKeysField  = "class_keys"
 	copyBatch       = 1000
 	regNoKeyIndex   = "registration_no_key_unique"
 	maxReportedDups = 1000
@@ -215,6 +215,22 @@ func (s *Store) metaFlag(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", id, err)
 	}
 	return doc.Copied, nil
+}
+
+// classKeyed reports whether every student has its class key
+// (classKeysField).
+func (s *Store) classKeyed(ctx context.Context) (bool, error) {
+	var doc struct {
+		Keyed bool `bson:"class_keys"`
+	}
+	err := s.col(colMeta).FindOne(ctx, d("_id", schemaDocID)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", schemaDocID, err)
+	}
+	return doc.Keyed, nil
 }
 
 func (s *Store) rename(ctx context.Context, from, to string) error {

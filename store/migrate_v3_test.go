@@ -160,7 +160,7 @@ func TestMigrateClassKeys(t *testing.T) {
 			if _, err := s.col(colStudents).UpdateMany(ctx, bson.D{}, d("$unset", d(fieldClassKey, ""))); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.col(colMeta).DeleteOne(ctx, d("_id", classKeysDoc)); err != nil {
+			if _, err := s.col(colMeta).UpdateOne(ctx, d("_id", schemaDocID), d("$unset", d(classKeysField, ""))); err != nil {
 				t.Fatal(err)
 			}
 			if tt.model == ReadModelOff {
