@@ -169,9 +169,17 @@ func (sn *snapshot) facets(o ListOptions) Facets {
 			}
 		}
 	}
-	each(noClass, func(pos int) { classes[fc.class[pos]]++ })
-	each(noStatus, func(pos int) { statuses[fc.status[pos]]++ })
-	each(noYear, func(pos int) { byYear[fc.year[pos]]++ })
+	if len(words) == 0 && !o.Filtered() { // the whole school: one pass for the three
+		for pos := range sn.ids {
+			classes[fc.class[pos]]++
+			statuses[fc.status[pos]]++
+			byYear[fc.year[pos]]++
+		}
+	} else {
+		each(noClass, func(pos int) { classes[fc.class[pos]]++ })
+		each(noStatus, func(pos int) { statuses[fc.status[pos]]++ })
+		each(noYear, func(pos int) { byYear[fc.year[pos]]++ })
+	}
 	byStatus := map[string]int64{}
 	for code, n := range statuses {
 		if n > 0 {
