@@ -53,9 +53,17 @@ func filterGroups(l *locale, p listParams, f store.Facets) []filterGroup {
 	}
 	same := func(v string) string { return v }
 	status := func(v string) string { return l.T(statusLabel(v)) }
+	class := p.Class // as the sidebar spells it: one class whatever the case and spacing
+	if key := store.ClassKey(class); key != "" {
+		for _, fc := range f.Classes {
+			if store.ClassKey(fc.Value) == key {
+				class = fc.Value
+			}
+		}
+	}
 	var out []filterGroup // those with a value to choose
 	for _, g := range []filterGroup{
-		group("By class", "class", p.Class, f.Classes, same, func(q *listParams, v string) { q.Class = v }),
+		group("By class", "class", class, f.Classes, same, func(q *listParams, v string) { q.Class = v }),
 		group("By status", "status", p.Status, f.Statuses, status, func(q *listParams, v string) { q.Status = v }),
 		group("By enrolment year", "year", year, f.EnrolledYears, same, func(q *listParams, v string) { q.Year, _ = strconv.Atoi(v) }),
 	} {

@@ -205,3 +205,59 @@ func TestFilterItemsAsTemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestClassesWithoutCase: "Form 2B", "form 2b" and " Form  2B " are one
+// class in the sidebar and its count, the class filter, the print view's
+// groups and a change-class target; B's own "FORM 2B" is never counted
+// or shown at A, nor A's at B.
+func TestClassesWithoutCase(t *testing.T) {
+	a := newEnv(t, "gamma", envOptions{})
+	bEnv := newEnv(t, "delta", envOptions{})
+	for i, c := range []string{"Form 2B", "form 2b", " Form  2B ", "Form 1A"} {
+		if _, err := a.store.CreateStudent(t.Context(), store.StudentInput{RegistrationNo: fmt.Sprintf("G-%d", i),
+			FirstName: "Gamma", SecondName: fmt.Sprintf("Pupil%d", i), Class: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := bEnv.store.CreateStudent(t.Context(), store.StudentInput{RegistrationNo: "D-1", FirstName: "Delta",
+		SecondName: "Only", Class: "FORM 2B"}); err != nil {
+		t.Fatal(err)
+	}
+	b := a.browser()
+	b.login()
+	for _, q := range []string{"Form+2B", "form+2b", "FORM++2B+", "f%C3%B6rm+2b"} {
+		r := b.get("/admin/students/?class=" + q)
+		wantCode(t, r, http.StatusOK)
+		wantBody(t, r, `<strong aria-current="true">Form 2B</strong> <span class="text-body-secondary">(3)</span>`)
+		wantNoBody(t, r, "Pupil3", "Delta", "(4)")
+		if got := rowsOn(r.body); got != 3 {
+			t.Errorf("class %s: %d rows, want 3", q, got)
+		}
+	}
+	p := b.get("/admin/students/print/")
+	if n := strings.Count(p.body, `class="print-group"`); n != 2 {
+		t.Errorf("print view: %d groups, want 2 (Form 1A, Form 2B)\n%s", n, p.body)
+	}
+	wantNoBody(t, p, "Delta", "form 2b")
+	// A change-class target spelled otherwise joins the class.
+	pg, err := a.store.ListStudents(t.Context(), store.ListOptions{Class: "form 1a"})
+	if err != nil || pg.Total != 1 {
+		t.Fatalf("form 1a: %+v %v", pg, err)
+	}
+	list := b.get("/admin/students/?class=Form+1A")
+	form := map[string][]string{"csrf_token": {csrfOf(t, list.body)}, "select_across": {"1"}, "back": {"class=Form+1A"},
+		"confirm": {"yes"}, "expect": {"1"}, "class": {"  FORM 2b "}}
+	wantCode(t, b.post("/admin/students/change-class/", form), http.StatusSeeOther)
+	r := b.get("/admin/students/?class=Form+2B")
+	wantBody(t, r, `(4)</span>`)
+	if got := rowsOn(r.body); got != 4 {
+		t.Errorf("after the change: %d rows, want 4", got)
+	}
+	// B sees its own one student only.
+	bb := bEnv.browser()
+	bb.login()
+	r = bb.get("/admin/students/?class=form+2b")
+	wantBody(t, r, `<strong aria-current="true">FORM 2B</strong> <span class="text-body-secondary">(1)</span>`, ">D-1</a>")
+	wantNoBody(t, r, "Gamma", "Form 1A")
+	wantNoBody(t, bb.get("/admin/students/print/?class=Form+2B"), "Gamma")
+}

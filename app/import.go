@@ -175,7 +175,7 @@ func (s *server) handleStudentsImport(w http.ResponseWriter, r *http.Request) {
 	parsed, err := store.ParseStudents(bytes.NewReader(data), store.ParseOptions{Name: name, Sheet: sheet})
 	rows = len(parsed.Rows)
 	if err != nil {
-		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: s.locale(r).T("The file could not be read: %s", s.locale(r).storeMsg(err.Error()))})
+		s.renderImport(w, r, http.StatusUnprocessableEntity, importData{Mode: mode, Sheet: sheet, Error: s.locale(r).T("The file could not be read: %s", s.locale(r).storeMsg(store.PageMessage(err)))})
 		return
 	}
 	plan, err := s.store.PlanImport(r.Context(), parsed.Rows, parsed.Lines, parsed.Errors, mode)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/campus-saas/campus/app/i18n"
 	"github.com/campus-saas/campus/store"
 )
 
@@ -63,6 +64,24 @@ const (
 
 func (e *listParamError) Error() string { return fmt.Sprintf(e.format, e.args...) }
 
+// statusChoices are the statuses a list's status parameter takes, as the
+// address spells them; in another language each with its name there
+// ("enrolled (inscrit)").
+type statusChoices struct{}
+
+func (statusChoices) String() string { return strings.Join(store.Statuses, ", ") }
+
+func (statusChoices) in(l *locale) string {
+	if l.lang.Code == i18n.Default {
+		return statusChoices{}.String()
+	}
+	out := make([]string, len(store.Statuses))
+	for i, st := range store.Statuses {
+		out[i] = st + " (" + strings.ToLower(l.T(statusLabel(st))) + ")"
+	}
+	return strings.Join(out, ", ")
+}
+
 func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 	q := r.URL.Query()
 	// Any bytes may arrive: NUL, invalid UTF-8, a character cut by the
@@ -82,7 +101,7 @@ func parseListParams(r *http.Request, sortable bool) (listParams, error) {
 		p.Class = store.CleanQuery(q.Get("class"), maxQueryLen)
 		if v := q.Get("status"); v != "" {
 			if !slices.Contains(store.Statuses, v) {
-				return p, &listParamError{msgNotAStatus, []any{clip(v), strings.Join(store.Statuses, ", ")}}
+				return p, &listParamError{msgNotAStatus, []any{clip(v), statusChoices{}}}
 			}
 			p.Status = v
 		}
@@ -231,7 +250,13 @@ func (s *server) listProblem(w http.ResponseWriter, r *http.Request, p listParam
 	var pe *listParamError
 	switch {
 	case errors.As(err, &pe):
-		e.Message, e.Link, e.LinkTxt = s.tr(r, pe.format, pe.args...), base, s.tr(r, "Go to the first page of the list")
+		args := slices.Clone(pe.args)
+		for i, a := range args {
+			if sc, ok := a.(statusChoices); ok {
+				args[i] = sc.in(s.locale(r))
+			}
+		}
+		e.Message, e.Link, e.LinkTxt = s.tr(r, pe.format, args...), base, s.tr(r, "Go to the first page of the list")
 	case err != nil:
 		s.dbError(w, r, err)
 		return true

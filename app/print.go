@@ -29,8 +29,9 @@ type printView struct {
 	Printed string // when, in the school's zone
 }
 
-// classOf is what the print view groups by.
-func classOf(st store.Student) string { return st.Class }
+// classOf is what the print view groups by: "Form 2B" and "form 2b" are
+// one class.
+func classOf(st store.Student) string { return store.ClassKey(st.Class) }
 
 func (s *server) handleStudentsPrint(w http.ResponseWriter, r *http.Request) {
 	p, err := parseListParams(r, true)
@@ -63,15 +64,35 @@ func (s *server) handleStudentsPrint(w http.ResponseWriter, r *http.Request) {
 		students = append(students, pg.Students...)
 	}
 	// One group per class, classes in order, the list's order within.
-	slices.SortStableFunc(students, func(a, b store.Student) int { return cmp.Compare(classOf(a), classOf(b)) })
+	type keyed struct {
+		key string
+		st  store.Student
+	}
+	byClass := make([]keyed, len(students))
+	for i, st := range students {
+		byClass[i] = keyed{classOf(st), st}
+	}
+	slices.SortStableFunc(byClass, func(a, b keyed) int { return cmp.Compare(a.key, b.key) })
 	var groups []printGroup
-	for _, st := range students {
-		c := classOf(st)
-		if len(groups) == 0 || groups[len(groups)-1].Title != className(s.locale(r), c) {
-			groups = append(groups, printGroup{Title: className(s.locale(r), c)})
+	var written []map[string]int // each group's classes as written → students
+	for i, k := range byClass {
+		st := k.st
+		if i == 0 || k.key != byClass[i-1].key {
+			groups = append(groups, printGroup{})
+			written = append(written, map[string]int{})
 		}
 		g := &groups[len(groups)-1]
 		g.Students = append(g.Students, st)
+		written[len(written)-1][st.Class]++
+	}
+	for i := range groups { // the spelling most have, as the sidebar's
+		best, bestN := "", 0
+		for name, n := range written[i] {
+			if store.BetterSpelling(name, n, best, bestN) {
+				best, bestN = name, n
+			}
+		}
+		groups[i].Title = className(s.locale(r), best)
 	}
 	s.render(w, r, http.StatusOK, "admin_print", &page{
 		Title:  "Print students",

@@ -183,6 +183,10 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 		return p, errEmptyFile
 	}
 	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return p, errors.New(csvSyntax(text, pe))
+		}
 		return p, fmt.Errorf("read header: %w", err)
 	}
 	rs, err := newRowSink(&p, header)
@@ -197,7 +201,7 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: fmt.Sprintf(msgNotValidCSV, pe.Err)})
+				p.Errors = append(p.Errors, RowError{Line: pe.StartLine, Msg: csvSyntax(text, pe)})
 				break
 			}
 			return p, fmt.Errorf("read CSV: %w", err)
@@ -219,6 +223,28 @@ func parseCSV(raw []byte) (ParsedCSV, error) {
 }
 
 var errEmptyFile = errors.New(msgEmptyFile)
+
+// csvSyntax words a CSV syntax error of text in our own words, with the
+// line and the character on it (encoding/csv counts bytes).
+func csvSyntax(text string, pe *csv.ParseError) string {
+	char := pe.Column
+	if pe.Line >= 1 {
+		lines := strings.SplitN(text, "\n", pe.Line+1)
+		if pe.Line <= len(lines) {
+			line := lines[pe.Line-1]
+			if b := pe.Column - 1; b >= 0 && b <= len(line) {
+				char = utf8.RuneCountInString(line[:b]) + 1
+			}
+		}
+	}
+	switch {
+	case errors.Is(pe.Err, csv.ErrBareQuote):
+		return fmt.Sprintf(msgCSVBareQuote, pe.Line, char)
+	case errors.Is(pe.Err, csv.ErrQuote):
+		return fmt.Sprintf(msgCSVQuote, pe.StartLine, pe.Line, char)
+	}
+	return fmt.Sprintf(msgCSVSyntax, pe.Line, char)
+}
 
 // rowSink turns a file's rows, below its header, into ParsedCSV rows and
 // row errors: the one path of CSV and .xlsx.
@@ -369,20 +395,15 @@ func headerPositions(header []string) (pos map[string]int, ignored []string, err
 		}
 		pos[col] = i
 	}
-	const aliases = "other names accepted: Registration No, Reg No, Admission No, First name, Given name, " +
-		"Second name, Surname, Last name; optional: Class (Form, Grade), Date of birth (DOB), Gender, " +
-		"Guardian (Parent), Phone, Email, Status, Status date, Enrolled (Enrolment date), Notes; other columns are ignored"
 	if len(pos) == 0 {
-		return nil, nil, fmt.Errorf("the first row must be the header naming the columns %s in any order (%s); "+
-			"it names none of them", want, aliases)
+		return nil, nil, fmt.Errorf(msgHeaderNone, want)
 	}
 	for _, c := range csvColumns {
 		if _, ok := pos[c]; !ok {
-			other := ""
 			if len(ignored) > 0 {
-				other = " (columns not understood: " + quoteList(ignored) + ")"
+				return nil, nil, fmt.Errorf(msgHeaderMissingOther, c, quoteList(ignored), want)
 			}
-			return nil, nil, fmt.Errorf("header has no %q column%s; expected %s in any order (%s)", c, other, want, aliases)
+			return nil, nil, fmt.Errorf(msgHeaderMissing, c, want)
 		}
 	}
 	return pos, ignored, nil
@@ -797,6 +818,7 @@ func studentKeysSet(doc studentDoc) bson.D {
 		bson.E{Key: fieldFirstNameKey, Value: doc.FirstNameKey},
 		bson.E{Key: fieldSecondNameKey, Value: doc.SecondNameKey},
 		bson.E{Key: fieldSearch, Value: doc.Search},
+		bson.E{Key: fieldClassKey, Value: doc.ClassKey},
 		bson.E{Key: "updated_at", Value: doc.UpdatedAt},
 	)
 }

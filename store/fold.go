@@ -19,7 +19,48 @@ const (
 	fieldFirstNameKey  = "first_name_key"      // Fold(first_name)
 	fieldSecondNameKey = "second_name_key"     // Fold(second_name)
 	fieldSearch        = "search"              // Fold of all three, space-separated
+	fieldClassKey      = "class_key"           // ClassKey(class)
 )
+
+// ClassKey is what tells classes apart: "form 2b", "Form 2B" and
+// " Form  2B " are one class (spaces trimmed and collapsed, case and
+// accents folded). A class is shown as a person typed it (trimmed, inner
+// spaces collapsed: NormalizeStudent); filters, counts and the print
+// view's groups compare keys.
+func ClassKey(class string) string {
+	// Most classes are ASCII ("Form 2B"): folded here without Fold's
+	// Unicode transforms (a few µs and allocations each), the same result.
+	var b strings.Builder
+	b.Grow(len(class))
+	space := false
+	for i := 0; i < len(class); i++ {
+		c := class[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return Fold(strings.Join(strings.Fields(class), " "))
+		case c == ' ' || c >= '\t' && c <= '\r':
+			space = b.Len() > 0
+		case c < ' ' || c == 0x7f: // a control character: Fold drops it
+		default:
+			if space {
+				b.WriteByte(' ')
+				space = false
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// BetterSpelling tells whether a class written name by n students is
+// shown rather than one written best by bestN: the spelling most students
+// have, the first in byte order among equals.
+func BetterSpelling(name string, n int, best string, bestN int) bool {
+	return n > bestN || n == bestN && name < best
+}
 
 // maxSearchWords bounds the words of one query; more are ignored.
 const maxSearchWords = 8

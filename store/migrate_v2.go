@@ -29,9 +29,14 @@ import (
 // `campus app --migrate` does before serving): writes made to students
 // during the copy would be lost in the swap.
 const (
-	colStudentsV2   = "students_v2"
-	colStudentsV1   = "students_v1"
-	migrationV2Doc  = "migration_v2"
+	colStudentsV2  = "students_v2"
+	colStudentsV1  = "students_v1"
+	migrationV2Doc = "migration_v2"
+	// classKeysField is set in the schema document once every student
+	// has its class_key (ClassKey): a schema 3 database from before
+	// class keys goes through migrateStudentsV2's copy once more (its
+	// FerretDB export and, on MongoDB, the class filter read the field).
+	classKeysField  = "class_keys"
 	copyBatch       = 1000
 	regNoKeyIndex   = "registration_no_key_unique"
 	maxReportedDups = 1000
@@ -81,8 +86,9 @@ func (e *RegNoConflictError) Error() string {
 // Is makes errors.Is(err, ErrRegNoConflicts) true.
 func (e *RegNoConflictError) Is(target error) bool { return target == ErrRegNoConflicts }
 
-// migrateStudentsV2 converts the students of a version 1 or 2 database;
-// it does nothing when every student already has its keys and a status.
+// migrateStudentsV2 converts the students of a version 1 or 2 database,
+// and those of a version 3 one from before class keys; it does nothing
+// when every student already has its keys, a status and a class key.
 func (s *Store) migrateStudentsV2(ctx context.Context) error {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
@@ -99,7 +105,7 @@ func (s *Store) migrateStudentsV2(ctx context.Context) error {
 		}
 		var one bson.Raw
 		err := s.col(colStudents).FindOne(ctx, d("$or", bson.A{
-			d(fieldSearch, d("$exists", false)), d("status", d("$exists", false)),
+			d(fieldSearch, d("$exists", false)), d("status", d("$exists", false)), d(fieldClassKey, d("$exists", false)),
 		})).Decode(&one)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil
@@ -209,6 +215,22 @@ func (s *Store) metaFlag(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("read %s: %w", id, err)
 	}
 	return doc.Copied, nil
+}
+
+// classKeyed reports whether every student has its class key
+// (classKeysField).
+func (s *Store) classKeyed(ctx context.Context) (bool, error) {
+	var doc struct {
+		Keyed bool `bson:"class_keys"`
+	}
+	err := s.col(colMeta).FindOne(ctx, d("_id", schemaDocID)).Decode(&doc)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", schemaDocID, err)
+	}
+	return doc.Keyed, nil
 }
 
 func (s *Store) rename(ctx context.Context, from, to string) error {

@@ -18,7 +18,7 @@ func bits0(w uint64) int { return bits.TrailingZeros64(w) }
 // filterKey is the matches cache's key of o's filters: it starts with a
 // byte no folded word holds (Fold drops control characters).
 func filterKey(o ListOptions) string {
-	return "\x01" + o.Class + "\x00" + o.Status + "\x00" + strconv.Itoa(o.EnrolledYear)
+	return "\x01" + ClassKey(o.Class) + "\x00" + o.Status + "\x00" + strconv.Itoa(o.EnrolledYear)
 }
 
 // filterCols are the filter fields of every student by pos, made in one
@@ -26,7 +26,8 @@ func filterKey(o ListOptions) string {
 // after a change (0.5 MB at 100,000 students): then a filter is a pass
 // over small numbers.
 type filterCols struct {
-	classes []string // class names; class[pos] indexes them
+	classes []string // classes as written; class[pos] indexes them
+	keys    []string // ClassKey of each of classes
 	class   []uint32
 	status  []uint8  // statusCode
 	year    []uint16 // enrolment year, 0 when unknown
@@ -41,7 +42,7 @@ func (sn *snapshot) cols() *filterCols {
 		return fc
 	}
 	fc = &filterCols{class: make([]uint32, len(sn.ids)), status: make([]uint8, len(sn.ids)), year: make([]uint16, len(sn.ids))}
-	index := map[string]uint32{}
+	index := map[string]uint32{} // class as written → its place in classes
 	years := map[uint64]uint16{} // enrolment date code → year, computed once per day
 	var scratch [256]byte
 	for pos := range sn.ids {
@@ -50,6 +51,7 @@ func (sn *snapshot) cols() *filterCols {
 		if !ok {
 			c = uint32(len(fc.classes))
 			fc.classes = append(fc.classes, string(v.texts[textClass]))
+			fc.keys = append(fc.keys, ClassKey(fc.classes[c]))
 			index[fc.classes[c]] = c
 		}
 		fc.class[pos] = c
@@ -79,11 +81,12 @@ func (sn *snapshot) filtered(o ListOptions) ([]uint64, int64) {
 		return bits, total
 	}
 	fc := sn.cols()
-	class := -1 // any
+	var inClass []bool // by place in fc.classes; nil: any class
 	if o.Class != "" {
-		class = -2 // none holds it
-		if i := slices.Index(fc.classes, o.Class); i >= 0 {
-			class = i
+		key := ClassKey(o.Class)
+		inClass = make([]bool, len(fc.classes))
+		for i, k := range fc.keys {
+			inClass[i] = k == key
 		}
 	}
 	status := uint8(statusCode(o.Status))
@@ -91,7 +94,7 @@ func (sn *snapshot) filtered(o ListOptions) ([]uint64, int64) {
 	var total int64
 	for pos := range sn.ids {
 		switch {
-		case class != -1 && int(fc.class[pos]) != class:
+		case inClass != nil && !inClass[fc.class[pos]]:
 		case o.Status != "" && !(fc.status[pos] == status || status == 1 && fc.status[pos] == 0):
 		case o.EnrolledYear != 0 && int(fc.year[pos]) != o.EnrolledYear:
 		default:
@@ -140,16 +143,42 @@ func (sn *snapshot) selection(words []string, o ListOptions) ([]uint64, int64) {
 	return both, total
 }
 
-// facets counts the students by class, status and enrolment year.
-func (sn *snapshot) facets() Facets {
+// facets counts the students of o's search by class, status and
+// enrolment year, each narrowed by o's other filters (Django 5's facets):
+// the class counts follow the status and year chosen, not the class.
+func (sn *snapshot) facets(o ListOptions) Facets {
 	fc := sn.cols()
+	words := searchWords(o.Query)
+	noClass, noStatus, noYear := o, o, o
+	noClass.Class, noStatus.Status, noYear.EnrolledYear = "", "", 0
 	classes := make([]int64, len(fc.classes))
 	var statuses [256]int64
 	byYear := map[uint16]int64{}
-	for pos := range sn.ids {
-		classes[fc.class[pos]]++
-		statuses[fc.status[pos]]++
-		byYear[fc.year[pos]]++
+	each := func(o ListOptions, count func(pos int)) {
+		bits, total := sn.selection(words, o)
+		if total < 0 {
+			for pos := range sn.ids {
+				count(pos)
+			}
+			return
+		}
+		for w, word := range bits {
+			for word != 0 {
+				count(w*64 + bits0(word))
+				word &= word - 1
+			}
+		}
+	}
+	if len(words) == 0 && !o.Filtered() { // the whole school: one pass for the three
+		for pos := range sn.ids {
+			classes[fc.class[pos]]++
+			statuses[fc.status[pos]]++
+			byYear[fc.year[pos]]++
+		}
+	} else {
+		each(noClass, func(pos int) { classes[fc.class[pos]]++ })
+		each(noStatus, func(pos int) { statuses[fc.status[pos]]++ })
+		each(noYear, func(pos int) { byYear[fc.year[pos]]++ })
 	}
 	byStatus := map[string]int64{}
 	for code, n := range statuses {
@@ -165,10 +194,7 @@ func (sn *snapshot) facets() Facets {
 			years[fmt.Sprintf("%04d", y)] += n
 		}
 	}
-	byClass := map[string]int64{}
-	for i, n := range classes {
-		byClass[fc.classes[i]] = n
-	}
+	byClass := classFacets(len(classes), func(i int) (string, string, int64) { return fc.classes[i], fc.keys[i], classes[i] })
 	return Facets{Classes: facetList(byClass), Statuses: statusFacets(facetList(byStatus)), EnrolledYears: facetList(years)}
 }
 
@@ -211,4 +237,39 @@ func (sn *snapshot) head(pos int) []byte {
 		return v.search[:n]
 	}
 	return bytes.Join(v.keys[:], []byte{' '})
+}
+
+// classFacets counts the students of each class (n classes as written,
+// with how many students have each): one count per ClassKey, named by
+// the spelling most of them have (BetterSpelling). A class no student
+// counted is left out, as MongoDB's $group leaves it.
+func classFacets(n int, written func(i int) (name, key string, students int64)) map[string]int64 {
+	type class struct {
+		name   string
+		shown  int64 // students of the spelling shown
+		people int64
+	}
+	byKey := map[string]*class{}
+	for i := range n {
+		name, key, count := written(i)
+		if count == 0 {
+			continue
+		}
+		c := byKey[key]
+		if c == nil {
+			c = &class{name: name}
+			byKey[key] = c
+		} else if BetterSpelling(name, int(count), c.name, int(c.shown)) {
+			c.name = name
+		}
+		if c.name == name {
+			c.shown = count
+		}
+		c.people += count
+	}
+	out := make(map[string]int64, len(byKey))
+	for _, c := range byKey {
+		out[c.name] = c.people
+	}
+	return out
 }

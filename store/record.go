@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -350,7 +351,7 @@ func checkPhone(s string) string {
 func filterSpec(o ListOptions) bson.D {
 	var f bson.D
 	if o.Class != "" {
-		f = append(f, bson.E{Key: "class", Value: o.Class})
+		f = append(f, bson.E{Key: fieldClassKey, Value: ClassKey(o.Class)})
 	}
 	if o.Status != "" {
 		f = append(f, bson.E{Key: "status", Value: o.Status})
@@ -364,10 +365,11 @@ func filterSpec(o ListOptions) bson.D {
 }
 
 // filterIndexes serve the list's filters on MongoDB (with _id, so that a
-// filtered page sorted by ID walks the index).
+// filtered page sorted by ID walks the index). A class is found by its
+// class_key (ClassKey), so "form 2b" finds "Form 2B".
 func filterIndexes() []index {
 	var out []index
-	for _, f := range []string{"class", "status", "enrolled_on"} {
+	for _, f := range []string{fieldClassKey, "status", "enrolled_on"} {
 		out = append(out, index{collection: colStudents, model: mongo.IndexModel{
 			Keys:    bson.D{{Key: f, Value: 1}, {Key: "_id", Value: 1}},
 			Options: options.Index().SetName(f + "_id"),
@@ -380,6 +382,12 @@ func filterIndexes() []index {
 // (the list's filters): from the read model on FerretDB, by an
 // aggregation over the indexed fields on MongoDB.
 func (s *Store) StudentFacets(ctx context.Context) (Facets, error) {
+	return s.studentFacets(ctx, ListOptions{})
+}
+
+// studentFacets counts the students of o's search by class, status and
+// enrolment year, each narrowed by o's other filters (Django 5's facets).
+func (s *Store) studentFacets(ctx context.Context, o ListOptions) (Facets, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if s.useModel(ctx) {
@@ -388,23 +396,30 @@ func (s *Store) StudentFacets(ctx context.Context) (Facets, error) {
 		}
 		s.rm.mu.RLock()
 		defer s.rm.mu.RUnlock()
-		return s.rm.snap.facets(), nil
+		return s.rm.snap.facets(o), nil
 	}
 	v, err := s.opsView(ctx)
 	if err != nil {
 		return Facets{}, fmt.Errorf("count students by class and status: %w", err)
 	}
 	var out Facets
+	noClass, noStatus, noYear := o, o, o
+	noClass.Class, noStatus.Status, noYear.EnrolledYear = "", "", 0
 	for _, g := range []struct {
 		key  any
 		into *[]Facet
+		o    ListOptions // the other filters
 	}{
-		{"$class", &out.Classes},
-		{"$status", &out.Statuses},
-		{"$enrolled_on", &out.EnrolledYears}, // dates: made years below (FerretDB has no $substr)
+		{"$class", &out.Classes, noClass},
+		{"$status", &out.Statuses, noStatus},
+		{"$enrolled_on", &out.EnrolledYears, noYear}, // dates: made years below (FerretDB has no $substr)
 	} {
+		match := searchFilter(g.o.Query)
+		if g.o.NamesOnly {
+			match = namesFilter(g.o.Query)
+		}
 		cur, err := s.col(colStudents).Aggregate(ctx, mongo.Pipeline{
-			{{Key: "$match", Value: v.studentFilter(bson.D{})}},
+			{{Key: "$match", Value: v.studentFilter(append(match, filterSpec(g.o)...))}},
 			{{Key: "$group", Value: bson.D{{Key: "_id", Value: g.key}, {Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
 		})
 		if err != nil {
@@ -421,6 +436,12 @@ func (s *Store) StudentFacets(ctx context.Context) (Facets, error) {
 		for _, r := range rows {
 			val, _ := r.ID.(string)
 			counts[val] += r.N
+		}
+		if g.into == &out.Classes {
+			names := slices.Collect(maps.Keys(counts))
+			counts = classFacets(len(names), func(i int) (string, string, int64) {
+				return names[i], ClassKey(names[i]), counts[names[i]]
+			})
 		}
 		*g.into = facetList(counts)
 	}

@@ -225,12 +225,22 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 		if err != nil {
 			return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 		}
+		keyed := false // every student has its class key (a copy of the students made it)
 		if complete {
+			if keyed, err = s.classKeyed(ctx); err != nil {
+				return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+			}
+		}
+		if complete && keyed {
 			return from, from, nil
 		}
 	}
 	if err := s.migrateStudentsV2(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
+	if _, err := s.col(colMeta).UpdateOne(ctx, d("_id", schemaDocID),
+		d("$set", d(classKeysField, true)), options.UpdateOne().SetUpsert(true)); err != nil {
+		return from, from, fmt.Errorf("migrate %s: record the class keys: %w", s.DatabaseName(), err)
 	}
 	if from < 3 {
 		s.journal(ctx, journalEntry{Kind: entryReload}, nil)

@@ -109,7 +109,7 @@ func (s *Store) ListStudentsWithFacets(ctx context.Context, o ListOptions) (Page
 		if err != nil {
 			return pg, Facets{}, err
 		}
-		f, err := s.StudentFacets(ctx)
+		f, err := s.studentFacets(ctx, o)
 		return pg, f, err
 	}
 	ctx, cancel := s.bound(ctx)
@@ -123,5 +123,5 @@ func (s *Store) ListStudentsWithFacets(ctx context.Context, o ListOptions) (Page
 	}
 	s.rm.mu.RLock()
 	defer s.rm.mu.RUnlock()
-	return s.rm.snap.page(o, perPage), s.rm.snap.facets(), nil
+	return s.rm.snap.page(o, perPage), s.rm.snap.facets(o), nil
 }

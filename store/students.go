@@ -34,6 +34,7 @@ type studentDoc struct {
 	FirstNameKey  string `bson:"first_name_key"`
 	SecondNameKey string `bson:"second_name_key"`
 	Search        string `bson:"search"`
+	ClassKey      string `bson:"class_key"`
 }
 
 // newStudentDoc derives the stored fields of st; a student without a
@@ -44,7 +45,7 @@ func newStudentDoc(st Student) studentDoc {
 	}
 	return studentDoc{Student: st, RegNoKey: regNoKey(st.RegistrationNo),
 		FirstNameKey: Fold(st.FirstName), SecondNameKey: Fold(st.SecondName),
-		Search: searchText(st.RegistrationNo, st.FirstName, st.SecondName) + searchExtra(&st)}
+		Search: searchText(st.RegistrationNo, st.FirstName, st.SecondName) + searchExtra(&st), ClassKey: ClassKey(st.Class)}
 }
 
 // regNoExists reports whether a student other than exceptID (0: none) has

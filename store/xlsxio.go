@@ -59,14 +59,13 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		// read as ISO dates, not as the ambiguous mm-dd-yy.
 		ShortDatePattern: "yyyy-mm-dd"})
 	if err != nil {
-		return p, fmt.Errorf("the file is not a workbook that can be read (%v); open it in the spreadsheet, "+
-			`save it as "Excel Workbook (.xlsx)" or "CSV UTF-8" and upload that`, err)
+		return p, newFileError(err, fileNotWorkbook)
 	}
 	defer f.Close()
 	sheets := f.GetSheetList()
 	switch {
 	case len(sheets) == 0:
-		return p, errors.New("the workbook has no sheets")
+		return p, errors.New(msgNoSheets)
 	case sheet == "":
 		p.Sheet = sheets[0]
 	default:
@@ -81,7 +80,7 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 	}
 	rows, err := f.Rows(p.Sheet)
 	if err != nil {
-		return p, fmt.Errorf("read sheet %q: %w", p.Sheet, err)
+		return p, newFileError(err, fileSheetUnread, p.Sheet)
 	}
 	defer rows.Close()
 
@@ -96,11 +95,10 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		row++
 		rec, err := rows.Columns()
 		if err != nil {
-			return p, fmt.Errorf("read row %d of sheet %q: %w", row, p.Sheet, err)
+			return p, newFileError(fmt.Errorf("row %d: %w", row, err), fileSheetUnread, p.Sheet)
 		}
 		if cells += len(rec); cells > maxXLSXCells {
-			return p, fmt.Errorf("sheet %q has more than %d cells (counting blank ones between filled ones); "+
-				"copy the student columns to a new workbook and upload that", p.Sheet, maxXLSXCells)
+			return p, fmt.Errorf(msgTooManyCells, p.Sheet, maxXLSXCells)
 		}
 		if blankRow(rec) {
 			continue
@@ -129,7 +127,7 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 		}
 	}
 	if err := rows.Error(); err != nil {
-		return p, fmt.Errorf("read sheet %q: %w", p.Sheet, err)
+		return p, newFileError(err, fileSheetUnread, p.Sheet)
 	}
 	if rs == nil {
 		return p, fmt.Errorf(msgEmptySheet, p.Sheet)
@@ -152,20 +150,16 @@ func parseXLSX(raw []byte, sheet string) (ParsedCSV, error) {
 func checkZipSize(raw []byte) error {
 	zr, err := zip.NewReader(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
-		return fmt.Errorf("the file looks like an .xlsx workbook but is damaged (%v); save it again from the spreadsheet", err)
+		return newFileError(err, fileDamaged)
 	}
 	var total uint64
 	for _, zf := range zr.File {
 		total += zf.UncompressedSize64
 		if total > MaxXLSXUnzipped {
-			return fmt.Errorf("the workbook unzips to more than %d MB (%s alone declares %d MB); "+
-				"copy the student columns to a new workbook, or save them as CSV, and upload that",
-				MaxXLSXUnzipped>>20, zf.Name, zf.UncompressedSize64>>20)
+			return fmt.Errorf(msgUnzipsTooLarge, MaxXLSXUnzipped>>20, zf.Name, zf.UncompressedSize64>>20)
 		}
 		if zf.UncompressedSize64 > 1<<20 && zf.UncompressedSize64/max(zf.CompressedSize64, 1) > maxInflation {
-			return fmt.Errorf("the workbook's part %s unzips to %d times its size (%d MB), which no spreadsheet does; "+
-				"copy the student columns to a new workbook, or save them as CSV, and upload that",
-				zf.Name, zf.UncompressedSize64/max(zf.CompressedSize64, 1), zf.UncompressedSize64>>20)
+			return fmt.Errorf(msgInflates, zf.Name, zf.UncompressedSize64/max(zf.CompressedSize64, 1), zf.UncompressedSize64>>20)
 		}
 	}
 	return nil
