@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -52,46 +50,7 @@ func (c *crashSystem) crashBulkChange(t *testing.T) {
 		after = append(after, l)
 	}
 	slices.Sort(after)
-	ds := &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
-	b := ds.browser(crashHost)
-	b.c.Timeout = 3 * time.Minute // on a busy machine FerretDB is slow
-	b.login("changer", pw)
-	code, page, _ := b.do("GET", "/admin/students/", nil)
-	if code != 200 {
-		t.Fatalf("student list: %d", code)
-	}
-	form.Set("csrf_token", csrfToken(t, page))
-	c.watch(int64(len(before))) // a change of class adds or removes no one
-	seq := c.lastSeq()
-	posted := make(chan struct{})
-	go func() {
-		defer close(posted)
-		req, err := http.NewRequest(http.MethodPost, ds.url(crashHost, "/admin/students/change-class/"), strings.NewReader(form.Encode()))
-		if err != nil {
-			return
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		if resp, err := b.c.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	}()
-	switch point := []string{"begun", "committed", "delay"}[c.rng.IntN(3)]; point {
-	case "delay":
-		delay := time.Duration(c.rng.IntN(3000)) * time.Millisecond
-		t.Logf("kill point: %v after the request", delay)
-		time.Sleep(delay) // the kill point: random by design, recorded in the seed
-	default:
-		t.Logf("kill point: %s", point)
-		c.waitPoint(point, seq, posted)
-	}
-	c.stopWatch()
-	c.killDev()
-	<-posted
-	c.start()
-	if err := c.dev.WaitStatus(t.Context(), crashHost, "/", 200); err != nil {
-		t.Fatal(err)
-	}
-	ds = &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
+	c.killDuringPost(t, "changer", pw, "/admin/students/change-class/", form, int64(len(before))) // a change of class adds or removes no one
 	// The app's start rolls back (or the next writer does); the register
 	// is all or nothing of the change meanwhile.
 	complete := c.checkNoneOrAll(before, after)

@@ -301,6 +301,56 @@ func (c *crashSystem) importCmd(path string, extra ...string) *exec.Cmd {
 	return c.dev.Command(context.Background(), append([]string{"manage", "nairobi", "students", "import", path}, extra...)...)
 }
 
+// killDuringPost logs user in to the crash school's admin, posts form to
+// path in the background, and kills campus dev (its database, and with it
+// the app doing the operation) once the operation is begun or committed,
+// or after a random delay; the point is recorded in the seed. allow is
+// what the public count may read meanwhile (watch). It then starts campus
+// dev again, waits for the school's public page and returns the new system.
+func (c *crashSystem) killDuringPost(t *testing.T, user, pw, path string, form url.Values, allow ...int64) *devSystem {
+	t.Helper()
+	ds := &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
+	b := ds.browser(crashHost)
+	b.c.Timeout = 3 * time.Minute // on a busy machine FerretDB is slow
+	b.login(user, pw)
+	code, page, _ := b.do("GET", "/admin/students/", nil)
+	if code != 200 {
+		t.Fatalf("student list: %d", code)
+	}
+	form.Set("csrf_token", csrfToken(t, page))
+	c.watch(allow...)
+	seq := c.lastSeq()
+	posted := make(chan struct{})
+	go func() {
+		defer close(posted)
+		req, err := http.NewRequest(http.MethodPost, ds.url(crashHost, path), strings.NewReader(form.Encode()))
+		if err != nil {
+			return
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if resp, err := b.c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	switch point := []string{"begun", "committed", "delay"}[c.rng.IntN(3)]; point {
+	case "delay":
+		delay := time.Duration(c.rng.IntN(3000)) * time.Millisecond
+		t.Logf("kill point: %v after the request", delay)
+		time.Sleep(delay) // the kill point: random by design, recorded in the seed
+	default:
+		t.Logf("kill point: %s", point)
+		c.waitPoint(point, seq, posted)
+	}
+	c.stopWatch()
+	c.killDev()
+	<-posted
+	c.start()
+	if err := c.dev.WaitStatus(t.Context(), crashHost, "/", 200); err != nil {
+		t.Fatal(err)
+	}
+	return &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
+}
+
 // checkNoneOrAll asserts the register is before or after, and returns
 // whether it is after.
 func (c *crashSystem) checkNoneOrAll(before, after []string) bool {
@@ -448,49 +498,8 @@ func TestCrashDuringWritesIsAllOrNothing(t *testing.T) {
 				after = append(after, l)
 			}
 		}
-		ds := &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
-		b := ds.browser(crashHost)
-		b.c.Timeout = 3 * time.Minute // a bulk delete reads the school three times on FerretDB
-		b.login("head", pw)
-		code, page, _ := b.do("GET", "/admin/students/", nil)
-		if code != 200 {
-			t.Fatalf("student list: %d", code)
-		}
-		form.Set("csrf_token", csrfToken(t, page))
-		c.watch(int64(len(before)), int64(len(after)))
-		seq := c.lastSeq()
-		posted := make(chan struct{})
-		go func() {
-			defer close(posted)
-			req, err := http.NewRequest(http.MethodPost, ds.url(crashHost, "/admin/students/delete-selected/"), strings.NewReader(form.Encode()))
-			if err != nil {
-				return
-			}
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if resp, err := b.c.Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}()
-		// Campus dev (its database, and with it the app doing the delete)
-		// is killed once the operation is begun or committed, or after a
-		// random delay.
-		switch point := []string{"begun", "committed", "delay"}[c.rng.IntN(3)]; point {
-		case "delay":
-			delay := time.Duration(c.rng.IntN(3000)) * time.Millisecond
-			t.Logf("kill point: %v after the request", delay)
-			time.Sleep(delay) // the kill point: random by design, recorded in the seed
-		default:
-			t.Logf("kill point: %s", point)
-			c.waitPoint(point, seq, posted)
-		}
-		c.stopWatch()
-		c.killDev()
-		<-posted
-		c.start()
-		if err := c.dev.WaitStatus(t.Context(), crashHost, "/", 200); err != nil {
-			t.Fatal(err)
-		}
-		ds = &devSystem{Dev: c.dev, t: t, data: c.data, proxyPort: c.dev.ProxyPort, adminAddr: c.dev.AdminAddr, mongoURI: c.dev.MongoURI}
+		// A bulk delete reads the school three times on FerretDB.
+		ds := c.killDuringPost(t, "head", pw, "/admin/students/delete-selected/", form, int64(len(before)), int64(len(after)))
 		c.watch(int64(len(before)), int64(len(after)))
 		// The app's start rolls back (or the next writer does).
 		complete := c.checkNoneOrAll(before, after)
@@ -502,7 +511,7 @@ func TestCrashDuringWritesIsAllOrNothing(t *testing.T) {
 			// rolls back): on a busy machine FerretDB can answer "database
 			// is locked" past SQLite's busy timeout, a 5xx; asked again.
 			err := systemtest.Eventually(3*time.Minute, func() error {
-				b = ds.browser(crashHost)
+				b := ds.browser(crashHost)
 				b.c.Timeout = 3 * time.Minute
 				code, page, _ := b.post("/admin/login/", "/admin/login/", url.Values{"username": {"head"}, "password": {pw}})
 				if code != http.StatusSeeOther {
