@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
@@ -69,4 +70,34 @@ func timeoutError(doing string, err error) error {
 		return fmt.Errorf("%s: %w", doing, errors.Join(ErrTimeout, err))
 	}
 	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// distinctStrings reads the distinct string values of field in col,
+// bounded as any query, but through a context with no deadline: the driver
+// sends what is left of a deadline as maxTimeMS, and FerretDB v1 refuses
+// distinct with it ("distinct: unknown field \"maxTimeMS\"", whenever the
+// driver has measured the connection's round trip). The bound is a cancel
+// at the same moment instead (the caller's end, or the store's query
+// timeout). The command's error is checked before its values: the
+// driver's Decode does not, and turned the refusal into "unexpected EOF".
+func (s *Store) distinctStrings(ctx context.Context, col, field string) ([]string, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	dl, _ := ctx.Deadline() // bound always sets one
+	nctx, ncancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer ncancel()
+	stop := context.AfterFunc(ctx, ncancel)
+	defer stop()
+	dr := s.col(col).Distinct(nctx, field, bson.D{})
+	if err := dr.Err(); err != nil {
+		if ctx.Err() != nil && time.Now().After(dl) {
+			return nil, fmt.Errorf("%w: %w", ErrTimeout, err)
+		}
+		return nil, err
+	}
+	var vals []string
+	if err := dr.Decode(&vals); err != nil {
+		return nil, err
+	}
+	return vals, nil
 }

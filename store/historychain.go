@@ -297,8 +297,8 @@ func (s *Store) nameUsers(ctx context.Context, names []string) error {
 // nameLegacyUsers records the usernames of the entries older than the
 // chain (once, when the chain begins: a pass over them).
 func (s *Store) nameLegacyUsers(ctx context.Context) error {
-	var names []string
-	if err := s.col(colHistory).Distinct(ctx, "username", bson.D{}).Decode(&names); err != nil {
+	names, err := s.distinctStrings(ctx, colHistory, "username")
+	if err != nil {
 		return fmt.Errorf("read history usernames: %w", err)
 	}
 	return s.nameUsers(ctx, names)

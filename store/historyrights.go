@@ -183,21 +183,22 @@ func (s *Store) LatestHistory(ctx context.Context, f HistoryFilter, n int) ([]Hi
 // HistoryUsernames are the names that appear in the history (for the
 // "who" filter), sorted.
 func (s *Store) HistoryUsernames(ctx context.Context) ([]string, error) {
-	var names []string
 	if s.useModel(ctx) {
 		top, err := s.chainTop(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("read history usernames: %w", err)
 		}
 		if top > 0 { // history_names has them all
-			if err := s.col(colHistoryNames).Distinct(ctx, "_id", bson.D{}).Decode(&names); err != nil {
+			names, err := s.distinctStrings(ctx, colHistoryNames, "_id")
+			if err != nil {
 				return nil, fmt.Errorf("read history usernames: %w", err)
 			}
 			slices.Sort(names)
 			return names, nil
 		}
 	}
-	if err := s.col(colHistory).Distinct(ctx, "username", bson.D{}).Decode(&names); err != nil {
+	names, err := s.distinctStrings(ctx, colHistory, "username")
+	if err != nil {
 		return nil, fmt.Errorf("read history usernames: %w", err)
 	}
 	return names, nil

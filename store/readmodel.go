@@ -206,6 +206,12 @@ type readModel struct {
 	loadErr error
 	pending map[int64]func(*snapshot) // own bulk entries: seq → how to apply from memory
 
+	// amu makes this process's appends to the journal one at a time: two
+	// of them claiming the same position would share pending's slot, and
+	// the loser's clean-up would delete the winner's apply (its rows then
+	// missing from this process's model).
+	amu sync.Mutex
+
 	fmu    sync.Mutex
 	flight *flight // the running look at the journal, nil when none
 }
@@ -856,6 +862,8 @@ func (s *Store) appendEntry(ctx context.Context, e journalEntry, apply func(*sna
 		}
 	}
 	e.Author, e.At = s.rm.author, s.opts.Now().UTC()
+	s.rm.amu.Lock()
+	defer s.rm.amu.Unlock()
 	seq, err := s.journalEnd(ctx, 0)
 	if err != nil {
 		return 0, fmt.Errorf("journal the change: %w", err)
