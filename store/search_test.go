@@ -36,6 +36,43 @@ func TestFold(t *testing.T) {
 	}
 }
 
+// TestFoldASCIIIsFold checks the ASCII shortcut against the Unicode
+// transforms it skips: every byte below 0x80 alone and in names.
+func TestFoldASCIIIsFold(t *testing.T) {
+	t.Parallel()
+	inputs := []string{"", "amina", "Amina Otieno", "NBI-000042", "O'Neil-Smith", "a\x00b\tc\x7fd", "  Form  2B ", "X/77"}
+	for c := 0; c < utf8.RuneSelf; c++ {
+		inputs = append(inputs, string(rune(c)), "Ab"+string(rune(c))+"Z")
+	}
+	for _, in := range inputs {
+		got, ok := foldASCII(in)
+		if want := foldUnicode(in); !ok || got != want {
+			t.Errorf("foldASCII(%q) = %q, %v; foldUnicode gives %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"Zoë", "bad\xff", "Ørsted"} {
+		if _, ok := foldASCII(in); ok {
+			t.Errorf("foldASCII(%q) took text that is not ASCII", in)
+		}
+	}
+}
+
+func BenchmarkFold(b *testing.B) {
+	for _, in := range []string{"NBI-000042 Amina Kamau", "Zoë Ñúñez"} {
+		for _, f := range []struct {
+			name string
+			fold func(string) string
+		}{{"Fold", Fold}, {"transforms only (before the shortcut)", foldUnicode}} {
+			b.Run(f.name+"/"+in, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					f.fold(in)
+				}
+			})
+		}
+	}
+}
+
 func TestCleanQuery(t *testing.T) {
 	t.Parallel()
 	cut := strings.Repeat("a", 199) + "é" // é is 2 bytes: byte 200 is its middle
