@@ -146,7 +146,18 @@ func (sn *snapshot) selection(words []string, o ListOptions) ([]uint64, int64) {
 // facets counts the students of o's search by class, status and
 // enrolment year, each narrowed by o's other filters (Django 5's facets):
 // the class counts follow the status and year chosen, not the class.
+// Every status, class and year of the school is offered, at 0 where the
+// search and filters leave none (withZeros).
 func (sn *snapshot) facets(o ListOptions) Facets {
+	narrow := sn.counts(o)
+	if len(searchWords(o.Query)) == 0 && !o.Filtered() {
+		return withZeros(narrow, narrow)
+	}
+	return withZeros(narrow, sn.counts(ListOptions{}))
+}
+
+// counts is facets without the zero-count choices.
+func (sn *snapshot) counts(o ListOptions) Facets {
 	fc := sn.cols()
 	words := searchWords(o.Query)
 	noClass, noStatus, noYear := o, o, o
@@ -242,7 +253,7 @@ func (sn *snapshot) head(pos int) []byte {
 // classFacets counts the students of each class (n classes as written,
 // with how many students have each): one count per ClassKey, named by
 // the spelling most of them have (BetterSpelling). A class no student
-// counted is left out, as MongoDB's $group leaves it.
+// counted is left out, as MongoDB's $group leaves it (withZeros adds it back at 0).
 func classFacets(n int, written func(i int) (name, key string, students int64)) map[string]int64 {
 	type class struct {
 		name   string
