@@ -13,7 +13,7 @@ import (
 // of that student (each field, before → after), and what a bulk change
 // of class from the actions menu changed; to whoever may see the page
 // (a viewer too: the same fields as the student's page), never to a user
-// without the view right; in French. Cross-tenant: school B's student
+// without the view right; in French and Swahili. Cross-tenant: school B's student
 // with the same ID shows none of A's changes.
 func TestImportChangesOnStudentPage(t *testing.T) {
 	re := newRightsEnv(t, "importdiff")
@@ -72,4 +72,9 @@ func TestImportChangesOnStudentPage(t *testing.T) {
 	wantBody(t, r, append([]string{"Modifié par l’importation n° 2"}, diff[1:]...)...)
 	wantBody(t, r, ">Nom:<", ">Classe:<") // the field names too (they were English on a French page)
 	wantNoBody(t, r, "Changed by", "Second name", "Class:")
+	// Swahili.
+	speak(t, re.env, "sw")
+	r = boss.get(page)
+	wantBody(t, r, append([]string{"Alibadilishwa na uingizaji Na. 2", ">Jina la pili:<", ">Darasa:<"}, diff[1:]...)...)
+	wantNoBody(t, r, "Changed by", "Second name", "Class:", "Modifié")
 }
