@@ -3,6 +3,7 @@ package store
 import (
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Zero-count choices (Django's list_filter): a field with choices (the
@@ -50,6 +51,20 @@ func withZeros(narrow, school Facets) Facets {
 	}
 	out.EnrolledYears = sortedFacets(out.EnrolledYears)
 	return out
+}
+
+// schoolFacets are a snapshot's counts over the whole school, made the
+// first time a list needs them after a change (a pass over the filter
+// columns) and kept with those columns until the next change.
+type schoolFacets struct {
+	once   sync.Once
+	counts Facets
+}
+
+func (sn *snapshot) schoolFacets() Facets {
+	fc := sn.cols()
+	fc.school.once.Do(func() { fc.school.counts = sn.counts(ListOptions{}) })
+	return fc.school.counts
 }
 
 // sortedFacets orders facets by value, as facetList does.

@@ -29,8 +29,9 @@ type filterCols struct {
 	classes []string // classes as written; class[pos] indexes them
 	keys    []string // ClassKey of each of classes
 	class   []uint32
-	status  []uint8  // statusCode
-	year    []uint16 // enrolment year, 0 when unknown
+	status  []uint8      // statusCode
+	year    []uint16     // enrolment year, 0 when unknown
+	school  schoolFacets // the whole school's counts, made once (facetzeros.go)
 }
 
 // cols returns the snapshot's filter columns, made if needed.
@@ -149,11 +150,11 @@ func (sn *snapshot) selection(words []string, o ListOptions) ([]uint64, int64) {
 // Every status, class and year of the school is offered, at 0 where the
 // search and filters leave none (withZeros).
 func (sn *snapshot) facets(o ListOptions) Facets {
-	narrow := sn.counts(o)
 	if len(searchWords(o.Query)) == 0 && !o.Filtered() {
-		return withZeros(narrow, narrow)
+		school := sn.schoolFacets()
+		return withZeros(school, school)
 	}
-	return withZeros(narrow, sn.counts(ListOptions{}))
+	return withZeros(sn.counts(o), sn.schoolFacets())
 }
 
 // counts is facets without the zero-count choices.
