@@ -70,7 +70,7 @@ func TestImportChangesOnStudentPage(t *testing.T) {
 	frenchNairobi(t, re.env, false)
 	r = boss.get(page)
 	wantBody(t, r, append([]string{"Modifié par l’importation n° 2"}, diff[1:]...)...)
-	wantBody(t, r, ">Nom:<", ">Classe:<") // the field names too (they were English on a French page)
+	wantBody(t, r, ">Nom :<", ">Classe :<") // the field names too (they were English on a French page)
 	wantNoBody(t, r, "Changed by", "Second name", "Class:")
 	// Swahili.
 	speak(t, re.env, "sw")
