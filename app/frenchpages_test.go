@@ -182,23 +182,10 @@ func TestNoEnglishOnTranslatedPages(t *testing.T) {
 	}
 }
 
-// speak sets e's school's language to code, in Nairobi's time, and
-// returns a logged-in browser.
-func speak(t *testing.T, e *env, code string) *browser {
-	t.Helper()
-	b := e.browser()
-	b.login()
-	r := b.submit("/admin/settings/", "/admin/settings/locale/", url.Values{"language": {code}, "time_zone": {"Africa/Nairobi"}})
-	if r.code != http.StatusSeeOther {
-		t.Fatalf("save settings: %d\n%s", r.code, r.body)
-	}
-	return b
-}
-
 func noEnglishOnPages(t *testing.T, code string) {
 	e := newEnv(t, "nantes-"+code, envOptions{})
 	e.addStudent("N-1", "Zoë", "Müller")
-	b := speak(t, e, code)
+	b := speak(t, e, code, false)
 	fm := newLangMessages(code)
 	header := "registration_no,first_name,second_name\n"
 	damaged := zipOf(t, map[string]string{"a": "b"})

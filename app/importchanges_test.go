@@ -73,7 +73,7 @@ func TestImportChangesOnStudentPage(t *testing.T) {
 	wantBody(t, r, ">Nom :<", ">Classe :<") // the field names too (they were English on a French page)
 	wantNoBody(t, r, "Changed by", "Second name", "Class:")
 	// Swahili.
-	speak(t, re.env, "sw")
+	speak(t, re.env, "sw", false)
 	r = boss.get(page)
 	wantBody(t, r, append([]string{"Alibadilishwa na uingizaji Na. 2", ">Jina la pili:<", ">Darasa:<"}, diff[1:]...)...)
 	wantNoBody(t, r, "Changed by", "Second name", "Class:", "Modifié")
