@@ -10,7 +10,8 @@ import (
 
 // The admin list's sidebar filters (Django's list_filter): by class, status
 // and enrolment year, each value with the number of students holding it
-// (store.StudentFacets, over the whole school), combinable with each other,
+// (store's facets: narrowed by the search and the other filters, 0 for a
+// value of the school none of them holds), combinable with each other,
 // the search, the sort and the page size. A filter's links keep everything
 // else of the list and go to its first page.
 

@@ -15,22 +15,23 @@ import (
 	"github.com/campus-saas/campus/store"
 )
 
-// frenchMessages tells whether a message shown on a page is French: a
-// French catalogue entry, or one made from an entry's format whose text
-// values (%s) are French messages too or carry no English word. Values
-// quoted by %q (a file's cell, a sheet's name) are what a person wrote.
-type frenchMessages struct {
-	fr       *i18n.Lang
+// langMessages tells whether a message shown on a page is in one
+// language (French, Swahili): a catalogue entry of that language, or one
+// made from an entry's format whose text values (%s) are its messages
+// too or carry no English word. Values quoted by %q (a file's cell, a
+// sheet's name) are what a person wrote.
+type langMessages struct {
+	lang     *i18n.Lang
 	patterns *i18n.Patterns
-	values   map[string]bool // French entries as written
-	english  map[string]bool // words of the English catalogue keys that no French entry has
+	values   map[string]bool // the language's entries as written
+	english  map[string]bool // words of the English catalogue keys that no entry of the language has
 }
 
 var verbsRE = regexp.MustCompile(`%[^sqd%]`)
 
-func newFrenchMessages() *frenchMessages {
-	fr := i18n.Get("fr")
-	m := &frenchMessages{fr: fr, values: map[string]bool{}, english: map[string]bool{}}
+func newLangMessages(code string) *langMessages {
+	fr := i18n.Get(code)
+	m := &langMessages{lang: fr, values: map[string]bool{}, english: map[string]bool{}}
 	frWords := map[string]bool{}
 	var formats []string
 	for _, k := range fr.Keys() {
@@ -70,8 +71,8 @@ func words(s string) []string {
 	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) })
 }
 
-// check returns "" when msg is French, else the English it holds.
-func (m *frenchMessages) check(msg string) string {
+// check returns "" when msg is in m's language, else the English it holds.
+func (m *langMessages) check(msg string) string {
 	msg = strings.TrimSpace(msg)
 	if msg == "" || m.values[msg] {
 		return ""
@@ -171,15 +172,21 @@ func zipOf(t *testing.T, files map[string]string) []byte {
 	return b.Bytes()
 }
 
-// TestNoEnglishOnFrenchPages feeds bad files to the import preview and
-// bad input to the student form in a French session: every message on
-// the page is French (the words of encoding/csv, archive/zip and excelize
-// included).
-func TestNoEnglishOnFrenchPages(t *testing.T) {
-	e := newEnv(t, "nantes", envOptions{})
+// TestNoEnglishOnTranslatedPages feeds bad files to the import preview
+// and bad input to the student form in a French session, then in a
+// Swahili one: every message on the page is in the school's language
+// (the words of encoding/csv, archive/zip and excelize included).
+func TestNoEnglishOnTranslatedPages(t *testing.T) {
+	for _, code := range []string{"fr", "sw"} {
+		t.Run(code, func(t *testing.T) { noEnglishOnPages(t, code) })
+	}
+}
+
+func noEnglishOnPages(t *testing.T, code string) {
+	e := newEnv(t, "nantes-"+code, envOptions{})
 	e.addStudent("N-1", "Zoë", "Müller")
-	b := frenchNairobi(t, e, false)
-	fm := newFrenchMessages()
+	b := speak(t, e, code, false)
+	fm := newLangMessages(code)
 	header := "registration_no,first_name,second_name\n"
 	damaged := zipOf(t, map[string]string{"a": "b"})
 	damaged = damaged[:len(damaged)-10]
@@ -188,17 +195,19 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 		content    []byte
 		mode       string
 		want       string // a French message the page must hold
+		sw         string // a Swahili one
 	}{
-		{name: "bare quote", file: "a.csv", content: []byte(header + "A-1,Am\"ina,X\n"), want: "un guillemet (&#34;) au milieu d’une cellule (ligne 2, caractère 7)"},
+		{name: "bare quote", file: "a.csv", content: []byte(header + "A-1,Am\"ina,X\n"), want: "un guillemet (&#34;) au milieu d’une cellule (ligne 2, caractère 7)",
+			sw: "alama ya nukuu (&#34;) katikati ya kisanduku (mstari 2, herufi 7)"},
 		{name: "bare quote after accents", file: "a.csv", content: []byte(header + "A-1,Zoë,Mü\"ller\n"), want: "(ligne 2, caractère 11)"},
 		{name: "quote missing", file: "a.csv", content: []byte(header + "A-1,\"Amina,X\nB-2,Kofi,Mensah\n"), want: "a un guillemet manquant ou en trop"},
 		{name: "quote in the header", file: "a.csv", content: []byte("registration_no,fir\"st_name,second_name\n"), want: "ligne 1, caractère 20"},
 		{name: "no header", file: "a.csv", content: []byte("A-1,Amina,Odhiambo\n"), want: "elle n’en nomme aucune"},
 		{name: "missing column", file: "a.csv", content: []byte("registration_no,first_name\nA-1,Amina\n"), want: "l’en-tête n’a pas de colonne &#34;second_name&#34;"},
 		{name: "missing column, others not understood", file: "a.csv", content: []byte("registration_no,first_name,Nom\nA-1,Amina,X\n"), want: "colonnes non comprises : &#34;Nom&#34;"},
-		{name: "field count", file: "a.csv", content: []byte(header + "A-1,Amina\n"), want: "3 champs attendus"},
+		{name: "field count", file: "a.csv", content: []byte(header + "A-1,Amina\n"), want: "3 champs attendus", sw: "sehemu 3 zilitarajiwa"},
 		{name: "bad row values", file: "a.csv", content: []byte("registration_no,first_name,second_name,date_of_birth,guardian_phone\nA 1,,X,2090-01-01,call me\n")},
-		{name: "duplicate", file: "a.csv", content: []byte(header + "n-1,Zoë,Müller\nB-2,Kofi,Mensah\nb-2,Kofi,Mensah\n"), want: "existe déjà"},
+		{name: "duplicate", file: "a.csv", content: []byte(header + "n-1,Zoë,Müller\nB-2,Kofi,Mensah\nb-2,Kofi,Mensah\n"), want: "existe déjà", sw: "tayari ipo"},
 		{name: "empty", file: "a.csv", content: nil},
 		{name: "not text", file: "a.csv", content: []byte{0x81, 0x8d, 0x8f, 0x90, 0x9d, 0x0a}},
 		{name: "old xls", file: "a.xls", content: []byte{0xd0, 0xcf, 0x11, 0xe0, 0xa1, 0xb1, 0x1a, 0xe1, 0, 0}},
@@ -221,8 +230,8 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 			if r.code != http.StatusOK && r.code != http.StatusUnprocessableEntity {
 				t.Fatalf("code %d\n%s", r.code, r.body)
 			}
-			if f.want != "" {
-				wantBody(t, r, f.want)
+			if want := map[string]string{"fr": f.want, "sw": f.sw}[code]; want != "" {
+				wantBody(t, r, want)
 			}
 			msgs := pageMessages(r.body)
 			if len(msgs) == 0 {
@@ -230,7 +239,7 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 			}
 			for _, m := range msgs {
 				if bad := fm.check(m); bad != "" {
-					t.Errorf("English on the French page: %q (in %q)", bad, m)
+					t.Errorf("English on the page: %q (in %q)", bad, m)
 				}
 			}
 		})
@@ -257,7 +266,7 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 			}
 			for _, m := range msgs {
 				if bad := fm.check(m); bad != "" {
-					t.Errorf("English on the French form: %q (in %q)", bad, m)
+					t.Errorf("English on the form: %q (in %q)", bad, m)
 				}
 			}
 		})
@@ -277,7 +286,7 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 		}
 		for _, m := range msgs {
 			if bad := fm.check(m); bad != "" {
-				t.Errorf("English on the French password form: %q (in %q)", bad, m)
+				t.Errorf("English on the password form: %q (in %q)", bad, m)
 			}
 		}
 	}
@@ -295,7 +304,7 @@ func TestNoEnglishOnFrenchPages(t *testing.T) {
 		}
 		for _, m := range msgs {
 			if bad := fm.check(m); bad != "" {
-				t.Errorf("English on the French error page %s: %q (in %q)", path, bad, m)
+				t.Errorf("English on the error page %s: %q (in %q)", path, bad, m)
 			}
 		}
 	}

@@ -133,6 +133,7 @@ func opLink(r *http.Request, e store.HistoryEntry) string {
 func opRow(r *http.Request, l *locale, o store.StudentOp) historyRow {
 	e := o.Entry
 	row := historyRow{HistoryEntry: e, OpLink: opLink(r, e)}
+	row.Changes = o.Changes // what the import changed of this student (none recorded for a creation)
 	known := e.Action != "" // else only the operation's number is known
 	switch {
 	case o.Created && known:

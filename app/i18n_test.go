@@ -181,8 +181,8 @@ func readableText(fragment string) []string {
 }
 
 // TestEveryTemplateStringTranslated fails when a template has text a
-// person reads outside {{t "…"}}, or a {{t "…"}} key without a French
-// entry: a new string cannot reach a page untranslated.
+// person reads outside {{t "…"}}, or a {{t "…"}} key without a French or
+// a Swahili entry: a new string cannot reach a page untranslated.
 func TestEveryTemplateStringTranslated(t *testing.T) {
 	keys, bare := templateStrings(t)
 	for _, b := range bare {
@@ -191,7 +191,7 @@ func TestEveryTemplateStringTranslated(t *testing.T) {
 	if len(keys) < 50 {
 		t.Fatalf("found only %d keys: is the walk broken?", len(keys))
 	}
-	checkFrench(t, keys)
+	checkTranslated(t, keys)
 }
 
 // TestEveryGoMessageTranslated does the same for the messages of the Go
@@ -203,12 +203,17 @@ func TestEveryGoMessageTranslated(t *testing.T) {
 	if len(keys) < 30 {
 		t.Fatalf("found only %d messages: is the scan broken?", len(keys))
 	}
-	checkFrench(t, keys)
+	checkTranslated(t, keys)
 }
 
-func checkFrench(t *testing.T, keys map[string][]string) {
+// checkTranslated is checkLang in every language but English.
+func checkTranslated(t *testing.T, keys map[string][]string) {
 	t.Helper()
-	checkLang(t, "fr", keys)
+	for _, l := range i18n.Languages {
+		if l.Code != i18n.Default {
+			checkLang(t, l.Code, keys)
+		}
+	}
 }
 
 // checkLang fails on a key the language has no entry for, or whose entry
@@ -234,8 +239,9 @@ func checkLang(t *testing.T, code string, keys map[string][]string) {
 
 // TestSwahiliPublicPages: Swahili covers every word of the public pages
 // (their templates, the error pages a visitor meets, the list's messages,
-// the publishable fields' labels and the status values); its admin pages
-// may show English.
+// the publishable fields' labels and the status values, which a visitor
+// reads in an address); the admin pages are checked in every language by
+// TestEveryTemplateStringTranslated and TestEveryGoMessageTranslated.
 func TestSwahiliPublicPages(t *testing.T) {
 	all, _ := templateStrings(t)
 	keys := map[string][]string{}

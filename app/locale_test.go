@@ -15,9 +15,17 @@ import (
 // settings form, as its superuser would.
 func frenchNairobi(t *testing.T, e *env, acceptLanguage bool) *browser {
 	t.Helper()
+	return speak(t, e, "fr", acceptLanguage)
+}
+
+// speak sets e's school's language to code, in Nairobi's time (and lets
+// each visitor's browser choose when acceptLanguage), and returns a
+// logged-in browser.
+func speak(t *testing.T, e *env, code string, acceptLanguage bool) *browser {
+	t.Helper()
 	b := e.browser()
 	b.login()
-	form := url.Values{"language": {"fr"}, "time_zone": {"Africa/Nairobi"}}
+	form := url.Values{"language": {code}, "time_zone": {"Africa/Nairobi"}}
 	if acceptLanguage {
 		form.Set("accept_language", "on")
 	}

@@ -131,6 +131,12 @@ func TestImportPreviewAndUpdate(t *testing.T) {
 		b.open(mombasa.url(sys, "/admin/students/"), http.StatusOK, "updated-list")
 		b.see("MBS/003", "Otieno", "3 students")
 		b.dontSee("Odhiambo")
+		// The changed student's history says what the import changed.
+		b.open(mombasa.url(sys, "/admin/students/?q=MBS/001"), http.StatusOK, "updated-student")
+		b.press(`#changelist tbody a`, http.StatusOK, "updated-student-change")
+		b.press(`#history-link`, http.StatusOK, "updated-student-history")
+		b.see("Changed by import #1", "Second name: Odhiambo → Otieno")
+		b.audit("history of an updated student")
 	})
 }
 

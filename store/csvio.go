@@ -766,14 +766,7 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 	if len(plan.New) > 0 {
 		refs = rangeRefs(entry.ID, rec.First, rec.Last)
 	}
-	if len(plan.Changed) > 0 {
-		ids := make([]int64, len(plan.Changed))
-		for i, c := range plan.Changed {
-			ids[i] = c.Current.ID
-		}
-		slices.Sort(ids)
-		refs = append(refs, importRefs(entry.ID, false, ids)...)
-	}
+	refs = append(refs, changedRefs(entry.ID, plan.Changed)...) // with what each row changed (historydiffs.go)
 	if err := s.writeRefs(ctx, refs); err != nil {
 		return fail(err)
 	}

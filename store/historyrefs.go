@@ -54,6 +54,10 @@ type importRef struct {
 	Created bool    `bson:"c,omitempty"`
 	Last    bool    `bson:"l,omitempty"` // from a row's mark of its last change (backfillImportRefs)
 	Ranges  []int64 `bson:"r"`           // first, last, first, last, … (inclusive)
+	// Diffs are what the import changed of each student of the block:
+	// JSON of []rowDiff by ID (historydiffs.go; none for created
+	// students, nor for imports recorded before).
+	Diffs []byte `bson:"x,omitempty"`
 
 	block int64
 }
@@ -119,6 +123,10 @@ type StudentOp struct {
 	// row imported before references were recorded): earlier changes
 	// are not known.
 	Last bool
+	// Changes are the fields the import changed of the student, before
+	// and after (historydiffs.go; nil for a creation, or an import
+	// recorded before they were kept).
+	Changes []FieldChange
 }
 
 // StudentOperations returns the imports that created or changed student
@@ -161,7 +169,7 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 			return nil, fmt.Errorf("read student %d's imports: %w", id, err)
 		}
 		if v.counts(e.Op) {
-			out = append(out, StudentOp{Entry: e, Created: ref.Created, Last: ref.Last})
+			out = append(out, StudentOp{Entry: e, Created: ref.Created, Last: ref.Last, Changes: ref.diffOf(id)})
 		}
 	}
 	if len(out) == 0 && unborn && !s.useModel(ctx) {

@@ -29,8 +29,9 @@ type filterCols struct {
 	classes []string // classes as written; class[pos] indexes them
 	keys    []string // ClassKey of each of classes
 	class   []uint32
-	status  []uint8  // statusCode
-	year    []uint16 // enrolment year, 0 when unknown
+	status  []uint8      // statusCode
+	year    []uint16     // enrolment year, 0 when unknown
+	school  schoolFacets // the whole school's counts, made once (facetzeros.go)
 }
 
 // cols returns the snapshot's filter columns, made if needed.
@@ -146,7 +147,18 @@ func (sn *snapshot) selection(words []string, o ListOptions) ([]uint64, int64) {
 // facets counts the students of o's search by class, status and
 // enrolment year, each narrowed by o's other filters (Django 5's facets):
 // the class counts follow the status and year chosen, not the class.
+// Every status, class and year of the school is offered, at 0 where the
+// search and filters leave none (withZeros).
 func (sn *snapshot) facets(o ListOptions) Facets {
+	if len(searchWords(o.Query)) == 0 && !o.Filtered() {
+		school := sn.schoolFacets()
+		return withZeros(school, school)
+	}
+	return withZeros(sn.counts(o), sn.schoolFacets())
+}
+
+// counts is facets without the zero-count choices.
+func (sn *snapshot) counts(o ListOptions) Facets {
 	fc := sn.cols()
 	words := searchWords(o.Query)
 	noClass, noStatus, noYear := o, o, o
@@ -242,7 +254,7 @@ func (sn *snapshot) head(pos int) []byte {
 // classFacets counts the students of each class (n classes as written,
 // with how many students have each): one count per ClassKey, named by
 // the spelling most of them have (BetterSpelling). A class no student
-// counted is left out, as MongoDB's $group leaves it.
+// counted is left out, as MongoDB's $group leaves it (withZeros adds it back at 0).
 func classFacets(n int, written func(i int) (name, key string, students int64)) map[string]int64 {
 	type class struct {
 		name   string

@@ -398,6 +398,17 @@ func (s *Store) studentFacets(ctx context.Context, o ListOptions) (Facets, error
 		defer s.rm.mu.RUnlock()
 		return s.rm.snap.facets(o), nil
 	}
+	narrow, err := s.databaseFacets(ctx, o)
+	if err != nil || (len(searchWords(o.Query)) == 0 && !o.Filtered()) {
+		return withZeros(narrow, narrow), err
+	}
+	school, err := s.databaseFacets(ctx, ListOptions{})
+	return withZeros(narrow, school), err
+}
+
+// databaseFacets is studentFacets on the database, without the
+// zero-count choices.
+func (s *Store) databaseFacets(ctx context.Context, o ListOptions) (Facets, error) {
 	v, err := s.opsView(ctx)
 	if err != nil {
 		return Facets{}, fmt.Errorf("count students by class and status: %w", err)

@@ -73,7 +73,8 @@ func TestMatchingIDs(t *testing.T) {
 			}
 			// Its counts are the search's, each narrowed by the other
 			// filters (Django 5's facets): 10 Aminas, 4 of them in 1A.
-			wantF := Facets{Classes: []Facet{{"", 6}, {"1A", 4}}, Statuses: []Facet{{StatusEnrolled, 4}}, EnrolledYears: []Facet{{"", 4}}}
+			// Every status and each class of the school is a choice, 0 or not.
+			wantF := Facets{Classes: []Facet{{"", 6}, {"1A", 4}}, Statuses: []Facet{{StatusEnrolled, 4}, {StatusGraduated, 0}, {StatusLeft, 0}, {StatusSuspended, 0}}, EnrolledYears: []Facet{{"", 4}}}
 			if fmt.Sprint(pg) != fmt.Sprint(wantPg) || fmt.Sprint(f) != fmt.Sprint(wantF) || pg.Total != 4 || len(pg.Students) != 1 {
 				t.Errorf("with facets: %v %v\nwant %v %v", pg, f, wantPg, wantF)
 			}

@@ -265,8 +265,10 @@ type Facet struct {
 }
 
 // Facets are the values the list can be filtered by, with their counts
-// over all students: classes and enrolment years ascending, statuses in
-// the order of Statuses (those held by nobody left out).
+// (under the list's search and other filters): classes and enrolment
+// years ascending, each the school holds, statuses in the order of
+// Statuses, every one; a value none of the counted students holds counts
+// 0 (facetzeros.go).
 type Facets struct {
 	Classes       []Facet
 	Statuses      []Facet

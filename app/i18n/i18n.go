@@ -46,8 +46,8 @@ type Language struct {
 var Languages = []Language{
 	{Code: "en", Name: "English", tag: language.English},
 	{Code: "fr", Name: "Français", tag: language.French},
-	// Swahili covers the public pages (an admin page shows English where
-	// it has no entry); its entries await a native speaker's review.
+	// Swahili covers the public pages and the admin; its entries await a
+	// native speaker's review.
 	{Code: "sw", Name: "Kiswahili", tag: language.Swahili},
 }
 
