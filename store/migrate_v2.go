@@ -132,52 +132,13 @@ func (s *Store) migrateStudentsV2(ctx context.Context) error {
 // copyStudentsV2 writes every student, with its keys, to students_v2,
 // starting over from an empty students_v2.
 func (s *Store) copyStudentsV2(ctx context.Context) error {
-	if err := s.col(colStudentsV2).Drop(ctx); err != nil {
-		return fmt.Errorf("drop an unfinished copy: %w", err)
-	}
-	cur, err := s.col(colStudents).Find(ctx, bson.D{})
-	if err != nil {
-		return fmt.Errorf("read students: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	size := copyBatch
-	if s.copyBatch > 0 {
-		size = s.copyBatch
-	}
-	batch := make([]studentDoc, 0, size)
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		if s.beforeCopyBatch != nil {
-			if err := s.beforeCopyBatch(n); err != nil {
-				return err
-			}
-		}
-		if _, err := s.col(colStudentsV2).InsertMany(ctx, batch); err != nil {
-			return fmt.Errorf("copy students: %w", err)
-		}
-		n++
-		batch = batch[:0]
-		return nil
-	}
-	for cur.Next(ctx) {
-		st, err := decodeStudent(cur.Current)
+	return s.copyStudents(ctx, colStudentsV2, func(raw bson.Raw) (any, error) { // migrate_v4.go
+		st, err := decodeStudent(raw)
 		if err != nil {
-			return fmt.Errorf("decode student: %w", err)
+			return nil, fmt.Errorf("decode student: %w", err)
 		}
-		batch = append(batch, newStudentDoc(st))
-		if len(batch) == size {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read students: %w", err)
-	}
-	return flush()
+		return newStudentDoc(st), nil
+	})
 }
 
 func (s *Store) metaFlag(ctx context.Context, id string) (bool, error) {

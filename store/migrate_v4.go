@@ -72,7 +72,14 @@ func (s *Store) migrateStudentIDs(ctx context.Context) error {
 // copyStudentIDs writes every student with its string _id to students_v4,
 // starting over from an empty students_v4.
 func (s *Store) copyStudentIDs(ctx context.Context) error {
-	if err := s.col(colStudentsV4).Drop(ctx); err != nil {
+	return s.copyStudents(ctx, colStudentsV4, func(raw bson.Raw) (any, error) { return withStringID(raw) })
+}
+
+// copyStudents writes convert of every student to the collection to, in
+// batches (s.beforeCopyBatch before each), starting over from an empty
+// one. Shared by the copies of schemas 2 (migrate_v2.go) and 4.
+func (s *Store) copyStudents(ctx context.Context, to string, convert func(bson.Raw) (any, error)) error {
+	if err := s.col(to).Drop(ctx); err != nil {
 		return fmt.Errorf("drop an unfinished copy: %w", err)
 	}
 	cur, err := s.col(colStudents).Find(ctx, bson.D{})
@@ -84,7 +91,7 @@ func (s *Store) copyStudentIDs(ctx context.Context) error {
 	if s.copyBatch > 0 {
 		size = s.copyBatch
 	}
-	batch := make([]bson.D, 0, size)
+	batch := make([]any, 0, size)
 	n := 0
 	flush := func() error {
 		if len(batch) == 0 {
@@ -95,7 +102,7 @@ func (s *Store) copyStudentIDs(ctx context.Context) error {
 				return err
 			}
 		}
-		if _, err := s.col(colStudentsV4).InsertMany(ctx, batch); err != nil {
+		if _, err := s.col(to).InsertMany(ctx, batch); err != nil {
 			return fmt.Errorf("copy students: %w", err)
 		}
 		n++
@@ -103,7 +110,7 @@ func (s *Store) copyStudentIDs(ctx context.Context) error {
 		return nil
 	}
 	for cur.Next(ctx) {
-		doc, err := withStringID(cur.Current)
+		doc, err := convert(cur.Current)
 		if err != nil {
 			return err
 		}
