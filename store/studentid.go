@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 
@@ -81,10 +82,14 @@ func studentIDOf(v bson.RawValue) (int64, bool) {
 // studentID, read from either form.
 type studentKey int64
 
-// MarshalBSONValue writes the string form.
+// MarshalBSONValue writes the string form: its length with the final
+// NUL (int32, little-endian), the digits, a NUL.
 func (k studentKey) MarshalBSONValue() (byte, []byte, error) {
-	t, b, err := bson.MarshalValue(studentIDString(int64(k)))
-	return byte(t), b, err
+	s := studentIDString(int64(k))
+	b := make([]byte, 4, 4+len(s)+1)
+	binary.LittleEndian.PutUint32(b, uint32(len(s)+1))
+	b = append(append(b, s...), 0)
+	return byte(bson.TypeString), b, nil
 }
 
 // UnmarshalBSONValue reads the string form, or an int of an older schema.
@@ -128,9 +133,15 @@ func (doc *studentDoc) UnmarshalBSON(b []byte) error {
 	if err := bson.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*doc = studentDoc(w.Doc)
-	doc.ID = int64(w.Key)
+	*doc = *w.studentDoc()
 	return nil
+}
+
+// studentDoc is the document read, with its ID.
+func (w *studentDocBSON) studentDoc() *studentDoc {
+	doc := (*studentDoc)(&w.Doc)
+	doc.ID = int64(w.Key)
+	return doc
 }
 
 // UnmarshalBSON reads a stored student and its marks.
