@@ -917,10 +917,11 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	}
 	only := idSet(o.IDs)
 	for cur.Next(ctx) {
-		var m markedStudent
-		if err := cur.Decode(&m); err != nil {
+		var w markedStudentBSON // straight into the BSON form (studentid.go)
+		if err := cur.Decode(&w); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
 		}
+		m := w.marked()
 		st := m.Student
 		if !v.resolve(&st, m.Marks) || only != nil && !only[st.ID] {
 			continue

@@ -150,9 +150,15 @@ func (m *markedStudent) UnmarshalBSON(b []byte) error {
 	if err := bson.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*m = markedStudent(w.Doc)
-	m.ID = int64(w.Key)
+	*m = *w.marked()
 	return nil
+}
+
+// marked is the student read, with its ID.
+func (w *markedStudentBSON) marked() *markedStudent {
+	m := (*markedStudent)(&w.Doc)
+	m.ID = int64(w.Key)
+	return m
 }
 
 // decodeStudent reads a stored student (only the record) of any schema.
