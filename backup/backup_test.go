@@ -356,7 +356,11 @@ func TestCraftedDocumentFailsInLoad(t *testing.T) {
 	plain := string(gunzip(t, archive))
 	lines := strings.SplitAfter(plain, "\n")
 	body := strings.Join(lines[:len(lines)-2], "")
-	body = strings.Replace(body, `{"doc":{"_id":{"$numberLong":"1"}`, `{"doc":{"_id":{"$numberLong":"x1"}`, 1)
+	crafted0 := strings.Replace(body, `{"doc":{"_id":"0000000000000000001"`, `{"doc":{"_id":{"$numberLong":"x1"}`, 1) // a student (schema 4)
+	if crafted0 == body {
+		t.Fatal("no student 1 in the archive")
+	}
+	body = crafted0
 	var c Trailer
 	sum := sha256.Sum256([]byte(body))
 	v, err := Verify(bytes.NewReader(archive))

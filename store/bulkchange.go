@@ -98,7 +98,7 @@ func (s *Store) ChangeStudents(ctx context.Context, ids []int64, ch StudentsChan
 		// Matching on the values read makes a concurrent edit a miss
 		// rather than a lost update.
 		filter := bson.D{
-			{Key: "_id", Value: c.before.ID},
+			{Key: "_id", Value: studentID(c.before.ID)},
 			{Key: "registration_no", Value: c.before.RegistrationNo},
 			{Key: "first_name", Value: c.before.FirstName},
 			{Key: "second_name", Value: c.before.SecondName},

@@ -701,9 +701,10 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		}
 		return ImportResult{}, fmt.Errorf("import students: nothing imported: %w", s.abortOp(ctx, op, s.full(err)))
 	}
-	type insertedDoc struct {
-		Doc studentDoc `bson:",inline"`
-		Ins int64      `bson:"ins"`
+	type insertedDoc struct { // studentDoc's BSON form and the mark
+		Key studentKey       `bson:"_id"`
+		Doc studentDocFields `bson:",inline"`
+		Ins int64            `bson:"ins"`
 	}
 	now := s.now()
 	written := make([]*studentDoc, 0, len(plan.New)+len(plan.Changed))
@@ -716,13 +717,13 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		for j, r := range batch {
 			st := r.Input.Student()
 			st.ID, st.CreatedAt, st.UpdatedAt = rec.First+int64(start+j), now, now
-			docs[j] = insertedDoc{newStudentDoc(st), seq}
+			docs[j] = insertedDoc{studentKey(st.ID), studentDocFields(newStudentDoc(st)), seq}
 		}
 		if _, err := s.col(colStudents).InsertMany(ctx, docs); err != nil {
 			return fail(err)
 		}
 		for j := range docs {
-			written = append(written, &docs[j].Doc)
+			written = append(written, (*studentDoc)(&docs[j].Doc))
 		}
 		if done != nil {
 			done.Add(int64(len(docs)))
@@ -737,7 +738,7 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 		doc := newStudentDoc(st)
 		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevOf(c.Current)})
 		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
-			{Key: "_id", Value: c.Current.ID},
+			{Key: "_id", Value: studentID(c.Current.ID)},
 			{Key: "registration_no", Value: c.Current.RegistrationNo},
 			{Key: "first_name", Value: c.Current.FirstName},
 			{Key: "second_name", Value: c.Current.SecondName},
@@ -909,10 +910,11 @@ func (s *Store) ExportStudents(ctx context.Context, w io.Writer, o ExportOptions
 	}
 	only := idSet(o.IDs)
 	for cur.Next(ctx) {
-		var m markedStudent
-		if err := cur.Decode(&m); err != nil {
+		var w markedStudentBSON // straight into the BSON form (studentid.go)
+		if err := cur.Decode(&w); err != nil {
 			return fmt.Errorf("export students: decode: %w", err)
 		}
+		m := w.marked()
 		st := m.Student
 		if !v.resolve(&st, m.Marks) || only != nil && !only[st.ID] {
 			continue

@@ -287,7 +287,7 @@ func (s *Store) StudentsByID(ctx context.Context, ids []int64) ([]Student, error
 	}
 	var out []Student
 	for start := 0; start < len(ids); start += deleteBatch {
-		found, err := s.findStudents(ctx, d("_id", d("$in", ids[start:min(start+deleteBatch, len(ids))])), nil)
+		found, err := s.findStudents(ctx, d("_id", d("$in", studentIDs(ids[start:min(start+deleteBatch, len(ids))]))), nil)
 		if err != nil {
 			return nil, fmt.Errorf("read %d students: %w", len(ids), err)
 		}

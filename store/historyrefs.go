@@ -187,7 +187,7 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 // changed it last.
 func (s *Store) markedOperations(ctx context.Context, v OpsView, id int64) ([]StudentOp, error) {
 	var m studentMarks
-	err := s.col(colStudents).FindOne(ctx, d("_id", id), options.FindOne().SetProjection(bson.D{{Key: "ins", Value: 1}, {Key: "upd", Value: 1}})).Decode(&m)
+	err := s.col(colStudents).FindOne(ctx, d("_id", studentID(id)), options.FindOne().SetProjection(bson.D{{Key: "ins", Value: 1}, {Key: "upd", Value: 1}})).Decode(&m)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}
@@ -260,19 +260,19 @@ func (s *Store) backfillImportRefs(ctx context.Context) error {
 		created, changed := map[int64][]int64{}, map[int64][]int64{}
 		for cur.Next(ctx) {
 			var row struct {
-				ID  int64 `bson:"_id"`
-				Ins int64 `bson:"ins"`
-				Upd int64 `bson:"upd"`
+				ID  studentKey `bson:"_id"`
+				Ins int64      `bson:"ins"`
+				Upd int64      `bson:"upd"`
 			}
 			if err := cur.Decode(&row); err != nil {
 				cur.Close(ctx)
 				return fmt.Errorf("read the students' marks: %w", err)
 			}
 			if _, ok := entryOf[row.Ins]; ok {
-				created[row.Ins] = append(created[row.Ins], row.ID)
+				created[row.Ins] = append(created[row.Ins], int64(row.ID))
 			}
 			if _, ok := entryOf[row.Upd]; ok {
-				changed[row.Upd] = append(changed[row.Upd], row.ID)
+				changed[row.Upd] = append(changed[row.Upd], int64(row.ID))
 			}
 		}
 		if err := cur.Err(); err != nil {

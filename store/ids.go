@@ -106,14 +106,14 @@ func (s *Store) idHint(ctx context.Context) (int64, error) {
 		return 0, timeoutError("read the schema 1 id counter", err)
 	}
 	var top struct {
-		ID int64 `bson:"_id"`
+		ID studentKey `bson:"_id"`
 	}
 	err = s.col(colStudents).FindOne(ctx, bson.D{},
 		options.FindOne().SetSort(d("_id", -1)).SetProjection(d("_id", 1))).Decode(&top)
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, timeoutError("find the highest student id", err)
 	}
-	first := max(legacy.Seq, top.ID) + 1
+	first := max(legacy.Seq, int64(top.ID)) + 1
 	_, err = s.col(colIDClaims).InsertOne(ctx, bson.D{{Key: "_id", Value: idBaseDocID}, {Key: "first", Value: first}})
 	if err == nil {
 		return first, nil

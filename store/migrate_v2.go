@@ -120,87 +120,25 @@ func (s *Store) migrateStudentsV2(ctx context.Context) error {
 			d("$set", d("copied", true)), options.UpdateOne().SetUpsert(true)); err != nil {
 			return fmt.Errorf("convert students: record the copy: %w", err)
 		}
-		if names, err = s.db.ListCollectionNames(ctx, bson.D{}); err != nil {
-			return fmt.Errorf("convert students: list collections: %w", err)
-		}
 	}
 	if s.beforeSwap != nil {
 		if err := s.beforeSwap(); err != nil {
 			return err
 		}
 	}
-	// The swap: each step is skipped when done already.
-	if has(colStudentsV2) {
-		if has(colStudents) {
-			if has(colStudentsV1) {
-				return fmt.Errorf("convert students: %s, %s and %s all exist; resolve by hand", colStudents, colStudentsV1, colStudentsV2)
-			}
-			if err := s.rename(ctx, colStudents, colStudentsV1); err != nil {
-				return err
-			}
-		}
-		if err := s.rename(ctx, colStudentsV2, colStudents); err != nil {
-			return err
-		}
-	}
-	if err := s.col(colStudentsV1).Drop(ctx); err != nil {
-		return fmt.Errorf("convert students: drop %s: %w", colStudentsV1, err)
-	}
-	if _, err := s.col(colMeta).DeleteOne(ctx, d("_id", migrationV2Doc)); err != nil {
-		return fmt.Errorf("convert students: clear the copy record: %w", err)
-	}
-	return nil
+	return s.swapStudents(ctx, colStudentsV2, colStudentsV1, migrationV2Doc) // migrate_v4.go
 }
 
 // copyStudentsV2 writes every student, with its keys, to students_v2,
 // starting over from an empty students_v2.
 func (s *Store) copyStudentsV2(ctx context.Context) error {
-	if err := s.col(colStudentsV2).Drop(ctx); err != nil {
-		return fmt.Errorf("drop an unfinished copy: %w", err)
-	}
-	cur, err := s.col(colStudents).Find(ctx, bson.D{})
-	if err != nil {
-		return fmt.Errorf("read students: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	size := copyBatch
-	if s.copyBatch > 0 {
-		size = s.copyBatch
-	}
-	batch := make([]studentDoc, 0, size)
-	n := 0
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
+	return s.copyStudents(ctx, colStudentsV2, func(raw bson.Raw) (any, error) { // migrate_v4.go
+		st, err := decodeStudent(raw)
+		if err != nil {
+			return nil, fmt.Errorf("decode student: %w", err)
 		}
-		if s.beforeCopyBatch != nil {
-			if err := s.beforeCopyBatch(n); err != nil {
-				return err
-			}
-		}
-		if _, err := s.col(colStudentsV2).InsertMany(ctx, batch); err != nil {
-			return fmt.Errorf("copy students: %w", err)
-		}
-		n++
-		batch = batch[:0]
-		return nil
-	}
-	for cur.Next(ctx) {
-		var st Student
-		if err := cur.Decode(&st); err != nil {
-			return fmt.Errorf("decode student: %w", err)
-		}
-		batch = append(batch, newStudentDoc(st))
-		if len(batch) == size {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("read students: %w", err)
-	}
-	return flush()
+		return newStudentDoc(st), nil
+	})
 }
 
 func (s *Store) metaFlag(ctx context.Context, id string) (bool, error) {
@@ -275,9 +213,13 @@ func (s *Store) regNoConflicts(ctx context.Context) ([]RegNoConflict, bool, erro
 	if err != nil {
 		return nil, false, fmt.Errorf("look for conflicting registration numbers: %w", err)
 	}
-	var all []Student
-	if err := cur.All(ctx, &all); err != nil {
+	var docs []studentDoc
+	if err := cur.All(ctx, &docs); err != nil {
 		return nil, false, fmt.Errorf("look for conflicting registration numbers: %w", err)
+	}
+	all := make([]Student, len(docs))
+	for i := range docs {
+		all[i] = docs[i].Student
 	}
 	byKey := map[string][]Student{}
 	for _, st := range all {

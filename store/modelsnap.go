@@ -26,8 +26,8 @@ import (
 // that the common case) would otherwise read and decode every student
 // before its first answer: seconds at 100,000 on FerretDB. Instead the
 // model, compressed, is kept in the school's own database, in the
-// students_snapshot collection: a head document (format, tenant ID, journal
-// position, generation, size, SHA-256) and the chunks of one generation.
+// students_snapshot collection: a head document (format, schema version,
+// tenant ID, journal position, generation, size, SHA-256) and the chunks of one generation.
 // A starting process reads the head and the chunks by _id (a handful of
 // look-ups FerretDB answers without a scan), checks them, and applies the
 // journal entries after the saved position; anything that does not check
@@ -72,6 +72,7 @@ var errSnapshotUnusable = errors.New("saved read model not usable")
 type snapHead struct {
 	ID       string    `bson:"_id"`
 	Format   int       `bson:"format"`
+	Schema   int       `bson:"schema"` // SchemaVersion of the documents it was made from
 	TenantID string    `bson:"tenant_id"`
 	Seq      int64     `bson:"seq"`
 	Gen      string    `bson:"gen"`
@@ -406,7 +407,7 @@ func (s *Store) writeSnapshot(ctx context.Context, tenantID string, seq int64, c
 		}
 		chunks++
 	}
-	head := snapHead{ID: snapHeadID, Format: snapFormat, TenantID: tenantID, Seq: seq, Gen: gen, Chunks: chunks,
+	head := snapHead{ID: snapHeadID, Format: snapFormat, Schema: SchemaVersion, TenantID: tenantID, Seq: seq, Gen: gen, Chunks: chunks,
 		Size: len(blob), Sum: sum[:], Count: count, At: now}
 	// Forward only: the filter matches a head at an older position, or
 	// none (then the upsert inserts it; a newer head makes it a duplicate).
@@ -456,6 +457,8 @@ func (s *Store) readHead(ctx context.Context, tenantID string) (*snapHead, error
 	switch {
 	case head.Format != snapFormat:
 		return &head, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
+	case head.Schema != SchemaVersion: // made from documents of another schema (0: before schema 4)
+		return &head, fmt.Errorf("%w: schema %d, the documents are of schema %d", errSnapshotUnusable, head.Schema, SchemaVersion)
 	case head.TenantID != tenantID:
 		return &head, fmt.Errorf("%w: saved for tenant ID %q, the database is stamped %q", errSnapshotUnusable, head.TenantID, tenantID)
 	case head.Chunks < 1 || head.Chunks > 1024 || head.Size < 0 || head.Size > head.Chunks*(16<<20):

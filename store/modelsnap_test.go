@@ -233,6 +233,14 @@ func TestSavedModelTornOrStaleRebuilt(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, "missing"},
+		{"made from documents of schema 3", func(t *testing.T, s *Store, h snapHead) {
+			setHead(t, s, "schema", 3)
+		}, "schema 3"},
+		{"from before schema 4 (no schema)", func(t *testing.T, s *Store, h snapHead) {
+			if _, err := s.col(colSnapshot).UpdateOne(t.Context(), d("_id", snapHeadID), d("$unset", d("schema", ""))); err != nil {
+				t.Fatal(err)
+			}
+		}, "schema 0"},
 		{"a position beyond the journal", func(t *testing.T, s *Store, h snapHead) {
 			setHead(t, s, "seq", h.Seq+50)
 		}, "journal position"},

@@ -180,7 +180,11 @@ func (v OpsView) studentFilter(f bson.D) bson.D {
 	if h := v.list(v.hidden); len(h) > 0 {
 		nor = append(nor, d("ins", d("$in", h)))
 	}
-	if g := v.list(v.gone); len(g) > 0 {
+	if len(v.gone) > 0 {
+		g := make(bson.A, 0, len(v.gone))
+		for id := range v.gone {
+			g = append(g, studentID(id))
+		}
 		nor = append(nor, d("_id", d("$in", g)))
 	}
 	return append(f, bson.E{Key: "$nor", Value: nor})
@@ -272,7 +276,7 @@ func (s *Store) opsView(ctx context.Context) (OpsView, error) {
 func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, error) {
 	switch name {
 	case colStudents:
-		id, _ := raw.Lookup("_id").AsInt64OK()
+		id, _ := studentIDOf(raw.Lookup("_id"))
 		if raw.Lookup("ins").IsZero() && raw.Lookup("upd").IsZero() && raw.Lookup("prev").IsZero() {
 			if v.gone[id] {
 				return nil, false, nil
@@ -537,7 +541,7 @@ func (s *Store) cleanUp(ctx context.Context, rec *opRecord) error {
 	if rec.Kind == opDelete {
 		for start := 0; start < len(rec.IDs); start += deleteBatch {
 			batch := rec.IDs[start:min(start+deleteBatch, len(rec.IDs))]
-			if _, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", batch))); err != nil {
+			if _, err := s.col(colStudents).DeleteMany(ctx, d("_id", d("$in", studentIDs(batch)))); err != nil {
 				return fmt.Errorf("clean up operation %d: %w", rec.Seq, err)
 			}
 		}
@@ -574,7 +578,7 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 	}
 	for first := rec.First; rec.Last != 0 && first <= rec.Last; first += deleteBatch {
 		last := min(first+deleteBatch-1, rec.Last)
-		if _, err := s.col(colStudents).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: first}, {Key: "$lte", Value: last}}}, {Key: "ins", Value: rec.Seq}}); err != nil {
+		if _, err := s.col(colStudents).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: studentID(first)}, {Key: "$lte", Value: studentID(last)}}}, {Key: "ins", Value: rec.Seq}}); err != nil {
 			return fmt.Errorf("roll back operation %d: delete its new students: %w", rec.Seq, err)
 		}
 	}
@@ -629,7 +633,7 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 			if len(set) > 0 {
 				upd = append(bson.D{{Key: "$set", Value: set}}, upd...)
 			}
-			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "upd", Value: seq}}, upd); err != nil {
+			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: studentID(m.ID)}, {Key: "upd", Value: seq}}, upd); err != nil {
 				return fmt.Errorf("put student %d back: %w", m.ID, err)
 			}
 		}

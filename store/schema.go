@@ -238,6 +238,10 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 	if err := s.migrateStudentsV2(ctx); err != nil {
 		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
 	}
+	// After it: its copy writes string _ids already (migrate_v4.go).
+	if err := s.migrateStudentIDs(ctx); err != nil {
+		return from, from, fmt.Errorf("migrate %s: %w", s.DatabaseName(), err)
+	}
 	if _, err := s.col(colMeta).UpdateOne(ctx, d("_id", schemaDocID),
 		d("$set", d(classKeysField, true)), options.UpdateOne().SetUpsert(true)); err != nil {
 		return from, from, fmt.Errorf("migrate %s: record the class keys: %w", s.DatabaseName(), err)

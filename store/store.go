@@ -51,7 +51,11 @@ import (
 // Version 3 is the student record of issue 27 (record.go): class, date of
 // birth, guardian, status, enrolment date, notes; the migration gives
 // every existing student the status "enrolled" (migrate_v2.go).
-const SchemaVersion = 3
+//
+// Version 4 stores the students' _ids as zero-padded strings, so that
+// FerretDB finds one student through its index (studentid.go,
+// migrate_v4.go); Student.ID stays an int64.
+const SchemaVersion = 4
 
 // Errors callers tell apart with errors.Is.
 var (
@@ -144,7 +148,8 @@ type Store struct {
 	// batch copied and before the swap; an error stops the migration there.
 	beforeCopyBatch func(batch int) error
 	beforeSwap      func() error
-	copyBatch       int // documents per copied batch; 0 means copyBatch
+	cutMigration    func(at string) error // migrationCut
+	copyBatch       int                   // documents per copied batch; 0 means copyBatch
 
 	// For tests of the saved read model (modelsnap.go) and the journal:
 	// told why the saved model was not used (nil: it was); run before
