@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -44,6 +45,7 @@ the peak memory of the whole system and of the machine.`)
 		abba       = fs.Bool("abba", false, "run off, on, on, off (four columns) so that load drifting during the run favours neither")
 		before     = fs.Bool("before", true, "also run with the budget off (as before issue 20); at hundreds of schools that wakes them all without a cap: mind the machine")
 		scale      = fs.Float64("scale", 1, "multiply every school's size by this (a quick run; the report says so)")
+		data       = fs.String("data", "", "keep the filled schools in this folder and reuse them in the next run of the same --schools, --seed and --scale (the fill takes minutes; a run of another tree on the same data is side by side with less waiting)")
 		profile    = fs.String("cpuprofile", "", "write a CPU profile of this process (supervisor, proxy, registry, database, clients) during the first 20 s of the last configuration's busy phase to this file")
 	)
 	mo.register(fs)
@@ -66,11 +68,34 @@ the peak memory of the whole system and of the machine.`)
 	}
 	logger := benchScaleLogger(e)
 
-	dir, err := os.MkdirTemp("", "campus-bench-mix-")
-	if err != nil {
-		return err
+	if *scale <= 0 || *scale > 1 {
+		return usageErr("--scale must be in (0, 1]")
 	}
-	defer os.RemoveAll(dir)
+	dir, mark := *data, fmt.Sprintf("schools %d seed %d scale %g\n", *schools, *seed, *scale)
+	reuse := false
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "campus-bench-mix-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	} else {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		switch b, err := os.ReadFile(filepath.Join(dir, "filled")); {
+		case err == nil && string(b) == mark:
+			reuse = true
+		case err == nil:
+			return usageErr("--data %s holds another mix (%s)", dir, strings.TrimSpace(string(b)))
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		default:
+			entries, _ := os.ReadDir(dir)
+			if len(entries) > 0 {
+				return usageErr("--data %s is neither empty nor a filled mix", dir)
+			}
+		}
+	}
 	uri, backend, stopDB, err := mo.benchDatabase(ctx, dir, logger)
 	if err != nil {
 		return err
@@ -82,37 +107,61 @@ the peak memory of the whole system and of the machine.`)
 	}
 	defer reg.Close()
 
-	if *scale <= 0 || *scale > 1 {
-		return usageErr("--scale must be in (0, 1]")
-	}
 	sizes := mixSizes(*schools, rand.New(rand.NewPCG(*seed, *seed)))
 	for i := range sizes {
 		sizes[i] = max(1, int(float64(sizes[i])**scale))
 	}
 	s := &scaleSystem{reg: reg}
 	total := 0
-	fmt.Fprintf(e.stderr, "creating and filling %d schools...\n", *schools)
 	fillStart := time.Now()
-	for i, n := range sizes {
-		name := fmt.Sprintf("mix-%03d-%d", i, n)
-		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+	if reuse {
+		fmt.Fprintf(e.stderr, "reusing the %d schools filled in %s...\n", *schools, dir)
+		all, err := reg.Tenants(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("list tenants: %w", err)
 		}
-		if t, err = reg.CreateTenant(ctx, t); err != nil {
-			return fmt.Errorf("create tenant %s: %w", name, err)
+		byName := map[string]registry.Tenant{}
+		for _, t := range all {
+			byName[t.Name] = t
 		}
-		if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
-			return err
+		for i, n := range sizes {
+			t, ok := byName[fmt.Sprintf("mix-%03d-%d", i, n)]
+			if !ok {
+				return fmt.Errorf("--data %s: school %d (%d students) is missing", dir, i, n)
+			}
+			s.tenants = append(s.tenants, t)
+			total += n
 		}
-		if err := fillSchool(ctx, uri, t, 0, n); err != nil {
-			return err
+	} else {
+		fmt.Fprintf(e.stderr, "creating and filling %d schools...\n", *schools)
+		for i, n := range sizes {
+			name := fmt.Sprintf("mix-%03d-%d", i, n)
+			t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+			if err != nil {
+				return err
+			}
+			if t, err = reg.CreateTenant(ctx, t); err != nil {
+				return fmt.Errorf("create tenant %s: %w", name, err)
+			}
+			if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
+				return err
+			}
+			if err := fillSchool(ctx, uri, t, 0, n); err != nil {
+				return err
+			}
+			s.tenants = append(s.tenants, t)
+			total += n
 		}
-		s.tenants = append(s.tenants, t)
-		total += n
+		if *data != "" {
+			if err := os.WriteFile(filepath.Join(dir, "filled"), []byte(mark), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	fill := time.Since(fillStart)
-	fmt.Fprintf(e.stderr, "filled %d students in %s\n", total, fill.Round(time.Second))
+	if !reuse {
+		fmt.Fprintf(e.stderr, "filled %d students in %s\n", total, fill.Round(time.Second))
+	}
 
 	type config struct {
 		name       string
@@ -143,8 +192,12 @@ the peak memory of the whole system and of the machine.`)
 	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(e.stdout, "campus-bench density mix: %d schools (%s students: %s), %s, filled in %s, GOMAXPROCS=%d, machine memory %s, load %s\n",
-		*schools, formatInt(total), mixSummary(sizes), backend, fill.Round(time.Second), runtimeProcs(), mib(supervisor.MachineMemory()),
+	filled := "filled in " + fill.Round(time.Second).String()
+	if reuse {
+		filled = "filled by an earlier run (--data)"
+	}
+	fmt.Fprintf(e.stdout, "campus-bench density mix: %d schools (%s students: %s), %s, %s, GOMAXPROCS=%d, machine memory %s, load %s\n",
+		*schools, formatInt(total), mixSummary(sizes), backend, filled, runtimeProcs(), mib(supervisor.MachineMemory()),
 		strings.Join(strings.Fields(string(load))[:3], " "))
 	if *scale != 1 {
 		fmt.Fprintf(e.stdout, "SCALED DOWN: every school at %g of its size (the classes keep their names)\n", *scale)
