@@ -45,15 +45,6 @@ const (
 	// machine.
 	cpuShares = 1024
 	cpuWeight = 100
-	// startShares and startWeight are a starting child's weight, until it
-	// is ready: an eighth of a school's, so that in a start storm the
-	// running schools' requests (and the supervisor, which proxies them
-	// and, in campus dev, holds their database) come first, and starts
-	// take what CPU they leave (docs/BENCHMARKS.md "Starts yield to
-	// serving"). Where nothing else wants the CPU a start runs as fast as
-	// before: a weight only divides what several want.
-	startShares = cpuShares / 8
-	startWeight = cpuWeight / 8
 	// The kernel's bound of the v2 folder's weight.
 	maxCPUWeight = 10000
 )
@@ -194,8 +185,7 @@ func (g *cgroups) close() {
 }
 
 // create makes the group name with a memory limit of mem bytes (no swap
-// beyond it) and a starting child's CPU weight (ready gives it the equal
-// weight).
+// beyond it) and the equal CPU weight.
 func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 	cg := &cgroup{g: g, mem: filepath.Join(g.mem, name), cpu: filepath.Join(g.cpu, name)}
 	if !g.v2 {
@@ -204,10 +194,10 @@ func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 	limit := strconv.FormatInt(mem, 10)
 	var writes [][2]string
 	if g.v2 {
-		writes = [][2]string{{cg.mem, ""}, {"memory.max", limit}, {"memory.swap.max?", "0"}, {"cpu.weight", strconv.Itoa(startWeight)}}
+		writes = [][2]string{{cg.mem, ""}, {"memory.max", limit}, {"memory.swap.max?", "0"}, {"cpu.weight", strconv.Itoa(cpuWeight)}}
 	} else {
 		writes = [][2]string{{cg.mem, ""}, {"memory.limit_in_bytes", limit}, {"memory.memsw.limit_in_bytes?", limit},
-			{cg.cpu, ""}, {"cpu.shares", strconv.Itoa(startShares * runtime.NumCPU())}}
+			{cg.cpu, ""}, {"cpu.shares", strconv.Itoa(cpuShares * runtime.NumCPU())}}
 	}
 	g.count(+1)
 	dir := ""
@@ -228,19 +218,6 @@ func (g *cgroups) create(name string, mem int64) (*cgroup, error) {
 		}
 	}
 	return cg, nil
-}
-
-// ready gives the group the equal CPU weight of every running school: its
-// child has started.
-func (cg *cgroup) ready() error {
-	file, weight := "cpu.shares", strconv.Itoa(cpuShares*runtime.NumCPU())
-	if cg.g.v2 {
-		file, weight = "cpu.weight", strconv.Itoa(cpuWeight)
-	}
-	if err := os.WriteFile(filepath.Join(cg.cpu, file), []byte(weight), 0); err != nil {
-		return fmt.Errorf("set cgroup %s: %w", file, err)
-	}
-	return nil
 }
 
 // add moves process pid into the group.

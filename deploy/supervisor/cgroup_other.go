@@ -20,8 +20,6 @@ func (*cgroups) create(string, int64) (*cgroup, error) {
 
 func (*cgroup) add(int) error { return nil }
 
-func (*cgroup) ready() error { return nil }
-
 func (*cgroup) oomKills() int { return 0 }
 
 func (*cgroup) remove() {}

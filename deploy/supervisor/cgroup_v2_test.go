@@ -13,8 +13,7 @@ import (
 // test only checks which files the v2 path writes and reads, in a plain
 // folder standing in for the supervisor's delegated cgroup (no kernel:
 // nothing here shows that a v2 kernel enforces them). Each school gets its
-// own group with its own memory.max, no swap and a starting child's
-// cpu.weight, then the equal cpu.weight once ready; the
+// own group with its own memory.max, no swap and the equal cpu.weight; the
 // folder weighs one weight per school; a kill counted in one school's
 // memory.events is not another's (cross-tenant).
 func TestCgroupV2Files(t *testing.T) {
@@ -26,19 +25,6 @@ func TestCgroupV2Files(t *testing.T) {
 	}
 	lagos, err := g.create("lagos-2", 128*mib)
 	if err != nil {
-		t.Fatal(err)
-	}
-	// Both start with a starting child's weight; accra is ready first.
-	if got := readTrim(t, filepath.Join(dir, "accra-1", "cpu.weight")); got != strconv.Itoa(startWeight) {
-		t.Errorf("starting accra's cpu.weight = %q, want %d", got, startWeight)
-	}
-	if err := accra.ready(); err != nil {
-		t.Fatal(err)
-	}
-	if got := readTrim(t, filepath.Join(dir, "lagos-2", "cpu.weight")); got != strconv.Itoa(startWeight) {
-		t.Errorf("starting lagos's cpu.weight once accra is ready = %q, want %d", got, startWeight)
-	}
-	if err := lagos.ready(); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ file, want string }{

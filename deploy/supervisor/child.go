@@ -268,12 +268,6 @@ func (c *child) runOnce(cold bool) (time.Duration, time.Time) {
 	}
 	readyAt := time.Now()
 	c.readyAt.Store(readyAt.UnixNano())
-	if p.cg != nil {
-		// From a starting child's CPU weight to a school's (cgroup_linux.go).
-		if err := p.cg.ready(); err != nil {
-			c.log.Warn("cpu weight: the ready child keeps a starting child's weight", "pid", pid, "err", err)
-		}
-	}
 	took := readyAt.Sub(started)
 	c.s.met.startSeconds.Observe(took.Seconds())
 	c.setState(StateReady)

@@ -313,12 +313,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 
 	if s.cfg.Memory > 0 {
 		if s.cg, err = openCgroups(); err != nil {
-			// No nice levels instead for the CPU: an unprivileged
-			// supervisor may lower a starting child's priority but not
-			// raise it back once ready (RLIMIT_NICE), so every school
-			// would keep a start's priority.
-			s.log.Warn("memory limits: cannot use cgroups, so the kernel does not enforce them; each app gets GOMEMLIMIT only, "+
-				"and starting apps do not yield the CPU to running ones",
+			s.log.Warn("memory limits: cannot use cgroups, so the kernel does not enforce them; each app gets GOMEMLIMIT only",
 				"reason", err.Error())
 		}
 	}
