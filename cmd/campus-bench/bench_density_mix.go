@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -44,6 +45,8 @@ the peak memory of the whole system and of the machine.`)
 		abba       = fs.Bool("abba", false, "run off, on, on, off (four columns) so that load drifting during the run favours neither")
 		before     = fs.Bool("before", true, "also run with the budget off (as before issue 20); at hundreds of schools that wakes them all without a cap: mind the machine")
 		scale      = fs.Float64("scale", 1, "multiply every school's size by this (a quick run; the report says so)")
+		data       = fs.String("data", "", "keep the filled schools in this folder and reuse them in the next run of the same --schools, --seed and --scale (the fill takes minutes; a run of another tree on the same data is side by side with less waiting)")
+		profile    = fs.String("cpuprofile", "", "write a CPU profile of this process (supervisor, proxy, registry, database, clients) during the first 20 s of the last configuration's busy phase to this file")
 	)
 	mo.register(fs)
 	if err := parseFlags(fs, args, e); err != nil {
@@ -65,11 +68,34 @@ the peak memory of the whole system and of the machine.`)
 	}
 	logger := benchScaleLogger(e)
 
-	dir, err := os.MkdirTemp("", "campus-bench-mix-")
-	if err != nil {
-		return err
+	if *scale <= 0 || *scale > 1 {
+		return usageErr("--scale must be in (0, 1]")
 	}
-	defer os.RemoveAll(dir)
+	dir, mark := *data, fmt.Sprintf("schools %d seed %d scale %g\n", *schools, *seed, *scale)
+	reuse := false
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "campus-bench-mix-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	} else {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		switch b, err := os.ReadFile(filepath.Join(dir, "filled")); {
+		case err == nil && string(b) == mark:
+			reuse = true
+		case err == nil:
+			return usageErr("--data %s holds another mix (%s)", dir, strings.TrimSpace(string(b)))
+		case !errors.Is(err, os.ErrNotExist):
+			return err
+		default:
+			entries, _ := os.ReadDir(dir)
+			if len(entries) > 0 {
+				return usageErr("--data %s is neither empty nor a filled mix", dir)
+			}
+		}
+	}
 	uri, backend, stopDB, err := mo.benchDatabase(ctx, dir, logger)
 	if err != nil {
 		return err
@@ -81,37 +107,61 @@ the peak memory of the whole system and of the machine.`)
 	}
 	defer reg.Close()
 
-	if *scale <= 0 || *scale > 1 {
-		return usageErr("--scale must be in (0, 1]")
-	}
 	sizes := mixSizes(*schools, rand.New(rand.NewPCG(*seed, *seed)))
 	for i := range sizes {
 		sizes[i] = max(1, int(float64(sizes[i])**scale))
 	}
 	s := &scaleSystem{reg: reg}
 	total := 0
-	fmt.Fprintf(e.stderr, "creating and filling %d schools...\n", *schools)
 	fillStart := time.Now()
-	for i, n := range sizes {
-		name := fmt.Sprintf("mix-%03d-%d", i, n)
-		t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+	if reuse {
+		fmt.Fprintf(e.stderr, "reusing the %d schools filled in %s...\n", *schools, dir)
+		all, err := reg.Tenants(ctx)
 		if err != nil {
-			return err
+			return fmt.Errorf("list tenants: %w", err)
 		}
-		if t, err = reg.CreateTenant(ctx, t); err != nil {
-			return fmt.Errorf("create tenant %s: %w", name, err)
+		byName := map[string]registry.Tenant{}
+		for _, t := range all {
+			byName[t.Name] = t
 		}
-		if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
-			return err
+		for i, n := range sizes {
+			t, ok := byName[fmt.Sprintf("mix-%03d-%d", i, n)]
+			if !ok {
+				return fmt.Errorf("--data %s: school %d (%d students) is missing", dir, i, n)
+			}
+			s.tenants = append(s.tenants, t)
+			total += n
 		}
-		if err := fillSchool(ctx, uri, t, 0, n); err != nil {
-			return err
+	} else {
+		fmt.Fprintf(e.stderr, "creating and filling %d schools...\n", *schools)
+		for i, n := range sizes {
+			name := fmt.Sprintf("mix-%03d-%d", i, n)
+			t, err := registry.NewTenant(name, []string{name + ".bench.localhost"}, "")
+			if err != nil {
+				return err
+			}
+			if t, err = reg.CreateTenant(ctx, t); err != nil {
+				return fmt.Errorf("create tenant %s: %w", name, err)
+			}
+			if err := tenancy.MigrateDatabase(ctx, uri, t, logger); err != nil {
+				return err
+			}
+			if err := fillSchool(ctx, uri, t, 0, n); err != nil {
+				return err
+			}
+			s.tenants = append(s.tenants, t)
+			total += n
 		}
-		s.tenants = append(s.tenants, t)
-		total += n
+		if *data != "" {
+			if err := os.WriteFile(filepath.Join(dir, "filled"), []byte(mark), 0o644); err != nil {
+				return err
+			}
+		}
 	}
 	fill := time.Since(fillStart)
-	fmt.Fprintf(e.stderr, "filled %d students in %s\n", total, fill.Round(time.Second))
+	if !reuse {
+		fmt.Fprintf(e.stderr, "filled %d students in %s\n", total, fill.Round(time.Second))
+	}
 
 	type config struct {
 		name       string
@@ -133,7 +183,7 @@ the peak memory of the whole system and of the machine.`)
 		fmt.Fprintf(e.stderr, "%s...\n", c.name)
 		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: *maxStarts,
 			holdTimeout: *hold, logger: logger, progress: e.stderr, memory: c.memory, maxRunning: c.maxRunning},
-			sizes, *busy, *interval, *duration)
+			sizes, *busy, *interval, *duration, *profile)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -142,8 +192,12 @@ the peak memory of the whole system and of the machine.`)
 	}
 
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(e.stdout, "campus-bench density mix: %d schools (%s students: %s), %s, filled in %s, GOMAXPROCS=%d, machine memory %s, load %s\n",
-		*schools, formatInt(total), mixSummary(sizes), backend, fill.Round(time.Second), runtimeProcs(), mib(supervisor.MachineMemory()),
+	filled := "filled in " + fill.Round(time.Second).String()
+	if reuse {
+		filled = "filled by an earlier run (--data)"
+	}
+	fmt.Fprintf(e.stdout, "campus-bench density mix: %d schools (%s students: %s), %s, %s, GOMAXPROCS=%d, machine memory %s, load %s\n",
+		*schools, formatInt(total), mixSummary(sizes), backend, filled, runtimeProcs(), mib(supervisor.MachineMemory()),
 		strings.Join(strings.Fields(string(load))[:3], " "))
 	if *scale != 1 {
 		fmt.Fprintf(e.stdout, "SCALED DOWN: every school at %g of its size (the classes keep their names)\n", *scale)
@@ -164,9 +218,23 @@ the peak memory of the whole system and of the machine.`)
 		fmt.Fprintln(w)
 	}
 	for _, class := range mixClasses {
-		row("busy "+class+": first GET (worst)", func(r mixResult) string { return msf(r.first[class].max()) })
+		row("busy "+class+": first GET (worst; answered 200 of sent)", func(r mixResult) string {
+			if len(r.first[class]) == 0 {
+				return fmt.Sprintf("- (0 of %d)", r.firstSent[class])
+			}
+			return fmt.Sprintf("%s (%d of %d)", msf(r.first[class].max()), len(r.first[class]), r.firstSent[class])
+		})
 		row("busy "+class+": p50 / p99 after", func(r mixResult) string {
 			return msf(r.lat[class].pct(50)) + " / " + msf(r.lat[class].pct(99))
+		})
+		row("  of which to a ready school: p50 / p99 (answers)", func(r mixResult) string {
+			return fmt.Sprintf("%s / %s (%d)", msf(r.ready[class].pct(50)), msf(r.ready[class].pct(99)), len(r.ready[class]))
+		})
+		row("  of which held while it started: p50 / max (answers)", func(r mixResult) string {
+			return fmt.Sprintf("%s / %s (%d)", msf(r.held[class].pct(50)), msf(r.held[class].max()), len(r.held[class]))
+		})
+		row("  ready, first 30 s / after: p99", func(r mixResult) string {
+			return msf(r.readyEarly[class].pct(99)) + " / " + msf(r.readyLate[class].pct(99))
 		})
 		row("busy "+class+": app RSS (mean)", func(r mixResult) string { return mib(r.rss[class]) })
 	}
@@ -242,25 +310,33 @@ func formatInt(n int) string {
 }
 
 type mixResult struct {
-	name                     string
-	first, lat               map[string]durations
-	rss                      map[string]int64
-	busyOK, busyOther        int
-	busyMem                  systemMem
-	all200, all503, allOther int
-	allTook                  time.Duration
-	peakApps                 int
-	peakRSS, peakMachine     int64
-	evictions, kills         float64
-	startSum                 float64 // seconds, start → ready of every app
-	starts                   uint64
+	name       string
+	first, lat map[string]durations
+	firstSent  map[string]int
+	// The answers after the first, split: to a school that had answered
+	// 200 before (ready; and sent in the first 30 s of the load or
+	// later), or to one that had not (held by the proxy while it started,
+	// after a first GET answered 503 at the hold timeout).
+	ready, held, readyEarly, readyLate map[string]durations
+	rss                                map[string]int64
+	busyOK, busyOther                  int
+	busyMem                            systemMem
+	all200, all503, allOther           int
+	allTook                            time.Duration
+	peakApps                           int
+	peakRSS, peakMachine               int64
+	evictions, kills                   float64
+	startSum                           float64 // seconds, start → ready of every app
+	starts                             uint64
 }
 
 // runMix serves the schools with cfg and runs the busy and wake-all
 // phases; every app is stopped when it returns.
 func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleSystemConfig, sizes []int,
-	busy int, interval, duration time.Duration) (mixResult, error) {
-	r := mixResult{first: map[string]durations{}, lat: map[string]durations{}, rss: map[string]int64{}}
+	busy int, interval, duration time.Duration, profile string) (mixResult, error) {
+	r := mixResult{first: map[string]durations{}, lat: map[string]durations{}, rss: map[string]int64{},
+		firstSent: map[string]int{}, ready: map[string]durations{}, held: map[string]durations{},
+		readyEarly: map[string]durations{}, readyLate: map[string]durations{}}
 	stop, err := s.serve(ctx, uri, cfg)
 	if err != nil {
 		return r, err
@@ -280,20 +356,46 @@ func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleS
 		mu sync.Mutex
 		wg sync.WaitGroup
 	)
+	answered := map[string]bool{} // the school has answered 200
+	loadStart := time.Now()
+	stopProfile, err := startCPUProfile(profile)
+	if err != nil {
+		return r, err
+	}
+	profiled := time.AfterFunc(20*time.Second, func() { _ = stopProfile() })
+	defer func() {
+		if profiled.Stop() {
+			_ = stopProfile()
+		}
+	}()
 	record := func(t registry.Tenant, d time.Duration, code int, err error, first bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		c := class[t.Name]
+		if first {
+			r.firstSent[c]++
+		}
 		if err != nil || code != http.StatusOK {
 			r.busyOther++
 			return
 		}
 		r.busyOK++
-		if first {
+		switch {
+		case first:
 			r.first[c] = append(r.first[c], d)
-		} else {
+		case !answered[t.Name]:
 			r.lat[c] = append(r.lat[c], d)
+			r.held[c] = append(r.held[c], d)
+		default:
+			r.lat[c] = append(r.lat[c], d)
+			r.ready[c] = append(r.ready[c], d)
+			if time.Since(loadStart)-d < 30*time.Second {
+				r.readyEarly[c] = append(r.readyEarly[c], d)
+			} else {
+				r.readyLate[c] = append(r.readyLate[c], d)
+			}
 		}
+		answered[t.Name] = true
 	}
 	s.lightLoad(ctx, hot, "/", interval, duration, true, record)
 	r.busyMem = memory(s.pids())
