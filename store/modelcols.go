@@ -286,6 +286,9 @@ func readBytes(b []byte, off int) ([]byte, int) {
 
 // search is the folded search text at pos.
 func (sn *snapshot) search(pos int) []byte {
+	if sn.sealed != nil {
+		return sn.sealedSearch(pos)
+	}
 	end := len(sn.text)
 	if pos+1 < len(sn.at) {
 		end = int(sn.at[pos+1]) - 1
@@ -411,7 +414,7 @@ func (sn *snapshot) key(o, pos int) []byte {
 		return v.keys[o]
 	}
 	off++
-	s, at := sn.search(pos), 0
+	s, at := sn.keysText(pos), 0
 	for i := range numKeys {
 		var n uint64
 		n, off = readUvarint(b, off)
@@ -496,6 +499,7 @@ func (sn *snapshot) withKey(key string) []studentDoc {
 // appendStudent adds doc after the last student (a greater ID), without
 // its places in the other orders (sortOrders) or the index.
 func (sn *snapshot) appendStudent(doc *studentDoc) {
+	sn.unseal()
 	sn.ids = append(sn.ids, doc.ID)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
 	sn.recs = appendRecord(sn.recs, doc)
@@ -507,6 +511,7 @@ func (sn *snapshot) appendStudent(doc *studentDoc) {
 // appendFrom is appendStudent for the student at pos of another snapshot
 // (its record and text copied as they are).
 func (sn *snapshot) appendFrom(from *snapshot, pos int) {
+	sn.unseal()
 	v := from.rawView(pos)
 	sn.ids = append(sn.ids, v.id)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
@@ -563,6 +568,7 @@ func fit(b []byte) []byte {
 
 // forget empties the cache of matches (the students changed).
 func (sn *snapshot) forget() {
+	sn.gen++
 	sn.cmu.Lock()
 	sn.matches, sn.filterCache = nil, nil
 	sn.cmu.Unlock()
@@ -570,6 +576,7 @@ func (sn *snapshot) forget() {
 
 // put adds doc, or replaces the student with its ID.
 func (sn *snapshot) put(doc *studentDoc) {
+	sn.unseal()
 	defer sn.changed()
 	pos, found := sn.find(doc.ID)
 	if found {
@@ -638,6 +645,7 @@ func (sn *snapshot) remove(id int64) {
 	if !found {
 		return
 	}
+	sn.unseal()
 	defer sn.changed()
 	var was [numKeys]int
 	for o := range numKeys {
@@ -691,6 +699,7 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 		}
 		return
 	}
+	sn.unseal()
 	docs = slices.Clone(docs)
 	slices.SortStableFunc(docs, func(a, b *studentDoc) int { return cmp.Compare(a.ID, b.ID) })
 	fresh := &snapshot{}

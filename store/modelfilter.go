@@ -228,14 +228,10 @@ func (sn *snapshot) matchNames(words []string) ([]uint64, int64) {
 // head is the keys of the student at pos joined by spaces: what the
 // search text held before schema 3.
 func (sn *snapshot) head(pos int) []byte {
-	v := sn.rawView(pos)
-	if v.flags&recKeysInSearch != 0 {
-		n := numKeys - 1
-		for _, k := range v.keys {
-			n += len(k)
-		}
-		return v.search[:n]
+	if n := sn.headLen(pos); n > 0 {
+		return sn.keysText(pos)[:n] // nothing decompressed when sealed
 	}
+	v := sn.rawView(pos)
 	return bytes.Join(v.keys[:], []byte{' '})
 }
 

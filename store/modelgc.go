@@ -99,7 +99,7 @@ func noteModel(rm *readModel, bytes int64) {
 
 // bytes is about what sn holds in memory: its columns.
 func (sn *snapshot) bytes() int64 {
-	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at)
+	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at) + sn.sealed.bytes()
 	for o := range numOrders {
 		n += 4 * len(sn.posOf[o])
 	}
