@@ -233,7 +233,7 @@ type studentView struct {
 	nums             [len(recordNums)]uint64
 	keys             [numKeys][]byte
 	search           []byte
-	end              int // where the record ends in recs
+	raw              []byte // its record
 }
 
 func (v *studentView) student() Student {
@@ -287,7 +287,8 @@ func readBytes(b []byte, off int) ([]byte, int) {
 // search is the folded search text at pos.
 func (sn *snapshot) search(pos int) []byte {
 	if sn.sealed != nil {
-		return sn.sealedSearch(pos)
+		_, _, s := sn.sealedAt(pos)
+		return s
 	}
 	end := len(sn.text)
 	if pos+1 < len(sn.at) {
@@ -315,8 +316,15 @@ type textInSearch struct{ off, n, upper, k int }
 // search text those in want (bit i: field i), written after buf[len(buf):]
 // (one allocation for them all when buf has not the room).
 func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
-	v := studentView{id: sn.ids[pos], search: sn.search(pos)}
-	b, off := sn.recs, int(sn.rec[pos])
+	var b []byte
+	var off int
+	v := studentView{id: sn.ids[pos]}
+	if sn.sealed != nil {
+		b, off, v.search = sn.sealedAt(pos)
+	} else {
+		b, off, v.search = sn.recs, int(sn.rec[pos]), sn.search(pos)
+	}
+	start := off
 	v.flags = b[off]
 	off++
 	var lens [numKeys]uint64
@@ -401,29 +409,23 @@ func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
 			v.keys[i], off = readBytes(b, off)
 		}
 	}
-	v.end = off
+	v.raw = b[start:off]
 	return v
 }
 
 // key is the sort key of order o (< numKeys) of the student at pos,
 // reading no more of its record than it needs.
 func (sn *snapshot) key(o, pos int) []byte {
-	b, off := sn.recs, int(sn.rec[pos])
-	if b[off]&recKeysInSearch == 0 {
+	lens, text, ok := sn.keysAt(pos)
+	if !ok {
 		v := sn.rawView(pos)
 		return v.keys[o]
 	}
-	off++
-	s, at := sn.keysText(pos), 0
-	for i := range numKeys {
-		var n uint64
-		n, off = readUvarint(b, off)
-		if i == o {
-			return s[at : at+int(n)]
-		}
-		at += int(n) + 1
+	at := o // the spaces before it
+	for _, n := range lens[:o] {
+		at += n
 	}
-	panic("read model: no such key")
+	return text[at : at+lens[o]]
 }
 
 // comparePos orders the students at p and q in order o: by its key, then
@@ -515,7 +517,7 @@ func (sn *snapshot) appendFrom(from *snapshot, pos int) {
 	v := from.rawView(pos)
 	sn.ids = append(sn.ids, v.id)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
-	sn.recs = append(sn.recs, from.recs[from.rec[pos]:v.end]...)
+	sn.recs = append(sn.recs, v.raw...)
 	sn.text = append(sn.text, '\n')
 	sn.at = append(sn.at, int32(len(sn.text)))
 	sn.text = append(sn.text, v.search...)
@@ -618,7 +620,7 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 		was[o] = sn.placeOf(o, pos)
 	}
 	old := sn.rawView(pos)
-	sn.dead += old.end - int(sn.rec[pos])
+	sn.dead += len(old.raw)
 	sn.rec[pos] = uint32(len(sn.recs))
 	sn.recs = appendRecord(sn.recs, doc)
 	start, end := int(sn.at[pos]), int(sn.at[pos])+len(old.search)
@@ -652,7 +654,7 @@ func (sn *snapshot) remove(id int64) {
 		was[o] = sn.placeOf(o, pos)
 	}
 	v := sn.rawView(pos)
-	sn.dead += v.end - int(sn.rec[pos])
+	sn.dead += len(v.raw)
 	start, end := int(sn.at[pos])-1, int(sn.at[pos])+len(v.search)
 	sn.text = slices.Delete(sn.text, start, end)
 	sn.at = slices.Delete(sn.at, pos, pos+1)
@@ -682,7 +684,7 @@ func (sn *snapshot) changed() {
 		for pos := range sn.ids {
 			v := sn.rawView(pos)
 			from := len(recs)
-			recs = append(recs, sn.recs[sn.rec[pos]:v.end]...)
+			recs = append(recs, v.raw...)
 			sn.rec[pos] = uint32(from)
 		}
 		sn.recs, sn.dead = recs, 0

@@ -42,8 +42,8 @@ func unsealedText(sn *snapshot) []byte {
 		return sn.text
 	}
 	var text []byte
-	for b := range len(sn.sealed.zat) - 1 {
-		text = append(text, sn.sealed.decode(b, nil)...)
+	for b := range sn.sealed.blocks() {
+		text = append(text, sn.sealed.decode(2*b, nil)...)
 	}
 	return text
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -38,19 +39,28 @@ const (
 
 type sealedText struct {
 	per  int      // students per block (textBlock; fewer in tests)
-	z    []byte   // the blocks, each compressed (s2), one after the other
-	zat  []uint32 // zat[b]: where block b begins in z; zat[len-1] = len(z)
+	// z holds every block's texts, then its records, each compressed
+	// (s2) on its own (a search decompresses the texts only): zat[2b] is
+	// where block b's texts begin, zat[2b+1] its records; then len(z).
+	z    []byte
+	zat  []uint32
 	size int      // the texts' length unsealed (at holds places in it)
+	// rec is where each record begins in the records of every block one
+	// after the other, which are in place order (no garbage: seal
+	// compacts them).
+	rec     []uint32
+	recSize int
 	// heads are the sort keys of every student whose search text begins
-	// with them (recKeysInSearch), as they stand there (joined by ' '):
-	// hat[pos] is where they begin.
+	// with them (recKeysInSearch): their lengths (uvarints), then that
+	// start of its search text (the keys joined by ' '). hat[pos] is where
+	// they begin, -1 when the keys are in the student's record.
 	heads []byte
 	hat   []int32
 
 	mu    sync.Mutex
 	cache [textCachedBlks]struct {
-		b   int
-		raw []byte // nil: an empty slot
+		b, split int
+		raw      []byte // its texts up to split, then its records; nil: an empty slot
 	}
 	next int
 }
@@ -67,58 +77,89 @@ func (sn *snapshot) blockSpan(b, per, size int) (start, end int) {
 	return start, end
 }
 
-// textLen is the length of the texts unsealed.
-func (sn *snapshot) textLen() int {
-	if sn.sealed != nil {
-		return sn.sealed.size
+// recSpan is where block b's records are in rec's places.
+func (st *sealedText) recSpan(b int) (start, end int) {
+	first := b * st.per
+	start, end = int(st.rec[first]), st.recSize
+	if next := first + st.per; next < len(st.rec) {
+		end = int(st.rec[next])
 	}
-	return len(sn.text)
+	return start, end
 }
 
-// sealText makes the sealed form of sn's texts, per students a block,
-// reading sn only.
+// sealText makes the sealed form of sn's texts and records, per students
+// a block, reading sn only.
 func (sn *snapshot) sealText(per int) *sealedText {
 	n := len(sn.ids)
-	st := &sealedText{per: per, size: len(sn.text), hat: make([]int32, n)}
-	blocks := (n + per - 1) / per
-	st.zat = make([]uint32, 0, blocks+1)
-	z := make([]byte, 0, len(sn.text)/3)
-	var scratch []byte
-	for b := range blocks {
-		start, end := sn.blockSpan(b, per, len(sn.text))
-		if need := s2.MaxEncodedLen(end - start); cap(scratch) < need {
-			scratch = make([]byte, need)
-		}
-		st.zat = append(st.zat, uint32(len(z)))
-		z = append(z, s2.Encode(scratch[:cap(scratch)], sn.text[start:end])...)
-	}
-	st.zat = append(st.zat, uint32(len(z)))
+	st := &sealedText{per: per, size: len(sn.text), hat: make([]int32, n), rec: make([]uint32, n)}
+	recs := make([]byte, 0, len(sn.recs)-sn.dead)
 	heads := make([]byte, 0, 32*n)
 	for pos := range n {
+		v := sn.rawView(pos)
+		st.rec[pos] = uint32(len(recs))
+		recs = append(recs, v.raw...)
+		lens, text, ok := sn.keysAt(pos)
+		if !ok {
+			st.hat[pos] = -1
+			continue
+		}
 		st.hat[pos] = int32(len(heads))
-		if n := sn.headLen(pos); n > 0 {
-			heads = append(heads, sn.text[sn.at[pos]:int(sn.at[pos])+n]...)
+		joined := numKeys - 1
+		for _, k := range lens {
+			heads = binary.AppendUvarint(heads, uint64(k))
+			joined += k
+		}
+		heads = append(heads, text[:joined]...)
+	}
+	st.recSize = len(recs)
+	blocks := (n + per - 1) / per
+	st.zat = make([]uint32, 0, 2*blocks+1)
+	z := make([]byte, 0, (len(sn.text)+len(recs))/3)
+	var scratch []byte
+	for b := range blocks {
+		rs, re := st.recSpan(b)
+		ts, te := sn.blockSpan(b, per, len(sn.text))
+		for _, raw := range [...][]byte{sn.text[ts:te], recs[rs:re]} {
+			if need := s2.MaxEncodedLen(len(raw)); cap(scratch) < need {
+				scratch = make([]byte, need)
+			}
+			st.zat = append(st.zat, uint32(len(z)))
+			z = append(z, s2.Encode(scratch[:cap(scratch)], raw)...)
 		}
 	}
+	st.zat = append(st.zat, uint32(len(z)))
 	st.z, st.heads = fit(z), fit(heads)
 	return st
 }
 
-// headLen is how many bytes of the search text at pos its sort keys take
-// (0: they are not there, but in its record).
-func (sn *snapshot) headLen(pos int) int {
-	b, off := sn.recs, int(sn.rec[pos])
-	if b[off]&recKeysInSearch == 0 {
-		return 0
+// keysAt returns the lengths of the keys of the student at pos and the
+// start of its search text, which they begin, joined by ' ' (nothing is
+// decompressed when sealed); ok is false when its keys are not there but
+// in its record.
+func (sn *snapshot) keysAt(pos int) (lens [numKeys]int, text []byte, ok bool) {
+	var b []byte
+	var off int
+	if st := sn.sealed; st != nil {
+		if st.hat[pos] < 0 {
+			return lens, nil, false
+		}
+		b, off = st.heads, int(st.hat[pos])
+	} else {
+		b, off = sn.recs, int(sn.rec[pos])
+		if b[off]&recKeysInSearch == 0 {
+			return lens, nil, false
+		}
+		off++
 	}
-	off++
-	n := numKeys - 1
-	for range numKeys {
+	for i := range lens {
 		var k uint64
 		k, off = readUvarint(b, off)
-		n += int(k)
+		lens[i] = int(k)
 	}
-	return n
+	if sn.sealed != nil {
+		return lens, b[off:], true
+	}
+	return lens, sn.search(pos), true
 }
 
 // seal seals sn's texts now (a snapshot no one else sees yet, or under
@@ -127,85 +168,105 @@ func (sn *snapshot) seal() { sn.sealBy(textBlock) }
 
 func (sn *snapshot) sealBy(per int) {
 	if sn.sealed == nil && len(sn.ids) > 0 {
-		sn.sealed, sn.text = sn.sealText(per), nil
+		sn.install(sn.sealText(per))
 	}
 }
 
-// unseal makes the texts one arena again, before a change.
+// install replaces sn's texts and records by their sealed form st.
+func (sn *snapshot) install(st *sealedText) {
+	sn.sealed, sn.text, sn.recs, sn.rec, sn.dead = st, nil, nil, st.rec, 0
+}
+
+// unseal makes the texts and records arenas again, before a change.
 func (sn *snapshot) unseal() {
 	st := sn.sealed
 	if st == nil {
 		return
 	}
-	text := make([]byte, 0, st.size)
+	text, recs := make([]byte, 0, st.size), make([]byte, 0, st.recSize)
 	var buf []byte
-	for b := range len(st.zat) - 1 {
-		buf = st.decode(b, buf)
+	for b := range st.blocks() {
+		buf = st.decode(2*b, buf)
 		text = append(text, buf...)
+		buf = st.decode(2*b+1, buf)
+		recs = append(recs, buf...)
 	}
-	sn.text, sn.sealed = text, nil
+	sn.text, sn.recs, sn.sealed = text, recs, nil
 }
 
-// decode decompresses block b into buf (grown when too small).
-func (st *sealedText) decode(b int, buf []byte) []byte {
-	src := st.z[st.zat[b]:st.zat[b+1]]
+func (st *sealedText) blocks() int { return (len(st.zat) - 1) / 2 }
+
+// decode decompresses part i of z (zat) into buf (grown when too small).
+func (st *sealedText) decode(i int, buf []byte) []byte {
+	return st.decodeAt(i, buf, 0)
+}
+
+func (st *sealedText) decodedLen(i int) int {
+	n, err := s2.DecodedLen(st.z[st.zat[i]:st.zat[i+1]])
+	if err != nil {
+		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
+	}
+	return n
+}
+
+// decodeAt decompresses part i of z into buf[at:], returning buf up to its
+// end.
+func (st *sealedText) decodeAt(i int, buf []byte, at int) []byte {
+	src := st.z[st.zat[i]:st.zat[i+1]]
 	n, err := s2.DecodedLen(src)
 	if err == nil {
-		if cap(buf) < n {
-			buf = make([]byte, n)
+		if cap(buf) < at+n {
+			buf = append(buf[:at], make([]byte, n)...)
 		}
-		buf, err = s2.Decode(buf[:n], src)
+		buf = buf[:at+n]
+		_, err = s2.Decode(buf[at:], src)
 	}
 	if err != nil {
-		panic(fmt.Sprintf("read model: a damaged block of texts: %v", err)) // written by this process
+		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
 	}
 	return buf
 }
 
-// block returns block b decompressed, from the cache or into it. The
-// bytes are never changed after: they may be kept while sn is read.
-func (st *sealedText) block(b int) []byte {
+// block returns block b's texts and records decompressed, from the
+// cache or into it. The bytes are never changed after: they may be kept
+// while sn is read.
+func (st *sealedText) block(b int) (texts, recs []byte) {
 	st.mu.Lock()
 	for _, c := range st.cache {
 		if c.raw != nil && c.b == b {
 			st.mu.Unlock()
-			return c.raw
+			return c.raw[:c.split], c.raw[c.split:]
 		}
 	}
 	st.mu.Unlock()
-	raw := st.decode(b, nil)
+	nt := st.decodedLen(2 * b)
+	raw := make([]byte, 0, nt+st.decodedLen(2*b+1))
+	raw = st.decodeAt(2*b+1, st.decodeAt(2*b, raw, 0), nt)
 	st.mu.Lock()
-	st.cache[st.next].b, st.cache[st.next].raw = b, raw
+	st.cache[st.next].b, st.cache[st.next].raw, st.cache[st.next].split = b, raw, nt
 	st.next = (st.next + 1) % len(st.cache)
 	st.mu.Unlock()
-	return raw
+	return raw[:nt], raw[nt:]
 }
 
-// sealedSearch is search for a sealed snapshot.
-func (sn *snapshot) sealedSearch(pos int) []byte {
+// sealedAt returns the records of the block of the student at pos
+// (sealed), where its record begins in them, and its text.
+func (sn *snapshot) sealedAt(pos int) (recs []byte, off int, search []byte) {
 	st := sn.sealed
 	b := pos / st.per
-	raw := st.block(b)
+	texts, recs := st.block(b)
+	rs, _ := st.recSpan(b)
 	start, _ := sn.blockSpan(b, st.per, st.size)
 	end := st.size
 	if pos+1 < len(sn.at) {
 		end = int(sn.at[pos+1]) - 1
 	}
-	return raw[int(sn.at[pos])-start : end-start]
-}
-
-// keysText returns the start of the search text at pos that holds its keys
-// (recKeysInSearch): without decompressing anything when sealed.
-func (sn *snapshot) keysText(pos int) []byte {
-	if st := sn.sealed; st != nil {
-		return st.heads[st.hat[pos]:]
-	}
-	return sn.search(pos)
+	return recs, int(st.rec[pos]) - rs, texts[int(sn.at[pos])-start : end-start]
 }
 
 // eachText calls f with the texts in pieces, in place order: the arena
-// whole, or each block decompressed (into one buffer, reused: f must not
-// keep it). base is where text[0] is in the unsealed arena, and the
+// whole, or each block's decompressed (into one buffer, reused: f must
+// not keep it). base is where text[0] is in the unsealed arena, and the
 // students first up to end have their texts there.
 func (sn *snapshot) eachText(f func(text []byte, base, first, end int)) {
 	st := sn.sealed
@@ -214,14 +275,15 @@ func (sn *snapshot) eachText(f func(text []byte, base, first, end int)) {
 		return
 	}
 	var buf []byte
-	for b := range len(st.zat) - 1 {
-		buf = st.decode(b, buf)
+	for b := range st.blocks() {
+		buf = st.decode(2*b, buf)
 		start, _ := sn.blockSpan(b, st.per, st.size)
 		f(buf, start, b*st.per, min((b+1)*st.per, len(sn.ids)))
 	}
 }
 
-// bytes is about what the sealed texts hold in memory.
+// bytes is about what the sealed form holds in memory (rec is counted
+// with the columns).
 func (st *sealedText) bytes() int {
 	if st == nil {
 		return 0

@@ -753,7 +753,7 @@ func (s *Store) sealModel() bool {
 	if rm.snap != sn || sn.sealed != nil || sn.gen != gen {
 		return false
 	}
-	sn.sealed, sn.text = st, nil
+	sn.install(st)
 	noteModel(rm, sn.bytes())
 	return true
 }
