@@ -38,13 +38,13 @@ const (
 )
 
 type sealedText struct {
-	per  int      // students per block (textBlock; fewer in tests)
+	per int // students per block (textBlock; fewer in tests)
 	// z holds every block's texts, then its records, each compressed
 	// (s2) on its own (a search decompresses the texts only): zat[2b] is
 	// where block b's texts begin, zat[2b+1] its records; then len(z).
 	z    []byte
 	zat  []uint32
-	size int      // the texts' length unsealed (at holds places in it)
+	size int // the texts' length unsealed (at holds places in it)
 	// rec is where each record begins in the records of every block one
 	// after the other, which are in place order (no garbage: seal
 	// compacts them).
