@@ -8,32 +8,36 @@ import (
 	"github.com/klauspost/compress/s2"
 )
 
-// A loaded model's search texts are sealed: kept compressed, in blocks of
-// textBlock students, instead of as one byte arena (issue 20: the app of
-// a 100,000-student school in 60 MB of RSS; with every schema 3 field
-// filled the texts were 12.3 MB, over half the model). What stays
-// uncompressed is what is read at random and often: the sort keys at the
-// start of each search text (every order's comparisons read them), and
-// where each text begins (at).
+// A loaded model is sealed: its search texts and records are kept
+// compressed, in blocks of textBlock students, instead of as two byte
+// arenas (issue 20: the app of a 100,000-student school in 60 MB of RSS;
+// with every schema 3 field filled the texts were 12.3 MB and the
+// records 7.7 MB of a 22.8 MB model). What stays uncompressed is what is
+// read at random and often: the IDs and orders, where each text and
+// record begins, and each student's sort keys with their lengths (the
+// start of its search text: every order's comparisons read them).
 //
-// A search decompresses every block once, into one buffer, and runs the
-// same pass over it as over the arena (matchIn). A student's fields are
-// read from its block, decompressed on first use and kept among the last
-// few (a page of a list touches a few blocks; a pass in ID order one at
-// a time). A change (put, remove: the journal's entries, an import)
-// unseals the texts first (they are one arena again, as before) and the
-// Store seals them again after it, in the background (sealModel).
+// A search decompresses every block's texts (the records are compressed
+// apart) into one buffer and runs the same pass over it as over the
+// arena (matchIn). A student's fields are read from its block,
+// decompressed on first use and kept among the last few (a page of a
+// list touches a few blocks; a pass in ID order one at a time). A change
+// (put, remove: the journal's entries, an import) unseals the model
+// first (two arenas again, as before) and the Store seals it again
+// after, in the background (sealModel).
 //
 // The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, s2 at 128 students a block takes
-// the texts from 12.3 MB to about 3.8 MB, the keys 2.8 MB more; a search
-// that no cache answers decompresses 12.3 MB (a few milliseconds); a
-// single change of a sealed model costs one decompression and one
-// compression of every block more than before (tens of milliseconds, in
-// the background). s2 rather than zstd: several times faster to
-// decompress, and it keeps no decoder state between uses.
+// 100,000 students every field filled, the model takes 13 MB instead of
+// 22.8; a search that no cache answers decompresses 12.3 MB of texts
+// (about 4 ms); a page of a list sorted by name decompresses a block per
+// row (tens of microseconds each); a single change of a sealed model
+// costs one decompression and one compression of every block more than
+// before (about 10 + 100 ms, in the background). s2 rather than zstd:
+// several times faster to decompress, and it keeps no decoder state
+// between uses; its "better" mode and 256 students a block take 1 MB
+// less than its fastest mode at 128, decompressing as fast.
 const (
-	textBlock      = 128 // students per sealed block
+	textBlock      = 256 // students per sealed block
 	textCachedBlks = 4   // decompressed blocks a sealed model keeps
 )
 
@@ -124,7 +128,7 @@ func (sn *snapshot) sealText(per int) *sealedText {
 				scratch = make([]byte, need)
 			}
 			st.zat = append(st.zat, uint32(len(z)))
-			z = append(z, s2.Encode(scratch[:cap(scratch)], raw)...)
+			z = append(z, s2.EncodeBetter(scratch[:cap(scratch)], raw)...)
 		}
 	}
 	st.zat = append(st.zat, uint32(len(z)))
