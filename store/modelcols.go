@@ -416,6 +416,9 @@ func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
 // key is the sort key of order o (< numKeys) of the student at pos,
 // reading no more of its record than it needs.
 func (sn *snapshot) key(o, pos int) []byte {
+	if sn.sealed != nil && o == ordRegNo {
+		return sn.sealed.regKey(pos) // nothing decompressed
+	}
 	lens, text, ok := sn.keysAt(pos)
 	if !ok {
 		v := sn.rawView(pos)

@@ -228,7 +228,7 @@ func (sn *snapshot) matchNames(words []string) ([]uint64, int64) {
 // head is the keys of the student at pos joined by spaces: what the
 // search text held before schema 3.
 func (sn *snapshot) head(pos int) []byte {
-	if lens, text, ok := sn.keysAt(pos); ok { // nothing decompressed when sealed
+	if lens, text, ok := sn.keysAt(pos); ok {
 		n := numKeys - 1
 		for _, k := range lens {
 			n += k

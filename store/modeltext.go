@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sync"
 
@@ -14,8 +13,9 @@ import (
 // with every schema 3 field filled the texts were 12.3 MB and the
 // records 7.7 MB of a 22.8 MB model). What stays uncompressed is what is
 // read at random and often: the IDs and orders, where each text and
-// record begins, and each student's sort keys with their lengths (the
-// start of its search text: every order's comparisons read them).
+// record begins, and each student's registration number key (the order
+// by it is searched before every create and import row; the name orders
+// are walked, not searched, when sealed: page).
 //
 // A search decompresses every block's texts (the records are compressed
 // apart) into one buffer and runs the same pass over it as over the
@@ -27,8 +27,8 @@ import (
 // after, in the background (sealModel).
 //
 // The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, the model takes 13 MB instead of
-// 22.8; a search that no cache answers decompresses 12.3 MB of texts
+// 100,000 students every field filled, the model takes 11.4 MB instead
+// of 22.8; a search that no cache answers decompresses 12.3 MB of texts
 // (about 4 ms); a page of a list sorted by name decompresses a block per
 // row (tens of microseconds each); a single change of a sealed model
 // costs one decompression and one compression of every block more than
@@ -54,12 +54,12 @@ type sealedText struct {
 	// compacts them).
 	rec     []uint32
 	recSize int
-	// heads are the sort keys of every student whose search text begins
-	// with them (recKeysInSearch): their lengths (uvarints), then that
-	// start of its search text (the keys joined by ' '). hat[pos] is where
-	// they begin, -1 when the keys are in the student's record.
-	heads []byte
-	hat   []int32
+	// regs are the registration number keys (length, then the key):
+	// regAt[pos] is where the student's begins. The order by registration
+	// number is searched by them (a look-up before every create, every
+	// import row); the name orders are walked instead (page).
+	regs  []byte
+	regAt []int32
 
 	mu    sync.Mutex
 	cache [textCachedBlks]struct {
@@ -95,25 +95,15 @@ func (st *sealedText) recSpan(b int) (start, end int) {
 // a block, reading sn only.
 func (sn *snapshot) sealText(per int) *sealedText {
 	n := len(sn.ids)
-	st := &sealedText{per: per, size: len(sn.text), hat: make([]int32, n), rec: make([]uint32, n)}
+	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, n), rec: make([]uint32, n)}
 	recs := make([]byte, 0, len(sn.recs)-sn.dead)
-	heads := make([]byte, 0, 32*n)
+	regs := make([]byte, 0, 16*n)
 	for pos := range n {
 		v := sn.rawView(pos)
 		st.rec[pos] = uint32(len(recs))
 		recs = append(recs, v.raw...)
-		lens, text, ok := sn.keysAt(pos)
-		if !ok {
-			st.hat[pos] = -1
-			continue
-		}
-		st.hat[pos] = int32(len(heads))
-		joined := numKeys - 1
-		for _, k := range lens {
-			heads = binary.AppendUvarint(heads, uint64(k))
-			joined += k
-		}
-		heads = append(heads, text[:joined]...)
+		st.regAt[pos] = int32(len(regs))
+		regs = appendString(regs, v.keys[ordRegNo])
 	}
 	st.recSize = len(recs)
 	blocks := (n + per - 1) / per
@@ -132,38 +122,38 @@ func (sn *snapshot) sealText(per int) *sealedText {
 		}
 	}
 	st.zat = append(st.zat, uint32(len(z)))
-	st.z, st.heads = fit(z), fit(heads)
+	st.z, st.regs = fit(z), fit(regs)
 	return st
 }
 
-// keysAt returns the lengths of the keys of the student at pos and the
-// start of its search text, which they begin, joined by ' ' (nothing is
-// decompressed when sealed); ok is false when its keys are not there but
-// in its record.
-func (sn *snapshot) keysAt(pos int) (lens [numKeys]int, text []byte, ok bool) {
+// keysAt returns the lengths of the keys of the student at pos and its
+// search text, which they begin, joined by ' '; ok is false when its
+// keys are not there but in its record.
+func (sn *snapshot) keysAt(pos int) (lens [numKeys]int, search []byte, ok bool) {
 	var b []byte
 	var off int
-	if st := sn.sealed; st != nil {
-		if st.hat[pos] < 0 {
-			return lens, nil, false
-		}
-		b, off = st.heads, int(st.hat[pos])
+	if sn.sealed != nil {
+		b, off, search = sn.sealedAt(pos)
 	} else {
-		b, off = sn.recs, int(sn.rec[pos])
-		if b[off]&recKeysInSearch == 0 {
-			return lens, nil, false
-		}
-		off++
+		b, off, search = sn.recs, int(sn.rec[pos]), sn.search(pos)
 	}
+	if b[off]&recKeysInSearch == 0 {
+		return lens, nil, false
+	}
+	off++
 	for i := range lens {
 		var k uint64
 		k, off = readUvarint(b, off)
 		lens[i] = int(k)
 	}
-	if sn.sealed != nil {
-		return lens, b[off:], true
-	}
-	return lens, sn.search(pos), true
+	return lens, search, true
+}
+
+// regKey is the registration number key of the student at pos of a
+// sealed snapshot.
+func (st *sealedText) regKey(pos int) []byte {
+	k, _ := readBytes(st.regs, int(st.regAt[pos]))
+	return k
 }
 
 // seal seals sn's texts now (a snapshot no one else sees yet, or under
@@ -292,5 +282,5 @@ func (st *sealedText) bytes() int {
 	if st == nil {
 		return 0
 	}
-	return len(st.z) + 4*len(st.zat) + len(st.heads) + 4*len(st.hat)
+	return len(st.z) + 4*len(st.zat) + len(st.regs) + 4*len(st.regAt)
 }

@@ -1028,7 +1028,9 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	switch {
 	case total == 0:
 		students = []Student{}
-	case byRanks(total, skip+perPage, n):
+	case byRanks(total, skip+perPage, n) && (sn.sealed == nil || ord == ordRegNo || ord == ordID):
+		// (A sealed model keeps the keys of the order by registration
+		// number only: the name orders' places would decompress blocks.)
 		students = sn.pageByRanks(bits, total, ord, desc, skip, perPage)
 	default:
 		students = sn.pageByWalk(bits, ord, desc, skip, perPage)
