@@ -80,6 +80,8 @@ const (
 	// takes milliseconds), a big school's visitors do not wait for a load.
 	staleWaitBig = 100 * time.Millisecond
 	bigModel     = 10_000
+	// A loaded model is sealed this long after its load (modeltext.go).
+	sealAfterLoad = 300 * time.Millisecond
 )
 
 // journal entry kinds.
@@ -515,7 +517,17 @@ func (s *Store) startLoadLocked() chan struct{} {
 			s.saveModel(ctx, sn, refused)
 		}
 		if err == nil {
-			s.sealModel() // after the first answers and the save (both read it whole)
+			// Sealed a moment later: a woken school's first page waits
+			// for this load, and goes first (modeltext.go).
+			t := time.NewTimer(sealAfterLoad)
+			select {
+			case <-t.C:
+				s.sealModel()
+			case <-s.closing:
+				t.Stop()
+			case <-ctx.Done():
+				t.Stop()
+			}
 			releaseLoadGarbage()
 		}
 	})
