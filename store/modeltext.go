@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 
@@ -12,8 +13,8 @@ import (
 // arenas (issue 20: the app of a 100,000-student school in 60 MB of RSS;
 // with every schema 3 field filled the texts were 12.3 MB and the
 // records 7.7 MB of a 22.8 MB model). What stays uncompressed is what is
-// read at random and often: the IDs and orders, where each text and
-// record begins, and each student's registration number key (the order
+// read at random and often: the IDs and orders, and each student's
+// registration number key (the order
 // by it is searched before every create and import row; the name orders
 // are walked, not searched, when sealed: page).
 //
@@ -27,7 +28,7 @@ import (
 // after, in the background (sealModel).
 //
 // The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, the model takes 11.4 MB instead
+// 100,000 students every field filled, the model takes 10.7 MB instead
 // of 22.8; a search that no cache answers decompresses 12.3 MB of texts
 // (about 4 ms); a page of a list sorted by name decompresses a block per
 // row (tens of microseconds each); a single change of a sealed model
@@ -45,15 +46,12 @@ type sealedText struct {
 	per int // students per block (textBlock; fewer in tests)
 	// z holds every block's texts, then its records, each compressed
 	// (s2) on its own (a search decompresses the texts only): zat[2b] is
-	// where block b's texts begin, zat[2b+1] its records; then len(z).
-	z    []byte
-	zat  []uint32
-	size int // the texts' length unsealed (at holds places in it)
-	// rec is where each record begins in the records of every block one
-	// after the other, which are in place order (no garbage: seal
-	// compacts them).
-	rec     []uint32
-	recSize int
+	// where block b's texts begin, zat[2b+1] its records; then len(z). A
+	// block's texts are as in the arena (each after a '\n'); its records
+	// each follow their length.
+	z             []byte
+	zat           []uint32
+	size, recSize int // the arenas' lengths unsealed
 	// regs are the registration number keys (length, then the key):
 	// regAt[pos] is where the student's begins. The order by registration
 	// number is searched by them (a look-up before every create, every
@@ -62,58 +60,58 @@ type sealedText struct {
 	regAt []int32
 
 	mu    sync.Mutex
-	cache [textCachedBlks]struct {
-		b, split int
-		raw      []byte // its texts up to split, then its records; nil: an empty slot
-	}
-	next int
+	cache [textCachedBlks]*openBlock // the last blocks read, most recent at next-1
+	next  int
 }
 
-// blockSpan is where block b's texts are in the unsealed arena: from the
-// '\n' before its first student to the end of its last one's text.
-func (sn *snapshot) blockSpan(b, per, size int) (start, end int) {
-	first := b * per
-	start = int(sn.at[first]) - 1
-	end = size
-	if next := first + per; next < len(sn.at) {
-		end = int(sn.at[next]) - 1
-	}
-	return start, end
+// openBlock is a sealed block decompressed: its texts and records, and
+// where each student's begins in them (at and rec: one more at the end).
+// It is never changed after: it may be kept while the snapshot is read.
+type openBlock struct {
+	b           int
+	texts, recs []byte
+	at, rec     []int32
 }
 
-// recSpan is where block b's records are in rec's places.
-func (st *sealedText) recSpan(b int) (start, end int) {
-	first := b * st.per
-	start, end = int(st.rec[first]), st.recSize
-	if next := first + st.per; next < len(st.rec) {
-		end = int(st.rec[next])
+// textStarts appends to at where each text of texts begins (after its
+// '\n'), then len(texts)+1 (so that text i ends at at[i+1]-1).
+func textStarts(at []int32, texts []byte) []int32 {
+	for i := 0; i < len(texts); {
+		j := bytes.IndexByte(texts[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		at = append(at, int32(i))
 	}
-	return start, end
+	return append(at, int32(len(texts)+1))
 }
 
 // sealText makes the sealed form of sn's texts and records, per students
 // a block, reading sn only.
 func (sn *snapshot) sealText(per int) *sealedText {
 	n := len(sn.ids)
-	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, n), rec: make([]uint32, n)}
-	recs := make([]byte, 0, len(sn.recs)-sn.dead)
-	regs := make([]byte, 0, 16*n)
-	for pos := range n {
-		v := sn.rawView(pos)
-		st.rec[pos] = uint32(len(recs))
-		recs = append(recs, v.raw...)
-		st.regAt[pos] = int32(len(regs))
-		regs = appendString(regs, v.keys[ordRegNo])
-	}
-	st.recSize = len(recs)
+	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, n)}
 	blocks := (n + per - 1) / per
 	st.zat = make([]uint32, 0, 2*blocks+1)
-	z := make([]byte, 0, (len(sn.text)+len(recs))/3)
-	var scratch []byte
+	z := make([]byte, 0, (len(sn.text)+len(sn.recs))/3)
+	regs := make([]byte, 0, 16*n)
+	var recs, scratch []byte
 	for b := range blocks {
-		rs, re := st.recSpan(b)
-		ts, te := sn.blockSpan(b, per, len(sn.text))
-		for _, raw := range [...][]byte{sn.text[ts:te], recs[rs:re]} {
+		first, end := b*per, min((b+1)*per, n)
+		recs = recs[:0]
+		for pos := first; pos < end; pos++ {
+			v := sn.rawView(pos)
+			recs = appendString(recs, v.raw)
+			st.regAt[pos] = int32(len(regs))
+			regs = appendString(regs, v.keys[ordRegNo])
+		}
+		st.recSize += len(recs)
+		stop := len(sn.text)
+		if end < n {
+			stop = int(sn.at[end]) - 1
+		}
+		for _, raw := range [...][]byte{sn.text[sn.at[first]-1 : stop], recs} {
 			if need := s2.MaxEncodedLen(len(raw)); cap(scratch) < need {
 				scratch = make([]byte, need)
 			}
@@ -166,9 +164,10 @@ func (sn *snapshot) sealBy(per int) {
 	}
 }
 
-// install replaces sn's texts and records by their sealed form st.
+// install replaces sn's texts and records (and where each begins) by
+// their sealed form st.
 func (sn *snapshot) install(st *sealedText) {
-	sn.sealed, sn.text, sn.recs, sn.rec, sn.dead = st, nil, nil, st.rec, 0
+	sn.sealed, sn.text, sn.recs, sn.at, sn.rec, sn.dead = st, nil, nil, nil, nil, 0
 }
 
 // unseal makes the texts and records arenas again, before a change.
@@ -177,43 +176,44 @@ func (sn *snapshot) unseal() {
 	if st == nil {
 		return
 	}
+	n := len(sn.ids)
 	text, recs := make([]byte, 0, st.size), make([]byte, 0, st.recSize)
+	at, rec := make([]int32, 0, n+1), make([]uint32, 0, n)
 	var buf []byte
 	for b := range st.blocks() {
 		buf = st.decode(2*b, buf)
+		from := len(at)
+		at = textStarts(at, buf)
+		at = at[:len(at)-1] // the block's end
+		for i := from; i < len(at); i++ {
+			at[i] += int32(len(text))
+		}
 		text = append(text, buf...)
 		buf = st.decode(2*b+1, buf)
-		recs = append(recs, buf...)
+		for off := 0; off < len(buf); {
+			var r []byte
+			r, off = readBytes(buf, off)
+			rec = append(rec, uint32(len(recs)))
+			recs = append(recs, r...)
+		}
 	}
-	sn.text, sn.recs, sn.sealed = text, recs, nil
+	if len(at) != n || len(rec) != n {
+		panic("read model: sealed blocks of another count") // written by this process
+	}
+	sn.text, sn.recs, sn.at, sn.rec, sn.sealed = text, recs, at, rec, nil
 }
 
 func (st *sealedText) blocks() int { return (len(st.zat) - 1) / 2 }
 
 // decode decompresses part i of z (zat) into buf (grown when too small).
 func (st *sealedText) decode(i int, buf []byte) []byte {
-	return st.decodeAt(i, buf, 0)
-}
-
-func (st *sealedText) decodedLen(i int) int {
-	n, err := s2.DecodedLen(st.z[st.zat[i]:st.zat[i+1]])
-	if err != nil {
-		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
-	}
-	return n
-}
-
-// decodeAt decompresses part i of z into buf[at:], returning buf up to its
-// end.
-func (st *sealedText) decodeAt(i int, buf []byte, at int) []byte {
 	src := st.z[st.zat[i]:st.zat[i+1]]
 	n, err := s2.DecodedLen(src)
 	if err == nil {
-		if cap(buf) < at+n {
-			buf = append(buf[:at], make([]byte, n)...)
+		if cap(buf) < n {
+			buf = make([]byte, n)
 		}
-		buf = buf[:at+n]
-		_, err = s2.Decode(buf[at:], src)
+		buf, err = s2.Decode(buf[:n], src)
 	}
 	if err != nil {
 		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
@@ -221,63 +221,59 @@ func (st *sealedText) decodeAt(i int, buf []byte, at int) []byte {
 	return buf
 }
 
-// block returns block b's texts and records decompressed, from the
-// cache or into it. The bytes are never changed after: they may be kept
-// while sn is read.
-func (st *sealedText) block(b int) (texts, recs []byte) {
+// block returns block b decompressed, from the cache or into it.
+func (st *sealedText) block(b int) *openBlock {
 	st.mu.Lock()
 	for _, c := range st.cache {
-		if c.raw != nil && c.b == b {
+		if c != nil && c.b == b {
 			st.mu.Unlock()
-			return c.raw[:c.split], c.raw[c.split:]
+			return c
 		}
 	}
 	st.mu.Unlock()
-	nt := st.decodedLen(2 * b)
-	raw := make([]byte, 0, nt+st.decodedLen(2*b+1))
-	raw = st.decodeAt(2*b+1, st.decodeAt(2*b, raw, 0), nt)
+	ob := &openBlock{b: b, texts: st.decode(2*b, nil), recs: st.decode(2*b+1, nil)}
+	ob.at = textStarts(make([]int32, 0, st.per+1), ob.texts)
+	ob.rec = make([]int32, 0, st.per+1)
+	for off := 0; off < len(ob.recs); {
+		n, at := readUvarint(ob.recs, off)
+		ob.rec = append(ob.rec, int32(at))
+		off = at + int(n)
+	}
 	st.mu.Lock()
-	st.cache[st.next].b, st.cache[st.next].raw, st.cache[st.next].split = b, raw, nt
+	st.cache[st.next] = ob
 	st.next = (st.next + 1) % len(st.cache)
 	st.mu.Unlock()
-	return raw[:nt], raw[nt:]
+	return ob
 }
 
 // sealedAt returns the records of the block of the student at pos
 // (sealed), where its record begins in them, and its text.
 func (sn *snapshot) sealedAt(pos int) (recs []byte, off int, search []byte) {
 	st := sn.sealed
-	b := pos / st.per
-	texts, recs := st.block(b)
-	rs, _ := st.recSpan(b)
-	start, _ := sn.blockSpan(b, st.per, st.size)
-	end := st.size
-	if pos+1 < len(sn.at) {
-		end = int(sn.at[pos+1]) - 1
-	}
-	return recs, int(st.rec[pos]) - rs, texts[int(sn.at[pos])-start : end-start]
+	ob, k := st.block(pos/st.per), pos%st.per
+	return ob.recs, int(ob.rec[k]), ob.texts[ob.at[k] : ob.at[k+1]-1]
 }
 
 // eachText calls f with the texts in pieces, in place order: the arena
 // whole, or each block's decompressed (into one buffer, reused: f must
-// not keep it). base is where text[0] is in the unsealed arena, and the
-// students first up to end have their texts there.
-func (sn *snapshot) eachText(f func(text []byte, base, first, end int)) {
+// not keep it), with where each student's text begins in it (at) and the
+// place of its first student.
+func (sn *snapshot) eachText(f func(text []byte, at []int32, first int)) {
 	st := sn.sealed
 	if st == nil {
-		f(sn.text, 0, 0, len(sn.ids))
+		f(sn.text, sn.at, 0)
 		return
 	}
 	var buf []byte
+	var at []int32
 	for b := range st.blocks() {
 		buf = st.decode(2*b, buf)
-		start, _ := sn.blockSpan(b, st.per, st.size)
-		f(buf, start, b*st.per, min((b+1)*st.per, len(sn.ids)))
+		at = textStarts(at[:0], buf)
+		f(buf, at[:len(at)-1], b*st.per)
 	}
 }
 
-// bytes is about what the sealed form holds in memory (rec is counted
-// with the columns).
+// bytes is about what the sealed form holds in memory.
 func (st *sealedText) bytes() int {
 	if st == nil {
 		return 0

@@ -244,11 +244,11 @@ func (sn *snapshot) matching(words []string) []uint64 {
 	bits := make([]uint64, (len(sn.ids)+63)/64)
 	var lead []byte
 	rare := -1
-	sn.eachText(func(text []byte, base, first, end int) {
+	sn.eachText(func(text []byte, at []int32, first int) {
 		if rare < 0 {
 			lead, rare = leadOf(needles, text[:min(len(text), 1<<16)])
 		}
-		sn.matchIn(text, base, first, end, needles, lead, rare, bits)
+		matchIn(text, at, first, needles, lead, rare, bits)
 	})
 	return bits
 }
@@ -277,29 +277,31 @@ func leadOf(needles [][]byte, sample []byte) (lead []byte, rare int) {
 }
 
 // matchIn is matching over text, which holds the texts of the students
-// first up to end and begins at base of the unsealed arena (at's places).
-func (sn *snapshot) matchIn(text []byte, base, first, end int, needles [][]byte, lead []byte, rare int, bits []uint64) {
-	k := first // the student whose text holds from (or the first)
+// from place first on, beginning at at's places.
+func matchIn(text []byte, at []int32, first int, needles [][]byte, lead []byte, rare int, bits []uint64) {
+	end := len(at)
+	k := 0 // the student whose text holds from (or the first)
 	for from := 0; from < len(text); {
 		i := indexVia(text[from:], lead, rare)
 		if i < 0 {
 			break
 		}
 		// The student whose text holds the hit: at or after k, galloping.
-		hit, step := int32(base+from+i), 1
-		for k+step < end && sn.at[k+step] <= hit {
+		hit, step := int32(from+i), 1
+		for k+step < end && at[k+step] <= hit {
 			step *= 2
 		}
-		j, found := slices.BinarySearch(sn.at[k:min(k+step, end)], hit)
+		j, found := slices.BinarySearch(at[k:min(k+step, end)], hit)
 		if k += j; !found {
 			k--
 		}
 		stop := len(text)
 		if k+1 < end {
-			stop = int(sn.at[k+1]) - 1 - base
+			stop = int(at[k+1]) - 1
 		}
-		if len(needles) == 1 || matchesAll(text[int(sn.at[k])-base:stop], needles) {
-			bits[k/64] |= 1 << (k % 64)
+		if len(needles) == 1 || matchesAll(text[at[k]:stop], needles) {
+			p := first + k
+			bits[p/64] |= 1 << (p % 64)
 		}
 		if k+1 >= end {
 			break
