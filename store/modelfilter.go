@@ -45,8 +45,9 @@ func (sn *snapshot) cols() *filterCols {
 	index := map[string]uint32{} // class as written → its place in classes
 	years := map[uint64]uint16{} // enrolment date code → year, computed once per day
 	var scratch [256]byte
+	r := blockReader{sn: sn} // in place order: each block decompressed once, no garbage
 	for pos := range sn.ids {
-		v := sn.parse(pos, 1<<textClass, scratch[:0])
+		v := r.parse(pos, 1<<textClass, scratch[:0])
 		c, ok := index[string(v.texts[textClass])]
 		if !ok {
 			c = uint32(len(fc.classes))

@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/klauspost/compress/s2"
@@ -231,14 +233,8 @@ func (st *sealedText) block(b int) *openBlock {
 		}
 	}
 	st.mu.Unlock()
-	ob := &openBlock{b: b, texts: st.decode(2*b, nil), recs: st.decode(2*b+1, nil)}
-	ob.at = textStarts(make([]int32, 0, st.per+1), ob.texts)
-	ob.rec = make([]int32, 0, st.per+1)
-	for off := 0; off < len(ob.recs); {
-		n, at := readUvarint(ob.recs, off)
-		ob.rec = append(ob.rec, int32(at))
-		off = at + int(n)
-	}
+	ob := new(openBlock)
+	st.open(b, ob)
 	st.mu.Lock()
 	st.cache[st.next] = ob
 	st.next = (st.next + 1) % len(st.cache)
@@ -246,12 +242,75 @@ func (st *sealedText) block(b int) *openBlock {
 	return ob
 }
 
+// open decompresses block b into ob, reusing its memory.
+func (st *sealedText) open(b int, ob *openBlock) {
+	ob.b, ob.texts, ob.recs = b, st.decode(2*b, ob.texts), st.decode(2*b+1, ob.recs)
+	ob.at = textStarts(ob.at[:0], ob.texts)
+	ob.rec = ob.rec[:0]
+	for off := 0; off < len(ob.recs); {
+		n, at := readUvarint(ob.recs, off)
+		ob.rec = append(ob.rec, int32(at))
+		off = at + int(n)
+	}
+}
+
+// place returns the records, where the record of the k-th student of
+// the block begins in them, and its text.
+func (ob *openBlock) place(k int) (recs []byte, off int, search []byte) {
+	return ob.recs, int(ob.rec[k]), ob.texts[ob.at[k] : ob.at[k+1]-1]
+}
+
+// blockReader reads the students of a sealed snapshot in place order,
+// one block at a time in its own memory (reused: no garbage per block,
+// and the shared cache is left alone). What it returns is valid until
+// its next call.
+type blockReader struct {
+	sn *snapshot
+	ob openBlock
+	ok bool
+}
+
+func (r *blockReader) parse(pos int, want uint32, buf []byte) studentView {
+	st := r.sn.sealed
+	if st == nil {
+		return r.sn.parse(pos, want, buf)
+	}
+	if b := pos / st.per; !r.ok || r.ob.b != b {
+		st.open(b, &r.ob)
+		r.ok = true
+	}
+	return r.sn.parseRec(pos, want, buf, r.ob.place)
+}
+
+// studentsAt returns the students at places, in that order: read in place
+// order, each block decompressed once (a page of a class scattered over
+// the school, "all" of it: up to 1,000 students).
+func (sn *snapshot) studentsAt(places []int) []Student {
+	out := make([]Student, len(places))
+	if sn.sealed == nil {
+		for i, p := range places {
+			out[i] = sn.student(p)
+		}
+		return out
+	}
+	order := make([]int, len(places))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(places[a], places[b]) })
+	r := blockReader{sn: sn}
+	for _, i := range order {
+		v := r.parse(places[i], allTexts, nil)
+		out[i] = v.student()
+	}
+	return out
+}
+
 // sealedAt returns the records of the block of the student at pos
 // (sealed), where its record begins in them, and its text.
 func (sn *snapshot) sealedAt(pos int) (recs []byte, off int, search []byte) {
 	st := sn.sealed
-	ob, k := st.block(pos/st.per), pos%st.per
-	return ob.recs, int(ob.rec[k]), ob.texts[ob.at[k] : ob.at[k+1]-1]
+	return st.block(pos / st.per).place(pos % st.per)
 }
 
 // eachText calls f with the texts in pieces, in place order: the arena

@@ -1016,12 +1016,6 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	words := searchWords(o.Query)
 	ord, desc := modelOrder(o.Sort)
 	n := sn.count()
-	at := func(i int) Student {
-		if desc {
-			i = n - 1 - i
-		}
-		return sn.student(sn.place(ord, i))
-	}
 	bits, total := sn.selection(words, o)
 	if total < 0 {
 		total := int64(n)
@@ -1029,11 +1023,15 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		page := min(max(o.Page, 1), pages)
 		start := (page - 1) * perPage
 		end := min(start+perPage, n)
-		students := make([]Student, 0, max(0, end-start))
+		places := make([]int, 0, max(0, end-start))
 		for i := start; i < end; i++ {
-			students = append(students, at(i))
+			if desc {
+				places = append(places, sn.place(ord, n-1-i))
+			} else {
+				places = append(places, sn.place(ord, i))
+			}
 		}
-		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+		return Page{Students: sn.studentsAt(places), Total: total, Page: page, PerPage: perPage, Pages: pages}
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
@@ -1065,8 +1063,8 @@ func byRanks(total int64, need, n int) bool {
 // page's matches.
 func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage int) []Student {
 	n := sn.count()
-	students := make([]Student, 0, perPage)
-	for k := 0; k < n && len(students) < perPage; k++ {
+	places := make([]int, 0, perPage)
+	for k := 0; k < n && len(places) < perPage; k++ {
 		i := k
 		if desc {
 			i = n - 1 - k
@@ -1079,9 +1077,9 @@ func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage 
 			skip--
 			continue
 		}
-		students = append(students, sn.student(p))
+		places = append(places, p)
 	}
-	return students
+	return sn.studentsAt(places)
 }
 
 // pageByRanks finds and sorts the matches' places in the order and takes
@@ -1095,15 +1093,15 @@ func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, s
 		}
 	}
 	slices.Sort(ranks)
-	students := make([]Student, 0, perPage)
-	for k := skip; k < len(ranks) && len(students) < perPage; k++ {
+	places := make([]int, 0, perPage)
+	for k := skip; k < len(ranks) && len(places) < perPage; k++ {
 		r := ranks[k]
 		if desc {
 			r = ranks[len(ranks)-1-k]
 		}
-		students = append(students, sn.student(sn.place(ord, int(r))))
+		places = append(places, sn.place(ord, int(r)))
 	}
-	return students
+	return sn.studentsAt(places)
 }
 
 func bitCount(w uint64) int { return bits.OnesCount64(w) }
