@@ -316,22 +316,20 @@ type textInSearch struct{ off, n, upper, k int }
 // search text those in want (bit i: field i), written after buf[len(buf):]
 // (one allocation for them all when buf has not the room).
 func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
+	var b, search []byte
+	var off int
 	if sn.sealed != nil {
-		return sn.parseRec(pos, want, buf, func(int) ([]byte, int, []byte) { return sn.sealedAt(pos) })
+		b, off, search = sn.sealedAt(pos)
+	} else {
+		b, off, search = sn.recs, int(sn.rec[pos]), sn.search(pos)
 	}
-	return sn.parseRec(pos, want, buf, func(int) ([]byte, int, []byte) { return sn.recs, int(sn.rec[pos]), sn.search(pos) })
+	return sn.parseRec(pos, want, buf, b, off, search)
 }
 
-// parseRec is parse of the record and text that at returns for the
-// student's place in its block (k: sealed) or pos.
-func (sn *snapshot) parseRec(pos int, want uint32, buf []byte, at func(k int) ([]byte, int, []byte)) studentView {
-	k := pos
-	if sn.sealed != nil {
-		k = pos % sn.sealed.per
-	}
-	v := studentView{id: sn.ids[pos]}
-	b, off, search := at(k)
-	v.search = search
+// parseRec is parse of the student at pos whose record begins at b[off:]
+// and whose search text is search.
+func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, search []byte) studentView {
+	v := studentView{id: sn.ids[pos], search: search}
 	start := off
 	v.flags = b[off]
 	off++

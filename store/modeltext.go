@@ -279,7 +279,8 @@ func (r *blockReader) parse(pos int, want uint32, buf []byte) studentView {
 		st.open(b, &r.ob)
 		r.ok = true
 	}
-	return r.sn.parseRec(pos, want, buf, r.ob.place)
+	b, off, search := r.ob.place(pos % st.per)
+	return r.sn.parseRec(pos, want, buf, b, off, search)
 }
 
 // studentsAt returns the students at places, in that order: read in place
