@@ -40,8 +40,9 @@ import (
 // between uses; its "better" mode and 256 students a block take 1 MB
 // less than its fastest mode at 128, decompressing as fast.
 const (
-	textBlock      = 256 // students per sealed block
-	textCachedBlks = 4   // decompressed blocks a sealed model keeps
+	textBlock      = 32 // students per sealed block
+	textCachedBlks = 4  // decompressed blocks a sealed model keeps
+	dictFrom       = 4 * s2.MaxDictSize
 )
 
 type sealedText struct {
@@ -54,6 +55,12 @@ type sealedText struct {
 	z             []byte
 	zat           []uint32
 	size, recSize int // the arenas' lengths unsealed
+	// The texts' and the records' dictionaries (64 KB of each from the
+	// middle of the school; nil: none): blocks of a few students compress
+	// as well as big ones with them, and a page or a student decompresses
+	// a few KB instead of a big block.
+	tdict, rdict *s2.Dict
+	dictSize     int
 	// regs are the registration number keys (length, then the key):
 	// regAt[pos] is where the student's begins. The order by registration
 	// number is searched by them (a look-up before every create, every
@@ -98,6 +105,15 @@ func (sn *snapshot) sealText(per int) *sealedText {
 	st.zat = make([]uint32, 0, 2*blocks+1)
 	z := make([]byte, 0, (len(sn.text)+len(sn.recs))/3)
 	regs := make([]byte, 0, 16*n)
+	// A dictionary for encoding builds its tables (hundreds of KB): the
+	// sealed form keeps fresh ones, for decoding only.
+	tenc, renc := sampleDict(sn.text), sampleDict(sn.recs)
+	st.tdict, st.rdict = sampleDict(sn.text), sampleDict(sn.recs)
+	for _, a := range [...][]byte{sn.text, sn.recs} {
+		if len(a) >= dictFrom {
+			st.dictSize += s2.MaxDictSize + 16
+		}
+	}
 	var recs, scratch []byte
 	for b := range blocks {
 		first, end := b*per, min((b+1)*per, n)
@@ -113,17 +129,33 @@ func (sn *snapshot) sealText(per int) *sealedText {
 		if end < n {
 			stop = int(sn.at[end]) - 1
 		}
-		for _, raw := range [...][]byte{sn.text[sn.at[first]-1 : stop], recs} {
+		for i, raw := range [...][]byte{sn.text[sn.at[first]-1 : stop], recs} {
 			if need := s2.MaxEncodedLen(len(raw)); cap(scratch) < need {
 				scratch = make([]byte, need)
 			}
 			st.zat = append(st.zat, uint32(len(z)))
-			z = append(z, s2.EncodeBetter(scratch[:cap(scratch)], raw)...)
+			if d := [...]*s2.Dict{tenc, renc}[i]; d != nil {
+				z = append(z, d.EncodeBetter(scratch[:cap(scratch)], raw)...)
+			} else {
+				z = append(z, s2.EncodeBetter(scratch[:cap(scratch)], raw)...)
+			}
 		}
 	}
 	st.zat = append(st.zat, uint32(len(z)))
 	st.z, st.regs = fit(z), fit(regs)
 	return st
+}
+
+// sampleDict is a dictionary of 64 KB from the middle of arena, or nil
+// when arena is too small to be worth one (under 256 KB: some 2,000
+// students' texts).
+func sampleDict(arena []byte) *s2.Dict {
+	if len(arena) < dictFrom {
+		return nil
+	}
+	from := max(0, len(arena)/2-s2.MaxDictSize/2)
+	to := min(len(arena), from+s2.MaxDictSize)
+	return s2.MakeDict(arena[from:to:to], nil) // no room after it: MakeDict copies it, and keeps nothing of arena
 }
 
 // keysAt returns the lengths of the keys of the student at pos and its
@@ -215,7 +247,11 @@ func (st *sealedText) decode(i int, buf []byte) []byte {
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
-		buf, err = s2.Decode(buf[:n], src)
+		if d := [...]*s2.Dict{st.tdict, st.rdict}[i%2]; d != nil {
+			buf, err = d.Decode(buf[:n], src)
+		} else {
+			buf, err = s2.Decode(buf[:n], src)
+		}
 	}
 	if err != nil {
 		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
@@ -338,5 +374,5 @@ func (st *sealedText) bytes() int {
 	if st == nil {
 		return 0
 	}
-	return len(st.z) + 4*len(st.zat) + len(st.regs) + 4*len(st.regAt)
+	return len(st.z) + 4*len(st.zat) + len(st.regs) + 4*len(st.regAt) + st.dictSize
 }

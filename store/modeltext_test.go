@@ -57,6 +57,7 @@ func TestSealedModelAnswersAsUnsealed(t *testing.T) {
 		{"names only", names(40), []int{1, 3, 16, textBlock}},
 		{"every field", records(300), []int{1, 7, 64, textBlock}},
 		{"big", records(1200), []int{textBlock}},
+		{"with dictionaries", records(4000), []int{textBlock, 256}}, // texts and records past dictFrom
 	} {
 		for _, per := range c.per {
 			t.Run(fmt.Sprintf("%s, %d a block", c.name, per), func(t *testing.T) {
@@ -65,6 +66,9 @@ func TestSealedModelAnswersAsUnsealed(t *testing.T) {
 				sealed.sealBy(per)
 				if sealed.sealed == nil || sealed.text != nil || sealed.at != nil || sealed.recs != nil {
 					t.Fatalf("not sealed: %d bytes of texts, %d of records", len(sealed.text), len(sealed.recs))
+				}
+				if dicts := sealed.sealed.tdict != nil && sealed.sealed.rdict != nil; dicts != (len(c.docs) >= 4000) {
+					t.Errorf("dictionaries %v for %d students", dicts, len(c.docs))
 				}
 				if sealed.bytes() >= raw.bytes() && per >= 64 && len(c.docs) > 100 { // (tiny blocks do not compress)
 					t.Errorf("sealed %d bytes, unsealed %d", sealed.bytes(), raw.bytes())
