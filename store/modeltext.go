@@ -16,29 +16,33 @@ import (
 // with every schema 3 field filled the texts were 12.3 MB and the
 // records 7.7 MB of a 22.8 MB model). What stays uncompressed is what is
 // read at random and often: the IDs and orders, and each student's
-// registration number key (the order
-// by it is searched before every create and import row; the name orders
-// are walked, not searched, when sealed: page).
+// registration number key (the order by it is searched before every
+// create and import row; the name orders are walked, not searched, when
+// sealed: page).
 //
 // A search decompresses every block's texts (the records are compressed
 // apart) into one buffer and runs the same pass over it as over the
 // arena (matchIn). A student's fields are read from its block,
-// decompressed on first use and kept among the last few (a page of a
-// list touches a few blocks; a pass in ID order one at a time). A change
+// decompressed on first use and kept among the last few; a page reads
+// its students in place order, each block once (studentsAt). A change
 // (put, remove: the journal's entries, an import) unseals the model
 // first (two arenas again, as before) and the Store seals it again
 // after, in the background (sealModel).
 //
+// Blocks are small (32 students, a few KB) so that a page of students
+// spread over the school (a class's "all" page) decompresses little
+// more than it shows; they compress as well as big ones because a big
+// school's texts and records each get a dictionary: 64 KB of themselves,
+// from the middle of the school (s2's dictionaries).
+//
 // The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, the model takes 10.7 MB instead
-// of 22.8; a search that no cache answers decompresses 12.3 MB of texts
-// (about 4 ms); a page of a list sorted by name decompresses a block per
-// row (tens of microseconds each); a single change of a sealed model
+// 100,000 students every field filled, the model takes 9.6 MB instead of
+// 22.8; a search that no cache answers decompresses 12.3 MB of texts
+// (5–8 ms more than the pass alone); a single change of a sealed model
 // costs one decompression and one compression of every block more than
-// before (about 10 + 100 ms, in the background). s2 rather than zstd:
+// before (tens of milliseconds, in the background). s2 rather than zstd:
 // several times faster to decompress, and it keeps no decoder state
-// between uses; its "better" mode and 256 students a block take 1 MB
-// less than its fastest mode at 128, decompressing as fast.
+// between uses.
 const (
 	textBlock      = 32 // students per sealed block
 	textCachedBlks = 4  // decompressed blocks a sealed model keeps
