@@ -233,7 +233,7 @@ type studentView struct {
 	nums             [len(recordNums)]uint64
 	keys             [numKeys][]byte
 	search           []byte
-	end              int // where the record ends in recs
+	raw              []byte // its record
 }
 
 func (v *studentView) student() Student {
@@ -286,6 +286,10 @@ func readBytes(b []byte, off int) ([]byte, int) {
 
 // search is the folded search text at pos.
 func (sn *snapshot) search(pos int) []byte {
+	if sn.sealed != nil {
+		_, _, s := sn.sealedAt(pos)
+		return s
+	}
 	end := len(sn.text)
 	if pos+1 < len(sn.at) {
 		end = int(sn.at[pos+1]) - 1
@@ -312,8 +316,21 @@ type textInSearch struct{ off, n, upper, k int }
 // search text those in want (bit i: field i), written after buf[len(buf):]
 // (one allocation for them all when buf has not the room).
 func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
-	v := studentView{id: sn.ids[pos], search: sn.search(pos)}
-	b, off := sn.recs, int(sn.rec[pos])
+	var b, search []byte
+	var off int
+	if sn.sealed != nil {
+		b, off, search = sn.sealedAt(pos)
+	} else {
+		b, off, search = sn.recs, int(sn.rec[pos]), sn.search(pos)
+	}
+	return sn.parseRec(pos, want, buf, b, off, search)
+}
+
+// parseRec is parse of the student at pos whose record begins at b[off:]
+// and whose search text is search.
+func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, search []byte) studentView {
+	v := studentView{id: sn.ids[pos], search: search}
+	start := off
 	v.flags = b[off]
 	off++
 	var lens [numKeys]uint64
@@ -398,29 +415,26 @@ func (sn *snapshot) parse(pos int, want uint32, buf []byte) studentView {
 			v.keys[i], off = readBytes(b, off)
 		}
 	}
-	v.end = off
+	v.raw = b[start:off]
 	return v
 }
 
 // key is the sort key of order o (< numKeys) of the student at pos,
 // reading no more of its record than it needs.
 func (sn *snapshot) key(o, pos int) []byte {
-	b, off := sn.recs, int(sn.rec[pos])
-	if b[off]&recKeysInSearch == 0 {
+	if sn.sealed != nil && o == ordRegNo {
+		return sn.sealed.regKey(pos) // nothing decompressed
+	}
+	lens, text, ok := sn.keysAt(pos)
+	if !ok {
 		v := sn.rawView(pos)
 		return v.keys[o]
 	}
-	off++
-	s, at := sn.search(pos), 0
-	for i := range numKeys {
-		var n uint64
-		n, off = readUvarint(b, off)
-		if i == o {
-			return s[at : at+int(n)]
-		}
-		at += int(n) + 1
+	at := o // the spaces before it
+	for _, n := range lens[:o] {
+		at += n
 	}
-	panic("read model: no such key")
+	return text[at : at+lens[o]]
 }
 
 // comparePos orders the students at p and q in order o: by its key, then
@@ -496,6 +510,7 @@ func (sn *snapshot) withKey(key string) []studentDoc {
 // appendStudent adds doc after the last student (a greater ID), without
 // its places in the other orders (sortOrders) or the index.
 func (sn *snapshot) appendStudent(doc *studentDoc) {
+	sn.unseal()
 	sn.ids = append(sn.ids, doc.ID)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
 	sn.recs = appendRecord(sn.recs, doc)
@@ -507,10 +522,11 @@ func (sn *snapshot) appendStudent(doc *studentDoc) {
 // appendFrom is appendStudent for the student at pos of another snapshot
 // (its record and text copied as they are).
 func (sn *snapshot) appendFrom(from *snapshot, pos int) {
+	sn.unseal()
 	v := from.rawView(pos)
 	sn.ids = append(sn.ids, v.id)
 	sn.rec = append(sn.rec, uint32(len(sn.recs)))
-	sn.recs = append(sn.recs, from.recs[from.rec[pos]:v.end]...)
+	sn.recs = append(sn.recs, v.raw...)
 	sn.text = append(sn.text, '\n')
 	sn.at = append(sn.at, int32(len(sn.text)))
 	sn.text = append(sn.text, v.search...)
@@ -563,6 +579,7 @@ func fit(b []byte) []byte {
 
 // forget empties the cache of matches (the students changed).
 func (sn *snapshot) forget() {
+	sn.gen++
 	sn.cmu.Lock()
 	sn.matches, sn.filterCache = nil, nil
 	sn.cmu.Unlock()
@@ -570,6 +587,7 @@ func (sn *snapshot) forget() {
 
 // put adds doc, or replaces the student with its ID.
 func (sn *snapshot) put(doc *studentDoc) {
+	sn.unseal()
 	defer sn.changed()
 	pos, found := sn.find(doc.ID)
 	if found {
@@ -611,7 +629,7 @@ func (sn *snapshot) replace(pos int, doc *studentDoc) {
 		was[o] = sn.placeOf(o, pos)
 	}
 	old := sn.rawView(pos)
-	sn.dead += old.end - int(sn.rec[pos])
+	sn.dead += len(old.raw)
 	sn.rec[pos] = uint32(len(sn.recs))
 	sn.recs = appendRecord(sn.recs, doc)
 	start, end := int(sn.at[pos]), int(sn.at[pos])+len(old.search)
@@ -638,13 +656,14 @@ func (sn *snapshot) remove(id int64) {
 	if !found {
 		return
 	}
+	sn.unseal()
 	defer sn.changed()
 	var was [numKeys]int
 	for o := range numKeys {
 		was[o] = sn.placeOf(o, pos)
 	}
 	v := sn.rawView(pos)
-	sn.dead += v.end - int(sn.rec[pos])
+	sn.dead += len(v.raw)
 	start, end := int(sn.at[pos])-1, int(sn.at[pos])+len(v.search)
 	sn.text = slices.Delete(sn.text, start, end)
 	sn.at = slices.Delete(sn.at, pos, pos+1)
@@ -674,7 +693,7 @@ func (sn *snapshot) changed() {
 		for pos := range sn.ids {
 			v := sn.rawView(pos)
 			from := len(recs)
-			recs = append(recs, sn.recs[sn.rec[pos]:v.end]...)
+			recs = append(recs, v.raw...)
 			sn.rec[pos] = uint32(from)
 		}
 		sn.recs, sn.dead = recs, 0
@@ -691,6 +710,7 @@ func (sn *snapshot) putMany(docs []*studentDoc) {
 		}
 		return
 	}
+	sn.unseal()
 	docs = slices.Clone(docs)
 	slices.SortStableFunc(docs, func(a, b *studentDoc) int { return cmp.Compare(a.ID, b.ID) })
 	fresh := &snapshot{}

@@ -46,8 +46,9 @@ func (sn *snapshot) cols() *filterCols {
 	index := map[string]uint32{} // class as written → its place in classes
 	years := map[uint64]uint16{} // enrolment date code → year, computed once per day
 	var scratch [256]byte
+	r := blockReader{sn: sn} // in place order: each block decompressed once, no garbage
 	for pos := range sn.ids {
-		v := sn.parse(pos, 1<<textClass, scratch[:0])
+		v := r.parse(pos, 1<<textClass, scratch[:0])
 		c, ok := index[string(v.texts[textClass])]
 		if !ok {
 			c = uint32(len(fc.classes))
@@ -240,14 +241,14 @@ func (sn *snapshot) matchNames(words []string) ([]uint64, int64) {
 // head is the keys of the student at pos joined by spaces: what the
 // search text held before schema 3.
 func (sn *snapshot) head(pos int) []byte {
-	v := sn.rawView(pos)
-	if v.flags&recKeysInSearch != 0 {
+	if lens, text, ok := sn.keysAt(pos); ok {
 		n := numKeys - 1
-		for _, k := range v.keys {
-			n += len(k)
+		for _, k := range lens {
+			n += k
 		}
-		return v.search[:n]
+		return text[:n]
 	}
+	v := sn.rawView(pos)
 	return bytes.Join(v.keys[:], []byte{' '})
 }
 

@@ -22,10 +22,14 @@ import (
 // only the headroom grows with it: at 100,000 students 13 MB more RSS per
 // app for garbage that a collection would free in a few milliseconds. So
 // past gcHeadroom of models, GOGC is lowered to allow about gcHeadroom of
-// garbage (at least gcMinPercent): at 100,000 students, 30 with names
-// only, 18 with every schema 3 field filled (22.6 MB of model).
+// garbage (at least gcMinPercent), counting what the app holds besides
+// its models (gcBaseHeap): the percentage applies to all of it. At
+// 100,000 students with every schema 3 field filled: 32 for the sealed
+// model (9.6 MB, modeltext.go), 17 unsealed (22.8 MB); about 5 MB of
+// garbage either way, as GOGC 18 on the unsealed model alone allowed.
 const (
-	gcHeadroom   = 4 << 20
+	gcHeadroom   = 5 << 20
+	gcBaseHeap   = 6 << 20 // an app's heap without a model: 4–7 MB measured (templates, driver, buffers)
 	gcMinPercent = 10
 	gcLoadPct    = 800
 )
@@ -65,7 +69,7 @@ func gcPercent(base, relaxed int, held int64) int {
 	case relaxed > 0:
 		return max(base, gcLoadPct)
 	case held > gcHeadroom:
-		return min(base, max(gcMinPercent, int(int64(base)*gcHeadroom/held)))
+		return min(base, max(gcMinPercent, int(int64(base)*gcHeadroom/(held+gcBaseHeap))))
 	}
 	return base
 }
@@ -99,7 +103,7 @@ func noteModel(rm *readModel, bytes int64) {
 
 // bytes is about what sn holds in memory: its columns.
 func (sn *snapshot) bytes() int64 {
-	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at)
+	n := 8*len(sn.ids) + 4*len(sn.rec) + len(sn.recs) + len(sn.text) + 4*len(sn.at) + sn.sealed.bytes()
 	for o := range numOrders {
 		n += 4 * len(sn.posOf[o])
 	}

@@ -14,10 +14,12 @@ func TestGCPercent(t *testing.T) {
 	}{
 		{100, 0, 0, 100},
 		{100, 0, 2 << 20, 100},          // a school of ~15,000
-		{100, 0, 13 << 20, 30},          // ~100,000: about gcHeadroom of garbage
-		{100, 0, 22 << 20, 18},          // ~100,000, every schema 3 field filled
+		{100, 0, 5 << 20, 100},          // up to gcHeadroom of models
+		{100, 0, 13 << 20, 26},          // ~100,000: about gcHeadroom of garbage, of the models and the rest
+		{100, 0, 11 << 20, 29},          // ~100,000, every schema 3 field filled, sealed
+		{100, 0, 22 << 20, 17},          // … unsealed
 		{100, 0, 1 << 30, gcMinPercent}, // never below
-		{50, 0, 6 << 20, 33},            // proportional to the start's setting
+		{50, 0, 6 << 20, 20},            // proportional to the start's setting
 		{8, 0, 8 << 20, 8},              // … and a low one is never raised
 		{100, 1, 13 << 20, gcLoadPct},   // a load from the saved copy runs
 		{1000, 1, 0, 1000},              // never lowered by a load

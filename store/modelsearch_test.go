@@ -94,6 +94,14 @@ func TestMatchingMatchesOneByOne(t *testing.T) {
 	} {
 		step.apply()
 		checkIndex(t, step.name, sn)
+		for _, per := range []int{1, 3, 16, textBlock} { // sealed: the same matches
+			sn.sealBy(per)
+			checkIndex(t, fmt.Sprintf("%s, sealed by %d", step.name, per), sn)
+			sn.unseal()
+		}
+		if step.name == "create, middle" {
+			sn.sealBy(4) // the next change starts from a sealed model
+		}
 	}
 }
 

@@ -130,8 +130,9 @@ func encodeSnapshot(sn *snapshot, tenantID string) []byte {
 	b = appendString(b, tenantID)
 	b = binary.AppendVarint(b, sn.seq)
 	b = binary.AppendUvarint(b, uint64(n))
+	r := blockReader{sn: sn} // in place order: each block decompressed once, no garbage
 	for pos := range n {
-		v := sn.view(pos)
+		v := r.parse(pos, allTexts, nil)
 		created, updated := v.created, v.updated
 		if v.flags&recNoCreated != 0 {
 			created = zeroNanos

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -79,6 +80,8 @@ const (
 	// takes milliseconds), a big school's visitors do not wait for a load.
 	staleWaitBig = 100 * time.Millisecond
 	bigModel     = 10_000
+	// A loaded model is sealed this long after its load (modeltext.go).
+	sealAfterLoad = 300 * time.Millisecond
 )
 
 // journal entry kinds.
@@ -118,8 +121,10 @@ type snapshot struct {
 	rec  []uint32 // rec[pos]: where its record starts in recs
 	recs []byte
 	dead int     // bytes of recs no student points at any more
-	text []byte  // every search text, each after a '\n' (which folded text never holds)
+	text []byte  // every search text, each after a '\n' (which folded text never holds); nil when sealed
 	at   []int32 // at[pos]: where its search text begins in text
+	// sealed holds the texts compressed instead of text (modeltext.go).
+	sealed *sealedText
 	// The other orders: posOf[o][i] is the pos of the i-th student in
 	// order o (nil for ordID: the identity).
 	posOf [numOrders][]int32
@@ -134,6 +139,8 @@ type snapshot struct {
 	// matches (loaded from or saved as; 0: none): Close saves it again
 	// when it has applied many entries since (modelsnap.go).
 	saved int64
+	// gen counts the changes (forget): a seal made meanwhile is dropped.
+	gen int64
 
 	// The last searches' matches, most recent last, emptied at every
 	// change (forget). A snapshot belongs to one Store (one database): the
@@ -214,6 +221,8 @@ type readModel struct {
 
 	fmu    sync.Mutex
 	flight *flight // the running look at the journal, nil when none
+
+	sealing atomic.Bool // sealLater runs
 }
 
 func newReadModel() *readModel {
@@ -224,58 +233,81 @@ func newReadModel() *readModel {
 
 // matching marks, by pos, the students whose search text holds every
 // word: a pass over all the texts for the word found least often in a
-// sample of them (64 KB; the longest of those), each student it finds
-// checked for the others. There is no index: with the schema 3 fields a
-// trigram index weighed as much as the texts (10.7 MB at 100,000
-// students, 12 MB more while built), and a pass over every text takes a
-// few milliseconds (issue 20: memory; issue 27: the pages' p99).
+// sample of them (the first 64 KB, or the first block when sealed; the
+// longest of those), each student it finds checked for the others. There
+// is no index: with the schema 3 fields a trigram index weighed as much
+// as the texts (10.7 MB at 100,000 students, 12 MB more while built), and
+// a pass over every text takes a few milliseconds (issue 20: memory;
+// issue 27: the pages' p99).
 func (sn *snapshot) matching(words []string) []uint64 {
 	needles := wordBytes(words)
-	sample := sn.text[:min(len(sn.text), 1<<16)]
+	bits := make([]uint64, (len(sn.ids)+63)/64)
+	var lead []byte
+	rare := -1
+	sn.eachText(func(text []byte, at []int32, first int) {
+		if rare < 0 {
+			lead, rare = leadOf(needles, text[:min(len(text), 1<<16)])
+		}
+		matchIn(text, at, first, needles, lead, rare, bits)
+	})
+	return bits
+}
+
+// leadOf picks the word a pass looks for, the one found least often in
+// sample (the longest of those), and which of its bytes to look for
+// first: its rarest in the sample (an IndexByte of a frequent first byte,
+// 'a' of amina, stops at nearly every student).
+func leadOf(needles [][]byte, sample []byte) (lead []byte, rare int) {
 	lead, seen := needles[0], bytes.Count(sample, needles[0])
 	for _, w := range needles[1:] {
 		if n := bytes.Count(sample, w); n < seen || n == seen && len(w) > len(lead) {
 			lead, seen = w, n
 		}
 	}
-	// Led by the word's rarest byte in the sample: an IndexByte of a
-	// frequent first byte ('a' of amina) stops at nearly every student.
 	var freq [256]int
 	for _, c := range sample {
 		freq[c]++
 	}
-	rare := 0
 	for i, c := range lead {
 		if freq[c] < freq[lead[rare]] {
 			rare = i
 		}
 	}
-	bits := make([]uint64, (len(sn.ids)+63)/64)
+	return lead, rare
+}
+
+// matchIn is matching over text, which holds the texts of the students
+// from place first on, beginning at at's places.
+func matchIn(text []byte, at []int32, first int, needles [][]byte, lead []byte, rare int, bits []uint64) {
+	end := len(at)
 	k := 0 // the student whose text holds from (or the first)
-	for from := 0; from < len(sn.text); {
-		i := indexVia(sn.text[from:], lead, rare)
+	for from := 0; from < len(text); {
+		i := indexVia(text[from:], lead, rare)
 		if i < 0 {
 			break
 		}
 		// The student whose text holds the hit: at or after k, galloping.
 		hit, step := int32(from+i), 1
-		for k+step < len(sn.at) && sn.at[k+step] <= hit {
+		for k+step < end && at[k+step] <= hit {
 			step *= 2
 		}
-		j, found := slices.BinarySearch(sn.at[k:min(k+step, len(sn.at))], hit)
+		j, found := slices.BinarySearch(at[k:min(k+step, end)], hit)
 		if k += j; !found {
 			k--
 		}
-		if len(needles) == 1 || matchesAll(sn.search(k), needles) {
-			bits[k/64] |= 1 << (k % 64)
+		stop := len(text)
+		if k+1 < end {
+			stop = int(at[k+1]) - 1
 		}
-		if k+1 < len(sn.at) {
-			from = int(sn.at[k+1])
-		} else {
+		if len(needles) == 1 || matchesAll(text[at[k]:stop], needles) {
+			p := first + k
+			bits[p/64] |= 1 << (p % 64)
+		}
+		if k+1 >= end {
 			break
 		}
+		from = stop + 1
 	}
-	return bits
 }
 
 // indexVia is bytes.Index(s, w), looking for w's byte at rare first.
@@ -487,6 +519,17 @@ func (s *Store) startLoadLocked() chan struct{} {
 			s.saveModel(ctx, sn, refused)
 		}
 		if err == nil {
+			// Sealed a moment later: a woken school's first page waits
+			// for this load, and goes first (modeltext.go).
+			t := time.NewTimer(sealAfterLoad)
+			select {
+			case <-t.C:
+				s.sealModel()
+			case <-s.closing:
+				t.Stop()
+			case <-ctx.Done():
+				t.Stop()
+			}
 			releaseLoadGarbage()
 		}
 	})
@@ -701,8 +744,69 @@ func (s *Store) catchUp(ctx context.Context) error {
 	}
 	if len(entries) > 0 {
 		noteModel(rm, sn.bytes())
+		if sn.sealed == nil {
+			s.sealLater()
+		}
 	}
 	return nil
+}
+
+// sealModel seals the texts of this process's model (modeltext.go),
+// compressing them under the read lock (reads go on), unless a change
+// comes meanwhile; it reports whether the model is sealed (or empty).
+func (s *Store) sealModel() bool {
+	rm := s.rm
+	rm.mu.RLock()
+	sn := rm.snap
+	if sn == nil || sn.sealed != nil || len(sn.ids) == 0 {
+		rm.mu.RUnlock()
+		return true
+	}
+	gen := sn.gen
+	st := sn.sealText(textBlock)
+	rm.mu.RUnlock()
+	rm.mu.Lock()
+	defer rm.mu.Unlock()
+	if rm.snap != sn || sn.sealed != nil || sn.gen != gen {
+		return false
+	}
+	sn.install(st)
+	noteModel(rm, sn.bytes())
+	return true
+}
+
+// sealLater seals the model again after a change, in the background (a
+// change unseals it: modeltext.go); a big school's unsealed texts are
+// then handed back to the system at once.
+func (s *Store) sealLater() {
+	rm := s.rm
+	if !rm.sealing.CompareAndSwap(false, true) {
+		return
+	}
+	started := s.background(func(context.Context) {
+		for range 3 { // changes may keep coming: a few tries, then the next change's call
+			if s.sealModel() {
+				rm.mu.RLock()
+				big := rm.snap != nil && rm.snap.count() >= bigModel
+				rm.mu.RUnlock()
+				if big {
+					releaseLoadGarbage()
+				}
+			}
+			rm.sealing.Store(false)
+			// A change that came as this ended found it running: look again.
+			rm.mu.RLock()
+			raw := rm.snap != nil && rm.snap.sealed == nil && rm.snap.count() > 0
+			rm.mu.RUnlock()
+			if !raw || !rm.sealing.CompareAndSwap(false, true) {
+				return
+			}
+		}
+		rm.sealing.Store(false)
+	})
+	if !started {
+		rm.sealing.Store(false)
+	}
 }
 
 // applyEntry applies a single-student entry (put, delete) to sn, and
@@ -915,12 +1019,6 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	words := searchWords(o.Query)
 	ord, desc := modelOrder(o.Sort)
 	n := sn.count()
-	at := func(i int) Student {
-		if desc {
-			i = n - 1 - i
-		}
-		return sn.student(sn.place(ord, i))
-	}
 	bits, total := sn.selection(words, o)
 	if total < 0 {
 		total := int64(n)
@@ -928,11 +1026,15 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 		page := min(max(o.Page, 1), pages)
 		start := (page - 1) * perPage
 		end := min(start+perPage, n)
-		students := make([]Student, 0, max(0, end-start))
+		places := make([]int, 0, max(0, end-start))
 		for i := start; i < end; i++ {
-			students = append(students, at(i))
+			if desc {
+				places = append(places, sn.place(ord, n-1-i))
+			} else {
+				places = append(places, sn.place(ord, i))
+			}
 		}
-		return Page{Students: students, Total: total, Page: page, PerPage: perPage, Pages: pages}
+		return Page{Students: sn.studentsAt(places), Total: total, Page: page, PerPage: perPage, Pages: pages}
 	}
 	pages := max(1, int((total+int64(perPage)-1)/int64(perPage)))
 	page := min(max(o.Page, 1), pages)
@@ -941,7 +1043,9 @@ func (sn *snapshot) page(o ListOptions, perPage int) Page {
 	switch {
 	case total == 0:
 		students = []Student{}
-	case byRanks(total, skip+perPage, n):
+	case byRanks(total, skip+perPage, n) && (sn.sealed == nil || ord == ordRegNo || ord == ordID):
+		// (A sealed model keeps the keys of the order by registration
+		// number only: the name orders' places would decompress blocks.)
 		students = sn.pageByRanks(bits, total, ord, desc, skip, perPage)
 	default:
 		students = sn.pageByWalk(bits, ord, desc, skip, perPage)
@@ -962,8 +1066,8 @@ func byRanks(total int64, need, n int) bool {
 // page's matches.
 func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage int) []Student {
 	n := sn.count()
-	students := make([]Student, 0, perPage)
-	for k := 0; k < n && len(students) < perPage; k++ {
+	places := make([]int, 0, perPage)
+	for k := 0; k < n && len(places) < perPage; k++ {
 		i := k
 		if desc {
 			i = n - 1 - k
@@ -976,9 +1080,9 @@ func (sn *snapshot) pageByWalk(bits []uint64, ord int, desc bool, skip, perPage 
 			skip--
 			continue
 		}
-		students = append(students, sn.student(p))
+		places = append(places, p)
 	}
-	return students
+	return sn.studentsAt(places)
 }
 
 // pageByRanks finds and sorts the matches' places in the order and takes
@@ -992,15 +1096,15 @@ func (sn *snapshot) pageByRanks(set []uint64, total int64, ord int, desc bool, s
 		}
 	}
 	slices.Sort(ranks)
-	students := make([]Student, 0, perPage)
-	for k := skip; k < len(ranks) && len(students) < perPage; k++ {
+	places := make([]int, 0, perPage)
+	for k := skip; k < len(ranks) && len(places) < perPage; k++ {
 		r := ranks[k]
 		if desc {
 			r = ranks[len(ranks)-1-k]
 		}
-		students = append(students, sn.student(sn.place(ord, int(r))))
+		places = append(places, sn.place(ord, int(r)))
 	}
-	return students
+	return sn.studentsAt(places)
 }
 
 func bitCount(w uint64) int { return bits.OnesCount64(w) }

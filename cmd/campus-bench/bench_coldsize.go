@@ -117,6 +117,11 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 	for _, c := range systems[0].classes {
 		for _, cs := range systems {
 			k := cs.classes[slices.IndexFunc(cs.classes, func(x *coldClass) bool { return x.size == c.size })]
+			var wakes []string
+			for i := range k.rssUse {
+				wakes = append(wakes, fmt.Sprintf("%.1f/%.1f", float64(k.rssUse[i])/1e6, float64(k.anonUse[i])/1e6))
+			}
+			fmt.Fprintf(e.stdout, "%s, %d students, RSS/anonymous in use by wake (MB): %s\n", cs.name, k.size, strings.Join(wakes, " "))
 			fmt.Fprintf(e.stdout, "%s, %d students, in use (last wake): %s\n", cs.name, k.size, k.memstats)
 		}
 	}
