@@ -179,7 +179,7 @@ func (s *Store) StudentOperations(ctx context.Context, id int64, unborn bool) ([
 // changed it last.
 func (s *Store) markedOperations(ctx context.Context, v OpsView, id int64) ([]StudentOp, error) {
 	var m studentMarks
-	err := s.col(colStudents).FindOne(ctx, d("_id", id), options.FindOne().SetProjection(bson.D{{Key: "ins", Value: 1}, {Key: "upd", Value: 1}})).Decode(&m)
+	err := s.col(colStudents).FindOne(ctx, d("_id", studentID(id)), options.FindOne().SetProjection(bson.D{{Key: "ins", Value: 1}, {Key: "upd", Value: 1}})).Decode(&m)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, nil
 	}

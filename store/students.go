@@ -132,7 +132,7 @@ func (s *Store) Student(ctx context.Context, id int64) (Student, error) {
 		}
 		return doc.Student, nil
 	}
-	found, err := s.findStudents(ctx, d("_id", id), nil)
+	found, err := s.findStudents(ctx, d("_id", studentID(id)), nil)
 	if err != nil {
 		return Student{}, fmt.Errorf("read student %d: %w", id, err)
 	}
@@ -156,14 +156,10 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var st Student
 	upd := in.Student()
 	upd.UpdatedAt = s.now()
 	doc := newStudentDoc(upd)
-	err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", id),
-		d("$set", studentKeysSet(doc)),
-		options.FindOneAndUpdate().SetReturnDocument(options.After),
-	).Decode(&st)
+	st, err := s.writeByHand(ctx, id, doc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
@@ -181,7 +177,7 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 func (s *Store) DeleteStudent(ctx context.Context, id int64) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", id))
+	res, err := s.col(colStudents).DeleteOne(ctx, d("_id", studentID(id)))
 	if err != nil {
 		return fmt.Errorf("delete student %d: %w", id, s.full(err))
 	}
