@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
 )
 
 // Bulk changes: the admin list's "change status" and "change class"
