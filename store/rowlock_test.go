@@ -332,3 +332,41 @@ func TestChangeStudentsConcurrentEdits(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdateImportStaleOnAnyField: a student edited by hand between an
+// update import's preview and its apply, in a field the import does not
+// carry (the guardian's phone), makes the import fail with nothing
+// imported and the edit kept (the row's every field is checked, by its
+// `_id` alone). On e3fd8ad only the number and the names were compared,
+// and the import overwrote the phone with the value of the preview.
+func TestUpdateImportStaleOnAnyField(t *testing.T) {
+	for _, mode := range []ReadModelMode{ReadModelOn, ReadModelOff} {
+		t.Run(fmt.Sprint("model", mode), func(t *testing.T) {
+			s := newStore(t, Options{ReadModel: mode})
+			ctx := t.Context()
+			if _, errs, err := s.ImportStudents(ctx, rowsOf("P", 5, "Amina"), nil); err != nil || errs != nil {
+				t.Fatal(errs, err)
+			}
+			plan, err := s.PlanImport(ctx, rowsOf("P", 5, "Zawadi"), nil, nil, ImportUpdate)
+			if err != nil || len(plan.Errors) > 0 || len(plan.Changed) != 5 {
+				t.Fatalf("plan: %d changed, %v %v", len(plan.Changed), plan.Errors, err)
+			}
+			id := plan.Changed[3].Current.ID
+			hand, in := handEdit(t, s, id, "0722 000 444")
+			if _, err := hand.UpdateStudent(ctx, id, in); err != nil {
+				t.Fatal(err)
+			}
+			before := register(t, s)
+			if _, err := s.ApplyImport(ctx, plan, CommandLine); !errors.Is(err, ErrImportStale) {
+				t.Fatalf("apply: %v, want ErrImportStale", err)
+			}
+			if got := register(t, New(s.db, Options{ReadModel: mode})); !slices.Equal(got, before) {
+				t.Fatalf("after the refused import: %v, want %v", got, before)
+			}
+			if st, err := New(s.db, Options{ReadModel: mode}).Student(ctx, id); err != nil || st.GuardianPhone != "0722 000 444" {
+				t.Fatalf("the hand edit: %+v, %v", st, err)
+			}
+			noMarksLeft(t, s, []int64{plan.Changed[0].Current.ID, id})
+		})
+	}
+}
