@@ -72,9 +72,26 @@ const fieldLock = "lk"
 // heldRow is a stored student with its operation marks and the writers
 // holding it, as a one-key findAndModify returns it.
 type heldRow struct {
-	Student `bson:",inline"`
-	Marks   studentMarks `bson:",inline"`
-	Lock    []int64      `bson:"lk,omitempty"`
+	Student
+	Marks studentMarks
+	Lock  []int64
+}
+
+// UnmarshalBSON reads the student and its marks as markedStudent does
+// (whatever the stored form of its `_id`), and the writers holding it.
+func (r *heldRow) UnmarshalBSON(b []byte) error {
+	var m markedStudent
+	if err := bson.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	var lk struct {
+		Lock []int64 `bson:"lk"`
+	}
+	if err := bson.Unmarshal(b, &lk); err != nil {
+		return err
+	}
+	*r = heldRow{Student: m.Student, Marks: m.Marks, Lock: lk.Lock}
+	return nil
 }
 
 func (s *Store) hook(point string) {

@@ -62,10 +62,11 @@ func TestChangeStudentsChangedMeanwhile(t *testing.T) {
 		if !raw.Lookup("upd").IsZero() || !raw.Lookup("prev").IsZero() || held(raw) {
 			t.Errorf("student %d left marked: %v", id, raw)
 		}
-		var st Student // as stored (the hook's edit bypassed the read model)
-		if err := bson.Unmarshal(raw, &st); err != nil {
+		var m markedStudent // as stored (the hook's edit bypassed the read model)
+		if err := bson.Unmarshal(raw, &m); err != nil {
 			t.Fatal(err)
 		}
+		st := m.Student
 		want := before[id]
 		if id == edited {
 			want.GuardianPhone = "0700 000 001"
