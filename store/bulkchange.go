@@ -13,7 +13,8 @@ import (
 // in prev, with one history entry per student (op=N), and nothing of it
 // counts for any reader until the one insert that commits it; a writer
 // killed before is rolled back by the next writer or the app's recovery
-// (its rows put back from prev, its entries removed).
+// (its rows put back from prev, its entries removed). Each row is written
+// by its `_id` alone, checked on the row itself (rowlock.go).
 
 // opChange is the kind of a bulk change.
 const opChange = "change"

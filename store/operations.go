@@ -636,14 +636,13 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 			if len(set) > 0 {
 				upd = append(bson.D{{Key: "$set", Value: set}}, upd...)
 			}
-			// One key (rowlock.go); that the row is still this
+			// By `_id` alone (rowlock.go); that the row is still this
 			// operation's is checked on the row as it was. It is not only
-			// when another process rolled this operation back at the same
-			// time and a writer changed the row since: then this write is
-			// undone at once (the row put back as it was). Nobody else
-			// writes a row marked by a rolled-back operation but a hand
-			// edit, which writes itself again once this one is closed
-			// (writeByHand).
+			// if another process rolled this operation back at the same
+			// time and a writer changed the row since: then the row is
+			// put back as it was at once. (Bulk writers leave a row of a
+			// rolled-back operation alone; a hand edit writes itself
+			// again once this roll-back is closed: writeByHand.)
 			var was bson.Raw
 			err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", studentID(m.ID)), upd,
 				options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&was)
