@@ -169,15 +169,21 @@ func (s *Store) unmarkAll(ctx context.Context, seq int64) error {
 //     again with prev = this edit, so that its roll-back, if any, puts
 //     this edit back; if it was rolled back already (its roll-back may be
 //     restoring the row right now), wait until it is closed and write
-//     again.
+//     again; a mark still there after that (a dead writer's late
+//     command) is taken off with the write.
 func (s *Store) writeByHand(ctx context.Context, id int64, doc studentDoc) (Student, error) {
-	withPrev := false
+	withPrev, detach := false, false
+	var closed int64 // a rolled-back operation whose roll-back was waited for
 	for {
 		set := studentKeysSet(doc)
 		if withPrev {
 			set = append(set, bson.E{Key: "prev", Value: prevOf(doc.Student)})
 		}
-		row, err := s.findAndModify(ctx, id, d("$set", set), options.After)
+		update := d("$set", set)
+		if detach {
+			update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "upd", Value: ""}, {Key: "prev", Value: ""}}})
+		}
+		row, err := s.findAndModify(ctx, id, update, options.After)
 		if err != nil {
 			return Student{}, err
 		}
@@ -203,12 +209,17 @@ func (s *Store) writeByHand(ctx context.Context, id int64, doc studentDoc) (Stud
 		case !v.rolledBack[upd]:
 			// Pending: a roll-back decided from now on restores this edit.
 			return row.Student, nil
+		case upd == closed:
+			// Its roll-back is over and its mark still here: a dead
+			// writer's late command, which the day-later sweep would undo
+			// over this edit. The row leaves the operation.
+			detach, withPrev = true, false
 		default:
 			s.hook("hand:rolled_back")
 			if err := s.waitClosed(ctx, upd); err != nil {
 				return Student{}, err
 			}
-			withPrev = false
+			withPrev, closed = false, upd
 		}
 	}
 }

@@ -371,3 +371,51 @@ func TestUpdateImportStaleOnAnyField(t *testing.T) {
 		})
 	}
 }
+
+// TestHandEditOverALateMark: a dead writer's last command landing after
+// its operation was rolled back and closed leaves a row marked by it
+// (hidden: readers show prev). A hand edit of that row answers at once,
+// is what readers see, and survives the day-later sweep that rolls the
+// operation back once more.
+func TestHandEditOverALateMark(t *testing.T) {
+	f := newChangeFixture(t, ReadModelOn)
+	ctx := t.Context()
+	crashAt(t, f.s.db, "written", func(w *Store) { _, _ = w.ChangeStudents(ctx, f.ids, f.change(), CommandLine) })
+	if n, err := f.s.RecoverOperations(ctx); err != nil || n != 1 {
+		t.Fatalf("recover: %d, %v", n, err)
+	}
+	_, recs, err := readOps(ctx, f.s.db)
+	if err != nil || len(recs) == 0 {
+		t.Fatal(recs, err)
+	}
+	var rec *opRecord
+	for _, r := range recs {
+		if r.Kind == opChange {
+			rec = r
+		}
+	}
+	target := f.ids[2]
+	st, err := f.s.Student(ctx, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := bson.D{{Key: "class", Value: "late"}, {Key: "upd", Value: rec.Seq}, {Key: "prev", Value: prevOf(st)}}
+	if _, err := f.s.col(colStudents).UpdateOne(ctx, d("_id", studentID(target)), d("$set", late)); err != nil {
+		t.Fatal(err)
+	}
+	hand, in := handEdit(t, f.s, target, "0733 444 555")
+	start := time.Now()
+	if _, err := hand.UpdateStudent(ctx, target, in); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the hand edit took %v", time.Since(start))
+	rec.state = opRolledBack
+	if err := f.s.rollBack(ctx, rec); err != nil { // the sweep
+		t.Fatal(err)
+	}
+	got, err := New(f.s.db, Options{}).Student(ctx, target)
+	if err != nil || got.GuardianPhone != "0733 444 555" || got.Class != st.Class {
+		t.Fatalf("after the sweep: %+v, %v; want the hand edit", got, err)
+	}
+	noMarksLeft(t, f.s, f.ids)
+}
