@@ -419,3 +419,38 @@ func TestHandEditOverALateMark(t *testing.T) {
 	}
 	noMarksLeft(t, f.s, f.ids)
 }
+
+// TestUpdateImportCrashAtEachStep kills an update import's writer after
+// a changed row's mark and after its write: readers see none of it, and
+// recovery rolls it back with no mark left.
+func TestUpdateImportCrashAtEachStep(t *testing.T) {
+	for _, point := range []string{"marked", "written"} {
+		t.Run(point, func(t *testing.T) {
+			s := newStore(t, Options{})
+			ctx := t.Context()
+			if _, errs, err := s.ImportStudents(ctx, rowsOf("Q", 6, "Amina"), nil); err != nil || errs != nil {
+				t.Fatal(errs, err)
+			}
+			before := register(t, s)
+			plan, err := s.PlanImport(ctx, rowsOf("Q", 6, "Zawadi"), nil, nil, ImportUpdate)
+			if err != nil || len(plan.Errors) > 0 || len(plan.Changed) != 6 {
+				t.Fatalf("plan: %v %v", plan.Errors, err)
+			}
+			crashAt(t, s.db, point, func(w *Store) { _, _ = w.ApplyImport(ctx, plan, CommandLine) })
+			if got := register(t, New(s.db, Options{})); !slices.Equal(got, before) {
+				t.Fatalf("a fresh reader sees %v, want %v", got, before)
+			}
+			if n, err := s.RecoverOperations(ctx); err != nil || n != 1 {
+				t.Fatalf("recover: %d, %v", n, err)
+			}
+			var ids []int64
+			for _, c := range plan.Changed {
+				ids = append(ids, c.Current.ID)
+			}
+			noMarksLeft(t, s, ids)
+			if _, err := s.ApplyImport(ctx, plan, CommandLine); err != nil {
+				t.Fatalf("the import again: %v", err)
+			}
+		})
+	}
+}
