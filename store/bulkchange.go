@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // Bulk changes: the admin list's "change status" and "change class"
@@ -15,7 +13,8 @@ import (
 // in prev, with one history entry per student (op=N), and nothing of it
 // counts for any reader until the one insert that commits it; a writer
 // killed before is rolled back by the next writer or the app's recovery
-// (its rows put back from prev, its entries removed).
+// (its rows put back from prev, its entries removed). Each row is written
+// by its `_id` alone, checked on the row itself (rowlock.go).
 
 // opChange is the kind of a bulk change.
 const opChange = "change"
@@ -47,6 +46,10 @@ func (s *Store) ChangeStudents(ctx context.Context, ids []int64, ch StudentsChan
 	}
 	if _, err := s.RecoverOperations(ctx); err != nil {
 		return 0, fmt.Errorf("change %d students: nothing changed: %w", len(ids), s.full(err))
+	}
+	v, err := s.opsView(ctx) // which marks count for writeChecked
+	if err != nil {
+		return 0, fmt.Errorf("change %d students: nothing changed: %w", len(ids), err)
 	}
 	current, err := s.StudentsByID(ctx, ids)
 	if err != nil {
@@ -94,20 +97,7 @@ func (s *Store) ChangeStudents(ctx context.Context, ids []int64, ch StudentsChan
 			s.beforeInsert(1) // the crash test's "half written"
 		}
 		doc := newStudentDoc(c.after)
-		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevOf(c.before)})
-		// Matching on the values read makes a concurrent edit a miss
-		// rather than a lost update.
-		filter := bson.D{
-			{Key: "_id", Value: studentID(c.before.ID)},
-			{Key: "registration_no", Value: c.before.RegistrationNo},
-			{Key: "first_name", Value: c.before.FirstName},
-			{Key: "second_name", Value: c.before.SecondName},
-		}
-		res, err := s.col(colStudents).UpdateOne(ctx, filter, d("$set", set))
-		if err == nil && res.MatchedCount == 0 {
-			err = fmt.Errorf("student %d (%s): %w", c.before.ID, c.before.RegistrationNo, ErrChangedMeanwhile)
-		}
-		if err != nil {
+		if err := s.writeChecked(ctx, v, seq, c.before, doc, ErrChangedMeanwhile); err != nil {
 			return fail(err)
 		}
 		written = append(written, &doc)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
 // TestChangeStudents: a bulk change of class and status sets them (the
@@ -20,6 +22,11 @@ func TestChangeStudents(t *testing.T) {
 	bBefore := register(t, b)
 	pg, err := a.ListStudents(t.Context(), ListOptions{Sort: "id"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	// B's row with the same ID as A's first is held by a bulk writer of
+	// B (a mark of B's operation 77): A's change is not held by it.
+	if _, err := b.col(colStudents).UpdateOne(t.Context(), d("_id", studentID(pg.Students[0].ID)), d("$addToSet", d(fieldLock, int64(77)))); err != nil {
 		t.Fatal(err)
 	}
 	ids := []int64{pg.Students[0].ID, pg.Students[1].ID, pg.Students[2].ID, 999_999}
@@ -75,8 +82,36 @@ func TestChangeStudents(t *testing.T) {
 	if got := register(t, a); strings.Join(got, "|") != strings.Join(before, "|") {
 		t.Error("a refused change changed students")
 	}
-	// Cross-tenant: B (same IDs, same registration numbers) untouched.
+	// Cross-tenant: B (same IDs, same registration numbers) untouched:
+	// no row of B marked, changed or un-marked by A's changes.
 	if got := register(t, b); strings.Join(got, "|") != strings.Join(bBefore, "|") {
 		t.Errorf("school B changed by A's bulk change:\n%v\nwant\n%v", got, bBefore)
 	}
+	for i, st := range pg.Students {
+		raw := rawStudent(t, b, st.ID)
+		lk, _ := raw.Lookup(fieldLock).ArrayOK()
+		if vals, _ := lk.Values(); i == 0 && (len(vals) != 1 || vals[0].AsInt64() != 77) || i > 0 && len(vals) > 0 {
+			t.Errorf("school B's student %d holds %v, want %v", st.ID, lk, i == 0)
+		}
+		if !raw.Lookup("upd").IsZero() || !raw.Lookup("prev").IsZero() {
+			t.Errorf("school B's student %d marked by A's change: %v", st.ID, raw)
+		}
+	}
+}
+
+// rawStudent is student id as stored, marks included.
+func rawStudent(t *testing.T, s *Store, id int64) bson.Raw {
+	t.Helper()
+	var raw bson.Raw
+	if err := s.col(colStudents).FindOne(t.Context(), d("_id", studentID(id))).Decode(&raw); err != nil {
+		t.Fatalf("student %d: %v", id, err)
+	}
+	return raw
+}
+
+// held reports whether a bulk writer holds raw (lk not empty).
+func held(raw bson.Raw) bool {
+	lk, _ := raw.Lookup(fieldLock).ArrayOK()
+	vals, _ := lk.Values()
+	return len(vals) > 0
 }

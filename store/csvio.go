@@ -729,24 +729,22 @@ func (s *Store) writeImport(ctx context.Context, op *runningOp, plan ImportPlan,
 			done.Add(int64(len(docs)))
 		}
 	}
+	var v OpsView // which marks count for writeChecked
+	if len(plan.Changed) > 0 {
+		var err error
+		if v, err = s.opsView(ctx); err != nil {
+			return fail(err)
+		}
+	}
 	for _, c := range plan.Changed {
-		// Matching on the values the plan saw makes a concurrent edit a
-		// miss rather than a lost update. The previous values stay with
-		// the row until the operation ends: readers see them meanwhile.
+		// Written only over a student still as the plan saw it (every
+		// field), checked on the row itself (writeChecked). The previous
+		// values stay with the row until the operation ends: readers see
+		// them meanwhile.
 		st := c.After()
 		st.UpdatedAt = now
 		doc := newStudentDoc(st)
-		set := append(studentKeysSet(doc), bson.E{Key: "upd", Value: seq}, bson.E{Key: "prev", Value: prevOf(c.Current)})
-		res, err := s.col(colStudents).UpdateOne(ctx, bson.D{
-			{Key: "_id", Value: studentID(c.Current.ID)},
-			{Key: "registration_no", Value: c.Current.RegistrationNo},
-			{Key: "first_name", Value: c.Current.FirstName},
-			{Key: "second_name", Value: c.Current.SecondName},
-		}, d("$set", set))
-		if err == nil && res.MatchedCount == 0 {
-			err = fmt.Errorf("student %d (%s): %w", c.Current.ID, c.Current.RegistrationNo, ErrImportStale)
-		}
-		if err != nil {
+		if err := s.writeChecked(ctx, v, seq, c.Current, doc, ErrImportStale); err != nil {
 			return fail(err)
 		}
 		written = append(written, &doc)

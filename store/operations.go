@@ -157,6 +157,9 @@ type OpsView struct {
 	max    int64          // the newest operation: a mark above it is of one begun since, pending
 	hidden map[int64]bool // pending or rolled back: their new rows, changes and entries do not count
 	gone   map[int64]bool // the students of committed deletes not cleaned up yet: gone
+	// rolledBack: the hidden ones that were rolled back (the others
+	// are pending).
+	rolledBack map[int64]bool
 }
 
 // counts reports whether the mark of operation seq (0: none) counts.
@@ -217,7 +220,7 @@ func ReadOperations(ctx context.Context, db *mongo.Database) (OpsView, error) {
 // readOps reads every operation record: the view, and the records with
 // their state.
 func readOps(ctx context.Context, db *mongo.Database) (OpsView, []*opRecord, error) {
-	v := OpsView{hidden: map[int64]bool{}, gone: map[int64]bool{}}
+	v := OpsView{hidden: map[int64]bool{}, gone: map[int64]bool{}, rolledBack: map[int64]bool{}}
 	cur, err := db.Collection(colOperations).Find(ctx, bson.D{})
 	if err != nil {
 		return v, nil, fmt.Errorf("read the operations: %w", err)
@@ -254,6 +257,7 @@ func readOps(ctx context.Context, db *mongo.Database) (OpsView, []*opRecord, err
 		switch {
 		case rec.state != opCommitted:
 			v.hidden[seq] = true
+			v.rolledBack[seq] = rec.state == opRolledBack
 		case rec.Kind == opDelete && !rec.Closed:
 			for _, id := range rec.IDs {
 				v.gone[id] = true
@@ -277,7 +281,7 @@ func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, err
 	switch name {
 	case colStudents:
 		id, _ := studentIDOf(raw.Lookup("_id"))
-		if raw.Lookup("ins").IsZero() && raw.Lookup("upd").IsZero() && raw.Lookup("prev").IsZero() {
+		if raw.Lookup("ins").IsZero() && raw.Lookup("upd").IsZero() && raw.Lookup("prev").IsZero() && raw.Lookup(fieldLock).IsZero() {
 			if v.gone[id] {
 				return nil, false, nil
 			}
@@ -310,7 +314,7 @@ func (v OpsView) ResolveDocument(name string, raw bson.Raw) (bson.Raw, bool, err
 		}
 		for _, e := range doc {
 			switch e.Key {
-			case "ins", "upd", "prev":
+			case "ins", "upd", "prev", fieldLock:
 			default:
 				out = append(out, e)
 			}
@@ -583,6 +587,9 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 		}
 	}
 	if rec.Updated > 0 {
+		if err := s.unmarkAll(ctx, rec.Seq); err != nil {
+			return fmt.Errorf("roll back operation %d: %w", rec.Seq, err)
+		}
 		if err := s.restoreChanged(ctx, rec.Seq); err != nil {
 			return fmt.Errorf("roll back operation %d: %w", rec.Seq, err)
 		}
@@ -633,8 +640,26 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 			if len(set) > 0 {
 				upd = append(bson.D{{Key: "$set", Value: set}}, upd...)
 			}
-			if _, err := s.col(colStudents).UpdateOne(ctx, bson.D{{Key: "_id", Value: studentID(m.ID)}, {Key: "upd", Value: seq}}, upd); err != nil {
+			// By `_id` alone (rowlock.go); that the row is still this
+			// operation's is checked on the row as it was. It is not only
+			// if another process rolled this operation back at the same
+			// time and a writer changed the row since: then the row is
+			// put back as it was at once. (Bulk writers leave a row of a
+			// rolled-back operation alone; a hand edit writes itself
+			// again once this roll-back is closed: writeByHand.)
+			var was bson.Raw
+			err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", studentID(m.ID)), upd,
+				options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&was)
+			if errors.Is(err, mongo.ErrNoDocuments) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
 				return fmt.Errorf("put student %d back: %w", m.ID, err)
+			}
+			if mark, _ := was.Lookup("upd").AsInt64OK(); mark != seq {
+				if _, err := s.col(colStudents).ReplaceOne(ctx, d("_id", studentID(m.ID)), was); err != nil {
+					return fmt.Errorf("put student %d back as it was: %w", m.ID, err)
+				}
 			}
 		}
 	}

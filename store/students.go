@@ -156,15 +156,10 @@ func (s *Store) UpdateStudent(ctx context.Context, id int64, in StudentInput) (S
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	var got studentDoc
 	upd := in.Student()
 	upd.UpdatedAt = s.now()
 	doc := newStudentDoc(upd)
-	err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", studentID(id)),
-		d("$set", studentKeysSet(doc)),
-		options.FindOneAndUpdate().SetReturnDocument(options.After),
-	).Decode(&got)
-	st := got.Student
+	st, err := s.writeByHand(ctx, id, doc)
 	switch {
 	case errors.Is(err, mongo.ErrNoDocuments):
 		return Student{}, fmt.Errorf("student %d: %w", id, ErrNotFound)
