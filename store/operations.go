@@ -616,6 +616,10 @@ func (s *Store) rollBack(ctx context.Context, rec *opRecord) error {
 // stopped. Each write is one row (FerretDB holds the school's write lock
 // per row), so a dead writer leaves one short command running.
 func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
+	// Rows the last pass found by their mark but not by their _id: a row
+	// deleted meanwhile is not found again; one found again means its
+	// _id is not in the form studentID writes, and looping would never end.
+	var missed map[int64]bool
 	for {
 		cur, err := s.col(colStudents).Find(ctx, d("upd", seq), options.Find().SetLimit(int64(s.markBatch)))
 		if err != nil {
@@ -631,7 +635,12 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 		if s.opHook != nil {
 			s.opHook("restore")
 		}
+		lastMissed := missed
+		missed = nil
 		for _, m := range changed {
+			if lastMissed[m.ID] {
+				return fmt.Errorf("student %d is marked by operation %d but not found by its _id %v", m.ID, seq, studentID(m.ID))
+			}
 			set := bson.D{}
 			if p := m.Marks.Prev; p != nil {
 				set = studentKeysSet(newStudentDoc(p.restored(Student{})))
@@ -651,6 +660,10 @@ func (s *Store) restoreChanged(ctx context.Context, seq int64) error {
 			err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", studentID(m.ID)), upd,
 				options.FindOneAndUpdate().SetReturnDocument(options.Before)).Decode(&was)
 			if errors.Is(err, mongo.ErrNoDocuments) {
+				if missed == nil {
+					missed = map[int64]bool{}
+				}
+				missed[m.ID] = true
 				continue // deleted meanwhile
 			}
 			if err != nil {
