@@ -149,6 +149,7 @@ func (p *prevValues) restored(st Student) Student {
 type markedStudent struct {
 	Student `bson:",inline"`
 	Marks   studentMarks `bson:",inline"`
+	Lock    []int64      `bson:"lk,omitempty"` // the bulk writers holding it (fieldLock, rowlock.go)
 }
 
 // OpsView is what a reader knows of the operations: which marks count.

@@ -69,31 +69,6 @@ import (
 // their write (a set of operation numbers).
 const fieldLock = "lk"
 
-// heldRow is a stored student with its operation marks and the writers
-// holding it, as a one-key findAndModify returns it.
-type heldRow struct {
-	Student
-	Marks studentMarks
-	Lock  []int64
-}
-
-// UnmarshalBSON reads the student and its marks as markedStudent does
-// (whatever the stored form of its `_id`), and the writers holding it.
-func (r *heldRow) UnmarshalBSON(b []byte) error {
-	var m markedStudent
-	if err := bson.Unmarshal(b, &m); err != nil {
-		return err
-	}
-	var lk struct {
-		Lock []int64 `bson:"lk"`
-	}
-	if err := bson.Unmarshal(b, &lk); err != nil {
-		return err
-	}
-	*r = heldRow{Student: m.Student, Marks: m.Marks, Lock: lk.Lock}
-	return nil
-}
-
 func (s *Store) hook(point string) {
 	if s.opHook != nil {
 		s.opHook(point)
@@ -102,8 +77,8 @@ func (s *Store) hook(point string) {
 
 // findAndModify runs a one-key findAndModify of student id and decodes
 // the row as it was (before) or is (after).
-func (s *Store) findAndModify(ctx context.Context, id int64, update any, when options.ReturnDocument) (heldRow, error) {
-	var row heldRow
+func (s *Store) findAndModify(ctx context.Context, id int64, update any, when options.ReturnDocument) (markedStudent, error) {
+	var row markedStudent
 	err := s.col(colStudents).FindOneAndUpdate(ctx, d("_id", studentID(id)), update,
 		options.FindOneAndUpdate().SetReturnDocument(when)).Decode(&row)
 	return row, err
@@ -233,7 +208,7 @@ const handPoll = 20 * time.Millisecond
 // roll-back, and it writes nothing more).
 func (s *Store) waitUnheld(ctx context.Context, id int64) error {
 	for {
-		var row heldRow
+		var row markedStudent
 		err := s.col(colStudents).FindOne(ctx, d("_id", studentID(id)), options.FindOne().SetProjection(d(fieldLock, 1))).Decode(&row)
 		if errors.Is(err, mongo.ErrNoDocuments) {
 			return nil // deleted meanwhile: the next write says so
