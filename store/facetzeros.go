@@ -27,30 +27,25 @@ func withZeros(narrow, school Facets) Facets {
 		out.Statuses = append(out.Statuses, Facet{Value: st, Count: held[st]})
 	}
 
-	counted := map[string]bool{}
-	out.Classes = slices.Clone(narrow.Classes)
-	for _, f := range narrow.Classes {
-		counted[ClassKey(f.Value)] = true
-	}
-	for _, f := range school.Classes {
-		if !counted[ClassKey(f.Value)] {
-			out.Classes = append(out.Classes, Facet{Value: f.Value})
-		}
-	}
-	out.Classes = sortedFacets(out.Classes)
-
-	out.EnrolledYears = slices.Clone(narrow.EnrolledYears)
-	years := map[string]bool{}
-	for _, f := range narrow.EnrolledYears {
-		years[f.Value] = true
-	}
-	for _, f := range school.EnrolledYears {
-		if !years[f.Value] {
-			out.EnrolledYears = append(out.EnrolledYears, Facet{Value: f.Value})
-		}
-	}
-	out.EnrolledYears = sortedFacets(out.EnrolledYears)
+	out.Classes = zeroFill(narrow.Classes, school.Classes, ClassKey)
+	out.EnrolledYears = zeroFill(narrow.EnrolledYears, school.EnrolledYears, func(year string) string { return year })
 	return out
+}
+
+// zeroFill is narrow with a count of 0 for each value of school that no
+// value of narrow has the key of, sorted as facets are.
+func zeroFill(narrow, school []Facet, key func(string) string) []Facet {
+	out := slices.Clone(narrow)
+	counted := make(map[string]bool, len(narrow))
+	for _, f := range narrow {
+		counted[key(f.Value)] = true
+	}
+	for _, f := range school {
+		if !counted[key(f.Value)] {
+			out = append(out, Facet{Value: f.Value})
+		}
+	}
+	return sortedFacets(out)
 }
 
 // schoolFacets are a snapshot's counts over the whole school, made the
