@@ -73,7 +73,7 @@ database (the embedded server keeps one SQLite file per database).`)
 		lat    durations
 		failed int
 	)
-	s.lightLoad(ctx, hot, *path, *interval, *duration, false, func(_ registry.Tenant, d time.Duration, code int, err error, _ bool) {
+	s.lightLoad(ctx, hot, *path, *interval, 0, *duration, false, func(_ registry.Tenant, d time.Duration, code int, err error, _ bool) {
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil || code != http.StatusOK {

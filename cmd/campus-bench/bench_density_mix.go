@@ -38,6 +38,7 @@ the peak memory of the whole system and of the machine.`)
 		maxStarts  = fs.Int("max-starts", supervisor.DefaultMaxStarts, "the supervisor's start cap (apps starting at once)")
 		interval   = fs.Duration("interval", time.Second, "time between two requests of one busy school")
 		duration   = fs.Duration("duration", 20*time.Second, "length of the light load")
+		arrive     = fs.Duration("arrive", 0, "busy schools arrive (send their first request) at random moments within this time, as a school day starts (0: all in the same instant, a wake storm); each then gets --duration of load")
 		memory     = fs.String("memory", "512MiB", "budget on: memory limit per app")
 		maxRunning = fs.Int("max-running", 0, "budget on: running cap (0: as campus dev's default, from the machine's memory and --memory)")
 		hold       = fs.Duration("hold-timeout", 5*time.Second, "the proxy's hold timeout")
@@ -183,7 +184,7 @@ the peak memory of the whole system and of the machine.`)
 		fmt.Fprintf(e.stderr, "%s...\n", c.name)
 		r, err := s.runMix(ctx, e, uri, scaleSystemConfig{idleTimeout: time.Hour, maxStarts: *maxStarts,
 			holdTimeout: *hold, logger: logger, progress: e.stderr, memory: c.memory, maxRunning: c.maxRunning},
-			sizes, *busy, *interval, *duration, *profile)
+			sizes, *busy, *interval, *arrive, *duration, *profile)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.name, err)
 		}
@@ -202,8 +203,12 @@ the peak memory of the whole system and of the machine.`)
 	if *scale != 1 {
 		fmt.Fprintf(e.stdout, "SCALED DOWN: every school at %g of its size (the classes keep their names)\n", *scale)
 	}
-	fmt.Fprintf(e.stdout, "busy: %d schools (the biggest first), one GET / per %s each for %s, from cold; then every school woken at once (hold timeout %s)\n\n",
-		*busy, *interval, *duration, *hold)
+	arrival := "all in the same instant (a wake storm)"
+	if *arrive > 0 {
+		arrival = "arriving at random moments within " + arrive.String()
+	}
+	fmt.Fprintf(e.stdout, "busy: %d schools (the biggest first), %s, from cold, then one GET / per %s each for %s; then every school woken at once (hold timeout %s)\n\n",
+		*busy, arrival, *interval, *duration, *hold)
 	w := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(w, "measure\t")
 	for _, r := range results {
@@ -333,7 +338,7 @@ type mixResult struct {
 // runMix serves the schools with cfg and runs the busy and wake-all
 // phases; every app is stopped when it returns.
 func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleSystemConfig, sizes []int,
-	busy int, interval, duration time.Duration, profile string) (mixResult, error) {
+	busy int, interval, arrive, duration time.Duration, profile string) (mixResult, error) {
 	r := mixResult{first: map[string]durations{}, lat: map[string]durations{}, rss: map[string]int64{},
 		firstSent: map[string]int{}, ready: map[string]durations{}, held: map[string]durations{},
 		readyEarly: map[string]durations{}, readyLate: map[string]durations{}}
@@ -397,7 +402,7 @@ func (s *scaleSystem) runMix(ctx context.Context, e *env, uri string, cfg scaleS
 		}
 		answered[t.Name] = true
 	}
-	s.lightLoad(ctx, hot, "/", interval, duration, true, record)
+	s.lightLoad(ctx, hot, "/", interval, arrive, duration, true, record)
 	r.busyMem = memory(s.pids())
 	count := map[string]int64{}
 	for _, st := range s.sup.Status() {

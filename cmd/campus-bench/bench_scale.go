@@ -326,18 +326,26 @@ func benchScaleLogger(e *env) *slog.Logger {
 
 var errBenchFailed = errors.New("bench: some requests failed (see the table)")
 
-// lightLoad keeps every tenant of hot under light load until duration
-// ends: a first request at once when first is set, then one request
-// every interval (the paced ones spread over the first interval). Each
-// answer goes to record (called concurrently), first saying whether it
-// was the immediate one.
-func (s *scaleSystem) lightLoad(ctx context.Context, hot []registry.Tenant, path string, interval, duration time.Duration, first bool,
+// lightLoad keeps every tenant of hot under light load for duration
+// after its arrival: each tenant arrives at a random moment within
+// arrive (0: all at once), sends a first request then when first is
+// set, then one request every interval (the paced ones spread over the
+// first interval). Each answer goes to record (called concurrently),
+// first saying whether it was the arrival's one.
+func (s *scaleSystem) lightLoad(ctx context.Context, hot []registry.Tenant, path string, interval, arrive, duration time.Duration, first bool,
 	record func(t registry.Tenant, d time.Duration, code int, err error, first bool)) {
-	lctx, cancel := context.WithTimeout(ctx, duration)
+	lctx, cancel := context.WithTimeout(ctx, arrive+duration)
 	defer cancel()
 	var wg sync.WaitGroup
 	for _, t := range hot {
 		wg.Go(func() {
+			if arrive > 0 {
+				select {
+				case <-lctx.Done():
+					return
+				case <-time.After(rand.N(arrive)):
+				}
+			}
 			if first {
 				d, code, err := s.get(lctx, t, path)
 				record(t, d, code, err, true)
