@@ -59,6 +59,7 @@ type scaleSystem struct {
 	client    *http.Client
 	poolSize  int
 	uri       string // the database server
+	bin       string // the campus binary of the apps
 	close     func()
 }
 
@@ -153,6 +154,7 @@ func (s *scaleSystem) serve(ctx context.Context, uri string, cfg scaleSystemConf
 			return nil, err
 		}
 	}
+	s.bin = self
 	reg := s.reg
 	s.metrics = prometheus.NewRegistry() // one per supervisor and proxy
 	act := &supervisor.LateActivity{}
