@@ -388,7 +388,7 @@ func (s *Store) ownerGone(rec *opRecord) bool {
 	me := thisProcess()
 	if rec.Owner.Token == s.rm.author {
 		s.opsMu.Lock()
-		_, running := s.running[rec.Seq]
+		running := s.running[rec.Seq] > 0
 		s.opsMu.Unlock()
 		return !running
 	}
@@ -414,18 +414,21 @@ func (s *Store) beginOp(ctx context.Context, rec opRecord) (*runningOp, error) {
 	if err != nil && !errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("begin the operation: %w", err)
 	}
+	if s.opHook != nil {
+		s.opHook("begin")
+	}
 	for seq := last.Seq + 1; ; seq++ {
+		// Counted, not set: two writers of this process may both try seq
+		// at once, and the one whose insert fails must not take away the
+		// winner's mark (its live operation would count as gone, and be
+		// rolled back by the next writer).
 		rec.Seq, rec.ID = seq, opID(seq)
-		s.opsMu.Lock()
-		s.running[seq] = struct{}{}
-		s.opsMu.Unlock()
+		s.countRunning(seq, 1)
 		_, err := s.col(colOperations).InsertOne(ctx, rec)
 		if err == nil {
 			break
 		}
-		s.opsMu.Lock()
-		delete(s.running, seq)
-		s.opsMu.Unlock()
+		s.countRunning(seq, -1)
 		if !mongo.IsDuplicateKeyError(err) {
 			return nil, fmt.Errorf("begin the operation: %w", err)
 		}
@@ -435,9 +438,7 @@ func (s *Store) beginOp(ctx context.Context, rec opRecord) (*runningOp, error) {
 	op.stop = sync.OnceFunc(func() {
 		cancel()
 		<-op.stopped
-		s.opsMu.Lock()
-		delete(s.running, rec.Seq)
-		s.opsMu.Unlock()
+		s.countRunning(rec.Seq, -1)
 	})
 	go func() {
 		defer close(op.stopped)
@@ -455,6 +456,16 @@ func (s *Store) beginOp(ctx context.Context, rec opRecord) (*runningOp, error) {
 		}
 	}()
 	return op, nil
+}
+
+// countRunning adds n to the writers of this process trying or running
+// operation seq.
+func (s *Store) countRunning(seq int64, n int) {
+	s.opsMu.Lock()
+	defer s.opsMu.Unlock()
+	if s.running[seq] += n; s.running[seq] <= 0 {
+		delete(s.running, seq)
+	}
 }
 
 // decide ends operation seq with state (committed or rolled back) unless

@@ -368,3 +368,50 @@ func TestRollBackRefusesARowItCannotAddress(t *testing.T) {
 		t.Fatalf("restoreChanged = %v, want the row named as not found by its _id", err)
 	}
 }
+
+// Two writers of one process that begin at once both try the next
+// operation number; the loser takes the one after. The winner's operation
+// still counts as running in this process, so no writer of it rolls that
+// operation back as one whose writer is gone. (Before, the loser took
+// away the winner's mark: four imports at once in one app, as two staff
+// importing through the browser, failed now and then with "rolled back
+// by another process".)
+func TestBeginOpRaceKeepsTheWinnerRunning(t *testing.T) {
+	s := newStore(t, Options{})
+	var won *runningOp
+	s.opHook = func(at string) {
+		if at != "begin" || won != nil {
+			return
+		}
+		// The other writer reads the same last number and inserts first.
+		s.opHook = nil
+		op, err := s.beginOp(t.Context(), opRecord{Kind: opImport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		won = op
+	}
+	lost, err := s.beginOp(t.Context(), opRecord{Kind: opImport})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won == nil {
+		t.Fatal("the hook never ran")
+	}
+	if won.rec.Seq != lost.rec.Seq-1 {
+		t.Fatalf("operations %d and %d: want the second to take the number after the first", won.rec.Seq, lost.rec.Seq)
+	}
+	for _, op := range []*runningOp{won, lost} {
+		if s.ownerGone(&op.rec) {
+			t.Fatalf("operation %d counts as gone while its writer runs", op.rec.Seq)
+		}
+	}
+	won.stop()
+	if !s.ownerGone(&won.rec) {
+		t.Fatalf("operation %d counts as running after its writer stopped", won.rec.Seq)
+	}
+	if s.ownerGone(&lost.rec) {
+		t.Fatalf("operation %d counts as gone while its writer runs", lost.rec.Seq)
+	}
+	lost.stop()
+}

@@ -128,9 +128,9 @@ type Store struct {
 	// run before each batch is inserted.
 	insertBatch  int
 	beforeInsert func(batch int)
-	// For tests of operations (operations.go): run at "commit" (before)
-	// and "committed" (after, before the clean-up); and the owner its
-	// records name instead of this process.
+	// For tests of operations (operations.go): run at "begin" (the last
+	// number read), "commit" (before) and "committed" (after, before the
+	// clean-up); and the owner its records name instead of this process.
 	opHook    func(point string)
 	fakeOwner *opOwner
 	// The most changed rows a roll-back reads at once (deleteBatch).
@@ -159,9 +159,10 @@ type Store struct {
 	beforeKind     func() error
 	beforeAppend   func() error
 
-	// The operations this Store is writing (operations.go), by number.
+	// The operations this Store is writing (operations.go), by number:
+	// how many of its writers try or run each.
 	opsMu   sync.Mutex
-	running map[int64]struct{}
+	running map[int64]int
 	// Pending operations of other live writers at the last
 	// RecoverOperations, and when that was (busy.go).
 	elsewhere, elsewhereAt atomic.Int64
@@ -462,7 +463,7 @@ func checkDatabaseName(name string) error {
 // not disconnect the caller's client.
 func New(db *mongo.Database, opts Options) *Store {
 	life, stop := context.WithCancel(context.Background())
-	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, markBatch: deleteBatch, rm: newReadModel(), running: map[int64]struct{}{},
+	return &Store{db: db, opts: opts.withDefaults(), insertBatch: defaultInsertBatch, markBatch: deleteBatch, rm: newReadModel(), running: map[int64]int{},
 		life: life, stop: stop, closing: make(chan struct{})}
 }
 
