@@ -370,6 +370,9 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 		var x uint64
 		x, off = readUvarint(b, off)
 		d.off = int(x)
+		if x > uint64(len(v.search)) || d.n > len(v.search)-d.off {
+			panic("read model: a damaged record") // before a buffer of its size is made (checkSealed)
+		}
 		x, off = readUvarint(b, off)
 		d.upper, d.k = off, int(x)
 		for range d.k {

@@ -245,22 +245,31 @@ func (st *sealedText) blocks() int { return (len(st.zat) - 1) / 2 }
 
 // decode decompresses part i of z (zat) into buf (grown when too small).
 func (st *sealedText) decode(i int, buf []byte) []byte {
-	src := st.z[st.zat[i]:st.zat[i+1]]
-	n, err := s2.DecodedLen(src)
-	if err == nil {
-		if cap(buf) < n {
-			buf = make([]byte, n)
-		}
-		if d := [...]*s2.Dict{st.tdict, st.rdict}[i%2]; d != nil {
-			buf, err = d.Decode(buf[:n], src)
-		} else {
-			buf, err = s2.Decode(buf[:n], src)
-		}
-	}
+	buf, err := st.decodeChecked(i, buf, st.size+st.recSize)
 	if err != nil {
-		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
+		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process, or checked when loaded (checkSealed)
 	}
 	return buf
+}
+
+// decodeChecked is decode, saying what is wrong with a damaged part, and
+// refusing one that claims more than limit bytes.
+func (st *sealedText) decodeChecked(i int, buf []byte, limit int) ([]byte, error) {
+	src := st.z[st.zat[i]:st.zat[i+1]]
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%d bytes, more than %d", n, limit)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	if d := [...]*s2.Dict{st.tdict, st.rdict}[i%2]; d != nil {
+		return d.Decode(buf[:n], src)
+	}
+	return s2.Decode(buf[:n], src)
 }
 
 // block returns block b decompressed, from the cache or into it.
