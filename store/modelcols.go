@@ -423,10 +423,11 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 }
 
 // key is the sort key of order o (< numKeys) of the student at pos,
-// reading no more of its record than it needs.
-func (sn *snapshot) key(o, pos int) []byte {
+// reading no more of its record than it needs; buf is room for it when
+// it is not in the snapshot as it is (a sealed one's registration number).
+func (sn *snapshot) key(o, pos int, buf []byte) []byte {
 	if sn.sealed != nil && o == ordRegNo {
-		return sn.sealed.regKey(pos) // nothing decompressed
+		return sn.sealed.regKey(pos, buf) // nothing decompressed
 	}
 	lens, text, ok := sn.keysAt(pos)
 	if !ok {
@@ -440,11 +441,16 @@ func (sn *snapshot) key(o, pos int) []byte {
 	return text[at : at+lens[o]]
 }
 
+// keyRoom is the room kept on the stack for a key read (key): longer
+// ones are allocated.
+const keyRoom = 64
+
 // comparePos orders the students at p and q in order o: by its key, then
 // by ID.
 func (sn *snapshot) comparePos(o int, p, q int32) int {
 	if o < numKeys {
-		if c := bytes.Compare(sn.key(o, int(p)), sn.key(o, int(q))); c != 0 {
+		var a, b [keyRoom]byte
+		if c := bytes.Compare(sn.key(o, int(p), a[:0]), sn.key(o, int(q), b[:0])); c != 0 {
 			return c
 		}
 	}
@@ -501,9 +507,10 @@ func (sn *snapshot) student(pos int) Student {
 func (sn *snapshot) withKey(key string) []studentDoc {
 	order := sn.posOf[ordRegNo]
 	k := []byte(key)
-	i, _ := slices.BinarySearchFunc(order, k, func(p int32, k []byte) int { return bytes.Compare(sn.key(ordRegNo, int(p)), k) })
+	var buf [keyRoom]byte
+	i, _ := slices.BinarySearchFunc(order, k, func(p int32, k []byte) int { return bytes.Compare(sn.key(ordRegNo, int(p), buf[:0]), k) })
 	var docs []studentDoc
-	for ; i < len(order) && bytes.Equal(sn.key(ordRegNo, int(order[i])), k); i++ {
+	for ; i < len(order) && bytes.Equal(sn.key(ordRegNo, int(order[i]), buf[:0]), k); i++ {
 		v := sn.view(int(order[i]))
 		docs = append(docs, v.doc())
 	}

@@ -252,15 +252,23 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 		}
 		st.dictSize += s2.MaxDictSize + 16 // as sealText counts it
 	}
+	// Where each run of registration number keys begins, each key's
+	// lengths checked (their bytes: checkSealed).
 	st.regs = bytes.Clone(r.str())
-	st.regAt = make([]int32, n)
-	for pos, off := 0, 0; pos < n || off < len(st.regs); pos++ {
-		k, m := binary.Uvarint(st.regs[off:])
-		if pos >= n || m <= 0 || k > uint64(len(st.regs)-off-m) {
+	st.regAt = make([]int32, 0, (n+regRun-1)/regRun)
+	rr := &snapReader{all: st.regs}
+	for pos, lastLen := 0, 0; pos < n || rr.off < len(st.regs); pos++ {
+		if pos%regRun == 0 {
+			st.regAt = append(st.regAt, int32(rr.off))
+		}
+		shared := 0
+		if pos%regRun != 0 {
+			shared = rr.size(lastLen)
+		}
+		lastLen = shared + len(rr.str())
+		if pos >= n || rr.err != nil {
 			return nil, errors.New("bad registration number keys")
 		}
-		st.regAt[pos] = int32(off)
-		off += m + int(k)
 	}
 	blocks := (n + st.per - 1) / st.per
 	st.zat = make([]uint32, 2*blocks+1)
@@ -294,6 +302,7 @@ func (sn *snapshot) checkSealed() error {
 	st := sn.sealed
 	var ob openBlock
 	var ends []int
+	var reg []byte
 	buf := make([]byte, 0, 4096)
 	size, recSize := 0, 0
 	for b := range st.blocks() {
@@ -334,7 +343,7 @@ func (sn *snapshot) checkSealed() error {
 			if off+len(v.raw) != ends[k] {
 				return fmt.Errorf("student %d: a record of another length", sn.ids[first+k])
 			}
-			if !bytes.Equal(st.regKey(first+k), v.keys[ordRegNo]) {
+			if reg = st.regKey(first+k, reg); !bytes.Equal(reg, v.keys[ordRegNo]) {
 				return fmt.Errorf("student %d: another registration number key", sn.ids[first+k])
 			}
 		}

@@ -12,14 +12,19 @@ import (
 func BenchmarkSavedModel(b *testing.B) {
 	docs := make([]*studentDoc, 100_000)
 	for i := range docs {
-		doc := newStudentDoc(Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("NBI-%06d", i),
-			FirstName: fmt.Sprintf("Amina%d", i%97), SecondName: "Kamau", CreatedAt: time.Now(), UpdatedAt: time.Now()})
+		st := Student{ID: int64(i + 1), RegistrationNo: fmt.Sprintf("NBI-%06d", i),
+			FirstName: fmt.Sprintf("Amina%d", i%97), SecondName: "Kamau", CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		benchRecord(&st, i) // every field filled
+		doc := newStudentDoc(st)
 		docs[i] = &doc
 	}
 	sn := buildSnapshot(docs, 7, time.Now())
+	unsealed := sn.bytes()
 	sn.seal()
 	raw := encodeSnapshot(sn, "tenant")
-	b.Logf("payload %d bytes, model %d", len(raw), sn.bytes())
+	st := sn.sealed
+	b.Logf("payload %d bytes; model %d unsealed, %d sealed: blocks %d, registration number keys %d + %d, ids %d, orders %d, dictionaries %d",
+		len(raw), unsealed, sn.bytes(), len(st.z)+4*len(st.zat), len(st.regs), 4*len(st.regAt), 8*len(sn.ids), 4*3*len(sn.ids), st.dictSize)
 	b.Run("encode", func(b *testing.B) {
 		for b.Loop() {
 			encodeSnapshot(sn, "tenant")

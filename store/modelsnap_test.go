@@ -445,7 +445,8 @@ func TestSavedModelDamagedPayloadChecked(t *testing.T) {
 			}
 			for pos := range got.count() { // every read works
 				got.view(pos)
-				got.key(ordFirst, pos)
+				got.key(ordFirst, pos, nil)
+				got.key(ordRegNo, pos, nil)
 			}
 			got.page(ListOptions{Query: "nia kamau3", PerPage: 50}, 50)
 			got.page(ListOptions{Sort: "first_name", PerPage: 50}, 50)

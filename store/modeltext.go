@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -47,6 +48,7 @@ const (
 	textBlock      = 32 // students per sealed block
 	textCachedBlks = 4  // decompressed blocks a sealed model keeps
 	dictFrom       = 4 * s2.MaxDictSize
+	regRun         = 16 // registration number keys a run of regs: a key is read from its run's first
 )
 
 type sealedText struct {
@@ -65,10 +67,14 @@ type sealedText struct {
 	// a few KB instead of a big block.
 	tdict, rdict *s2.Dict
 	dictSize     int
-	// regs are the registration number keys (length, then the key):
-	// regAt[pos] is where the student's begins. The order by registration
-	// number is searched by them (a look-up before every create, every
-	// import row); the name orders are walked instead (page).
+	// regs are the registration number keys, in place order, front-coded
+	// by runs of regRun: the first of a run is its length, then the key;
+	// each next one the length it shares with the one before, then the
+	// length of the rest, then the rest (a school's numbers share most of
+	// their bytes: at 100,000 students 0.5 MB instead of 1.5).
+	// regAt[r] is where run r begins. The order by registration number is
+	// searched by them (a look-up before every create, every import row);
+	// the name orders are walked instead (page).
 	regs  []byte
 	regAt []int32
 
@@ -104,11 +110,12 @@ func textStarts(at []int32, texts []byte) []int32 {
 // a block, reading sn only.
 func (sn *snapshot) sealText(per int) *sealedText {
 	n := len(sn.ids)
-	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, n)}
+	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, 0, (n+regRun-1)/regRun)}
 	blocks := (n + per - 1) / per
 	st.zat = make([]uint32, 0, 2*blocks+1)
 	z := make([]byte, 0, (len(sn.text)+len(sn.recs))/3)
-	regs := make([]byte, 0, 16*n)
+	regs := make([]byte, 0, 4*n)
+	var last []byte // the key before, in regs
 	// A dictionary for encoding builds its tables (hundreds of KB): the
 	// sealed form keeps fresh ones, for decoding only.
 	tenc, renc := sampleDict(sn.text), sampleDict(sn.recs)
@@ -125,8 +132,7 @@ func (sn *snapshot) sealText(per int) *sealedText {
 		for pos := first; pos < end; pos++ {
 			v := sn.rawView(pos)
 			recs = appendString(recs, v.raw)
-			st.regAt[pos] = int32(len(regs))
-			regs = appendString(regs, v.keys[ordRegNo])
+			regs, last = st.appendReg(regs, pos, last, v.keys[ordRegNo])
 		}
 		st.recSize += len(recs)
 		stop := len(sn.text)
@@ -185,11 +191,35 @@ func (sn *snapshot) keysAt(pos int) (lens [numKeys]int, search []byte, ok bool) 
 	return lens, search, true
 }
 
+// appendReg appends the key of the student at pos to regs, after last
+// (the key before it, in regs), and returns regs and where key is in it.
+func (st *sealedText) appendReg(regs []byte, pos int, last, key []byte) ([]byte, []byte) {
+	if pos%regRun == 0 {
+		st.regAt = append(st.regAt, int32(len(regs)))
+		regs = appendString(regs, key)
+		return regs, regs[len(regs)-len(key):]
+	}
+	shared := 0
+	for shared < min(len(last), len(key)) && last[shared] == key[shared] {
+		shared++
+	}
+	regs = binary.AppendUvarint(regs, uint64(shared))
+	regs = appendString(regs, key[shared:])
+	return regs, key
+}
+
 // regKey is the registration number key of the student at pos of a
-// sealed snapshot.
-func (st *sealedText) regKey(pos int) []byte {
-	k, _ := readBytes(st.regs, int(st.regAt[pos]))
-	return k
+// sealed snapshot, written to buf (grown when too small).
+func (st *sealedText) regKey(pos int, buf []byte) []byte {
+	k, off := readBytes(st.regs, int(st.regAt[pos/regRun]))
+	buf = append(buf[:0], k...)
+	for range pos % regRun {
+		var shared uint64
+		shared, off = readUvarint(st.regs, off)
+		k, off = readBytes(st.regs, off)
+		buf = append(buf[:shared], k...)
+	}
+	return buf
 }
 
 // seal seals sn's texts now (a snapshot no one else sees yet, or under
