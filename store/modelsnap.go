@@ -25,7 +25,8 @@ import (
 // The read model's saved copy. A process that starts (scale to zero makes
 // that the common case) would otherwise read and decode every student
 // before its first answer: seconds at 100,000 on FerretDB. Instead the
-// model, compressed, is kept in the school's own database, in the
+// model, in its sealed form (modeltext.go: compressed already), is kept
+// in the school's own database, in the
 // students_snapshot collection: a head document (format, schema version,
 // tenant ID, journal position, generation, size, SHA-256) and the chunks of one generation.
 // A starting process reads the head and the chunks by _id (a handful of

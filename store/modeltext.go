@@ -36,12 +36,14 @@ import (
 // school's texts and records each get a dictionary: 64 KB of themselves,
 // from the middle of the school (s2's dictionaries).
 //
-// The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, the model takes 9.6 MB instead of
-// 22.8; a search that no cache answers decompresses 12.3 MB of texts
-// (5–8 ms more than the pass alone); a single change of a sealed model
-// costs one decompression and one compression of every block more than
-// before (tens of milliseconds, in the background). s2 rather than zstd:
+// The trade-off, measured (docs/BENCHMARKS.md, helpers "dense" and
+// "sealsnap"): at 100,000 students every field filled, the model takes
+// 7.1 MB instead of 22 (BenchmarkSavedModel); a search that no cache
+// answers decompresses 11 MB of texts (5–8 ms more than the pass alone);
+// a single change of a sealed model costs one decompression (~17 ms) and
+// one compression (~75 ms) of every block more than before, in the
+// background. The saved copy is this form (modelsnap.go): a woken
+// process is sealed from its load. s2 rather than zstd:
 // several times faster to decompress, and it keeps no decoder state
 // between uses.
 const (
