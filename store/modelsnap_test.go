@@ -378,32 +378,45 @@ func TestSavedModelRoundTrip(t *testing.T) {
 	}
 }
 
-// A process that applied many journal entries since the saved model saves
-// it again when it closes (an app stopped for idleness), so that the next
-// one replays a short tail.
+// A process that applied journal entries since the saved model saves it
+// again when it closes (an app stopped for idleness), so that the next
+// one loads it sealed, with no tail to replay (which would unseal it).
 func TestSavedModelSavedAtClose(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
-	saved := head(t, s)
-	app := reopen(s, nil)
-	if _, err := app.ListStudents(ctx, ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range snapTailByID + 1 {
-		mustCreate(t, s, fmt.Sprintf("T-%d", i), "Kofi", "Mensah")
-	}
-	if pg, err := app.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != snapTailByID+1 {
-		t.Fatalf("the app after the writes: %d, %v", pg.Total, err)
-	}
-	if err := app.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if h := head(t, s); h.Seq != saved.Seq+snapTailByID+1 || h.Count != 10+snapTailByID+1 {
-		t.Fatalf("head after Close = position %d, %d students; want %d, %d", h.Seq, h.Count, saved.Seq+snapTailByID+1, 10+snapTailByID+1)
-	}
-	if got, why := loadWith(t, s, ListOptions{Query: "kofi"}); why != nil || got.Total != snapTailByID+1 {
-		t.Fatalf("a new process after Close: %d, %v", got.Total, why)
+	for _, writes := range []int{1, snapTailByID + 1} {
+		t.Run(strconv.Itoa(writes), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
+			saved := head(t, s)
+			app := reopen(s, nil)
+			if _, err := app.ListStudents(ctx, ListOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range writes {
+				mustCreate(t, s, fmt.Sprintf("T-%d", i), "Kofi", "Mensah")
+			}
+			if pg, err := app.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != int64(writes) {
+				t.Fatalf("the app after the writes: %d, %v", pg.Total, err)
+			}
+			if err := app.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h := head(t, s); h.Seq != saved.Seq+int64(writes) || h.Count != 10+writes {
+				t.Fatalf("head after Close = position %d, %d students; want %d, %d", h.Seq, h.Count, saved.Seq+int64(writes), 10+writes)
+			}
+			var why error = errors.New("no load")
+			next := reopen(s, func(err error) { why = err })
+			if got, err := next.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || why != nil || got.Total != int64(writes) {
+				t.Fatalf("a new process after Close: %d, %v, %v", got.Total, err, why)
+			}
+			next.rm.mu.RLock()
+			sealed, tail := next.rm.snap.sealed != nil, next.rm.snap.seq-next.rm.snap.saved
+			next.rm.mu.RUnlock()
+			if !sealed || tail != 0 {
+				t.Fatalf("the new process's model: sealed %v, %d entries replayed; want sealed, none", sealed, tail)
+			}
+		})
 	}
 }
 

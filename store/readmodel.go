@@ -947,14 +947,15 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	}
 }
 
-// saveIfBehind saves this process's model when it has applied more
-// journal entries than the next starting process should replay one by
-// one: Close calls it, so that an app stopped for idleness leaves its
-// school's saved model current.
+// saveIfBehind saves this process's model when it has applied journal
+// entries since its saved copy: Close calls it, so that an app stopped
+// for idleness leaves its school's saved model current, and the next
+// process loads it sealed as it is (a tail to replay unseals it whole
+// first, as any change does: modeltext.go).
 func (s *Store) saveIfBehind(ctx context.Context) {
 	s.rm.mu.RLock()
 	sn := s.rm.snap
-	behind := sn != nil && !sn.stale() && sn.seq-sn.saved > snapTailByID
+	behind := sn != nil && !sn.stale() && sn.seq > sn.saved
 	s.rm.mu.RUnlock()
 	if behind {
 		s.saveModel(ctx, sn, "")
