@@ -293,6 +293,9 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	if err := sn.checkSealed(); err != nil {
 		return nil, err
 	}
+	if n == 0 {
+		sn.sealed = nil // as an empty model is: never sealed (sealBy)
+	}
 	return sn, nil
 }
 
