@@ -41,6 +41,13 @@ func BenchmarkSavedModel(b *testing.B) {
 			b.StartTimer()
 		}
 	})
+	// An unremembered search of the sealed model (what a woken school's
+	// first search costs).
+	b.Run("search", func(b *testing.B) {
+		for b.Loop() {
+			sn.matching([]string{"amina3", "kamau"})
+		}
+	})
 	b.Run("encode", func(b *testing.B) {
 		for b.Loop() {
 			encodeSnapshot(sn, "tenant")
