@@ -181,11 +181,14 @@ func appendFields[T string | []byte](b []byte, flags byte, created, updated int6
 
 // appendText appends a text field of a record: 2·len+1 and its place
 // in search when search holds its ASCII lower case (nearly every name,
-// class, guardian and e-mail address: Fold lower-cases them), then the
-// number of its capitals and their places, as differences; otherwise
-// (or when that is not shorter) 2·len and the text itself. So the
-// schema 3 fields are not held twice, raw in the records and folded in
-// the search text.
+// class, guardian and e-mail address: Fold lower-cases them), then twice
+// the number of its capitals and their places, as differences; or, when
+// search holds its digits (a phone number: searchExtra keeps its digits
+// only), 2·len+1 and their place, then twice the number of its other
+// bytes plus one, and each one's place (a difference) and the byte;
+// otherwise (or when neither is shorter) 2·len and the text itself. So
+// the schema 3 fields are not held twice, raw in the records and folded
+// in the search text.
 func appendText[T string | []byte](b []byte, t T, search []byte) []byte {
 	if len(t) == 0 {
 		return append(b, 0)
@@ -201,11 +204,13 @@ func appendText[T string | []byte](b []byte, t T, search []byte) []byte {
 		}
 		lower = append(lower, c)
 	}
+	var h [binary.MaxVarintLen64]byte
+	stored := binary.PutUvarint(h[:], uint64(len(t))<<1) + len(t)
 	if off := bytes.Index(search, lower); off >= 0 {
 		start := len(b)
 		b = binary.AppendUvarint(b, uint64(len(t))<<1|1)
 		b = binary.AppendUvarint(b, uint64(off))
-		b = binary.AppendUvarint(b, uint64(capitals))
+		b = binary.AppendUvarint(b, uint64(capitals)<<1)
 		last := 0
 		for i := range len(t) {
 			if c := t[i]; 'A' <= c && c <= 'Z' {
@@ -213,7 +218,32 @@ func appendText[T string | []byte](b []byte, t T, search []byte) []byte {
 				last = i
 			}
 		}
-		stored := len(binary.AppendUvarint(scratch[:0], uint64(len(t))<<1)) + len(t)
+		if len(b)-start < stored {
+			return b
+		}
+		b = b[:start]
+	}
+	digits, others := scratch[:0], 0
+	for i := range len(t) {
+		if c := t[i]; '0' <= c && c <= '9' {
+			digits = append(digits, c)
+		} else {
+			others++
+		}
+	}
+	if off := bytes.Index(search, digits); len(digits) > 0 && off >= 0 {
+		start := len(b)
+		b = binary.AppendUvarint(b, uint64(len(t))<<1|1)
+		b = binary.AppendUvarint(b, uint64(off))
+		b = binary.AppendUvarint(b, uint64(others)<<1|1)
+		last := 0
+		for i := range len(t) {
+			if c := t[i]; c < '0' || c > '9' {
+				b = binary.AppendUvarint(b, uint64(i-last))
+				b = append(b, c)
+				last = i
+			}
+		}
 		if len(b)-start < stored {
 			return b
 		}
@@ -309,8 +339,26 @@ const allTexts = 1<<len(recordTexts) - 1
 
 // textInSearch is a text field a record keeps as a place in the search
 // text (appendText): n bytes at off, with the k capitals whose places
-// (uvarint differences) start at upper in recs.
-type textInSearch struct{ off, n, upper, k int }
+// (uvarint differences) start at upper in recs; or, digits, its n-k
+// digits at off and its k other bytes, each after its place, at upper.
+type textInSearch struct {
+	off, n, upper, k int
+	digits           bool
+}
+
+// fillDigits writes to t the text d keeps as its digits in search and
+// its other bytes in b.
+func (d textInSearch) fillDigits(t, b, search []byte) {
+	from, src, p, up := 0, d.off, 0, d.upper
+	for range d.k {
+		var delta uint64
+		delta, up = readUvarint(b, up)
+		p += int(delta)
+		src += copy(t[from:p], search[src:src+p-from])
+		t[p], from, up = b[up], p+1, up+1
+	}
+	copy(t[from:], search[src:src+len(t)-from])
+}
 
 // parse reads the student at pos, and of the text fields kept in the
 // search text those in want (bit i: field i), written after buf[len(buf):]
@@ -360,8 +408,9 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 			_, off = readUvarint(b, off)
 			var k uint64
 			k, off = readUvarint(b, off)
-			for range k {
+			for range k >> 1 {
 				_, off = readUvarint(b, off)
+				off += int(k & 1) // the byte, when digits
 			}
 			continue
 		}
@@ -370,10 +419,21 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 		var x uint64
 		x, off = readUvarint(b, off)
 		d.off = int(x)
-		x, off = readUvarint(b, off)
-		d.upper, d.k = off, int(x)
+		k, upper := readUvarint(b, off)
+		d.upper, d.k, d.digits = upper, int(k>>1), k&1 == 1
+		inSearch := d.n
+		if d.digits {
+			inSearch = d.n - d.k
+		}
+		if x > uint64(len(v.search)) || k>>1 > uint64(d.n) || inSearch > len(v.search)-d.off {
+			panic("read model: a damaged record") // before a buffer of its size is made (checkSealed)
+		}
+		off = upper
 		for range d.k {
 			_, off = readUvarint(b, off)
+			if d.digits {
+				off++
+			}
 		}
 		total += d.n
 	}
@@ -389,13 +449,17 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 				continue
 			}
 			t := buf[at : at+d.n : at+d.n]
-			copy(t, v.search[d.off:d.off+d.n])
-			p, up := 0, d.upper
-			for range d.k {
-				var delta uint64
-				delta, up = readUvarint(b, up)
-				p += int(delta)
-				t[p] -= 'a' - 'A'
+			if d.digits {
+				d.fillDigits(t, b, v.search)
+			} else {
+				copy(t, v.search[d.off:d.off+d.n])
+				p, up := 0, d.upper
+				for range d.k {
+					var delta uint64
+					delta, up = readUvarint(b, up)
+					p += int(delta)
+					t[p] -= 'a' - 'A'
+				}
 			}
 			v.texts[i] = t
 			at += d.n
@@ -420,10 +484,11 @@ func (sn *snapshot) parseRec(pos int, want uint32, buf, b []byte, off int, searc
 }
 
 // key is the sort key of order o (< numKeys) of the student at pos,
-// reading no more of its record than it needs.
-func (sn *snapshot) key(o, pos int) []byte {
+// reading no more of its record than it needs; buf is room for it when
+// it is not in the snapshot as it is (a sealed one's registration number).
+func (sn *snapshot) key(o, pos int, buf []byte) []byte {
 	if sn.sealed != nil && o == ordRegNo {
-		return sn.sealed.regKey(pos) // nothing decompressed
+		return sn.sealed.regKey(pos, buf) // nothing decompressed
 	}
 	lens, text, ok := sn.keysAt(pos)
 	if !ok {
@@ -437,11 +502,16 @@ func (sn *snapshot) key(o, pos int) []byte {
 	return text[at : at+lens[o]]
 }
 
+// keyRoom is the room kept on the stack for a key read (key): longer
+// ones are allocated.
+const keyRoom = 64
+
 // comparePos orders the students at p and q in order o: by its key, then
 // by ID.
 func (sn *snapshot) comparePos(o int, p, q int32) int {
 	if o < numKeys {
-		if c := bytes.Compare(sn.key(o, int(p)), sn.key(o, int(q))); c != 0 {
+		var a, b [keyRoom]byte
+		if c := bytes.Compare(sn.key(o, int(p), a[:0]), sn.key(o, int(q), b[:0])); c != 0 {
 			return c
 		}
 	}
@@ -498,9 +568,10 @@ func (sn *snapshot) student(pos int) Student {
 func (sn *snapshot) withKey(key string) []studentDoc {
 	order := sn.posOf[ordRegNo]
 	k := []byte(key)
-	i, _ := slices.BinarySearchFunc(order, k, func(p int32, k []byte) int { return bytes.Compare(sn.key(ordRegNo, int(p)), k) })
+	var buf [keyRoom]byte
+	i, _ := slices.BinarySearchFunc(order, k, func(p int32, k []byte) int { return bytes.Compare(sn.key(ordRegNo, int(p), buf[:0]), k) })
 	var docs []studentDoc
-	for ; i < len(order) && bytes.Equal(sn.key(ordRegNo, int(order[i])), k); i++ {
+	for ; i < len(order) && bytes.Equal(sn.key(ordRegNo, int(order[i]), buf[:0]), k); i++ {
 		v := sn.view(int(order[i]))
 		docs = append(docs, v.doc())
 	}

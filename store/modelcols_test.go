@@ -156,3 +156,41 @@ func TestColumnsMatchRebuild(t *testing.T) {
 		}
 	}
 }
+
+// A text field kept as its place in the search text (appendText) reads
+// back exactly, sealed or not: names with capitals, and phone numbers
+// kept as their digits plus their other bytes, whatever those are.
+func TestRecordTextsKeptInSearch(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		phone, notes string
+		inSearch     bool // the phone kept as a place in the search text
+	}{
+		{"+254 712 345 678", "", true},
+		{"+254 (712) 345-678", "Room 12, block 3", true},
+		{"0712345678", "", true},                         // all digits: as its lower case
+		{"+1 555 0100 ext. 9", "Call 0100 first", false}, // as many other bytes as digits: not shorter
+		{"07 12 34 56 78", "12 34", true},
+		{"+44 20 7946 0958", "Ünïcode 20 79 ✓", true},
+		{"", "0712", false},
+	} {
+		t.Run(c.phone, func(t *testing.T) {
+			t.Parallel()
+			want := Student{ID: 7, RegistrationNo: "NBI-1", FirstName: "Amina", SecondName: "McDonald", GuardianPhone: c.phone, Notes: c.notes, Status: StatusEnrolled}
+			doc := newStudentDoc(want)
+			sn := buildSnapshot([]*studentDoc{&doc}, 1, time.Now())
+			raw := appendText(nil, c.phone, []byte(doc.Search))
+			if kept := len(raw) < len(c.phone)+1; kept != c.inSearch {
+				t.Errorf("phone kept in the search text = %v (%d bytes), want %v", kept, len(raw), c.inSearch)
+			}
+			for _, sealed := range []bool{false, true} {
+				if sealed {
+					sn.sealBy(1)
+				}
+				if got := sn.student(0); got != want {
+					t.Errorf("sealed %v: %+v, want %+v", sealed, got, want)
+				}
+			}
+		})
+	}
+}

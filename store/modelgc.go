@@ -24,8 +24,8 @@ import (
 // past gcHeadroom of models, GOGC is lowered to allow about gcHeadroom of
 // garbage (at least gcMinPercent), counting what the app holds besides
 // its models (gcBaseHeap): the percentage applies to all of it. At
-// 100,000 students with every schema 3 field filled: 32 for the sealed
-// model (9.6 MB, modeltext.go), 17 unsealed (22.8 MB); about 5 MB of
+// 100,000 students with every schema 3 field filled: 38 for the sealed
+// model (7.1 MB, modeltext.go), 17 unsealed (22 MB); about 5 MB of
 // garbage either way, as GOGC 18 on the unsealed model alone allowed.
 const (
 	gcHeadroom   = 5 << 20

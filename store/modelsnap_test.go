@@ -227,7 +227,7 @@ func TestSavedModelTornOrStaleRebuilt(t *testing.T) {
 			if _, err := s.col(colSnapshot).UpdateOne(t.Context(), d("_id", snapChunkID(h.Gen, 0)), d("$set", d("data", []byte("campus")))); err != nil {
 				t.Fatal(err)
 			}
-		}, "checksum"},
+		}, "torn"},
 		{"a chunk missing", func(t *testing.T, s *Store, h snapHead) {
 			if _, err := s.col(colSnapshot).DeleteOne(t.Context(), d("_id", snapChunkID(h.Gen, 0))); err != nil {
 				t.Fatal(err)
@@ -260,6 +260,9 @@ func TestSavedModelTornOrStaleRebuilt(t *testing.T) {
 			// and save afresh, making the saved model current again).
 			New(s.db, Options{ReadModel: ReadModelOn}).journal(t.Context(), journalEntry{Kind: entryReload}, nil)
 		}, "bulk change"},
+		{"of format 3 (every field, before the sealed form)", func(t *testing.T, s *Store, h snapHead) {
+			setHead(t, s, "format", 3)
+		}, "format 3"},
 		{"another format", func(t *testing.T, s *Store, h snapHead) {
 			setHead(t, s, "format", snapFormat+1)
 		}, "format"},
@@ -375,31 +378,94 @@ func TestSavedModelRoundTrip(t *testing.T) {
 	}
 }
 
-// A process that applied many journal entries since the saved model saves
-// it again when it closes (an app stopped for idleness), so that the next
-// one replays a short tail.
+// A process that applied journal entries since the saved model saves it
+// again when it closes (an app stopped for idleness), so that the next
+// one loads it sealed, with no tail to replay (which would unseal it).
 func TestSavedModelSavedAtClose(t *testing.T) {
 	t.Parallel()
-	ctx := t.Context()
-	s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
-	saved := head(t, s)
-	app := reopen(s, nil)
-	if _, err := app.ListStudents(ctx, ListOptions{}); err != nil {
+	for _, writes := range []int{1, snapTailByID + 1} {
+		t.Run(strconv.Itoa(writes), func(t *testing.T) {
+			t.Parallel()
+			ctx := t.Context()
+			s := savedSchool(t, "tenant-a", 10, studentNames("Amina"))
+			saved := head(t, s)
+			app := reopen(s, nil)
+			if _, err := app.ListStudents(ctx, ListOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for i := range writes {
+				mustCreate(t, s, fmt.Sprintf("T-%d", i), "Kofi", "Mensah")
+			}
+			if pg, err := app.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != int64(writes) {
+				t.Fatalf("the app after the writes: %d, %v", pg.Total, err)
+			}
+			if err := app.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h := head(t, s); h.Seq != saved.Seq+int64(writes) || h.Count != 10+writes {
+				t.Fatalf("head after Close = position %d, %d students; want %d, %d", h.Seq, h.Count, saved.Seq+int64(writes), 10+writes)
+			}
+			var why error = errors.New("no load")
+			next := reopen(s, func(err error) { why = err })
+			if got, err := next.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || why != nil || got.Total != int64(writes) {
+				t.Fatalf("a new process after Close: %d, %v, %v", got.Total, err, why)
+			}
+			next.rm.mu.RLock()
+			sealed, tail := next.rm.snap.sealed != nil, next.rm.snap.seq-next.rm.snap.saved
+			next.rm.mu.RUnlock()
+			if !sealed || tail != 0 {
+				t.Fatalf("the new process's model: sealed %v, %d entries replayed; want sealed, none", sealed, tail)
+			}
+		})
+	}
+}
+
+// A saved payload whose checksum holds but whose content is damaged (cut
+// anywhere, a byte changed anywhere: blocks, records, keys, orders) is
+// refused, or loads into a model every read of which works: the reads
+// of a loaded model trust it (checkSealed), so it never panics.
+func TestSavedModelDamagedPayloadChecked(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var docs []*studentDoc
+	for i := range 3000 { // texts and records past dictFrom: dictionaries saved
+		st := Student{ID: int64(2*i + 1), RegistrationNo: fmt.Sprintf("R-%d", i), FirstName: "Nia", SecondName: fmt.Sprintf("Kamau%d", i%7), CreatedAt: at, UpdatedAt: at}
+		benchRecord(&st, i)
+		doc := newStudentDoc(st)
+		docs = append(docs, &doc)
+	}
+	sn := buildSnapshot(docs, 5, at)
+	sn.seal()
+	if sn.sealed.tdict == nil {
+		t.Fatal("no dictionary: the payload would not hold one")
+	}
+	payload := encodeSnapshot(sn, "tenant")
+	if _, err := decodeSnapshot(payload, "tenant", 5, at); err != nil {
 		t.Fatal(err)
 	}
-	for i := range snapTailByID + 1 {
-		mustCreate(t, s, fmt.Sprintf("T-%d", i), "Kofi", "Mensah")
+	refused := 0
+	for off := 0; off < len(payload); off += 1 + len(payload)/997 {
+		if _, err := decodeSnapshot(payload[:off], "tenant", 5, at); err == nil {
+			t.Fatalf("a payload cut at %d of %d bytes loaded", off, len(payload))
+		}
+		for _, x := range []byte{0x01, 0x80, 0xff} {
+			bad := slices.Clone(payload)
+			bad[off] ^= x
+			got, err := decodeSnapshot(bad, "tenant", 5, at)
+			if err != nil {
+				refused++
+				continue
+			}
+			for pos := range got.count() { // every read works
+				got.view(pos)
+				got.key(ordFirst, pos, nil)
+				got.key(ordRegNo, pos, nil)
+			}
+			got.page(ListOptions{Query: "nia kamau3", PerPage: 50}, 50)
+			got.page(ListOptions{Sort: "first_name", PerPage: 50}, 50)
+		}
 	}
-	if pg, err := app.ListStudents(ctx, ListOptions{Query: "kofi"}); err != nil || pg.Total != snapTailByID+1 {
-		t.Fatalf("the app after the writes: %d, %v", pg.Total, err)
-	}
-	if err := app.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if h := head(t, s); h.Seq != saved.Seq+snapTailByID+1 || h.Count != 10+snapTailByID+1 {
-		t.Fatalf("head after Close = position %d, %d students; want %d, %d", h.Seq, h.Count, saved.Seq+snapTailByID+1, 10+snapTailByID+1)
-	}
-	if got, why := loadWith(t, s, ListOptions{Query: "kofi"}); why != nil || got.Total != snapTailByID+1 {
-		t.Fatalf("a new process after Close: %d, %v", got.Total, why)
+	if refused == 0 {
+		t.Fatal("no damaged payload refused")
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync"
@@ -35,18 +36,21 @@ import (
 // school's texts and records each get a dictionary: 64 KB of themselves,
 // from the middle of the school (s2's dictionaries).
 //
-// The trade-off, measured (docs/BENCHMARKS.md, helper "dense"): at
-// 100,000 students every field filled, the model takes 9.6 MB instead of
-// 22.8; a search that no cache answers decompresses 12.3 MB of texts
-// (5–8 ms more than the pass alone); a single change of a sealed model
-// costs one decompression and one compression of every block more than
-// before (tens of milliseconds, in the background). s2 rather than zstd:
+// The trade-off, measured (docs/BENCHMARKS.md, helpers "dense" and
+// "sealsnap"): at 100,000 students every field filled, the model takes
+// 7.1 MB instead of 22 (BenchmarkSavedModel); a search that no cache
+// answers decompresses 11 MB of texts (5–8 ms more than the pass alone);
+// a single change of a sealed model costs one decompression (~17 ms) and
+// one compression (~75 ms) of every block more than before, in the
+// background. The saved copy is this form (modelsnap.go): a woken
+// process is sealed from its load. s2 rather than zstd:
 // several times faster to decompress, and it keeps no decoder state
 // between uses.
 const (
 	textBlock      = 32 // students per sealed block
 	textCachedBlks = 4  // decompressed blocks a sealed model keeps
 	dictFrom       = 4 * s2.MaxDictSize
+	regRun         = 16 // registration number keys a run of regs: a key is read from its run's first
 )
 
 type sealedText struct {
@@ -65,10 +69,14 @@ type sealedText struct {
 	// a few KB instead of a big block.
 	tdict, rdict *s2.Dict
 	dictSize     int
-	// regs are the registration number keys (length, then the key):
-	// regAt[pos] is where the student's begins. The order by registration
-	// number is searched by them (a look-up before every create, every
-	// import row); the name orders are walked instead (page).
+	// regs are the registration number keys, in place order, front-coded
+	// by runs of regRun: the first of a run is its length, then the key;
+	// each next one the length it shares with the one before, then the
+	// length of the rest, then the rest (a school's numbers share most of
+	// their bytes: at 100,000 students 0.5 MB instead of 1.5).
+	// regAt[r] is where run r begins. The order by registration number is
+	// searched by them (a look-up before every create, every import row);
+	// the name orders are walked instead (page).
 	regs  []byte
 	regAt []int32
 
@@ -104,11 +112,12 @@ func textStarts(at []int32, texts []byte) []int32 {
 // a block, reading sn only.
 func (sn *snapshot) sealText(per int) *sealedText {
 	n := len(sn.ids)
-	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, n)}
+	st := &sealedText{per: per, size: len(sn.text), regAt: make([]int32, 0, (n+regRun-1)/regRun)}
 	blocks := (n + per - 1) / per
 	st.zat = make([]uint32, 0, 2*blocks+1)
 	z := make([]byte, 0, (len(sn.text)+len(sn.recs))/3)
-	regs := make([]byte, 0, 16*n)
+	regs := make([]byte, 0, 4*n)
+	var last []byte // the key before, in regs
 	// A dictionary for encoding builds its tables (hundreds of KB): the
 	// sealed form keeps fresh ones, for decoding only.
 	tenc, renc := sampleDict(sn.text), sampleDict(sn.recs)
@@ -125,8 +134,7 @@ func (sn *snapshot) sealText(per int) *sealedText {
 		for pos := first; pos < end; pos++ {
 			v := sn.rawView(pos)
 			recs = appendString(recs, v.raw)
-			st.regAt[pos] = int32(len(regs))
-			regs = appendString(regs, v.keys[ordRegNo])
+			regs, last = st.appendReg(regs, pos, last, v.keys[ordRegNo])
 		}
 		st.recSize += len(recs)
 		stop := len(sn.text)
@@ -185,11 +193,35 @@ func (sn *snapshot) keysAt(pos int) (lens [numKeys]int, search []byte, ok bool) 
 	return lens, search, true
 }
 
+// appendReg appends the key of the student at pos to regs, after last
+// (the key before it, in regs), and returns regs and where key is in it.
+func (st *sealedText) appendReg(regs []byte, pos int, last, key []byte) ([]byte, []byte) {
+	if pos%regRun == 0 {
+		st.regAt = append(st.regAt, int32(len(regs)))
+		regs = appendString(regs, key)
+		return regs, regs[len(regs)-len(key):]
+	}
+	shared := 0
+	for shared < min(len(last), len(key)) && last[shared] == key[shared] {
+		shared++
+	}
+	regs = binary.AppendUvarint(regs, uint64(shared))
+	regs = appendString(regs, key[shared:])
+	return regs, key
+}
+
 // regKey is the registration number key of the student at pos of a
-// sealed snapshot.
-func (st *sealedText) regKey(pos int) []byte {
-	k, _ := readBytes(st.regs, int(st.regAt[pos]))
-	return k
+// sealed snapshot, written to buf (grown when too small).
+func (st *sealedText) regKey(pos int, buf []byte) []byte {
+	k, off := readBytes(st.regs, int(st.regAt[pos/regRun]))
+	buf = append(buf[:0], k...)
+	for range pos % regRun {
+		var shared uint64
+		shared, off = readUvarint(st.regs, off)
+		k, off = readBytes(st.regs, off)
+		buf = append(buf[:shared], k...)
+	}
+	return buf
 }
 
 // seal seals sn's texts now (a snapshot no one else sees yet, or under
@@ -245,22 +277,31 @@ func (st *sealedText) blocks() int { return (len(st.zat) - 1) / 2 }
 
 // decode decompresses part i of z (zat) into buf (grown when too small).
 func (st *sealedText) decode(i int, buf []byte) []byte {
-	src := st.z[st.zat[i]:st.zat[i+1]]
-	n, err := s2.DecodedLen(src)
-	if err == nil {
-		if cap(buf) < n {
-			buf = make([]byte, n)
-		}
-		if d := [...]*s2.Dict{st.tdict, st.rdict}[i%2]; d != nil {
-			buf, err = d.Decode(buf[:n], src)
-		} else {
-			buf, err = s2.Decode(buf[:n], src)
-		}
-	}
+	buf, err := st.decodeChecked(i, buf, st.size+st.recSize)
 	if err != nil {
-		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process
+		panic(fmt.Sprintf("read model: a damaged block: %v", err)) // written by this process, or checked when loaded (checkSealed)
 	}
 	return buf
+}
+
+// decodeChecked is decode, saying what is wrong with a damaged part, and
+// refusing one that claims more than limit bytes.
+func (st *sealedText) decodeChecked(i int, buf []byte, limit int) ([]byte, error) {
+	src := st.z[st.zat[i]:st.zat[i+1]]
+	n, err := s2.DecodedLen(src)
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, fmt.Errorf("%d bytes, more than %d", n, limit)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	if d := [...]*s2.Dict{st.tdict, st.rdict}[i%2]; d != nil {
+		return d.Decode(buf[:n], src)
+	}
+	return s2.Decode(buf[:n], src)
 }
 
 // block returns block b decompressed, from the cache or into it.

@@ -73,27 +73,39 @@ func TestSealedModelAnswersAsUnsealed(t *testing.T) {
 				if sealed.bytes() >= raw.bytes() && per >= 64 && len(c.docs) > 100 { // (tiny blocks do not compress)
 					t.Errorf("sealed %d bytes, unsealed %d", sealed.bytes(), raw.bytes())
 				}
-				for _, doc := range c.docs {
-					g, gok := sealed.doc(doc.ID)
-					w, wok := raw.doc(doc.ID)
-					if g != w || !gok || !wok {
-						t.Errorf("student %d: %+v, want %+v", doc.ID, g, w)
+				// Saved and loaded again (modelsnap.go): the sealed form as
+				// it is, blocks of per students.
+				loaded, err := decodeSnapshot(encodeSnapshot(sealed, "tenant"), "tenant", 5, at)
+				if err != nil {
+					t.Fatalf("load the saved copy: %v", err)
+				}
+				if loaded.sealed.per != per || loaded.bytes() != sealed.bytes() {
+					t.Errorf("loaded: %d a block, %d bytes; saved %d, %d", loaded.sealed.per, loaded.bytes(), per, sealed.bytes())
+				}
+				for _, sealed := range []*snapshot{sealed, loaded} {
+					for _, doc := range c.docs {
+						g, gok := sealed.doc(doc.ID)
+						w, wok := raw.doc(doc.ID)
+						if g != w || !gok || !wok {
+							t.Errorf("student %d: %+v, want %+v", doc.ID, g, w)
+						}
+						if g, w := sealed.withKey(doc.RegNoKey), raw.withKey(doc.RegNoKey); !slices.Equal(g, w) {
+							t.Errorf("key %q: %+v, want %+v", doc.RegNoKey, g, w)
+						}
 					}
-					if g, w := sealed.withKey(doc.RegNoKey), raw.withKey(doc.RegNoKey); !slices.Equal(g, w) {
-						t.Errorf("key %q: %+v, want %+v", doc.RegNoKey, g, w)
+					for _, o := range queries {
+						if g, w := sealed.page(o, 7), raw.page(o, 7); !reflect.DeepEqual(g, w) {
+							t.Errorf("%+v: %d %v, want %d %v", o, g.Total, regNos(g), w.Total, regNos(w))
+						}
+						if g, w := sealed.facets(o), raw.facets(o); !reflect.DeepEqual(g, w) {
+							t.Errorf("%+v: facets %+v, want %+v", o, g, w)
+						}
 					}
 				}
-				for _, o := range queries {
-					if g, w := sealed.page(o, 7), raw.page(o, 7); !reflect.DeepEqual(g, w) {
-						t.Errorf("%+v: %d %v, want %d %v", o, g.Total, regNos(g), w.Total, regNos(w))
-					}
-					if g, w := sealed.facets(o), raw.facets(o); !reflect.DeepEqual(g, w) {
-						t.Errorf("%+v: facets %+v, want %+v", o, g, w)
-					}
-				}
-				if g, w := encodeSnapshot(sealed, "tenant"), encodeSnapshot(raw, "tenant"); !bytes.Equal(g, w) {
+				if g, w := encodeSnapshot(sealed, "tenant"), encodeSnapshot(raw, "tenant"); per == textBlock && !bytes.Equal(g, w) {
 					t.Errorf("saved copy of %d bytes, unsealed %d", len(g), len(w))
 				}
+				sameSnapshot(t, "loaded", loaded, raw)
 				sealed.unseal()
 				sameSnapshot(t, "unsealed again", sealed, raw)
 			})

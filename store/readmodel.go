@@ -223,6 +223,9 @@ type readModel struct {
 	flight *flight // the running look at the journal, nil when none
 
 	sealing atomic.Bool // sealLater runs
+	// smu makes seals one at a time: a second (a save right after the
+	// seal a change started) waits for the first and finds it done.
+	smu sync.Mutex
 }
 
 func newReadModel() *readModel {
@@ -499,6 +502,7 @@ func (s *Store) startLoadLocked() chan struct{} {
 		defer cancel()
 		sn, save, refused, err := s.loadSnapshot(ctx)
 		rm.mu.Lock()
+		sealed := err == nil && sn.sealed != nil
 		if err == nil {
 			// Even when the old snapshot has applied later entries: the
 			// next catchUp applies them to this one (entries are
@@ -518,7 +522,12 @@ func (s *Store) startLoadLocked() chan struct{} {
 		if save {
 			s.saveModel(ctx, sn, refused)
 		}
-		if err == nil {
+		switch {
+		case sealed:
+			// Loaded sealed (its saved copy, no tail to apply): what is
+			// left of the load is garbage.
+			releaseLoadGarbage()
+		case err == nil:
 			// Sealed a moment later: a woken school's first page waits
 			// for this load, and goes first (modeltext.go).
 			t := time.NewTimer(sealAfterLoad)
@@ -756,6 +765,8 @@ func (s *Store) catchUp(ctx context.Context) error {
 // comes meanwhile; it reports whether the model is sealed (or empty).
 func (s *Store) sealModel() bool {
 	rm := s.rm
+	rm.smu.Lock()
+	defer rm.smu.Unlock()
 	rm.mu.RLock()
 	sn := rm.snap
 	if sn == nil || sn.sealed != nil || len(sn.ids) == 0 {
@@ -919,6 +930,9 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	if err != nil || tenantID == "" {
 		return
 	}
+	// The saved copy is the sealed form: sealed first, the work is done
+	// once for both (encodeSnapshot seals for itself if a change came).
+	s.sealModel()
 	s.rm.mu.RLock()
 	if s.rm.snap != sn || sn.stale() {
 		s.rm.mu.RUnlock()
@@ -926,21 +940,22 @@ func (s *Store) saveModel(ctx context.Context, sn *snapshot, refused string) {
 	}
 	raw, seq, n := encodeSnapshot(sn, tenantID), sn.seq, sn.count()
 	s.rm.mu.RUnlock()
-	if s.writeSnapshot(ctx, tenantID, seq, n, compress(raw), refused) == nil {
+	if s.writeSnapshot(ctx, tenantID, seq, n, raw, refused) == nil {
 		s.rm.mu.Lock()
 		sn.saved = max(sn.saved, seq)
 		s.rm.mu.Unlock()
 	}
 }
 
-// saveIfBehind saves this process's model when it has applied more
-// journal entries than the next starting process should replay one by
-// one: Close calls it, so that an app stopped for idleness leaves its
-// school's saved model current.
+// saveIfBehind saves this process's model when it has applied journal
+// entries since its saved copy: Close calls it, so that an app stopped
+// for idleness leaves its school's saved model current, and the next
+// process loads it sealed as it is (a tail to replay unseals it whole
+// first, as any change does: modeltext.go).
 func (s *Store) saveIfBehind(ctx context.Context) {
 	s.rm.mu.RLock()
 	sn := s.rm.snap
-	behind := sn != nil && !sn.stale() && sn.seq-sn.saved > snapTailByID
+	behind := sn != nil && !sn.stale() && sn.seq > sn.saved
 	s.rm.mu.RUnlock()
 	if behind {
 		s.saveModel(ctx, sn, "")

@@ -48,10 +48,15 @@ func (cs *coldSystem) useAndMeasure(ctx context.Context, c *coldClass, n int) {
 	if body, code, err := getBody(ctx, "http://"+addr+"/metrics", c.t.PrimaryHost); err == nil && code == http.StatusOK {
 		var parts []string
 		for _, m := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_next_gc_bytes", "go_memstats_heap_inuse_bytes",
-			"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+			"go_memstats_heap_idle_bytes", "go_memstats_heap_released_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes",
+			"go_gc_gogc_percent"} {
 			for line := range strings.SplitSeq(string(body), "\n") {
 				if v, ok := strings.CutPrefix(line, m+" "); ok {
 					f, _ := strconv.ParseFloat(v, 64)
+					if pct, ok := strings.CutPrefix(m, "go_gc_"); ok { // GOGC, as the app set it (store/modelgc.go)
+						parts = append(parts, fmt.Sprintf("%s %.0f", pct, f))
+						continue
+					}
 					parts = append(parts, fmt.Sprintf("%s %.1f MB", strings.TrimSuffix(strings.TrimPrefix(m, "go_memstats_"), "_bytes"), f/1e6))
 				}
 			}

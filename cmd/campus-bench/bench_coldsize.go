@@ -86,6 +86,20 @@ func runColdSizes(ctx context.Context, e *env, cfg coldSizesConfig) error {
 		systems = append(systems, cs)
 	}
 
+	if len(systems) > 1 {
+		// The schools were filled by this tree's store, which saved their
+		// read model in its own format: another binary refuses that one and
+		// loads the collection at its first wake. One wake of each school,
+		// not counted, lets each binary save its own first.
+		fmt.Fprintf(e.stderr, "one wake per school, not counted (each binary saves its read model)...\n")
+		for _, cs := range systems {
+			for _, c := range cs.classes {
+				if err := cs.wake(ctx, &coldClass{size: c.size, t: c.t}, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	// The apps' binaries as a machine in service has them: read back from
 	// disk by the first wake, not left in the page cache whole by the
 	// build (every page cached makes each fault map its neighbours too,
