@@ -275,7 +275,14 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("unversioned URL Cache-Control %q", cc)
 	}
 	wantCode(t, b.get("/static/nope.css"), http.StatusNotFound)
-	wantCode(t, b.get("/static/app.js"), http.StatusOK)
+	for name, want := range map[string]string{"bootstrap.min.css": "text/css; charset=utf-8", "app.css": "text/css; charset=utf-8",
+		"app.js": "text/javascript; charset=utf-8", "bootstrap-LICENSE.txt": "text/plain; charset=utf-8"} {
+		r := b.get("/static/" + name)
+		wantCode(t, r, http.StatusOK)
+		if ct := r.header.Get("Content-Type"); ct != want {
+			t.Errorf("%s: Content-Type %q, want %q", name, ct, want)
+		}
+	}
 	if strings.Contains(page.body, "//cdn") || strings.Contains(page.body, "https://") {
 		t.Error("the page refers to another site")
 	}
