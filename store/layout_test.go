@@ -1,54 +1,22 @@
 package store
 
 import (
-	"context"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/campus-saas/campus/internal/mongotest"
 )
 
-// commandLog records the names of the commands a client sends.
-type commandLog struct {
-	mu    sync.Mutex
-	names []string
-}
-
-func (c *commandLog) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.names
-	c.names = nil
-	return out
-}
-
-// writeCommands are the commands that write (or make collections and
-// indexes).
-var writeCommands = []string{"insert", "update", "delete", "findAndModify", "create", "createIndexes", "drop", "dropIndexes", "renameCollection"}
-
 // processStore is a Store over db as a new process has it: its own client
 // (nothing cached), recording the commands it sends.
-func processStore(t *testing.T, db *mongo.Database) (*Store, *commandLog) {
+func processStore(t *testing.T, db *mongo.Database) (*Store, *mongotest.Commands) {
 	t.Helper()
-	log := &commandLog{}
-	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		log.mu.Lock()
-		log.names = append(log.names, e.CommandName)
-		log.mu.Unlock()
-	}}
-	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI(t)).SetMonitor(mon))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { client.Disconnect(context.Background()) })
-	return New(client.Database(db.Name()), Options{}), log
+	client, cmds := mongotest.RecordingClient(t)
+	return New(client.Database(db.Name()), Options{}), cmds
 }
 
 func hasIndex(t *testing.T, db *mongo.Database, col, name string) bool {
@@ -112,9 +80,8 @@ func TestStartTenant(t *testing.T) {
 
 			s, log := processStore(t, db)
 			from, to, err := s.StartTenant(ctx, c.tenant)
-			cmds := log.take()
-			wrote := slices.ContainsFunc(cmds, func(n string) bool { return slices.Contains(writeCommands, n) })
-			if !c.writes && wrote {
+			cmds := log.Take()
+			if !c.writes && mongotest.Writes(cmds) {
 				t.Errorf("the start wrote: %v", cmds)
 			}
 			if c.err != nil {
@@ -143,7 +110,7 @@ func TestStartTenant(t *testing.T) {
 			if _, _, err := s2.StartTenant(ctx, idA); err != nil {
 				t.Fatal(err)
 			}
-			if cmds := log2.take(); len(cmds) > 3 {
+			if cmds := log2.Take(); len(cmds) > 3 {
 				t.Errorf("the start after sent %d commands: %v", len(cmds), cmds)
 			}
 		})
@@ -164,13 +131,13 @@ func TestMigrateTenantOfStampedWritesNothing(t *testing.T) {
 	if _, _, err := s.MigrateTenant(ctx, idA); err != nil {
 		t.Fatal(err)
 	}
-	if cmds := log.take(); slices.ContainsFunc(cmds, func(n string) bool { return slices.Contains(writeCommands, n) }) {
+	if cmds := log.Take(); mongotest.Writes(cmds) {
 		t.Errorf("migrating a current database wrote: %v", cmds)
 	}
 	if _, _, err := s.MigrateTenant(ctx, idB); !errors.Is(err, ErrWrongTenant) {
 		t.Errorf("MigrateTenant of another tenant: %v", err)
 	}
-	if cmds := log.take(); slices.ContainsFunc(cmds, func(n string) bool { return slices.Contains(writeCommands, n) }) {
+	if cmds := log.Take(); mongotest.Writes(cmds) {
 		t.Errorf("a refused migration wrote: %v", cmds)
 	}
 }

@@ -1,16 +1,10 @@
 package tenancy_test
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"slices"
-	"sync"
 	"testing"
-
-	"go.mongodb.org/mongo-driver/v2/event"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
@@ -18,42 +12,12 @@ import (
 	"github.com/campus-saas/campus/tenancy"
 )
 
-// commands records the names of the commands a client sends.
-type commands struct {
-	mu    sync.Mutex
-	names []string
-}
-
-func (c *commands) take() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.names
-	c.names = nil
-	return out
-}
-
-func (c *commands) wrote() bool {
-	return slices.ContainsFunc(c.take(), func(n string) bool {
-		return slices.Contains([]string{"insert", "update", "delete", "findAndModify", "create", "createIndexes", "drop"}, n)
-	})
-}
-
 // startStore is the store of t's database as a starting app has it: a
 // client of its own, whose commands are recorded.
-func startStore(tb *testing.T, t registry.Tenant) (*store.Store, *commands) {
+func startStore(tb *testing.T, t registry.Tenant) (*store.Store, *mongotest.Commands) {
 	tb.Helper()
-	c := &commands{}
-	mon := &event.CommandMonitor{Started: func(_ context.Context, e *event.CommandStartedEvent) {
-		c.mu.Lock()
-		c.names = append(c.names, e.CommandName)
-		c.mu.Unlock()
-	}}
-	client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI(tb)).SetMonitor(mon))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { client.Disconnect(context.Background()) })
-	return store.New(client.Database(t.Database), store.Options{}), c
+	client, cmds := mongotest.RecordingClient(tb)
+	return store.New(client.Database(t.Database), store.Options{}), cmds
 }
 
 // TestStartOfCurrentDatabase: an app start (with --migrate, as the
@@ -79,7 +43,7 @@ func TestStartOfCurrentDatabase(t *testing.T) {
 		}
 		// The stamp twice (the empty check, then the migration), the
 		// schema version, and the server's kind (once per process).
-		if cmds := c.take(); len(cmds) > 4 || slices.ContainsFunc(cmds, func(n string) bool { return n != "find" && n != "buildInfo" }) {
+		if cmds := c.Take(); len(cmds) > 4 || slices.ContainsFunc(cmds, func(n string) bool { return n != "find" && n != "buildInfo" }) {
 			t.Errorf("start %d of a current database sent %v", i, cmds)
 		}
 	}
@@ -92,7 +56,7 @@ func TestStartOfCurrentDatabase(t *testing.T) {
 		if !errors.Is(err, store.ErrWrongTenant) {
 			t.Errorf("start of another tenant's database (migrate %v): %v, want ErrWrongTenant", migrate, err)
 		}
-		if c.wrote() {
+		if mongotest.Writes(c.Take()) {
 			t.Errorf("a refused start (migrate %v) wrote", migrate)
 		}
 	}
@@ -103,7 +67,7 @@ func TestStartOfCurrentDatabase(t *testing.T) {
 	if err := tenancy.CheckServed(ctx, st, a, true, log); err != nil {
 		t.Errorf("start after the refused ones: %v", err)
 	}
-	if c.wrote() {
+	if mongotest.Writes(c.Take()) {
 		t.Error("the start after the refused ones wrote")
 	}
 }
