@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/campus-saas/campus/internal/mongotest"
 	"github.com/campus-saas/campus/registry"
@@ -274,7 +275,14 @@ func TestStaticFiles(t *testing.T) {
 		t.Errorf("unversioned URL Cache-Control %q", cc)
 	}
 	wantCode(t, b.get("/static/nope.css"), http.StatusNotFound)
-	wantCode(t, b.get("/static/app.js"), http.StatusOK)
+	for name, want := range map[string]string{"bootstrap.min.css": "text/css; charset=utf-8", "app.css": "text/css; charset=utf-8",
+		"app.js": "text/javascript; charset=utf-8", "bootstrap-LICENSE.txt": "text/plain; charset=utf-8"} {
+		r := b.get("/static/" + name)
+		wantCode(t, r, http.StatusOK)
+		if ct := r.header.Get("Content-Type"); ct != want {
+			t.Errorf("%s: Content-Type %q, want %q", name, ct, want)
+		}
+	}
 	if strings.Contains(page.body, "//cdn") || strings.Contains(page.body, "https://") {
 		t.Error("the page refers to another site")
 	}
@@ -348,5 +356,52 @@ func TestHostsFollowTheRecord(t *testing.T) {
 		if got := served(start.PrimaryHost); got != http.StatusOK {
 			t.Errorf("record of %s/%s: own primary host %d, want 200 (start-up hosts kept)", foreign.Name, foreign.ID, got)
 		}
+	}
+}
+
+// TestReadinessReasons: /readyz reads the schema version once; when that
+// fails it tells an unreachable database from a failed schema check.
+func TestReadinessReasons(t *testing.T) {
+	cases := []struct {
+		name string
+		// store returns the app's store over db, migrated.
+		store func(t *testing.T, db *mongo.Database) *store.Store
+		code  int
+		body  string
+	}{
+		{"ready", func(t *testing.T, db *mongo.Database) *store.Store { return store.New(db, store.Options{}) }, http.StatusOK, "ready"},
+		{"unreachable", func(t *testing.T, db *mongo.Database) *store.Store {
+			client, err := mongo.Connect(options.Client().ApplyURI(mongotest.URI(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			client.Disconnect(context.Background())
+			return store.New(client.Database(db.Name()), store.Options{})
+		}, http.StatusServiceUnavailable, "database unreachable"},
+		{"unreadable schema version", func(t *testing.T, db *mongo.Database) *store.Store {
+			if _, err := db.Collection("meta").UpdateOne(context.Background(), bson.D{{Key: "_id", Value: "schema"}},
+				bson.D{{Key: "$set", Value: bson.D{{Key: "version", Value: "four"}}}}); err != nil {
+				t.Fatal(err)
+			}
+			return store.New(db, store.Options{})
+		}, http.StatusServiceUnavailable, "schema check failed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := mongotest.Database(t)
+			if _, _, err := store.New(db, store.Options{}).Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			tenant, _ := registry.NewTenant("acme", []string{"acme.school.localhost"}, "")
+			h, err := NewServer(Config{Tenant: tenant, Store: c.store(t, db), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/readyz", nil))
+			if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.body) {
+				t.Errorf("readyz: %d %q, want %d %q", rec.Code, rec.Body.String(), c.code, c.body)
+			}
+		})
 	}
 }

@@ -44,38 +44,56 @@ func (e *TenantMismatchError) Error() string {
 // Is makes errors.Is(err, ErrWrongTenant) true.
 func (e *TenantMismatchError) Is(target error) bool { return target == ErrWrongTenant }
 
-// TenantID returns the tenant ID the database is stamped with, or "".
-func (s *Store) TenantID(ctx context.Context) (string, error) {
-	var doc struct {
-		TenantID string `bson:"tenant_id"`
-	}
+// stampDoc is the tenant document: the stamp, and the layout of the last
+// migration that completed (migrationLayout, layout.go).
+type stampDoc struct {
+	TenantID string `bson:"tenant_id"`
+	Layout   string `bson:"layout,omitempty"`
+}
+
+// readStamp reads the tenant document; an unstamped database gives a
+// zero one.
+func (s *Store) readStamp(ctx context.Context) (stampDoc, error) {
+	var doc stampDoc
 	err := s.col(colMeta).FindOne(ctx, d("_id", tenantDocID)).Decode(&doc)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return "", nil
+		return stampDoc{}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read tenant ID of %s: %w", s.DatabaseName(), err)
+		return stampDoc{}, fmt.Errorf("read tenant ID of %s: %w", s.DatabaseName(), err)
 	}
-	return doc.TenantID, nil
+	return doc, nil
+}
+
+// TenantID returns the tenant ID the database is stamped with, or "".
+func (s *Store) TenantID(ctx context.Context) (string, error) {
+	doc, err := s.readStamp(ctx)
+	return doc.TenantID, err
 }
 
 // CheckTenant returns nil when the database is stamped with tenantID, a
 // *TenantMismatchError when it is stamped with another, and an error
 // wrapping ErrNotStamped when it is not stamped.
 func (s *Store) CheckTenant(ctx context.Context, tenantID string) error {
+	_, err := s.checkStamp(ctx, tenantID)
+	return err
+}
+
+// checkStamp is CheckTenant, giving the tenant document it read.
+func (s *Store) checkStamp(ctx context.Context, tenantID string) (stampDoc, error) {
 	if tenantID == "" {
-		return errors.New("check tenant: empty tenant ID")
+		return stampDoc{}, errors.New("check tenant: empty tenant ID")
 	}
-	got, err := s.TenantID(ctx)
+	doc, err := s.readStamp(ctx)
 	switch {
 	case err != nil:
-		return err
-	case got == "":
-		return fmt.Errorf("database %s: %w", s.DatabaseName(), ErrNotStamped)
-	case got != tenantID:
-		return &TenantMismatchError{Database: s.DatabaseName(), Want: tenantID, Got: got}
+		return stampDoc{}, err
+	case doc.TenantID == "":
+		return doc, fmt.Errorf("database %s: %w", s.DatabaseName(), ErrNotStamped)
+	case doc.TenantID != tenantID:
+		return doc, &TenantMismatchError{Database: s.DatabaseName(), Want: tenantID, Got: doc.TenantID}
 	}
-	return nil
+	return doc, nil
 }
 
 // stamp records tenantID in an unstamped database, or checks the stamp.
@@ -92,18 +110,28 @@ func (s *Store) stamp(ctx context.Context, tenantID string) error {
 // MigrateTenant is Migrate for the tenant with ID tenantID: a database
 // stamped for another tenant is refused before anything is written
 // (*TenantMismatchError); an unstamped one (new, or from before tenant
-// IDs) is stamped with tenantID first.
+// IDs) is stamped with tenantID first. A migration that completed is
+// recorded in the stamp (its layout), for StartTenant.
 func (s *Store) MigrateTenant(ctx context.Context, tenantID string) (from, to int, err error) {
 	if tenantID == "" {
 		return 0, 0, errors.New("migrate: empty tenant ID")
 	}
-	if err := s.CheckTenant(ctx, tenantID); err != nil && !errors.Is(err, ErrNotStamped) {
+	doc, err := s.checkStamp(ctx, tenantID)
+	switch {
+	case errors.Is(err, ErrNotStamped):
+		if err := s.stamp(ctx, tenantID); err != nil {
+			return 0, 0, fmt.Errorf("migrate: %w", err)
+		}
+	case err != nil:
 		return 0, 0, fmt.Errorf("migrate: %w", err)
 	}
-	if err := s.stamp(ctx, tenantID); err != nil {
-		return 0, 0, fmt.Errorf("migrate: %w", err)
+	if from, to, err = s.Migrate(ctx); err != nil {
+		return from, to, err
 	}
-	return s.Migrate(ctx)
+	if err := s.recordLayout(ctx, tenantID, doc.Layout); err != nil {
+		return from, to, fmt.Errorf("migrate: %w", err)
+	}
+	return from, to, nil
 }
 
 // Empty reports whether the database has no collections at all: nobody
@@ -290,18 +318,7 @@ func (s *Store) Migrate(ctx context.Context) (from, to int, err error) {
 // A change to indexes() therefore needs no new schema version: a missing
 // index sends the next start through the whole migration.
 func (s *Store) indexesComplete(ctx context.Context) (bool, error) {
-	want := map[string][]string{colStudents: {regNoKeyIndex}}
-	for _, ix := range indexes() {
-		if ix.onlyIndexing && s.useModel(ctx) {
-			continue
-		}
-		name := "expires_at" // a TTL index is this or expires_at_ttl (createIndex)
-		if !ix.ttl {
-			name = indexName(ix.model.Options)
-		}
-		want[ix.collection] = append(want[ix.collection], name)
-	}
-	for col, names := range want {
+	for col, names := range s.wantedIndexes(ctx) {
 		specs, err := s.col(col).Indexes().ListSpecifications(ctx)
 		if err != nil {
 			return false, fmt.Errorf("list indexes of %s: %w", col, err)
@@ -317,6 +334,22 @@ func (s *Store) indexesComplete(ctx context.Context) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// wantedIndexes are the names of the indexes Migrate makes, by collection.
+func (s *Store) wantedIndexes(ctx context.Context) map[string][]string {
+	want := map[string][]string{colStudents: {regNoKeyIndex}}
+	for _, ix := range indexes() {
+		if ix.onlyIndexing && s.useModel(ctx) {
+			continue
+		}
+		name := "expires_at" // a TTL index is this or expires_at_ttl (createIndex)
+		if !ix.ttl {
+			name = indexName(ix.model.Options)
+		}
+		want[ix.collection] = append(want[ix.collection], name)
+	}
+	return want
 }
 
 // indexName is the name an index's options set.

@@ -89,9 +89,11 @@ func MigrateDatabase(ctx context.Context, uri string, t registry.Tenant, logger 
 	return migrateStore(ctx, st, t, logger)
 }
 
-// migrateStore is MigrateDatabase on an open store.
+// migrateStore is MigrateDatabase on an open store: at a start, so a
+// database this binary has migrated before is not checked again
+// (store.StartTenant).
 func migrateStore(ctx context.Context, st *store.Store, t registry.Tenant, logger *slog.Logger) error {
-	from, to, err := st.MigrateTenant(ctx, t.ID)
+	from, to, err := st.StartTenant(ctx, t.ID)
 	if errors.Is(err, store.ErrRegNoConflicts) {
 		// Migrated except for one index: serve, and say what to do.
 		logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
@@ -153,22 +155,16 @@ func OpenServed(ctx context.Context, uri string, t registry.Tenant, migrate bool
 	if err != nil {
 		return nil, err
 	}
-	err = func() error {
-		if migrate {
-			// An app never makes its school's database: create and restore
-			// do, stamped, before the school is active. An empty one is a
-			// school purged while this app was starting (its record read
-			// just before): stamping it would bring the purged school's
-			// database back, stamped, in the way of its restore.
-			if empty, err := st.Empty(ctx); err != nil {
-				return err
-			} else if empty {
-				return &NoDatabaseError{Tenant: t}
-			}
-			if err := migrateStore(ctx, st, t, logger); err != nil {
-				return err
-			}
-		}
+	if err := checkServed(ctx, st, t, migrate, logger); err != nil {
+		st.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	return st, nil
+}
+
+// checkServed is what OpenServed does on the open store of t.
+func checkServed(ctx context.Context, st *store.Store, t registry.Tenant, migrate bool, logger *slog.Logger) error {
+	if !migrate {
 		if err := CheckDatabase(ctx, st, t); err != nil {
 			return err
 		}
@@ -176,10 +172,22 @@ func OpenServed(ctx context.Context, uri string, t registry.Tenant, migrate bool
 			return fmt.Errorf("database %q of tenant %q: %w", t.Database, t.Name, err)
 		}
 		return nil
-	}()
-	if err != nil {
-		st.Close(context.WithoutCancel(ctx))
-		return nil, err
 	}
-	return st, nil
+	// An app never makes its school's database: create and restore do,
+	// stamped, before the school is active. An empty one is a school
+	// purged while this app was starting (its record read just before):
+	// stamping it would bring the purged school's database back, stamped,
+	// in the way of its restore. A stamped database is not empty.
+	if id, err := st.TenantID(ctx); err != nil {
+		return err
+	} else if id == "" {
+		if empty, err := st.Empty(ctx); err != nil {
+			return err
+		} else if empty {
+			return &NoDatabaseError{Tenant: t}
+		}
+	}
+	// The migration refuses a database stamped for another tenant, and
+	// leaves the database at this binary's schema.
+	return migrateStore(ctx, st, t, logger)
 }

@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/text/feature/plural"
 	"golang.org/x/text/language"
@@ -176,59 +177,78 @@ func (l *Lang) Keys() []string {
 // form of a plural), for tests.
 func (l *Lang) Entry(key string) string { return l.plain[key] }
 
-var langs = mustLoad()
+// catalogues holds each language's catalogue, parsed on its first use: an
+// app shows its school's language (and the visitors' choices, where the
+// school allows them), so a start parses only what it shows.
+var catalogues = func() map[string]*catalogue {
+	m := make(map[string]*catalogue, len(Languages))
+	for _, l := range Languages {
+		m[l.Code] = &catalogue{lang: l}
+	}
+	return m
+}()
+
+type catalogue struct {
+	lang Language
+	once sync.Once
+	l    *Lang
+}
 
 // Get returns the language with the code, or the default one.
 func Get(code string) *Lang {
-	if l, ok := langs[code]; ok {
-		return l
+	c, ok := catalogues[code]
+	if !ok {
+		c = catalogues[Default]
 	}
-	return langs[Default]
+	c.once.Do(func() { c.l = mustLoad(c.lang) })
+	return c.l
 }
 
-// mustLoad builds one catalogue from the embedded files: a bad file is a
-// programming error, caught by every test that imports the package.
-func mustLoad() map[string]*Lang {
-	out, err := load(messageFS)
+// mustLoad builds a language's catalogue from the embedded files: a bad
+// file is a programming error, caught by TestEveryCatalogueLoads.
+func mustLoad(l Language) *Lang {
+	out, err := load(messageFS, l)
 	if err != nil {
 		panic(err)
 	}
 	return out
 }
 
-func load(fsys fs.FS) (map[string]*Lang, error) {
-	b := catalog.NewBuilder(catalog.Fallback(language.English))
-	plains := map[string]map[string]string{}
-	plurals := map[string]map[string]bool{}
-	for _, l := range Languages {
-		name := "messages/" + l.Code + ".json"
-		data, err := fs.ReadFile(fsys, name)
+// load builds the catalogue of l. Each language has a catalogue of its
+// own: a key without an entry in it is the format itself (as English).
+func load(fsys fs.FS, l Language) (*Lang, error) {
+	b := catalog.NewBuilder()
+	plain, plural, err := loadFile(fsys, b, l)
+	if err != nil {
+		return nil, err
+	}
+	return &Lang{Code: l.Code, plain: plain, plural: plural, printer: message.NewPrinter(l.tag, message.Catalog(b))}, nil
+}
+
+// loadFile sets the entries of l's file in b, and returns its keys.
+func loadFile(fsys fs.FS, b *catalog.Builder, l Language) (map[string]string, map[string]bool, error) {
+	name := "messages/" + l.Code + ".json"
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read catalogue %s: %w", name, err)
+	}
+	entries := map[string]json.RawMessage{}
+	if err := json.Unmarshal(data, &entries); err != nil {
+		return nil, nil, fmt.Errorf("parse catalogue %s: %w", path.Base(name), err)
+	}
+	plain, plural := make(map[string]string, len(entries)), make(map[string]bool, len(entries))
+	for key, raw := range entries {
+		msg, other, err := parseEntry(raw)
+		plural[key] = !json.Valid(raw) || raw[0] == '{'
 		if err != nil {
-			return nil, fmt.Errorf("read catalogue %s: %w", name, err)
+			return nil, nil, fmt.Errorf("catalogue %s, entry %q: %w", path.Base(name), key, err)
 		}
-		entries := map[string]json.RawMessage{}
-		if err := json.Unmarshal(data, &entries); err != nil {
-			return nil, fmt.Errorf("parse catalogue %s: %w", path.Base(name), err)
+		if err := b.Set(l.tag, key, msg); err != nil {
+			return nil, nil, fmt.Errorf("catalogue %s, entry %q: %w", path.Base(name), key, err)
 		}
-		plain, plural := map[string]string{}, map[string]bool{}
-		for key, raw := range entries {
-			msg, other, err := parseEntry(raw)
-			plural[key] = !json.Valid(raw) || raw[0] == '{'
-			if err != nil {
-				return nil, fmt.Errorf("catalogue %s, entry %q: %w", path.Base(name), key, err)
-			}
-			if err := b.Set(l.tag, key, msg); err != nil {
-				return nil, fmt.Errorf("catalogue %s, entry %q: %w", path.Base(name), key, err)
-			}
-			plain[key] = other
-		}
-		plains[l.Code], plurals[l.Code] = plain, plural
+		plain[key] = other
 	}
-	out := map[string]*Lang{}
-	for _, l := range Languages {
-		out[l.Code] = &Lang{Code: l.Code, plain: plains[l.Code], plural: plurals[l.Code], printer: message.NewPrinter(l.tag, message.Catalog(b))}
-	}
-	return out, nil
+	return plain, plural, nil
 }
 
 // pluralForms are the forms an entry may give, in the order they are tried.

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -106,7 +107,8 @@ func TestFastPathAsPrinter(t *testing.T) {
 		{"%d of %d rows written (%d%%).", []any{5, 10, 50}}, {"Unknown key %d", []any{3}}, {"No verbs", []any{3}},
 		{"Import %d", []any{int64(42)}},
 	}
-	for _, l := range langs {
+	for _, lang := range Languages {
+		l := Get(lang.Code)
 		for _, c := range cases {
 			if got, want := l.T(c.key, c.args...), l.printer.Sprintf(c.key, c.args...); got != want {
 				t.Errorf("%s: T(%q, %v) = %q, the printer %q", l.Code, c.key, c.args, got, want)
@@ -147,5 +149,40 @@ func TestPatterns(t *testing.T) {
 		if format != c.format || ok != (c.format != "") || fmt.Sprint(args) != fmt.Sprint(c.args) {
 			t.Errorf("Match(%q) = %q %v %v, want %q %v", c.msg, format, args, ok, c.format, c.args)
 		}
+	}
+}
+
+// TestEveryCatalogueLoads: each language's file parses (a catalogue is
+// loaded on its first use, so a bad file would otherwise fail only where
+// a school shows that language), and Get gives each its own catalogue
+// and the default one for a code it does not know.
+func TestEveryCatalogueLoads(t *testing.T) {
+	for _, l := range Languages {
+		got, err := load(messageFS, l)
+		if err != nil {
+			t.Fatalf("%s: %v", l.Code, err)
+		}
+		if len(got.plain) == 0 || got.Code != l.Code {
+			t.Errorf("%s: %d entries, code %q", l.Code, len(got.plain), got.Code)
+		}
+		if Get(l.Code).Code != l.Code {
+			t.Errorf("Get(%q) is %q", l.Code, Get(l.Code).Code)
+		}
+	}
+	if Get("de").Code != Default || Get("").Code != Default {
+		t.Errorf("Get of an unknown code is not %q", Default)
+	}
+	bad := fstest.MapFS{
+		"messages/en.json": {Data: []byte(`{"%d students": {"one": "%d student", "other": "%d students"}}`)},
+		"messages/fr.json": {Data: []byte(`{"Students": {"one": "élève"}}`)},
+		"messages/sw.json": {Data: []byte(`{"Students": `)},
+	}
+	for _, l := range Languages[1:] {
+		if _, err := load(bad, l); err == nil {
+			t.Errorf("%s: a bad file loaded", l.Code)
+		}
+	}
+	if _, err := load(bad, Languages[0]); err != nil {
+		t.Errorf("en: %v", err)
 	}
 }
