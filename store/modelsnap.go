@@ -453,7 +453,7 @@ func (s *Store) readHead(ctx context.Context, tenantID string) (*snapHead, error
 		return nil, timeoutError("read the saved read model", err)
 	}
 	switch {
-	case head.Format != snapFormat:
+	case head.Format != snapFormat && head.Format != snapFormatPrev:
 		return &head, fmt.Errorf("%w: format %d", errSnapshotUnusable, head.Format)
 	case head.Schema != SchemaVersion: // made from documents of another schema (0: before schema 4)
 		return &head, fmt.Errorf("%w: schema %d, the documents are of schema %d", errSnapshotUnusable, head.Schema, SchemaVersion)
@@ -504,7 +504,11 @@ func (s *Store) readSnapshot(ctx context.Context, head snapHead, tenantID string
 	if sum := sha256.Sum256(blob); !bytes.Equal(sum[:], head.Sum) {
 		return nil, fmt.Errorf("%w: checksum does not match (torn)", errSnapshotUnusable)
 	}
-	sn, err := decodeSnapshot(blob, tenantID, head.Seq, s.opts.Now())
+	decode := decodeSnapshot
+	if head.Format == snapFormatPrev {
+		decode = decodeSnapshotPrev // modelsnap_v3.go
+	}
+	sn, err := decode(blob, tenantID, head.Seq, s.opts.Now())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errSnapshotUnusable, err)
 	}
@@ -515,8 +519,10 @@ func (s *Store) readSnapshot(ctx context.Context, head snapHead, tenantID string
 // or an error saying why it cannot be used (the caller then loads the
 // collection). A reload entry after the saved position that announces a
 // snapshot is waited for (up to snapWaitFor): its writer saves right
-// after journaling it.
-func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused string, err error) {
+// after journaling it. resave: it should be saved again (a long tail
+// replayed, or the format of the release before, whose generation
+// refused then names, for the save to replace).
+func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, resave bool, refused string, err error) {
 	defer func() {
 		if err != nil && refused == "" {
 			refused = "-" // none to replace, but unusable: save
@@ -524,31 +530,31 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 	}()
 	tenantID, err := s.TenantID(ctx)
 	if err != nil {
-		return nil, 0, "", err
+		return nil, false, "", err
 	}
 	if tenantID == "" {
-		return nil, 0, "", fmt.Errorf("%w: the database is not stamped with a tenant ID", errSnapshotUnusable)
+		return nil, false, "", fmt.Errorf("%w: the database is not stamped with a tenant ID", errSnapshotUnusable)
 	}
 	deadline := time.Now().Add(snapWaitFor)
 	for {
 		head, err := s.readHead(ctx, tenantID)
 		if err != nil {
 			if head != nil {
-				return nil, 0, head.Gen, err
+				return nil, false, head.Gen, err
 			}
-			return nil, 0, "", err
+			return nil, false, "", err
 		}
 		if head == nil {
-			return nil, 0, "", fmt.Errorf("%w: none saved", errSnapshotUnusable)
+			return nil, false, "", fmt.Errorf("%w: none saved", errSnapshotUnusable)
 		}
 		// The tail first: a head a bulk change follows is not read.
 		end, err := s.journalEnd(ctx, 0)
 		if err != nil {
-			return nil, 0, "", err
+			return nil, false, "", err
 		}
 		entries, err := s.journalTail(ctx, head.Seq, end)
 		if err != nil {
-			return nil, 0, head.Gen, err
+			return nil, false, head.Gen, err
 		}
 		if i := slices.IndexFunc(entries, func(e journalEntry) bool { return e.Kind != entryPut && e.Kind != entryDelete }); i >= 0 {
 			// A bulk change after it: a newer snapshot is coming, or not.
@@ -561,11 +567,11 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 				case <-t.C:
 				case <-ctx.Done():
 					t.Stop()
-					return nil, 0, "", timeoutError("wait for the saved read model", ctx.Err())
+					return nil, false, "", timeoutError("wait for the saved read model", ctx.Err())
 				}
 				continue
 			}
-			return nil, 0, head.Gen, fmt.Errorf("%w: a bulk change (journal entry %d) after it", errSnapshotUnusable, head.Seq+1+int64(i))
+			return nil, false, head.Gen, fmt.Errorf("%w: a bulk change (journal entry %d) after it", errSnapshotUnusable, head.Seq+1+int64(i))
 		}
 		restore := relaxGC()
 		sn, err := s.readSnapshot(ctx, *head, tenantID)
@@ -577,13 +583,18 @@ func (s *Store) loadSaved(ctx context.Context) (sn *snapshot, tail int, refused 
 					continue
 				}
 			}
-			return nil, 0, head.Gen, err
+			return nil, false, head.Gen, err
 		}
 		for _, e := range entries {
 			applyEntry(sn, e)
 		}
 		sn.saved, sn.seq = head.Seq, end
-		return sn, len(entries), "", nil
+		if head.Format != snapFormat {
+			// Saved by the release before: saved again in this format,
+			// replacing it at its position.
+			return sn, true, head.Gen, nil
+		}
+		return sn, len(entries) >= snapResaveTail, "", nil
 	}
 }
 

@@ -260,7 +260,7 @@ func TestSavedModelTornOrStaleRebuilt(t *testing.T) {
 			// and save afresh, making the saved model current again).
 			New(s.db, Options{ReadModel: ReadModelOn}).journal(t.Context(), journalEntry{Kind: entryReload}, nil)
 		}, "bulk change"},
-		{"of format 3 (every field, before the sealed form)", func(t *testing.T, s *Store, h snapHead) {
+		{"a head saying format 3 (the release before) over a payload of another", func(t *testing.T, s *Store, h snapHead) {
 			setHead(t, s, "format", 3)
 		}, "format 3"},
 		{"another format", func(t *testing.T, s *Store, h snapHead) {

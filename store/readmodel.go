@@ -559,12 +559,12 @@ func (s *Store) loadSnapshot(ctx context.Context) (sn *snapshot, save bool, refu
 	if s.beforeLoad != nil {
 		s.beforeLoad()
 	}
-	sn, tail, refused, serr := s.loadSaved(ctx)
+	sn, resave, refused, serr := s.loadSaved(ctx)
 	if s.afterLoadSaved != nil {
 		s.afterLoadSaved(serr)
 	}
 	if serr == nil {
-		return sn, tail >= snapResaveTail, "", nil
+		return sn, resave, refused, nil
 	}
 	if ctx.Err() != nil {
 		return nil, false, "", serr
