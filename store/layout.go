@@ -66,14 +66,20 @@ func (s *Store) recordLayout(ctx context.Context, tenantID, had string) error {
 // database stamped for tenantID whose stamp records this binary's layout
 // costs two look-ups (the stamp, and the schema version, which a newer
 // binary may have raised since) and no write. Any other database goes
-// through MigrateTenant.
-func (s *Store) StartTenant(ctx context.Context, tenantID string) (from, to int, err error) {
+// through MigrateTenant; an unstamped one only once unstamped, when not
+// nil, has let it (its error stops the start, nothing written).
+func (s *Store) StartTenant(ctx context.Context, tenantID string, unstamped func() error) (from, to int, err error) {
 	if tenantID == "" {
 		return 0, 0, errors.New("migrate: empty tenant ID")
 	}
 	doc, err := s.readStamp(ctx)
 	if err != nil {
 		return 0, 0, fmt.Errorf("migrate: %w", err)
+	}
+	if doc.TenantID == "" && unstamped != nil {
+		if err := unstamped(); err != nil {
+			return 0, 0, err
+		}
 	}
 	if doc.TenantID == tenantID && doc.Layout == s.migrationLayout(ctx) {
 		v, err := s.schemaVersion(ctx)

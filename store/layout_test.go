@@ -66,7 +66,7 @@ func TestStartTenant(t *testing.T) {
 			ctx := t.Context()
 			db := mongotest.Database(t)
 			first, _ := processStore(t, db)
-			if _, _, err := first.StartTenant(ctx, idA); err != nil {
+			if _, _, err := first.StartTenant(ctx, idA, nil); err != nil {
 				t.Fatalf("first start: %v", err)
 			}
 			stamp, err := first.readStamp(ctx)
@@ -79,7 +79,7 @@ func TestStartTenant(t *testing.T) {
 			before, _ := first.readStamp(ctx)
 
 			s, log := processStore(t, db)
-			from, to, err := s.StartTenant(ctx, c.tenant)
+			from, to, err := s.StartTenant(ctx, c.tenant, nil)
 			cmds := log.Take()
 			if !c.writes && mongotest.Writes(cmds) {
 				t.Errorf("the start wrote: %v", cmds)
@@ -107,7 +107,7 @@ func TestStartTenant(t *testing.T) {
 			}
 			// The next start is a current one again.
 			s2, log2 := processStore(t, db)
-			if _, _, err := s2.StartTenant(ctx, idA); err != nil {
+			if _, _, err := s2.StartTenant(ctx, idA, nil); err != nil {
 				t.Fatal(err)
 			}
 			if cmds := log2.Take(); len(cmds) > 3 {

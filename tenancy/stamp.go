@@ -86,14 +86,24 @@ func MigrateDatabase(ctx context.Context, uri string, t registry.Tenant, logger 
 		return err
 	}
 	defer st.Close(context.WithoutCancel(ctx))
-	return migrateStore(ctx, st, t, logger)
+	return migrateStore(ctx, st, t, nil, logger)
 }
 
 // migrateStore is MigrateDatabase on an open store: at a start, so a
 // database this binary has migrated before is not checked again
-// (store.StartTenant).
-func migrateStore(ctx context.Context, st *store.Store, t registry.Tenant, logger *slog.Logger) error {
-	from, to, err := st.StartTenant(ctx, t.ID)
+// (store.StartTenant); unstamped, when not nil, is asked before an
+// unstamped database is stamped.
+func migrateStore(ctx context.Context, st *store.Store, t registry.Tenant, unstamped func() error, logger *slog.Logger) error {
+	var refused error // unstamped's answer, returned as it is
+	from, to, err := st.StartTenant(ctx, t.ID, func() error {
+		if unstamped != nil {
+			refused = unstamped()
+		}
+		return refused
+	})
+	if refused != nil {
+		return refused
+	}
 	if errors.Is(err, store.ErrRegNoConflicts) {
 		// Migrated except for one index: serve, and say what to do.
 		logger.Warn("tenant database migrated, but registration numbers differ only in case; serving anyway: resolve them, then run `campus manage "+t.Name+" migrate`",
@@ -177,17 +187,16 @@ func checkServed(ctx context.Context, st *store.Store, t registry.Tenant, migrat
 	// stamped, before the school is active. An empty one is a school
 	// purged while this app was starting (its record read just before):
 	// stamping it would bring the purged school's database back, stamped,
-	// in the way of its restore. A stamped database is not empty.
-	if id, err := st.TenantID(ctx); err != nil {
-		return err
-	} else if id == "" {
+	// in the way of its restore. A stamped database is not empty, so only
+	// an unstamped one is looked at. The migration refuses a database
+	// stamped for another tenant, and leaves the database at this
+	// binary's schema.
+	return migrateStore(ctx, st, t, func() error {
 		if empty, err := st.Empty(ctx); err != nil {
 			return err
 		} else if empty {
 			return &NoDatabaseError{Tenant: t}
 		}
-	}
-	// The migration refuses a database stamped for another tenant, and
-	// leaves the database at this binary's schema.
-	return migrateStore(ctx, st, t, logger)
+		return nil
+	}, logger)
 }
