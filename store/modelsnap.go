@@ -193,17 +193,15 @@ func (r *snapReader) str() []byte {
 	return s
 }
 
-// decodeSnapshot builds a sealed snapshot from a payload, checking that
-// it is tenantID's at seq and consistent (every order a permutation,
-// every block and record readable: checkSealed). What the model keeps is
-// copied out of the payload, which is not kept.
-func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (*snapshot, error) {
+// readPayloadHead checks that payload is a saved read model of format,
+// tenantID's, at journal position seq, and returns a reader past that.
+func readPayloadHead(payload []byte, format uint64, tenantID string, seq int64) (*snapReader, error) {
 	r := &snapReader{all: payload}
 	if !bytes.HasPrefix(payload, []byte(snapMagic)) {
 		return nil, errors.New("not a saved read model")
 	}
 	r.off = len(snapMagic)
-	if f := r.uvarint(); f != snapFormat {
+	if f := r.uvarint(); f != format {
 		return nil, fmt.Errorf("format %d", f)
 	}
 	if got := r.str(); string(got) != tenantID {
@@ -211,6 +209,18 @@ func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (
 	}
 	if got := r.varint(); got != seq {
 		return nil, fmt.Errorf("payload at journal position %d, head says %d", got, seq)
+	}
+	return r, nil
+}
+
+// decodeSnapshot builds a sealed snapshot from a payload, checking that
+// it is tenantID's at seq and consistent (every order a permutation,
+// every block and record readable: checkSealed). What the model keeps is
+// copied out of the payload, which is not kept.
+func decodeSnapshot(payload []byte, tenantID string, seq int64, now time.Time) (*snapshot, error) {
+	r, err := readPayloadHead(payload, snapFormat, tenantID, seq)
+	if err != nil {
+		return nil, err
 	}
 	n := r.size(len(payload))
 	// Blocks decompress to at most the sizes said here, and these are

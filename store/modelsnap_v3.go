@@ -46,19 +46,9 @@ func decodeSnapshotPrev(blob []byte, tenantID string, seq int64, now time.Time) 
 var prevZeroNanos = time.Time{}.UnixNano()
 
 func decodePrevPayload(payload []byte, tenantID string, seq int64, now time.Time) (*snapshot, error) {
-	r := &snapReader{all: payload}
-	if !bytes.HasPrefix(payload, []byte(snapMagic)) {
-		return nil, errors.New("not a saved read model")
-	}
-	r.off = len(snapMagic)
-	if f := r.uvarint(); f != snapFormatPrev {
-		return nil, fmt.Errorf("format %d", f)
-	}
-	if got := r.str(); string(got) != tenantID {
-		return nil, fmt.Errorf("payload of tenant ID %q", got)
-	}
-	if got := r.varint(); got != seq {
-		return nil, fmt.Errorf("payload at journal position %d, head says %d", got, seq)
+	r, err := readPayloadHead(payload, snapFormatPrev, tenantID, seq)
+	if err != nil {
+		return nil, err
 	}
 	n := r.uvarint()
 	if r.err != nil || n > uint64(len(payload)) {
